@@ -1,0 +1,464 @@
+//! Actions and plans: the typed changes rectify may make, and the lists scripts decide on.
+//!
+//! An [`Action`] is the only way rectify changes AWS. Each kind is named after the API call it
+//! makes (which is also the IAM permission it needs), is idempotent (applying it to a resource
+//! where the work is already done succeeds), and has an inverse computed from the resource's
+//! before-state, so that a fix can be undone exactly.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+/// One typed, idempotent change to AWS.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", deny_unknown_fields)]
+pub enum Action {
+    /// Sets all four flags of a bucket's Public Access Block.
+    #[serde(rename = "s3:PutPublicAccessBlock")]
+    PutPublicAccessBlock {
+        bucket: String,
+        block_public_acls: bool,
+        ignore_public_acls: bool,
+        block_public_policy: bool,
+        restrict_public_buckets: bool,
+    },
+    /// Removes a bucket's Public Access Block (the inverse of a first put).
+    #[serde(rename = "s3:DeletePublicAccessBlock")]
+    DeletePublicAccessBlock { bucket: String },
+    /// Revokes one ingress rule of a security group, by its rule id.
+    #[serde(rename = "ec2:RevokeSecurityGroupIngress")]
+    RevokeSecurityGroupIngress { group_id: String, rule_id: String },
+    /// Authorizes one CIDR ingress rule (the inverse of a revoke).
+    #[serde(rename = "ec2:AuthorizeSecurityGroupIngress")]
+    AuthorizeSecurityGroupIngress {
+        group_id: String,
+        protocol: String,
+        from_port: i32,
+        to_port: i32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cidr_ipv4: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cidr_ipv6: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        description: Option<String>,
+    },
+    /// Sets an access key `Active` or `Inactive`; keys are never deleted.
+    #[serde(rename = "iam:UpdateAccessKey")]
+    UpdateAccessKey {
+        user_name: String,
+        access_key_id: String,
+        status: KeyStatus,
+    },
+    /// Replaces a VPC endpoint's policy document.
+    #[serde(rename = "ec2:ModifyVpcEndpoint")]
+    ModifyVpcEndpointPolicy {
+        vpc_endpoint_id: String,
+        policy_document: String,
+    },
+}
+
+/// The status of an IAM access key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KeyStatus {
+    Active,
+    Inactive,
+}
+
+impl KeyStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyStatus::Active => "Active",
+            KeyStatus::Inactive => "Inactive",
+        }
+    }
+}
+
+/// Every action kind, with the IAM permission its call needs and what it does.
+pub const ACTION_KINDS: &[(&str, &str, &str)] = &[
+    (
+        "s3:PutPublicAccessBlock",
+        "s3:PutBucketPublicAccessBlock",
+        "set a bucket's Public Access Block flags",
+    ),
+    (
+        "s3:DeletePublicAccessBlock",
+        "s3:PutBucketPublicAccessBlock",
+        "remove a bucket's Public Access Block",
+    ),
+    (
+        "ec2:RevokeSecurityGroupIngress",
+        "ec2:RevokeSecurityGroupIngress",
+        "revoke one ingress rule by its rule id",
+    ),
+    (
+        "ec2:AuthorizeSecurityGroupIngress",
+        "ec2:AuthorizeSecurityGroupIngress",
+        "authorize one CIDR ingress rule",
+    ),
+    (
+        "iam:UpdateAccessKey",
+        "iam:UpdateAccessKey",
+        "set an access key Active or Inactive",
+    ),
+    (
+        "ec2:ModifyVpcEndpoint",
+        "ec2:ModifyVpcEndpoint",
+        "replace a VPC endpoint's policy document",
+    ),
+];
+
+/// Why an inverse could not be computed.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot compute the inverse of {kind}: {reason}")]
+pub struct InverseError {
+    kind: &'static str,
+    reason: String,
+}
+
+impl Action {
+    /// The action's kind as scripts and manifests name it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Action::PutPublicAccessBlock { .. } => "s3:PutPublicAccessBlock",
+            Action::DeletePublicAccessBlock { .. } => "s3:DeletePublicAccessBlock",
+            Action::RevokeSecurityGroupIngress { .. } => "ec2:RevokeSecurityGroupIngress",
+            Action::AuthorizeSecurityGroupIngress { .. } => "ec2:AuthorizeSecurityGroupIngress",
+            Action::UpdateAccessKey { .. } => "iam:UpdateAccessKey",
+            Action::ModifyVpcEndpointPolicy { .. } => "ec2:ModifyVpcEndpoint",
+        }
+    }
+
+    /// One line a person reads, as a plan prints it.
+    pub fn summary(&self) -> String {
+        match self {
+            Action::PutPublicAccessBlock {
+                bucket,
+                block_public_acls,
+                ignore_public_acls,
+                block_public_policy,
+                restrict_public_buckets,
+            } => format!(
+                "s3 bucket {bucket}: public access block = BlockPublicAcls:{block_public_acls} IgnorePublicAcls:{ignore_public_acls} BlockPublicPolicy:{block_public_policy} RestrictPublicBuckets:{restrict_public_buckets}"
+            ),
+            Action::DeletePublicAccessBlock { bucket } => {
+                format!("s3 bucket {bucket}: delete public access block")
+            }
+            Action::RevokeSecurityGroupIngress { group_id, rule_id } => {
+                format!("security group {group_id}: revoke ingress rule {rule_id}")
+            }
+            Action::AuthorizeSecurityGroupIngress {
+                group_id,
+                protocol,
+                from_port,
+                to_port,
+                cidr_ipv4,
+                cidr_ipv6,
+                ..
+            } => format!(
+                "security group {group_id}: authorize ingress {protocol} {from_port}-{to_port} from {}",
+                cidr_ipv4.as_deref().or(cidr_ipv6.as_deref()).unwrap_or("?")
+            ),
+            Action::UpdateAccessKey {
+                user_name,
+                access_key_id,
+                status,
+            } => format!(
+                "iam user {user_name}: set access key {access_key_id} {}",
+                status.as_str()
+            ),
+            Action::ModifyVpcEndpointPolicy {
+                vpc_endpoint_id, ..
+            } => format!("vpc endpoint {vpc_endpoint_id}: replace policy document"),
+        }
+    }
+
+    /// The action that puts back what this one changes, computed from the resource as it was
+    /// observed before (the observer's JSON shape, see `cloud`).
+    pub fn inverse(&self, before: &Value) -> Result<Action, InverseError> {
+        let fail = |reason: &str| InverseError {
+            kind: self.kind(),
+            reason: reason.to_string(),
+        };
+        match self {
+            Action::PutPublicAccessBlock { bucket, .. } | Action::DeletePublicAccessBlock { bucket } => {
+                match before.get("public_access_block") {
+                    Some(Value::Object(pab)) => {
+                        let flag = |k: &str| pab.get(k).and_then(Value::as_bool).unwrap_or(false);
+                        Ok(Action::PutPublicAccessBlock {
+                            bucket: bucket.clone(),
+                            block_public_acls: flag("block_public_acls"),
+                            ignore_public_acls: flag("ignore_public_acls"),
+                            block_public_policy: flag("block_public_policy"),
+                            restrict_public_buckets: flag("restrict_public_buckets"),
+                        })
+                    }
+                    _ => Ok(Action::DeletePublicAccessBlock {
+                        bucket: bucket.clone(),
+                    }),
+                }
+            }
+            Action::RevokeSecurityGroupIngress { group_id, rule_id } => {
+                let rule = before
+                    .get("ingress_rules")
+                    .and_then(Value::as_array)
+                    .and_then(|rules| {
+                        rules
+                            .iter()
+                            .find(|r| r.get("rule_id").and_then(Value::as_str) == Some(rule_id))
+                    })
+                    .ok_or_else(|| fail("the rule is not in the before-state"))?;
+                let text = |k: &str| rule.get(k).and_then(Value::as_str).map(str::to_string);
+                let port = |k: &str| {
+                    rule.get(k)
+                        .and_then(Value::as_i64)
+                        .and_then(|p| i32::try_from(p).ok())
+                        .unwrap_or(-1)
+                };
+                Ok(Action::AuthorizeSecurityGroupIngress {
+                    group_id: group_id.clone(),
+                    protocol: text("protocol").ok_or_else(|| fail("the rule has no protocol"))?,
+                    from_port: port("from_port"),
+                    to_port: port("to_port"),
+                    cidr_ipv4: text("cidr_ipv4"),
+                    cidr_ipv6: text("cidr_ipv6"),
+                    description: text("description"),
+                })
+            }
+            Action::AuthorizeSecurityGroupIngress { .. } => {
+                Err(fail("an authorized rule gets its id from AWS; revoke it by that id"))
+            }
+            Action::UpdateAccessKey {
+                user_name,
+                access_key_id,
+                ..
+            } => {
+                let status = before
+                    .get("access_keys")
+                    .and_then(Value::as_array)
+                    .and_then(|keys| {
+                        keys.iter().find(|k| {
+                            k.get("access_key_id").and_then(Value::as_str) == Some(access_key_id)
+                        })
+                    })
+                    .and_then(|k| k.get("status").and_then(Value::as_str))
+                    .ok_or_else(|| fail("the key is not in the before-state"))?;
+                Ok(Action::UpdateAccessKey {
+                    user_name: user_name.clone(),
+                    access_key_id: access_key_id.clone(),
+                    status: if status == "Active" {
+                        KeyStatus::Active
+                    } else {
+                        KeyStatus::Inactive
+                    },
+                })
+            }
+            Action::ModifyVpcEndpointPolicy {
+                vpc_endpoint_id, ..
+            } => {
+                let doc = before
+                    .get("policy_document")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| fail("the endpoint had no policy document"))?;
+                Ok(Action::ModifyVpcEndpointPolicy {
+                    vpc_endpoint_id: vpc_endpoint_id.clone(),
+                    policy_document: doc.to_string(),
+                })
+            }
+        }
+    }
+}
+
+/// What a script decided: the actions to take (none when compliant) and, when it chose not to
+/// act on a non-compliant resource, why.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    pub actions: Vec<Action>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        self.actions.is_empty()
+    }
+
+    /// The sha256 of the plan's canonical JSON; an approval names the hash it approves.
+    pub fn hash(&self) -> String {
+        let canonical = canonical_json(&serde_json::to_value(&self.actions).unwrap_or(Value::Null));
+        hex(&Sha256::digest(canonical.as_bytes()))
+    }
+}
+
+/// JSON with object keys sorted and no insignificant white space, so equal values hash equally.
+pub fn canonical_json(value: &Value) -> String {
+    serde_json::to_string(&canonical_value(value)).unwrap_or_default()
+}
+
+/// The value with object keys sorted at every depth.
+pub fn canonical_value(v: &Value) -> Value {
+    match v {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            let mut out = serde_json::Map::new();
+            for k in keys {
+                out.insert(k.clone(), canonical_value(&map[k]));
+            }
+            Value::Object(out)
+        }
+        Value::Array(items) => Value::Array(items.iter().map(canonical_value).collect()),
+        other => other.clone(),
+    }
+}
+
+/// Lower-case hex of a byte string.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// sha256 of text, as lower-case hex.
+pub fn sha256_hex(text: &str) -> String {
+    hex(&Sha256::digest(text.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn actions_round_trip_through_json_with_their_kind() {
+        let a: Action = serde_json::from_value(json!({
+            "kind": "ec2:RevokeSecurityGroupIngress", "group_id": "sg-1", "rule_id": "sgr-1"
+        }))
+        .unwrap();
+        assert_eq!(a.kind(), "ec2:RevokeSecurityGroupIngress");
+        assert_eq!(serde_json::to_value(&a).unwrap()["kind"], "ec2:RevokeSecurityGroupIngress");
+        let unknown = serde_json::from_value::<Action>(json!({"kind": "iam:DeleteUser", "user_name": "x"}));
+        assert!(unknown.is_err());
+        let extra = serde_json::from_value::<Action>(json!({
+            "kind": "ec2:RevokeSecurityGroupIngress", "group_id": "sg-1", "rule_id": "sgr-1", "cidr": "x"
+        }));
+        assert!(extra.is_err(), "unknown fields are refused");
+    }
+
+    #[test]
+    fn every_kind_is_listed() {
+        for kind in [
+            Action::DeletePublicAccessBlock { bucket: "b".into() }.kind(),
+            Action::UpdateAccessKey {
+                user_name: "u".into(),
+                access_key_id: "k".into(),
+                status: KeyStatus::Inactive,
+            }
+            .kind(),
+        ] {
+            assert!(ACTION_KINDS.iter().any(|(k, _, _)| *k == kind));
+        }
+    }
+
+    #[test]
+    fn inverse_of_public_access_block() {
+        let put = Action::PutPublicAccessBlock {
+            bucket: "b".into(),
+            block_public_acls: true,
+            ignore_public_acls: true,
+            block_public_policy: true,
+            restrict_public_buckets: true,
+        };
+        assert_eq!(
+            put.inverse(&json!({"public_access_block": null})).unwrap(),
+            Action::DeletePublicAccessBlock { bucket: "b".into() }
+        );
+        let back = put
+            .inverse(&json!({"public_access_block": {"block_public_acls": true, "ignore_public_acls": false,
+                "block_public_policy": false, "restrict_public_buckets": true}}))
+            .unwrap();
+        assert_eq!(
+            back,
+            Action::PutPublicAccessBlock {
+                bucket: "b".into(),
+                block_public_acls: true,
+                ignore_public_acls: false,
+                block_public_policy: false,
+                restrict_public_buckets: true,
+            }
+        );
+    }
+
+    #[test]
+    fn inverse_of_revoke_reauthorizes_the_same_rule() {
+        let before = json!({"ingress_rules": [
+            {"rule_id": "sgr-1", "protocol": "tcp", "from_port": 22, "to_port": 22,
+             "cidr_ipv4": "0.0.0.0/0", "cidr_ipv6": null, "description": "ops"}
+        ]});
+        let revoke = Action::RevokeSecurityGroupIngress {
+            group_id: "sg-1".into(),
+            rule_id: "sgr-1".into(),
+        };
+        assert_eq!(
+            revoke.inverse(&before).unwrap(),
+            Action::AuthorizeSecurityGroupIngress {
+                group_id: "sg-1".into(),
+                protocol: "tcp".into(),
+                from_port: 22,
+                to_port: 22,
+                cidr_ipv4: Some("0.0.0.0/0".into()),
+                cidr_ipv6: None,
+                description: Some("ops".into()),
+            }
+        );
+        let missing = Action::RevokeSecurityGroupIngress {
+            group_id: "sg-1".into(),
+            rule_id: "sgr-9".into(),
+        };
+        assert!(missing.inverse(&before).is_err());
+    }
+
+    #[test]
+    fn inverse_of_key_and_policy() {
+        let before = json!({"access_keys": [{"access_key_id": "AKIA1", "status": "Active"}],
+                            "policy_document": "{\"Statement\": []}"});
+        let deactivate = Action::UpdateAccessKey {
+            user_name: "u".into(),
+            access_key_id: "AKIA1".into(),
+            status: KeyStatus::Inactive,
+        };
+        assert!(matches!(
+            deactivate.inverse(&before).unwrap(),
+            Action::UpdateAccessKey { status: KeyStatus::Active, .. }
+        ));
+        let policy = Action::ModifyVpcEndpointPolicy {
+            vpc_endpoint_id: "vpce-1".into(),
+            policy_document: "{}".into(),
+        };
+        match policy.inverse(&before).unwrap() {
+            Action::ModifyVpcEndpointPolicy { policy_document, .. } => {
+                assert_eq!(policy_document, "{\"Statement\": []}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn plan_hash_is_stable_and_order_sensitive() {
+        let a = Action::DeletePublicAccessBlock { bucket: "a".into() };
+        let b = Action::DeletePublicAccessBlock { bucket: "b".into() };
+        let p1 = Plan { actions: vec![a.clone(), b.clone()], reason: None };
+        let p2 = Plan { actions: vec![a.clone(), b.clone()], reason: Some("x".into()) };
+        let p3 = Plan { actions: vec![b, a], reason: None };
+        assert_eq!(p1.hash(), p2.hash());
+        assert_ne!(p1.hash(), p3.hash());
+        assert_eq!(p1.hash().len(), 64);
+    }
+
+    #[test]
+    fn canonical_json_sorts_keys_at_every_depth() {
+        let v = json!({"b": 1, "a": {"d": [ {"z": 1, "y": 2} ], "c": null}});
+        assert_eq!(canonical_json(&v), r#"{"a":{"c":null,"d":[{"y":2,"z":1}]},"b":1}"#);
+    }
+}

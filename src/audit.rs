@@ -1,0 +1,312 @@
+//! The audit trail: one record per decision, canonical JSON, hash-chained.
+//!
+//! Each writer (a worker process, or one CLI command) appends to its own chain: records carry a
+//! sequence number and the hash of their predecessor, and a record's hash covers both, so a
+//! record changed, removed, inserted or reordered breaks the chain. Chains per writer let several
+//! workers write at once without a shared head to contend for; `verify` walks every chain.
+//! Conditional writes on (chain, seq) make a chain impossible to fork silently.
+
+use std::collections::{BTreeMap, HashMap};
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::sync::Mutex;
+
+use crate::action::{Plan, canonical_json, sha256_hex};
+use crate::cloud::classify;
+use crate::state::{StateError, now_text};
+
+/// The hash a chain's first record names as its predecessor.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// One audit record.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    pub id: String,
+    pub chain: String,
+    pub seq: u64,
+    pub prev_hash: String,
+    pub time: String,
+    /// What was decided about: `job`, `poison` or `settings`.
+    pub kind: String,
+    pub job_id: Option<String>,
+    pub event_id: Option<String>,
+    pub account: Option<String>,
+    pub region: Option<String>,
+    pub resource_type: Option<String>,
+    pub resource_id: Option<String>,
+    pub remediation: Option<String>,
+    pub rule: Option<String>,
+    pub script_sha256: Option<String>,
+    pub mode: Option<String>,
+    pub before: Option<Value>,
+    pub plan: Option<Plan>,
+    pub after: Option<Value>,
+    pub outcome: String,
+    pub reason: Option<String>,
+    /// Who asked for it: the operator for settings, `worker` for the worker's own decisions.
+    pub actor: Option<String>,
+    pub error: Option<String>,
+    #[serde(default)]
+    pub hash: String,
+}
+
+impl Record {
+    /// sha256 over the canonical JSON of every field but `hash`.
+    pub fn compute_hash(&self) -> String {
+        let mut v = serde_json::to_value(self).unwrap_or(Value::Null);
+        if let Value::Object(map) = &mut v {
+            map.remove("hash");
+        }
+        sha256_hex(&canonical_json(&v))
+    }
+
+    fn canonical(&self) -> String {
+        canonical_json(&serde_json::to_value(self).unwrap_or(Value::Null))
+    }
+}
+
+/// Appends records to this writer's chain.
+pub struct AuditWriter {
+    ddb: Client,
+    table: String,
+    chain: String,
+    head: Mutex<(u64, String)>,
+}
+
+impl AuditWriter {
+    /// A new chain for this process.
+    pub fn new(ddb: Client, table: String) -> AuditWriter {
+        let chain = format!("w-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        AuditWriter {
+            ddb,
+            table,
+            chain,
+            head: Mutex::new((0, GENESIS.to_string())),
+        }
+    }
+
+    pub fn chain(&self) -> &str {
+        &self.chain
+    }
+
+    /// Appends a record (its id, chain, sequence, time and hashes are filled in here).
+    pub async fn append(&self, mut record: Record) -> Result<Record, StateError> {
+        let mut head = self.head.lock().await;
+        record.chain = self.chain.clone();
+        record.seq = head.0 + 1;
+        record.prev_hash = head.1.clone();
+        record.id = format!("{}-{:08}", self.chain, record.seq);
+        record.time = now_text();
+        record.hash = record.compute_hash();
+        let text = |v: &Option<String>| AttributeValue::S(v.clone().unwrap_or_default());
+        let item = HashMap::from([
+            ("chain".to_string(), AttributeValue::S(record.chain.clone())),
+            ("seq".to_string(), AttributeValue::N(record.seq.to_string())),
+            ("id".to_string(), AttributeValue::S(record.id.clone())),
+            ("time".to_string(), AttributeValue::S(record.time.clone())),
+            ("job_id".to_string(), text(&record.job_id)),
+            ("resource_id".to_string(), text(&record.resource_id)),
+            ("remediation".to_string(), text(&record.remediation)),
+            ("outcome".to_string(), AttributeValue::S(record.outcome.clone())),
+            ("hash".to_string(), AttributeValue::S(record.hash.clone())),
+            ("record".to_string(), AttributeValue::S(record.canonical())),
+        ]);
+        let result = self
+            .ddb
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(#s)")
+            .expression_attribute_names("#s", "seq")
+            .send()
+            .await;
+        if let Err(e) = result {
+            let e = classify("dynamodb:PutItem", e);
+            if e.code() != Some("ConditionalCheckFailedException") {
+                return Err(e.into());
+            }
+            // An earlier attempt of this very write may have landed before its answer was lost.
+            if self.stored_hash(record.seq).await?.as_deref() != Some(record.hash.as_str()) {
+                return Err(StateError::Corrupt(format!(
+                    "audit chain {} already has a different record {}",
+                    self.chain, record.seq
+                )));
+            }
+        }
+        *head = (record.seq, record.hash.clone());
+        Ok(record)
+    }
+
+    async fn stored_hash(&self, seq: u64) -> Result<Option<String>, StateError> {
+        let out = self
+            .ddb
+            .get_item()
+            .table_name(&self.table)
+            .key("chain", AttributeValue::S(self.chain.clone()))
+            .key("seq", AttributeValue::N(seq.to_string()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify("dynamodb:GetItem", e))?;
+        Ok(out
+            .item()
+            .and_then(|i| i.get("hash"))
+            .and_then(|v| v.as_s().ok())
+            .cloned())
+    }
+}
+
+/// A stored record and the hash attribute stored beside it.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub record: Record,
+    pub chain: String,
+    pub seq: u64,
+    pub stored_hash: String,
+}
+
+/// Reads the whole trail.
+pub async fn read_all(ddb: &Client, table: &str) -> Result<Vec<Stored>, StateError> {
+    let mut out_records = Vec::new();
+    let mut start = None;
+    loop {
+        let out = ddb
+            .scan()
+            .table_name(table)
+            .consistent_read(true)
+            .set_exclusive_start_key(start.take())
+            .send()
+            .await
+            .map_err(|e| classify("dynamodb:Scan", e))?;
+        for item in out.items() {
+            let get = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+            let seq = item
+                .get("seq")
+                .and_then(|v| v.as_n().ok())
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            let record: Record = serde_json::from_str(&get("record")).unwrap_or_else(|e| Record {
+                id: get("id"),
+                outcome: format!("unreadable record: {e}"),
+                ..Record::default()
+            });
+            out_records.push(Stored {
+                record,
+                chain: get("chain"),
+                seq,
+                stored_hash: get("hash"),
+            });
+        }
+        match out.last_evaluated_key() {
+            Some(k) if !k.is_empty() => start = Some(k.clone()),
+            _ => break,
+        }
+    }
+    out_records.sort_by(|a, b| {
+        a.record
+            .time
+            .cmp(&b.record.time)
+            .then(a.chain.cmp(&b.chain))
+            .then(a.seq.cmp(&b.seq))
+    });
+    Ok(out_records)
+}
+
+/// One thing wrong with the trail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    pub record: String,
+    pub what: String,
+}
+
+/// Checks every chain: sequence numbers from 1 without gaps, each record naming its
+/// predecessor's hash, each hash matching its record's content and key.
+pub fn verify(records: &[Stored]) -> Vec<Problem> {
+    let mut chains: BTreeMap<&str, Vec<&Stored>> = BTreeMap::new();
+    for r in records {
+        chains.entry(&r.chain).or_default().push(r);
+    }
+    let mut problems = Vec::new();
+    for (chain, mut items) in chains {
+        items.sort_by_key(|r| r.seq);
+        let mut expected_seq = 1;
+        let mut prev_hash = GENESIS.to_string();
+        for s in items {
+            let r = &s.record;
+            let name = format!("{chain}-{:08}", s.seq);
+            let mut problem = |what: String| problems.push(Problem { record: name.clone(), what });
+            if s.seq != expected_seq {
+                problem(format!(
+                    "sequence {} where {expected_seq} was expected: records removed or inserted before it",
+                    s.seq
+                ));
+            }
+            if r.chain != chain || r.seq != s.seq || r.id != name {
+                problem("stored under a key its content does not name: moved or forged".into());
+            }
+            let computed = r.compute_hash();
+            if computed != r.hash || r.hash != s.stored_hash {
+                problem("content does not match its hash: the record was edited".into());
+            }
+            if r.prev_hash != prev_hash {
+                problem("does not name its predecessor's hash: a record before it was changed, removed or reordered".into());
+            }
+            expected_seq = s.seq + 1;
+            prev_hash = r.hash.clone();
+        }
+    }
+    problems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chain(n: u64) -> Vec<Stored> {
+        let mut prev = GENESIS.to_string();
+        (1..=n)
+            .map(|seq| {
+                let mut r = Record {
+                    id: format!("w-a-{seq:08}"),
+                    chain: "w-a".into(),
+                    seq,
+                    prev_hash: prev.clone(),
+                    time: format!("2026-11-22T00:00:{seq:02}Z"),
+                    kind: "job".into(),
+                    outcome: "applied".into(),
+                    ..Record::default()
+                };
+                r.hash = r.compute_hash();
+                prev = r.hash.clone();
+                Stored { chain: "w-a".into(), seq, stored_hash: r.hash.clone(), record: r }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_clean_chain_verifies() {
+        assert!(verify(&chain(5)).is_empty());
+    }
+
+    #[test]
+    fn tampering_is_named() {
+        let mut edited = chain(4);
+        edited[1].record.outcome = "no-op".into();
+        let p = verify(&edited);
+        assert!(p.iter().any(|p| p.record == "w-a-00000002" && p.what.contains("edited")), "{p:?}");
+
+        let mut removed = chain(4);
+        removed.remove(2);
+        let p = verify(&removed);
+        assert!(p.iter().any(|p| p.record == "w-a-00000004"), "{p:?}");
+
+        let mut swapped = chain(4);
+        let (a, b) = (swapped[1].record.clone(), swapped[2].record.clone());
+        swapped[1].record = b;
+        swapped[2].record = a;
+        assert!(!verify(&swapped).is_empty());
+    }
+}

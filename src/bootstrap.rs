@@ -1,0 +1,193 @@
+//! `rectify bootstrap`: creates the queue, its DLQ and the tables, or finds them. Idempotent.
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+};
+use aws_sdk_sqs::types::QueueAttributeName;
+
+use crate::cloud::{CloudError, classify};
+use crate::state::Names;
+
+/// Receives before SQS moves a message to the DLQ.
+pub const MAX_RECEIVE_COUNT: u32 = 5;
+/// How long the DLQ keeps a message: 14 days, SQS's maximum.
+pub const DLQ_RETENTION_SECONDS: u32 = 14 * 24 * 3600;
+
+/// One thing bootstrap made or found.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Made {
+    pub kind: &'static str,
+    pub name: String,
+    /// `created`, `found` or `updated`.
+    pub state: &'static str,
+    pub detail: String,
+}
+
+/// Creates (or finds) the DLQ, the queue with its redrive policy, and the three tables.
+pub async fn bootstrap(
+    sqs: &aws_sdk_sqs::Client,
+    ddb: &aws_sdk_dynamodb::Client,
+    names: &Names,
+    visibility_timeout: u32,
+) -> Result<Vec<Made>, CloudError> {
+    let mut made = Vec::new();
+    let (dlq_url, state) = ensure_queue(
+        sqs,
+        &names.dlq,
+        &[(QueueAttributeName::MessageRetentionPeriod, DLQ_RETENTION_SECONDS.to_string())],
+    )
+    .await?;
+    made.push(Made {
+        kind: "dlq",
+        name: names.dlq.clone(),
+        state,
+        detail: "retention 14 days".into(),
+    });
+    let dlq_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&dlq_url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .map_err(|e| classify("sqs:GetQueueAttributes", e))?
+        .attributes()
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+        .ok_or_else(|| CloudError::Unsupported(format!("{} has no ARN", names.dlq)))?;
+    let redrive = serde_json::json!({
+        "deadLetterTargetArn": dlq_arn,
+        "maxReceiveCount": MAX_RECEIVE_COUNT.to_string(),
+    })
+    .to_string();
+    let (_, state) = ensure_queue(
+        sqs,
+        &names.queue,
+        &[
+            (QueueAttributeName::VisibilityTimeout, visibility_timeout.to_string()),
+            (QueueAttributeName::RedrivePolicy, redrive),
+        ],
+    )
+    .await?;
+    made.push(Made {
+        kind: "queue",
+        name: names.queue.clone(),
+        state,
+        detail: format!(
+            "visibility {visibility_timeout} s, to the DLQ after {MAX_RECEIVE_COUNT} receives"
+        ),
+    });
+    for (table, pk, sk) in [
+        (&names.settings, "remediation", Some(("scope", ScalarAttributeType::S))),
+        (&names.jobs, "id", None),
+        (&names.audit, "chain", Some(("seq", ScalarAttributeType::N))),
+    ] {
+        let detail = match &sk {
+            Some((sk, _)) => format!("key {pk} + {sk}, on demand"),
+            None => format!("key {pk}, on demand"),
+        };
+        let state = ensure_table(ddb, table, pk, sk).await?;
+        made.push(Made {
+            kind: "table",
+            name: table.clone(),
+            state,
+            detail,
+        });
+    }
+    Ok(made)
+}
+
+async fn ensure_queue(
+    sqs: &aws_sdk_sqs::Client,
+    name: &str,
+    attributes: &[(QueueAttributeName, String)],
+) -> Result<(String, &'static str), CloudError> {
+    if let Ok(out) = sqs.get_queue_url().queue_name(name).send().await {
+        let url = out.queue_url().unwrap_or_default().to_string();
+        let current = sqs
+            .get_queue_attributes()
+            .queue_url(&url)
+            .attribute_names(QueueAttributeName::All)
+            .send()
+            .await
+            .map_err(|e| classify("sqs:GetQueueAttributes", e))?;
+        let current = current.attributes().cloned().unwrap_or_default();
+        let differs = attributes.iter().any(|(k, v)| {
+            let have = current.get(k).map(String::as_str).unwrap_or("");
+            match k {
+                // Compare the redrive policy by meaning, not by its JSON spelling.
+                QueueAttributeName::RedrivePolicy => {
+                    serde_json::from_str::<serde_json::Value>(have).ok()
+                        != serde_json::from_str::<serde_json::Value>(v).ok()
+                }
+                _ => have != v,
+            }
+        });
+        if !differs {
+            return Ok((url, "found"));
+        }
+        sqs.set_queue_attributes()
+            .queue_url(&url)
+            .set_attributes(Some(attributes.iter().cloned().collect()))
+            .send()
+            .await
+            .map_err(|e| classify("sqs:SetQueueAttributes", e))?;
+        return Ok((url, "updated"));
+    }
+    let out = sqs
+        .create_queue()
+        .queue_name(name)
+        .set_attributes(Some(attributes.iter().cloned().collect()))
+        .send()
+        .await
+        .map_err(|e| classify("sqs:CreateQueue", e))?;
+    Ok((out.queue_url().unwrap_or_default().to_string(), "created"))
+}
+
+async fn ensure_table(
+    ddb: &aws_sdk_dynamodb::Client,
+    name: &str,
+    pk: &str,
+    sk: Option<(&str, ScalarAttributeType)>,
+) -> Result<&'static str, CloudError> {
+    match ddb.describe_table().table_name(name).send().await {
+        Ok(_) => return Ok("found"),
+        Err(e) => {
+            let e = classify("dynamodb:DescribeTable", e);
+            if e.code() != Some("ResourceNotFoundException") {
+                return Err(e);
+            }
+        }
+    }
+    let attr = |n: &str, t: ScalarAttributeType| {
+        AttributeDefinition::builder()
+            .attribute_name(n)
+            .attribute_type(t)
+            .build()
+            .map_err(|e| CloudError::Unsupported(e.to_string()))
+    };
+    let key = |n: &str, t: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(n)
+            .key_type(t)
+            .build()
+            .map_err(|e| CloudError::Unsupported(e.to_string()))
+    };
+    let mut create = ddb
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attr(pk, ScalarAttributeType::S)?)
+        .key_schema(key(pk, KeyType::Hash)?);
+    if let Some((sk, t)) = sk {
+        create = create
+            .attribute_definitions(attr(sk, t)?)
+            .key_schema(key(sk, KeyType::Range)?);
+    }
+    match create.send().await {
+        Ok(_) => Ok("created"),
+        Err(e) => match classify("dynamodb:CreateTable", e) {
+            // Another bootstrap got there first.
+            e if e.code() == Some("ResourceInUseException") => Ok("found"),
+            e => Err(e),
+        },
+    }
+}

@@ -1,0 +1,635 @@
+//! The catalog: remediations (manifest, script, test cases), routing and test running.
+//!
+//! Each remediation is a folder `remediations/<name>/` with `remediation.toml`, `plan.rhai` and
+//! `tests/*.json`. The folders under `remediations/` are embedded in the binary at build time; a
+//! directory given at run time adds remediations or overrides embedded ones of the same name.
+//! Everything is compiled and checked when the catalog loads, and an error names the file, line
+//! and column, so a broken remediation stops start-up instead of failing on the first event.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use rhai::Engine;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::action::{ACTION_KINDS, Plan, sha256_hex};
+use crate::script::{Script, ScriptError, plan_from_value};
+
+mod embedded {
+    include!(concat!(env!("OUT_DIR"), "/embedded_catalog.rs"));
+}
+
+/// How a remediation's plan is used: recorded, held for approval, executed, or not made at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    Off,
+    DryRun,
+    Approval,
+    Enforce,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Off => "off",
+            Mode::DryRun => "dry-run",
+            Mode::Approval => "approval",
+            Mode::Enforce => "enforce",
+        }
+    }
+}
+
+impl std::str::FromStr for Mode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Mode, String> {
+        Ok(match s {
+            "off" => Mode::Off,
+            "dry-run" => Mode::DryRun,
+            "approval" => Mode::Approval,
+            "enforce" => Mode::Enforce,
+            other => {
+                return Err(format!(
+                    "unknown mode {other:?}: use off, dry-run, approval or enforce"
+                ));
+            }
+        })
+    }
+}
+
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The resource types rectify can observe (see `cloud::observe`).
+pub const OBSERVED_TYPES: &[&str] = &[
+    "AWS::S3::Bucket",
+    "AWS::EC2::SecurityGroup",
+    "AWS::IAM::User",
+    "AWS::EC2::VPCEndpoint",
+];
+
+/// `remediation.toml`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub name: String,
+    pub description: String,
+    pub resource_type: String,
+    #[serde(default = "default_mode")]
+    pub default_mode: Mode,
+    /// The action kinds the script may emit; any other kind fails the job.
+    pub actions: Vec<String>,
+    pub triggers: Triggers,
+    #[serde(default)]
+    pub params: BTreeMap<String, ParamSpec>,
+}
+
+fn default_mode() -> Mode {
+    Mode::DryRun
+}
+
+/// Which Config rules route to a remediation.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Triggers {
+    /// Exact rule names (after suffixes are taken off).
+    #[serde(default)]
+    pub rules: Vec<String>,
+    /// Patterns where `*` matches any run of characters, e.g. `*vpce*polic*`.
+    #[serde(default)]
+    pub patterns: Vec<String>,
+}
+
+/// One parameter a script reads.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParamSpec {
+    pub description: String,
+    #[serde(default)]
+    pub default: Option<toml::Value>,
+    /// With no default and no setting, the job ends `needs-parameter`.
+    #[serde(default)]
+    pub required: bool,
+}
+
+/// One test case: a resource and parameters, and the plan expected.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Case {
+    #[serde(default)]
+    pub description: String,
+    pub resource: Value,
+    #[serde(default)]
+    pub params: serde_json::Map<String, Value>,
+    /// An array of actions, or `{"actions": [...], "reason": "..."}`; a reason given here must
+    /// appear in the plan's reason.
+    pub expect: Value,
+}
+
+/// A loaded, compiled remediation.
+#[derive(Debug)]
+pub struct Remediation {
+    pub manifest: Manifest,
+    pub script: Script,
+    /// sha256 of `plan.rhai`, recorded with every decision.
+    pub script_sha256: String,
+    /// `embedded` or the directory it came from.
+    pub origin: String,
+    /// (file, JSON text) of each test case.
+    pub cases: Vec<(String, String)>,
+}
+
+impl Remediation {
+    pub fn name(&self) -> &str {
+        &self.manifest.name
+    }
+
+    /// The manifest's parameter defaults as JSON.
+    pub fn default_params(&self) -> serde_json::Map<String, Value> {
+        self.manifest
+            .params
+            .iter()
+            .filter_map(|(k, spec)| {
+                let v = spec.default.as_ref()?;
+                Some((k.clone(), serde_json::to_value(v).ok()?))
+            })
+            .collect()
+    }
+
+    /// The required parameters missing from `params`.
+    pub fn missing_params(&self, params: &serde_json::Map<String, Value>) -> Vec<String> {
+        self.manifest
+            .params
+            .iter()
+            .filter(|(k, spec)| {
+                spec.required
+                    && params
+                        .get(*k)
+                        .is_none_or(|v| v.is_null() || v.as_str().is_some_and(str::is_empty))
+            })
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
+    /// Whether a finding's rule routes here (by name, pattern, or an operator's extra triggers).
+    pub fn matches(&self, resource_type: &str, rules: &[&str], extra: &[String]) -> bool {
+        resource_type == self.manifest.resource_type
+            && rules.iter().any(|rule| {
+                self.manifest.triggers.rules.iter().any(|r| r == rule)
+                    || extra.iter().any(|r| r == rule)
+                    || self
+                        .manifest
+                        .triggers
+                        .patterns
+                        .iter()
+                        .any(|p| glob_match(p, rule))
+            })
+    }
+
+    /// Runs the script and checks the plan against the manifest's allowed actions.
+    pub fn plan(
+        &self,
+        engine: &Engine,
+        resource: &Value,
+        params: &serde_json::Map<String, Value>,
+        deadline: std::time::Duration,
+    ) -> Result<Plan, ScriptError> {
+        let plan = self
+            .script
+            .plan(engine, resource, &Value::Object(params.clone()), deadline)?;
+        if let Some(bad) = plan
+            .actions
+            .iter()
+            .find(|a| !self.manifest.actions.iter().any(|k| k == a.kind()))
+        {
+            return Err(ScriptError::BadPlan {
+                file: self.script.file.clone(),
+                message: format!(
+                    "action {} which the manifest does not allow (allowed: {})",
+                    bad.kind(),
+                    self.manifest.actions.join(", ")
+                ),
+            });
+        }
+        Ok(plan)
+    }
+}
+
+/// `*` matches any run of characters; everything else matches itself.
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == text;
+    }
+    let mut rest = text;
+    for (i, part) in parts.iter().enumerate() {
+        if i == 0 {
+            match rest.strip_prefix(part) {
+                Some(r) => rest = r,
+                None => return false,
+            }
+        } else if i == parts.len() - 1 {
+            return rest.ends_with(part);
+        } else if let Some(pos) = rest.find(part) {
+            rest = &rest[pos + part.len()..];
+        } else {
+            return false;
+        }
+    }
+    true
+}
+
+/// A catalog that could not be loaded; the message names the file and what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error("{file}:{line}:{column}: {message}")]
+    Manifest {
+        file: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error(transparent)]
+    Script(#[from] ScriptError),
+    #[error("{0}")]
+    Layout(String),
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// All remediations, sorted by name.
+#[derive(Debug, Default)]
+pub struct Catalog {
+    remediations: Vec<Arc<Remediation>>,
+}
+
+/// The files of one remediation folder, as (path relative to the folder, text).
+type Folder = BTreeMap<String, String>;
+
+impl Catalog {
+    /// Loads the embedded catalog, then the remediations in `dir` (which override embedded ones
+    /// of the same name).
+    pub fn load(engine: &Engine, dir: Option<&Path>) -> Result<Catalog, CatalogError> {
+        let mut folders: BTreeMap<String, (String, Folder)> = BTreeMap::new();
+        for (path, text) in embedded::FILES {
+            let (name, rel) = path.split_once('/').unwrap_or((path, ""));
+            folders
+                .entry(name.to_string())
+                .or_insert_with(|| ("remediations".to_string(), Folder::new()))
+                .1
+                .insert(rel.to_string(), text.to_string());
+        }
+        if let Some(dir) = dir {
+            for (name, folder) in read_dir_folders(dir)? {
+                folders.insert(name, (dir.display().to_string(), folder));
+            }
+        }
+        let mut remediations = Vec::new();
+        for (name, (root, files)) in folders {
+            remediations.push(Arc::new(load_one(engine, &root, &name, &files)?));
+        }
+        Ok(Catalog { remediations })
+    }
+
+    pub fn all(&self) -> &[Arc<Remediation>] {
+        &self.remediations
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Arc<Remediation>> {
+        self.remediations.iter().find(|r| r.name() == name)
+    }
+
+    /// The remediations a finding routes to. `extra` holds operators' trigger mappings
+    /// (remediation name → rule names) from settings.
+    pub fn route(
+        &self,
+        resource_type: &str,
+        rule: &str,
+        rule_base: &str,
+        extra: &BTreeMap<String, Vec<String>>,
+    ) -> Vec<Arc<Remediation>> {
+        let rules = [rule, rule_base];
+        self.remediations
+            .iter()
+            .filter(|r| {
+                let extra = extra.get(r.name()).map(Vec::as_slice).unwrap_or(&[]);
+                r.matches(resource_type, &rules, extra)
+            })
+            .cloned()
+            .collect()
+    }
+}
+
+fn read_dir_folders(dir: &Path) -> Result<Vec<(String, Folder)>, CatalogError> {
+    let io = |path: &Path, source| CatalogError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| io(dir, e))? {
+        let entry = entry.map_err(|e| io(dir, e))?;
+        let path = entry.path();
+        if !path.is_dir() {
+            continue;
+        }
+        let name = entry.file_name().to_string_lossy().to_string();
+        let mut folder = Folder::new();
+        for file in ["remediation.toml", "plan.rhai"] {
+            let p = path.join(file);
+            if p.exists() {
+                folder.insert(file.to_string(), std::fs::read_to_string(&p).map_err(|e| io(&p, e))?);
+            }
+        }
+        let tests = path.join("tests");
+        if tests.is_dir() {
+            for t in std::fs::read_dir(&tests).map_err(|e| io(&tests, e))? {
+                let p = t.map_err(|e| io(&tests, e))?.path();
+                if p.extension().is_some_and(|e| e == "json") {
+                    let rel = format!("tests/{}", p.file_name().unwrap_or_default().to_string_lossy());
+                    folder.insert(rel, std::fs::read_to_string(&p).map_err(|e| io(&p, e))?);
+                }
+            }
+        }
+        out.push((name, folder));
+    }
+    Ok(out)
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+fn load_one(engine: &Engine, root: &str, name: &str, files: &Folder) -> Result<Remediation, CatalogError> {
+    let manifest_file = format!("{root}/{name}/remediation.toml");
+    let script_file = format!("{root}/{name}/plan.rhai");
+    let layout = |what: &str| CatalogError::Layout(format!("{root}/{name}: {what}"));
+    let manifest_text = files
+        .get("remediation.toml")
+        .ok_or_else(|| layout("no remediation.toml"))?;
+    let source = files.get("plan.rhai").ok_or_else(|| layout("no plan.rhai"))?;
+    let manifest_error = |offset: usize, message: String| {
+        let (line, column) = line_col(manifest_text, offset);
+        CatalogError::Manifest {
+            file: manifest_file.clone(),
+            line,
+            column,
+            message,
+        }
+    };
+    let manifest: Manifest = toml::from_str(manifest_text).map_err(|e| {
+        manifest_error(
+            e.span().map_or(0, |s| s.start),
+            e.message().to_string(),
+        )
+    })?;
+    let key_error = |key: &str, message: String| {
+        let offset = manifest_text.find(key).unwrap_or(0);
+        manifest_error(offset, message)
+    };
+    if manifest.name != name {
+        return Err(key_error(
+            "name",
+            format!("`name` is {:?} but the folder is {name:?}; they must be equal", manifest.name),
+        ));
+    }
+    if !OBSERVED_TYPES.contains(&manifest.resource_type.as_str()) {
+        return Err(key_error(
+            "resource_type",
+            format!(
+                "`resource_type` {:?} has no observer (known: {})",
+                manifest.resource_type,
+                OBSERVED_TYPES.join(", ")
+            ),
+        ));
+    }
+    for kind in &manifest.actions {
+        if !ACTION_KINDS.iter().any(|(k, _, _)| k == kind) {
+            return Err(key_error(
+                "actions",
+                format!("`actions` names unknown action kind {kind:?} (see `rectify catalog actions`)"),
+            ));
+        }
+    }
+    if manifest.triggers.rules.is_empty() && manifest.triggers.patterns.is_empty() {
+        return Err(key_error("triggers", "`triggers` names no rule and no pattern".into()));
+    }
+    let script = Script::compile(engine, &script_file, source)?;
+    let mut cases = Vec::new();
+    for (rel, text) in files.iter().filter(|(k, _)| k.starts_with("tests/")) {
+        let file = format!("{root}/{name}/{rel}");
+        serde_json::from_str::<Case>(text).map_err(|e| CatalogError::Manifest {
+            file: file.clone(),
+            line: e.line(),
+            column: e.column(),
+            message: e.to_string(),
+        })?;
+        cases.push((file, text.clone()));
+    }
+    Ok(Remediation {
+        script_sha256: sha256_hex(source),
+        origin: root.to_string(),
+        manifest,
+        script,
+        cases,
+    })
+}
+
+/// The result of one test case.
+#[derive(Debug)]
+pub struct CaseResult {
+    pub file: String,
+    pub description: String,
+    /// `None` when the case passed; otherwise what went wrong, diff included.
+    pub failure: Option<String>,
+}
+
+/// Runs every test case of a remediation.
+pub fn run_cases(engine: &Engine, r: &Remediation, deadline: std::time::Duration) -> Vec<CaseResult> {
+    r.cases
+        .iter()
+        .map(|(file, text)| {
+            let case: Case = match serde_json::from_str(text) {
+                Ok(c) => c,
+                Err(e) => {
+                    return CaseResult {
+                        file: file.clone(),
+                        description: String::new(),
+                        failure: Some(e.to_string()),
+                    };
+                }
+            };
+            let mut params = r.default_params();
+            params.extend(case.params.clone());
+            let failure = match (r.plan(engine, &case.resource, &params, deadline), plan_from_value(case.expect.clone())) {
+                (_, Err(e)) => Some(format!("`expect` is not a plan: {e}")),
+                (Err(e), _) => Some(format!("the script failed: {e}")),
+                (Ok(actual), Ok(expected)) => compare_plans(&expected, &actual),
+            };
+            CaseResult {
+                file: file.clone(),
+                description: case.description,
+                failure,
+            }
+        })
+        .collect()
+}
+
+fn compare_plans(expected: &Plan, actual: &Plan) -> Option<String> {
+    let mut problems = Vec::new();
+    if expected.actions != actual.actions {
+        let e = serde_json::to_string_pretty(&expected.actions).unwrap_or_default();
+        let a = serde_json::to_string_pretty(&actual.actions).unwrap_or_default();
+        problems.push(format!("actions differ (- expected, + actual):\n{}", line_diff(&e, &a)));
+    }
+    if let Some(want) = &expected.reason {
+        match &actual.reason {
+            Some(got) if got.contains(want.as_str()) => {}
+            got => problems.push(format!("reason: expected one containing {want:?}, got {got:?}")),
+        }
+    }
+    if problems.is_empty() {
+        None
+    } else {
+        Some(problems.join("\n"))
+    }
+}
+
+/// A unified-style line diff (longest common subsequence), for small texts.
+pub fn line_diff(expected: &str, actual: &str) -> String {
+    let a: Vec<&str> = expected.lines().collect();
+    let b: Vec<&str> = actual.lines().collect();
+    let mut lcs = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for i in (0..a.len()).rev() {
+        for j in (0..b.len()).rev() {
+            lcs[i][j] = if a[i] == b[j] {
+                lcs[i + 1][j + 1] + 1
+            } else {
+                lcs[i + 1][j].max(lcs[i][j + 1])
+            };
+        }
+    }
+    let (mut i, mut j) = (0, 0);
+    let mut out = String::new();
+    while i < a.len() || j < b.len() {
+        if i < a.len() && j < b.len() && a[i] == b[j] {
+            out.push_str(&format!("  {}\n", a[i]));
+            i += 1;
+            j += 1;
+        } else if j < b.len() && (i == a.len() || lcs[i][j + 1] >= lcs[i + 1][j]) {
+            out.push_str(&format!("+ {}\n", b[j]));
+            j += 1;
+        } else {
+            out.push_str(&format!("- {}\n", a[i]));
+            i += 1;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::script::{Limits, hardened_engine};
+
+    #[test]
+    fn glob() {
+        assert!(glob_match("*vpce*polic*", "my-vpce-policy-check"));
+        assert!(glob_match("*vpc-endpoint*polic*", "vpc-endpoint-policy-not-overly-permissive"));
+        assert!(!glob_match("*vpce*polic*", "restricted-ssh"));
+        assert!(glob_match("exact", "exact"));
+        assert!(!glob_match("exact", "exactly"));
+        assert!(glob_match("a*", "abc"));
+        assert!(!glob_match("a*c", "abd"));
+    }
+
+    #[test]
+    fn embedded_catalog_loads_and_every_case_passes() {
+        let engine = hardened_engine(&Limits::default());
+        let catalog = Catalog::load(&engine, None).unwrap();
+        let names: Vec<&str> = catalog.all().iter().map(|r| r.name()).collect();
+        for want in [
+            "iam-deactivate-stale-keys",
+            "s3-block-public-access",
+            "sg-revoke-open-ssh",
+            "vpce-restrict-policy",
+        ] {
+            assert!(names.contains(&want), "{want} missing from {names:?}");
+        }
+        for r in catalog.all() {
+            assert!(!r.cases.is_empty(), "{} has no test cases", r.name());
+            assert_eq!(r.manifest.default_mode, Mode::DryRun, "{}", r.name());
+            for result in run_cases(&engine, r, std::time::Duration::from_secs(1)) {
+                assert!(result.failure.is_none(), "{}: {}", result.file, result.failure.unwrap());
+            }
+        }
+    }
+
+    #[test]
+    fn routing_follows_triggers_and_types() {
+        let engine = hardened_engine(&Limits::default());
+        let catalog = Catalog::load(&engine, None).unwrap();
+        let none = BTreeMap::new();
+        let names = |t: &str, rule: &str, extra: &BTreeMap<String, Vec<String>>| -> Vec<String> {
+            catalog
+                .route(t, rule, &crate::event::normalise_rule(rule), extra)
+                .iter()
+                .map(|r| r.name().to_string())
+                .collect()
+        };
+        assert_eq!(names("AWS::S3::Bucket", "s3-bucket-public-write-prohibited", &none), ["s3-block-public-access"]);
+        assert_eq!(names("AWS::EC2::SecurityGroup", "securityhub-restricted-ssh-7kq2xz", &none), ["sg-revoke-open-ssh"]);
+        assert!(names("AWS::S3::Bucket", "restricted-ssh", &none).is_empty(), "type must match");
+        assert_eq!(
+            names("AWS::EC2::VPCEndpoint", "vpc-endpoint-policy-not-overly-permissive", &none),
+            ["vpce-restrict-policy"]
+        );
+        assert!(names("AWS::EC2::VPCEndpoint", "corp-endpoint-guard", &none).is_empty());
+        let extra = BTreeMap::from([("vpce-restrict-policy".to_string(), vec!["corp-endpoint-guard".to_string()])]);
+        assert_eq!(names("AWS::EC2::VPCEndpoint", "corp-endpoint-guard", &extra), ["vpce-restrict-policy"]);
+    }
+
+    #[test]
+    fn broken_remediations_name_file_and_line() {
+        let engine = hardened_engine(&Limits::default());
+        let dir = std::env::temp_dir().join(format!("rectify-catalog-{}", uuid::Uuid::new_v4()));
+        let folder = dir.join("broken");
+        std::fs::create_dir_all(&folder).unwrap();
+        std::fs::write(
+            folder.join("remediation.toml"),
+            "name = \"broken\"\ndescription = \"x\"\nresource_type = \"AWS::S3::Bucket\"\nactions = [\"s3:PutPublicAccessBlock\"]\n[triggers]\nrules = [\"r\"]\n",
+        )
+        .unwrap();
+        std::fs::write(folder.join("plan.rhai"), "fn plan(r, p) {\n  [\n}\n").unwrap();
+        let err = Catalog::load(&engine, Some(&dir)).unwrap_err().to_string();
+        assert!(err.contains("broken/plan.rhai:3"), "{err}");
+        std::fs::write(
+            folder.join("remediation.toml"),
+            "name = \"broken\"\ndescription = \"x\"\nresource_type = \"AWS::S3::Bucket\"\nactions = [\"s3:Nuke\"]\n[triggers]\nrules = [\"r\"]\n",
+        )
+        .unwrap();
+        let err = Catalog::load(&engine, Some(&dir)).unwrap_err().to_string();
+        assert!(err.contains("broken/remediation.toml:4") && err.contains("s3:Nuke"), "{err}");
+        std::fs::write(folder.join("remediation.toml"), "name = \"broken\"\ndescripton = 1\n").unwrap();
+        let err = Catalog::load(&engine, Some(&dir)).unwrap_err().to_string();
+        assert!(err.contains("broken/remediation.toml:2"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn diff_marks_changed_lines() {
+        let d = line_diff("a\nb\nc", "a\nx\nc");
+        assert_eq!(d, "  a\n+ x\n- b\n  c\n");
+    }
+}

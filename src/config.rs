@@ -1,0 +1,210 @@
+//! Configuration: a TOML file, overridden by `RECTIFY_*` environment variables, overridden by
+//! flags. clap merges flags with the environment; the file fills in what neither set.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::script::Limits;
+
+/// The configuration file. Every key is optional; unknown keys are an error that names them.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Prefix of the queue, DLQ and table names (`<prefix>-events`, `<prefix>-jobs`, …).
+    pub prefix: Option<String>,
+    /// Name of the role assumed in member accounts.
+    pub role_name: Option<String>,
+    /// External id presented when assuming the member role.
+    pub external_id: Option<String>,
+    /// A directory of remediations that add to or override the embedded catalog.
+    pub remediations: Option<PathBuf>,
+    /// `text` or `json`.
+    pub log_format: Option<String>,
+    #[serde(default)]
+    pub worker: WorkerFile,
+    /// Script limits (see `script::Limits`).
+    #[serde(default)]
+    pub script: Option<Limits>,
+}
+
+/// `[worker]` in the configuration file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerFile {
+    /// Messages worked on at once.
+    pub concurrency: Option<usize>,
+    /// Long-poll wait in seconds, 0–20 (SQS's maximum is 20).
+    pub wait_seconds: Option<i32>,
+    /// Long-poll wait with `--once`, in seconds.
+    pub once_wait_seconds: Option<i32>,
+    /// How long settings read from the table are reused, in seconds.
+    pub settings_cache_seconds: Option<u64>,
+}
+
+/// The resolved configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub prefix: String,
+    pub role_name: String,
+    pub external_id: Option<String>,
+    pub remediations: Option<PathBuf>,
+    pub log_json: bool,
+    pub concurrency: usize,
+    pub wait_seconds: i32,
+    pub once_wait_seconds: i32,
+    pub settings_cache_seconds: u64,
+    pub limits: Limits,
+}
+
+/// A configuration that cannot be used; the message names the file and key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("{key}: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+/// Values given on the command line or in `RECTIFY_*` variables.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub prefix: Option<String>,
+    pub role_name: Option<String>,
+    pub external_id: Option<String>,
+    pub remediations: Option<PathBuf>,
+    pub log_format: Option<String>,
+    pub concurrency: Option<usize>,
+    pub wait_seconds: Option<i32>,
+}
+
+impl Config {
+    /// Reads the file (if any) and applies the overrides.
+    pub fn load(file: Option<&Path>, o: Overrides) -> Result<Config, ConfigError> {
+        let f = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.display().to_string(),
+                    source,
+                })?;
+                toml::from_str::<FileConfig>(&text).map_err(|e| ConfigError::Parse {
+                    path: path.display().to_string(),
+                    message: e.to_string().trim().replace('\n', " "),
+                })?
+            }
+            None => FileConfig::default(),
+        };
+        let prefix = o.prefix.or(f.prefix).unwrap_or_else(|| "rectify".into());
+        if prefix.is_empty()
+            || prefix.len() > 40
+            || !prefix
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(ConfigError::Invalid {
+                key: "prefix",
+                message: format!("{prefix:?}: use 1–40 letters, digits, - or _"),
+            });
+        }
+        let log_format = o.log_format.or(f.log_format);
+        let log_json = match log_format.as_deref() {
+            None => !std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            Some("json") => true,
+            Some("text") => false,
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    key: "log_format",
+                    message: format!("{other:?}: use text or json"),
+                });
+            }
+        };
+        let wait_seconds = o.wait_seconds.or(f.worker.wait_seconds).unwrap_or(20);
+        if !(0..=20).contains(&wait_seconds) {
+            return Err(ConfigError::Invalid {
+                key: "worker.wait_seconds",
+                message: format!("{wait_seconds}: SQS long polls wait 0 to 20 seconds"),
+            });
+        }
+        let once_wait_seconds = f.worker.once_wait_seconds.unwrap_or(1);
+        if !(0..=20).contains(&once_wait_seconds) {
+            return Err(ConfigError::Invalid {
+                key: "worker.once_wait_seconds",
+                message: format!("{once_wait_seconds}: SQS long polls wait 0 to 20 seconds"),
+            });
+        }
+        let concurrency = o.concurrency.or(f.worker.concurrency).unwrap_or(8);
+        if !(1..=256).contains(&concurrency) {
+            return Err(ConfigError::Invalid {
+                key: "worker.concurrency",
+                message: format!("{concurrency}: use 1 to 256"),
+            });
+        }
+        Ok(Config {
+            prefix,
+            role_name: o
+                .role_name
+                .or(f.role_name)
+                .unwrap_or_else(|| "rectify-remediation".into()),
+            external_id: o.external_id.or(f.external_id).filter(|s| !s.is_empty()),
+            remediations: o.remediations.or(f.remediations),
+            log_json,
+            concurrency,
+            wait_seconds,
+            once_wait_seconds,
+            settings_cache_seconds: f.worker.settings_cache_seconds.unwrap_or(5),
+            limits: f.script.unwrap_or_default(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(text: &str) -> PathBuf {
+        let p = std::env::temp_dir().join(format!("rectify-config-{}.toml", uuid::Uuid::new_v4()));
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    #[test]
+    fn defaults() {
+        let c = Config::load(None, Overrides::default()).unwrap();
+        assert_eq!(c.prefix, "rectify");
+        assert_eq!(c.role_name, "rectify-remediation");
+        assert_eq!(c.wait_seconds, 20);
+        assert_eq!(c.once_wait_seconds, 1);
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let p = write("prefix = \"from-file\"\nrole_name = \"r\"\n[worker]\nconcurrency = 3\n");
+        let c = Config::load(Some(&p), Overrides { prefix: Some("flag".into()), ..Default::default() }).unwrap();
+        assert_eq!(c.prefix, "flag");
+        assert_eq!(c.role_name, "r");
+        assert_eq!(c.concurrency, 3);
+        std::fs::remove_file(p).unwrap();
+    }
+
+    #[test]
+    fn bad_keys_and_values_are_named() {
+        let p = write("prefx = \"x\"\n");
+        let err = Config::load(Some(&p), Overrides::default()).unwrap_err().to_string();
+        assert!(err.contains("prefx"), "{err}");
+        std::fs::remove_file(p).unwrap();
+        let p = write("[worker]\nwait_seconds = 30\n");
+        let err = Config::load(Some(&p), Overrides::default()).unwrap_err().to_string();
+        assert!(err.contains("worker.wait_seconds"), "{err}");
+        std::fs::remove_file(p).unwrap();
+        let p = write("[script]\nmax_operatons = 1\n");
+        let err = Config::load(Some(&p), Overrides::default()).unwrap_err().to_string();
+        assert!(err.contains("max_operatons"), "{err}");
+        std::fs::remove_file(p).unwrap();
+    }
+}

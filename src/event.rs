@@ -1,0 +1,910 @@
+//! Decoding: queue message bodies become typed [`Finding`]s.
+//!
+//! Real deployments put several shapes on the queue: the EventBridge event "Config Rules Compliance
+//! Change" (raw, or inside an SNS envelope), the bare `detail` that Config's own SNS channel sends,
+//! "Security Hub Findings - Imported" (ASFF), and rectify's own control messages. Parsing is
+//! lenient about what it does not need (unknown fields, a missing `oldEvaluationResult`, a null
+//! `annotation`) and strict about what reaches an AWS call: account, region and resource id are
+//! validated here, so a hostile id never leaves this module.
+//!
+//! A body that is not a known event is a [`DecodeError`]: the worker sends it to the DLQ with the
+//! error's text as the reason.
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::Value;
+
+/// The largest body accepted (SQS's own limit is 256 KiB).
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+/// JSON deeper than this is refused before it is parsed into a tree.
+const MAX_JSON_DEPTH: usize = 64;
+
+/// Where a finding came from; part of its identity (see [`Finding::observation`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Source {
+    Config,
+    SecurityHub,
+    Sweep,
+    Operator,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Config => "config",
+            Source::SecurityHub => "security-hub",
+            Source::Sweep => "sweep",
+            Source::Operator => "operator",
+        }
+    }
+}
+
+/// What the detective control said about the resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Compliance {
+    NonCompliant,
+    Compliant,
+    NotApplicable,
+    InsufficientData,
+    /// A Security Hub finding an operator suppressed: no work, and nothing cancelled.
+    Suppressed,
+}
+
+impl Compliance {
+    /// Only a non-compliant finding asks for a fix.
+    pub fn wants_fix(self) -> bool {
+        self == Compliance::NonCompliant
+    }
+
+    /// A resource that is now compliant or out of scope cancels pending work.
+    pub fn cancels_pending(self) -> bool {
+        matches!(self, Compliance::Compliant | Compliance::NotApplicable)
+    }
+
+    fn from_config(s: &str) -> Option<Compliance> {
+        Some(match s {
+            "NON_COMPLIANT" => Compliance::NonCompliant,
+            "COMPLIANT" => Compliance::Compliant,
+            "NOT_APPLICABLE" => Compliance::NotApplicable,
+            "INSUFFICIENT_DATA" => Compliance::InsufficientData,
+            _ => return None,
+        })
+    }
+}
+
+/// One decoded event about one resource.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Finding {
+    pub source: Source,
+    /// The EventBridge or SNS id of the event, when the shape has one.
+    pub event_id: Option<String>,
+    pub account: String,
+    pub region: String,
+    /// The Config rule name as sent, suffixes and all.
+    pub rule: String,
+    /// The rule name with the suffixes Security Hub, conformance packs and Organization rules add
+    /// taken off; the catalog routes on this (and on `rule`).
+    pub rule_base: String,
+    /// CloudFormation-style type, e.g. `AWS::S3::Bucket`.
+    pub resource_type: String,
+    pub resource_id: String,
+    pub compliance: Compliance,
+    /// When the evaluation happened; Config orders deliveries by it.
+    pub ordered_at: Option<DateTime<Utc>>,
+    /// What distinguishes this evaluation from another one of the same resource: Config's
+    /// ordering timestamp, Security Hub's `UpdatedAt`, or the event id as a last resort.
+    pub observation: String,
+    pub annotation: Option<String>,
+}
+
+/// A decoded queue message.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Message {
+    /// One or more findings (an ASFF event may carry several).
+    Findings(Vec<Finding>),
+    /// A well-formed AWS message that asks nothing of rectify (a configuration-item change on
+    /// Config's SNS channel, an SNS subscription confirmation). Acknowledged, not dead-lettered.
+    Ignored(String),
+    /// An instruction from rectify itself (an approved job to execute).
+    Control(Control),
+}
+
+/// rectify's own control messages, sent by the CLI to the worker's queue.
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
+#[serde(tag = "action", rename_all = "kebab-case")]
+pub enum Control {
+    /// Run a job again through every gate (an approval, or `jobs retry`).
+    RunJob { job_id: String },
+}
+
+/// The body is not something rectify can act on; the text is the DLQ reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("body is {0} bytes, larger than the {MAX_BODY_BYTES}-byte limit")]
+    TooLarge(usize),
+    #[error("body is not JSON: {0}")]
+    NotJson(String),
+    #[error("body nests JSON deeper than {MAX_JSON_DEPTH} levels")]
+    TooDeep,
+    #[error("not a known event: {0}")]
+    UnknownShape(String),
+    #[error("malformed {kind}: {reason}")]
+    Malformed { kind: &'static str, reason: String },
+    #[error("invalid {field} {value:?}: {reason}")]
+    Invalid {
+        field: &'static str,
+        value: String,
+        reason: &'static str,
+    },
+}
+
+/// Decodes one queue message body.
+pub fn decode(body: &str) -> Result<Message, DecodeError> {
+    if body.len() > MAX_BODY_BYTES {
+        return Err(DecodeError::TooLarge(body.len()));
+    }
+    let value = parse_json(body)?;
+    decode_value(value, 0)
+}
+
+fn parse_json(text: &str) -> Result<Value, DecodeError> {
+    // serde_json stops at 128 levels itself; refuse earlier and with a clearer reason.
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for b in text.bytes() {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                if depth > MAX_JSON_DEPTH {
+                    return Err(DecodeError::TooDeep);
+                }
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    serde_json::from_str(text).map_err(|e| DecodeError::NotJson(e.to_string()))
+}
+
+fn decode_value(value: Value, depth: usize) -> Result<Message, DecodeError> {
+    let Value::Object(obj) = &value else {
+        return Err(DecodeError::UnknownShape(format!(
+            "expected a JSON object, got {}",
+            json_kind(&value)
+        )));
+    };
+    // An SNS envelope: `Message` is a JSON string holding the real event.
+    if let Some(kind) = obj.get("Type").and_then(Value::as_str) {
+        if obj.contains_key("TopicArn") {
+            return match kind {
+                "Notification" if depth == 0 => {
+                    let inner = obj.get("Message").and_then(Value::as_str).ok_or_else(|| {
+                        DecodeError::Malformed {
+                            kind: "SNS notification",
+                            reason: "`Message` is missing or not a string".into(),
+                        }
+                    })?;
+                    let mut message = decode_value(parse_json(inner)?, depth + 1)?;
+                    let sns_id = obj.get("MessageId").and_then(Value::as_str);
+                    if let (Message::Findings(findings), Some(id)) = (&mut message, sns_id) {
+                        for f in findings.iter_mut().filter(|f| f.event_id.is_none()) {
+                            f.event_id = Some(id.to_string());
+                        }
+                    }
+                    Ok(message)
+                }
+                "Notification" => Err(DecodeError::UnknownShape(
+                    "an SNS envelope inside an SNS envelope".into(),
+                )),
+                "SubscriptionConfirmation" | "UnsubscribeConfirmation" => Ok(Message::Ignored(
+                    format!("SNS {kind}: confirm the subscription from the SNS console or API"),
+                )),
+                other => Err(DecodeError::UnknownShape(format!(
+                    "SNS message of type {other:?}"
+                ))),
+            };
+        }
+    }
+    if let Some(detail_type) = obj.get("detail-type").and_then(Value::as_str) {
+        let event_id = obj.get("id").and_then(Value::as_str).map(str::to_string);
+        let detail = obj.get("detail").cloned().unwrap_or(Value::Null);
+        return match detail_type {
+            "Config Rules Compliance Change" => {
+                decode_config_detail(detail, event_id).map(|f| Message::Findings(vec![f]))
+            }
+            "Security Hub Findings - Imported" => {
+                decode_asff_event(detail, event_id).map(Message::Findings)
+            }
+            other => Err(DecodeError::UnknownShape(format!(
+                "EventBridge detail-type {other:?}"
+            ))),
+        };
+    }
+    if let Some(message_type) = obj.get("messageType").and_then(Value::as_str) {
+        return match message_type {
+            "ComplianceChangeNotification" => {
+                decode_config_detail(value, None).map(|f| Message::Findings(vec![f]))
+            }
+            "ConfigurationItemChangeNotification"
+            | "OversizedConfigurationItemChangeNotification"
+            | "ConfigurationSnapshotDeliveryStarted"
+            | "ConfigurationSnapshotDeliveryCompleted"
+            | "ConfigurationHistoryDeliveryCompleted"
+            | "ConfigRulesEvaluationStarted" => Ok(Message::Ignored(format!(
+                "Config {message_type}: not a compliance change"
+            ))),
+            other => Err(DecodeError::UnknownShape(format!(
+                "Config messageType {other:?}"
+            ))),
+        };
+    }
+    if let Some(control) = obj.get("rectify") {
+        return serde_json::from_value::<Control>(control.clone())
+            .map(Message::Control)
+            .map_err(|e| DecodeError::Malformed {
+                kind: "rectify control message",
+                reason: e.to_string(),
+            });
+    }
+    let mut keys: Vec<&str> = obj.keys().map(String::as_str).take(6).collect();
+    keys.sort_unstable();
+    Err(DecodeError::UnknownShape(format!(
+        "an object with keys [{}] is neither an EventBridge event, an SNS envelope, a Config notification nor a rectify control message",
+        keys.join(", ")
+    )))
+}
+
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ConfigDetail {
+    resource_id: Option<String>,
+    resource_type: Option<String>,
+    aws_region: Option<String>,
+    aws_account_id: Option<String>,
+    config_rule_name: Option<String>,
+    new_evaluation_result: Option<EvaluationResult>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct EvaluationResult {
+    evaluation_result_identifier: Option<EvaluationResultIdentifier>,
+    compliance_type: Option<String>,
+    annotation: Option<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct EvaluationResultIdentifier {
+    evaluation_result_qualifier: Option<Qualifier>,
+    ordering_timestamp: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Qualifier {
+    config_rule_name: Option<String>,
+    resource_type: Option<String>,
+    resource_id: Option<String>,
+}
+
+fn malformed(kind: &'static str, reason: impl Into<String>) -> DecodeError {
+    DecodeError::Malformed {
+        kind,
+        reason: reason.into(),
+    }
+}
+
+fn decode_config_detail(detail: Value, event_id: Option<String>) -> Result<Finding, DecodeError> {
+    const KIND: &str = "Config compliance change";
+    let d: ConfigDetail =
+        serde_json::from_value(detail).map_err(|e| malformed(KIND, e.to_string()))?;
+    let result = d
+        .new_evaluation_result
+        .ok_or_else(|| malformed(KIND, "`newEvaluationResult` is missing"))?;
+    let qualifier = result
+        .evaluation_result_identifier
+        .as_ref()
+        .and_then(|i| i.evaluation_result_qualifier.as_ref());
+    let pick = |top: Option<String>, inner: Option<&Option<String>>, name: &str| {
+        top.or_else(|| inner.cloned().flatten())
+            .ok_or_else(|| malformed(KIND, format!("`{name}` is missing")))
+    };
+    let rule = pick(
+        d.config_rule_name,
+        qualifier.map(|q| &q.config_rule_name),
+        "configRuleName",
+    )?;
+    let resource_type = pick(
+        d.resource_type,
+        qualifier.map(|q| &q.resource_type),
+        "resourceType",
+    )?;
+    let resource_id = pick(
+        d.resource_id,
+        qualifier.map(|q| &q.resource_id),
+        "resourceId",
+    )?;
+    let account = d
+        .aws_account_id
+        .ok_or_else(|| malformed(KIND, "`awsAccountId` is missing"))?;
+    let region = d
+        .aws_region
+        .ok_or_else(|| malformed(KIND, "`awsRegion` is missing"))?;
+    let compliance_text = result
+        .compliance_type
+        .ok_or_else(|| malformed(KIND, "`complianceType` is missing"))?;
+    let compliance = Compliance::from_config(&compliance_text).ok_or_else(|| {
+        malformed(
+            KIND,
+            format!("unknown complianceType {compliance_text:?}"),
+        )
+    })?;
+    let ordering = result
+        .evaluation_result_identifier
+        .and_then(|i| i.ordering_timestamp);
+    let ordered_at = ordering.as_deref().map(parse_time).transpose()?;
+    let observation = match (&ordered_at, &event_id) {
+        (Some(t), _) => t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        (None, Some(id)) => format!("event:{id}"),
+        (None, None) => {
+            return Err(malformed(
+                KIND,
+                "neither an ordering timestamp nor an event id identifies the evaluation",
+            ));
+        }
+    };
+    let annotation = match result.annotation {
+        Some(Value::String(s)) => Some(s),
+        _ => None,
+    };
+    finding(FindingParts {
+        source: Source::Config,
+        event_id,
+        account,
+        region,
+        rule,
+        resource_type,
+        resource_id,
+        compliance,
+        ordered_at,
+        observation,
+        annotation,
+    })
+}
+
+fn parse_time(s: &str) -> Result<DateTime<Utc>, DecodeError> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| DecodeError::Invalid {
+            field: "timestamp",
+            value: truncate(s),
+            reason: "not an RFC 3339 time",
+        })
+}
+
+/// Security Hub control ids whose Config rule rectify knows, for findings that do not name it.
+const SECURITY_HUB_CONTROLS: &[(&str, &str)] = &[
+    ("S3.2", "s3-bucket-public-read-prohibited"),
+    ("S3.3", "s3-bucket-public-write-prohibited"),
+    ("S3.8", "s3-bucket-level-public-access-prohibited"),
+    ("EC2.13", "restricted-ssh"),
+    ("IAM.3", "access-keys-rotated"),
+    ("IAM.8", "iam-user-unused-credentials-check"),
+];
+
+/// ASFF resource types and their CloudFormation names.
+const ASFF_TYPES: &[(&str, &str)] = &[
+    ("AwsS3Bucket", "AWS::S3::Bucket"),
+    ("AwsEc2SecurityGroup", "AWS::EC2::SecurityGroup"),
+    ("AwsIamUser", "AWS::IAM::User"),
+    ("AwsIamAccessKey", "AWS::IAM::User"),
+    ("AwsEc2VpcEndpointService", "AWS::EC2::VPCEndpoint"),
+    ("AwsEc2Instance", "AWS::EC2::Instance"),
+];
+
+fn decode_asff_event(detail: Value, event_id: Option<String>) -> Result<Vec<Finding>, DecodeError> {
+    const KIND: &str = "Security Hub finding";
+    let findings = detail
+        .get("findings")
+        .and_then(Value::as_array)
+        .ok_or_else(|| malformed(KIND, "`detail.findings` is missing or not an array"))?;
+    if findings.is_empty() {
+        return Err(malformed(KIND, "`detail.findings` is empty"));
+    }
+    findings
+        .iter()
+        .map(|f| decode_asff_finding(f, event_id.clone()))
+        .collect()
+}
+
+fn decode_asff_finding(f: &Value, event_id: Option<String>) -> Result<Finding, DecodeError> {
+    const KIND: &str = "Security Hub finding";
+    let text = |v: &Value, path: &[&str]| -> Option<String> {
+        let mut cur = v;
+        for p in path {
+            cur = cur.get(p)?;
+        }
+        cur.as_str().map(str::to_string)
+    };
+    let account = text(f, &["AwsAccountId"]).ok_or_else(|| malformed(KIND, "`AwsAccountId` is missing"))?;
+    let resource = f
+        .get("Resources")
+        .and_then(|r| r.get(0))
+        .ok_or_else(|| malformed(KIND, "`Resources` is empty"))?;
+    let region = text(f, &["Region"])
+        .or_else(|| text(resource, &["Region"]))
+        .ok_or_else(|| malformed(KIND, "`Region` is missing"))?;
+    let asff_type = text(resource, &["Type"]).ok_or_else(|| malformed(KIND, "`Resources[0].Type` is missing"))?;
+    let resource_type = ASFF_TYPES
+        .iter()
+        .find(|(a, _)| *a == asff_type)
+        .map(|(_, c)| c.to_string())
+        .unwrap_or_else(|| asff_type.clone());
+    let arn_or_id = text(resource, &["Id"]).ok_or_else(|| malformed(KIND, "`Resources[0].Id` is missing"))?;
+    let resource_id = resource_id_from_arn(&arn_or_id)?;
+    let control = text(f, &["Compliance", "SecurityControlId"])
+        .or_else(|| text(f, &["ProductFields", "ControlId"]));
+    let rule = text(f, &["ProductFields", "RelatedAWSResources:0/name"])
+        .or_else(|| {
+            let c = control.as_deref()?;
+            SECURITY_HUB_CONTROLS
+                .iter()
+                .find(|(id, _)| *id == c)
+                .map(|(_, r)| r.to_string())
+        })
+        .ok_or_else(|| {
+            malformed(
+                KIND,
+                format!(
+                    "names no Config rule (no `ProductFields[\"RelatedAWSResources:0/name\"]`) and its control {:?} is not one rectify knows",
+                    control.as_deref().unwrap_or("?")
+                ),
+            )
+        })?;
+    let status = text(f, &["Compliance", "Status"]).unwrap_or_default();
+    let record_state = text(f, &["RecordState"]).unwrap_or_default();
+    let workflow = text(f, &["Workflow", "Status"])
+        .or_else(|| text(f, &["WorkflowState"]))
+        .unwrap_or_default();
+    let compliance = if record_state == "ARCHIVED" {
+        Compliance::NotApplicable
+    } else if workflow == "SUPPRESSED" {
+        Compliance::Suppressed
+    } else {
+        match status.as_str() {
+            "FAILED" => Compliance::NonCompliant,
+            "PASSED" => Compliance::Compliant,
+            "NOT_AVAILABLE" | "WARNING" | "" => Compliance::InsufficientData,
+            other => return Err(malformed(KIND, format!("unknown Compliance.Status {other:?}"))),
+        }
+    };
+    let updated = text(f, &["UpdatedAt"]).or_else(|| text(f, &["LastObservedAt"]));
+    let ordered_at = updated.as_deref().map(parse_time).transpose()?;
+    let finding_id = text(f, &["Id"]).ok_or_else(|| malformed(KIND, "`Id` is missing"))?;
+    // A finding is updated in place; its id and UpdatedAt together name one evaluation.
+    let observation = format!(
+        "{}@{}",
+        finding_id,
+        updated.as_deref().unwrap_or("unknown")
+    );
+    finding(FindingParts {
+        source: Source::SecurityHub,
+        event_id,
+        account,
+        region,
+        rule,
+        resource_type,
+        resource_id,
+        compliance,
+        ordered_at,
+        observation,
+        annotation: text(f, &["Title"]),
+    })
+}
+
+/// Takes the resource id out of an ARN (`arn:aws:s3:::bucket`, `…:security-group/sg-…`,
+/// `…:user/path/name`); anything not an ARN is returned as is for validation.
+fn resource_id_from_arn(s: &str) -> Result<String, DecodeError> {
+    let Some(rest) = s.strip_prefix("arn:") else {
+        return Ok(s.to_string());
+    };
+    let parts: Vec<&str> = rest.splitn(5, ':').collect();
+    if parts.len() != 5 {
+        return Err(DecodeError::Invalid {
+            field: "resource ARN",
+            value: truncate(s),
+            reason: "an ARN has six colon-separated parts",
+        });
+    }
+    if parts[0] != "aws" {
+        return Err(DecodeError::Invalid {
+            field: "resource ARN",
+            value: truncate(s),
+            reason: "rectify serves the `aws` partition only",
+        });
+    }
+    let resource = parts[4];
+    Ok(match parts[1] {
+        "s3" => resource.to_string(),
+        "iam" => resource.rsplit('/').next().unwrap_or(resource).to_string(),
+        _ => resource.rsplit('/').next().unwrap_or(resource).to_string(),
+    })
+}
+
+struct FindingParts {
+    source: Source,
+    event_id: Option<String>,
+    account: String,
+    region: String,
+    rule: String,
+    resource_type: String,
+    resource_id: String,
+    compliance: Compliance,
+    ordered_at: Option<DateTime<Utc>>,
+    observation: String,
+    annotation: Option<String>,
+}
+
+/// Validates everything that will reach an AWS call or a key, then builds the finding.
+fn finding(p: FindingParts) -> Result<Finding, DecodeError> {
+    validate_account(&p.account)?;
+    validate_region(&p.region)?;
+    validate_token("rule name", &p.rule, 128)?;
+    validate_token("resource type", &p.resource_type, 128)?;
+    validate_resource_id(&p.resource_type, &p.resource_id)?;
+    if let Some(id) = &p.event_id {
+        validate_token("event id", id, 128)?;
+    }
+    validate_token("observation", &p.observation, 512)?;
+    Ok(Finding {
+        rule_base: normalise_rule(&p.rule),
+        source: p.source,
+        event_id: p.event_id,
+        account: p.account,
+        region: p.region,
+        rule: p.rule,
+        resource_type: p.resource_type,
+        resource_id: p.resource_id,
+        compliance: p.compliance,
+        ordered_at: p.ordered_at,
+        observation: p.observation,
+        annotation: p.annotation.map(|a| a.chars().take(1024).collect()),
+    })
+}
+
+fn truncate(s: &str) -> String {
+    let mut out: String = s.chars().take(80).collect();
+    if out.len() < s.len() {
+        out.push('…');
+    }
+    out
+}
+
+fn invalid(field: &'static str, value: &str, reason: &'static str) -> DecodeError {
+    DecodeError::Invalid {
+        field,
+        value: truncate(value),
+        reason,
+    }
+}
+
+/// An account id is twelve digits.
+pub fn validate_account(s: &str) -> Result<(), DecodeError> {
+    if s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(())
+    } else {
+        Err(invalid("account id", s, "an account id is twelve digits"))
+    }
+}
+
+/// A region is lower-case words and a number joined by hyphens (`eu-west-1`, `us-gov-east-1`).
+pub fn validate_region(s: &str) -> Result<(), DecodeError> {
+    let parts: Vec<&str> = s.split('-').collect();
+    let ok = s.len() <= 32
+        && parts.len() >= 3
+        && parts[..parts.len() - 1]
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
+        && parts
+            .last()
+            .is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid("region", s, "not a region name such as eu-west-1"))
+    }
+}
+
+fn validate_token(field: &'static str, s: &str, max: usize) -> Result<(), DecodeError> {
+    if s.is_empty() || s.len() > max {
+        return Err(invalid(field, s, "empty or too long"));
+    }
+    if s.chars().any(|c| c.is_control() || c == '"' || c == '\\') {
+        return Err(invalid(field, s, "contains control characters or quotes"));
+    }
+    Ok(())
+}
+
+/// Checks a resource id against the form its type allows, so nothing else reaches an AWS call.
+pub fn validate_resource_id(resource_type: &str, id: &str) -> Result<(), DecodeError> {
+    let hex_id = |prefix: &str| {
+        id.strip_prefix(prefix).is_some_and(|h| {
+            (8..=17).contains(&h.len())
+                && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        })
+    };
+    let ok = match resource_type {
+        "AWS::S3::Bucket" => {
+            // Bucket names: 3-63 of [a-z0-9.-] today; older us-east-1 buckets may also hold
+            // upper case and underscores, up to 255.
+            (3..=255).contains(&id.len())
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+                && id.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
+                && !id.contains("..")
+        }
+        "AWS::EC2::SecurityGroup" => hex_id("sg-"),
+        "AWS::EC2::VPCEndpoint" => hex_id("vpce-"),
+        "AWS::EC2::Instance" => hex_id("i-"),
+        "AWS::IAM::User" => {
+            (1..=128).contains(&id.len())
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b))
+        }
+        _ => {
+            return validate_token("resource id", id, 256)
+                .and_then(|_| {
+                    if id.contains("..") || id.contains('/') {
+                        Err(invalid("resource id", id, "contains a path"))
+                    } else {
+                        Ok(())
+                    }
+                });
+        }
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(
+            "resource id",
+            id,
+            "not a well-formed id for its resource type",
+        ))
+    }
+}
+
+/// Takes off the parts AWS adds to managed rule names: `securityhub-<rule>-<suffix>`,
+/// `<rule>-conformance-pack-<id>` and `OrgConfigRule-<rule>-<suffix>` all become `<rule>`.
+pub fn normalise_rule(name: &str) -> String {
+    let mut base = name;
+    if let Some(i) = base.find("-conformance-pack-") {
+        base = &base[..i];
+    }
+    for prefix in ["securityhub-", "OrgConfigRule-"] {
+        if let Some(rest) = base.strip_prefix(prefix) {
+            base = rest.rsplit_once('-').map_or(rest, |(head, _)| head);
+        }
+    }
+    base.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> String {
+        let path = format!("{}/tests/fixtures/events/{name}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    fn one(body: &str) -> Finding {
+        match decode(body).expect("decodes") {
+            Message::Findings(mut f) if f.len() == 1 => f.remove(0),
+            other => panic!("expected one finding, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn raw_eventbridge_config_event() {
+        let f = one(&fixture("config-s3-noncompliant.json"));
+        assert_eq!(f.source, Source::Config);
+        assert_eq!(f.event_id.as_deref(), Some("6f1c2a9e-0d2b-4a57-9d1e-3c8b7a5e2f10"));
+        assert_eq!(f.account, "111122223333");
+        assert_eq!(f.region, "us-east-1");
+        assert_eq!(f.rule_base, "s3-bucket-level-public-access-prohibited");
+        assert_eq!(f.resource_type, "AWS::S3::Bucket");
+        assert_eq!(f.resource_id, "acme-reports-prod");
+        assert_eq!(f.compliance, Compliance::NonCompliant);
+        assert_eq!(f.observation, "2026-11-02T09:13:58.112Z");
+    }
+
+    #[test]
+    fn security_hub_rule_first_evaluation() {
+        let f = one(&fixture("config-sg-securityhub-rule-first-evaluation.json"));
+        assert_eq!(f.rule, "securityhub-restricted-ssh-7kq2xz");
+        assert_eq!(f.rule_base, "restricted-ssh");
+        assert_eq!(f.account, "444455556666");
+        assert_eq!(f.region, "eu-west-1");
+        assert_eq!(f.resource_id, "sg-0a1b2c3d4e5f60718");
+        assert!(f.annotation.is_none());
+    }
+
+    #[test]
+    fn sns_wrapped_conformance_pack_iam_user() {
+        let f = one(&fixture("sns-wrapped-config-iam-user.json"));
+        assert_eq!(f.rule_base, "access-keys-rotated");
+        assert_eq!(f.resource_type, "AWS::IAM::User");
+        assert_eq!(f.resource_id, "AIDAQ3EGRTBDEXAMPLE1");
+        assert_eq!(f.event_id.as_deref(), Some("c3d9a0f2-5b61-4b8e-9f07-1e2d3c4b5a69"));
+        assert_eq!(
+            f.annotation.as_deref(),
+            Some("Access key AKIAQ3EGRTBDEXAMPLEA is older than 90 days.")
+        );
+    }
+
+    #[test]
+    fn config_sns_channel_bare_detail() {
+        let f = one(&fixture("sns-config-channel-sg.json"));
+        assert_eq!(f.rule_base, "restricted-ssh");
+        assert_eq!(f.resource_id, "sg-0f9e8d7c6b5a43210");
+        // No EventBridge envelope: the SNS message id stands in.
+        assert_eq!(f.event_id.as_deref(), Some("2f6b1c3d-8e9a-5b4c-9d0e-1f2a3b4c5d6e"));
+        assert_eq!(f.observation, "2026-11-07T08:12:30.481Z");
+    }
+
+    #[test]
+    fn custom_rule_with_annotation() {
+        let f = one(&fixture("config-vpce-custom-rule-with-annotation.json"));
+        assert_eq!(f.rule_base, "vpc-endpoint-policy-not-overly-permissive");
+        assert_eq!(f.resource_type, "AWS::EC2::VPCEndpoint");
+        assert_eq!(f.resource_id, "vpce-0f1e2d3c4b5a69788");
+        assert!(f.annotation.unwrap().starts_with("Endpoint policy allows"));
+    }
+
+    #[test]
+    fn security_hub_asff() {
+        let f = one(&fixture("securityhub-finding-imported-s3.json"));
+        assert_eq!(f.source, Source::SecurityHub);
+        assert_eq!(f.rule_base, "s3-bucket-level-public-access-prohibited");
+        assert_eq!(f.resource_type, "AWS::S3::Bucket");
+        assert_eq!(f.resource_id, "acme-media-uploads");
+        assert_eq!(f.compliance, Compliance::NonCompliant);
+        assert!(f.observation.ends_with("@2026-11-05T11:20:40.778Z"));
+    }
+
+    #[test]
+    fn asff_suppressed_archived_and_passed() {
+        let body = fixture("securityhub-finding-imported-s3.json");
+        let suppressed = body.replace(r#""Workflow": {"Status": "NEW"}"#, r#""Workflow": {"Status": "SUPPRESSED"}"#);
+        assert_eq!(one(&suppressed).compliance, Compliance::Suppressed);
+        let archived = body.replace(r#""RecordState": "ACTIVE""#, r#""RecordState": "ARCHIVED""#);
+        assert_eq!(one(&archived).compliance, Compliance::NotApplicable);
+        let passed = body.replace(r#""Status": "FAILED""#, r#""Status": "PASSED""#);
+        assert_eq!(one(&passed).compliance, Compliance::Compliant);
+    }
+
+    #[test]
+    fn asff_without_rule_name_uses_control_id() {
+        let body = fixture("securityhub-finding-imported-s3.json").replace(
+            "\"RelatedAWSResources:0/name\"",
+            "\"Other\"",
+        );
+        assert_eq!(one(&body).rule_base, "s3-bucket-level-public-access-prohibited");
+    }
+
+    #[test]
+    fn compliance_types() {
+        let body = fixture("config-s3-noncompliant.json");
+        let not_applicable = body.replacen("\"NON_COMPLIANT\"", "\"NOT_APPLICABLE\"", 1);
+        let f = one(&not_applicable);
+        assert_eq!(f.compliance, Compliance::NotApplicable);
+        assert!(f.compliance.cancels_pending());
+        assert!(!f.compliance.wants_fix());
+        let odd = body.replacen("\"NON_COMPLIANT\"", "\"SOMETIMES\"", 1);
+        assert!(matches!(decode(&odd), Err(DecodeError::Malformed { .. })));
+    }
+
+    #[test]
+    fn rule_normalisation() {
+        for (input, want) in [
+            ("restricted-ssh", "restricted-ssh"),
+            ("securityhub-restricted-ssh-7kq2xz", "restricted-ssh"),
+            (
+                "access-keys-rotated-conformance-pack-8fj3kd0q1",
+                "access-keys-rotated",
+            ),
+            (
+                "OrgConfigRule-s3-bucket-public-read-prohibited-a1b2c3",
+                "s3-bucket-public-read-prohibited",
+            ),
+            ("securityhub-x", "x"),
+        ] {
+            assert_eq!(normalise_rule(input), want, "{input}");
+        }
+    }
+
+    #[test]
+    fn poison_bodies_are_errors_with_reasons() {
+        let cases = [
+            ("", "not JSON"),
+            ("{\"detail-type\": \"Config Rules", "not JSON"),
+            ("[1,2,3]", "expected a JSON object"),
+            ("{\"hello\": 1}", "neither an EventBridge event"),
+            ("{\"detail-type\": \"EC2 Instance State-change Notification\"}", "detail-type"),
+        ];
+        for (body, want) in cases {
+            let err = decode(body).expect_err(body).to_string();
+            assert!(err.contains(want), "{body:?} gave {err:?}");
+        }
+        let deep = format!("{}{}", "[".repeat(500), "]".repeat(500));
+        assert_eq!(decode(&deep), Err(DecodeError::TooDeep));
+        let big = format!("\"{}\"", "a".repeat(MAX_BODY_BYTES));
+        assert!(matches!(decode(&big), Err(DecodeError::TooLarge(_))));
+    }
+
+    #[test]
+    fn hostile_ids_are_refused() {
+        let body = fixture("config-s3-noncompliant.json");
+        for bad in ["../etc/passwd", "a\\\"b", "bucket\\nname", "arn:aws-cn:s3:::x"] {
+            let hostile = body.replace("acme-reports-prod", bad);
+            let err = decode(&hostile).expect_err(bad);
+            assert!(matches!(err, DecodeError::Invalid { .. }), "{bad}: {err}");
+        }
+        let sg = fixture("sns-config-channel-sg.json").replace("sg-0f9e8d7c6b5a43210", "sg-../../x");
+        assert!(decode(&sg).is_err());
+        let account = body.replace("\"awsAccountId\": \"111122223333\"", "\"awsAccountId\": \"1111\"");
+        assert!(decode(&account).is_err());
+        let asff = fixture("securityhub-finding-imported-s3.json")
+            .replace("arn:aws:s3:::acme-media-uploads\", \"Partition", "arn:aws-us-gov:s3:::acme-media-uploads\", \"Partition");
+        assert!(decode(&asff).is_err());
+    }
+
+    #[test]
+    fn ignored_and_control_messages() {
+        let ci = r#"{"messageType": "ConfigurationItemChangeNotification", "configurationItem": {}}"#;
+        assert!(matches!(decode(ci), Ok(Message::Ignored(_))));
+        let control = r#"{"rectify": {"action": "run-job", "job_id": "abc"}}"#;
+        assert_eq!(
+            decode(control),
+            Ok(Message::Control(Control::RunJob { job_id: "abc".into() }))
+        );
+        assert!(decode(r#"{"rectify": {"action": "format-disk"}}"#).is_err());
+    }
+
+    #[test]
+    fn region_validation() {
+        for ok in ["us-east-1", "eu-west-1", "us-gov-west-1", "ap-northeast-3"] {
+            validate_region(ok).unwrap();
+        }
+        for bad in ["", "us-east", "US-EAST-1", "us-east-1/../x", "east-1"] {
+            assert!(validate_region(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,673 @@
+//! State in DynamoDB: settings (modes, parameters, triggers), jobs (claim, status, plan) and the
+//! queue and table names every command shares.
+//!
+//! Every read that gates a change fails closed: when the settings or a job cannot be read, the
+//! caller gets an error and changes nothing. A job is claimed with a conditional write keyed on
+//! the finding, so repeated and concurrent deliveries of one finding run it once; the claim is a
+//! lease that expires with the message's visibility, so a crashed worker's job is reclaimed.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::{SecondsFormat, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::Mutex;
+
+use crate::action::{Action, Plan};
+use crate::catalog::{Mode, Remediation};
+use crate::cloud::{CloudError, classify};
+
+/// The names of the queue, DLQ and tables for one prefix.
+#[derive(Debug, Clone)]
+pub struct Names {
+    pub queue: String,
+    pub dlq: String,
+    pub settings: String,
+    pub jobs: String,
+    pub audit: String,
+}
+
+impl Names {
+    pub fn new(prefix: &str) -> Names {
+        Names {
+            queue: format!("{prefix}-events"),
+            dlq: format!("{prefix}-events-dlq"),
+            settings: format!("{prefix}-settings"),
+            jobs: format!("{prefix}-jobs"),
+            audit: format!("{prefix}-audit"),
+        }
+    }
+}
+
+/// A state read or write that did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("state store: {0}")]
+    Store(#[from] CloudError),
+    #[error("job {0}: another worker took over its lease")]
+    LeaseLost(String),
+    #[error("{0} was changed by someone else meanwhile; read it again and retry")]
+    Conflict(String),
+    #[error("state store holds an unreadable item: {0}")]
+    Corrupt(String),
+}
+
+impl StateError {
+    /// Whether the work that needed the state should be retried later. A store that cannot be
+    /// reached is always worth retrying: the work is not lost, only delayed.
+    pub fn retryable(&self) -> bool {
+        match self {
+            StateError::Store(e) => !matches!(e, CloudError::NotFound { .. }),
+            StateError::LeaseLost(_) | StateError::Conflict(_) => true,
+            StateError::Corrupt(_) => false,
+        }
+    }
+}
+
+/// The status of a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum JobStatus {
+    InProgress,
+    Planned,
+    PendingApproval,
+    Applied,
+    NoOp,
+    Failed,
+    FailedVerify,
+    NeedsParameter,
+    Off,
+}
+
+impl JobStatus {
+    pub const ALL: &[JobStatus] = &[
+        JobStatus::InProgress,
+        JobStatus::Planned,
+        JobStatus::PendingApproval,
+        JobStatus::Applied,
+        JobStatus::NoOp,
+        JobStatus::Failed,
+        JobStatus::FailedVerify,
+        JobStatus::NeedsParameter,
+        JobStatus::Off,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::InProgress => "in-progress",
+            JobStatus::Planned => "planned",
+            JobStatus::PendingApproval => "pending-approval",
+            JobStatus::Applied => "applied",
+            JobStatus::NoOp => "no-op",
+            JobStatus::Failed => "failed",
+            JobStatus::FailedVerify => "failed-verify",
+            JobStatus::NeedsParameter => "needs-parameter",
+            JobStatus::Off => "off",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<JobStatus> {
+        JobStatus::ALL.iter().copied().find(|j| j.as_str() == s)
+    }
+
+    /// A job that ended without an effect runs again when its finding is delivered again, so
+    /// that a change of mode or parameters takes effect.
+    pub fn reruns_on_delivery(self) -> bool {
+        matches!(
+            self,
+            JobStatus::Planned | JobStatus::NeedsParameter | JobStatus::Failed | JobStatus::Off
+        )
+    }
+}
+
+/// One finding handled by one remediation.
+#[derive(Debug, Clone, Serialize)]
+pub struct Job {
+    pub id: String,
+    pub remediation: String,
+    pub account: String,
+    pub region: String,
+    pub resource_type: String,
+    pub resource_id: String,
+    pub rule: String,
+    pub source: String,
+    pub event_id: Option<String>,
+    pub observation: String,
+    pub status: JobStatus,
+    pub mode: Mode,
+    pub reason: Option<String>,
+    pub plan: Option<Plan>,
+    pub plan_hash: Option<String>,
+    pub before: Option<Value>,
+    pub after: Option<Value>,
+    /// The actions that undo what was applied, in the order to apply them.
+    pub inverse: Option<Vec<Action>>,
+    pub script_sha256: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub attempts: u32,
+}
+
+impl Job {
+    /// A job id is derived from the finding, so every delivery of one evaluation names one job.
+    pub fn id_for(
+        account: &str,
+        region: &str,
+        remediation: &str,
+        resource_type: &str,
+        resource_id: &str,
+        observation: &str,
+    ) -> String {
+        let key = [account, region, remediation, resource_type, resource_id, observation].join("\n");
+        crate::action::sha256_hex(&key)[..24].to_string()
+    }
+}
+
+/// The result of trying to claim a job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// This worker holds the job's lease now.
+    Won,
+    /// The job already ended with this status; the delivery is a duplicate.
+    Done(JobStatus),
+    /// Another worker holds a live lease on it.
+    Busy,
+}
+
+/// Mode, parameters and triggers set by operators for one remediation, globally (`scope` `*`)
+/// or for one account.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Setting {
+    pub remediation: String,
+    pub scope: String,
+    pub mode: Option<Mode>,
+    pub params: serde_json::Map<String, Value>,
+    pub triggers: Vec<String>,
+    pub updated_by: Option<String>,
+    pub updated_at: Option<String>,
+    pub version: u64,
+}
+
+/// All settings at one moment.
+#[derive(Debug, Clone, Default)]
+pub struct SettingsSnapshot {
+    pub settings: Vec<Setting>,
+}
+
+impl SettingsSnapshot {
+    fn find(&self, remediation: &str, scope: &str) -> Option<&Setting> {
+        self.settings
+            .iter()
+            .find(|s| s.remediation == remediation && s.scope == scope)
+    }
+
+    /// The mode in force: the account's setting, else the global one, else the manifest's.
+    pub fn mode_for(&self, r: &Remediation, account: &str) -> Mode {
+        self.find(r.name(), account)
+            .and_then(|s| s.mode)
+            .or_else(|| self.find(r.name(), "*").and_then(|s| s.mode))
+            .unwrap_or(r.manifest.default_mode)
+    }
+
+    /// Parameters: the manifest's defaults, overridden by global, then account settings.
+    pub fn params_for(&self, r: &Remediation, account: &str) -> serde_json::Map<String, Value> {
+        let mut params = r.default_params();
+        for scope in ["*", account] {
+            if let Some(s) = self.find(r.name(), scope) {
+                params.extend(s.params.clone());
+            }
+        }
+        params
+    }
+
+    /// Operators' extra trigger rules, per remediation.
+    pub fn triggers(&self) -> BTreeMap<String, Vec<String>> {
+        let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for s in self.settings.iter().filter(|s| !s.triggers.is_empty()) {
+            out.entry(s.remediation.clone())
+                .or_default()
+                .extend(s.triggers.iter().cloned());
+        }
+        out
+    }
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn get_s(item: &HashMap<String, AttributeValue>, k: &str) -> Option<String> {
+    item.get(k).and_then(|v| v.as_s().ok()).cloned()
+}
+
+fn get_n(item: &HashMap<String, AttributeValue>, k: &str) -> Option<u64> {
+    item.get(k)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+fn get_json<T: serde::de::DeserializeOwned>(
+    item: &HashMap<String, AttributeValue>,
+    k: &str,
+) -> Result<Option<T>, StateError> {
+    match get_s(item, k) {
+        None => Ok(None),
+        Some(text) => serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| StateError::Corrupt(format!("attribute {k}: {e}"))),
+    }
+}
+
+/// Builds an UpdateItem expression with placeholders for every name and value, so no
+/// attribute name ever collides with a DynamoDB reserved word.
+#[derive(Default)]
+struct Update {
+    sets: Vec<String>,
+    removes: Vec<String>,
+    names: HashMap<String, String>,
+    values: HashMap<String, AttributeValue>,
+}
+
+impl Update {
+    fn name(&mut self, attr: &str) -> String {
+        let key = format!("#{attr}");
+        self.names.insert(key.clone(), attr.to_string());
+        key
+    }
+
+    fn value(&mut self, v: AttributeValue) -> String {
+        let key = format!(":v{}", self.values.len());
+        self.values.insert(key.clone(), v);
+        key
+    }
+
+    fn set(&mut self, attr: &str, v: AttributeValue) -> &mut Self {
+        let (name, value) = (self.name(attr), self.value(v));
+        self.sets.push(format!("{name} = {value}"));
+        self
+    }
+
+    fn set_opt(&mut self, attr: &str, v: Option<AttributeValue>) -> &mut Self {
+        match v {
+            Some(v) => self.set(attr, v),
+            None => {
+                let name = self.name(attr);
+                self.removes.push(name);
+                self
+            }
+        }
+    }
+
+    fn set_if_absent(&mut self, attr: &str, v: AttributeValue) -> &mut Self {
+        let (name, value) = (self.name(attr), self.value(v));
+        self.sets.push(format!("{name} = if_not_exists({name}, {value})"));
+        self
+    }
+
+    fn expression(&self) -> String {
+        let mut e = format!("SET {}", self.sets.join(", "));
+        if !self.removes.is_empty() {
+            e.push_str(&format!(" REMOVE {}", self.removes.join(", ")));
+        }
+        e
+    }
+}
+
+fn json_attr<T: Serialize>(v: &Option<T>) -> Option<AttributeValue> {
+    v.as_ref()
+        .map(|v| s(serde_json::to_string(v).unwrap_or_default()))
+}
+
+/// Now, as RFC 3339 with milliseconds.
+pub fn now_text() -> String {
+    Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// The DynamoDB tables.
+#[derive(Clone)]
+pub struct Store {
+    ddb: Client,
+    pub names: Names,
+}
+
+impl Store {
+    pub fn new(ddb: Client, names: Names) -> Store {
+        Store { ddb, names }
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.ddb
+    }
+
+    /// Reads every setting (the table is small: one item per remediation and scope).
+    pub async fn settings(&self) -> Result<SettingsSnapshot, StateError> {
+        let mut settings = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .ddb
+                .scan()
+                .table_name(&self.names.settings)
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| classify("dynamodb:Scan", e))?;
+            for item in out.items() {
+                settings.push(setting_from_item(item)?);
+            }
+            match out.last_evaluated_key() {
+                Some(k) if !k.is_empty() => start = Some(k.clone()),
+                _ => break,
+            }
+        }
+        Ok(SettingsSnapshot { settings })
+    }
+
+    /// Writes a setting if its version is still `expected_version` (0: it must not exist yet).
+    pub async fn put_setting(&self, setting: &Setting, expected_version: u64) -> Result<(), StateError> {
+        let mut item = HashMap::from([
+            ("remediation".to_string(), s(&setting.remediation)),
+            ("scope".to_string(), s(&setting.scope)),
+            ("params".to_string(), s(serde_json::to_string(&setting.params).unwrap_or_default())),
+            ("triggers".to_string(), s(serde_json::to_string(&setting.triggers).unwrap_or_default())),
+            ("version".to_string(), n(expected_version + 1)),
+            ("updated_at".to_string(), s(now_text())),
+        ]);
+        if let Some(mode) = setting.mode {
+            item.insert("mode".into(), s(mode.as_str()));
+        }
+        if let Some(by) = &setting.updated_by {
+            item.insert("updated_by".into(), s(by));
+        }
+        let result = self
+            .ddb
+            .put_item()
+            .table_name(&self.names.settings)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(#r) OR #v = :v")
+            .expression_attribute_names("#r", "remediation")
+            .expression_attribute_names("#v", "version")
+            .expression_attribute_values(":v", n(expected_version))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) => match classify("dynamodb:PutItem", e) {
+                e if e.code() == Some("ConditionalCheckFailedException") => Err(StateError::Conflict(format!(
+                    "setting {}/{}",
+                    setting.remediation, setting.scope
+                ))),
+                e => Err(e.into()),
+            },
+        }
+    }
+
+    /// Claims a job: creates it, or takes it over when it ended without effect or its lease
+    /// expired. Writes the job's identity fields and a lease of `lease` length.
+    pub async fn claim(&self, job: &Job, owner: &str, lease: Duration) -> Result<Claim, StateError> {
+        let now = Utc::now();
+        let until = now.timestamp() + lease.as_secs().max(1) as i64;
+        let mut u = Update::default();
+        u.set("status", s(JobStatus::InProgress.as_str()))
+            .set("lease_owner", s(owner))
+            .set("lease_until", n(until))
+            .set("updated_at", s(now_text()))
+            .set_if_absent("created_at", s(&job.created_at))
+            .set("remediation", s(&job.remediation))
+            .set("account", s(&job.account))
+            .set("region", s(&job.region))
+            .set("resource_type", s(&job.resource_type))
+            .set("resource_id", s(&job.resource_id))
+            .set("rule", s(&job.rule))
+            .set("source", s(&job.source))
+            .set("observation", s(&job.observation))
+            .set("mode", s(job.mode.as_str()))
+            .set_opt("event_id", job.event_id.clone().map(s));
+        let attempts = u.name("attempts");
+        let (zero, one) = (u.value(n(0)), u.value(n(1)));
+        u.sets.push(format!("{attempts} = if_not_exists({attempts}, {zero}) + {one}"));
+        let (id, status, lease_until) = (u.name("id"), u.name("status"), u.name("lease_until"));
+        let rerun: Vec<String> = JobStatus::ALL
+            .iter()
+            .filter(|j| j.reruns_on_delivery())
+            .map(|j| u.value(s(j.as_str())))
+            .collect();
+        let running = u.value(s(JobStatus::InProgress.as_str()));
+        let now_secs = u.value(n(now.timestamp()));
+        let condition = format!(
+            "attribute_not_exists({id}) OR {status} IN ({}) OR ({status} = {running} AND {lease_until} < {now_secs})",
+            rerun.join(", ")
+        );
+        let result = self
+            .ddb
+            .update_item()
+            .table_name(&self.names.jobs)
+            .key("id", s(&job.id))
+            .update_expression(u.expression())
+            .condition_expression(condition)
+            .set_expression_attribute_names(Some(u.names))
+            .set_expression_attribute_values(Some(u.values))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Claim::Won),
+            Err(e) => match classify("dynamodb:UpdateItem", e) {
+                e if e.code() == Some("ConditionalCheckFailedException") => {
+                    match self.job(&job.id).await? {
+                        Some(existing) if existing.status == JobStatus::InProgress => Ok(Claim::Busy),
+                        Some(existing) => Ok(Claim::Done(existing.status)),
+                        // Deleted in between: let the delivery come back and try again.
+                        None => Ok(Claim::Busy),
+                    }
+                }
+                e => Err(e.into()),
+            },
+        }
+    }
+
+    /// Records a job's outcome, if this worker still holds its lease.
+    pub async fn finish(&self, job: &Job, owner: &str) -> Result<(), StateError> {
+        let mut u = Update::default();
+        u.set("status", s(job.status.as_str()))
+            .set("mode", s(job.mode.as_str()))
+            .set("updated_at", s(&job.updated_at))
+            .set_opt("reason", job.reason.clone().map(s))
+            .set_opt("plan", json_attr(&job.plan))
+            .set_opt("plan_hash", job.plan_hash.clone().map(s))
+            .set_opt("before", json_attr(&job.before))
+            .set_opt("after", json_attr(&job.after))
+            .set_opt("inverse", json_attr(&job.inverse))
+            .set_opt("script_sha256", job.script_sha256.clone().map(s));
+        let lease_owner = u.name("lease_owner");
+        let lease_until = u.name("lease_until");
+        u.removes.push(lease_owner.clone());
+        u.removes.push(lease_until);
+        let me = u.value(s(owner));
+        let result = self
+            .ddb
+            .update_item()
+            .table_name(&self.names.jobs)
+            .key("id", s(&job.id))
+            .update_expression(u.expression())
+            .condition_expression(format!("{lease_owner} = {me}"))
+            .set_expression_attribute_names(Some(u.names))
+            .set_expression_attribute_values(Some(u.values))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) => match classify("dynamodb:UpdateItem", e) {
+                e if e.code() == Some("ConditionalCheckFailedException") => {
+                    Err(StateError::LeaseLost(job.id.clone()))
+                }
+                e => Err(e.into()),
+            },
+        }
+    }
+
+    /// One job, read consistently.
+    pub async fn job(&self, id: &str) -> Result<Option<Job>, StateError> {
+        let out = self
+            .ddb
+            .get_item()
+            .table_name(&self.names.jobs)
+            .key("id", s(id))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify("dynamodb:GetItem", e))?;
+        out.item().map(job_from_item).transpose()
+    }
+
+    /// Every job, newest first.
+    pub async fn jobs(&self) -> Result<Vec<Job>, StateError> {
+        let mut jobs = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .ddb
+                .scan()
+                .table_name(&self.names.jobs)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| classify("dynamodb:Scan", e))?;
+            for item in out.items() {
+                jobs.push(job_from_item(item)?);
+            }
+            match out.last_evaluated_key() {
+                Some(k) if !k.is_empty() => start = Some(k.clone()),
+                _ => break,
+            }
+        }
+        jobs.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.id.cmp(&b.id)));
+        Ok(jobs)
+    }
+}
+
+fn setting_from_item(item: &HashMap<String, AttributeValue>) -> Result<Setting, StateError> {
+    let mode = match get_s(item, "mode") {
+        Some(m) => Some(m.parse::<Mode>().map_err(StateError::Corrupt)?),
+        None => None,
+    };
+    Ok(Setting {
+        remediation: get_s(item, "remediation").ok_or_else(|| StateError::Corrupt("setting without remediation".into()))?,
+        scope: get_s(item, "scope").unwrap_or_else(|| "*".into()),
+        mode,
+        params: get_json(item, "params")?.unwrap_or_default(),
+        triggers: get_json(item, "triggers")?.unwrap_or_default(),
+        updated_by: get_s(item, "updated_by"),
+        updated_at: get_s(item, "updated_at"),
+        version: get_n(item, "version").unwrap_or(0),
+    })
+}
+
+fn job_from_item(item: &HashMap<String, AttributeValue>) -> Result<Job, StateError> {
+    let text = |k: &str| get_s(item, k).unwrap_or_default();
+    let id = text("id");
+    let status = JobStatus::parse(&text("status"))
+        .ok_or_else(|| StateError::Corrupt(format!("job {id}: status {:?}", text("status"))))?;
+    let mode = text("mode")
+        .parse::<Mode>()
+        .map_err(|e| StateError::Corrupt(format!("job {id}: {e}")))?;
+    Ok(Job {
+        remediation: text("remediation"),
+        account: text("account"),
+        region: text("region"),
+        resource_type: text("resource_type"),
+        resource_id: text("resource_id"),
+        rule: text("rule"),
+        source: text("source"),
+        event_id: get_s(item, "event_id"),
+        observation: text("observation"),
+        status,
+        mode,
+        reason: get_s(item, "reason"),
+        plan: get_json(item, "plan")?,
+        plan_hash: get_s(item, "plan_hash"),
+        before: get_json(item, "before")?,
+        after: get_json(item, "after")?,
+        inverse: get_json(item, "inverse")?,
+        script_sha256: get_s(item, "script_sha256"),
+        created_at: text("created_at"),
+        updated_at: text("updated_at"),
+        attempts: get_n(item, "attempts").unwrap_or(0) as u32,
+        id,
+    })
+}
+
+/// Settings cached for a short time. A refresh that fails is an error, never a stale answer:
+/// the gate fails closed.
+pub struct SettingsCache {
+    store: Store,
+    ttl: Duration,
+    cached: Mutex<Option<(Instant, Arc<SettingsSnapshot>)>>,
+}
+
+impl SettingsCache {
+    pub fn new(store: Store, ttl: Duration) -> SettingsCache {
+        SettingsCache {
+            store,
+            ttl,
+            cached: Mutex::new(None),
+        }
+    }
+
+    pub async fn get(&self) -> Result<Arc<SettingsSnapshot>, StateError> {
+        let mut cached = self.cached.lock().await;
+        if let Some((at, snapshot)) = cached.as_ref() {
+            if at.elapsed() < self.ttl {
+                return Ok(snapshot.clone());
+            }
+        }
+        *cached = None;
+        let snapshot = Arc::new(self.store.settings().await?);
+        *cached = Some((Instant::now(), snapshot.clone()));
+        Ok(snapshot)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_ids_are_stable_and_distinct() {
+        let a = Job::id_for("1", "r", "x", "t", "id", "2026-01-01T00:00:00Z");
+        assert_eq!(a, Job::id_for("1", "r", "x", "t", "id", "2026-01-01T00:00:00Z"));
+        assert_ne!(a, Job::id_for("1", "r", "x", "t", "id", "2026-01-01T00:00:01Z"));
+        assert_ne!(a, Job::id_for("1", "r", "y", "t", "id", "2026-01-01T00:00:00Z"));
+        assert_eq!(a.len(), 24);
+    }
+
+    #[test]
+    fn statuses_round_trip_and_only_effectless_ones_rerun() {
+        for s in JobStatus::ALL {
+            assert_eq!(JobStatus::parse(s.as_str()), Some(*s));
+        }
+        assert!(JobStatus::Planned.reruns_on_delivery());
+        assert!(JobStatus::Failed.reruns_on_delivery());
+        assert!(!JobStatus::Applied.reruns_on_delivery());
+        assert!(!JobStatus::NoOp.reruns_on_delivery());
+        assert!(!JobStatus::InProgress.reruns_on_delivery());
+    }
+
+    #[test]
+    fn update_expression_uses_placeholders() {
+        let mut u = Update::default();
+        u.set("status", s("x")).set_opt("reason", None).set_if_absent("created_at", s("t"));
+        assert_eq!(
+            u.expression(),
+            "SET #status = :v0, #created_at = if_not_exists(#created_at, :v1) REMOVE #reason"
+        );
+    }
+}

@@ -1,0 +1,249 @@
+//! The worker: polls the queue, hands each message to the controller, and deletes it only once
+//! its outcome is durable.
+//!
+//! Concurrency is a semaphore: the poller asks SQS for no more messages than it has room to work
+//! on, so nothing waits on the queue's clock while held here. A message that cannot be decoded is
+//! a poison message: it is copied to the DLQ at once with its reason as a message attribute,
+//! recorded in the audit trail, and deleted, so it never blocks the queue. Work that must be
+//! retried is left undeleted: it comes back after its visibility timeout, and after the queue's
+//! `maxReceiveCount` receives SQS moves it to the DLQ.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use aws_sdk_sqs::Client;
+use aws_sdk_sqs::types::{Message as SqsMessage, MessageAttributeValue, MessageSystemAttributeName};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{error, info, warn};
+
+use crate::audit::Record;
+use crate::cloud::classify;
+use crate::controller::{Context, Disposition, handle_finding, rerun_job};
+use crate::event::{Control, Message, decode};
+
+/// The message attribute that carries a dead-lettered message's reason.
+pub const REASON_ATTRIBUTE: &str = "rectify-reason";
+
+/// How the worker polls.
+#[derive(Debug, Clone)]
+pub struct WorkerOptions {
+    /// Drain the queue and exit.
+    pub once: bool,
+    /// Messages worked on at once.
+    pub concurrency: usize,
+    /// Long-poll wait in seconds (SQS allows 0–20).
+    pub wait_seconds: i32,
+}
+
+/// What a run did.
+#[derive(Debug, Default)]
+pub struct Summary {
+    pub received: AtomicU64,
+    pub deleted: AtomicU64,
+    pub dead_lettered: AtomicU64,
+    pub left_for_retry: AtomicU64,
+}
+
+/// The queues a worker reads and dead-letters to.
+#[derive(Clone)]
+pub struct Queues {
+    pub sqs: Client,
+    pub queue_url: String,
+    pub dlq_url: String,
+}
+
+/// Polls until `shutdown` (or, with `once`, until the queue is drained).
+pub async fn run(
+    ctx: Arc<Context>,
+    queues: Queues,
+    opts: WorkerOptions,
+    shutdown: CancellationToken,
+) -> Arc<Summary> {
+    let summary = Arc::new(Summary::default());
+    let concurrency = opts.concurrency.max(1);
+    let permits = Arc::new(Semaphore::new(concurrency));
+    let tracker = TaskTracker::new();
+    let mut backoff = Duration::from_millis(250);
+    info!(queue = %queues.queue_url, concurrency, once = opts.once, "polling");
+    loop {
+        let first = tokio::select! {
+            p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+            _ = shutdown.cancelled() => break,
+        };
+        let room = (1 + permits.available_permits()).min(10) as i32;
+        let receive = queues
+            .sqs
+            .receive_message()
+            .queue_url(&queues.queue_url)
+            .max_number_of_messages(room)
+            .wait_time_seconds(opts.wait_seconds)
+            .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+            .message_attribute_names("All")
+            .send();
+        let received = tokio::select! {
+            r = receive => r,
+            _ = shutdown.cancelled() => break,
+        };
+        let messages = match received {
+            Ok(out) => {
+                backoff = Duration::from_millis(250);
+                out.messages.unwrap_or_default()
+            }
+            Err(e) => {
+                let e = classify("sqs:ReceiveMessage", e);
+                error!(error = %e, retry_in_ms = backoff.as_millis() as u64, "polling the queue failed");
+                drop(first);
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {},
+                    _ = shutdown.cancelled() => break,
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+                continue;
+            }
+        };
+        if messages.is_empty() {
+            drop(first);
+            if opts.once {
+                if permits.available_permits() == concurrency {
+                    break;
+                }
+                // Work is still in flight: wait for it, then look once more, since a retried
+                // job may have put something back.
+                match permits.acquire_many(concurrency as u32).await {
+                    Ok(all) => drop(all),
+                    Err(_) => break,
+                }
+            }
+            continue;
+        }
+        let mut first = Some(first);
+        for m in messages {
+            let permit = match first.take() {
+                Some(p) => p,
+                None => match permits.clone().acquire_owned().await {
+                    Ok(p) => p,
+                    Err(_) => break,
+                },
+            };
+            summary.received.fetch_add(1, Ordering::Relaxed);
+            let (ctx, queues, summary) = (ctx.clone(), queues.clone(), summary.clone());
+            tracker.spawn(async move {
+                handle_message(&ctx, &queues, &summary, m).await;
+                drop(permit);
+            });
+        }
+    }
+    tracker.close();
+    tracker.wait().await;
+    summary
+}
+
+async fn handle_message(ctx: &Context, queues: &Queues, summary: &Summary, m: SqsMessage) {
+    let message_id = m.message_id().unwrap_or("?").to_string();
+    let body = m.body().unwrap_or_default();
+    let disposition = match decode(body) {
+        Err(e) => {
+            dead_letter(ctx, queues, summary, &m, &e.to_string()).await;
+            return;
+        }
+        Ok(Message::Ignored(why)) => {
+            info!(message = %message_id, why = %why, "message asks nothing of rectify");
+            Disposition::Done
+        }
+        Ok(Message::Control(Control::RunJob { job_id })) => rerun_job(ctx, &job_id).await,
+        Ok(Message::Findings(findings)) => {
+            let mut d = Disposition::Done;
+            for f in &findings {
+                if let Disposition::Retry(reason) = handle_finding(ctx, f).await {
+                    d = Disposition::Retry(reason);
+                }
+            }
+            d
+        }
+    };
+    match disposition {
+        Disposition::Done => delete(queues, summary, &m).await,
+        Disposition::Retry(reason) => {
+            summary.left_for_retry.fetch_add(1, Ordering::Relaxed);
+            let receives = m
+                .attributes()
+                .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+                .map(String::as_str)
+                .unwrap_or("?");
+            warn!(message = %message_id, receives, reason = %reason,
+                "message left on the queue: it comes back after its visibility timeout");
+        }
+    }
+}
+
+async fn delete(queues: &Queues, summary: &Summary, m: &SqsMessage) {
+    let Some(handle) = m.receipt_handle() else { return };
+    match queues
+        .sqs
+        .delete_message()
+        .queue_url(&queues.queue_url)
+        .receipt_handle(handle)
+        .send()
+        .await
+    {
+        Ok(_) => {
+            summary.deleted.fetch_add(1, Ordering::Relaxed);
+        }
+        // The outcome is durable; a redelivery is acknowledged as a duplicate.
+        Err(e) => warn!(error = %classify("sqs:DeleteMessage", e), "message could not be deleted"),
+    }
+}
+
+fn text_attribute(v: &str) -> Option<MessageAttributeValue> {
+    MessageAttributeValue::builder()
+        .data_type("String")
+        .string_value(v)
+        .build()
+        .ok()
+}
+
+/// Sends a poison message to the DLQ with its reason, records it, and deletes it.
+async fn dead_letter(ctx: &Context, queues: &Queues, summary: &Summary, m: &SqsMessage, reason: &str) {
+    let message_id = m.message_id().unwrap_or("?").to_string();
+    let reason: String = reason.chars().take(1000).collect();
+    warn!(message = %message_id, reason = %reason, "poison message: sending it to the DLQ");
+    let mut send = queues
+        .sqs
+        .send_message()
+        .queue_url(&queues.dlq_url)
+        .message_body(m.body().unwrap_or_default());
+    for (k, v) in [
+        (REASON_ATTRIBUTE, reason.as_str()),
+        ("rectify-source-message-id", message_id.as_str()),
+        ("rectify-dead-lettered-at", &crate::state::now_text()),
+    ] {
+        if let Some(attr) = text_attribute(v) {
+            send = send.message_attributes(k, attr);
+        }
+    }
+    if let Err(e) = send.send().await {
+        // Left on the queue: SQS dead-letters it itself after maxReceiveCount receives.
+        summary.left_for_retry.fetch_add(1, Ordering::Relaxed);
+        error!(message = %message_id, error = %classify("sqs:SendMessage", e), "poison message could not be sent to the DLQ");
+        return;
+    }
+    let record = Record {
+        kind: "poison".into(),
+        event_id: Some(message_id.clone()),
+        outcome: "dead-lettered".into(),
+        reason: Some(reason),
+        actor: Some("worker".into()),
+        ..Record::default()
+    };
+    if let Err(e) = ctx.audit.append(record).await {
+        // The DLQ holds the message and its reason; deleting it now would leave no audit record.
+        summary.left_for_retry.fetch_add(1, Ordering::Relaxed);
+        error!(message = %message_id, error = %e, "poison message could not be recorded; it stays on the queue");
+        return;
+    }
+    summary.dead_lettered.fetch_add(1, Ordering::Relaxed);
+    delete(queues, summary, m).await;
+}
