@@ -30,7 +30,12 @@ fn main() {
     let mut code = String::from("pub static FILES: &[(&str, &str)] = &[\n");
     for rel in files {
         let abs = root.join(&rel);
-        writeln!(code, "    ({rel:?}, include_str!({:?})),", abs.display().to_string()).unwrap();
+        writeln!(
+            code,
+            "    ({rel:?}, include_str!({:?})),",
+            abs.display().to_string()
+        )
+        .unwrap();
     }
     code.push_str("];\n");
     let out = Path::new(&std::env::var("OUT_DIR").expect("OUT_DIR")).join("embedded_catalog.rs");

@@ -180,7 +180,8 @@ impl Action {
             reason: reason.to_string(),
         };
         match self {
-            Action::PutPublicAccessBlock { bucket, .. } | Action::DeletePublicAccessBlock { bucket } => {
+            Action::PutPublicAccessBlock { bucket, .. }
+            | Action::DeletePublicAccessBlock { bucket } => {
                 match before.get("public_access_block") {
                     Some(Value::Object(pab)) => {
                         let flag = |k: &str| pab.get(k).and_then(Value::as_bool).unwrap_or(false);
@@ -224,9 +225,9 @@ impl Action {
                     description: text("description"),
                 })
             }
-            Action::AuthorizeSecurityGroupIngress { .. } => {
-                Err(fail("an authorized rule gets its id from AWS; revoke it by that id"))
-            }
+            Action::AuthorizeSecurityGroupIngress { .. } => Err(fail(
+                "an authorized rule gets its id from AWS; revoke it by that id",
+            )),
             Action::UpdateAccessKey {
                 user_name,
                 access_key_id,
@@ -314,10 +315,12 @@ pub fn canonical_value(v: &Value) -> Value {
 /// Lower-case hex of a byte string.
 pub fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 /// sha256 of text, as lower-case hex.
@@ -337,8 +340,12 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(a.kind(), "ec2:RevokeSecurityGroupIngress");
-        assert_eq!(serde_json::to_value(&a).unwrap()["kind"], "ec2:RevokeSecurityGroupIngress");
-        let unknown = serde_json::from_value::<Action>(json!({"kind": "iam:DeleteUser", "user_name": "x"}));
+        assert_eq!(
+            serde_json::to_value(&a).unwrap()["kind"],
+            "ec2:RevokeSecurityGroupIngress"
+        );
+        let unknown =
+            serde_json::from_value::<Action>(json!({"kind": "iam:DeleteUser", "user_name": "x"}));
         assert!(unknown.is_err());
         let extra = serde_json::from_value::<Action>(json!({
             "kind": "ec2:RevokeSecurityGroupIngress", "group_id": "sg-1", "rule_id": "sgr-1", "cidr": "x"
@@ -430,14 +437,19 @@ mod tests {
         };
         assert!(matches!(
             deactivate.inverse(&before).unwrap(),
-            Action::UpdateAccessKey { status: KeyStatus::Active, .. }
+            Action::UpdateAccessKey {
+                status: KeyStatus::Active,
+                ..
+            }
         ));
         let policy = Action::ModifyVpcEndpointPolicy {
             vpc_endpoint_id: "vpce-1".into(),
             policy_document: "{}".into(),
         };
         match policy.inverse(&before).unwrap() {
-            Action::ModifyVpcEndpointPolicy { policy_document, .. } => {
+            Action::ModifyVpcEndpointPolicy {
+                policy_document, ..
+            } => {
                 assert_eq!(policy_document, "{\"Statement\": []}")
             }
             other => panic!("{other:?}"),
@@ -448,9 +460,18 @@ mod tests {
     fn plan_hash_is_stable_and_order_sensitive() {
         let a = Action::DeletePublicAccessBlock { bucket: "a".into() };
         let b = Action::DeletePublicAccessBlock { bucket: "b".into() };
-        let p1 = Plan { actions: vec![a.clone(), b.clone()], reason: None };
-        let p2 = Plan { actions: vec![a.clone(), b.clone()], reason: Some("x".into()) };
-        let p3 = Plan { actions: vec![b, a], reason: None };
+        let p1 = Plan {
+            actions: vec![a.clone(), b.clone()],
+            reason: None,
+        };
+        let p2 = Plan {
+            actions: vec![a.clone(), b.clone()],
+            reason: Some("x".into()),
+        };
+        let p3 = Plan {
+            actions: vec![b, a],
+            reason: None,
+        };
         assert_eq!(p1.hash(), p2.hash());
         assert_ne!(p1.hash(), p3.hash());
         assert_eq!(p1.hash().len(), 64);
@@ -459,6 +480,9 @@ mod tests {
     #[test]
     fn canonical_json_sorts_keys_at_every_depth() {
         let v = json!({"b": 1, "a": {"d": [ {"z": 1, "y": 2} ], "c": null}});
-        assert_eq!(canonical_json(&v), r#"{"a":{"c":null,"d":[{"y":2,"z":1}]},"b":1}"#);
+        assert_eq!(
+            canonical_json(&v),
+            r#"{"a":{"c":null,"d":[{"y":2,"z":1}]},"b":1}"#
+        );
     }
 }

@@ -110,7 +110,10 @@ impl AuditWriter {
             ("job_id".to_string(), text(&record.job_id)),
             ("resource_id".to_string(), text(&record.resource_id)),
             ("remediation".to_string(), text(&record.remediation)),
-            ("outcome".to_string(), AttributeValue::S(record.outcome.clone())),
+            (
+                "outcome".to_string(),
+                AttributeValue::S(record.outcome.clone()),
+            ),
             ("hash".to_string(), AttributeValue::S(record.hash.clone())),
             ("record".to_string(), AttributeValue::S(record.canonical())),
         ]);
@@ -182,7 +185,12 @@ pub async fn read_all(ddb: &Client, table: &str) -> Result<Vec<Stored>, StateErr
             .await
             .map_err(|e| classify("dynamodb:Scan", e))?;
         for item in out.items() {
-            let get = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+            let get = |k: &str| {
+                item.get(k)
+                    .and_then(|v| v.as_s().ok())
+                    .cloned()
+                    .unwrap_or_default()
+            };
             let seq = item
                 .get("seq")
                 .and_then(|v| v.as_n().ok())
@@ -237,7 +245,12 @@ pub fn verify(records: &[Stored]) -> Vec<Problem> {
         for s in items {
             let r = &s.record;
             let name = format!("{chain}-{:08}", s.seq);
-            let mut problem = |what: String| problems.push(Problem { record: name.clone(), what });
+            let mut problem = |what: String| {
+                problems.push(Problem {
+                    record: name.clone(),
+                    what,
+                })
+            };
             if s.seq != expected_seq {
                 problem(format!(
                     "sequence {} where {expected_seq} was expected: records removed or inserted before it",
@@ -281,7 +294,12 @@ mod tests {
                 };
                 r.hash = r.compute_hash();
                 prev = r.hash.clone();
-                Stored { chain: "w-a".into(), seq, stored_hash: r.hash.clone(), record: r }
+                Stored {
+                    chain: "w-a".into(),
+                    seq,
+                    stored_hash: r.hash.clone(),
+                    record: r,
+                }
             })
             .collect()
     }
@@ -296,7 +314,11 @@ mod tests {
         let mut edited = chain(4);
         edited[1].record.outcome = "no-op".into();
         let p = verify(&edited);
-        assert!(p.iter().any(|p| p.record == "w-a-00000002" && p.what.contains("edited")), "{p:?}");
+        assert!(
+            p.iter()
+                .any(|p| p.record == "w-a-00000002" && p.what.contains("edited")),
+            "{p:?}"
+        );
 
         let mut removed = chain(4);
         removed.remove(2);

@@ -34,7 +34,10 @@ pub async fn bootstrap(
     let (dlq_url, state) = ensure_queue(
         sqs,
         &names.dlq,
-        &[(QueueAttributeName::MessageRetentionPeriod, DLQ_RETENTION_SECONDS.to_string())],
+        &[(
+            QueueAttributeName::MessageRetentionPeriod,
+            DLQ_RETENTION_SECONDS.to_string(),
+        )],
     )
     .await?;
     made.push(Made {
@@ -62,7 +65,10 @@ pub async fn bootstrap(
         sqs,
         &names.queue,
         &[
-            (QueueAttributeName::VisibilityTimeout, visibility_timeout.to_string()),
+            (
+                QueueAttributeName::VisibilityTimeout,
+                visibility_timeout.to_string(),
+            ),
             (QueueAttributeName::RedrivePolicy, redrive),
         ],
     )
@@ -76,7 +82,11 @@ pub async fn bootstrap(
         ),
     });
     for (table, pk, sk) in [
-        (&names.settings, "remediation", Some(("scope", ScalarAttributeType::S))),
+        (
+            &names.settings,
+            "remediation",
+            Some(("scope", ScalarAttributeType::S)),
+        ),
         (&names.jobs, "id", None),
         (&names.audit, "chain", Some(("seq", ScalarAttributeType::N))),
     ] {

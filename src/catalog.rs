@@ -346,7 +346,10 @@ fn read_dir_folders(dir: &Path) -> Result<Vec<(String, Folder)>, CatalogError> {
         for file in ["remediation.toml", "plan.rhai"] {
             let p = path.join(file);
             if p.exists() {
-                folder.insert(file.to_string(), std::fs::read_to_string(&p).map_err(|e| io(&p, e))?);
+                folder.insert(
+                    file.to_string(),
+                    std::fs::read_to_string(&p).map_err(|e| io(&p, e))?,
+                );
             }
         }
         let tests = path.join("tests");
@@ -354,7 +357,10 @@ fn read_dir_folders(dir: &Path) -> Result<Vec<(String, Folder)>, CatalogError> {
             for t in std::fs::read_dir(&tests).map_err(|e| io(&tests, e))? {
                 let p = t.map_err(|e| io(&tests, e))?.path();
                 if p.extension().is_some_and(|e| e == "json") {
-                    let rel = format!("tests/{}", p.file_name().unwrap_or_default().to_string_lossy());
+                    let rel = format!(
+                        "tests/{}",
+                        p.file_name().unwrap_or_default().to_string_lossy()
+                    );
                     folder.insert(rel, std::fs::read_to_string(&p).map_err(|e| io(&p, e))?);
                 }
             }
@@ -371,14 +377,21 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, column)
 }
 
-fn load_one(engine: &Engine, root: &str, name: &str, files: &Folder) -> Result<Remediation, CatalogError> {
+fn load_one(
+    engine: &Engine,
+    root: &str,
+    name: &str,
+    files: &Folder,
+) -> Result<Remediation, CatalogError> {
     let manifest_file = format!("{root}/{name}/remediation.toml");
     let script_file = format!("{root}/{name}/plan.rhai");
     let layout = |what: &str| CatalogError::Layout(format!("{root}/{name}: {what}"));
     let manifest_text = files
         .get("remediation.toml")
         .ok_or_else(|| layout("no remediation.toml"))?;
-    let source = files.get("plan.rhai").ok_or_else(|| layout("no plan.rhai"))?;
+    let source = files
+        .get("plan.rhai")
+        .ok_or_else(|| layout("no plan.rhai"))?;
     let manifest_error = |offset: usize, message: String| {
         let (line, column) = line_col(manifest_text, offset);
         CatalogError::Manifest {
@@ -388,12 +401,8 @@ fn load_one(engine: &Engine, root: &str, name: &str, files: &Folder) -> Result<R
             message,
         }
     };
-    let manifest: Manifest = toml::from_str(manifest_text).map_err(|e| {
-        manifest_error(
-            e.span().map_or(0, |s| s.start),
-            e.message().to_string(),
-        )
-    })?;
+    let manifest: Manifest = toml::from_str(manifest_text)
+        .map_err(|e| manifest_error(e.span().map_or(0, |s| s.start), e.message().to_string()))?;
     let key_error = |key: &str, message: String| {
         let offset = manifest_text.find(key).unwrap_or(0);
         manifest_error(offset, message)
@@ -401,7 +410,10 @@ fn load_one(engine: &Engine, root: &str, name: &str, files: &Folder) -> Result<R
     if manifest.name != name {
         return Err(key_error(
             "name",
-            format!("`name` is {:?} but the folder is {name:?}; they must be equal", manifest.name),
+            format!(
+                "`name` is {:?} but the folder is {name:?}; they must be equal",
+                manifest.name
+            ),
         ));
     }
     if !OBSERVED_TYPES.contains(&manifest.resource_type.as_str()) {
@@ -418,12 +430,17 @@ fn load_one(engine: &Engine, root: &str, name: &str, files: &Folder) -> Result<R
         if !ACTION_KINDS.iter().any(|(k, _, _)| k == kind) {
             return Err(key_error(
                 "actions",
-                format!("`actions` names unknown action kind {kind:?} (see `rectify catalog actions`)"),
+                format!(
+                    "`actions` names unknown action kind {kind:?} (see `rectify catalog actions`)"
+                ),
             ));
         }
     }
     if manifest.triggers.rules.is_empty() && manifest.triggers.patterns.is_empty() {
-        return Err(key_error("triggers", "`triggers` names no rule and no pattern".into()));
+        return Err(key_error(
+            "triggers",
+            "`triggers` names no rule and no pattern".into(),
+        ));
     }
     let script = Script::compile(engine, &script_file, source)?;
     let mut cases = Vec::new();
@@ -456,7 +473,11 @@ pub struct CaseResult {
 }
 
 /// Runs every test case of a remediation.
-pub fn run_cases(engine: &Engine, r: &Remediation, deadline: std::time::Duration) -> Vec<CaseResult> {
+pub fn run_cases(
+    engine: &Engine,
+    r: &Remediation,
+    deadline: std::time::Duration,
+) -> Vec<CaseResult> {
     r.cases
         .iter()
         .map(|(file, text)| {
@@ -472,7 +493,10 @@ pub fn run_cases(engine: &Engine, r: &Remediation, deadline: std::time::Duration
             };
             let mut params = r.default_params();
             params.extend(case.params.clone());
-            let failure = match (r.plan(engine, &case.resource, &params, deadline), plan_from_value(case.expect.clone())) {
+            let failure = match (
+                r.plan(engine, &case.resource, &params, deadline),
+                plan_from_value(case.expect.clone()),
+            ) {
                 (_, Err(e)) => Some(format!("`expect` is not a plan: {e}")),
                 (Err(e), _) => Some(format!("the script failed: {e}")),
                 (Ok(actual), Ok(expected)) => compare_plans(&expected, &actual),
@@ -491,12 +515,17 @@ fn compare_plans(expected: &Plan, actual: &Plan) -> Option<String> {
     if expected.actions != actual.actions {
         let e = serde_json::to_string_pretty(&expected.actions).unwrap_or_default();
         let a = serde_json::to_string_pretty(&actual.actions).unwrap_or_default();
-        problems.push(format!("actions differ (- expected, + actual):\n{}", line_diff(&e, &a)));
+        problems.push(format!(
+            "actions differ (- expected, + actual):\n{}",
+            line_diff(&e, &a)
+        ));
     }
     if let Some(want) = &expected.reason {
         match &actual.reason {
             Some(got) if got.contains(want.as_str()) => {}
-            got => problems.push(format!("reason: expected one containing {want:?}, got {got:?}")),
+            got => problems.push(format!(
+                "reason: expected one containing {want:?}, got {got:?}"
+            )),
         }
     }
     if problems.is_empty() {
@@ -546,7 +575,10 @@ mod tests {
     #[test]
     fn glob() {
         assert!(glob_match("*vpce*polic*", "my-vpce-policy-check"));
-        assert!(glob_match("*vpc-endpoint*polic*", "vpc-endpoint-policy-not-overly-permissive"));
+        assert!(glob_match(
+            "*vpc-endpoint*polic*",
+            "vpc-endpoint-policy-not-overly-permissive"
+        ));
         assert!(!glob_match("*vpce*polic*", "restricted-ssh"));
         assert!(glob_match("exact", "exact"));
         assert!(!glob_match("exact", "exactly"));
@@ -571,7 +603,12 @@ mod tests {
             assert!(!r.cases.is_empty(), "{} has no test cases", r.name());
             assert_eq!(r.manifest.default_mode, Mode::DryRun, "{}", r.name());
             for result in run_cases(&engine, r, std::time::Duration::from_secs(1)) {
-                assert!(result.failure.is_none(), "{}: {}", result.file, result.failure.unwrap());
+                assert!(
+                    result.failure.is_none(),
+                    "{}: {}",
+                    result.file,
+                    result.failure.unwrap()
+                );
             }
         }
     }
@@ -588,16 +625,43 @@ mod tests {
                 .map(|r| r.name().to_string())
                 .collect()
         };
-        assert_eq!(names("AWS::S3::Bucket", "s3-bucket-public-write-prohibited", &none), ["s3-block-public-access"]);
-        assert_eq!(names("AWS::EC2::SecurityGroup", "securityhub-restricted-ssh-7kq2xz", &none), ["sg-revoke-open-ssh"]);
-        assert!(names("AWS::S3::Bucket", "restricted-ssh", &none).is_empty(), "type must match");
         assert_eq!(
-            names("AWS::EC2::VPCEndpoint", "vpc-endpoint-policy-not-overly-permissive", &none),
+            names(
+                "AWS::S3::Bucket",
+                "s3-bucket-public-write-prohibited",
+                &none
+            ),
+            ["s3-block-public-access"]
+        );
+        assert_eq!(
+            names(
+                "AWS::EC2::SecurityGroup",
+                "securityhub-restricted-ssh-7kq2xz",
+                &none
+            ),
+            ["sg-revoke-open-ssh"]
+        );
+        assert!(
+            names("AWS::S3::Bucket", "restricted-ssh", &none).is_empty(),
+            "type must match"
+        );
+        assert_eq!(
+            names(
+                "AWS::EC2::VPCEndpoint",
+                "vpc-endpoint-policy-not-overly-permissive",
+                &none
+            ),
             ["vpce-restrict-policy"]
         );
         assert!(names("AWS::EC2::VPCEndpoint", "corp-endpoint-guard", &none).is_empty());
-        let extra = BTreeMap::from([("vpce-restrict-policy".to_string(), vec!["corp-endpoint-guard".to_string()])]);
-        assert_eq!(names("AWS::EC2::VPCEndpoint", "corp-endpoint-guard", &extra), ["vpce-restrict-policy"]);
+        let extra = BTreeMap::from([(
+            "vpce-restrict-policy".to_string(),
+            vec!["corp-endpoint-guard".to_string()],
+        )]);
+        assert_eq!(
+            names("AWS::EC2::VPCEndpoint", "corp-endpoint-guard", &extra),
+            ["vpce-restrict-policy"]
+        );
     }
 
     #[test]
@@ -620,8 +684,15 @@ mod tests {
         )
         .unwrap();
         let err = Catalog::load(&engine, Some(&dir)).unwrap_err().to_string();
-        assert!(err.contains("broken/remediation.toml:4") && err.contains("s3:Nuke"), "{err}");
-        std::fs::write(folder.join("remediation.toml"), "name = \"broken\"\ndescripton = 1\n").unwrap();
+        assert!(
+            err.contains("broken/remediation.toml:4") && err.contains("s3:Nuke"),
+            "{err}"
+        );
+        std::fs::write(
+            folder.join("remediation.toml"),
+            "name = \"broken\"\ndescripton = 1\n",
+        )
+        .unwrap();
         let err = Catalog::load(&engine, Some(&dir)).unwrap_err().to_string();
         assert!(err.contains("broken/remediation.toml:2"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();

@@ -68,7 +68,12 @@ pub struct GlobalArgs {
     #[arg(long, env = "RECTIFY_ROLE_NAME", global = true)]
     pub role_name: Option<String>,
     /// External id presented when assuming the member role.
-    #[arg(long, env = "RECTIFY_EXTERNAL_ID", global = true, hide_env_values = true)]
+    #[arg(
+        long,
+        env = "RECTIFY_EXTERNAL_ID",
+        global = true,
+        hide_env_values = true
+    )]
     pub external_id: Option<String>,
     /// A directory of remediations that add to or override the embedded catalog.
     #[arg(long, env = "RECTIFY_REMEDIATIONS", global = true, value_name = "DIR")]
@@ -262,10 +267,16 @@ pub struct Failure {
 
 impl Failure {
     pub fn usage(message: impl Into<String>) -> Failure {
-        Failure { code: 2, message: message.into() }
+        Failure {
+            code: 2,
+            message: message.into(),
+        }
     }
     pub fn failed(message: impl Into<String>) -> Failure {
-        Failure { code: 1, message: message.into() }
+        Failure {
+            code: 1,
+            message: message.into(),
+        }
     }
 }
 
@@ -311,7 +322,10 @@ async fn aws_config() -> Result<aws_config::SdkConfig> {
 }
 
 async fn store(config: &Config, aws: &aws_config::SdkConfig) -> Store {
-    Store::new(aws_sdk_dynamodb::Client::new(aws), Names::new(&config.prefix))
+    Store::new(
+        aws_sdk_dynamodb::Client::new(aws),
+        Names::new(&config.prefix),
+    )
 }
 
 fn load_catalog(config: &Config) -> Result<(Arc<rhai::Engine>, Arc<Catalog>)> {
@@ -339,9 +353,19 @@ pub async fn run(cli: Cli, config: Config, started: Instant) -> Result<()> {
             .await?;
             let rows: Vec<Vec<String>> = made
                 .iter()
-                .map(|m| vec![m.kind.into(), m.name.clone(), m.state.into(), m.detail.clone()])
+                .map(|m| {
+                    vec![
+                        m.kind.into(),
+                        m.name.clone(),
+                        m.state.into(),
+                        m.detail.clone(),
+                    ]
+                })
                 .collect();
-            print!("{}", render::table(&["KIND", "NAME", "STATE", "DETAIL"], &rows));
+            print!(
+                "{}",
+                render::table(&["KIND", "NAME", "STATE", "DETAIL"], &rows)
+            );
             Ok(())
         }
         Command::Worker(args) => run_worker(config, args, started).await,
@@ -370,7 +394,10 @@ async fn run_worker(config: Config, args: WorkerArgs, started: Instant) -> Resul
         .await
         .map_err(|e| classify("sqs:GetQueueAttributes", e))?
         .attributes()
-        .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout).cloned())
+        .and_then(|a| {
+            a.get(&aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout)
+                .cloned()
+        })
         .and_then(|v| v.parse::<u64>().ok())
         .unwrap_or(30);
     let identity = aws_sdk_sts::Client::new(&aws)
@@ -385,8 +412,16 @@ async fn run_worker(config: Config, args: WorkerArgs, started: Instant) -> Resul
         catalog,
         engine,
         limits: config.limits.clone(),
-        cloud: Cloud::new(aws.clone(), home.clone(), config.role_name.clone(), config.external_id.clone()),
-        settings: SettingsCache::new(store.clone(), Duration::from_secs(config.settings_cache_seconds)),
+        cloud: Cloud::new(
+            aws.clone(),
+            home.clone(),
+            config.role_name.clone(),
+            config.external_id.clone(),
+        ),
+        settings: SettingsCache::new(
+            store.clone(),
+            Duration::from_secs(config.settings_cache_seconds),
+        ),
         owner: audit.chain().to_string(),
         audit,
         store,
@@ -410,7 +445,17 @@ async fn run_worker(config: Config, args: WorkerArgs, started: Instant) -> Resul
             config.wait_seconds
         },
     };
-    let summary = worker::run(ctx, Queues { sqs, queue_url, dlq_url }, opts, shutdown).await;
+    let summary = worker::run(
+        ctx,
+        Queues {
+            sqs,
+            queue_url,
+            dlq_url,
+        },
+        opts,
+        shutdown,
+    )
+    .await;
     use std::sync::atomic::Ordering::Relaxed;
     tracing::info!(
         received = summary.received.load(Relaxed),
@@ -491,7 +536,10 @@ async fn settings_list(config: &Config, json_out: bool) -> Result<()> {
     let snapshot = store(config, &aws).await.settings().await?;
     let mut rows = Vec::new();
     for r in catalog.all() {
-        let global = snapshot.settings.iter().find(|s| s.remediation == r.name() && s.scope == "*");
+        let global = snapshot
+            .settings
+            .iter()
+            .find(|s| s.remediation == r.name() && s.scope == "*");
         let (mode, source) = match global.and_then(|s| s.mode) {
             Some(m) => (m, "setting"),
             None => (r.manifest.default_mode, "default"),
@@ -506,7 +554,11 @@ async fn settings_list(config: &Config, json_out: bool) -> Result<()> {
             "updated_by": global.and_then(|s| s.updated_by.clone()),
             "updated_at": global.and_then(|s| s.updated_at.clone()),
         }));
-        for s in snapshot.settings.iter().filter(|s| s.remediation == r.name() && s.scope != "*") {
+        for s in snapshot
+            .settings
+            .iter()
+            .filter(|s| s.remediation == r.name() && s.scope != "*")
+        {
             rows.push(json!({
                 "remediation": r.name(),
                 "scope": s.scope,
@@ -533,7 +585,12 @@ async fn settings_list(config: &Config, json_out: bool) -> Result<()> {
         .map(|r| {
             let params = r["params"]
                 .as_object()
-                .map(|m| m.iter().map(|(k, v)| format!("{k}={}", text(v))).collect::<Vec<_>>().join(" "))
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| format!("{k}={}", text(v)))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
                 .unwrap_or_default();
             let triggers = r["triggers"]
                 .as_array()
@@ -541,17 +598,39 @@ async fn settings_list(config: &Config, json_out: bool) -> Result<()> {
                 .unwrap_or_default();
             vec![
                 text(&r["remediation"]),
-                if r["scope"] == "*" { "all accounts".into() } else { text(&r["scope"]) },
+                if r["scope"] == "*" {
+                    "all accounts".into()
+                } else {
+                    text(&r["scope"])
+                },
                 format!("{} ({})", text(&r["mode"]), text(&r["mode_source"])),
-                if params.is_empty() { "-".into() } else { params },
-                if triggers.is_empty() { "-".into() } else { triggers },
+                if params.is_empty() {
+                    "-".into()
+                } else {
+                    params
+                },
+                if triggers.is_empty() {
+                    "-".into()
+                } else {
+                    triggers
+                },
                 text(&r["updated_by"]),
             ]
         })
         .collect();
     print!(
         "{}",
-        render::table(&["REMEDIATION", "SCOPE", "MODE", "PARAMS", "EXTRA TRIGGERS", "UPDATED BY"], &table)
+        render::table(
+            &[
+                "REMEDIATION",
+                "SCOPE",
+                "MODE",
+                "PARAMS",
+                "EXTRA TRIGGERS",
+                "UPDATED BY"
+            ],
+            &table
+        )
     );
     Ok(())
 }
@@ -581,18 +660,30 @@ async fn settings_set(config: &Config, args: SetArgs) -> Result<()> {
             return Err(Failure::usage(format!(
                 "--param {k}: {} has no parameter {k:?} (it has: {})",
                 r.name(),
-                if known.is_empty() { "none".to_string() } else { known.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ") }
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                }
             )));
         }
         params.push((k, v));
     }
     for t in &args.triggers {
         if t.is_empty() || t.len() > 128 || t.chars().any(|c| c.is_control() || c.is_whitespace()) {
-            return Err(Failure::usage(format!("--trigger {t:?}: not a Config rule name")));
+            return Err(Failure::usage(format!(
+                "--trigger {t:?}: not a Config rule name"
+            )));
         }
     }
     if args.mode.is_none() && params.is_empty() && args.triggers.is_empty() {
-        return Err(Failure::usage("nothing to set: give --mode, --param or --trigger"));
+        return Err(Failure::usage(
+            "nothing to set: give --mode, --param or --trigger",
+        ));
     }
     let aws = aws_config().await?;
     let by = match args.by {
@@ -631,7 +722,10 @@ async fn settings_set(config: &Config, args: SetArgs) -> Result<()> {
             }
         }
         new.updated_by = Some(by.clone());
-        match store.put_setting(&new, old.as_ref().map_or(0, |o| o.version)).await {
+        match store
+            .put_setting(&new, old.as_ref().map_or(0, |o| o.version))
+            .await
+        {
             Ok(()) => break (old, new),
             Err(crate::state::StateError::Conflict(_)) if attempt < 5 => continue,
             Err(e) => return Err(e.into()),
@@ -649,18 +743,26 @@ async fn settings_set(config: &Config, args: SetArgs) -> Result<()> {
             kind: "settings".into(),
             remediation: Some(r.name().to_string()),
             account: (scope != "*").then(|| scope.clone()),
-            before: old.as_ref().map(|o| serde_json::to_value(o).unwrap_or(Value::Null)),
+            before: old
+                .as_ref()
+                .map(|o| serde_json::to_value(o).unwrap_or(Value::Null)),
             after: Some(change),
             outcome: "settings-changed".into(),
             actor: Some(by.clone()),
             ..Record::default()
         })
         .await?;
-    let scope_text = if scope == "*" { "all accounts".to_string() } else { format!("account {scope}") };
+    let scope_text = if scope == "*" {
+        "all accounts".to_string()
+    } else {
+        format!("account {scope}")
+    };
     println!(
         "{} ({scope_text}): mode {}, params {}, extra triggers [{}]; set by {by}",
         r.name(),
-        new.mode.map(|m| m.to_string()).unwrap_or_else(|| format!("{} (default)", r.manifest.default_mode)),
+        new.mode
+            .map(|m| m.to_string())
+            .unwrap_or_else(|| format!("{} (default)", r.manifest.default_mode)),
         Value::Object(new.params.clone()),
         new.triggers.join(", ")
     );
@@ -706,11 +808,14 @@ async fn jobs(config: &Config, cmd: JobsCommand) -> Result<()> {
             let rows: Vec<Vec<String>> = jobs
                 .iter()
                 .map(|j| {
-                    let plan = j.plan.as_ref().map_or("-".to_string(), |p| match p.actions.len() {
-                        0 => "none".into(),
-                        1 => p.actions[0].summary(),
-                        n => format!("{} (+{} more)", p.actions[0].summary(), n - 1),
-                    });
+                    let plan = j
+                        .plan
+                        .as_ref()
+                        .map_or("-".to_string(), |p| match p.actions.len() {
+                            0 => "none".into(),
+                            1 => p.actions[0].summary(),
+                            n => format!("{} (+{} more)", p.actions[0].summary(), n - 1),
+                        });
                     vec![
                         j.id.clone(),
                         j.created_at.get(..19).unwrap_or(&j.created_at).to_string(),
@@ -725,25 +830,54 @@ async fn jobs(config: &Config, cmd: JobsCommand) -> Result<()> {
                 .collect();
             print!(
                 "{}",
-                render::table(&["ID", "CREATED", "REMEDIATION", "ACCOUNT", "RESOURCE", "MODE", "STATUS", "PLAN"], &rows)
+                render::table(
+                    &[
+                        "ID",
+                        "CREATED",
+                        "REMEDIATION",
+                        "ACCOUNT",
+                        "RESOURCE",
+                        "MODE",
+                        "STATUS",
+                        "PLAN"
+                    ],
+                    &rows
+                )
             );
             Ok(())
         }
         JobsCommand::Show { id, json } => {
-            let job = store
-                .job(&id)
-                .await?
-                .ok_or_else(|| Failure::usage(format!("no job {id:?} (see `rectify jobs list`)")))?;
+            let job = store.job(&id).await?.ok_or_else(|| {
+                Failure::usage(format!("no job {id:?} (see `rectify jobs list`)"))
+            })?;
             if json {
                 print_json(&job_json(&job));
                 return Ok(());
             }
             println!("job          {}", job.id);
             println!("remediation  {} (mode {})", job.remediation, job.mode);
-            println!("resource     {} {} in account {}, {}", job.resource_type, job.resource_id, job.account, job.region);
-            println!("finding      rule {} from {} ({})", job.rule, job.source, job.event_id.as_deref().unwrap_or("no event id"));
-            println!("status       {}{}", job.status.as_str(), job.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default());
-            println!("created      {}  updated {}  attempts {}", job.created_at, job.updated_at, job.attempts);
+            println!(
+                "resource     {} {} in account {}, {}",
+                job.resource_type, job.resource_id, job.account, job.region
+            );
+            println!(
+                "finding      rule {} from {} ({})",
+                job.rule,
+                job.source,
+                job.event_id.as_deref().unwrap_or("no event id")
+            );
+            println!(
+                "status       {}{}",
+                job.status.as_str(),
+                job.reason
+                    .as_deref()
+                    .map(|r| format!(": {r}"))
+                    .unwrap_or_default()
+            );
+            println!(
+                "created      {}  updated {}  attempts {}",
+                job.created_at, job.updated_at, job.attempts
+            );
             if let Some(sha) = &job.script_sha256 {
                 println!("script       sha256 {sha}");
             }
@@ -752,7 +886,11 @@ async fn jobs(config: &Config, cmd: JobsCommand) -> Result<()> {
                 Some(plan) => print!("{}", render::plan(plan, job.before.as_ref())),
                 None => println!("No plan was made."),
             }
-            if let Some(inverse) = job.inverse.as_ref().filter(|_| job.status == JobStatus::Applied) {
+            if let Some(inverse) = job
+                .inverse
+                .as_ref()
+                .filter(|_| job.status == JobStatus::Applied)
+            {
                 println!("\nUndo would:");
                 for a in inverse {
                     println!("  ~ {}", a.summary());
@@ -761,10 +899,9 @@ async fn jobs(config: &Config, cmd: JobsCommand) -> Result<()> {
             Ok(())
         }
         JobsCommand::Retry { id } => {
-            let job = store
-                .job(&id)
-                .await?
-                .ok_or_else(|| Failure::usage(format!("no job {id:?} (see `rectify jobs list`)")))?;
+            let job = store.job(&id).await?.ok_or_else(|| {
+                Failure::usage(format!("no job {id:?} (see `rectify jobs list`)"))
+            })?;
             if !job.status.reruns_on_delivery() {
                 return Err(Failure::usage(format!(
                     "job {id} is {}: only jobs that ended without an effect (planned, needs-parameter, failed, off) run again",
@@ -791,7 +928,12 @@ async fn audit_cmd(config: &Config, cmd: AuditCommand) -> Result<()> {
     let store = store(config, &aws).await;
     let records = audit::read_all(store.client(), &store.names.audit).await?;
     match cmd {
-        AuditCommand::List { resource, remediation, since, json } => {
+        AuditCommand::List {
+            resource,
+            remediation,
+            since,
+            json,
+        } => {
             if let Some(s) = &since {
                 chrono::DateTime::parse_from_rfc3339(s)
                     .map_err(|_| Failure::usage(format!("--since {s:?}: not an RFC 3339 time")))?;
@@ -799,8 +941,16 @@ async fn audit_cmd(config: &Config, cmd: AuditCommand) -> Result<()> {
             let selected: Vec<&Record> = records
                 .iter()
                 .map(|s| &s.record)
-                .filter(|r| resource.as_ref().is_none_or(|x| r.resource_id.as_ref() == Some(x)))
-                .filter(|r| remediation.as_ref().is_none_or(|x| r.remediation.as_ref() == Some(x)))
+                .filter(|r| {
+                    resource
+                        .as_ref()
+                        .is_none_or(|x| r.resource_id.as_ref() == Some(x))
+                })
+                .filter(|r| {
+                    remediation
+                        .as_ref()
+                        .is_none_or(|x| r.remediation.as_ref() == Some(x))
+                })
                 .filter(|r| since.as_ref().is_none_or(|s| r.time.as_str() >= s.as_str()))
                 .collect();
             if json {
@@ -825,21 +975,36 @@ async fn audit_cmd(config: &Config, cmd: AuditCommand) -> Result<()> {
                 .collect();
             print!(
                 "{}",
-                render::table(&["ID", "TIME", "KIND", "REMEDIATION", "RESOURCE", "MODE", "OUTCOME", "REASON"], &rows)
+                render::table(
+                    &[
+                        "ID",
+                        "TIME",
+                        "KIND",
+                        "REMEDIATION",
+                        "RESOURCE",
+                        "MODE",
+                        "OUTCOME",
+                        "REASON"
+                    ],
+                    &rows
+                )
             );
             Ok(())
         }
         AuditCommand::Show { id } => {
-            let r = records
-                .iter()
-                .find(|s| s.record.id == id)
-                .ok_or_else(|| Failure::usage(format!("no audit record {id:?} (see `rectify audit list`)")))?;
+            let r = records.iter().find(|s| s.record.id == id).ok_or_else(|| {
+                Failure::usage(format!("no audit record {id:?} (see `rectify audit list`)"))
+            })?;
             print_json(&r.record);
             Ok(())
         }
         AuditCommand::Verify => {
             let problems = audit::verify(&records);
-            let chains = records.iter().map(|r| r.chain.as_str()).collect::<std::collections::BTreeSet<_>>().len();
+            let chains = records
+                .iter()
+                .map(|r| r.chain.as_str())
+                .collect::<std::collections::BTreeSet<_>>()
+                .len();
             if problems.is_empty() {
                 println!("OK: {} records in {chains} chains verified", records.len());
                 Ok(())
@@ -899,7 +1064,19 @@ fn catalog_cmd(config: &Config, cmd: CatalogCommand) -> Result<()> {
                     ]
                 })
                 .collect();
-            print!("{}", render::table(&["NAME", "RESOURCE TYPE", "DEFAULT MODE", "ACTIONS", "TRIGGERS"], &rows));
+            print!(
+                "{}",
+                render::table(
+                    &[
+                        "NAME",
+                        "RESOURCE TYPE",
+                        "DEFAULT MODE",
+                        "ACTIONS",
+                        "TRIGGERS"
+                    ],
+                    &rows
+                )
+            );
             Ok(())
         }
         CatalogCommand::Test { dir } => {
@@ -946,7 +1123,10 @@ fn catalog_cmd(config: &Config, cmd: CatalogCommand) -> Result<()> {
                     .iter()
                     .map(|(k, p, w)| vec![k.to_string(), p.to_string(), w.to_string()])
                     .collect();
-                print!("{}", render::table(&["KIND", "IAM PERMISSION", "WHAT IT DOES"], &rows));
+                print!(
+                    "{}",
+                    render::table(&["KIND", "IAM PERMISSION", "WHAT IT DOES"], &rows)
+                );
             }
             Ok(())
         }
@@ -957,7 +1137,11 @@ fn plan_cmd(config: &Config, args: PlanArgs) -> Result<()> {
     let (engine, catalog) = load_catalog(config)?;
     let r = catalog.get(&args.remediation).ok_or_else(|| {
         let names: Vec<&str> = catalog.all().iter().map(|r| r.name()).collect();
-        Failure::usage(format!("unknown remediation {:?}; the catalog has: {}", args.remediation, names.join(", ")))
+        Failure::usage(format!(
+            "unknown remediation {:?}; the catalog has: {}",
+            args.remediation,
+            names.join(", ")
+        ))
     })?;
     let text = std::fs::read_to_string(&args.resource)
         .map_err(|e| Failure::usage(format!("{}: {e}", args.resource.display())))?;
@@ -988,7 +1172,12 @@ fn plan_cmd(config: &Config, args: PlanArgs) -> Result<()> {
         )));
     }
     let plan: Plan = r
-        .plan(&engine, &resource, &params, Duration::from_millis(config.limits.deadline_ms))
+        .plan(
+            &engine,
+            &resource,
+            &params,
+            Duration::from_millis(config.limits.deadline_ms),
+        )
         .map_err(|e| Failure::usage(e.to_string()))?;
     if args.json {
         print_json(&plan);
@@ -1027,15 +1216,20 @@ async fn dlq_list(config: &Config, json_out: bool) -> Result<()> {
                 .to_string();
             let receives = m
                 .attributes()
-                .and_then(|a| a.get(&aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount))
+                .and_then(|a| {
+                    a.get(&aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount)
+                })
                 .cloned()
                 .unwrap_or_default();
-            seen.insert(id.clone(), json!({
-                "id": id,
-                "reason": reason,
-                "receive_count": receives.parse::<u64>().unwrap_or(0),
-                "body": m.body().unwrap_or_default(),
-            }));
+            seen.insert(
+                id.clone(),
+                json!({
+                    "id": id,
+                    "reason": reason,
+                    "receive_count": receives.parse::<u64>().unwrap_or(0),
+                    "body": m.body().unwrap_or_default(),
+                }),
+            );
         }
         if seen.len() == before {
             break;
@@ -1052,11 +1246,25 @@ async fn dlq_list(config: &Config, json_out: bool) -> Result<()> {
             vec![
                 m["id"].as_str().unwrap_or_default().to_string(),
                 m["receive_count"].to_string(),
-                m["reason"].as_str().unwrap_or_default().chars().take(80).collect(),
-                m["body"].as_str().unwrap_or_default().chars().take(40).collect::<String>().replace('\n', " "),
+                m["reason"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .chars()
+                    .take(80)
+                    .collect(),
+                m["body"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .chars()
+                    .take(40)
+                    .collect::<String>()
+                    .replace('\n', " "),
             ]
         })
         .collect();
-    print!("{}", render::table(&["ID", "RECEIVES", "REASON", "BODY"], &rows));
+    print!(
+        "{}",
+        render::table(&["ID", "RECEIVES", "REASON", "BODY"], &rows)
+    );
     Ok(())
 }

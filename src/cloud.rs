@@ -198,13 +198,19 @@ impl Cloud {
         let region = aws_config::Region::new(region.to_string());
         let clients = Arc::new(Clients {
             s3: aws_sdk_s3::Client::from_conf(
-                aws_sdk_s3::config::Builder::from(&config).region(region.clone()).build(),
+                aws_sdk_s3::config::Builder::from(&config)
+                    .region(region.clone())
+                    .build(),
             ),
             ec2: aws_sdk_ec2::Client::from_conf(
-                aws_sdk_ec2::config::Builder::from(&config).region(region.clone()).build(),
+                aws_sdk_ec2::config::Builder::from(&config)
+                    .region(region.clone())
+                    .build(),
             ),
             iam: aws_sdk_iam::Client::from_conf(
-                aws_sdk_iam::config::Builder::from(&config).region(region).build(),
+                aws_sdk_iam::config::Builder::from(&config)
+                    .region(region)
+                    .build(),
             ),
         });
         self.clients.lock().await.insert(key, clients.clone());
@@ -224,8 +230,20 @@ impl Cloud {
             "AWS::S3::Bucket" => observe_bucket(&c, id).await?,
             "AWS::EC2::SecurityGroup" => observe_security_group(&c, id).await?,
             "AWS::IAM::User" => {
-                let name = self.resolve_user(&c, account, id).await?;
-                observe_user(&c, &name).await?
+                // Config names users by their unique id (`AIDA…` on AWS); a plain user name
+                // works too. An id that is not a user name is looked up by id.
+                if id.starts_with("AIDA") {
+                    let name = self.resolve_user(&c, account, id).await?;
+                    observe_user(&c, &name).await?
+                } else {
+                    match observe_user(&c, id).await {
+                        Err(CloudError::NotFound { .. }) => {
+                            let name = self.resolve_user(&c, account, id).await?;
+                            observe_user(&c, &name).await?
+                        }
+                        other => other?,
+                    }
+                }
             }
             "AWS::EC2::VPCEndpoint" => observe_vpc_endpoint(&c, id).await?,
             other => {
@@ -249,19 +267,15 @@ impl Cloud {
         Ok(body)
     }
 
-    /// Config names IAM users by their unique id (`AIDA…`); resolve it to a user name, through a
-    /// per-account cache of ListUsers. Anything else is taken as a user name.
-    async fn resolve_user(&self, c: &Clients, account: &str, id: &str) -> Result<String, CloudError> {
-        if !id.starts_with("AIDA") {
-            return Ok(id.to_string());
-        }
-        if let Some(name) = self
-            .users
-            .lock()
-            .await
-            .get(account)
-            .and_then(|m| m.get(id))
-        {
+    /// Resolves an IAM unique id to a user name, through a per-account cache of ListUsers that
+    /// is refreshed when the id is not in it.
+    async fn resolve_user(
+        &self,
+        c: &Clients,
+        account: &str,
+        id: &str,
+    ) -> Result<String, CloudError> {
+        if let Some(name) = self.users.lock().await.get(account).and_then(|m| m.get(id)) {
             return Ok(name.clone());
         }
         let mut map = HashMap::new();
@@ -290,7 +304,12 @@ impl Cloud {
     }
 
     /// Applies one action. Idempotent: work already done counts as done.
-    pub async fn apply(&self, account: &str, region: &str, action: &Action) -> Result<Applied, CloudError> {
+    pub async fn apply(
+        &self,
+        account: &str,
+        region: &str,
+        action: &Action,
+    ) -> Result<Applied, CloudError> {
         let c = self.clients(account, region).await;
         match action {
             Action::PutPublicAccessBlock {
@@ -315,7 +334,13 @@ impl Cloud {
                 Ok(Applied::Changed)
             }
             Action::DeletePublicAccessBlock { bucket } => {
-                match c.s3.delete_public_access_block().bucket(bucket).send().await {
+                match c
+                    .s3
+                    .delete_public_access_block()
+                    .bucket(bucket)
+                    .send()
+                    .await
+                {
                     Ok(_) => Ok(Applied::Changed),
                     Err(e) => match classify("s3:DeletePublicAccessBlock", e) {
                         e if e.code() == Some("NoSuchPublicAccessBlockConfiguration") => {
@@ -338,7 +363,9 @@ impl Cloud {
                     Ok(out) if out.unknown_ip_permissions().is_empty() => Ok(Applied::Changed),
                     Ok(_) => Ok(Applied::AlreadyDone),
                     Err(e) => match classify("ec2:RevokeSecurityGroupIngress", e) {
-                        e if e.code() == Some("InvalidPermission.NotFound") => Ok(Applied::AlreadyDone),
+                        e if e.code() == Some("InvalidPermission.NotFound") => {
+                            Ok(Applied::AlreadyDone)
+                        }
                         e => Err(e),
                     },
                 }
@@ -382,7 +409,9 @@ impl Cloud {
                 {
                     Ok(_) => Ok(Applied::Changed),
                     Err(e) => match classify("ec2:AuthorizeSecurityGroupIngress", e) {
-                        e if e.code() == Some("InvalidPermission.Duplicate") => Ok(Applied::AlreadyDone),
+                        e if e.code() == Some("InvalidPermission.Duplicate") => {
+                            Ok(Applied::AlreadyDone)
+                        }
                         e => Err(e),
                     },
                 }
@@ -543,7 +572,9 @@ async fn observe_user(c: &Clients, user_name: &str) -> Result<Value, CloudError>
             .await
             .map_err(|e| classify("iam:ListAccessKeys", e))?;
         for k in out.access_key_metadata() {
-            let Some(key_id) = k.access_key_id() else { continue };
+            let Some(key_id) = k.access_key_id() else {
+                continue;
+            };
             let last_used = c
                 .iam
                 .get_access_key_last_used()
@@ -576,7 +607,10 @@ async fn observe_vpc_endpoint(c: &Clients, id: &str) -> Result<Value, CloudError
         .map_err(|e| {
             not_found(
                 classify("ec2:DescribeVpcEndpoints", e),
-                &["InvalidVpcEndpointId.NotFound", "InvalidVpcEndpoint.NotFound"],
+                &[
+                    "InvalidVpcEndpointId.NotFound",
+                    "InvalidVpcEndpoint.NotFound",
+                ],
                 format!("VPC endpoint {id}"),
             )
         })?;

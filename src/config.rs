@@ -185,7 +185,14 @@ mod tests {
     #[test]
     fn flags_override_the_file() {
         let p = write("prefix = \"from-file\"\nrole_name = \"r\"\n[worker]\nconcurrency = 3\n");
-        let c = Config::load(Some(&p), Overrides { prefix: Some("flag".into()), ..Default::default() }).unwrap();
+        let c = Config::load(
+            Some(&p),
+            Overrides {
+                prefix: Some("flag".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
         assert_eq!(c.prefix, "flag");
         assert_eq!(c.role_name, "r");
         assert_eq!(c.concurrency, 3);
@@ -195,15 +202,21 @@ mod tests {
     #[test]
     fn bad_keys_and_values_are_named() {
         let p = write("prefx = \"x\"\n");
-        let err = Config::load(Some(&p), Overrides::default()).unwrap_err().to_string();
+        let err = Config::load(Some(&p), Overrides::default())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("prefx"), "{err}");
         std::fs::remove_file(p).unwrap();
         let p = write("[worker]\nwait_seconds = 30\n");
-        let err = Config::load(Some(&p), Overrides::default()).unwrap_err().to_string();
+        let err = Config::load(Some(&p), Overrides::default())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("worker.wait_seconds"), "{err}");
         std::fs::remove_file(p).unwrap();
         let p = write("[script]\nmax_operatons = 1\n");
-        let err = Config::load(Some(&p), Overrides::default()).unwrap_err().to_string();
+        let err = Config::load(Some(&p), Overrides::default())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("max_operatons"), "{err}");
         std::fs::remove_file(p).unwrap();
     }

@@ -86,7 +86,10 @@ pub async fn rerun_job(ctx: &Context, job_id: &str) -> Disposition {
     let job = match ctx.store.job(job_id).await {
         Ok(Some(job)) => job,
         Ok(None) => {
-            warn!(job = job_id, "control message names a job that does not exist");
+            warn!(
+                job = job_id,
+                "control message names a job that does not exist"
+            );
             return Disposition::Done;
         }
         Err(e) => return Disposition::Retry(format!("job {job_id} cannot be read: {e}")),
@@ -161,11 +164,19 @@ async fn reconcile(
     run_job(ctx, r, snapshot, job).instrument(span).await
 }
 
-async fn run_job(ctx: &Context, r: &Remediation, snapshot: &SettingsSnapshot, mut job: Job) -> Disposition {
+async fn run_job(
+    ctx: &Context,
+    r: &Remediation,
+    snapshot: &SettingsSnapshot,
+    mut job: Job,
+) -> Disposition {
     match ctx.store.claim(&job, &ctx.owner, ctx.lease).await {
         Ok(Claim::Won) => {}
         Ok(Claim::Done(status)) => {
-            info!(status = status.as_str(), "duplicate delivery: the job already ended");
+            info!(
+                status = status.as_str(),
+                "duplicate delivery: the job already ended"
+            );
             return Disposition::Done;
         }
         Ok(Claim::Busy) => {
@@ -188,9 +199,13 @@ async fn run_job(ctx: &Context, r: &Remediation, snapshot: &SettingsSnapshot, mu
         warn!(error = %e, "job outcome cannot be written: the message will be retried");
         return Disposition::Retry(format!("job outcome cannot be written: {e}"));
     }
-    info!(outcome = job.status.as_str(), mode = job.mode.as_str(),
+    info!(
+        outcome = job.status.as_str(),
+        mode = job.mode.as_str(),
         actions = job.plan.as_ref().map_or(0, |p| p.actions.len()),
-        reason = job.reason.as_deref().unwrap_or(""), "job ended");
+        reason = job.reason.as_deref().unwrap_or(""),
+        "job ended"
+    );
     match retry {
         Some(reason) => Disposition::Retry(reason),
         None => Disposition::Done,
@@ -239,7 +254,12 @@ pub async fn plan_blocking(
 }
 
 /// Fills in the job's outcome. Returns a reason when the message should be retried.
-async fn decide(ctx: &Context, r: &Remediation, snapshot: &SettingsSnapshot, job: &mut Job) -> Option<String> {
+async fn decide(
+    ctx: &Context,
+    r: &Remediation,
+    snapshot: &SettingsSnapshot,
+    job: &mut Job,
+) -> Option<String> {
     let end = |job: &mut Job, status: JobStatus, reason: String| {
         job.status = status;
         job.reason = Some(reason);
@@ -251,7 +271,10 @@ async fn decide(ctx: &Context, r: &Remediation, snapshot: &SettingsSnapshot, job
     let params = snapshot.params_for(r, &job.account);
     let missing = r.missing_params(&params);
     if !missing.is_empty() {
-        let sets: Vec<String> = missing.iter().map(|m| format!("--param {m}=VALUE")).collect();
+        let sets: Vec<String> = missing
+            .iter()
+            .map(|m| format!("--param {m}=VALUE"))
+            .collect();
         end(
             job,
             JobStatus::NeedsParameter,
@@ -267,7 +290,11 @@ async fn decide(ctx: &Context, r: &Remediation, snapshot: &SettingsSnapshot, job
     let remediation = match ctx.catalog.get(r.name()) {
         Some(r) => r.clone(),
         None => {
-            end(job, JobStatus::Failed, "the remediation left the catalog".into());
+            end(
+                job,
+                JobStatus::Failed,
+                "the remediation left the catalog".into(),
+            );
             return None;
         }
     };
@@ -278,21 +305,40 @@ async fn decide(ctx: &Context, r: &Remediation, snapshot: &SettingsSnapshot, job
         job.resource_type.clone(),
         job.resource_id.clone(),
     );
-    let observe = || ctx.cloud.observe(&account, &region, &resource_type, &resource_id);
+    let observe = || {
+        ctx.cloud
+            .observe(&account, &region, &resource_type, &resource_id)
+    };
     let before = match observe().await {
         Ok(v) => v,
         Err(CloudError::NotFound { resource }) => {
-            end(job, JobStatus::NoOp, format!("{resource}: nothing to fix"));
+            end(
+                job,
+                JobStatus::NoOp,
+                format!("{resource} does not exist: nothing to fix"),
+            );
             return None;
         }
         Err(e) => {
             let retry = e.retryable();
-            end(job, JobStatus::Failed, format!("observing the resource failed: {e}"));
+            end(
+                job,
+                JobStatus::Failed,
+                format!("observing the resource failed: {e}"),
+            );
             return retry.then(|| e.to_string());
         }
     };
     job.before = Some(before.clone());
-    let plan = match plan_blocking(ctx.engine.clone(), remediation.clone(), before.clone(), params.clone(), deadline).await {
+    let plan = match plan_blocking(
+        ctx.engine.clone(),
+        remediation.clone(),
+        before.clone(),
+        params.clone(),
+        deadline,
+    )
+    .await
+    {
         Ok(p) => p,
         Err(e) => {
             end(job, JobStatus::Failed, format!("the script failed: {e}"));
@@ -302,24 +348,40 @@ async fn decide(ctx: &Context, r: &Remediation, snapshot: &SettingsSnapshot, job
     job.plan_hash = Some(plan.hash());
     job.plan = Some(plan.clone());
     if plan.is_empty() {
-        let reason = plan.reason.clone().unwrap_or_else(|| "already compliant".into());
+        let reason = plan
+            .reason
+            .clone()
+            .unwrap_or_else(|| "already compliant".into());
         end(job, JobStatus::NoOp, reason);
         return None;
     }
     match job.mode {
         Mode::Off => unreachable!("handled above"),
         Mode::DryRun => {
-            end(job, JobStatus::Planned, "dry-run: the plan is recorded and nothing was changed".into());
+            end(
+                job,
+                JobStatus::Planned,
+                "dry-run: the plan is recorded and nothing was changed".into(),
+            );
             return None;
         }
         Mode::Approval => {
-            end(job, JobStatus::PendingApproval, "waiting for an operator's approval".into());
+            end(
+                job,
+                JobStatus::PendingApproval,
+                "waiting for an operator's approval".into(),
+            );
             return None;
         }
         Mode::Enforce => {}
     }
     // Nothing is applied that cannot be undone.
-    let inverse: Result<Vec<Action>, _> = plan.actions.iter().rev().map(|a| a.inverse(&before)).collect();
+    let inverse: Result<Vec<Action>, _> = plan
+        .actions
+        .iter()
+        .rev()
+        .map(|a| a.inverse(&before))
+        .collect();
     match inverse {
         Ok(inv) => job.inverse = Some(inv),
         Err(e) => {
@@ -333,7 +395,11 @@ async fn decide(ctx: &Context, r: &Remediation, snapshot: &SettingsSnapshot, job
             end(
                 job,
                 JobStatus::Failed,
-                format!("{} failed after {i} of {} actions were applied: {e}", action.kind(), plan.actions.len()),
+                format!(
+                    "{} failed after {i} of {} actions were applied: {e}",
+                    action.kind(),
+                    plan.actions.len()
+                ),
             );
             job.after = observe().await.ok();
             return retry.then(|| e.to_string());
@@ -349,19 +415,39 @@ async fn decide(ctx: &Context, r: &Remediation, snapshot: &SettingsSnapshot, job
         let after = match observe().await {
             Ok(v) => v,
             Err(e) => {
-                end(job, JobStatus::FailedVerify, format!("the resource could not be read back: {e}"));
+                end(
+                    job,
+                    JobStatus::FailedVerify,
+                    format!("the resource could not be read back: {e}"),
+                );
                 return None;
             }
         };
         job.after = Some(after.clone());
-        match plan_blocking(ctx.engine.clone(), remediation.clone(), after, params.clone(), deadline).await {
+        match plan_blocking(
+            ctx.engine.clone(),
+            remediation.clone(),
+            after,
+            params.clone(),
+            deadline,
+        )
+        .await
+        {
             Ok(p) if p.is_empty() => {
-                end(job, JobStatus::Applied, format!("{} action(s) applied and verified", plan.actions.len()));
+                end(
+                    job,
+                    JobStatus::Applied,
+                    format!("{} action(s) applied and verified", plan.actions.len()),
+                );
                 return None;
             }
             Ok(p) => last_plan = Some(p),
             Err(e) => {
-                end(job, JobStatus::FailedVerify, format!("re-planning after the fix failed: {e}"));
+                end(
+                    job,
+                    JobStatus::FailedVerify,
+                    format!("re-planning after the fix failed: {e}"),
+                );
                 return None;
             }
         }
@@ -372,7 +458,10 @@ async fn decide(ctx: &Context, r: &Remediation, snapshot: &SettingsSnapshot, job
     end(
         job,
         JobStatus::FailedVerify,
-        format!("the fix did not hold: re-planning still wants {}", still.join("; ")),
+        format!(
+            "the fix did not hold: re-planning still wants {}",
+            still.join("; ")
+        ),
     );
     None
 }

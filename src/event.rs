@@ -187,36 +187,36 @@ fn decode_value(value: Value, depth: usize) -> Result<Message, DecodeError> {
         )));
     };
     // An SNS envelope: `Message` is a JSON string holding the real event.
-    if let Some(kind) = obj.get("Type").and_then(Value::as_str) {
-        if obj.contains_key("TopicArn") {
-            return match kind {
-                "Notification" if depth == 0 => {
-                    let inner = obj.get("Message").and_then(Value::as_str).ok_or_else(|| {
-                        DecodeError::Malformed {
-                            kind: "SNS notification",
-                            reason: "`Message` is missing or not a string".into(),
-                        }
-                    })?;
-                    let mut message = decode_value(parse_json(inner)?, depth + 1)?;
-                    let sns_id = obj.get("MessageId").and_then(Value::as_str);
-                    if let (Message::Findings(findings), Some(id)) = (&mut message, sns_id) {
-                        for f in findings.iter_mut().filter(|f| f.event_id.is_none()) {
-                            f.event_id = Some(id.to_string());
-                        }
+    if let Some(kind) = obj.get("Type").and_then(Value::as_str)
+        && obj.contains_key("TopicArn")
+    {
+        return match kind {
+            "Notification" if depth == 0 => {
+                let inner = obj.get("Message").and_then(Value::as_str).ok_or_else(|| {
+                    DecodeError::Malformed {
+                        kind: "SNS notification",
+                        reason: "`Message` is missing or not a string".into(),
                     }
-                    Ok(message)
+                })?;
+                let mut message = decode_value(parse_json(inner)?, depth + 1)?;
+                let sns_id = obj.get("MessageId").and_then(Value::as_str);
+                if let (Message::Findings(findings), Some(id)) = (&mut message, sns_id) {
+                    for f in findings.iter_mut().filter(|f| f.event_id.is_none()) {
+                        f.event_id = Some(id.to_string());
+                    }
                 }
-                "Notification" => Err(DecodeError::UnknownShape(
-                    "an SNS envelope inside an SNS envelope".into(),
-                )),
-                "SubscriptionConfirmation" | "UnsubscribeConfirmation" => Ok(Message::Ignored(
-                    format!("SNS {kind}: confirm the subscription from the SNS console or API"),
-                )),
-                other => Err(DecodeError::UnknownShape(format!(
-                    "SNS message of type {other:?}"
-                ))),
-            };
-        }
+                Ok(message)
+            }
+            "Notification" => Err(DecodeError::UnknownShape(
+                "an SNS envelope inside an SNS envelope".into(),
+            )),
+            "SubscriptionConfirmation" | "UnsubscribeConfirmation" => Ok(Message::Ignored(
+                format!("SNS {kind}: confirm the subscription from the SNS console or API"),
+            )),
+            other => Err(DecodeError::UnknownShape(format!(
+                "SNS message of type {other:?}"
+            ))),
+        };
     }
     if let Some(detail_type) = obj.get("detail-type").and_then(Value::as_str) {
         let event_id = obj.get("id").and_then(Value::as_str).map(str::to_string);
@@ -358,12 +358,8 @@ fn decode_config_detail(detail: Value, event_id: Option<String>) -> Result<Findi
     let compliance_text = result
         .compliance_type
         .ok_or_else(|| malformed(KIND, "`complianceType` is missing"))?;
-    let compliance = Compliance::from_config(&compliance_text).ok_or_else(|| {
-        malformed(
-            KIND,
-            format!("unknown complianceType {compliance_text:?}"),
-        )
-    })?;
+    let compliance = Compliance::from_config(&compliance_text)
+        .ok_or_else(|| malformed(KIND, format!("unknown complianceType {compliance_text:?}")))?;
     let ordering = result
         .evaluation_result_identifier
         .and_then(|i| i.ordering_timestamp);
@@ -451,7 +447,8 @@ fn decode_asff_finding(f: &Value, event_id: Option<String>) -> Result<Finding, D
         }
         cur.as_str().map(str::to_string)
     };
-    let account = text(f, &["AwsAccountId"]).ok_or_else(|| malformed(KIND, "`AwsAccountId` is missing"))?;
+    let account =
+        text(f, &["AwsAccountId"]).ok_or_else(|| malformed(KIND, "`AwsAccountId` is missing"))?;
     let resource = f
         .get("Resources")
         .and_then(|r| r.get(0))
@@ -459,13 +456,15 @@ fn decode_asff_finding(f: &Value, event_id: Option<String>) -> Result<Finding, D
     let region = text(f, &["Region"])
         .or_else(|| text(resource, &["Region"]))
         .ok_or_else(|| malformed(KIND, "`Region` is missing"))?;
-    let asff_type = text(resource, &["Type"]).ok_or_else(|| malformed(KIND, "`Resources[0].Type` is missing"))?;
+    let asff_type = text(resource, &["Type"])
+        .ok_or_else(|| malformed(KIND, "`Resources[0].Type` is missing"))?;
     let resource_type = ASFF_TYPES
         .iter()
         .find(|(a, _)| *a == asff_type)
         .map(|(_, c)| c.to_string())
         .unwrap_or_else(|| asff_type.clone());
-    let arn_or_id = text(resource, &["Id"]).ok_or_else(|| malformed(KIND, "`Resources[0].Id` is missing"))?;
+    let arn_or_id =
+        text(resource, &["Id"]).ok_or_else(|| malformed(KIND, "`Resources[0].Id` is missing"))?;
     let resource_id = resource_id_from_arn(&arn_or_id)?;
     let control = text(f, &["Compliance", "SecurityControlId"])
         .or_else(|| text(f, &["ProductFields", "ControlId"]));
@@ -500,18 +499,19 @@ fn decode_asff_finding(f: &Value, event_id: Option<String>) -> Result<Finding, D
             "FAILED" => Compliance::NonCompliant,
             "PASSED" => Compliance::Compliant,
             "NOT_AVAILABLE" | "WARNING" | "" => Compliance::InsufficientData,
-            other => return Err(malformed(KIND, format!("unknown Compliance.Status {other:?}"))),
+            other => {
+                return Err(malformed(
+                    KIND,
+                    format!("unknown Compliance.Status {other:?}"),
+                ));
+            }
         }
     };
     let updated = text(f, &["UpdatedAt"]).or_else(|| text(f, &["LastObservedAt"]));
     let ordered_at = updated.as_deref().map(parse_time).transpose()?;
     let finding_id = text(f, &["Id"]).ok_or_else(|| malformed(KIND, "`Id` is missing"))?;
     // A finding is updated in place; its id and UpdatedAt together name one evaluation.
-    let observation = format!(
-        "{}@{}",
-        finding_id,
-        updated.as_deref().unwrap_or("unknown")
-    );
+    let observation = format!("{}@{}", finding_id, updated.as_deref().unwrap_or("unknown"));
     finding(FindingParts {
         source: Source::SecurityHub,
         event_id,
@@ -655,7 +655,8 @@ pub fn validate_resource_id(resource_type: &str, id: &str) -> Result<(), DecodeE
     let hex_id = |prefix: &str| {
         id.strip_prefix(prefix).is_some_and(|h| {
             (8..=17).contains(&h.len())
-                && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+                && h.bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
         })
     };
     let ok = match resource_type {
@@ -679,14 +680,13 @@ pub fn validate_resource_id(resource_type: &str, id: &str) -> Result<(), DecodeE
                     .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b))
         }
         _ => {
-            return validate_token("resource id", id, 256)
-                .and_then(|_| {
-                    if id.contains("..") || id.contains('/') {
-                        Err(invalid("resource id", id, "contains a path"))
-                    } else {
-                        Ok(())
-                    }
-                });
+            return validate_token("resource id", id, 256).and_then(|_| {
+                if id.contains("..") || id.contains('/') {
+                    Err(invalid("resource id", id, "contains a path"))
+                } else {
+                    Ok(())
+                }
+            });
         }
     };
     if ok {
@@ -720,7 +720,10 @@ mod tests {
     use super::*;
 
     fn fixture(name: &str) -> String {
-        let path = format!("{}/tests/fixtures/events/{name}", env!("CARGO_MANIFEST_DIR"));
+        let path = format!(
+            "{}/tests/fixtures/events/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
         std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
     }
 
@@ -735,7 +738,10 @@ mod tests {
     fn raw_eventbridge_config_event() {
         let f = one(&fixture("config-s3-noncompliant.json"));
         assert_eq!(f.source, Source::Config);
-        assert_eq!(f.event_id.as_deref(), Some("6f1c2a9e-0d2b-4a57-9d1e-3c8b7a5e2f10"));
+        assert_eq!(
+            f.event_id.as_deref(),
+            Some("6f1c2a9e-0d2b-4a57-9d1e-3c8b7a5e2f10")
+        );
         assert_eq!(f.account, "111122223333");
         assert_eq!(f.region, "us-east-1");
         assert_eq!(f.rule_base, "s3-bucket-level-public-access-prohibited");
@@ -762,7 +768,10 @@ mod tests {
         assert_eq!(f.rule_base, "access-keys-rotated");
         assert_eq!(f.resource_type, "AWS::IAM::User");
         assert_eq!(f.resource_id, "AIDAQ3EGRTBDEXAMPLE1");
-        assert_eq!(f.event_id.as_deref(), Some("c3d9a0f2-5b61-4b8e-9f07-1e2d3c4b5a69"));
+        assert_eq!(
+            f.event_id.as_deref(),
+            Some("c3d9a0f2-5b61-4b8e-9f07-1e2d3c4b5a69")
+        );
         assert_eq!(
             f.annotation.as_deref(),
             Some("Access key AKIAQ3EGRTBDEXAMPLEA is older than 90 days.")
@@ -775,7 +784,10 @@ mod tests {
         assert_eq!(f.rule_base, "restricted-ssh");
         assert_eq!(f.resource_id, "sg-0f9e8d7c6b5a43210");
         // No EventBridge envelope: the SNS message id stands in.
-        assert_eq!(f.event_id.as_deref(), Some("2f6b1c3d-8e9a-5b4c-9d0e-1f2a3b4c5d6e"));
+        assert_eq!(
+            f.event_id.as_deref(),
+            Some("2f6b1c3d-8e9a-5b4c-9d0e-1f2a3b4c5d6e")
+        );
         assert_eq!(f.observation, "2026-11-07T08:12:30.481Z");
     }
 
@@ -802,7 +814,10 @@ mod tests {
     #[test]
     fn asff_suppressed_archived_and_passed() {
         let body = fixture("securityhub-finding-imported-s3.json");
-        let suppressed = body.replace(r#""Workflow": {"Status": "NEW"}"#, r#""Workflow": {"Status": "SUPPRESSED"}"#);
+        let suppressed = body.replace(
+            r#""Workflow": {"Status": "NEW"}"#,
+            r#""Workflow": {"Status": "SUPPRESSED"}"#,
+        );
         assert_eq!(one(&suppressed).compliance, Compliance::Suppressed);
         let archived = body.replace(r#""RecordState": "ACTIVE""#, r#""RecordState": "ARCHIVED""#);
         assert_eq!(one(&archived).compliance, Compliance::NotApplicable);
@@ -812,11 +827,12 @@ mod tests {
 
     #[test]
     fn asff_without_rule_name_uses_control_id() {
-        let body = fixture("securityhub-finding-imported-s3.json").replace(
-            "\"RelatedAWSResources:0/name\"",
-            "\"Other\"",
+        let body = fixture("securityhub-finding-imported-s3.json")
+            .replace("\"RelatedAWSResources:0/name\"", "\"Other\"");
+        assert_eq!(
+            one(&body).rule_base,
+            "s3-bucket-level-public-access-prohibited"
         );
-        assert_eq!(one(&body).rule_base, "s3-bucket-level-public-access-prohibited");
     }
 
     #[test]
@@ -857,7 +873,10 @@ mod tests {
             ("{\"detail-type\": \"Config Rules", "not JSON"),
             ("[1,2,3]", "expected a JSON object"),
             ("{\"hello\": 1}", "neither an EventBridge event"),
-            ("{\"detail-type\": \"EC2 Instance State-change Notification\"}", "detail-type"),
+            (
+                "{\"detail-type\": \"EC2 Instance State-change Notification\"}",
+                "detail-type",
+            ),
         ];
         for (body, want) in cases {
             let err = decode(body).expect_err(body).to_string();
@@ -872,28 +891,42 @@ mod tests {
     #[test]
     fn hostile_ids_are_refused() {
         let body = fixture("config-s3-noncompliant.json");
-        for bad in ["../etc/passwd", "a\\\"b", "bucket\\nname", "arn:aws-cn:s3:::x"] {
+        for bad in [
+            "../etc/passwd",
+            "a\\\"b",
+            "bucket\\nname",
+            "arn:aws-cn:s3:::x",
+        ] {
             let hostile = body.replace("acme-reports-prod", bad);
             let err = decode(&hostile).expect_err(bad);
             assert!(matches!(err, DecodeError::Invalid { .. }), "{bad}: {err}");
         }
-        let sg = fixture("sns-config-channel-sg.json").replace("sg-0f9e8d7c6b5a43210", "sg-../../x");
+        let sg =
+            fixture("sns-config-channel-sg.json").replace("sg-0f9e8d7c6b5a43210", "sg-../../x");
         assert!(decode(&sg).is_err());
-        let account = body.replace("\"awsAccountId\": \"111122223333\"", "\"awsAccountId\": \"1111\"");
+        let account = body.replace(
+            "\"awsAccountId\": \"111122223333\"",
+            "\"awsAccountId\": \"1111\"",
+        );
         assert!(decode(&account).is_err());
-        let asff = fixture("securityhub-finding-imported-s3.json")
-            .replace("arn:aws:s3:::acme-media-uploads\", \"Partition", "arn:aws-us-gov:s3:::acme-media-uploads\", \"Partition");
+        let asff = fixture("securityhub-finding-imported-s3.json").replace(
+            "arn:aws:s3:::acme-media-uploads\", \"Partition",
+            "arn:aws-us-gov:s3:::acme-media-uploads\", \"Partition",
+        );
         assert!(decode(&asff).is_err());
     }
 
     #[test]
     fn ignored_and_control_messages() {
-        let ci = r#"{"messageType": "ConfigurationItemChangeNotification", "configurationItem": {}}"#;
+        let ci =
+            r#"{"messageType": "ConfigurationItemChangeNotification", "configurationItem": {}}"#;
         assert!(matches!(decode(ci), Ok(Message::Ignored(_))));
         let control = r#"{"rectify": {"action": "run-job", "job_id": "abc"}}"#;
         assert_eq!(
             decode(control),
-            Ok(Message::Control(Control::RunJob { job_id: "abc".into() }))
+            Ok(Message::Control(Control::RunJob {
+                job_id: "abc".into()
+            }))
         );
         assert!(decode(r#"{"rectify": {"action": "format-disk"}}"#).is_err());
     }

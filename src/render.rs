@@ -31,7 +31,9 @@ pub fn plan(plan: &Plan, before: Option<&Value>) -> String {
 }
 
 fn flag(v: Option<&Value>, key: &str) -> bool {
-    v.and_then(|p| p.get(key)).and_then(Value::as_bool).unwrap_or(false)
+    v.and_then(|p| p.get(key))
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
 }
 
 /// What one action changes, line by line, given the resource before.
@@ -44,16 +46,29 @@ pub fn changes(action: &Action, before: Option<&Value>) -> Vec<String> {
             restrict_public_buckets,
             ..
         } => {
-            let pab = before.and_then(|b| b.get("public_access_block")).filter(|v| !v.is_null());
+            let pab = before
+                .and_then(|b| b.get("public_access_block"))
+                .filter(|v| !v.is_null());
             let mut lines = Vec::new();
             if pab.is_none() {
-                lines.push("(the bucket has no Public Access Block: every setting counts as false)".to_string());
+                lines.push(
+                    "(the bucket has no Public Access Block: every setting counts as false)"
+                        .to_string(),
+                );
             }
             for (name, key, new) in [
                 ("BlockPublicAcls", "block_public_acls", block_public_acls),
                 ("IgnorePublicAcls", "ignore_public_acls", ignore_public_acls),
-                ("BlockPublicPolicy", "block_public_policy", block_public_policy),
-                ("RestrictPublicBuckets", "restrict_public_buckets", restrict_public_buckets),
+                (
+                    "BlockPublicPolicy",
+                    "block_public_policy",
+                    block_public_policy,
+                ),
+                (
+                    "RestrictPublicBuckets",
+                    "restrict_public_buckets",
+                    restrict_public_buckets,
+                ),
             ] {
                 let old = flag(pab, key);
                 if old == *new {
@@ -69,15 +84,25 @@ pub fn changes(action: &Action, before: Option<&Value>) -> Vec<String> {
             let rule = before
                 .and_then(|b| b.get("ingress_rules"))
                 .and_then(Value::as_array)
-                .and_then(|rules| rules.iter().find(|r| r["rule_id"].as_str() == Some(rule_id)));
+                .and_then(|rules| {
+                    rules
+                        .iter()
+                        .find(|r| r["rule_id"].as_str() == Some(rule_id))
+                });
             match rule {
                 Some(r) => vec![format!(
                     "- ingress {} {}-{} from {}{}",
                     r["protocol"].as_str().unwrap_or("?"),
                     r["from_port"],
                     r["to_port"],
-                    r["cidr_ipv4"].as_str().or(r["cidr_ipv6"].as_str()).unwrap_or("?"),
-                    r["description"].as_str().map(|d| format!(" ({d:?})")).unwrap_or_default()
+                    r["cidr_ipv4"]
+                        .as_str()
+                        .or(r["cidr_ipv6"].as_str())
+                        .unwrap_or("?"),
+                    r["description"]
+                        .as_str()
+                        .map(|d| format!(" ({d:?})"))
+                        .unwrap_or_default()
                 )],
                 None => vec![format!("- ingress rule {rule_id}")],
             }
@@ -93,7 +118,10 @@ pub fn changes(action: &Action, before: Option<&Value>) -> Vec<String> {
         } => vec![format!(
             "+ ingress {protocol} {from_port}-{to_port} from {}{}",
             cidr_ipv4.as_deref().or(cidr_ipv6.as_deref()).unwrap_or("?"),
-            description.as_deref().map(|d| format!(" ({d:?})")).unwrap_or_default()
+            description
+                .as_deref()
+                .map(|d| format!(" ({d:?})"))
+                .unwrap_or_default()
         )],
         Action::UpdateAccessKey {
             access_key_id,
@@ -103,18 +131,35 @@ pub fn changes(action: &Action, before: Option<&Value>) -> Vec<String> {
             let key = before
                 .and_then(|b| b.get("access_keys"))
                 .and_then(Value::as_array)
-                .and_then(|keys| keys.iter().find(|k| k["access_key_id"].as_str() == Some(access_key_id)));
+                .and_then(|keys| {
+                    keys.iter()
+                        .find(|k| k["access_key_id"].as_str() == Some(access_key_id))
+                });
             let old = key.and_then(|k| k["status"].as_str()).unwrap_or("?");
             let used = key
                 .and_then(|k| k["last_used_at"].as_str().map(|t| format!("last used {t}")))
-                .or_else(|| key.and_then(|k| k["created_at"].as_str().map(|t| format!("never used, created {t}"))))
+                .or_else(|| {
+                    key.and_then(|k| {
+                        k["created_at"]
+                            .as_str()
+                            .map(|t| format!("never used, created {t}"))
+                    })
+                })
                 .unwrap_or_default();
-            vec![format!("~ {access_key_id}: {old} -> {} ({used})", status.as_str())]
+            vec![format!(
+                "~ {access_key_id}: {old} -> {} ({used})",
+                status.as_str()
+            )]
         }
-        Action::ModifyVpcEndpointPolicy { policy_document, .. } => {
+        Action::ModifyVpcEndpointPolicy {
+            policy_document, ..
+        } => {
             let pretty = |text: &str| {
                 serde_json::from_str::<Value>(text)
-                    .map(|v| serde_json::to_string_pretty(&crate::action::canonical_value(&v)).unwrap_or_default())
+                    .map(|v| {
+                        serde_json::to_string_pretty(&crate::action::canonical_value(&v))
+                            .unwrap_or_default()
+                    })
                     .unwrap_or_else(|_| text.to_string())
             };
             let old = before
@@ -172,7 +217,10 @@ mod tests {
             block_public_policy: true,
             restrict_public_buckets: true,
         };
-        let lines = changes(&a, Some(&json!({"public_access_block": {"block_public_acls": true}})));
+        let lines = changes(
+            &a,
+            Some(&json!({"public_access_block": {"block_public_acls": true}})),
+        );
         assert!(lines.contains(&"  BlockPublicAcls: true".to_string()));
         assert!(lines.contains(&"~ IgnorePublicAcls: false -> true".to_string()));
     }
@@ -183,9 +231,22 @@ mod tests {
             vpc_endpoint_id: "vpce-1".into(),
             policy_document: r#"{"Statement":[{"Effect":"Allow","Condition":{"StringEquals":{"aws:PrincipalOrgID":"o-1"}}}]}"#.into(),
         };
-        let lines = changes(&a, Some(&json!({"policy_document": r#"{"Statement":[{"Effect":"Allow"}]}"#})));
-        assert!(lines.iter().any(|l| l.starts_with('+') && l.contains("aws:PrincipalOrgID")), "{lines:?}");
-        assert!(lines.iter().any(|l| l.contains("\"Effect\": \"Allow\"") && !l.starts_with('+')), "{lines:?}");
+        let lines = changes(
+            &a,
+            Some(&json!({"policy_document": r#"{"Statement":[{"Effect":"Allow"}]}"#})),
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with('+') && l.contains("aws:PrincipalOrgID")),
+            "{lines:?}"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains("\"Effect\": \"Allow\"") && !l.starts_with('+')),
+            "{lines:?}"
+        );
     }
 
     #[test]

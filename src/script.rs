@@ -132,8 +132,11 @@ fn is_public_principal(p: &Dynamic) -> bool {
                 if let Some(s) = aws.clone().try_cast::<rhai::ImmutableString>() {
                     s == "*"
                 } else if let Some(list) = aws.clone().try_cast::<rhai::Array>() {
-                    list.iter()
-                        .any(|v| v.clone().try_cast::<rhai::ImmutableString>().is_some_and(|s| s == "*"))
+                    list.iter().any(|v| {
+                        v.clone()
+                            .try_cast::<rhai::ImmutableString>()
+                            .is_some_and(|s| s == "*")
+                    })
                 } else {
                     false
                 }
@@ -153,7 +156,9 @@ fn register_helpers(engine: &mut Engine) {
     engine.register_fn("sleep", |_: i64| no_sleep());
     engine.register_fn("sleep", |_: f64| no_sleep());
     engine.register_fn("sleep", |_: Dynamic| no_sleep());
-    engine.register_fn("is_world_cidr", |cidr: &str| cidr == "0.0.0.0/0" || cidr == "::/0");
+    engine.register_fn("is_world_cidr", |cidr: &str| {
+        cidr == "0.0.0.0/0" || cidr == "::/0"
+    });
     engine.register_fn("port_range_covers", |from: i64, to: i64, port: i64| {
         // -1 (with protocol -1) means every port.
         from == -1 || to == -1 || (from <= port && port <= to)
@@ -165,15 +170,21 @@ fn register_helpers(engine: &mut Engine) {
             Ok((b - a).num_milliseconds() as f64 / 86_400_000.0)
         },
     );
-    engine.register_fn("json_decode", |text: &str| -> Result<Dynamic, Box<EvalAltResult>> {
-        let value: Value =
-            serde_json::from_str(text).map_err(|e| err(format!("json_decode: {e}")))?;
-        rhai::serde::to_dynamic(value)
-    });
-    engine.register_fn("json_encode", |value: Dynamic| -> Result<String, Box<EvalAltResult>> {
-        let v: Value = rhai::serde::from_dynamic(&value)?;
-        serde_json::to_string(&v).map_err(|e| err(format!("json_encode: {e}")))
-    });
+    engine.register_fn(
+        "json_decode",
+        |text: &str| -> Result<Dynamic, Box<EvalAltResult>> {
+            let value: Value =
+                serde_json::from_str(text).map_err(|e| err(format!("json_decode: {e}")))?;
+            rhai::serde::to_dynamic(value)
+        },
+    );
+    engine.register_fn(
+        "json_encode",
+        |value: Dynamic| -> Result<String, Box<EvalAltResult>> {
+            let v: Value = rhai::serde::from_dynamic(&value)?;
+            serde_json::to_string(&v).map_err(|e| err(format!("json_encode: {e}")))
+        },
+    );
     engine.register_fn("is_public_principal", |p: Dynamic| is_public_principal(&p));
     engine.register_fn("has_condition", |statement: rhai::Map| {
         statement.get("Condition").is_some_and(|c| {
@@ -251,10 +262,11 @@ impl Script {
             Ok(Err(e)) => return Err(runtime(describe_eval_error(&e))),
             Err(_) => return Err(runtime("the script engine panicked".into())),
         };
-        let value: Value = rhai::serde::from_dynamic(&output).map_err(|e| ScriptError::BadPlan {
-            file: self.file.clone(),
-            message: e.to_string(),
-        })?;
+        let value: Value =
+            rhai::serde::from_dynamic(&output).map_err(|e| ScriptError::BadPlan {
+                file: self.file.clone(),
+                message: e.to_string(),
+            })?;
         plan_from_value(value).map_err(|message| ScriptError::BadPlan {
             file: self.file.clone(),
             message,
@@ -271,10 +283,19 @@ fn describe_eval_error(e: &EvalAltResult) -> String {
     };
     let text = match e {
         EvalAltResult::ErrorTerminated(reason, _) => {
-            format!("stopped: {}", reason.clone().into_string().unwrap_or_default())
+            format!(
+                "stopped: {}",
+                reason.clone().into_string().unwrap_or_default()
+            )
         }
         EvalAltResult::ErrorRuntime(value, _) => {
-            format!("threw {}", value.clone().into_string().unwrap_or_else(|_| value.to_string()))
+            format!(
+                "threw {}",
+                value
+                    .clone()
+                    .into_string()
+                    .unwrap_or_else(|_| value.to_string())
+            )
         }
         EvalAltResult::ErrorInFunctionCall(name, _, inner, _) => {
             format!("in {name}(): {}", describe_eval_error(inner))
@@ -340,8 +361,15 @@ mod tests {
             json!({"bucket": "b"}),
         )
         .unwrap();
-        assert_eq!(plan.actions, vec![Action::DeletePublicAccessBlock { bucket: "b".into() }]);
-        let none = run(r#"fn plan(r, p) { #{actions: [], reason: "in use"} }"#, json!({})).unwrap();
+        assert_eq!(
+            plan.actions,
+            vec![Action::DeletePublicAccessBlock { bucket: "b".into() }]
+        );
+        let none = run(
+            r#"fn plan(r, p) { #{actions: [], reason: "in use"} }"#,
+            json!({}),
+        )
+        .unwrap();
         assert_eq!(none.reason.as_deref(), Some("in use"));
         assert!(none.is_empty());
     }
@@ -349,7 +377,8 @@ mod tests {
     #[test]
     fn compile_errors_name_file_line_and_column() {
         let engine = hardened_engine(&Limits::default());
-        let err = Script::compile(&engine, "x/plan.rhai", "fn plan(r, p) {\n  let = 3;\n}").unwrap_err();
+        let err =
+            Script::compile(&engine, "x/plan.rhai", "fn plan(r, p) {\n  let = 3;\n}").unwrap_err();
         match err {
             ScriptError::Compile { file, line, .. } => {
                 assert_eq!(file, "x/plan.rhai");
@@ -387,7 +416,10 @@ mod tests {
 
     #[test]
     fn deadline_stops_a_slow_script() {
-        let limits = Limits { max_operations: 0, ..Limits::default() };
+        let limits = Limits {
+            max_operations: 0,
+            ..Limits::default()
+        };
         let engine = hardened_engine(&limits);
         let script = Script::compile(&engine, "x", "fn plan(r, p) { loop {} }").unwrap();
         let start = Instant::now();

@@ -162,7 +162,15 @@ impl Job {
         resource_id: &str,
         observation: &str,
     ) -> String {
-        let key = [account, region, remediation, resource_type, resource_id, observation].join("\n");
+        let key = [
+            account,
+            region,
+            remediation,
+            resource_type,
+            resource_id,
+            observation,
+        ]
+        .join("\n");
         crate::action::sha256_hex(&key)[..24].to_string()
     }
 }
@@ -308,7 +316,8 @@ impl Update {
 
     fn set_if_absent(&mut self, attr: &str, v: AttributeValue) -> &mut Self {
         let (name, value) = (self.name(attr), self.value(v));
-        self.sets.push(format!("{name} = if_not_exists({name}, {value})"));
+        self.sets
+            .push(format!("{name} = if_not_exists({name}, {value})"));
         self
     }
 
@@ -373,12 +382,22 @@ impl Store {
     }
 
     /// Writes a setting if its version is still `expected_version` (0: it must not exist yet).
-    pub async fn put_setting(&self, setting: &Setting, expected_version: u64) -> Result<(), StateError> {
+    pub async fn put_setting(
+        &self,
+        setting: &Setting,
+        expected_version: u64,
+    ) -> Result<(), StateError> {
         let mut item = HashMap::from([
             ("remediation".to_string(), s(&setting.remediation)),
             ("scope".to_string(), s(&setting.scope)),
-            ("params".to_string(), s(serde_json::to_string(&setting.params).unwrap_or_default())),
-            ("triggers".to_string(), s(serde_json::to_string(&setting.triggers).unwrap_or_default())),
+            (
+                "params".to_string(),
+                s(serde_json::to_string(&setting.params).unwrap_or_default()),
+            ),
+            (
+                "triggers".to_string(),
+                s(serde_json::to_string(&setting.triggers).unwrap_or_default()),
+            ),
             ("version".to_string(), n(expected_version + 1)),
             ("updated_at".to_string(), s(now_text())),
         ]);
@@ -402,10 +421,12 @@ impl Store {
         match result {
             Ok(_) => Ok(()),
             Err(e) => match classify("dynamodb:PutItem", e) {
-                e if e.code() == Some("ConditionalCheckFailedException") => Err(StateError::Conflict(format!(
-                    "setting {}/{}",
-                    setting.remediation, setting.scope
-                ))),
+                e if e.code() == Some("ConditionalCheckFailedException") => {
+                    Err(StateError::Conflict(format!(
+                        "setting {}/{}",
+                        setting.remediation, setting.scope
+                    )))
+                }
                 e => Err(e.into()),
             },
         }
@@ -413,7 +434,12 @@ impl Store {
 
     /// Claims a job: creates it, or takes it over when it ended without effect or its lease
     /// expired. Writes the job's identity fields and a lease of `lease` length.
-    pub async fn claim(&self, job: &Job, owner: &str, lease: Duration) -> Result<Claim, StateError> {
+    pub async fn claim(
+        &self,
+        job: &Job,
+        owner: &str,
+        lease: Duration,
+    ) -> Result<Claim, StateError> {
         let now = Utc::now();
         let until = now.timestamp() + lease.as_secs().max(1) as i64;
         let mut u = Update::default();
@@ -434,7 +460,9 @@ impl Store {
             .set_opt("event_id", job.event_id.clone().map(s));
         let attempts = u.name("attempts");
         let (zero, one) = (u.value(n(0)), u.value(n(1)));
-        u.sets.push(format!("{attempts} = if_not_exists({attempts}, {zero}) + {one}"));
+        u.sets.push(format!(
+            "{attempts} = if_not_exists({attempts}, {zero}) + {one}"
+        ));
         let (id, status, lease_until) = (u.name("id"), u.name("status"), u.name("lease_until"));
         let rerun: Vec<String> = JobStatus::ALL
             .iter()
@@ -463,7 +491,9 @@ impl Store {
             Err(e) => match classify("dynamodb:UpdateItem", e) {
                 e if e.code() == Some("ConditionalCheckFailedException") => {
                     match self.job(&job.id).await? {
-                        Some(existing) if existing.status == JobStatus::InProgress => Ok(Claim::Busy),
+                        Some(existing) if existing.status == JobStatus::InProgress => {
+                            Ok(Claim::Busy)
+                        }
                         Some(existing) => Ok(Claim::Done(existing.status)),
                         // Deleted in between: let the delivery come back and try again.
                         None => Ok(Claim::Busy),
@@ -560,7 +590,8 @@ fn setting_from_item(item: &HashMap<String, AttributeValue>) -> Result<Setting, 
         None => None,
     };
     Ok(Setting {
-        remediation: get_s(item, "remediation").ok_or_else(|| StateError::Corrupt("setting without remediation".into()))?,
+        remediation: get_s(item, "remediation")
+            .ok_or_else(|| StateError::Corrupt("setting without remediation".into()))?,
         scope: get_s(item, "scope").unwrap_or_else(|| "*".into()),
         mode,
         params: get_json(item, "params")?.unwrap_or_default(),
@@ -624,10 +655,10 @@ impl SettingsCache {
 
     pub async fn get(&self) -> Result<Arc<SettingsSnapshot>, StateError> {
         let mut cached = self.cached.lock().await;
-        if let Some((at, snapshot)) = cached.as_ref() {
-            if at.elapsed() < self.ttl {
-                return Ok(snapshot.clone());
-            }
+        if let Some((at, snapshot)) = cached.as_ref()
+            && at.elapsed() < self.ttl
+        {
+            return Ok(snapshot.clone());
         }
         *cached = None;
         let snapshot = Arc::new(self.store.settings().await?);
@@ -643,9 +674,18 @@ mod tests {
     #[test]
     fn job_ids_are_stable_and_distinct() {
         let a = Job::id_for("1", "r", "x", "t", "id", "2026-01-01T00:00:00Z");
-        assert_eq!(a, Job::id_for("1", "r", "x", "t", "id", "2026-01-01T00:00:00Z"));
-        assert_ne!(a, Job::id_for("1", "r", "x", "t", "id", "2026-01-01T00:00:01Z"));
-        assert_ne!(a, Job::id_for("1", "r", "y", "t", "id", "2026-01-01T00:00:00Z"));
+        assert_eq!(
+            a,
+            Job::id_for("1", "r", "x", "t", "id", "2026-01-01T00:00:00Z")
+        );
+        assert_ne!(
+            a,
+            Job::id_for("1", "r", "x", "t", "id", "2026-01-01T00:00:01Z")
+        );
+        assert_ne!(
+            a,
+            Job::id_for("1", "r", "y", "t", "id", "2026-01-01T00:00:00Z")
+        );
         assert_eq!(a.len(), 24);
     }
 
@@ -664,7 +704,9 @@ mod tests {
     #[test]
     fn update_expression_uses_placeholders() {
         let mut u = Update::default();
-        u.set("status", s("x")).set_opt("reason", None).set_if_absent("created_at", s("t"));
+        u.set("status", s("x"))
+            .set_opt("reason", None)
+            .set_if_absent("created_at", s("t"));
         assert_eq!(
             u.expression(),
             "SET #status = :v0, #created_at = if_not_exists(#created_at, :v1) REMOVE #reason"

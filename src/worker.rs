@@ -13,7 +13,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use aws_sdk_sqs::Client;
-use aws_sdk_sqs::types::{Message as SqsMessage, MessageAttributeValue, MessageSystemAttributeName};
+use aws_sdk_sqs::types::{
+    Message as SqsMessage, MessageAttributeValue, MessageSystemAttributeName,
+};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -180,7 +182,9 @@ async fn handle_message(ctx: &Context, queues: &Queues, summary: &Summary, m: Sq
 }
 
 async fn delete(queues: &Queues, summary: &Summary, m: &SqsMessage) {
-    let Some(handle) = m.receipt_handle() else { return };
+    let Some(handle) = m.receipt_handle() else {
+        return;
+    };
     match queues
         .sqs
         .delete_message()
@@ -206,7 +210,13 @@ fn text_attribute(v: &str) -> Option<MessageAttributeValue> {
 }
 
 /// Sends a poison message to the DLQ with its reason, records it, and deletes it.
-async fn dead_letter(ctx: &Context, queues: &Queues, summary: &Summary, m: &SqsMessage, reason: &str) {
+async fn dead_letter(
+    ctx: &Context,
+    queues: &Queues,
+    summary: &Summary,
+    m: &SqsMessage,
+    reason: &str,
+) {
     let message_id = m.message_id().unwrap_or("?").to_string();
     let reason: String = reason.chars().take(1000).collect();
     warn!(message = %message_id, reason = %reason, "poison message: sending it to the DLQ");

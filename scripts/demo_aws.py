@@ -1,0 +1,150 @@
+"""The demo's AWS side, run with the project venv's boto3 against moto.
+
+  demo_aws.py seed     create one violation of each kind (and SG rules that must survive) in two
+                       accounts, then send the matching events in the shapes real deployments use
+  demo_aws.py show     print the resources as they are now
+
+Account 123456789012 is moto's default (the controller's own account); 210987654321 is a member
+reached through STS AssumeRole, as rectify reaches it.
+"""
+
+import json
+import sys
+import uuid
+from datetime import datetime, timezone
+
+import boto3
+
+HOME, MEMBER = "123456789012", "210987654321"
+REGION = "us-east-1"
+PREFIX = sys.argv[2] if len(sys.argv) > 2 else "rectify"
+STATE = ".rectify-run/demo-resources.json"
+
+
+def session(account):
+    if account == HOME:
+        return boto3.Session(region_name=REGION)
+    creds = boto3.client("sts", region_name=REGION).assume_role(
+        RoleArn=f"arn:aws:iam::{account}:role/rectify-remediation", RoleSessionName="demo-seed"
+    )["Credentials"]
+    return boto3.Session(
+        aws_access_key_id=creds["AccessKeyId"],
+        aws_secret_access_key=creds["SecretAccessKey"],
+        aws_session_token=creds["SessionToken"],
+        region_name=REGION,
+    )
+
+
+def now():
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def config_detail(account, rule, rtype, rid):
+    return {
+        "resourceId": rid, "awsRegion": REGION, "awsAccountId": account, "configRuleName": rule,
+        "recordVersion": "1.0", "messageType": "ComplianceChangeNotification", "resourceType": rtype,
+        "configRuleARN": f"arn:aws:config:{REGION}:{account}:config-rule/config-rule-demo",
+        "newEvaluationResult": {
+            "evaluationResultIdentifier": {
+                "evaluationResultQualifier": {"configRuleName": rule, "resourceType": rtype, "resourceId": rid},
+                "orderingTimestamp": now(),
+            },
+            "complianceType": "NON_COMPLIANT", "resultRecordedTime": now(), "configRuleInvokedTime": now(),
+            "annotation": None,
+        },
+        "notificationCreationTime": now(),
+    }
+
+
+def eventbridge(detail):
+    return {
+        "version": "0", "id": str(uuid.uuid4()), "detail-type": "Config Rules Compliance Change",
+        "source": "aws.config", "account": detail["awsAccountId"], "time": now(), "region": REGION,
+        "resources": [], "detail": detail,
+    }
+
+
+def sns(message):
+    return {"Type": "Notification", "MessageId": str(uuid.uuid4()),
+            "TopicArn": f"arn:aws:sns:{REGION}:{HOME}:config-topic", "Message": json.dumps(message),
+            "Timestamp": now()}
+
+
+def seed_account(account, tag):
+    s = session(account)
+    s3, ec2, iam = s.client("s3"), s.client("ec2"), s.client("iam")
+    bucket = f"demo-{tag}-public-reports"
+    s3.create_bucket(Bucket=bucket)
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    sg = ec2.create_security_group(GroupName=f"demo-{tag}-bastion", Description="demo", VpcId=vpc)["GroupId"]
+    other = ec2.create_security_group(GroupName=f"demo-{tag}-peers", Description="demo", VpcId=vpc)["GroupId"]
+    ec2.authorize_security_group_ingress(GroupId=sg, IpPermissions=[
+        {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22,
+         "IpRanges": [{"CidrIp": "0.0.0.0/0", "Description": "ssh from anywhere"}],
+         "Ipv6Ranges": [{"CidrIpv6": "::/0"}]},
+        {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "10.0.0.0/8", "Description": "private ssh stays"}]},
+        {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "IpRanges": [{"CidrIp": "0.0.0.0/0", "Description": "https stays"}]},
+        {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "UserIdGroupPairs": [{"GroupId": other, "Description": "group reference stays"}]},
+    ])
+    user = f"demo-{tag}-deployer"
+    iam.create_user(UserName=user)
+    key = iam.create_access_key(UserName=user)["AccessKey"]["AccessKeyId"]
+    user_id = iam.get_user(UserName=user)["User"]["UserId"]
+    policy = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": "*"}]}
+    vpce = ec2.create_vpc_endpoint(VpcId=vpc, ServiceName=f"com.amazonaws.{REGION}.s3",
+                                   PolicyDocument=json.dumps(policy))["VpcEndpoint"]["VpcEndpointId"]
+    return {"account": account, "bucket": bucket, "sg": sg, "user": user, "user_id": user_id,
+            "key": key, "vpce": vpce}
+
+
+def seed():
+    sqs = boto3.client("sqs", region_name=REGION)
+    url = sqs.get_queue_url(QueueName=f"{PREFIX}-events")["QueueUrl"]
+    made = [seed_account(HOME, "home"), seed_account(MEMBER, "member")]
+    for r in made:
+        a = r["account"]
+        bodies = [
+            eventbridge(config_detail(a, "s3-bucket-level-public-access-prohibited", "AWS::S3::Bucket", r["bucket"])),
+            # Security Hub's copy of restricted-ssh, inside an SNS envelope.
+            sns(eventbridge(config_detail(a, "securityhub-restricted-ssh-x1y2z3", "AWS::EC2::SecurityGroup", r["sg"]))),
+            # Config's own SNS channel: the bare detail; IAM users are named by their unique id.
+            sns(config_detail(a, "access-keys-rotated-conformance-pack-demo01", "AWS::IAM::User", r["user_id"])),
+            eventbridge(config_detail(a, "vpc-endpoint-policy-not-overly-permissive", "AWS::EC2::VPCEndpoint", r["vpce"])),
+        ]
+        for b in bodies:
+            sqs.send_message(QueueUrl=url, MessageBody=json.dumps(b))
+    # One body that is no event at all: it must end in the DLQ with its reason.
+    sqs.send_message(QueueUrl=url, MessageBody='{"detail-type": "Config Rules Compliance Change", "detail": ')
+    with open(STATE, "w") as f:
+        json.dump(made, f, indent=2)
+    for r in made:
+        print(f"account {r['account']}: bucket {r['bucket']} (no Public Access Block), {r['sg']} (SSH open to the world),"
+              f" user {r['user']} (active key {r['key']}), {r['vpce']} (policy open to *)")
+    print("sent 8 events and 1 malformed message")
+
+
+def show():
+    with open(STATE) as f:
+        made = json.load(f)
+    for r in made:
+        s = session(r["account"])
+        s3, ec2, iam = s.client("s3"), s.client("ec2"), s.client("iam")
+        print(f"\naccount {r['account']}")
+        try:
+            pab = s3.get_public_access_block(Bucket=r["bucket"])["PublicAccessBlockConfiguration"]
+        except s3.exceptions.ClientError:
+            pab = "none"
+        print(f"  s3 {r['bucket']}: public access block {pab}")
+        rules = ec2.describe_security_group_rules(Filters=[{"Name": "group-id", "Values": [r["sg"]]}])["SecurityGroupRules"]
+        for rule in sorted((x for x in rules if not x["IsEgress"]), key=lambda x: x["SecurityGroupRuleId"]):
+            src = rule.get("CidrIpv4") or rule.get("CidrIpv6") or rule.get("ReferencedGroupInfo", {}).get("GroupId")
+            print(f"  sg {r['sg']}: ingress {rule['IpProtocol']} {rule['FromPort']}-{rule['ToPort']} from {src}")
+        for k in iam.list_access_keys(UserName=r["user"])["AccessKeyMetadata"]:
+            print(f"  iam {r['user']}: key {k['AccessKeyId']} {k['Status']}")
+        ep = ec2.describe_vpc_endpoints(VpcEndpointIds=[r["vpce"]])["VpcEndpoints"][0]
+        print(f"  vpce {r['vpce']}: policy {ep['PolicyDocument']}")
+
+
+if __name__ == "__main__":
+    {"seed": seed, "show": show}[sys.argv[1]]()

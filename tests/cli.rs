@@ -1,0 +1,221 @@
+//! The offline commands and the command line's contract: exit codes and messages that name
+//! what is wrong. None of these reach AWS.
+
+use std::process::Command;
+
+fn rectify(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_rectify"))
+        .args(args)
+        .env_remove("RECTIFY_CONFIG")
+        .env("RECTIFY_LOG_FORMAT", "text")
+        .output()
+        .expect("run rectify");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("rectify-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[test]
+fn catalog_test_passes_on_the_embedded_catalog() {
+    let (code, out, err) = rectify(&["catalog", "test"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("0 failed"), "{out}");
+    for name in [
+        "s3-block-public-access",
+        "sg-revoke-open-ssh",
+        "iam-deactivate-stale-keys",
+        "vpce-restrict-policy",
+    ] {
+        assert!(out.contains(name), "{name} has no case run: {out}");
+    }
+}
+
+#[test]
+fn catalog_test_fails_with_a_diff_when_a_case_is_wrong() {
+    let dir = temp_dir("cases");
+    let folder = dir.join("s3-block-public-access");
+    std::fs::create_dir_all(folder.join("tests")).unwrap();
+    let root = env!("CARGO_MANIFEST_DIR");
+    for f in ["remediation.toml", "plan.rhai"] {
+        std::fs::copy(
+            format!("{root}/remediations/s3-block-public-access/{f}"),
+            folder.join(f),
+        )
+        .unwrap();
+    }
+    std::fs::write(
+        folder.join("tests/wrong.json"),
+        r#"{"description": "expects nothing where a fix is due",
+            "resource": {"bucket": "b", "public_access_block": null}, "expect": []}"#,
+    )
+    .unwrap();
+    let (code, out, _) = rectify(&["catalog", "test", dir.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("FAILED") && out.contains("wrong.json"),
+        "{out}"
+    );
+    assert!(
+        out.contains("+   {") || out.contains("+ "),
+        "a diff is shown: {out}"
+    );
+}
+
+#[test]
+fn a_broken_script_stops_start_up_naming_file_and_line() {
+    let dir = temp_dir("broken");
+    let folder = dir.join("my-guardrail");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::write(
+        folder.join("remediation.toml"),
+        "name = \"my-guardrail\"\ndescription = \"x\"\nresource_type = \"AWS::S3::Bucket\"\nactions = [\"s3:PutPublicAccessBlock\"]\n[triggers]\nrules = [\"r\"]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        folder.join("plan.rhai"),
+        "fn plan(resource, params) {\n    let x = ;\n}\n",
+    )
+    .unwrap();
+    let (code, _, err) = rectify(&["catalog", "list", "--remediations", dir.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("my-guardrail/plan.rhai:2:"), "{err}");
+    // The worker refuses to start the same way, before it touches AWS.
+    let (code, _, err) = rectify(&["worker", "--once", "--remediations", dir.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("my-guardrail/plan.rhai:2:"), "{err}");
+}
+
+#[test]
+fn plan_prints_a_readable_plan_offline() {
+    let case = format!(
+        "{}/remediations/sg-revoke-open-ssh/tests/mixed-rules.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let (code, out, err) = rectify(&[
+        "plan",
+        "--remediation",
+        "sg-revoke-open-ssh",
+        "--resource",
+        &case,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("will perform 4 action(s)"), "{out}");
+    assert!(
+        out.contains("- ingress tcp 22-22 from 0.0.0.0/0 (\"ssh from anywhere\")"),
+        "{out}"
+    );
+    let case = format!(
+        "{}/remediations/vpce-restrict-policy/tests/public-statement.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let dir = temp_dir("plan");
+    let resource = dir.join("vpce.json");
+    let value: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(case).unwrap()).unwrap();
+    std::fs::write(&resource, value["resource"].to_string()).unwrap();
+    let (code, _, err) = rectify(&[
+        "plan",
+        "--remediation",
+        "vpce-restrict-policy",
+        "--resource",
+        resource.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("organization_id"), "{err}");
+    let (code, out, err) = rectify(&[
+        "plan",
+        "--remediation",
+        "vpce-restrict-policy",
+        "--resource",
+        resource.to_str().unwrap(),
+        "--param",
+        "organization_id=o-a1b2c3d4e5",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("+") && out.contains("aws:PrincipalOrgID"),
+        "{out}"
+    );
+}
+
+#[test]
+fn bad_input_exits_2_naming_what_is_wrong() {
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["settings", "set", "no-such-thing", "--mode", "enforce"],
+            "no-such-thing",
+        ),
+        (
+            &[
+                "settings",
+                "set",
+                "sg-revoke-open-ssh",
+                "--param",
+                "prot=23",
+            ],
+            "prot",
+        ),
+        (
+            &[
+                "settings",
+                "set",
+                "sg-revoke-open-ssh",
+                "--mode",
+                "sometimes",
+            ],
+            "sometimes",
+        ),
+        (
+            &[
+                "settings",
+                "set",
+                "sg-revoke-open-ssh",
+                "--account",
+                "12",
+                "--mode",
+                "off",
+            ],
+            "account",
+        ),
+        (&["settings", "set", "sg-revoke-open-ssh"], "nothing to set"),
+        (
+            &["plan", "--remediation", "nope", "--resource", "x.json"],
+            "nope",
+        ),
+        (&["worker", "--prefix", "bad prefix!"], "prefix"),
+    ];
+    for (args, needle) in cases {
+        let (code, out, err) = rectify(args);
+        assert_eq!(code, 2, "{args:?}: {out}{err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+    let dir = temp_dir("config");
+    let config = dir.join("rectify.toml");
+    std::fs::write(&config, "[worker]\nconcurency = 4\n").unwrap();
+    let (code, _, err) = rectify(&["catalog", "list", "--config", config.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(err.contains("concurency"), "{err}");
+}
+
+#[test]
+fn catalog_lists_remediations_and_actions() {
+    let (code, out, _) = rectify(&["catalog", "list", "--json"]);
+    assert_eq!(code, 0);
+    let list: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 4);
+    let (code, out, _) = rectify(&["catalog", "actions"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("iam:UpdateAccessKey") && out.contains("s3:PutBucketPublicAccessBlock"),
+        "{out}"
+    );
+}

@@ -1,0 +1,202 @@
+//! The worker's handling of the queue against moto: poison messages reach the DLQ with their
+//! reason, every gate fails closed when state cannot be read, and repeated deliveries of one
+//! finding apply once.
+
+mod support;
+
+use serde_json::Value;
+use support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poison_messages_go_to_the_dlq_with_their_reason_and_the_worker_carries_on() {
+    let env = Env::new().await;
+    let bucket = unique("after-poison");
+    aws_sdk_s3::Client::new(&env.sdk)
+        .create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
+    let bad = [
+        "not json at all",
+        r#"{"detail-type": "Config Rules Compliance Change", "detail": "#,
+        r#"{"hello": "world"}"#,
+        &config_event(
+            HOME,
+            "restricted-ssh",
+            "AWS::EC2::SecurityGroup",
+            "sg-../../etc",
+        ),
+    ];
+    for b in bad {
+        env.send(b).await;
+    }
+    env.send(&config_event(
+        HOME,
+        "s3-bucket-level-public-access-prohibited",
+        "AWS::S3::Bucket",
+        &bucket,
+    ))
+    .await;
+    env.drain().await;
+
+    assert_eq!(
+        env.depth(false).await,
+        0,
+        "every message was deleted from the queue"
+    );
+    let dlq = env.json(&["dlq", "list"]).await;
+    let dlq = dlq.as_array().unwrap();
+    assert_eq!(dlq.len(), bad.len(), "{dlq:#?}");
+    for b in bad {
+        let m = dlq
+            .iter()
+            .find(|m| m["body"] == b)
+            .unwrap_or_else(|| panic!("{b} not in the DLQ"));
+        let reason = m["reason"].as_str().unwrap();
+        assert!(
+            !reason.contains("moved by SQS"),
+            "rectify gave no reason for {b}: {reason}"
+        );
+    }
+    assert!(
+        dlq.iter()
+            .any(|m| m["reason"].as_str().unwrap().contains("resource id"))
+    );
+    let poison: Vec<Value> = env
+        .audit()
+        .await
+        .into_iter()
+        .filter(|r| r["kind"] == "poison")
+        .collect();
+    assert_eq!(poison.len(), bad.len());
+    assert_eq!(
+        env.job_for(&bucket).await["status"],
+        "planned",
+        "the valid event after the poison was handled"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_changes_when_the_settings_table_cannot_be_read() {
+    let env = Env::new().await;
+    env.ok(&[
+        "settings",
+        "set",
+        "s3-block-public-access",
+        "--mode",
+        "enforce",
+        "--by",
+        "test",
+    ])
+    .await;
+    let bucket = unique("closed");
+    aws_sdk_s3::Client::new(&env.sdk)
+        .create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
+    aws_sdk_dynamodb::Client::new(&env.sdk)
+        .delete_table()
+        .table_name(format!("{}-settings", env.prefix))
+        .send()
+        .await
+        .unwrap();
+    env.send(&config_event(
+        HOME,
+        "s3-bucket-level-public-access-prohibited",
+        "AWS::S3::Bucket",
+        &bucket,
+    ))
+    .await;
+    let run = env.drain().await;
+    assert!(
+        run.stderr.contains("settings cannot be read"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        public_access_block(&env.sdk, &bucket).await,
+        None,
+        "a change was made with the settings unreadable"
+    );
+    assert_eq!(
+        env.depth(false).await,
+        1,
+        "the message must stay on the queue to be retried"
+    );
+    assert!(env.jobs().await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finding_delivered_three_times_is_applied_once() {
+    let env = Env::new().await;
+    env.ok(&[
+        "settings",
+        "set",
+        "s3-block-public-access",
+        "--mode",
+        "enforce",
+        "--by",
+        "test",
+    ])
+    .await;
+    let bucket = unique("dup");
+    aws_sdk_s3::Client::new(&env.sdk)
+        .create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
+    let event = config_event(
+        HOME,
+        "s3-bucket-level-public-access-prohibited",
+        "AWS::S3::Bucket",
+        &bucket,
+    );
+    for _ in 0..3 {
+        env.send(&event).await;
+    }
+    env.drain_all().await;
+    let job = env.job_for(&bucket).await;
+    assert_eq!(job["status"], "applied");
+    let records: Vec<Value> = env
+        .audit()
+        .await
+        .into_iter()
+        .filter(|r| r["resource_id"] == bucket.as_str())
+        .collect();
+    assert_eq!(records.len(), 1, "one decision, one record: {records:#?}");
+    assert_eq!(records[0]["outcome"], "applied");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn security_hub_findings_and_unrouted_rules() {
+    let env = Env::new().await;
+    let bucket = unique("asff");
+    aws_sdk_s3::Client::new(&env.sdk)
+        .create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
+    let sample = include_str!("fixtures/events/securityhub-finding-imported-s3.json")
+        .replace("acme-media-uploads", &bucket)
+        .replace("111122223333", HOME);
+    env.send(&sample).await;
+    // A rule rectify has no remediation for is acknowledged, not dead-lettered.
+    env.send(&config_event(
+        HOME,
+        "ec2-ebs-encryption-by-default",
+        "AWS::S3::Bucket",
+        &bucket,
+    ))
+    .await;
+    env.drain().await;
+    assert_eq!(env.depth(false).await, 0);
+    assert_eq!(env.depth(true).await, 0);
+    let job = env.job_for(&bucket).await;
+    assert_eq!(job["status"], "planned");
+    assert_eq!(job["source"], "security-hub");
+}

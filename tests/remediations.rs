@@ -1,0 +1,507 @@
+//! Each remediation end to end against moto: dry-run changes nothing and records the plan;
+//! enforce fixes exactly what it should, verifies, and records it; an already compliant
+//! resource gives `no-op`; a member account is reached through AssumeRole.
+
+mod support;
+
+use serde_json::Value;
+use support::*;
+
+fn statuses(jobs: &[Value]) -> Vec<String> {
+    jobs.iter()
+        .map(|j| j["status"].as_str().unwrap_or("?").to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_dry_run_records_the_plan_then_enforce_blocks_public_access() {
+    let env = Env::new().await;
+    let bucket = unique("public");
+    aws_sdk_s3::Client::new(&env.sdk)
+        .create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
+
+    env.send(&config_event(
+        HOME,
+        "s3-bucket-level-public-access-prohibited",
+        "AWS::S3::Bucket",
+        &bucket,
+    ))
+    .await;
+    env.drain().await;
+    let job = env.job_for(&bucket).await;
+    assert_eq!(job["status"], "planned");
+    assert_eq!(job["mode"], "dry-run");
+    assert_eq!(job["plan"]["actions"][0]["kind"], "s3:PutPublicAccessBlock");
+    assert_eq!(
+        public_access_block(&env.sdk, &bucket).await,
+        None,
+        "dry-run changed the bucket"
+    );
+    for field in [
+        "id",
+        "remediation",
+        "account",
+        "region",
+        "resource_id",
+        "status",
+        "mode",
+        "created_at",
+    ] {
+        assert!(
+            job.get(field).is_some_and(|v| !v.is_null()),
+            "job JSON lacks {field}: {job}"
+        );
+    }
+
+    env.ok(&[
+        "settings",
+        "set",
+        "s3-block-public-access",
+        "--mode",
+        "enforce",
+        "--by",
+        "test",
+    ])
+    .await;
+    let id = job["id"].as_str().unwrap();
+    env.ok(&["jobs", "retry", id]).await;
+    env.drain().await;
+    let job = env.job_for(&bucket).await;
+    assert_eq!(job["status"], "applied", "{job:#}");
+    assert_eq!(
+        public_access_block(&env.sdk, &bucket).await,
+        Some([true; 4])
+    );
+    assert_eq!(job["before"]["public_access_block"], Value::Null);
+    assert_eq!(
+        job["after"]["public_access_block"]["restrict_public_buckets"],
+        true
+    );
+    assert_eq!(job["inverse"][0]["kind"], "s3:DeletePublicAccessBlock");
+
+    let audit = env.audit().await;
+    let applied: Vec<&Value> = audit
+        .iter()
+        .filter(|r| r["job_id"] == id && r["outcome"] == "applied")
+        .collect();
+    assert_eq!(applied.len(), 1, "{audit:#?}");
+    let r = applied[0];
+    for field in [
+        "id",
+        "job_id",
+        "time",
+        "resource_id",
+        "outcome",
+        "script_sha256",
+        "before",
+        "plan",
+        "after",
+        "event_id",
+    ] {
+        assert!(
+            r.get(field).is_some_and(|v| !v.is_null()),
+            "audit record lacks {field}: {r}"
+        );
+    }
+    assert!(env.ok(&["audit", "verify"]).await.starts_with("OK"));
+
+    // A new evaluation of a bucket that is now compliant: nothing to do.
+    env.send(&config_event(
+        HOME,
+        "s3-bucket-public-read-prohibited",
+        "AWS::S3::Bucket",
+        &bucket,
+    ))
+    .await;
+    env.drain().await;
+    let jobs: Vec<Value> = env
+        .jobs()
+        .await
+        .into_iter()
+        .filter(|j| j["resource_id"] == bucket.as_str())
+        .collect();
+    let mut s = statuses(&jobs);
+    s.sort();
+    assert_eq!(s, ["applied", "no-op"]);
+    let noop = jobs.iter().find(|j| j["status"] == "no-op").unwrap();
+    assert_eq!(noop["reason"], "already compliant");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sg_enforce_revokes_only_world_open_ssh() {
+    let env = Env::new().await;
+    env.ok(&[
+        "settings",
+        "set",
+        "sg-revoke-open-ssh",
+        "--mode",
+        "enforce",
+        "--by",
+        "test",
+    ])
+    .await;
+    let (_, group) = security_group(&env.sdk).await;
+    let (_, peer) = security_group(&env.sdk).await;
+    let ec2 = aws_sdk_ec2::Client::new(&env.sdk);
+    use aws_sdk_ec2::types::{IpPermission, IpRange, Ipv6Range, UserIdGroupPair};
+    let cidr = |c: &str| IpRange::builder().cidr_ip(c).description("d").build();
+    ec2.authorize_security_group_ingress()
+        .group_id(&group)
+        .ip_permissions(
+            IpPermission::builder()
+                .ip_protocol("tcp")
+                .from_port(22)
+                .to_port(22)
+                .ip_ranges(cidr("0.0.0.0/0"))
+                .ipv6_ranges(Ipv6Range::builder().cidr_ipv6("::/0").build())
+                .build(),
+        )
+        .ip_permissions(
+            IpPermission::builder()
+                .ip_protocol("tcp")
+                .from_port(0)
+                .to_port(1024)
+                .ip_ranges(cidr("0.0.0.0/0"))
+                .build(),
+        )
+        .ip_permissions(
+            IpPermission::builder()
+                .ip_protocol("tcp")
+                .from_port(22)
+                .to_port(22)
+                .ip_ranges(cidr("10.0.0.0/8"))
+                .build(),
+        )
+        .ip_permissions(
+            IpPermission::builder()
+                .ip_protocol("tcp")
+                .from_port(443)
+                .to_port(443)
+                .ip_ranges(cidr("0.0.0.0/0"))
+                .build(),
+        )
+        .ip_permissions(
+            IpPermission::builder()
+                .ip_protocol("udp")
+                .from_port(22)
+                .to_port(22)
+                .ip_ranges(cidr("0.0.0.0/0"))
+                .build(),
+        )
+        .ip_permissions(
+            IpPermission::builder()
+                .ip_protocol("tcp")
+                .from_port(22)
+                .to_port(22)
+                .user_id_group_pairs(UserIdGroupPair::builder().group_id(&peer).build())
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    // Security Hub's copy of the rule, inside an SNS envelope.
+    env.send(&sns(&config_event(
+        HOME,
+        "securityhub-restricted-ssh-a1b2c3",
+        "AWS::EC2::SecurityGroup",
+        &group,
+    )))
+    .await;
+    env.drain().await;
+
+    let job = env.job_for(&group).await;
+    assert_eq!(job["status"], "applied", "{job:#}");
+    assert_eq!(
+        job["plan"]["actions"].as_array().unwrap().len(),
+        3,
+        "{job:#}"
+    );
+    let left = ingress(&env.sdk, &group).await;
+    let want: Vec<(String, i32, i32, String)> = vec![
+        ("tcp".into(), 22, 22, "10.0.0.0/8".into()),
+        ("tcp".into(), 22, 22, format!("group:{peer}")),
+        ("tcp".into(), 443, 443, "0.0.0.0/0".into()),
+        ("udp".into(), 22, 22, "0.0.0.0/0".into()),
+    ];
+    assert_eq!(left, want);
+    // The inverse re-authorises exactly what was revoked.
+    let inverse = job["inverse"].as_array().unwrap();
+    assert_eq!(inverse.len(), 3);
+    assert!(
+        inverse
+            .iter()
+            .all(|a| a["kind"] == "ec2:AuthorizeSecurityGroupIngress")
+    );
+    assert!(inverse.iter().any(|a| a["cidr_ipv6"] == "::/0"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn iam_keys_in_use_stay_and_stale_keys_are_deactivated_never_deleted() {
+    let env = Env::new().await;
+    env.ok(&[
+        "settings",
+        "set",
+        "iam-deactivate-stale-keys",
+        "--mode",
+        "enforce",
+        "--by",
+        "test",
+    ])
+    .await;
+    let iam = aws_sdk_iam::Client::new(&env.sdk);
+    let user = unique("deployer");
+    let created = iam.create_user().user_name(&user).send().await.unwrap();
+    let user_id = created.user().unwrap().user_id().to_string();
+    for _ in 0..2 {
+        iam.create_access_key()
+            .user_name(&user)
+            .send()
+            .await
+            .unwrap();
+    }
+    // Config names the user by its unique id; Config's own SNS channel sends the bare detail.
+    let detail = config_detail(
+        HOME,
+        "access-keys-rotated-conformance-pack-x1",
+        "AWS::IAM::User",
+        &user_id,
+        "NON_COMPLIANT",
+    );
+    env.send(&sns(&detail.to_string())).await;
+    env.drain().await;
+    let job = env.job_for(&user_id).await;
+    assert_eq!(job["status"], "no-op", "{job:#}");
+    assert!(
+        job["reason"].as_str().unwrap().contains("must rotate"),
+        "{job:#}"
+    );
+    let keys = iam
+        .list_access_keys()
+        .user_name(&user)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        keys.access_key_metadata()
+            .iter()
+            .all(|k| k.status().unwrap().as_str() == "Active")
+    );
+
+    // With a threshold of 0 days every active key is stale (moto cannot back-date a key).
+    env.ok(&[
+        "settings",
+        "set",
+        "iam-deactivate-stale-keys",
+        "--param",
+        "max_unused_days=0",
+        "--by",
+        "test",
+    ])
+    .await;
+    let detail = config_detail(
+        HOME,
+        "iam-user-unused-credentials-check",
+        "AWS::IAM::User",
+        &user_id,
+        "NON_COMPLIANT",
+    );
+    env.send(&detail.to_string()).await;
+    env.drain().await;
+    let jobs: Vec<Value> = env
+        .jobs()
+        .await
+        .into_iter()
+        .filter(|j| j["status"] == "applied")
+        .collect();
+    assert_eq!(jobs.len(), 1, "{jobs:#?}");
+    let keys = iam
+        .list_access_keys()
+        .user_name(&user)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        keys.access_key_metadata().len(),
+        2,
+        "keys must never be deleted"
+    );
+    assert!(
+        keys.access_key_metadata()
+            .iter()
+            .all(|k| k.status().unwrap().as_str() == "Inactive")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vpce_needs_its_parameter_then_gets_the_organization_condition() {
+    let env = Env::new().await;
+    env.ok(&[
+        "settings",
+        "set",
+        "vpce-restrict-policy",
+        "--mode",
+        "enforce",
+        "--by",
+        "test",
+    ])
+    .await;
+    let (vpc, _) = security_group(&env.sdk).await;
+    let policy = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":["s3:GetObject","s3:PutObject"],"Resource":"arn:aws:s3:::acme/*"},{"Effect":"Allow","Principal":"*","Action":"s3:ListBucket","Resource":"*","Condition":{"StringEquals":{"aws:SourceVpc":"vpc-1"}}}]}"#;
+    let ec2 = aws_sdk_ec2::Client::new(&env.sdk);
+    let ep = ec2
+        .create_vpc_endpoint()
+        .vpc_id(&vpc)
+        .service_name("com.amazonaws.us-east-1.s3")
+        .policy_document(policy)
+        .send()
+        .await
+        .unwrap();
+    let id = ep
+        .vpc_endpoint()
+        .unwrap()
+        .vpc_endpoint_id()
+        .unwrap()
+        .to_string();
+    // A custom rule name an operator maps with --trigger.
+    env.ok(&[
+        "settings",
+        "set",
+        "vpce-restrict-policy",
+        "--trigger",
+        "corp-endpoint-guard",
+        "--by",
+        "test",
+    ])
+    .await;
+    env.send(&config_event(
+        HOME,
+        "corp-endpoint-guard",
+        "AWS::EC2::VPCEndpoint",
+        &id,
+    ))
+    .await;
+    env.drain().await;
+    let job = env.job_for(&id).await;
+    assert_eq!(job["status"], "needs-parameter", "{job:#}");
+    assert!(job["reason"].as_str().unwrap().contains("organization_id"));
+    let read = || async {
+        let out = ec2
+            .describe_vpc_endpoints()
+            .vpc_endpoint_ids(&id)
+            .send()
+            .await
+            .unwrap();
+        out.vpc_endpoints()[0]
+            .policy_document()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(
+        read().await,
+        policy,
+        "nothing may change without the parameter"
+    );
+
+    env.ok(&[
+        "settings",
+        "set",
+        "vpce-restrict-policy",
+        "--param",
+        "organization_id=o-a1b2c3d4e5",
+        "--by",
+        "test",
+    ])
+    .await;
+    env.ok(&["jobs", "retry", job["id"].as_str().unwrap()])
+        .await;
+    env.drain().await;
+    let job = env.job_for(&id).await;
+    assert_eq!(job["status"], "applied", "{job:#}");
+    let now: Value = serde_json::from_str(&read().await).unwrap();
+    let st = now["Statement"].as_array().unwrap();
+    assert_eq!(
+        st[0]["Condition"]["StringEquals"]["aws:PrincipalOrgID"],
+        "o-a1b2c3d4e5"
+    );
+    assert_eq!(
+        st[0]["Action"],
+        serde_json::json!(["s3:GetObject", "s3:PutObject"])
+    );
+    assert_eq!(st[0]["Resource"], "arn:aws:s3:::acme/*");
+    assert_eq!(
+        st[1]["Condition"],
+        serde_json::json!({"StringEquals": {"aws:SourceVpc": "vpc-1"}}),
+        "a conditioned statement is kept"
+    );
+    // The inverse restores the old document byte for byte.
+    assert_eq!(job["inverse"][0]["policy_document"], policy);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_account_is_fixed_through_assume_role() {
+    let env = Env::new().await;
+    env.ok(&[
+        "settings",
+        "set",
+        "s3-block-public-access",
+        "--mode",
+        "enforce",
+        "--by",
+        "test",
+    ])
+    .await;
+    let member = env.account(MEMBER).await;
+    let bucket = unique("member");
+    aws_sdk_s3::Client::new(&member)
+        .create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
+    env.send(&config_event(
+        MEMBER,
+        "s3-bucket-public-write-prohibited",
+        "AWS::S3::Bucket",
+        &bucket,
+    ))
+    .await;
+    env.drain().await;
+    let job = env.job_for(&bucket).await;
+    assert_eq!(job["status"], "applied", "{job:#}");
+    assert_eq!(job["account"], MEMBER);
+    assert_eq!(public_access_block(&member, &bucket).await, Some([true; 4]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resource_that_is_gone_ends_no_op() {
+    let env = Env::new().await;
+    env.ok(&[
+        "settings",
+        "set",
+        "sg-revoke-open-ssh",
+        "--mode",
+        "enforce",
+        "--by",
+        "test",
+    ])
+    .await;
+    env.send(&config_event(
+        HOME,
+        "restricted-ssh",
+        "AWS::EC2::SecurityGroup",
+        "sg-0123456789abcdef0",
+    ))
+    .await;
+    env.drain().await;
+    let job = env.job_for("sg-0123456789abcdef0").await;
+    assert_eq!(job["status"], "no-op", "{job:#}");
+    assert!(
+        job["reason"].as_str().unwrap().contains("does not exist"),
+        "{job:#}"
+    );
+}

@@ -1,0 +1,448 @@
+//! Test support: a moto server on 127.0.0.1 (the one scripts/test started, or one started here
+//! and stopped when the test process exits), a fresh prefix per test, the rectify binary run as a
+//! user runs it, and AWS SDK clients to seed and inspect resources.
+
+#![allow(dead_code)]
+
+use std::process::Stdio;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use aws_config::SdkConfig;
+use serde_json::{Value, json};
+
+pub const HOME: &str = "123456789012";
+pub const MEMBER: &str = "210987654321";
+pub const REGION: &str = "us-east-1";
+
+static ENDPOINT: OnceLock<String> = OnceLock::new();
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn wait_for_http(endpoint: &str, deadline: Duration) -> bool {
+    let addr = endpoint.trim_start_matches("http://").to_string();
+    let end = Instant::now() + deadline;
+    while Instant::now() < end {
+        if let Ok(mut s) = std::net::TcpStream::connect(&addr) {
+            use std::io::{Read, Write};
+            let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+            if s.write_all(b"GET /moto-api/ HTTP/1.0\r\n\r\n").is_ok() {
+                let mut buf = [0u8; 12];
+                if s.read_exact(&mut buf).is_ok() && buf.starts_with(b"HTTP/1.") {
+                    return true;
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+/// The moto endpoint: `RECTIFY_TEST_ENDPOINT`, or a server started here for this test process.
+pub fn endpoint() -> &'static str {
+    ENDPOINT.get_or_init(|| {
+        if let Ok(e) = std::env::var("RECTIFY_TEST_ENDPOINT") {
+            return e;
+        }
+        let server = std::env::var("RECTIFY_MOTO_SERVER").unwrap_or_else(|_| {
+            format!("{}/.venv/bin/moto_server", env!("CARGO_MANIFEST_DIR"))
+        });
+        assert!(
+            std::path::Path::new(&server).exists(),
+            "{server} is missing: run scripts/test (it installs a pinned moto), or set RECTIFY_TEST_ENDPOINT"
+        );
+        let port = free_port();
+        // moto lives as long as this test process: a watcher stops it when the process is gone.
+        let script = format!(
+            "'{server}' -H 127.0.0.1 -p {port} >/dev/null 2>&1 & m=$!; \
+             while kill -0 {pid} 2>/dev/null; do sleep 1; done; kill $m",
+            pid = std::process::id()
+        );
+        #[allow(
+            clippy::zombie_processes,
+            reason = "the watcher outlives the test process on purpose: it stops moto after it"
+        )]
+        std::process::Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("start moto");
+        let endpoint = format!("127.0.0.1:{port}");
+        let url = format!("http://{endpoint}");
+        assert!(wait_for_http(&url, Duration::from_secs(60)), "moto did not start on {url}");
+        url
+    })
+}
+
+/// One test's world: its own queue and tables under a fresh prefix.
+pub struct Env {
+    pub prefix: String,
+    pub sdk: SdkConfig,
+}
+
+fn sdk_env() -> [(&'static str, String); 5] {
+    [
+        ("AWS_ENDPOINT_URL", endpoint().to_string()),
+        ("AWS_ACCESS_KEY_ID", "testing".into()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+        ("AWS_REGION", REGION.into()),
+        ("AWS_EC2_METADATA_DISABLED", "true".into()),
+    ]
+}
+
+/// What a rectify command did.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Env {
+    /// A fresh prefix, bootstrapped with a short visibility timeout so retries come back fast.
+    pub async fn new() -> Env {
+        let prefix = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(endpoint())
+            .region(aws_config::Region::new(REGION))
+            .credentials_provider(aws_sdk_s3::config::Credentials::new(
+                "testing", "testing", None, None, "test",
+            ))
+            .load()
+            .await;
+        let env = Env { prefix, sdk };
+        env.ok(&["bootstrap", "--visibility-timeout", "3"]).await;
+        env
+    }
+
+    /// Runs the rectify binary with this test's prefix.
+    pub async fn run(&self, args: &[&str]) -> Run {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_rectify"));
+        cmd.args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("RECTIFY_PREFIX", &self.prefix)
+            .env("RECTIFY_LOG_FORMAT", "text")
+            .env(
+                "RECTIFY_LOG",
+                "info,aws_config=warn,aws_smithy_runtime=warn",
+            )
+            .stdin(Stdio::null());
+        for (k, v) in sdk_env() {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().await.expect("run rectify");
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Runs rectify and insists it succeeds; returns stdout.
+    pub async fn ok(&self, args: &[&str]) -> String {
+        let r = self.run(args).await;
+        assert_eq!(
+            r.code, 0,
+            "rectify {args:?} failed\nstdout:\n{}\nstderr:\n{}",
+            r.stdout, r.stderr
+        );
+        r.stdout
+    }
+
+    /// Runs rectify with `--json` appended and parses the output.
+    pub async fn json(&self, args: &[&str]) -> Value {
+        let mut a = args.to_vec();
+        a.push("--json");
+        let out = self.ok(&a).await;
+        serde_json::from_str(&out)
+            .unwrap_or_else(|e| panic!("rectify {args:?}: not JSON ({e}):\n{out}"))
+    }
+
+    pub async fn jobs(&self) -> Vec<Value> {
+        self.json(&["jobs", "list"])
+            .await
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    pub async fn audit(&self) -> Vec<Value> {
+        self.json(&["audit", "list"])
+            .await
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// The one job for a resource; fails when there are several or none.
+    pub async fn job_for(&self, resource: &str) -> Value {
+        let jobs: Vec<Value> = self
+            .jobs()
+            .await
+            .into_iter()
+            .filter(|j| j["resource_id"] == resource)
+            .collect();
+        assert_eq!(jobs.len(), 1, "jobs for {resource}: {jobs:#?}");
+        jobs[0].clone()
+    }
+
+    pub fn sqs(&self) -> aws_sdk_sqs::Client {
+        aws_sdk_sqs::Client::new(&self.sdk)
+    }
+
+    pub async fn queue_url(&self, dlq: bool) -> String {
+        let name = if dlq {
+            format!("{}-events-dlq", self.prefix)
+        } else {
+            format!("{}-events", self.prefix)
+        };
+        self.sqs()
+            .get_queue_url()
+            .queue_name(name)
+            .send()
+            .await
+            .unwrap()
+            .queue_url()
+            .unwrap()
+            .to_string()
+    }
+
+    pub async fn send(&self, body: &str) {
+        let url = self.queue_url(false).await;
+        self.sqs()
+            .send_message()
+            .queue_url(url)
+            .message_body(body)
+            .send()
+            .await
+            .unwrap();
+    }
+
+    /// Visible plus in-flight messages on the queue (or the DLQ).
+    pub async fn depth(&self, dlq: bool) -> u64 {
+        use aws_sdk_sqs::types::QueueAttributeName as A;
+        let url = self.queue_url(dlq).await;
+        let out = self
+            .sqs()
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(A::ApproximateNumberOfMessages)
+            .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
+            .send()
+            .await
+            .unwrap();
+        let attrs = out.attributes().unwrap();
+        [
+            A::ApproximateNumberOfMessages,
+            A::ApproximateNumberOfMessagesNotVisible,
+        ]
+        .iter()
+        .map(|k| {
+            attrs
+                .get(k)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        })
+        .sum()
+    }
+
+    /// Runs `worker --once`.
+    pub async fn drain(&self) -> Run {
+        let r = self.run(&["worker", "--once"]).await;
+        assert_eq!(r.code, 0, "worker --once failed:\n{}", r.stderr);
+        r
+    }
+
+    /// Runs `worker --once` until the queue holds nothing, visible or in flight (messages left for
+    /// retry come back after the 3 s visibility timeout), with a deadline.
+    pub async fn drain_all(&self) {
+        let end = Instant::now() + Duration::from_secs(90);
+        loop {
+            self.drain().await;
+            if self.depth(false).await == 0 {
+                return;
+            }
+            assert!(Instant::now() < end, "the queue did not drain in 90 s");
+            // Wait for the in-flight messages to become visible again.
+            let until = Instant::now() + Duration::from_secs(10);
+            while self.visible().await == 0 && self.depth(false).await > 0 && Instant::now() < until
+            {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+
+    async fn visible(&self) -> u64 {
+        use aws_sdk_sqs::types::QueueAttributeName as A;
+        let url = self.queue_url(false).await;
+        let out = self
+            .sqs()
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(A::ApproximateNumberOfMessages)
+            .send()
+            .await
+            .unwrap();
+        out.attributes()
+            .and_then(|a| a.get(&A::ApproximateNumberOfMessages))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// SDK configuration acting in `account` (AssumeRole, as rectify does; moto routes the
+    /// assumed credentials to that account).
+    pub async fn account(&self, account: &str) -> SdkConfig {
+        if account == HOME {
+            return self.sdk.clone();
+        }
+        let provider = aws_config::sts::AssumeRoleProvider::builder(format!(
+            "arn:aws:iam::{account}:role/rectify-remediation"
+        ))
+        .session_name("test-seed")
+        .configure(&self.sdk)
+        .build()
+        .await;
+        self.sdk
+            .to_builder()
+            .credentials_provider(aws_sdk_s3::config::SharedCredentialsProvider::new(provider))
+            .build()
+    }
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+/// The Config compliance detail for a resource, with a fresh ordering timestamp.
+pub fn config_detail(
+    account: &str,
+    rule: &str,
+    resource_type: &str,
+    resource_id: &str,
+    compliance: &str,
+) -> Value {
+    json!({
+        "resourceId": resource_id, "awsRegion": REGION, "awsAccountId": account, "configRuleName": rule,
+        "recordVersion": "1.0", "messageType": "ComplianceChangeNotification", "resourceType": resource_type,
+        "configRuleARN": format!("arn:aws:config:{REGION}:{account}:config-rule/config-rule-test"),
+        "newEvaluationResult": {
+            "evaluationResultIdentifier": {
+                "evaluationResultQualifier": {"configRuleName": rule, "resourceType": resource_type, "resourceId": resource_id},
+                "orderingTimestamp": now()
+            },
+            "complianceType": compliance, "resultRecordedTime": now(), "configRuleInvokedTime": now(), "annotation": null
+        },
+        "notificationCreationTime": now()
+    })
+}
+
+/// A raw EventBridge "Config Rules Compliance Change" event, as an EventBridge → SQS target sends it.
+pub fn config_event(account: &str, rule: &str, resource_type: &str, resource_id: &str) -> String {
+    json!({
+        "version": "0", "id": uuid::Uuid::new_v4().to_string(), "detail-type": "Config Rules Compliance Change",
+        "source": "aws.config", "account": account, "time": now(), "region": REGION, "resources": [],
+        "detail": config_detail(account, rule, resource_type, resource_id, "NON_COMPLIANT")
+    })
+    .to_string()
+}
+
+/// A message inside an SNS envelope.
+pub fn sns(message: &str) -> String {
+    json!({"Type": "Notification", "MessageId": uuid::Uuid::new_v4().to_string(),
+           "TopicArn": format!("arn:aws:sns:{REGION}:{HOME}:config-topic"), "Message": message, "Timestamp": now()})
+    .to_string()
+}
+
+/// A unique lower-case name for a resource.
+pub fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..10]
+    )
+}
+
+/// The bucket's Public Access Block, or None when it has none.
+pub async fn public_access_block(sdk: &SdkConfig, bucket: &str) -> Option<[bool; 4]> {
+    let s3 = aws_sdk_s3::Client::new(sdk);
+    match s3.get_public_access_block().bucket(bucket).send().await {
+        Ok(out) => {
+            let c = out.public_access_block_configuration().unwrap();
+            Some([
+                c.block_public_acls().unwrap_or(false),
+                c.ignore_public_acls().unwrap_or(false),
+                c.block_public_policy().unwrap_or(false),
+                c.restrict_public_buckets().unwrap_or(false),
+            ])
+        }
+        Err(_) => None,
+    }
+}
+
+/// A VPC and a security group in it.
+pub async fn security_group(sdk: &SdkConfig) -> (String, String) {
+    let ec2 = aws_sdk_ec2::Client::new(sdk);
+    let vpc = ec2
+        .create_vpc()
+        .cidr_block("10.0.0.0/16")
+        .send()
+        .await
+        .unwrap();
+    let vpc_id = vpc.vpc().unwrap().vpc_id().unwrap().to_string();
+    let sg = ec2
+        .create_security_group()
+        .group_name(unique("sg"))
+        .description("test")
+        .vpc_id(&vpc_id)
+        .send()
+        .await
+        .unwrap();
+    (vpc_id, sg.group_id().unwrap().to_string())
+}
+
+/// The group's ingress rules as (protocol, from, to, source) sorted.
+pub async fn ingress(sdk: &SdkConfig, group_id: &str) -> Vec<(String, i32, i32, String)> {
+    let ec2 = aws_sdk_ec2::Client::new(sdk);
+    let out = ec2
+        .describe_security_group_rules()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("group-id")
+                .values(group_id)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let mut rules: Vec<_> = out
+        .security_group_rules()
+        .iter()
+        .filter(|r| r.is_egress() != Some(true))
+        .map(|r| {
+            let src = r
+                .cidr_ipv4()
+                .or(r.cidr_ipv6())
+                .map(str::to_string)
+                .or_else(|| {
+                    r.referenced_group_info()
+                        .and_then(|g| g.group_id())
+                        .map(|g| format!("group:{g}"))
+                })
+                .or_else(|| r.prefix_list_id().map(|p| format!("prefix-list:{p}")))
+                .unwrap_or_default();
+            (
+                r.ip_protocol().unwrap_or_default().to_string(),
+                r.from_port().unwrap_or(0),
+                r.to_port().unwrap_or(0),
+                src,
+            )
+        })
+        .collect();
+    rules.sort();
+    rules
+}
