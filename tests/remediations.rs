@@ -505,3 +505,219 @@ async fn a_resource_that_is_gone_ends_no_op() {
         "{job:#}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_changes_nothing_for_any_kind_and_records_each_plan() {
+    let env = Env::new().await;
+    env.ok(&[
+        "settings",
+        "set",
+        "vpce-restrict-policy",
+        "--param",
+        "organization_id=o-a1b2c3d4e5",
+        "--by",
+        "test",
+    ])
+    .await;
+    env.ok(&[
+        "settings",
+        "set",
+        "iam-deactivate-stale-keys",
+        "--param",
+        "max_unused_days=0",
+        "--by",
+        "test",
+    ])
+    .await;
+    let (vpc, group) = security_group(&env.sdk).await;
+    let ec2 = aws_sdk_ec2::Client::new(&env.sdk);
+    ec2.authorize_security_group_ingress()
+        .group_id(&group)
+        .ip_protocol("tcp")
+        .from_port(22)
+        .to_port(22)
+        .cidr_ip("0.0.0.0/0")
+        .send()
+        .await
+        .unwrap();
+    let policy =
+        r#"{"Statement":[{"Effect":"Allow","Principal":"*","Action":"*","Resource":"*"}]}"#;
+    let ep = ec2
+        .create_vpc_endpoint()
+        .vpc_id(&vpc)
+        .service_name("com.amazonaws.us-east-1.s3")
+        .policy_document(policy)
+        .send()
+        .await
+        .unwrap();
+    let endpoint = ep
+        .vpc_endpoint()
+        .unwrap()
+        .vpc_endpoint_id()
+        .unwrap()
+        .to_string();
+    let iam = aws_sdk_iam::Client::new(&env.sdk);
+    let user = unique("dry");
+    iam.create_user().user_name(&user).send().await.unwrap();
+    iam.create_access_key()
+        .user_name(&user)
+        .send()
+        .await
+        .unwrap();
+    let rules_before = ingress(&env.sdk, &group).await;
+
+    env.send(&config_event(
+        HOME,
+        "restricted-ssh",
+        "AWS::EC2::SecurityGroup",
+        &group,
+    ))
+    .await;
+    env.send(&config_event(
+        HOME,
+        "my-vpce-policy-check",
+        "AWS::EC2::VPCEndpoint",
+        &endpoint,
+    ))
+    .await;
+    env.send(&config_event(
+        HOME,
+        "access-keys-rotated",
+        "AWS::IAM::User",
+        &user,
+    ))
+    .await;
+    env.drain().await;
+
+    for (resource, kind) in [
+        (group.as_str(), "ec2:RevokeSecurityGroupIngress"),
+        (endpoint.as_str(), "ec2:ModifyVpcEndpoint"),
+        (user.as_str(), "iam:UpdateAccessKey"),
+    ] {
+        let job = env.job_for(resource).await;
+        assert_eq!(job["status"], "planned", "{job:#}");
+        assert_eq!(job["mode"], "dry-run");
+        assert_eq!(job["plan"]["actions"][0]["kind"], kind, "{job:#}");
+        assert!(job["plan_hash"].as_str().is_some_and(|h| h.len() == 64));
+    }
+    assert_eq!(ingress(&env.sdk, &group).await, rules_before);
+    let out = ec2
+        .describe_vpc_endpoints()
+        .vpc_endpoint_ids(&endpoint)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.vpc_endpoints()[0].policy_document(), Some(policy));
+    let keys = iam
+        .list_access_keys()
+        .user_name(&user)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        keys.access_key_metadata()[0].status().unwrap().as_str(),
+        "Active"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_switched_off_is_left_alone() {
+    let env = Env::new().await;
+    env.ok(&[
+        "settings",
+        "set",
+        "s3-block-public-access",
+        "--mode",
+        "enforce",
+        "--by",
+        "test",
+    ])
+    .await;
+    env.ok(&[
+        "settings",
+        "set",
+        "s3-block-public-access",
+        "--account",
+        MEMBER,
+        "--mode",
+        "off",
+        "--by",
+        "test",
+    ])
+    .await;
+    let member = env.account(MEMBER).await;
+    let bucket = unique("off");
+    aws_sdk_s3::Client::new(&member)
+        .create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
+    env.send(&config_event(
+        MEMBER,
+        "s3-bucket-public-read-prohibited",
+        "AWS::S3::Bucket",
+        &bucket,
+    ))
+    .await;
+    env.drain().await;
+    let job = env.job_for(&bucket).await;
+    assert_eq!(job["status"], "off", "{job:#}");
+    assert_eq!(public_access_block(&member, &bucket).await, None);
+    let list = env.json(&["settings", "list"]).await;
+    let row = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["remediation"] == "s3-block-public-access" && r["scope"] == MEMBER)
+        .cloned()
+        .unwrap();
+    assert_eq!(row["mode"], "off");
+    assert_eq!(row["mode_source"], "account");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fix_that_does_not_hold_is_failed_verify_never_success() {
+    let env = Env::new().await;
+    // A remediation whose plan never comes out empty, so the re-plan after applying fails.
+    let dir = std::env::temp_dir().join(unique("never-satisfied"));
+    let folder = dir.join("pab-never-satisfied");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::write(
+        folder.join("remediation.toml"),
+        "name = \"pab-never-satisfied\"\ndescription = \"test\"\nresource_type = \"AWS::S3::Bucket\"\n\
+         default_mode = \"enforce\"\nactions = [\"s3:PutPublicAccessBlock\"]\n[triggers]\nrules = [\"test-never-satisfied\"]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        folder.join("plan.rhai"),
+        "fn plan(r, p) { [#{kind: \"s3:PutPublicAccessBlock\", bucket: r.bucket, block_public_acls: true,\n\
+         ignore_public_acls: true, block_public_policy: true, restrict_public_buckets: true}] }\n",
+    )
+    .unwrap();
+    let bucket = unique("verify");
+    aws_sdk_s3::Client::new(&env.sdk)
+        .create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
+    env.send(&config_event(
+        HOME,
+        "test-never-satisfied",
+        "AWS::S3::Bucket",
+        &bucket,
+    ))
+    .await;
+    let r = env
+        .run(&["worker", "--once", "--remediations", dir.to_str().unwrap()])
+        .await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let job = env.job_for(&bucket).await;
+    assert_eq!(job["status"], "failed-verify", "{job:#}");
+    assert!(
+        job["reason"].as_str().unwrap().contains("did not hold"),
+        "{job:#}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
