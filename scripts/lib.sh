@@ -29,11 +29,12 @@ start_moto() {
   local port log
   port=$(free_port)
   log=${MOTO_LOG:-$(mktemp -t rectify-moto.XXXXXX.log)}
-  "$VENV/bin/moto_server" -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
+  "$VENV/bin/python" "$ROOT/scripts/moto_server.py" 127.0.0.1 "$port" >"$log" 2>&1 &
   MOTO_PID=$!
   trap stop_moto EXIT
   export AWS_ENDPOINT_URL="http://127.0.0.1:$port"
   export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=${AWS_REGION:-us-east-1}
+  export AWS_DEFAULT_REGION=$AWS_REGION
   unset AWS_PROFILE AWS_SESSION_TOKEN
   # Wait for the server to answer, with a deadline.
   if ! "$VENV/bin/python" - "$AWS_ENDPOINT_URL" <<'PY'

@@ -1,12 +1,21 @@
 //! `rectify bootstrap`: creates the queue, its DLQ and the tables, or finds them. Idempotent.
 
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType,
 };
 use aws_sdk_sqs::types::QueueAttributeName;
 
 use crate::cloud::{CloudError, classify};
-use crate::state::Names;
+use crate::state::{BY_RESOURCE_INDEX, Names};
+
+fn attr(name: &str) -> Result<AttributeDefinition, CloudError> {
+    AttributeDefinition::builder()
+        .attribute_name(name)
+        .attribute_type(ScalarAttributeType::S)
+        .build()
+        .map_err(|e| CloudError::Unsupported(e.to_string()))
+}
 
 /// Receives before SQS moves a message to the DLQ.
 pub const MAX_RECEIVE_COUNT: u32 = 5;
@@ -90,11 +99,15 @@ pub async fn bootstrap(
         (&names.jobs, "id", None),
         (&names.audit, "chain", Some(("seq", ScalarAttributeType::N))),
     ] {
-        let detail = match &sk {
+        let index = (table == &names.jobs).then_some(BY_RESOURCE_INDEX);
+        let mut detail = match &sk {
             Some((sk, _)) => format!("key {pk} + {sk}, on demand"),
             None => format!("key {pk}, on demand"),
         };
-        let state = ensure_table(ddb, table, pk, sk).await?;
+        if let Some(i) = index {
+            detail.push_str(&format!(", index {i}"));
+        }
+        let state = ensure_table(ddb, table, pk, sk, index).await?;
         made.push(Made {
             kind: "table",
             name: table.clone(),
@@ -152,14 +165,72 @@ async fn ensure_queue(
     Ok((out.queue_url().unwrap_or_default().to_string(), "created"))
 }
 
+/// The jobs table's index of jobs by resource (`resource_key`, newest by `created_at`).
+fn by_resource_index() -> Result<GlobalSecondaryIndex, CloudError> {
+    let key = |n: &str, t: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(n)
+            .key_type(t)
+            .build()
+            .map_err(|e| CloudError::Unsupported(e.to_string()))
+    };
+    GlobalSecondaryIndex::builder()
+        .index_name(BY_RESOURCE_INDEX)
+        .key_schema(key("resource_key", KeyType::Hash)?)
+        .key_schema(key("created_at", KeyType::Range)?)
+        .projection(
+            Projection::builder()
+                .projection_type(ProjectionType::All)
+                .build(),
+        )
+        .build()
+        .map_err(|e| CloudError::Unsupported(e.to_string()))
+}
+
 async fn ensure_table(
     ddb: &aws_sdk_dynamodb::Client,
     name: &str,
     pk: &str,
     sk: Option<(&str, ScalarAttributeType)>,
+    index: Option<&str>,
 ) -> Result<&'static str, CloudError> {
     match ddb.describe_table().table_name(name).send().await {
-        Ok(_) => return Ok("found"),
+        Ok(out) => {
+            let has_index = out
+                .table()
+                .map(|t| {
+                    t.global_secondary_indexes()
+                        .iter()
+                        .any(|i| i.index_name() == index)
+                })
+                .unwrap_or(false);
+            if index.is_none() || has_index {
+                return Ok("found");
+            }
+            let create = aws_sdk_dynamodb::types::CreateGlobalSecondaryIndexAction::builder()
+                .index_name(BY_RESOURCE_INDEX)
+                .set_key_schema(Some(by_resource_index()?.key_schema().to_vec()))
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::All)
+                        .build(),
+                )
+                .build()
+                .map_err(|e| CloudError::Unsupported(e.to_string()))?;
+            ddb.update_table()
+                .table_name(name)
+                .attribute_definitions(attr("resource_key")?)
+                .attribute_definitions(attr("created_at")?)
+                .global_secondary_index_updates(
+                    aws_sdk_dynamodb::types::GlobalSecondaryIndexUpdate::builder()
+                        .create(create)
+                        .build(),
+                )
+                .send()
+                .await
+                .map_err(|e| classify("dynamodb:UpdateTable", e))?;
+            return Ok("updated");
+        }
         Err(e) => {
             let e = classify("dynamodb:DescribeTable", e);
             if e.code() != Some("ResourceNotFoundException") {
@@ -191,6 +262,12 @@ async fn ensure_table(
         create = create
             .attribute_definitions(attr(sk, t)?)
             .key_schema(key(sk, KeyType::Range)?);
+    }
+    if index.is_some() {
+        create = create
+            .attribute_definitions(attr("resource_key", ScalarAttributeType::S)?)
+            .attribute_definitions(attr("created_at", ScalarAttributeType::S)?)
+            .global_secondary_indexes(by_resource_index()?);
     }
     match create.send().await {
         Ok(_) => Ok("created"),

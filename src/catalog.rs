@@ -342,6 +342,10 @@ fn read_dir_folders(dir: &Path) -> Result<Vec<(String, Folder)>, CatalogError> {
             continue;
         }
         let name = entry.file_name().to_string_lossy().to_string();
+        if name.starts_with('.') {
+            // .git and other hidden folders are not remediations.
+            continue;
+        }
         let mut folder = Folder::new();
         for file in ["remediation.toml", "plan.rhai"] {
             let p = path.join(file);
@@ -404,8 +408,19 @@ fn load_one(
     let manifest: Manifest = toml::from_str(manifest_text)
         .map_err(|e| manifest_error(e.span().map_or(0, |s| s.start), e.message().to_string()))?;
     let key_error = |key: &str, message: String| {
-        let offset = manifest_text.find(key).unwrap_or(0);
-        manifest_error(offset, message)
+        // The line that sets the key (or opens its table), not a mention of the word elsewhere.
+        let mut offset = 0;
+        for line in manifest_text.split_inclusive('\n') {
+            let t = line.trim_start();
+            if t.strip_prefix(key)
+                .is_some_and(|rest| rest.trim_start().starts_with('='))
+                || t.starts_with(&format!("[{key}"))
+            {
+                break;
+            }
+            offset += line.len();
+        }
+        manifest_error(offset.min(manifest_text.len()), message)
     };
     if manifest.name != name {
         return Err(key_error(

@@ -18,11 +18,12 @@ use crate::bootstrap::bootstrap;
 use crate::catalog::{Catalog, Mode, run_cases};
 use crate::cloud::{Cloud, classify, error_chain};
 use crate::config::{Config, Overrides};
-use crate::controller::Context;
+use crate::controller::{Context, approval_expired, expire, job_record, today};
 use crate::event::validate_account;
+use crate::notify::Notifier;
 use crate::render;
 use crate::script::hardened_engine;
-use crate::state::{Job, JobStatus, Names, Setting, SettingsCache, Store};
+use crate::state::{Exemption, Job, JobStatus, Names, Setting, SettingsCache, StateError, Store};
 use crate::worker::{self, Queues, REASON_ATTRIBUTE, WorkerOptions};
 
 const ABOUT: &str = "Corrective guardrails for AWS Organizations: AWS Config findings in, planned, gated, verified and audited fixes out.";
@@ -81,6 +82,12 @@ pub struct GlobalArgs {
     /// Log format on stderr: text or json [default: text on a terminal, json otherwise]
     #[arg(long, env = "RECTIFY_LOG_FORMAT", global = true)]
     pub log_format: Option<String>,
+    /// How long a plan waits for an approval before it expires, in seconds [default: 86400]
+    #[arg(long, env = "RECTIFY_APPROVAL_TTL_SECONDS", global = true)]
+    pub approval_ttl_seconds: Option<u64>,
+    /// SNS topic told of pending approvals, applied and failed fixes, and tripped breakers.
+    #[arg(long, env = "RECTIFY_NOTIFY_TOPIC_ARN", global = true)]
+    pub notify_topic_arn: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -111,6 +118,83 @@ pub enum Command {
     /// Messages in the dead-letter queue.
     #[command(subcommand)]
     Dlq(DlqCommand),
+    /// Exempt resources from a remediation (with an owner, a reason and an optional end).
+    #[command(subcommand)]
+    Exemptions(ExemptionsCommand),
+    /// Stop every change in the Organization at once; jobs are still planned and recorded.
+    Pause {
+        /// Why (shown on every job held while paused).
+        #[arg(long)]
+        reason: String,
+        /// Who [default: the caller's AWS identity]
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// Let changes happen again after `pause`.
+    Resume {
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// Find violations no event announced: enumerate each remediation's resources and feed
+    /// the non-compliant ones through the same gates.
+    Sweep(SweepArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SweepArgs {
+    /// Accounts to sweep (repeatable) [default: the caller's own account]
+    #[arg(long = "account")]
+    pub accounts: Vec<String>,
+    /// Regions to sweep (repeatable) [default: the configured AWS region]
+    #[arg(long = "region")]
+    pub regions: Vec<String>,
+    /// Only this remediation [default: all]
+    #[arg(long)]
+    pub remediation: Option<String>,
+    /// Change nothing and record nothing, whatever the modes: print what enforcing would
+    /// change, per remediation and account. Read it before switching a remediation to enforce.
+    #[arg(long)]
+    pub what_if: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ExemptionsCommand {
+    /// Exempt a resource from a remediation.
+    Add {
+        #[arg(long)]
+        remediation: String,
+        /// The resource id as findings name it (bucket name, sg-…, vpce-…, IAM user id or name).
+        #[arg(long)]
+        resource: String,
+        /// Only in this account [default: any account]
+        #[arg(long)]
+        account: Option<String>,
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        by: Option<String>,
+        /// Last day it holds, YYYY-MM-DD (UTC) [default: until removed]
+        #[arg(long)]
+        until: Option<String>,
+    },
+    /// Every exemption record, with whether it still holds.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove an exemption record.
+    Remove {
+        #[arg(long)]
+        remediation: String,
+        #[arg(long)]
+        resource: String,
+        #[arg(long)]
+        account: Option<String>,
+        #[arg(long)]
+        by: Option<String>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -134,6 +218,10 @@ pub enum SettingsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// The account allow-list: when it is not empty, findings from other accounts end
+    /// `account-not-allowed` and are never acted on.
+    #[command(subcommand)]
+    Accounts(AccountsCommand),
     /// Set a remediation's mode, parameters or extra triggers, for every account or one.
     ///
     /// Examples:
@@ -146,6 +234,36 @@ pub enum SettingsCommand {
     /// remediation to enforce, retry its planned jobs (`rectify jobs retry ID`).
     #[command(verbatim_doc_comment)]
     Set(SetArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AccountsCommand {
+    /// The accounts rectify may act in (empty: all).
+    List,
+    /// Allow these accounts.
+    Add {
+        accounts: Vec<String>,
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// Stop allowing these accounts.
+    Remove {
+        accounts: Vec<String>,
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// Empty the allow-list: every account is allowed again.
+    Clear {
+        #[arg(long)]
+        by: Option<String>,
+    },
+}
+
+/// `on` or `off`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum OnOff {
+    On,
+    Off,
 }
 
 #[derive(Debug, Args)]
@@ -165,6 +283,15 @@ pub struct SetArgs {
     /// Apply to this account only (12 digits) instead of every account.
     #[arg(long)]
     pub account: Option<String>,
+    /// Whether a `rectify:exempt` tag on a resource exempts it from this remediation.
+    #[arg(long, value_enum)]
+    pub tag_exemptions: Option<OnOff>,
+    /// Blast-radius breaker: at most this many enforcements per window [default: 20]
+    #[arg(long)]
+    pub breaker_limit: Option<u32>,
+    /// Blast-radius breaker window in seconds [default: 3600]
+    #[arg(long)]
+    pub breaker_window: Option<u64>,
     /// Who is making the change [default: the caller's AWS identity]
     #[arg(long)]
     pub by: Option<String>,
@@ -189,6 +316,27 @@ pub enum JobsCommand {
     },
     /// Run a job again through every gate (after a change of mode or parameters).
     Retry { id: String },
+    /// Approve a job's pending plan: the worker re-reads the resource and applies the plan
+    /// only if it is still the one approved.
+    Approve {
+        id: String,
+        #[arg(long)]
+        by: Option<String>,
+        #[arg(long)]
+        reason: Option<String>,
+        /// Approve only if the pending plan has this sha256 (as `jobs show` prints it; a
+        /// prefix of at least 12 characters is enough).
+        #[arg(long)]
+        plan_hash: Option<String>,
+    },
+    /// Reject a job's pending plan; it is never applied.
+    Reject {
+        id: String,
+        #[arg(long)]
+        by: Option<String>,
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -305,6 +453,8 @@ impl Cli {
                 log_format: self.global.log_format.clone(),
                 concurrency: worker.and_then(|w| w.concurrency),
                 wait_seconds: worker.and_then(|w| w.wait_seconds),
+                approval_ttl_seconds: self.global.approval_ttl_seconds,
+                notify_topic_arn: self.global.notify_topic_arn.clone(),
             },
         )
         .map_err(|e| Failure::usage(e.to_string()))
@@ -376,11 +526,58 @@ pub async fn run(cli: Cli, config: Config, started: Instant) -> Result<()> {
         Command::Catalog(cmd) => catalog_cmd(&config, cmd),
         Command::Plan(args) => plan_cmd(&config, args),
         Command::Dlq(DlqCommand::List { json }) => dlq_list(&config, json).await,
+        Command::Settings(SettingsCommand::Accounts(cmd)) => accounts(&config, cmd).await,
+        Command::Exemptions(cmd) => exemptions(&config, cmd).await,
+        Command::Pause { reason, by } => pause(&config, true, Some(reason), by).await,
+        Command::Resume { by } => pause(&config, false, None, by).await,
+        Command::Sweep(args) => sweep_cmd(&config, args).await,
     }
 }
 
+/// Builds what the worker and the sweep need: catalog, engine, clients, state, audit writer.
+async fn build_context(
+    config: &Config,
+    aws: &aws_config::SdkConfig,
+    lease: Duration,
+) -> Result<Arc<Context>> {
+    let (engine, catalog) = load_catalog(config)?;
+    let identity = aws_sdk_sts::Client::new(aws)
+        .get_caller_identity()
+        .send()
+        .await
+        .map_err(|e| classify("sts:GetCallerIdentity", e))?;
+    let home = identity.account().unwrap_or_default().to_string();
+    let store = store(config, aws).await;
+    let audit = AuditWriter::new(store.client().clone(), store.names.audit.clone());
+    Ok(Arc::new(Context {
+        catalog,
+        engine,
+        limits: config.limits.clone(),
+        cloud: Cloud::new(
+            aws.clone(),
+            home,
+            config.role_name.clone(),
+            config.external_id.clone(),
+        ),
+        settings: SettingsCache::new(
+            store.clone(),
+            Duration::from_secs(config.settings_cache_seconds),
+        ),
+        notifier: config
+            .notify_topic_arn
+            .clone()
+            .map(|topic| Notifier::new(aws_sdk_sns::Client::new(aws), topic)),
+        owner: audit.chain().to_string(),
+        audit,
+        store,
+        lease,
+        approval_ttl: Duration::from_secs(config.approval_ttl_seconds),
+    }))
+}
+
 async fn run_worker(config: Config, args: WorkerArgs, started: Instant) -> Result<()> {
-    let (engine, catalog) = load_catalog(&config)?;
+    // The catalog is checked before anything touches AWS: a broken script stops start-up.
+    load_catalog(&config)?;
     let aws = aws_config().await?;
     let names = Names::new(&config.prefix);
     let sqs = aws_sdk_sqs::Client::new(&aws);
@@ -400,33 +597,8 @@ async fn run_worker(config: Config, args: WorkerArgs, started: Instant) -> Resul
         })
         .and_then(|v| v.parse::<u64>().ok())
         .unwrap_or(30);
-    let identity = aws_sdk_sts::Client::new(&aws)
-        .get_caller_identity()
-        .send()
-        .await
-        .map_err(|e| classify("sts:GetCallerIdentity", e))?;
-    let home = identity.account().unwrap_or_default().to_string();
-    let store = store(&config, &aws).await;
-    let audit = AuditWriter::new(store.client().clone(), names.audit.clone());
-    let ctx = Arc::new(Context {
-        catalog,
-        engine,
-        limits: config.limits.clone(),
-        cloud: Cloud::new(
-            aws.clone(),
-            home.clone(),
-            config.role_name.clone(),
-            config.external_id.clone(),
-        ),
-        settings: SettingsCache::new(
-            store.clone(),
-            Duration::from_secs(config.settings_cache_seconds),
-        ),
-        owner: audit.chain().to_string(),
-        audit,
-        store,
-        lease: Duration::from_secs(visibility),
-    });
+    let ctx = build_context(&config, &aws, Duration::from_secs(visibility)).await?;
+    let home = ctx.cloud.home_account().to_string();
     tracing::info!(account = %home, writer = %ctx.owner, remediations = ctx.catalog.all().len(),
         startup_ms = started.elapsed().as_millis() as u64, "worker ready");
     let shutdown = CancellationToken::new();
@@ -721,6 +893,15 @@ async fn settings_set(config: &Config, args: SetArgs) -> Result<()> {
                 new.triggers.push(t.clone());
             }
         }
+        if let Some(t) = args.tag_exemptions {
+            new.tag_exemptions = Some(matches!(t, OnOff::On));
+        }
+        if let Some(l) = args.breaker_limit {
+            new.breaker_limit = Some(l);
+        }
+        if let Some(w) = args.breaker_window {
+            new.breaker_window_seconds = Some(w);
+        }
         new.updated_by = Some(by.clone());
         match store
             .put_setting(&new, old.as_ref().map_or(0, |o| o.version))
@@ -731,12 +912,18 @@ async fn settings_set(config: &Config, args: SetArgs) -> Result<()> {
             Err(e) => return Err(e.into()),
         }
     };
+    if args.mode == Some(Mode::Enforce) && scope == "*" {
+        // Switching to enforce is how an operator resets a tripped breaker.
+        store.breaker_reset(r.name()).await?;
+    }
     let audit = AuditWriter::new(store.client().clone(), store.names.audit.clone());
     let change = json!({
         "scope": scope,
         "mode": {"from": old.as_ref().and_then(|o| o.mode).map(|m| m.as_str()), "to": new.mode.map(|m| m.as_str())},
         "params": {"from": old.as_ref().map(|o| o.params.clone()), "to": new.params},
         "triggers": {"from": old.as_ref().map(|o| o.triggers.clone()), "to": new.triggers},
+        "tag_exemptions": new.tag_exemptions,
+        "breaker": {"limit": new.breaker_limit, "window_seconds": new.breaker_window_seconds},
     });
     audit
         .append(Record {
@@ -920,7 +1107,518 @@ async fn jobs(config: &Config, cmd: JobsCommand) -> Result<()> {
             println!("job {id} queued to run again; the worker re-reads the resource and re-plans");
             Ok(())
         }
+        JobsCommand::Approve {
+            id,
+            by,
+            reason,
+            plan_hash,
+        } => {
+            let job = store.job(&id).await?.ok_or_else(|| {
+                Failure::usage(format!("no job {id:?} (see `rectify jobs list`)"))
+            })?;
+            if job.status != JobStatus::PendingApproval {
+                return Err(Failure::usage(format!(
+                    "job {id} is {}, not pending-approval: only a pending plan can be approved",
+                    job.status.as_str()
+                )));
+            }
+            let ttl = Duration::from_secs(config.approval_ttl_seconds);
+            let audit = AuditWriter::new(store.client().clone(), store.names.audit.clone());
+            if approval_expired(&job, ttl) {
+                expire(&store, &audit, &job, ttl).await?;
+                return Err(Failure::usage(format!(
+                    "job {id} waited longer than {} s for an approval and has expired; it will not be applied (`rectify jobs retry {id}` plans it again)",
+                    ttl.as_secs()
+                )));
+            }
+            let hash = job.plan_hash.clone().unwrap_or_default();
+            if let Some(want) = &plan_hash
+                && (want.len() < 12 || !hash.starts_with(want.as_str()))
+            {
+                return Err(Failure::usage(format!(
+                    "job {id}'s pending plan has sha256 {hash}, not {want}: review it again with `rectify jobs show {id}`"
+                )));
+            }
+            let by = match by {
+                Some(b) => b,
+                None => caller(&aws).await?,
+            };
+            let approved = store
+                .transition(
+                    &id,
+                    &[JobStatus::PendingApproval],
+                    JobStatus::Approved,
+                    &[
+                        ("approved_by", Some(by.clone())),
+                        ("approved_at", Some(crate::state::now_text())),
+                        ("approved_plan_hash", Some(hash.clone())),
+                        ("approval_reason", reason.clone()),
+                        (
+                            "reason",
+                            Some(format!(
+                                "approved by {by}; waiting for the worker to apply it"
+                            )),
+                        ),
+                    ],
+                )
+                .await?
+                .ok_or_else(|| {
+                    Failure::usage(format!(
+                        "job {id} changed while it was being approved: look again"
+                    ))
+                })?;
+            audit.append(job_record(&approved, &by)).await?;
+            let sqs = aws_sdk_sqs::Client::new(&aws);
+            let url = queue_url(&sqs, &store.names.queue).await?;
+            let body = json!({"rectify": {"action": "run-job", "job_id": id}}).to_string();
+            sqs.send_message()
+                .queue_url(url)
+                .message_body(body)
+                .send()
+                .await
+                .map_err(|e| classify("sqs:SendMessage", e))?;
+            println!(
+                "job {id}: plan {} approved by {by}; the worker re-reads the resource and applies the plan only if it is unchanged",
+                &hash[..12.min(hash.len())]
+            );
+            Ok(())
+        }
+        JobsCommand::Reject { id, by, reason } => {
+            let job = store.job(&id).await?.ok_or_else(|| {
+                Failure::usage(format!("no job {id:?} (see `rectify jobs list`)"))
+            })?;
+            if job.status != JobStatus::PendingApproval {
+                return Err(Failure::usage(format!(
+                    "job {id} is {}, not pending-approval: only a pending plan can be rejected",
+                    job.status.as_str()
+                )));
+            }
+            let by = match by {
+                Some(b) => b,
+                None => caller(&aws).await?,
+            };
+            let rejected = store
+                .transition(
+                    &id,
+                    &[JobStatus::PendingApproval],
+                    JobStatus::Rejected,
+                    &[("reason", Some(format!("rejected by {by}: {reason}")))],
+                )
+                .await?
+                .ok_or_else(|| {
+                    Failure::usage(format!(
+                        "job {id} changed while it was being rejected: look again"
+                    ))
+                })?;
+            AuditWriter::new(store.client().clone(), store.names.audit.clone())
+                .append(job_record(&rejected, &by))
+                .await?;
+            println!("job {id} rejected by {by}; it will not be applied");
+            Ok(())
+        }
     }
+}
+
+async fn by_or_caller(aws: &aws_config::SdkConfig, by: Option<String>) -> Result<String> {
+    match by {
+        Some(b) => Ok(b),
+        None => caller(aws).await,
+    }
+}
+
+/// Changes the Organization-wide settings with an optimistic update, and records it.
+async fn update_global(
+    config: &Config,
+    by: Option<String>,
+    what: &str,
+    change: impl Fn(&mut crate::state::Global),
+) -> Result<crate::state::Global> {
+    let aws = aws_config().await?;
+    let by = by_or_caller(&aws, by).await?;
+    let store = store(config, &aws).await;
+    for _ in 0..5 {
+        let old = store.settings().await?.global;
+        let mut new = old.clone();
+        change(&mut new);
+        new.updated_by = Some(by.clone());
+        match store.put_global(&new, old.version).await {
+            Ok(()) => {
+                AuditWriter::new(store.client().clone(), store.names.audit.clone())
+                    .append(Record {
+                        kind: "settings".into(),
+                        before: Some(serde_json::to_value(&old).unwrap_or(Value::Null)),
+                        after: Some(serde_json::to_value(&new).unwrap_or(Value::Null)),
+                        outcome: what.to_string(),
+                        reason: new.pause_reason.clone().filter(|_| what == "paused"),
+                        actor: Some(by.clone()),
+                        ..Record::default()
+                    })
+                    .await?;
+                return Ok(new);
+            }
+            Err(StateError::Conflict(_)) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(Failure::failed(
+        "the Organization settings kept changing under this update; try again",
+    ))
+}
+
+async fn accounts(config: &Config, cmd: AccountsCommand) -> Result<()> {
+    let check = |ids: &[String]| -> Result<()> {
+        if ids.is_empty() {
+            return Err(Failure::usage("name at least one account id"));
+        }
+        for a in ids {
+            validate_account(a).map_err(|e| Failure::usage(e.to_string()))?;
+        }
+        Ok(())
+    };
+    let global = match cmd {
+        AccountsCommand::List => {
+            let aws = aws_config().await?;
+            store(config, &aws).await.settings().await?.global
+        }
+        AccountsCommand::Add { accounts, by } => {
+            check(&accounts)?;
+            update_global(config, by, "accounts-changed", |g| {
+                for a in &accounts {
+                    if !g.accounts.contains(a) {
+                        g.accounts.push(a.clone());
+                    }
+                }
+                g.accounts.sort();
+            })
+            .await?
+        }
+        AccountsCommand::Remove { accounts, by } => {
+            check(&accounts)?;
+            update_global(config, by, "accounts-changed", |g| {
+                g.accounts.retain(|a| !accounts.contains(a))
+            })
+            .await?
+        }
+        AccountsCommand::Clear { by } => {
+            update_global(config, by, "accounts-changed", |g| g.accounts.clear()).await?
+        }
+    };
+    if global.accounts.is_empty() {
+        println!("allow-list empty: rectify acts in every account");
+    } else {
+        println!("rectify acts only in: {}", global.accounts.join(", "));
+    }
+    Ok(())
+}
+
+async fn pause(
+    config: &Config,
+    paused: bool,
+    reason: Option<String>,
+    by: Option<String>,
+) -> Result<()> {
+    let what = if paused { "paused" } else { "resumed" };
+    let g = update_global(config, by, what, |g| {
+        g.paused = paused;
+        g.pause_reason = reason.clone();
+    })
+    .await?;
+    if paused {
+        println!(
+            "rectify is paused by {}: no change is made anywhere; jobs are still planned and recorded",
+            g.updated_by.as_deref().unwrap_or("?")
+        );
+        println!(
+            "settings are cached for up to {} s by running workers",
+            config.settings_cache_seconds
+        );
+    } else {
+        println!(
+            "rectify resumed by {}; jobs planned while paused run again with `rectify jobs retry ID`",
+            g.updated_by.as_deref().unwrap_or("?")
+        );
+    }
+    Ok(())
+}
+
+fn check_date(d: &str) -> Result<()> {
+    chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")
+        .map(|_| ())
+        .map_err(|_| Failure::usage(format!("--until {d:?}: use YYYY-MM-DD")))
+}
+
+async fn exemptions(config: &Config, cmd: ExemptionsCommand) -> Result<()> {
+    let (_, catalog) = load_catalog(config)?;
+    let known = |name: &str| -> Result<()> {
+        if catalog.get(name).is_none() {
+            let names: Vec<&str> = catalog.all().iter().map(|r| r.name()).collect();
+            return Err(Failure::usage(format!(
+                "unknown remediation {name:?}; the catalog has: {}",
+                names.join(", ")
+            )));
+        }
+        Ok(())
+    };
+    let account_of = |a: Option<String>| -> Result<String> {
+        match a {
+            Some(a) => {
+                validate_account(&a).map_err(|e| Failure::usage(format!("--account: {e}")))?;
+                Ok(a)
+            }
+            None => Ok("*".into()),
+        }
+    };
+    match cmd {
+        ExemptionsCommand::Add {
+            remediation,
+            resource,
+            account,
+            reason,
+            by,
+            until,
+        } => {
+            known(&remediation)?;
+            if let Some(u) = &until {
+                check_date(u)?;
+            }
+            if resource.is_empty()
+                || resource.contains(':')
+                || resource.chars().any(char::is_control)
+            {
+                return Err(Failure::usage(format!(
+                    "--resource {resource:?}: not a resource id"
+                )));
+            }
+            let account = account_of(account)?;
+            let aws = aws_config().await?;
+            let by = by_or_caller(&aws, by).await?;
+            let store = store(config, &aws).await;
+            let e = Exemption {
+                remediation,
+                account,
+                resource_id: resource,
+                reason,
+                by: by.clone(),
+                until,
+                created_at: crate::state::now_text(),
+            };
+            store.put_exemption(&e).await?;
+            AuditWriter::new(store.client().clone(), store.names.audit.clone())
+                .append(Record {
+                    kind: "settings".into(),
+                    remediation: Some(e.remediation.clone()),
+                    account: (e.account != "*").then(|| e.account.clone()),
+                    resource_id: Some(e.resource_id.clone()),
+                    after: Some(serde_json::to_value(&e).unwrap_or(Value::Null)),
+                    outcome: "exemption-added".into(),
+                    reason: Some(e.reason.clone()),
+                    actor: Some(by),
+                    ..Record::default()
+                })
+                .await?;
+            println!(
+                "{} exempted from {} in {}{}",
+                e.resource_id,
+                e.remediation,
+                if e.account == "*" {
+                    "every account".to_string()
+                } else {
+                    format!("account {}", e.account)
+                },
+                e.until
+                    .as_deref()
+                    .map(|u| format!(" until {u}"))
+                    .unwrap_or_default()
+            );
+            Ok(())
+        }
+        ExemptionsCommand::List { json } => {
+            let aws = aws_config().await?;
+            let snapshot = store(config, &aws).await.settings().await?;
+            let today = today();
+            if json {
+                let items: Vec<Value> = snapshot
+                    .exemptions
+                    .iter()
+                    .map(|e| {
+                        let mut v = serde_json::to_value(e).unwrap_or(Value::Null);
+                        v["active"] = json!(e.active(&today));
+                        v
+                    })
+                    .collect();
+                print_json(&items);
+                return Ok(());
+            }
+            let rows: Vec<Vec<String>> = snapshot
+                .exemptions
+                .iter()
+                .map(|e| {
+                    vec![
+                        e.remediation.clone(),
+                        e.account.clone(),
+                        e.resource_id.clone(),
+                        e.until.clone().unwrap_or_else(|| "-".into()),
+                        if e.active(&today) {
+                            "yes".into()
+                        } else {
+                            "expired".into()
+                        },
+                        e.by.clone(),
+                        e.reason.clone(),
+                    ]
+                })
+                .collect();
+            print!(
+                "{}",
+                render::table(
+                    &[
+                        "REMEDIATION",
+                        "ACCOUNT",
+                        "RESOURCE",
+                        "UNTIL",
+                        "ACTIVE",
+                        "BY",
+                        "REASON"
+                    ],
+                    &rows
+                )
+            );
+            Ok(())
+        }
+        ExemptionsCommand::Remove {
+            remediation,
+            resource,
+            account,
+            by,
+        } => {
+            known(&remediation)?;
+            let account = account_of(account)?;
+            let aws = aws_config().await?;
+            let by = by_or_caller(&aws, by).await?;
+            let store = store(config, &aws).await;
+            let e = Exemption {
+                remediation,
+                account,
+                resource_id: resource,
+                ..Exemption::default()
+            };
+            if !store.delete_exemption(&e).await? {
+                return Err(Failure::usage(format!(
+                    "no exemption of {} from {} in {} (see `rectify exemptions list`)",
+                    e.resource_id, e.remediation, e.account
+                )));
+            }
+            AuditWriter::new(store.client().clone(), store.names.audit.clone())
+                .append(Record {
+                    kind: "settings".into(),
+                    remediation: Some(e.remediation.clone()),
+                    resource_id: Some(e.resource_id.clone()),
+                    outcome: "exemption-removed".into(),
+                    actor: Some(by),
+                    ..Record::default()
+                })
+                .await?;
+            println!(
+                "exemption of {} from {} removed",
+                e.resource_id, e.remediation
+            );
+            Ok(())
+        }
+    }
+}
+
+async fn sweep_cmd(config: &Config, args: SweepArgs) -> Result<()> {
+    for a in &args.accounts {
+        validate_account(a).map_err(|e| Failure::usage(format!("--account: {e}")))?;
+    }
+    for r in &args.regions {
+        crate::event::validate_region(r).map_err(|e| Failure::usage(format!("--region: {e}")))?;
+    }
+    let aws = aws_config().await?;
+    let ctx = build_context(config, &aws, Duration::from_secs(300)).await?;
+    let remediations: Vec<Arc<crate::catalog::Remediation>> = match &args.remediation {
+        Some(name) => vec![
+            ctx.catalog
+                .get(name)
+                .cloned()
+                .ok_or_else(|| Failure::usage(format!("unknown remediation {name:?}")))?,
+        ],
+        None => ctx.catalog.all().to_vec(),
+    };
+    let accounts = if args.accounts.is_empty() {
+        vec![ctx.cloud.home_account().to_string()]
+    } else {
+        args.accounts.clone()
+    };
+    let regions = if args.regions.is_empty() {
+        vec![aws.region().map(|r| r.to_string()).unwrap_or_default()]
+    } else {
+        args.regions.clone()
+    };
+    let lines = crate::sweep::sweep(&ctx, &remediations, &accounts, &regions, args.what_if)
+        .await
+        .map_err(Failure::failed)?;
+    if args.json {
+        print_json(&lines);
+        return Ok(());
+    }
+    if args.what_if {
+        println!("what-if: nothing was changed or recorded. Enforcing would change:\n");
+    }
+    let rows: Vec<Vec<String>> = lines
+        .iter()
+        .map(|l| {
+            let which: Vec<String> = l
+                .would_change
+                .iter()
+                .map(|(id, n)| format!("{id} ({n})"))
+                .collect();
+            vec![
+                l.remediation.clone(),
+                l.account.clone(),
+                l.region.clone(),
+                l.scanned.to_string(),
+                l.would_change.len().to_string(),
+                if which.is_empty() {
+                    "-".into()
+                } else {
+                    which.join(", ")
+                },
+                if l.outcomes.is_empty() {
+                    "-".into()
+                } else {
+                    l.outcomes
+                        .iter()
+                        .map(|(k, v)| format!("{k}:{v}"))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                },
+                l.errors.len().to_string(),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        render::table(
+            &[
+                "REMEDIATION",
+                "ACCOUNT",
+                "REGION",
+                "SCANNED",
+                "NON-COMPLIANT",
+                "WHICH (ACTIONS)",
+                "JOBS",
+                "ERRORS"
+            ],
+            &rows
+        )
+    );
+    for l in &lines {
+        for (id, e) in &l.errors {
+            eprintln!("{} {} {}: {id}: {e}", l.remediation, l.account, l.region);
+        }
+    }
+    Ok(())
 }
 
 async fn audit_cmd(config: &Config, cmd: AuditCommand) -> Result<()> {

@@ -448,6 +448,14 @@ impl Cloud {
     }
 }
 
+/// Resource tags as a JSON object.
+fn tag_map<'a>(tags: impl Iterator<Item = (&'a str, &'a str)>) -> Value {
+    Value::Object(
+        tags.map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
+            .collect(),
+    )
+}
+
 fn not_found(e: CloudError, codes: &[&str], resource: String) -> CloudError {
     match e.code() {
         Some(code) if codes.contains(&code) => CloudError::NotFound { resource },
@@ -472,7 +480,14 @@ async fn observe_bucket(c: &Clients, bucket: &str) -> Result<Value, CloudError> 
             e => return Err(not_found(e, &["NoSuchBucket"], format!("bucket {bucket}"))),
         },
     };
-    Ok(json!({ "bucket": bucket, "public_access_block": pab }))
+    let tags = match c.s3.get_bucket_tagging().bucket(bucket).send().await {
+        Ok(out) => tag_map(out.tag_set().iter().map(|t| (t.key(), t.value()))),
+        Err(e) => match classify("s3:GetBucketTagging", e) {
+            e if e.code() == Some("NoSuchTagSet") => json!({}),
+            e => return Err(e),
+        },
+    };
+    Ok(json!({ "bucket": bucket, "public_access_block": pab, "tags": tags }))
 }
 
 async fn observe_security_group(c: &Clients, group_id: &str) -> Result<Value, CloudError> {
@@ -537,6 +552,7 @@ async fn observe_security_group(c: &Clients, group_id: &str) -> Result<Value, Cl
         "group_name": group.group_name(),
         "vpc_id": group.vpc_id(),
         "ingress_rules": rules,
+        "tags": tag_map(group.tags().iter().map(|t| (t.key().unwrap_or_default(), t.value().unwrap_or_default()))),
     }))
 }
 
@@ -594,7 +610,15 @@ async fn observe_user(c: &Clients, user_name: &str) -> Result<Value, CloudError>
             _ => break,
         }
     }
-    Ok(json!({ "user_name": user_name, "user_id": user_id, "access_keys": keys }))
+    let tags = c
+        .iam
+        .list_user_tags()
+        .user_name(user_name)
+        .send()
+        .await
+        .map_err(|e| classify("iam:ListUserTags", e))?;
+    let tags = tag_map(tags.tags().iter().map(|t| (t.key(), t.value())));
+    Ok(json!({ "user_name": user_name, "user_id": user_id, "access_keys": keys, "tags": tags }))
 }
 
 async fn observe_vpc_endpoint(c: &Clients, id: &str) -> Result<Value, CloudError> {
@@ -625,5 +649,6 @@ async fn observe_vpc_endpoint(c: &Clients, id: &str) -> Result<Value, CloudError
         "vpc_id": ep.vpc_id(),
         "service_name": ep.service_name(),
         "policy_document": ep.policy_document(),
+        "tags": tag_map(ep.tags().iter().map(|t| (t.key().unwrap_or_default(), t.value().unwrap_or_default()))),
     }))
 }

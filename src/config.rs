@@ -21,6 +21,10 @@ pub struct FileConfig {
     pub remediations: Option<PathBuf>,
     /// `text` or `json`.
     pub log_format: Option<String>,
+    /// How long a plan waits for an approval before it expires, in seconds (default 24 h).
+    pub approval_ttl_seconds: Option<u64>,
+    /// SNS topic told of pending approvals, applied and failed fixes and tripped breakers.
+    pub notify_topic_arn: Option<String>,
     #[serde(default)]
     pub worker: WorkerFile,
     /// Script limits (see `script::Limits`).
@@ -54,6 +58,8 @@ pub struct Config {
     pub wait_seconds: i32,
     pub once_wait_seconds: i32,
     pub settings_cache_seconds: u64,
+    pub approval_ttl_seconds: u64,
+    pub notify_topic_arn: Option<String>,
     pub limits: Limits,
 }
 
@@ -82,6 +88,8 @@ pub struct Overrides {
     pub log_format: Option<String>,
     pub concurrency: Option<usize>,
     pub wait_seconds: Option<i32>,
+    pub approval_ttl_seconds: Option<u64>,
+    pub notify_topic_arn: Option<String>,
 }
 
 impl Config {
@@ -158,6 +166,14 @@ impl Config {
             wait_seconds,
             once_wait_seconds,
             settings_cache_seconds: f.worker.settings_cache_seconds.unwrap_or(5),
+            approval_ttl_seconds: o
+                .approval_ttl_seconds
+                .or(f.approval_ttl_seconds)
+                .unwrap_or(86_400),
+            notify_topic_arn: o
+                .notify_topic_arn
+                .or(f.notify_topic_arn)
+                .filter(|s| !s.is_empty()),
             limits: f.script.unwrap_or_default(),
         })
     }

@@ -1,25 +1,32 @@
 //! The controller: one finding, one remediation, one job, reconciled against the live resource.
 //!
-//! `route → gate → claim → observe → plan → apply → verify → record`. The event's claim about
-//! the resource is never trusted: the resource is read live, the script decides from what was
-//! read, and after applying, the resource is read again and re-planned; a plan that is not empty
-//! then is `failed-verify`, never success. Every gate fails closed: settings that cannot be read
-//! stop the job before anything is changed.
+//! `route → gate → lock → claim → observe → plan → apply → verify → record`. The event's claim
+//! about the resource is never trusted: the resource is read live, the script decides from what
+//! was read, and after applying, the resource is read again and re-planned; a plan that is not
+//! empty then is `failed-verify`, never success.
+//!
+//! The gates, in order: settings readable (else nothing happens and the message is retried),
+//! account allow-list, mode, exemption records, required parameters, exemption tags, approval,
+//! the pause switch and the blast-radius breaker. Each fails closed.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use rhai::Engine;
 use serde_json::Value;
-use tracing::{Instrument, info, warn};
+use tracing::{Instrument, error, info, warn};
 
 use crate::action::{Action, Plan};
 use crate::audit::{AuditWriter, Record};
 use crate::catalog::{Catalog, Mode, Remediation};
 use crate::cloud::{Cloud, CloudError};
-use crate::event::{Finding, Source};
+use crate::event::{Compliance, Finding, Source};
+use crate::notify::Notifier;
 use crate::script::Limits;
-use crate::state::{Claim, Job, JobStatus, SettingsCache, SettingsSnapshot, Store, now_text};
+use crate::state::{
+    Breaker, Claim, Job, JobStatus, Setting, SettingsCache, SettingsSnapshot, StateError, Store,
+    now_text,
+};
 
 /// Everything a worker needs to handle findings.
 pub struct Context {
@@ -30,10 +37,13 @@ pub struct Context {
     pub store: Store,
     pub settings: SettingsCache,
     pub audit: AuditWriter,
+    pub notifier: Option<Notifier>,
     /// This worker's identity in job leases.
     pub owner: String,
     /// How long a claim holds (the queue's visibility timeout).
     pub lease: Duration,
+    /// How long a plan waits for an approval before it expires.
+    pub approval_ttl: Duration,
 }
 
 /// What to do with the message that carried the work.
@@ -67,6 +77,9 @@ pub async fn handle_finding(ctx: &Context, finding: &Finding) -> Disposition {
             "no remediation is triggered by this rule and resource type");
         return Disposition::Done;
     }
+    if finding.compliance.cancels_pending() {
+        return cancel_pending(ctx, finding, &routes).await;
+    }
     if !finding.compliance.wants_fix() {
         info!(rule = %finding.rule, resource = %finding.resource_id, compliance = ?finding.compliance,
             "finding does not ask for a fix");
@@ -81,7 +94,66 @@ pub async fn handle_finding(ctx: &Context, finding: &Finding) -> Disposition {
     disposition
 }
 
-/// Runs a job again (`jobs retry`): the same finding, through every gate.
+/// A resource reported compliant or out of scope: its plans waiting for (or holding) an
+/// approval are cancelled, with the reason.
+async fn cancel_pending(
+    ctx: &Context,
+    finding: &Finding,
+    routes: &[Arc<Remediation>],
+) -> Disposition {
+    let key = crate::state::resource_key(
+        &finding.account,
+        &finding.region,
+        &finding.resource_type,
+        &finding.resource_id,
+    );
+    let jobs = match ctx.store.jobs_for_resource(&key).await {
+        Ok(j) => j,
+        Err(e) => {
+            return Disposition::Retry(format!(
+                "jobs of {} cannot be read: {e}",
+                finding.resource_id
+            ));
+        }
+    };
+    let reason = format!(
+        "cancelled: rule {} reported the resource {}",
+        finding.rule,
+        match finding.compliance {
+            Compliance::Compliant => "COMPLIANT",
+            _ => "NOT_APPLICABLE",
+        }
+    );
+    for job in jobs.iter().filter(|j| {
+        routes.iter().any(|r| r.name() == j.remediation)
+            && matches!(j.status, JobStatus::PendingApproval | JobStatus::Approved)
+    }) {
+        match ctx
+            .store
+            .transition(
+                &job.id,
+                &[JobStatus::PendingApproval, JobStatus::Approved],
+                JobStatus::Cancelled,
+                &[("reason", Some(reason.clone()))],
+            )
+            .await
+        {
+            Ok(Some(cancelled)) => {
+                info!(job = %job.id, remediation = %job.remediation, resource = %job.resource_id, "pending job cancelled");
+                if let Err(e) = ctx.audit.append(job_record(&cancelled, "worker")).await {
+                    return Disposition::Retry(format!("audit cannot be written: {e}"));
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                return Disposition::Retry(format!("job {} cannot be cancelled: {e}", job.id));
+            }
+        }
+    }
+    Disposition::Done
+}
+
+/// Runs a job again (`jobs retry`, or an approval): the same finding, through every gate.
 pub async fn rerun_job(ctx: &Context, job_id: &str) -> Disposition {
     let job = match ctx.store.job(job_id).await {
         Ok(Some(job)) => job,
@@ -111,7 +183,7 @@ pub async fn rerun_job(ctx: &Context, job_id: &str) -> Disposition {
         rule_base: crate::event::normalise_rule(&job.rule),
         resource_type: job.resource_type.clone(),
         resource_id: job.resource_id.clone(),
-        compliance: crate::event::Compliance::NonCompliant,
+        compliance: Compliance::NonCompliant,
         ordered_at: None,
         observation: job.observation.clone(),
         annotation: None,
@@ -119,16 +191,10 @@ pub async fn rerun_job(ctx: &Context, job_id: &str) -> Disposition {
     reconcile(ctx, &finding, &r, &snapshot).await
 }
 
-/// Claims the job for (finding, remediation), decides, records, and says what to do with the
-/// message.
-async fn reconcile(
-    ctx: &Context,
-    finding: &Finding,
-    r: &Remediation,
-    snapshot: &SettingsSnapshot,
-) -> Disposition {
+/// A new job for (finding, remediation), not yet claimed.
+pub fn new_job(finding: &Finding, r: &Remediation, mode: Mode) -> Job {
     let now = now_text();
-    let job = Job {
+    Job {
         id: Job::id_for(
             &finding.account,
             &finding.region,
@@ -147,7 +213,7 @@ async fn reconcile(
         event_id: finding.event_id.clone(),
         observation: finding.observation.clone(),
         status: JobStatus::InProgress,
-        mode: snapshot.mode_for(r, &finding.account),
+        mode,
         reason: None,
         plan: None,
         plan_hash: None,
@@ -155,13 +221,48 @@ async fn reconcile(
         after: None,
         inverse: None,
         script_sha256: Some(r.script_sha256.clone()),
+        approved_by: None,
+        approved_at: None,
+        approved_plan_hash: None,
+        approval_reason: None,
         created_at: now.clone(),
         updated_at: now,
         attempts: 0,
-    };
+    }
+}
+
+/// Locks the resource, claims the job for (finding, remediation), decides, records, and says
+/// what to do with the message.
+pub async fn reconcile(
+    ctx: &Context,
+    finding: &Finding,
+    r: &Remediation,
+    snapshot: &SettingsSnapshot,
+) -> Disposition {
+    let job = new_job(finding, r, snapshot.mode_for(r, &finding.account));
     let span = tracing::info_span!("job", job = %job.id, remediation = %job.remediation,
         account = %job.account, resource = %job.resource_id);
-    run_job(ctx, r, snapshot, job).instrument(span).await
+    async {
+        let key = job.resource_key();
+        // The lock's owner is this job in this worker, so that two deliveries handled at once
+        // by one worker exclude each other too.
+        let owner = format!("{}/{}", ctx.owner, job.id);
+        match ctx.store.lock_resource(&key, &owner, ctx.lease).await {
+            Ok(true) => {}
+            Ok(false) => {
+                info!("another job holds this resource; the message will come back");
+                return Disposition::Retry("another job holds the resource".into());
+            }
+            Err(e) => return Disposition::Retry(format!("the resource cannot be locked: {e}")),
+        }
+        let disposition = run_job(ctx, r, snapshot, job).await;
+        if let Err(e) = ctx.store.unlock_resource(&key, &owner).await {
+            warn!(error = %e, "the resource lock could not be released; it expires with its lease");
+        }
+        disposition
+    }
+    .instrument(span)
+    .await
 }
 
 async fn run_job(
@@ -170,11 +271,14 @@ async fn run_job(
     snapshot: &SettingsSnapshot,
     mut job: Job,
 ) -> Disposition {
-    match ctx.store.claim(&job, &ctx.owner, ctx.lease).await {
-        Ok(Claim::Won) => {}
-        Ok(Claim::Done(status)) => {
+    let previous = match ctx.store.claim(&job, &ctx.owner, ctx.lease).await {
+        Ok(Claim::Won(previous)) => previous,
+        Ok(Claim::Done(existing)) => {
+            if existing.status == JobStatus::PendingApproval {
+                return expire_if_due(ctx, &existing).await;
+            }
             info!(
-                status = status.as_str(),
+                status = existing.status.as_str(),
                 "duplicate delivery: the job already ended"
             );
             return Disposition::Done;
@@ -187,11 +291,15 @@ async fn run_job(
             warn!(error = %e, "job cannot be claimed: nothing is changed");
             return Disposition::Retry(format!("job cannot be claimed: {e}"));
         }
+    };
+    if let Some(p) = &previous {
+        job.created_at = p.created_at.clone();
+        job.attempts = p.attempts + 1;
     }
-    let retry = decide(ctx, r, snapshot, &mut job).await;
+    let outcome = decide(ctx, r, snapshot, &mut job, previous.as_deref()).await;
     job.updated_at = now_text();
-    let record = job_record(&job);
-    if let Err(e) = ctx.audit.append(record).await {
+    let actor = job.approved_by.clone().unwrap_or_else(|| "worker".into());
+    if let Err(e) = ctx.audit.append(job_record(&job, &actor)).await {
         warn!(error = %e, "audit record cannot be written: the message will be retried");
         return Disposition::Retry(format!("audit cannot be written: {e}"));
     }
@@ -206,14 +314,70 @@ async fn run_job(
         reason = job.reason.as_deref().unwrap_or(""),
         "job ended"
     );
-    match retry {
+    if let Some(n) = &ctx.notifier {
+        n.job(&job).await;
+    }
+    if let Some((count, limit, window)) = outcome.tripped {
+        trip_breaker(ctx, r, &job, count, limit, window).await;
+    }
+    match outcome.retry {
         Some(reason) => Disposition::Retry(reason),
         None => Disposition::Done,
     }
 }
 
+/// A plan left waiting for an approval longer than the approval TTL expires; it is never applied.
+async fn expire_if_due(ctx: &Context, job: &Job) -> Disposition {
+    if !approval_expired(job, ctx.approval_ttl) {
+        info!("duplicate delivery: the job waits for an approval");
+        return Disposition::Done;
+    }
+    match expire(&ctx.store, &ctx.audit, job, ctx.approval_ttl).await {
+        Ok(_) => Disposition::Done,
+        Err(e) => Disposition::Retry(format!("job cannot be expired: {e}")),
+    }
+}
+
+/// Whether a job pending approval has waited longer than `ttl`.
+pub fn approval_expired(job: &Job, ttl: Duration) -> bool {
+    job.status == JobStatus::PendingApproval
+        && chrono::DateTime::parse_from_rfc3339(&job.updated_at).is_ok_and(|since| {
+            chrono::Utc::now()
+                .signed_duration_since(since)
+                .num_milliseconds()
+                >= ttl.as_millis() as i64
+        })
+}
+
+/// Marks a pending job `expired` and records it. Returns the job, or `None` if it was no longer
+/// pending.
+pub async fn expire(
+    store: &Store,
+    audit: &AuditWriter,
+    job: &Job,
+    ttl: Duration,
+) -> Result<Option<Job>, StateError> {
+    let reason = format!(
+        "no approval within {} s; it will never be applied",
+        ttl.as_secs()
+    );
+    let expired = store
+        .transition(
+            &job.id,
+            &[JobStatus::PendingApproval],
+            JobStatus::Expired,
+            &[("reason", Some(reason))],
+        )
+        .await?;
+    if let Some(j) = &expired {
+        info!(job = %j.id, "approval expired");
+        audit.append(job_record(j, "worker")).await?;
+    }
+    Ok(expired)
+}
+
 /// The audit record of a job's outcome.
-pub fn job_record(job: &Job) -> Record {
+pub fn job_record(job: &Job, actor: &str) -> Record {
     Record {
         kind: "job".into(),
         job_id: Some(job.id.clone()),
@@ -231,7 +395,7 @@ pub fn job_record(job: &Job) -> Record {
         after: job.after.clone(),
         outcome: job.status.as_str().into(),
         reason: job.reason.clone(),
-        actor: Some("worker".into()),
+        actor: Some(actor.to_string()),
         ..Record::default()
     }
 }
@@ -253,20 +417,76 @@ pub async fn plan_blocking(
     .map_err(|e| format!("the script's thread failed: {e}"))?
 }
 
-/// Fills in the job's outcome. Returns a reason when the message should be retried.
+/// What deciding a job left to do besides recording it.
+#[derive(Default)]
+struct Outcome {
+    /// Leave the message for a retry, for this reason.
+    retry: Option<String>,
+    /// The breaker tripped: (enforcements in the window, limit, window seconds).
+    tripped: Option<(usize, u32, u64)>,
+}
+
+fn end(job: &mut Job, status: JobStatus, reason: impl Into<String>) {
+    job.status = status;
+    job.reason = Some(reason.into());
+}
+
+/// The `rectify:exempt` tag's exemption, if it holds today: its value is a reason, optionally
+/// with `until=YYYY-MM-DD`.
+pub fn tag_exemption(resource: &Value, today: &str) -> Option<String> {
+    let value = resource.get("tags")?.get("rectify:exempt")?.as_str()?;
+    let until = value
+        .split([';', ',', ' '])
+        .find_map(|part| part.trim().strip_prefix("until="));
+    if until.is_some_and(|u| u < today) {
+        return None;
+    }
+    Some(if value.trim().is_empty() {
+        "(no reason given)".to_string()
+    } else {
+        value.trim().to_string()
+    })
+}
+
+/// Today in UTC, as `YYYY-MM-DD`.
+pub fn today() -> String {
+    chrono::Utc::now().format("%Y-%m-%d").to_string()
+}
+
+/// Fills in the job's outcome.
 async fn decide(
     ctx: &Context,
     r: &Remediation,
     snapshot: &SettingsSnapshot,
     job: &mut Job,
-) -> Option<String> {
-    let end = |job: &mut Job, status: JobStatus, reason: String| {
-        job.status = status;
-        job.reason = Some(reason);
-    };
+    previous: Option<&Job>,
+) -> Outcome {
+    let mut outcome = Outcome::default();
+    let today = today();
+    if !snapshot.account_allowed(&job.account) {
+        end(
+            job,
+            JobStatus::AccountNotAllowed,
+            format!("account {} is not in the allow-list", job.account),
+        );
+        return outcome;
+    }
     if job.mode == Mode::Off {
-        end(job, JobStatus::Off, "the remediation is off".into());
-        return None;
+        end(job, JobStatus::Off, "the remediation is off");
+        return outcome;
+    }
+    if let Some(e) = snapshot.exemption(r.name(), &job.account, &job.resource_id, &today) {
+        let until = e
+            .until
+            .as_deref()
+            .map(|u| format!(" until {u}"))
+            .unwrap_or_default();
+        end(
+            job,
+            JobStatus::Exempt,
+            format!("exempted by {}{until}: {}", e.by, e.reason),
+        );
+        return outcome;
     }
     let params = snapshot.params_for(r, &job.account);
     let missing = r.missing_params(&params);
@@ -285,18 +505,11 @@ async fn decide(
                 sets.join(" ")
             ),
         );
-        return None;
+        return outcome;
     }
-    let remediation = match ctx.catalog.get(r.name()) {
-        Some(r) => r.clone(),
-        None => {
-            end(
-                job,
-                JobStatus::Failed,
-                "the remediation left the catalog".into(),
-            );
-            return None;
-        }
+    let Some(remediation) = ctx.catalog.get(r.name()).cloned() else {
+        end(job, JobStatus::Failed, "the remediation left the catalog");
+        return outcome;
     };
     let deadline = Duration::from_millis(ctx.limits.deadline_ms);
     let (account, region, resource_type, resource_id) = (
@@ -317,7 +530,7 @@ async fn decide(
                 JobStatus::NoOp,
                 format!("{resource} does not exist: nothing to fix"),
             );
-            return None;
+            return outcome;
         }
         Err(e) => {
             let retry = e.retryable();
@@ -326,10 +539,21 @@ async fn decide(
                 JobStatus::Failed,
                 format!("observing the resource failed: {e}"),
             );
-            return retry.then(|| e.to_string());
+            outcome.retry = retry.then(|| e.to_string());
+            return outcome;
         }
     };
     job.before = Some(before.clone());
+    if snapshot.tag_exemptions(r)
+        && let Some(reason) = tag_exemption(&before, &today)
+    {
+        end(
+            job,
+            JobStatus::Exempt,
+            format!("tagged rectify:exempt: {reason}"),
+        );
+        return outcome;
+    }
     let plan = match plan_blocking(
         ctx.engine.clone(),
         remediation.clone(),
@@ -342,10 +566,11 @@ async fn decide(
         Ok(p) => p,
         Err(e) => {
             end(job, JobStatus::Failed, format!("the script failed: {e}"));
-            return None;
+            return outcome;
         }
     };
-    job.plan_hash = Some(plan.hash());
+    let hash = plan.hash();
+    job.plan_hash = Some(hash.clone());
     job.plan = Some(plan.clone());
     if plan.is_empty() {
         let reason = plan
@@ -353,27 +578,103 @@ async fn decide(
             .clone()
             .unwrap_or_else(|| "already compliant".into());
         end(job, JobStatus::NoOp, reason);
-        return None;
+        return outcome;
     }
-    match job.mode {
-        Mode::Off => unreachable!("handled above"),
-        Mode::DryRun => {
-            end(
-                job,
-                JobStatus::Planned,
-                "dry-run: the plan is recorded and nothing was changed".into(),
-            );
-            return None;
-        }
-        Mode::Approval => {
+    let approved = previous.filter(|p| p.status == JobStatus::Approved);
+    if let Some(p) = approved {
+        if p.approved_plan_hash.as_deref() != Some(hash.as_str()) {
             end(
                 job,
                 JobStatus::PendingApproval,
-                "waiting for an operator's approval".into(),
+                format!(
+                    "changed since approval: {} approved plan {}, the resource now needs plan {}; approve again",
+                    p.approved_by.as_deref().unwrap_or("someone"),
+                    p.approved_plan_hash
+                        .as_deref()
+                        .map_or("?", |h| &h[..12.min(h.len())]),
+                    &hash[..12]
+                ),
             );
-            return None;
+            return outcome;
         }
-        Mode::Enforce => {}
+        job.approved_by = p.approved_by.clone();
+        job.approved_at = p.approved_at.clone();
+        job.approved_plan_hash = p.approved_plan_hash.clone();
+        job.approval_reason = p.approval_reason.clone();
+    }
+    match (job.mode, approved.is_some()) {
+        (Mode::DryRun, _) => {
+            end(
+                job,
+                JobStatus::Planned,
+                "dry-run: the plan is recorded and nothing was changed",
+            );
+            return outcome;
+        }
+        (Mode::Approval, false) => {
+            end(
+                job,
+                JobStatus::PendingApproval,
+                "waiting for an operator's approval",
+            );
+            return outcome;
+        }
+        _ => {}
+    }
+    if snapshot.global.paused {
+        let why = snapshot
+            .global
+            .pause_reason
+            .as_deref()
+            .unwrap_or("no reason given");
+        let by = snapshot
+            .global
+            .updated_by
+            .as_deref()
+            .unwrap_or("an operator");
+        if approved.is_some() {
+            end(
+                job,
+                JobStatus::Approved,
+                format!(
+                    "paused by {by} ({why}): the approved plan runs after `rectify resume` and `rectify jobs retry {}`",
+                    job.id
+                ),
+            );
+        } else {
+            end(
+                job,
+                JobStatus::Planned,
+                format!("paused by {by} ({why}): the plan is recorded and nothing was changed"),
+            );
+        }
+        return outcome;
+    }
+    if approved.is_none() {
+        let (limit, window) = snapshot.breaker(r);
+        match ctx.store.breaker_admit(r.name(), limit, window).await {
+            Ok(Breaker::Admitted) => {}
+            Ok(Breaker::Tripped(count)) => {
+                end(
+                    job,
+                    JobStatus::PendingApproval,
+                    format!(
+                        "blast-radius breaker: {count} enforcements in {window} s reached the limit of {limit}; held for approval"
+                    ),
+                );
+                outcome.tripped = Some((count, limit, window));
+                return outcome;
+            }
+            Err(e) => {
+                end(
+                    job,
+                    JobStatus::Failed,
+                    format!("the breaker cannot be read: {e}"),
+                );
+                outcome.retry = Some(e.to_string());
+                return outcome;
+            }
+        }
     }
     // Nothing is applied that cannot be undone.
     let inverse: Result<Vec<Action>, _> = plan
@@ -386,7 +687,7 @@ async fn decide(
         Ok(inv) => job.inverse = Some(inv),
         Err(e) => {
             end(job, JobStatus::Failed, format!("refused: {e}"));
-            return None;
+            return outcome;
         }
     }
     for (i, action) in plan.actions.iter().enumerate() {
@@ -402,7 +703,8 @@ async fn decide(
                 ),
             );
             job.after = observe().await.ok();
-            return retry.then(|| e.to_string());
+            outcome.retry = retry.then(|| e.to_string());
+            return outcome;
         }
     }
     // Verify: read again and re-plan. A read right after a write may lag on AWS, so a plan that
@@ -420,7 +722,7 @@ async fn decide(
                     JobStatus::FailedVerify,
                     format!("the resource could not be read back: {e}"),
                 );
-                return None;
+                return outcome;
             }
         };
         job.after = Some(after.clone());
@@ -439,7 +741,7 @@ async fn decide(
                     JobStatus::Applied,
                     format!("{} action(s) applied and verified", plan.actions.len()),
                 );
-                return None;
+                return outcome;
             }
             Ok(p) => last_plan = Some(p),
             Err(e) => {
@@ -448,7 +750,7 @@ async fn decide(
                     JobStatus::FailedVerify,
                     format!("re-planning after the fix failed: {e}"),
                 );
-                return None;
+                return outcome;
             }
         }
     }
@@ -463,5 +765,79 @@ async fn decide(
             still.join("; ")
         ),
     );
-    None
+    outcome
+}
+
+/// The breaker tripped: the remediation goes to approval mode, loudly, on the record.
+async fn trip_breaker(
+    ctx: &Context,
+    r: &Remediation,
+    job: &Job,
+    count: usize,
+    limit: u32,
+    window: u64,
+) {
+    error!(
+        remediation = r.name(),
+        count,
+        limit,
+        window_seconds = window,
+        "BLAST-RADIUS BREAKER TRIPPED: the remediation is switched to approval mode; reset with `rectify settings set {} --mode enforce`",
+        r.name()
+    );
+    let by = "rectify (blast-radius breaker)".to_string();
+    for _ in 0..5 {
+        let snapshot = match ctx.store.settings().await {
+            Ok(s) => s,
+            Err(e) => {
+                error!(error = %e, "the breaker could not switch the remediation to approval");
+                return;
+            }
+        };
+        let old = snapshot
+            .settings
+            .iter()
+            .find(|s| s.remediation == r.name() && s.scope == "*")
+            .cloned();
+        if old.as_ref().and_then(|o| o.mode) == Some(Mode::Approval) {
+            // Another job tripped it a moment ago.
+            return;
+        }
+        let mut new = old.clone().unwrap_or(Setting {
+            remediation: r.name().to_string(),
+            scope: "*".into(),
+            ..Setting::default()
+        });
+        new.mode = Some(Mode::Approval);
+        new.updated_by = Some(by.clone());
+        match ctx
+            .store
+            .put_setting(&new, old.as_ref().map_or(0, |o| o.version))
+            .await
+        {
+            Ok(()) => break,
+            Err(StateError::Conflict(_)) => continue,
+            Err(e) => {
+                error!(error = %e, "the breaker could not switch the remediation to approval");
+                return;
+            }
+        }
+    }
+    let record = Record {
+        kind: "settings".into(),
+        remediation: Some(r.name().to_string()),
+        job_id: Some(job.id.clone()),
+        outcome: "breaker-tripped".into(),
+        reason: Some(format!(
+            "{count} enforcements in {window} s reached the limit of {limit}; mode set to approval"
+        )),
+        actor: Some(by),
+        ..Record::default()
+    };
+    if let Err(e) = ctx.audit.append(record).await {
+        error!(error = %e, "the breaker trip could not be recorded");
+    }
+    if let Some(n) = &ctx.notifier {
+        n.breaker_tripped(job, count, limit, window).await;
+    }
 }

@@ -8,7 +8,9 @@ use crate::catalog::line_diff;
 /// A plan the way `terraform plan` prints one: each action, then what it changes.
 pub fn plan(plan: &Plan, before: Option<&Value>) -> String {
     let mut out = String::new();
-    if plan.actions.is_empty() {
+    if plan.actions.is_empty() && plan.reason.is_some() {
+        out.push_str("No changes will be made.\n");
+    } else if plan.actions.is_empty() {
         out.push_str("No changes. The resource is compliant.\n");
     } else {
         out.push_str(&format!(

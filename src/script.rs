@@ -325,7 +325,12 @@ pub fn plan_from_value(value: Value) -> Result<Plan, String> {
             }
             (actions, reason)
         }
-        Value::Null => (Vec::new(), None),
+        Value::Null => {
+            return Err(
+                "nothing: return an array of actions ([] when compliant) or #{actions, reason}"
+                    .into(),
+            );
+        }
         other => {
             return Err(format!(
                 "{other}, which is neither an array of actions nor #{{actions, reason}}"
@@ -408,6 +413,7 @@ mod tests {
             "fn plan(r, p) { sleep(0.5); [] }",
             r#"fn plan(r, p) { throw "no"; }"#,
             r#"fn plan(r, p) { 42 }"#,
+            "fn plan(r, p) { let x = 1; }",
             r#"fn plan(r, p) { [#{kind: "iam:DeleteUser", user_name: "x"}] }"#,
         ] {
             assert!(run(src, json!({})).is_err(), "{src}");

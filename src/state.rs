@@ -75,11 +75,17 @@ pub enum JobStatus {
     InProgress,
     Planned,
     PendingApproval,
+    Approved,
     Applied,
     NoOp,
     Failed,
     FailedVerify,
     NeedsParameter,
+    Rejected,
+    Expired,
+    Cancelled,
+    Exempt,
+    AccountNotAllowed,
     Off,
 }
 
@@ -88,11 +94,17 @@ impl JobStatus {
         JobStatus::InProgress,
         JobStatus::Planned,
         JobStatus::PendingApproval,
+        JobStatus::Approved,
         JobStatus::Applied,
         JobStatus::NoOp,
         JobStatus::Failed,
         JobStatus::FailedVerify,
         JobStatus::NeedsParameter,
+        JobStatus::Rejected,
+        JobStatus::Expired,
+        JobStatus::Cancelled,
+        JobStatus::Exempt,
+        JobStatus::AccountNotAllowed,
         JobStatus::Off,
     ];
 
@@ -101,11 +113,17 @@ impl JobStatus {
             JobStatus::InProgress => "in-progress",
             JobStatus::Planned => "planned",
             JobStatus::PendingApproval => "pending-approval",
+            JobStatus::Approved => "approved",
             JobStatus::Applied => "applied",
             JobStatus::NoOp => "no-op",
             JobStatus::Failed => "failed",
             JobStatus::FailedVerify => "failed-verify",
             JobStatus::NeedsParameter => "needs-parameter",
+            JobStatus::Rejected => "rejected",
+            JobStatus::Expired => "expired",
+            JobStatus::Cancelled => "cancelled",
+            JobStatus::Exempt => "exempt",
+            JobStatus::AccountNotAllowed => "account-not-allowed",
             JobStatus::Off => "off",
         }
     }
@@ -114,13 +132,27 @@ impl JobStatus {
         JobStatus::ALL.iter().copied().find(|j| j.as_str() == s)
     }
 
-    /// A job that ended without an effect runs again when its finding is delivered again, so
-    /// that a change of mode or parameters takes effect.
+    /// A job that ended without an effect runs again when its finding is delivered again (or
+    /// on `jobs retry`), so that a change of mode, parameters, exemptions or allow-list takes
+    /// effect.
     pub fn reruns_on_delivery(self) -> bool {
         matches!(
             self,
-            JobStatus::Planned | JobStatus::NeedsParameter | JobStatus::Failed | JobStatus::Off
+            JobStatus::Planned
+                | JobStatus::NeedsParameter
+                | JobStatus::Failed
+                | JobStatus::Off
+                | JobStatus::Expired
+                | JobStatus::Cancelled
+                | JobStatus::Exempt
+                | JobStatus::AccountNotAllowed
         )
+    }
+
+    /// Whether a worker may claim a job in this status: one that reruns, or an approved one
+    /// waiting to be executed.
+    pub fn claimable(self) -> bool {
+        self.reruns_on_delivery() || self == JobStatus::Approved
     }
 }
 
@@ -147,6 +179,11 @@ pub struct Job {
     /// The actions that undo what was applied, in the order to apply them.
     pub inverse: Option<Vec<Action>>,
     pub script_sha256: Option<String>,
+    /// Who approved the plan, when, with which hash and why (approval mode).
+    pub approved_by: Option<String>,
+    pub approved_at: Option<String>,
+    pub approved_plan_hash: Option<String>,
+    pub approval_reason: Option<String>,
     pub created_at: String,
     pub updated_at: String,
     pub attempts: u32,
@@ -173,15 +210,33 @@ impl Job {
         .join("\n");
         crate::action::sha256_hex(&key)[..24].to_string()
     }
+
+    /// Names the resource for the by-resource index and the per-resource lock.
+    pub fn resource_key(&self) -> String {
+        resource_key(
+            &self.account,
+            &self.region,
+            &self.resource_type,
+            &self.resource_id,
+        )
+    }
 }
 
+/// `account|region|type|id`: one resource.
+pub fn resource_key(account: &str, region: &str, resource_type: &str, resource_id: &str) -> String {
+    [account, region, resource_type, resource_id].join("|")
+}
+
+/// The jobs table's index of jobs by resource.
+pub const BY_RESOURCE_INDEX: &str = "by-resource";
+
 /// The result of trying to claim a job.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Claim {
-    /// This worker holds the job's lease now.
-    Won,
-    /// The job already ended with this status; the delivery is a duplicate.
-    Done(JobStatus),
+    /// This worker holds the job's lease now; the job as it was before, if it existed.
+    Won(Option<Box<Job>>),
+    /// The job already ended (or waits for an approval); the delivery is a duplicate.
+    Done(Box<Job>),
     /// Another worker holds a live lease on it.
     Busy,
 }
@@ -195,15 +250,65 @@ pub struct Setting {
     pub mode: Option<Mode>,
     pub params: serde_json::Map<String, Value>,
     pub triggers: Vec<String>,
+    /// Whether a `rectify:exempt` tag on a resource exempts it (default yes).
+    pub tag_exemptions: Option<bool>,
+    /// At most this many enforcements in `breaker_window_seconds` before the breaker trips.
+    pub breaker_limit: Option<u32>,
+    pub breaker_window_seconds: Option<u64>,
     pub updated_by: Option<String>,
     pub updated_at: Option<String>,
     pub version: u64,
 }
 
+/// Settings for the whole Organization: the account allow-list and the pause switch.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Global {
+    /// When not empty, only these accounts are acted on.
+    pub accounts: Vec<String>,
+    pub paused: bool,
+    pub pause_reason: Option<String>,
+    pub updated_by: Option<String>,
+    pub updated_at: Option<String>,
+    pub version: u64,
+}
+
+/// An operator's exemption of one resource from one remediation.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Exemption {
+    pub remediation: String,
+    /// An account id, or `*` for any account.
+    pub account: String,
+    pub resource_id: String,
+    pub reason: String,
+    pub by: String,
+    /// The last day (UTC, `YYYY-MM-DD`) it holds; none means until removed.
+    pub until: Option<String>,
+    pub created_at: String,
+}
+
+impl Exemption {
+    /// Whether it holds on `today` (`YYYY-MM-DD`).
+    pub fn active(&self, today: &str) -> bool {
+        self.until.as_deref().is_none_or(|u| u >= today)
+    }
+
+    fn scope(&self) -> String {
+        format!("exemption:{}:{}", self.account, self.resource_id)
+    }
+}
+
+/// The remediation name under which the Organization-wide settings are stored.
+const GLOBAL: &str = "_global";
+/// Default blast-radius breaker: enforcements per window, and the window.
+pub const DEFAULT_BREAKER_LIMIT: u32 = 20;
+pub const DEFAULT_BREAKER_WINDOW_SECONDS: u64 = 3600;
+
 /// All settings at one moment.
 #[derive(Debug, Clone, Default)]
 pub struct SettingsSnapshot {
     pub settings: Vec<Setting>,
+    pub global: Global,
+    pub exemptions: Vec<Exemption>,
 }
 
 impl SettingsSnapshot {
@@ -230,6 +335,49 @@ impl SettingsSnapshot {
             }
         }
         params
+    }
+
+    fn global_setting(&self, r: &Remediation) -> Option<&Setting> {
+        self.find(r.name(), "*")
+    }
+
+    /// Whether `rectify:exempt` tags count for this remediation.
+    pub fn tag_exemptions(&self, r: &Remediation) -> bool {
+        self.global_setting(r)
+            .and_then(|s| s.tag_exemptions)
+            .unwrap_or(true)
+    }
+
+    /// The blast-radius breaker's limit and window for this remediation.
+    pub fn breaker(&self, r: &Remediation) -> (u32, u64) {
+        let s = self.global_setting(r);
+        (
+            s.and_then(|s| s.breaker_limit)
+                .unwrap_or(DEFAULT_BREAKER_LIMIT),
+            s.and_then(|s| s.breaker_window_seconds)
+                .unwrap_or(DEFAULT_BREAKER_WINDOW_SECONDS),
+        )
+    }
+
+    /// The exemption record that holds for this resource today, if any.
+    pub fn exemption(
+        &self,
+        remediation: &str,
+        account: &str,
+        resource_id: &str,
+        today: &str,
+    ) -> Option<&Exemption> {
+        self.exemptions.iter().find(|e| {
+            e.remediation == remediation
+                && (e.account == account || e.account == "*")
+                && e.resource_id == resource_id
+                && e.active(today)
+        })
+    }
+
+    /// Whether the allow-list lets rectify act in this account.
+    pub fn account_allowed(&self, account: &str) -> bool {
+        self.global.accounts.is_empty() || self.global.accounts.iter().any(|a| a == account)
     }
 
     /// Operators' extra trigger rules, per remediation.
@@ -358,7 +506,7 @@ impl Store {
 
     /// Reads every setting (the table is small: one item per remediation and scope).
     pub async fn settings(&self) -> Result<SettingsSnapshot, StateError> {
-        let mut settings = Vec::new();
+        let mut snapshot = SettingsSnapshot::default();
         let mut start = None;
         loop {
             let out = self
@@ -371,14 +519,24 @@ impl Store {
                 .await
                 .map_err(|e| classify("dynamodb:Scan", e))?;
             for item in out.items() {
-                settings.push(setting_from_item(item)?);
+                let remediation = get_s(item, "remediation").unwrap_or_default();
+                let scope = get_s(item, "scope").unwrap_or_default();
+                if remediation == GLOBAL {
+                    snapshot.global = global_from_item(item)?;
+                } else if scope.starts_with("exemption:") {
+                    snapshot.exemptions.push(exemption_from_item(item));
+                } else if scope == "breaker" {
+                    continue;
+                } else {
+                    snapshot.settings.push(setting_from_item(item)?);
+                }
             }
             match out.last_evaluated_key() {
                 Some(k) if !k.is_empty() => start = Some(k.clone()),
                 _ => break,
             }
         }
-        Ok(SettingsSnapshot { settings })
+        Ok(snapshot)
     }
 
     /// Writes a setting if its version is still `expected_version` (0: it must not exist yet).
@@ -403,6 +561,15 @@ impl Store {
         ]);
         if let Some(mode) = setting.mode {
             item.insert("mode".into(), s(mode.as_str()));
+        }
+        if let Some(t) = setting.tag_exemptions {
+            item.insert("tag_exemptions".into(), AttributeValue::Bool(t));
+        }
+        if let Some(l) = setting.breaker_limit {
+            item.insert("breaker_limit".into(), n(l));
+        }
+        if let Some(w) = setting.breaker_window_seconds {
+            item.insert("breaker_window_seconds".into(), n(w));
         }
         if let Some(by) = &setting.updated_by {
             item.insert("updated_by".into(), s(by));
@@ -456,6 +623,7 @@ impl Store {
             .set("rule", s(&job.rule))
             .set("source", s(&job.source))
             .set("observation", s(&job.observation))
+            .set("resource_key", s(job.resource_key()))
             .set("mode", s(job.mode.as_str()))
             .set_opt("event_id", job.event_id.clone().map(s));
         let attempts = u.name("attempts");
@@ -466,7 +634,7 @@ impl Store {
         let (id, status, lease_until) = (u.name("id"), u.name("status"), u.name("lease_until"));
         let rerun: Vec<String> = JobStatus::ALL
             .iter()
-            .filter(|j| j.reruns_on_delivery())
+            .filter(|j| j.claimable())
             .map(|j| u.value(s(j.as_str())))
             .collect();
         let running = u.value(s(JobStatus::InProgress.as_str()));
@@ -484,17 +652,24 @@ impl Store {
             .condition_expression(condition)
             .set_expression_attribute_names(Some(u.names))
             .set_expression_attribute_values(Some(u.values))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
             .send()
             .await;
         match result {
-            Ok(_) => Ok(Claim::Won),
+            Ok(out) => {
+                let previous = match out.attributes() {
+                    Some(item) if !item.is_empty() => Some(Box::new(job_from_item(item)?)),
+                    _ => None,
+                };
+                Ok(Claim::Won(previous))
+            }
             Err(e) => match classify("dynamodb:UpdateItem", e) {
                 e if e.code() == Some("ConditionalCheckFailedException") => {
                     match self.job(&job.id).await? {
                         Some(existing) if existing.status == JobStatus::InProgress => {
                             Ok(Claim::Busy)
                         }
-                        Some(existing) => Ok(Claim::Done(existing.status)),
+                        Some(existing) => Ok(Claim::Done(Box::new(existing))),
                         // Deleted in between: let the delivery come back and try again.
                         None => Ok(Claim::Busy),
                     }
@@ -516,7 +691,11 @@ impl Store {
             .set_opt("before", json_attr(&job.before))
             .set_opt("after", json_attr(&job.after))
             .set_opt("inverse", json_attr(&job.inverse))
-            .set_opt("script_sha256", job.script_sha256.clone().map(s));
+            .set_opt("script_sha256", job.script_sha256.clone().map(s))
+            .set_opt("approved_by", job.approved_by.clone().map(s))
+            .set_opt("approved_at", job.approved_at.clone().map(s))
+            .set_opt("approved_plan_hash", job.approved_plan_hash.clone().map(s))
+            .set_opt("approval_reason", job.approval_reason.clone().map(s));
         let lease_owner = u.name("lease_owner");
         let lease_until = u.name("lease_until");
         u.removes.push(lease_owner.clone());
@@ -571,7 +750,7 @@ impl Store {
                 .send()
                 .await
                 .map_err(|e| classify("dynamodb:Scan", e))?;
-            for item in out.items() {
+            for item in out.items().iter().filter(|i| !is_lock(i)) {
                 jobs.push(job_from_item(item)?);
             }
             match out.last_evaluated_key() {
@@ -596,6 +775,12 @@ fn setting_from_item(item: &HashMap<String, AttributeValue>) -> Result<Setting, 
         mode,
         params: get_json(item, "params")?.unwrap_or_default(),
         triggers: get_json(item, "triggers")?.unwrap_or_default(),
+        tag_exemptions: item
+            .get("tag_exemptions")
+            .and_then(|v| v.as_bool().ok())
+            .copied(),
+        breaker_limit: get_n(item, "breaker_limit").map(|v| v as u32),
+        breaker_window_seconds: get_n(item, "breaker_window_seconds"),
         updated_by: get_s(item, "updated_by"),
         updated_at: get_s(item, "updated_at"),
         version: get_n(item, "version").unwrap_or(0),
@@ -629,11 +814,334 @@ fn job_from_item(item: &HashMap<String, AttributeValue>) -> Result<Job, StateErr
         after: get_json(item, "after")?,
         inverse: get_json(item, "inverse")?,
         script_sha256: get_s(item, "script_sha256"),
+        approved_by: get_s(item, "approved_by"),
+        approved_at: get_s(item, "approved_at"),
+        approved_plan_hash: get_s(item, "approved_plan_hash"),
+        approval_reason: get_s(item, "approval_reason"),
         created_at: text("created_at"),
         updated_at: text("updated_at"),
         attempts: get_n(item, "attempts").unwrap_or(0) as u32,
         id,
     })
+}
+
+fn global_from_item(item: &HashMap<String, AttributeValue>) -> Result<Global, StateError> {
+    Ok(Global {
+        accounts: get_json(item, "accounts")?.unwrap_or_default(),
+        paused: item
+            .get("paused")
+            .and_then(|v| v.as_bool().ok())
+            .copied()
+            .unwrap_or(false),
+        pause_reason: get_s(item, "pause_reason"),
+        updated_by: get_s(item, "updated_by"),
+        updated_at: get_s(item, "updated_at"),
+        version: get_n(item, "version").unwrap_or(0),
+    })
+}
+
+fn exemption_from_item(item: &HashMap<String, AttributeValue>) -> Exemption {
+    let scope = get_s(item, "scope").unwrap_or_default();
+    let mut parts = scope.splitn(3, ':').skip(1);
+    Exemption {
+        remediation: get_s(item, "remediation").unwrap_or_default(),
+        account: parts.next().unwrap_or("*").to_string(),
+        resource_id: parts.next().unwrap_or_default().to_string(),
+        reason: get_s(item, "reason").unwrap_or_default(),
+        by: get_s(item, "by").unwrap_or_default(),
+        until: get_s(item, "until"),
+        created_at: get_s(item, "created_at").unwrap_or_default(),
+    }
+}
+
+fn is_lock(item: &HashMap<String, AttributeValue>) -> bool {
+    get_s(item, "id").is_some_and(|id| id.starts_with("lock:"))
+}
+
+/// Whether the breaker let an enforcement through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Breaker {
+    Admitted,
+    /// The limit was reached: this many enforcements are already in the window.
+    Tripped(usize),
+}
+
+impl Store {
+    /// Writes the Organization-wide settings if their version is still `expected_version`.
+    pub async fn put_global(&self, g: &Global, expected_version: u64) -> Result<(), StateError> {
+        let mut item = HashMap::from([
+            ("remediation".to_string(), s(GLOBAL)),
+            ("scope".to_string(), s("*")),
+            (
+                "accounts".to_string(),
+                s(serde_json::to_string(&g.accounts).unwrap_or_default()),
+            ),
+            ("paused".to_string(), AttributeValue::Bool(g.paused)),
+            ("version".to_string(), n(expected_version + 1)),
+            ("updated_at".to_string(), s(now_text())),
+        ]);
+        if let Some(r) = &g.pause_reason {
+            item.insert("pause_reason".into(), s(r));
+        }
+        if let Some(by) = &g.updated_by {
+            item.insert("updated_by".into(), s(by));
+        }
+        self.put_versioned(item, expected_version, "the Organization settings")
+            .await
+    }
+
+    async fn put_versioned(
+        &self,
+        item: HashMap<String, AttributeValue>,
+        expected_version: u64,
+        what: &str,
+    ) -> Result<(), StateError> {
+        let result = self
+            .ddb
+            .put_item()
+            .table_name(&self.names.settings)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(#r) OR #v = :v")
+            .expression_attribute_names("#r", "remediation")
+            .expression_attribute_names("#v", "version")
+            .expression_attribute_values(":v", n(expected_version))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) => match classify("dynamodb:PutItem", e) {
+                e if e.code() == Some("ConditionalCheckFailedException") => {
+                    Err(StateError::Conflict(what.to_string()))
+                }
+                e => Err(e.into()),
+            },
+        }
+    }
+
+    /// Adds or replaces an exemption record.
+    pub async fn put_exemption(&self, e: &Exemption) -> Result<(), StateError> {
+        let mut item = HashMap::from([
+            ("remediation".to_string(), s(&e.remediation)),
+            ("scope".to_string(), s(e.scope())),
+            ("reason".to_string(), s(&e.reason)),
+            ("by".to_string(), s(&e.by)),
+            ("created_at".to_string(), s(&e.created_at)),
+        ]);
+        if let Some(u) = &e.until {
+            item.insert("until".into(), s(u));
+        }
+        self.ddb
+            .put_item()
+            .table_name(&self.names.settings)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| classify("dynamodb:PutItem", e))?;
+        Ok(())
+    }
+
+    /// Removes an exemption record; says whether there was one.
+    pub async fn delete_exemption(&self, e: &Exemption) -> Result<bool, StateError> {
+        let out = self
+            .ddb
+            .delete_item()
+            .table_name(&self.names.settings)
+            .key("remediation", s(&e.remediation))
+            .key("scope", s(e.scope()))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(|e| classify("dynamodb:DeleteItem", e))?;
+        Ok(out.attributes().is_some_and(|a| !a.is_empty()))
+    }
+
+    /// Counts one enforcement of `remediation` against its breaker: admitted while fewer than
+    /// `limit` fall in the last `window_seconds`. Optimistic: read, prune, write if unchanged.
+    pub async fn breaker_admit(
+        &self,
+        remediation: &str,
+        limit: u32,
+        window_seconds: u64,
+    ) -> Result<Breaker, StateError> {
+        for _ in 0..10 {
+            let out = self
+                .ddb
+                .get_item()
+                .table_name(&self.names.settings)
+                .key("remediation", s(remediation))
+                .key("scope", s("breaker"))
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(|e| classify("dynamodb:GetItem", e))?;
+            let item = out.item().cloned().unwrap_or_default();
+            let version = get_n(&item, "version").unwrap_or(0);
+            let now = Utc::now().timestamp();
+            let mut times: Vec<i64> = get_json(&item, "times")?.unwrap_or_default();
+            times.retain(|t| now - t < window_seconds as i64);
+            if times.len() >= limit as usize {
+                return Ok(Breaker::Tripped(times.len()));
+            }
+            times.push(now);
+            let item = HashMap::from([
+                ("remediation".to_string(), s(remediation)),
+                ("scope".to_string(), s("breaker")),
+                (
+                    "times".to_string(),
+                    s(serde_json::to_string(&times).unwrap_or_default()),
+                ),
+                ("version".to_string(), n(version + 1)),
+            ]);
+            match self.put_versioned(item, version, "the breaker").await {
+                Ok(()) => return Ok(Breaker::Admitted),
+                Err(StateError::Conflict(_)) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(StateError::Conflict(format!(
+            "the breaker of {remediation}"
+        )))
+    }
+
+    /// Forgets a remediation's recent enforcements (an operator reset the breaker).
+    pub async fn breaker_reset(&self, remediation: &str) -> Result<(), StateError> {
+        self.ddb
+            .delete_item()
+            .table_name(&self.names.settings)
+            .key("remediation", s(remediation))
+            .key("scope", s("breaker"))
+            .send()
+            .await
+            .map_err(|e| classify("dynamodb:DeleteItem", e))?;
+        Ok(())
+    }
+
+    /// Takes the lock on one resource for `lease` (or renews this owner's own lock). Two jobs
+    /// on one resource never run at once, across workers.
+    pub async fn lock_resource(
+        &self,
+        key: &str,
+        owner: &str,
+        lease: Duration,
+    ) -> Result<bool, StateError> {
+        let now = Utc::now().timestamp();
+        let until = now + lease.as_secs().max(1) as i64;
+        let id = format!("lock:{}", &crate::action::sha256_hex(key)[..32]);
+        let result = self
+            .ddb
+            .put_item()
+            .table_name(&self.names.jobs)
+            .item("id", s(&id))
+            .item("resource_key", s(key))
+            .item("lease_owner", s(owner))
+            .item("lease_until", n(until))
+            // Lock records are short-lived: a TTL on this attribute may expire them.
+            .item("expires_at", n(until + 86_400))
+            .condition_expression("attribute_not_exists(#id) OR #until < :now OR #owner = :me")
+            .expression_attribute_names("#id", "id")
+            .expression_attribute_names("#until", "lease_until")
+            .expression_attribute_names("#owner", "lease_owner")
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":me", s(owner))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) => match classify("dynamodb:PutItem", e) {
+                e if e.code() == Some("ConditionalCheckFailedException") => Ok(false),
+                e => Err(e.into()),
+            },
+        }
+    }
+
+    /// Releases this owner's lock on a resource.
+    pub async fn unlock_resource(&self, key: &str, owner: &str) -> Result<(), StateError> {
+        let id = format!("lock:{}", &crate::action::sha256_hex(key)[..32]);
+        let result = self
+            .ddb
+            .delete_item()
+            .table_name(&self.names.jobs)
+            .key("id", s(id))
+            .condition_expression("#owner = :me")
+            .expression_attribute_names("#owner", "lease_owner")
+            .expression_attribute_values(":me", s(owner))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) => match classify("dynamodb:DeleteItem", e) {
+                // Someone else took it over after our lease ran out: not ours to release.
+                e if e.code() == Some("ConditionalCheckFailedException") => Ok(()),
+                e => Err(e.into()),
+            },
+        }
+    }
+
+    /// The jobs of one resource, through the by-resource index.
+    pub async fn jobs_for_resource(&self, key: &str) -> Result<Vec<Job>, StateError> {
+        let mut jobs = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .ddb
+                .query()
+                .table_name(&self.names.jobs)
+                .index_name(BY_RESOURCE_INDEX)
+                .key_condition_expression("#k = :k")
+                .expression_attribute_names("#k", "resource_key")
+                .expression_attribute_values(":k", s(key))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| classify("dynamodb:Query", e))?;
+            for item in out.items().iter().filter(|i| !is_lock(i)) {
+                jobs.push(job_from_item(item)?);
+            }
+            match out.last_evaluated_key() {
+                Some(k) if !k.is_empty() => start = Some(k.clone()),
+                _ => break,
+            }
+        }
+        Ok(jobs)
+    }
+
+    /// Moves a job from one of `from` to `to`, setting (or, for `None`, removing) `fields`.
+    /// Returns the job as it is now, or `None` when it was not in one of `from`.
+    pub async fn transition(
+        &self,
+        id: &str,
+        from: &[JobStatus],
+        to: JobStatus,
+        fields: &[(&str, Option<String>)],
+    ) -> Result<Option<Job>, StateError> {
+        let mut u = Update::default();
+        u.set("status", s(to.as_str()))
+            .set("updated_at", s(now_text()));
+        for (k, v) in fields {
+            u.set_opt(k, v.clone().map(s));
+        }
+        let status = u.name("status");
+        let allowed: Vec<String> = from.iter().map(|f| u.value(s(f.as_str()))).collect();
+        let result = self
+            .ddb
+            .update_item()
+            .table_name(&self.names.jobs)
+            .key("id", s(id))
+            .update_expression(u.expression())
+            .condition_expression(format!("{status} IN ({})", allowed.join(", ")))
+            .set_expression_attribute_names(Some(u.names))
+            .set_expression_attribute_values(Some(u.values))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
+            .send()
+            .await;
+        match result {
+            Ok(out) => out.attributes().map(job_from_item).transpose(),
+            Err(e) => match classify("dynamodb:UpdateItem", e) {
+                e if e.code() == Some("ConditionalCheckFailedException") => Ok(None),
+                e => Err(e.into()),
+            },
+        }
+    }
 }
 
 /// Settings cached for a short time. A refresh that fails is an error, never a stale answer:

@@ -49,17 +49,17 @@ pub fn endpoint() -> &'static str {
         if let Ok(e) = std::env::var("RECTIFY_TEST_ENDPOINT") {
             return e;
         }
-        let server = std::env::var("RECTIFY_MOTO_SERVER").unwrap_or_else(|_| {
-            format!("{}/.venv/bin/moto_server", env!("CARGO_MANIFEST_DIR"))
-        });
+        let root = env!("CARGO_MANIFEST_DIR");
+        let python = std::env::var("RECTIFY_MOTO_PYTHON").unwrap_or_else(|_| format!("{root}/.venv/bin/python"));
         assert!(
-            std::path::Path::new(&server).exists(),
-            "{server} is missing: run scripts/test (it installs a pinned moto), or set RECTIFY_TEST_ENDPOINT"
+            std::path::Path::new(&python).exists(),
+            "{python} is missing: run scripts/test (it installs a pinned moto), or set RECTIFY_TEST_ENDPOINT"
         );
+        let server = format!("{python}' '{root}/scripts/moto_server.py");
         let port = free_port();
         // moto lives as long as this test process: a watcher stops it when the process is gone.
         let script = format!(
-            "'{server}' -H 127.0.0.1 -p {port} >/dev/null 2>&1 & m=$!; \
+            "'{server}' 127.0.0.1 {port} >/dev/null 2>&1 & m=$!; \
              while kill -0 {pid} 2>/dev/null; do sleep 1; done; kill $m",
             pid = std::process::id()
         );
