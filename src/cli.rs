@@ -852,9 +852,29 @@ async fn settings_set(config: &Config, args: SetArgs) -> Result<()> {
             )));
         }
     }
-    if args.mode.is_none() && params.is_empty() && args.triggers.is_empty() {
+    if args.mode.is_none()
+        && params.is_empty()
+        && args.triggers.is_empty()
+        && args.tag_exemptions.is_none()
+        && args.breaker_limit.is_none()
+        && args.breaker_window.is_none()
+    {
         return Err(Failure::usage(
-            "nothing to set: give --mode, --param or --trigger",
+            "nothing to set: give --mode, --param, --trigger, --tag-exemptions, --breaker-limit or --breaker-window",
+        ));
+    }
+    if args.account.is_some()
+        && (args.tag_exemptions.is_some()
+            || args.breaker_limit.is_some()
+            || args.breaker_window.is_some())
+    {
+        return Err(Failure::usage(
+            "--tag-exemptions and the breaker are set for a remediation in every account: drop --account",
+        ));
+    }
+    if args.breaker_limit == Some(0) || args.breaker_window == Some(0) {
+        return Err(Failure::usage(
+            "--breaker-limit and --breaker-window must be at least 1",
         ));
     }
     let aws = aws_config().await?;

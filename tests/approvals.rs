@@ -1,0 +1,385 @@
+//! Approval mode against moto: a plan waits for an operator; an approval names the plan hash it
+//! approves, and the worker applies only that plan; plans expire, are rejected, or are
+//! cancelled when the resource is reported compliant; notifications reach an SNS topic.
+
+mod support;
+
+use serde_json::Value;
+use support::*;
+
+async fn pending_bucket(env: &Env) -> (String, String) {
+    env.ok(&[
+        "settings",
+        "set",
+        "s3-block-public-access",
+        "--mode",
+        "approval",
+        "--by",
+        "test",
+    ])
+    .await;
+    let bucket = unique("approve");
+    aws_sdk_s3::Client::new(&env.sdk)
+        .create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
+    env.send(&config_event(
+        HOME,
+        "s3-bucket-level-public-access-prohibited",
+        "AWS::S3::Bucket",
+        &bucket,
+    ))
+    .await;
+    env.drain().await;
+    let job = env.job_for(&bucket).await;
+    assert_eq!(job["status"], "pending-approval", "{job:#}");
+    assert_eq!(
+        public_access_block(&env.sdk, &bucket).await,
+        None,
+        "approval mode changed the bucket"
+    );
+    (bucket, job["id"].as_str().unwrap().to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approved_plan_is_applied_once_and_only_a_pending_plan_can_be_approved() {
+    let env = Env::new().await;
+    let (bucket, id) = pending_bucket(&env).await;
+    let shown = env.ok(&["jobs", "show", &id]).await;
+    assert!(
+        shown.contains("~ BlockPublicAcls: false -> true"),
+        "{shown}"
+    );
+
+    let wrong = env
+        .run(&[
+            "jobs",
+            "approve",
+            &id,
+            "--by",
+            "alice",
+            "--plan-hash",
+            "0000000000000000",
+        ])
+        .await;
+    assert_eq!(wrong.code, 2, "{}", wrong.stderr);
+    env.ok(&[
+        "jobs",
+        "approve",
+        &id,
+        "--by",
+        "alice",
+        "--reason",
+        "ticket SEC-1",
+    ])
+    .await;
+    assert_eq!(env.job_for(&bucket).await["status"], "approved");
+    env.drain().await;
+    let job = env.job_for(&bucket).await;
+    assert_eq!(job["status"], "applied", "{job:#}");
+    assert_eq!(job["approved_by"], "alice");
+    assert_eq!(
+        public_access_block(&env.sdk, &bucket).await,
+        Some([true; 4])
+    );
+    let applied: Vec<Value> = env
+        .audit()
+        .await
+        .into_iter()
+        .filter(|r| r["job_id"] == id.as_str())
+        .collect();
+    let outcomes: Vec<&str> = applied
+        .iter()
+        .map(|r| r["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes, ["pending-approval", "approved", "applied"]);
+    assert_eq!(
+        applied[2]["actor"], "alice",
+        "the approver is on the record"
+    );
+
+    let again = env.run(&["jobs", "approve", &id, "--by", "alice"]).await;
+    assert_eq!(again.code, 2);
+    assert!(
+        again.stderr.contains("not pending-approval"),
+        "{}",
+        again.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_that_changed_since_approval_is_not_applied_without_a_new_approval() {
+    let env = Env::new().await;
+    env.ok(&[
+        "settings",
+        "set",
+        "sg-revoke-open-ssh",
+        "--mode",
+        "approval",
+        "--by",
+        "test",
+    ])
+    .await;
+    let (_, group) = security_group(&env.sdk).await;
+    let ec2 = aws_sdk_ec2::Client::new(&env.sdk);
+    ec2.authorize_security_group_ingress()
+        .group_id(&group)
+        .ip_protocol("tcp")
+        .from_port(22)
+        .to_port(22)
+        .cidr_ip("0.0.0.0/0")
+        .send()
+        .await
+        .unwrap();
+    env.send(&config_event(
+        HOME,
+        "restricted-ssh",
+        "AWS::EC2::SecurityGroup",
+        &group,
+    ))
+    .await;
+    env.drain().await;
+    let job = env.job_for(&group).await;
+    assert_eq!(job["status"], "pending-approval");
+    let id = job["id"].as_str().unwrap().to_string();
+    env.ok(&["jobs", "approve", &id, "--by", "alice"]).await;
+
+    // Someone opens another port range covering 22 before the worker runs the approval.
+    ec2.authorize_security_group_ingress()
+        .group_id(&group)
+        .ip_protocol("tcp")
+        .from_port(20)
+        .to_port(30)
+        .cidr_ip("0.0.0.0/0")
+        .send()
+        .await
+        .unwrap();
+    env.drain().await;
+    let job = env.job_for(&group).await;
+    assert_eq!(job["status"], "pending-approval", "{job:#}");
+    assert!(
+        job["reason"]
+            .as_str()
+            .unwrap()
+            .contains("changed since approval"),
+        "{job:#}"
+    );
+    assert_eq!(
+        ingress(&env.sdk, &group).await.len(),
+        2,
+        "nothing may be applied"
+    );
+
+    env.ok(&["jobs", "approve", &id, "--by", "bob"]).await;
+    env.drain().await;
+    let job = env.job_for(&group).await;
+    assert_eq!(job["status"], "applied", "{job:#}");
+    assert_eq!(job["approved_by"], "bob");
+    assert!(ingress(&env.sdk, &group).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejected_and_expired_plans_are_never_applied() {
+    let env = Env::new().await;
+    let (bucket, id) = pending_bucket(&env).await;
+    let r = env
+        .run(&[
+            "jobs",
+            "reject",
+            &id,
+            "--by",
+            "carol",
+            "--reason",
+            "owner says this bucket is a public website",
+        ])
+        .await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let job = env.job_for(&bucket).await;
+    assert_eq!(job["status"], "rejected");
+    assert!(job["reason"].as_str().unwrap().contains("public website"));
+    assert_eq!(
+        env.run(&["jobs", "approve", &id, "--by", "alice"])
+            .await
+            .code,
+        2
+    );
+
+    // With a TTL of 0 every pending plan has already expired: approving it fails and marks it.
+    let (bucket, id) = pending_bucket(&env).await;
+    let r = env
+        .run(&[
+            "jobs",
+            "approve",
+            &id,
+            "--by",
+            "alice",
+            "--approval-ttl-seconds",
+            "0",
+        ])
+        .await;
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("expired"), "{}", r.stderr);
+    assert_eq!(env.job_for(&bucket).await["status"], "expired");
+    env.drain().await;
+    assert_eq!(public_access_block(&env.sdk, &bucket).await, None);
+
+    // The worker expires a pending plan when it sees its finding again.
+    let (bucket, _) = pending_bucket(&env).await;
+    let job = env.job_for(&bucket).await;
+    let event = config_event(
+        HOME,
+        "s3-bucket-level-public-access-prohibited",
+        "AWS::S3::Bucket",
+        &bucket,
+    );
+    // The same evaluation again: same job.
+    let mut v: Value = serde_json::from_str(&event).unwrap();
+    v["detail"]["newEvaluationResult"]["evaluationResultIdentifier"]["orderingTimestamp"] =
+        Value::String(job["observation"].as_str().unwrap().to_string());
+    env.send(&v.to_string()).await;
+    let r = env
+        .run(&["worker", "--once", "--approval-ttl-seconds", "0"])
+        .await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(env.job_for(&bucket).await["status"], "expired");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compliant_finding_cancels_the_pending_plan() {
+    let env = Env::new().await;
+    let (bucket, _) = pending_bucket(&env).await;
+    let detail = config_detail(
+        HOME,
+        "s3-bucket-level-public-access-prohibited",
+        "AWS::S3::Bucket",
+        &bucket,
+        "NOT_APPLICABLE",
+    );
+    env.send(&detail.to_string()).await;
+    env.drain().await;
+    let job = env.job_for(&bucket).await;
+    assert_eq!(job["status"], "cancelled", "{job:#}");
+    assert!(job["reason"].as_str().unwrap().contains("NOT_APPLICABLE"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notifications_reach_the_topic_with_the_command_to_act() {
+    let env = Env::new().await;
+    let sns = aws_sdk_sns::Client::new(&env.sdk);
+    let topic = sns
+        .create_topic()
+        .name(unique("rectify-notify"))
+        .send()
+        .await
+        .unwrap()
+        .topic_arn()
+        .unwrap()
+        .to_string();
+    let sqs = env.sqs();
+    let inbox = sqs
+        .create_queue()
+        .queue_name(unique("inbox"))
+        .send()
+        .await
+        .unwrap()
+        .queue_url()
+        .unwrap()
+        .to_string();
+    let inbox_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&inbox)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes()
+        .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
+        .clone();
+    sns.subscribe()
+        .topic_arn(&topic)
+        .protocol("sqs")
+        .endpoint(inbox_arn)
+        .attributes("RawMessageDelivery", "true")
+        .send()
+        .await
+        .unwrap();
+
+    env.ok(&[
+        "settings",
+        "set",
+        "s3-block-public-access",
+        "--mode",
+        "approval",
+        "--by",
+        "test",
+    ])
+    .await;
+    let bucket = unique("notify");
+    aws_sdk_s3::Client::new(&env.sdk)
+        .create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
+    env.send(&config_event(
+        HOME,
+        "s3-bucket-level-public-access-prohibited",
+        "AWS::S3::Bucket",
+        &bucket,
+    ))
+    .await;
+    let r = env
+        .run(&["worker", "--once", "--notify-topic-arn", &topic])
+        .await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let id = env.job_for(&bucket).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    env.ok(&["jobs", "approve", &id, "--by", "alice"]).await;
+    let r = env
+        .run(&["worker", "--once", "--notify-topic-arn", &topic])
+        .await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+
+    let mut events = Vec::new();
+    loop {
+        let out = sqs
+            .receive_message()
+            .queue_url(&inbox)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .unwrap();
+        let batch = out.messages.unwrap_or_default();
+        if batch.is_empty() {
+            break;
+        }
+        for m in batch {
+            let v: Value = serde_json::from_str(m.body().unwrap()).unwrap();
+            events.push(v);
+        }
+    }
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["pending-approval", "applied"], "{events:#?}");
+    let pending = &events[0];
+    assert_eq!(pending["job_id"], id.as_str());
+    assert_eq!(pending["resource_id"], bucket.as_str());
+    assert!(
+        pending["command"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("rectify jobs approve {id}"))
+    );
+    assert!(
+        pending["plan_summary"][0]
+            .as_str()
+            .unwrap()
+            .contains(&bucket)
+    );
+}

@@ -1,0 +1,347 @@
+//! The gates against moto: exemption records and tags (and their expiry), the account
+//! allow-list, the pause switch and the blast-radius breaker. Each is on the record.
+
+mod support;
+
+use serde_json::Value;
+use support::*;
+
+async fn public_bucket(env: &Env) -> String {
+    let bucket = unique("gate");
+    aws_sdk_s3::Client::new(&env.sdk)
+        .create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
+    bucket
+}
+
+async fn tag(env: &Env, bucket: &str, value: &str) {
+    use aws_sdk_s3::types::{Tag, Tagging};
+    let tagging = Tagging::builder()
+        .tag_set(
+            Tag::builder()
+                .key("rectify:exempt")
+                .value(value)
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    aws_sdk_s3::Client::new(&env.sdk)
+        .put_bucket_tagging()
+        .bucket(bucket)
+        .tagging(tagging)
+        .send()
+        .await
+        .unwrap();
+}
+
+async fn event_for(env: &Env, bucket: &str) {
+    env.send(&config_event(
+        HOME,
+        "s3-bucket-level-public-access-prohibited",
+        "AWS::S3::Bucket",
+        bucket,
+    ))
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exemption_records_hold_until_they_expire() {
+    let env = Env::new().await;
+    env.ok(&[
+        "settings",
+        "set",
+        "s3-block-public-access",
+        "--mode",
+        "enforce",
+        "--by",
+        "test",
+    ])
+    .await;
+    let (kept, lapsed) = (public_bucket(&env).await, public_bucket(&env).await);
+    env.ok(&[
+        "exemptions",
+        "add",
+        "--remediation",
+        "s3-block-public-access",
+        "--resource",
+        &kept,
+        "--reason",
+        "public website",
+        "--by",
+        "web-team",
+        "--until",
+        "2999-12-31",
+    ])
+    .await;
+    env.ok(&[
+        "exemptions",
+        "add",
+        "--remediation",
+        "s3-block-public-access",
+        "--resource",
+        &lapsed,
+        "--account",
+        HOME,
+        "--reason",
+        "migration",
+        "--by",
+        "web-team",
+        "--until",
+        "2020-01-01",
+    ])
+    .await;
+    let list = env.json(&["exemptions", "list"]).await;
+    assert_eq!(list.as_array().unwrap().len(), 2);
+    assert!(
+        list.as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["resource_id"] == lapsed.as_str() && e["active"] == false)
+    );
+    event_for(&env, &kept).await;
+    event_for(&env, &lapsed).await;
+    env.drain().await;
+
+    let job = env.job_for(&kept).await;
+    assert_eq!(job["status"], "exempt", "{job:#}");
+    assert!(job["reason"].as_str().unwrap().contains("web-team"));
+    assert_eq!(public_access_block(&env.sdk, &kept).await, None);
+    assert_eq!(
+        env.job_for(&lapsed).await["status"],
+        "applied",
+        "an expired exemption does not count"
+    );
+
+    let removed = env
+        .run(&[
+            "exemptions",
+            "remove",
+            "--remediation",
+            "s3-block-public-access",
+            "--resource",
+            &kept,
+            "--by",
+            "x",
+        ])
+        .await;
+    assert_eq!(removed.code, 0, "{}", removed.stderr);
+    assert!(
+        env.audit()
+            .await
+            .iter()
+            .any(|r| r["outcome"] == "exemption-removed")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exemption_tags_count_unless_switched_off_or_expired() {
+    let env = Env::new().await;
+    env.ok(&[
+        "settings",
+        "set",
+        "s3-block-public-access",
+        "--mode",
+        "enforce",
+        "--by",
+        "test",
+    ])
+    .await;
+    let (tagged, old_tag) = (public_bucket(&env).await, public_bucket(&env).await);
+    tag(
+        &env,
+        &tagged,
+        "serves the public docs site; until=2999-01-01",
+    )
+    .await;
+    tag(&env, &old_tag, "temporary; until=2020-01-01").await;
+    event_for(&env, &tagged).await;
+    event_for(&env, &old_tag).await;
+    env.drain().await;
+    let job = env.job_for(&tagged).await;
+    assert_eq!(job["status"], "exempt", "{job:#}");
+    assert!(job["reason"].as_str().unwrap().contains("public docs site"));
+    assert_eq!(env.job_for(&old_tag).await["status"], "applied");
+
+    // Not every organisation lets resource owners exempt themselves.
+    env.ok(&[
+        "settings",
+        "set",
+        "s3-block-public-access",
+        "--tag-exemptions",
+        "off",
+        "--by",
+        "test",
+    ])
+    .await;
+    env.ok(&[
+        "jobs",
+        "retry",
+        env.job_for(&tagged).await["id"].as_str().unwrap(),
+    ])
+    .await;
+    env.drain().await;
+    assert_eq!(env.job_for(&tagged).await["status"], "applied");
+    assert_eq!(
+        public_access_block(&env.sdk, &tagged).await,
+        Some([true; 4])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accounts_outside_the_allow_list_are_never_acted_on() {
+    let env = Env::new().await;
+    env.ok(&[
+        "settings",
+        "set",
+        "s3-block-public-access",
+        "--mode",
+        "enforce",
+        "--by",
+        "test",
+    ])
+    .await;
+    let out = env
+        .ok(&["settings", "accounts", "add", MEMBER, "--by", "test"])
+        .await;
+    assert!(out.contains(MEMBER), "{out}");
+    let bucket = public_bucket(&env).await;
+    event_for(&env, &bucket).await;
+    env.drain().await;
+    let job = env.job_for(&bucket).await;
+    assert_eq!(job["status"], "account-not-allowed", "{job:#}");
+    assert_eq!(public_access_block(&env.sdk, &bucket).await, None);
+    assert_eq!(
+        env.run(&["settings", "accounts", "add", "12345"])
+            .await
+            .code,
+        2
+    );
+    env.ok(&["settings", "accounts", "clear", "--by", "test"])
+        .await;
+    env.ok(&["jobs", "retry", job["id"].as_str().unwrap()])
+        .await;
+    env.drain().await;
+    assert_eq!(env.job_for(&bucket).await["status"], "applied");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_stops_every_change_and_still_plans() {
+    let env = Env::new().await;
+    env.ok(&[
+        "settings",
+        "set",
+        "s3-block-public-access",
+        "--mode",
+        "enforce",
+        "--by",
+        "test",
+    ])
+    .await;
+    env.ok(&["pause", "--reason", "incident 42", "--by", "oncall"])
+        .await;
+    let bucket = public_bucket(&env).await;
+    event_for(&env, &bucket).await;
+    env.drain().await;
+    let job = env.job_for(&bucket).await;
+    assert_eq!(job["status"], "planned", "{job:#}");
+    assert!(job["reason"].as_str().unwrap().contains("incident 42"));
+    assert!(
+        job["plan"]["actions"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty())
+    );
+    assert_eq!(public_access_block(&env.sdk, &bucket).await, None);
+    env.ok(&["resume", "--by", "oncall"]).await;
+    env.ok(&["jobs", "retry", job["id"].as_str().unwrap()])
+        .await;
+    env.drain().await;
+    assert_eq!(env.job_for(&bucket).await["status"], "applied");
+    let outcomes: Vec<Value> = env
+        .audit()
+        .await
+        .into_iter()
+        .map(|r| r["outcome"].clone())
+        .collect();
+    assert!(
+        outcomes.contains(&Value::from("paused")) && outcomes.contains(&Value::from("resumed"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_breaker_trips_at_the_limit_plus_one() {
+    let env = Env::new().await;
+    env.ok(&[
+        "settings",
+        "set",
+        "s3-block-public-access",
+        "--mode",
+        "enforce",
+        "--breaker-limit",
+        "2",
+        "--by",
+        "test",
+    ])
+    .await;
+    let mut buckets = Vec::new();
+    for _ in 0..3 {
+        let b = public_bucket(&env).await;
+        event_for(&env, &b).await;
+        buckets.push(b);
+    }
+    let r = env.run(&["worker", "--once", "--concurrency", "1"]).await;
+    assert!(
+        r.stderr.contains("BREAKER TRIPPED"),
+        "the trip is loud: {}",
+        r.stderr
+    );
+    let mut statuses: Vec<String> = Vec::new();
+    for b in &buckets {
+        statuses.push(env.job_for(b).await["status"].as_str().unwrap().to_string());
+    }
+    statuses.sort();
+    assert_eq!(statuses, ["applied", "applied", "pending-approval"]);
+    let settings = env.json(&["settings", "list"]).await;
+    let row = settings
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["remediation"] == "s3-block-public-access" && s["scope"] == "*")
+        .unwrap()
+        .clone();
+    assert_eq!(row["mode"], "approval", "{row:#}");
+    assert_eq!(row["updated_by"], "rectify (blast-radius breaker)");
+    assert!(
+        env.audit()
+            .await
+            .iter()
+            .any(|r| r["outcome"] == "breaker-tripped")
+    );
+
+    // The held job runs once an operator approves it; an approved plan is not counted again.
+    let held = env
+        .jobs()
+        .await
+        .into_iter()
+        .find(|j| j["status"] == "pending-approval")
+        .unwrap();
+    env.ok(&[
+        "jobs",
+        "approve",
+        held["id"].as_str().unwrap(),
+        "--by",
+        "oncall",
+    ])
+    .await;
+    env.drain().await;
+    for b in &buckets {
+        assert_eq!(
+            public_access_block(&env.sdk, b).await,
+            Some([true; 4]),
+            "{b}"
+        );
+    }
+}

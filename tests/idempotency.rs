@@ -1,0 +1,209 @@
+//! Exactly-once effect under at-least-once delivery, against moto: two workers on one queue
+//! with every finding delivered twice, and a crashed worker's stale lease reclaimed.
+
+mod support;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde_json::Value;
+use support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_on_one_queue_apply_each_fix_once() {
+    let env = Env::new().await;
+    env.ok(&[
+        "settings",
+        "set",
+        "s3-block-public-access",
+        "--mode",
+        "enforce",
+        "--by",
+        "test",
+    ])
+    .await;
+    let s3 = aws_sdk_s3::Client::new(&env.sdk);
+    let mut buckets = Vec::new();
+    for _ in 0..6 {
+        let b = unique("pair");
+        s3.create_bucket().bucket(&b).send().await.unwrap();
+        let event = config_event(
+            HOME,
+            "s3-bucket-level-public-access-prohibited",
+            "AWS::S3::Bucket",
+            &b,
+        );
+        env.send(&event).await;
+        env.send(&event).await;
+        buckets.push(b);
+    }
+    let (a, b) = tokio::join!(
+        env.run(&["worker", "--once", "--concurrency", "4"]),
+        env.run(&["worker", "--once", "--concurrency", "4"])
+    );
+    assert_eq!(a.code, 0, "{}", a.stderr);
+    assert_eq!(b.code, 0, "{}", b.stderr);
+    env.drain_all().await;
+    let audit = env.audit().await;
+    for bucket in &buckets {
+        assert_eq!(public_access_block(&env.sdk, bucket).await, Some([true; 4]));
+        let applied: Vec<&Value> = audit
+            .iter()
+            .filter(|r| r["resource_id"] == bucket.as_str() && r["outcome"] == "applied")
+            .collect();
+        assert_eq!(applied.len(), 1, "{bucket}: {applied:#?}");
+        let decisions = audit
+            .iter()
+            .filter(|r| r["resource_id"] == bucket.as_str())
+            .count();
+        assert_eq!(
+            decisions, 1,
+            "{bucket}: a duplicate delivery is acknowledged without a new decision"
+        );
+    }
+    assert!(env.ok(&["audit", "verify"]).await.starts_with("OK"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_workers_stale_lease_is_reclaimed() {
+    let env = Env::new().await;
+    env.ok(&[
+        "settings",
+        "set",
+        "s3-block-public-access",
+        "--mode",
+        "enforce",
+        "--by",
+        "test",
+    ])
+    .await;
+    let bucket = unique("stale");
+    aws_sdk_s3::Client::new(&env.sdk)
+        .create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
+    let event = config_event(
+        HOME,
+        "s3-bucket-level-public-access-prohibited",
+        "AWS::S3::Bucket",
+        &bucket,
+    );
+    let v: Value = serde_json::from_str(&event).unwrap();
+    let ordering =
+        v["detail"]["newEvaluationResult"]["evaluationResultIdentifier"]["orderingTimestamp"]
+            .as_str()
+            .unwrap();
+    let observation = chrono::DateTime::parse_from_rfc3339(ordering)
+        .unwrap()
+        .with_timezone(&chrono::Utc)
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let id = rectify::state::Job::id_for(
+        HOME,
+        REGION,
+        "s3-block-public-access",
+        "AWS::S3::Bucket",
+        &bucket,
+        &observation,
+    );
+    // A worker claimed this job and died: its lease ran out a minute ago.
+    let s = |v: &str| AttributeValue::S(v.to_string());
+    aws_sdk_dynamodb::Client::new(&env.sdk)
+        .put_item()
+        .table_name(format!("{}-jobs", env.prefix))
+        .item("id", s(&id))
+        .item("status", s("in-progress"))
+        .item("mode", s("enforce"))
+        .item("lease_owner", s("w-crashed"))
+        .item(
+            "lease_until",
+            AttributeValue::N((chrono::Utc::now().timestamp() - 60).to_string()),
+        )
+        .item("attempts", AttributeValue::N("1".into()))
+        .item("created_at", s("2026-01-01T00:00:00.000Z"))
+        .send()
+        .await
+        .unwrap();
+    env.send(&event).await;
+    env.drain().await;
+    let job = env.job_for(&bucket).await;
+    assert_eq!(job["id"], id.as_str());
+    assert_eq!(job["status"], "applied", "{job:#}");
+    assert_eq!(job["attempts"], 2);
+    assert_eq!(
+        public_access_block(&env.sdk, &bucket).await,
+        Some([true; 4])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_lease_is_respected() {
+    let env = Env::new().await;
+    env.ok(&[
+        "settings",
+        "set",
+        "s3-block-public-access",
+        "--mode",
+        "enforce",
+        "--by",
+        "test",
+    ])
+    .await;
+    let bucket = unique("live");
+    aws_sdk_s3::Client::new(&env.sdk)
+        .create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
+    let event = config_event(
+        HOME,
+        "s3-bucket-level-public-access-prohibited",
+        "AWS::S3::Bucket",
+        &bucket,
+    );
+    let v: Value = serde_json::from_str(&event).unwrap();
+    let ordering =
+        v["detail"]["newEvaluationResult"]["evaluationResultIdentifier"]["orderingTimestamp"]
+            .as_str()
+            .unwrap();
+    let observation = chrono::DateTime::parse_from_rfc3339(ordering)
+        .unwrap()
+        .with_timezone(&chrono::Utc)
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let id = rectify::state::Job::id_for(
+        HOME,
+        REGION,
+        "s3-block-public-access",
+        "AWS::S3::Bucket",
+        &bucket,
+        &observation,
+    );
+    let s = |v: &str| AttributeValue::S(v.to_string());
+    aws_sdk_dynamodb::Client::new(&env.sdk)
+        .put_item()
+        .table_name(format!("{}-jobs", env.prefix))
+        .item("id", s(&id))
+        .item("status", s("in-progress"))
+        .item("mode", s("enforce"))
+        .item("lease_owner", s("w-busy"))
+        .item(
+            "lease_until",
+            AttributeValue::N((chrono::Utc::now().timestamp() + 600).to_string()),
+        )
+        .item("created_at", s("2026-01-01T00:00:00.000Z"))
+        .send()
+        .await
+        .unwrap();
+    env.send(&event).await;
+    env.drain().await;
+    assert_eq!(
+        public_access_block(&env.sdk, &bucket).await,
+        None,
+        "another worker's live job was run"
+    );
+    assert_eq!(
+        env.depth(false).await,
+        1,
+        "the message stays for that worker's outcome"
+    );
+}
