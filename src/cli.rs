@@ -209,6 +209,10 @@ pub struct WorkerArgs {
     /// Long-poll wait in seconds, 0–20 [default: 20; 1 with --once]
     #[arg(long)]
     pub wait_seconds: Option<i32>,
+    /// Also sweep the worker's own account and region every this many seconds (not with
+    /// --once) [default: off]
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(60..))]
+    pub sweep_every: Option<u64>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -608,6 +612,36 @@ async fn run_worker(config: Config, args: WorkerArgs, started: Instant) -> Resul
         tracing::info!("stopping: no new messages are taken; work in flight finishes");
         signal.cancel();
     });
+    if let (Some(every), false) = (args.sweep_every, args.once) {
+        let (ctx, stop) = (ctx.clone(), shutdown.clone());
+        let region = aws.region().map(|r| r.to_string()).unwrap_or_default();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(every)) => {},
+                    _ = stop.cancelled() => break,
+                }
+                let all = ctx.catalog.all().to_vec();
+                let accounts = [ctx.cloud.home_account().to_string()];
+                match crate::sweep::sweep(
+                    &ctx,
+                    &all,
+                    &accounts,
+                    std::slice::from_ref(&region),
+                    false,
+                )
+                .await
+                {
+                    Ok(lines) => {
+                        let found: usize = lines.iter().map(|l| l.would_change.len()).sum();
+                        let scanned: usize = lines.iter().map(|l| l.scanned).sum();
+                        tracing::info!(scanned, non_compliant = found, "periodic sweep done");
+                    }
+                    Err(e) => tracing::warn!(error = %e, "periodic sweep failed"),
+                }
+            }
+        });
+    }
     let opts = WorkerOptions {
         once: args.once,
         concurrency: config.concurrency,
