@@ -55,6 +55,13 @@ pub enum Action {
         vpc_endpoint_id: String,
         policy_document: String,
     },
+    /// Sets whether an instance's metadata service requires session tokens (IMDSv2).
+    #[serde(rename = "ec2:ModifyInstanceMetadataOptions")]
+    ModifyInstanceMetadataOptions {
+        instance_id: String,
+        /// `required` (IMDSv2 only) or `optional` (IMDSv1 allowed).
+        http_tokens: String,
+    },
 }
 
 /// The status of an IAM access key.
@@ -73,38 +80,69 @@ impl KeyStatus {
     }
 }
 
-/// Every action kind, with the IAM permission its call needs and what it does.
-pub const ACTION_KINDS: &[(&str, &str, &str)] = &[
-    (
-        "s3:PutPublicAccessBlock",
-        "s3:PutBucketPublicAccessBlock",
-        "set a bucket's Public Access Block flags",
-    ),
-    (
-        "s3:DeletePublicAccessBlock",
-        "s3:PutBucketPublicAccessBlock",
-        "remove a bucket's Public Access Block",
-    ),
-    (
-        "ec2:RevokeSecurityGroupIngress",
-        "ec2:RevokeSecurityGroupIngress",
-        "revoke one ingress rule by its rule id",
-    ),
-    (
-        "ec2:AuthorizeSecurityGroupIngress",
-        "ec2:AuthorizeSecurityGroupIngress",
-        "authorize one CIDR ingress rule",
-    ),
-    (
-        "iam:UpdateAccessKey",
-        "iam:UpdateAccessKey",
-        "set an access key Active or Inactive",
-    ),
-    (
-        "ec2:ModifyVpcEndpoint",
-        "ec2:ModifyVpcEndpoint",
-        "replace a VPC endpoint's policy document",
-    ),
+/// One action kind as `rectify catalog actions` lists it.
+pub struct ActionKind {
+    pub kind: &'static str,
+    /// The IAM permission its call needs in the member account.
+    pub permission: &'static str,
+    /// Its fields, as a script writes them.
+    pub fields: &'static str,
+    pub description: &'static str,
+    /// What undoes it.
+    pub inverse: &'static str,
+}
+
+/// Every action kind.
+pub const ACTION_KINDS: &[ActionKind] = &[
+    ActionKind {
+        kind: "s3:PutPublicAccessBlock",
+        permission: "s3:PutBucketPublicAccessBlock",
+        fields: "bucket, block_public_acls, ignore_public_acls, block_public_policy, restrict_public_buckets",
+        description: "set a bucket's Public Access Block flags",
+        inverse: "the previous flags, or s3:DeletePublicAccessBlock when there was no block",
+    },
+    ActionKind {
+        kind: "s3:DeletePublicAccessBlock",
+        permission: "s3:PutBucketPublicAccessBlock",
+        fields: "bucket",
+        description: "remove a bucket's Public Access Block",
+        inverse: "the previous flags",
+    },
+    ActionKind {
+        kind: "ec2:RevokeSecurityGroupIngress",
+        permission: "ec2:RevokeSecurityGroupIngress",
+        fields: "group_id, rule_id",
+        description: "revoke one ingress rule by its rule id",
+        inverse: "ec2:AuthorizeSecurityGroupIngress of the same protocol, ports, CIDR and description",
+    },
+    ActionKind {
+        kind: "ec2:AuthorizeSecurityGroupIngress",
+        permission: "ec2:AuthorizeSecurityGroupIngress",
+        fields: "group_id, protocol, from_port, to_port, cidr_ipv4 | cidr_ipv6, description?",
+        description: "authorize one CIDR ingress rule (used by undo)",
+        inverse: "none: AWS gives the new rule an id (a plan may not use it)",
+    },
+    ActionKind {
+        kind: "iam:UpdateAccessKey",
+        permission: "iam:UpdateAccessKey",
+        fields: "user_name, access_key_id, status (Active | Inactive)",
+        description: "set an access key Active or Inactive (keys are never deleted)",
+        inverse: "the previous status",
+    },
+    ActionKind {
+        kind: "ec2:ModifyVpcEndpoint",
+        permission: "ec2:ModifyVpcEndpoint",
+        fields: "vpc_endpoint_id, policy_document (JSON text)",
+        description: "replace a VPC endpoint's policy document",
+        inverse: "the previous document, byte for byte",
+    },
+    ActionKind {
+        kind: "ec2:ModifyInstanceMetadataOptions",
+        permission: "ec2:ModifyInstanceMetadataOptions",
+        fields: "instance_id, http_tokens (required | optional)",
+        description: "require (or allow) IMDSv1-free metadata access on an instance",
+        inverse: "the previous http_tokens",
+    },
 ];
 
 /// Why an inverse could not be computed.
@@ -125,6 +163,7 @@ impl Action {
             Action::AuthorizeSecurityGroupIngress { .. } => "ec2:AuthorizeSecurityGroupIngress",
             Action::UpdateAccessKey { .. } => "iam:UpdateAccessKey",
             Action::ModifyVpcEndpointPolicy { .. } => "ec2:ModifyVpcEndpoint",
+            Action::ModifyInstanceMetadataOptions { .. } => "ec2:ModifyInstanceMetadataOptions",
         }
     }
 
@@ -169,6 +208,10 @@ impl Action {
             Action::ModifyVpcEndpointPolicy {
                 vpc_endpoint_id, ..
             } => format!("vpc endpoint {vpc_endpoint_id}: replace policy document"),
+            Action::ModifyInstanceMetadataOptions {
+                instance_id,
+                http_tokens,
+            } => format!("ec2 instance {instance_id}: metadata HttpTokens = {http_tokens}"),
         }
     }
 
@@ -263,6 +306,19 @@ impl Action {
                 Ok(Action::ModifyVpcEndpointPolicy {
                     vpc_endpoint_id: vpc_endpoint_id.clone(),
                     policy_document: doc.to_string(),
+                })
+            }
+            Action::ModifyInstanceMetadataOptions { instance_id, .. } => {
+                let tokens = before
+                    .get("metadata_options")
+                    .and_then(|m| m.get("http_tokens"))
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| {
+                        fail("the instance's metadata options are not in the before-state")
+                    })?;
+                Ok(Action::ModifyInstanceMetadataOptions {
+                    instance_id: instance_id.clone(),
+                    http_tokens: tokens.to_string(),
                 })
             }
         }
@@ -364,7 +420,7 @@ mod tests {
             }
             .kind(),
         ] {
-            assert!(ACTION_KINDS.iter().any(|(k, _, _)| *k == kind));
+            assert!(ACTION_KINDS.iter().any(|k| k.kind == kind));
         }
     }
 

@@ -71,6 +71,7 @@ pub const OBSERVED_TYPES: &[&str] = &[
     "AWS::EC2::SecurityGroup",
     "AWS::IAM::User",
     "AWS::EC2::VPCEndpoint",
+    "AWS::EC2::Instance",
 ];
 
 /// `remediation.toml`.
@@ -442,7 +443,7 @@ fn load_one(
         ));
     }
     for kind in &manifest.actions {
-        if !ACTION_KINDS.iter().any(|(k, _, _)| k == kind) {
+        if !ACTION_KINDS.iter().any(|k| k.kind == kind) {
             return Err(key_error(
                 "actions",
                 format!(

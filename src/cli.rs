@@ -18,7 +18,7 @@ use crate::bootstrap::bootstrap;
 use crate::catalog::{Catalog, Mode, run_cases};
 use crate::cloud::{Cloud, classify, error_chain};
 use crate::config::{Config, Overrides};
-use crate::controller::{Context, approval_expired, expire, job_record, today};
+use crate::controller::{CatalogHandle, Context, approval_expired, expire, job_record, today};
 use crate::event::validate_account;
 use crate::notify::Notifier;
 use crate::render;
@@ -554,7 +554,7 @@ async fn build_context(
     let store = store(config, aws).await;
     let audit = AuditWriter::new(store.client().clone(), store.names.audit.clone());
     Ok(Arc::new(Context {
-        catalog,
+        catalog: CatalogHandle::new(catalog),
         engine,
         limits: config.limits.clone(),
         cloud: Cloud::new(
@@ -603,7 +603,7 @@ async fn run_worker(config: Config, args: WorkerArgs, started: Instant) -> Resul
         .unwrap_or(30);
     let ctx = build_context(&config, &aws, Duration::from_secs(visibility)).await?;
     let home = ctx.cloud.home_account().to_string();
-    tracing::info!(account = %home, writer = %ctx.owner, remediations = ctx.catalog.all().len(),
+    tracing::info!(account = %home, writer = %ctx.owner, remediations = ctx.catalog.current().all().len(),
         startup_ms = started.elapsed().as_millis() as u64, "worker ready");
     let shutdown = CancellationToken::new();
     let signal = shutdown.clone();
@@ -612,6 +612,37 @@ async fn run_worker(config: Config, args: WorkerArgs, started: Instant) -> Resul
         tracing::info!("stopping: no new messages are taken; work in flight finishes");
         signal.cancel();
     });
+    #[cfg(unix)]
+    {
+        // SIGHUP reloads the remediations; a catalog that fails to load leaves the current one.
+        let (ctx, stop, config) = (ctx.clone(), shutdown.clone(), config.clone());
+        tokio::spawn(async move {
+            use tokio::signal::unix::{SignalKind, signal};
+            let Ok(mut hup) = signal(SignalKind::hangup()) else {
+                return;
+            };
+            loop {
+                tokio::select! {
+                    _ = hup.recv() => {},
+                    _ = stop.cancelled() => break,
+                }
+                match Catalog::load(&ctx.engine, config.remediations.as_deref()) {
+                    Ok(c) => {
+                        let names: Vec<String> = c
+                            .all()
+                            .iter()
+                            .map(|r| format!("{}@{}", r.name(), &r.script_sha256[..12]))
+                            .collect();
+                        ctx.catalog.replace(Arc::new(c));
+                        tracing::info!(remediations = %names.join(", "), "catalog reloaded");
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "catalog reload failed; the previous catalog stays in force")
+                    }
+                }
+            }
+        });
+    }
     if let (Some(every), false) = (args.sweep_every, args.once) {
         let (ctx, stop) = (ctx.clone(), shutdown.clone());
         let region = aws.region().map(|r| r.to_string()).unwrap_or_default();
@@ -621,7 +652,7 @@ async fn run_worker(config: Config, args: WorkerArgs, started: Instant) -> Resul
                     _ = tokio::time::sleep(Duration::from_secs(every)) => {},
                     _ = stop.cancelled() => break,
                 }
-                let all = ctx.catalog.all().to_vec();
+                let all = ctx.catalog.current().all().to_vec();
                 let accounts = [ctx.cloud.home_account().to_string()];
                 match crate::sweep::sweep(
                     &ctx,
@@ -1593,11 +1624,12 @@ async fn sweep_cmd(config: &Config, args: SweepArgs) -> Result<()> {
     let remediations: Vec<Arc<crate::catalog::Remediation>> = match &args.remediation {
         Some(name) => vec![
             ctx.catalog
+                .current()
                 .get(name)
                 .cloned()
                 .ok_or_else(|| Failure::usage(format!("unknown remediation {name:?}")))?,
         ],
-        None => ctx.catalog.all().to_vec(),
+        None => ctx.catalog.current().all().to_vec(),
     };
     let accounts = if args.accounts.is_empty() {
         vec![ctx.cloud.home_account().to_string()]
@@ -1866,18 +1898,24 @@ fn catalog_cmd(config: &Config, cmd: CatalogCommand) -> Result<()> {
         CatalogCommand::Actions { json } => {
             let items: Vec<Value> = ACTION_KINDS
                 .iter()
-                .map(|(kind, permission, what)| json!({"kind": kind, "iam_permission": permission, "description": what}))
+                .map(|k| {
+                    json!({"kind": k.kind, "iam_permission": k.permission, "fields": k.fields,
+                           "description": k.description, "inverse": k.inverse})
+                })
                 .collect();
             if json {
                 print_json(&items);
             } else {
-                let rows: Vec<Vec<String>> = ACTION_KINDS
-                    .iter()
-                    .map(|(k, p, w)| vec![k.to_string(), p.to_string(), w.to_string()])
-                    .collect();
-                print!(
-                    "{}",
-                    render::table(&["KIND", "IAM PERMISSION", "WHAT IT DOES"], &rows)
+                for k in ACTION_KINDS {
+                    println!("{}", k.kind);
+                    println!("    {}", k.description);
+                    println!("    fields:          {}", k.fields);
+                    println!("    IAM permission:  {}", k.permission);
+                    println!("    undone by:       {}\n", k.inverse);
+                }
+                println!(
+                    "Observers also read (IAM permissions): {}",
+                    crate::cloud::OBSERVER_PERMISSIONS.join(", ")
                 );
             }
             Ok(())

@@ -246,6 +246,7 @@ impl Cloud {
                 }
             }
             "AWS::EC2::VPCEndpoint" => observe_vpc_endpoint(&c, id).await?,
+            "AWS::EC2::Instance" => observe_instance(&c, id).await?,
             other => {
                 return Err(CloudError::Unsupported(format!(
                     "rectify cannot observe resources of type {other}"
@@ -431,6 +432,21 @@ impl Cloud {
                     .map_err(|e| classify("iam:UpdateAccessKey", e))?;
                 Ok(Applied::Changed)
             }
+            Action::ModifyInstanceMetadataOptions {
+                instance_id,
+                http_tokens,
+            } => {
+                c.ec2
+                    .modify_instance_metadata_options()
+                    .instance_id(instance_id)
+                    .http_tokens(aws_sdk_ec2::types::HttpTokensState::from(
+                        http_tokens.as_str(),
+                    ))
+                    .send()
+                    .await
+                    .map_err(|e| classify("ec2:ModifyInstanceMetadataOptions", e))?;
+                Ok(Applied::Changed)
+            }
             Action::ModifyVpcEndpointPolicy {
                 vpc_endpoint_id,
                 policy_document,
@@ -446,6 +462,57 @@ impl Cloud {
             }
         }
     }
+}
+
+/// The read-only calls the observers make, as IAM permissions.
+pub const OBSERVER_PERMISSIONS: &[&str] = &[
+    "s3:GetBucketPublicAccessBlock",
+    "s3:GetBucketTagging",
+    "s3:ListAllMyBuckets",
+    "ec2:DescribeSecurityGroups",
+    "ec2:DescribeSecurityGroupRules",
+    "ec2:DescribeVpcEndpoints",
+    "ec2:DescribeInstances",
+    "iam:GetUser",
+    "iam:ListUsers",
+    "iam:ListAccessKeys",
+    "iam:GetAccessKeyLastUsed",
+    "iam:ListUserTags",
+];
+
+async fn observe_instance(c: &Clients, id: &str) -> Result<Value, CloudError> {
+    let out = c
+        .ec2
+        .describe_instances()
+        .instance_ids(id)
+        .send()
+        .await
+        .map_err(|e| {
+            not_found(
+                classify("ec2:DescribeInstances", e),
+                &["InvalidInstanceID.NotFound", "InvalidInstanceID.Malformed"],
+                format!("instance {id}"),
+            )
+        })?;
+    let instance = out
+        .reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .find(|i| i.instance_id() == Some(id))
+        .ok_or_else(|| CloudError::NotFound {
+            resource: format!("instance {id}"),
+        })?;
+    let m = instance.metadata_options();
+    Ok(json!({
+        "instance_id": id,
+        "state": instance.state().and_then(|s| s.name()).map(|n| n.as_str()),
+        "metadata_options": {
+            "http_tokens": m.and_then(|m| m.http_tokens()).map(|t| t.as_str()).unwrap_or("optional"),
+            "http_endpoint": m.and_then(|m| m.http_endpoint()).map(|t| t.as_str()),
+            "http_put_response_hop_limit": m.and_then(|m| m.http_put_response_hop_limit()),
+        },
+        "tags": tag_map(instance.tags().iter().map(|t| (t.key().unwrap_or_default(), t.value().unwrap_or_default()))),
+    }))
 }
 
 /// Resource tags as a JSON object.

@@ -28,9 +28,33 @@ use crate::state::{
     now_text,
 };
 
+/// The catalog in force; replaced whole on reload, so work in flight keeps the one it started
+/// with.
+pub struct CatalogHandle(std::sync::RwLock<Arc<Catalog>>);
+
+impl CatalogHandle {
+    pub fn new(catalog: Arc<Catalog>) -> CatalogHandle {
+        CatalogHandle(std::sync::RwLock::new(catalog))
+    }
+
+    pub fn current(&self) -> Arc<Catalog> {
+        self.0
+            .read()
+            .map(|c| c.clone())
+            .unwrap_or_else(|poisoned| poisoned.into_inner().clone())
+    }
+
+    pub fn replace(&self, catalog: Arc<Catalog>) {
+        match self.0.write() {
+            Ok(mut c) => *c = catalog,
+            Err(poisoned) => *poisoned.into_inner() = catalog,
+        }
+    }
+}
+
 /// Everything a worker needs to handle findings.
 pub struct Context {
-    pub catalog: Arc<Catalog>,
+    pub catalog: CatalogHandle,
     pub engine: Arc<Engine>,
     pub limits: Limits,
     pub cloud: Cloud,
@@ -66,7 +90,7 @@ pub async fn handle_finding(ctx: &Context, finding: &Finding) -> Disposition {
             return Disposition::Retry(format!("settings cannot be read: {e}"));
         }
     };
-    let routes = ctx.catalog.route(
+    let routes = ctx.catalog.current().route(
         &finding.resource_type,
         &finding.rule,
         &finding.rule_base,
@@ -166,7 +190,7 @@ pub async fn rerun_job(ctx: &Context, job_id: &str) -> Disposition {
         }
         Err(e) => return Disposition::Retry(format!("job {job_id} cannot be read: {e}")),
     };
-    let Some(r) = ctx.catalog.get(&job.remediation).cloned() else {
+    let Some(r) = ctx.catalog.current().get(&job.remediation).cloned() else {
         warn!(job = job_id, remediation = %job.remediation, "job's remediation is not in the catalog");
         return Disposition::Done;
     };
@@ -507,7 +531,7 @@ async fn decide(
         );
         return outcome;
     }
-    let Some(remediation) = ctx.catalog.get(r.name()).cloned() else {
+    let Some(remediation) = ctx.catalog.current().get(r.name()).cloned() else {
         end(job, JobStatus::Failed, "the remediation left the catalog");
         return outcome;
     };

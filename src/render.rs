@@ -153,6 +153,14 @@ pub fn changes(action: &Action, before: Option<&Value>) -> Vec<String> {
                 status.as_str()
             )]
         }
+        Action::ModifyInstanceMetadataOptions { http_tokens, .. } => {
+            let old = before
+                .and_then(|b| b.get("metadata_options"))
+                .and_then(|m| m.get("http_tokens"))
+                .and_then(Value::as_str)
+                .unwrap_or("?");
+            vec![format!("~ HttpTokens: {old} -> {http_tokens}")]
+        }
         Action::ModifyVpcEndpointPolicy {
             policy_document, ..
         } => {

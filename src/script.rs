@@ -186,6 +186,20 @@ fn register_helpers(engine: &mut Engine) {
         },
     );
     engine.register_fn("is_public_principal", |p: Dynamic| is_public_principal(&p));
+    engine.register_fn(
+        "cidr_contains",
+        |cidr: &str, ip: &str| -> Result<bool, Box<EvalAltResult>> {
+            cidr_contains(cidr, ip).map_err(err)
+        },
+    );
+    engine.register_fn(
+        "days_since",
+        |time: &str, now: &str| -> Result<f64, Box<EvalAltResult>> {
+            let (a, b) = (parse_time(time)?, parse_time(now)?);
+            Ok((b - a).num_milliseconds() as f64 / 86_400_000.0)
+        },
+    );
+    register_builders(engine);
     engine.register_fn("has_condition", |statement: rhai::Map| {
         statement.get("Condition").is_some_and(|c| {
             c.clone()
@@ -193,6 +207,117 @@ fn register_helpers(engine: &mut Engine) {
                 .is_some_and(|m| !m.is_empty())
         })
     });
+}
+
+/// Builders for each action kind a script may emit, so a typo in a field name is a call to an
+/// unknown function instead of an action the host refuses later.
+fn register_builders(engine: &mut Engine) {
+    fn action(kind: &str, fields: &[(&str, Dynamic)]) -> rhai::Map {
+        let mut m = rhai::Map::new();
+        m.insert("kind".into(), Dynamic::from(kind.to_string()));
+        for (k, v) in fields {
+            m.insert((*k).into(), v.clone());
+        }
+        m
+    }
+    let text = |s: &str| Dynamic::from(s.to_string());
+    engine.register_fn("s3_put_public_access_block", move |bucket: &str| {
+        action(
+            "s3:PutPublicAccessBlock",
+            &[
+                ("bucket", text(bucket)),
+                ("block_public_acls", Dynamic::TRUE),
+                ("ignore_public_acls", Dynamic::TRUE),
+                ("block_public_policy", Dynamic::TRUE),
+                ("restrict_public_buckets", Dynamic::TRUE),
+            ],
+        )
+    });
+    engine.register_fn(
+        "ec2_revoke_ingress",
+        move |group_id: &str, rule_id: &str| {
+            action(
+                "ec2:RevokeSecurityGroupIngress",
+                &[("group_id", text(group_id)), ("rule_id", text(rule_id))],
+            )
+        },
+    );
+    engine.register_fn(
+        "iam_set_key_status",
+        move |user: &str, key: &str, status: &str| {
+            action(
+                "iam:UpdateAccessKey",
+                &[
+                    ("user_name", text(user)),
+                    ("access_key_id", text(key)),
+                    ("status", text(status)),
+                ],
+            )
+        },
+    );
+    engine.register_fn(
+        "ec2_set_endpoint_policy",
+        move |endpoint: &str, document: &str| {
+            action(
+                "ec2:ModifyVpcEndpoint",
+                &[
+                    ("vpc_endpoint_id", text(endpoint)),
+                    ("policy_document", text(document)),
+                ],
+            )
+        },
+    );
+    engine.register_fn(
+        "ec2_set_http_tokens",
+        move |instance: &str, tokens: &str| {
+            action(
+                "ec2:ModifyInstanceMetadataOptions",
+                &[
+                    ("instance_id", text(instance)),
+                    ("http_tokens", text(tokens)),
+                ],
+            )
+        },
+    );
+}
+
+/// Whether `ip` (v4 or v6) falls inside `cidr`.
+pub fn cidr_contains(cidr: &str, ip: &str) -> Result<bool, String> {
+    use std::net::IpAddr;
+    let (net, bits) = cidr
+        .split_once('/')
+        .ok_or_else(|| format!("{cidr:?} is not a CIDR block"))?;
+    let net: IpAddr = net
+        .parse()
+        .map_err(|_| format!("{cidr:?} is not a CIDR block"))?;
+    let bits: u32 = bits
+        .parse()
+        .map_err(|_| format!("{cidr:?} is not a CIDR block"))?;
+    let ip: IpAddr = ip
+        .parse()
+        .map_err(|_| format!("{ip:?} is not an IP address"))?;
+    match (net, ip) {
+        (IpAddr::V4(n), IpAddr::V4(a)) if bits <= 32 => {
+            let mask = if bits == 0 {
+                0
+            } else {
+                u32::MAX << (32 - bits)
+            };
+            Ok(u32::from(n) & mask == u32::from(a) & mask)
+        }
+        (IpAddr::V6(n), IpAddr::V6(a)) if bits <= 128 => {
+            let mask = if bits == 0 {
+                0
+            } else {
+                u128::MAX << (128 - bits)
+            };
+            Ok(u128::from(n) & mask == u128::from(a) & mask)
+        }
+        (IpAddr::V4(_), IpAddr::V4(_)) | (IpAddr::V6(_), IpAddr::V6(_)) => {
+            Err(format!("{cidr:?} has too many prefix bits"))
+        }
+        _ => Ok(false),
+    }
 }
 
 /// A compiled script, ready to plan.
@@ -282,6 +407,15 @@ fn describe_eval_error(e: &EvalAltResult) -> String {
         _ => String::new(),
     };
     let text = match e {
+        EvalAltResult::ErrorTooManyOperations(_) => {
+            "Too many operations: the script exceeded script.max_operations".to_string()
+        }
+        EvalAltResult::ErrorStackOverflow(_) => {
+            "Stack overflow: the script exceeded script.max_call_levels".to_string()
+        }
+        EvalAltResult::ErrorDataTooLarge(what, _) => format!(
+            "{what} too large: the script exceeded script.max_string_size, max_array_size or max_map_size"
+        ),
         EvalAltResult::ErrorTerminated(reason, _) => {
             format!(
                 "stopped: {}",
@@ -449,6 +583,11 @@ mod tests {
                 if is_public_principal(#{AWS: "arn:aws:iam::1:root"}) { throw "principal2"; }
                 if has_condition(doc.Statement[0]) { throw "cond"; }
                 if json_encode(#{a: 1}) != "{\"a\":1}" { throw "encode"; }
+                if !cidr_contains("10.0.0.0/8", "10.1.2.3") || cidr_contains("10.0.0.0/8", "11.0.0.1") { throw "contains"; }
+                if !cidr_contains("::/0", "2001:db8::1") || cidr_contains("0.0.0.0/0", "::1") { throw "v6"; }
+                if days_since("2026-01-01T00:00:00Z", "2026-01-02T12:00:00Z") != 1.5 { throw "since"; }
+                let a = ec2_revoke_ingress("sg-1", "sgr-1");
+                if a.kind != "ec2:RevokeSecurityGroupIngress" || a.rule_id != "sgr-1" { throw "builder"; }
                 []
             }"#;
         run(src, json!({})).unwrap();

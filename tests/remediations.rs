@@ -721,3 +721,113 @@ async fn a_fix_that_does_not_hold_is_failed_verify_never_success() {
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_ports_open_to_the_world_are_revoked_and_ssh_is_left_to_its_own_remediation() {
+    let env = Env::new().await;
+    env.ok(&[
+        "settings",
+        "set",
+        "sg-revoke-open-admin-ports",
+        "--mode",
+        "enforce",
+        "--by",
+        "test",
+    ])
+    .await;
+    let (_, group) = security_group(&env.sdk).await;
+    let ec2 = aws_sdk_ec2::Client::new(&env.sdk);
+    for (port, cidr) in [
+        (3306, "0.0.0.0/0"),
+        (5432, "10.0.0.0/8"),
+        (22, "0.0.0.0/0"),
+        (27017, "0.0.0.0/0"),
+    ] {
+        ec2.authorize_security_group_ingress()
+            .group_id(&group)
+            .ip_protocol("tcp")
+            .from_port(port)
+            .to_port(port)
+            .cidr_ip(cidr)
+            .send()
+            .await
+            .unwrap();
+    }
+    env.send(&config_event(
+        HOME,
+        "restricted-common-ports",
+        "AWS::EC2::SecurityGroup",
+        &group,
+    ))
+    .await;
+    env.drain().await;
+    let job = env.job_for(&group).await;
+    assert_eq!(job["status"], "applied", "{job:#}");
+    assert_eq!(
+        ingress(&env.sdk, &group).await,
+        vec![
+            ("tcp".to_string(), 22, 22, "0.0.0.0/0".to_string()),
+            ("tcp".to_string(), 5432, 5432, "10.0.0.0/8".to_string())
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_that_allow_imdsv1_get_imdsv2_required() {
+    let env = Env::new().await;
+    env.ok(&[
+        "settings",
+        "set",
+        "ec2-require-imdsv2",
+        "--mode",
+        "enforce",
+        "--by",
+        "test",
+    ])
+    .await;
+    let ec2 = aws_sdk_ec2::Client::new(&env.sdk);
+    let image = ec2.describe_images().send().await.unwrap().images()[0]
+        .image_id()
+        .unwrap()
+        .to_string();
+    let run = ec2
+        .run_instances()
+        .image_id(image)
+        .min_count(1)
+        .max_count(1)
+        .metadata_options(
+            aws_sdk_ec2::types::InstanceMetadataOptionsRequest::builder()
+                .http_tokens(aws_sdk_ec2::types::HttpTokensState::Optional)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let id = run.instances()[0].instance_id().unwrap().to_string();
+    env.send(&config_event(
+        HOME,
+        "securityhub-ec2-imdsv2-check-q1w2e3",
+        "AWS::EC2::Instance",
+        &id,
+    ))
+    .await;
+    env.drain().await;
+    let job = env.job_for(&id).await;
+    assert_eq!(job["status"], "applied", "{job:#}");
+    assert_eq!(job["before"]["metadata_options"]["http_tokens"], "optional");
+    assert_eq!(job["inverse"][0]["http_tokens"], "optional");
+    let out = ec2
+        .describe_instances()
+        .instance_ids(&id)
+        .send()
+        .await
+        .unwrap();
+    let tokens = out.reservations()[0].instances()[0]
+        .metadata_options()
+        .unwrap()
+        .http_tokens()
+        .unwrap()
+        .as_str()
+        .to_string();
+    assert_eq!(tokens, "required");
+}
