@@ -178,3 +178,87 @@ async fn scripts_that_do_not_compile_stop_start_up() {
         std::fs::remove_dir_all(dir).unwrap();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_the_directory_and_a_broken_reload_keeps_the_catalog() {
+    use std::time::Duration;
+    let env = Env::new().await;
+    let dir = std::env::temp_dir().join(unique("reload"));
+    let script = |comment: &str| {
+        format!(
+            "// {comment}\nfn plan(r, p) {{ if r.public_access_block == () {{ [s3_put_public_access_block(r.bucket)] }} else {{ [] }} }}\n"
+        )
+    };
+    write_remediation(&dir, "reloadable", &script("version one"));
+    let plan = dir.join("reloadable/plan.rhai");
+    let dir_text = dir.to_str().unwrap().to_string();
+    let mut worker = env.spawn(&["worker", "--wait-seconds", "1", "--remediations", &dir_text]);
+    assert!(
+        worker.wait_for("polling", Duration::from_secs(30)).await,
+        "{:#?}",
+        worker.log
+    );
+
+    let s3 = aws_sdk_s3::Client::new(&env.sdk);
+    let mut shas = Vec::new();
+    for step in 0..3 {
+        match step {
+            1 => {
+                std::fs::write(&plan, script("version two")).unwrap();
+                worker.signal("HUP");
+                assert!(
+                    worker
+                        .wait_for("catalog reloaded", Duration::from_secs(30))
+                        .await,
+                    "{:#?}",
+                    worker.log
+                );
+            }
+            2 => {
+                std::fs::write(&plan, "fn plan(r, p) {\n  [\n").unwrap();
+                worker.signal("HUP");
+                assert!(
+                    worker
+                        .wait_for("catalog reload failed", Duration::from_secs(30))
+                        .await,
+                    "{:#?}",
+                    worker.log
+                );
+                assert!(
+                    worker
+                        .log
+                        .iter()
+                        .any(|l| l.contains("reloadable/plan.rhai:")),
+                    "the failure names the file"
+                );
+            }
+            _ => {}
+        }
+        let bucket = unique("reload");
+        s3.create_bucket().bucket(&bucket).send().await.unwrap();
+        env.send(&config_event(
+            HOME,
+            "reloadable",
+            "AWS::S3::Bucket",
+            &bucket,
+        ))
+        .await;
+        let job = eventually(Duration::from_secs(30), || async {
+            env.jobs()
+                .await
+                .into_iter()
+                .find(|j| j["resource_id"] == bucket.as_str() && j["status"] != "in-progress")
+        })
+        .await
+        .unwrap_or_else(|| panic!("step {step}: no planned job; log: {:#?}", worker.log));
+        shas.push(job["script_sha256"].as_str().unwrap().to_string());
+    }
+    assert_ne!(shas[0], shas[1], "the reload took effect");
+    assert_eq!(
+        shas[1], shas[2],
+        "a failed reload keeps the previous catalog"
+    );
+    worker.signal("TERM");
+    assert_eq!(worker.exit(Duration::from_secs(30)).await, Some(0));
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -144,6 +144,45 @@ impl Env {
         }
     }
 
+    /// Starts rectify in the background (a long-running worker), its log lines collected.
+    pub fn spawn(&self, args: &[&str]) -> Spawned {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_rectify"));
+        cmd.args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("RECTIFY_PREFIX", &self.prefix)
+            .env("RECTIFY_LOG_FORMAT", "text")
+            .env("NO_COLOR", "1")
+            .env(
+                "RECTIFY_LOG",
+                "info,aws_config=warn,aws_smithy_runtime=warn",
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        for (k, v) in sdk_env() {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn rectify");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            use tokio::io::AsyncBufReadExt;
+            let mut lines = tokio::io::BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Spawned {
+            child,
+            lines: rx,
+            log: Vec::new(),
+        }
+    }
+
     /// Runs rectify and insists it succeeds; returns stdout.
     pub async fn ok(&self, args: &[&str]) -> String {
         let r = self.run(args).await;
@@ -312,6 +351,78 @@ impl Env {
             .to_builder()
             .credentials_provider(aws_sdk_s3::config::SharedCredentialsProvider::new(provider))
             .build()
+    }
+}
+
+/// A rectify process running in the background.
+pub struct Spawned {
+    pub child: tokio::process::Child,
+    lines: tokio::sync::mpsc::UnboundedReceiver<String>,
+    /// Every log line read so far.
+    pub log: Vec<String>,
+}
+
+impl Spawned {
+    /// Waits until a log line contains `needle`, with a deadline.
+    pub async fn wait_for(&mut self, needle: &str, deadline: Duration) -> bool {
+        if self.log.iter().any(|l| l.contains(needle)) {
+            return true;
+        }
+        let end = tokio::time::Instant::now() + deadline;
+        loop {
+            match tokio::time::timeout_at(end, self.lines.recv()).await {
+                Ok(Some(line)) => {
+                    let hit = line.contains(needle);
+                    self.log.push(line);
+                    if hit {
+                        return true;
+                    }
+                }
+                Ok(None) | Err(_) => return false,
+            }
+        }
+    }
+
+    /// Sends a signal (`HUP`, `TERM`, `KILL`, …) with kill(1).
+    pub fn signal(&self, name: &str) {
+        let pid = self.child.id().expect("still running");
+        let ok = std::process::Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(pid.to_string())
+            .status()
+            .unwrap();
+        assert!(ok.success(), "kill -{name} {pid}");
+    }
+
+    /// Waits for the process to exit, with a deadline; returns its exit code (None if killed
+    /// by a signal).
+    pub async fn exit(&mut self, deadline: Duration) -> Option<i32> {
+        let status = tokio::time::timeout(deadline, self.child.wait())
+            .await
+            .expect("the process did not exit in time")
+            .unwrap();
+        while let Ok(line) = self.lines.try_recv() {
+            self.log.push(line);
+        }
+        status.code()
+    }
+}
+
+/// Polls `check` until it gives `Some`, with a deadline.
+pub async fn eventually<T, F, Fut>(deadline: Duration, mut check: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let end = Instant::now() + deadline;
+    loop {
+        if let Some(v) = check().await {
+            return Some(v);
+        }
+        if Instant::now() > end {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
