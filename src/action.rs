@@ -59,9 +59,27 @@ pub enum Action {
     #[serde(rename = "ec2:ModifyInstanceMetadataOptions")]
     ModifyInstanceMetadataOptions {
         instance_id: String,
-        /// `required` (IMDSv2 only) or `optional` (IMDSv1 allowed).
-        http_tokens: String,
+        http_tokens: HttpTokens,
     },
+}
+
+/// Whether an instance's metadata service requires session tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HttpTokens {
+    /// IMDSv2 only.
+    Required,
+    /// IMDSv1 allowed.
+    Optional,
+}
+
+impl HttpTokens {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HttpTokens::Required => "required",
+            HttpTokens::Optional => "optional",
+        }
+    }
 }
 
 /// The status of an IAM access key.
@@ -140,7 +158,7 @@ pub const ACTION_KINDS: &[ActionKind] = &[
         kind: "ec2:ModifyInstanceMetadataOptions",
         permission: "ec2:ModifyInstanceMetadataOptions",
         fields: "instance_id, http_tokens (required | optional)",
-        description: "require (or allow) IMDSv1-free metadata access on an instance",
+        description: "set whether an instance's metadata service requires session tokens (required: IMDSv2 only)",
         inverse: "the previous http_tokens",
     },
 ];
@@ -211,7 +229,10 @@ impl Action {
             Action::ModifyInstanceMetadataOptions {
                 instance_id,
                 http_tokens,
-            } => format!("ec2 instance {instance_id}: metadata HttpTokens = {http_tokens}"),
+            } => format!(
+                "ec2 instance {instance_id}: metadata HttpTokens = {}",
+                http_tokens.as_str()
+            ),
         }
     }
 
@@ -318,7 +339,11 @@ impl Action {
                     })?;
                 Ok(Action::ModifyInstanceMetadataOptions {
                     instance_id: instance_id.clone(),
-                    http_tokens: tokens.to_string(),
+                    http_tokens: if tokens == "required" {
+                        HttpTokens::Required
+                    } else {
+                        HttpTokens::Optional
+                    },
                 })
             }
         }

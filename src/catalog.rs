@@ -139,7 +139,7 @@ pub struct Remediation {
     pub script: Script,
     /// sha256 of `plan.rhai`, recorded with every decision.
     pub script_sha256: String,
-    /// `embedded` or the directory it came from.
+    /// `remediations` (embedded in the binary) or the directory it came from.
     pub origin: String,
     /// (file, JSON text) of each test case.
     pub cases: Vec<(String, String)>,

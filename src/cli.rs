@@ -408,6 +408,13 @@ pub enum DlqCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Move messages from the DLQ back to the queue (all, or those named with --id), once the
+    /// cause is fixed. Each is sent to the queue before it is deleted from the DLQ.
+    Redrive {
+        /// A message id as `dlq list` shows it; repeatable [default: every message]
+        #[arg(long = "id")]
+        ids: Vec<String>,
+    },
 }
 
 /// An error with the exit code it deserves.
@@ -530,6 +537,7 @@ pub async fn run(cli: Cli, config: Config, started: Instant) -> Result<()> {
         Command::Catalog(cmd) => catalog_cmd(&config, cmd),
         Command::Plan(args) => plan_cmd(&config, args),
         Command::Dlq(DlqCommand::List { json }) => dlq_list(&config, json).await,
+        Command::Dlq(DlqCommand::Redrive { ids }) => dlq_redrive(&config, ids).await,
         Command::Settings(SettingsCommand::Accounts(cmd)) => accounts(&config, cmd).await,
         Command::Exemptions(cmd) => exemptions(&config, cmd).await,
         Command::Pause { reason, by } => pause(&config, true, Some(reason), by).await,
@@ -576,6 +584,7 @@ async fn build_context(
         store,
         lease,
         approval_ttl: Duration::from_secs(config.approval_ttl_seconds),
+        store_down: std::sync::atomic::AtomicBool::new(false),
     }))
 }
 
@@ -609,8 +618,15 @@ async fn run_worker(config: Config, args: WorkerArgs, started: Instant) -> Resul
     let signal = shutdown.clone();
     tokio::spawn(async move {
         wait_for_signal().await;
-        tracing::info!("stopping: no new messages are taken; work in flight finishes");
+        tracing::info!(
+            "stopping: no new messages are taken; work in flight finishes (a second signal exits at once)"
+        );
         signal.cancel();
+        wait_for_signal().await;
+        tracing::warn!(
+            "second signal: exiting now; unfinished messages come back after their visibility timeout"
+        );
+        std::process::exit(130);
     });
     #[cfg(unix)]
     {
@@ -676,6 +692,8 @@ async fn run_worker(config: Config, args: WorkerArgs, started: Instant) -> Resul
     let opts = WorkerOptions {
         once: args.once,
         concurrency: config.concurrency,
+        visibility: Duration::from_secs(visibility),
+        grace: Duration::from_secs(config.shutdown_grace_seconds),
         wait_seconds: if args.once {
             args.wait_seconds.unwrap_or(config.once_wait_seconds)
         } else {
@@ -701,6 +719,11 @@ async fn run_worker(config: Config, args: WorkerArgs, started: Instant) -> Resul
         left_for_retry = summary.left_for_retry.load(Relaxed),
         "worker stopped"
     );
+    if summary.store_unreachable.load(Relaxed) {
+        return Err(Failure::failed(
+            "stopped: the state store (DynamoDB) cannot be read, so nothing was changed; the messages stay on the queue",
+        ));
+    }
     Ok(())
 }
 
@@ -1973,6 +1996,89 @@ fn plan_cmd(config: &Config, args: PlanArgs) -> Result<()> {
         print_json(&plan);
     } else {
         print!("{}", render::plan(&plan, Some(&resource)));
+    }
+    Ok(())
+}
+
+async fn dlq_redrive(config: &Config, ids: Vec<String>) -> Result<()> {
+    let aws = aws_config().await?;
+    let sqs = aws_sdk_sqs::Client::new(&aws);
+    let names = Names::new(&config.prefix);
+    let dlq = queue_url_of(&sqs, &names.dlq).await?;
+    let queue = queue_url_of(&sqs, &names.queue).await?;
+    let mut moved = BTreeMap::new();
+    let mut skipped = std::collections::BTreeSet::new();
+    loop {
+        let out = sqs
+            .receive_message()
+            .queue_url(&dlq)
+            .max_number_of_messages(10)
+            .visibility_timeout(30)
+            .wait_time_seconds(0)
+            .message_attribute_names("All")
+            .send()
+            .await
+            .map_err(|e| classify("sqs:ReceiveMessage", e))?;
+        let messages = out.messages.unwrap_or_default();
+        if messages.is_empty() {
+            break;
+        }
+        let mut progress = false;
+        for m in messages {
+            let id = m.message_id().unwrap_or_default().to_string();
+            let receipt = m.receipt_handle().unwrap_or_default().to_string();
+            if !ids.is_empty() && !ids.contains(&id) {
+                if skipped.insert(id) {
+                    progress = true;
+                }
+                // Not asked for: visible again at once for other readers.
+                let _ = sqs
+                    .change_message_visibility()
+                    .queue_url(&dlq)
+                    .receipt_handle(&receipt)
+                    .visibility_timeout(0)
+                    .send()
+                    .await;
+                continue;
+            }
+            if moved.contains_key(&id) {
+                continue;
+            }
+            sqs.send_message()
+                .queue_url(&queue)
+                .message_body(m.body().unwrap_or_default())
+                .send()
+                .await
+                .map_err(|e| classify("sqs:SendMessage", e))?;
+            sqs.delete_message()
+                .queue_url(&dlq)
+                .receipt_handle(&receipt)
+                .send()
+                .await
+                .map_err(|e| classify("sqs:DeleteMessage", e))?;
+            moved.insert(id, ());
+            progress = true;
+        }
+        if !progress {
+            break;
+        }
+    }
+    let missing: Vec<&String> = ids.iter().filter(|i| !moved.contains_key(*i)).collect();
+    println!(
+        "{} message(s) moved from {} back to {}",
+        moved.len(),
+        names.dlq,
+        names.queue
+    );
+    if !missing.is_empty() {
+        return Err(Failure::usage(format!(
+            "not found in the DLQ: {}",
+            missing
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
     }
     Ok(())
 }

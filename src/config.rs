@@ -44,6 +44,9 @@ pub struct WorkerFile {
     pub once_wait_seconds: Option<i32>,
     /// How long settings read from the table are reused, in seconds.
     pub settings_cache_seconds: Option<u64>,
+    /// After SIGTERM, how long work in flight may take, in seconds (ECS waits 30 s by default
+    /// before it kills the task).
+    pub shutdown_grace_seconds: Option<u64>,
 }
 
 /// The resolved configuration.
@@ -58,6 +61,7 @@ pub struct Config {
     pub wait_seconds: i32,
     pub once_wait_seconds: i32,
     pub settings_cache_seconds: u64,
+    pub shutdown_grace_seconds: u64,
     pub approval_ttl_seconds: u64,
     pub notify_topic_arn: Option<String>,
     pub limits: Limits,
@@ -166,6 +170,7 @@ impl Config {
             wait_seconds,
             once_wait_seconds,
             settings_cache_seconds: f.worker.settings_cache_seconds.unwrap_or(5),
+            shutdown_grace_seconds: f.worker.shutdown_grace_seconds.unwrap_or(25),
             approval_ttl_seconds: o
                 .approval_ttl_seconds
                 .or(f.approval_ttl_seconds)

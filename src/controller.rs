@@ -68,6 +68,8 @@ pub struct Context {
     pub lease: Duration,
     /// How long a plan waits for an approval before it expires.
     pub approval_ttl: Duration,
+    /// Set when the state store could not be read; the worker takes no messages until it can.
+    pub store_down: std::sync::atomic::AtomicBool,
 }
 
 /// What to do with the message that carried the work.
@@ -85,6 +87,8 @@ pub async fn handle_finding(ctx: &Context, finding: &Finding) -> Disposition {
     let snapshot = match ctx.settings.get().await {
         Ok(s) => s,
         Err(e) => {
+            ctx.store_down
+                .store(true, std::sync::atomic::Ordering::Relaxed);
             warn!(rule = %finding.rule, resource = %finding.resource_id, error = %e,
                 "settings cannot be read: nothing is changed and the message will be retried");
             return Disposition::Retry(format!("settings cannot be read: {e}"));
@@ -260,7 +264,7 @@ pub fn new_job(finding: &Finding, r: &Remediation, mode: Mode) -> Job {
 pub async fn reconcile(
     ctx: &Context,
     finding: &Finding,
-    r: &Remediation,
+    r: &Arc<Remediation>,
     snapshot: &SettingsSnapshot,
 ) -> Disposition {
     let job = new_job(finding, r, snapshot.mode_for(r, &finding.account));
@@ -291,7 +295,7 @@ pub async fn reconcile(
 
 async fn run_job(
     ctx: &Context,
-    r: &Remediation,
+    r: &Arc<Remediation>,
     snapshot: &SettingsSnapshot,
     mut job: Job,
 ) -> Disposition {
@@ -480,7 +484,7 @@ pub fn today() -> String {
 /// Fills in the job's outcome.
 async fn decide(
     ctx: &Context,
-    r: &Remediation,
+    r: &Arc<Remediation>,
     snapshot: &SettingsSnapshot,
     job: &mut Job,
     previous: Option<&Job>,
@@ -531,10 +535,8 @@ async fn decide(
         );
         return outcome;
     }
-    let Some(remediation) = ctx.catalog.current().get(r.name()).cloned() else {
-        end(job, JobStatus::Failed, "the remediation left the catalog");
-        return outcome;
-    };
+    // The remediation as routed: a reload while this job runs does not change its script.
+    let remediation = r.clone();
     let deadline = Duration::from_millis(ctx.limits.deadline_ms);
     let (account, region, resource_type, resource_id) = (
         job.account.clone(),
@@ -795,7 +797,7 @@ async fn decide(
 /// The breaker tripped: the remediation goes to approval mode, loudly, on the record.
 async fn trip_breaker(
     ctx: &Context,
-    r: &Remediation,
+    r: &Arc<Remediation>,
     job: &Job,
     count: usize,
     limit: u32,

@@ -93,10 +93,12 @@ pub fn changes(action: &Action, before: Option<&Value>) -> Vec<String> {
                 });
             match rule {
                 Some(r) => vec![format!(
-                    "- ingress {} {}-{} from {}{}",
-                    r["protocol"].as_str().unwrap_or("?"),
-                    r["from_port"],
-                    r["to_port"],
+                    "- ingress {} from {}{}",
+                    traffic(
+                        r["protocol"].as_str().unwrap_or("?"),
+                        &r["from_port"],
+                        &r["to_port"]
+                    ),
                     r["cidr_ipv4"]
                         .as_str()
                         .or(r["cidr_ipv6"].as_str())
@@ -159,7 +161,7 @@ pub fn changes(action: &Action, before: Option<&Value>) -> Vec<String> {
                 .and_then(|m| m.get("http_tokens"))
                 .and_then(Value::as_str)
                 .unwrap_or("?");
-            vec![format!("~ HttpTokens: {old} -> {http_tokens}")]
+            vec![format!("~ HttpTokens: {old} -> {}", http_tokens.as_str())]
         }
         Action::ModifyVpcEndpointPolicy {
             policy_document, ..
@@ -182,6 +184,15 @@ pub fn changes(action: &Action, before: Option<&Value>) -> Vec<String> {
                 .map(str::to_string)
                 .collect()
         }
+    }
+}
+
+/// `tcp 22-22`, or `all traffic` for protocol -1.
+fn traffic(protocol: &str, from: &Value, to: &Value) -> String {
+    if protocol == "-1" {
+        "all traffic".to_string()
+    } else {
+        format!("{protocol} {from}-{to}")
     }
 }
 

@@ -98,7 +98,9 @@ pub fn hardened_engine(limits: &Limits) -> Engine {
         if ops % 256 == 0 {
             let late = DEADLINE.with(|d| d.get().is_some_and(|t| Instant::now() > t));
             if late {
-                return Some(Dynamic::from("the script ran past its deadline"));
+                return Some(Dynamic::from(
+                    "the script ran past its deadline (script.deadline_ms)",
+                ));
             }
         }
         None
@@ -434,7 +436,8 @@ fn describe_eval_error(e: &EvalAltResult) -> String {
         EvalAltResult::ErrorInFunctionCall(name, _, inner, _) => {
             format!("in {name}(): {}", describe_eval_error(inner))
         }
-        other => other.to_string(),
+        // Rhai's own text already names the position.
+        other => return other.to_string(),
     };
     format!("{text}{at}")
 }

@@ -114,6 +114,28 @@ pub async fn enumerate(
                 }
             }
         }
+        "AWS::EC2::Instance" => {
+            let mut token = None;
+            loop {
+                let out = c
+                    .ec2
+                    .describe_instances()
+                    .set_next_token(token.take())
+                    .send()
+                    .await
+                    .map_err(|e| classify("ec2:DescribeInstances", e))?;
+                ids.extend(
+                    out.reservations()
+                        .iter()
+                        .flat_map(|r| r.instances())
+                        .filter_map(|i| i.instance_id().map(str::to_string)),
+                );
+                match out.next_token() {
+                    Some(t) if !t.is_empty() => token = Some(t.to_string()),
+                    _ => break,
+                }
+            }
+        }
         other => {
             return Err(CloudError::Unsupported(format!(
                 "rectify cannot enumerate {other}"

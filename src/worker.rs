@@ -38,6 +38,11 @@ pub struct WorkerOptions {
     pub concurrency: usize,
     /// Long-poll wait in seconds (SQS allows 0–20).
     pub wait_seconds: i32,
+    /// The queue's visibility timeout: a message worked on for longer than half of it has its
+    /// visibility extended.
+    pub visibility: Duration,
+    /// After a stop signal, how long work in flight may take to finish.
+    pub grace: Duration,
 }
 
 /// What a run did.
@@ -47,6 +52,8 @@ pub struct Summary {
     pub deleted: AtomicU64,
     pub dead_lettered: AtomicU64,
     pub left_for_retry: AtomicU64,
+    /// Set when the run ended because the state store could not be read (with `once`).
+    pub store_unreachable: std::sync::atomic::AtomicBool,
 }
 
 /// The queues a worker reads and dead-letters to.
@@ -70,7 +77,33 @@ pub async fn run(
     let tracker = TaskTracker::new();
     let mut backoff = Duration::from_millis(250);
     info!(queue = %queues.queue_url, concurrency, once = opts.once, "polling");
+    let mut store_backoff = Duration::from_millis(500);
     loop {
+        // While the state store cannot be read, take no messages: they would only come back,
+        // and a long outage would drain the queue into the DLQ.
+        if ctx.store_down.load(Ordering::Relaxed) {
+            match ctx.settings.get().await {
+                Ok(_) => {
+                    ctx.store_down.store(false, Ordering::Relaxed);
+                    store_backoff = Duration::from_millis(500);
+                    info!("state store reachable again: taking messages");
+                }
+                Err(e) => {
+                    error!(error = %e, retry_in_ms = store_backoff.as_millis() as u64,
+                        "state store unreachable: not taking messages until it answers");
+                    if opts.once {
+                        summary.store_unreachable.store(true, Ordering::Relaxed);
+                        break;
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(store_backoff) => {},
+                        _ = shutdown.cancelled() => break,
+                    }
+                    store_backoff = (store_backoff * 2).min(Duration::from_secs(30));
+                    continue;
+                }
+            }
+        }
         let first = tokio::select! {
             p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
             _ = shutdown.cancelled() => break,
@@ -132,15 +165,67 @@ pub async fn run(
             };
             summary.received.fetch_add(1, Ordering::Relaxed);
             let (ctx, queues, summary) = (ctx.clone(), queues.clone(), summary.clone());
+            let visibility = opts.visibility;
             tracker.spawn(async move {
+                let heartbeat = tokio::spawn(heartbeat(
+                    queues.clone(),
+                    m.receipt_handle().map(str::to_string),
+                    visibility,
+                ));
                 handle_message(&ctx, &queues, &summary, m).await;
+                heartbeat.abort();
                 drop(permit);
             });
         }
     }
     tracker.close();
-    tracker.wait().await;
+    if opts.once && ctx.store_down.load(Ordering::Relaxed) {
+        summary.store_unreachable.store(true, Ordering::Relaxed);
+    }
+    if !tracker.is_empty() {
+        info!(
+            in_flight = tracker.len(),
+            grace_seconds = opts.grace.as_secs(),
+            "waiting for work in flight"
+        );
+    }
+    if tokio::time::timeout(opts.grace, tracker.wait())
+        .await
+        .is_err()
+    {
+        warn!(
+            in_flight = tracker.len(),
+            "grace period over: unfinished messages stay on the queue and come back after their visibility timeout"
+        );
+    }
     summary
+}
+
+/// Keeps a message hidden while its job runs: every half visibility timeout, its visibility is
+/// extended by a whole one.
+async fn heartbeat(queues: Queues, receipt: Option<String>, visibility: Duration) {
+    let Some(receipt) = receipt else { return };
+    let every = (visibility / 2).max(Duration::from_secs(1));
+    loop {
+        tokio::time::sleep(every).await;
+        let extend = queues
+            .sqs
+            .change_message_visibility()
+            .queue_url(&queues.queue_url)
+            .receipt_handle(&receipt)
+            .visibility_timeout(visibility.as_secs().clamp(1, 43_200) as i32)
+            .send()
+            .await;
+        match extend {
+            Ok(_) => tracing::debug!(
+                seconds = visibility.as_secs(),
+                "message visibility extended"
+            ),
+            Err(e) => {
+                warn!(error = %classify("sqs:ChangeMessageVisibility", e), "message visibility could not be extended")
+            }
+        }
+    }
 }
 
 async fn handle_message(ctx: &Context, queues: &Queues, summary: &Summary, m: SqsMessage) {
@@ -225,13 +310,29 @@ async fn dead_letter(
         .send_message()
         .queue_url(&queues.dlq_url)
         .message_body(m.body().unwrap_or_default());
-    for (k, v) in [
-        (REASON_ATTRIBUTE, reason.as_str()),
-        ("rectify-source-message-id", message_id.as_str()),
-        ("rectify-dead-lettered-at", &crate::state::now_text()),
-    ] {
+    // SQS counts attributes toward its 256 KiB message limit: a body near the limit keeps as
+    // much of the reason as fits (the audit record holds it whole).
+    let now = crate::state::now_text();
+    let room = 262_144usize.saturating_sub(m.body().unwrap_or_default().len());
+    let mut attributes = vec![
+        (REASON_ATTRIBUTE, reason.clone()),
+        ("rectify-source-message-id", message_id.clone()),
+        ("rectify-dead-lettered-at", now),
+    ];
+    let size = |a: &[(&str, String)]| a.iter().map(|(k, v)| k.len() + v.len() + 6).sum::<usize>();
+    while size(&attributes) > room && attributes.len() > 1 {
+        attributes.pop();
+    }
+    if size(&attributes) > room {
+        let keep = room.saturating_sub(REASON_ATTRIBUTE.len() + 6);
+        attributes[0].1 = attributes[0].1.chars().take(keep).collect();
+        if attributes[0].1.is_empty() {
+            attributes.clear();
+        }
+    }
+    for (k, v) in &attributes {
         if let Some(attr) = text_attribute(v) {
-            send = send.message_attributes(k, attr);
+            send = send.message_attributes(*k, attr);
         }
     }
     if let Err(e) = send.send().await {

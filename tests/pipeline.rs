@@ -110,7 +110,12 @@ async fn nothing_changes_when_the_settings_table_cannot_be_read() {
         &bucket,
     ))
     .await;
-    let run = env.drain().await;
+    let run = env.run(&["worker", "--once"]).await;
+    assert_eq!(
+        run.code, 1,
+        "--once stops, and says so, when the state store cannot be read"
+    );
+    assert!(run.stderr.contains("state store"), "{}", run.stderr);
     assert!(
         run.stderr.contains("settings cannot be read"),
         "{}",

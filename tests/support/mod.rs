@@ -122,6 +122,11 @@ impl Env {
 
     /// Runs the rectify binary with this test's prefix.
     pub async fn run(&self, args: &[&str]) -> Run {
+        self.run_env(args, &[]).await
+    }
+
+    /// Runs the rectify binary with extra environment variables (e.g. an endpoint override).
+    pub async fn run_env(&self, args: &[&str], extra: &[(&str, &str)]) -> Run {
         let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_rectify"));
         cmd.args(args)
             .env_clear()
@@ -136,6 +141,9 @@ impl Env {
         for (k, v) in sdk_env() {
             cmd.env(k, v);
         }
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
         let out = cmd.output().await.expect("run rectify");
         Run {
             code: out.status.code().unwrap_or(-1),
@@ -146,6 +154,11 @@ impl Env {
 
     /// Starts rectify in the background (a long-running worker), its log lines collected.
     pub fn spawn(&self, args: &[&str]) -> Spawned {
+        self.spawn_env(args, &[])
+    }
+
+    /// Starts rectify in the background with extra environment variables.
+    pub fn spawn_env(&self, args: &[&str], extra: &[(&str, &str)]) -> Spawned {
         let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_rectify"));
         cmd.args(args)
             .env_clear()
@@ -162,6 +175,9 @@ impl Env {
             .stderr(Stdio::piped())
             .kill_on_drop(true);
         for (k, v) in sdk_env() {
+            cmd.env(k, v);
+        }
+        for (k, v) in extra {
             cmd.env(k, v);
         }
         let mut child = cmd.spawn().expect("spawn rectify");
@@ -293,7 +309,12 @@ impl Env {
 
     /// Runs `worker --once`.
     pub async fn drain(&self) -> Run {
-        let r = self.run(&["worker", "--once"]).await;
+        self.drain_env(&[]).await
+    }
+
+    /// Runs `worker --once` with extra environment variables.
+    pub async fn drain_env(&self, extra: &[(&str, &str)]) -> Run {
+        let r = self.run_env(&["worker", "--once"], extra).await;
         assert_eq!(r.code, 0, "worker --once failed:\n{}", r.stderr);
         r
     }
@@ -301,13 +322,18 @@ impl Env {
     /// Runs `worker --once` until the queue holds nothing, visible or in flight (messages left for
     /// retry come back after the 3 s visibility timeout), with a deadline.
     pub async fn drain_all(&self) {
-        let end = Instant::now() + Duration::from_secs(90);
+        self.drain_all_env(&[]).await
+    }
+
+    /// `drain_all` with extra environment variables.
+    pub async fn drain_all_env(&self, extra: &[(&str, &str)]) {
+        let end = Instant::now() + Duration::from_secs(180);
         loop {
-            self.drain().await;
+            self.drain_env(extra).await;
             if self.depth(false).await == 0 {
                 return;
             }
-            assert!(Instant::now() < end, "the queue did not drain in 90 s");
+            assert!(Instant::now() < end, "the queue did not drain in 180 s");
             // Wait for the in-flight messages to become visible again.
             let until = Instant::now() + Duration::from_secs(10);
             while self.visible().await == 0 && self.depth(false).await > 0 && Instant::now() < until
@@ -556,4 +582,83 @@ pub async fn ingress(sdk: &SdkConfig, group_id: &str) -> Vec<(String, i32, i32, 
         .collect();
     rules.sort();
     rules
+}
+
+/// The fault-injecting proxy (scripts/fault_proxy.py) in front of moto, for this test alone.
+pub struct FaultProxy {
+    pub url: String,
+    pub log: std::path::PathBuf,
+    _child: tokio::process::Child,
+}
+
+impl FaultProxy {
+    /// Starts the proxy with a share of faulted requests and a seed for its random choices.
+    pub async fn start(fail_rate: f64, seed: u64) -> FaultProxy {
+        let root = env!("CARGO_MANIFEST_DIR");
+        let python = std::env::var("RECTIFY_MOTO_PYTHON")
+            .unwrap_or_else(|_| format!("{root}/.venv/bin/python"));
+        let log = std::env::temp_dir()
+            .join(unique("fault-proxy"))
+            .with_extension("jsonl");
+        let mut child = tokio::process::Command::new(python)
+            .arg(format!("{root}/scripts/fault_proxy.py"))
+            .args(["--target", endpoint(), "--log", log.to_str().unwrap()])
+            .args([
+                "--fail-rate",
+                &fail_rate.to_string(),
+                "--seed",
+                &seed.to_string(),
+            ])
+            .stdout(Stdio::piped())
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start the fault proxy");
+        use tokio::io::AsyncBufReadExt;
+        let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let port = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .expect("the proxy printed no port")
+            .unwrap()
+            .expect("the proxy printed no port");
+        FaultProxy {
+            url: format!("http://127.0.0.1:{}", port.trim()),
+            log,
+            _child: child,
+        }
+    }
+
+    /// Changes the proxy's behaviour: `{"fail_rate": 0.5}`, `{"down": true}`, `{"delay_only": true}`.
+    pub async fn set(&self, config: Value) {
+        let addr = self.url.trim_start_matches("http://").to_string();
+        let body = config.to_string();
+        tokio::task::spawn_blocking(move || {
+            use std::io::{Read, Write};
+            let mut s = std::net::TcpStream::connect(addr).unwrap();
+            write!(s, "POST /__proxy/config HTTP/1.1\r\nHost: proxy\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}", body.len(), body).unwrap();
+            let mut out = String::new();
+            let _ = s.read_to_string(&mut out);
+            assert!(out.starts_with("HTTP/1.1 200") || out.starts_with("HTTP/1.0 200"), "{out}");
+        })
+        .await
+        .unwrap();
+    }
+
+    /// The calls that changed a resource and reached moto.
+    pub fn mutating_calls(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|v| v.get("body").is_some() && v["status"].as_u64().is_some_and(|s| s < 300))
+            .collect()
+    }
+
+    /// Every request forwarded to moto.
+    pub fn forwarded(&self) -> usize {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .count()
+    }
 }

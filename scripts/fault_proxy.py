@@ -1,0 +1,176 @@
+"""A fault-injecting HTTP proxy between rectify and the local AWS (moto), for tests.
+
+On a configurable share of requests it answers, instead of the service, with an error in the
+service's own protocol: HTTP 500 (InternalError), 503 (ServiceUnavailable), throttling
+(ThrottlingException for JSON services, SlowDown for S3, RequestLimitExceeded for EC2, Throttling
+for IAM/STS/SNS), or it delays the request and then forwards it. A faulted request never reaches
+moto. In "down" mode it closes every connection without an answer, as an unreachable endpoint.
+
+Every request it forwards is written, one JSON object a line, to the log file: the service, the
+action, and for the calls that change a resource, what they change. Tests count the mutating
+calls moto really received from it.
+
+Usage: python scripts/fault_proxy.py --target http://127.0.0.1:PORT --log FILE
+                                     [--fail-rate 0.2] [--delay-ms 300] [--seed N]
+It prints the port it listens on (127.0.0.1), then serves until killed.
+Control: POST /__proxy/config with JSON {"fail_rate": 0.5, "down": true, "delay_only": true,
+"delay_ms": 500} changes the behaviour.
+"""
+
+import argparse
+import http.client
+import json
+import random
+import re
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+STATE = {"fail_rate": 0.0, "down": False, "delay_ms": 300, "delay_only": False}
+LOCK = threading.Lock()
+HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "upgrade", "te", "trailer"}
+MUTATING = {
+    "PutPublicAccessBlock", "DeletePublicAccessBlock", "RevokeSecurityGroupIngress",
+    "AuthorizeSecurityGroupIngress", "UpdateAccessKey", "ModifyVpcEndpoint",
+    "ModifyInstanceMetadataOptions",
+}
+
+
+def service_of(headers):
+    m = re.search(r"Credential=[^/]+/\d+/[^/]+/([^/]+)/", headers.get("Authorization", ""))
+    return m.group(1) if m else "unknown"
+
+
+def action_of(service, method, path, query, headers, body):
+    target = headers.get("X-Amz-Target")
+    if target:
+        return target.split(".")[-1]
+    if service == "s3":
+        if "publicAccessBlock" in query:
+            return {"PUT": "PutPublicAccessBlock", "DELETE": "DeletePublicAccessBlock"}.get(method, "GetPublicAccessBlock")
+        return f"{method} {path}"
+    form = parse_qs(body.decode("utf-8", "replace"))
+    return form.get("Action", [f"{method} {path}"])[0]
+
+
+def error_response(service, kind):
+    """(status, content type, body, extra headers) of an error in the service's protocol."""
+    code, status = {
+        "500": ("InternalError", 500),
+        "503": ("ServiceUnavailable", 503),
+    }.get(kind, (None, None))
+    if kind == "throttle":
+        code, status = {
+            "s3": ("SlowDown", 503),
+            "ec2": ("RequestLimitExceeded", 503),
+            "dynamodb": ("ThrottlingException", 400),
+            "sqs": ("RequestThrottled", 400),
+        }.get(service, ("Throttling", 400))
+    if service in ("dynamodb", "sqs"):
+        body = json.dumps({"__type": code, "message": "injected by fault_proxy"})
+        return status, "application/x-amz-json-1.0", body, {"x-amzn-ErrorType": code}
+    if service == "s3":
+        body = f"<Error><Code>{code}</Code><Message>injected by fault_proxy</Message></Error>"
+        return status, "application/xml", body, {}
+    if service == "ec2":
+        body = (f"<Response><Errors><Error><Code>{code}</Code><Message>injected by fault_proxy</Message>"
+                "</Error></Errors><RequestID>fault</RequestID></Response>")
+        return status, "text/xml", body, {}
+    body = (f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code>"
+            "<Message>injected by fault_proxy</Message></Error><RequestId>fault</RequestId></ErrorResponse>")
+    return status, "text/xml", body, {}
+
+
+class Proxy(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def handle_any(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        split = urlsplit(self.path)
+        if split.path == "/__proxy/config":
+            with LOCK:
+                STATE.update(json.loads(body or b"{}"))
+                answer = json.dumps(STATE).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+            return
+        with LOCK:
+            down, fail_rate, delay_ms = STATE["down"], STATE["fail_rate"], STATE["delay_ms"]
+            roll = RNG.random()
+            kind = RNG.choice(["500", "503", "throttle", "throttle", "delay"])
+            if STATE["delay_only"]:
+                roll, kind = 0.0, "delay"
+        if down:
+            self.close_connection = True
+            self.connection.shutdown(2)
+            return
+        service = service_of(self.headers)
+        if roll < fail_rate:
+            if kind == "delay":
+                time.sleep(delay_ms / 1000.0)
+            else:
+                status, ctype, text, extra = error_response(service, kind)
+                data = text.encode()
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                for k, v in extra.items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+                return
+        conn = http.client.HTTPConnection(TARGET.hostname, TARGET.port, timeout=60)
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP}
+        conn.request(self.command, self.path, body=body, headers=headers)
+        resp = conn.getresponse()
+        data = resp.read()
+        action = action_of(service, self.command, split.path, split.query, self.headers, body)
+        entry = {"service": service, "action": action, "status": resp.status}
+        if action in MUTATING:
+            entry["path"] = split.path
+            entry["body"] = body.decode("utf-8", "replace")[:4000]
+        with LOCK:
+            LOG.write(json.dumps(entry) + "\n")
+            LOG.flush()
+        self.send_response(resp.status)
+        for k, v in resp.getheaders():
+            if k.lower() not in HOP and k.lower() != "content-length":
+                self.send_header(k, v)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+        conn.close()
+
+    do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = do_PATCH = handle_any
+
+
+def main():
+    global TARGET, LOG, RNG
+    p = argparse.ArgumentParser()
+    p.add_argument("--target", required=True)
+    p.add_argument("--log", required=True)
+    p.add_argument("--fail-rate", type=float, default=0.0)
+    p.add_argument("--delay-ms", type=int, default=300)
+    p.add_argument("--seed", type=int, default=None)
+    args = p.parse_args()
+    TARGET = urlsplit(args.target)
+    LOG = open(args.log, "a")
+    RNG = random.Random(args.seed)
+    STATE.update(fail_rate=args.fail_rate, delay_ms=args.delay_ms)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
+    # Connections closed on purpose ("down") and clients that go away are not errors here.
+    server.handle_error = lambda request, client_address: None
+    server.daemon_threads = True
+    print(server.server_address[1], flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,480 @@
+//! Reliability against moto behind a fault-injecting proxy: AWS errors and throttling, a state
+//! store that goes away and comes back, a flood of poison messages, graceful shutdown, and a
+//! worker killed with SIGKILL mid-remediation. Every finding converges and no change reaches
+//! AWS twice (the proxy logs every mutating call that reached moto).
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::Value;
+use support::*;
+
+/// A bucket and a group with two world-open SSH rules, per index.
+async fn seed(env: &Env, n: usize) -> (Vec<String>, Vec<String>) {
+    let s3 = aws_sdk_s3::Client::new(&env.sdk);
+    let ec2 = aws_sdk_ec2::Client::new(&env.sdk);
+    let (mut buckets, mut groups) = (Vec::new(), Vec::new());
+    for i in 0..n {
+        let b = unique("fault");
+        s3.create_bucket().bucket(&b).send().await.unwrap();
+        env.send(&config_event(
+            HOME,
+            "s3-bucket-level-public-access-prohibited",
+            "AWS::S3::Bucket",
+            &b,
+        ))
+        .await;
+        buckets.push(b);
+        if i % 2 == 0 {
+            let (_, g) = security_group(&env.sdk).await;
+            for cidr in ["0.0.0.0/0", "10.0.0.0/8"] {
+                ec2.authorize_security_group_ingress()
+                    .group_id(&g)
+                    .ip_protocol("tcp")
+                    .from_port(22)
+                    .to_port(22)
+                    .cidr_ip(cidr)
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            ec2.authorize_security_group_ingress()
+                .group_id(&g)
+                .ip_protocol("tcp")
+                .from_port(0)
+                .to_port(100)
+                .cidr_ip("0.0.0.0/0")
+                .send()
+                .await
+                .unwrap();
+            env.send(&config_event(
+                HOME,
+                "restricted-ssh",
+                "AWS::EC2::SecurityGroup",
+                &g,
+            ))
+            .await;
+            groups.push(g);
+        }
+    }
+    (buckets, groups)
+}
+
+/// Every resource is fixed, the queue is empty, and no mutating call reached moto twice.
+async fn assert_converged_once(
+    env: &Env,
+    proxy: &FaultProxy,
+    buckets: &[String],
+    groups: &[String],
+) {
+    for b in buckets {
+        assert_eq!(
+            public_access_block(&env.sdk, b).await,
+            Some([true; 4]),
+            "{b} not fixed"
+        );
+    }
+    for g in groups {
+        assert_eq!(
+            ingress(&env.sdk, g).await,
+            vec![("tcp".to_string(), 22, 22, "10.0.0.0/8".to_string())],
+            "{g}"
+        );
+    }
+    assert_eq!(env.depth(false).await, 0, "messages left on the queue");
+    let dlq = env.json(&["dlq", "list"]).await;
+    assert!(
+        dlq.as_array().unwrap().is_empty(),
+        "valid findings in the DLQ: {dlq:#}"
+    );
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for call in proxy.mutating_calls() {
+        let key = match call["action"].as_str().unwrap() {
+            "PutPublicAccessBlock" => format!("pab {}", call["path"].as_str().unwrap()),
+            "RevokeSecurityGroupIngress" => {
+                let body = call["body"].as_str().unwrap();
+                let rule = body
+                    .split('&')
+                    .find(|kv| kv.starts_with("SecurityGroupRuleId"))
+                    .unwrap_or(body);
+                format!("revoke {rule}")
+            }
+            other => format!("{other} {}", call["body"]),
+        };
+        *counts.entry(key).or_default() += 1;
+    }
+    let twice: Vec<(&String, &usize)> = counts.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "applied more than once: {twice:#?}");
+    assert_eq!(
+        counts.len(),
+        buckets.len() + 2 * groups.len(),
+        "{counts:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_twenty_percent_injected_faults_every_finding_converges_and_nothing_is_applied_twice() {
+    let env = Env::new().await;
+    for r in ["s3-block-public-access", "sg-revoke-open-ssh"] {
+        env.ok(&["settings", "set", r, "--mode", "enforce", "--by", "test"])
+            .await;
+    }
+    let (buckets, groups) = seed(&env, 6).await;
+    let proxy = FaultProxy::start(0.2, 20261122).await;
+    env.drain_all_env(&[("AWS_ENDPOINT_URL", &proxy.url)]).await;
+    assert_converged_once(&env, &proxy, &buckets, &groups).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_state_store_down_nothing_changes_no_message_is_taken_and_work_resumes() {
+    let env = Env::new().await;
+    env.ok(&[
+        "settings",
+        "set",
+        "s3-block-public-access",
+        "--mode",
+        "enforce",
+        "--by",
+        "test",
+    ])
+    .await;
+    let proxy = FaultProxy::start(0.0, 1).await;
+    proxy.set(serde_json::json!({"down": true})).await;
+    let bucket = unique("store-down");
+    aws_sdk_s3::Client::new(&env.sdk)
+        .create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
+    env.send(&config_event(
+        HOME,
+        "s3-bucket-level-public-access-prohibited",
+        "AWS::S3::Bucket",
+        &bucket,
+    ))
+    .await;
+    let mut worker = env.spawn_env(
+        &["worker", "--wait-seconds", "1"],
+        &[("AWS_ENDPOINT_URL_DYNAMODB", &proxy.url)],
+    );
+    assert!(
+        worker
+            .wait_for("not taking messages", Duration::from_secs(60))
+            .await,
+        "{:#?}",
+        worker.log
+    );
+    assert_eq!(public_access_block(&env.sdk, &bucket).await, None);
+    // The message comes back after its visibility timeout and then stays where it is.
+    let visible = eventually(Duration::from_secs(30), || async {
+        use aws_sdk_sqs::types::QueueAttributeName as A;
+        let out = env
+            .sqs()
+            .get_queue_attributes()
+            .queue_url(env.queue_url(false).await)
+            .attribute_names(A::All)
+            .send()
+            .await
+            .unwrap();
+        let a = out.attributes().unwrap();
+        (a[&A::ApproximateNumberOfMessages] == "1"
+            && a[&A::ApproximateNumberOfMessagesNotVisible] == "0")
+            .then_some(())
+    })
+    .await;
+    assert!(
+        visible.is_some(),
+        "the message did not come back to the queue"
+    );
+    let url = env.queue_url(false).await;
+    let peek = env
+        .sqs()
+        .receive_message()
+        .queue_url(&url)
+        .visibility_timeout(0)
+        .message_system_attribute_names(
+            aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount,
+        )
+        .send()
+        .await
+        .unwrap();
+    let receives: u32 = peek.messages()[0].attributes().unwrap()
+        [&aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount]
+        .parse()
+        .unwrap();
+    assert!(
+        receives <= 2,
+        "the worker kept taking the message while the store was down: {receives} receives"
+    );
+
+    proxy.set(serde_json::json!({"down": false})).await;
+    assert!(
+        worker
+            .wait_for("state store reachable again", Duration::from_secs(60))
+            .await,
+        "{:#?}",
+        worker.log
+    );
+    let fixed = eventually(Duration::from_secs(60), || async {
+        public_access_block(&env.sdk, &bucket).await
+    })
+    .await;
+    assert_eq!(fixed, Some([true; 4]));
+    worker.signal("TERM");
+    assert_eq!(worker.exit(Duration::from_secs(40)).await, Some(0));
+}
+
+/// Bodies that must all end in the DLQ, each with a reason.
+fn poison(count: usize, seed: u64) -> Vec<String> {
+    let mut x = seed;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let valid = config_event(
+        HOME,
+        "restricted-ssh",
+        "AWS::EC2::SecurityGroup",
+        "sg-0123456789abcdef0",
+    );
+    (0..count)
+        .map(|i| match i % 8 {
+            0 => (0..(next() % 200 + 1)).map(|_| char::from_u32((next() % 0x24F) as u32 + 0x20).unwrap_or('?')).collect(),
+            1 => valid[..(next() as usize % (valid.len() - 1)) + 1].to_string(),
+            2 => serde_json::json!({"detail-type": "Config Rules Compliance Change", "detail": {"n": next()}}).to_string(),
+            3 => format!("{{\"pad\": \"{}\"}}", "x".repeat(255 * 1024 + (next() % 512) as usize)),
+            4 => format!("{}{}", "[".repeat(200 + (next() % 100) as usize), "]".repeat(200)),
+            5 => valid.replace("sg-0123456789abcdef0", "sg-\\\"; DROP TABLE jobs; --"),
+            6 => valid.replace("sg-0123456789abcdef0", "../../../etc/passwd"),
+            _ => valid
+                .replace("\"awsRegion\":\"us-east-1\"", "\"awsRegion\":\"us-east-1\\nX-Injected: 1\"")
+                .replace("\"awsAccountId\":\"123456789012\"", "\"awsAccountId\":\"arn:aws-cn:iam::123456789012:root\""),
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_flood_ends_in_the_dlq_with_reasons_and_valid_findings_are_fixed() {
+    let count: usize = std::env::var("RECTIFY_POISON_COUNT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100);
+    let env = Env::new().await;
+    env.ok(&[
+        "settings",
+        "set",
+        "s3-block-public-access",
+        "--mode",
+        "enforce",
+        "--by",
+        "test",
+    ])
+    .await;
+    let s3 = aws_sdk_s3::Client::new(&env.sdk);
+    let bodies = poison(count, 0x5eed_1234);
+    let mut buckets = Vec::new();
+    for (i, body) in bodies.iter().enumerate() {
+        env.send(body).await;
+        if i % 10 == 0 {
+            let b = unique("flood");
+            s3.create_bucket().bucket(&b).send().await.unwrap();
+            env.send(&config_event(
+                HOME,
+                "s3-bucket-level-public-access-prohibited",
+                "AWS::S3::Bucket",
+                &b,
+            ))
+            .await;
+            buckets.push(b);
+        }
+    }
+    env.drain_all().await;
+    for b in &buckets {
+        assert_eq!(
+            public_access_block(&env.sdk, b).await,
+            Some([true; 4]),
+            "{b}"
+        );
+    }
+    let dlq = env.json(&["dlq", "list"]).await;
+    let dlq = dlq.as_array().unwrap();
+    let missing: Vec<(usize, usize)> = bodies
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| !dlq.iter().any(|m| m["body"].as_str() == Some(b.as_str())))
+        .map(|(i, b)| (i, b.len()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "not in the DLQ (index, length): {missing:?}"
+    );
+    assert_eq!(dlq.len(), count, "every bad body is in the DLQ once");
+    let no_reason: Vec<&Value> = dlq
+        .iter()
+        .filter(|m| m["reason"].as_str().unwrap().contains("moved by SQS"))
+        .collect();
+    assert!(
+        no_reason.is_empty(),
+        "dead-lettered without a reason: {}",
+        no_reason.len()
+    );
+    let jobs = env.jobs().await;
+    assert_eq!(jobs.len(), buckets.len(), "no job was made from a bad body");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_work_in_flight_finish_and_a_second_signal_exits_at_once() {
+    let env = Env::new().await;
+    env.ok(&[
+        "settings",
+        "set",
+        "s3-block-public-access",
+        "--mode",
+        "enforce",
+        "--by",
+        "test",
+    ])
+    .await;
+    let proxy = FaultProxy::start(0.0, 2).await;
+    // Every call to AWS takes 300 ms, so a job is surely in flight when the signal comes.
+    proxy
+        .set(serde_json::json!({"delay_only": true, "delay_ms": 300}))
+        .await;
+    let bucket = unique("graceful");
+    aws_sdk_s3::Client::new(&env.sdk)
+        .create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
+    env.send(&config_event(
+        HOME,
+        "s3-bucket-level-public-access-prohibited",
+        "AWS::S3::Bucket",
+        &bucket,
+    ))
+    .await;
+    let mut worker = env.spawn_env(
+        &["worker", "--wait-seconds", "1"],
+        &[("AWS_ENDPOINT_URL", &proxy.url)],
+    );
+    let in_flight = eventually(Duration::from_secs(60), || async {
+        let jobs = env.jobs().await;
+        jobs.iter()
+            .any(|j| j["resource_id"] == bucket.as_str())
+            .then_some(())
+    })
+    .await;
+    assert!(in_flight.is_some(), "{:#?}", worker.log);
+    worker.signal("TERM");
+    assert_eq!(
+        worker.exit(Duration::from_secs(40)).await,
+        Some(0),
+        "{:#?}",
+        worker.log
+    );
+    assert_eq!(
+        env.job_for(&bucket).await["status"],
+        "applied",
+        "the job in flight finished"
+    );
+    assert_eq!(env.depth(false).await, 0, "its message was deleted");
+
+    // A second signal does not wait.
+    let other = unique("impatient");
+    aws_sdk_s3::Client::new(&env.sdk)
+        .create_bucket()
+        .bucket(&other)
+        .send()
+        .await
+        .unwrap();
+    env.send(&config_event(
+        HOME,
+        "s3-bucket-level-public-access-prohibited",
+        "AWS::S3::Bucket",
+        &other,
+    ))
+    .await;
+    let mut worker = env.spawn_env(
+        &["worker", "--wait-seconds", "1"],
+        &[("AWS_ENDPOINT_URL", &proxy.url)],
+    );
+    let started = eventually(Duration::from_secs(60), || async {
+        env.jobs()
+            .await
+            .iter()
+            .any(|j| j["resource_id"] == other.as_str())
+            .then_some(())
+    })
+    .await;
+    assert!(started.is_some());
+    worker.signal("TERM");
+    assert!(worker.wait_for("stopping", Duration::from_secs(10)).await);
+    worker.signal("TERM");
+    assert_eq!(worker.exit(Duration::from_secs(10)).await, Some(130));
+    // The unfinished job converges on the next run.
+    proxy.set(serde_json::json!({"delay_only": false})).await;
+    env.drain_all_env(&[("AWS_ENDPOINT_URL", &proxy.url)]).await;
+    assert_eq!(public_access_block(&env.sdk, &other).await, Some([true; 4]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_mid_remediation_with_sigkill_every_finding_converges_once() {
+    let kills: usize = std::env::var("RECTIFY_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(6);
+    let env = Env::new().await;
+    for r in ["s3-block-public-access", "sg-revoke-open-ssh"] {
+        env.ok(&["settings", "set", r, "--mode", "enforce", "--by", "test"])
+            .await;
+    }
+    let (buckets, groups) = seed(&env, (kills * 2).clamp(8, 60)).await;
+    let proxy = FaultProxy::start(0.0, 3).await;
+    // Slow calls widen the windows between a change and its record, where a kill hurts most.
+    proxy
+        .set(serde_json::json!({"delay_only": true, "delay_ms": 40}))
+        .await;
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64 ^ std::process::id() as u64;
+    let mut killed_after = Vec::new();
+    for _ in 0..kills {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let after = Duration::from_millis(300 + seed % 1500);
+        let mut worker = env.spawn_env(
+            &["worker", "--wait-seconds", "1"],
+            &[("AWS_ENDPOINT_URL", &proxy.url)],
+        );
+        // The kill comes at a random moment: waiting for that moment is the point.
+        tokio::time::sleep(after).await;
+        worker.signal("KILL");
+        assert_eq!(
+            worker.exit(Duration::from_secs(10)).await,
+            None,
+            "killed by a signal"
+        );
+        killed_after.push(after.as_millis());
+    }
+    proxy.set(serde_json::json!({"delay_only": false})).await;
+    env.drain_all_env(&[("AWS_ENDPOINT_URL", &proxy.url)]).await;
+    assert_converged_once(&env, &proxy, &buckets, &groups).await;
+    let applied = env
+        .audit()
+        .await
+        .iter()
+        .filter(|r| r["outcome"] == "applied")
+        .count();
+    println!(
+        "kills: {kills} (after ms {killed_after:?}); findings: {}; applied records: {applied}; mutating calls: {}; forwarded calls: {}",
+        buckets.len() + groups.len(),
+        proxy.mutating_calls().len(),
+        proxy.forwarded()
+    );
+    assert!(env.ok(&["audit", "verify"]).await.starts_with("OK"));
+}
