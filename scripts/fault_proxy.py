@@ -18,6 +18,7 @@ Control: POST /__proxy/config with JSON {"fail_rate": 0.5, "down": true, "delay_
 """
 
 import argparse
+import base64
 import http.client
 import json
 import random
@@ -27,6 +28,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
+LOG_ALL = False
 STATE = {"fail_rate": 0.0, "down": False, "delay_ms": 300, "delay_only": False}
 LOCK = threading.Lock()
 HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "upgrade", "te", "trailer"}
@@ -133,6 +135,11 @@ class Proxy(BaseHTTPRequestHandler):
         data = resp.read()
         action = action_of(service, self.command, split.path, split.query, self.headers, body)
         entry = {"service": service, "action": action, "status": resp.status}
+        if LOG_ALL:
+            entry["request"] = {
+                "method": self.command, "path": self.path, "headers": headers,
+                "body": base64.b64encode(body).decode("ascii"),
+            }
         if action in MUTATING:
             entry["path"] = split.path
             entry["body"] = body.decode("utf-8", "replace")[:4000]
@@ -152,15 +159,17 @@ class Proxy(BaseHTTPRequestHandler):
 
 
 def main():
-    global TARGET, LOG, RNG
+    global TARGET, LOG, RNG, LOG_ALL
     p = argparse.ArgumentParser()
     p.add_argument("--target", required=True)
     p.add_argument("--log", required=True)
     p.add_argument("--fail-rate", type=float, default=0.0)
     p.add_argument("--delay-ms", type=int, default=300)
     p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--log-all", action="store_true", help="log every request whole, to replay it")
     args = p.parse_args()
     TARGET = urlsplit(args.target)
+    LOG_ALL = args.log_all
     LOG = open(args.log, "a")
     RNG = random.Random(args.seed)
     STATE.update(fail_rate=args.fail_rate, delay_ms=args.delay_ms)

@@ -1,0 +1,233 @@
+"""The end-to-end benchmark, run by scripts/bench against moto (AWS_* variables set by it).
+
+1. Seeds N violations across the four kinds in two accounts and enqueues their N findings.
+2. Runs `rectify worker --once` and measures: findings per second, enqueue-to-applied latency
+   (p50/p99), worker CPU seconds per finding, peak RSS, time from exec to first poll.
+3. Runs a small batch through the logging proxy (scripts/fault_proxy.py, no faults) to count the
+   AWS and state calls per finding, then replays exactly those requests straight to moto, one at a
+   time, to measure moto's own rate for the same calls: the ceiling rectify can reach here.
+
+Usage: bench_run.py --rectify PATH --n N [--proxy-n M] [--concurrency C]
+Prints a Markdown table and writes the figures as JSON to .rectify-run/bench.json.
+"""
+
+import argparse
+import base64
+import http.client
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+import uuid
+from datetime import datetime, timezone
+from urllib.parse import urlsplit
+
+import boto3
+
+HOME, MEMBER, REGION = "123456789012", "210987654321", os.environ.get("AWS_REGION", "us-east-1")
+KINDS = ["s3", "sg", "iam", "vpce"]
+
+
+def session(account):
+    if account == HOME:
+        return boto3.Session(region_name=REGION)
+    c = boto3.client("sts", region_name=REGION).assume_role(
+        RoleArn=f"arn:aws:iam::{account}:role/rectify-remediation", RoleSessionName="bench")["Credentials"]
+    return boto3.Session(aws_access_key_id=c["AccessKeyId"], aws_secret_access_key=c["SecretAccessKey"],
+                         aws_session_token=c["SessionToken"], region_name=REGION)
+
+
+def now_iso():
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def event(account, rule, rtype, rid):
+    eid = str(uuid.uuid4())
+    detail = {
+        "resourceId": rid, "awsRegion": REGION, "awsAccountId": account, "configRuleName": rule,
+        "resourceType": rtype, "messageType": "ComplianceChangeNotification",
+        "newEvaluationResult": {"evaluationResultIdentifier": {"orderingTimestamp": now_iso()},
+                                "complianceType": "NON_COMPLIANT", "annotation": None},
+    }
+    return eid, json.dumps({"version": "0", "id": eid, "detail-type": "Config Rules Compliance Change",
+                            "source": "aws.config", "account": account, "time": now_iso(), "region": REGION,
+                            "resources": [], "detail": detail})
+
+
+def seed(n, tag):
+    """Creates n violations (kinds round-robin, accounts alternating); returns (event id, body)s."""
+    clients = {a: session(a) for a in (HOME, MEMBER)}
+    vpcs = {a: clients[a].client("ec2").create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"] for a in clients}
+    out = []
+    for i in range(n):
+        account = HOME if i % 2 == 0 else MEMBER
+        s = clients[account]
+        kind = KINDS[(i // 2) % len(KINDS)]
+        name = f"bench-{tag}-{i}"
+        if kind == "s3":
+            s.client("s3").create_bucket(Bucket=name)
+            out.append(event(account, "s3-bucket-level-public-access-prohibited", "AWS::S3::Bucket", name))
+        elif kind == "sg":
+            ec2 = s.client("ec2")
+            g = ec2.create_security_group(GroupName=name, Description="bench", VpcId=vpcs[account])["GroupId"]
+            ec2.authorize_security_group_ingress(GroupId=g, IpPermissions=[
+                {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]},
+                {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
+            out.append(event(account, "restricted-ssh", "AWS::EC2::SecurityGroup", g))
+        elif kind == "iam":
+            iam = s.client("iam")
+            iam.create_user(UserName=name)
+            iam.create_access_key(UserName=name)
+            out.append(event(account, "access-keys-rotated", "AWS::IAM::User", name))
+        else:
+            policy = json.dumps({"Statement": [{"Effect": "Allow", "Principal": "*", "Action": "*", "Resource": "*"}]})
+            ep = s.client("ec2").create_vpc_endpoint(VpcId=vpcs[account], ServiceName=f"com.amazonaws.{REGION}.s3",
+                                                    PolicyDocument=policy)["VpcEndpoint"]["VpcEndpointId"]
+            out.append(event(account, "vpc-endpoint-policy-check", "AWS::EC2::VPCEndpoint", ep))
+    return out
+
+
+def enqueue(prefix, events):
+    sqs = boto3.client("sqs", region_name=REGION)
+    url = sqs.get_queue_url(QueueName=f"{prefix}-events")["QueueUrl"]
+    sent = {}
+    for i in range(0, len(events), 10):
+        batch = events[i:i + 10]
+        t = time.time()
+        sqs.send_message_batch(QueueUrl=url, Entries=[{"Id": str(j), "MessageBody": b} for j, (_, b) in enumerate(batch)])
+        for eid, _ in batch:
+            sent[eid] = t
+    return sent
+
+
+def prepare(rectify, prefix, n):
+    env = dict(os.environ, RECTIFY_PREFIX=prefix)
+    run = lambda *a: subprocess.run([rectify, *a], env=env, check=True, stdout=subprocess.DEVNULL)
+    run("bootstrap", "--visibility-timeout", "300")
+    for r in ["s3-block-public-access", "sg-revoke-open-ssh", "iam-deactivate-stale-keys", "vpce-restrict-policy"]:
+        run("settings", "set", r, "--mode", "enforce", "--breaker-limit", str(10 * n + 100), "--by", "bench")
+    run("settings", "set", "vpce-restrict-policy", "--param", "organization_id=o-benchmark01", "--by", "bench")
+    run("settings", "set", "iam-deactivate-stale-keys", "--param", "max_unused_days=0", "--by", "bench")
+    return env
+
+
+def run_worker(rectify, env, concurrency):
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.monotonic()
+    p = subprocess.Popen([rectify, "worker", "--once", "--concurrency", str(concurrency)], env=env,
+                         stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    first_poll = None
+    for line in p.stderr:
+        if first_poll is None and '"polling"' in line:
+            first_poll = time.monotonic() - start
+    p.wait()
+    wall = time.monotonic() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    if p.returncode != 0:
+        sys.exit(f"worker exited {p.returncode}")
+    return wall, cpu, after.ru_maxrss, first_poll
+
+
+def audit(rectify, env):
+    out = subprocess.run([rectify, "audit", "list", "--json"], env=env, check=True, capture_output=True, text=True)
+    return json.loads(out.stdout)
+
+
+def replay(log_path, moto):
+    """Sends the logged requests straight to moto, one at a time; returns requests per second."""
+    target = urlsplit(moto)
+    requests = []
+    with open(log_path) as f:
+        for line in f:
+            e = json.loads(line)
+            r = e.get("request")
+            if not r:
+                continue
+            body = base64.b64decode(r["body"])
+            if e["action"] == "ReceiveMessage":
+                # Do not wait on an empty queue: measure the call, not the long poll.
+                doc = json.loads(body or b"{}")
+                doc["WaitTimeSeconds"] = 0
+                body = json.dumps(doc).encode()
+                r["headers"]["Content-Length"] = str(len(body))
+            requests.append((r["method"], r["path"], r["headers"], body))
+    conn = http.client.HTTPConnection(target.hostname, target.port, timeout=60)
+    start = time.monotonic()
+    for method, path, headers, body in requests:
+        conn.request(method, path, body=body, headers=headers)
+        conn.getresponse().read()
+    elapsed = time.monotonic() - start
+    return len(requests), len(requests) / elapsed
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--rectify", required=True)
+    p.add_argument("--n", type=int, default=1000)
+    p.add_argument("--proxy-n", type=int, default=40)
+    p.add_argument("--concurrency", type=int, default=16)
+    args = p.parse_args()
+    moto = os.environ["AWS_ENDPOINT_URL"]
+
+    print(f"seeding {args.n} violations in accounts {HOME} and {MEMBER} ...", flush=True)
+    env = prepare(args.rectify, "bench", args.n)
+    events = seed(args.n, "a")
+    t = time.monotonic()
+    sent = enqueue("bench", events)
+    enqueue_s = time.monotonic() - t
+    print(f"enqueued {len(sent)} findings in {enqueue_s:.1f} s; running the worker ...", flush=True)
+    wall, cpu, rss_kb, first_poll = run_worker(args.rectify, env, args.concurrency)
+    records = audit(args.rectify, env)
+    applied = {r["event_id"]: r for r in records if r.get("outcome") == "applied" and r.get("event_id") in sent}
+    lat = sorted(datetime.fromisoformat(r["time"].replace("Z", "+00:00")).timestamp() - sent[e] for e, r in applied.items())
+    pct = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] if lat else float("nan")
+
+    print(f"counting calls per finding on {args.proxy_n} more findings through the logging proxy ...", flush=True)
+    log = os.path.join(".rectify-run", "bench-proxy.jsonl")
+    if os.path.exists(log):
+        os.remove(log)
+    proxy = subprocess.Popen([sys.executable, "scripts/fault_proxy.py", "--target", moto, "--log", log, "--log-all"],
+                             stdout=subprocess.PIPE, text=True)
+    port = proxy.stdout.readline().strip()
+    env2 = prepare(args.rectify, "bench2", args.proxy_n)
+    enqueue("bench2", seed(args.proxy_n, "b"))
+    env2["AWS_ENDPOINT_URL"] = f"http://127.0.0.1:{port}"
+    run_worker(args.rectify, env2, args.concurrency)
+    proxy.terminate()
+    by_service = {}
+    with open(log) as f:
+        for line in f:
+            e = json.loads(line)
+            by_service[e["service"]] = by_service.get(e["service"], 0) + 1
+    calls = sum(by_service.values())
+    calls_per_finding = calls / args.proxy_n
+    replayed, moto_rate = replay(log, moto)
+    ceiling = moto_rate / calls_per_finding
+    rate = len(applied) / wall
+
+    figures = {
+        "findings": args.n, "applied": len(applied), "concurrency": args.concurrency,
+        "findings_per_second": round(rate, 2), "p50_enqueue_to_applied_s": round(pct(0.50), 2),
+        "p99_enqueue_to_applied_s": round(pct(0.99), 2), "worker_wall_s": round(wall, 2),
+        "worker_cpu_ms_per_finding": round(cpu * 1000 / args.n, 3), "peak_rss_mb": round(rss_kb / 1024, 1),
+        "exec_to_first_poll_ms": round(first_poll * 1000, 1) if first_poll else None,
+        "calls_per_finding": round(calls_per_finding, 2),
+        "calls_per_finding_by_service": {k: round(v / args.proxy_n, 2) for k, v in sorted(by_service.items())},
+        "moto_raw_calls_per_second": round(moto_rate, 1), "moto_ceiling_findings_per_second": round(ceiling, 2),
+        "share_of_moto_ceiling": round(rate / ceiling, 2), "enqueue_seconds": round(enqueue_s, 1),
+    }
+    os.makedirs(".rectify-run", exist_ok=True)
+    with open(os.path.join(".rectify-run", "bench.json"), "w") as f:
+        json.dump(figures, f, indent=2)
+    print()
+    print("| figure | value |")
+    print("|---|---|")
+    for k, v in figures.items():
+        print(f"| {k} | {v} |")
+
+
+if __name__ == "__main__":
+    main()
