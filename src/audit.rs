@@ -68,12 +68,20 @@ impl Record {
     }
 }
 
+/// The chain in which writers record their heads.
+pub const ANCHORS: &str = "anchors";
+/// A writer anchors its head after this many records (and when it stops).
+const ANCHOR_EVERY: u64 = 50;
+
 /// Appends records to this writer's chain.
 pub struct AuditWriter {
     ddb: Client,
     table: String,
     chain: String,
     head: Mutex<(u64, String)>,
+    /// Records since this writer last anchored its head.
+    unanchored: std::sync::atomic::AtomicU64,
+    anchor_every: u64,
 }
 
 impl AuditWriter {
@@ -85,22 +93,85 @@ impl AuditWriter {
             table,
             chain,
             head: Mutex::new((0, GENESIS.to_string())),
+            unanchored: std::sync::atomic::AtomicU64::new(0),
+            anchor_every: ANCHOR_EVERY,
         }
     }
 
-    pub fn chain(&self) -> &str {
-        &self.chain
+    /// A chain for one command: its head is anchored after every record.
+    pub fn for_command(ddb: Client, table: String) -> AuditWriter {
+        AuditWriter {
+            anchor_every: 1,
+            ..AuditWriter::new(ddb, table)
+        }
     }
 
-    /// Appends a record (its id, chain, sequence, time and hashes are filled in here).
-    pub async fn append(&self, mut record: Record) -> Result<Record, StateError> {
-        let mut head = self.head.lock().await;
-        record.chain = self.chain.clone();
-        record.seq = head.0 + 1;
-        record.prev_hash = head.1.clone();
-        record.id = format!("{}-{:08}", self.chain, record.seq);
-        record.time = now_text();
-        record.hash = record.compute_hash();
+    /// Records this writer's head (sequence and hash) in the shared anchor chain, so that
+    /// `verify` notices records cut from the end of this chain. Called every 50 records, when a
+    /// worker stops, and after every command that writes.
+    pub async fn anchor(&self) -> Result<(), StateError> {
+        let (seq, hash) = self.head.lock().await.clone();
+        if seq == 0 {
+            return Ok(());
+        }
+        for _ in 0..20 {
+            let out = self
+                .ddb
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("#c = :c")
+                .expression_attribute_names("#c", "chain")
+                .expression_attribute_values(":c", AttributeValue::S(ANCHORS.into()))
+                .scan_index_forward(false)
+                .limit(1)
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(|e| classify("dynamodb:Query", e))?;
+            let (prev_seq, prev_hash) = out
+                .items()
+                .first()
+                .map(|i| {
+                    let seq = i
+                        .get("seq")
+                        .and_then(|v| v.as_n().ok())
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(0);
+                    let hash = i
+                        .get("hash")
+                        .and_then(|v| v.as_s().ok())
+                        .cloned()
+                        .unwrap_or_default();
+                    (seq, hash)
+                })
+                .unwrap_or((0, GENESIS.to_string()));
+            let mut record = Record {
+                kind: "anchor".into(),
+                chain: ANCHORS.into(),
+                seq: prev_seq + 1,
+                prev_hash: prev_hash.clone(),
+                id: format!("{ANCHORS}-{:08}", prev_seq + 1),
+                time: now_text(),
+                after: Some(serde_json::json!({"chain": self.chain, "seq": seq, "hash": hash})),
+                outcome: "anchored".into(),
+                actor: Some(self.chain.clone()),
+                ..Record::default()
+            };
+            record.hash = record.compute_hash();
+            match self.put(&record).await {
+                Ok(()) => {
+                    self.unanchored
+                        .store(0, std::sync::atomic::Ordering::Relaxed);
+                    return Ok(());
+                }
+                Err(e) if e.code() == Some("ConditionalCheckFailedException") => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(StateError::Conflict("the audit anchor chain".into()))
+    }
+
+    async fn put(&self, record: &Record) -> Result<(), crate::cloud::CloudError> {
         let text = |v: &Option<String>| AttributeValue::S(v.clone().unwrap_or_default());
         let item = HashMap::from([
             ("chain".to_string(), AttributeValue::S(record.chain.clone())),
@@ -117,17 +188,33 @@ impl AuditWriter {
             ("hash".to_string(), AttributeValue::S(record.hash.clone())),
             ("record".to_string(), AttributeValue::S(record.canonical())),
         ]);
-        let result = self
-            .ddb
+        self.ddb
             .put_item()
             .table_name(&self.table)
             .set_item(Some(item))
             .condition_expression("attribute_not_exists(#s)")
             .expression_attribute_names("#s", "seq")
             .send()
-            .await;
-        if let Err(e) = result {
-            let e = classify("dynamodb:PutItem", e);
+            .await
+            .map_err(|e| classify("dynamodb:PutItem", e))?;
+        Ok(())
+    }
+
+    pub fn chain(&self) -> &str {
+        &self.chain
+    }
+
+    /// Appends a record (its id, chain, sequence, time and hashes are filled in here).
+    pub async fn append(&self, mut record: Record) -> Result<Record, StateError> {
+        let mut head = self.head.lock().await;
+        record.chain = self.chain.clone();
+        record.seq = head.0 + 1;
+        record.prev_hash = head.1.clone();
+        record.id = format!("{}-{:08}", self.chain, record.seq);
+        record.time = now_text();
+        redact_record(&mut record);
+        record.hash = record.compute_hash();
+        if let Err(e) = self.put(&record).await {
             if e.code() != Some("ConditionalCheckFailedException") {
                 return Err(e.into());
             }
@@ -140,6 +227,16 @@ impl AuditWriter {
             }
         }
         *head = (record.seq, record.hash.clone());
+        drop(head);
+        if self
+            .unanchored
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1
+            >= self.anchor_every
+            && let Err(e) = self.anchor().await
+        {
+            tracing::warn!(error = %e, "the audit chain head could not be anchored; it will be at the next try");
+        }
         Ok(record)
     }
 
@@ -159,6 +256,62 @@ impl AuditWriter {
             .and_then(|i| i.get("hash"))
             .and_then(|v| v.as_s().ok())
             .cloned())
+    }
+}
+
+/// Keys whose values are secrets, wherever they appear.
+fn secret_key(key: &str) -> bool {
+    let k = key.to_ascii_lowercase().replace(['_', '-'], "");
+    [
+        "secret",
+        "password",
+        "passphrase",
+        "privatekey",
+        "sessiontoken",
+        "credential",
+    ]
+    .iter()
+    .any(|s| k.contains(s))
+}
+
+/// Whether a string looks like a secret: an AWS secret access key (40 characters of base64) or a
+/// PEM private key.
+fn secret_text(s: &str) -> bool {
+    (s.len() == 40
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'/' || b == b'+')
+        && s.bytes()
+            .any(|b| b == b'/' || b == b'+' || b.is_ascii_lowercase())
+        && s.bytes().any(|b| b.is_ascii_uppercase()))
+        || s.contains("PRIVATE KEY-----")
+}
+
+/// Replaces secrets in a value with `[redacted]`.
+pub fn redact(v: &mut Value) {
+    match v {
+        Value::Object(map) => {
+            for (k, v) in map.iter_mut() {
+                if secret_key(k) && !v.is_null() {
+                    *v = Value::String("[redacted]".into());
+                } else {
+                    redact(v);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(redact),
+        Value::String(s) if secret_text(s) => *s = "[redacted]".into(),
+        _ => {}
+    }
+}
+
+fn redact_record(r: &mut Record) {
+    for v in [&mut r.before, &mut r.after].into_iter().flatten() {
+        redact(v);
+    }
+    for s in [&mut r.reason, &mut r.error].into_iter().flatten() {
+        if secret_text(s) {
+            *s = "[redacted]".into();
+        }
     }
 }
 
@@ -238,6 +391,34 @@ pub fn verify(records: &[Stored]) -> Vec<Problem> {
         chains.entry(&r.chain).or_default().push(r);
     }
     let mut problems = Vec::new();
+    // What each anchor vouches for must still be there, unchanged.
+    let stored: std::collections::HashMap<(&str, u64), &str> = records
+        .iter()
+        .map(|r| ((r.chain.as_str(), r.seq), r.stored_hash.as_str()))
+        .collect();
+    for a in records.iter().filter(|r| r.chain == ANCHORS) {
+        let Some(head) = &a.record.after else {
+            continue;
+        };
+        let (Some(chain), Some(seq), Some(hash)) = (
+            head["chain"].as_str(),
+            head["seq"].as_u64(),
+            head["hash"].as_str(),
+        ) else {
+            continue;
+        };
+        match stored.get(&(chain, seq)) {
+            None => problems.push(Problem {
+                record: format!("{chain}-{seq:08}"),
+                what: format!("missing, though anchor {} recorded it as the head of its chain: the tail was cut off", a.record.id),
+            }),
+            Some(h) if *h != hash => problems.push(Problem {
+                record: format!("{chain}-{seq:08}"),
+                what: format!("differs from the hash anchor {} recorded for it", a.record.id),
+            }),
+            _ => {}
+        }
+    }
     for (chain, mut items) in chains {
         items.sort_by_key(|r| r.seq);
         let mut expected_seq = 1;
@@ -302,6 +483,59 @@ mod tests {
                 }
             })
             .collect()
+    }
+
+    #[test]
+    fn secrets_are_redacted() {
+        let mut v = serde_json::json!({
+            "SecretAccessKey": "abc", "nested": [{"session_token": "t", "password": null}],
+            "key": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+            "pem": "-----BEGIN RSA PRIVATE KEY-----\nMII...",
+            "access_key_id": "AKIAIOSFODNN7EXAMPLE", "http_tokens": "required",
+            "sha": "da39a3ee5e6b4b0d3255bfef95601890afd80709"
+        });
+        redact(&mut v);
+        assert_eq!(v["SecretAccessKey"], "[redacted]");
+        assert_eq!(v["nested"][0]["session_token"], "[redacted]");
+        assert_eq!(v["nested"][0]["password"], Value::Null);
+        assert_eq!(v["key"], "[redacted]");
+        assert_eq!(v["pem"], "[redacted]");
+        assert_eq!(
+            v["access_key_id"], "AKIAIOSFODNN7EXAMPLE",
+            "key ids are not secrets"
+        );
+        assert_eq!(v["http_tokens"], "required");
+        assert_eq!(v["sha"], "da39a3ee5e6b4b0d3255bfef95601890afd80709");
+    }
+
+    #[test]
+    fn anchors_detect_a_cut_tail() {
+        let mut records = chain(3);
+        let head = records[2].record.clone();
+        let mut anchor = Record {
+            id: "anchors-00000001".into(),
+            chain: ANCHORS.into(),
+            seq: 1,
+            prev_hash: GENESIS.into(),
+            kind: "anchor".into(),
+            after: Some(serde_json::json!({"chain": "w-a", "seq": 3, "hash": head.hash})),
+            ..Record::default()
+        };
+        anchor.hash = anchor.compute_hash();
+        records.push(Stored {
+            chain: ANCHORS.into(),
+            seq: 1,
+            stored_hash: anchor.hash.clone(),
+            record: anchor,
+        });
+        assert!(verify(&records).is_empty());
+        records.remove(2);
+        let p = verify(&records);
+        assert!(
+            p.iter()
+                .any(|p| p.record == "w-a-00000003" && p.what.contains("tail")),
+            "{p:?}"
+        );
     }
 
     #[test]

@@ -333,6 +333,22 @@ pub enum JobsCommand {
         #[arg(long)]
         plan_hash: Option<String>,
     },
+    /// Undo an applied job: apply the inverse it recorded, check the resource is as it was
+    /// before the job, and exempt the resource from the remediation (unless --no-exempt).
+    /// Refuses when the resource changed since the job, showing the difference, unless --force.
+    Undo {
+        id: String,
+        #[arg(long)]
+        by: Option<String>,
+        #[arg(long)]
+        reason: String,
+        /// Undo even though the resource changed since the job.
+        #[arg(long)]
+        force: bool,
+        /// Do not exempt the resource (the next event may fix it again).
+        #[arg(long)]
+        no_exempt: bool,
+    },
     /// Reject a job's pending plan; it is never applied.
     Reject {
         id: String,
@@ -701,7 +717,7 @@ async fn run_worker(config: Config, args: WorkerArgs, started: Instant) -> Resul
         },
     };
     let summary = worker::run(
-        ctx,
+        ctx.clone(),
         Queues {
             sqs,
             queue_url,
@@ -711,6 +727,9 @@ async fn run_worker(config: Config, args: WorkerArgs, started: Instant) -> Resul
         shutdown,
     )
     .await;
+    if let Err(e) = ctx.audit.anchor().await {
+        tracing::warn!(error = %e, "the audit chain head could not be anchored");
+    }
     use std::sync::atomic::Ordering::Relaxed;
     tracing::info!(
         received = summary.received.load(Relaxed),
@@ -1024,7 +1043,7 @@ async fn settings_set(config: &Config, args: SetArgs) -> Result<()> {
         // Switching to enforce is how an operator resets a tripped breaker.
         store.breaker_reset(r.name()).await?;
     }
-    let audit = AuditWriter::new(store.client().clone(), store.names.audit.clone());
+    let audit = AuditWriter::for_command(store.client().clone(), store.names.audit.clone());
     let change = json!({
         "scope": scope,
         "mode": {"from": old.as_ref().and_then(|o| o.mode).map(|m| m.as_str()), "to": new.mode.map(|m| m.as_str())},
@@ -1231,7 +1250,7 @@ async fn jobs(config: &Config, cmd: JobsCommand) -> Result<()> {
                 )));
             }
             let ttl = Duration::from_secs(config.approval_ttl_seconds);
-            let audit = AuditWriter::new(store.client().clone(), store.names.audit.clone());
+            let audit = AuditWriter::for_command(store.client().clone(), store.names.audit.clone());
             if approval_expired(&job, ttl) {
                 expire(&store, &audit, &job, ttl).await?;
                 return Err(Failure::usage(format!(
@@ -1291,6 +1310,41 @@ async fn jobs(config: &Config, cmd: JobsCommand) -> Result<()> {
             );
             Ok(())
         }
+        JobsCommand::Undo {
+            id,
+            by,
+            reason,
+            force,
+            no_exempt,
+        } => {
+            let by = by_or_caller(&aws, by).await?;
+            let ctx = build_context(config, &aws, Duration::from_secs(300)).await?;
+            let result = crate::undo::undo(&ctx, &id, &by, &reason, force, !no_exempt).await;
+            ctx.audit.anchor().await?;
+            match result {
+                Ok(done) => {
+                    println!(
+                        "job {id} undone by {by} (undo job {}): the resource is as it was before",
+                        done.undo_job.id
+                    );
+                    for a in done.undo_job.plan.iter().flat_map(|p| p.actions.iter()) {
+                        println!("  ~ {}", a.summary());
+                    }
+                    if done.exempted {
+                        println!(
+                            "{} is now exempt from {} (remove with `rectify exemptions remove --remediation {} --resource {} --account {}`)",
+                            done.undo_job.resource_id,
+                            done.undo_job.remediation,
+                            done.undo_job.remediation,
+                            done.undo_job.resource_id,
+                            done.undo_job.account
+                        );
+                    }
+                    Ok(())
+                }
+                Err(e) => Err(Failure::usage(e)),
+            }
+        }
         JobsCommand::Reject { id, by, reason } => {
             let job = store.job(&id).await?.ok_or_else(|| {
                 Failure::usage(format!("no job {id:?} (see `rectify jobs list`)"))
@@ -1318,7 +1372,7 @@ async fn jobs(config: &Config, cmd: JobsCommand) -> Result<()> {
                         "job {id} changed while it was being rejected: look again"
                     ))
                 })?;
-            AuditWriter::new(store.client().clone(), store.names.audit.clone())
+            AuditWriter::for_command(store.client().clone(), store.names.audit.clone())
                 .append(job_record(&rejected, &by))
                 .await?;
             println!("job {id} rejected by {by}; it will not be applied");
@@ -1351,7 +1405,7 @@ async fn update_global(
         new.updated_by = Some(by.clone());
         match store.put_global(&new, old.version).await {
             Ok(()) => {
-                AuditWriter::new(store.client().clone(), store.names.audit.clone())
+                AuditWriter::for_command(store.client().clone(), store.names.audit.clone())
                     .append(Record {
                         kind: "settings".into(),
                         before: Some(serde_json::to_value(&old).unwrap_or(Value::Null)),
@@ -1511,7 +1565,7 @@ async fn exemptions(config: &Config, cmd: ExemptionsCommand) -> Result<()> {
                 created_at: crate::state::now_text(),
             };
             store.put_exemption(&e).await?;
-            AuditWriter::new(store.client().clone(), store.names.audit.clone())
+            AuditWriter::for_command(store.client().clone(), store.names.audit.clone())
                 .append(Record {
                     kind: "settings".into(),
                     remediation: Some(e.remediation.clone()),
@@ -1616,7 +1670,7 @@ async fn exemptions(config: &Config, cmd: ExemptionsCommand) -> Result<()> {
                     e.resource_id, e.remediation, e.account
                 )));
             }
-            AuditWriter::new(store.client().clone(), store.names.audit.clone())
+            AuditWriter::for_command(store.client().clone(), store.names.audit.clone())
                 .append(Record {
                     kind: "settings".into(),
                     remediation: Some(e.remediation.clone()),
@@ -1667,6 +1721,7 @@ async fn sweep_cmd(config: &Config, args: SweepArgs) -> Result<()> {
     let lines = crate::sweep::sweep(&ctx, &remediations, &accounts, &regions, args.what_if)
         .await
         .map_err(Failure::failed)?;
+    ctx.audit.anchor().await?;
     if args.json {
         print_json(&lines);
         return Ok(());

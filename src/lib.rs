@@ -30,4 +30,5 @@ pub mod render;
 pub mod script;
 pub mod state;
 pub mod sweep;
+pub mod undo;
 pub mod worker;

@@ -87,6 +87,7 @@ pub enum JobStatus {
     Exempt,
     AccountNotAllowed,
     Off,
+    Undone,
 }
 
 impl JobStatus {
@@ -106,6 +107,7 @@ impl JobStatus {
         JobStatus::Exempt,
         JobStatus::AccountNotAllowed,
         JobStatus::Off,
+        JobStatus::Undone,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -125,6 +127,7 @@ impl JobStatus {
             JobStatus::Exempt => "exempt",
             JobStatus::AccountNotAllowed => "account-not-allowed",
             JobStatus::Off => "off",
+            JobStatus::Undone => "undone",
         }
     }
 
@@ -721,6 +724,57 @@ impl Store {
                 e => Err(e.into()),
             },
         }
+    }
+
+    /// Writes a whole job that no worker claims (an operator's undo).
+    pub async fn put_job(&self, job: &Job) -> Result<(), StateError> {
+        let mut item = HashMap::new();
+        let text = |v: &str| s(v);
+        for (k, v) in [
+            ("id", &job.id),
+            ("remediation", &job.remediation),
+            ("account", &job.account),
+            ("region", &job.region),
+            ("resource_type", &job.resource_type),
+            ("resource_id", &job.resource_id),
+            ("rule", &job.rule),
+            ("source", &job.source),
+            ("observation", &job.observation),
+            ("created_at", &job.created_at),
+            ("updated_at", &job.updated_at),
+        ] {
+            item.insert(k.to_string(), text(v));
+        }
+        item.insert("resource_key".into(), s(job.resource_key()));
+        item.insert("status".into(), s(job.status.as_str()));
+        item.insert("mode".into(), s(job.mode.as_str()));
+        item.insert("attempts".into(), n(job.attempts));
+        for (k, v) in [
+            ("event_id", job.event_id.clone().map(s)),
+            ("reason", job.reason.clone().map(s)),
+            ("plan", json_attr(&job.plan)),
+            ("plan_hash", job.plan_hash.clone().map(s)),
+            ("before", json_attr(&job.before)),
+            ("after", json_attr(&job.after)),
+            ("inverse", json_attr(&job.inverse)),
+            ("script_sha256", job.script_sha256.clone().map(s)),
+            ("approved_by", job.approved_by.clone().map(s)),
+            ("approved_at", job.approved_at.clone().map(s)),
+            ("approved_plan_hash", job.approved_plan_hash.clone().map(s)),
+            ("approval_reason", job.approval_reason.clone().map(s)),
+        ] {
+            if let Some(v) = v {
+                item.insert(k.to_string(), v);
+            }
+        }
+        self.ddb
+            .put_item()
+            .table_name(&self.names.jobs)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| classify("dynamodb:PutItem", e))?;
+        Ok(())
     }
 
     /// One job, read consistently.

@@ -1,0 +1,491 @@
+//! The audit trail and undo against moto: every kind of tampering is detected and named by
+//! `audit verify`; an applied fix of each remediation is undone to exactly the state before it,
+//! on the record, with an exemption; an undo over a later change is refused unless forced.
+
+mod support;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde_json::Value;
+use support::*;
+
+/// A worker chain of four records (dry-run plans), anchored when the worker stopped.
+async fn trail(env: &Env) -> String {
+    let s3 = aws_sdk_s3::Client::new(&env.sdk);
+    for _ in 0..4 {
+        let b = unique("trail");
+        s3.create_bucket().bucket(&b).send().await.unwrap();
+        env.send(&config_event(
+            HOME,
+            "s3-bucket-public-read-prohibited",
+            "AWS::S3::Bucket",
+            &b,
+        ))
+        .await;
+    }
+    env.run(&["worker", "--once", "--concurrency", "1"]).await;
+    let audit = env.audit().await;
+    let chain = audit.iter().find(|r| r["kind"] == "job").unwrap()["chain"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        audit
+            .iter()
+            .filter(|r| r["chain"] == chain.as_str())
+            .count(),
+        4
+    );
+    assert!(env.ok(&["audit", "verify"]).await.starts_with("OK"));
+    chain
+}
+
+fn key(chain: &str, seq: u64) -> std::collections::HashMap<String, AttributeValue> {
+    std::collections::HashMap::from([
+        ("chain".to_string(), AttributeValue::S(chain.to_string())),
+        ("seq".to_string(), AttributeValue::N(seq.to_string())),
+    ])
+}
+
+async fn item(
+    env: &Env,
+    chain: &str,
+    seq: u64,
+) -> std::collections::HashMap<String, AttributeValue> {
+    aws_sdk_dynamodb::Client::new(&env.sdk)
+        .get_item()
+        .table_name(format!("{}-audit", env.prefix))
+        .set_key(Some(key(chain, seq)))
+        .send()
+        .await
+        .unwrap()
+        .item()
+        .cloned()
+        .unwrap()
+}
+
+async fn put(env: &Env, item: std::collections::HashMap<String, AttributeValue>) {
+    aws_sdk_dynamodb::Client::new(&env.sdk)
+        .put_item()
+        .table_name(format!("{}-audit", env.prefix))
+        .set_item(Some(item))
+        .send()
+        .await
+        .unwrap();
+}
+
+async fn delete(env: &Env, chain: &str, seq: u64) {
+    aws_sdk_dynamodb::Client::new(&env.sdk)
+        .delete_item()
+        .table_name(format!("{}-audit", env.prefix))
+        .set_key(Some(key(chain, seq)))
+        .send()
+        .await
+        .unwrap();
+}
+
+async fn verify_fails_naming(env: &Env, record: &str, what: &str) {
+    let r = env.run(&["audit", "verify"]).await;
+    assert_eq!(r.code, 1, "verify passed a tampered trail:\n{}", r.stdout);
+    assert!(
+        r.stdout
+            .lines()
+            .any(|l| l.starts_with(record) && l.contains(what)),
+        "expected {record}: …{what}… in:\n{}",
+        r.stdout
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_kind_of_tampering_is_named() {
+    // An edited field.
+    let env = Env::new().await;
+    let chain = trail(&env).await;
+    let mut it = item(&env, &chain, 2).await;
+    let text = it["record"]
+        .as_s()
+        .unwrap()
+        .replace("\"outcome\":\"planned\"", "\"outcome\":\"no-op\"");
+    it.insert("record".into(), AttributeValue::S(text));
+    put(&env, it).await;
+    verify_fails_naming(&env, &format!("{chain}-00000002"), "edited").await;
+
+    // A deleted record.
+    let env = Env::new().await;
+    let chain = trail(&env).await;
+    delete(&env, &chain, 2).await;
+    verify_fails_naming(&env, &format!("{chain}-00000003"), "removed or inserted").await;
+
+    // A forged record inserted at the end, with a correct-looking hash of its own.
+    let env = Env::new().await;
+    let chain = trail(&env).await;
+    let mut forged: Value =
+        serde_json::from_str(item(&env, &chain, 4).await["record"].as_s().unwrap()).unwrap();
+    forged["seq"] = 5.into();
+    forged["id"] = format!("{chain}-00000005").into();
+    forged["outcome"] = "applied".into();
+    let record: rectify::audit::Record = serde_json::from_value(forged.clone()).unwrap();
+    forged["hash"] = record.compute_hash().into();
+    let mut it = item(&env, &chain, 4).await;
+    it.insert("seq".into(), AttributeValue::N("5".into()));
+    it.insert(
+        "hash".into(),
+        AttributeValue::S(forged["hash"].as_str().unwrap().into()),
+    );
+    it.insert("record".into(), AttributeValue::S(forged.to_string()));
+    put(&env, it).await;
+    verify_fails_naming(&env, &format!("{chain}-00000005"), "predecessor").await;
+
+    // Two records swapped.
+    let env = Env::new().await;
+    let chain = trail(&env).await;
+    let (mut a, mut b) = (item(&env, &chain, 2).await, item(&env, &chain, 3).await);
+    let (ra, rb) = (a["record"].clone(), b["record"].clone());
+    let (ha, hb) = (a["hash"].clone(), b["hash"].clone());
+    a.insert("record".into(), rb);
+    a.insert("hash".into(), hb);
+    b.insert("record".into(), ra);
+    b.insert("hash".into(), ha);
+    put(&env, a).await;
+    put(&env, b).await;
+    verify_fails_naming(&env, &format!("{chain}-00000002"), "moved or forged").await;
+
+    // The tail cut off: the anchor written when the worker stopped still names it.
+    let env = Env::new().await;
+    let chain = trail(&env).await;
+    delete(&env, &chain, 4).await;
+    verify_fails_naming(&env, &format!("{chain}-00000004"), "tail was cut off").await;
+}
+
+async fn applied(
+    env: &Env,
+    remediation: &str,
+    rule: &str,
+    resource_type: &str,
+    id: &str,
+) -> String {
+    env.ok(&[
+        "settings",
+        "set",
+        remediation,
+        "--mode",
+        "enforce",
+        "--by",
+        "test",
+    ])
+    .await;
+    env.send(&config_event(HOME, rule, resource_type, id)).await;
+    env.drain().await;
+    let jobs: Vec<Value> = env
+        .jobs()
+        .await
+        .into_iter()
+        .filter(|j| j["resource_id"] == id && j["source"] != "operator")
+        .collect();
+    assert_eq!(jobs.len(), 1, "{jobs:#?}");
+    assert_eq!(jobs[0]["status"], "applied", "{:#}", jobs[0]);
+    jobs[0]["id"].as_str().unwrap().to_string()
+}
+
+async fn undo(env: &Env, job: &str) {
+    let out = env
+        .ok(&[
+            "jobs",
+            "undo",
+            job,
+            "--by",
+            "auditor",
+            "--reason",
+            "this resource must stay open",
+        ])
+        .await;
+    assert!(out.contains("undone"), "{out}");
+    let audit = env.audit().await;
+    assert!(audit.iter().any(|r| r["job_id"] == format!("undo-{job}")
+        && r["outcome"] == "applied"
+        && r["actor"] == "auditor"));
+    assert!(
+        audit
+            .iter()
+            .any(|r| r["job_id"] == job && r["outcome"] == "undone")
+    );
+    assert!(audit.iter().any(|r| r["outcome"] == "exemption-added"));
+    assert!(env.ok(&["audit", "verify"]).await.starts_with("OK"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_then_undo_leaves_each_resource_exactly_as_before() {
+    let env = Env::new().await;
+    env.ok(&[
+        "settings",
+        "set",
+        "vpce-restrict-policy",
+        "--param",
+        "organization_id=o-a1b2c3d4e5",
+        "--by",
+        "test",
+    ])
+    .await;
+    env.ok(&[
+        "settings",
+        "set",
+        "iam-deactivate-stale-keys",
+        "--param",
+        "max_unused_days=0",
+        "--by",
+        "test",
+    ])
+    .await;
+
+    // S3: no Public Access Block before, none after the undo.
+    let s3 = aws_sdk_s3::Client::new(&env.sdk);
+    let bucket = unique("undo");
+    s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    let job = applied(
+        &env,
+        "s3-block-public-access",
+        "s3-bucket-public-read-prohibited",
+        "AWS::S3::Bucket",
+        &bucket,
+    )
+    .await;
+    undo(&env, &job).await;
+    assert_eq!(public_access_block(&env.sdk, &bucket).await, None);
+    let original = env.json(&["jobs", "show", &job]).await;
+    assert_eq!(original["status"], "undone");
+
+    // Security group: the revoked rules come back with their descriptions (under new ids).
+    let (_, group) = security_group(&env.sdk).await;
+    let ec2 = aws_sdk_ec2::Client::new(&env.sdk);
+    use aws_sdk_ec2::types::{IpPermission, IpRange, Ipv6Range};
+    ec2.authorize_security_group_ingress()
+        .group_id(&group)
+        .ip_permissions(
+            IpPermission::builder()
+                .ip_protocol("tcp")
+                .from_port(22)
+                .to_port(22)
+                .ip_ranges(
+                    IpRange::builder()
+                        .cidr_ip("0.0.0.0/0")
+                        .description("vendor access")
+                        .build(),
+                )
+                .ipv6_ranges(
+                    Ipv6Range::builder()
+                        .cidr_ipv6("::/0")
+                        .description("vendor v6")
+                        .build(),
+                )
+                .build(),
+        )
+        .ip_permissions(
+            IpPermission::builder()
+                .ip_protocol("tcp")
+                .from_port(443)
+                .to_port(443)
+                .ip_ranges(IpRange::builder().cidr_ip("0.0.0.0/0").build())
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let rules = |g: String| {
+        let ec2 = ec2.clone();
+        async move {
+            let out = ec2
+                .describe_security_group_rules()
+                .filters(
+                    aws_sdk_ec2::types::Filter::builder()
+                        .name("group-id")
+                        .values(g)
+                        .build(),
+                )
+                .send()
+                .await
+                .unwrap();
+            let mut v: Vec<String> = out
+                .security_group_rules()
+                .iter()
+                .filter(|r| r.is_egress() != Some(true))
+                .map(|r| {
+                    format!(
+                        "{:?} {:?} {:?} {:?} {:?} {:?}",
+                        r.ip_protocol(),
+                        r.from_port(),
+                        r.to_port(),
+                        r.cidr_ipv4(),
+                        r.cidr_ipv6(),
+                        r.description()
+                    )
+                })
+                .collect();
+            v.sort();
+            v
+        }
+    };
+    let before = rules(group.clone()).await;
+    let job = applied(
+        &env,
+        "sg-revoke-open-ssh",
+        "restricted-ssh",
+        "AWS::EC2::SecurityGroup",
+        &group,
+    )
+    .await;
+    assert_ne!(rules(group.clone()).await, before);
+    undo(&env, &job).await;
+    assert_eq!(rules(group.clone()).await, before);
+
+    // IAM: the deactivated keys are active again, none deleted.
+    let iam = aws_sdk_iam::Client::new(&env.sdk);
+    let user = unique("undo-user");
+    iam.create_user().user_name(&user).send().await.unwrap();
+    iam.create_access_key()
+        .user_name(&user)
+        .send()
+        .await
+        .unwrap();
+    let job = applied(
+        &env,
+        "iam-deactivate-stale-keys",
+        "access-keys-rotated",
+        "AWS::IAM::User",
+        &user,
+    )
+    .await;
+    undo(&env, &job).await;
+    let keys = iam
+        .list_access_keys()
+        .user_name(&user)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(keys.access_key_metadata().len(), 1);
+    assert_eq!(
+        keys.access_key_metadata()[0].status().unwrap().as_str(),
+        "Active"
+    );
+
+    // VPC endpoint: the old policy document, byte for byte.
+    let (vpc, _) = security_group(&env.sdk).await;
+    let policy = "{\n  \"Statement\": [ {\"Effect\": \"Allow\", \"Principal\": \"*\", \"Action\": \"*\", \"Resource\": \"*\"} ]\n}";
+    let ep = ec2
+        .create_vpc_endpoint()
+        .vpc_id(&vpc)
+        .service_name("com.amazonaws.us-east-1.s3")
+        .policy_document(policy)
+        .send()
+        .await
+        .unwrap();
+    let endpoint = ep
+        .vpc_endpoint()
+        .unwrap()
+        .vpc_endpoint_id()
+        .unwrap()
+        .to_string();
+    let job = applied(
+        &env,
+        "vpce-restrict-policy",
+        "vpce-policy-check",
+        "AWS::EC2::VPCEndpoint",
+        &endpoint,
+    )
+    .await;
+    undo(&env, &job).await;
+    let out = ec2
+        .describe_vpc_endpoints()
+        .vpc_endpoint_ids(&endpoint)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.vpc_endpoints()[0].policy_document(), Some(policy));
+
+    // The undo exempted the resources: a new event does not fix them again.
+    env.send(&config_event(
+        HOME,
+        "s3-bucket-public-write-prohibited",
+        "AWS::S3::Bucket",
+        &bucket,
+    ))
+    .await;
+    env.drain().await;
+    assert_eq!(public_access_block(&env.sdk, &bucket).await, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undo_refuses_to_overwrite_a_later_change_unless_forced() {
+    let env = Env::new().await;
+    let (_, group) = security_group(&env.sdk).await;
+    let ec2 = aws_sdk_ec2::Client::new(&env.sdk);
+    ec2.authorize_security_group_ingress()
+        .group_id(&group)
+        .ip_protocol("tcp")
+        .from_port(22)
+        .to_port(22)
+        .cidr_ip("0.0.0.0/0")
+        .send()
+        .await
+        .unwrap();
+    let job = applied(
+        &env,
+        "sg-revoke-open-ssh",
+        "restricted-ssh",
+        "AWS::EC2::SecurityGroup",
+        &group,
+    )
+    .await;
+    ec2.authorize_security_group_ingress()
+        .group_id(&group)
+        .ip_protocol("tcp")
+        .from_port(8443)
+        .to_port(8443)
+        .cidr_ip("10.0.0.0/8")
+        .send()
+        .await
+        .unwrap();
+    let r = env
+        .run(&[
+            "jobs",
+            "undo",
+            &job,
+            "--by",
+            "auditor",
+            "--reason",
+            "r",
+            "--no-exempt",
+        ])
+        .await;
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert!(
+        r.stderr.contains("changed since job") && r.stderr.contains("8443"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(env.json(&["jobs", "show", &job]).await["status"], "applied");
+    env.ok(&[
+        "jobs",
+        "undo",
+        &job,
+        "--by",
+        "auditor",
+        "--reason",
+        "r",
+        "--force",
+        "--no-exempt",
+    ])
+    .await;
+    let rules = ingress(&env.sdk, &group).await;
+    assert!(
+        rules.contains(&("tcp".to_string(), 22, 22, "0.0.0.0/0".to_string())),
+        "{rules:?}"
+    );
+    assert!(
+        rules.contains(&("tcp".to_string(), 8443, 8443, "10.0.0.0/8".to_string())),
+        "the later change stays"
+    );
+    let ex = env.json(&["exemptions", "list"]).await;
+    assert!(
+        ex.as_array().unwrap().is_empty(),
+        "--no-exempt adds no exemption"
+    );
+}
