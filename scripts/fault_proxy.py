@@ -108,7 +108,7 @@ class Proxy(BaseHTTPRequestHandler):
             roll = RNG.random()
             kind = RNG.choice(["500", "503", "throttle", "throttle", "delay"])
             if STATE["delay_only"]:
-                roll, kind = 0.0, "delay"
+                roll, kind, fail_rate = 0.0, "delay", 1.0
         if down:
             self.close_connection = True
             self.connection.shutdown(2)

@@ -418,8 +418,8 @@ pub struct PlanArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum DlqCommand {
-    /// Messages in the DLQ with the reason rectify gave and their receive count. Listing hides
-    /// them from other readers of the DLQ for 30 seconds.
+    /// Messages in the DLQ with the reason rectify gave and their receive count (each receive
+    /// by a listing counts too).
     List {
         #[arg(long)]
         json: bool,
@@ -2143,6 +2143,7 @@ async fn dlq_list(config: &Config, json_out: bool) -> Result<()> {
     let sqs = aws_sdk_sqs::Client::new(&aws);
     let url = queue_url_of(&sqs, &Names::new(&config.prefix).dlq).await?;
     let mut seen = BTreeMap::new();
+    let mut receipts = Vec::new();
     loop {
         let out = sqs
             .receive_message()
@@ -2172,6 +2173,9 @@ async fn dlq_list(config: &Config, json_out: bool) -> Result<()> {
                 })
                 .cloned()
                 .unwrap_or_default();
+            if let Some(r) = m.receipt_handle() {
+                receipts.push(r.to_string());
+            }
             seen.insert(
                 id.clone(),
                 json!({
@@ -2185,6 +2189,16 @@ async fn dlq_list(config: &Config, json_out: bool) -> Result<()> {
         if seen.len() == before {
             break;
         }
+    }
+    // Reading hid the messages; make them visible again at once.
+    for r in receipts {
+        let _ = sqs
+            .change_message_visibility()
+            .queue_url(&url)
+            .receipt_handle(r)
+            .visibility_timeout(0)
+            .send()
+            .await;
     }
     let items: Vec<Value> = seen.into_values().collect();
     if json_out {

@@ -478,3 +478,89 @@ async fn killed_mid_remediation_with_sigkill_every_finding_converges_once() {
     );
     assert!(env.ok(&["audit", "verify"]).await.starts_with("OK"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_job_keeps_its_message_hidden_and_the_dlq_can_be_redriven() {
+    let env = Env::new().await;
+    env.ok(&[
+        "settings",
+        "set",
+        "sg-revoke-open-ssh",
+        "--mode",
+        "enforce",
+        "--by",
+        "test",
+    ])
+    .await;
+    let proxy = FaultProxy::start(0.0, 4).await;
+    // Every call takes 600 ms: the job runs far longer than the queue's 3 s visibility timeout.
+    proxy
+        .set(serde_json::json!({"delay_only": true, "delay_ms": 600}))
+        .await;
+    let (_, group) = security_group(&env.sdk).await;
+    let ec2 = aws_sdk_ec2::Client::new(&env.sdk);
+    for port in [22, 2222] {
+        ec2.authorize_security_group_ingress()
+            .group_id(&group)
+            .ip_protocol("tcp")
+            .from_port(port - 22)
+            .to_port(port)
+            .cidr_ip("0.0.0.0/0")
+            .send()
+            .await
+            .unwrap();
+    }
+    env.send(&config_event(
+        HOME,
+        "restricted-ssh",
+        "AWS::EC2::SecurityGroup",
+        &group,
+    ))
+    .await;
+    let started = std::time::Instant::now();
+    let r = env
+        .run_env(
+            &["worker", "--once", "--concurrency", "4"],
+            &[
+                ("AWS_ENDPOINT_URL", &proxy.url),
+                ("RECTIFY_LOG", "info,rectify::worker=debug,aws_config=warn"),
+            ],
+        )
+        .await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        started.elapsed() > Duration::from_secs(4),
+        "the job was not long enough to test anything"
+    );
+    assert!(
+        r.stderr.contains("message visibility extended"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        !r.stderr.contains("another job holds") && !r.stderr.contains("held by another worker"),
+        "{}",
+        r.stderr
+    );
+    let job = env.job_for(&group).await;
+    assert_eq!(job["status"], "applied");
+    assert_eq!(job["attempts"], 1);
+    assert_eq!(env.depth(false).await, 0);
+
+    // dlq redrive moves a message back to the queue, and only the one named.
+    env.send("not an event").await;
+    env.send("not an event either").await;
+    env.drain().await;
+    let dlq = env.json(&["dlq", "list"]).await;
+    assert_eq!(dlq.as_array().unwrap().len(), 2);
+    let id = dlq[0]["id"].as_str().unwrap().to_string();
+    let out = env.ok(&["dlq", "redrive", "--id", &id]).await;
+    assert!(out.contains("1 message(s) moved"), "{out}");
+    assert_eq!(env.depth(false).await, 1);
+    assert_eq!(
+        env.run(&["dlq", "redrive", "--id", "no-such-message"])
+            .await
+            .code,
+        2
+    );
+}
