@@ -375,8 +375,28 @@ pub enum AuditCommand {
     },
     /// One record in full.
     Show { id: String },
-    /// Check every chain; exit 1 naming each record that was changed, removed or reordered.
-    Verify,
+    /// Check every chain; exit 1 naming each record that was changed, removed, inserted or
+    /// reordered, or cut off after its anchor. With --export-bucket, also check the S3 export
+    /// and that the table still matches it.
+    Verify {
+        #[arg(long, env = "RECTIFY_AUDIT_EXPORT_BUCKET")]
+        export_bucket: Option<String>,
+        /// Key prefix of the exported objects.
+        #[arg(long, default_value = "rectify-audit/")]
+        export_key_prefix: String,
+    },
+    /// Write every chain to S3 as JSON lines (<prefix><chain>.jsonl); with Object Lock on the
+    /// bucket, each object is retained in governance mode.
+    Export {
+        #[arg(long, env = "RECTIFY_AUDIT_EXPORT_BUCKET")]
+        bucket: String,
+        /// Key prefix of the objects.
+        #[arg(long, default_value = "rectify-audit/")]
+        key_prefix: String,
+        /// Object Lock retention, in days.
+        #[arg(long, default_value_t = 365)]
+        retention_days: u32,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -1860,8 +1880,39 @@ async fn audit_cmd(config: &Config, cmd: AuditCommand) -> Result<()> {
             print_json(&r.record);
             Ok(())
         }
-        AuditCommand::Verify => {
-            let problems = audit::verify(&records);
+        AuditCommand::Export {
+            bucket,
+            key_prefix,
+            retention_days,
+        } => {
+            let written = audit::export(
+                &aws_sdk_s3::Client::new(&aws),
+                &bucket,
+                &key_prefix,
+                &records,
+                retention_days,
+            )
+            .await?;
+            for (key, n) in &written {
+                println!("s3://{bucket}/{key}: {n} records");
+            }
+            Ok(())
+        }
+        AuditCommand::Verify {
+            export_bucket,
+            export_key_prefix: export_prefix,
+        } => {
+            let mut problems = audit::verify(&records);
+            if let Some(bucket) = &export_bucket {
+                let exported =
+                    audit::read_export(&aws_sdk_s3::Client::new(&aws), bucket, &export_prefix)
+                        .await?;
+                println!(
+                    "export: {} records in s3://{bucket}/{export_prefix}",
+                    exported.len()
+                );
+                problems.extend(audit::verify_export(&records, &exported));
+            }
             let chains = records
                 .iter()
                 .map(|r| r.chain.as_str())

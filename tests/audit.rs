@@ -489,3 +489,68 @@ async fn undo_refuses_to_overwrite_a_later_change_unless_forced() {
         "--no-exempt adds no exemption"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_export_to_s3_is_retained_and_catches_later_edits_of_the_table() {
+    let env = Env::new().await;
+    let chain = trail(&env).await;
+    let s3 = aws_sdk_s3::Client::new(&env.sdk);
+    let bucket = unique("audit-export");
+    s3.create_bucket()
+        .bucket(&bucket)
+        .object_lock_enabled_for_bucket(true)
+        .send()
+        .await
+        .unwrap();
+    let out = env
+        .ok(&[
+            "audit",
+            "export",
+            "--bucket",
+            &bucket,
+            "--retention-days",
+            "30",
+        ])
+        .await;
+    assert!(
+        out.contains(&format!("rectify-audit/{chain}.jsonl: 4 records")),
+        "{out}"
+    );
+    // moto answers GetObjectRetention with the object itself; HeadObject carries the lock.
+    let head = s3
+        .head_object()
+        .bucket(&bucket)
+        .key(format!("rectify-audit/{chain}.jsonl"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.object_lock_mode().unwrap().as_str(), "GOVERNANCE");
+    assert!(head.object_lock_retain_until_date().is_some());
+    let ok = env
+        .ok(&["audit", "verify", "--export-bucket", &bucket])
+        .await;
+    assert!(ok.contains("OK"), "{ok}");
+
+    // Someone rewrites a record and its hash in the table, consistently: only the export tells.
+    let mut it = item(&env, &chain, 4).await;
+    let mut record: Value = serde_json::from_str(it["record"].as_s().unwrap()).unwrap();
+    record["outcome"] = "no-op".into();
+    let parsed: rectify::audit::Record = serde_json::from_value(record.clone()).unwrap();
+    record["hash"] = parsed.compute_hash().into();
+    it.insert(
+        "hash".into(),
+        AttributeValue::S(record["hash"].as_str().unwrap().into()),
+    );
+    it.insert("record".into(), AttributeValue::S(record.to_string()));
+    put(&env, it).await;
+    let r = env
+        .run(&["audit", "verify", "--export-bucket", &bucket])
+        .await;
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stdout
+            .contains(&format!("{chain}-00000004: differs from its exported copy")),
+        "{}",
+        r.stdout
+    );
+}
