@@ -88,6 +88,14 @@ pub struct GlobalArgs {
     /// SNS topic told of pending approvals, applied and failed fixes, and tripped breakers.
     #[arg(long, env = "RECTIFY_NOTIFY_TOPIC_ARN", global = true)]
     pub notify_topic_arn: Option<String>,
+    /// The worker's liveness file, touched after every poll [default: $TMPDIR/rectify-<prefix>.alive]
+    #[arg(
+        long,
+        env = "RECTIFY_LIVENESS_FILE",
+        global = true,
+        value_name = "FILE"
+    )]
+    pub liveness_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -134,6 +142,14 @@ pub enum Command {
     Resume {
         #[arg(long)]
         by: Option<String>,
+    },
+    /// Exit 0 when the worker polled recently (its liveness file is fresh), 1 when polling has
+    /// stalled or never started: the container health check.
+    Healthcheck {
+        /// The longest time since the last poll that counts as healthy, in seconds (a long poll
+        /// waits 20).
+        #[arg(long, default_value_t = 90)]
+        max_age: u64,
     },
     /// Find violations no event announced: enumerate each remediation's resources and feed
     /// the non-compliant ones through the same gates.
@@ -502,6 +518,7 @@ impl Cli {
                 wait_seconds: worker.and_then(|w| w.wait_seconds),
                 approval_ttl_seconds: self.global.approval_ttl_seconds,
                 notify_topic_arn: self.global.notify_topic_arn.clone(),
+                liveness_file: self.global.liveness_file.clone(),
             },
         )
         .map_err(|e| Failure::usage(e.to_string()))
@@ -579,6 +596,26 @@ pub async fn run(cli: Cli, config: Config, started: Instant) -> Result<()> {
         Command::Pause { reason, by } => pause(&config, true, Some(reason), by).await,
         Command::Resume { by } => pause(&config, false, None, by).await,
         Command::Sweep(args) => sweep_cmd(&config, args).await,
+        Command::Healthcheck { max_age } => {
+            let path = &config.liveness_file;
+            let modified = std::fs::metadata(path)
+                .and_then(|m| m.modified())
+                .map_err(|e| {
+                    Failure::failed(format!(
+                        "unhealthy: {} cannot be read ({e}): the worker has not polled",
+                        path.display()
+                    ))
+                })?;
+            let age = modified.elapsed().unwrap_or_default();
+            if age.as_secs() > max_age {
+                return Err(Failure::failed(format!(
+                    "unhealthy: the last poll was {} s ago (more than {max_age} s)",
+                    age.as_secs()
+                )));
+            }
+            println!("healthy: the last poll was {} s ago", age.as_secs());
+            Ok(())
+        }
     }
 }
 
@@ -730,6 +767,7 @@ async fn run_worker(config: Config, args: WorkerArgs, started: Instant) -> Resul
         concurrency: config.concurrency,
         visibility: Duration::from_secs(visibility),
         grace: Duration::from_secs(config.shutdown_grace_seconds),
+        liveness_file: Some(config.liveness_file.clone()),
         wait_seconds: if args.once {
             args.wait_seconds.unwrap_or(config.once_wait_seconds)
         } else {

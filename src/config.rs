@@ -47,6 +47,8 @@ pub struct WorkerFile {
     /// After SIGTERM, how long work in flight may take, in seconds (ECS waits 30 s by default
     /// before it kills the task).
     pub shutdown_grace_seconds: Option<u64>,
+    /// A file touched after every poll, for `rectify healthcheck`.
+    pub liveness_file: Option<std::path::PathBuf>,
 }
 
 /// The resolved configuration.
@@ -62,6 +64,7 @@ pub struct Config {
     pub once_wait_seconds: i32,
     pub settings_cache_seconds: u64,
     pub shutdown_grace_seconds: u64,
+    pub liveness_file: std::path::PathBuf,
     pub approval_ttl_seconds: u64,
     pub notify_topic_arn: Option<String>,
     pub limits: Limits,
@@ -94,6 +97,7 @@ pub struct Overrides {
     pub wait_seconds: Option<i32>,
     pub approval_ttl_seconds: Option<u64>,
     pub notify_topic_arn: Option<String>,
+    pub liveness_file: Option<std::path::PathBuf>,
 }
 
 impl Config {
@@ -158,7 +162,7 @@ impl Config {
             });
         }
         Ok(Config {
-            prefix,
+            prefix: prefix.clone(),
             role_name: o
                 .role_name
                 .or(f.role_name)
@@ -171,6 +175,10 @@ impl Config {
             once_wait_seconds,
             settings_cache_seconds: f.worker.settings_cache_seconds.unwrap_or(5),
             shutdown_grace_seconds: f.worker.shutdown_grace_seconds.unwrap_or(25),
+            liveness_file: o
+                .liveness_file
+                .or(f.worker.liveness_file)
+                .unwrap_or_else(|| std::env::temp_dir().join(format!("rectify-{}.alive", &prefix))),
             approval_ttl_seconds: o
                 .approval_ttl_seconds
                 .or(f.approval_ttl_seconds)

@@ -43,6 +43,8 @@ pub struct WorkerOptions {
     pub visibility: Duration,
     /// After a stop signal, how long work in flight may take to finish.
     pub grace: Duration,
+    /// Touched after every poll; `rectify healthcheck` reads its age.
+    pub liveness_file: Option<std::path::PathBuf>,
 }
 
 /// What a run did.
@@ -125,6 +127,9 @@ pub async fn run(
         let messages = match received {
             Ok(out) => {
                 backoff = Duration::from_millis(250);
+                if let Some(path) = &opts.liveness_file {
+                    touch(path);
+                }
                 out.messages.unwrap_or_default()
             }
             Err(e) => {
@@ -199,6 +204,19 @@ pub async fn run(
         );
     }
     summary
+}
+
+/// Marks the worker alive: the file's modification time is the last successful poll.
+fn touch(path: &std::path::Path) {
+    let result = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .open(path)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, crate::state::now_text().as_bytes()));
+    if let Err(e) = result {
+        warn!(path = %path.display(), error = %e, "the liveness file cannot be written");
+    }
 }
 
 /// Keeps a message hidden while its job runs: every half visibility timeout, its visibility is

@@ -219,3 +219,25 @@ fn catalog_lists_remediations_and_actions() {
         "{out}"
     );
 }
+
+#[test]
+fn healthcheck_reads_the_age_of_the_liveness_file() {
+    let dir = temp_dir("health");
+    let file = dir.join("alive");
+    let f = file.to_str().unwrap();
+    let (code, _, err) = rectify(&["healthcheck", "--liveness-file", f]);
+    assert_eq!(code, 1, "no file: unhealthy");
+    assert!(err.contains("has not polled"), "{err}");
+    std::fs::write(&file, "now").unwrap();
+    let (code, out, _) = rectify(&["healthcheck", "--liveness-file", f]);
+    assert_eq!(code, 0);
+    assert!(out.contains("healthy"), "{out}");
+    let old = Command::new("touch")
+        .args(["-d", "10 minutes ago", f])
+        .status()
+        .unwrap();
+    assert!(old.success());
+    let (code, _, err) = rectify(&["healthcheck", "--liveness-file", f, "--max-age", "90"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("the last poll was"), "{err}");
+}

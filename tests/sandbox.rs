@@ -192,12 +192,31 @@ async fn sighup_reloads_the_directory_and_a_broken_reload_keeps_the_catalog() {
     write_remediation(&dir, "reloadable", &script("version one"));
     let plan = dir.join("reloadable/plan.rhai");
     let dir_text = dir.to_str().unwrap().to_string();
-    let mut worker = env.spawn(&["worker", "--wait-seconds", "1", "--remediations", &dir_text]);
+    let alive = std::env::temp_dir().join(unique("alive"));
+    let alive_text = alive.to_str().unwrap().to_string();
+    let mut worker = env.spawn(&[
+        "worker",
+        "--wait-seconds",
+        "1",
+        "--remediations",
+        &dir_text,
+        "--liveness-file",
+        &alive_text,
+    ]);
     assert!(
         worker.wait_for("polling", Duration::from_secs(30)).await,
         "{:#?}",
         worker.log
     );
+    let healthy = eventually(Duration::from_secs(30), || async {
+        (env.run(&["healthcheck", "--liveness-file", &alive_text])
+            .await
+            .code
+            == 0)
+            .then_some(())
+    })
+    .await;
+    assert!(healthy.is_some(), "the worker's liveness file is not fresh");
 
     let s3 = aws_sdk_s3::Client::new(&env.sdk);
     let mut shas = Vec::new();
