@@ -433,6 +433,13 @@ pub enum CatalogCommand {
         #[arg(long)]
         json: bool,
     },
+    /// The IAM permissions rectify needs: in member accounts (observers and actions) and in the
+    /// controller account (queue, tables, topic, assume-role, audit export). The deploy
+    /// templates are checked against this list.
+    Permissions {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -2061,6 +2068,23 @@ fn catalog_cmd(config: &Config, cmd: CatalogCommand) -> Result<()> {
             } else {
                 Ok(())
             }
+        }
+        CatalogCommand::Permissions { json } => {
+            let member = crate::cloud::member_permissions();
+            let controller = crate::cloud::CONTROLLER_PERMISSIONS;
+            if json {
+                print_json(&json!({"member": member, "controller": controller}));
+            } else {
+                println!("member account role (rectify-remediation):");
+                for p in &member {
+                    println!("  {p}");
+                }
+                println!("controller task role:");
+                for p in controller {
+                    println!("  {p}");
+                }
+            }
+            Ok(())
         }
         CatalogCommand::Actions { json } => {
             let items: Vec<Value> = ACTION_KINDS

@@ -464,6 +464,43 @@ impl Cloud {
     }
 }
 
+/// What the controller's own task role calls in its account (queue, tables, topic, member
+/// roles, audit export), as IAM permissions.
+pub const CONTROLLER_PERMISSIONS: &[&str] = &[
+    "sqs:ReceiveMessage",
+    "sqs:DeleteMessage",
+    "sqs:ChangeMessageVisibility",
+    "sqs:SendMessage",
+    "sqs:GetQueueUrl",
+    "sqs:GetQueueAttributes",
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:Query",
+    "dynamodb:Scan",
+    "sns:Publish",
+    "sts:AssumeRole",
+    "s3:PutObject",
+    "s3:GetObject",
+    "s3:ListBucket",
+    "s3:GetBucketObjectLockConfiguration",
+    "s3:PutObjectRetention",
+];
+
+/// What the member-account role must allow: every observer's reads and every action's call,
+/// sorted, once each.
+pub fn member_permissions() -> Vec<&'static str> {
+    let mut all: Vec<&'static str> = OBSERVER_PERMISSIONS
+        .iter()
+        .copied()
+        .chain(crate::action::ACTION_KINDS.iter().map(|k| k.permission))
+        .collect();
+    all.sort_unstable();
+    all.dedup();
+    all
+}
+
 /// The read-only calls the observers make, as IAM permissions.
 pub const OBSERVER_PERMISSIONS: &[&str] = &[
     "s3:GetBucketPublicAccessBlock",
