@@ -11,6 +11,7 @@ RUN cargo build --release --locked --bins
 FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /src/target/release/rectify /usr/local/bin/rectify
 ENV RECTIFY_LOG_FORMAT=json \
+    RECTIFY_METRICS=emf \
     RECTIFY_LIVENESS_FILE=/tmp/rectify.alive
 USER 65532:65532
 # The worker touches its liveness file after every poll; a stalled poll loop fails the check.

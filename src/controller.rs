@@ -325,6 +325,12 @@ async fn run_job(
         job.attempts = p.attempts + 1;
     }
     let outcome = decide(ctx, r, snapshot, &mut job, previous.as_deref()).await;
+    crate::metrics::job_ended(
+        r.name(),
+        job.status.as_str(),
+        outcome.plan_ms,
+        outcome.apply_ms,
+    );
     job.updated_at = now_text();
     let actor = job.approved_by.clone().unwrap_or_else(|| "worker".into());
     if let Err(e) = ctx.audit.append(job_record(&job, &actor)).await {
@@ -452,6 +458,9 @@ struct Outcome {
     retry: Option<String>,
     /// The breaker tripped: (enforcements in the window, limit, window seconds).
     tripped: Option<(usize, u32, u64)>,
+    /// How long the script took, and applying and verifying, in milliseconds.
+    plan_ms: f64,
+    apply_ms: f64,
 }
 
 fn end(job: &mut Job, status: JobStatus, reason: impl Into<String>) {
@@ -580,6 +589,7 @@ async fn decide(
         );
         return outcome;
     }
+    let planning = std::time::Instant::now();
     let plan = match plan_blocking(
         ctx.engine.clone(),
         remediation.clone(),
@@ -595,6 +605,7 @@ async fn decide(
             return outcome;
         }
     };
+    outcome.plan_ms = planning.elapsed().as_secs_f64() * 1000.0;
     let hash = plan.hash();
     job.plan_hash = Some(hash.clone());
     job.plan = Some(plan.clone());
@@ -716,6 +727,7 @@ async fn decide(
             return outcome;
         }
     }
+    let applying = std::time::Instant::now();
     for (i, action) in plan.actions.iter().enumerate() {
         if let Err(e) = ctx.cloud.apply(&account, &region, action).await {
             let retry = e.retryable();
@@ -733,6 +745,7 @@ async fn decide(
             return outcome;
         }
     }
+    outcome.apply_ms = applying.elapsed().as_secs_f64() * 1000.0;
     // Verify: read again and re-plan. A read right after a write may lag on AWS, so a plan that
     // is not yet empty is checked again a few times before the fix is called failed.
     let mut last_plan = None;

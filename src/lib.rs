@@ -25,6 +25,7 @@ pub mod cloud;
 pub mod config;
 pub mod controller;
 pub mod event;
+pub mod metrics;
 pub mod notify;
 pub mod render;
 pub mod script;

@@ -19,6 +19,7 @@ fn main() -> ExitCode {
         }
     };
     init_logging(config.log_json);
+    rectify::metrics::init_from_env();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -251,6 +251,7 @@ async fn handle_message(ctx: &Context, queues: &Queues, summary: &Summary, m: Sq
     let body = m.body().unwrap_or_default();
     let disposition = match decode(body) {
         Err(e) => {
+            crate::metrics::finding_received("poison");
             dead_letter(ctx, queues, summary, &m, &e.to_string()).await;
             return;
         }
@@ -262,6 +263,7 @@ async fn handle_message(ctx: &Context, queues: &Queues, summary: &Summary, m: Sq
         Ok(Message::Findings(findings)) => {
             let mut d = Disposition::Done;
             for f in &findings {
+                crate::metrics::finding_received(f.source.as_str());
                 if let Disposition::Retry(reason) = handle_finding(ctx, f).await {
                     d = Disposition::Retry(reason);
                 }
@@ -374,5 +376,6 @@ async fn dead_letter(
         return;
     }
     summary.dead_lettered.fetch_add(1, Ordering::Relaxed);
+    crate::metrics::dlq_sent();
     delete(queues, summary, m).await;
 }

@@ -198,7 +198,25 @@ async fn security_hub_findings_and_unrouted_rules() {
         &bucket,
     ))
     .await;
-    env.drain().await;
+    let run = env
+        .run_env(&["worker", "--once"], &[("RECTIFY_METRICS", "emf")])
+        .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let metrics: Vec<serde_json::Value> = run
+        .stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert!(
+        metrics
+            .iter()
+            .any(|m| m["FindingsReceived"] == 1.0 && m["source"] == "security-hub"),
+        "{}",
+        run.stdout
+    );
+    assert!(metrics.iter().any(|m| m["Jobs"] == 1.0
+        && m["outcome"] == "planned"
+        && m["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "rectify"));
     assert_eq!(env.depth(false).await, 0);
     assert_eq!(env.depth(true).await, 0);
     let job = env.job_for(&bucket).await;
