@@ -119,16 +119,40 @@ def run_worker(rectify, env, concurrency):
     p = subprocess.Popen([rectify, "worker", "--once", "--concurrency", str(concurrency)], env=env,
                          stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
     first_poll = None
+    peak_kb = 0
+
+    def sample():
+        # The worker's own high-water mark (VmHWM), read while it runs.
+        nonlocal peak_kb
+        try:
+            with open(f"/proc/{p.pid}/status") as f:
+                for l in f:
+                    if l.startswith("VmHWM:"):
+                        peak_kb = max(peak_kb, int(l.split()[1]))
+        except OSError:
+            pass
+
+    import threading
+    done = threading.Event()
+
+    def sampler():
+        while not done.is_set():
+            sample()
+            time.sleep(0.05)
+
+    threading.Thread(target=sampler, daemon=True).start()
     for line in p.stderr:
         if first_poll is None and '"polling"' in line:
             first_poll = time.monotonic() - start
+    sample()
     p.wait()
+    done.set()
     wall = time.monotonic() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if p.returncode != 0:
         sys.exit(f"worker exited {p.returncode}")
-    return wall, cpu, after.ru_maxrss, first_poll
+    return wall, cpu, peak_kb, first_poll
 
 
 def audit(rectify, env):

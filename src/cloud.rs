@@ -163,10 +163,9 @@ impl Cloud {
         &self.home_account
     }
 
+    /// Every account, the controller's own included, is reached through its remediation role:
+    /// the worker's own role has no rights on resources.
     async fn account_config(&self, account: &str) -> SdkConfig {
-        if account == self.home_account {
-            return self.base.clone();
-        }
         let mut accounts = self.accounts.lock().await;
         if let Some(c) = accounts.get(account) {
             return c.clone();

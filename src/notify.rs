@@ -29,12 +29,14 @@ impl Notifier {
                 id = job.id
             ),
             JobStatus::Applied => format!("rectify jobs show {}", job.id),
-            JobStatus::Failed | JobStatus::FailedVerify => {
-                format!(
-                    "rectify jobs show {id}; after fixing the cause: rectify jobs retry {id}",
-                    id = job.id
-                )
-            }
+            JobStatus::Failed => format!(
+                "rectify jobs show {id}; after fixing the cause: rectify jobs retry {id}",
+                id = job.id
+            ),
+            JobStatus::FailedVerify => format!(
+                "rectify jobs show {id}: the change was made but did not hold; inspect the resource, or put it back with rectify jobs undo {id} --reason TEXT",
+                id = job.id
+            ),
             _ => return,
         };
         let summary: Vec<String> = job

@@ -68,9 +68,9 @@ pub async fn undo(
         .await
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("no job {job_id:?} (see `rectify jobs list`)"))?;
-    if job.status != JobStatus::Applied {
+    if !matches!(job.status, JobStatus::Applied | JobStatus::FailedVerify) {
         return Err(format!(
-            "job {job_id} is {}: only an applied job can be undone",
+            "job {job_id} is {}: only an applied (or failed-verify) job can be undone",
             job.status.as_str()
         ));
     }
@@ -215,7 +215,7 @@ async fn run(
         .store
         .transition(
             &job.id,
-            &[JobStatus::Applied],
+            &[JobStatus::Applied, JobStatus::FailedVerify],
             JobStatus::Undone,
             &[(
                 "reason",

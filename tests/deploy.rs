@@ -1,0 +1,140 @@
+//! The deployment templates grant exactly what rectify calls: the member role's actions equal
+//! what the observers and actions of the catalog need, and the controller task role's actions
+//! equal what the worker calls in its own account. No `*` action anywhere. (cfn-lint and checkov
+//! run on the same templates in CI.)
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+fn template(name: &str) -> Value {
+    let path = format!("{}/deploy/{name}", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}")))
+        .unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    match v {
+        Value::String(s) => vec![s.clone()],
+        Value::Array(items) => items.iter().flat_map(strings).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Every Allow action in the inline policies of `role` and in the policies attached to it.
+fn role_actions(t: &Value, role: &str) -> BTreeSet<String> {
+    let resources = t["Resources"].as_object().unwrap();
+    let mut docs: Vec<&Value> = resources[role]["Properties"]["Policies"]
+        .as_array()
+        .map(|p| p.iter().map(|p| &p["PolicyDocument"]).collect())
+        .unwrap_or_default();
+    for r in resources.values() {
+        let kind = r["Type"].as_str().unwrap_or_default();
+        if kind == "AWS::IAM::Policy" || kind == "AWS::IAM::ManagedPolicy" {
+            let roles = &r["Properties"]["Roles"];
+            if roles
+                .as_array()
+                .is_some_and(|rs| rs.iter().any(|x| x["Ref"] == role))
+            {
+                docs.push(&r["Properties"]["PolicyDocument"]);
+            }
+        }
+    }
+    let mut actions = BTreeSet::new();
+    for doc in docs {
+        for st in doc["Statement"].as_array().unwrap() {
+            if st["Effect"] == "Allow" {
+                actions.extend(strings(&st["Action"]));
+            }
+        }
+    }
+    actions
+}
+
+fn no_wildcard_actions(v: &Value, path: &str) {
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m {
+                if k == "Action" || k == "NotAction" {
+                    for a in strings(x) {
+                        assert!(!a.contains('*'), "{path}.{k}: wildcard action {a}");
+                    }
+                }
+                no_wildcard_actions(x, &format!("{path}.{k}"));
+            }
+        }
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .for_each(|(i, x)| no_wildcard_actions(x, &format!("{path}[{i}]"))),
+        _ => {}
+    }
+}
+
+#[test]
+fn the_member_role_allows_exactly_what_the_catalog_calls() {
+    let t = template("member.json");
+    no_wildcard_actions(&t, "member.json");
+    let roles: Vec<&String> = t["Resources"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, r)| {
+            r["Type"] == "AWS::IAM::Role"
+                && r["Properties"]["RoleName"]
+                    .to_string()
+                    .contains("rectify-remediation")
+        })
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(roles.len(), 1, "one role named rectify-remediation");
+    let granted = role_actions(&t, roles[0]);
+    let needed: BTreeSet<String> = rectify::cloud::member_permissions()
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let missing: Vec<&String> = needed.difference(&granted).collect();
+    let extra: Vec<&String> = granted.difference(&needed).collect();
+    assert!(
+        missing.is_empty(),
+        "calls the role does not allow: {missing:?}"
+    );
+    assert!(extra.is_empty(), "grants no call needs: {extra:?}");
+}
+
+#[test]
+fn the_controller_task_role_allows_exactly_what_the_worker_calls() {
+    let t = template("controller.json");
+    no_wildcard_actions(&t, "controller.json");
+    let resources = t["Resources"].as_object().unwrap();
+    let task = resources
+        .values()
+        .find(|r| r["Type"] == "AWS::ECS::TaskDefinition")
+        .expect("a task definition");
+    let role = task["Properties"]["TaskRoleArn"]["Fn::GetAtt"][0]
+        .as_str()
+        .expect("TaskRoleArn is Fn::GetAtt [Role, Arn]");
+    let granted = role_actions(&t, role);
+    let needed: BTreeSet<String> = rectify::cloud::CONTROLLER_PERMISSIONS
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let missing: Vec<&String> = needed.difference(&granted).collect();
+    let extra: Vec<&String> = granted.difference(&needed).collect();
+    assert!(
+        missing.is_empty(),
+        "calls the task role does not allow: {missing:?}"
+    );
+    assert!(extra.is_empty(), "grants no call needs: {extra:?}");
+    let tables: Vec<&Value> = resources
+        .values()
+        .filter(|r| r["Type"] == "AWS::DynamoDB::Table")
+        .collect();
+    assert_eq!(tables.len(), 3);
+    for t in tables {
+        assert_eq!(
+            t["Properties"]["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"],
+            true
+        );
+    }
+}
