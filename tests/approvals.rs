@@ -18,13 +18,7 @@ async fn pending_bucket(env: &Env) -> (String, String) {
         "test",
     ])
     .await;
-    let bucket = unique("approve");
-    aws_sdk_s3::Client::new(&env.sdk)
-        .create_bucket()
-        .bucket(&bucket)
-        .send()
-        .await
-        .unwrap();
+    let bucket = env.bucket("approve").await;
     env.send(&config_event(
         HOME,
         "s3-bucket-level-public-access-prohibited",
@@ -316,13 +310,7 @@ async fn notifications_reach_the_topic_with_the_command_to_act() {
         "test",
     ])
     .await;
-    let bucket = unique("notify");
-    aws_sdk_s3::Client::new(&env.sdk)
-        .create_bucket()
-        .bucket(&bucket)
-        .send()
-        .await
-        .unwrap();
+    let bucket = env.bucket("notify").await;
     env.send(&config_event(
         HOME,
         "s3-bucket-level-public-access-prohibited",

@@ -130,25 +130,10 @@ async fn at_twenty_percent_injected_faults_every_finding_converges_and_nothing_i
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_the_state_store_down_nothing_changes_no_message_is_taken_and_work_resumes() {
     let env = Env::new().await;
-    env.ok(&[
-        "settings",
-        "set",
-        "s3-block-public-access",
-        "--mode",
-        "enforce",
-        "--by",
-        "test",
-    ])
-    .await;
+    env.enforce("s3-block-public-access").await;
     let proxy = FaultProxy::start(0.0, 1).await;
     proxy.set(serde_json::json!({"down": true})).await;
-    let bucket = unique("store-down");
-    aws_sdk_s3::Client::new(&env.sdk)
-        .create_bucket()
-        .bucket(&bucket)
-        .send()
-        .await
-        .unwrap();
+    let bucket = env.bucket("store-down").await;
     env.send(&config_event(
         HOME,
         "s3-bucket-level-public-access-prohibited",
@@ -265,16 +250,7 @@ async fn a_poison_flood_ends_in_the_dlq_with_reasons_and_valid_findings_are_fixe
         .and_then(|v| v.parse().ok())
         .unwrap_or(100);
     let env = Env::new().await;
-    env.ok(&[
-        "settings",
-        "set",
-        "s3-block-public-access",
-        "--mode",
-        "enforce",
-        "--by",
-        "test",
-    ])
-    .await;
+    env.enforce("s3-block-public-access").await;
     let s3 = aws_sdk_s3::Client::new(&env.sdk);
     let bodies = poison(count, 0x5eed_1234);
     let mut buckets = Vec::new();
@@ -330,28 +306,13 @@ async fn a_poison_flood_ends_in_the_dlq_with_reasons_and_valid_findings_are_fixe
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_work_in_flight_finish_and_a_second_signal_exits_at_once() {
     let env = Env::new().await;
-    env.ok(&[
-        "settings",
-        "set",
-        "s3-block-public-access",
-        "--mode",
-        "enforce",
-        "--by",
-        "test",
-    ])
-    .await;
+    env.enforce("s3-block-public-access").await;
     let proxy = FaultProxy::start(0.0, 2).await;
     // Every call to AWS takes 300 ms, so a job is surely in flight when the signal comes.
     proxy
         .set(serde_json::json!({"delay_only": true, "delay_ms": 300}))
         .await;
-    let bucket = unique("graceful");
-    aws_sdk_s3::Client::new(&env.sdk)
-        .create_bucket()
-        .bucket(&bucket)
-        .send()
-        .await
-        .unwrap();
+    let bucket = env.bucket("graceful").await;
     env.send(&config_event(
         HOME,
         "s3-bucket-level-public-access-prohibited",
@@ -386,13 +347,7 @@ async fn sigterm_lets_work_in_flight_finish_and_a_second_signal_exits_at_once() 
     assert_eq!(env.depth(false).await, 0, "its message was deleted");
 
     // A second signal does not wait.
-    let other = unique("impatient");
-    aws_sdk_s3::Client::new(&env.sdk)
-        .create_bucket()
-        .bucket(&other)
-        .send()
-        .await
-        .unwrap();
+    let other = env.bucket("impatient").await;
     env.send(&config_event(
         HOME,
         "s3-bucket-level-public-access-prohibited",
@@ -482,16 +437,7 @@ async fn killed_mid_remediation_with_sigkill_every_finding_converges_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_job_keeps_its_message_hidden_and_the_dlq_can_be_redriven() {
     let env = Env::new().await;
-    env.ok(&[
-        "settings",
-        "set",
-        "sg-revoke-open-ssh",
-        "--mode",
-        "enforce",
-        "--by",
-        "test",
-    ])
-    .await;
+    env.enforce("sg-revoke-open-ssh").await;
     let proxy = FaultProxy::start(0.0, 4).await;
     // Every call takes 600 ms: the job runs far longer than the queue's 3 s visibility timeout.
     proxy

@@ -7,14 +7,7 @@ use serde_json::Value;
 use support::*;
 
 async fn public_bucket(env: &Env) -> String {
-    let bucket = unique("gate");
-    aws_sdk_s3::Client::new(&env.sdk)
-        .create_bucket()
-        .bucket(&bucket)
-        .send()
-        .await
-        .unwrap();
-    bucket
+    env.bucket("gate").await
 }
 
 async fn tag(env: &Env, bucket: &str, value: &str) {
@@ -51,16 +44,7 @@ async fn event_for(env: &Env, bucket: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exemption_records_hold_until_they_expire() {
     let env = Env::new().await;
-    env.ok(&[
-        "settings",
-        "set",
-        "s3-block-public-access",
-        "--mode",
-        "enforce",
-        "--by",
-        "test",
-    ])
-    .await;
+    env.enforce("s3-block-public-access").await;
     let (kept, lapsed) = (public_bucket(&env).await, public_bucket(&env).await);
     env.ok(&[
         "exemptions",
@@ -140,16 +124,7 @@ async fn exemption_records_hold_until_they_expire() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exemption_tags_count_unless_switched_off_or_expired() {
     let env = Env::new().await;
-    env.ok(&[
-        "settings",
-        "set",
-        "s3-block-public-access",
-        "--mode",
-        "enforce",
-        "--by",
-        "test",
-    ])
-    .await;
+    env.enforce("s3-block-public-access").await;
     let (tagged, old_tag) = (public_bucket(&env).await, public_bucket(&env).await);
     tag(
         &env,
@@ -194,16 +169,7 @@ async fn exemption_tags_count_unless_switched_off_or_expired() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accounts_outside_the_allow_list_are_never_acted_on() {
     let env = Env::new().await;
-    env.ok(&[
-        "settings",
-        "set",
-        "s3-block-public-access",
-        "--mode",
-        "enforce",
-        "--by",
-        "test",
-    ])
-    .await;
+    env.enforce("s3-block-public-access").await;
     let out = env
         .ok(&["settings", "accounts", "add", MEMBER, "--by", "test"])
         .await;
@@ -231,16 +197,7 @@ async fn accounts_outside_the_allow_list_are_never_acted_on() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pause_stops_every_change_and_still_plans() {
     let env = Env::new().await;
-    env.ok(&[
-        "settings",
-        "set",
-        "s3-block-public-access",
-        "--mode",
-        "enforce",
-        "--by",
-        "test",
-    ])
-    .await;
+    env.enforce("s3-block-public-access").await;
     env.ok(&["pause", "--reason", "incident 42", "--by", "oncall"])
         .await;
     let bucket = public_bucket(&env).await;

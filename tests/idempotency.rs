@@ -10,16 +10,7 @@ use support::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_workers_on_one_queue_apply_each_fix_once() {
     let env = Env::new().await;
-    env.ok(&[
-        "settings",
-        "set",
-        "s3-block-public-access",
-        "--mode",
-        "enforce",
-        "--by",
-        "test",
-    ])
-    .await;
+    env.enforce("s3-block-public-access").await;
     let s3 = aws_sdk_s3::Client::new(&env.sdk);
     let mut buckets = Vec::new();
     for _ in 0..6 {
@@ -62,26 +53,15 @@ async fn two_workers_on_one_queue_apply_each_fix_once() {
     assert!(env.ok(&["audit", "verify"]).await.starts_with("OK"));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_crashed_workers_stale_lease_is_reclaimed() {
-    let env = Env::new().await;
-    env.ok(&[
-        "settings",
-        "set",
-        "s3-block-public-access",
-        "--mode",
-        "enforce",
-        "--by",
-        "test",
-    ])
-    .await;
-    let bucket = unique("stale");
-    aws_sdk_s3::Client::new(&env.sdk)
-        .create_bucket()
-        .bucket(&bucket)
-        .send()
-        .await
-        .unwrap();
+/// An enforced public bucket, its finding, and that finding's job written as claimed by
+/// another worker whose lease ends `lease_from_now` seconds from now.
+async fn claimed_elsewhere(
+    env: &Env,
+    owner: &str,
+    lease_from_now: i64,
+) -> (String, String, String) {
+    env.enforce("s3-block-public-access").await;
+    let bucket = env.bucket("claimed").await;
     let event = config_event(
         HOME,
         "s3-bucket-level-public-access-prohibited",
@@ -105,7 +85,6 @@ async fn a_crashed_workers_stale_lease_is_reclaimed() {
         &bucket,
         &observation,
     );
-    // A worker claimed this job and died: its lease ran out a minute ago.
     let s = |v: &str| AttributeValue::S(v.to_string());
     aws_sdk_dynamodb::Client::new(&env.sdk)
         .put_item()
@@ -113,16 +92,24 @@ async fn a_crashed_workers_stale_lease_is_reclaimed() {
         .item("id", s(&id))
         .item("status", s("in-progress"))
         .item("mode", s("enforce"))
-        .item("lease_owner", s("w-crashed"))
+        .item("lease_owner", s(owner))
         .item(
             "lease_until",
-            AttributeValue::N((chrono::Utc::now().timestamp() - 60).to_string()),
+            AttributeValue::N((chrono::Utc::now().timestamp() + lease_from_now).to_string()),
         )
         .item("attempts", AttributeValue::N("1".into()))
         .item("created_at", s("2026-01-01T00:00:00.000Z"))
         .send()
         .await
         .unwrap();
+    (bucket, event, id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_workers_stale_lease_is_reclaimed() {
+    let env = Env::new().await;
+    // A worker claimed this job and died: its lease ran out a minute ago.
+    let (bucket, event, id) = claimed_elsewhere(&env, "w-crashed", -60).await;
     env.send(&event).await;
     env.drain().await;
     let job = env.job_for(&bucket).await;
@@ -138,62 +125,7 @@ async fn a_crashed_workers_stale_lease_is_reclaimed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_live_lease_is_respected() {
     let env = Env::new().await;
-    env.ok(&[
-        "settings",
-        "set",
-        "s3-block-public-access",
-        "--mode",
-        "enforce",
-        "--by",
-        "test",
-    ])
-    .await;
-    let bucket = unique("live");
-    aws_sdk_s3::Client::new(&env.sdk)
-        .create_bucket()
-        .bucket(&bucket)
-        .send()
-        .await
-        .unwrap();
-    let event = config_event(
-        HOME,
-        "s3-bucket-level-public-access-prohibited",
-        "AWS::S3::Bucket",
-        &bucket,
-    );
-    let v: Value = serde_json::from_str(&event).unwrap();
-    let ordering =
-        v["detail"]["newEvaluationResult"]["evaluationResultIdentifier"]["orderingTimestamp"]
-            .as_str()
-            .unwrap();
-    let observation = chrono::DateTime::parse_from_rfc3339(ordering)
-        .unwrap()
-        .with_timezone(&chrono::Utc)
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    let id = rectify::state::Job::id_for(
-        HOME,
-        REGION,
-        "s3-block-public-access",
-        "AWS::S3::Bucket",
-        &bucket,
-        &observation,
-    );
-    let s = |v: &str| AttributeValue::S(v.to_string());
-    aws_sdk_dynamodb::Client::new(&env.sdk)
-        .put_item()
-        .table_name(format!("{}-jobs", env.prefix))
-        .item("id", s(&id))
-        .item("status", s("in-progress"))
-        .item("mode", s("enforce"))
-        .item("lease_owner", s("w-busy"))
-        .item(
-            "lease_until",
-            AttributeValue::N((chrono::Utc::now().timestamp() + 600).to_string()),
-        )
-        .item("created_at", s("2026-01-01T00:00:00.000Z"))
-        .send()
-        .await
-        .unwrap();
+    let (bucket, event, _) = claimed_elsewhere(&env, "w-busy", 600).await;
     env.send(&event).await;
     env.drain().await;
     assert_eq!(

@@ -10,13 +10,7 @@ use support::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poison_messages_go_to_the_dlq_with_their_reason_and_the_worker_carries_on() {
     let env = Env::new().await;
-    let bucket = unique("after-poison");
-    aws_sdk_s3::Client::new(&env.sdk)
-        .create_bucket()
-        .bucket(&bucket)
-        .send()
-        .await
-        .unwrap();
+    let bucket = env.bucket("after-poison").await;
     let bad = [
         "not json at all",
         r#"{"detail-type": "Config Rules Compliance Change", "detail": "#,
@@ -80,23 +74,8 @@ async fn poison_messages_go_to_the_dlq_with_their_reason_and_the_worker_carries_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nothing_changes_when_the_settings_table_cannot_be_read() {
     let env = Env::new().await;
-    env.ok(&[
-        "settings",
-        "set",
-        "s3-block-public-access",
-        "--mode",
-        "enforce",
-        "--by",
-        "test",
-    ])
-    .await;
-    let bucket = unique("closed");
-    aws_sdk_s3::Client::new(&env.sdk)
-        .create_bucket()
-        .bucket(&bucket)
-        .send()
-        .await
-        .unwrap();
+    env.enforce("s3-block-public-access").await;
+    let bucket = env.bucket("closed").await;
     aws_sdk_dynamodb::Client::new(&env.sdk)
         .delete_table()
         .table_name(format!("{}-settings", env.prefix))
@@ -137,23 +116,8 @@ async fn nothing_changes_when_the_settings_table_cannot_be_read() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_finding_delivered_three_times_is_applied_once() {
     let env = Env::new().await;
-    env.ok(&[
-        "settings",
-        "set",
-        "s3-block-public-access",
-        "--mode",
-        "enforce",
-        "--by",
-        "test",
-    ])
-    .await;
-    let bucket = unique("dup");
-    aws_sdk_s3::Client::new(&env.sdk)
-        .create_bucket()
-        .bucket(&bucket)
-        .send()
-        .await
-        .unwrap();
+    env.enforce("s3-block-public-access").await;
+    let bucket = env.bucket("dup").await;
     let event = config_event(
         HOME,
         "s3-bucket-level-public-access-prohibited",
@@ -179,13 +143,7 @@ async fn a_finding_delivered_three_times_is_applied_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn security_hub_findings_and_unrouted_rules() {
     let env = Env::new().await;
-    let bucket = unique("asff");
-    aws_sdk_s3::Client::new(&env.sdk)
-        .create_bucket()
-        .bucket(&bucket)
-        .send()
-        .await
-        .unwrap();
+    let bucket = env.bucket("asff").await;
     let sample = include_str!("fixtures/events/securityhub-finding-imported-s3.json")
         .replace("acme-media-uploads", &bucket)
         .replace("111122223333", HOME);

@@ -16,13 +16,7 @@ fn statuses(jobs: &[Value]) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_dry_run_records_the_plan_then_enforce_blocks_public_access() {
     let env = Env::new().await;
-    let bucket = unique("public");
-    aws_sdk_s3::Client::new(&env.sdk)
-        .create_bucket()
-        .bucket(&bucket)
-        .send()
-        .await
-        .unwrap();
+    let bucket = env.bucket("public").await;
 
     env.send(&config_event(
         HOME,
@@ -57,16 +51,7 @@ async fn s3_dry_run_records_the_plan_then_enforce_blocks_public_access() {
         );
     }
 
-    env.ok(&[
-        "settings",
-        "set",
-        "s3-block-public-access",
-        "--mode",
-        "enforce",
-        "--by",
-        "test",
-    ])
-    .await;
+    env.enforce("s3-block-public-access").await;
     let id = job["id"].as_str().unwrap();
     env.ok(&["jobs", "retry", id]).await;
     env.drain().await;
@@ -134,16 +119,7 @@ async fn s3_dry_run_records_the_plan_then_enforce_blocks_public_access() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sg_enforce_revokes_only_world_open_ssh() {
     let env = Env::new().await;
-    env.ok(&[
-        "settings",
-        "set",
-        "sg-revoke-open-ssh",
-        "--mode",
-        "enforce",
-        "--by",
-        "test",
-    ])
-    .await;
+    env.enforce("sg-revoke-open-ssh").await;
     let (_, group) = security_group(&env.sdk).await;
     let (_, peer) = security_group(&env.sdk).await;
     let ec2 = aws_sdk_ec2::Client::new(&env.sdk);
@@ -243,16 +219,7 @@ async fn sg_enforce_revokes_only_world_open_ssh() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn iam_keys_in_use_stay_and_stale_keys_are_deactivated_never_deleted() {
     let env = Env::new().await;
-    env.ok(&[
-        "settings",
-        "set",
-        "iam-deactivate-stale-keys",
-        "--mode",
-        "enforce",
-        "--by",
-        "test",
-    ])
-    .await;
+    env.enforce("iam-deactivate-stale-keys").await;
     let iam = aws_sdk_iam::Client::new(&env.sdk);
     let user = unique("deployer");
     let created = iam.create_user().user_name(&user).send().await.unwrap();
@@ -340,16 +307,7 @@ async fn iam_keys_in_use_stay_and_stale_keys_are_deactivated_never_deleted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vpce_needs_its_parameter_then_gets_the_organization_condition() {
     let env = Env::new().await;
-    env.ok(&[
-        "settings",
-        "set",
-        "vpce-restrict-policy",
-        "--mode",
-        "enforce",
-        "--by",
-        "test",
-    ])
-    .await;
+    env.enforce("vpce-restrict-policy").await;
     let (vpc, _) = security_group(&env.sdk).await;
     let policy = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":["s3:GetObject","s3:PutObject"],"Resource":"arn:aws:s3:::acme/*"},{"Effect":"Allow","Principal":"*","Action":"s3:ListBucket","Resource":"*","Condition":{"StringEquals":{"aws:SourceVpc":"vpc-1"}}}]}"#;
     let ec2 = aws_sdk_ec2::Client::new(&env.sdk);
@@ -445,16 +403,7 @@ async fn vpce_needs_its_parameter_then_gets_the_organization_condition() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_account_is_fixed_through_assume_role() {
     let env = Env::new().await;
-    env.ok(&[
-        "settings",
-        "set",
-        "s3-block-public-access",
-        "--mode",
-        "enforce",
-        "--by",
-        "test",
-    ])
-    .await;
+    env.enforce("s3-block-public-access").await;
     let member = env.account(MEMBER).await;
     let bucket = unique("member");
     aws_sdk_s3::Client::new(&member)
@@ -480,16 +429,7 @@ async fn a_member_account_is_fixed_through_assume_role() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resource_that_is_gone_ends_no_op() {
     let env = Env::new().await;
-    env.ok(&[
-        "settings",
-        "set",
-        "sg-revoke-open-ssh",
-        "--mode",
-        "enforce",
-        "--by",
-        "test",
-    ])
-    .await;
+    env.enforce("sg-revoke-open-ssh").await;
     env.send(&config_event(
         HOME,
         "restricted-ssh",
@@ -623,16 +563,7 @@ async fn dry_run_changes_nothing_for_any_kind_and_records_each_plan() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_account_switched_off_is_left_alone() {
     let env = Env::new().await;
-    env.ok(&[
-        "settings",
-        "set",
-        "s3-block-public-access",
-        "--mode",
-        "enforce",
-        "--by",
-        "test",
-    ])
-    .await;
+    env.enforce("s3-block-public-access").await;
     env.ok(&[
         "settings",
         "set",
@@ -695,13 +626,7 @@ async fn a_fix_that_does_not_hold_is_failed_verify_never_success() {
          ignore_public_acls: true, block_public_policy: true, restrict_public_buckets: true}] }\n",
     )
     .unwrap();
-    let bucket = unique("verify");
-    aws_sdk_s3::Client::new(&env.sdk)
-        .create_bucket()
-        .bucket(&bucket)
-        .send()
-        .await
-        .unwrap();
+    let bucket = env.bucket("verify").await;
     env.send(&config_event(
         HOME,
         "test-never-satisfied",
@@ -725,16 +650,7 @@ async fn a_fix_that_does_not_hold_is_failed_verify_never_success() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_ports_open_to_the_world_are_revoked_and_ssh_is_left_to_its_own_remediation() {
     let env = Env::new().await;
-    env.ok(&[
-        "settings",
-        "set",
-        "sg-revoke-open-admin-ports",
-        "--mode",
-        "enforce",
-        "--by",
-        "test",
-    ])
-    .await;
+    env.enforce("sg-revoke-open-admin-ports").await;
     let (_, group) = security_group(&env.sdk).await;
     let ec2 = aws_sdk_ec2::Client::new(&env.sdk);
     for (port, cidr) in [
@@ -775,16 +691,7 @@ async fn admin_ports_open_to_the_world_are_revoked_and_ssh_is_left_to_its_own_re
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instances_that_allow_imdsv1_get_imdsv2_required() {
     let env = Env::new().await;
-    env.ok(&[
-        "settings",
-        "set",
-        "ec2-require-imdsv2",
-        "--mode",
-        "enforce",
-        "--by",
-        "test",
-    ])
-    .await;
+    env.enforce("ec2-require-imdsv2").await;
     let ec2 = aws_sdk_ec2::Client::new(&env.sdk);
     let image = ec2.describe_images().send().await.unwrap().images()[0]
         .image_id()

@@ -34,16 +34,7 @@ async fn sweep_finds_what_no_event_announced_and_what_if_changes_nothing() {
         .send()
         .await
         .unwrap();
-    env.ok(&[
-        "settings",
-        "set",
-        "s3-block-public-access",
-        "--mode",
-        "enforce",
-        "--by",
-        "test",
-    ])
-    .await;
+    env.enforce("s3-block-public-access").await;
 
     let report = env
         .json(&[

@@ -199,6 +199,32 @@ impl Env {
         }
     }
 
+    /// Switches a remediation to enforce in every account.
+    pub async fn enforce(&self, remediation: &str) {
+        self.ok(&[
+            "settings",
+            "set",
+            remediation,
+            "--mode",
+            "enforce",
+            "--by",
+            "test",
+        ])
+        .await;
+    }
+
+    /// Creates a bucket (public: no Public Access Block) in the home account; returns its name.
+    pub async fn bucket(&self, prefix: &str) -> String {
+        let bucket = unique(prefix);
+        aws_sdk_s3::Client::new(&self.sdk)
+            .create_bucket()
+            .bucket(&bucket)
+            .send()
+            .await
+            .unwrap();
+        bucket
+    }
+
     /// Runs rectify and insists it succeeds; returns stdout.
     pub async fn ok(&self, args: &[&str]) -> String {
         let r = self.run(args).await;
