@@ -278,24 +278,7 @@ impl Cloud {
         if let Some(name) = self.users.lock().await.get(account).and_then(|m| m.get(id)) {
             return Ok(name.clone());
         }
-        let mut map = HashMap::new();
-        let mut marker = None;
-        loop {
-            let out = c
-                .iam
-                .list_users()
-                .set_marker(marker.take())
-                .send()
-                .await
-                .map_err(|e| classify("iam:ListUsers", e))?;
-            for u in out.users() {
-                map.insert(u.user_id().to_string(), u.user_name().to_string());
-            }
-            match out.marker() {
-                Some(m) if out.is_truncated() => marker = Some(m.to_string()),
-                _ => break,
-            }
-        }
+        let map: HashMap<String, String> = list_users(c).await?.into_iter().collect();
         let found = map.get(id).cloned();
         self.users.lock().await.insert(account.to_string(), map);
         found.ok_or_else(|| CloudError::NotFound {
@@ -498,6 +481,31 @@ pub fn member_permissions() -> Vec<&'static str> {
     all.sort_unstable();
     all.dedup();
     all
+}
+
+/// Every IAM user of an account, as (unique id, user name).
+pub async fn list_users(c: &Clients) -> Result<Vec<(String, String)>, CloudError> {
+    let mut users = Vec::new();
+    let mut marker = None;
+    loop {
+        let out = c
+            .iam
+            .list_users()
+            .set_marker(marker.take())
+            .send()
+            .await
+            .map_err(|e| classify("iam:ListUsers", e))?;
+        users.extend(
+            out.users()
+                .iter()
+                .map(|u| (u.user_id().to_string(), u.user_name().to_string())),
+        );
+        match out.marker() {
+            Some(m) if out.is_truncated() => marker = Some(m.to_string()),
+            _ => break,
+        }
+    }
+    Ok(users)
 }
 
 /// The read-only calls the observers make, as IAM permissions.

@@ -577,29 +577,8 @@ impl Store {
         if let Some(by) = &setting.updated_by {
             item.insert("updated_by".into(), s(by));
         }
-        let result = self
-            .ddb
-            .put_item()
-            .table_name(&self.names.settings)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(#r) OR #v = :v")
-            .expression_attribute_names("#r", "remediation")
-            .expression_attribute_names("#v", "version")
-            .expression_attribute_values(":v", n(expected_version))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) => match classify("dynamodb:PutItem", e) {
-                e if e.code() == Some("ConditionalCheckFailedException") => {
-                    Err(StateError::Conflict(format!(
-                        "setting {}/{}",
-                        setting.remediation, setting.scope
-                    )))
-                }
-                e => Err(e.into()),
-            },
-        }
+        let what = format!("setting {}/{}", setting.remediation, setting.scope);
+        self.put_versioned(item, expected_version, &what).await
     }
 
     /// Claims a job: creates it, or takes it over when it ended without effect or its lease

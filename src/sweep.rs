@@ -77,21 +77,12 @@ pub async fn enumerate(
             }
         }
         "AWS::IAM::User" => {
-            let mut marker = None;
-            loop {
-                let out = c
-                    .iam
-                    .list_users()
-                    .set_marker(marker.take())
-                    .send()
-                    .await
-                    .map_err(|e| classify("iam:ListUsers", e))?;
-                ids.extend(out.users().iter().map(|u| u.user_name().to_string()));
-                match out.marker() {
-                    Some(m) if out.is_truncated() => marker = Some(m.to_string()),
-                    _ => break,
-                }
-            }
+            ids.extend(
+                crate::cloud::list_users(&c)
+                    .await?
+                    .into_iter()
+                    .map(|(_, name)| name),
+            );
         }
         "AWS::EC2::VPCEndpoint" => {
             let mut token = None;
