@@ -250,7 +250,19 @@ async fn a_poison_flood_ends_in_the_dlq_with_reasons_and_valid_findings_are_fixe
         .and_then(|v| v.parse().ok())
         .unwrap_or(100);
     let env = Env::new().await;
-    env.enforce("s3-block-public-access").await;
+    // Many fixes in a minute: lift the blast-radius breaker, or it rightly holds them.
+    env.ok(&[
+        "settings",
+        "set",
+        "s3-block-public-access",
+        "--mode",
+        "enforce",
+        "--breaker-limit",
+        "100000",
+        "--by",
+        "test",
+    ])
+    .await;
     let s3 = aws_sdk_s3::Client::new(&env.sdk);
     let bodies = poison(count, 0x5eed_1234);
     let mut buckets = Vec::new();
@@ -385,9 +397,20 @@ async fn killed_mid_remediation_with_sigkill_every_finding_converges_once() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(6);
     let env = Env::new().await;
+    // Many fixes in a minute: lift the blast-radius breaker, or it rightly holds them.
     for r in ["s3-block-public-access", "sg-revoke-open-ssh"] {
-        env.ok(&["settings", "set", r, "--mode", "enforce", "--by", "test"])
-            .await;
+        env.ok(&[
+            "settings",
+            "set",
+            r,
+            "--mode",
+            "enforce",
+            "--breaker-limit",
+            "100000",
+            "--by",
+            "test",
+        ])
+        .await;
     }
     let (buckets, groups) = seed(&env, (kills * 2).clamp(8, 60)).await;
     let proxy = FaultProxy::start(0.0, 3).await;
