@@ -542,7 +542,7 @@ async fn aws_config() -> Result<aws_config::SdkConfig> {
     Ok(config)
 }
 
-async fn store(config: &Config, aws: &aws_config::SdkConfig) -> Store {
+fn store(config: &Config, aws: &aws_config::SdkConfig) -> Store {
     Store::new(
         aws_sdk_dynamodb::Client::new(aws),
         Names::new(&config.prefix),
@@ -639,7 +639,7 @@ async fn build_context(
         .await
         .map_err(|e| classify("sts:GetCallerIdentity", e))?;
     let home = identity.account().unwrap_or_default().to_string();
-    let store = store(config, aws).await;
+    let store = store(config, aws);
     let audit = AuditWriter::new(store.client().clone(), store.names.audit.clone());
     Ok(Arc::new(Context {
         catalog: CatalogHandle::new(catalog),
@@ -674,7 +674,7 @@ async fn run_worker(config: Config, args: WorkerArgs, started: Instant) -> Resul
     let aws = aws_config().await?;
     let names = Names::new(&config.prefix);
     let sqs = aws_sdk_sqs::Client::new(&aws);
-    let queue_url = queue_url(&sqs, &names.queue).await?;
+    let queue_url = queue_url_of(&sqs, &names.queue).await?;
     let dlq_url = queue_url_of(&sqs, &names.dlq).await?;
     let visibility = sqs
         .get_queue_attributes()
@@ -849,8 +849,21 @@ async fn queue_url_of(sqs: &aws_sdk_sqs::Client, name: &str) -> Result<String> {
     }
 }
 
-async fn queue_url(sqs: &aws_sdk_sqs::Client, name: &str) -> Result<String> {
-    queue_url_of(sqs, name).await
+/// Queues a control message that makes the worker run a job again through every gate.
+async fn queue_run_job(aws: &aws_config::SdkConfig, store: &Store, id: &str) -> Result<()> {
+    let sqs = aws_sdk_sqs::Client::new(aws);
+    let url = queue_url_of(&sqs, &store.names.queue).await?;
+    let body = crate::event::Control::RunJob {
+        job_id: id.to_string(),
+    }
+    .body();
+    sqs.send_message()
+        .queue_url(url)
+        .message_body(body)
+        .send()
+        .await
+        .map_err(|e| classify("sqs:SendMessage", e))?;
+    Ok(())
 }
 
 /// Parses `KEY=VALUE`; VALUE is JSON when it parses as JSON, else text.
@@ -877,7 +890,7 @@ async fn caller(aws: &aws_config::SdkConfig) -> Result<String> {
 async fn settings_list(config: &Config, json_out: bool) -> Result<()> {
     let (_, catalog) = load_catalog(config)?;
     let aws = aws_config().await?;
-    let snapshot = store(config, &aws).await.settings().await?;
+    let snapshot = store(config, &aws).settings().await?;
     let mut rows = Vec::new();
     for r in catalog.all() {
         let global = snapshot
@@ -1054,7 +1067,7 @@ async fn settings_set(config: &Config, args: SetArgs) -> Result<()> {
         Some(b) => b,
         None => caller(&aws).await?,
     };
-    let store = store(config, &aws).await;
+    let store = store(config, &aws);
     // Optimistic update: read, change, write if nobody wrote in between; a few tries.
     let mut attempt = 0;
     let (old, new) = loop {
@@ -1164,7 +1177,7 @@ fn job_json(j: &Job) -> Value {
 
 async fn jobs(config: &Config, cmd: JobsCommand) -> Result<()> {
     let aws = aws_config().await?;
-    let store = store(config, &aws).await;
+    let store = store(config, &aws);
     match cmd {
         JobsCommand::List { status, json } => {
             let wanted = match status {
@@ -1287,15 +1300,7 @@ async fn jobs(config: &Config, cmd: JobsCommand) -> Result<()> {
                     job.status.as_str()
                 )));
             }
-            let sqs = aws_sdk_sqs::Client::new(&aws);
-            let url = queue_url(&sqs, &store.names.queue).await?;
-            let body = json!({"rectify": {"action": "run-job", "job_id": id}}).to_string();
-            sqs.send_message()
-                .queue_url(url)
-                .message_body(body)
-                .send()
-                .await
-                .map_err(|e| classify("sqs:SendMessage", e))?;
+            queue_run_job(&aws, &store, &id).await?;
             println!("job {id} queued to run again; the worker re-reads the resource and re-plans");
             Ok(())
         }
@@ -1360,15 +1365,7 @@ async fn jobs(config: &Config, cmd: JobsCommand) -> Result<()> {
                     ))
                 })?;
             audit.append(job_record(&approved, &by)).await?;
-            let sqs = aws_sdk_sqs::Client::new(&aws);
-            let url = queue_url(&sqs, &store.names.queue).await?;
-            let body = json!({"rectify": {"action": "run-job", "job_id": id}}).to_string();
-            sqs.send_message()
-                .queue_url(url)
-                .message_body(body)
-                .send()
-                .await
-                .map_err(|e| classify("sqs:SendMessage", e))?;
+            queue_run_job(&aws, &store, &id).await?;
             println!(
                 "job {id}: plan {} approved by {by}; the worker re-reads the resource and applies the plan only if it is unchanged",
                 &hash[..12.min(hash.len())]
@@ -1462,7 +1459,7 @@ async fn update_global(
 ) -> Result<crate::state::Global> {
     let aws = aws_config().await?;
     let by = by_or_caller(&aws, by).await?;
-    let store = store(config, &aws).await;
+    let store = store(config, &aws);
     for _ in 0..5 {
         let old = store.settings().await?.global;
         let mut new = old.clone();
@@ -1505,7 +1502,7 @@ async fn accounts(config: &Config, cmd: AccountsCommand) -> Result<()> {
     let global = match cmd {
         AccountsCommand::List => {
             let aws = aws_config().await?;
-            store(config, &aws).await.settings().await?.global
+            store(config, &aws).settings().await?.global
         }
         AccountsCommand::Add { accounts, by } => {
             check(&accounts)?;
@@ -1619,7 +1616,7 @@ async fn exemptions(config: &Config, cmd: ExemptionsCommand) -> Result<()> {
             let account = account_of(account)?;
             let aws = aws_config().await?;
             let by = by_or_caller(&aws, by).await?;
-            let store = store(config, &aws).await;
+            let store = store(config, &aws);
             let e = Exemption {
                 remediation,
                 account,
@@ -1631,17 +1628,7 @@ async fn exemptions(config: &Config, cmd: ExemptionsCommand) -> Result<()> {
             };
             store.put_exemption(&e).await?;
             AuditWriter::for_command(store.client().clone(), store.names.audit.clone())
-                .append(Record {
-                    kind: "settings".into(),
-                    remediation: Some(e.remediation.clone()),
-                    account: (e.account != "*").then(|| e.account.clone()),
-                    resource_id: Some(e.resource_id.clone()),
-                    after: Some(serde_json::to_value(&e).unwrap_or(Value::Null)),
-                    outcome: "exemption-added".into(),
-                    reason: Some(e.reason.clone()),
-                    actor: Some(by),
-                    ..Record::default()
-                })
+                .append(e.added_record())
                 .await?;
             println!(
                 "{} exempted from {} in {}{}",
@@ -1661,7 +1648,7 @@ async fn exemptions(config: &Config, cmd: ExemptionsCommand) -> Result<()> {
         }
         ExemptionsCommand::List { json } => {
             let aws = aws_config().await?;
-            let snapshot = store(config, &aws).await.settings().await?;
+            let snapshot = store(config, &aws).settings().await?;
             let today = today();
             if json {
                 let items: Vec<Value> = snapshot
@@ -1722,7 +1709,7 @@ async fn exemptions(config: &Config, cmd: ExemptionsCommand) -> Result<()> {
             let account = account_of(account)?;
             let aws = aws_config().await?;
             let by = by_or_caller(&aws, by).await?;
-            let store = store(config, &aws).await;
+            let store = store(config, &aws);
             let e = Exemption {
                 remediation,
                 account,
@@ -1852,7 +1839,7 @@ async fn sweep_cmd(config: &Config, args: SweepArgs) -> Result<()> {
 
 async fn audit_cmd(config: &Config, cmd: AuditCommand) -> Result<()> {
     let aws = aws_config().await?;
-    let store = store(config, &aws).await;
+    let store = store(config, &aws);
     let records = audit::read_all(store.client(), &store.names.audit).await?;
     match cmd {
         AuditCommand::List {

@@ -119,6 +119,13 @@ pub enum Control {
     RunJob { job_id: String },
 }
 
+impl Control {
+    /// The queue message body that carries this control message.
+    pub fn body(&self) -> String {
+        serde_json::json!({ "rectify": self }).to_string()
+    }
+}
+
 /// The body is not something rectify can act on; the text is the DLQ reason.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
@@ -929,6 +936,10 @@ mod tests {
             }))
         );
         assert!(decode(r#"{"rectify": {"action": "format-disk"}}"#).is_err());
+        let run = Control::RunJob {
+            job_id: "j1".into(),
+        };
+        assert_eq!(decode(&run.body()), Ok(Message::Control(run)));
     }
 
     #[test]

@@ -298,6 +298,21 @@ impl Exemption {
     fn scope(&self) -> String {
         format!("exemption:{}:{}", self.account, self.resource_id)
     }
+
+    /// The audit record of adding this exemption.
+    pub fn added_record(&self) -> crate::audit::Record {
+        crate::audit::Record {
+            kind: "settings".into(),
+            remediation: Some(self.remediation.clone()),
+            account: (self.account != "*").then(|| self.account.clone()),
+            resource_id: Some(self.resource_id.clone()),
+            after: Some(serde_json::to_value(self).unwrap_or(Value::Null)),
+            outcome: "exemption-added".into(),
+            reason: Some(self.reason.clone()),
+            actor: Some(self.by.clone()),
+            ..Default::default()
+        }
+    }
 }
 
 /// The remediation name under which the Organization-wide settings are stored.

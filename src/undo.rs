@@ -246,17 +246,7 @@ async fn run(
             .await
             .map_err(|e| e.to_string())?;
         ctx.audit
-            .append(crate::audit::Record {
-                kind: "settings".into(),
-                remediation: Some(e.remediation.clone()),
-                account: Some(e.account.clone()),
-                resource_id: Some(e.resource_id.clone()),
-                after: Some(serde_json::to_value(&e).unwrap_or(Value::Null)),
-                outcome: "exemption-added".into(),
-                reason: Some(e.reason.clone()),
-                actor: Some(by.to_string()),
-                ..Default::default()
-            })
+            .append(e.added_record())
             .await
             .map_err(|e| e.to_string())?;
         exempted = true;

@@ -117,16 +117,7 @@ async fn a_plan_that_changed_since_approval_is_not_applied_without_a_new_approva
     ])
     .await;
     let (_, group) = security_group(&env.sdk).await;
-    let ec2 = aws_sdk_ec2::Client::new(&env.sdk);
-    ec2.authorize_security_group_ingress()
-        .group_id(&group)
-        .ip_protocol("tcp")
-        .from_port(22)
-        .to_port(22)
-        .cidr_ip("0.0.0.0/0")
-        .send()
-        .await
-        .unwrap();
+    open_tcp(&env.sdk, &group, 22, 22, "0.0.0.0/0").await;
     env.send(&config_event(
         HOME,
         "restricted-ssh",
@@ -141,15 +132,7 @@ async fn a_plan_that_changed_since_approval_is_not_applied_without_a_new_approva
     env.ok(&["jobs", "approve", &id, "--by", "alice"]).await;
 
     // Someone opens another port range covering 22 before the worker runs the approval.
-    ec2.authorize_security_group_ingress()
-        .group_id(&group)
-        .ip_protocol("tcp")
-        .from_port(20)
-        .to_port(30)
-        .cidr_ip("0.0.0.0/0")
-        .send()
-        .await
-        .unwrap();
+    open_tcp(&env.sdk, &group, 20, 30, "0.0.0.0/0").await;
     env.drain().await;
     let job = env.job_for(&group).await;
     assert_eq!(job["status"], "pending-approval", "{job:#}");

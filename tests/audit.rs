@@ -416,16 +416,7 @@ async fn apply_then_undo_leaves_each_resource_exactly_as_before() {
 async fn undo_refuses_to_overwrite_a_later_change_unless_forced() {
     let env = Env::new().await;
     let (_, group) = security_group(&env.sdk).await;
-    let ec2 = aws_sdk_ec2::Client::new(&env.sdk);
-    ec2.authorize_security_group_ingress()
-        .group_id(&group)
-        .ip_protocol("tcp")
-        .from_port(22)
-        .to_port(22)
-        .cidr_ip("0.0.0.0/0")
-        .send()
-        .await
-        .unwrap();
+    open_tcp(&env.sdk, &group, 22, 22, "0.0.0.0/0").await;
     let job = applied(
         &env,
         "sg-revoke-open-ssh",
@@ -434,15 +425,7 @@ async fn undo_refuses_to_overwrite_a_later_change_unless_forced() {
         &group,
     )
     .await;
-    ec2.authorize_security_group_ingress()
-        .group_id(&group)
-        .ip_protocol("tcp")
-        .from_port(8443)
-        .to_port(8443)
-        .cidr_ip("10.0.0.0/8")
-        .send()
-        .await
-        .unwrap();
+    open_tcp(&env.sdk, &group, 8443, 8443, "10.0.0.0/8").await;
     let r = env
         .run(&[
             "jobs",

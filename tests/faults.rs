@@ -14,7 +14,6 @@ use support::*;
 /// A bucket and a group with two world-open SSH rules, per index.
 async fn seed(env: &Env, n: usize) -> (Vec<String>, Vec<String>) {
     let s3 = aws_sdk_s3::Client::new(&env.sdk);
-    let ec2 = aws_sdk_ec2::Client::new(&env.sdk);
     let (mut buckets, mut groups) = (Vec::new(), Vec::new());
     for i in 0..n {
         let b = unique("fault");
@@ -30,25 +29,9 @@ async fn seed(env: &Env, n: usize) -> (Vec<String>, Vec<String>) {
         if i % 2 == 0 {
             let (_, g) = security_group(&env.sdk).await;
             for cidr in ["0.0.0.0/0", "10.0.0.0/8"] {
-                ec2.authorize_security_group_ingress()
-                    .group_id(&g)
-                    .ip_protocol("tcp")
-                    .from_port(22)
-                    .to_port(22)
-                    .cidr_ip(cidr)
-                    .send()
-                    .await
-                    .unwrap();
+                open_tcp(&env.sdk, &g, 22, 22, cidr).await;
             }
-            ec2.authorize_security_group_ingress()
-                .group_id(&g)
-                .ip_protocol("tcp")
-                .from_port(0)
-                .to_port(100)
-                .cidr_ip("0.0.0.0/0")
-                .send()
-                .await
-                .unwrap();
+            open_tcp(&env.sdk, &g, 0, 100, "0.0.0.0/0").await;
             env.send(&config_event(
                 HOME,
                 "restricted-ssh",
@@ -478,17 +461,8 @@ async fn a_long_job_keeps_its_message_hidden_and_the_dlq_can_be_redriven() {
         .set(serde_json::json!({"delay_only": true, "delay_ms": 600}))
         .await;
     let (_, group) = security_group(&env.sdk).await;
-    let ec2 = aws_sdk_ec2::Client::new(&env.sdk);
     for port in [22, 2222] {
-        ec2.authorize_security_group_ingress()
-            .group_id(&group)
-            .ip_protocol("tcp")
-            .from_port(port - 22)
-            .to_port(port)
-            .cidr_ip("0.0.0.0/0")
-            .send()
-            .await
-            .unwrap();
+        open_tcp(&env.sdk, &group, port - 22, port, "0.0.0.0/0").await;
     }
     env.send(&config_event(
         HOME,

@@ -471,15 +471,7 @@ async fn dry_run_changes_nothing_for_any_kind_and_records_each_plan() {
     .await;
     let (vpc, group) = security_group(&env.sdk).await;
     let ec2 = aws_sdk_ec2::Client::new(&env.sdk);
-    ec2.authorize_security_group_ingress()
-        .group_id(&group)
-        .ip_protocol("tcp")
-        .from_port(22)
-        .to_port(22)
-        .cidr_ip("0.0.0.0/0")
-        .send()
-        .await
-        .unwrap();
+    open_tcp(&env.sdk, &group, 22, 22, "0.0.0.0/0").await;
     let policy =
         r#"{"Statement":[{"Effect":"Allow","Principal":"*","Action":"*","Resource":"*"}]}"#;
     let ep = ec2
@@ -652,22 +644,13 @@ async fn admin_ports_open_to_the_world_are_revoked_and_ssh_is_left_to_its_own_re
     let env = Env::new().await;
     env.enforce("sg-revoke-open-admin-ports").await;
     let (_, group) = security_group(&env.sdk).await;
-    let ec2 = aws_sdk_ec2::Client::new(&env.sdk);
     for (port, cidr) in [
         (3306, "0.0.0.0/0"),
         (5432, "10.0.0.0/8"),
         (22, "0.0.0.0/0"),
         (27017, "0.0.0.0/0"),
     ] {
-        ec2.authorize_security_group_ingress()
-            .group_id(&group)
-            .ip_protocol("tcp")
-            .from_port(port)
-            .to_port(port)
-            .cidr_ip(cidr)
-            .send()
-            .await
-            .unwrap();
+        open_tcp(&env.sdk, &group, port, port, cidr).await;
     }
     env.send(&config_event(
         HOME,

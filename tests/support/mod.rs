@@ -568,6 +568,20 @@ pub async fn security_group(sdk: &SdkConfig) -> (String, String) {
     (vpc_id, sg.group_id().unwrap().to_string())
 }
 
+/// Opens tcp ports `from`–`to` of a group to a CIDR block.
+pub async fn open_tcp(sdk: &SdkConfig, group_id: &str, from: i32, to: i32, cidr: &str) {
+    aws_sdk_ec2::Client::new(sdk)
+        .authorize_security_group_ingress()
+        .group_id(group_id)
+        .ip_protocol("tcp")
+        .from_port(from)
+        .to_port(to)
+        .cidr_ip(cidr)
+        .send()
+        .await
+        .unwrap();
+}
+
 /// The group's ingress rules as (protocol, from, to, source) sorted.
 pub async fn ingress(sdk: &SdkConfig, group_id: &str) -> Vec<(String, i32, i32, String)> {
     let ec2 = aws_sdk_ec2::Client::new(sdk);
