@@ -215,26 +215,10 @@ async fn undo(env: &Env, job: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apply_then_undo_leaves_each_resource_exactly_as_before() {
     let env = Env::new().await;
-    env.ok(&[
-        "settings",
-        "set",
-        "vpce-restrict-policy",
-        "--param",
-        "organization_id=o-a1b2c3d4e5",
-        "--by",
-        "test",
-    ])
-    .await;
-    env.ok(&[
-        "settings",
-        "set",
-        "iam-deactivate-stale-keys",
-        "--param",
-        "max_unused_days=0",
-        "--by",
-        "test",
-    ])
-    .await;
+    env.param("vpce-restrict-policy", "organization_id=o-a1b2c3d4e5")
+        .await;
+    env.param("iam-deactivate-stale-keys", "max_unused_days=0")
+        .await;
 
     // S3: no Public Access Block before, none after the undo.
     let s3 = aws_sdk_s3::Client::new(&env.sdk);

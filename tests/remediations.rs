@@ -260,16 +260,8 @@ async fn iam_keys_in_use_stay_and_stale_keys_are_deactivated_never_deleted() {
     );
 
     // With a threshold of 0 days every active key is stale (moto cannot back-date a key).
-    env.ok(&[
-        "settings",
-        "set",
-        "iam-deactivate-stale-keys",
-        "--param",
-        "max_unused_days=0",
-        "--by",
-        "test",
-    ])
-    .await;
+    env.param("iam-deactivate-stale-keys", "max_unused_days=0")
+        .await;
     let detail = config_detail(
         HOME,
         "iam-user-unused-credentials-check",
@@ -365,16 +357,8 @@ async fn vpce_needs_its_parameter_then_gets_the_organization_condition() {
         "nothing may change without the parameter"
     );
 
-    env.ok(&[
-        "settings",
-        "set",
-        "vpce-restrict-policy",
-        "--param",
-        "organization_id=o-a1b2c3d4e5",
-        "--by",
-        "test",
-    ])
-    .await;
+    env.param("vpce-restrict-policy", "organization_id=o-a1b2c3d4e5")
+        .await;
     env.ok(&["jobs", "retry", job["id"].as_str().unwrap()])
         .await;
     env.drain().await;
@@ -449,26 +433,10 @@ async fn a_resource_that_is_gone_ends_no_op() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dry_run_changes_nothing_for_any_kind_and_records_each_plan() {
     let env = Env::new().await;
-    env.ok(&[
-        "settings",
-        "set",
-        "vpce-restrict-policy",
-        "--param",
-        "organization_id=o-a1b2c3d4e5",
-        "--by",
-        "test",
-    ])
-    .await;
-    env.ok(&[
-        "settings",
-        "set",
-        "iam-deactivate-stale-keys",
-        "--param",
-        "max_unused_days=0",
-        "--by",
-        "test",
-    ])
-    .await;
+    env.param("vpce-restrict-policy", "organization_id=o-a1b2c3d4e5")
+        .await;
+    env.param("iam-deactivate-stale-keys", "max_unused_days=0")
+        .await;
     let (vpc, group) = security_group(&env.sdk).await;
     let ec2 = aws_sdk_ec2::Client::new(&env.sdk);
     open_tcp(&env.sdk, &group, 22, 22, "0.0.0.0/0").await;

@@ -213,6 +213,20 @@ impl Env {
         .await;
     }
 
+    /// Sets one parameter (`KEY=VALUE`) of a remediation in every account.
+    pub async fn param(&self, remediation: &str, key_value: &str) {
+        self.ok(&[
+            "settings",
+            "set",
+            remediation,
+            "--param",
+            key_value,
+            "--by",
+            "test",
+        ])
+        .await;
+    }
+
     /// Creates a bucket (public: no Public Access Block) in the home account; returns its name.
     pub async fn bucket(&self, prefix: &str) -> String {
         let bucket = unique(prefix);
