@@ -98,7 +98,7 @@ pub async fn handle_finding(ctx: &Context, finding: &Finding) -> Disposition {
         &finding.resource_type,
         &finding.rule,
         &finding.rule_base,
-        &snapshot.triggers(),
+        snapshot.triggers(),
     );
     if routes.is_empty() {
         info!(rule = %finding.rule, resource_type = %finding.resource_type, resource = %finding.resource_id,

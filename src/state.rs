@@ -327,6 +327,8 @@ pub struct SettingsSnapshot {
     pub settings: Vec<Setting>,
     pub global: Global,
     pub exemptions: Vec<Exemption>,
+    /// Operators' trigger mappings, worked out once per snapshot, not once per message.
+    triggers: std::sync::OnceLock<BTreeMap<String, Vec<String>>>,
 }
 
 impl SettingsSnapshot {
@@ -399,14 +401,16 @@ impl SettingsSnapshot {
     }
 
     /// Operators' extra trigger rules, per remediation.
-    pub fn triggers(&self) -> BTreeMap<String, Vec<String>> {
-        let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for s in self.settings.iter().filter(|s| !s.triggers.is_empty()) {
-            out.entry(s.remediation.clone())
-                .or_default()
-                .extend(s.triggers.iter().cloned());
-        }
-        out
+    pub fn triggers(&self) -> &BTreeMap<String, Vec<String>> {
+        self.triggers.get_or_init(|| {
+            let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+            for s in self.settings.iter().filter(|s| !s.triggers.is_empty()) {
+                out.entry(s.remediation.clone())
+                    .or_default()
+                    .extend(s.triggers.iter().cloned());
+            }
+            out
+        })
     }
 }
 
