@@ -23,7 +23,10 @@ fn collect(root: &Path, dir: &Path, out: &mut Vec<String>) {
 }
 
 fn main() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("remediations");
+    // Read at run time: the compiled build script is reused by checkouts in other directories
+    // that share a target directory, so a path fixed at its compile time could be another's.
+    let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let root = Path::new(&manifest_dir).join("remediations");
     println!("cargo:rerun-if-changed={}", root.display());
     let mut files = Vec::new();
     collect(&root, &root, &mut files);

@@ -729,7 +729,7 @@ mod tests {
     fn fixture(name: &str) -> String {
         let path = format!(
             "{}/tests/fixtures/events/{name}",
-            env!("CARGO_MANIFEST_DIR")
+            std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR")
         );
         std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
     }

@@ -44,7 +44,7 @@ fn catalog_test_fails_with_a_diff_when_a_case_is_wrong() {
     let dir = temp_dir("cases");
     let folder = dir.join("s3-block-public-access");
     std::fs::create_dir_all(folder.join("tests")).unwrap();
-    let root = env!("CARGO_MANIFEST_DIR");
+    let root = std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR");
     for f in ["remediation.toml", "plan.rhai"] {
         std::fs::copy(
             format!("{root}/remediations/s3-block-public-access/{f}"),
@@ -98,7 +98,7 @@ fn a_broken_script_stops_start_up_naming_file_and_line() {
 fn plan_prints_a_readable_plan_offline() {
     let case = format!(
         "{}/remediations/sg-revoke-open-ssh/tests/mixed-rules.json",
-        env!("CARGO_MANIFEST_DIR")
+        std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR")
     );
     let (code, out, err) = rectify(&[
         "plan",
@@ -115,7 +115,7 @@ fn plan_prints_a_readable_plan_offline() {
     );
     let case = format!(
         "{}/remediations/vpce-restrict-policy/tests/public-statement.json",
-        env!("CARGO_MANIFEST_DIR")
+        std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR")
     );
     let dir = temp_dir("plan");
     let resource = dir.join("vpce.json");

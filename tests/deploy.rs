@@ -8,7 +8,10 @@ use std::collections::BTreeSet;
 use serde_json::Value;
 
 fn template(name: &str) -> Value {
-    let path = format!("{}/deploy/{name}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/deploy/{name}",
+        std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR")
+    );
     serde_json::from_str(&std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}")))
         .unwrap_or_else(|e| panic!("{path}: {e}"))
 }

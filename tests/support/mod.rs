@@ -49,7 +49,7 @@ pub fn endpoint() -> &'static str {
         if let Ok(e) = std::env::var("RECTIFY_TEST_ENDPOINT") {
             return e;
         }
-        let root = env!("CARGO_MANIFEST_DIR");
+        let root = std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR");
         let python = std::env::var("RECTIFY_MOTO_PYTHON").unwrap_or_else(|_| format!("{root}/.venv/bin/python"));
         assert!(
             std::path::Path::new(&python).exists(),
@@ -648,7 +648,7 @@ pub struct FaultProxy {
 impl FaultProxy {
     /// Starts the proxy with a share of faulted requests and a seed for its random choices.
     pub async fn start(fail_rate: f64, seed: u64) -> FaultProxy {
-        let root = env!("CARGO_MANIFEST_DIR");
+        let root = std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR");
         let python = std::env::var("RECTIFY_MOTO_PYTHON")
             .unwrap_or_else(|_| format!("{root}/.venv/bin/python"));
         let log = std::env::temp_dir()
