@@ -515,11 +515,21 @@ pub fn now_text() -> String {
 pub struct Store {
     ddb: Client,
     pub names: Names,
+    /// The breaker items this process last wrote, by remediation. Admissions write against
+    /// the remembered version; the write's condition rejects a stale one.
+    breakers: Arc<Mutex<HashMap<String, BreakerItem>>>,
 }
+
+/// A breaker item: its version and the times of the enforcements it counts.
+type BreakerItem = (u64, Vec<i64>);
 
 impl Store {
     pub fn new(ddb: Client, names: Names) -> Store {
-        Store { ddb, names }
+        Store {
+            ddb,
+            names,
+            breakers: Arc::default(),
+        }
     }
 
     pub fn client(&self) -> &Client {
@@ -948,12 +958,19 @@ impl Store {
         expected_version: u64,
         what: &str,
     ) -> Result<(), StateError> {
+        // Version 0 is an item not written yet; past that, the item must still be there: one
+        // deleted since it was read (a reset breaker) is a conflict, not a blank slate.
+        let condition = if expected_version == 0 {
+            "attribute_not_exists(#r) OR #v = :v"
+        } else {
+            "attribute_exists(#r) AND #v = :v"
+        };
         let result = self
             .ddb
             .put_item()
             .table_name(&self.names.settings)
             .set_item(Some(item))
-            .condition_expression("attribute_not_exists(#r) OR #v = :v")
+            .condition_expression(condition)
             .expression_attribute_names("#r", "remediation")
             .expression_attribute_names("#v", "version")
             .expression_attribute_values(":v", n(expected_version))
@@ -1008,30 +1025,33 @@ impl Store {
     }
 
     /// Counts one enforcement of `remediation` against its breaker: admitted while fewer than
-    /// `limit` fall in the last `window_seconds`. Optimistic: read, prune, write if unchanged.
+    /// `limit` fall in the last `window_seconds`. Optimistic: prune, then write if the item's
+    /// version is unchanged. The version this process last wrote is kept, so an admission is
+    /// one conditional write; the item is read again only when that write finds it changed
+    /// (another worker, or an operator's reset) and before the breaker is declared tripped.
+    /// Admissions in one process take turns, so they do not race each other.
     pub async fn breaker_admit(
         &self,
         remediation: &str,
         limit: u32,
         window_seconds: u64,
     ) -> Result<Breaker, StateError> {
+        let mut cache = self.breakers.lock().await;
         for _ in 0..10 {
-            let out = self
-                .ddb
-                .get_item()
-                .table_name(&self.names.settings)
-                .key("remediation", s(remediation))
-                .key("scope", s("breaker"))
-                .consistent_read(true)
-                .send()
-                .await
-                .map_err(|e| classify("dynamodb:GetItem", e))?;
-            let item = out.item().cloned().unwrap_or_default();
-            let version = get_n(&item, "version").unwrap_or(0);
+            let cached = cache.remove(remediation);
+            let fresh = cached.is_none();
+            let (version, mut times) = match cached {
+                Some(c) => c,
+                None => self.breaker_item(remediation).await?,
+            };
             let now = Utc::now().timestamp();
-            let mut times: Vec<i64> = get_json(&item, "times")?.unwrap_or_default();
             times.retain(|t| now - t < window_seconds as i64);
             if times.len() >= limit as usize {
+                if !fresh {
+                    // Trip only on what the table says now: it may have been reset.
+                    continue;
+                }
+                cache.insert(remediation.to_string(), (version, times.clone()));
                 return Ok(Breaker::Tripped(times.len()));
             }
             times.push(now);
@@ -1045,7 +1065,10 @@ impl Store {
                 ("version".to_string(), n(version + 1)),
             ]);
             match self.put_versioned(item, version, "the breaker").await {
-                Ok(()) => return Ok(Breaker::Admitted),
+                Ok(()) => {
+                    cache.insert(remediation.to_string(), (version + 1, times));
+                    return Ok(Breaker::Admitted);
+                }
                 Err(StateError::Conflict(_)) => continue,
                 Err(e) => return Err(e),
             }
@@ -1053,6 +1076,24 @@ impl Store {
         Err(StateError::Conflict(format!(
             "the breaker of {remediation}"
         )))
+    }
+
+    /// The breaker item as stored: its version and enforcement times.
+    async fn breaker_item(&self, remediation: &str) -> Result<BreakerItem, StateError> {
+        let out = self
+            .ddb
+            .get_item()
+            .table_name(&self.names.settings)
+            .key("remediation", s(remediation))
+            .key("scope", s("breaker"))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify("dynamodb:GetItem", e))?;
+        let item = out.item().cloned().unwrap_or_default();
+        let version = get_n(&item, "version").unwrap_or(0);
+        let times: Vec<i64> = get_json(&item, "times")?.unwrap_or_default();
+        Ok((version, times))
     }
 
     /// Forgets a remediation's recent enforcements (an operator reset the breaker).

@@ -302,3 +302,56 @@ async fn the_breaker_trips_at_the_limit_plus_one() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_breaker_counts_across_workers_and_honours_a_reset() {
+    use rectify::state::{Breaker, Names, Store};
+    let env = Env::new().await;
+    let store = |_: u8| {
+        Store::new(
+            aws_sdk_dynamodb::Client::new(&env.sdk),
+            Names::new(&env.prefix),
+        )
+    };
+    let (one, two) = (store(1), store(2));
+    let r = "s3-block-public-access";
+    assert_eq!(
+        one.breaker_admit(r, 3, 3600).await.unwrap(),
+        Breaker::Admitted
+    );
+    // Another worker's admission is counted by the first, whose remembered item is now stale.
+    assert_eq!(
+        two.breaker_admit(r, 3, 3600).await.unwrap(),
+        Breaker::Admitted
+    );
+    assert_eq!(
+        one.breaker_admit(r, 3, 3600).await.unwrap(),
+        Breaker::Admitted
+    );
+    assert_eq!(
+        two.breaker_admit(r, 3, 3600).await.unwrap(),
+        Breaker::Tripped(3)
+    );
+    assert_eq!(
+        one.breaker_admit(r, 3, 3600).await.unwrap(),
+        Breaker::Tripped(3)
+    );
+    // An operator resets it from elsewhere: both workers admit again, up to the limit.
+    store(3).breaker_reset(r).await.unwrap();
+    assert_eq!(
+        one.breaker_admit(r, 3, 3600).await.unwrap(),
+        Breaker::Admitted
+    );
+    assert_eq!(
+        two.breaker_admit(r, 3, 3600).await.unwrap(),
+        Breaker::Admitted
+    );
+    assert_eq!(
+        one.breaker_admit(r, 3, 3600).await.unwrap(),
+        Breaker::Admitted
+    );
+    assert_eq!(
+        one.breaker_admit(r, 3, 3600).await.unwrap(),
+        Breaker::Tripped(3)
+    );
+}
