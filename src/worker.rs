@@ -2,7 +2,8 @@
 //! its outcome is durable.
 //!
 //! Concurrency is a semaphore: the poller asks SQS for no more messages than it has room to work
-//! on, so nothing waits on the queue's clock while held here. A message that cannot be decoded is
+//! on, so nothing waits on the queue's clock while held here; while busy it waits briefly for
+//! room for a whole batch, so each ReceiveMessage brings up to ten. A message that cannot be decoded is
 //! a poison message: it is copied to the DLQ at once with its reason as a message attribute,
 //! recorded in the audit trail, and deleted, so it never blocks the queue. Work that must be
 //! retried is left undeleted: it comes back after its visibility timeout, and after the queue's
@@ -16,7 +17,7 @@ use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::{
     Message as SqsMessage, MessageAttributeValue, MessageSystemAttributeName,
 };
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
@@ -106,11 +107,11 @@ pub async fn run(
                 }
             }
         }
-        let first = tokio::select! {
-            p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+        let held = tokio::select! {
+            h = room_for_a_batch(&permits, concurrency.min(BATCH)) => match h { Some(h) => h, None => break },
             _ = shutdown.cancelled() => break,
         };
-        let room = (1 + permits.available_permits()).min(10) as i32;
+        let room = held.len() as i32;
         let receive = queues
             .sqs
             .receive_message()
@@ -135,7 +136,7 @@ pub async fn run(
             Err(e) => {
                 let e = classify("sqs:ReceiveMessage", e);
                 error!(error = %e, retry_in_ms = backoff.as_millis() as u64, "polling the queue failed");
-                drop(first);
+                drop(held);
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {},
                     _ = shutdown.cancelled() => break,
@@ -145,7 +146,7 @@ pub async fn run(
             }
         };
         if messages.is_empty() {
-            drop(first);
+            drop(held);
             if opts.once {
                 if permits.available_permits() == concurrency {
                     break;
@@ -159,15 +160,10 @@ pub async fn run(
             }
             continue;
         }
-        let mut first = Some(first);
+        // SQS returns at most `room` messages: one held permit each; the rest are released.
+        let mut held = held.into_iter();
         for m in messages {
-            let permit = match first.take() {
-                Some(p) => p,
-                None => match permits.clone().acquire_owned().await {
-                    Ok(p) => p,
-                    Err(_) => break,
-                },
-            };
+            let Some(permit) = held.next() else { break };
             summary.received.fetch_add(1, Ordering::Relaxed);
             let (ctx, queues, summary) = (ctx.clone(), queues.clone(), summary.clone());
             let visibility = opts.visibility;
@@ -204,6 +200,36 @@ pub async fn run(
         );
     }
     summary
+}
+
+/// The most messages one ReceiveMessage returns.
+const BATCH: usize = 10;
+
+/// How long a busy poller waits for room for a whole batch before it asks for fewer.
+const GATHER: Duration = Duration::from_millis(500);
+
+/// Takes the permits for the next receive: at least one, and up to `batch`. While jobs hold
+/// most permits, it waits up to `GATHER` for room for a whole batch, so a busy worker asks
+/// SQS for ten messages at a time instead of one each time a job ends. An idle worker polls
+/// at once. None when the semaphore is closed.
+async fn room_for_a_batch(
+    permits: &Arc<Semaphore>,
+    batch: usize,
+) -> Option<Vec<OwnedSemaphorePermit>> {
+    let mut held = vec![permits.clone().acquire_owned().await.ok()?];
+    let deadline = tokio::time::Instant::now() + GATHER;
+    while held.len() < batch {
+        if let Ok(p) = permits.clone().try_acquire_owned() {
+            held.push(p);
+            continue;
+        }
+        match tokio::time::timeout_at(deadline, permits.clone().acquire_owned()).await {
+            Ok(Ok(p)) => held.push(p),
+            Ok(Err(_)) => return None,
+            Err(_) => break,
+        }
+    }
+    Some(held)
 }
 
 /// Marks the worker alive: the file's modification time is the last successful poll.
