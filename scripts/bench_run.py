@@ -3,9 +3,13 @@
 1. Seeds N violations across the four kinds in two accounts and enqueues their N findings.
 2. Runs `rectify worker --once` and measures: findings per second, enqueue-to-applied latency
    (p50/p99), worker CPU seconds per finding, peak RSS, time from exec to first poll.
-3. Runs a small batch through the logging proxy (scripts/fault_proxy.py, no faults) to count the
-   AWS and state calls per finding, then replays exactly those requests straight to moto, one at a
-   time, to measure moto's own rate for the same calls: the ceiling rectify can reach here.
+3. Resets moto, so the second run finds what the first found, and runs the same workload again
+   (N fresh violations) through the logging proxy (scripts/fault_proxy.py, no faults) to count
+   the AWS and state calls per finding.
+4. Puts those N messages back on that queue and replays exactly the logged requests straight to
+   moto, one at a time, receipt handles mapped to the ones moto hands out now: moto's own time to
+   serve the same calls with the same backlog, and so the ceiling rectify can reach here. (moto's
+   SQS scans its queue on every receive, so a receive costs more the more messages wait.)
 
 Usage: bench_run.py --rectify PATH --n N [--proxy-n M] [--concurrency C]
 Prints a Markdown table and writes the figures as JSON to .rectify-run/bench.json.
@@ -20,6 +24,7 @@ import resource
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from datetime import datetime, timezone
 from urllib.parse import urlsplit
@@ -113,7 +118,19 @@ def prepare(rectify, prefix, n):
     return env
 
 
+def process_cpu(pid):
+    """CPU seconds (user + system) a process has used so far, or None."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def run_worker(rectify, env, concurrency):
+    moto_pid = os.environ.get("MOTO_PID")
+    moto_before = process_cpu(moto_pid) if moto_pid else None
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.monotonic()
     p = subprocess.Popen([rectify, "worker", "--once", "--concurrency", str(concurrency)], env=env,
@@ -152,7 +169,9 @@ def run_worker(rectify, env, concurrency):
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if p.returncode != 0:
         sys.exit(f"worker exited {p.returncode}")
-    return wall, cpu, peak_kb, first_poll
+    moto_after = process_cpu(moto_pid) if moto_pid else None
+    moto_busy = (moto_after - moto_before) / wall if moto_before is not None and moto_after is not None else None
+    return wall, cpu, peak_kb, first_poll, moto_busy
 
 
 def audit(rectify, env):
@@ -160,8 +179,13 @@ def audit(rectify, env):
     return json.loads(out.stdout)
 
 
+HANDLE_ACTIONS = {"DeleteMessage", "ChangeMessageVisibility", "DeleteMessageBatch", "ChangeMessageVisibilityBatch"}
+
+
 def replay(log_path, moto):
-    """Sends the logged requests straight to moto, one at a time; returns requests per second."""
+    """Sends the logged requests straight to moto, one at a time, and returns (requests, seconds
+    moto took to answer them). SQS receipt handles are mapped from the logged run's to the ones
+    this replay's receives get, so deletes really delete and the backlog drains as it did."""
     target = urlsplit(moto)
     requests = []
     with open(log_path) as f:
@@ -176,24 +200,51 @@ def replay(log_path, moto):
                 doc = json.loads(body or b"{}")
                 doc["WaitTimeSeconds"] = 0
                 body = json.dumps(doc).encode()
-                r["headers"]["Content-Length"] = str(len(body))
-            requests.append((r["method"], r["path"], r["headers"], body))
+            requests.append((e["action"], r["method"], r["path"], r["headers"], body, e.get("receipts", [])))
+    live = {}
+
+    def mapped(handle):
+        return live.get(handle, handle)
+
     conn = http.client.HTTPConnection(target.hostname, target.port, timeout=60)
-    start = time.monotonic()
-    for method, path, headers, body in requests:
+    serving = 0.0
+    refused = {}
+    spent = {}
+    for action, method, path, headers, body, receipts in requests:
+        if action in HANDLE_ACTIONS:
+            doc = json.loads(body)
+            if "ReceiptHandle" in doc:
+                doc["ReceiptHandle"] = mapped(doc["ReceiptHandle"])
+            for entry in doc.get("Entries", []):
+                entry["ReceiptHandle"] = mapped(entry["ReceiptHandle"])
+            body = json.dumps(doc).encode()
+        headers = dict(headers, **{"Content-Length": str(len(body))})
+        t = time.monotonic()
         conn.request(method, path, body=body, headers=headers)
-        conn.getresponse().read()
-    elapsed = time.monotonic() - start
-    return len(requests), len(requests) / elapsed
+        resp = conn.getresponse()
+        data = resp.read()
+        took = time.monotonic() - t
+        serving += took
+        label = action if not action.startswith(("GET ", "PUT ", "HEAD ")) else action.split()[0] + " (S3)"
+        spent[label] = spent.get(label, 0.0) + took
+        if resp.status >= 300:
+            refused[label] = refused.get(label, 0) + 1
+        if action == "ReceiveMessage" and receipts:
+            got = [m["ReceiptHandle"] for m in json.loads(data).get("Messages", [])]
+            live.update(zip(receipts, got))
+    top = sorted(spent.items(), key=lambda kv: -kv[1])[:8]
+    print("replay: moto's seconds by call: " + ", ".join(f"{k} {v:.1f}" for k, v in top), flush=True)
+    return len(requests), serving, refused
 
 
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--rectify", required=True)
     p.add_argument("--n", type=int, default=1000)
-    p.add_argument("--proxy-n", type=int, default=40)
+    p.add_argument("--proxy-n", type=int, default=None, help="findings in the logged run (default: N)")
     p.add_argument("--concurrency", type=int, default=16)
     args = p.parse_args()
+    args.proxy_n = args.proxy_n or args.n
     moto = os.environ["AWS_ENDPOINT_URL"]
 
     print(f"seeding {args.n} violations in accounts {HOME} and {MEMBER} ...", flush=True)
@@ -203,13 +254,16 @@ def main():
     sent = enqueue("bench", events)
     enqueue_s = time.monotonic() - t
     print(f"enqueued {len(sent)} findings in {enqueue_s:.1f} s; running the worker ...", flush=True)
-    wall, cpu, rss_kb, first_poll = run_worker(args.rectify, env, args.concurrency)
+    wall, cpu, rss_kb, first_poll, moto_busy = run_worker(args.rectify, env, args.concurrency)
     records = audit(args.rectify, env)
     applied = {r["event_id"]: r for r in records if r.get("outcome") == "applied" and r.get("event_id") in sent}
     lat = sorted(datetime.fromisoformat(r["time"].replace("Z", "+00:00")).timestamp() - sent[e] for e, r in applied.items())
     pct = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] if lat else float("nan")
 
-    print(f"counting calls per finding on {args.proxy_n} more findings through the logging proxy ...", flush=True)
+    print(f"resetting moto; counting calls per finding on {args.proxy_n} findings through the logging proxy ...", flush=True)
+    # moto's EC2 and SQS scan what they hold: the logged run and its replay start from the same
+    # empty emulator the measured run started from.
+    urllib.request.urlopen(urllib.request.Request(moto + "/moto-api/reset", method="POST"), timeout=60).read()
     log = os.path.join(".rectify-run", "bench-proxy.jsonl")
     if os.path.exists(log):
         os.remove(log)
@@ -217,7 +271,8 @@ def main():
                              stdout=subprocess.PIPE, text=True)
     port = proxy.stdout.readline().strip()
     env2 = prepare(args.rectify, "bench2", args.proxy_n)
-    enqueue("bench2", seed(args.proxy_n, "b"))
+    events2 = seed(args.proxy_n, "b")
+    enqueue("bench2", events2)
     env2["AWS_ENDPOINT_URL"] = f"http://127.0.0.1:{port}"
     run_worker(args.rectify, env2, args.concurrency)
     proxy.terminate()
@@ -228,15 +283,23 @@ def main():
             by_service[e["service"]] = by_service.get(e["service"], 0) + 1
     calls = sum(by_service.values())
     calls_per_finding = calls / args.proxy_n
-    replayed, moto_rate = replay(log, moto)
-    ceiling = moto_rate / calls_per_finding
+    print(f"replaying those {calls} calls straight to moto, with the same {args.proxy_n} messages waiting ...", flush=True)
+    enqueue("bench2", events2)
+    replayed, serving, refused = replay(log, moto)
+    sqs = boto3.client("sqs", region_name=REGION)
+    left = sqs.get_queue_attributes(QueueUrl=sqs.get_queue_url(QueueName="bench2-events")["QueueUrl"],
+                                    AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])
+    print(f"replay: answered with an error (writes the logged run already made, and what failed then too): {refused}; left on the queue: {left['Attributes']}")
+    moto_rate = replayed / serving
+    ceiling = args.proxy_n / serving
     rate = len(applied) / wall
 
     figures = {
         "findings": args.n, "applied": len(applied), "concurrency": args.concurrency,
         "findings_per_second": round(rate, 2), "p50_enqueue_to_applied_s": round(pct(0.50), 2),
         "p99_enqueue_to_applied_s": round(pct(0.99), 2), "worker_wall_s": round(wall, 2),
-        "worker_cpu_ms_per_finding": round(cpu * 1000 / args.n, 3), "peak_rss_mb": round(rss_kb / 1024, 1),
+        "worker_cpu_ms_per_finding": round(cpu * 1000 / args.n, 3),
+        "moto_cpu_share_of_one_core_during_run": round(moto_busy, 2) if moto_busy is not None else None, "peak_rss_mb": round(rss_kb / 1024, 1),
         "exec_to_first_poll_ms": round(first_poll * 1000, 1) if first_poll else None,
         "calls_per_finding": round(calls_per_finding, 2),
         "calls_per_finding_by_service": {k: round(v / args.proxy_n, 2) for k, v in sorted(by_service.items())},

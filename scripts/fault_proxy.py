@@ -140,6 +140,12 @@ class Proxy(BaseHTTPRequestHandler):
                 "method": self.command, "path": self.path, "headers": headers,
                 "body": base64.b64encode(body).decode("ascii"),
             }
+        if LOG_ALL and action == "ReceiveMessage" and resp.status == 200:
+            # The receipt handles handed out, so a replay can map them to its own.
+            try:
+                entry["receipts"] = [m["ReceiptHandle"] for m in json.loads(data).get("Messages", [])]
+            except ValueError:
+                pass
         if action in MUTATING:
             entry["path"] = split.path
             entry["body"] = body.decode("utf-8", "replace")[:4000]
