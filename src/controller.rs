@@ -325,18 +325,20 @@ async fn run_job(
         job.attempts = p.attempts + 1;
     }
     let outcome = decide(ctx, r, snapshot, &mut job, previous.as_deref()).await;
-    crate::metrics::job_ended(
-        r.name(),
-        job.status.as_str(),
-        outcome.plan_ms,
-        outcome.apply_ms,
-    );
     job.updated_at = now_text();
     let actor = job.approved_by.clone().unwrap_or_else(|| "worker".into());
     if let Err(e) = ctx.audit.append(job_record(&job, &actor)).await {
         warn!(error = %e, "audit record cannot be written: the message will be retried");
         return Disposition::Retry(format!("audit cannot be written: {e}"));
     }
+    // Counted once its record is in the audit trail: one job metric for each job record, so a
+    // retry after a failed audit write is not counted twice.
+    crate::metrics::job_ended(
+        r.name(),
+        job.status.as_str(),
+        outcome.plan_ms,
+        outcome.apply_ms,
+    );
     if let Err(e) = ctx.store.finish(&job, &ctx.owner).await {
         warn!(error = %e, "job outcome cannot be written: the message will be retried");
         return Disposition::Retry(format!("job outcome cannot be written: {e}"));

@@ -106,8 +106,21 @@ async fn at_twenty_percent_injected_faults_every_finding_converges_and_nothing_i
     }
     let (buckets, groups) = seed(&env, 6).await;
     let proxy = FaultProxy::start(0.2, 20261122).await;
-    env.drain_all_env(&[("AWS_ENDPOINT_URL", &proxy.url)]).await;
+    let runs = env
+        .drain_all_env(&[("AWS_ENDPOINT_URL", &proxy.url), ("RECTIFY_METRICS", "emf")])
+        .await;
     assert_converged_once(&env, &proxy, &buckets, &groups).await;
+    // One job metric for each job record in the audit trail, however often a message was
+    // retried on the way.
+    let ended: Vec<serde_json::Value> = runs
+        .iter()
+        .flat_map(|r| r.stdout.lines())
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|m| m["Jobs"] == 1.0)
+        .collect();
+    let recorded = env.audit().await;
+    let recorded: Vec<_> = recorded.iter().filter(|r| r["kind"] == "job").collect();
+    assert_eq!(ended.len(), recorded.len(), "{ended:#?}\n{recorded:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -362,16 +362,17 @@ impl Env {
     /// Runs `worker --once` until the queue holds nothing, visible or in flight (messages left for
     /// retry come back after the 3 s visibility timeout), with a deadline.
     pub async fn drain_all(&self) {
-        self.drain_all_env(&[]).await
+        self.drain_all_env(&[]).await;
     }
 
-    /// `drain_all` with extra environment variables.
-    pub async fn drain_all_env(&self, extra: &[(&str, &str)]) {
+    /// `drain_all` with extra environment variables; returns every worker run.
+    pub async fn drain_all_env(&self, extra: &[(&str, &str)]) -> Vec<Run> {
         let end = Instant::now() + Duration::from_secs(180);
+        let mut runs = Vec::new();
         loop {
-            self.drain_env(extra).await;
+            runs.push(self.drain_env(extra).await);
             if self.depth(false).await == 0 {
-                return;
+                return runs;
             }
             assert!(Instant::now() < end, "the queue did not drain in 180 s");
             // Wait for the in-flight messages to become visible again.
