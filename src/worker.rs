@@ -405,3 +405,54 @@ async fn dead_letter(
     crate::metrics::dlq_sent();
     delete(queues, summary, m).await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_idle_worker_takes_room_for_a_whole_batch_at_once() {
+        let permits = Arc::new(Semaphore::new(16));
+        let held = room_for_a_batch(&permits, BATCH).await.unwrap();
+        assert_eq!(held.len(), BATCH);
+        assert_eq!(permits.available_permits(), 6);
+    }
+
+    #[tokio::test]
+    async fn a_busy_worker_waits_for_jobs_to_end_until_a_whole_batch_fits() {
+        let permits = Arc::new(Semaphore::new(16));
+        let mut busy = Vec::new();
+        for _ in 0..14 {
+            busy.push(permits.clone().acquire_owned().await.unwrap());
+        }
+        // Jobs end one after another while the poller waits.
+        let ending = tokio::spawn(async move {
+            while busy.pop().is_some() {
+                tokio::task::yield_now().await;
+            }
+        });
+        let held = room_for_a_batch(&permits, BATCH).await.unwrap();
+        assert_eq!(
+            held.len(),
+            BATCH,
+            "not {} as soon as one job ended",
+            held.len()
+        );
+        ending.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn jobs_that_do_not_end_leave_the_poller_the_room_there_is() {
+        let permits = Arc::new(Semaphore::new(16));
+        let _busy = permits.clone().acquire_many_owned(13).await.unwrap();
+        let held = room_for_a_batch(&permits, BATCH).await.unwrap();
+        assert_eq!(held.len(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_closed_semaphore_ends_the_wait() {
+        let permits = Arc::new(Semaphore::new(4));
+        permits.close();
+        assert!(room_for_a_batch(&permits, BATCH).await.is_none());
+    }
+}
