@@ -19,13 +19,7 @@ async fn pending_bucket(env: &Env) -> (String, String) {
     ])
     .await;
     let bucket = env.bucket("approve").await;
-    env.send(&config_event(
-        HOME,
-        "s3-bucket-level-public-access-prohibited",
-        "AWS::S3::Bucket",
-        &bucket,
-    ))
-    .await;
+    env.send_bucket_event(&bucket).await;
     env.drain().await;
     let job = env.job_for(&bucket).await;
     assert_eq!(job["status"], "pending-approval", "{job:#}");
@@ -205,12 +199,7 @@ async fn rejected_and_expired_plans_are_never_applied() {
     // The worker expires a pending plan when it sees its finding again.
     let (bucket, _) = pending_bucket(&env).await;
     let job = env.job_for(&bucket).await;
-    let event = config_event(
-        HOME,
-        "s3-bucket-level-public-access-prohibited",
-        "AWS::S3::Bucket",
-        &bucket,
-    );
+    let event = bucket_event(&bucket);
     // The same evaluation again: same job.
     let mut v: Value = serde_json::from_str(&event).unwrap();
     v["detail"]["newEvaluationResult"]["evaluationResultIdentifier"]["orderingTimestamp"] =
@@ -294,13 +283,7 @@ async fn notifications_reach_the_topic_with_the_command_to_act() {
     ])
     .await;
     let bucket = env.bucket("notify").await;
-    env.send(&config_event(
-        HOME,
-        "s3-bucket-level-public-access-prohibited",
-        "AWS::S3::Bucket",
-        &bucket,
-    ))
-    .await;
+    env.send_bucket_event(&bucket).await;
     let r = env
         .run(&["worker", "--once", "--notify-topic-arn", &topic])
         .await;

@@ -10,10 +10,8 @@ use support::*;
 
 /// A worker chain of four records (dry-run plans), anchored when the worker stopped.
 async fn trail(env: &Env) -> String {
-    let s3 = aws_sdk_s3::Client::new(&env.sdk);
     for _ in 0..4 {
-        let b = unique("trail");
-        s3.create_bucket().bucket(&b).send().await.unwrap();
+        let b = env.bucket("trail").await;
         env.send(&config_event(
             HOME,
             "s3-bucket-public-read-prohibited",
@@ -163,16 +161,7 @@ async fn applied(
     resource_type: &str,
     id: &str,
 ) -> String {
-    env.ok(&[
-        "settings",
-        "set",
-        remediation,
-        "--mode",
-        "enforce",
-        "--by",
-        "test",
-    ])
-    .await;
+    env.enforce(remediation).await;
     env.send(&config_event(HOME, rule, resource_type, id)).await;
     env.drain().await;
     let jobs: Vec<Value> = env
@@ -187,6 +176,7 @@ async fn applied(
 }
 
 async fn undo(env: &Env, job: &str) {
+    let resource = env.json(&["jobs", "show", job]).await["resource_id"].clone();
     let out = env
         .ok(&[
             "jobs",
@@ -208,7 +198,12 @@ async fn undo(env: &Env, job: &str) {
             .iter()
             .any(|r| r["job_id"] == job && r["outcome"] == "undone")
     );
-    assert!(audit.iter().any(|r| r["outcome"] == "exemption-added"));
+    // This resource's exemption, not an earlier undo's.
+    assert!(
+        audit
+            .iter()
+            .any(|r| r["outcome"] == "exemption-added" && r["resource_id"] == resource)
+    );
     assert!(env.ok(&["audit", "verify"]).await.starts_with("OK"));
 }
 
@@ -221,9 +216,7 @@ async fn apply_then_undo_leaves_each_resource_exactly_as_before() {
         .await;
 
     // S3: no Public Access Block before, none after the undo.
-    let s3 = aws_sdk_s3::Client::new(&env.sdk);
-    let bucket = unique("undo");
-    s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    let bucket = env.bucket("undo").await;
     let job = applied(
         &env,
         "s3-block-public-access",

@@ -13,18 +13,10 @@ use support::*;
 
 /// A bucket and a group with two world-open SSH rules, per index.
 async fn seed(env: &Env, n: usize) -> (Vec<String>, Vec<String>) {
-    let s3 = aws_sdk_s3::Client::new(&env.sdk);
     let (mut buckets, mut groups) = (Vec::new(), Vec::new());
     for i in 0..n {
-        let b = unique("fault");
-        s3.create_bucket().bucket(&b).send().await.unwrap();
-        env.send(&config_event(
-            HOME,
-            "s3-bucket-level-public-access-prohibited",
-            "AWS::S3::Bucket",
-            &b,
-        ))
-        .await;
+        let b = env.bucket("fault").await;
+        env.send_bucket_event(&b).await;
         buckets.push(b);
         if i % 2 == 0 {
             let (_, g) = security_group(&env.sdk).await;
@@ -101,8 +93,7 @@ async fn assert_converged_once(
 async fn at_twenty_percent_injected_faults_every_finding_converges_and_nothing_is_applied_twice() {
     let env = Env::new().await;
     for r in ["s3-block-public-access", "sg-revoke-open-ssh"] {
-        env.ok(&["settings", "set", r, "--mode", "enforce", "--by", "test"])
-            .await;
+        env.enforce(r).await;
     }
     let (buckets, groups) = seed(&env, 6).await;
     let proxy = FaultProxy::start(0.2, 20261122).await;
@@ -130,13 +121,7 @@ async fn with_the_state_store_down_nothing_changes_no_message_is_taken_and_work_
     let proxy = FaultProxy::start(0.0, 1).await;
     proxy.set(serde_json::json!({"down": true})).await;
     let bucket = env.bucket("store-down").await;
-    env.send(&config_event(
-        HOME,
-        "s3-bucket-level-public-access-prohibited",
-        "AWS::S3::Bucket",
-        &bucket,
-    ))
-    .await;
+    env.send_bucket_event(&bucket).await;
     let mut worker = env.spawn_env(
         &["worker", "--wait-seconds", "1"],
         &[("AWS_ENDPOINT_URL_DYNAMODB", &proxy.url)],
@@ -259,21 +244,13 @@ async fn a_poison_flood_ends_in_the_dlq_with_reasons_and_valid_findings_are_fixe
         "test",
     ])
     .await;
-    let s3 = aws_sdk_s3::Client::new(&env.sdk);
     let bodies = poison(count, 0x5eed_1234);
     let mut buckets = Vec::new();
     for (i, body) in bodies.iter().enumerate() {
         env.send(body).await;
         if i % 10 == 0 {
-            let b = unique("flood");
-            s3.create_bucket().bucket(&b).send().await.unwrap();
-            env.send(&config_event(
-                HOME,
-                "s3-bucket-level-public-access-prohibited",
-                "AWS::S3::Bucket",
-                &b,
-            ))
-            .await;
+            let b = env.bucket("flood").await;
+            env.send_bucket_event(&b).await;
             buckets.push(b);
         }
     }
@@ -321,13 +298,7 @@ async fn sigterm_lets_work_in_flight_finish_and_a_second_signal_exits_at_once() 
         .set(serde_json::json!({"delay_only": true, "delay_ms": 300}))
         .await;
     let bucket = env.bucket("graceful").await;
-    env.send(&config_event(
-        HOME,
-        "s3-bucket-level-public-access-prohibited",
-        "AWS::S3::Bucket",
-        &bucket,
-    ))
-    .await;
+    env.send_bucket_event(&bucket).await;
     let mut worker = env.spawn_env(
         &["worker", "--wait-seconds", "1"],
         &[("AWS_ENDPOINT_URL", &proxy.url)],
@@ -356,13 +327,7 @@ async fn sigterm_lets_work_in_flight_finish_and_a_second_signal_exits_at_once() 
 
     // A second signal does not wait.
     let other = env.bucket("impatient").await;
-    env.send(&config_event(
-        HOME,
-        "s3-bucket-level-public-access-prohibited",
-        "AWS::S3::Bucket",
-        &other,
-    ))
-    .await;
+    env.send_bucket_event(&other).await;
     let mut worker = env.spawn_env(
         &["worker", "--wait-seconds", "1"],
         &[("AWS_ENDPOINT_URL", &proxy.url)],

@@ -31,16 +31,6 @@ async fn tag(env: &Env, bucket: &str, value: &str) {
         .unwrap();
 }
 
-async fn event_for(env: &Env, bucket: &str) {
-    env.send(&config_event(
-        HOME,
-        "s3-bucket-level-public-access-prohibited",
-        "AWS::S3::Bucket",
-        bucket,
-    ))
-    .await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exemption_records_hold_until_they_expire() {
     let env = Env::new().await;
@@ -86,8 +76,8 @@ async fn exemption_records_hold_until_they_expire() {
             .iter()
             .any(|e| e["resource_id"] == lapsed.as_str() && e["active"] == false)
     );
-    event_for(&env, &kept).await;
-    event_for(&env, &lapsed).await;
+    env.send_bucket_event(&kept).await;
+    env.send_bucket_event(&lapsed).await;
     env.drain().await;
 
     let job = env.job_for(&kept).await;
@@ -133,8 +123,8 @@ async fn exemption_tags_count_unless_switched_off_or_expired() {
     )
     .await;
     tag(&env, &old_tag, "temporary; until=2020-01-01").await;
-    event_for(&env, &tagged).await;
-    event_for(&env, &old_tag).await;
+    env.send_bucket_event(&tagged).await;
+    env.send_bucket_event(&old_tag).await;
     env.drain().await;
     let job = env.job_for(&tagged).await;
     assert_eq!(job["status"], "exempt", "{job:#}");
@@ -175,7 +165,7 @@ async fn accounts_outside_the_allow_list_are_never_acted_on() {
         .await;
     assert!(out.contains(MEMBER), "{out}");
     let bucket = public_bucket(&env).await;
-    event_for(&env, &bucket).await;
+    env.send_bucket_event(&bucket).await;
     env.drain().await;
     let job = env.job_for(&bucket).await;
     assert_eq!(job["status"], "account-not-allowed", "{job:#}");
@@ -201,7 +191,7 @@ async fn pause_stops_every_change_and_still_plans() {
     env.ok(&["pause", "--reason", "incident 42", "--by", "oncall"])
         .await;
     let bucket = public_bucket(&env).await;
-    event_for(&env, &bucket).await;
+    env.send_bucket_event(&bucket).await;
     env.drain().await;
     let job = env.job_for(&bucket).await;
     assert_eq!(job["status"], "planned", "{job:#}");
@@ -246,7 +236,7 @@ async fn the_breaker_trips_at_the_limit_plus_one() {
     let mut buckets = Vec::new();
     for _ in 0..3 {
         let b = public_bucket(&env).await;
-        event_for(&env, &b).await;
+        env.send_bucket_event(&b).await;
         buckets.push(b);
     }
     let r = env.run(&["worker", "--once", "--concurrency", "1"]).await;

@@ -11,17 +11,10 @@ use support::*;
 async fn two_workers_on_one_queue_apply_each_fix_once() {
     let env = Env::new().await;
     env.enforce("s3-block-public-access").await;
-    let s3 = aws_sdk_s3::Client::new(&env.sdk);
     let mut buckets = Vec::new();
     for _ in 0..6 {
-        let b = unique("pair");
-        s3.create_bucket().bucket(&b).send().await.unwrap();
-        let event = config_event(
-            HOME,
-            "s3-bucket-level-public-access-prohibited",
-            "AWS::S3::Bucket",
-            &b,
-        );
+        let b = env.bucket("pair").await;
+        let event = bucket_event(&b);
         env.send(&event).await;
         env.send(&event).await;
         buckets.push(b);
@@ -62,12 +55,7 @@ async fn claimed_elsewhere(
 ) -> (String, String, String) {
     env.enforce("s3-block-public-access").await;
     let bucket = env.bucket("claimed").await;
-    let event = config_event(
-        HOME,
-        "s3-bucket-level-public-access-prohibited",
-        "AWS::S3::Bucket",
-        &bucket,
-    );
+    let event = bucket_event(&bucket);
     let v: Value = serde_json::from_str(&event).unwrap();
     let ordering =
         v["detail"]["newEvaluationResult"]["evaluationResultIdentifier"]["orderingTimestamp"]

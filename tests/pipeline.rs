@@ -25,13 +25,7 @@ async fn poison_messages_go_to_the_dlq_with_their_reason_and_the_worker_carries_
     for b in bad {
         env.send(b).await;
     }
-    env.send(&config_event(
-        HOME,
-        "s3-bucket-level-public-access-prohibited",
-        "AWS::S3::Bucket",
-        &bucket,
-    ))
-    .await;
+    env.send_bucket_event(&bucket).await;
     env.drain().await;
 
     assert_eq!(
@@ -82,13 +76,7 @@ async fn nothing_changes_when_the_settings_table_cannot_be_read() {
         .send()
         .await
         .unwrap();
-    env.send(&config_event(
-        HOME,
-        "s3-bucket-level-public-access-prohibited",
-        "AWS::S3::Bucket",
-        &bucket,
-    ))
-    .await;
+    env.send_bucket_event(&bucket).await;
     let run = env.run(&["worker", "--once"]).await;
     assert_eq!(
         run.code, 1,
@@ -118,12 +106,7 @@ async fn a_finding_delivered_three_times_is_applied_once() {
     let env = Env::new().await;
     env.enforce("s3-block-public-access").await;
     let bucket = env.bucket("dup").await;
-    let event = config_event(
-        HOME,
-        "s3-bucket-level-public-access-prohibited",
-        "AWS::S3::Bucket",
-        &bucket,
-    );
+    let event = bucket_event(&bucket);
     for _ in 0..3 {
         env.send(&event).await;
     }

@@ -18,13 +18,7 @@ async fn s3_dry_run_records_the_plan_then_enforce_blocks_public_access() {
     let env = Env::new().await;
     let bucket = env.bucket("public").await;
 
-    env.send(&config_event(
-        HOME,
-        "s3-bucket-level-public-access-prohibited",
-        "AWS::S3::Bucket",
-        &bucket,
-    ))
-    .await;
+    env.send_bucket_event(&bucket).await;
     env.drain().await;
     let job = env.job_for(&bucket).await;
     assert_eq!(job["status"], "planned");

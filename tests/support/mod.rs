@@ -319,6 +319,11 @@ impl Env {
             .unwrap();
     }
 
+    /// Sends the finding that a bucket in the home account allows public access.
+    pub async fn send_bucket_event(&self, bucket: &str) {
+        self.send(&bucket_event(bucket)).await
+    }
+
     /// Visible plus in-flight messages on the queue (or the DLQ).
     pub async fn depth(&self, dlq: bool) -> u64 {
         use aws_sdk_sqs::types::QueueAttributeName as A;
@@ -518,6 +523,16 @@ pub fn config_detail(
         },
         "notificationCreationTime": now()
     })
+}
+
+/// The Config event that says a bucket in the home account allows public access.
+pub fn bucket_event(bucket: &str) -> String {
+    config_event(
+        HOME,
+        "s3-bucket-level-public-access-prohibited",
+        "AWS::S3::Bucket",
+        bucket,
+    )
 }
 
 /// A raw EventBridge "Config Rules Compliance Change" event, as an EventBridge → SQS target sends it.
