@@ -626,13 +626,17 @@ pub async fn run(cli: Cli, config: Config, started: Instant) -> Result<()> {
     }
 }
 
-/// Builds what the worker and the sweep need: catalog, engine, clients, state, audit writer.
+/// How long a job run by an operator's command (undo, sweep) holds its resource lock.
+const COMMAND_LEASE: Duration = Duration::from_secs(300);
+
+/// Builds what the worker and the sweep need around a loaded catalog: clients, state, audit
+/// writer.
 async fn build_context(
     config: &Config,
     aws: &aws_config::SdkConfig,
+    (engine, catalog): (Arc<rhai::Engine>, Arc<Catalog>),
     lease: Duration,
 ) -> Result<Arc<Context>> {
-    let (engine, catalog) = load_catalog(config)?;
     let identity = aws_sdk_sts::Client::new(aws)
         .get_caller_identity()
         .send()
@@ -670,7 +674,7 @@ async fn build_context(
 
 async fn run_worker(config: Config, args: WorkerArgs, started: Instant) -> Result<()> {
     // The catalog is checked before anything touches AWS: a broken script stops start-up.
-    load_catalog(&config)?;
+    let loaded = load_catalog(&config)?;
     let aws = aws_config().await?;
     let names = Names::new(&config.prefix);
     let sqs = aws_sdk_sqs::Client::new(&aws);
@@ -690,7 +694,7 @@ async fn run_worker(config: Config, args: WorkerArgs, started: Instant) -> Resul
         })
         .and_then(|v| v.parse::<u64>().ok())
         .unwrap_or(30);
-    let ctx = build_context(&config, &aws, Duration::from_secs(visibility)).await?;
+    let ctx = build_context(&config, &aws, loaded, Duration::from_secs(visibility)).await?;
     let home = ctx.cloud.home_account().to_string();
     tracing::info!(account = %home, writer = %ctx.owner, remediations = ctx.catalog.current().all().len(),
         startup_ms = started.elapsed().as_millis() as u64, "worker ready");
@@ -1063,10 +1067,7 @@ async fn settings_set(config: &Config, args: SetArgs) -> Result<()> {
         ));
     }
     let aws = aws_config().await?;
-    let by = match args.by {
-        Some(b) => b,
-        None => caller(&aws).await?,
-    };
+    let by = by_or_caller(&aws, args.by).await?;
     let store = store(config, &aws);
     // Optimistic update: read, change, write if nobody wrote in between; a few tries.
     let mut attempt = 0;
@@ -1121,7 +1122,7 @@ async fn settings_set(config: &Config, args: SetArgs) -> Result<()> {
         // Switching to enforce is how an operator resets a tripped breaker.
         store.breaker_reset(r.name()).await?;
     }
-    let audit = AuditWriter::for_command(store.client().clone(), store.names.audit.clone());
+    let audit = command_audit(&store);
     let change = json!({
         "scope": scope,
         "mode": {"from": old.as_ref().and_then(|o| o.mode).map(|m| m.as_str()), "to": new.mode.map(|m| m.as_str())},
@@ -1320,7 +1321,7 @@ async fn jobs(config: &Config, cmd: JobsCommand) -> Result<()> {
                 )));
             }
             let ttl = Duration::from_secs(config.approval_ttl_seconds);
-            let audit = AuditWriter::for_command(store.client().clone(), store.names.audit.clone());
+            let audit = command_audit(&store);
             if approval_expired(&job, ttl) {
                 expire(&store, &audit, &job, ttl).await?;
                 return Err(Failure::usage(format!(
@@ -1336,10 +1337,7 @@ async fn jobs(config: &Config, cmd: JobsCommand) -> Result<()> {
                     "job {id}'s pending plan has sha256 {hash}, not {want}: review it again with `rectify jobs show {id}`"
                 )));
             }
-            let by = match by {
-                Some(b) => b,
-                None => caller(&aws).await?,
-            };
+            let by = by_or_caller(&aws, by).await?;
             let approved = store
                 .transition(
                     &id,
@@ -1380,7 +1378,7 @@ async fn jobs(config: &Config, cmd: JobsCommand) -> Result<()> {
             no_exempt,
         } => {
             let by = by_or_caller(&aws, by).await?;
-            let ctx = build_context(config, &aws, Duration::from_secs(300)).await?;
+            let ctx = build_context(config, &aws, load_catalog(config)?, COMMAND_LEASE).await?;
             let result = crate::undo::undo(&ctx, &id, &by, &reason, force, !no_exempt).await;
             ctx.audit.anchor().await?;
             match result {
@@ -1417,10 +1415,7 @@ async fn jobs(config: &Config, cmd: JobsCommand) -> Result<()> {
                     job.status.as_str()
                 )));
             }
-            let by = match by {
-                Some(b) => b,
-                None => caller(&aws).await?,
-            };
+            let by = by_or_caller(&aws, by).await?;
             let rejected = store
                 .transition(
                     &id,
@@ -1434,13 +1429,18 @@ async fn jobs(config: &Config, cmd: JobsCommand) -> Result<()> {
                         "job {id} changed while it was being rejected: look again"
                     ))
                 })?;
-            AuditWriter::for_command(store.client().clone(), store.names.audit.clone())
+            command_audit(&store)
                 .append(job_record(&rejected, &by))
                 .await?;
             println!("job {id} rejected by {by}; it will not be applied");
             Ok(())
         }
     }
+}
+
+/// The audit writer of a command run by an operator (its own chain).
+fn command_audit(store: &Store) -> AuditWriter {
+    AuditWriter::for_command(store.client().clone(), store.names.audit.clone())
 }
 
 async fn by_or_caller(aws: &aws_config::SdkConfig, by: Option<String>) -> Result<String> {
@@ -1467,7 +1467,7 @@ async fn update_global(
         new.updated_by = Some(by.clone());
         match store.put_global(&new, old.version).await {
             Ok(()) => {
-                AuditWriter::for_command(store.client().clone(), store.names.audit.clone())
+                command_audit(&store)
                     .append(Record {
                         kind: "settings".into(),
                         before: Some(serde_json::to_value(&old).unwrap_or(Value::Null)),
@@ -1627,9 +1627,7 @@ async fn exemptions(config: &Config, cmd: ExemptionsCommand) -> Result<()> {
                 created_at: crate::state::now_text(),
             };
             store.put_exemption(&e).await?;
-            AuditWriter::for_command(store.client().clone(), store.names.audit.clone())
-                .append(e.added_record())
-                .await?;
+            command_audit(&store).append(e.added_record()).await?;
             println!(
                 "{} exempted from {} in {}{}",
                 e.resource_id,
@@ -1722,7 +1720,7 @@ async fn exemptions(config: &Config, cmd: ExemptionsCommand) -> Result<()> {
                     e.resource_id, e.remediation, e.account
                 )));
             }
-            AuditWriter::for_command(store.client().clone(), store.names.audit.clone())
+            command_audit(&store)
                 .append(Record {
                     kind: "settings".into(),
                     remediation: Some(e.remediation.clone()),
@@ -1749,7 +1747,7 @@ async fn sweep_cmd(config: &Config, args: SweepArgs) -> Result<()> {
         crate::event::validate_region(r).map_err(|e| Failure::usage(format!("--region: {e}")))?;
     }
     let aws = aws_config().await?;
-    let ctx = build_context(config, &aws, Duration::from_secs(300)).await?;
+    let ctx = build_context(config, &aws, load_catalog(config)?, COMMAND_LEASE).await?;
     let remediations: Vec<Arc<crate::catalog::Remediation>> = match &args.remediation {
         Some(name) => vec![
             ctx.catalog

@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use crate::catalog::Remediation;
 use crate::cloud::{CloudError, classify};
-use crate::controller::{Context, Disposition, approval_expired, expire, plan_blocking, reconcile};
+use crate::controller::{Context, Disposition, plan_blocking, reconcile};
 use crate::event::{Compliance, Finding, Source};
 
 /// What a sweep found for one remediation in one account and region.
@@ -134,29 +134,6 @@ pub async fn enumerate(
         }
     }
     Ok(ids)
-}
-
-/// Marks every plan that waited longer than the approval TTL `expired`.
-pub async fn expire_overdue(ctx: &Context) -> Result<usize, String> {
-    let jobs = ctx
-        .store
-        .jobs()
-        .await
-        .map_err(|e| format!("jobs cannot be read: {e}"))?;
-    let mut n = 0;
-    for job in jobs
-        .iter()
-        .filter(|j| approval_expired(j, ctx.approval_ttl))
-    {
-        if expire(&ctx.store, &ctx.audit, job, ctx.approval_ttl)
-            .await
-            .map_err(|e| format!("job {} cannot be expired: {e}", job.id))?
-            .is_some()
-        {
-            n += 1;
-        }
-    }
-    Ok(n)
 }
 
 /// Sweeps the given remediations over the given accounts and regions.
