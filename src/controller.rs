@@ -827,6 +827,7 @@ async fn trip_breaker(
         r.name()
     );
     let by = "rectify (blast-radius breaker)".to_string();
+    let mut switched = false;
     for _ in 0..5 {
         let snapshot = match ctx.store.settings().await {
             Ok(s) => s,
@@ -856,13 +857,23 @@ async fn trip_breaker(
             .put_setting(&new, old.as_ref().map_or(0, |o| o.version))
             .await
         {
-            Ok(()) => break,
+            Ok(()) => {
+                switched = true;
+                break;
+            }
             Err(StateError::Conflict(_)) => continue,
             Err(e) => {
                 error!(error = %e, "the breaker could not switch the remediation to approval");
                 return;
             }
         }
+    }
+    if !switched {
+        // Nothing was written: the record must not say the mode was set.
+        error!(
+            "the breaker could not switch the remediation to approval: its settings kept changing"
+        );
+        return;
     }
     let record = Record {
         kind: "settings".into(),

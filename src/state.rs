@@ -916,6 +916,11 @@ fn exemption_from_item(item: &HashMap<String, AttributeValue>) -> Exemption {
     }
 }
 
+/// The jobs-table item that locks one resource.
+fn lock_id(key: &str) -> String {
+    format!("lock:{}", &crate::action::sha256_hex(key)[..32])
+}
+
 fn is_lock(item: &HashMap<String, AttributeValue>) -> bool {
     get_s(item, "id").is_some_and(|id| id.starts_with("lock:"))
 }
@@ -1119,7 +1124,7 @@ impl Store {
     ) -> Result<bool, StateError> {
         let now = Utc::now().timestamp();
         let until = now + lease.as_secs().max(1) as i64;
-        let id = format!("lock:{}", &crate::action::sha256_hex(key)[..32]);
+        let id = lock_id(key);
         let result = self
             .ddb
             .put_item()
@@ -1149,7 +1154,7 @@ impl Store {
 
     /// Releases this owner's lock on a resource.
     pub async fn unlock_resource(&self, key: &str, owner: &str) -> Result<(), StateError> {
-        let id = format!("lock:{}", &crate::action::sha256_hex(key)[..32]);
+        let id = lock_id(key);
         let result = self
             .ddb
             .delete_item()
