@@ -259,6 +259,9 @@ def main():
     applied = {r["event_id"]: r for r in records if r.get("outcome") == "applied" and r.get("event_id") in sent}
     lat = sorted(datetime.fromisoformat(r["time"].replace("Z", "+00:00")).timestamp() - sent[e] for e, r in applied.items())
     pct = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] if lat else float("nan")
+    if len(applied) != args.n:
+        # The rate and latencies below cover only what was applied: say so rather than hide it.
+        print(f"WARNING: {len(applied)} of {args.n} findings were applied; see `rectify jobs list`", flush=True)
 
     print(f"resetting moto; counting calls per finding on {args.proxy_n} findings through the logging proxy ...", flush=True)
     # moto's EC2 and SQS scan what they hold: the logged run and its replay start from the same
