@@ -9,10 +9,11 @@ use std::time::Instant;
 
 use rectify::audit::Record;
 use rectify::catalog::Catalog;
-use rectify::controller::{job_record, new_job, today};
 use rectify::event::{Message, decode};
+use rectify::reconcile::gates::{self, today};
+use rectify::reconcile::new_job;
 use rectify::script::{Limits, hardened_engine};
-use rectify::state::{JobStatus, SettingsSnapshot};
+use rectify::state::SettingsSnapshot;
 use serde_json::{Value, json};
 
 /// utime + stime of this process, in seconds (Linux /proc).
@@ -120,20 +121,28 @@ fn main() {
         );
         for r in routes {
             let mode = snapshot.mode_for(&r, &finding.account);
-            assert!(snapshot.account_allowed(&finding.account));
-            assert!(
-                snapshot
-                    .exemption(r.name(), &finding.account, &finding.resource_id, &today())
-                    .is_none()
-            );
-            let params = snapshot.params_for(&r, &finding.account);
+            let today = today();
+            let params = gates::before_observe(
+                &snapshot,
+                &r,
+                mode,
+                &finding.account,
+                &finding.resource_id,
+                &today,
+            )
+            .expect("the gates let it through");
+            gates::after_observe(&snapshot, &r, resource, &today).expect("not exempt");
             let plan = r.plan(&engine, resource, &params, deadline).expect("plan");
             let mut job = new_job(finding, &r, mode);
-            job.plan_hash = Some(plan.hash());
+            let hash = plan.hash();
+            let outcome = gates::after_plan(&snapshot, mode, &plan, &hash, None, &job.id)
+                .expect_err("dry-run records the plan");
+            job.plan_hash = Some(hash);
             job.plan = Some(plan);
             job.before = Some(resource.clone());
-            job.status = JobStatus::Planned;
-            let mut record: Record = job_record(&job, "worker");
+            job.status = outcome.status();
+            job.reason = Some(outcome.reason());
+            let mut record: Record = Record::for_job(&job, "worker");
             record.hash = record.compute_hash();
             hashes += record.hash.len();
         }

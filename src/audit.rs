@@ -16,7 +16,7 @@ use tokio::sync::Mutex;
 
 use crate::action::{Plan, canonical_json, sha256_hex};
 use crate::cloud::classify;
-use crate::state::{StateError, now_text};
+use crate::state::{Exemption, Job, StateError, now_text};
 
 /// The hash a chain's first record names as its predecessor.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -65,6 +65,79 @@ impl Record {
 
     fn canonical(&self) -> String {
         canonical_json(&serde_json::to_value(self).unwrap_or(Value::Null))
+    }
+
+    /// The record of a job's outcome (`actor`: who decided: `worker`, or the approver).
+    pub fn for_job(job: &Job, actor: &str) -> Record {
+        Record {
+            kind: "job".into(),
+            job_id: Some(job.id.clone()),
+            event_id: job.event_id.clone(),
+            account: Some(job.account.clone()),
+            region: Some(job.region.clone()),
+            resource_type: Some(job.resource_type.clone()),
+            resource_id: Some(job.resource_id.clone()),
+            remediation: Some(job.remediation.clone()),
+            rule: Some(job.rule.clone()),
+            script_sha256: job.script_sha256.clone(),
+            mode: Some(job.mode.as_str().into()),
+            before: job.before.clone(),
+            plan: job.plan.clone(),
+            after: job.after.clone(),
+            outcome: job.status.as_str().into(),
+            reason: job.reason.clone(),
+            actor: Some(actor.to_string()),
+            ..Record::default()
+        }
+    }
+
+    /// The record of adding an exemption.
+    pub fn exemption_added(e: &Exemption) -> Record {
+        Record {
+            kind: "settings".into(),
+            remediation: Some(e.remediation.clone()),
+            account: (e.account != "*").then(|| e.account.clone()),
+            resource_id: Some(e.resource_id.clone()),
+            after: Some(serde_json::to_value(e).unwrap_or(Value::Null)),
+            outcome: "exemption-added".into(),
+            reason: Some(e.reason.clone()),
+            actor: Some(e.by.clone()),
+            ..Default::default()
+        }
+    }
+
+    /// The record of a tripped blast-radius breaker that switched its remediation to approval.
+    pub fn breaker_tripped(
+        remediation: &str,
+        job_id: &str,
+        count: usize,
+        limit: u32,
+        window: u64,
+        by: &str,
+    ) -> Record {
+        Record {
+            kind: "settings".into(),
+            remediation: Some(remediation.to_string()),
+            job_id: Some(job_id.to_string()),
+            outcome: "breaker-tripped".into(),
+            reason: Some(format!(
+                "{count} enforcements in {window} s reached the limit of {limit}; mode set to approval"
+            )),
+            actor: Some(by.to_string()),
+            ..Record::default()
+        }
+    }
+
+    /// The record of a message that is no event, sent to the DLQ.
+    pub fn poison(message_id: &str, reason: &str) -> Record {
+        Record {
+            kind: "poison".into(),
+            event_id: Some(message_id.to_string()),
+            outcome: "dead-lettered".into(),
+            reason: Some(reason.to_string()),
+            actor: Some("worker".into()),
+            ..Record::default()
+        }
     }
 }
 

@@ -18,9 +18,10 @@ use crate::bootstrap::bootstrap;
 use crate::catalog::{Catalog, Mode, run_cases};
 use crate::cloud::{Cloud, classify, error_chain};
 use crate::config::{Config, Overrides};
-use crate::controller::{CatalogHandle, Context, approval_expired, expire, job_record, today};
 use crate::event::validate_account;
 use crate::notify::Notifier;
+use crate::reconcile::gates::today;
+use crate::reconcile::{CatalogHandle, Context, approval_expired, expire};
 use crate::render;
 use crate::script::hardened_engine;
 use crate::state::{Exemption, Job, JobStatus, Names, Setting, SettingsCache, StateError, Store};
@@ -668,7 +669,6 @@ async fn build_context(
         store,
         lease,
         approval_ttl: Duration::from_secs(config.approval_ttl_seconds),
-        store_down: std::sync::atomic::AtomicBool::new(false),
     }))
 }
 
@@ -1362,7 +1362,7 @@ async fn jobs(config: &Config, cmd: JobsCommand) -> Result<()> {
                         "job {id} changed while it was being approved: look again"
                     ))
                 })?;
-            audit.append(job_record(&approved, &by)).await?;
+            audit.append(Record::for_job(&approved, &by)).await?;
             queue_run_job(&aws, &store, &id).await?;
             println!(
                 "job {id}: plan {} approved by {by}; the worker re-reads the resource and applies the plan only if it is unchanged",
@@ -1430,7 +1430,7 @@ async fn jobs(config: &Config, cmd: JobsCommand) -> Result<()> {
                     ))
                 })?;
             command_audit(&store)
-                .append(job_record(&rejected, &by))
+                .append(Record::for_job(&rejected, &by))
                 .await?;
             println!("job {id} rejected by {by}; it will not be applied");
             Ok(())
@@ -1627,7 +1627,9 @@ async fn exemptions(config: &Config, cmd: ExemptionsCommand) -> Result<()> {
                 created_at: crate::state::now_text(),
             };
             store.put_exemption(&e).await?;
-            command_audit(&store).append(e.added_record()).await?;
+            command_audit(&store)
+                .append(Record::exemption_added(&e))
+                .await?;
             println!(
                 "{} exempted from {} in {}{}",
                 e.resource_id,
@@ -1746,6 +1748,8 @@ async fn sweep_cmd(config: &Config, args: SweepArgs) -> Result<()> {
     for r in &args.regions {
         crate::event::validate_region(r).map_err(|e| Failure::usage(format!("--region: {e}")))?;
     }
+    crate::sweep::check_regions(&args.regions)
+        .map_err(|e| Failure::usage(format!("--region: {e}")))?;
     let aws = aws_config().await?;
     let ctx = build_context(config, &aws, load_catalog(config)?, COMMAND_LEASE).await?;
     let remediations: Vec<Arc<crate::catalog::Remediation>> = match &args.remediation {
@@ -1779,57 +1783,13 @@ async fn sweep_cmd(config: &Config, args: SweepArgs) -> Result<()> {
     if args.what_if {
         println!("what-if: nothing was changed or recorded. Enforcing would change:\n");
     }
-    let rows: Vec<Vec<String>> = lines
-        .iter()
-        .map(|l| {
-            let which: Vec<String> = l
-                .would_change
-                .iter()
-                .map(|(id, n)| format!("{id} ({n})"))
-                .collect();
-            vec![
-                l.remediation.clone(),
-                l.account.clone(),
-                l.region.clone(),
-                l.scanned.to_string(),
-                l.would_change.len().to_string(),
-                if which.is_empty() {
-                    "-".into()
-                } else {
-                    which.join(", ")
-                },
-                if l.outcomes.is_empty() {
-                    "-".into()
-                } else {
-                    l.outcomes
-                        .iter()
-                        .map(|(k, v)| format!("{k}:{v}"))
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                },
-                l.errors.len().to_string(),
-            ]
-        })
-        .collect();
-    print!(
-        "{}",
-        render::table(
-            &[
-                "REMEDIATION",
-                "ACCOUNT",
-                "REGION",
-                "SCANNED",
-                "NON-COMPLIANT",
-                "WHICH (ACTIONS)",
-                "JOBS",
-                "ERRORS"
-            ],
-            &rows
-        )
-    );
+    print!("{}", render::sweep(&lines));
     for l in &lines {
-        for (id, e) in &l.errors {
-            eprintln!("{} {} {}: {id}: {e}", l.remediation, l.account, l.region);
+        for e in &l.errors {
+            eprintln!(
+                "{} {} {}: {}: {}",
+                l.remediation, l.account, l.region, e.resource_id, e.error
+            );
         }
     }
     Ok(())

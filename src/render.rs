@@ -224,6 +224,57 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
+/// A sweep's report as a table (errors are listed separately by the caller).
+pub fn sweep(lines: &[crate::sweep::Line]) -> String {
+    let list = |items: Vec<String>| {
+        if items.is_empty() {
+            "-".to_string()
+        } else {
+            items.join(", ")
+        }
+    };
+    let rows: Vec<Vec<String>> = lines
+        .iter()
+        .map(|l| {
+            vec![
+                l.remediation.clone(),
+                l.account.clone(),
+                l.region.clone(),
+                l.scanned.to_string(),
+                l.would_change.len().to_string(),
+                list(
+                    l.would_change
+                        .iter()
+                        .map(|c| format!("{} ({})", c.resource_id, c.actions))
+                        .collect(),
+                ),
+                list(
+                    l.held
+                        .iter()
+                        .map(|h| format!("{} ({})", h.resource_id, h.status))
+                        .collect(),
+                ),
+                list(l.outcomes.iter().map(|(k, v)| format!("{k}:{v}")).collect()),
+                l.errors.len().to_string(),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "REMEDIATION",
+            "ACCOUNT",
+            "REGION",
+            "SCANNED",
+            "NON-COMPLIANT",
+            "WHICH (ACTIONS)",
+            "HELD BACK",
+            "JOBS",
+            "ERRORS",
+        ],
+        &rows,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

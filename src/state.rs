@@ -298,21 +298,6 @@ impl Exemption {
     fn scope(&self) -> String {
         format!("exemption:{}:{}", self.account, self.resource_id)
     }
-
-    /// The audit record of adding this exemption.
-    pub fn added_record(&self) -> crate::audit::Record {
-        crate::audit::Record {
-            kind: "settings".into(),
-            remediation: Some(self.remediation.clone()),
-            account: (self.account != "*").then(|| self.account.clone()),
-            resource_id: Some(self.resource_id.clone()),
-            after: Some(serde_json::to_value(self).unwrap_or(Value::Null)),
-            outcome: "exemption-added".into(),
-            reason: Some(self.reason.clone()),
-            actor: Some(self.by.clone()),
-            ..Default::default()
-        }
-    }
 }
 
 /// The remediation name under which the Organization-wide settings are stored.
@@ -332,6 +317,16 @@ pub struct SettingsSnapshot {
 }
 
 impl SettingsSnapshot {
+    /// A snapshot of these settings, global item and exemption records.
+    pub fn new(settings: Vec<Setting>, global: Global, exemptions: Vec<Exemption>) -> Self {
+        SettingsSnapshot {
+            settings,
+            global,
+            exemptions,
+            triggers: std::sync::OnceLock::new(),
+        }
+    }
+
     fn find(&self, remediation: &str, scope: &str) -> Option<&Setting> {
         self.settings
             .iter()
@@ -1146,6 +1141,39 @@ impl Store {
         match result {
             Ok(_) => Ok(true),
             Err(e) => match classify("dynamodb:PutItem", e) {
+                e if e.code() == Some("ConditionalCheckFailedException") => Ok(false),
+                e => Err(e.into()),
+            },
+        }
+    }
+
+    /// Extends this owner's lease on a claimed job that is still in progress. False when the
+    /// lease is no longer this owner's.
+    pub async fn renew_claim(
+        &self,
+        job_id: &str,
+        owner: &str,
+        lease: Duration,
+    ) -> Result<bool, StateError> {
+        let until = Utc::now().timestamp() + lease.as_secs().max(1) as i64;
+        let result = self
+            .ddb
+            .update_item()
+            .table_name(&self.names.jobs)
+            .key("id", s(job_id))
+            .update_expression("SET #until = :until")
+            .condition_expression("#owner = :me AND #status = :running")
+            .expression_attribute_names("#until", "lease_until")
+            .expression_attribute_names("#owner", "lease_owner")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":until", n(until))
+            .expression_attribute_values(":me", s(owner))
+            .expression_attribute_values(":running", s(JobStatus::InProgress.as_str()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) => match classify("dynamodb:UpdateItem", e) {
                 e if e.code() == Some("ConditionalCheckFailedException") => Ok(false),
                 e => Err(e.into()),
             },

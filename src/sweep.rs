@@ -1,21 +1,26 @@
 //! The sweep: find violations no event announced (Config delivers events best effort).
 //!
-//! For each remediation, its resource type is enumerated in each account and region
-//! (ListBuckets, DescribeSecurityGroups, ListUsers, DescribeVpcEndpoints), each resource is read
-//! and planned, and those whose plan is not empty go through the same gates as an event's
-//! finding, as a finding of source `sweep`. With `what_if`, nothing is changed or recorded: the
-//! report says what enforcing would change.
+//! For each remediation, its resource type is enumerated in each account (and each region,
+//! for regional types). Every resource goes through the same gates as an event's finding:
+//! those the gates hold back (not allowed, off, exempt, missing parameters) are reported and
+//! never read; the rest are read and planned once, under the resource's lock, and those whose
+//! plan is not empty become jobs of source `sweep` that go on from that reading (pause, breaker,
+//! apply, verify). With `what_if`, nothing is locked, changed or recorded: the report says what
+//! enforcing would change and what the gates hold back.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde::Serialize;
 
+use tracing::Instrument;
+
 use crate::catalog::Remediation;
 use crate::cloud::{CloudError, classify};
-use crate::controller::{Context, Disposition, plan_blocking, reconcile};
 use crate::event::{Compliance, Finding, Source};
+use crate::reconcile::plan::observe_and_plan;
+use crate::reconcile::{Context, Outcome, gates, new_job, run_claimed, take_lease};
+use crate::state::SettingsSnapshot;
 
 /// What a sweep found for one remediation in one account and region.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -23,14 +28,121 @@ pub struct Line {
     pub remediation: String,
     pub account: String,
     pub region: String,
-    /// Resources read.
+    /// Resources enumerated.
     pub scanned: usize,
-    /// Resources whose plan is not empty, with the number of actions each needs.
-    pub would_change: Vec<(String, usize)>,
-    /// Resources that could not be read or planned, with why.
-    pub errors: Vec<(String, String)>,
+    /// Resources whose plan is not empty (what enforcing would change).
+    pub would_change: Vec<Change>,
+    /// Resources the gates hold back before anything would change: `off`, `exempt`,
+    /// `account-not-allowed`, `needs-parameter`.
+    pub held: Vec<HeldBack>,
+    /// Resources that could not be read, planned or worked on, with why.
+    pub errors: Vec<SweepError>,
     /// Outcomes of the jobs run (not with what-if): status → count.
     pub outcomes: BTreeMap<String, usize>,
+}
+
+/// A resource enforcing would change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Change {
+    pub resource_id: String,
+    /// How many actions its plan has.
+    pub actions: usize,
+}
+
+/// A resource a gate holds back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HeldBack {
+    pub resource_id: String,
+    /// The job status the gate ends a job in.
+    pub status: String,
+    pub reason: String,
+}
+
+/// A resource (or, with `*`, a whole enumeration) the sweep could not handle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SweepError {
+    pub resource_id: String,
+    pub error: String,
+}
+
+impl Line {
+    fn error(&mut self, resource_id: &str, error: impl Into<String>) {
+        self.errors.push(SweepError {
+            resource_id: resource_id.to_string(),
+            error: error.into(),
+        });
+    }
+
+    fn hold(&mut self, resource_id: &str, outcome: &Outcome) {
+        self.held.push(HeldBack {
+            resource_id: resource_id.to_string(),
+            status: outcome.status().as_str().to_string(),
+            reason: outcome.reason(),
+        });
+    }
+}
+
+/// Region codes AWS has (commercial, China, GovCloud), so a typo in `--region` is an error
+/// rather than an empty sweep.
+pub const KNOWN_REGIONS: &[&str] = &[
+    "af-south-1",
+    "ap-east-1",
+    "ap-east-2",
+    "ap-northeast-1",
+    "ap-northeast-2",
+    "ap-northeast-3",
+    "ap-south-1",
+    "ap-south-2",
+    "ap-southeast-1",
+    "ap-southeast-2",
+    "ap-southeast-3",
+    "ap-southeast-4",
+    "ap-southeast-5",
+    "ap-southeast-6",
+    "ap-southeast-7",
+    "ca-central-1",
+    "ca-west-1",
+    "cn-north-1",
+    "cn-northwest-1",
+    "eu-central-1",
+    "eu-central-2",
+    "eu-north-1",
+    "eu-south-1",
+    "eu-south-2",
+    "eu-west-1",
+    "eu-west-2",
+    "eu-west-3",
+    "il-central-1",
+    "me-central-1",
+    "me-south-1",
+    "mx-central-1",
+    "sa-east-1",
+    "us-east-1",
+    "us-east-2",
+    "us-gov-east-1",
+    "us-gov-west-1",
+    "us-west-1",
+    "us-west-2",
+];
+
+/// Checks that every region is one AWS has.
+pub fn check_regions(regions: &[String]) -> Result<(), String> {
+    match regions
+        .iter()
+        .find(|r| !KNOWN_REGIONS.contains(&r.as_str()))
+    {
+        Some(r) => Err(format!(
+            "unknown region {r:?} (known: {})",
+            KNOWN_REGIONS.join(", ")
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Resource types that are not regional (S3 bucket names and IAM users are account-wide):
+/// they are enumerated once per account, in the first region given, not once per region.
+fn is_global(resource_type: &str) -> bool {
+    matches!(resource_type, "AWS::S3::Bucket" | "AWS::IAM::User")
 }
 
 /// Lists the ids of every resource of a type in an account and region.
@@ -136,7 +248,10 @@ pub async fn enumerate(
     Ok(ids)
 }
 
-/// Sweeps the given remediations over the given accounts and regions.
+/// Sweeps the given remediations over the given accounts and regions, through the same gates
+/// as an event: resources the gates hold back are reported and never read; the rest are read
+/// and planned once (under the resource's lock when not `what_if`), and those whose plan is not
+/// empty become jobs of source `sweep`. With `what_if`, nothing is changed or recorded.
 pub async fn sweep(
     ctx: &Context,
     remediations: &[Arc<Remediation>],
@@ -144,15 +259,22 @@ pub async fn sweep(
     regions: &[String],
     what_if: bool,
 ) -> Result<Vec<Line>, String> {
+    check_regions(regions)?;
     let snapshot = ctx
         .settings
         .get()
         .await
         .map_err(|e| format!("settings cannot be read: {e}"))?;
     let run = format!("sweep:{}", crate::state::now_text());
-    let deadline = Duration::from_millis(ctx.limits.deadline_ms);
+    let today = gates::today();
     let mut lines = Vec::new();
     for r in remediations {
+        let resource_type = &r.manifest.resource_type;
+        let regions = if is_global(resource_type) {
+            &regions[..regions.len().min(1)]
+        } else {
+            regions
+        };
         for account in accounts {
             for region in regions {
                 let mut line = Line {
@@ -161,56 +283,16 @@ pub async fn sweep(
                     region: region.clone(),
                     ..Line::default()
                 };
-                let ids = match enumerate(ctx, account, region, &r.manifest.resource_type).await {
+                let ids = match enumerate(ctx, account, region, resource_type).await {
                     Ok(ids) => ids,
                     Err(e) => {
-                        line.errors.push(("*".into(), e.to_string()));
+                        line.error("*", e.to_string());
                         lines.push(line);
                         continue;
                     }
                 };
-                let params = snapshot.params_for(r, account);
-                let missing = r.missing_params(&params);
                 for id in ids {
                     line.scanned += 1;
-                    if !missing.is_empty() {
-                        line.errors
-                            .push((id, format!("parameter {} has no value", missing.join(", "))));
-                        continue;
-                    }
-                    let resource = match ctx
-                        .cloud
-                        .observe(account, region, &r.manifest.resource_type, &id)
-                        .await
-                    {
-                        Ok(v) => v,
-                        Err(e) => {
-                            line.errors.push((id, e.to_string()));
-                            continue;
-                        }
-                    };
-                    let plan = match plan_blocking(
-                        ctx.engine.clone(),
-                        r.clone(),
-                        resource,
-                        params.clone(),
-                        deadline,
-                    )
-                    .await
-                    {
-                        Ok(p) => p,
-                        Err(e) => {
-                            line.errors.push((id, e));
-                            continue;
-                        }
-                    };
-                    if plan.is_empty() {
-                        continue;
-                    }
-                    line.would_change.push((id.clone(), plan.actions.len()));
-                    if what_if {
-                        continue;
-                    }
                     let finding = Finding {
                         source: Source::Sweep,
                         event_id: None,
@@ -218,38 +300,129 @@ pub async fn sweep(
                         region: region.clone(),
                         rule: format!("rectify-sweep-{}", r.name()),
                         rule_base: format!("rectify-sweep-{}", r.name()),
-                        resource_type: r.manifest.resource_type.clone(),
+                        resource_type: resource_type.clone(),
                         resource_id: id.clone(),
                         compliance: Compliance::NonCompliant,
                         ordered_at: None,
                         observation: run.clone(),
                         annotation: None,
                     };
-                    let outcome = match reconcile(ctx, &finding, r, &snapshot).await {
-                        Disposition::Done => {
-                            let job_id = crate::state::Job::id_for(
-                                account,
-                                region,
-                                r.name(),
-                                &r.manifest.resource_type,
-                                &id,
-                                &run,
-                            );
-                            match ctx.store.job(&job_id).await {
-                                Ok(Some(j)) => j.status.as_str().to_string(),
-                                _ => "unknown".into(),
-                            }
-                        }
-                        Disposition::Retry(reason) => {
-                            line.errors.push((id, reason));
-                            "retry".into()
-                        }
-                    };
-                    *line.outcomes.entry(outcome).or_default() += 1;
+                    sweep_one(ctx, r, &snapshot, &finding, &today, what_if, &mut line).await;
                 }
                 lines.push(line);
             }
         }
     }
     Ok(lines)
+}
+
+/// One enumerated resource: gates, then (unless held back) read and plan once, then, when
+/// the plan is not empty and this is no what-if, the job, from that reading.
+async fn sweep_one(
+    ctx: &Context,
+    r: &Arc<Remediation>,
+    snapshot: &SettingsSnapshot,
+    finding: &Finding,
+    today: &str,
+    what_if: bool,
+    line: &mut Line,
+) {
+    let id = finding.resource_id.as_str();
+    let mode = snapshot.mode_for(r, &finding.account);
+    let job = new_job(finding, r, mode);
+    let params = match gates::before_observe(snapshot, r, mode, &finding.account, id, today) {
+        Ok(p) => p,
+        Err(outcome) => return line.hold(id, &outcome),
+    };
+    let lease = if what_if {
+        None
+    } else {
+        match take_lease(ctx, &job).await {
+            Ok(lease) => Some(lease),
+            Err(e) => return line.error(id, e.to_string()),
+        }
+    };
+    let observed = match observe_and_plan(ctx, r, snapshot, &job, &params, today).await {
+        Ok(o) => o,
+        Err(held) => {
+            match &held.outcome {
+                // Gone between the listing and the read: nothing to fix.
+                Outcome::Gone { .. } => {}
+                o if o.held_back().is_some() => line.hold(id, o),
+                o => line.error(id, o.reason()),
+            }
+            if let Some(lease) = lease {
+                lease.release().await;
+            }
+            return;
+        }
+    };
+    if observed.plan.is_empty() {
+        if let Some(lease) = lease {
+            lease.release().await;
+        }
+        return;
+    }
+    line.would_change.push(Change {
+        resource_id: id.to_string(),
+        actions: observed.plan.actions.len(),
+    });
+    let Some(lease) = lease else { return };
+    let result = run_claimed(ctx, r, snapshot, job, Some(observed), &lease)
+        .instrument(tracing::info_span!("sweep", remediation = %r.name(), resource = %id))
+        .await;
+    lease.release().await;
+    let status = match result {
+        Ok(ended) => {
+            if let Some(reason) = ended.retry {
+                line.error(id, reason);
+            }
+            ended.status.as_str().to_string()
+        }
+        Err(e) => {
+            line.error(id, e.to_string());
+            "retry".into()
+        }
+    };
+    *line.outcomes.entry(status).or_default() += 1;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn regions_are_checked_against_the_ones_aws_has() {
+        assert!(check_regions(&["us-east-1".into(), "eu-west-1".into()]).is_ok());
+        let e = check_regions(&["us-esat-1".into()]).unwrap_err();
+        assert!(e.contains("unknown region \"us-esat-1\""), "{e}");
+    }
+
+    #[test]
+    fn buckets_and_users_are_account_wide() {
+        assert!(is_global("AWS::S3::Bucket"));
+        assert!(is_global("AWS::IAM::User"));
+        assert!(!is_global("AWS::EC2::SecurityGroup"));
+    }
+
+    #[test]
+    fn a_report_line_serialises_as_labelled_objects() {
+        let mut line = Line {
+            remediation: "s3-block-public-access".into(),
+            ..Line::default()
+        };
+        line.would_change.push(Change {
+            resource_id: "b".into(),
+            actions: 1,
+        });
+        line.hold("c", &Outcome::Off);
+        line.error("d", "AccessDenied");
+        let v = serde_json::to_value(&line).unwrap();
+        assert_eq!(v["would_change"][0]["resource_id"], "b");
+        assert_eq!(v["would_change"][0]["actions"], 1);
+        assert_eq!(v["held"][0]["status"], "off");
+        assert_eq!(v["held"][0]["reason"], "the remediation is off");
+        assert_eq!(v["errors"][0]["resource_id"], "d");
+        assert_eq!(v["errors"][0]["error"], "AccessDenied");
+    }
 }

@@ -13,8 +13,10 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::action::{Action, Plan, canonical_value};
+use crate::audit::Record;
 use crate::catalog::Mode;
-use crate::controller::{Context, job_record};
+use crate::reconcile::Context;
+use crate::reconcile::lease::ResourceLease;
 use crate::state::{Exemption, Job, JobStatus, now_text};
 
 /// The resource as it matters for a comparison: without the observation time, and with
@@ -81,34 +83,48 @@ pub async fn undo(
     };
     let key = job.resource_key();
     let owner = format!("{}/undo-{job_id}", ctx.owner);
-    if !ctx
-        .store
-        .lock_resource(&key, &owner, ctx.lease)
+    let Some(lease) = ResourceLease::take(&ctx.store, &key, &owner, ctx.lease)
         .await
         .map_err(|e| e.to_string())?
-    {
+    else {
         return Err(format!(
             "another job holds {} right now; try again in a moment",
             job.resource_id
         ));
-    }
-    let result = run(ctx, &job, inverse, before, after, by, reason, force, exempt).await;
-    let _ = ctx.store.unlock_resource(&key, &owner).await;
+    };
+    let asked = Asked {
+        by,
+        reason,
+        force,
+        exempt,
+    };
+    let result = run(ctx, &job, inverse, before, after, &asked).await;
+    lease.release().await;
     result
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What the operator asked of an undo.
+struct Asked<'a> {
+    by: &'a str,
+    reason: &'a str,
+    force: bool,
+    exempt: bool,
+}
+
 async fn run(
     ctx: &Arc<Context>,
     job: &Job,
     inverse: &[Action],
     before: &Value,
     after: &Value,
-    by: &str,
-    reason: &str,
-    force: bool,
-    exempt: bool,
+    asked: &Asked<'_>,
 ) -> Result<Undone, String> {
+    let Asked {
+        by,
+        reason,
+        force,
+        exempt,
+    } = *asked;
     let observe = || {
         ctx.cloud.observe(
             &job.account,
@@ -201,7 +217,7 @@ async fn run(
     undo_job.status = status;
     undo_job.reason = Some(text.clone());
     ctx.audit
-        .append(job_record(&undo_job, by))
+        .append(Record::for_job(&undo_job, by))
         .await
         .map_err(|e| e.to_string())?;
     ctx.store
@@ -226,7 +242,7 @@ async fn run(
         .map_err(|e| e.to_string())?;
     if let Some(j) = &undone {
         ctx.audit
-            .append(job_record(j, by))
+            .append(Record::for_job(j, by))
             .await
             .map_err(|e| e.to_string())?;
     }
@@ -246,7 +262,7 @@ async fn run(
             .await
             .map_err(|e| e.to_string())?;
         ctx.audit
-            .append(e.added_record())
+            .append(Record::exemption_added(&e))
             .await
             .map_err(|e| e.to_string())?;
         exempted = true;

@@ -10,7 +10,7 @@
 //! `maxReceiveCount` receives SQS moves it to the DLQ.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use aws_sdk_sqs::Client;
@@ -24,8 +24,8 @@ use tracing::{error, info, warn};
 
 use crate::audit::Record;
 use crate::cloud::classify;
-use crate::controller::{Context, Disposition, handle_finding, rerun_job};
 use crate::event::{Control, Message, decode};
+use crate::reconcile::{Context, Disposition, handle_finding, rerun_job};
 
 /// The message attribute that carries a dead-lettered message's reason.
 pub const REASON_ATTRIBUTE: &str = "rectify-reason";
@@ -81,13 +81,15 @@ pub async fn run(
     let mut backoff = Duration::from_millis(250);
     info!(queue = %queues.queue_url, concurrency, once = opts.once, "polling");
     let mut store_backoff = Duration::from_millis(500);
+    // Set by a job whose disposition says the state store is down.
+    let store_down = Arc::new(AtomicBool::new(false));
     loop {
         // While the state store cannot be read, take no messages: they would only come back,
         // and a long outage would drain the queue into the DLQ.
-        if ctx.store_down.load(Ordering::Relaxed) {
+        if store_down.load(Ordering::Relaxed) {
             match ctx.settings.get().await {
                 Ok(_) => {
-                    ctx.store_down.store(false, Ordering::Relaxed);
+                    store_down.store(false, Ordering::Relaxed);
                     store_backoff = Duration::from_millis(500);
                     info!("state store reachable again: taking messages");
                 }
@@ -165,7 +167,12 @@ pub async fn run(
         for m in messages {
             let Some(permit) = held.next() else { break };
             summary.received.fetch_add(1, Ordering::Relaxed);
-            let (ctx, queues, summary) = (ctx.clone(), queues.clone(), summary.clone());
+            let (ctx, queues, summary, store_down) = (
+                ctx.clone(),
+                queues.clone(),
+                summary.clone(),
+                store_down.clone(),
+            );
             let visibility = opts.visibility;
             tracker.spawn(async move {
                 let heartbeat = tokio::spawn(heartbeat(
@@ -173,14 +180,16 @@ pub async fn run(
                     m.receipt_handle().map(str::to_string),
                     visibility,
                 ));
-                handle_message(&ctx, &queues, &summary, m).await;
+                if handle_message(&ctx, &queues, &summary, m).await {
+                    store_down.store(true, Ordering::Relaxed);
+                }
                 heartbeat.abort();
                 drop(permit);
             });
         }
     }
     tracker.close();
-    if opts.once && ctx.store_down.load(Ordering::Relaxed) {
+    if opts.once && store_down.load(Ordering::Relaxed) {
         summary.store_unreachable.store(true, Ordering::Relaxed);
     }
     if !tracker.is_empty() {
@@ -272,14 +281,15 @@ async fn heartbeat(queues: Queues, receipt: Option<String>, visibility: Duration
     }
 }
 
-async fn handle_message(ctx: &Context, queues: &Queues, summary: &Summary, m: SqsMessage) {
+/// Works on one message and acts on its disposition. True when the state store is down.
+async fn handle_message(ctx: &Context, queues: &Queues, summary: &Summary, m: SqsMessage) -> bool {
     let message_id = m.message_id().unwrap_or("?").to_string();
     let body = m.body().unwrap_or_default();
     let disposition = match decode(body) {
         Err(e) => {
             crate::metrics::finding_received("poison");
             dead_letter(ctx, queues, summary, &m, &e.to_string()).await;
-            return;
+            return false;
         }
         Ok(Message::Ignored(why)) => {
             info!(message = %message_id, why = %why, "message asks nothing of rectify");
@@ -290,16 +300,16 @@ async fn handle_message(ctx: &Context, queues: &Queues, summary: &Summary, m: Sq
             let mut d = Disposition::Done;
             for f in &findings {
                 crate::metrics::finding_received(f.source.as_str());
-                if let Disposition::Retry(reason) = handle_finding(ctx, f).await {
-                    d = Disposition::Retry(reason);
-                }
+                d = d.and(handle_finding(ctx, f).await);
             }
             d
         }
     };
+    let store_down = matches!(disposition, Disposition::StoreDown(_));
     match disposition {
         Disposition::Done => delete(queues, summary, &m).await,
-        Disposition::Retry(reason) => {
+        Disposition::Poison(reason) => dead_letter(ctx, queues, summary, &m, &reason).await,
+        Disposition::Retry(reason) | Disposition::StoreDown(reason) => {
             summary.left_for_retry.fetch_add(1, Ordering::Relaxed);
             let receives = m
                 .attributes()
@@ -310,6 +320,7 @@ async fn handle_message(ctx: &Context, queues: &Queues, summary: &Summary, m: Sq
                 "message left on the queue: it comes back after its visibility timeout");
         }
     }
+    store_down
 }
 
 async fn delete(queues: &Queues, summary: &Summary, m: &SqsMessage) {
@@ -387,15 +398,7 @@ async fn dead_letter(
         error!(message = %message_id, error = %classify("sqs:SendMessage", e), "poison message could not be sent to the DLQ");
         return;
     }
-    let record = Record {
-        kind: "poison".into(),
-        event_id: Some(message_id.clone()),
-        outcome: "dead-lettered".into(),
-        reason: Some(reason),
-        actor: Some("worker".into()),
-        ..Record::default()
-    };
-    if let Err(e) = ctx.audit.append(record).await {
+    if let Err(e) = ctx.audit.append(Record::poison(&message_id, &reason)).await {
         // The DLQ holds the message and its reason; deleting it now would leave no audit record.
         summary.left_for_retry.fetch_add(1, Ordering::Relaxed);
         error!(message = %message_id, error = %e, "poison message could not be recorded; it stays on the queue");

@@ -52,7 +52,7 @@ async fn sweep_finds_what_no_event_announced_and_what_if_changes_nothing() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|w| w[0].as_str().unwrap())
+        .map(|w| w["resource_id"].as_str().unwrap())
         .collect();
     for b in &open {
         assert!(which.contains(&b.as_str()), "{b} missing from {line:#}");
@@ -100,4 +100,136 @@ async fn sweep_finds_what_no_event_announced_and_what_if_changes_nothing() {
         let job = env.job_for(b).await;
         assert_eq!(job["source"], "sweep");
     }
+}
+
+/// An account of its own, so the gates' report covers only what this test made.
+const GATED: &str = "444455556666";
+
+fn ids<'a>(line: &'a Value, key: &str) -> Vec<&'a str> {
+    line[key]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["resource_id"].as_str().unwrap())
+        .collect()
+}
+
+fn held<'a>(line: &'a Value, id: &str) -> Option<&'a str> {
+    line["held"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["resource_id"] == id)
+        .map(|h| h["status"].as_str().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_if_goes_through_the_gates_and_reports_what_they_hold_back() {
+    let env = Env::new().await;
+    let member = env.account(GATED).await;
+    let s3 = aws_sdk_s3::Client::new(&member);
+    let (recorded, tagged, open) = (unique("gated"), unique("gated"), unique("gated"));
+    for b in [&recorded, &tagged, &open] {
+        s3.create_bucket().bucket(b).send().await.unwrap();
+    }
+    let tag = aws_sdk_s3::types::Tag::builder()
+        .key("rectify:exempt")
+        .value("legacy site")
+        .build()
+        .unwrap();
+    s3.put_bucket_tagging()
+        .bucket(&tagged)
+        .tagging(
+            aws_sdk_s3::types::Tagging::builder()
+                .tag_set(tag)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    env.ok(&[
+        "exemptions",
+        "add",
+        "--remediation",
+        "s3-block-public-access",
+        "--resource",
+        &recorded,
+        "--account",
+        GATED,
+        "--reason",
+        "owner migrates it",
+    ])
+    .await;
+    let what_if = async || {
+        let report = env
+            .json(&[
+                "sweep",
+                "--what-if",
+                "--account",
+                GATED,
+                "--remediation",
+                "s3-block-public-access",
+                // Buckets are account-wide: a second region adds no second line.
+                "--region",
+                "us-east-1",
+                "--region",
+                "eu-west-1",
+            ])
+            .await;
+        assert_eq!(report.as_array().unwrap().len(), 1, "{report:#}");
+        report[0].clone()
+    };
+
+    let line = what_if().await;
+    assert_eq!(ids(&line, "would_change"), [open.as_str()], "{line:#}");
+    assert_eq!(held(&line, &recorded), Some("exempt"), "{line:#}");
+    assert_eq!(held(&line, &tagged), Some("exempt"), "{line:#}");
+    assert_eq!(line["would_change"][0]["actions"], 1);
+
+    env.ok(&[
+        "settings",
+        "set",
+        "s3-block-public-access",
+        "--mode",
+        "off",
+        "--account",
+        GATED,
+    ])
+    .await;
+    let line = what_if().await;
+    assert!(ids(&line, "would_change").is_empty(), "{line:#}");
+    for b in [&recorded, &tagged, &open] {
+        assert_eq!(held(&line, b), Some("off"), "{line:#}");
+    }
+
+    env.ok(&["settings", "accounts", "add", MEMBER]).await;
+    let line = what_if().await;
+    assert!(ids(&line, "would_change").is_empty(), "{line:#}");
+    assert_eq!(held(&line, &open), Some("account-not-allowed"), "{line:#}");
+
+    // A real sweep records nothing for what the gates hold back.
+    env.ok(&[
+        "sweep",
+        "--account",
+        GATED,
+        "--remediation",
+        "s3-block-public-access",
+    ])
+    .await;
+    assert!(env.jobs().await.is_empty());
+    assert_eq!(public_access_block(&member, &open).await, None);
+
+    let bad = env
+        .run(&[
+            "sweep",
+            "--what-if",
+            "--account",
+            GATED,
+            "--region",
+            "us-esat-1",
+        ])
+        .await;
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+    assert!(bad.stderr.contains("unknown region"), "{}", bad.stderr);
 }

@@ -2,7 +2,10 @@
 //! and stopped when the test process exits), a fresh prefix per test, the rectify binary run as a
 //! user runs it, and AWS SDK clients to seed and inspect resources.
 
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    reason = "each test binary uses its own part of the shared support"
+)]
 
 use std::process::Stdio;
 use std::sync::OnceLock;

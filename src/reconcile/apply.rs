@@ -1,0 +1,105 @@
+//! Apply: the inverse of every action is computed first (nothing is applied that cannot be
+//! undone), then the blast-radius breaker admits the enforcement (so a refused plan never uses
+//! a slot), then each action runs through the typed action layer.
+
+use std::time::Instant;
+
+use serde_json::Value;
+
+use super::Context;
+use super::gates::Go;
+use super::outcome::Outcome;
+use super::plan::observe;
+use crate::action::{Action, Plan};
+use crate::catalog::Remediation;
+use crate::state::{Breaker, Job, SettingsSnapshot};
+
+/// Why applying stopped the job.
+#[derive(Debug)]
+pub struct Stopped {
+    pub outcome: Outcome,
+    pub retry: Option<String>,
+    /// The breaker tripped on this job: (enforcements in the window, limit, window seconds).
+    pub tripped: Option<(usize, u32, u64)>,
+}
+
+impl From<Outcome> for Stopped {
+    fn from(outcome: Outcome) -> Stopped {
+        Stopped {
+            outcome,
+            retry: None,
+            tripped: None,
+        }
+    }
+}
+
+/// Applies the plan; records the inverse on the job first. Returns how long applying took, in
+/// milliseconds.
+pub async fn apply(
+    ctx: &Context,
+    r: &Remediation,
+    snapshot: &SettingsSnapshot,
+    job: &mut Job,
+    plan: &Plan,
+    before: &Value,
+    go: Go,
+) -> Result<f64, Stopped> {
+    let inverse: Result<Vec<Action>, _> = plan
+        .actions
+        .iter()
+        .rev()
+        .map(|a| a.inverse(before))
+        .collect();
+    match inverse {
+        Ok(inv) => job.inverse = Some(inv),
+        Err(e) => {
+            return Err(Outcome::Refused {
+                error: e.to_string(),
+            }
+            .into());
+        }
+    }
+    if go == Go::Enforce {
+        let (limit, window) = snapshot.breaker(r);
+        match ctx.store.breaker_admit(r.name(), limit, window).await {
+            Ok(Breaker::Admitted) => {}
+            Ok(Breaker::Tripped(count)) => {
+                return Err(Stopped {
+                    outcome: Outcome::BreakerTripped {
+                        count,
+                        limit,
+                        window,
+                    },
+                    retry: None,
+                    tripped: Some((count, limit, window)),
+                });
+            }
+            Err(e) => {
+                return Err(Stopped {
+                    outcome: Outcome::BreakerUnreadable {
+                        error: e.to_string(),
+                    },
+                    retry: Some(e.to_string()),
+                    tripped: None,
+                });
+            }
+        }
+    }
+    let applying = Instant::now();
+    for (i, action) in plan.actions.iter().enumerate() {
+        if let Err(e) = ctx.cloud.apply(&job.account, &job.region, action).await {
+            job.after = observe(ctx, job).await.ok();
+            return Err(Stopped {
+                outcome: Outcome::ApplyFailed {
+                    kind: action.kind().to_string(),
+                    done: i,
+                    total: plan.actions.len(),
+                    error: e.to_string(),
+                },
+                retry: e.retryable().then(|| e.to_string()),
+                tripped: None,
+            });
+        }
+    }
+    Ok(applying.elapsed().as_secs_f64() * 1000.0)
+}

@@ -1,0 +1,460 @@
+//! The gates a job passes, as pure functions of what was read: the settings snapshot, the
+//! remediation, the job's subject, the observed resource and the plan, and today's date. No I/O
+//! happens here, so each gate and the order they run in are tested without AWS.
+//!
+//! Order: allow-list → mode `off` → exemption record → required parameters → (the resource is
+//! read) → exemption tag → (the script plans) → empty plan → approval binding → mode
+//! (`dry-run`, `approval`) → pause. The blast-radius breaker comes after, in
+//! [`super::apply`], since admitting a job to it is a write. Each gate that holds returns the
+//! [`Outcome`] the job ends with; everything else goes on.
+
+use serde_json::Value;
+
+use super::outcome::Outcome;
+use crate::action::Plan;
+use crate::catalog::{Mode, Remediation};
+use crate::state::{Job, JobStatus, SettingsSnapshot};
+
+/// The parameters a script gets.
+pub type Params = serde_json::Map<String, Value>;
+
+/// Today in UTC, as `YYYY-MM-DD`: the day exemptions are checked against.
+pub fn today() -> String {
+    chrono::Utc::now().format("%Y-%m-%d").to_string()
+}
+
+/// Gates before the resource is read: allow-list, mode `off`, exemption record, required
+/// parameters. Returns the parameters the script gets.
+pub fn before_observe(
+    snapshot: &SettingsSnapshot,
+    r: &Remediation,
+    mode: Mode,
+    account: &str,
+    resource_id: &str,
+    today: &str,
+) -> Result<Params, Outcome> {
+    if !snapshot.account_allowed(account) {
+        return Err(Outcome::AccountNotAllowed {
+            account: account.to_string(),
+        });
+    }
+    if mode == Mode::Off {
+        return Err(Outcome::Off);
+    }
+    if let Some(e) = snapshot.exemption(r.name(), account, resource_id, today) {
+        return Err(Outcome::ExemptRecord {
+            by: e.by.clone(),
+            until: e.until.clone(),
+            reason: e.reason.clone(),
+        });
+    }
+    let params = snapshot.params_for(r, account);
+    let missing = r.missing_params(&params);
+    if !missing.is_empty() {
+        return Err(Outcome::NeedsParameter {
+            remediation: r.name().to_string(),
+            missing,
+        });
+    }
+    Ok(params)
+}
+
+/// The gate after the resource is read: a `rectify:exempt` tag that holds today, when the
+/// remediation honours tags.
+pub fn after_observe(
+    snapshot: &SettingsSnapshot,
+    r: &Remediation,
+    resource: &Value,
+    today: &str,
+) -> Result<(), Outcome> {
+    if snapshot.tag_exemptions(r)
+        && let Some(reason) = tag_exemption(resource, today)
+    {
+        return Err(Outcome::ExemptTag { reason });
+    }
+    Ok(())
+}
+
+/// The `rectify:exempt` tag's exemption, if it holds today: its value is a reason, optionally
+/// with `until=YYYY-MM-DD`.
+pub fn tag_exemption(resource: &Value, today: &str) -> Option<String> {
+    let value = resource.get("tags")?.get("rectify:exempt")?.as_str()?;
+    let until = value
+        .split([';', ',', ' '])
+        .find_map(|part| part.trim().strip_prefix("until="));
+    if until.is_some_and(|u| u < today) {
+        return None;
+    }
+    Some(if value.trim().is_empty() {
+        "(no reason given)".to_string()
+    } else {
+        value.trim().to_string()
+    })
+}
+
+/// How a plan that passed every gate after planning goes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Go {
+    /// Enforce mode: the breaker admits it, then it is applied.
+    Enforce,
+    /// An operator approved this very plan: it is applied without the breaker.
+    Approved,
+}
+
+/// Gates after planning: an empty plan, the approval binding (an approved plan runs only if
+/// the resource still needs exactly that plan), the mode, the pause switch.
+pub fn after_plan(
+    snapshot: &SettingsSnapshot,
+    mode: Mode,
+    plan: &Plan,
+    hash: &str,
+    previous: Option<&Job>,
+    job_id: &str,
+) -> Result<Go, Outcome> {
+    if plan.is_empty() {
+        return Err(Outcome::NoOp {
+            reason: plan.reason.clone(),
+        });
+    }
+    let approved = previous.filter(|p| p.status == JobStatus::Approved);
+    if let Some(p) = approved
+        && p.approved_plan_hash.as_deref() != Some(hash)
+    {
+        return Err(Outcome::ChangedSinceApproval {
+            approved_by: p.approved_by.clone(),
+            approved_hash: p.approved_plan_hash.clone(),
+            hash: hash.to_string(),
+        });
+    }
+    match (mode, approved.is_some()) {
+        (Mode::DryRun, _) => return Err(Outcome::Planned),
+        (Mode::Approval, false) => return Err(Outcome::AwaitingApproval),
+        _ => {}
+    }
+    if snapshot.global.paused {
+        return Err(Outcome::Paused {
+            by: snapshot
+                .global
+                .updated_by
+                .clone()
+                .unwrap_or_else(|| "an operator".into()),
+            why: snapshot
+                .global
+                .pause_reason
+                .clone()
+                .unwrap_or_else(|| "no reason given".into()),
+            approved: approved.is_some(),
+            job_id: job_id.to_string(),
+        });
+    }
+    Ok(if approved.is_some() {
+        Go::Approved
+    } else {
+        Go::Enforce
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::action::Action;
+    use crate::catalog::Catalog;
+    use crate::script::{Limits, hardened_engine};
+    use crate::state::{Exemption, Global, Setting};
+
+    const ACCOUNT: &str = "111122223333";
+    const TODAY: &str = "2026-11-30";
+
+    fn remediation(name: &str) -> Arc<Remediation> {
+        let engine = hardened_engine(&Limits::default());
+        Catalog::load(&engine, None)
+            .unwrap()
+            .get(name)
+            .unwrap()
+            .clone()
+    }
+
+    fn setting(name: &str, scope: &str, edit: impl FnOnce(&mut Setting)) -> Setting {
+        let mut s = Setting {
+            remediation: name.into(),
+            scope: scope.into(),
+            ..Setting::default()
+        };
+        edit(&mut s);
+        s
+    }
+
+    fn exemption(name: &str, resource: &str, until: Option<&str>) -> Exemption {
+        Exemption {
+            remediation: name.into(),
+            account: ACCOUNT.into(),
+            resource_id: resource.into(),
+            reason: "owner migrates it".into(),
+            by: "alice".into(),
+            until: until.map(str::to_string),
+            created_at: "2026-11-01T00:00:00Z".into(),
+        }
+    }
+
+    fn before(
+        s: &SettingsSnapshot,
+        r: &Remediation,
+        account: &str,
+        resource: &str,
+    ) -> Result<Params, Outcome> {
+        before_observe(s, r, s.mode_for(r, account), account, resource, TODAY)
+    }
+
+    #[test]
+    fn with_nothing_set_a_remediation_goes_on_with_its_defaults() {
+        let r = remediation("iam-deactivate-stale-keys");
+        let s = SettingsSnapshot::new(vec![], Global::default(), vec![]);
+        let params = before(&s, &r, ACCOUNT, "alice").unwrap();
+        assert_eq!(params["max_unused_days"], json!(90));
+    }
+
+    #[test]
+    fn the_allow_list_holds_before_the_mode_and_exemptions() {
+        let r = remediation("s3-block-public-access");
+        let global = Global {
+            accounts: vec!["999988887777".into()],
+            ..Global::default()
+        };
+        let s = SettingsSnapshot::new(
+            vec![setting(r.name(), "*", |s| s.mode = Some(Mode::Off))],
+            global,
+            vec![exemption(r.name(), "b", None)],
+        );
+        assert_eq!(
+            before(&s, &r, ACCOUNT, "b"),
+            Err(Outcome::AccountNotAllowed {
+                account: ACCOUNT.into()
+            })
+        );
+        assert_eq!(before(&s, &r, "999988887777", "b"), Err(Outcome::Off));
+    }
+
+    #[test]
+    fn off_holds_before_an_exemption_record_and_an_account_override_wins() {
+        let r = remediation("s3-block-public-access");
+        let s = SettingsSnapshot::new(
+            vec![
+                setting(r.name(), "*", |s| s.mode = Some(Mode::Off)),
+                setting(r.name(), ACCOUNT, |s| s.mode = Some(Mode::Enforce)),
+            ],
+            Global::default(),
+            vec![exemption(r.name(), "b", Some("2026-12-31"))],
+        );
+        assert_eq!(before(&s, &r, "999988887777", "b"), Err(Outcome::Off));
+        assert_eq!(
+            before(&s, &r, ACCOUNT, "b"),
+            Err(Outcome::ExemptRecord {
+                by: "alice".into(),
+                until: Some("2026-12-31".into()),
+                reason: "owner migrates it".into()
+            })
+        );
+        assert!(before(&s, &r, ACCOUNT, "other").is_ok());
+    }
+
+    #[test]
+    fn an_expired_exemption_record_holds_nothing() {
+        let r = remediation("s3-block-public-access");
+        let s = SettingsSnapshot::new(
+            vec![],
+            Global::default(),
+            vec![exemption(r.name(), "b", Some("2026-11-29"))],
+        );
+        assert!(before(&s, &r, ACCOUNT, "b").is_ok());
+    }
+
+    #[test]
+    fn a_missing_required_parameter_holds_after_the_exemption_record() {
+        let r = remediation("vpce-restrict-policy");
+        let s = SettingsSnapshot::new(vec![], Global::default(), vec![]);
+        assert_eq!(
+            before(&s, &r, ACCOUNT, "vpce-0123456789abcdef0"),
+            Err(Outcome::NeedsParameter {
+                remediation: r.name().into(),
+                missing: vec!["organization_id".into()]
+            })
+        );
+        let s = SettingsSnapshot::new(
+            vec![setting(r.name(), ACCOUNT, |s| {
+                s.params.insert("organization_id".into(), json!("o-abc"));
+            })],
+            Global::default(),
+            vec![exemption(r.name(), "vpce-0123456789abcdef0", None)],
+        );
+        assert!(matches!(
+            before(&s, &r, ACCOUNT, "vpce-0123456789abcdef0"),
+            Err(Outcome::ExemptRecord { .. })
+        ));
+        assert_eq!(
+            before(&s, &r, ACCOUNT, "vpce-1123456789abcdef0").unwrap()["organization_id"],
+            json!("o-abc")
+        );
+    }
+
+    #[test]
+    fn an_exemption_tag_holds_until_its_day_and_only_when_tags_count() {
+        let r = remediation("s3-block-public-access");
+        let s = SettingsSnapshot::new(vec![], Global::default(), vec![]);
+        let tagged = |v: &str| json!({"tags": {"rectify:exempt": v}});
+        assert_eq!(
+            after_observe(&s, &r, &tagged("legacy site until=2026-12-01"), TODAY),
+            Err(Outcome::ExemptTag {
+                reason: "legacy site until=2026-12-01".into()
+            })
+        );
+        assert_eq!(
+            after_observe(&s, &r, &tagged("until=2026-11-29"), TODAY),
+            Ok(())
+        );
+        assert_eq!(
+            after_observe(&s, &r, &tagged(""), TODAY),
+            Err(Outcome::ExemptTag {
+                reason: "(no reason given)".into()
+            })
+        );
+        assert_eq!(after_observe(&s, &r, &json!({"tags": {}}), TODAY), Ok(()));
+        let off = SettingsSnapshot::new(
+            vec![setting(r.name(), "*", |s| s.tag_exemptions = Some(false))],
+            Global::default(),
+            vec![],
+        );
+        assert_eq!(after_observe(&off, &r, &tagged("x"), TODAY), Ok(()));
+    }
+
+    fn plan() -> Plan {
+        Plan {
+            actions: vec![Action::RevokeSecurityGroupIngress {
+                group_id: "sg-0123456789abcdef0".into(),
+                rule_id: "sgr-0123456789abcdef0".into(),
+            }],
+            reason: None,
+        }
+    }
+
+    fn approved_job(hash: &str) -> Job {
+        Job {
+            id: "j1".into(),
+            remediation: "sg-revoke-open-ssh".into(),
+            account: ACCOUNT.into(),
+            region: "us-east-1".into(),
+            resource_type: "AWS::EC2::SecurityGroup".into(),
+            resource_id: "sg-0123456789abcdef0".into(),
+            rule: "restricted-ssh".into(),
+            source: "config".into(),
+            event_id: None,
+            observation: "t".into(),
+            status: JobStatus::Approved,
+            mode: Mode::Approval,
+            reason: None,
+            plan: None,
+            plan_hash: None,
+            before: None,
+            after: None,
+            inverse: None,
+            script_sha256: None,
+            approved_by: Some("bob".into()),
+            approved_at: None,
+            approved_plan_hash: Some(hash.into()),
+            approval_reason: None,
+            created_at: "t".into(),
+            updated_at: "t".into(),
+            attempts: 1,
+        }
+    }
+
+    #[test]
+    fn an_empty_plan_ends_the_job_whatever_the_mode() {
+        let s = SettingsSnapshot::new(vec![], Global::default(), vec![]);
+        let empty = Plan {
+            actions: vec![],
+            reason: Some("key in use".into()),
+        };
+        for mode in [Mode::DryRun, Mode::Approval, Mode::Enforce] {
+            assert_eq!(
+                after_plan(&s, mode, &empty, &empty.hash(), None, "j1"),
+                Err(Outcome::NoOp {
+                    reason: Some("key in use".into())
+                })
+            );
+        }
+    }
+
+    #[test]
+    fn the_mode_decides_what_a_plan_becomes() {
+        let s = SettingsSnapshot::new(vec![], Global::default(), vec![]);
+        let p = plan();
+        let h = p.hash();
+        assert_eq!(
+            after_plan(&s, Mode::DryRun, &p, &h, None, "j1"),
+            Err(Outcome::Planned)
+        );
+        assert_eq!(
+            after_plan(&s, Mode::Approval, &p, &h, None, "j1"),
+            Err(Outcome::AwaitingApproval)
+        );
+        assert_eq!(
+            after_plan(&s, Mode::Enforce, &p, &h, None, "j1"),
+            Ok(Go::Enforce)
+        );
+        let approved = approved_job(&h);
+        assert_eq!(
+            after_plan(&s, Mode::Approval, &p, &h, Some(&approved), "j1"),
+            Ok(Go::Approved)
+        );
+        // Dry-run wins even over an approval: nothing is changed in dry-run.
+        assert_eq!(
+            after_plan(&s, Mode::DryRun, &p, &h, Some(&approved), "j1"),
+            Err(Outcome::Planned)
+        );
+    }
+
+    #[test]
+    fn an_approval_binds_the_plan_hash_it_was_given() {
+        let s = SettingsSnapshot::new(vec![], Global::default(), vec![]);
+        let p = plan();
+        let approved = approved_job("0000000000000000");
+        let got = after_plan(&s, Mode::Approval, &p, &p.hash(), Some(&approved), "j1");
+        assert!(
+            matches!(&got, Err(Outcome::ChangedSinceApproval { approved_by: Some(b), .. }) if b == "bob"),
+            "{got:?}"
+        );
+        assert_eq!(got.unwrap_err().status(), JobStatus::PendingApproval);
+    }
+
+    #[test]
+    fn pause_holds_enforcement_and_keeps_an_approval() {
+        let global = Global {
+            paused: true,
+            pause_reason: Some("incident".into()),
+            updated_by: Some("carol".into()),
+            ..Global::default()
+        };
+        let s = SettingsSnapshot::new(vec![], global, vec![]);
+        let p = plan();
+        let h = p.hash();
+        let got = after_plan(&s, Mode::Enforce, &p, &h, None, "j1").unwrap_err();
+        assert_eq!(got.status(), JobStatus::Planned);
+        let approved = approved_job(&h);
+        let got = after_plan(&s, Mode::Approval, &p, &h, Some(&approved), "j1").unwrap_err();
+        assert_eq!(got.status(), JobStatus::Approved);
+        assert!(
+            got.reason().contains("rectify jobs retry j1"),
+            "{}",
+            got.reason()
+        );
+        // Pause comes after the mode: a dry-run plan is just planned.
+        assert_eq!(
+            after_plan(&s, Mode::DryRun, &p, &h, None, "j1"),
+            Err(Outcome::Planned)
+        );
+    }
+}

@@ -1,0 +1,99 @@
+//! A job's hold on its resource: the per-resource lock and, once the job is claimed, the job's
+//! own lease. Both last one lease (the queue's visibility timeout) and are renewed every half
+//! lease while the job runs, so a job that outlives one lease keeps what it holds; a crashed
+//! worker's hold simply runs out. Used by the worker's jobs and by undo.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+use tracing::warn;
+
+use crate::state::{StateError, Store};
+
+/// The lock on one resource, renewed until released (or dropped).
+pub struct ResourceLease {
+    store: Store,
+    key: String,
+    owner: String,
+    /// The job whose claim is renewed with the lock, once claimed.
+    claim: Arc<Mutex<Option<(String, String)>>>,
+    renewer: JoinHandle<()>,
+}
+
+impl ResourceLease {
+    /// Takes the lock on `key` for `owner`; `None` when another owner holds it.
+    pub async fn take(
+        store: &Store,
+        key: &str,
+        owner: &str,
+        lease: Duration,
+    ) -> Result<Option<ResourceLease>, StateError> {
+        if !store.lock_resource(key, owner, lease).await? {
+            return Ok(None);
+        }
+        let claim: Arc<Mutex<Option<(String, String)>>> = Arc::default();
+        let renewer = tokio::spawn(renew(
+            store.clone(),
+            key.to_string(),
+            owner.to_string(),
+            claim.clone(),
+            lease,
+        ));
+        Ok(Some(ResourceLease {
+            store: store.clone(),
+            key: key.to_string(),
+            owner: owner.to_string(),
+            claim,
+            renewer,
+        }))
+    }
+
+    /// From now on the claim on this job, held by `claim_owner`, is renewed with the lock.
+    pub fn renew_claim_of(&self, job_id: &str, claim_owner: &str) {
+        if let Ok(mut c) = self.claim.lock() {
+            *c = Some((job_id.to_string(), claim_owner.to_string()));
+        }
+    }
+
+    /// Stops renewing and releases the lock.
+    pub async fn release(self) {
+        self.renewer.abort();
+        if let Err(e) = self.store.unlock_resource(&self.key, &self.owner).await {
+            warn!(error = %e, "the resource lock could not be released; it expires with its lease");
+        }
+    }
+}
+
+impl Drop for ResourceLease {
+    fn drop(&mut self) {
+        self.renewer.abort();
+    }
+}
+
+/// Renews the lock (and the claim, once there is one) every half lease.
+async fn renew(
+    store: Store,
+    key: String,
+    owner: String,
+    claim: Arc<Mutex<Option<(String, String)>>>,
+    lease: Duration,
+) {
+    let every = (lease / 2).max(Duration::from_secs(1));
+    loop {
+        tokio::time::sleep(every).await;
+        match store.lock_resource(&key, &owner, lease).await {
+            Ok(true) => tracing::debug!(seconds = lease.as_secs(), "resource lock renewed"),
+            Ok(false) => warn!("the resource lock was taken over: its lease had run out"),
+            Err(e) => warn!(error = %e, "the resource lock could not be renewed"),
+        }
+        let claimed = claim.lock().ok().and_then(|c| c.clone());
+        if let Some((job, claim_owner)) = claimed {
+            match store.renew_claim(&job, &claim_owner, lease).await {
+                Ok(true) => tracing::debug!(job = %job, "job lease renewed"),
+                Ok(false) => warn!(job = %job, "the job's lease is no longer this worker's"),
+                Err(e) => warn!(job = %job, error = %e, "the job's lease could not be renewed"),
+            }
+        }
+    }
+}

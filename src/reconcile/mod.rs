@@ -1,0 +1,664 @@
+//! Reconcile: one finding, one remediation, one job, brought to a durable outcome against the
+//! live resource.
+//!
+//! `route → lock → claim → gates → observe → gate → plan → gates → apply → verify → record`.
+//! The event's claim about the resource is never trusted: the resource is read live, the
+//! script decides from what was read, and after applying, the resource is read again and
+//! re-planned; a plan that is not empty then is `failed-verify`, never success.
+//!
+//! - [`gates`]: every gate as a pure function, in order, each failing closed;
+//! - [`plan`]: observe and plan; [`apply`]: inverse first, breaker, apply; [`verify`];
+//! - [`outcome`]: how a job ended and why, in one place;
+//! - [`error`]: what can keep an outcome from being durable, and the one [`error_policy`]
+//!   that turns it into a [`Disposition`] for the message;
+//! - [`lease`]: the per-resource lock and the job's claim, renewed while the job runs.
+
+pub mod apply;
+pub mod error;
+pub mod gates;
+pub mod lease;
+pub mod outcome;
+pub mod plan;
+pub mod verify;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rhai::Engine;
+use tracing::{Instrument, error, info, warn};
+
+pub use error::{Disposition, ReconcileError, error_policy};
+use lease::ResourceLease;
+pub use outcome::Outcome;
+use plan::Observed;
+
+use crate::audit::{AuditWriter, Record};
+use crate::catalog::{Catalog, Mode, Remediation};
+use crate::cloud::Cloud;
+use crate::event::{Compliance, Finding, Source};
+use crate::notify::Notifier;
+use crate::script::Limits;
+use crate::state::{
+    Claim, Job, JobStatus, Setting, SettingsCache, SettingsSnapshot, StateError, Store, now_text,
+};
+
+/// The catalog in force; replaced whole on reload, so work in flight keeps the one it started
+/// with.
+pub struct CatalogHandle(std::sync::RwLock<Arc<Catalog>>);
+
+impl CatalogHandle {
+    pub fn new(catalog: Arc<Catalog>) -> CatalogHandle {
+        CatalogHandle(std::sync::RwLock::new(catalog))
+    }
+
+    pub fn current(&self) -> Arc<Catalog> {
+        self.0
+            .read()
+            .map(|c| c.clone())
+            .unwrap_or_else(|poisoned| poisoned.into_inner().clone())
+    }
+
+    pub fn replace(&self, catalog: Arc<Catalog>) {
+        match self.0.write() {
+            Ok(mut c) => *c = catalog,
+            Err(poisoned) => *poisoned.into_inner() = catalog,
+        }
+    }
+}
+
+/// Everything a worker needs to handle findings.
+pub struct Context {
+    pub catalog: CatalogHandle,
+    pub engine: Arc<Engine>,
+    pub limits: Limits,
+    pub cloud: Cloud,
+    pub store: Store,
+    pub settings: SettingsCache,
+    pub audit: AuditWriter,
+    pub notifier: Option<Notifier>,
+    /// This worker's identity in job leases.
+    pub owner: String,
+    /// How long a claim holds (the queue's visibility timeout).
+    pub lease: Duration,
+    /// How long a plan waits for an approval before it expires.
+    pub approval_ttl: Duration,
+}
+
+/// How a job ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ended {
+    pub status: JobStatus,
+    /// The job ended for a passing reason (throttling, a 5xx): its message is worth retrying.
+    pub retry: Option<String>,
+}
+
+impl Ended {
+    /// What to do with the message that carried this job.
+    pub fn disposition(&self) -> Disposition {
+        match &self.retry {
+            Some(reason) => Disposition::Retry(reason.clone()),
+            None => Disposition::Done,
+        }
+    }
+}
+
+/// The disposition of a reconcile's result.
+pub fn disposition(result: &Result<Ended, ReconcileError>) -> Disposition {
+    match result {
+        Ok(ended) => ended.disposition(),
+        Err(e) => error_policy(e),
+    }
+}
+
+/// Handles one finding: routes it and reconciles each remediation it routes to.
+pub async fn handle_finding(ctx: &Context, finding: &Finding) -> Disposition {
+    let snapshot = match ctx.settings.get().await {
+        Ok(s) => s,
+        Err(e) => {
+            warn!(rule = %finding.rule, resource = %finding.resource_id, error = %e,
+                "settings cannot be read: nothing is changed and the message will be retried");
+            return error_policy(&ReconcileError::Settings(e));
+        }
+    };
+    let routes = ctx.catalog.current().route(
+        &finding.resource_type,
+        &finding.rule,
+        &finding.rule_base,
+        snapshot.triggers(),
+    );
+    if routes.is_empty() {
+        info!(rule = %finding.rule, resource_type = %finding.resource_type, resource = %finding.resource_id,
+            "no remediation is triggered by this rule and resource type");
+        return Disposition::Done;
+    }
+    if finding.compliance.cancels_pending() {
+        return match cancel_pending(ctx, finding, &routes).await {
+            Ok(()) => Disposition::Done,
+            Err(e) => error_policy(&e),
+        };
+    }
+    if !finding.compliance.wants_fix() {
+        info!(rule = %finding.rule, resource = %finding.resource_id, compliance = ?finding.compliance,
+            "finding does not ask for a fix");
+        return Disposition::Done;
+    }
+    let mut disposition = Disposition::Done;
+    for r in routes {
+        let result = reconcile(ctx, finding, &r, &snapshot).await;
+        disposition = disposition.and(self::disposition(&result));
+    }
+    disposition
+}
+
+/// A resource reported compliant or out of scope: its plans waiting for (or holding) an
+/// approval are cancelled, with the reason.
+async fn cancel_pending(
+    ctx: &Context,
+    finding: &Finding,
+    routes: &[Arc<Remediation>],
+) -> Result<(), ReconcileError> {
+    let key = crate::state::resource_key(
+        &finding.account,
+        &finding.region,
+        &finding.resource_type,
+        &finding.resource_id,
+    );
+    let jobs = ctx.store.jobs_for_resource(&key).await.map_err(|source| {
+        ReconcileError::JobsOfResource {
+            resource: finding.resource_id.clone(),
+            source,
+        }
+    })?;
+    let reason = format!(
+        "cancelled: rule {} reported the resource {}",
+        finding.rule,
+        match finding.compliance {
+            Compliance::Compliant => "COMPLIANT",
+            _ => "NOT_APPLICABLE",
+        }
+    );
+    for job in jobs.iter().filter(|j| {
+        routes.iter().any(|r| r.name() == j.remediation)
+            && matches!(j.status, JobStatus::PendingApproval | JobStatus::Approved)
+    }) {
+        let cancelled = ctx
+            .store
+            .transition(
+                &job.id,
+                &[JobStatus::PendingApproval, JobStatus::Approved],
+                JobStatus::Cancelled,
+                &[("reason", Some(reason.clone()))],
+            )
+            .await
+            .map_err(|source| ReconcileError::Cancel {
+                job: job.id.clone(),
+                source,
+            })?;
+        if let Some(cancelled) = cancelled {
+            info!(job = %job.id, remediation = %job.remediation, resource = %job.resource_id, "pending job cancelled");
+            ctx.audit
+                .append(Record::for_job(&cancelled, "worker"))
+                .await
+                .map_err(ReconcileError::Audit)?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs a job again (`jobs retry`, or an approval): the same finding, through every gate.
+pub async fn rerun_job(ctx: &Context, job_id: &str) -> Disposition {
+    let job = match ctx.store.job(job_id).await {
+        Ok(Some(job)) => job,
+        Ok(None) => {
+            warn!(
+                job = job_id,
+                "control message names a job that does not exist"
+            );
+            return Disposition::Done;
+        }
+        Err(source) => {
+            return error_policy(&ReconcileError::ReadJob {
+                job: job_id.to_string(),
+                source,
+            });
+        }
+    };
+    let Some(r) = ctx.catalog.current().get(&job.remediation).cloned() else {
+        warn!(job = job_id, remediation = %job.remediation, "job's remediation is not in the catalog");
+        return Disposition::Done;
+    };
+    let snapshot = match ctx.settings.get().await {
+        Ok(s) => s,
+        Err(e) => return error_policy(&ReconcileError::Settings(e)),
+    };
+    let finding = Finding {
+        source: Source::Operator,
+        event_id: job.event_id.clone(),
+        account: job.account.clone(),
+        region: job.region.clone(),
+        rule: job.rule.clone(),
+        rule_base: crate::event::normalise_rule(&job.rule),
+        resource_type: job.resource_type.clone(),
+        resource_id: job.resource_id.clone(),
+        compliance: Compliance::NonCompliant,
+        ordered_at: None,
+        observation: job.observation.clone(),
+        annotation: None,
+    };
+    disposition(&reconcile(ctx, &finding, &r, &snapshot).await)
+}
+
+/// A new job for (finding, remediation), not yet claimed.
+pub fn new_job(finding: &Finding, r: &Remediation, mode: Mode) -> Job {
+    let now = now_text();
+    Job {
+        id: Job::id_for(
+            &finding.account,
+            &finding.region,
+            r.name(),
+            &finding.resource_type,
+            &finding.resource_id,
+            &finding.observation,
+        ),
+        remediation: r.name().to_string(),
+        account: finding.account.clone(),
+        region: finding.region.clone(),
+        resource_type: finding.resource_type.clone(),
+        resource_id: finding.resource_id.clone(),
+        rule: finding.rule.clone(),
+        source: finding.source.as_str().to_string(),
+        event_id: finding.event_id.clone(),
+        observation: finding.observation.clone(),
+        status: JobStatus::InProgress,
+        mode,
+        reason: None,
+        plan: None,
+        plan_hash: None,
+        before: None,
+        after: None,
+        inverse: None,
+        script_sha256: Some(r.script_sha256.clone()),
+        approved_by: None,
+        approved_at: None,
+        approved_plan_hash: None,
+        approval_reason: None,
+        created_at: now.clone(),
+        updated_at: now,
+        attempts: 0,
+    }
+}
+
+/// The span every log line of one job carries.
+fn job_span(job: &Job) -> tracing::Span {
+    tracing::info_span!("job", job = %job.id, remediation = %job.remediation,
+        account = %job.account, resource = %job.resource_id)
+}
+
+/// Locks the resource, claims the job for (finding, remediation), decides and records it.
+pub async fn reconcile(
+    ctx: &Context,
+    finding: &Finding,
+    r: &Arc<Remediation>,
+    snapshot: &SettingsSnapshot,
+) -> Result<Ended, ReconcileError> {
+    let job = new_job(finding, r, snapshot.mode_for(r, &finding.account));
+    let span = job_span(&job);
+    async {
+        let lease = take_lease(ctx, &job).await?;
+        let result = run_claimed(ctx, r, snapshot, job, None, &lease).await;
+        lease.release().await;
+        result
+    }
+    .instrument(span)
+    .await
+}
+
+/// Takes the job's resource lock. The lock's owner is this job in this worker, so that two
+/// deliveries handled at once by one worker exclude each other too.
+pub(crate) async fn take_lease(ctx: &Context, job: &Job) -> Result<ResourceLease, ReconcileError> {
+    let owner = format!("{}/{}", ctx.owner, job.id);
+    match ResourceLease::take(&ctx.store, &job.resource_key(), &owner, ctx.lease).await {
+        Ok(Some(lease)) => Ok(lease),
+        Ok(None) => {
+            info!("another job holds this resource; the message will come back");
+            Err(ReconcileError::ResourceHeld)
+        }
+        Err(e) => Err(ReconcileError::Lock(e)),
+    }
+}
+
+/// Claims the job and runs it to a recorded outcome, under the resource's lease. `observed`
+/// is a reading made under this same lease (the sweep's), used instead of reading again.
+pub(crate) async fn run_claimed(
+    ctx: &Context,
+    r: &Arc<Remediation>,
+    snapshot: &SettingsSnapshot,
+    mut job: Job,
+    observed: Option<Observed>,
+    lease: &ResourceLease,
+) -> Result<Ended, ReconcileError> {
+    let previous = match ctx.store.claim(&job, &ctx.owner, ctx.lease).await {
+        Ok(Claim::Won(previous)) => previous,
+        Ok(Claim::Done(existing)) => {
+            if existing.status == JobStatus::PendingApproval {
+                return expire_if_due(ctx, &existing).await;
+            }
+            info!(
+                status = existing.status.as_str(),
+                "duplicate delivery: the job already ended"
+            );
+            return Ok(Ended {
+                status: existing.status,
+                retry: None,
+            });
+        }
+        Ok(Claim::Busy) => {
+            info!("another worker holds this job's lease; the message will come back");
+            return Err(ReconcileError::JobHeld);
+        }
+        Err(e) => {
+            warn!(error = %e, "job cannot be claimed: nothing is changed");
+            return Err(ReconcileError::Claim(e));
+        }
+    };
+    lease.renew_claim_of(&job.id, &ctx.owner);
+    if let Some(p) = &previous {
+        job.created_at = p.created_at.clone();
+        job.attempts = p.attempts + 1;
+    }
+    let decision = decide(ctx, r, snapshot, &mut job, previous.as_deref(), observed).await;
+    record(ctx, r, &mut job, &decision).await?;
+    Ok(Ended {
+        status: job.status,
+        retry: decision.retry,
+    })
+}
+
+/// What deciding a job came to.
+struct Decision {
+    outcome: Outcome,
+    /// Leave the message for a retry, for this reason.
+    retry: Option<String>,
+    /// The breaker tripped: (enforcements in the window, limit, window seconds).
+    tripped: Option<(usize, u32, u64)>,
+    /// How long the script took, and applying, in milliseconds.
+    plan_ms: f64,
+    apply_ms: f64,
+}
+
+impl Decision {
+    fn ended(outcome: Outcome) -> Decision {
+        Decision {
+            outcome,
+            retry: None,
+            tripped: None,
+            plan_ms: 0.0,
+            apply_ms: 0.0,
+        }
+    }
+}
+
+/// The job's steps, in order: gates, observe and plan, gates, apply, verify.
+async fn decide(
+    ctx: &Context,
+    r: &Arc<Remediation>,
+    snapshot: &SettingsSnapshot,
+    job: &mut Job,
+    previous: Option<&Job>,
+    observed: Option<Observed>,
+) -> Decision {
+    let today = gates::today();
+    let params = match gates::before_observe(
+        snapshot,
+        r,
+        job.mode,
+        &job.account,
+        &job.resource_id,
+        &today,
+    ) {
+        Ok(p) => p,
+        Err(outcome) => return Decision::ended(outcome),
+    };
+    let observed = match observed {
+        Some(o) => o,
+        None => match plan::observe_and_plan(ctx, r, snapshot, job, &params, &today).await {
+            Ok(o) => o,
+            Err(held) => {
+                job.before = held.before;
+                return Decision {
+                    retry: held.retry,
+                    ..Decision::ended(held.outcome)
+                };
+            }
+        },
+    };
+    let Observed {
+        before,
+        plan,
+        plan_ms,
+    } = observed;
+    job.before = Some(before.clone());
+    let hash = plan.hash();
+    job.plan_hash = Some(hash.clone());
+    job.plan = Some(plan.clone());
+    let decision = |outcome| Decision {
+        plan_ms,
+        ..Decision::ended(outcome)
+    };
+    // A job runs under the approval of exactly this plan, whatever becomes of it.
+    if let Some(p) = previous.filter(|p| {
+        p.status == JobStatus::Approved
+            && !plan.is_empty()
+            && p.approved_plan_hash.as_deref() == Some(hash.as_str())
+    }) {
+        job.approved_by = p.approved_by.clone();
+        job.approved_at = p.approved_at.clone();
+        job.approved_plan_hash = p.approved_plan_hash.clone();
+        job.approval_reason = p.approval_reason.clone();
+    }
+    let go = match gates::after_plan(snapshot, job.mode, &plan, &hash, previous, &job.id) {
+        Ok(go) => go,
+        Err(outcome) => return decision(outcome),
+    };
+    let apply_ms = match apply::apply(ctx, r, snapshot, job, &plan, &before, go).await {
+        Ok(ms) => ms,
+        Err(stopped) => {
+            return Decision {
+                retry: stopped.retry,
+                tripped: stopped.tripped,
+                ..decision(stopped.outcome)
+            };
+        }
+    };
+    let outcome = verify::verify(ctx, r, job, &params, plan.actions.len()).await;
+    Decision {
+        apply_ms,
+        ..decision(outcome)
+    }
+}
+
+/// Makes a decided job durable: the audit record, then the job's outcome (the message is
+/// deleted only after both); then the metric, the log line, the notification and, when the
+/// breaker tripped, the switch to approval.
+async fn record(
+    ctx: &Context,
+    r: &Arc<Remediation>,
+    job: &mut Job,
+    decision: &Decision,
+) -> Result<(), ReconcileError> {
+    job.status = decision.outcome.status();
+    job.reason = Some(decision.outcome.reason());
+    job.updated_at = now_text();
+    let actor = job.approved_by.clone().unwrap_or_else(|| "worker".into());
+    if let Err(e) = ctx.audit.append(Record::for_job(job, &actor)).await {
+        warn!(error = %e, "audit record cannot be written: the message will be retried");
+        return Err(ReconcileError::Audit(e));
+    }
+    // Counted once its record is in the audit trail: one job metric for each job record, so a
+    // retry after a failed audit write is not counted twice.
+    crate::metrics::job_ended(
+        r.name(),
+        job.status.as_str(),
+        decision.plan_ms,
+        decision.apply_ms,
+    );
+    if let Err(e) = ctx.store.finish(job, &ctx.owner).await {
+        warn!(error = %e, "job outcome cannot be written: the message will be retried");
+        return Err(ReconcileError::Finish(e));
+    }
+    info!(
+        outcome = job.status.as_str(),
+        mode = job.mode.as_str(),
+        actions = job.plan.as_ref().map_or(0, |p| p.actions.len()),
+        reason = job.reason.as_deref().unwrap_or(""),
+        "job ended"
+    );
+    if let Some(n) = &ctx.notifier {
+        n.job(job).await;
+    }
+    if let Some((count, limit, window)) = decision.tripped {
+        trip_breaker(ctx, r, job, count, limit, window).await;
+    }
+    Ok(())
+}
+
+/// A plan left waiting for an approval longer than the approval TTL expires; it is never applied.
+async fn expire_if_due(ctx: &Context, job: &Job) -> Result<Ended, ReconcileError> {
+    if !approval_expired(job, ctx.approval_ttl) {
+        info!("duplicate delivery: the job waits for an approval");
+        return Ok(Ended {
+            status: job.status,
+            retry: None,
+        });
+    }
+    let expired = expire(&ctx.store, &ctx.audit, job, ctx.approval_ttl)
+        .await
+        .map_err(ReconcileError::Expire)?;
+    Ok(Ended {
+        status: expired.map_or(job.status, |j| j.status),
+        retry: None,
+    })
+}
+
+/// Whether a job pending approval has waited longer than `ttl`.
+pub fn approval_expired(job: &Job, ttl: Duration) -> bool {
+    job.status == JobStatus::PendingApproval
+        && chrono::DateTime::parse_from_rfc3339(&job.updated_at).is_ok_and(|since| {
+            chrono::Utc::now()
+                .signed_duration_since(since)
+                .num_milliseconds()
+                >= i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX)
+        })
+}
+
+/// Marks a pending job `expired` and records it. Returns the job, or `None` if it was no longer
+/// pending.
+pub async fn expire(
+    store: &Store,
+    audit: &AuditWriter,
+    job: &Job,
+    ttl: Duration,
+) -> Result<Option<Job>, StateError> {
+    let reason = format!(
+        "no approval within {} s; it will never be applied",
+        ttl.as_secs()
+    );
+    let expired = store
+        .transition(
+            &job.id,
+            &[JobStatus::PendingApproval],
+            JobStatus::Expired,
+            &[("reason", Some(reason))],
+        )
+        .await?;
+    if let Some(j) = &expired {
+        info!(job = %j.id, "approval expired");
+        audit.append(Record::for_job(j, "worker")).await?;
+    }
+    Ok(expired)
+}
+
+/// The breaker tripped: the remediation goes to approval mode, loudly, on the record.
+async fn trip_breaker(
+    ctx: &Context,
+    r: &Arc<Remediation>,
+    job: &Job,
+    count: usize,
+    limit: u32,
+    window: u64,
+) {
+    error!(
+        remediation = r.name(),
+        count,
+        limit,
+        window_seconds = window,
+        "BLAST-RADIUS BREAKER TRIPPED: the remediation is switched to approval mode; reset with `rectify settings set {} --mode enforce`",
+        r.name()
+    );
+    let by = "rectify (blast-radius breaker)".to_string();
+    let mut switched = false;
+    for _ in 0..5 {
+        let snapshot = match ctx.store.settings().await {
+            Ok(s) => s,
+            Err(e) => {
+                error!(error = %e, "the breaker could not switch the remediation to approval");
+                return;
+            }
+        };
+        let old = snapshot
+            .settings
+            .iter()
+            .find(|s| s.remediation == r.name() && s.scope == "*")
+            .cloned();
+        if old.as_ref().and_then(|o| o.mode) == Some(Mode::Approval) {
+            // Another job tripped it a moment ago.
+            return;
+        }
+        let mut new = old.clone().unwrap_or(Setting {
+            remediation: r.name().to_string(),
+            scope: "*".into(),
+            ..Setting::default()
+        });
+        new.mode = Some(Mode::Approval);
+        new.updated_by = Some(by.clone());
+        match ctx
+            .store
+            .put_setting(&new, old.as_ref().map_or(0, |o| o.version))
+            .await
+        {
+            Ok(()) => {
+                switched = true;
+                break;
+            }
+            Err(StateError::Conflict(_)) => continue,
+            Err(e) => {
+                error!(error = %e, "the breaker could not switch the remediation to approval");
+                return;
+            }
+        }
+    }
+    if !switched {
+        // Nothing was written: the record must not say the mode was set.
+        error!(
+            "the breaker could not switch the remediation to approval: its settings kept changing"
+        );
+        return;
+    }
+    if let Err(e) = ctx
+        .audit
+        .append(Record::breaker_tripped(
+            r.name(),
+            &job.id,
+            count,
+            limit,
+            window,
+            &by,
+        ))
+        .await
+    {
+        error!(error = %e, "the breaker trip could not be recorded");
+    }
+    if let Some(n) = &ctx.notifier {
+        n.breaker_tripped(job, count, limit, window).await;
+    }
+}

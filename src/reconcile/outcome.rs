@@ -1,0 +1,296 @@
+//! How a job ended, and why, in one place: every status a job can end in and the sentence an
+//! operator reads beside it are written here and nowhere else.
+
+use crate::state::JobStatus;
+
+/// Why a job ended where it did. Each variant maps to one [`JobStatus`] and one reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The account is not on the allow-list.
+    AccountNotAllowed { account: String },
+    /// The remediation is off (for this account or everywhere).
+    Off,
+    /// An exemption record holds for the resource.
+    ExemptRecord {
+        by: String,
+        until: Option<String>,
+        reason: String,
+    },
+    /// Required parameters have no value.
+    NeedsParameter {
+        remediation: String,
+        missing: Vec<String>,
+    },
+    /// The resource does not exist (any more).
+    Gone { resource: String },
+    /// The resource could not be read.
+    ObserveFailed { error: String },
+    /// The resource carries a `rectify:exempt` tag that holds today.
+    ExemptTag { reason: String },
+    /// The script failed or planned something its manifest does not allow.
+    ScriptFailed { error: String },
+    /// The plan is empty: compliant, or the script chose not to act (with its reason).
+    NoOp { reason: Option<String> },
+    /// The resource needs another plan than the one approved.
+    ChangedSinceApproval {
+        approved_by: Option<String>,
+        approved_hash: Option<String>,
+        hash: String,
+    },
+    /// Dry-run: the plan is recorded.
+    Planned,
+    /// Approval mode: the plan waits for an operator.
+    AwaitingApproval,
+    /// The kill switch is on; an approved plan stays approved.
+    Paused {
+        by: String,
+        why: String,
+        approved: bool,
+        job_id: String,
+    },
+    /// An action's inverse cannot be computed: nothing is applied that cannot be undone.
+    Refused { error: String },
+    /// The blast-radius breaker holds the plan for approval.
+    BreakerTripped {
+        count: usize,
+        limit: u32,
+        window: u64,
+    },
+    /// The breaker's state cannot be read or written.
+    BreakerUnreadable { error: String },
+    /// An action failed after `done` of `total` were applied.
+    ApplyFailed {
+        kind: String,
+        done: usize,
+        total: usize,
+        error: String,
+    },
+    /// Applied, and the re-read resource plans empty.
+    Applied { actions: usize },
+    /// The resource could not be read back after the fix.
+    VerifyReadFailed { error: String },
+    /// Re-planning after the fix failed.
+    VerifyPlanFailed { error: String },
+    /// Re-planning after the fix still wants these actions.
+    DidNotHold { still: Vec<String> },
+}
+
+impl Outcome {
+    /// The job status this outcome ends in.
+    pub fn status(&self) -> JobStatus {
+        match self {
+            Outcome::AccountNotAllowed { .. } => JobStatus::AccountNotAllowed,
+            Outcome::Off => JobStatus::Off,
+            Outcome::ExemptRecord { .. } | Outcome::ExemptTag { .. } => JobStatus::Exempt,
+            Outcome::NeedsParameter { .. } => JobStatus::NeedsParameter,
+            Outcome::Gone { .. } | Outcome::NoOp { .. } => JobStatus::NoOp,
+            Outcome::ObserveFailed { .. }
+            | Outcome::ScriptFailed { .. }
+            | Outcome::Refused { .. }
+            | Outcome::BreakerUnreadable { .. }
+            | Outcome::ApplyFailed { .. } => JobStatus::Failed,
+            Outcome::ChangedSinceApproval { .. }
+            | Outcome::AwaitingApproval
+            | Outcome::BreakerTripped { .. } => JobStatus::PendingApproval,
+            Outcome::Planned => JobStatus::Planned,
+            Outcome::Paused { approved: true, .. } => JobStatus::Approved,
+            Outcome::Paused {
+                approved: false, ..
+            } => JobStatus::Planned,
+            Outcome::Applied { .. } => JobStatus::Applied,
+            Outcome::VerifyReadFailed { .. }
+            | Outcome::VerifyPlanFailed { .. }
+            | Outcome::DidNotHold { .. } => JobStatus::FailedVerify,
+        }
+    }
+
+    /// The reason an operator reads beside the status.
+    pub fn reason(&self) -> String {
+        match self {
+            Outcome::AccountNotAllowed { account } => {
+                format!("account {account} is not in the allow-list")
+            }
+            Outcome::Off => "the remediation is off".into(),
+            Outcome::ExemptRecord { by, until, reason } => {
+                let until = until
+                    .as_deref()
+                    .map(|u| format!(" until {u}"))
+                    .unwrap_or_default();
+                format!("exempted by {by}{until}: {reason}")
+            }
+            Outcome::NeedsParameter {
+                remediation,
+                missing,
+            } => {
+                let sets: Vec<String> = missing
+                    .iter()
+                    .map(|m| format!("--param {m}=VALUE"))
+                    .collect();
+                format!(
+                    "parameter {} has no value: set it with `rectify settings set {remediation} {}`",
+                    missing.join(", "),
+                    sets.join(" ")
+                )
+            }
+            Outcome::Gone { resource } => format!("{resource} does not exist: nothing to fix"),
+            Outcome::ObserveFailed { error } => format!("observing the resource failed: {error}"),
+            Outcome::ExemptTag { reason } => format!("tagged rectify:exempt: {reason}"),
+            Outcome::ScriptFailed { error } => format!("the script failed: {error}"),
+            Outcome::NoOp { reason } => {
+                reason.clone().unwrap_or_else(|| "already compliant".into())
+            }
+            Outcome::ChangedSinceApproval {
+                approved_by,
+                approved_hash,
+                hash,
+            } => format!(
+                "changed since approval: {} approved plan {}, the resource now needs plan {}; approve again",
+                approved_by.as_deref().unwrap_or("someone"),
+                approved_hash
+                    .as_deref()
+                    .map_or("?", |h| &h[..12.min(h.len())]),
+                &hash[..12.min(hash.len())]
+            ),
+            Outcome::Planned => "dry-run: the plan is recorded and nothing was changed".into(),
+            Outcome::AwaitingApproval => "waiting for an operator's approval".into(),
+            Outcome::Paused {
+                by,
+                why,
+                approved: true,
+                job_id,
+            } => format!(
+                "paused by {by} ({why}): the approved plan runs after `rectify resume` and `rectify jobs retry {job_id}`"
+            ),
+            Outcome::Paused { by, why, .. } => {
+                format!("paused by {by} ({why}): the plan is recorded and nothing was changed")
+            }
+            Outcome::Refused { error } => format!("refused: {error}"),
+            Outcome::BreakerTripped {
+                count,
+                limit,
+                window,
+            } => format!(
+                "blast-radius breaker: {count} enforcements in {window} s reached the limit of {limit}; held for approval"
+            ),
+            Outcome::BreakerUnreadable { error } => {
+                format!("the breaker cannot be read: {error}")
+            }
+            Outcome::ApplyFailed {
+                kind,
+                done,
+                total,
+                error,
+            } => format!("{kind} failed after {done} of {total} actions were applied: {error}"),
+            Outcome::Applied { actions } => {
+                format!("{actions} action(s) applied and verified")
+            }
+            Outcome::VerifyReadFailed { error } => {
+                format!("the resource could not be read back: {error}")
+            }
+            Outcome::VerifyPlanFailed { error } => {
+                format!("re-planning after the fix failed: {error}")
+            }
+            Outcome::DidNotHold { still } => format!(
+                "the fix did not hold: re-planning still wants {}",
+                still.join("; ")
+            ),
+        }
+    }
+
+    /// The word a sweep report files this outcome under when it holds a resource back before
+    /// anything would change (`off`, `exempt`, `account-not-allowed`, `needs-parameter`).
+    pub fn held_back(&self) -> Option<&'static str> {
+        match self {
+            Outcome::AccountNotAllowed { .. }
+            | Outcome::Off
+            | Outcome::ExemptRecord { .. }
+            | Outcome::ExemptTag { .. }
+            | Outcome::NeedsParameter { .. } => Some(self.status().as_str()),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_outcome_has_its_status_and_reason() {
+        let cases = [
+            (
+                Outcome::AccountNotAllowed {
+                    account: "111122223333".into(),
+                },
+                JobStatus::AccountNotAllowed,
+                "account 111122223333 is not in the allow-list",
+            ),
+            (Outcome::Off, JobStatus::Off, "the remediation is off"),
+            (
+                Outcome::NeedsParameter {
+                    remediation: "vpce-restrict-policy".into(),
+                    missing: vec!["organization_id".into()],
+                },
+                JobStatus::NeedsParameter,
+                "parameter organization_id has no value: set it with `rectify settings set vpce-restrict-policy --param organization_id=VALUE`",
+            ),
+            (
+                Outcome::NoOp { reason: None },
+                JobStatus::NoOp,
+                "already compliant",
+            ),
+            (
+                Outcome::Paused {
+                    by: "ops".into(),
+                    why: "incident".into(),
+                    approved: true,
+                    job_id: "j1".into(),
+                },
+                JobStatus::Approved,
+                "paused by ops (incident): the approved plan runs after `rectify resume` and `rectify jobs retry j1`",
+            ),
+            (
+                Outcome::BreakerTripped {
+                    count: 21,
+                    limit: 20,
+                    window: 3600,
+                },
+                JobStatus::PendingApproval,
+                "blast-radius breaker: 21 enforcements in 3600 s reached the limit of 20; held for approval",
+            ),
+            (
+                Outcome::Applied { actions: 2 },
+                JobStatus::Applied,
+                "2 action(s) applied and verified",
+            ),
+        ];
+        for (outcome, status, reason) in cases {
+            assert_eq!(outcome.status(), status, "{outcome:?}");
+            assert_eq!(outcome.reason(), reason, "{outcome:?}");
+        }
+    }
+
+    #[test]
+    fn short_hashes_never_panic() {
+        let o = Outcome::ChangedSinceApproval {
+            approved_by: None,
+            approved_hash: Some("abc".into()),
+            hash: "0123456789abcdef".into(),
+        };
+        assert_eq!(
+            o.reason(),
+            "changed since approval: someone approved plan abc, the resource now needs plan 0123456789ab; approve again"
+        );
+    }
+
+    #[test]
+    fn only_gates_before_a_change_count_as_held_back() {
+        assert_eq!(Outcome::Off.held_back(), Some("off"));
+        assert_eq!(
+            Outcome::ExemptTag { reason: "x".into() }.held_back(),
+            Some("exempt")
+        );
+        assert_eq!(Outcome::Planned.held_back(), None);
+        assert_eq!(Outcome::NoOp { reason: None }.held_back(), None);
+    }
+}

@@ -1,0 +1,135 @@
+//! Observe and plan: read the resource live, pass the exemption tag's gate, run the script.
+//! The event's claim about the resource is never trusted; the plan is made from what was read.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rhai::Engine;
+use serde_json::Value;
+
+use super::Context;
+use super::gates::{self, Params};
+use super::outcome::Outcome;
+use crate::action::Plan;
+use crate::catalog::Remediation;
+use crate::cloud::CloudError;
+use crate::state::{Job, SettingsSnapshot};
+
+/// A resource as read, and the plan its script made from it.
+#[derive(Debug, Clone)]
+pub struct Observed {
+    pub before: Value,
+    pub plan: Plan,
+    /// How long the script took, in milliseconds.
+    pub plan_ms: f64,
+}
+
+/// Why observing and planning stopped the job, with what was read before it stopped.
+#[derive(Debug)]
+pub struct Held {
+    pub outcome: Outcome,
+    pub before: Option<Value>,
+    /// Worth trying again later (the read failed for a passing reason).
+    pub retry: Option<String>,
+}
+
+impl From<Outcome> for Held {
+    fn from(outcome: Outcome) -> Held {
+        Held {
+            outcome,
+            before: None,
+            retry: None,
+        }
+    }
+}
+
+/// Reads the job's resource live.
+pub async fn observe(ctx: &Context, job: &Job) -> Result<Value, CloudError> {
+    ctx.cloud
+        .observe(
+            &job.account,
+            &job.region,
+            &job.resource_type,
+            &job.resource_id,
+        )
+        .await
+}
+
+/// Reads the resource, checks its exemption tag, and plans.
+pub async fn observe_and_plan(
+    ctx: &Context,
+    r: &Arc<Remediation>,
+    snapshot: &SettingsSnapshot,
+    job: &Job,
+    params: &Params,
+    today: &str,
+) -> Result<Observed, Held> {
+    let before = match observe(ctx, job).await {
+        Ok(v) => v,
+        Err(CloudError::NotFound { resource }) => return Err(Outcome::Gone { resource }.into()),
+        Err(e) => {
+            return Err(Held {
+                retry: e.retryable().then(|| e.to_string()),
+                outcome: Outcome::ObserveFailed {
+                    error: e.to_string(),
+                },
+                before: None,
+            });
+        }
+    };
+    if let Err(outcome) = gates::after_observe(snapshot, r, &before, today) {
+        return Err(Held {
+            outcome,
+            before: Some(before),
+            retry: None,
+        });
+    }
+    let planning = Instant::now();
+    match plan_blocking(ctx, r, before.clone(), params.clone()).await {
+        Ok(plan) => Ok(Observed {
+            before,
+            plan,
+            plan_ms: planning.elapsed().as_secs_f64() * 1000.0,
+        }),
+        Err(error) => Err(Held {
+            outcome: Outcome::ScriptFailed { error },
+            before: Some(before),
+            retry: None,
+        }),
+    }
+}
+
+/// Runs the remediation's script (the one routed: a reload meanwhile does not change it) with
+/// the context's engine and deadline.
+pub async fn plan_blocking(
+    ctx: &Context,
+    r: &Arc<Remediation>,
+    resource: Value,
+    params: Params,
+) -> Result<Plan, String> {
+    plan_on_blocking_thread(
+        ctx.engine.clone(),
+        r.clone(),
+        resource,
+        params,
+        Duration::from_millis(ctx.limits.deadline_ms),
+    )
+    .await
+}
+
+/// Runs a remediation's script on a blocking thread, away from the async workers.
+pub async fn plan_on_blocking_thread(
+    engine: Arc<Engine>,
+    remediation: Arc<Remediation>,
+    resource: Value,
+    params: Params,
+    deadline: Duration,
+) -> Result<Plan, String> {
+    tokio::task::spawn_blocking(move || {
+        remediation
+            .plan(&engine, &resource, &params, deadline)
+            .map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| format!("the script's thread failed: {e}"))?
+}
