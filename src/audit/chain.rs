@@ -1,0 +1,203 @@
+//! A writer's chain: conditional puts on (chain, seq), and the shared anchor chain that records
+//! each writer's head so that a cut tail is noticed.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::AttributeValue;
+use tokio::sync::Mutex;
+
+use super::record::{GENESIS, Record, redact_record};
+use crate::cloud::classify;
+use crate::state::{StateError, now_text};
+
+/// The chain in which writers record their heads.
+pub const ANCHORS: &str = "anchors";
+/// A writer anchors its head after this many records (and when it stops).
+const ANCHOR_EVERY: u64 = 50;
+
+/// Appends records to this writer's chain.
+pub struct AuditWriter {
+    ddb: Client,
+    table: String,
+    chain: String,
+    head: Mutex<(u64, String)>,
+    /// Records since this writer last anchored its head.
+    unanchored: std::sync::atomic::AtomicU64,
+    anchor_every: u64,
+}
+
+impl AuditWriter {
+    /// A new chain for this process.
+    pub fn new(ddb: Client, table: String) -> AuditWriter {
+        let chain = format!("w-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        AuditWriter {
+            ddb,
+            table,
+            chain,
+            head: Mutex::new((0, GENESIS.to_string())),
+            unanchored: std::sync::atomic::AtomicU64::new(0),
+            anchor_every: ANCHOR_EVERY,
+        }
+    }
+
+    /// A chain for one command: its head is anchored after every record.
+    pub fn for_command(ddb: Client, table: String) -> AuditWriter {
+        AuditWriter {
+            anchor_every: 1,
+            ..AuditWriter::new(ddb, table)
+        }
+    }
+
+    /// Records this writer's head (sequence and hash) in the shared anchor chain, so that
+    /// `verify` notices records cut from the end of this chain. Called every 50 records, when a
+    /// worker stops, and after every command that writes.
+    pub async fn anchor(&self) -> Result<(), StateError> {
+        let (seq, hash) = self.head.lock().await.clone();
+        if seq == 0 {
+            return Ok(());
+        }
+        for _ in 0..20 {
+            let out = self
+                .ddb
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("#c = :c")
+                .expression_attribute_names("#c", "chain")
+                .expression_attribute_values(":c", AttributeValue::S(ANCHORS.into()))
+                .scan_index_forward(false)
+                .limit(1)
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(|e| classify("dynamodb:Query", e))?;
+            let (prev_seq, prev_hash) = out
+                .items()
+                .first()
+                .map(|i| {
+                    let seq = i
+                        .get("seq")
+                        .and_then(|v| v.as_n().ok())
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(0);
+                    let hash = i
+                        .get("hash")
+                        .and_then(|v| v.as_s().ok())
+                        .cloned()
+                        .unwrap_or_default();
+                    (seq, hash)
+                })
+                .unwrap_or((0, GENESIS.to_string()));
+            let mut record = Record {
+                kind: "anchor".into(),
+                chain: ANCHORS.into(),
+                seq: prev_seq + 1,
+                prev_hash: prev_hash.clone(),
+                id: format!("{ANCHORS}-{:08}", prev_seq + 1),
+                time: now_text(),
+                after: Some(serde_json::json!({"chain": self.chain, "seq": seq, "hash": hash})),
+                outcome: "anchored".into(),
+                actor: Some(self.chain.clone()),
+                ..Record::default()
+            };
+            record.hash = record.compute_hash();
+            match self.put(&record).await {
+                Ok(()) => {
+                    self.unanchored
+                        .store(0, std::sync::atomic::Ordering::Relaxed);
+                    return Ok(());
+                }
+                Err(e) if e.code() == Some("ConditionalCheckFailedException") => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(StateError::Conflict("the audit anchor chain".into()))
+    }
+
+    async fn put(&self, record: &Record) -> Result<(), crate::cloud::CloudError> {
+        let text = |v: &Option<String>| AttributeValue::S(v.clone().unwrap_or_default());
+        let item = HashMap::from([
+            ("chain".to_string(), AttributeValue::S(record.chain.clone())),
+            ("seq".to_string(), AttributeValue::N(record.seq.to_string())),
+            ("id".to_string(), AttributeValue::S(record.id.clone())),
+            ("time".to_string(), AttributeValue::S(record.time.clone())),
+            ("job_id".to_string(), text(&record.job_id)),
+            ("resource_id".to_string(), text(&record.resource_id)),
+            ("remediation".to_string(), text(&record.remediation)),
+            (
+                "outcome".to_string(),
+                AttributeValue::S(record.outcome.clone()),
+            ),
+            ("hash".to_string(), AttributeValue::S(record.hash.clone())),
+            ("record".to_string(), AttributeValue::S(record.canonical())),
+        ]);
+        self.ddb
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(#s)")
+            .expression_attribute_names("#s", "seq")
+            .send()
+            .await
+            .map_err(|e| classify("dynamodb:PutItem", e))?;
+        Ok(())
+    }
+
+    pub fn chain(&self) -> &str {
+        &self.chain
+    }
+
+    /// Appends a record (its id, chain, sequence, time and hashes are filled in here).
+    pub async fn append(&self, mut record: Record) -> Result<Record, StateError> {
+        let mut head = self.head.lock().await;
+        record.chain = self.chain.clone();
+        record.seq = head.0 + 1;
+        record.prev_hash = head.1.clone();
+        record.id = format!("{}-{:08}", self.chain, record.seq);
+        record.time = now_text();
+        redact_record(&mut record);
+        record.hash = record.compute_hash();
+        if let Err(e) = self.put(&record).await {
+            if e.code() != Some("ConditionalCheckFailedException") {
+                return Err(e.into());
+            }
+            // An earlier attempt of this very write may have landed before its answer was lost.
+            if self.stored_hash(record.seq).await?.as_deref() != Some(record.hash.as_str()) {
+                return Err(StateError::Corrupt(format!(
+                    "audit chain {} already has a different record {}",
+                    self.chain, record.seq
+                )));
+            }
+        }
+        *head = (record.seq, record.hash.clone());
+        drop(head);
+        if self
+            .unanchored
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1
+            >= self.anchor_every
+            && let Err(e) = self.anchor().await
+        {
+            tracing::warn!(error = %e, "the audit chain head could not be anchored; it will be at the next try");
+        }
+        Ok(record)
+    }
+
+    async fn stored_hash(&self, seq: u64) -> Result<Option<String>, StateError> {
+        let out = self
+            .ddb
+            .get_item()
+            .table_name(&self.table)
+            .key("chain", AttributeValue::S(self.chain.clone()))
+            .key("seq", AttributeValue::N(seq.to_string()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify("dynamodb:GetItem", e))?;
+        Ok(out
+            .item()
+            .and_then(|i| i.get("hash"))
+            .and_then(|v| v.as_s().ok())
+            .cloned())
+    }
+}

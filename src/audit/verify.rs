@@ -1,0 +1,184 @@
+//! Reading the trail back and checking it: every chain, every anchor, and an export against
+//! the table.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_dynamodb::Client;
+use serde::Serialize;
+
+use super::chain::ANCHORS;
+use super::record::{GENESIS, Record};
+use crate::cloud::classify;
+use crate::state::StateError;
+
+/// A stored record and the hash attribute stored beside it.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub record: Record,
+    pub chain: String,
+    pub seq: u64,
+    pub stored_hash: String,
+}
+
+/// Reads the whole trail.
+pub async fn read_all(ddb: &Client, table: &str) -> Result<Vec<Stored>, StateError> {
+    let mut out_records = Vec::new();
+    let mut start = None;
+    loop {
+        let out = ddb
+            .scan()
+            .table_name(table)
+            .consistent_read(true)
+            .set_exclusive_start_key(start.take())
+            .send()
+            .await
+            .map_err(|e| classify("dynamodb:Scan", e))?;
+        for item in out.items() {
+            let get = |k: &str| {
+                item.get(k)
+                    .and_then(|v| v.as_s().ok())
+                    .cloned()
+                    .unwrap_or_default()
+            };
+            let seq = item
+                .get("seq")
+                .and_then(|v| v.as_n().ok())
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            let record: Record = serde_json::from_str(&get("record")).unwrap_or_else(|e| Record {
+                id: get("id"),
+                outcome: format!("unreadable record: {e}"),
+                ..Record::default()
+            });
+            out_records.push(Stored {
+                record,
+                chain: get("chain"),
+                seq,
+                stored_hash: get("hash"),
+            });
+        }
+        match out.last_evaluated_key() {
+            Some(k) if !k.is_empty() => start = Some(k.clone()),
+            _ => break,
+        }
+    }
+    out_records.sort_by(|a, b| {
+        a.record
+            .time
+            .cmp(&b.record.time)
+            .then(a.chain.cmp(&b.chain))
+            .then(a.seq.cmp(&b.seq))
+    });
+    Ok(out_records)
+}
+
+/// Checks an export on its own, and against the table: every exported record must still be in
+/// the table, unchanged.
+pub fn verify_export(table: &[Stored], export: &[Stored]) -> Vec<Problem> {
+    let mut problems: Vec<Problem> = verify(export)
+        .into_iter()
+        .map(|p| Problem {
+            record: p.record,
+            what: format!("in the export: {}", p.what),
+        })
+        .collect();
+    let stored: std::collections::HashMap<(&str, u64), &str> = table
+        .iter()
+        .map(|r| ((r.chain.as_str(), r.seq), r.stored_hash.as_str()))
+        .collect();
+    for e in export {
+        let name = format!("{}-{:08}", e.chain, e.seq);
+        match stored.get(&(e.chain.as_str(), e.seq)) {
+            None => problems.push(Problem {
+                record: name,
+                what: "exported, but missing from the table".into(),
+            }),
+            Some(h) if *h != e.record.hash => problems.push(Problem {
+                record: name,
+                what: "differs from its exported copy: the table was changed after the export"
+                    .into(),
+            }),
+            _ => {}
+        }
+    }
+    problems
+}
+
+/// One thing wrong with the trail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    pub record: String,
+    pub what: String,
+}
+
+/// Checks every chain: sequence numbers from 1 without gaps, each record naming its
+/// predecessor's hash, each hash matching its record's content and key.
+pub fn verify(records: &[Stored]) -> Vec<Problem> {
+    let mut chains: BTreeMap<&str, Vec<&Stored>> = BTreeMap::new();
+    for r in records {
+        chains.entry(&r.chain).or_default().push(r);
+    }
+    let mut problems = Vec::new();
+    // What each anchor vouches for must still be there, unchanged.
+    let stored: std::collections::HashMap<(&str, u64), &str> = records
+        .iter()
+        .map(|r| ((r.chain.as_str(), r.seq), r.stored_hash.as_str()))
+        .collect();
+    for a in records.iter().filter(|r| r.chain == ANCHORS) {
+        let Some(head) = &a.record.after else {
+            continue;
+        };
+        let (Some(chain), Some(seq), Some(hash)) = (
+            head["chain"].as_str(),
+            head["seq"].as_u64(),
+            head["hash"].as_str(),
+        ) else {
+            continue;
+        };
+        match stored.get(&(chain, seq)) {
+            None => problems.push(Problem {
+                record: format!("{chain}-{seq:08}"),
+                what: format!("missing, though anchor {} recorded it as the head of its chain: the tail was cut off", a.record.id),
+            }),
+            Some(h) if *h != hash => problems.push(Problem {
+                record: format!("{chain}-{seq:08}"),
+                what: format!("differs from the hash anchor {} recorded for it", a.record.id),
+            }),
+            _ => {}
+        }
+    }
+    for (chain, mut items) in chains {
+        items.sort_by_key(|r| r.seq);
+        let mut expected_seq = 1;
+        let mut prev_hash = GENESIS.to_string();
+        for s in items {
+            let r = &s.record;
+            let name = format!("{chain}-{:08}", s.seq);
+            let mut problem = |what: String| {
+                problems.push(Problem {
+                    record: name.clone(),
+                    what,
+                })
+            };
+            if s.seq != expected_seq {
+                problem(format!(
+                    "sequence {} where {expected_seq} was expected: records removed or inserted before it",
+                    s.seq
+                ));
+            }
+            if r.chain != chain || r.seq != s.seq || r.id != name {
+                problem("stored under a key its content does not name: moved or forged".into());
+            }
+            let computed = r.compute_hash();
+            if computed != r.hash || r.hash != s.stored_hash {
+                problem("content does not match its hash: the record was edited".into());
+            }
+            if r.prev_hash != prev_hash {
+                problem("does not name its predecessor's hash: a record before it was changed, removed or reordered".into());
+            }
+            expected_seq = s.seq + 1;
+            prev_hash = r.hash.clone();
+        }
+    }
+    problems
+}
