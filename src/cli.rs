@@ -1133,14 +1133,14 @@ async fn settings_set(config: &Config, args: SetArgs) -> Result<()> {
     });
     audit
         .append(Record {
-            kind: "settings".into(),
+            kind: crate::audit::RecordKind::Settings,
             remediation: Some(r.name().to_string()),
             account: (scope != "*").then(|| scope.clone()),
             before: old
                 .as_ref()
                 .map(|o| serde_json::to_value(o).unwrap_or(Value::Null)),
             after: Some(change),
-            outcome: "settings-changed".into(),
+            outcome: crate::audit::RecordOutcome::SettingsChanged,
             actor: Some(by.clone()),
             ..Record::default()
         })
@@ -1469,10 +1469,10 @@ async fn update_global(
             Ok(()) => {
                 command_audit(&store)
                     .append(Record {
-                        kind: "settings".into(),
+                        kind: crate::audit::RecordKind::Settings,
                         before: Some(serde_json::to_value(&old).unwrap_or(Value::Null)),
                         after: Some(serde_json::to_value(&new).unwrap_or(Value::Null)),
-                        outcome: what.to_string(),
+                        outcome: crate::audit::RecordOutcome::parse(what).unwrap_or_default(),
                         reason: new.pause_reason.clone().filter(|_| what == "paused"),
                         actor: Some(by.clone()),
                         ..Record::default()
@@ -1724,10 +1724,10 @@ async fn exemptions(config: &Config, cmd: ExemptionsCommand) -> Result<()> {
             }
             command_audit(&store)
                 .append(Record {
-                    kind: "settings".into(),
+                    kind: crate::audit::RecordKind::Settings,
                     remediation: Some(e.remediation.clone()),
                     resource_id: Some(e.resource_id.clone()),
-                    outcome: "exemption-removed".into(),
+                    outcome: crate::audit::RecordOutcome::ExemptionRemoved,
                     actor: Some(by),
                     ..Record::default()
                 })
@@ -1836,11 +1836,11 @@ async fn audit_cmd(config: &Config, cmd: AuditCommand) -> Result<()> {
                     vec![
                         r.id.clone(),
                         r.time.get(..19).unwrap_or(&r.time).to_string(),
-                        r.kind.clone(),
+                        r.kind.to_string(),
                         dash(&r.remediation),
                         dash(&r.resource_id),
                         dash(&r.mode),
-                        r.outcome.clone(),
+                        r.outcome.to_string(),
                         dash(&r.reason).chars().take(70).collect(),
                     ]
                 })

@@ -7,7 +7,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
 use tokio::sync::Mutex;
 
-use super::record::{GENESIS, Record, redact_record};
+use super::record::{GENESIS, Record, RecordKind, RecordOutcome, redact_record};
 use crate::cloud::classify;
 use crate::state::{StateError, now_text};
 
@@ -89,14 +89,14 @@ impl AuditWriter {
                 })
                 .unwrap_or((0, GENESIS.to_string()));
             let mut record = Record {
-                kind: "anchor".into(),
+                kind: RecordKind::Anchor,
                 chain: ANCHORS.into(),
                 seq: prev_seq + 1,
                 prev_hash: prev_hash.clone(),
                 id: format!("{ANCHORS}-{:08}", prev_seq + 1),
                 time: now_text(),
                 after: Some(serde_json::json!({"chain": self.chain, "seq": seq, "hash": hash})),
-                outcome: "anchored".into(),
+                outcome: RecordOutcome::Anchored,
                 actor: Some(self.chain.clone()),
                 ..Record::default()
             };
@@ -126,7 +126,7 @@ impl AuditWriter {
             ("remediation".to_string(), text(&record.remediation)),
             (
                 "outcome".to_string(),
-                AttributeValue::S(record.outcome.clone()),
+                AttributeValue::S(record.outcome.to_string()),
             ),
             ("hash".to_string(), AttributeValue::S(record.hash.clone())),
             ("record".to_string(), AttributeValue::S(record.canonical())),

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::record::Record;
+use super::record::{Record, RecordOutcome};
 use super::verify::Stored;
 use crate::cloud::classify;
 
@@ -106,7 +106,7 @@ pub async fn read_export(
             {
                 let record: Record = serde_json::from_str(line).unwrap_or_else(|e| Record {
                     id: key.to_string(),
-                    outcome: format!("unreadable exported record: {e}"),
+                    outcome: RecordOutcome::Unreadable(format!("unreadable exported record: {e}")),
                     ..Record::default()
                 });
                 out.push(Stored {

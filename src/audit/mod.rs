@@ -13,7 +13,7 @@ pub mod verify;
 
 pub use chain::{ANCHORS, AuditWriter};
 pub use export::{export, read_export};
-pub use record::{GENESIS, Record, redact};
+pub use record::{GENESIS, Record, RecordKind, RecordOutcome, redact};
 pub use verify::{Problem, Stored, read_all, verify, verify_export};
 
 #[cfg(test)]
@@ -32,8 +32,8 @@ mod tests {
                     seq,
                     prev_hash: prev.clone(),
                     time: format!("2026-11-22T00:00:{seq:02}Z"),
-                    kind: "job".into(),
-                    outcome: "applied".into(),
+                    kind: RecordKind::Job,
+                    outcome: RecordOutcome::Job(crate::state::JobStatus::Applied),
                     ..Record::default()
                 };
                 r.hash = r.compute_hash();
@@ -80,7 +80,7 @@ mod tests {
             chain: ANCHORS.into(),
             seq: 1,
             prev_hash: GENESIS.into(),
-            kind: "anchor".into(),
+            kind: RecordKind::Anchor,
             after: Some(serde_json::json!({"chain": "w-a", "seq": 3, "hash": head.hash})),
             ..Record::default()
         };
@@ -109,7 +109,7 @@ mod tests {
     #[test]
     fn tampering_is_named() {
         let mut edited = chain(4);
-        edited[1].record.outcome = "no-op".into();
+        edited[1].record.outcome = RecordOutcome::Job(crate::state::JobStatus::NoOp);
         let p = verify(&edited);
         assert!(
             p.iter()

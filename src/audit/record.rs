@@ -5,10 +5,116 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::action::{Plan, canonical_json, sha256_hex};
-use crate::state::{Exemption, Job};
+use crate::state::{Exemption, Job, JobStatus};
 
 /// The hash a chain's first record names as its predecessor.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// What a record is about. Serialises to the strings stored since the first record.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RecordKind {
+    /// A job's outcome.
+    #[default]
+    Job,
+    /// A message that is no event, dead-lettered.
+    Poison,
+    /// A change of settings, exemptions, allow-list or pause, or a tripped breaker.
+    Settings,
+    /// A writer's head, in the shared anchor chain.
+    Anchor,
+}
+
+impl std::fmt::Display for RecordKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RecordKind::Job => "job",
+            RecordKind::Poison => "poison",
+            RecordKind::Settings => "settings",
+            RecordKind::Anchor => "anchor",
+        })
+    }
+}
+
+/// What a record says happened. Serialises to the strings stored since the first record: a
+/// job's status, or one of the settings and trail outcomes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordOutcome {
+    Job(JobStatus),
+    SettingsChanged,
+    AccountsChanged,
+    Paused,
+    Resumed,
+    ExemptionAdded,
+    ExemptionRemoved,
+    BreakerTripped,
+    DeadLettered,
+    Anchored,
+    /// A stored record that could not be read, with why (never written).
+    Unreadable(String),
+}
+
+impl RecordOutcome {
+    const NAMED: &[(RecordOutcome, &'static str)] = &[
+        (RecordOutcome::SettingsChanged, "settings-changed"),
+        (RecordOutcome::AccountsChanged, "accounts-changed"),
+        (RecordOutcome::Paused, "paused"),
+        (RecordOutcome::Resumed, "resumed"),
+        (RecordOutcome::ExemptionAdded, "exemption-added"),
+        (RecordOutcome::ExemptionRemoved, "exemption-removed"),
+        (RecordOutcome::BreakerTripped, "breaker-tripped"),
+        (RecordOutcome::DeadLettered, "dead-lettered"),
+        (RecordOutcome::Anchored, "anchored"),
+    ];
+
+    /// The stored string.
+    pub fn as_str(&self) -> &str {
+        match self {
+            RecordOutcome::Job(s) => s.as_str(),
+            RecordOutcome::Unreadable(why) => why,
+            named => RecordOutcome::NAMED
+                .iter()
+                .find(|(o, _)| o == named)
+                .map_or("", |(_, s)| s),
+        }
+    }
+
+    /// The outcome a stored string names, if any.
+    pub fn parse(s: &str) -> Option<RecordOutcome> {
+        JobStatus::parse(s).map(RecordOutcome::Job).or_else(|| {
+            RecordOutcome::NAMED
+                .iter()
+                .find(|(_, name)| *name == s)
+                .map(|(o, _)| o.clone())
+        })
+    }
+}
+
+impl Default for RecordOutcome {
+    fn default() -> Self {
+        RecordOutcome::Unreadable(String::new())
+    }
+}
+
+impl std::fmt::Display for RecordOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for RecordOutcome {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for RecordOutcome {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        RecordOutcome::parse(&s)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown record outcome {s:?}")))
+    }
+}
 
 /// One audit record.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -18,8 +124,8 @@ pub struct Record {
     pub seq: u64,
     pub prev_hash: String,
     pub time: String,
-    /// What was decided about: `job`, `poison` or `settings`.
-    pub kind: String,
+    /// What was decided about.
+    pub kind: RecordKind,
     pub job_id: Option<String>,
     pub event_id: Option<String>,
     pub account: Option<String>,
@@ -33,7 +139,7 @@ pub struct Record {
     pub before: Option<Value>,
     pub plan: Option<Plan>,
     pub after: Option<Value>,
-    pub outcome: String,
+    pub outcome: RecordOutcome,
     pub reason: Option<String>,
     /// Who asked for it: the operator for settings, `worker` for the worker's own decisions.
     pub actor: Option<String>,
@@ -59,7 +165,7 @@ impl Record {
     /// The record of a job's outcome (`actor`: who decided: `worker`, or the approver).
     pub fn for_job(job: &Job, actor: &str) -> Record {
         Record {
-            kind: "job".into(),
+            kind: RecordKind::Job,
             job_id: Some(job.id.clone()),
             event_id: job.event_id.clone(),
             account: Some(job.account.clone()),
@@ -73,7 +179,7 @@ impl Record {
             before: job.before.clone(),
             plan: job.plan.clone(),
             after: job.after.clone(),
-            outcome: job.status.as_str().into(),
+            outcome: RecordOutcome::Job(job.status),
             reason: job.reason.clone(),
             actor: Some(actor.to_string()),
             ..Record::default()
@@ -83,12 +189,12 @@ impl Record {
     /// The record of adding an exemption.
     pub fn exemption_added(e: &Exemption) -> Record {
         Record {
-            kind: "settings".into(),
+            kind: RecordKind::Settings,
             remediation: Some(e.remediation.clone()),
             account: (e.account != "*").then(|| e.account.clone()),
             resource_id: Some(e.resource_id.clone()),
             after: Some(serde_json::to_value(e).unwrap_or(Value::Null)),
-            outcome: "exemption-added".into(),
+            outcome: RecordOutcome::ExemptionAdded,
             reason: Some(e.reason.clone()),
             actor: Some(e.by.clone()),
             ..Default::default()
@@ -105,10 +211,10 @@ impl Record {
         by: &str,
     ) -> Record {
         Record {
-            kind: "settings".into(),
+            kind: RecordKind::Settings,
             remediation: Some(remediation.to_string()),
             job_id: Some(job_id.to_string()),
-            outcome: "breaker-tripped".into(),
+            outcome: RecordOutcome::BreakerTripped,
             reason: Some(format!(
                 "{count} enforcements in {window} s reached the limit of {limit}; mode set to approval"
             )),
@@ -120,9 +226,9 @@ impl Record {
     /// The record of a message that is no event, sent to the DLQ.
     pub fn poison(message_id: &str, reason: &str) -> Record {
         Record {
-            kind: "poison".into(),
+            kind: RecordKind::Poison,
             event_id: Some(message_id.to_string()),
-            outcome: "dead-lettered".into(),
+            outcome: RecordOutcome::DeadLettered,
             reason: Some(reason.to_string()),
             actor: Some("worker".into()),
             ..Record::default()
@@ -183,5 +289,33 @@ pub(crate) fn redact_record(r: &mut Record) {
         if secret_text(s) {
             *s = "[redacted]".into();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_and_outcomes_serialise_to_the_stored_strings() {
+        let r = Record {
+            kind: RecordKind::Settings,
+            outcome: RecordOutcome::ExemptionAdded,
+            ..Record::default()
+        };
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["kind"], "settings");
+        assert_eq!(v["outcome"], "exemption-added");
+        let back: Record = serde_json::from_value(v).unwrap();
+        assert_eq!(back, r);
+        for status in JobStatus::ALL {
+            let o = RecordOutcome::Job(*status);
+            assert_eq!(RecordOutcome::parse(o.as_str()), Some(o));
+        }
+        for (o, s) in RecordOutcome::NAMED {
+            assert_eq!(o.as_str(), *s);
+            assert_eq!(RecordOutcome::parse(s).as_ref(), Some(o));
+        }
+        assert!(serde_json::from_value::<RecordOutcome>("nonsense".into()).is_err());
     }
 }

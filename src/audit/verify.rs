@@ -7,7 +7,7 @@ use aws_sdk_dynamodb::Client;
 use serde::Serialize;
 
 use super::chain::ANCHORS;
-use super::record::{GENESIS, Record};
+use super::record::{GENESIS, Record, RecordOutcome};
 use crate::cloud::classify;
 use crate::state::StateError;
 
@@ -47,7 +47,7 @@ pub async fn read_all(ddb: &Client, table: &str) -> Result<Vec<Stored>, StateErr
                 .unwrap_or(0);
             let record: Record = serde_json::from_str(&get("record")).unwrap_or_else(|e| Record {
                 id: get("id"),
-                outcome: format!("unreadable record: {e}"),
+                outcome: RecordOutcome::Unreadable(format!("unreadable record: {e}")),
                 ..Record::default()
             });
             out_records.push(Stored {
