@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::catalog::Remediation;
-use crate::cloud::{CloudError, classify};
+use crate::cloud::CloudError;
 use crate::controller::{Context, Disposition, plan_blocking, reconcile};
 use crate::event::{Compliance, Finding, Source};
 
@@ -40,100 +40,7 @@ pub async fn enumerate(
     region: &str,
     resource_type: &str,
 ) -> Result<Vec<String>, CloudError> {
-    let c = ctx.cloud.clients(account, region).await;
-    let mut ids = Vec::new();
-    match resource_type {
-        "AWS::S3::Bucket" => {
-            let out =
-                c.s3.list_buckets()
-                    .send()
-                    .await
-                    .map_err(|e| classify("s3:ListBuckets", e))?;
-            ids.extend(
-                out.buckets()
-                    .iter()
-                    .filter_map(|b| b.name().map(str::to_string)),
-            );
-        }
-        "AWS::EC2::SecurityGroup" => {
-            let mut token = None;
-            loop {
-                let out = c
-                    .ec2
-                    .describe_security_groups()
-                    .set_next_token(token.take())
-                    .send()
-                    .await
-                    .map_err(|e| classify("ec2:DescribeSecurityGroups", e))?;
-                ids.extend(
-                    out.security_groups()
-                        .iter()
-                        .filter_map(|g| g.group_id().map(str::to_string)),
-                );
-                match out.next_token() {
-                    Some(t) if !t.is_empty() => token = Some(t.to_string()),
-                    _ => break,
-                }
-            }
-        }
-        "AWS::IAM::User" => {
-            ids.extend(
-                crate::cloud::list_users(&c)
-                    .await?
-                    .into_iter()
-                    .map(|(_, name)| name),
-            );
-        }
-        "AWS::EC2::VPCEndpoint" => {
-            let mut token = None;
-            loop {
-                let out = c
-                    .ec2
-                    .describe_vpc_endpoints()
-                    .set_next_token(token.take())
-                    .send()
-                    .await
-                    .map_err(|e| classify("ec2:DescribeVpcEndpoints", e))?;
-                ids.extend(
-                    out.vpc_endpoints()
-                        .iter()
-                        .filter_map(|e| e.vpc_endpoint_id().map(str::to_string)),
-                );
-                match out.next_token() {
-                    Some(t) if !t.is_empty() => token = Some(t.to_string()),
-                    _ => break,
-                }
-            }
-        }
-        "AWS::EC2::Instance" => {
-            let mut token = None;
-            loop {
-                let out = c
-                    .ec2
-                    .describe_instances()
-                    .set_next_token(token.take())
-                    .send()
-                    .await
-                    .map_err(|e| classify("ec2:DescribeInstances", e))?;
-                ids.extend(
-                    out.reservations()
-                        .iter()
-                        .flat_map(|r| r.instances())
-                        .filter_map(|i| i.instance_id().map(str::to_string)),
-                );
-                match out.next_token() {
-                    Some(t) if !t.is_empty() => token = Some(t.to_string()),
-                    _ => break,
-                }
-            }
-        }
-        other => {
-            return Err(CloudError::Unsupported(format!(
-                "rectify cannot enumerate {other}"
-            )));
-        }
-    }
-    Ok(ids)
+    crate::resource::enumerate(&ctx.cloud, account, region, resource_type).await
 }
 
 /// Sweeps the given remediations over the given accounts and regions.
