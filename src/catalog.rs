@@ -65,15 +65,6 @@ impl std::fmt::Display for Mode {
     }
 }
 
-/// The resource types rectify can observe (see `cloud::observe`).
-pub const OBSERVED_TYPES: &[&str] = &[
-    "AWS::S3::Bucket",
-    "AWS::EC2::SecurityGroup",
-    "AWS::IAM::User",
-    "AWS::EC2::VPCEndpoint",
-    "AWS::EC2::Instance",
-];
-
 /// `remediation.toml`.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -432,13 +423,13 @@ fn load_one(
             ),
         ));
     }
-    if !OBSERVED_TYPES.contains(&manifest.resource_type.as_str()) {
+    if crate::resource::lookup(&manifest.resource_type).is_none() {
         return Err(key_error(
             "resource_type",
             format!(
                 "`resource_type` {:?} has no observer (known: {})",
                 manifest.resource_type,
-                OBSERVED_TYPES.join(", ")
+                crate::resource::config_types().join(", ")
             ),
         ));
     }

@@ -1,13 +1,16 @@
-//! Member accounts: credentials, observers (read a resource live) and the action layer (apply).
+//! Member accounts: credentials, clients, reading a resource live, and the entry to the action
+//! layer.
 //!
 //! A finding in another account is handled through STS AssumeRole into that account's
 //! remediation role; the resulting configuration and clients are cached per account and region.
-//! Observers turn what AWS says into the JSON shapes scripts read (documented in
-//! docs/writing-remediations.md). [`Cloud::apply`] is the one place rectify changes AWS: each
-//! action is idempotent, and a change that is already in place counts as done.
+//! What each resource type reads and how it is listed lives in [`crate::resource`];
+//! [`Cloud::observe`] dispatches there and adds the head fields every shape has (documented in
+//! docs/writing-remediations.md). [`Cloud::apply`] is the one place rectify changes AWS (see
+//! [`crate::action::apply`]).
 
+use std::any::{Any, TypeId};
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use aws_config::SdkConfig;
 use aws_sdk_s3::config::http::HttpResponse;
@@ -17,6 +20,7 @@ use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
 use crate::action::Action;
+use crate::action::apply::Applied;
 
 /// A failed call to a member account.
 #[derive(Debug, thiserror::Error)]
@@ -112,20 +116,31 @@ pub fn error_chain(err: &dyn std::error::Error) -> String {
     text
 }
 
-/// Clients for one account and region.
+/// Clients for one account and region, each SDK client made the first time it is asked for, so a
+/// resource type can use a service without a field here for it.
 pub struct Clients {
-    pub s3: aws_sdk_s3::Client,
-    pub ec2: aws_sdk_ec2::Client,
-    pub iam: aws_sdk_iam::Client,
+    /// The member account's configuration, with the region set.
+    config: SdkConfig,
+    made: std::sync::Mutex<HashMap<TypeId, Box<dyn Any + Send + Sync>>>,
 }
 
-/// What applying an action did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Applied {
-    Changed,
-    /// The change was already in place (a revoked rule already gone).
-    AlreadyDone,
+impl Clients {
+    fn new(config: SdkConfig) -> Clients {
+        Clients {
+            config,
+            made: std::sync::Mutex::default(),
+        }
+    }
+
+    /// The client of type `C`, made with `make` (an SDK's `Client::new`) on first use and cached.
+    pub fn get<C: Clone + Send + Sync + 'static>(&self, make: fn(&SdkConfig) -> C) -> C {
+        let mut made = self.made.lock().unwrap_or_else(|e| e.into_inner());
+        made.entry(TypeId::of::<C>())
+            .or_insert_with(|| Box::new(make(&self.config)))
+            .downcast_ref::<C>()
+            .expect("the entry of a type holds that type")
+            .clone()
+    }
 }
 
 /// Access to member accounts.
@@ -136,8 +151,8 @@ pub struct Cloud {
     external_id: Option<String>,
     accounts: Mutex<HashMap<String, SdkConfig>>,
     clients: Mutex<HashMap<(String, String), Arc<Clients>>>,
-    /// Per account: IAM unique id (`AIDA…`) → user name.
-    users: Mutex<HashMap<String, HashMap<String, String>>>,
+    /// State a resource type keeps for as long as this `Cloud` lives, one value per type.
+    shared: std::sync::Mutex<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>,
 }
 
 impl Cloud {
@@ -154,7 +169,7 @@ impl Cloud {
             external_id,
             accounts: Mutex::default(),
             clients: Mutex::default(),
-            users: Mutex::default(),
+            shared: std::sync::Mutex::default(),
         }
     }
 
@@ -193,25 +208,13 @@ impl Cloud {
         if let Some(c) = self.clients.lock().await.get(&key) {
             return c.clone();
         }
-        let config = self.account_config(account).await;
-        let region = aws_config::Region::new(region.to_string());
-        let clients = Arc::new(Clients {
-            s3: aws_sdk_s3::Client::from_conf(
-                aws_sdk_s3::config::Builder::from(&config)
-                    .region(region.clone())
-                    .build(),
-            ),
-            ec2: aws_sdk_ec2::Client::from_conf(
-                aws_sdk_ec2::config::Builder::from(&config)
-                    .region(region.clone())
-                    .build(),
-            ),
-            iam: aws_sdk_iam::Client::from_conf(
-                aws_sdk_iam::config::Builder::from(&config)
-                    .region(region)
-                    .build(),
-            ),
-        });
+        let config = self
+            .account_config(account)
+            .await
+            .to_builder()
+            .region(aws_config::Region::new(region.to_string()))
+            .build();
+        let clients = Arc::new(Clients::new(config));
         self.clients.lock().await.insert(key, clients.clone());
         clients
     }
@@ -224,34 +227,13 @@ impl Cloud {
         resource_type: &str,
         id: &str,
     ) -> Result<Value, CloudError> {
-        let c = self.clients(account, region).await;
-        let mut body = match resource_type {
-            "AWS::S3::Bucket" => observe_bucket(&c, id).await?,
-            "AWS::EC2::SecurityGroup" => observe_security_group(&c, id).await?,
-            "AWS::IAM::User" => {
-                // Config names users by their unique id (`AIDA…` on AWS); a plain user name
-                // works too. An id that is not a user name is looked up by id.
-                if id.starts_with("AIDA") {
-                    let name = self.resolve_user(&c, account, id).await?;
-                    observe_user(&c, &name).await?
-                } else {
-                    match observe_user(&c, id).await {
-                        Err(CloudError::NotFound { .. }) => {
-                            let name = self.resolve_user(&c, account, id).await?;
-                            observe_user(&c, &name).await?
-                        }
-                        other => other?,
-                    }
-                }
-            }
-            "AWS::EC2::VPCEndpoint" => observe_vpc_endpoint(&c, id).await?,
-            "AWS::EC2::Instance" => observe_instance(&c, id).await?,
-            other => {
-                return Err(CloudError::Unsupported(format!(
-                    "rectify cannot observe resources of type {other}"
-                )));
-            }
+        let Some(rt) = crate::resource::lookup(resource_type) else {
+            return Err(CloudError::Unsupported(format!(
+                "rectify cannot observe resources of type {resource_type}"
+            )));
         };
+        let c = self.clients(account, region).await;
+        let mut body = rt.observe(self, &c, account, region, id).await?;
         let head = json!({
             "type": resource_type,
             "id": id,
@@ -267,23 +249,17 @@ impl Cloud {
         Ok(body)
     }
 
-    /// Resolves an IAM unique id to a user name, through a per-account cache of ListUsers that
-    /// is refreshed when the id is not in it.
-    async fn resolve_user(
-        &self,
-        c: &Clients,
-        account: &str,
-        id: &str,
-    ) -> Result<String, CloudError> {
-        if let Some(name) = self.users.lock().await.get(account).and_then(|m| m.get(id)) {
-            return Ok(name.clone());
-        }
-        let map: HashMap<String, String> = list_users(c).await?.into_iter().collect();
-        let found = map.get(id).cloned();
-        self.users.lock().await.insert(account.to_string(), map);
-        found.ok_or_else(|| CloudError::NotFound {
-            resource: format!("IAM user with unique id {id}"),
-        })
+    /// The one value of type `T` this `Cloud` keeps for a resource type (a cache of lookups,
+    /// say), made with `T::default()` on first use.
+    pub fn shared<T: Default + Send + Sync + 'static>(&self) -> Arc<T> {
+        let mut shared = self.shared.lock().unwrap_or_else(|e| e.into_inner());
+        let value = shared
+            .entry(TypeId::of::<T>())
+            .or_insert_with(|| Arc::new(T::default()))
+            .clone();
+        value
+            .downcast::<T>()
+            .unwrap_or_else(|_| unreachable!("the entry of a type holds that type"))
     }
 
     /// Applies one action. Idempotent: work already done counts as done.
@@ -293,156 +269,7 @@ impl Cloud {
         region: &str,
         action: &Action,
     ) -> Result<Applied, CloudError> {
-        let c = self.clients(account, region).await;
-        match action {
-            Action::PutPublicAccessBlock {
-                bucket,
-                block_public_acls,
-                ignore_public_acls,
-                block_public_policy,
-                restrict_public_buckets,
-            } => {
-                let config = aws_sdk_s3::types::PublicAccessBlockConfiguration::builder()
-                    .block_public_acls(*block_public_acls)
-                    .ignore_public_acls(*ignore_public_acls)
-                    .block_public_policy(*block_public_policy)
-                    .restrict_public_buckets(*restrict_public_buckets)
-                    .build();
-                c.s3.put_public_access_block()
-                    .bucket(bucket)
-                    .public_access_block_configuration(config)
-                    .send()
-                    .await
-                    .map_err(|e| classify("s3:PutPublicAccessBlock", e))?;
-                Ok(Applied::Changed)
-            }
-            Action::DeletePublicAccessBlock { bucket } => {
-                match c
-                    .s3
-                    .delete_public_access_block()
-                    .bucket(bucket)
-                    .send()
-                    .await
-                {
-                    Ok(_) => Ok(Applied::Changed),
-                    Err(e) => match classify("s3:DeletePublicAccessBlock", e) {
-                        e if e.code() == Some("NoSuchPublicAccessBlockConfiguration") => {
-                            Ok(Applied::AlreadyDone)
-                        }
-                        e => Err(e),
-                    },
-                }
-            }
-            Action::RevokeSecurityGroupIngress { group_id, rule_id } => {
-                // One rule id per call: a call that names a missing rule fails as a whole.
-                match c
-                    .ec2
-                    .revoke_security_group_ingress()
-                    .group_id(group_id)
-                    .security_group_rule_ids(rule_id)
-                    .send()
-                    .await
-                {
-                    Ok(out) if out.unknown_ip_permissions().is_empty() => Ok(Applied::Changed),
-                    Ok(_) => Ok(Applied::AlreadyDone),
-                    Err(e) => match classify("ec2:RevokeSecurityGroupIngress", e) {
-                        e if e.code() == Some("InvalidPermission.NotFound") => {
-                            Ok(Applied::AlreadyDone)
-                        }
-                        e => Err(e),
-                    },
-                }
-            }
-            Action::AuthorizeSecurityGroupIngress {
-                group_id,
-                protocol,
-                from_port,
-                to_port,
-                cidr_ipv4,
-                cidr_ipv6,
-                description,
-            } => {
-                let mut permission = aws_sdk_ec2::types::IpPermission::builder()
-                    .ip_protocol(protocol)
-                    .from_port(*from_port)
-                    .to_port(*to_port);
-                if let Some(cidr) = cidr_ipv4 {
-                    permission = permission.ip_ranges(
-                        aws_sdk_ec2::types::IpRange::builder()
-                            .cidr_ip(cidr)
-                            .set_description(description.clone())
-                            .build(),
-                    );
-                }
-                if let Some(cidr) = cidr_ipv6 {
-                    permission = permission.ipv6_ranges(
-                        aws_sdk_ec2::types::Ipv6Range::builder()
-                            .cidr_ipv6(cidr)
-                            .set_description(description.clone())
-                            .build(),
-                    );
-                }
-                match c
-                    .ec2
-                    .authorize_security_group_ingress()
-                    .group_id(group_id)
-                    .ip_permissions(permission.build())
-                    .send()
-                    .await
-                {
-                    Ok(_) => Ok(Applied::Changed),
-                    Err(e) => match classify("ec2:AuthorizeSecurityGroupIngress", e) {
-                        e if e.code() == Some("InvalidPermission.Duplicate") => {
-                            Ok(Applied::AlreadyDone)
-                        }
-                        e => Err(e),
-                    },
-                }
-            }
-            Action::UpdateAccessKey {
-                user_name,
-                access_key_id,
-                status,
-            } => {
-                c.iam
-                    .update_access_key()
-                    .user_name(user_name)
-                    .access_key_id(access_key_id)
-                    .status(aws_sdk_iam::types::StatusType::from(status.as_str()))
-                    .send()
-                    .await
-                    .map_err(|e| classify("iam:UpdateAccessKey", e))?;
-                Ok(Applied::Changed)
-            }
-            Action::ModifyInstanceMetadataOptions {
-                instance_id,
-                http_tokens,
-            } => {
-                c.ec2
-                    .modify_instance_metadata_options()
-                    .instance_id(instance_id)
-                    .http_tokens(aws_sdk_ec2::types::HttpTokensState::from(
-                        http_tokens.as_str(),
-                    ))
-                    .send()
-                    .await
-                    .map_err(|e| classify("ec2:ModifyInstanceMetadataOptions", e))?;
-                Ok(Applied::Changed)
-            }
-            Action::ModifyVpcEndpointPolicy {
-                vpc_endpoint_id,
-                policy_document,
-            } => {
-                c.ec2
-                    .modify_vpc_endpoint()
-                    .vpc_endpoint_id(vpc_endpoint_id)
-                    .policy_document(policy_document)
-                    .send()
-                    .await
-                    .map_err(|e| classify("ec2:ModifyVpcEndpoint", e))?;
-                Ok(Applied::Changed)
-            }
-        }
+        crate::action::apply::apply(self, account, region, action).await
     }
 }
 
@@ -473,9 +300,8 @@ pub const CONTROLLER_PERMISSIONS: &[&str] = &[
 /// What the member-account role must allow: every observer's reads and every action's call,
 /// sorted, once each.
 pub fn member_permissions() -> Vec<&'static str> {
-    let mut all: Vec<&'static str> = OBSERVER_PERMISSIONS
-        .iter()
-        .copied()
+    let mut all: Vec<&'static str> = crate::resource::read_permissions()
+        .into_iter()
         .chain(crate::action::ACTION_KINDS.iter().map(|k| k.permission))
         .collect();
     all.sort_unstable();
@@ -483,283 +309,7 @@ pub fn member_permissions() -> Vec<&'static str> {
     all
 }
 
-/// Every IAM user of an account, as (unique id, user name).
-pub async fn list_users(c: &Clients) -> Result<Vec<(String, String)>, CloudError> {
-    let mut users = Vec::new();
-    let mut marker = None;
-    loop {
-        let out = c
-            .iam
-            .list_users()
-            .set_marker(marker.take())
-            .send()
-            .await
-            .map_err(|e| classify("iam:ListUsers", e))?;
-        users.extend(
-            out.users()
-                .iter()
-                .map(|u| (u.user_id().to_string(), u.user_name().to_string())),
-        );
-        match out.marker() {
-            Some(m) if out.is_truncated() => marker = Some(m.to_string()),
-            _ => break,
-        }
-    }
-    Ok(users)
-}
-
-/// The read-only calls the observers make, as IAM permissions.
-pub const OBSERVER_PERMISSIONS: &[&str] = &[
-    "s3:GetBucketPublicAccessBlock",
-    "s3:GetBucketTagging",
-    "s3:ListAllMyBuckets",
-    "ec2:DescribeSecurityGroups",
-    "ec2:DescribeSecurityGroupRules",
-    "ec2:DescribeVpcEndpoints",
-    "ec2:DescribeInstances",
-    "iam:GetUser",
-    "iam:ListUsers",
-    "iam:ListAccessKeys",
-    "iam:GetAccessKeyLastUsed",
-    "iam:ListUserTags",
-];
-
-async fn observe_instance(c: &Clients, id: &str) -> Result<Value, CloudError> {
-    let out = c
-        .ec2
-        .describe_instances()
-        .instance_ids(id)
-        .send()
-        .await
-        .map_err(|e| {
-            not_found(
-                classify("ec2:DescribeInstances", e),
-                &["InvalidInstanceID.NotFound", "InvalidInstanceID.Malformed"],
-                format!("instance {id}"),
-            )
-        })?;
-    let instance = out
-        .reservations()
-        .iter()
-        .flat_map(|r| r.instances())
-        .find(|i| i.instance_id() == Some(id))
-        .ok_or_else(|| CloudError::NotFound {
-            resource: format!("instance {id}"),
-        })?;
-    let m = instance.metadata_options();
-    Ok(json!({
-        "instance_id": id,
-        "state": instance.state().and_then(|s| s.name()).map(|n| n.as_str()),
-        "metadata_options": {
-            "http_tokens": m.and_then(|m| m.http_tokens()).map(|t| t.as_str()).unwrap_or("optional"),
-            "http_endpoint": m.and_then(|m| m.http_endpoint()).map(|t| t.as_str()),
-            "http_put_response_hop_limit": m.and_then(|m| m.http_put_response_hop_limit()),
-        },
-        "tags": tag_map(instance.tags().iter().map(|t| (t.key().unwrap_or_default(), t.value().unwrap_or_default()))),
-    }))
-}
-
-/// Resource tags as a JSON object.
-fn tag_map<'a>(tags: impl Iterator<Item = (&'a str, &'a str)>) -> Value {
-    Value::Object(
-        tags.map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
-            .collect(),
-    )
-}
-
-fn not_found(e: CloudError, codes: &[&str], resource: String) -> CloudError {
-    match e.code() {
-        Some(code) if codes.contains(&code) => CloudError::NotFound { resource },
-        _ => e,
-    }
-}
-
-async fn observe_bucket(c: &Clients, bucket: &str) -> Result<Value, CloudError> {
-    let pab = match c.s3.get_public_access_block().bucket(bucket).send().await {
-        Ok(out) => {
-            let p = out.public_access_block_configuration();
-            let flag = |f: Option<bool>| f.unwrap_or(false);
-            json!({
-                "block_public_acls": flag(p.and_then(|p| p.block_public_acls())),
-                "ignore_public_acls": flag(p.and_then(|p| p.ignore_public_acls())),
-                "block_public_policy": flag(p.and_then(|p| p.block_public_policy())),
-                "restrict_public_buckets": flag(p.and_then(|p| p.restrict_public_buckets())),
-            })
-        }
-        Err(e) => match classify("s3:GetPublicAccessBlock", e) {
-            e if e.code() == Some("NoSuchPublicAccessBlockConfiguration") => Value::Null,
-            e => return Err(not_found(e, &["NoSuchBucket"], format!("bucket {bucket}"))),
-        },
-    };
-    let tags = match c.s3.get_bucket_tagging().bucket(bucket).send().await {
-        Ok(out) => tag_map(out.tag_set().iter().map(|t| (t.key(), t.value()))),
-        Err(e) => match classify("s3:GetBucketTagging", e) {
-            e if e.code() == Some("NoSuchTagSet") => json!({}),
-            e => return Err(e),
-        },
-    };
-    Ok(json!({ "bucket": bucket, "public_access_block": pab, "tags": tags }))
-}
-
-async fn observe_security_group(c: &Clients, group_id: &str) -> Result<Value, CloudError> {
-    let groups = c
-        .ec2
-        .describe_security_groups()
-        .group_ids(group_id)
-        .send()
-        .await
-        .map_err(|e| {
-            not_found(
-                classify("ec2:DescribeSecurityGroups", e),
-                &["InvalidGroup.NotFound", "InvalidGroupId.NotFound"],
-                format!("security group {group_id}"),
-            )
-        })?;
-    let group = groups
-        .security_groups()
-        .first()
-        .ok_or_else(|| CloudError::NotFound {
-            resource: format!("security group {group_id}"),
-        })?;
-    let filter = aws_sdk_ec2::types::Filter::builder()
-        .name("group-id")
-        .values(group_id)
-        .build();
-    let mut rules = Vec::new();
-    let mut token = None;
-    loop {
-        let out = c
-            .ec2
-            .describe_security_group_rules()
-            .filters(filter.clone())
-            .set_next_token(token.take())
-            .send()
-            .await
-            .map_err(|e| classify("ec2:DescribeSecurityGroupRules", e))?;
-        for r in out.security_group_rules() {
-            if r.is_egress() == Some(true) || r.group_id() != Some(group_id) {
-                continue;
-            }
-            rules.push(json!({
-                "rule_id": r.security_group_rule_id(),
-                "protocol": r.ip_protocol(),
-                "from_port": r.from_port(),
-                "to_port": r.to_port(),
-                "cidr_ipv4": r.cidr_ipv4(),
-                "cidr_ipv6": r.cidr_ipv6(),
-                "referenced_group_id": r.referenced_group_info().and_then(|g| g.group_id()),
-                "prefix_list_id": r.prefix_list_id(),
-                "description": r.description(),
-            }));
-        }
-        match out.next_token() {
-            Some(t) if !t.is_empty() => token = Some(t.to_string()),
-            _ => break,
-        }
-    }
-    rules.sort_by(|a, b| a["rule_id"].as_str().cmp(&b["rule_id"].as_str()));
-    Ok(json!({
-        "group_id": group_id,
-        "group_name": group.group_name(),
-        "vpc_id": group.vpc_id(),
-        "ingress_rules": rules,
-        "tags": tag_map(group.tags().iter().map(|t| (t.key().unwrap_or_default(), t.value().unwrap_or_default()))),
-    }))
-}
-
-fn time_text(t: &aws_sdk_iam::primitives::DateTime) -> Option<String> {
-    chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos())
-        .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true))
-}
-
-async fn observe_user(c: &Clients, user_name: &str) -> Result<Value, CloudError> {
-    let user = c
-        .iam
-        .get_user()
-        .user_name(user_name)
-        .send()
-        .await
-        .map_err(|e| {
-            not_found(
-                classify("iam:GetUser", e),
-                &["NoSuchEntity"],
-                format!("IAM user {user_name}"),
-            )
-        })?;
-    let user_id = user.user().map(|u| u.user_id().to_string());
-    let mut keys = Vec::new();
-    let mut marker = None;
-    loop {
-        let out = c
-            .iam
-            .list_access_keys()
-            .user_name(user_name)
-            .set_marker(marker.take())
-            .send()
-            .await
-            .map_err(|e| classify("iam:ListAccessKeys", e))?;
-        for k in out.access_key_metadata() {
-            let Some(key_id) = k.access_key_id() else {
-                continue;
-            };
-            let last_used = c
-                .iam
-                .get_access_key_last_used()
-                .access_key_id(key_id)
-                .send()
-                .await
-                .map_err(|e| classify("iam:GetAccessKeyLastUsed", e))?;
-            keys.push(json!({
-                "access_key_id": key_id,
-                "status": k.status().map(|s| s.as_str()),
-                "created_at": k.create_date().and_then(time_text),
-                "last_used_at": last_used.access_key_last_used().and_then(|u| u.last_used_date()).and_then(time_text),
-            }));
-        }
-        match out.marker() {
-            Some(m) if out.is_truncated() => marker = Some(m.to_string()),
-            _ => break,
-        }
-    }
-    let tags = c
-        .iam
-        .list_user_tags()
-        .user_name(user_name)
-        .send()
-        .await
-        .map_err(|e| classify("iam:ListUserTags", e))?;
-    let tags = tag_map(tags.tags().iter().map(|t| (t.key(), t.value())));
-    Ok(json!({ "user_name": user_name, "user_id": user_id, "access_keys": keys, "tags": tags }))
-}
-
-async fn observe_vpc_endpoint(c: &Clients, id: &str) -> Result<Value, CloudError> {
-    let out = c
-        .ec2
-        .describe_vpc_endpoints()
-        .vpc_endpoint_ids(id)
-        .send()
-        .await
-        .map_err(|e| {
-            not_found(
-                classify("ec2:DescribeVpcEndpoints", e),
-                &[
-                    "InvalidVpcEndpointId.NotFound",
-                    "InvalidVpcEndpoint.NotFound",
-                ],
-                format!("VPC endpoint {id}"),
-            )
-        })?;
-    let ep = out
-        .vpc_endpoints()
-        .first()
-        .ok_or_else(|| CloudError::NotFound {
-            resource: format!("VPC endpoint {id}"),
-        })?;
-    Ok(json!({
-        "vpc_endpoint_id": id,
-        "vpc_id": ep.vpc_id(),
-        "service_name": ep.service_name(),
-        "policy_document": ep.policy_document(),
-        "tags": tag_map(ep.tags().iter().map(|t| (t.key().unwrap_or_default(), t.value().unwrap_or_default()))),
-    }))
-}
+/// The read-only calls the observers and the sweep make, as IAM permissions (the union over
+/// [`crate::resource::REGISTRY`], grouped by service).
+pub static OBSERVER_PERMISSIONS: LazyLock<Vec<&'static str>> =
+    LazyLock::new(crate::resource::read_permissions);

@@ -420,16 +420,6 @@ const SECURITY_HUB_CONTROLS: &[(&str, &str)] = &[
     ("IAM.8", "iam-user-unused-credentials-check"),
 ];
 
-/// ASFF resource types and their CloudFormation names.
-const ASFF_TYPES: &[(&str, &str)] = &[
-    ("AwsS3Bucket", "AWS::S3::Bucket"),
-    ("AwsEc2SecurityGroup", "AWS::EC2::SecurityGroup"),
-    ("AwsIamUser", "AWS::IAM::User"),
-    ("AwsIamAccessKey", "AWS::IAM::User"),
-    ("AwsEc2VpcEndpointService", "AWS::EC2::VPCEndpoint"),
-    ("AwsEc2Instance", "AWS::EC2::Instance"),
-];
-
 fn decode_asff_event(detail: Value, event_id: Option<String>) -> Result<Vec<Finding>, DecodeError> {
     const KIND: &str = "Security Hub finding";
     let findings = detail
@@ -465,10 +455,9 @@ fn decode_asff_finding(f: &Value, event_id: Option<String>) -> Result<Finding, D
         .ok_or_else(|| malformed(KIND, "`Region` is missing"))?;
     let asff_type = text(resource, &["Type"])
         .ok_or_else(|| malformed(KIND, "`Resources[0].Type` is missing"))?;
-    let resource_type = ASFF_TYPES
-        .iter()
-        .find(|(a, _)| *a == asff_type)
-        .map(|(_, c)| c.to_string())
+    // ASFF resource types become their CloudFormation names (see `resource::from_asff`).
+    let resource_type = crate::resource::from_asff(&asff_type)
+        .map(|r| r.config_type().to_string())
         .unwrap_or_else(|| asff_type.clone());
     let arn_or_id =
         text(resource, &["Id"]).ok_or_else(|| malformed(KIND, "`Resources[0].Id` is missing"))?;
@@ -659,51 +648,17 @@ fn validate_token(field: &'static str, s: &str, max: usize) -> Result<(), Decode
 
 /// Checks a resource id against the form its type allows, so nothing else reaches an AWS call.
 pub fn validate_resource_id(resource_type: &str, id: &str) -> Result<(), DecodeError> {
-    let hex_id = |prefix: &str| {
-        id.strip_prefix(prefix).is_some_and(|h| {
-            (8..=17).contains(&h.len())
-                && h.bytes()
-                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        })
-    };
-    let ok = match resource_type {
-        "AWS::S3::Bucket" => {
-            // Bucket names: 3-63 of [a-z0-9.-] today; older us-east-1 buckets may also hold
-            // upper case and underscores, up to 255.
-            (3..=255).contains(&id.len())
-                && id
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
-                && id.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
-                && !id.contains("..")
-        }
-        "AWS::EC2::SecurityGroup" => hex_id("sg-"),
-        "AWS::EC2::VPCEndpoint" => hex_id("vpce-"),
-        "AWS::EC2::Instance" => hex_id("i-"),
-        "AWS::IAM::User" => {
-            (1..=128).contains(&id.len())
-                && id
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b))
-        }
-        _ => {
-            return validate_token("resource id", id, 256).and_then(|_| {
-                if id.contains("..") || id.contains('/') {
-                    Err(invalid("resource id", id, "contains a path"))
-                } else {
-                    Ok(())
-                }
-            });
-        }
-    };
-    if ok {
-        Ok(())
-    } else {
-        Err(invalid(
-            "resource id",
-            id,
-            "not a well-formed id for its resource type",
-        ))
+    match crate::resource::lookup(resource_type) {
+        Some(r) => r
+            .validate_id(id)
+            .map_err(|reason| invalid("resource id", id, reason)),
+        None => validate_token("resource id", id, 256).and_then(|_| {
+            if id.contains("..") || id.contains('/') {
+                Err(invalid("resource id", id, "contains a path"))
+            } else {
+                Ok(())
+            }
+        }),
     }
 }
 

@@ -28,6 +28,7 @@ pub mod metrics;
 pub mod notify;
 pub mod reconcile;
 pub mod render;
+pub mod resource;
 pub mod script;
 pub mod state;
 pub mod sweep;

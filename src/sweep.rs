@@ -16,10 +16,11 @@ use serde::Serialize;
 use tracing::Instrument;
 
 use crate::catalog::Remediation;
-use crate::cloud::{CloudError, classify};
+use crate::cloud::CloudError;
 use crate::event::{Compliance, Finding, Source};
 use crate::reconcile::plan::observe_and_plan;
 use crate::reconcile::{Context, Outcome, gates, new_job, run_claimed, take_lease};
+use crate::resource::Scope;
 use crate::state::SettingsSnapshot;
 
 /// What a sweep found for one remediation in one account and region.
@@ -142,7 +143,7 @@ pub fn check_regions(regions: &[String]) -> Result<(), String> {
 /// Resource types that are not regional (S3 bucket names and IAM users are account-wide):
 /// they are enumerated once per account, in the first region given, not once per region.
 fn is_global(resource_type: &str) -> bool {
-    matches!(resource_type, "AWS::S3::Bucket" | "AWS::IAM::User")
+    crate::resource::lookup(resource_type).is_some_and(|t| t.scope() == Scope::Global)
 }
 
 /// Lists the ids of every resource of a type in an account and region.
@@ -152,100 +153,7 @@ pub async fn enumerate(
     region: &str,
     resource_type: &str,
 ) -> Result<Vec<String>, CloudError> {
-    let c = ctx.cloud.clients(account, region).await;
-    let mut ids = Vec::new();
-    match resource_type {
-        "AWS::S3::Bucket" => {
-            let out =
-                c.s3.list_buckets()
-                    .send()
-                    .await
-                    .map_err(|e| classify("s3:ListBuckets", e))?;
-            ids.extend(
-                out.buckets()
-                    .iter()
-                    .filter_map(|b| b.name().map(str::to_string)),
-            );
-        }
-        "AWS::EC2::SecurityGroup" => {
-            let mut token = None;
-            loop {
-                let out = c
-                    .ec2
-                    .describe_security_groups()
-                    .set_next_token(token.take())
-                    .send()
-                    .await
-                    .map_err(|e| classify("ec2:DescribeSecurityGroups", e))?;
-                ids.extend(
-                    out.security_groups()
-                        .iter()
-                        .filter_map(|g| g.group_id().map(str::to_string)),
-                );
-                match out.next_token() {
-                    Some(t) if !t.is_empty() => token = Some(t.to_string()),
-                    _ => break,
-                }
-            }
-        }
-        "AWS::IAM::User" => {
-            ids.extend(
-                crate::cloud::list_users(&c)
-                    .await?
-                    .into_iter()
-                    .map(|(_, name)| name),
-            );
-        }
-        "AWS::EC2::VPCEndpoint" => {
-            let mut token = None;
-            loop {
-                let out = c
-                    .ec2
-                    .describe_vpc_endpoints()
-                    .set_next_token(token.take())
-                    .send()
-                    .await
-                    .map_err(|e| classify("ec2:DescribeVpcEndpoints", e))?;
-                ids.extend(
-                    out.vpc_endpoints()
-                        .iter()
-                        .filter_map(|e| e.vpc_endpoint_id().map(str::to_string)),
-                );
-                match out.next_token() {
-                    Some(t) if !t.is_empty() => token = Some(t.to_string()),
-                    _ => break,
-                }
-            }
-        }
-        "AWS::EC2::Instance" => {
-            let mut token = None;
-            loop {
-                let out = c
-                    .ec2
-                    .describe_instances()
-                    .set_next_token(token.take())
-                    .send()
-                    .await
-                    .map_err(|e| classify("ec2:DescribeInstances", e))?;
-                ids.extend(
-                    out.reservations()
-                        .iter()
-                        .flat_map(|r| r.instances())
-                        .filter_map(|i| i.instance_id().map(str::to_string)),
-                );
-                match out.next_token() {
-                    Some(t) if !t.is_empty() => token = Some(t.to_string()),
-                    _ => break,
-                }
-            }
-        }
-        other => {
-            return Err(CloudError::Unsupported(format!(
-                "rectify cannot enumerate {other}"
-            )));
-        }
-    }
-    Ok(ids)
+    crate::resource::enumerate(&ctx.cloud, account, region, resource_type).await
 }
 
 /// Sweeps the given remediations over the given accounts and regions, through the same gates

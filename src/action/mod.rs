@@ -5,6 +5,8 @@
 //! where the work is already done succeeds), and has an inverse computed from the resource's
 //! before-state, so that a fix can be undone exactly.
 
+pub mod apply;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};

@@ -1,0 +1,205 @@
+//! `AWS::IAM::User`: a user's access keys (with when each was last used) and tags.
+//!
+//! Config names users by their unique id (`AIDA…` on AWS); a plain user name works too. An id
+//! that is not a user name is looked up by id, through a per-account cache of ListUsers.
+
+use std::collections::HashMap;
+
+use chrono::SecondsFormat;
+use serde_json::{Value, json};
+use tokio::sync::Mutex;
+
+use super::{BoxFuture, ResourceType, Scope, not_found, tag_map, well_formed};
+use crate::cloud::{Clients, Cloud, CloudError, classify};
+
+/// IAM users: one namespace per account, so listed once, not once per region. Security Hub
+/// files access-key findings under the user.
+pub struct IamUser;
+
+impl ResourceType for IamUser {
+    fn config_type(&self) -> &'static str {
+        "AWS::IAM::User"
+    }
+
+    fn asff_types(&self) -> &'static [&'static str] {
+        &["AwsIamUser", "AwsIamAccessKey"]
+    }
+
+    fn ocsf_type(&self) -> &'static str {
+        "AwsIamUser"
+    }
+
+    fn scope(&self) -> Scope {
+        Scope::Global
+    }
+
+    fn validate_id(&self, id: &str) -> Result<(), &'static str> {
+        well_formed(
+            (1..=128).contains(&id.len())
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b)),
+        )
+    }
+
+    fn read_permissions(&self) -> &'static [&'static str] {
+        &[
+            "iam:GetUser",
+            "iam:ListUsers",
+            "iam:ListAccessKeys",
+            "iam:GetAccessKeyLastUsed",
+            "iam:ListUserTags",
+        ]
+    }
+
+    fn observe<'a>(
+        &'a self,
+        cloud: &'a Cloud,
+        clients: &'a Clients,
+        account: &'a str,
+        _region: &'a str,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Value, CloudError>> {
+        Box::pin(async move {
+            if id.starts_with("AIDA") {
+                let name = resolve_user(cloud, clients, account, id).await?;
+                observe_user(clients, &name).await
+            } else {
+                match observe_user(clients, id).await {
+                    Err(CloudError::NotFound { .. }) => {
+                        let name = resolve_user(cloud, clients, account, id).await?;
+                        observe_user(clients, &name).await
+                    }
+                    other => other,
+                }
+            }
+        })
+    }
+
+    fn enumerate<'a>(
+        &'a self,
+        _cloud: &'a Cloud,
+        clients: &'a Clients,
+        _account: &'a str,
+        _region: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<String>, CloudError>> {
+        Box::pin(async move {
+            Ok(list_users(clients)
+                .await?
+                .into_iter()
+                .map(|(_, name)| name)
+                .collect())
+        })
+    }
+}
+
+/// Per account: IAM unique id (`AIDA…`) → user name; kept in the [`Cloud`].
+#[derive(Default)]
+struct UserIds(Mutex<HashMap<String, HashMap<String, String>>>);
+
+/// Resolves an IAM unique id to a user name, through a per-account cache of ListUsers that
+/// is refreshed when the id is not in it.
+async fn resolve_user(
+    cloud: &Cloud,
+    c: &Clients,
+    account: &str,
+    id: &str,
+) -> Result<String, CloudError> {
+    let users = cloud.shared::<UserIds>();
+    if let Some(name) = users.0.lock().await.get(account).and_then(|m| m.get(id)) {
+        return Ok(name.clone());
+    }
+    let map: HashMap<String, String> = list_users(c).await?.into_iter().collect();
+    let found = map.get(id).cloned();
+    users.0.lock().await.insert(account.to_string(), map);
+    found.ok_or_else(|| CloudError::NotFound {
+        resource: format!("IAM user with unique id {id}"),
+    })
+}
+
+/// Every IAM user of an account, as (unique id, user name).
+async fn list_users(c: &Clients) -> Result<Vec<(String, String)>, CloudError> {
+    let iam = c.get(aws_sdk_iam::Client::new);
+    let mut users = Vec::new();
+    let mut marker = None;
+    loop {
+        let out = iam
+            .list_users()
+            .set_marker(marker.take())
+            .send()
+            .await
+            .map_err(|e| classify("iam:ListUsers", e))?;
+        users.extend(
+            out.users()
+                .iter()
+                .map(|u| (u.user_id().to_string(), u.user_name().to_string())),
+        );
+        match out.marker() {
+            Some(m) if out.is_truncated() => marker = Some(m.to_string()),
+            _ => break,
+        }
+    }
+    Ok(users)
+}
+
+fn time_text(t: &aws_sdk_iam::primitives::DateTime) -> Option<String> {
+    chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos())
+        .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true))
+}
+
+async fn observe_user(c: &Clients, user_name: &str) -> Result<Value, CloudError> {
+    let iam = c.get(aws_sdk_iam::Client::new);
+    let user = iam
+        .get_user()
+        .user_name(user_name)
+        .send()
+        .await
+        .map_err(|e| {
+            not_found(
+                classify("iam:GetUser", e),
+                &["NoSuchEntity"],
+                format!("IAM user {user_name}"),
+            )
+        })?;
+    let user_id = user.user().map(|u| u.user_id().to_string());
+    let mut keys = Vec::new();
+    let mut marker = None;
+    loop {
+        let out = iam
+            .list_access_keys()
+            .user_name(user_name)
+            .set_marker(marker.take())
+            .send()
+            .await
+            .map_err(|e| classify("iam:ListAccessKeys", e))?;
+        for k in out.access_key_metadata() {
+            let Some(key_id) = k.access_key_id() else {
+                continue;
+            };
+            let last_used = iam
+                .get_access_key_last_used()
+                .access_key_id(key_id)
+                .send()
+                .await
+                .map_err(|e| classify("iam:GetAccessKeyLastUsed", e))?;
+            keys.push(json!({
+                "access_key_id": key_id,
+                "status": k.status().map(|s| s.as_str()),
+                "created_at": k.create_date().and_then(time_text),
+                "last_used_at": last_used.access_key_last_used().and_then(|u| u.last_used_date()).and_then(time_text),
+            }));
+        }
+        match out.marker() {
+            Some(m) if out.is_truncated() => marker = Some(m.to_string()),
+            _ => break,
+        }
+    }
+    let tags = iam
+        .list_user_tags()
+        .user_name(user_name)
+        .send()
+        .await
+        .map_err(|e| classify("iam:ListUserTags", e))?;
+    let tags = tag_map(tags.tags().iter().map(|t| (t.key(), t.value())));
+    Ok(json!({ "user_name": user_name, "user_id": user_id, "access_keys": keys, "tags": tags }))
+}

@@ -1,0 +1,316 @@
+//! Resource types: the registry of what rectify can read, list and validate.
+//!
+//! Each AWS resource type rectify handles is one file in this folder, implementing
+//! [`ResourceType`]: the names Config, Security Hub (ASFF) and OCSF give it, whether it lives in an
+//! account or in each region, the form of its ids, how to read one live (the JSON shape scripts
+//! see, documented in docs/writing-remediations.md), how to list them all (for the sweep) and the
+//! IAM read permissions that needs. [`REGISTRY`] lists them; everything else (the event decoder,
+//! the catalog's manifest check, [`Cloud::observe`], the sweep, the member role's permissions)
+//! asks the registry instead of naming types itself.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use serde_json::Value;
+
+use crate::cloud::{Clients, Cloud, CloudError};
+
+mod ec2_instance;
+mod iam_user;
+mod s3_bucket;
+mod security_group;
+mod vpc_endpoint;
+
+/// A boxed, sendable future, so that [`ResourceType`] stays object-safe.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Whether a resource type exists once per account or once per region.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// One namespace per account (S3 buckets, IAM users): listed once, not once per region.
+    Global,
+    /// One namespace per region (EC2 resources).
+    Regional,
+}
+
+/// One AWS resource type: its names, its ids, and how to read and list it in a member account.
+pub trait ResourceType: Send + Sync {
+    /// The AWS Config (CloudFormation) name, e.g. `AWS::S3::Bucket`; what manifests name.
+    fn config_type(&self) -> &'static str;
+
+    /// The Security Hub ASFF `Resources[].Type` names that mean this type, e.g. `AwsS3Bucket`.
+    fn asff_types(&self) -> &'static [&'static str];
+
+    /// The OCSF `resources[].type` Security Hub gives it (the same names as ASFF).
+    fn ocsf_type(&self) -> &'static str;
+
+    /// Whether it is listed once per account or once per region.
+    fn scope(&self) -> Scope;
+
+    /// Checks an id against the form this type allows, so nothing else reaches an AWS call;
+    /// the error is the reason, for a person to read.
+    fn validate_id(&self, id: &str) -> Result<(), &'static str>;
+
+    /// The IAM permissions [`ResourceType::observe`] and [`ResourceType::enumerate`] need in the
+    /// member account.
+    fn read_permissions(&self) -> &'static [&'static str];
+
+    /// Reads one resource live as the JSON object its scripts read, without the head fields
+    /// (`type`, `id`, `account`, `region`, `observed_at`), which [`Cloud::observe`] adds.
+    fn observe<'a>(
+        &'a self,
+        cloud: &'a Cloud,
+        clients: &'a Clients,
+        account: &'a str,
+        region: &'a str,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Value, CloudError>>;
+
+    /// Lists the id of every resource of this type in an account and region.
+    fn enumerate<'a>(
+        &'a self,
+        cloud: &'a Cloud,
+        clients: &'a Clients,
+        account: &'a str,
+        region: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<String>, CloudError>>;
+}
+
+/// Every resource type rectify knows, in the order error messages list them.
+pub static REGISTRY: &[&dyn ResourceType] = &[
+    &s3_bucket::S3Bucket,
+    &security_group::SecurityGroup,
+    &iam_user::IamUser,
+    &vpc_endpoint::VpcEndpoint,
+    &ec2_instance::Ec2Instance,
+];
+
+/// Every registered resource type.
+pub fn all() -> &'static [&'static dyn ResourceType] {
+    REGISTRY
+}
+
+/// The resource type with this Config name (`AWS::S3::Bucket`), if rectify knows it.
+pub fn lookup(config_type: &str) -> Option<&'static dyn ResourceType> {
+    REGISTRY
+        .iter()
+        .copied()
+        .find(|r| r.config_type() == config_type)
+}
+
+/// The resource type a Security Hub ASFF type (`AwsIamAccessKey`) belongs to, if rectify knows it.
+pub fn from_asff(asff_type: &str) -> Option<&'static dyn ResourceType> {
+    REGISTRY
+        .iter()
+        .copied()
+        .find(|r| r.asff_types().contains(&asff_type))
+}
+
+/// The Config names of every registered type, for messages that list what is known.
+pub fn config_types() -> Vec<&'static str> {
+    REGISTRY.iter().map(|r| r.config_type()).collect()
+}
+
+/// The read permissions of every type, once each, grouped by service in registry order (so one
+/// service's calls stand together when listed for a person).
+pub fn read_permissions() -> Vec<&'static str> {
+    let service = |p: &str| p.split_once(':').map_or(p, |(s, _)| s).to_string();
+    let mut services: Vec<String> = Vec::new();
+    let mut all: Vec<&'static str> = Vec::new();
+    for p in REGISTRY.iter().flat_map(|r| r.read_permissions()) {
+        if !services.contains(&service(p)) {
+            services.push(service(p));
+        }
+        if !all.contains(p) {
+            all.push(p);
+        }
+    }
+    all.sort_by_key(|p| services.iter().position(|s| *s == service(p)));
+    all
+}
+
+/// Lists the ids of every resource of a type in an account and region.
+pub async fn enumerate(
+    cloud: &Cloud,
+    account: &str,
+    region: &str,
+    resource_type: &str,
+) -> Result<Vec<String>, CloudError> {
+    let rt = lookup(resource_type).ok_or_else(|| {
+        CloudError::Unsupported(format!("rectify cannot enumerate {resource_type}"))
+    })?;
+    let clients = cloud.clients(account, region).await;
+    rt.enumerate(cloud, &clients, account, region).await
+}
+
+/// The reason [`ResourceType::validate_id`] gives for an id not of its type's form.
+pub const MALFORMED_ID: &str = "not a well-formed id for its resource type";
+
+/// Whether `id` is `prefix` followed by 8 to 17 lower-case hex digits (the EC2 id form).
+pub(crate) fn is_hex_id(id: &str, prefix: &str) -> bool {
+    id.strip_prefix(prefix).is_some_and(|h| {
+        (8..=17).contains(&h.len())
+            && h.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}
+
+/// `Ok` when the check holds, else [`MALFORMED_ID`].
+pub(crate) fn well_formed(ok: bool) -> Result<(), &'static str> {
+    if ok { Ok(()) } else { Err(MALFORMED_ID) }
+}
+
+/// Resource tags as a JSON object.
+pub(crate) fn tag_map<'a>(tags: impl Iterator<Item = (&'a str, &'a str)>) -> Value {
+    Value::Object(
+        tags.map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
+            .collect(),
+    )
+}
+
+/// Turns an error whose AWS code means "no such resource" into [`CloudError::NotFound`].
+pub(crate) fn not_found(e: CloudError, codes: &[&str], resource: String) -> CloudError {
+    match e.code() {
+        Some(code) if codes.contains(&code) => CloudError::NotFound { resource },
+        _ => e,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_type_round_trips_by_config_and_asff_name() {
+        assert!(!all().is_empty());
+        for r in all() {
+            let by_config = lookup(r.config_type()).expect("registered");
+            assert_eq!(by_config.config_type(), r.config_type());
+            assert!(!r.asff_types().is_empty(), "{}", r.config_type());
+            for asff in r.asff_types() {
+                let by_asff = from_asff(asff).expect("registered");
+                assert_eq!(by_asff.config_type(), r.config_type(), "{asff}");
+            }
+            assert!(
+                r.asff_types().contains(&r.ocsf_type()),
+                "{}",
+                r.config_type()
+            );
+        }
+        let names = config_types();
+        let mut unique = names.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), names.len(), "one registration per type");
+        assert!(lookup("AWS::Nope::Thing").is_none());
+        assert!(from_asff("AwsNopeThing").is_none());
+    }
+
+    #[test]
+    fn asff_types_map_as_before() {
+        for (asff, config) in [
+            ("AwsS3Bucket", "AWS::S3::Bucket"),
+            ("AwsEc2SecurityGroup", "AWS::EC2::SecurityGroup"),
+            ("AwsIamUser", "AWS::IAM::User"),
+            ("AwsIamAccessKey", "AWS::IAM::User"),
+            ("AwsEc2VpcEndpointService", "AWS::EC2::VPCEndpoint"),
+            ("AwsEc2Instance", "AWS::EC2::Instance"),
+        ] {
+            assert_eq!(from_asff(asff).map(|r| r.config_type()), Some(config));
+        }
+    }
+
+    #[test]
+    fn scopes() {
+        let scope = |t| lookup(t).expect("registered").scope();
+        assert_eq!(scope("AWS::S3::Bucket"), Scope::Global);
+        assert_eq!(scope("AWS::IAM::User"), Scope::Global);
+        assert_eq!(scope("AWS::EC2::SecurityGroup"), Scope::Regional);
+        assert_eq!(scope("AWS::EC2::VPCEndpoint"), Scope::Regional);
+        assert_eq!(scope("AWS::EC2::Instance"), Scope::Regional);
+    }
+
+    #[test]
+    fn read_permissions_are_what_the_observers_always_read() {
+        let mut expected = vec![
+            "s3:GetBucketPublicAccessBlock",
+            "s3:GetBucketTagging",
+            "s3:ListAllMyBuckets",
+            "ec2:DescribeSecurityGroups",
+            "ec2:DescribeSecurityGroupRules",
+            "ec2:DescribeVpcEndpoints",
+            "ec2:DescribeInstances",
+            "iam:GetUser",
+            "iam:ListUsers",
+            "iam:ListAccessKeys",
+            "iam:GetAccessKeyLastUsed",
+            "iam:ListUserTags",
+        ];
+        // Listed for people grouped by service, in this order.
+        assert_eq!(read_permissions(), expected);
+        let mut got = read_permissions();
+        got.sort_unstable();
+        expected.sort_unstable();
+        assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn ids_validate_by_type() {
+        fn valid(t: &str, id: &str) -> Result<(), &'static str> {
+            lookup(t).expect("registered").validate_id(id)
+        }
+        for ok in [
+            "acme-reports-prod",
+            "a.b-c",
+            "Legacy_Bucket",
+            "abc",
+            "x2345678901234567890123456789012345678901234567890123456789012345",
+        ] {
+            assert_eq!(valid("AWS::S3::Bucket", ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "ab", "../etc", "a..b", "-abc", ".abc", "a/b", "a b", "a\"b", "",
+        ] {
+            assert_eq!(valid("AWS::S3::Bucket", bad), Err(MALFORMED_ID), "{bad}");
+        }
+        assert_eq!(
+            valid("AWS::S3::Bucket", &"a".repeat(256)),
+            Err(MALFORMED_ID)
+        );
+
+        for (t, prefix) in [
+            ("AWS::EC2::SecurityGroup", "sg-"),
+            ("AWS::EC2::VPCEndpoint", "vpce-"),
+            ("AWS::EC2::Instance", "i-"),
+        ] {
+            for ok in ["0f9e8d7c", "0f9e8d7c6b5a43210"] {
+                assert_eq!(valid(t, &format!("{prefix}{ok}")), Ok(()), "{t} {ok}");
+            }
+            for bad in ["0f9e8d7", "0f9e8d7c6b5a432100", "0F9E8D7C", "../../x", ""] {
+                let id = format!("{prefix}{bad}");
+                assert_eq!(valid(t, &id), Err(MALFORMED_ID), "{t} {id}");
+            }
+            assert_eq!(valid(t, "0f9e8d7c6b5a43210"), Err(MALFORMED_ID), "{t}");
+        }
+        assert_eq!(
+            valid("AWS::EC2::Instance", "sg-0f9e8d7c"),
+            Err(MALFORMED_ID)
+        );
+
+        for ok in ["AIDAEXAMPLE123", "alice", "svc+ci=x,y.z@corp_1-2"] {
+            assert_eq!(valid("AWS::IAM::User", ok), Ok(()), "{ok}");
+        }
+        for bad in ["", "a/b", "a b", "a\\b", "a\"b"] {
+            assert_eq!(valid("AWS::IAM::User", bad), Err(MALFORMED_ID), "{bad}");
+        }
+        assert_eq!(valid("AWS::IAM::User", &"a".repeat(129)), Err(MALFORMED_ID));
+    }
+
+    #[test]
+    fn hex_ids() {
+        assert!(is_hex_id("sg-01234567", "sg-"));
+        assert!(!is_hex_id("sg-0123456", "sg-"));
+        assert!(!is_hex_id("sg-0123456g", "sg-"));
+        assert!(!is_hex_id("vpce-01234567", "sg-"));
+    }
+}
