@@ -17,6 +17,7 @@
 #![forbid(unsafe_code)]
 
 pub mod action;
+pub mod app;
 pub mod audit;
 pub mod bootstrap;
 pub mod catalog;
@@ -25,10 +26,13 @@ pub mod cloud;
 pub mod config;
 pub mod controller;
 pub mod event;
+pub mod jobs;
 pub mod metrics;
 pub mod notify;
 pub mod render;
 pub mod script;
+pub mod settings;
+pub mod source;
 pub mod state;
 pub mod sweep;
 pub mod undo;
