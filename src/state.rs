@@ -1301,6 +1301,91 @@ impl SettingsCache {
     }
 }
 
+/// How many times a read-modify-write of one settings item is tried when someone else wrote
+/// the item between the read and the write.
+const UPDATE_TRIES: usize = 5;
+
+impl Store {
+    /// Changes one remediation's setting for one scope (`*` or an account) with an optimistic
+    /// update: a consistent read of that item, `edit`, then a write that holds only if nobody
+    /// wrote the item meanwhile, tried again a few times on a conflict. Returns the setting as
+    /// it was (none: never set) and as `edit` left it (with the version it was read at).
+    pub async fn update_setting(
+        &self,
+        remediation: &str,
+        scope: &str,
+        mut edit: impl FnMut(&mut Setting),
+    ) -> Result<(Option<Setting>, Setting), StateError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let old = self
+                .get_settings_item(remediation, scope)
+                .await?
+                .map(|item| setting_from_item(&item))
+                .transpose()?;
+            let mut new = old.clone().unwrap_or(Setting {
+                remediation: remediation.to_string(),
+                scope: scope.to_string(),
+                ..Setting::default()
+            });
+            edit(&mut new);
+            match self
+                .put_setting(&new, old.as_ref().map_or(0, |o| o.version))
+                .await
+            {
+                Ok(()) => return Ok((old, new)),
+                Err(StateError::Conflict(_)) if attempt < UPDATE_TRIES => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Changes the Organization-wide settings (pause switch, account allow-list) the same way
+    /// as [`Store::update_setting`]. Returns them as they were and as `edit` left them.
+    pub async fn update_global(
+        &self,
+        mut edit: impl FnMut(&mut Global),
+    ) -> Result<(Global, Global), StateError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let old = self
+                .get_settings_item(GLOBAL, "*")
+                .await?
+                .map(|item| global_from_item(&item))
+                .transpose()?
+                .unwrap_or_default();
+            let mut new = old.clone();
+            edit(&mut new);
+            match self.put_global(&new, old.version).await {
+                Ok(()) => return Ok((old, new)),
+                Err(StateError::Conflict(_)) if attempt < UPDATE_TRIES => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// One item of the settings table, read consistently.
+    async fn get_settings_item(
+        &self,
+        remediation: &str,
+        scope: &str,
+    ) -> Result<Option<HashMap<String, AttributeValue>>, StateError> {
+        let out = self
+            .ddb
+            .get_item()
+            .table_name(&self.names.settings)
+            .key("remediation", s(remediation))
+            .key("scope", s(scope))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify("dynamodb:GetItem", e))?;
+        Ok(out.item.filter(|i| !i.is_empty()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -39,7 +39,7 @@ use crate::event::{Compliance, Finding, Source};
 use crate::notify::Notifier;
 use crate::script::Limits;
 use crate::state::{
-    Claim, Job, JobStatus, Setting, SettingsCache, SettingsSnapshot, StateError, Store, now_text,
+    Claim, Job, JobStatus, SettingsCache, SettingsSnapshot, StateError, Store, now_text,
 };
 
 /// The catalog in force; replaced whole on reload, so work in flight keeps the one it started
@@ -596,53 +596,24 @@ async fn trip_breaker(
         r.name()
     );
     let by = "rectify (blast-radius breaker)".to_string();
-    let mut switched = false;
-    for _ in 0..5 {
-        let snapshot = match ctx.store.settings().await {
-            Ok(s) => s,
-            Err(e) => {
-                error!(error = %e, "the breaker could not switch the remediation to approval");
-                return;
+    let switched = ctx
+        .store
+        .update_setting(r.name(), "*", |s| {
+            // Another job may have tripped it a moment ago: its record stands.
+            if s.mode != Some(Mode::Approval) {
+                s.mode = Some(Mode::Approval);
+                s.updated_by = Some(by.clone());
             }
-        };
-        let old = snapshot
-            .settings
-            .iter()
-            .find(|s| s.remediation == r.name() && s.scope == "*")
-            .cloned();
-        if old.as_ref().and_then(|o| o.mode) == Some(Mode::Approval) {
-            // Another job tripped it a moment ago.
+        })
+        .await;
+    match switched {
+        Ok((old, _)) if old.as_ref().and_then(|o| o.mode) == Some(Mode::Approval) => return,
+        Ok(_) => {}
+        Err(e) => {
+            // Nothing was written: the record must not say the mode was set.
+            error!(error = %e, "the breaker could not switch the remediation to approval");
             return;
         }
-        let mut new = old.clone().unwrap_or(Setting {
-            remediation: r.name().to_string(),
-            scope: "*".into(),
-            ..Setting::default()
-        });
-        new.mode = Some(Mode::Approval);
-        new.updated_by = Some(by.clone());
-        match ctx
-            .store
-            .put_setting(&new, old.as_ref().map_or(0, |o| o.version))
-            .await
-        {
-            Ok(()) => {
-                switched = true;
-                break;
-            }
-            Err(StateError::Conflict(_)) => continue,
-            Err(e) => {
-                error!(error = %e, "the breaker could not switch the remediation to approval");
-                return;
-            }
-        }
-    }
-    if !switched {
-        // Nothing was written: the record must not say the mode was set.
-        error!(
-            "the breaker could not switch the remediation to approval: its settings kept changing"
-        );
-        return;
     }
     if let Err(e) = ctx
         .audit

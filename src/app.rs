@@ -1,0 +1,379 @@
+//! The running worker: start-up (catalog, AWS, queues, context), the poller, the catalog reload
+//! on SIGHUP, the periodic sweep, and shutdown.
+//!
+//! Start-up checks the catalog before anything touches AWS, so a broken script stops it with the
+//! file and line. The poller, the reload and the sweep run in one task tracker under one
+//! cancellation token: a stop signal (or the caller) cancels the token, the poller takes no new
+//! messages, the sweep stops after the run in progress (waited for as long as the grace period),
+//! and the worker returns only once every task has ended, then anchors its audit chain.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::audit::AuditWriter;
+use crate::catalog::Catalog;
+use crate::cloud::{Cloud, CloudError, classify};
+use crate::config::Config;
+use crate::notify::Notifier;
+use crate::reconcile::{CatalogHandle, Context};
+use crate::script::hardened_engine;
+use crate::source::poll::{self, Queues, WorkerOptions};
+use crate::state::{Names, SettingsCache, Store};
+
+/// Why the worker (or a command that needs its context) could not start or ended badly.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("no AWS region: set AWS_REGION (or a region in the AWS config file)")]
+    NoRegion,
+    #[error("the catalog cannot be loaded: {0}")]
+    Catalog(String),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    #[error(transparent)]
+    Cloud(#[from] CloudError),
+    #[error(
+        "stopped: the state store (DynamoDB) cannot be read, so nothing was changed; the messages stay on the queue"
+    )]
+    StoreUnreachable,
+}
+
+impl AppError {
+    /// Whether the operator's set-up is at fault (exit code 2), not AWS.
+    pub fn is_usage(&self) -> bool {
+        match self {
+            AppError::NoRegion | AppError::Catalog(_) => true,
+            AppError::Queue(q) => q.is_usage(),
+            AppError::Cloud(_) | AppError::StoreUnreachable => false,
+        }
+    }
+}
+
+/// A queue that could not be found by name.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error("queue {name} does not exist: run `rectify bootstrap` (with the same --prefix) first")]
+    Missing { name: String },
+    #[error(transparent)]
+    Cloud(#[from] CloudError),
+}
+
+impl QueueError {
+    /// Whether the queue is missing (a set-up to fix, exit code 2) rather than unreachable.
+    pub fn is_usage(&self) -> bool {
+        matches!(self, QueueError::Missing { .. })
+    }
+}
+
+/// How long a job run by an operator's command (undo, sweep) holds its resource lock.
+pub const COMMAND_LEASE: Duration = Duration::from_secs(300);
+
+/// The AWS configuration from the standard chain; an error when it names no region.
+pub async fn aws_config() -> Result<aws_config::SdkConfig, AppError> {
+    let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    if config.region().is_none() {
+        return Err(AppError::NoRegion);
+    }
+    Ok(config)
+}
+
+/// The state tables of the configured prefix.
+pub fn store(config: &Config, aws: &aws_config::SdkConfig) -> Store {
+    Store::new(
+        aws_sdk_dynamodb::Client::new(aws),
+        Names::new(&config.prefix),
+    )
+}
+
+/// The hardened script engine and the catalog (embedded, plus the configured directory), every
+/// script compiled and every manifest checked.
+pub fn load_catalog(config: &Config) -> Result<(Arc<rhai::Engine>, Arc<Catalog>), AppError> {
+    let engine = Arc::new(hardened_engine(&config.limits));
+    let catalog = Catalog::load(&engine, config.remediations.as_deref())
+        .map_err(|e| AppError::Catalog(e.to_string()))?;
+    Ok((engine, Arc::new(catalog)))
+}
+
+/// The URL of the queue named `name`.
+pub async fn queue_url(sqs: &aws_sdk_sqs::Client, name: &str) -> Result<String, QueueError> {
+    match sqs.get_queue_url().queue_name(name).send().await {
+        Ok(out) => Ok(out.queue_url().unwrap_or_default().to_string()),
+        Err(e) => {
+            let e = classify("sqs:GetQueueUrl", e);
+            if e.code().is_some_and(|c| c.contains("NonExistentQueue")) {
+                Err(QueueError::Missing {
+                    name: name.to_string(),
+                })
+            } else {
+                Err(e.into())
+            }
+        }
+    }
+}
+
+/// Builds what the worker and the sweep need around a loaded catalog: clients, state, audit
+/// writer.
+pub async fn build_context(
+    config: &Config,
+    aws: &aws_config::SdkConfig,
+    (engine, catalog): (Arc<rhai::Engine>, Arc<Catalog>),
+    lease: Duration,
+) -> Result<Arc<Context>, AppError> {
+    let identity = aws_sdk_sts::Client::new(aws)
+        .get_caller_identity()
+        .send()
+        .await
+        .map_err(|e| classify("sts:GetCallerIdentity", e))?;
+    let home = identity.account().unwrap_or_default().to_string();
+    let store = store(config, aws);
+    let audit = AuditWriter::new(store.client().clone(), store.names.audit.clone());
+    Ok(Arc::new(Context {
+        catalog: CatalogHandle::new(catalog),
+        engine,
+        limits: config.limits.clone(),
+        cloud: Cloud::new(
+            aws.clone(),
+            home,
+            config.role_name.clone(),
+            config.external_id.clone(),
+        ),
+        settings: SettingsCache::new(
+            store.clone(),
+            Duration::from_secs(config.settings_cache_seconds),
+        ),
+        notifier: config
+            .notify_topic_arn
+            .clone()
+            .map(|topic| Notifier::new(aws_sdk_sns::Client::new(aws), topic)),
+        owner: audit.chain().to_string(),
+        audit,
+        store,
+        lease,
+        approval_ttl: Duration::from_secs(config.approval_ttl_seconds),
+    }))
+}
+
+/// How the worker runs, beyond its configuration.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Drain the queue and return (no periodic sweep).
+    pub once: bool,
+    /// The long-poll wait with `once` [default: the configuration's `once_wait_seconds`].
+    pub wait_seconds: Option<i32>,
+    /// Also sweep the worker's own account and region this often.
+    pub sweep_every: Option<Duration>,
+    /// When the process started, for the start-up time in the "worker ready" line.
+    pub started: Instant,
+}
+
+/// Runs the worker until `shutdown` is cancelled or a SIGINT/SIGTERM arrives (a second signal
+/// exits at once), or with `once` until the queue is drained. SIGHUP reloads the catalog.
+pub async fn run(
+    config: Config,
+    opts: RunOptions,
+    shutdown: CancellationToken,
+) -> Result<(), AppError> {
+    // The catalog is checked before anything touches AWS: a broken script stops start-up.
+    let loaded = load_catalog(&config)?;
+    let aws = aws_config().await?;
+    let names = Names::new(&config.prefix);
+    let sqs = aws_sdk_sqs::Client::new(&aws);
+    let events_url = queue_url(&sqs, &names.queue).await?;
+    let dlq_url = queue_url(&sqs, &names.dlq).await?;
+    let visibility = sqs
+        .get_queue_attributes()
+        .queue_url(&events_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout)
+        .send()
+        .await
+        .map_err(|e| classify("sqs:GetQueueAttributes", e))?
+        .attributes()
+        .and_then(|a| {
+            a.get(&aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout)
+                .cloned()
+        })
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(30);
+    let ctx = build_context(&config, &aws, loaded, Duration::from_secs(visibility)).await?;
+    let home = ctx.cloud.home_account().to_string();
+    tracing::info!(account = %home, writer = %ctx.owner, remediations = ctx.catalog.current().all().len(),
+        startup_ms = opts.started.elapsed().as_millis() as u64, "worker ready");
+    tokio::spawn(stop_on_signal(shutdown.clone()));
+    let grace = Duration::from_secs(config.shutdown_grace_seconds);
+    // The background tasks stop with the poller: at a shutdown, and when `once` has drained.
+    let stop = shutdown.child_token();
+    let tracker = TaskTracker::new();
+    #[cfg(unix)]
+    tracker.spawn(reload_on_hangup(
+        ctx.clone(),
+        config.remediations.clone(),
+        stop.clone(),
+    ));
+    if let (Some(every), false) = (opts.sweep_every, opts.once) {
+        let region = aws.region().map(|r| r.to_string()).unwrap_or_default();
+        tracker.spawn(sweep_periodically(
+            ctx.clone(),
+            every,
+            region,
+            grace,
+            stop.clone(),
+        ));
+    }
+    let worker_opts = WorkerOptions {
+        once: opts.once,
+        concurrency: config.concurrency,
+        visibility: Duration::from_secs(visibility),
+        grace,
+        liveness_file: Some(config.liveness_file.clone()),
+        wait_seconds: if opts.once {
+            opts.wait_seconds.unwrap_or(config.once_wait_seconds)
+        } else {
+            config.wait_seconds
+        },
+    };
+    let poller = tracker.spawn(poll::run(
+        ctx.clone(),
+        Queues {
+            sqs,
+            queue_url: events_url,
+            dlq_url,
+        },
+        worker_opts,
+        shutdown,
+    ));
+    tracker.close();
+    let summary = match poller.await {
+        Ok(summary) => summary,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    };
+    stop.cancel();
+    tracker.wait().await;
+    if let Err(e) = ctx.audit.anchor().await {
+        tracing::warn!(error = %e, "the audit chain head could not be anchored");
+    }
+    tracing::info!(
+        received = summary.received.load(Ordering::Relaxed),
+        deleted = summary.deleted.load(Ordering::Relaxed),
+        dead_lettered = summary.dead_lettered.load(Ordering::Relaxed),
+        left_for_retry = summary.left_for_retry.load(Ordering::Relaxed),
+        "worker stopped"
+    );
+    if summary.store_unreachable.load(Ordering::Relaxed) {
+        return Err(AppError::StoreUnreachable);
+    }
+    Ok(())
+}
+
+/// Cancels `shutdown` at the first SIGINT/SIGTERM and exits the process at the second.
+async fn stop_on_signal(shutdown: CancellationToken) {
+    wait_for_signal().await;
+    tracing::info!(
+        "stopping: no new messages are taken; work in flight finishes (a second signal exits at once)"
+    );
+    shutdown.cancel();
+    wait_for_signal().await;
+    tracing::warn!(
+        "second signal: exiting now; unfinished messages come back after their visibility timeout"
+    );
+    std::process::exit(130);
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {},
+                    _ = tokio::signal::ctrl_c() => {},
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Reloads the remediations at each SIGHUP until `stop`; a catalog that fails to load leaves
+/// the current one in force.
+#[cfg(unix)]
+async fn reload_on_hangup(
+    ctx: Arc<Context>,
+    remediations: Option<std::path::PathBuf>,
+    stop: CancellationToken,
+) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = hup.recv() => {},
+            _ = stop.cancelled() => break,
+        }
+        match Catalog::load(&ctx.engine, remediations.as_deref()) {
+            Ok(c) => {
+                let names: Vec<String> = c
+                    .all()
+                    .iter()
+                    .map(|r| format!("{}@{}", r.name(), &r.script_sha256[..12]))
+                    .collect();
+                ctx.catalog.replace(Arc::new(c));
+                tracing::info!(remediations = %names.join(", "), "catalog reloaded");
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "catalog reload failed; the previous catalog stays in force")
+            }
+        }
+    }
+}
+
+/// Sweeps the worker's own account and region every `every` until `stop`. A sweep in progress
+/// when `stop` is cancelled may finish within `grace`; past it, its unfinished jobs are left
+/// (their claims expire and the next sweep or event takes them up).
+async fn sweep_periodically(
+    ctx: Arc<Context>,
+    every: Duration,
+    region: String,
+    grace: Duration,
+    stop: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {},
+            _ = stop.cancelled() => break,
+        }
+        let all = ctx.catalog.current().all().to_vec();
+        let accounts = [ctx.cloud.home_account().to_string()];
+        let sweep =
+            crate::sweep::sweep(&ctx, &all, &accounts, std::slice::from_ref(&region), false);
+        let over = async {
+            stop.cancelled().await;
+            tokio::time::sleep(grace).await;
+        };
+        let result = tokio::select! {
+            r = sweep => r,
+            _ = over => {
+                tracing::warn!("grace period over: the periodic sweep in progress is stopped; the next sweep finds what it left");
+                break;
+            }
+        };
+        match result {
+            Ok(lines) => {
+                let found: usize = lines.iter().map(|l| l.would_change.len()).sum();
+                let scanned: usize = lines.iter().map(|l| l.scanned).sum();
+                tracing::info!(scanned, non_compliant = found, "periodic sweep done");
+            }
+            Err(e) => tracing::warn!(error = %e, "periodic sweep failed"),
+        }
+    }
+}

@@ -1,0 +1,44 @@
+//! `rectify bootstrap`: create the queue, its DLQ and the tables.
+
+use clap::Args;
+
+use super::{Result, aws_config};
+use crate::bootstrap::bootstrap;
+use crate::config::Config;
+use crate::render;
+use crate::state::Names;
+
+#[derive(Debug, Args)]
+pub struct BootstrapArgs {
+    /// Visibility timeout of the queue in seconds: how long a message is hidden while a
+    /// worker holds it, and how long a job's claim lasts.
+    #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u32).range(1..=43200))]
+    visibility_timeout: u32,
+}
+
+pub(super) async fn run(config: &Config, args: BootstrapArgs) -> Result<()> {
+    let aws = aws_config().await?;
+    let made = bootstrap(
+        &aws_sdk_sqs::Client::new(&aws),
+        &aws_sdk_dynamodb::Client::new(&aws),
+        &Names::new(&config.prefix),
+        args.visibility_timeout,
+    )
+    .await?;
+    let rows: Vec<Vec<String>> = made
+        .iter()
+        .map(|m| {
+            vec![
+                m.kind.into(),
+                m.name.clone(),
+                m.state.into(),
+                m.detail.clone(),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        render::table(&["KIND", "NAME", "STATE", "DETAIL"], &rows)
+    );
+    Ok(())
+}

@@ -1,0 +1,239 @@
+//! `rectify catalog` (list, test, actions, permissions) and `rectify plan` (offline).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+use serde_json::{Value, json};
+
+use super::{Failure, Result, load_catalog, print_json};
+use crate::action::{ACTION_KINDS, Plan};
+use crate::catalog::run_cases;
+use crate::config::Config;
+use crate::render;
+use crate::settings::{find_remediation, parse_param};
+
+#[derive(Debug, Subcommand)]
+pub enum CatalogCommand {
+    /// The remediations: resource type, triggers, actions, default mode, origin.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run every test case (tests/*.json) of every remediation; exit 1 on a failure.
+    Test {
+        /// A directory of remediations to test instead of only the embedded catalog (it is
+        /// loaded over the embedded one, as the worker would load it).
+        dir: Option<PathBuf>,
+    },
+    /// Every action kind, with the IAM permission it needs.
+    Actions {
+        #[arg(long)]
+        json: bool,
+    },
+    /// The IAM permissions rectify needs: in member accounts (observers and actions) and in the
+    /// controller account (queue, tables, topic, assume-role, audit export). The deploy
+    /// templates are checked against this list.
+    Permissions {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The remediation to plan with.
+    #[arg(long)]
+    pub remediation: String,
+    /// A JSON file holding the resource as the observer would give it (see
+    /// docs/writing-remediations.md), or a test case file (its `resource` and `params` are used).
+    #[arg(long, value_name = "FILE")]
+    pub resource: PathBuf,
+    /// A parameter as KEY=VALUE, overriding the manifest's default; repeatable.
+    #[arg(long = "param", value_name = "KEY=VALUE")]
+    pub params: Vec<String>,
+    /// Print the plan as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub(super) fn run(config: &Config, cmd: CatalogCommand) -> Result<()> {
+    match cmd {
+        CatalogCommand::List { json } => {
+            let (_, catalog) = load_catalog(config)?;
+            let items: Vec<Value> = catalog
+                .all()
+                .iter()
+                .map(|r| {
+                    json!({
+                        "name": r.name(),
+                        "description": r.manifest.description,
+                        "resource_type": r.manifest.resource_type,
+                        "default_mode": r.manifest.default_mode.as_str(),
+                        "rules": r.manifest.triggers.rules,
+                        "patterns": r.manifest.triggers.patterns,
+                        "actions": r.manifest.actions,
+                        "params": r.manifest.params,
+                        "script_sha256": r.script_sha256,
+                        "origin": r.origin,
+                        "cases": r.cases.len(),
+                    })
+                })
+                .collect();
+            if json {
+                print_json(&items);
+                return Ok(());
+            }
+            let rows: Vec<Vec<String>> = catalog
+                .all()
+                .iter()
+                .map(|r| {
+                    let mut triggers = r.manifest.triggers.rules.clone();
+                    triggers.extend(r.manifest.triggers.patterns.iter().cloned());
+                    vec![
+                        r.name().to_string(),
+                        r.manifest.resource_type.clone(),
+                        r.manifest.default_mode.to_string(),
+                        r.manifest.actions.join(","),
+                        triggers.join(", "),
+                    ]
+                })
+                .collect();
+            print!(
+                "{}",
+                render::table(
+                    &[
+                        "NAME",
+                        "RESOURCE TYPE",
+                        "DEFAULT MODE",
+                        "ACTIONS",
+                        "TRIGGERS"
+                    ],
+                    &rows
+                )
+            );
+            Ok(())
+        }
+        CatalogCommand::Test { dir } => {
+            let mut config = config.clone();
+            if dir.is_some() {
+                config.remediations = dir;
+            }
+            let (engine, catalog) = load_catalog(&config)?;
+            let deadline = Duration::from_millis(config.limits.deadline_ms);
+            let (mut passed, mut failed) = (0, 0);
+            for r in catalog.all() {
+                for result in run_cases(&engine, r, deadline) {
+                    match &result.failure {
+                        None => {
+                            passed += 1;
+                            println!("ok      {} ({})", result.file, result.description);
+                        }
+                        Some(why) => {
+                            failed += 1;
+                            println!("FAILED  {} ({})", result.file, result.description);
+                            for line in why.lines() {
+                                println!("        {line}");
+                            }
+                        }
+                    }
+                }
+            }
+            println!("\ncatalog: {passed} passed, {failed} failed");
+            if failed > 0 {
+                Err(Failure::failed(format!("{failed} test case(s) failed")))
+            } else {
+                Ok(())
+            }
+        }
+        CatalogCommand::Permissions { json } => {
+            let member = crate::cloud::member_permissions();
+            let controller = crate::cloud::CONTROLLER_PERMISSIONS;
+            if json {
+                print_json(&json!({"member": member, "controller": controller}));
+            } else {
+                println!("member account role (rectify-remediation):");
+                for p in &member {
+                    println!("  {p}");
+                }
+                println!("controller task role:");
+                for p in controller {
+                    println!("  {p}");
+                }
+            }
+            Ok(())
+        }
+        CatalogCommand::Actions { json } => {
+            let items: Vec<Value> = ACTION_KINDS
+                .iter()
+                .map(|k| {
+                    json!({"kind": k.kind, "iam_permission": k.permission, "fields": k.fields,
+                           "description": k.description, "inverse": k.inverse})
+                })
+                .collect();
+            if json {
+                print_json(&items);
+            } else {
+                for k in ACTION_KINDS {
+                    println!("{}", k.kind);
+                    println!("    {}", k.description);
+                    println!("    fields:          {}", k.fields);
+                    println!("    IAM permission:  {}", k.permission);
+                    println!("    undone by:       {}\n", k.inverse);
+                }
+                println!(
+                    "Observers also read (IAM permissions): {}",
+                    crate::cloud::OBSERVER_PERMISSIONS.join(", ")
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+pub(super) fn plan(config: &Config, args: PlanArgs) -> Result<()> {
+    let (engine, catalog) = load_catalog(config)?;
+    let r = find_remediation(&catalog, &args.remediation)?;
+    let text = std::fs::read_to_string(&args.resource)
+        .map_err(|e| Failure::usage(format!("{}: {e}", args.resource.display())))?;
+    let value: Value = serde_json::from_str(&text)
+        .map_err(|e| Failure::usage(format!("{}: not JSON: {e}", args.resource.display())))?;
+    let mut params = r.default_params();
+    // A test case file carries its resource and params; a plain file is the resource.
+    let resource = match value.get("resource") {
+        Some(res) if value.get("expect").is_some() => {
+            if let Some(Value::Object(p)) = value.get("params") {
+                params.extend(p.clone());
+            }
+            res.clone()
+        }
+        _ => value,
+    };
+    for p in &args.params {
+        let (k, v) = parse_param(p)?;
+        params.insert(k, v);
+    }
+    let missing = r.missing_params(&params);
+    if !missing.is_empty() {
+        return Err(Failure::usage(format!(
+            "{} needs parameter {}: add --param {}=VALUE",
+            r.name(),
+            missing.join(", "),
+            missing[0]
+        )));
+    }
+    let plan: Plan = r
+        .plan(
+            &engine,
+            &resource,
+            &params,
+            Duration::from_millis(config.limits.deadline_ms),
+        )
+        .map_err(|e| Failure::usage(e.to_string()))?;
+    if args.json {
+        print_json(&plan);
+    } else {
+        print!("{}", render::plan(&plan, Some(&resource)));
+    }
+    Ok(())
+}

@@ -1,0 +1,87 @@
+//! `rectify dlq`: list the dead-letter queue and redrive messages from it.
+
+use clap::Subcommand;
+
+use super::{Failure, Result, aws_config, print_json};
+use crate::app::queue_url;
+use crate::config::Config;
+use crate::render;
+use crate::source::dlq;
+use crate::state::Names;
+
+#[derive(Debug, Subcommand)]
+pub enum DlqCommand {
+    /// Messages in the DLQ with the reason rectify gave and their receive count (each receive
+    /// by a listing counts too).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Move messages from the DLQ back to the queue (all, or those named with --id), once the
+    /// cause is fixed. Each is sent to the queue before it is deleted from the DLQ.
+    Redrive {
+        /// A message id as `dlq list` shows it; repeatable [default: every message]
+        #[arg(long = "id")]
+        ids: Vec<String>,
+    },
+}
+
+pub(super) async fn run(config: &Config, cmd: DlqCommand) -> Result<()> {
+    match cmd {
+        DlqCommand::List { json } => list(config, json).await,
+        DlqCommand::Redrive { ids } => redrive(config, ids).await,
+    }
+}
+
+async fn list(config: &Config, json_out: bool) -> Result<()> {
+    let aws = aws_config().await?;
+    let sqs = aws_sdk_sqs::Client::new(&aws);
+    let url = queue_url(&sqs, &Names::new(&config.prefix).dlq).await?;
+    let items = dlq::list(&sqs, &url).await?;
+    if json_out {
+        print_json(&items);
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = items
+        .iter()
+        .map(|m| {
+            vec![
+                m.id.clone(),
+                m.receive_count.to_string(),
+                m.reason.chars().take(80).collect(),
+                m.body
+                    .chars()
+                    .take(40)
+                    .collect::<String>()
+                    .replace('\n', " "),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        render::table(&["ID", "RECEIVES", "REASON", "BODY"], &rows)
+    );
+    Ok(())
+}
+
+async fn redrive(config: &Config, ids: Vec<String>) -> Result<()> {
+    let aws = aws_config().await?;
+    let sqs = aws_sdk_sqs::Client::new(&aws);
+    let names = Names::new(&config.prefix);
+    let dlq_url = queue_url(&sqs, &names.dlq).await?;
+    let queue = queue_url(&sqs, &names.queue).await?;
+    let done = dlq::redrive(&sqs, &dlq_url, &queue, &ids).await?;
+    println!(
+        "{} message(s) moved from {} back to {}",
+        done.moved.len(),
+        names.dlq,
+        names.queue
+    );
+    if !done.missing.is_empty() {
+        return Err(Failure::usage(format!(
+            "not found in the DLQ: {}",
+            done.missing.join(", ")
+        )));
+    }
+    Ok(())
+}

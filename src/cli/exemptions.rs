@@ -1,0 +1,164 @@
+//! `rectify exemptions`: add, list and remove exemption records.
+
+use clap::Subcommand;
+use serde_json::{Value, json};
+
+use super::{Result, aws_config, by_or_caller, command_audit, load_catalog, print_json, store};
+use crate::config::Config;
+use crate::reconcile::gates::today;
+use crate::render;
+use crate::settings::{self, ExemptionRequest, find_remediation, scope_of};
+
+#[derive(Debug, Subcommand)]
+pub enum ExemptionsCommand {
+    /// Exempt a resource from a remediation.
+    Add {
+        #[arg(long)]
+        remediation: String,
+        /// The resource id as findings name it (bucket name, sg-…, vpce-…, IAM user id or name).
+        #[arg(long)]
+        resource: String,
+        /// Only in this account [default: any account]
+        #[arg(long)]
+        account: Option<String>,
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        by: Option<String>,
+        /// Last day it holds, YYYY-MM-DD (UTC) [default: until removed]
+        #[arg(long)]
+        until: Option<String>,
+    },
+    /// Every exemption record, with whether it still holds.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove an exemption record.
+    Remove {
+        #[arg(long)]
+        remediation: String,
+        #[arg(long)]
+        resource: String,
+        #[arg(long)]
+        account: Option<String>,
+        #[arg(long)]
+        by: Option<String>,
+    },
+}
+
+pub(super) async fn run(config: &Config, cmd: ExemptionsCommand) -> Result<()> {
+    let (_, catalog) = load_catalog(config)?;
+    match cmd {
+        ExemptionsCommand::Add {
+            remediation,
+            resource,
+            account,
+            reason,
+            by,
+            until,
+        } => {
+            let r = find_remediation(&catalog, &remediation)?;
+            let request =
+                ExemptionRequest::new(r, &resource, account.as_deref(), &reason, until.as_deref())?;
+            let aws = aws_config().await?;
+            let by = by_or_caller(&aws, by).await?;
+            let store = store(config, &aws);
+            let e = settings::add_exemption(&store, &command_audit(&store), request, &by).await?;
+            println!(
+                "{} exempted from {} in {}{}",
+                e.resource_id,
+                e.remediation,
+                if e.account == "*" {
+                    "every account".to_string()
+                } else {
+                    format!("account {}", e.account)
+                },
+                e.until
+                    .as_deref()
+                    .map(|u| format!(" until {u}"))
+                    .unwrap_or_default()
+            );
+            Ok(())
+        }
+        ExemptionsCommand::List { json } => {
+            let aws = aws_config().await?;
+            let snapshot = store(config, &aws).settings().await?;
+            let today = today();
+            if json {
+                let items: Vec<Value> = snapshot
+                    .exemptions
+                    .iter()
+                    .map(|e| {
+                        let mut v = serde_json::to_value(e).unwrap_or(Value::Null);
+                        v["active"] = json!(e.active(&today));
+                        v
+                    })
+                    .collect();
+                print_json(&items);
+                return Ok(());
+            }
+            let rows: Vec<Vec<String>> = snapshot
+                .exemptions
+                .iter()
+                .map(|e| {
+                    vec![
+                        e.remediation.clone(),
+                        e.account.clone(),
+                        e.resource_id.clone(),
+                        e.until.clone().unwrap_or_else(|| "-".into()),
+                        if e.active(&today) {
+                            "yes".into()
+                        } else {
+                            "expired".into()
+                        },
+                        e.by.clone(),
+                        e.reason.clone(),
+                    ]
+                })
+                .collect();
+            print!(
+                "{}",
+                render::table(
+                    &[
+                        "REMEDIATION",
+                        "ACCOUNT",
+                        "RESOURCE",
+                        "UNTIL",
+                        "ACTIVE",
+                        "BY",
+                        "REASON"
+                    ],
+                    &rows
+                )
+            );
+            Ok(())
+        }
+        ExemptionsCommand::Remove {
+            remediation,
+            resource,
+            account,
+            by,
+        } => {
+            let r = find_remediation(&catalog, &remediation)?;
+            let scope = scope_of(account.as_deref())?;
+            let aws = aws_config().await?;
+            let by = by_or_caller(&aws, by).await?;
+            let store = store(config, &aws);
+            let e = settings::remove_exemption(
+                &store,
+                &command_audit(&store),
+                r,
+                &resource,
+                &scope,
+                &by,
+            )
+            .await?;
+            println!(
+                "exemption of {} from {} removed",
+                e.resource_id, e.remediation
+            );
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,269 @@
+//! `rectify jobs`: list, show, approve, reject, retry and undo jobs.
+
+use std::time::Duration;
+
+use clap::Subcommand;
+use serde_json::{Value, json};
+
+use super::{
+    Failure, Result, aws_config, by_or_caller, command_audit, load_catalog, print_json, store,
+};
+use crate::app::{COMMAND_LEASE, build_context};
+use crate::config::Config;
+use crate::jobs::approval::{self, Decision};
+use crate::jobs::{self, ControlQueue};
+use crate::render;
+use crate::state::{Job, JobStatus};
+
+#[derive(Debug, Subcommand)]
+pub enum JobsCommand {
+    /// Jobs, newest first.
+    List {
+        /// Only jobs with this status (planned, applied, no-op, failed, failed-verify,
+        /// needs-parameter, pending-approval, off, in-progress).
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One job: its resource, outcome and plan as a readable diff.
+    Show {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a job again through every gate (after a change of mode or parameters).
+    Retry { id: String },
+    /// Approve a job's pending plan: the worker re-reads the resource and applies the plan
+    /// only if it is still the one approved.
+    Approve {
+        id: String,
+        #[arg(long)]
+        by: Option<String>,
+        #[arg(long)]
+        reason: Option<String>,
+        /// Approve only if the pending plan has this sha256 (as `jobs show` prints it; a
+        /// prefix of at least 12 characters is enough).
+        #[arg(long)]
+        plan_hash: Option<String>,
+    },
+    /// Undo an applied job: apply the inverse it recorded, check the resource is as it was
+    /// before the job, and exempt the resource from the remediation (unless --no-exempt).
+    /// Refuses when the resource changed since the job, showing the difference, unless --force.
+    Undo {
+        id: String,
+        #[arg(long)]
+        by: Option<String>,
+        #[arg(long)]
+        reason: String,
+        /// Undo even though the resource changed since the job.
+        #[arg(long)]
+        force: bool,
+        /// Do not exempt the resource (the next event may fix it again).
+        #[arg(long)]
+        no_exempt: bool,
+    },
+    /// Reject a job's pending plan; it is never applied.
+    Reject {
+        id: String,
+        #[arg(long)]
+        by: Option<String>,
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+fn job_json(j: &Job) -> Value {
+    let mut v = serde_json::to_value(j).unwrap_or(Value::Null);
+    if let Value::Object(m) = &mut v {
+        m.insert("status".into(), json!(j.status.as_str()));
+        m.insert("mode".into(), json!(j.mode.as_str()));
+    }
+    v
+}
+
+pub(super) async fn run(config: &Config, cmd: JobsCommand) -> Result<()> {
+    let aws = aws_config().await?;
+    let store = store(config, &aws);
+    let queue = || ControlQueue::new(aws_sdk_sqs::Client::new(&aws), &store.names.queue);
+    match cmd {
+        JobsCommand::List { status, json } => {
+            let wanted = match status {
+                Some(s) => Some(JobStatus::parse(&s).ok_or_else(|| {
+                    let all: Vec<&str> = JobStatus::ALL.iter().map(|s| s.as_str()).collect();
+                    Failure::usage(format!("--status {s:?}: use one of {}", all.join(", ")))
+                })?),
+                None => None,
+            };
+            let jobs: Vec<Job> = store
+                .jobs()
+                .await?
+                .into_iter()
+                .filter(|j| wanted.is_none_or(|w| j.status == w))
+                .collect();
+            if json {
+                print_json(&jobs.iter().map(job_json).collect::<Vec<_>>());
+                return Ok(());
+            }
+            let rows: Vec<Vec<String>> = jobs
+                .iter()
+                .map(|j| {
+                    let plan = j
+                        .plan
+                        .as_ref()
+                        .map_or("-".to_string(), |p| match p.actions.len() {
+                            0 => "none".into(),
+                            1 => p.actions[0].summary(),
+                            n => format!("{} (+{} more)", p.actions[0].summary(), n - 1),
+                        });
+                    vec![
+                        j.id.clone(),
+                        j.created_at.get(..19).unwrap_or(&j.created_at).to_string(),
+                        j.remediation.clone(),
+                        j.account.clone(),
+                        j.resource_id.clone(),
+                        j.mode.to_string(),
+                        j.status.as_str().to_string(),
+                        plan,
+                    ]
+                })
+                .collect();
+            print!(
+                "{}",
+                render::table(
+                    &[
+                        "ID",
+                        "CREATED",
+                        "REMEDIATION",
+                        "ACCOUNT",
+                        "RESOURCE",
+                        "MODE",
+                        "STATUS",
+                        "PLAN"
+                    ],
+                    &rows
+                )
+            );
+            Ok(())
+        }
+        JobsCommand::Show { id, json } => {
+            let job = jobs::find(&store, &id).await?;
+            if json {
+                print_json(&job_json(&job));
+                return Ok(());
+            }
+            println!("job          {}", job.id);
+            println!("remediation  {} (mode {})", job.remediation, job.mode);
+            println!(
+                "resource     {} {} in account {}, {}",
+                job.resource_type, job.resource_id, job.account, job.region
+            );
+            println!(
+                "finding      rule {} from {} ({})",
+                job.rule,
+                job.source,
+                job.event_id.as_deref().unwrap_or("no event id")
+            );
+            println!(
+                "status       {}{}",
+                job.status.as_str(),
+                job.reason
+                    .as_deref()
+                    .map(|r| format!(": {r}"))
+                    .unwrap_or_default()
+            );
+            println!(
+                "created      {}  updated {}  attempts {}",
+                job.created_at, job.updated_at, job.attempts
+            );
+            if let Some(sha) = &job.script_sha256 {
+                println!("script       sha256 {sha}");
+            }
+            println!();
+            match &job.plan {
+                Some(plan) => print!("{}", render::plan(plan, job.before.as_ref())),
+                None => println!("No plan was made."),
+            }
+            if let Some(inverse) = job
+                .inverse
+                .as_ref()
+                .filter(|_| job.status == JobStatus::Applied)
+            {
+                println!("\nUndo would:");
+                for a in inverse {
+                    println!("  ~ {}", a.summary());
+                }
+            }
+            Ok(())
+        }
+        JobsCommand::Retry { id } => {
+            approval::retry(&store, &queue(), &id).await?;
+            println!("job {id} queued to run again; the worker re-reads the resource and re-plans");
+            Ok(())
+        }
+        JobsCommand::Approve {
+            id,
+            by,
+            reason,
+            plan_hash,
+        } => {
+            let ttl = Duration::from_secs(config.approval_ttl_seconds);
+            let audit = command_audit(&store);
+            let decision = Decision::Approve { reason, plan_hash };
+            let pending = approval::check(&store, &audit, &id, decision, ttl).await?;
+            let by = by_or_caller(&aws, by).await?;
+            let approved = approval::decide(&store, &audit, &queue(), pending, &by).await?;
+            let hash = approved.plan_hash.unwrap_or_default();
+            println!(
+                "job {id}: plan {} approved by {by}; the worker re-reads the resource and applies the plan only if it is unchanged",
+                &hash[..12.min(hash.len())]
+            );
+            Ok(())
+        }
+        JobsCommand::Undo {
+            id,
+            by,
+            reason,
+            force,
+            no_exempt,
+        } => {
+            let by = by_or_caller(&aws, by).await?;
+            let ctx = build_context(config, &aws, load_catalog(config)?, COMMAND_LEASE).await?;
+            let result = crate::undo::undo(&ctx, &id, &by, &reason, force, !no_exempt).await;
+            ctx.audit.anchor().await?;
+            match result {
+                Ok(done) => {
+                    println!(
+                        "job {id} undone by {by} (undo job {}): the resource is as it was before",
+                        done.undo_job.id
+                    );
+                    for a in done.undo_job.plan.iter().flat_map(|p| p.actions.iter()) {
+                        println!("  ~ {}", a.summary());
+                    }
+                    if done.exempted {
+                        println!(
+                            "{} is now exempt from {} (remove with `rectify exemptions remove --remediation {} --resource {} --account {}`)",
+                            done.undo_job.resource_id,
+                            done.undo_job.remediation,
+                            done.undo_job.remediation,
+                            done.undo_job.resource_id,
+                            done.undo_job.account
+                        );
+                    }
+                    Ok(())
+                }
+                Err(e) => Err(Failure::usage(e)),
+            }
+        }
+        JobsCommand::Reject { id, by, reason } => {
+            let ttl = Duration::from_secs(config.approval_ttl_seconds);
+            let audit = command_audit(&store);
+            let decision = Decision::Reject { reason };
+            let pending = approval::check(&store, &audit, &id, decision, ttl).await?;
+            let by = by_or_caller(&aws, by).await?;
+            approval::decide(&store, &audit, &queue(), pending, &by).await?;
+            println!("job {id} rejected by {by}; it will not be applied");
+            Ok(())
+        }
+    }
+}

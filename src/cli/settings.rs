@@ -1,0 +1,287 @@
+//! `rectify settings`: each remediation's mode, parameters and triggers (list, set), and the
+//! account allow-list.
+
+use clap::{Args, Subcommand};
+use serde_json::{Value, json};
+
+use super::{Result, aws_config, by_or_caller, command_audit, load_catalog, print_json, store};
+use crate::catalog::Mode;
+use crate::config::Config;
+use crate::render;
+use crate::settings::{
+    self, AllowListEdit, SettingChange, SettingRequest, check_param, find_remediation, parse_param,
+    scope_of,
+};
+
+#[derive(Debug, Subcommand)]
+pub enum SettingsCommand {
+    /// Each remediation's mode, parameters and triggers, with where each comes from.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// The account allow-list: when it is not empty, findings from other accounts end
+    /// `account-not-allowed` and are never acted on.
+    #[command(subcommand)]
+    Accounts(AccountsCommand),
+    /// Set a remediation's mode, parameters or extra triggers, for every account or one.
+    ///
+    /// Examples:
+    ///   rectify settings set s3-block-public-access --mode enforce
+    ///   rectify settings set vpce-restrict-policy --param organization_id=o-a1b2c3d4e5
+    ///   rectify settings set vpce-restrict-policy --trigger corp-endpoint-policy-check
+    ///   rectify settings set iam-deactivate-stale-keys --account 111122223333 --mode off
+    ///
+    /// Config does not resend events for a violation that did not change: after switching a
+    /// remediation to enforce, retry its planned jobs (`rectify jobs retry ID`).
+    #[command(verbatim_doc_comment)]
+    Set(SetArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AccountsCommand {
+    /// The accounts rectify may act in (empty: all).
+    List,
+    /// Allow these accounts.
+    Add {
+        accounts: Vec<String>,
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// Stop allowing these accounts.
+    Remove {
+        accounts: Vec<String>,
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// Empty the allow-list: every account is allowed again.
+    Clear {
+        #[arg(long)]
+        by: Option<String>,
+    },
+}
+
+/// `on` or `off`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum OnOff {
+    On,
+    Off,
+}
+
+#[derive(Debug, Args)]
+pub struct SetArgs {
+    /// The remediation (see `rectify catalog list`).
+    pub remediation: String,
+    /// off, dry-run, approval or enforce.
+    #[arg(long)]
+    pub mode: Option<Mode>,
+    /// A parameter as KEY=VALUE (VALUE is read as JSON when it parses, else as text); repeat
+    /// for several. An empty VALUE removes the override.
+    #[arg(long = "param", value_name = "KEY=VALUE")]
+    pub params: Vec<String>,
+    /// An extra Config rule name that triggers this remediation (custom rules have any name).
+    #[arg(long = "trigger", value_name = "RULE")]
+    pub triggers: Vec<String>,
+    /// Apply to this account only (12 digits) instead of every account.
+    #[arg(long)]
+    pub account: Option<String>,
+    /// Whether a `rectify:exempt` tag on a resource exempts it from this remediation.
+    #[arg(long, value_enum)]
+    pub tag_exemptions: Option<OnOff>,
+    /// Blast-radius breaker: at most this many enforcements per window [default: 20]
+    #[arg(long)]
+    pub breaker_limit: Option<u32>,
+    /// Blast-radius breaker window in seconds [default: 3600]
+    #[arg(long)]
+    pub breaker_window: Option<u64>,
+    /// Who is making the change [default: the caller's AWS identity]
+    #[arg(long)]
+    pub by: Option<String>,
+}
+
+pub(super) async fn run(config: &Config, cmd: SettingsCommand) -> Result<()> {
+    match cmd {
+        SettingsCommand::List { json } => list(config, json).await,
+        SettingsCommand::Set(args) => set(config, args).await,
+        SettingsCommand::Accounts(cmd) => accounts(config, cmd).await,
+    }
+}
+
+async fn list(config: &Config, json_out: bool) -> Result<()> {
+    let (_, catalog) = load_catalog(config)?;
+    let aws = aws_config().await?;
+    let snapshot = store(config, &aws).settings().await?;
+    let mut rows = Vec::new();
+    for r in catalog.all() {
+        let global = snapshot
+            .settings
+            .iter()
+            .find(|s| s.remediation == r.name() && s.scope == "*");
+        let (mode, source) = match global.and_then(|s| s.mode) {
+            Some(m) => (m, "setting"),
+            None => (r.manifest.default_mode, "default"),
+        };
+        rows.push(json!({
+            "remediation": r.name(),
+            "scope": "*",
+            "mode": mode.as_str(),
+            "mode_source": source,
+            "params": snapshot.params_for(r, "*"),
+            "triggers": global.map(|s| s.triggers.clone()).unwrap_or_default(),
+            "updated_by": global.and_then(|s| s.updated_by.clone()),
+            "updated_at": global.and_then(|s| s.updated_at.clone()),
+        }));
+        for s in snapshot
+            .settings
+            .iter()
+            .filter(|s| s.remediation == r.name() && s.scope != "*")
+        {
+            rows.push(json!({
+                "remediation": r.name(),
+                "scope": s.scope,
+                "mode": s.mode.unwrap_or(mode).as_str(),
+                "mode_source": if s.mode.is_some() { "account" } else { source },
+                "params": snapshot.params_for(r, &s.scope),
+                "triggers": s.triggers,
+                "updated_by": s.updated_by,
+                "updated_at": s.updated_at,
+            }));
+        }
+    }
+    if json_out {
+        print_json(&rows);
+        return Ok(());
+    }
+    let text = |v: &Value| match v {
+        Value::Null => "-".to_string(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let table: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            let params = r["params"]
+                .as_object()
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| format!("{k}={}", text(v)))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+                .unwrap_or_default();
+            let triggers = r["triggers"]
+                .as_array()
+                .map(|t| t.iter().map(text).collect::<Vec<_>>().join(","))
+                .unwrap_or_default();
+            vec![
+                text(&r["remediation"]),
+                if r["scope"] == "*" {
+                    "all accounts".into()
+                } else {
+                    text(&r["scope"])
+                },
+                format!("{} ({})", text(&r["mode"]), text(&r["mode_source"])),
+                if params.is_empty() {
+                    "-".into()
+                } else {
+                    params
+                },
+                if triggers.is_empty() {
+                    "-".into()
+                } else {
+                    triggers
+                },
+                text(&r["updated_by"]),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        render::table(
+            &[
+                "REMEDIATION",
+                "SCOPE",
+                "MODE",
+                "PARAMS",
+                "EXTRA TRIGGERS",
+                "UPDATED BY"
+            ],
+            &table
+        )
+    );
+    Ok(())
+}
+
+async fn set(config: &Config, args: SetArgs) -> Result<()> {
+    let (_, catalog) = load_catalog(config)?;
+    let r = find_remediation(&catalog, &args.remediation)?;
+    let scope = scope_of(args.account.as_deref())?;
+    let mut params = Vec::new();
+    for p in &args.params {
+        let (k, v) = parse_param(p)?;
+        check_param(r, &k)?;
+        params.push((k, v));
+    }
+    let request = SettingRequest::new(
+        r,
+        &scope,
+        SettingChange {
+            mode: args.mode,
+            params,
+            triggers: args.triggers,
+            tag_exemptions: args.tag_exemptions.map(|t| matches!(t, OnOff::On)),
+            breaker_limit: args.breaker_limit,
+            breaker_window_seconds: args.breaker_window,
+        },
+    )?;
+    let aws = aws_config().await?;
+    let by = by_or_caller(&aws, args.by).await?;
+    let store = store(config, &aws);
+    let new = settings::set(&store, &command_audit(&store), &request, &by)
+        .await?
+        .new;
+    let scope_text = if scope == "*" {
+        "all accounts".to_string()
+    } else {
+        format!("account {scope}")
+    };
+    println!(
+        "{} ({scope_text}): mode {}, params {}, extra triggers [{}]; set by {by}",
+        r.name(),
+        new.mode
+            .map(|m| m.to_string())
+            .unwrap_or_else(|| format!("{} (default)", r.manifest.default_mode)),
+        Value::Object(new.params.clone()),
+        new.triggers.join(", ")
+    );
+    if args.mode == Some(Mode::Enforce) {
+        println!(
+            "Config does not resend events for violations it already reported: run `rectify jobs list --status planned` and `rectify jobs retry ID` to act on them."
+        );
+    }
+    Ok(())
+}
+
+async fn accounts(config: &Config, cmd: AccountsCommand) -> Result<()> {
+    let edit = match cmd {
+        AccountsCommand::List => None,
+        AccountsCommand::Add { accounts, by } => Some((AllowListEdit::add(accounts)?, by)),
+        AccountsCommand::Remove { accounts, by } => Some((AllowListEdit::remove(accounts)?, by)),
+        AccountsCommand::Clear { by } => Some((AllowListEdit::clear(), by)),
+    };
+    let aws = aws_config().await?;
+    let global = match edit {
+        None => store(config, &aws).settings().await?.global,
+        Some((edit, by)) => {
+            let by = by_or_caller(&aws, by).await?;
+            let store = store(config, &aws);
+            settings::edit_allow_list(&store, &command_audit(&store), &edit, &by).await?
+        }
+    };
+    if global.accounts.is_empty() {
+        println!("allow-list empty: rectify acts in every account");
+    } else {
+        println!("rectify acts only in: {}", global.accounts.join(", "));
+    }
+    Ok(())
+}

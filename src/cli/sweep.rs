@@ -1,0 +1,79 @@
+//! `rectify sweep`: find violations no event announced.
+
+use clap::Args;
+
+use super::{Failure, Result, aws_config, load_catalog, print_json};
+use crate::app::{COMMAND_LEASE, build_context};
+use crate::config::Config;
+use crate::event::{validate_account, validate_region};
+use crate::render;
+use crate::settings::find_remediation;
+use crate::sweep::sweep;
+
+#[derive(Debug, Args)]
+pub struct SweepArgs {
+    /// Accounts to sweep (repeatable) [default: the caller's own account]
+    #[arg(long = "account")]
+    pub accounts: Vec<String>,
+    /// Regions to sweep (repeatable) [default: the configured AWS region]
+    #[arg(long = "region")]
+    pub regions: Vec<String>,
+    /// Only this remediation [default: all]
+    #[arg(long)]
+    pub remediation: Option<String>,
+    /// Change nothing and record nothing, whatever the modes: print what enforcing would
+    /// change, per remediation and account. Read it before switching a remediation to enforce.
+    #[arg(long)]
+    pub what_if: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub(super) async fn run(config: &Config, args: SweepArgs) -> Result<()> {
+    for a in &args.accounts {
+        validate_account(a).map_err(|e| Failure::usage(format!("--account: {e}")))?;
+    }
+    for r in &args.regions {
+        validate_region(r).map_err(|e| Failure::usage(format!("--region: {e}")))?;
+    }
+    crate::sweep::check_regions(&args.regions)
+        .map_err(|e| Failure::usage(format!("--region: {e}")))?;
+    let aws = aws_config().await?;
+    let ctx = build_context(config, &aws, load_catalog(config)?, COMMAND_LEASE).await?;
+    let catalog = ctx.catalog.current();
+    let remediations = match &args.remediation {
+        Some(name) => vec![find_remediation(&catalog, name)?.clone()],
+        None => catalog.all().to_vec(),
+    };
+    let accounts = if args.accounts.is_empty() {
+        vec![ctx.cloud.home_account().to_string()]
+    } else {
+        args.accounts.clone()
+    };
+    let regions = if args.regions.is_empty() {
+        vec![aws.region().map(|r| r.to_string()).unwrap_or_default()]
+    } else {
+        args.regions.clone()
+    };
+    let lines = sweep(&ctx, &remediations, &accounts, &regions, args.what_if)
+        .await
+        .map_err(Failure::failed)?;
+    ctx.audit.anchor().await?;
+    if args.json {
+        print_json(&lines);
+        return Ok(());
+    }
+    if args.what_if {
+        println!("what-if: nothing was changed or recorded. Enforcing would change:\n");
+    }
+    print!("{}", render::sweep(&lines));
+    for l in &lines {
+        for e in &l.errors {
+            eprintln!(
+                "{} {} {}: {}: {}",
+                l.remediation, l.account, l.region, e.resource_id, e.error
+            );
+        }
+    }
+    Ok(())
+}

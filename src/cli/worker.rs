@@ -1,0 +1,68 @@
+//! `rectify worker` (run the worker, see [`crate::app::run`]) and `rectify healthcheck`.
+
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use tokio_util::sync::CancellationToken;
+
+use super::{Failure, Result};
+use crate::app::{self, RunOptions};
+use crate::config::Config;
+
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// Drain the queue and exit: poll with a short wait, exit 0 once a receive returns nothing
+    /// and all work in flight is done.
+    #[arg(long)]
+    pub once: bool,
+    /// Messages worked on at once [default: 8]
+    #[arg(long, env = "RECTIFY_CONCURRENCY")]
+    pub concurrency: Option<usize>,
+    /// Long-poll wait in seconds, 0–20 [default: 20; 1 with --once]
+    #[arg(long)]
+    pub wait_seconds: Option<i32>,
+    /// Also sweep the worker's own account and region every this many seconds (not with
+    /// --once) [default: off]
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(60..))]
+    pub sweep_every: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct HealthcheckArgs {
+    /// The longest time since the last poll that counts as healthy, in seconds (a long poll
+    /// waits 20).
+    #[arg(long, default_value_t = 90)]
+    max_age: u64,
+}
+
+pub(super) async fn run(config: Config, args: WorkerArgs, started: Instant) -> Result<()> {
+    let opts = RunOptions {
+        once: args.once,
+        wait_seconds: args.wait_seconds,
+        sweep_every: args.sweep_every.map(Duration::from_secs),
+        started,
+    };
+    Ok(app::run(config, opts, CancellationToken::new()).await?)
+}
+
+pub(super) fn healthcheck(config: &Config, args: HealthcheckArgs) -> Result<()> {
+    let max_age = args.max_age;
+    let path = &config.liveness_file;
+    let modified = std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .map_err(|e| {
+            Failure::failed(format!(
+                "unhealthy: {} cannot be read ({e}): the worker has not polled",
+                path.display()
+            ))
+        })?;
+    let age = modified.elapsed().unwrap_or_default();
+    if age.as_secs() > max_age {
+        return Err(Failure::failed(format!(
+            "unhealthy: the last poll was {} s ago (more than {max_age} s)",
+            age.as_secs()
+        )));
+    }
+    println!("healthy: the last poll was {} s ago", age.as_secs());
+    Ok(())
+}

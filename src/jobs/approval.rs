@@ -1,0 +1,265 @@
+//! Approve or reject a pending plan, or run a job again.
+//!
+//! An approval binds the plan hash the operator saw: the worker re-reads the resource, re-plans,
+//! and applies only when the plan still has that hash. A plan that waited longer than the
+//! approval time-to-live expires instead of being approved.
+
+use std::time::Duration;
+
+use crate::audit::AuditWriter;
+use crate::audit::Record;
+use crate::reconcile::{approval_expired, expire};
+use crate::state::{Job, JobStatus, Store, now_text};
+
+use super::{ControlQueue, JobError, find};
+
+/// An operator's decision on a pending plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Apply the plan; with `plan_hash`, only if the pending plan has that sha256 (a prefix of
+    /// at least 12 characters).
+    Approve {
+        reason: Option<String>,
+        plan_hash: Option<String>,
+    },
+    /// Never apply the plan.
+    Reject { reason: String },
+}
+
+impl Decision {
+    /// The past participle used in messages ("approved", "rejected").
+    pub fn verb(&self) -> &'static str {
+        match self {
+            Decision::Approve { .. } => "approved",
+            Decision::Reject { .. } => "rejected",
+        }
+    }
+
+    /// The status a pending job moves to, and the fields written with it, when `by` decides
+    /// on the plan with sha256 `plan_hash` at `now`.
+    pub fn transition(
+        &self,
+        by: &str,
+        plan_hash: &str,
+        now: &str,
+    ) -> (JobStatus, Vec<(&'static str, Option<String>)>) {
+        match self {
+            Decision::Approve { reason, .. } => (
+                JobStatus::Approved,
+                vec![
+                    ("approved_by", Some(by.to_string())),
+                    ("approved_at", Some(now.to_string())),
+                    ("approved_plan_hash", Some(plan_hash.to_string())),
+                    ("approval_reason", reason.clone()),
+                    (
+                        "reason",
+                        Some(format!(
+                            "approved by {by}; waiting for the worker to apply it"
+                        )),
+                    ),
+                ],
+            ),
+            Decision::Reject { reason } => (
+                JobStatus::Rejected,
+                vec![("reason", Some(format!("rejected by {by}: {reason}")))],
+            ),
+        }
+    }
+}
+
+/// Refuses an approval when the operator named a plan hash that the pending plan (`hash`) does
+/// not start with, or a prefix shorter than 12 characters.
+pub fn check_plan_hash(id: &str, hash: &str, want: Option<&str>) -> Result<(), JobError> {
+    match want {
+        Some(want) if want.len() < 12 || !hash.starts_with(want) => {
+            Err(JobError::PlanHashMismatch {
+                id: id.to_string(),
+                hash: hash.to_string(),
+                want: want.to_string(),
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A job found pending approval, with the decision checked against it: what [`decide`]
+/// records. Only [`check`] builds one.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    job: Job,
+    decision: Decision,
+}
+
+impl Pending {
+    /// The job as it was read.
+    pub fn job(&self) -> &Job {
+        &self.job
+    }
+}
+
+/// Reads job `id` and checks that `decision` can be made on it: the job is pending approval;
+/// for an approval, it has not waited longer than `ttl` (it is then marked expired and
+/// recorded on `audit`) and its plan has the hash the operator named.
+pub async fn check(
+    store: &Store,
+    audit: &AuditWriter,
+    id: &str,
+    decision: Decision,
+    ttl: Duration,
+) -> Result<Pending, JobError> {
+    let job = find(store, id).await?;
+    if job.status != JobStatus::PendingApproval {
+        return Err(JobError::NotPending {
+            id: id.to_string(),
+            status: job.status.as_str(),
+            verb: decision.verb(),
+        });
+    }
+    if let Decision::Approve { plan_hash, .. } = &decision {
+        if approval_expired(&job, ttl) {
+            expire(store, audit, &job, ttl).await?;
+            return Err(JobError::Expired {
+                id: id.to_string(),
+                ttl_seconds: ttl.as_secs(),
+            });
+        }
+        check_plan_hash(
+            id,
+            job.plan_hash.as_deref().unwrap_or_default(),
+            plan_hash.as_deref(),
+        )?;
+    }
+    Ok(Pending { job, decision })
+}
+
+/// Records `by`'s decision: moves the job out of pending-approval (an error if it changed
+/// since [`check`] read it), writes its audit record, and for an approval queues the job on
+/// `queue`, so the worker re-reads the resource and applies the plan only if it is unchanged.
+/// Returns the job as it is now.
+pub async fn decide(
+    store: &Store,
+    audit: &AuditWriter,
+    queue: &ControlQueue,
+    pending: Pending,
+    by: &str,
+) -> Result<Job, JobError> {
+    let id = pending.job.id.as_str();
+    let hash = pending.job.plan_hash.as_deref().unwrap_or_default();
+    let (to, fields) = pending.decision.transition(by, hash, &now_text());
+    let decided = store
+        .transition(id, &[JobStatus::PendingApproval], to, &fields)
+        .await?
+        .ok_or_else(|| JobError::Changed {
+            id: id.to_string(),
+            verb: pending.decision.verb(),
+        })?;
+    audit.append(Record::for_job(&decided, by)).await?;
+    if matches!(pending.decision, Decision::Approve { .. }) {
+        queue.run_job(id).await?;
+    }
+    Ok(decided)
+}
+
+/// Queues job `id` to run again through every gate (after a change of mode or parameters);
+/// only a job that ended without an effect runs again. Returns the job as it was read.
+pub async fn retry(store: &Store, queue: &ControlQueue, id: &str) -> Result<Job, JobError> {
+    let job = find(store, id).await?;
+    if !job.status.reruns_on_delivery() {
+        return Err(JobError::NotRerunnable {
+            id: id.to_string(),
+            status: job.status.as_str(),
+        });
+    }
+    queue.run_job(id).await?;
+    Ok(job)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HASH: &str = "0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn an_approval_binds_the_plan_hash_and_says_who() {
+        let d = Decision::Approve {
+            reason: Some("change 42".into()),
+            plan_hash: None,
+        };
+        let (to, fields) = d.transition("alice", HASH, "2026-01-01T00:00:00.000Z");
+        assert_eq!(to, JobStatus::Approved);
+        assert_eq!(
+            fields,
+            vec![
+                ("approved_by", Some("alice".to_string())),
+                ("approved_at", Some("2026-01-01T00:00:00.000Z".to_string())),
+                ("approved_plan_hash", Some(HASH.to_string())),
+                ("approval_reason", Some("change 42".to_string())),
+                (
+                    "reason",
+                    Some("approved by alice; waiting for the worker to apply it".to_string())
+                ),
+            ]
+        );
+        assert_eq!(d.verb(), "approved");
+    }
+
+    #[test]
+    fn an_approval_without_a_reason_removes_the_old_one() {
+        let d = Decision::Approve {
+            reason: None,
+            plan_hash: None,
+        };
+        let (_, fields) = d.transition("alice", HASH, "t");
+        assert!(fields.contains(&("approval_reason", None)));
+    }
+
+    #[test]
+    fn a_rejection_only_writes_its_reason() {
+        let d = Decision::Reject {
+            reason: "too broad".into(),
+        };
+        let (to, fields) = d.transition("bob", HASH, "t");
+        assert_eq!(to, JobStatus::Rejected);
+        assert_eq!(
+            fields,
+            vec![("reason", Some("rejected by bob: too broad".to_string()))]
+        );
+        assert_eq!(d.verb(), "rejected");
+    }
+
+    #[test]
+    fn a_named_plan_hash_must_be_a_long_enough_prefix_of_the_pending_one() {
+        assert!(check_plan_hash("j", HASH, None).is_ok());
+        assert!(check_plan_hash("j", HASH, Some(&HASH[..12])).is_ok());
+        assert!(check_plan_hash("j", HASH, Some(HASH)).is_ok());
+        // Too short to bind anything.
+        assert!(check_plan_hash("j", HASH, Some(&HASH[..11])).is_err());
+        // Another plan.
+        let e = check_plan_hash("j", HASH, Some("ffffffffffffffff")).unwrap_err();
+        assert!(e.is_usage());
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "job j's pending plan has sha256 {HASH}, not ffffffffffffffff: review it again with `rectify jobs show j`"
+            )
+        );
+        // No pending hash at all: nothing starts the empty string but itself.
+        assert!(check_plan_hash("j", "", Some(&HASH[..12])).is_err());
+    }
+
+    #[test]
+    fn refusals_are_usage_errors_and_store_failures_are_not() {
+        assert!(JobError::NotFound("x".into()).is_usage());
+        assert_eq!(
+            JobError::NotPending {
+                id: "x".into(),
+                status: "applied",
+                verb: "rejected"
+            }
+            .to_string(),
+            "job x is applied, not pending-approval: only a pending plan can be rejected"
+        );
+        assert!(!JobError::State(crate::state::StateError::Corrupt("x".into())).is_usage());
+    }
+}

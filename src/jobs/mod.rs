@@ -1,0 +1,103 @@
+//! Operators' workflows on jobs: approve or reject a pending plan, run a job again.
+//!
+//! The worker does the work: these only move a job's status (with a conditional write, so two
+//! operators cannot both decide) and queue a control message that makes the worker re-read the
+//! resource and re-plan.
+
+pub mod approval;
+
+use crate::app::{QueueError, queue_url};
+use crate::cloud::{CloudError, classify};
+use crate::event::Control;
+use crate::state::{Job, StateError, Store};
+
+/// An operator's job workflow that was refused or did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error("no job {0:?} (see `rectify jobs list`)")]
+    NotFound(String),
+    #[error("job {id} is {status}, not pending-approval: only a pending plan can be {verb}")]
+    NotPending {
+        id: String,
+        status: &'static str,
+        verb: &'static str,
+    },
+    #[error(
+        "job {id} waited longer than {ttl_seconds} s for an approval and has expired; it will not be applied (`rectify jobs retry {id}` plans it again)"
+    )]
+    Expired { id: String, ttl_seconds: u64 },
+    #[error(
+        "job {id}'s pending plan has sha256 {hash}, not {want}: review it again with `rectify jobs show {id}`"
+    )]
+    PlanHashMismatch {
+        id: String,
+        hash: String,
+        want: String,
+    },
+    #[error("job {id} changed while it was being {verb}: look again")]
+    Changed { id: String, verb: &'static str },
+    #[error(
+        "job {id} is {status}: only jobs that ended without an effect (planned, needs-parameter, failed, off) run again"
+    )]
+    NotRerunnable { id: String, status: &'static str },
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    #[error(transparent)]
+    Cloud(#[from] CloudError),
+    #[error(transparent)]
+    State(#[from] StateError),
+}
+
+impl JobError {
+    /// Whether the operator's request is at fault (exit code 2), not AWS or the state store.
+    pub fn is_usage(&self) -> bool {
+        match self {
+            JobError::Queue(q) => q.is_usage(),
+            JobError::Cloud(_) | JobError::State(_) => false,
+            _ => true,
+        }
+    }
+}
+
+/// The worker's queue, as operators' commands send it control messages; its URL is looked up
+/// when the first message is sent, so building one costs nothing.
+#[derive(Debug, Clone)]
+pub struct ControlQueue {
+    sqs: aws_sdk_sqs::Client,
+    name: String,
+}
+
+impl ControlQueue {
+    /// The queue named `name` (see [`crate::state::Names::queue`]).
+    pub fn new(sqs: aws_sdk_sqs::Client, name: impl Into<String>) -> ControlQueue {
+        ControlQueue {
+            sqs,
+            name: name.into(),
+        }
+    }
+
+    /// Queues a control message that makes the worker run a job again through every gate.
+    pub async fn run_job(&self, id: &str) -> Result<(), JobError> {
+        let url = queue_url(&self.sqs, &self.name).await?;
+        let body = Control::RunJob {
+            job_id: id.to_string(),
+        }
+        .body();
+        self.sqs
+            .send_message()
+            .queue_url(url)
+            .message_body(body)
+            .send()
+            .await
+            .map_err(|e| classify("sqs:SendMessage", e))?;
+        Ok(())
+    }
+}
+
+/// The job `id`, read consistently; an error naming it when there is none.
+pub async fn find(store: &Store, id: &str) -> Result<Job, JobError> {
+    store
+        .job(id)
+        .await?
+        .ok_or_else(|| JobError::NotFound(id.to_string()))
+}

@@ -1,0 +1,718 @@
+//! Operators' changes to settings: a remediation's mode, parameters, triggers, tag exemptions and
+//! breaker; the Organization's pause switch and account allow-list; exemption records.
+//!
+//! Each change is checked first, without I/O (a request that is built is valid), then written
+//! with an optimistic update of that one item ([`Store::update_setting`],
+//! [`Store::update_global`]) and recorded in the audit trail like a fix, with who made it.
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use crate::audit::{AuditWriter, Record, RecordKind, RecordOutcome};
+use crate::catalog::{Catalog, Mode, Remediation};
+use crate::event::validate_account;
+use crate::state::{Exemption, Global, Setting, StateError, Store};
+
+/// A settings change that was refused or did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// The change itself is wrong (the message names the flag and what to give instead).
+    #[error("{0}")]
+    Invalid(String),
+    #[error("unknown remediation {name:?}; the catalog has: {known}")]
+    UnknownRemediation { name: String, known: String },
+    #[error(
+        "no exemption of {resource_id} from {remediation} in {account} (see `rectify exemptions list`)"
+    )]
+    NoExemption {
+        remediation: String,
+        resource_id: String,
+        account: String,
+    },
+    #[error("the Organization settings kept changing under this update; try again")]
+    GlobalContended,
+    #[error(transparent)]
+    State(#[from] StateError),
+}
+
+impl SettingsError {
+    /// Whether the operator's input is at fault (exit code 2), not the state store.
+    pub fn is_usage(&self) -> bool {
+        !matches!(
+            self,
+            SettingsError::State(_) | SettingsError::GlobalContended
+        )
+    }
+}
+
+/// The remediation named `name`, or an error that lists the catalog's names.
+pub fn find_remediation<'a>(
+    catalog: &'a Catalog,
+    name: &str,
+) -> Result<&'a Arc<Remediation>, SettingsError> {
+    catalog
+        .get(name)
+        .ok_or_else(|| SettingsError::UnknownRemediation {
+            name: name.to_string(),
+            known: catalog
+                .all()
+                .iter()
+                .map(|r| r.name())
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
+}
+
+/// The scope a setting or exemption applies to: the account (checked), or `*` for every one.
+pub fn scope_of(account: Option<&str>) -> Result<String, SettingsError> {
+    match account {
+        Some(a) => {
+            validate_account(a).map_err(|e| SettingsError::Invalid(format!("--account: {e}")))?;
+            Ok(a.to_string())
+        }
+        None => Ok("*".to_string()),
+    }
+}
+
+/// Parses a parameter given as `KEY=VALUE`; VALUE is JSON when it parses as JSON, else text.
+pub fn parse_param(p: &str) -> Result<(String, Value), SettingsError> {
+    let (k, v) = p
+        .split_once('=')
+        .ok_or_else(|| SettingsError::Invalid(format!("--param {p:?}: expected KEY=VALUE")))?;
+    if k.is_empty() {
+        return Err(SettingsError::Invalid(format!(
+            "--param {p:?}: the key is empty"
+        )));
+    }
+    let value = serde_json::from_str::<Value>(v).unwrap_or_else(|_| Value::String(v.to_string()));
+    Ok((k.to_string(), value))
+}
+
+/// Refuses a parameter the remediation's manifest does not declare.
+pub fn check_param(r: &Remediation, key: &str) -> Result<(), SettingsError> {
+    if r.manifest.params.contains_key(key) {
+        return Ok(());
+    }
+    let known: Vec<&str> = r.manifest.params.keys().map(|s| s.as_str()).collect();
+    Err(SettingsError::Invalid(format!(
+        "--param {key}: {} has no parameter {key:?} (it has: {})",
+        r.name(),
+        if known.is_empty() {
+            "none".to_string()
+        } else {
+            known.join(", ")
+        }
+    )))
+}
+
+/// What an operator asks to change in one remediation's setting.
+#[derive(Debug, Clone, Default)]
+pub struct SettingChange {
+    pub mode: Option<Mode>,
+    /// Parameter overrides; an empty text value removes the override.
+    pub params: Vec<(String, Value)>,
+    /// Extra Config rule names that trigger the remediation (added to those already set).
+    pub triggers: Vec<String>,
+    pub tag_exemptions: Option<bool>,
+    pub breaker_limit: Option<u32>,
+    pub breaker_window_seconds: Option<u64>,
+}
+
+impl SettingChange {
+    /// Applies the change to a setting (the stored one, or a blank one).
+    pub fn apply(&self, s: &mut Setting) {
+        if let Some(mode) = self.mode {
+            s.mode = Some(mode);
+        }
+        for (k, v) in &self.params {
+            if v.as_str() == Some("") {
+                s.params.remove(k);
+            } else {
+                s.params.insert(k.clone(), v.clone());
+            }
+        }
+        for t in &self.triggers {
+            if !s.triggers.contains(t) {
+                s.triggers.push(t.clone());
+            }
+        }
+        if let Some(t) = self.tag_exemptions {
+            s.tag_exemptions = Some(t);
+        }
+        if let Some(l) = self.breaker_limit {
+            s.breaker_limit = Some(l);
+        }
+        if let Some(w) = self.breaker_window_seconds {
+            s.breaker_window_seconds = Some(w);
+        }
+    }
+}
+
+/// A settings change checked against the remediation's manifest; only [`SettingRequest::new`]
+/// builds one.
+#[derive(Debug, Clone)]
+pub struct SettingRequest {
+    remediation: Arc<Remediation>,
+    scope: String,
+    change: SettingChange,
+}
+
+impl SettingRequest {
+    /// Checks `change` for `r` in `scope` (`*` or an account, see [`scope_of`]): known
+    /// parameters, rule-like triggers, something to set, Organization-wide-only fields without
+    /// an account, a breaker of at least 1.
+    pub fn new(
+        r: &Arc<Remediation>,
+        scope: &str,
+        change: SettingChange,
+    ) -> Result<SettingRequest, SettingsError> {
+        for (k, _) in &change.params {
+            check_param(r, k)?;
+        }
+        for t in &change.triggers {
+            if t.is_empty()
+                || t.len() > 128
+                || t.chars().any(|c| c.is_control() || c.is_whitespace())
+            {
+                return Err(SettingsError::Invalid(format!(
+                    "--trigger {t:?}: not a Config rule name"
+                )));
+            }
+        }
+        if change.mode.is_none()
+            && change.params.is_empty()
+            && change.triggers.is_empty()
+            && change.tag_exemptions.is_none()
+            && change.breaker_limit.is_none()
+            && change.breaker_window_seconds.is_none()
+        {
+            return Err(SettingsError::Invalid(
+                "nothing to set: give --mode, --param, --trigger, --tag-exemptions, --breaker-limit or --breaker-window".into(),
+            ));
+        }
+        if scope != "*"
+            && (change.tag_exemptions.is_some()
+                || change.breaker_limit.is_some()
+                || change.breaker_window_seconds.is_some())
+        {
+            return Err(SettingsError::Invalid(
+                "--tag-exemptions and the breaker are set for a remediation in every account: drop --account".into(),
+            ));
+        }
+        if change.breaker_limit == Some(0) || change.breaker_window_seconds == Some(0) {
+            return Err(SettingsError::Invalid(
+                "--breaker-limit and --breaker-window must be at least 1".into(),
+            ));
+        }
+        Ok(SettingRequest {
+            remediation: r.clone(),
+            scope: scope.to_string(),
+            change,
+        })
+    }
+
+    pub fn remediation(&self) -> &Arc<Remediation> {
+        &self.remediation
+    }
+
+    pub fn scope(&self) -> &str {
+        &self.scope
+    }
+
+    pub fn change(&self) -> &SettingChange {
+        &self.change
+    }
+}
+
+/// A setting before and after an operator's change.
+#[derive(Debug, Clone)]
+pub struct SettingUpdate {
+    pub old: Option<Setting>,
+    pub new: Setting,
+}
+
+/// Writes a setting change, resets the breaker when the remediation is switched to enforce in
+/// every account (that is how an operator resets a tripped breaker), and records it.
+pub async fn set(
+    store: &Store,
+    audit: &AuditWriter,
+    request: &SettingRequest,
+    by: &str,
+) -> Result<SettingUpdate, SettingsError> {
+    let r = &request.remediation;
+    let scope = request.scope.as_str();
+    let (old, new) = store
+        .update_setting(r.name(), scope, |s| {
+            request.change.apply(s);
+            s.updated_by = Some(by.to_string());
+        })
+        .await?;
+    if request.change.mode == Some(Mode::Enforce) && scope == "*" {
+        store.breaker_reset(r.name()).await?;
+    }
+    let change = json!({
+        "scope": scope,
+        "mode": {"from": old.as_ref().and_then(|o| o.mode).map(|m| m.as_str()), "to": new.mode.map(|m| m.as_str())},
+        "params": {"from": old.as_ref().map(|o| o.params.clone()), "to": new.params},
+        "triggers": {"from": old.as_ref().map(|o| o.triggers.clone()), "to": new.triggers},
+        "tag_exemptions": new.tag_exemptions,
+        "breaker": {"limit": new.breaker_limit, "window_seconds": new.breaker_window_seconds},
+    });
+    audit
+        .append(Record {
+            kind: RecordKind::Settings,
+            remediation: Some(r.name().to_string()),
+            account: (scope != "*").then(|| scope.to_string()),
+            before: old
+                .as_ref()
+                .map(|o| serde_json::to_value(o).unwrap_or(Value::Null)),
+            after: Some(change),
+            outcome: RecordOutcome::SettingsChanged,
+            actor: Some(by.to_string()),
+            ..Record::default()
+        })
+        .await?;
+    Ok(SettingUpdate { old, new })
+}
+
+/// A change to the account allow-list; the constructors check the account ids.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AllowListEdit(Edit);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Edit {
+    Add(Vec<String>),
+    Remove(Vec<String>),
+    Clear,
+}
+
+impl AllowListEdit {
+    /// Allow these accounts too.
+    pub fn add(accounts: Vec<String>) -> Result<AllowListEdit, SettingsError> {
+        check_accounts(&accounts)?;
+        Ok(AllowListEdit(Edit::Add(accounts)))
+    }
+
+    /// Stop allowing these accounts.
+    pub fn remove(accounts: Vec<String>) -> Result<AllowListEdit, SettingsError> {
+        check_accounts(&accounts)?;
+        Ok(AllowListEdit(Edit::Remove(accounts)))
+    }
+
+    /// Empty the list: every account is allowed again.
+    pub fn clear() -> AllowListEdit {
+        AllowListEdit(Edit::Clear)
+    }
+
+    /// Applies the edit to an allow-list (kept sorted when accounts are added).
+    pub fn apply(&self, list: &mut Vec<String>) {
+        match &self.0 {
+            Edit::Add(accounts) => {
+                for a in accounts {
+                    if !list.contains(a) {
+                        list.push(a.clone());
+                    }
+                }
+                list.sort();
+            }
+            Edit::Remove(accounts) => list.retain(|a| !accounts.contains(a)),
+            Edit::Clear => list.clear(),
+        }
+    }
+}
+
+fn check_accounts(ids: &[String]) -> Result<(), SettingsError> {
+    if ids.is_empty() {
+        return Err(SettingsError::Invalid(
+            "name at least one account id".into(),
+        ));
+    }
+    for a in ids {
+        validate_account(a).map_err(|e| SettingsError::Invalid(e.to_string()))?;
+    }
+    Ok(())
+}
+
+/// Changes the account allow-list and records it; returns the Organization settings after.
+pub async fn edit_allow_list(
+    store: &Store,
+    audit: &AuditWriter,
+    edit: &AllowListEdit,
+    by: &str,
+) -> Result<Global, SettingsError> {
+    update_global(store, audit, by, RecordOutcome::AccountsChanged, |g| {
+        edit.apply(&mut g.accounts)
+    })
+    .await
+}
+
+/// Stops every change in the Organization (jobs are still planned and recorded), and records
+/// it with the reason; returns the Organization settings after.
+pub async fn pause(
+    store: &Store,
+    audit: &AuditWriter,
+    reason: &str,
+    by: &str,
+) -> Result<Global, SettingsError> {
+    update_global(store, audit, by, RecordOutcome::Paused, |g| {
+        g.paused = true;
+        g.pause_reason = Some(reason.to_string());
+    })
+    .await
+}
+
+/// Lets changes happen again after [`pause`], and records it.
+pub async fn resume(store: &Store, audit: &AuditWriter, by: &str) -> Result<Global, SettingsError> {
+    update_global(store, audit, by, RecordOutcome::Resumed, |g| {
+        g.paused = false;
+        g.pause_reason = None;
+    })
+    .await
+}
+
+/// Changes the Organization-wide settings, and records the change as `what`.
+async fn update_global(
+    store: &Store,
+    audit: &AuditWriter,
+    by: &str,
+    what: RecordOutcome,
+    mut edit: impl FnMut(&mut Global),
+) -> Result<Global, SettingsError> {
+    let (old, new) = store
+        .update_global(|g| {
+            edit(g);
+            g.updated_by = Some(by.to_string());
+        })
+        .await
+        .map_err(|e| match e {
+            StateError::Conflict(_) => SettingsError::GlobalContended,
+            e => e.into(),
+        })?;
+    audit
+        .append(Record {
+            kind: RecordKind::Settings,
+            before: Some(serde_json::to_value(&old).unwrap_or(Value::Null)),
+            after: Some(serde_json::to_value(&new).unwrap_or(Value::Null)),
+            reason: new
+                .pause_reason
+                .clone()
+                .filter(|_| what == RecordOutcome::Paused),
+            outcome: what,
+            actor: Some(by.to_string()),
+            ..Record::default()
+        })
+        .await?;
+    Ok(new)
+}
+
+/// An exemption checked before it is written; only [`ExemptionRequest::new`] builds one.
+#[derive(Debug, Clone)]
+pub struct ExemptionRequest {
+    remediation: String,
+    resource_id: String,
+    scope: String,
+    reason: String,
+    until: Option<String>,
+}
+
+impl ExemptionRequest {
+    /// Checks the last day (`YYYY-MM-DD`), the resource id (as findings name it) and the
+    /// account (none: any account). The remediation is one of the catalog's (see
+    /// [`find_remediation`]).
+    pub fn new(
+        remediation: &Remediation,
+        resource_id: &str,
+        account: Option<&str>,
+        reason: &str,
+        until: Option<&str>,
+    ) -> Result<ExemptionRequest, SettingsError> {
+        if let Some(u) = until {
+            chrono::NaiveDate::parse_from_str(u, "%Y-%m-%d")
+                .map_err(|_| SettingsError::Invalid(format!("--until {u:?}: use YYYY-MM-DD")))?;
+        }
+        if resource_id.is_empty()
+            || resource_id.contains(':')
+            || resource_id.chars().any(char::is_control)
+        {
+            return Err(SettingsError::Invalid(format!(
+                "--resource {resource_id:?}: not a resource id"
+            )));
+        }
+        Ok(ExemptionRequest {
+            remediation: remediation.name().to_string(),
+            resource_id: resource_id.to_string(),
+            scope: scope_of(account)?,
+            reason: reason.to_string(),
+            until: until.map(str::to_string),
+        })
+    }
+}
+
+/// Writes an exemption record (replacing one of the same resource and account) and records it.
+pub async fn add_exemption(
+    store: &Store,
+    audit: &AuditWriter,
+    request: ExemptionRequest,
+    by: &str,
+) -> Result<Exemption, SettingsError> {
+    let e = Exemption {
+        remediation: request.remediation,
+        account: request.scope,
+        resource_id: request.resource_id,
+        reason: request.reason,
+        by: by.to_string(),
+        until: request.until,
+        created_at: crate::state::now_text(),
+    };
+    store.put_exemption(&e).await?;
+    audit.append(Record::exemption_added(&e)).await?;
+    Ok(e)
+}
+
+/// Removes the exemption of a resource from a remediation in `scope` (`*` or an account, see
+/// [`scope_of`]) and records it; an error when there was none.
+pub async fn remove_exemption(
+    store: &Store,
+    audit: &AuditWriter,
+    remediation: &Remediation,
+    resource_id: &str,
+    scope: &str,
+    by: &str,
+) -> Result<Exemption, SettingsError> {
+    let e = Exemption {
+        remediation: remediation.name().to_string(),
+        account: scope.to_string(),
+        resource_id: resource_id.to_string(),
+        ..Exemption::default()
+    };
+    if !store.delete_exemption(&e).await? {
+        return Err(SettingsError::NoExemption {
+            remediation: e.remediation,
+            resource_id: e.resource_id,
+            account: e.account,
+        });
+    }
+    audit
+        .append(Record {
+            kind: RecordKind::Settings,
+            remediation: Some(e.remediation.clone()),
+            resource_id: Some(e.resource_id.clone()),
+            outcome: RecordOutcome::ExemptionRemoved,
+            actor: Some(by.to_string()),
+            ..Record::default()
+        })
+        .await?;
+    Ok(e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::script::{Limits, hardened_engine};
+
+    fn catalog() -> Catalog {
+        Catalog::load(&hardened_engine(&Limits::default()), None).unwrap()
+    }
+
+    fn invalid(e: SettingsError) -> String {
+        assert!(e.is_usage(), "{e}");
+        match e {
+            SettingsError::Invalid(text) => text,
+            other => panic!("not an input error: {other}"),
+        }
+    }
+
+    #[test]
+    fn a_remediation_is_found_by_name_or_the_catalog_is_listed() {
+        let catalog = catalog();
+        assert_eq!(
+            find_remediation(&catalog, "sg-revoke-open-ssh")
+                .unwrap()
+                .name(),
+            "sg-revoke-open-ssh"
+        );
+        let e = find_remediation(&catalog, "nope").unwrap_err();
+        assert!(e.is_usage());
+        let text = e.to_string();
+        assert!(text.starts_with("unknown remediation \"nope\"; the catalog has: "));
+        assert!(text.contains("s3-block-public-access"), "{text}");
+    }
+
+    #[test]
+    fn parameters_are_json_when_they_parse_and_text_otherwise() {
+        assert_eq!(parse_param("n=90").unwrap(), ("n".into(), json!(90)));
+        assert_eq!(parse_param("b=true").unwrap(), ("b".into(), json!(true)));
+        assert_eq!(
+            parse_param("org=o-a1b2c3d4e5").unwrap(),
+            ("org".into(), json!("o-a1b2c3d4e5"))
+        );
+        assert_eq!(parse_param("k=a=b").unwrap(), ("k".into(), json!("a=b")));
+        // An empty value (which removes an override) is the empty text.
+        assert_eq!(parse_param("k=").unwrap(), ("k".into(), json!("")));
+        assert!(invalid(parse_param("k").unwrap_err()).contains("expected KEY=VALUE"));
+        assert!(invalid(parse_param("=1").unwrap_err()).contains("the key is empty"));
+    }
+
+    #[test]
+    fn the_scope_is_an_account_or_every_account() {
+        assert_eq!(scope_of(None).unwrap(), "*");
+        assert_eq!(scope_of(Some("111122223333")).unwrap(), "111122223333");
+        assert!(invalid(scope_of(Some("12")).unwrap_err()).starts_with("--account: "));
+    }
+
+    #[test]
+    fn a_setting_change_is_checked_against_the_manifest() {
+        let catalog = catalog();
+        let keys = find_remediation(&catalog, "iam-deactivate-stale-keys").unwrap();
+        let ssh = find_remediation(&catalog, "sg-revoke-open-ssh").unwrap();
+        let mode = |m| SettingChange {
+            mode: Some(m),
+            ..SettingChange::default()
+        };
+        assert!(SettingRequest::new(ssh, "*", mode(Mode::Enforce)).is_ok());
+        assert!(SettingRequest::new(ssh, "111122223333", mode(Mode::Off)).is_ok());
+
+        let unknown = SettingChange {
+            params: vec![("prot".into(), json!(23))],
+            ..SettingChange::default()
+        };
+        let text = invalid(SettingRequest::new(ssh, "*", unknown).unwrap_err());
+        assert!(
+            text.starts_with("--param prot: sg-revoke-open-ssh has no parameter"),
+            "{text}"
+        );
+        let known = SettingChange {
+            params: vec![("max_unused_days".into(), json!(30))],
+            ..SettingChange::default()
+        };
+        assert!(SettingRequest::new(keys, "*", known).is_ok());
+
+        let text = invalid(SettingRequest::new(ssh, "*", SettingChange::default()).unwrap_err());
+        assert!(text.starts_with("nothing to set"), "{text}");
+
+        for bad in ["", "two words", "tab\there"] {
+            let change = SettingChange {
+                triggers: vec![bad.into()],
+                ..SettingChange::default()
+            };
+            let text = invalid(SettingRequest::new(ssh, "*", change).unwrap_err());
+            assert!(text.contains("not a Config rule name"), "{text}");
+        }
+
+        let breaker = |limit, window| SettingChange {
+            breaker_limit: limit,
+            breaker_window_seconds: window,
+            ..SettingChange::default()
+        };
+        assert!(SettingRequest::new(ssh, "*", breaker(Some(5), Some(60))).is_ok());
+        let text =
+            invalid(SettingRequest::new(ssh, "111122223333", breaker(Some(5), None)).unwrap_err());
+        assert!(text.contains("drop --account"), "{text}");
+        let tags = SettingChange {
+            tag_exemptions: Some(false),
+            ..SettingChange::default()
+        };
+        assert!(SettingRequest::new(ssh, "111122223333", tags).is_err());
+        let text = invalid(SettingRequest::new(ssh, "*", breaker(Some(0), None)).unwrap_err());
+        assert!(text.contains("at least 1"), "{text}");
+        assert!(SettingRequest::new(ssh, "*", breaker(None, Some(0))).is_err());
+    }
+
+    #[test]
+    fn a_change_sets_what_it_names_and_keeps_the_rest() {
+        let mut s = Setting {
+            remediation: "r".into(),
+            scope: "*".into(),
+            mode: Some(Mode::DryRun),
+            triggers: vec!["a".into()],
+            breaker_limit: Some(3),
+            ..Setting::default()
+        };
+        s.params.insert("keep".into(), json!(1));
+        s.params.insert("drop".into(), json!(2));
+        SettingChange {
+            params: vec![("drop".into(), json!("")), ("new".into(), json!("x"))],
+            triggers: vec!["a".into(), "b".into()],
+            tag_exemptions: Some(false),
+            ..SettingChange::default()
+        }
+        .apply(&mut s);
+        assert_eq!(s.mode, Some(Mode::DryRun));
+        assert_eq!(
+            Value::Object(s.params.clone()),
+            json!({"keep": 1, "new": "x"})
+        );
+        assert_eq!(s.triggers, vec!["a".to_string(), "b".to_string()]);
+        assert_eq!(s.tag_exemptions, Some(false));
+        assert_eq!(s.breaker_limit, Some(3));
+        SettingChange {
+            mode: Some(Mode::Enforce),
+            breaker_window_seconds: Some(60),
+            ..SettingChange::default()
+        }
+        .apply(&mut s);
+        assert_eq!(s.mode, Some(Mode::Enforce));
+        assert_eq!(s.breaker_window_seconds, Some(60));
+    }
+
+    #[test]
+    fn the_allow_list_is_edited_sorted_and_without_duplicates() {
+        let mut list = vec!["333333333333".to_string()];
+        AllowListEdit::add(vec!["222222222222".into(), "333333333333".into()])
+            .unwrap()
+            .apply(&mut list);
+        assert_eq!(list, ["222222222222", "333333333333"]);
+        AllowListEdit::remove(vec!["333333333333".into()])
+            .unwrap()
+            .apply(&mut list);
+        assert_eq!(list, ["222222222222"]);
+        AllowListEdit::clear().apply(&mut list);
+        assert!(list.is_empty());
+        assert!(invalid(AllowListEdit::add(vec![]).unwrap_err()).contains("at least one"));
+        assert!(AllowListEdit::remove(vec!["12".into()]).is_err());
+    }
+
+    #[test]
+    fn an_exemption_needs_a_resource_id_and_a_date() {
+        let catalog = catalog();
+        let r = find_remediation(&catalog, "s3-block-public-access").unwrap();
+        let ok = ExemptionRequest::new(
+            r,
+            "my-bucket",
+            Some("111122223333"),
+            "why",
+            Some("2030-01-31"),
+        )
+        .unwrap();
+        assert_eq!(ok.scope, "111122223333");
+        assert_eq!(
+            ExemptionRequest::new(r, "b", None, "why", None)
+                .unwrap()
+                .scope,
+            "*"
+        );
+        let text =
+            invalid(ExemptionRequest::new(r, "b", None, "why", Some("31/01/2030")).unwrap_err());
+        assert!(text.contains("use YYYY-MM-DD"), "{text}");
+        for bad in ["", "arn:aws:s3:::b", "a\nb"] {
+            let text = invalid(ExemptionRequest::new(r, bad, None, "why", None).unwrap_err());
+            assert!(text.contains("not a resource id"), "{text}");
+        }
+        assert!(ExemptionRequest::new(r, "b", Some("x"), "why", None).is_err());
+    }
+
+    #[test]
+    fn store_failures_are_not_the_operators_fault() {
+        assert!(!SettingsError::GlobalContended.is_usage());
+        assert!(!SettingsError::State(StateError::Corrupt("x".into())).is_usage());
+        assert!(
+            SettingsError::NoExemption {
+                remediation: "r".into(),
+                resource_id: "b".into(),
+                account: "*".into()
+            }
+            .is_usage()
+        );
+    }
+}
