@@ -2,35 +2,28 @@
 
 use serde_json::{Value, json};
 
-use super::{BoxFuture, ResourceType, Scope, is_hex_id, not_found, tag_map, well_formed};
+use super::{BoxFuture, Info, ResourceType, Scope, is_hex_id, not_found, tag_map, well_formed};
 use crate::cloud::{Clients, Cloud, CloudError, classify};
 
 /// EC2 instances, per region.
 pub struct Ec2Instance;
 
+/// Its names, scope and read permissions.
+const INFO: Info = Info {
+    config_type: "AWS::EC2::Instance",
+    asff_types: &["AwsEc2Instance"],
+    ocsf_type: "AwsEc2Instance",
+    scope: Scope::Regional,
+    read_permissions: &["ec2:DescribeInstances"],
+};
+
 impl ResourceType for Ec2Instance {
-    fn config_type(&self) -> &'static str {
-        "AWS::EC2::Instance"
-    }
-
-    fn asff_types(&self) -> &'static [&'static str] {
-        &["AwsEc2Instance"]
-    }
-
-    fn ocsf_type(&self) -> &'static str {
-        "AwsEc2Instance"
-    }
-
-    fn scope(&self) -> Scope {
-        Scope::Regional
+    fn info(&self) -> &'static Info {
+        &INFO
     }
 
     fn validate_id(&self, id: &str) -> Result<(), &'static str> {
         well_formed(is_hex_id(id, "i-"))
-    }
-
-    fn read_permissions(&self) -> &'static [&'static str] {
-        &["ec2:DescribeInstances"]
     }
 
     fn observe<'a>(
@@ -65,7 +58,7 @@ impl ResourceType for Ec2Instance {
                 ids.extend(
                     out.reservations()
                         .iter()
-                        .flat_map(|r| r.instances())
+                        .flat_map(aws_sdk_ec2::types::Reservation::instances)
                         .filter_map(|i| i.instance_id().map(str::to_string)),
                 );
                 match out.next_token() {
@@ -95,7 +88,7 @@ async fn observe_instance(c: &Clients, id: &str) -> Result<Value, CloudError> {
     let instance = out
         .reservations()
         .iter()
-        .flat_map(|r| r.instances())
+        .flat_map(aws_sdk_ec2::types::Reservation::instances)
         .find(|i| i.instance_id() == Some(id))
         .ok_or_else(|| CloudError::NotFound {
             resource: format!("instance {id}"),
@@ -103,11 +96,11 @@ async fn observe_instance(c: &Clients, id: &str) -> Result<Value, CloudError> {
     let m = instance.metadata_options();
     Ok(json!({
         "instance_id": id,
-        "state": instance.state().and_then(|s| s.name()).map(|n| n.as_str()),
+        "state": instance.state().and_then(|s| s.name()).map(aws_sdk_ec2::types::InstanceStateName::as_str),
         "metadata_options": {
-            "http_tokens": m.and_then(|m| m.http_tokens()).map(|t| t.as_str()).unwrap_or("optional"),
-            "http_endpoint": m.and_then(|m| m.http_endpoint()).map(|t| t.as_str()),
-            "http_put_response_hop_limit": m.and_then(|m| m.http_put_response_hop_limit()),
+            "http_tokens": m.and_then(|m| m.http_tokens()).map_or("optional", aws_sdk_ec2::types::HttpTokensState::as_str),
+            "http_endpoint": m.and_then(|m| m.http_endpoint()).map(aws_sdk_ec2::types::InstanceMetadataEndpointState::as_str),
+            "http_put_response_hop_limit": m.and_then(aws_sdk_ec2::types::InstanceMetadataOptionsResponse::http_put_response_hop_limit),
         },
         "tags": tag_map(instance.tags().iter().map(|t| (t.key().unwrap_or_default(), t.value().unwrap_or_default()))),
     }))

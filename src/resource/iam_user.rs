@@ -9,28 +9,31 @@ use chrono::SecondsFormat;
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
-use super::{BoxFuture, ResourceType, Scope, not_found, tag_map, well_formed};
+use super::{BoxFuture, Info, ResourceType, Scope, not_found, tag_map, well_formed};
 use crate::cloud::{Clients, Cloud, CloudError, classify};
 
 /// IAM users: one namespace per account, so listed once, not once per region. Security Hub
 /// files access-key findings under the user.
 pub struct IamUser;
 
+/// Its names, scope and read permissions.
+const INFO: Info = Info {
+    config_type: "AWS::IAM::User",
+    asff_types: &["AwsIamUser", "AwsIamAccessKey"],
+    ocsf_type: "AwsIamUser",
+    scope: Scope::Global,
+    read_permissions: &[
+        "iam:GetUser",
+        "iam:ListUsers",
+        "iam:ListAccessKeys",
+        "iam:GetAccessKeyLastUsed",
+        "iam:ListUserTags",
+    ],
+};
+
 impl ResourceType for IamUser {
-    fn config_type(&self) -> &'static str {
-        "AWS::IAM::User"
-    }
-
-    fn asff_types(&self) -> &'static [&'static str] {
-        &["AwsIamUser", "AwsIamAccessKey"]
-    }
-
-    fn ocsf_type(&self) -> &'static str {
-        "AwsIamUser"
-    }
-
-    fn scope(&self) -> Scope {
-        Scope::Global
+    fn info(&self) -> &'static Info {
+        &INFO
     }
 
     fn validate_id(&self, id: &str) -> Result<(), &'static str> {
@@ -40,16 +43,6 @@ impl ResourceType for IamUser {
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b)),
         )
-    }
-
-    fn read_permissions(&self) -> &'static [&'static str] {
-        &[
-            "iam:GetUser",
-            "iam:ListUsers",
-            "iam:ListAccessKeys",
-            "iam:GetAccessKeyLastUsed",
-            "iam:ListUserTags",
-        ]
     }
 
     fn observe<'a>(
@@ -184,7 +177,7 @@ async fn observe_user(c: &Clients, user_name: &str) -> Result<Value, CloudError>
                 .map_err(|e| classify("iam:GetAccessKeyLastUsed", e))?;
             keys.push(json!({
                 "access_key_id": key_id,
-                "status": k.status().map(|s| s.as_str()),
+                "status": k.status().map(aws_sdk_iam::types::StatusType::as_str),
                 "created_at": k.create_date().and_then(time_text),
                 "last_used_at": last_used.access_key_last_used().and_then(|u| u.last_used_date()).and_then(time_text),
             }));

@@ -33,27 +33,55 @@ pub enum Scope {
     Regional,
 }
 
+/// What is fixed about a resource type: its names, where it lives, what reading it needs.
+#[derive(Debug)]
+pub struct Info {
+    /// The AWS Config (CloudFormation) name, e.g. `AWS::S3::Bucket`; what manifests name.
+    pub config_type: &'static str,
+    /// The Security Hub ASFF `Resources[].Type` names that mean this type, e.g. `AwsS3Bucket`.
+    pub asff_types: &'static [&'static str],
+    /// The OCSF `resources[].type` Security Hub gives it (the same names as ASFF).
+    pub ocsf_type: &'static str,
+    /// Whether it is listed once per account or once per region.
+    pub scope: Scope,
+    /// The IAM permissions [`ResourceType::observe`] and [`ResourceType::enumerate`] need in
+    /// the member account.
+    pub read_permissions: &'static [&'static str],
+}
+
 /// One AWS resource type: its names, its ids, and how to read and list it in a member account.
 pub trait ResourceType: Send + Sync {
-    /// The AWS Config (CloudFormation) name, e.g. `AWS::S3::Bucket`; what manifests name.
-    fn config_type(&self) -> &'static str;
+    /// Its names, scope and read permissions.
+    fn info(&self) -> &'static Info;
 
-    /// The Security Hub ASFF `Resources[].Type` names that mean this type, e.g. `AwsS3Bucket`.
-    fn asff_types(&self) -> &'static [&'static str];
+    /// The AWS Config (CloudFormation) name, e.g. `AWS::S3::Bucket`.
+    fn config_type(&self) -> &'static str {
+        self.info().config_type
+    }
 
-    /// The OCSF `resources[].type` Security Hub gives it (the same names as ASFF).
-    fn ocsf_type(&self) -> &'static str;
+    /// The Security Hub ASFF type names that mean this type.
+    fn asff_types(&self) -> &'static [&'static str] {
+        self.info().asff_types
+    }
+
+    /// The OCSF type name.
+    fn ocsf_type(&self) -> &'static str {
+        self.info().ocsf_type
+    }
 
     /// Whether it is listed once per account or once per region.
-    fn scope(&self) -> Scope;
+    fn scope(&self) -> Scope {
+        self.info().scope
+    }
+
+    /// The IAM read permissions it needs.
+    fn read_permissions(&self) -> &'static [&'static str] {
+        self.info().read_permissions
+    }
 
     /// Checks an id against the form this type allows, so nothing else reaches an AWS call;
     /// the error is the reason, for a person to read.
     fn validate_id(&self, id: &str) -> Result<(), &'static str>;
-
-    /// The IAM permissions [`ResourceType::observe`] and [`ResourceType::enumerate`] need in the
-    /// member account.
-    fn read_permissions(&self) -> &'static [&'static str];
 
     /// Reads one resource live as the JSON object its scripts read, without the head fields
     /// (`type`, `id`, `account`, `region`, `observed_at`), which [`Cloud::observe`] adds.
@@ -216,7 +244,10 @@ mod tests {
             ("AwsEc2VpcEndpointService", "AWS::EC2::VPCEndpoint"),
             ("AwsEc2Instance", "AWS::EC2::Instance"),
         ] {
-            assert_eq!(from_asff(asff).map(|r| r.config_type()), Some(config));
+            assert_eq!(
+                from_asff(asff).map(super::ResourceType::config_type),
+                Some(config)
+            );
         }
     }
 

@@ -2,27 +2,28 @@
 
 use serde_json::{Value, json};
 
-use super::{BoxFuture, ResourceType, Scope, not_found, tag_map, well_formed};
+use super::{BoxFuture, Info, ResourceType, Scope, not_found, tag_map, well_formed};
 use crate::cloud::{Clients, Cloud, CloudError, classify};
 
 /// S3 buckets: one namespace per account, so listed once, not once per region.
 pub struct S3Bucket;
 
+/// Its names, scope and read permissions.
+const INFO: Info = Info {
+    config_type: "AWS::S3::Bucket",
+    asff_types: &["AwsS3Bucket"],
+    ocsf_type: "AwsS3Bucket",
+    scope: Scope::Global,
+    read_permissions: &[
+        "s3:GetBucketPublicAccessBlock",
+        "s3:GetBucketTagging",
+        "s3:ListAllMyBuckets",
+    ],
+};
+
 impl ResourceType for S3Bucket {
-    fn config_type(&self) -> &'static str {
-        "AWS::S3::Bucket"
-    }
-
-    fn asff_types(&self) -> &'static [&'static str] {
-        &["AwsS3Bucket"]
-    }
-
-    fn ocsf_type(&self) -> &'static str {
-        "AwsS3Bucket"
-    }
-
-    fn scope(&self) -> Scope {
-        Scope::Global
+    fn info(&self) -> &'static Info {
+        &INFO
     }
 
     fn validate_id(&self, id: &str) -> Result<(), &'static str> {
@@ -36,14 +37,6 @@ impl ResourceType for S3Bucket {
                 && id.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
                 && !id.contains(".."),
         )
-    }
-
-    fn read_permissions(&self) -> &'static [&'static str] {
-        &[
-            "s3:GetBucketPublicAccessBlock",
-            "s3:GetBucketTagging",
-            "s3:ListAllMyBuckets",
-        ]
     }
 
     fn observe<'a>(
@@ -87,10 +80,10 @@ async fn observe_bucket(c: &Clients, bucket: &str) -> Result<Value, CloudError> 
             let p = out.public_access_block_configuration();
             let flag = |f: Option<bool>| f.unwrap_or(false);
             json!({
-                "block_public_acls": flag(p.and_then(|p| p.block_public_acls())),
-                "ignore_public_acls": flag(p.and_then(|p| p.ignore_public_acls())),
-                "block_public_policy": flag(p.and_then(|p| p.block_public_policy())),
-                "restrict_public_buckets": flag(p.and_then(|p| p.restrict_public_buckets())),
+                "block_public_acls": flag(p.and_then(aws_sdk_s3::types::PublicAccessBlockConfiguration::block_public_acls)),
+                "ignore_public_acls": flag(p.and_then(aws_sdk_s3::types::PublicAccessBlockConfiguration::ignore_public_acls)),
+                "block_public_policy": flag(p.and_then(aws_sdk_s3::types::PublicAccessBlockConfiguration::block_public_policy)),
+                "restrict_public_buckets": flag(p.and_then(aws_sdk_s3::types::PublicAccessBlockConfiguration::restrict_public_buckets)),
             })
         }
         Err(e) => match classify("s3:GetPublicAccessBlock", e) {

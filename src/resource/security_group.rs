@@ -2,38 +2,31 @@
 
 use serde_json::{Value, json};
 
-use super::{BoxFuture, ResourceType, Scope, is_hex_id, not_found, tag_map, well_formed};
+use super::{BoxFuture, Info, ResourceType, Scope, is_hex_id, not_found, tag_map, well_formed};
 use crate::cloud::{Clients, Cloud, CloudError, classify};
 
 /// EC2 security groups, per region.
 pub struct SecurityGroup;
 
+/// Its names, scope and read permissions.
+const INFO: Info = Info {
+    config_type: "AWS::EC2::SecurityGroup",
+    asff_types: &["AwsEc2SecurityGroup"],
+    ocsf_type: "AwsEc2SecurityGroup",
+    scope: Scope::Regional,
+    read_permissions: &[
+        "ec2:DescribeSecurityGroups",
+        "ec2:DescribeSecurityGroupRules",
+    ],
+};
+
 impl ResourceType for SecurityGroup {
-    fn config_type(&self) -> &'static str {
-        "AWS::EC2::SecurityGroup"
-    }
-
-    fn asff_types(&self) -> &'static [&'static str] {
-        &["AwsEc2SecurityGroup"]
-    }
-
-    fn ocsf_type(&self) -> &'static str {
-        "AwsEc2SecurityGroup"
-    }
-
-    fn scope(&self) -> Scope {
-        Scope::Regional
+    fn info(&self) -> &'static Info {
+        &INFO
     }
 
     fn validate_id(&self, id: &str) -> Result<(), &'static str> {
         well_formed(is_hex_id(id, "sg-"))
-    }
-
-    fn read_permissions(&self) -> &'static [&'static str] {
-        &[
-            "ec2:DescribeSecurityGroups",
-            "ec2:DescribeSecurityGroupRules",
-        ]
     }
 
     fn observe<'a>(

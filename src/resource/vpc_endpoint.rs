@@ -2,36 +2,29 @@
 
 use serde_json::{Value, json};
 
-use super::{BoxFuture, ResourceType, Scope, is_hex_id, not_found, tag_map, well_formed};
+use super::{BoxFuture, Info, ResourceType, Scope, is_hex_id, not_found, tag_map, well_formed};
 use crate::cloud::{Clients, Cloud, CloudError, classify};
 
 /// VPC endpoints, per region.
 pub struct VpcEndpoint;
 
+/// Its names, scope and read permissions.
+const INFO: Info = Info {
+    config_type: "AWS::EC2::VPCEndpoint",
+    // Security Hub files its VPC endpoint findings under the endpoint service type.
+    asff_types: &["AwsEc2VpcEndpointService"],
+    ocsf_type: "AwsEc2VpcEndpointService",
+    scope: Scope::Regional,
+    read_permissions: &["ec2:DescribeVpcEndpoints"],
+};
+
 impl ResourceType for VpcEndpoint {
-    fn config_type(&self) -> &'static str {
-        "AWS::EC2::VPCEndpoint"
-    }
-
-    fn asff_types(&self) -> &'static [&'static str] {
-        // Security Hub files its VPC endpoint findings under the endpoint service type.
-        &["AwsEc2VpcEndpointService"]
-    }
-
-    fn ocsf_type(&self) -> &'static str {
-        "AwsEc2VpcEndpointService"
-    }
-
-    fn scope(&self) -> Scope {
-        Scope::Regional
+    fn info(&self) -> &'static Info {
+        &INFO
     }
 
     fn validate_id(&self, id: &str) -> Result<(), &'static str> {
         well_formed(is_hex_id(id, "vpce-"))
-    }
-
-    fn read_permissions(&self) -> &'static [&'static str] {
-        &["ec2:DescribeVpcEndpoints"]
     }
 
     fn observe<'a>(
