@@ -213,7 +213,10 @@ pub async fn run(
         stop.clone(),
     ));
     if let (Some(every), false) = (opts.sweep_every, opts.once) {
-        let region = aws.region().map(|r| r.to_string()).unwrap_or_default();
+        let region = aws
+            .region()
+            .map(std::string::ToString::to_string)
+            .unwrap_or_default();
         tracker.spawn(sweep_periodically(
             ctx.clone(),
             every,
@@ -318,7 +321,7 @@ async fn reload_on_hangup(
     loop {
         tokio::select! {
             _ = hup.recv() => {},
-            _ = stop.cancelled() => break,
+            () = stop.cancelled() => break,
         }
         match Catalog::load(&ctx.engine, remediations.as_deref()) {
             Ok(c) => {
@@ -331,7 +334,7 @@ async fn reload_on_hangup(
                 tracing::info!(remediations = %names.join(", "), "catalog reloaded");
             }
             Err(e) => {
-                tracing::error!(error = %e, "catalog reload failed; the previous catalog stays in force")
+                tracing::error!(error = %e, "catalog reload failed; the previous catalog stays in force");
             }
         }
     }
@@ -349,8 +352,8 @@ async fn sweep_periodically(
 ) {
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(every) => {},
-            _ = stop.cancelled() => break,
+            () = tokio::time::sleep(every) => {},
+            () = stop.cancelled() => break,
         }
         let all = ctx.catalog.current().all().to_vec();
         let accounts = [ctx.cloud.home_account().to_string()];
@@ -362,7 +365,7 @@ async fn sweep_periodically(
         };
         let result = tokio::select! {
             r = sweep => r,
-            _ = over => {
+            () = over => {
                 tracing::warn!("grace period over: the periodic sweep in progress is stopped; the next sweep finds what it left");
                 break;
             }

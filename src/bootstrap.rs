@@ -134,7 +134,7 @@ async fn ensure_queue(
             .map_err(|e| classify("sqs:GetQueueAttributes", e))?;
         let current = current.attributes().cloned().unwrap_or_default();
         let differs = attributes.iter().any(|(k, v)| {
-            let have = current.get(k).map(String::as_str).unwrap_or("");
+            let have = current.get(k).map_or("", String::as_str);
             match k {
                 // Compare the redrive policy by meaning, not by its JSON spelling.
                 QueueAttributeName::RedrivePolicy => {
@@ -196,14 +196,11 @@ async fn ensure_table(
 ) -> Result<&'static str, CloudError> {
     match ddb.describe_table().table_name(name).send().await {
         Ok(out) => {
-            let has_index = out
-                .table()
-                .map(|t| {
-                    t.global_secondary_indexes()
-                        .iter()
-                        .any(|i| i.index_name() == index)
-                })
-                .unwrap_or(false);
+            let has_index = out.table().is_some_and(|t| {
+                t.global_secondary_indexes()
+                    .iter()
+                    .any(|i| i.index_name() == index)
+            });
             if index.is_none() || has_index {
                 return Ok("found");
             }

@@ -313,7 +313,7 @@ impl Catalog {
         self.remediations
             .iter()
             .filter(|r| {
-                let extra = extra.get(r.name()).map(Vec::as_slice).unwrap_or(&[]);
+                let extra = extra.get(r.name()).map_or(&[][..], Vec::as_slice);
                 r.matches(resource_type, &rules, extra)
             })
             .cloned()

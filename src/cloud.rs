@@ -89,8 +89,7 @@ where
                 code: err.code().unwrap_or("Unknown").to_string(),
                 message: err
                     .message()
-                    .map(str::to_string)
-                    .unwrap_or_else(|| error_chain(&err)),
+                    .map_or_else(|| error_chain(&err), str::to_string),
                 status,
             }
         }
@@ -134,7 +133,10 @@ impl Clients {
 
     /// The client of type `C`, made with `make` (an SDK's `Client::new`) on first use and cached.
     pub fn get<C: Clone + Send + Sync + 'static>(&self, make: fn(&SdkConfig) -> C) -> C {
-        let mut made = self.made.lock().unwrap_or_else(|e| e.into_inner());
+        let mut made = self
+            .made
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         made.entry(TypeId::of::<C>())
             .or_insert_with(|| Box::new(make(&self.config)))
             .downcast_ref::<C>()
@@ -252,7 +254,10 @@ impl Cloud {
     /// The one value of type `T` this `Cloud` keeps for a resource type (a cache of lookups,
     /// say), made with `T::default()` on first use.
     pub fn shared<T: Default + Send + Sync + 'static>(&self) -> Arc<T> {
-        let mut shared = self.shared.lock().unwrap_or_else(|e| e.into_inner());
+        let mut shared = self
+            .shared
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let value = shared
             .entry(TypeId::of::<T>())
             .or_insert_with(|| Arc::new(T::default()))

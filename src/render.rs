@@ -167,12 +167,13 @@ pub fn changes(action: &Action, before: Option<&Value>) -> Vec<String> {
             policy_document, ..
         } => {
             let pretty = |text: &str| {
-                serde_json::from_str::<Value>(text)
-                    .map(|v| {
+                serde_json::from_str::<Value>(text).map_or_else(
+                    |_| text.to_string(),
+                    |v| {
                         serde_json::to_string_pretty(&crate::action::canonical_value(&v))
                             .unwrap_or_default()
-                    })
-                    .unwrap_or_else(|_| text.to_string())
+                    },
+                )
             };
             let old = before
                 .and_then(|b| b.get("policy_document"))

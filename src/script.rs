@@ -537,7 +537,7 @@ mod tests {
         for src in [
             r#"fn plan(r, p) { eval("1") }"#,
             r#"import "/etc/passwd" as x; fn plan(r, p) { [] }"#,
-            r#"fn plan(r, p) { undefined_var }"#,
+            r"fn plan(r, p) { undefined_var }",
         ] {
             assert!(Script::compile(&engine, "x", src).is_err(), "{src}");
         }
@@ -549,7 +549,7 @@ mod tests {
             "fn plan(r, p) { sleep(10); [] }",
             "fn plan(r, p) { sleep(0.5); [] }",
             r#"fn plan(r, p) { throw "no"; }"#,
-            r#"fn plan(r, p) { 42 }"#,
+            r"fn plan(r, p) { 42 }",
             "fn plan(r, p) { let x = 1; }",
             r#"fn plan(r, p) { [#{kind: "iam:DeleteUser", user_name: "x"}] }"#,
         ] {

@@ -94,7 +94,12 @@ pub fn check_param(r: &Remediation, key: &str) -> Result<(), SettingsError> {
     if r.manifest.params.contains_key(key) {
         return Ok(());
     }
-    let known: Vec<&str> = r.manifest.params.keys().map(|s| s.as_str()).collect();
+    let known: Vec<&str> = r
+        .manifest
+        .params
+        .keys()
+        .map(std::string::String::as_str)
+        .collect();
     Err(SettingsError::Invalid(format!(
         "--param {key}: {} has no parameter {key:?} (it has: {})",
         r.name(),
@@ -253,7 +258,7 @@ pub async fn set(
     }
     let change = json!({
         "scope": scope,
-        "mode": {"from": old.as_ref().and_then(|o| o.mode).map(|m| m.as_str()), "to": new.mode.map(|m| m.as_str())},
+        "mode": {"from": old.as_ref().and_then(|o| o.mode).map(super::catalog::Mode::as_str), "to": new.mode.map(super::catalog::Mode::as_str)},
         "params": {"from": old.as_ref().map(|o| o.params.clone()), "to": new.params},
         "triggers": {"from": old.as_ref().map(|o| o.triggers.clone()), "to": new.triggers},
         "tag_exemptions": new.tag_exemptions,
@@ -342,7 +347,7 @@ pub async fn edit_allow_list(
     by: &str,
 ) -> Result<Global, SettingsError> {
     update_global(store, audit, by, RecordOutcome::AccountsChanged, |g| {
-        edit.apply(&mut g.accounts)
+        edit.apply(&mut g.accounts);
     })
     .await
 }

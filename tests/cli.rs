@@ -142,7 +142,7 @@ fn plan_prints_a_readable_plan_offline() {
     ]);
     assert_eq!(code, 0, "{err}");
     assert!(
-        out.contains("+") && out.contains("aws:PrincipalOrgID"),
+        out.contains('+') && out.contains("aws:PrincipalOrgID"),
         "{out}"
     );
 }

@@ -94,7 +94,7 @@ fn the_member_role_allows_exactly_what_the_catalog_calls() {
     let granted = role_actions(&t, roles[0]);
     let needed: BTreeSet<String> = rectify::cloud::member_permissions()
         .iter()
-        .map(|s| s.to_string())
+        .map(std::string::ToString::to_string)
         .collect();
     let missing: Vec<&String> = needed.difference(&granted).collect();
     let extra: Vec<&String> = granted.difference(&needed).collect();
@@ -120,7 +120,7 @@ fn the_controller_task_role_allows_exactly_what_the_worker_calls() {
     let granted = role_actions(&t, role);
     let needed: BTreeSet<String> = rectify::cloud::CONTROLLER_PERMISSIONS
         .iter()
-        .map(|s| s.to_string())
+        .map(std::string::ToString::to_string)
         .collect();
     let missing: Vec<&String> = needed.difference(&granted).collect();
     let extra: Vec<&String> = granted.difference(&needed).collect();

@@ -210,8 +210,8 @@ fn poison(count: usize, seed: u64) -> Vec<String> {
     );
     (0..count)
         .map(|i| match i % 8 {
-            0 => (0..(next() % 200 + 1)).map(|_| char::from_u32((next() % 0x24F) as u32 + 0x20).unwrap_or('?')).collect(),
-            1 => valid[..(next() as usize % (valid.len() - 1)) + 1].to_string(),
+            0 => (0..=(next() % 200)).map(|_| char::from_u32((next() % 0x24F) as u32 + 0x20).unwrap_or('?')).collect(),
+            1 => valid[..=(next() as usize % (valid.len() - 1))].to_string(),
             2 => serde_json::json!({"detail-type": "Config Rules Compliance Change", "detail": {"n": next()}}).to_string(),
             3 => format!("{{\"pad\": \"{}\"}}", "x".repeat(255 * 1024 + (next() % 512) as usize)),
             4 => format!("{}{}", "[".repeat(200 + (next() % 100) as usize), "]".repeat(200)),
@@ -379,7 +379,7 @@ async fn killed_mid_remediation_with_sigkill_every_finding_converges_once() {
     proxy
         .set(serde_json::json!({"delay_only": true, "delay_ms": 40}))
         .await;
-    let mut seed = 0x9e37_79b9_7f4a_7c15u64 ^ std::process::id() as u64;
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64 ^ u64::from(std::process::id());
     let mut killed_after = Vec::new();
     for _ in 0..kills {
         seed ^= seed << 13;
@@ -455,7 +455,10 @@ async fn a_long_job_keeps_its_message_hidden_and_the_dlq_can_be_redriven() {
             &["worker", "--once", "--concurrency", "4"],
             &[
                 ("AWS_ENDPOINT_URL", &proxy.url),
-                ("RECTIFY_LOG", "info,rectify::worker=debug,aws_config=warn"),
+                (
+                    "RECTIFY_LOG",
+                    "info,rectify::source::poll=debug,aws_config=warn",
+                ),
             ],
         )
         .await;

@@ -533,7 +533,7 @@ mod tests {
             Action::ModifyVpcEndpointPolicy {
                 policy_document, ..
             } => {
-                assert_eq!(policy_document, "{\"Statement\": []}")
+                assert_eq!(policy_document, "{\"Statement\": []}");
             }
             other => panic!("{other:?}"),
         }

@@ -71,23 +71,19 @@ impl AuditWriter {
                 .send()
                 .await
                 .map_err(|e| classify("dynamodb:Query", e))?;
-            let (prev_seq, prev_hash) = out
-                .items()
-                .first()
-                .map(|i| {
-                    let seq = i
-                        .get("seq")
-                        .and_then(|v| v.as_n().ok())
-                        .and_then(|v| v.parse().ok())
-                        .unwrap_or(0);
-                    let hash = i
-                        .get("hash")
-                        .and_then(|v| v.as_s().ok())
-                        .cloned()
-                        .unwrap_or_default();
-                    (seq, hash)
-                })
-                .unwrap_or((0, GENESIS.to_string()));
+            let (prev_seq, prev_hash) = out.items().first().map_or((0, GENESIS.to_string()), |i| {
+                let seq = i
+                    .get("seq")
+                    .and_then(|v| v.as_n().ok())
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
+                let hash = i
+                    .get("hash")
+                    .and_then(|v| v.as_s().ok())
+                    .cloned()
+                    .unwrap_or_default();
+                (seq, hash)
+            });
             let mut record = Record {
                 kind: RecordKind::Anchor,
                 chain: ANCHORS.into(),

@@ -158,7 +158,7 @@ pub fn verify(records: &[Stored]) -> Vec<Problem> {
                 problems.push(Problem {
                     record: name.clone(),
                     what,
-                })
+                });
             };
             if s.seq != expected_seq {
                 problem(format!(

@@ -248,9 +248,10 @@ async fn set(config: &Config, args: SetArgs) -> Result<()> {
     println!(
         "{} ({scope_text}): mode {}, params {}, extra triggers [{}]; set by {by}",
         r.name(),
-        new.mode
-            .map(|m| m.to_string())
-            .unwrap_or_else(|| format!("{} (default)", r.manifest.default_mode)),
+        new.mode.map_or_else(
+            || format!("{} (default)", r.manifest.default_mode),
+            |m| m.to_string()
+        ),
         Value::Object(new.params.clone()),
         new.triggers.join(", ")
     );

@@ -51,7 +51,11 @@ pub(super) async fn run(config: &Config, args: SweepArgs) -> Result<()> {
         args.accounts.clone()
     };
     let regions = if args.regions.is_empty() {
-        vec![aws.region().map(|r| r.to_string()).unwrap_or_default()]
+        vec![
+            aws.region()
+                .map(std::string::ToString::to_string)
+                .unwrap_or_default(),
+        ]
     } else {
         args.regions.clone()
     };

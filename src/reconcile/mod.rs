@@ -54,8 +54,7 @@ impl CatalogHandle {
     pub fn current(&self) -> Arc<Catalog> {
         self.0
             .read()
-            .map(|c| c.clone())
-            .unwrap_or_else(|poisoned| poisoned.into_inner().clone())
+            .map_or_else(|poisoned| poisoned.into_inner().clone(), |c| c.clone())
     }
 
     pub fn replace(&self, catalog: Arc<Catalog>) {

@@ -101,8 +101,8 @@ pub async fn run(
                         break;
                     }
                     tokio::select! {
-                        _ = tokio::time::sleep(store_backoff) => {},
-                        _ = shutdown.cancelled() => break,
+                        () = tokio::time::sleep(store_backoff) => {},
+                        () = shutdown.cancelled() => break,
                     }
                     store_backoff = (store_backoff * 2).min(Duration::from_secs(30));
                     continue;
@@ -111,7 +111,7 @@ pub async fn run(
         }
         let held = tokio::select! {
             h = room_for_a_batch(&permits, concurrency.min(BATCH)) => match h { Some(h) => h, None => break },
-            _ = shutdown.cancelled() => break,
+            () = shutdown.cancelled() => break,
         };
         let room = held.len() as i32;
         let receive = queues
@@ -125,7 +125,7 @@ pub async fn run(
             .send();
         let received = tokio::select! {
             r = receive => r,
-            _ = shutdown.cancelled() => break,
+            () = shutdown.cancelled() => break,
         };
         let messages = match received {
             Ok(out) => {
@@ -140,8 +140,8 @@ pub async fn run(
                 error!(error = %e, retry_in_ms = backoff.as_millis() as u64, "polling the queue failed");
                 drop(held);
                 tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {},
-                    _ = shutdown.cancelled() => break,
+                    () = tokio::time::sleep(backoff) => {},
+                    () = shutdown.cancelled() => break,
                 }
                 backoff = (backoff * 2).min(Duration::from_secs(30));
                 continue;
@@ -275,7 +275,7 @@ async fn heartbeat(queues: Queues, receipt: Option<String>, visibility: Duration
                 "message visibility extended"
             ),
             Err(e) => {
-                warn!(error = %classify("sqs:ChangeMessageVisibility", e), "message visibility could not be extended")
+                warn!(error = %classify("sqs:ChangeMessageVisibility", e), "message visibility could not be extended");
             }
         }
     }
@@ -314,8 +314,7 @@ async fn handle_message(ctx: &Context, queues: &Queues, summary: &Summary, m: Sq
             let receives = m
                 .attributes()
                 .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
-                .map(String::as_str)
-                .unwrap_or("?");
+                .map_or("?", String::as_str);
             warn!(message = %message_id, receives, reason = %reason,
                 "message left on the queue: it comes back after its visibility timeout");
         }

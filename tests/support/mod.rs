@@ -324,7 +324,7 @@ impl Env {
 
     /// Sends the finding that a bucket in the home account allows public access.
     pub async fn send_bucket_event(&self, bucket: &str) {
-        self.send(&bucket_event(bucket)).await
+        self.send(&bucket_event(bucket)).await;
     }
 
     /// Visible plus in-flight messages on the queue (or the DLQ).
