@@ -1,26 +1,19 @@
-//! Member accounts: credentials, clients, reading a resource live, and the entry to the action
-//! layer.
+//! Member accounts: credentials, clients and the errors of AWS calls, beneath every module
+//! that reaches AWS.
 //!
 //! A finding in another account is handled through STS AssumeRole into that account's
 //! remediation role; the resulting configuration and clients are cached per account and region.
-//! What each resource type reads and how it is listed lives in [`crate::resource`];
-//! [`Cloud::observe`] dispatches there and adds the head fields every shape has (documented in
-//! docs/writing-remediations.md). [`Cloud::apply`] is the one place rectify changes AWS (see
-//! [`crate::action::apply`]).
+//! Reading a resource is [`crate::resource::observe`]; changing one is
+//! [`crate::action::apply`], the one place rectify changes AWS.
 
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
 use aws_config::SdkConfig;
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
-use chrono::{SecondsFormat, Utc};
-use serde_json::{Value, json};
 use tokio::sync::Mutex;
-
-use crate::action::Action;
-use crate::action::apply::Applied;
 
 /// A failed call to a member account.
 #[derive(Debug, thiserror::Error)]
@@ -221,36 +214,6 @@ impl Cloud {
         clients
     }
 
-    /// Reads a resource live and returns the JSON shape its scripts read.
-    pub async fn observe(
-        &self,
-        account: &str,
-        region: &str,
-        resource_type: &str,
-        id: &str,
-    ) -> Result<Value, CloudError> {
-        let Some(rt) = crate::resource::lookup(resource_type) else {
-            return Err(CloudError::Unsupported(format!(
-                "rectify cannot observe resources of type {resource_type}"
-            )));
-        };
-        let c = self.clients(account, region).await;
-        let mut body = rt.observe(self, &c, account, region, id).await?;
-        let head = json!({
-            "type": resource_type,
-            "id": id,
-            "account": account,
-            "region": region,
-            "observed_at": Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
-        });
-        if let (Value::Object(b), Value::Object(h)) = (&mut body, head) {
-            for (k, v) in h.into_iter().rev() {
-                b.insert(k, v);
-            }
-        }
-        Ok(body)
-    }
-
     /// The one value of type `T` this `Cloud` keeps for a resource type (a cache of lookups,
     /// say), made with `T::default()` on first use.
     pub fn shared<T: Default + Send + Sync + 'static>(&self) -> Arc<T> {
@@ -265,16 +228,6 @@ impl Cloud {
         value
             .downcast::<T>()
             .unwrap_or_else(|_| unreachable!("the entry of a type holds that type"))
-    }
-
-    /// Applies one action. Idempotent: work already done counts as done.
-    pub async fn apply(
-        &self,
-        account: &str,
-        region: &str,
-        action: &Action,
-    ) -> Result<Applied, CloudError> {
-        crate::action::apply::apply(self, account, region, action).await
     }
 }
 
@@ -301,20 +254,3 @@ pub const CONTROLLER_PERMISSIONS: &[&str] = &[
     "s3:GetBucketObjectLockConfiguration",
     "s3:PutObjectRetention",
 ];
-
-/// What the member-account role must allow: every observer's reads and every action's call,
-/// sorted, once each.
-pub fn member_permissions() -> Vec<&'static str> {
-    let mut all: Vec<&'static str> = crate::resource::read_permissions()
-        .into_iter()
-        .chain(crate::action::ACTION_KINDS.iter().map(|k| k.permission))
-        .collect();
-    all.sort_unstable();
-    all.dedup();
-    all
-}
-
-/// The read-only calls the observers and the sweep make, as IAM permissions (the union over
-/// [`crate::resource::REGISTRY`], grouped by service).
-pub static OBSERVER_PERMISSIONS: LazyLock<Vec<&'static str>> =
-    LazyLock::new(crate::resource::read_permissions);

@@ -126,7 +126,8 @@ async fn run(
         exempt,
     } = *asked;
     let observe = || {
-        ctx.cloud.observe(
+        crate::resource::observe(
+            &ctx.cloud,
             &job.account,
             &job.region,
             &job.resource_type,
@@ -174,7 +175,9 @@ async fn run(
     undo_job.plan_hash = undo_job.plan.as_ref().map(Plan::hash);
     let mut failure = None;
     for (i, action) in inverse.iter().enumerate() {
-        if let Err(e) = ctx.cloud.apply(&job.account, &job.region, action).await {
+        if let Err(e) =
+            crate::action::apply::apply(&ctx.cloud, &job.account, &job.region, action).await
+        {
             failure = Some(format!(
                 "{} failed after {i} of {} undo actions: {e}",
                 action.kind(),

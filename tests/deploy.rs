@@ -92,7 +92,7 @@ fn the_member_role_allows_exactly_what_the_catalog_calls() {
         .collect();
     assert_eq!(roles.len(), 1, "one role named rectify-remediation");
     let granted = role_actions(&t, roles[0]);
-    let needed: BTreeSet<String> = rectify::cloud::member_permissions()
+    let needed: BTreeSet<String> = rectify::resource::member_permissions()
         .iter()
         .map(std::string::ToString::to_string)
         .collect();

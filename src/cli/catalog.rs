@@ -147,7 +147,7 @@ pub(super) fn run(config: &Config, cmd: CatalogCommand) -> Result<()> {
             }
         }
         CatalogCommand::Permissions { json } => {
-            let member = crate::cloud::member_permissions();
+            let member = crate::resource::member_permissions();
             let controller = crate::cloud::CONTROLLER_PERMISSIONS;
             if json {
                 print_json(&json!({"member": member, "controller": controller}));
@@ -183,7 +183,7 @@ pub(super) fn run(config: &Config, cmd: CatalogCommand) -> Result<()> {
                 }
                 println!(
                     "Observers also read (IAM permissions): {}",
-                    crate::cloud::OBSERVER_PERMISSIONS.join(", ")
+                    crate::resource::read_permissions().join(", ")
                 );
             }
             Ok(())

@@ -87,7 +87,9 @@ pub async fn apply(
     }
     let applying = Instant::now();
     for (i, action) in plan.actions.iter().enumerate() {
-        if let Err(e) = ctx.cloud.apply(&job.account, &job.region, action).await {
+        if let Err(e) =
+            crate::action::apply::apply(&ctx.cloud, &job.account, &job.region, action).await
+        {
             job.after = observe(ctx, job).await.ok();
             return Err(Stopped {
                 outcome: Outcome::ApplyFailed {

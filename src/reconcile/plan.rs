@@ -4,7 +4,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rhai::Engine;
 use serde_json::Value;
 
 use super::Context;
@@ -45,14 +44,14 @@ impl From<Outcome> for Held {
 
 /// Reads the job's resource live.
 pub async fn observe(ctx: &Context, job: &Job) -> Result<Value, CloudError> {
-    ctx.cloud
-        .observe(
-            &job.account,
-            &job.region,
-            &job.resource_type,
-            &job.resource_id,
-        )
-        .await
+    crate::resource::observe(
+        &ctx.cloud,
+        &job.account,
+        &job.region,
+        &job.resource_type,
+        &job.resource_id,
+    )
+    .await
 }
 
 /// Reads the resource, checks its exemption tag, and plans.
@@ -100,31 +99,15 @@ pub async fn observe_and_plan(
 }
 
 /// Runs the remediation's script (the one routed: a reload meanwhile does not change it) with
-/// the context's engine and deadline.
+/// the context's engine and deadline, on a blocking thread, away from the async workers.
 pub async fn plan_blocking(
     ctx: &Context,
     r: &Arc<Remediation>,
     resource: Value,
     params: Params,
 ) -> Result<Plan, String> {
-    plan_on_blocking_thread(
-        ctx.engine.clone(),
-        r.clone(),
-        resource,
-        params,
-        Duration::from_millis(ctx.limits.deadline_ms),
-    )
-    .await
-}
-
-/// Runs a remediation's script on a blocking thread, away from the async workers.
-pub async fn plan_on_blocking_thread(
-    engine: Arc<Engine>,
-    remediation: Arc<Remediation>,
-    resource: Value,
-    params: Params,
-    deadline: Duration,
-) -> Result<Plan, String> {
+    let (engine, remediation) = (ctx.engine.clone(), r.clone());
+    let deadline = Duration::from_millis(ctx.limits.deadline_ms);
     tokio::task::spawn_blocking(move || {
         remediation
             .plan(&engine, &resource, &params, deadline)

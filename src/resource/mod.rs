@@ -5,7 +5,7 @@
 //! account or in each region, the form of its ids, how to read one live (the JSON shape scripts
 //! see, documented in docs/writing-remediations.md), how to list them all (for the sweep) and the
 //! IAM read permissions that needs. [`REGISTRY`] lists them; everything else (the event decoder,
-//! the catalog's manifest check, [`Cloud::observe`], the sweep, the member role's permissions)
+//! the catalog's manifest check, [`observe`], the sweep, the member role's permissions)
 //! asks the registry instead of naming types itself.
 
 use std::future::Future;
@@ -84,7 +84,7 @@ pub trait ResourceType: Send + Sync {
     fn validate_id(&self, id: &str) -> Result<(), &'static str>;
 
     /// Reads one resource live as the JSON object its scripts read, without the head fields
-    /// (`type`, `id`, `account`, `region`, `observed_at`), which [`Cloud::observe`] adds.
+    /// (`type`, `id`, `account`, `region`, `observed_at`), which [`observe`] adds.
     fn observe<'a>(
         &'a self,
         cloud: &'a Cloud,
@@ -112,6 +112,49 @@ pub static REGISTRY: &[&dyn ResourceType] = &[
     &vpc_endpoint::VpcEndpoint,
     &ec2_instance::Ec2Instance,
 ];
+
+/// Reads a resource live and returns the JSON shape its scripts read: the head (`type`, `id`,
+/// `account`, `region`, `observed_at`), then the type's own fields.
+pub async fn observe(
+    cloud: &Cloud,
+    account: &str,
+    region: &str,
+    resource_type: &str,
+    id: &str,
+) -> Result<Value, CloudError> {
+    let Some(rt) = lookup(resource_type) else {
+        return Err(CloudError::Unsupported(format!(
+            "rectify cannot observe resources of type {resource_type}"
+        )));
+    };
+    let c = cloud.clients(account, region).await;
+    let mut body = rt.observe(cloud, &c, account, region, id).await?;
+    let head = serde_json::json!({
+        "type": resource_type,
+        "id": id,
+        "account": account,
+        "region": region,
+        "observed_at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+    });
+    if let (Value::Object(b), Value::Object(h)) = (&mut body, head) {
+        for (k, v) in h.into_iter().rev() {
+            b.insert(k, v);
+        }
+    }
+    Ok(body)
+}
+
+/// What the member-account role must allow: every type's reads and every action's call,
+/// sorted, once each.
+pub fn member_permissions() -> Vec<&'static str> {
+    let mut all: Vec<&'static str> = read_permissions()
+        .into_iter()
+        .chain(crate::action::ACTION_KINDS.iter().map(|k| k.permission))
+        .collect();
+    all.sort_unstable();
+    all.dedup();
+    all
+}
 
 /// Every registered resource type.
 pub fn all() -> &'static [&'static dyn ResourceType] {
