@@ -18,10 +18,11 @@ use tracing::Instrument;
 use crate::catalog::Remediation;
 use crate::cloud::CloudError;
 use crate::event::{Compliance, Finding, Source};
-use crate::reconcile::plan::observe_and_plan;
+use crate::reconcile::gates::Params;
+use crate::reconcile::plan::{Observed, observe_and_plan};
 use crate::reconcile::{Context, Outcome, gates, new_job, run_claimed, take_lease};
 use crate::resource::Scope;
-use crate::state::SettingsSnapshot;
+use crate::state::{Job, SettingsSnapshot};
 
 /// What a sweep found for one remediation in one account and region.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -242,57 +243,68 @@ async fn sweep_one(
         Ok(p) => p,
         Err(outcome) => return line.hold(id, &outcome),
     };
-    let lease = if what_if {
-        None
-    } else {
-        match take_lease(ctx, &job).await {
-            Ok(lease) => Some(lease),
-            Err(e) => return line.error(id, e.to_string()),
-        }
-    };
-    let observed = match observe_and_plan(ctx, r, snapshot, &job, &params, today).await {
-        Ok(o) => o,
-        Err(held) => {
-            match &held.outcome {
-                // Gone between the listing and the read: nothing to fix.
-                Outcome::Gone { .. } => {}
-                o if o.held_back().is_some() => line.hold(id, o),
-                o => line.error(id, o.reason()),
-            }
-            if let Some(lease) = lease {
-                lease.release().await;
-            }
-            return;
-        }
-    };
-    if observed.plan.is_empty() {
-        if let Some(lease) = lease {
-            lease.release().await;
+    if what_if {
+        if let Some(observed) = read(ctx, r, snapshot, &job, &params, today, line).await {
+            line.would_change.push(Change {
+                resource_id: id.to_string(),
+                actions: observed.plan.actions.len(),
+            });
         }
         return;
     }
-    line.would_change.push(Change {
-        resource_id: id.to_string(),
-        actions: observed.plan.actions.len(),
-    });
-    let Some(lease) = lease else { return };
-    let result = run_claimed(ctx, r, snapshot, job, Some(observed), &lease)
-        .instrument(tracing::info_span!("sweep", remediation = %r.name(), resource = %id))
-        .await;
-    lease.release().await;
-    let status = match result {
-        Ok(ended) => {
-            if let Some(reason) = ended.retry {
-                line.error(id, reason);
-            }
-            ended.status.as_str().to_string()
-        }
-        Err(e) => {
-            line.error(id, e.to_string());
-            "retry".into()
-        }
+    let lease = match take_lease(ctx, &job).await {
+        Ok(lease) => lease,
+        Err(e) => return line.error(id, e.to_string()),
     };
-    *line.outcomes.entry(status).or_default() += 1;
+    if let Some(observed) = read(ctx, r, snapshot, &job, &params, today, line).await {
+        line.would_change.push(Change {
+            resource_id: id.to_string(),
+            actions: observed.plan.actions.len(),
+        });
+        let result = run_claimed(ctx, r, snapshot, job, Some(observed), &lease)
+            .instrument(tracing::info_span!("sweep", remediation = %r.name(), resource = %id))
+            .await;
+        let status = match result {
+            Ok(ended) => {
+                if let Some(reason) = ended.retry {
+                    line.error(id, reason);
+                }
+                ended.status.as_str().to_string()
+            }
+            Err(e) => {
+                line.error(id, e.to_string());
+                "retry".into()
+            }
+        };
+        *line.outcomes.entry(status).or_default() += 1;
+    }
+    lease.release().await;
+}
+
+/// Reads and plans one resource; the reading when its plan is not empty. What stopped it
+/// otherwise goes in the report: a gate's hold, or an error (a resource gone since it was
+/// listed has nothing to fix).
+async fn read(
+    ctx: &Context,
+    r: &Arc<Remediation>,
+    snapshot: &SettingsSnapshot,
+    job: &Job,
+    params: &Params,
+    today: &str,
+    line: &mut Line,
+) -> Option<Observed> {
+    match observe_and_plan(ctx, r, snapshot, job, params, today).await {
+        Ok(observed) if observed.plan.is_empty() => None,
+        Ok(observed) => Some(observed),
+        Err(held) => {
+            match &held.outcome {
+                Outcome::Gone { .. } => {}
+                o if o.holds_back() => line.hold(&job.resource_id, o),
+                o => line.error(&job.resource_id, o.reason()),
+            }
+            None
+        }
+    }
 }
 
 #[cfg(test)]

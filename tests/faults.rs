@@ -457,7 +457,7 @@ async fn a_long_job_keeps_its_message_hidden_and_the_dlq_can_be_redriven() {
                 ("AWS_ENDPOINT_URL", &proxy.url),
                 (
                     "RECTIFY_LOG",
-                    "info,rectify::source::poll=debug,aws_config=warn",
+                    "info,rectify::source::poll=debug,rectify::reconcile::lease=debug,aws_config=warn",
                 ),
             ],
         )
@@ -469,6 +469,20 @@ async fn a_long_job_keeps_its_message_hidden_and_the_dlq_can_be_redriven() {
     );
     assert!(
         r.stderr.contains("message visibility extended"),
+        "{}",
+        r.stderr
+    );
+    // The resource lock and the job's own lease outlive the visibility timeout too.
+    for renewed in ["resource lock renewed", "job lease renewed"] {
+        assert!(
+            r.stderr.contains(renewed),
+            "{renewed} missing: {}",
+            r.stderr
+        );
+    }
+    assert!(
+        !r.stderr.contains("lease is no longer this worker's")
+            && !r.stderr.contains("was taken over"),
         "{}",
         r.stderr
     );

@@ -101,6 +101,16 @@ pub enum Go {
     Approved,
 }
 
+/// The previous job's approval when it approved exactly this plan (which is not empty): the
+/// approval this job runs under, whatever the gates then make of it.
+pub fn approval<'a>(previous: Option<&'a Job>, plan: &Plan, hash: &str) -> Option<&'a Job> {
+    previous.filter(|p| {
+        p.status == JobStatus::Approved
+            && !plan.is_empty()
+            && p.approved_plan_hash.as_deref() == Some(hash)
+    })
+}
+
 /// Gates after planning: an empty plan, the approval binding (an approved plan runs only if
 /// the resource still needs exactly that plan), the mode, the pause switch.
 pub fn after_plan(
@@ -116,9 +126,9 @@ pub fn after_plan(
             reason: plan.reason.clone(),
         });
     }
-    let approved = previous.filter(|p| p.status == JobStatus::Approved);
-    if let Some(p) = approved
-        && p.approved_plan_hash.as_deref() != Some(hash)
+    let approved = approval(previous, plan, hash);
+    if let Some(p) = previous.filter(|p| p.status == JobStatus::Approved)
+        && approved.is_none()
     {
         return Err(Outcome::ChangedSinceApproval {
             approved_by: p.approved_by.clone(),

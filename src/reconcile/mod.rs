@@ -444,12 +444,7 @@ async fn decide(
         plan_ms,
         ..Decision::ended(outcome)
     };
-    // A job runs under the approval of exactly this plan, whatever becomes of it.
-    if let Some(p) = previous.filter(|p| {
-        p.status == JobStatus::Approved
-            && !plan.is_empty()
-            && p.approved_plan_hash.as_deref() == Some(hash.as_str())
-    }) {
+    if let Some(p) = gates::approval(previous, &plan, &hash) {
         job.approved_by = p.approved_by.clone();
         job.approved_at = p.approved_at.clone();
         job.approved_plan_hash = p.approved_plan_hash.clone();

@@ -197,17 +197,17 @@ impl Outcome {
         }
     }
 
-    /// The word a sweep report files this outcome under when it holds a resource back before
-    /// anything would change (`off`, `exempt`, `account-not-allowed`, `needs-parameter`).
-    pub fn held_back(&self) -> Option<&'static str> {
-        match self {
+    /// Whether a gate ends the job here before anything would change (`off`, `exempt`,
+    /// `account-not-allowed`, `needs-parameter`): a sweep reports these as held back.
+    pub fn holds_back(&self) -> bool {
+        matches!(
+            self,
             Outcome::AccountNotAllowed { .. }
-            | Outcome::Off
-            | Outcome::ExemptRecord { .. }
-            | Outcome::ExemptTag { .. }
-            | Outcome::NeedsParameter { .. } => Some(self.status().as_str()),
-            _ => None,
-        }
+                | Outcome::Off
+                | Outcome::ExemptRecord { .. }
+                | Outcome::ExemptTag { .. }
+                | Outcome::NeedsParameter { .. }
+        )
     }
 }
 
@@ -285,12 +285,10 @@ mod tests {
 
     #[test]
     fn only_gates_before_a_change_count_as_held_back() {
-        assert_eq!(Outcome::Off.held_back(), Some("off"));
-        assert_eq!(
-            Outcome::ExemptTag { reason: "x".into() }.held_back(),
-            Some("exempt")
-        );
-        assert_eq!(Outcome::Planned.held_back(), None);
-        assert_eq!(Outcome::NoOp { reason: None }.held_back(), None);
+        assert!(Outcome::Off.holds_back());
+        assert!(Outcome::ExemptTag { reason: "x".into() }.holds_back());
+        assert!(!Outcome::Planned.holds_back());
+        assert!(!Outcome::NoOp { reason: None }.holds_back());
+        assert!(!Outcome::ObserveFailed { error: "x".into() }.holds_back());
     }
 }
