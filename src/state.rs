@@ -246,7 +246,7 @@ pub enum Claim {
 
 /// Mode, parameters and triggers set by operators for one remediation, globally (`scope` `*`)
 /// or for one account.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Setting {
     pub remediation: String,
     pub scope: String,
@@ -264,7 +264,7 @@ pub struct Setting {
 }
 
 /// Settings for the whole Organization: the account allow-list and the pause switch.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Global {
     /// When not empty, only these accounts are acted on.
     pub accounts: Vec<String>,
@@ -564,45 +564,6 @@ impl Store {
             }
         }
         Ok(snapshot)
-    }
-
-    /// Writes a setting if its version is still `expected_version` (0: it must not exist yet).
-    pub async fn put_setting(
-        &self,
-        setting: &Setting,
-        expected_version: u64,
-    ) -> Result<(), StateError> {
-        let mut item = HashMap::from([
-            ("remediation".to_string(), s(&setting.remediation)),
-            ("scope".to_string(), s(&setting.scope)),
-            (
-                "params".to_string(),
-                s(serde_json::to_string(&setting.params).unwrap_or_default()),
-            ),
-            (
-                "triggers".to_string(),
-                s(serde_json::to_string(&setting.triggers).unwrap_or_default()),
-            ),
-            ("version".to_string(), n(expected_version + 1)),
-            ("updated_at".to_string(), s(now_text())),
-        ]);
-        if let Some(mode) = setting.mode {
-            item.insert("mode".into(), s(mode.as_str()));
-        }
-        if let Some(t) = setting.tag_exemptions {
-            item.insert("tag_exemptions".into(), AttributeValue::Bool(t));
-        }
-        if let Some(l) = setting.breaker_limit {
-            item.insert("breaker_limit".into(), n(l));
-        }
-        if let Some(w) = setting.breaker_window_seconds {
-            item.insert("breaker_window_seconds".into(), n(w));
-        }
-        if let Some(by) = &setting.updated_by {
-            item.insert("updated_by".into(), s(by));
-        }
-        let what = format!("setting {}/{}", setting.remediation, setting.scope);
-        self.put_versioned(item, expected_version, &what).await
     }
 
     /// Claims a job: creates it, or takes it over when it ended without effect or its lease
@@ -929,29 +890,6 @@ pub enum Breaker {
 }
 
 impl Store {
-    /// Writes the Organization-wide settings if their version is still `expected_version`.
-    pub async fn put_global(&self, g: &Global, expected_version: u64) -> Result<(), StateError> {
-        let mut item = HashMap::from([
-            ("remediation".to_string(), s(GLOBAL)),
-            ("scope".to_string(), s("*")),
-            (
-                "accounts".to_string(),
-                s(serde_json::to_string(&g.accounts).unwrap_or_default()),
-            ),
-            ("paused".to_string(), AttributeValue::Bool(g.paused)),
-            ("version".to_string(), n(expected_version + 1)),
-            ("updated_at".to_string(), s(now_text())),
-        ]);
-        if let Some(r) = &g.pause_reason {
-            item.insert("pause_reason".into(), s(r));
-        }
-        if let Some(by) = &g.updated_by {
-            item.insert("updated_by".into(), s(by));
-        }
-        self.put_versioned(item, expected_version, "the Organization settings")
-            .await
-    }
-
     async fn put_versioned(
         &self,
         item: HashMap<String, AttributeValue>,
@@ -1080,17 +1018,10 @@ impl Store {
 
     /// The breaker item as stored: its version and enforcement times.
     async fn breaker_item(&self, remediation: &str) -> Result<BreakerItem, StateError> {
-        let out = self
-            .ddb
-            .get_item()
-            .table_name(&self.names.settings)
-            .key("remediation", s(remediation))
-            .key("scope", s("breaker"))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| classify("dynamodb:GetItem", e))?;
-        let item = out.item().cloned().unwrap_or_default();
+        let item = self
+            .get_settings_item(remediation, "breaker")
+            .await?
+            .unwrap_or_default();
         let version = get_n(&item, "version").unwrap_or(0);
         let times: Vec<i64> = get_json(&item, "times")?.unwrap_or_default();
         Ok((version, times))
@@ -1307,58 +1238,61 @@ const UPDATE_TRIES: usize = 5;
 
 impl Store {
     /// Changes one remediation's setting for one scope (`*` or an account) with an optimistic
-    /// update: a consistent read of that item, `edit`, then a write that holds only if nobody
-    /// wrote the item meanwhile, tried again a few times on a conflict. Returns the setting as
-    /// it was (none: never set) and as `edit` left it (with the version it was read at).
+    /// update (see [`Store::update_item`]). Returns the setting as it was (none: never set) and
+    /// as it is now.
     pub async fn update_setting(
         &self,
         remediation: &str,
         scope: &str,
-        mut edit: impl FnMut(&mut Setting),
+        edit: impl FnMut(&mut Setting),
     ) -> Result<(Option<Setting>, Setting), StateError> {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let old = self
-                .get_settings_item(remediation, scope)
-                .await?
-                .map(|item| setting_from_item(&item))
-                .transpose()?;
-            let mut new = old.clone().unwrap_or(Setting {
-                remediation: remediation.to_string(),
-                scope: scope.to_string(),
-                ..Setting::default()
-            });
-            edit(&mut new);
-            match self
-                .put_setting(&new, old.as_ref().map_or(0, |o| o.version))
-                .await
-            {
-                Ok(()) => return Ok((old, new)),
-                Err(StateError::Conflict(_)) if attempt < UPDATE_TRIES => continue,
-                Err(e) => return Err(e),
-            }
-        }
+        let blank = Setting {
+            remediation: remediation.to_string(),
+            scope: scope.to_string(),
+            ..Setting::default()
+        };
+        self.update_item(blank, edit).await
     }
 
-    /// Changes the Organization-wide settings (pause switch, account allow-list) the same way
-    /// as [`Store::update_setting`]. Returns them as they were and as `edit` left them.
+    /// Changes the Organization-wide settings (pause switch, account allow-list) the same way.
+    /// Returns them as they were and as they are now.
     pub async fn update_global(
         &self,
-        mut edit: impl FnMut(&mut Global),
+        edit: impl FnMut(&mut Global),
     ) -> Result<(Global, Global), StateError> {
+        let (old, new) = self.update_item(Global::default(), edit).await?;
+        Ok((old.unwrap_or_default(), new))
+    }
+
+    /// The one read-modify-write of a settings item: a consistent read of the item (`blank`
+    /// when there is none), `edit`, then a write that holds only if nobody wrote the item
+    /// meanwhile, tried again a few times on a conflict. An edit that changes nothing writes
+    /// nothing.
+    async fn update_item<T: SettingsItem>(
+        &self,
+        blank: T,
+        mut edit: impl FnMut(&mut T),
+    ) -> Result<(Option<T>, T), StateError> {
+        let (remediation, scope) = blank.key();
         let mut attempt = 0;
         loop {
             attempt += 1;
             let old = self
-                .get_settings_item(GLOBAL, "*")
+                .get_settings_item(&remediation, &scope)
                 .await?
-                .map(|item| global_from_item(&item))
-                .transpose()?
-                .unwrap_or_default();
-            let mut new = old.clone();
+                .map(|item| T::from_item(&item))
+                .transpose()?;
+            let mut new = old.clone().unwrap_or_else(|| blank.clone());
             edit(&mut new);
-            match self.put_global(&new, old.version).await {
+            if old.as_ref() == Some(&new) {
+                return Ok((old, new));
+            }
+            let expected = new.version();
+            new.stamp(expected + 1, now_text());
+            match self
+                .put_versioned(new.to_item(), expected, &new.what())
+                .await
+            {
                 Ok(()) => return Ok((old, new)),
                 Err(StateError::Conflict(_)) if attempt < UPDATE_TRIES => continue,
                 Err(e) => return Err(e),
@@ -1383,6 +1317,123 @@ impl Store {
             .await
             .map_err(|e| classify("dynamodb:GetItem", e))?;
         Ok(out.item.filter(|i| !i.is_empty()))
+    }
+}
+
+/// An item of the settings table that is changed by read-modify-write.
+trait SettingsItem: Clone + PartialEq {
+    /// Its key: (remediation, scope).
+    fn key(&self) -> (String, String);
+    /// How a conflict on it is named.
+    fn what(&self) -> String;
+    fn version(&self) -> u64;
+    /// Sets the version and time it is written with.
+    fn stamp(&mut self, version: u64, at: String);
+    fn from_item(item: &HashMap<String, AttributeValue>) -> Result<Self, StateError>;
+    fn to_item(&self) -> HashMap<String, AttributeValue>;
+}
+
+impl SettingsItem for Setting {
+    fn key(&self) -> (String, String) {
+        (self.remediation.clone(), self.scope.clone())
+    }
+
+    fn what(&self) -> String {
+        format!("setting {}/{}", self.remediation, self.scope)
+    }
+
+    fn version(&self) -> u64 {
+        self.version
+    }
+
+    fn stamp(&mut self, version: u64, at: String) {
+        self.version = version;
+        self.updated_at = Some(at);
+    }
+
+    fn from_item(item: &HashMap<String, AttributeValue>) -> Result<Self, StateError> {
+        setting_from_item(item)
+    }
+
+    fn to_item(&self) -> HashMap<String, AttributeValue> {
+        let mut item = HashMap::from([
+            ("remediation".to_string(), s(&self.remediation)),
+            ("scope".to_string(), s(&self.scope)),
+            (
+                "params".to_string(),
+                s(serde_json::to_string(&self.params).unwrap_or_default()),
+            ),
+            (
+                "triggers".to_string(),
+                s(serde_json::to_string(&self.triggers).unwrap_or_default()),
+            ),
+            ("version".to_string(), n(self.version)),
+        ]);
+        if let Some(at) = &self.updated_at {
+            item.insert("updated_at".into(), s(at));
+        }
+        if let Some(mode) = self.mode {
+            item.insert("mode".into(), s(mode.as_str()));
+        }
+        if let Some(t) = self.tag_exemptions {
+            item.insert("tag_exemptions".into(), AttributeValue::Bool(t));
+        }
+        if let Some(l) = self.breaker_limit {
+            item.insert("breaker_limit".into(), n(l));
+        }
+        if let Some(w) = self.breaker_window_seconds {
+            item.insert("breaker_window_seconds".into(), n(w));
+        }
+        if let Some(by) = &self.updated_by {
+            item.insert("updated_by".into(), s(by));
+        }
+        item
+    }
+}
+
+impl SettingsItem for Global {
+    fn key(&self) -> (String, String) {
+        (GLOBAL.to_string(), "*".to_string())
+    }
+
+    fn what(&self) -> String {
+        "the Organization settings".into()
+    }
+
+    fn version(&self) -> u64 {
+        self.version
+    }
+
+    fn stamp(&mut self, version: u64, at: String) {
+        self.version = version;
+        self.updated_at = Some(at);
+    }
+
+    fn from_item(item: &HashMap<String, AttributeValue>) -> Result<Self, StateError> {
+        global_from_item(item)
+    }
+
+    fn to_item(&self) -> HashMap<String, AttributeValue> {
+        let mut item = HashMap::from([
+            ("remediation".to_string(), s(GLOBAL)),
+            ("scope".to_string(), s("*")),
+            (
+                "accounts".to_string(),
+                s(serde_json::to_string(&self.accounts).unwrap_or_default()),
+            ),
+            ("paused".to_string(), AttributeValue::Bool(self.paused)),
+            ("version".to_string(), n(self.version)),
+        ]);
+        if let Some(at) = &self.updated_at {
+            item.insert("updated_at".into(), s(at));
+        }
+        if let Some(r) = &self.pause_reason {
+            item.insert("pause_reason".into(), s(r));
+        }
+        if let Some(by) = &self.updated_by {
+            item.insert("updated_by".into(), s(by));
+        }
+        item
     }
 }
 
