@@ -8,8 +8,7 @@ use crate::action::Action;
 use crate::cloud::{Cloud, CloudError, classify};
 
 /// What applying an action did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Applied {
     Changed,
     /// The change was already in place (a revoked rule already gone).
@@ -24,6 +23,8 @@ pub async fn apply(
     action: &Action,
 ) -> Result<Applied, CloudError> {
     let c = cloud.clients(account, region).await;
+    // Each action is named after the call it makes.
+    let call = action.kind();
     match action {
         Action::PutPublicAccessBlock {
             bucket,
@@ -44,7 +45,7 @@ pub async fn apply(
                 .public_access_block_configuration(config)
                 .send()
                 .await
-                .map_err(|e| classify("s3:PutPublicAccessBlock", e))?;
+                .map_err(|e| classify(call, e))?;
             Ok(Applied::Changed)
         }
         Action::DeletePublicAccessBlock { bucket } => {
@@ -56,12 +57,7 @@ pub async fn apply(
                 .await
             {
                 Ok(_) => Ok(Applied::Changed),
-                Err(e) => match classify("s3:DeletePublicAccessBlock", e) {
-                    e if e.code() == Some("NoSuchPublicAccessBlockConfiguration") => {
-                        Ok(Applied::AlreadyDone)
-                    }
-                    e => Err(e),
-                },
+                Err(e) => done_if(classify(call, e), &["NoSuchPublicAccessBlockConfiguration"]),
             }
         }
         Action::RevokeSecurityGroupIngress { group_id, rule_id } => {
@@ -76,10 +72,7 @@ pub async fn apply(
             {
                 Ok(out) if out.unknown_ip_permissions().is_empty() => Ok(Applied::Changed),
                 Ok(_) => Ok(Applied::AlreadyDone),
-                Err(e) => match classify("ec2:RevokeSecurityGroupIngress", e) {
-                    e if e.code() == Some("InvalidPermission.NotFound") => Ok(Applied::AlreadyDone),
-                    e => Err(e),
-                },
+                Err(e) => done_if(classify(call, e), &["InvalidPermission.NotFound"]),
             }
         }
         Action::AuthorizeSecurityGroupIngress {
@@ -120,12 +113,7 @@ pub async fn apply(
                 .await
             {
                 Ok(_) => Ok(Applied::Changed),
-                Err(e) => match classify("ec2:AuthorizeSecurityGroupIngress", e) {
-                    e if e.code() == Some("InvalidPermission.Duplicate") => {
-                        Ok(Applied::AlreadyDone)
-                    }
-                    e => Err(e),
-                },
+                Err(e) => done_if(classify(call, e), &["InvalidPermission.Duplicate"]),
             }
         }
         Action::UpdateAccessKey {
@@ -140,7 +128,7 @@ pub async fn apply(
                 .status(aws_sdk_iam::types::StatusType::from(status.as_str()))
                 .send()
                 .await
-                .map_err(|e| classify("iam:UpdateAccessKey", e))?;
+                .map_err(|e| classify(call, e))?;
             Ok(Applied::Changed)
         }
         Action::ModifyInstanceMetadataOptions {
@@ -155,7 +143,7 @@ pub async fn apply(
                 ))
                 .send()
                 .await
-                .map_err(|e| classify("ec2:ModifyInstanceMetadataOptions", e))?;
+                .map_err(|e| classify(call, e))?;
             Ok(Applied::Changed)
         }
         Action::ModifyVpcEndpointPolicy {
@@ -168,8 +156,17 @@ pub async fn apply(
                 .policy_document(policy_document)
                 .send()
                 .await
-                .map_err(|e| classify("ec2:ModifyVpcEndpoint", e))?;
+                .map_err(|e| classify(call, e))?;
             Ok(Applied::Changed)
         }
+    }
+}
+
+/// A call that failed because its work is already done counts as done.
+fn done_if(e: CloudError, codes: &[&str]) -> Result<Applied, CloudError> {
+    if e.is(codes) {
+        Ok(Applied::AlreadyDone)
+    } else {
+        Err(e)
     }
 }

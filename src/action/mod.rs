@@ -437,17 +437,53 @@ mod tests {
     }
 
     #[test]
-    fn every_kind_is_listed() {
-        for kind in [
-            Action::DeletePublicAccessBlock { bucket: "b".into() }.kind(),
+    fn every_action_is_listed_once_under_the_name_it_serialises_to() {
+        let s = String::new;
+        let every = [
+            Action::PutPublicAccessBlock {
+                bucket: s(),
+                block_public_acls: true,
+                ignore_public_acls: true,
+                block_public_policy: true,
+                restrict_public_buckets: true,
+            },
+            Action::DeletePublicAccessBlock { bucket: s() },
+            Action::RevokeSecurityGroupIngress {
+                group_id: s(),
+                rule_id: s(),
+            },
+            Action::AuthorizeSecurityGroupIngress {
+                group_id: s(),
+                protocol: s(),
+                from_port: 22,
+                to_port: 22,
+                cidr_ipv4: None,
+                cidr_ipv6: None,
+                description: None,
+            },
             Action::UpdateAccessKey {
-                user_name: "u".into(),
-                access_key_id: "k".into(),
+                user_name: s(),
+                access_key_id: s(),
                 status: KeyStatus::Inactive,
-            }
-            .kind(),
-        ] {
-            assert!(ACTION_KINDS.iter().any(|k| k.kind == kind));
+            },
+            Action::ModifyVpcEndpointPolicy {
+                vpc_endpoint_id: s(),
+                policy_document: s(),
+            },
+            Action::ModifyInstanceMetadataOptions {
+                instance_id: s(),
+                http_tokens: HttpTokens::Required,
+            },
+        ];
+        assert_eq!(every.len(), ACTION_KINDS.len());
+        for a in &every {
+            assert_eq!(serde_json::to_value(a).unwrap()["kind"], a.kind());
+            assert_eq!(
+                ACTION_KINDS.iter().filter(|k| k.kind == a.kind()).count(),
+                1,
+                "{}",
+                a.kind()
+            );
         }
     }
 

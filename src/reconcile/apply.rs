@@ -10,6 +10,9 @@ use super::Context;
 use super::gates::Go;
 use super::outcome::Outcome;
 use super::plan::observe;
+use tracing::info;
+
+use crate::action::apply::Applied;
 use crate::action::{Action, Plan};
 use crate::catalog::Remediation;
 use crate::state::{Breaker, Job, SettingsSnapshot};
@@ -87,20 +90,25 @@ pub async fn apply(
     }
     let applying = Instant::now();
     for (i, action) in plan.actions.iter().enumerate() {
-        if let Err(e) =
-            crate::action::apply::apply(&ctx.cloud, &job.account, &job.region, action).await
-        {
-            job.after = observe(ctx, job).await.ok();
-            return Err(Stopped {
-                outcome: Outcome::ApplyFailed {
-                    kind: action.kind().to_string(),
-                    done: i,
-                    total: plan.actions.len(),
-                    error: e.to_string(),
-                },
-                retry: e.retryable().then(|| e.to_string()),
-                tripped: None,
-            });
+        match crate::action::apply::apply(&ctx.cloud, &job.account, &job.region, action).await {
+            Ok(Applied::Changed) => {}
+            // Idempotence at work: a delivery before this one (or an operator) made the change.
+            Ok(Applied::AlreadyDone) => {
+                info!(action = %action.summary(), "already in place: nothing to change");
+            }
+            Err(e) => {
+                job.after = observe(ctx, job).await.ok();
+                return Err(Stopped {
+                    outcome: Outcome::ApplyFailed {
+                        kind: action.kind().to_string(),
+                        done: i,
+                        total: plan.actions.len(),
+                        error: e.to_string(),
+                    },
+                    retry: e.retryable().then(|| e.to_string()),
+                    tripped: None,
+                });
+            }
         }
     }
     Ok(applying.elapsed().as_secs_f64() * 1000.0)
