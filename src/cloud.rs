@@ -67,6 +67,11 @@ impl CloudError {
             _ => None,
         }
     }
+
+    /// Whether AWS answered with one of these error codes.
+    pub fn is(&self, codes: &[&str]) -> bool {
+        self.code().is_some_and(|c| codes.contains(&c))
+    }
 }
 
 /// Classifies an SDK error (after the SDK's own retries).
@@ -108,20 +113,29 @@ pub fn error_chain(err: &dyn std::error::Error) -> String {
     text
 }
 
+/// State kept for as long as a [`Cloud`] lives, one value per type (a resource type's cache of
+/// lookups, say).
+type Shared = Arc<std::sync::Mutex<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>>;
+
 /// Clients for one account and region, each SDK client made the first time it is asked for, so a
 /// resource type can use a service without a field here for it.
 pub struct Clients {
+    account: String,
     /// The member account's configuration, with the region set.
     config: SdkConfig,
     made: std::sync::Mutex<HashMap<TypeId, Box<dyn Any + Send + Sync>>>,
+    shared: Shared,
 }
 
 impl Clients {
-    fn new(config: SdkConfig) -> Clients {
-        Clients {
-            config,
-            made: std::sync::Mutex::default(),
-        }
+    /// The account these clients act in.
+    pub fn account(&self) -> &str {
+        &self.account
+    }
+
+    /// The region these clients act in.
+    pub fn region(&self) -> &str {
+        self.config.region().map_or("", aws_config::Region::as_ref)
     }
 
     /// The client of type `C`, made with `make` (an SDK's `Client::new`) on first use and cached.
@@ -136,6 +150,22 @@ impl Clients {
             .expect("the entry of a type holds that type")
             .clone()
     }
+
+    /// The one value of type `T` kept across every account and region for as long as the
+    /// [`Cloud`] lives (a resource type's cache of lookups, say), made with `T::default()` on
+    /// first use.
+    pub fn shared<T: Default + Send + Sync + 'static>(&self) -> Arc<T> {
+        let value = self
+            .shared
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(TypeId::of::<T>())
+            .or_insert_with(|| Arc::new(T::default()))
+            .clone();
+        value
+            .downcast::<T>()
+            .unwrap_or_else(|_| unreachable!("the entry of a type holds that type"))
+    }
 }
 
 /// Access to member accounts.
@@ -146,8 +176,7 @@ pub struct Cloud {
     external_id: Option<String>,
     accounts: Mutex<HashMap<String, SdkConfig>>,
     clients: Mutex<HashMap<(String, String), Arc<Clients>>>,
-    /// State a resource type keeps for as long as this `Cloud` lives, one value per type.
-    shared: std::sync::Mutex<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>,
+    shared: Shared,
 }
 
 impl Cloud {
@@ -164,7 +193,7 @@ impl Cloud {
             external_id,
             accounts: Mutex::default(),
             clients: Mutex::default(),
-            shared: std::sync::Mutex::default(),
+            shared: Shared::default(),
         }
     }
 
@@ -209,25 +238,14 @@ impl Cloud {
             .to_builder()
             .region(aws_config::Region::new(region.to_string()))
             .build();
-        let clients = Arc::new(Clients::new(config));
+        let clients = Arc::new(Clients {
+            account: account.to_string(),
+            config,
+            made: std::sync::Mutex::default(),
+            shared: self.shared.clone(),
+        });
         self.clients.lock().await.insert(key, clients.clone());
         clients
-    }
-
-    /// The one value of type `T` this `Cloud` keeps for a resource type (a cache of lookups,
-    /// say), made with `T::default()` on first use.
-    pub fn shared<T: Default + Send + Sync + 'static>(&self) -> Arc<T> {
-        let mut shared = self
-            .shared
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let value = shared
-            .entry(TypeId::of::<T>())
-            .or_insert_with(|| Arc::new(T::default()))
-            .clone();
-        value
-            .downcast::<T>()
-            .unwrap_or_else(|_| unreachable!("the entry of a type holds that type"))
     }
 }
 

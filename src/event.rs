@@ -457,7 +457,7 @@ fn decode_asff_finding(f: &Value, event_id: Option<String>) -> Result<Finding, D
         .ok_or_else(|| malformed(KIND, "`Resources[0].Type` is missing"))?;
     // ASFF resource types become their CloudFormation names (see `resource::from_asff`).
     let resource_type = crate::resource::from_asff(&asff_type)
-        .map_or_else(|| asff_type.clone(), |r| r.config_type().to_string());
+        .map_or_else(|| asff_type.clone(), |r| r.info().config_type.to_string());
     let arn_or_id =
         text(resource, &["Id"]).ok_or_else(|| malformed(KIND, "`Resources[0].Id` is missing"))?;
     let resource_id = resource_id_from_arn(&arn_or_id)?;
@@ -648,9 +648,12 @@ fn validate_token(field: &'static str, s: &str, max: usize) -> Result<(), Decode
 /// Checks a resource id against the form its type allows, so nothing else reaches an AWS call.
 pub fn validate_resource_id(resource_type: &str, id: &str) -> Result<(), DecodeError> {
     match crate::resource::lookup(resource_type) {
-        Some(r) => r
-            .validate_id(id)
-            .map_err(|reason| invalid("resource id", id, reason)),
+        Some(r) if r.valid_id(id) => Ok(()),
+        Some(_) => Err(invalid(
+            "resource id",
+            id,
+            "not a well-formed id for its resource type",
+        )),
         None => validate_token("resource id", id, 256).and_then(|()| {
             if id.contains("..") || id.contains('/') {
                 Err(invalid("resource id", id, "contains a path"))

@@ -8,7 +8,7 @@
 //! apply, verify). With `what_if`, nothing is locked, changed or recorded: the report says what
 //! enforcing would change and what the gates hold back.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -16,12 +16,11 @@ use serde::Serialize;
 use tracing::Instrument;
 
 use crate::catalog::Remediation;
-use crate::cloud::CloudError;
 use crate::event::{Compliance, Finding, Source};
 use crate::reconcile::gates::Params;
 use crate::reconcile::plan::{Observed, observe_and_plan};
 use crate::reconcile::{Context, Outcome, gates, new_job, run_claimed, take_lease};
-use crate::resource::Scope;
+use crate::resource::{self, Scope};
 use crate::state::{Job, SettingsSnapshot};
 
 /// What a sweep found for one remediation in one account and region.
@@ -127,7 +126,7 @@ pub const KNOWN_REGIONS: &[&str] = &[
     "us-west-2",
 ];
 
-/// Checks that every region is one AWS has.
+/// Checks that every region an operator names is one AWS has.
 pub fn check_regions(regions: &[String]) -> Result<(), String> {
     match regions
         .iter()
@@ -141,20 +140,10 @@ pub fn check_regions(regions: &[String]) -> Result<(), String> {
     }
 }
 
-/// Resource types that are not regional (S3 bucket names and IAM users are account-wide):
-/// they are enumerated once per account, in the first region given, not once per region.
+/// Resource types that are not regional (IAM users): enumerated once per account, in the first
+/// region given, not once per region.
 fn is_global(resource_type: &str) -> bool {
-    crate::resource::lookup(resource_type).is_some_and(|t| t.scope() == Scope::Global)
-}
-
-/// Lists the ids of every resource of a type in an account and region.
-pub async fn enumerate(
-    ctx: &Context,
-    account: &str,
-    region: &str,
-    resource_type: &str,
-) -> Result<Vec<String>, CloudError> {
-    crate::resource::enumerate(&ctx.cloud, account, region, resource_type).await
+    crate::resource::lookup(resource_type).is_some_and(|t| t.info().scope == Scope::Global)
 }
 
 /// Sweeps the given remediations over the given accounts and regions, through the same gates
@@ -168,7 +157,6 @@ pub async fn sweep(
     regions: &[String],
     what_if: bool,
 ) -> Result<Vec<Line>, String> {
-    check_regions(regions)?;
     let snapshot = ctx
         .settings
         .get()
@@ -176,6 +164,9 @@ pub async fn sweep(
         .map_err(|e| format!("settings cannot be read: {e}"))?;
     let run = format!("sweep:{}", crate::state::now_text());
     let today = gates::today();
+    // Remediations of one resource type share its listing (two remediations of security
+    // groups list the groups once).
+    let mut listed: HashMap<(&str, &str, &str), Result<Vec<String>, String>> = HashMap::new();
     let mut lines = Vec::new();
     for r in remediations {
         let resource_type = &r.manifest.resource_type;
@@ -192,10 +183,18 @@ pub async fn sweep(
                     region: region.clone(),
                     ..Line::default()
                 };
-                let ids = match enumerate(ctx, account, region, resource_type).await {
-                    Ok(ids) => ids,
+                let key = (resource_type.as_str(), account.as_str(), region.as_str());
+                if let std::collections::hash_map::Entry::Vacant(entry) = listed.entry(key) {
+                    entry.insert(
+                        resource::enumerate(&ctx.cloud, account, region, resource_type)
+                            .await
+                            .map_err(|e| e.to_string()),
+                    );
+                }
+                let ids = match &listed[&key] {
+                    Ok(ids) => ids.clone(),
                     Err(e) => {
-                        line.error("*", e.to_string());
+                        line.error("*", e.clone());
                         lines.push(line);
                         continue;
                     }
@@ -319,8 +318,8 @@ mod tests {
     }
 
     #[test]
-    fn buckets_and_users_are_account_wide() {
-        assert!(is_global("AWS::S3::Bucket"));
+    fn users_are_account_wide_and_buckets_live_in_a_region() {
+        assert!(!is_global("AWS::S3::Bucket"));
         assert!(is_global("AWS::IAM::User"));
         assert!(!is_global("AWS::EC2::SecurityGroup"));
     }

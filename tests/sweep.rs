@@ -170,15 +170,22 @@ async fn what_if_goes_through_the_gates_and_reports_what_they_hold_back() {
                 GATED,
                 "--remediation",
                 "s3-block-public-access",
-                // Buckets are account-wide: a second region adds no second line.
+                // Buckets are listed where they live: these are all in us-east-1.
                 "--region",
                 "us-east-1",
                 "--region",
                 "eu-west-1",
             ])
             .await;
-        assert_eq!(report.as_array().unwrap().len(), 1, "{report:#}");
-        report[0].clone()
+        let lines = report.as_array().unwrap();
+        assert_eq!(lines.len(), 2, "{report:#}");
+        let elsewhere = lines.iter().find(|l| l["region"] == "eu-west-1").unwrap();
+        assert_eq!(elsewhere["scanned"], 0, "{report:#}");
+        lines
+            .iter()
+            .find(|l| l["region"] == "us-east-1")
+            .unwrap()
+            .clone()
     };
 
     let line = what_if().await;

@@ -27,9 +27,10 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// Whether a resource type exists once per account or once per region.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
-    /// One namespace per account (S3 buckets, IAM users): listed once, not once per region.
+    /// One namespace per account, served by a global endpoint (IAM users): listed once, not
+    /// once per region.
     Global,
-    /// One namespace per region (EC2 resources).
+    /// Each resource lives in one region and is reached there (EC2 resources, S3 buckets).
     Regional,
 }
 
@@ -44,68 +45,40 @@ pub struct Info {
     pub ocsf_type: &'static str,
     /// Whether it is listed once per account or once per region.
     pub scope: Scope,
+    /// What a person calls one (`security group`): "security group sg-… does not exist".
+    pub noun: &'static str,
     /// The IAM permissions [`ResourceType::observe`] and [`ResourceType::enumerate`] need in
     /// the member account.
     pub read_permissions: &'static [&'static str],
 }
 
 /// One AWS resource type: its names, its ids, and how to read and list it in a member account.
+/// `Clients` are those of the account and region the resource is in.
 pub trait ResourceType: Send + Sync {
     /// Its names, scope and read permissions.
     fn info(&self) -> &'static Info;
 
-    /// The AWS Config (CloudFormation) name, e.g. `AWS::S3::Bucket`.
-    fn config_type(&self) -> &'static str {
-        self.info().config_type
-    }
+    /// Whether an id has the form this type allows, so nothing else reaches an AWS call.
+    fn valid_id(&self, id: &str) -> bool;
 
-    /// The Security Hub ASFF type names that mean this type.
-    fn asff_types(&self) -> &'static [&'static str] {
-        self.info().asff_types
-    }
-
-    /// The OCSF type name.
-    fn ocsf_type(&self) -> &'static str {
-        self.info().ocsf_type
-    }
-
-    /// Whether it is listed once per account or once per region.
-    fn scope(&self) -> Scope {
-        self.info().scope
-    }
-
-    /// The IAM read permissions it needs.
-    fn read_permissions(&self) -> &'static [&'static str] {
-        self.info().read_permissions
-    }
-
-    /// Checks an id against the form this type allows, so nothing else reaches an AWS call;
-    /// the error is the reason, for a person to read.
-    fn validate_id(&self, id: &str) -> Result<(), &'static str>;
-
-    /// Reads one resource live as the JSON object its scripts read, without the head fields
-    /// (`type`, `id`, `account`, `region`, `observed_at`), which [`observe`] adds.
+    /// Reads one resource live as the JSON object its scripts read, without the head fields,
+    /// which [`observe`] adds. A resource that is not there is [`CloudError::NotFound`] (an
+    /// empty `resource` is filled in with the type's noun and the id).
     fn observe<'a>(
         &'a self,
-        cloud: &'a Cloud,
         clients: &'a Clients,
-        account: &'a str,
-        region: &'a str,
         id: &'a str,
     ) -> BoxFuture<'a, Result<Value, CloudError>>;
 
-    /// Lists the id of every resource of this type in an account and region.
+    /// Lists the id of every resource of this type in the clients' account and region.
     fn enumerate<'a>(
         &'a self,
-        cloud: &'a Cloud,
         clients: &'a Clients,
-        account: &'a str,
-        region: &'a str,
     ) -> BoxFuture<'a, Result<Vec<String>, CloudError>>;
 }
 
 /// Every resource type rectify knows, in the order error messages list them.
-pub static REGISTRY: &[&dyn ResourceType] = &[
+static REGISTRY: &[&dyn ResourceType] = &[
     &s3_bucket::S3Bucket,
     &security_group::SecurityGroup,
     &iam_user::IamUser,
@@ -128,20 +101,25 @@ pub async fn observe(
         )));
     };
     let c = cloud.clients(account, region).await;
-    let mut body = rt.observe(cloud, &c, account, region, id).await?;
-    let head = serde_json::json!({
+    let body = match rt.observe(&c, id).await {
+        Err(CloudError::NotFound { resource }) if resource.is_empty() => {
+            return Err(CloudError::NotFound {
+                resource: format!("{} {id}", rt.info().noun),
+            });
+        }
+        other => other?,
+    };
+    let mut shape = serde_json::json!({
         "type": resource_type,
         "id": id,
         "account": account,
         "region": region,
-        "observed_at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "observed_at": crate::state::now_text(),
     });
-    if let (Value::Object(b), Value::Object(h)) = (&mut body, head) {
-        for (k, v) in h.into_iter().rev() {
-            b.insert(k, v);
-        }
+    if let (Value::Object(head), Value::Object(fields)) = (&mut shape, body) {
+        head.extend(fields);
     }
-    Ok(body)
+    Ok(shape)
 }
 
 /// What the member-account role must allow: every type's reads and every action's call,
@@ -156,17 +134,12 @@ pub fn member_permissions() -> Vec<&'static str> {
     all
 }
 
-/// Every registered resource type.
-pub fn all() -> &'static [&'static dyn ResourceType] {
-    REGISTRY
-}
-
 /// The resource type with this Config name (`AWS::S3::Bucket`), if rectify knows it.
 pub fn lookup(config_type: &str) -> Option<&'static dyn ResourceType> {
     REGISTRY
         .iter()
         .copied()
-        .find(|r| r.config_type() == config_type)
+        .find(|r| r.info().config_type == config_type)
 }
 
 /// The resource type a Security Hub ASFF type (`AwsIamAccessKey`) belongs to, if rectify knows it.
@@ -174,12 +147,12 @@ pub fn from_asff(asff_type: &str) -> Option<&'static dyn ResourceType> {
     REGISTRY
         .iter()
         .copied()
-        .find(|r| r.asff_types().contains(&asff_type))
+        .find(|r| r.info().asff_types.contains(&asff_type))
 }
 
 /// The Config names of every registered type, for messages that list what is known.
 pub fn config_types() -> Vec<&'static str> {
-    REGISTRY.iter().map(|r| r.config_type()).collect()
+    REGISTRY.iter().map(|r| r.info().config_type).collect()
 }
 
 /// The read permissions of every type, once each, grouped by service in registry order (so one
@@ -188,7 +161,7 @@ pub fn read_permissions() -> Vec<&'static str> {
     let service = |p: &str| p.split_once(':').map_or(p, |(s, _)| s).to_string();
     let mut services: Vec<String> = Vec::new();
     let mut all: Vec<&'static str> = Vec::new();
-    for p in REGISTRY.iter().flat_map(|r| r.read_permissions()) {
+    for p in REGISTRY.iter().flat_map(|r| r.info().read_permissions) {
         if !services.contains(&service(p)) {
             services.push(service(p));
         }
@@ -211,11 +184,8 @@ pub async fn enumerate(
         CloudError::Unsupported(format!("rectify cannot enumerate {resource_type}"))
     })?;
     let clients = cloud.clients(account, region).await;
-    rt.enumerate(cloud, &clients, account, region).await
+    rt.enumerate(&clients).await
 }
-
-/// The reason [`ResourceType::validate_id`] gives for an id not of its type's form.
-pub const MALFORMED_ID: &str = "not a well-formed id for its resource type";
 
 /// Whether `id` is `prefix` followed by 8 to 17 lower-case hex digits (the EC2 id form).
 pub(crate) fn is_hex_id(id: &str, prefix: &str) -> bool {
@@ -226,11 +196,6 @@ pub(crate) fn is_hex_id(id: &str, prefix: &str) -> bool {
     })
 }
 
-/// `Ok` when the check holds, else [`MALFORMED_ID`].
-pub(crate) fn well_formed(ok: bool) -> Result<(), &'static str> {
-    if ok { Ok(()) } else { Err(MALFORMED_ID) }
-}
-
 /// Resource tags as a JSON object.
 pub(crate) fn tag_map<'a>(tags: impl Iterator<Item = (&'a str, &'a str)>) -> Value {
     Value::Object(
@@ -239,33 +204,43 @@ pub(crate) fn tag_map<'a>(tags: impl Iterator<Item = (&'a str, &'a str)>) -> Val
     )
 }
 
-/// Turns an error whose AWS code means "no such resource" into [`CloudError::NotFound`].
-pub(crate) fn not_found(e: CloudError, codes: &[&str], resource: String) -> CloudError {
-    match e.code() {
-        Some(code) if codes.contains(&code) => CloudError::NotFound { resource },
-        _ => e,
+/// A resource that is not there (named by [`observe`]).
+pub(crate) fn gone() -> CloudError {
+    CloudError::NotFound {
+        resource: String::new(),
     }
+}
+
+/// Turns an error whose AWS code means "no such resource" into [`gone`].
+pub(crate) fn not_found(e: CloudError, codes: &[&str]) -> CloudError {
+    if e.is(codes) { gone() } else { e }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    const MALFORMED_ID: &str = "malformed";
+
     #[test]
-    fn every_type_round_trips_by_config_and_asff_name() {
-        assert!(!all().is_empty());
-        for r in all() {
-            let by_config = lookup(r.config_type()).expect("registered");
-            assert_eq!(by_config.config_type(), r.config_type());
-            assert!(!r.asff_types().is_empty(), "{}", r.config_type());
-            for asff in r.asff_types() {
-                let by_asff = from_asff(asff).expect("registered");
-                assert_eq!(by_asff.config_type(), r.config_type(), "{asff}");
+    fn every_type_is_found_by_its_config_and_asff_names_and_only_once() {
+        for r in REGISTRY {
+            let info = r.info();
+            assert!(!info.asff_types.is_empty(), "{}", info.config_type);
+            assert!(std::ptr::eq(
+                lookup(info.config_type).expect("registered").info(),
+                info
+            ));
+            for asff in info.asff_types {
+                assert!(
+                    std::ptr::eq(from_asff(asff).expect("registered").info(), info),
+                    "{asff}"
+                );
             }
             assert!(
-                r.asff_types().contains(&r.ocsf_type()),
+                info.asff_types.contains(&info.ocsf_type),
                 "{}",
-                r.config_type()
+                info.config_type
             );
         }
         let names = config_types();
@@ -287,17 +262,14 @@ mod tests {
             ("AwsEc2VpcEndpointService", "AWS::EC2::VPCEndpoint"),
             ("AwsEc2Instance", "AWS::EC2::Instance"),
         ] {
-            assert_eq!(
-                from_asff(asff).map(super::ResourceType::config_type),
-                Some(config)
-            );
+            assert_eq!(from_asff(asff).map(|r| r.info().config_type), Some(config));
         }
     }
 
     #[test]
     fn scopes() {
-        let scope = |t| lookup(t).expect("registered").scope();
-        assert_eq!(scope("AWS::S3::Bucket"), Scope::Global);
+        let scope = |t| lookup(t).expect("registered").info().scope;
+        assert_eq!(scope("AWS::S3::Bucket"), Scope::Regional);
         assert_eq!(scope("AWS::IAM::User"), Scope::Global);
         assert_eq!(scope("AWS::EC2::SecurityGroup"), Scope::Regional);
         assert_eq!(scope("AWS::EC2::VPCEndpoint"), Scope::Regional);
@@ -306,7 +278,7 @@ mod tests {
 
     #[test]
     fn read_permissions_are_what_the_observers_always_read() {
-        let mut expected = vec![
+        let expected = vec![
             "s3:GetBucketPublicAccessBlock",
             "s3:GetBucketTagging",
             "s3:ListAllMyBuckets",
@@ -322,16 +294,16 @@ mod tests {
         ];
         // Listed for people grouped by service, in this order.
         assert_eq!(read_permissions(), expected);
-        let mut got = read_permissions();
-        got.sort_unstable();
-        expected.sort_unstable();
-        assert_eq!(got, expected);
     }
 
     #[test]
     fn ids_validate_by_type() {
         fn valid(t: &str, id: &str) -> Result<(), &'static str> {
-            lookup(t).expect("registered").validate_id(id)
+            if lookup(t).expect("registered").valid_id(id) {
+                Ok(())
+            } else {
+                Err(MALFORMED_ID)
+            }
         }
         for ok in [
             "acme-reports-prod",

@@ -1,11 +1,11 @@
-//! `AWS::EC2::SecurityGroup`: a security group and its ingress rules.
+//! `AWS::EC2::SecurityGroup`: a group and its ingress rules, by rule id.
 
 use serde_json::{Value, json};
 
-use super::{BoxFuture, Info, ResourceType, Scope, is_hex_id, not_found, tag_map, well_formed};
-use crate::cloud::{Clients, Cloud, CloudError, classify};
+use super::{BoxFuture, Info, ResourceType, Scope, gone, is_hex_id, not_found, tag_map};
+use crate::cloud::{Clients, CloudError, classify};
 
-/// EC2 security groups, per region.
+/// Security groups, per region.
 pub struct SecurityGroup;
 
 /// Its names, scope and read permissions.
@@ -14,6 +14,7 @@ const INFO: Info = Info {
     asff_types: &["AwsEc2SecurityGroup"],
     ocsf_type: "AwsEc2SecurityGroup",
     scope: Scope::Regional,
+    noun: "security group",
     read_permissions: &[
         "ec2:DescribeSecurityGroups",
         "ec2:DescribeSecurityGroupRules",
@@ -25,16 +26,13 @@ impl ResourceType for SecurityGroup {
         &INFO
     }
 
-    fn validate_id(&self, id: &str) -> Result<(), &'static str> {
-        well_formed(is_hex_id(id, "sg-"))
+    fn valid_id(&self, id: &str) -> bool {
+        is_hex_id(id, "sg-")
     }
 
     fn observe<'a>(
         &'a self,
-        _cloud: &'a Cloud,
         clients: &'a Clients,
-        _account: &'a str,
-        _region: &'a str,
         id: &'a str,
     ) -> BoxFuture<'a, Result<Value, CloudError>> {
         Box::pin(observe_security_group(clients, id))
@@ -42,76 +40,51 @@ impl ResourceType for SecurityGroup {
 
     fn enumerate<'a>(
         &'a self,
-        _cloud: &'a Cloud,
         clients: &'a Clients,
-        _account: &'a str,
-        _region: &'a str,
     ) -> BoxFuture<'a, Result<Vec<String>, CloudError>> {
         Box::pin(async move {
-            let ec2 = clients.get(aws_sdk_ec2::Client::new);
-            let mut ids = Vec::new();
-            let mut token = None;
-            loop {
-                let out = ec2
-                    .describe_security_groups()
-                    .set_next_token(token.take())
-                    .send()
-                    .await
-                    .map_err(|e| classify("ec2:DescribeSecurityGroups", e))?;
-                ids.extend(
-                    out.security_groups()
-                        .iter()
-                        .filter_map(|g| g.group_id().map(str::to_string)),
-                );
-                match out.next_token() {
-                    Some(t) if !t.is_empty() => token = Some(t.to_string()),
-                    _ => break,
-                }
-            }
-            Ok(ids)
+            let groups = clients
+                .get(aws_sdk_ec2::Client::new)
+                .describe_security_groups()
+                .into_paginator()
+                .items()
+                .send()
+                .try_collect()
+                .await
+                .map_err(|e| classify("ec2:DescribeSecurityGroups", e))?;
+            Ok(groups.into_iter().filter_map(|g| g.group_id).collect())
         })
     }
 }
 
 async fn observe_security_group(c: &Clients, group_id: &str) -> Result<Value, CloudError> {
+    let gone_codes = ["InvalidGroup.NotFound", "InvalidGroupId.NotFound"];
     let ec2 = c.get(aws_sdk_ec2::Client::new);
     let groups = ec2
         .describe_security_groups()
         .group_ids(group_id)
         .send()
         .await
-        .map_err(|e| {
-            not_found(
-                classify("ec2:DescribeSecurityGroups", e),
-                &["InvalidGroup.NotFound", "InvalidGroupId.NotFound"],
-                format!("security group {group_id}"),
-            )
-        })?;
-    let group = groups
-        .security_groups()
-        .first()
-        .ok_or_else(|| CloudError::NotFound {
-            resource: format!("security group {group_id}"),
-        })?;
+        .map_err(|e| not_found(classify("ec2:DescribeSecurityGroups", e), &gone_codes))?;
+    let group = groups.security_groups().first().ok_or_else(gone)?;
     let filter = aws_sdk_ec2::types::Filter::builder()
         .name("group-id")
         .values(group_id)
         .build();
-    let mut rules = Vec::new();
-    let mut token = None;
-    loop {
-        let out = ec2
-            .describe_security_group_rules()
-            .filters(filter.clone())
-            .set_next_token(token.take())
-            .send()
-            .await
-            .map_err(|e| classify("ec2:DescribeSecurityGroupRules", e))?;
-        for r in out.security_group_rules() {
-            if r.is_egress() == Some(true) || r.group_id() != Some(group_id) {
-                continue;
-            }
-            rules.push(json!({
+    let all = ec2
+        .describe_security_group_rules()
+        .filters(filter)
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| classify("ec2:DescribeSecurityGroupRules", e))?;
+    let mut rules: Vec<Value> = all
+        .iter()
+        .filter(|r| r.is_egress() != Some(true) && r.group_id() == Some(group_id))
+        .map(|r| {
+            json!({
                 "rule_id": r.security_group_rule_id(),
                 "protocol": r.ip_protocol(),
                 "from_port": r.from_port(),
@@ -121,13 +94,9 @@ async fn observe_security_group(c: &Clients, group_id: &str) -> Result<Value, Cl
                 "referenced_group_id": r.referenced_group_info().and_then(|g| g.group_id()),
                 "prefix_list_id": r.prefix_list_id(),
                 "description": r.description(),
-            }));
-        }
-        match out.next_token() {
-            Some(t) if !t.is_empty() => token = Some(t.to_string()),
-            _ => break,
-        }
-    }
+            })
+        })
+        .collect();
     rules.sort_by(|a, b| a["rule_id"].as_str().cmp(&b["rule_id"].as_str()));
     Ok(json!({
         "group_id": group_id,

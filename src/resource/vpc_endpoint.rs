@@ -2,8 +2,8 @@
 
 use serde_json::{Value, json};
 
-use super::{BoxFuture, Info, ResourceType, Scope, is_hex_id, not_found, tag_map, well_formed};
-use crate::cloud::{Clients, Cloud, CloudError, classify};
+use super::{BoxFuture, Info, ResourceType, Scope, gone, is_hex_id, not_found, tag_map};
+use crate::cloud::{Clients, CloudError, classify};
 
 /// VPC endpoints, per region.
 pub struct VpcEndpoint;
@@ -15,6 +15,7 @@ const INFO: Info = Info {
     asff_types: &["AwsEc2VpcEndpointService"],
     ocsf_type: "AwsEc2VpcEndpointService",
     scope: Scope::Regional,
+    noun: "VPC endpoint",
     read_permissions: &["ec2:DescribeVpcEndpoints"],
 };
 
@@ -23,16 +24,13 @@ impl ResourceType for VpcEndpoint {
         &INFO
     }
 
-    fn validate_id(&self, id: &str) -> Result<(), &'static str> {
-        well_formed(is_hex_id(id, "vpce-"))
+    fn valid_id(&self, id: &str) -> bool {
+        is_hex_id(id, "vpce-")
     }
 
     fn observe<'a>(
         &'a self,
-        _cloud: &'a Cloud,
         clients: &'a Clients,
-        _account: &'a str,
-        _region: &'a str,
         id: &'a str,
     ) -> BoxFuture<'a, Result<Value, CloudError>> {
         Box::pin(observe_vpc_endpoint(clients, id))
@@ -40,60 +38,39 @@ impl ResourceType for VpcEndpoint {
 
     fn enumerate<'a>(
         &'a self,
-        _cloud: &'a Cloud,
         clients: &'a Clients,
-        _account: &'a str,
-        _region: &'a str,
     ) -> BoxFuture<'a, Result<Vec<String>, CloudError>> {
         Box::pin(async move {
-            let ec2 = clients.get(aws_sdk_ec2::Client::new);
-            let mut ids = Vec::new();
-            let mut token = None;
-            loop {
-                let out = ec2
-                    .describe_vpc_endpoints()
-                    .set_next_token(token.take())
-                    .send()
-                    .await
-                    .map_err(|e| classify("ec2:DescribeVpcEndpoints", e))?;
-                ids.extend(
-                    out.vpc_endpoints()
-                        .iter()
-                        .filter_map(|e| e.vpc_endpoint_id().map(str::to_string)),
-                );
-                match out.next_token() {
-                    Some(t) if !t.is_empty() => token = Some(t.to_string()),
-                    _ => break,
-                }
-            }
-            Ok(ids)
+            let endpoints = clients
+                .get(aws_sdk_ec2::Client::new)
+                .describe_vpc_endpoints()
+                .into_paginator()
+                .items()
+                .send()
+                .try_collect()
+                .await
+                .map_err(|e| classify("ec2:DescribeVpcEndpoints", e))?;
+            Ok(endpoints
+                .into_iter()
+                .filter_map(|e| e.vpc_endpoint_id)
+                .collect())
         })
     }
 }
 
 async fn observe_vpc_endpoint(c: &Clients, id: &str) -> Result<Value, CloudError> {
+    let gone_codes = [
+        "InvalidVpcEndpointId.NotFound",
+        "InvalidVpcEndpoint.NotFound",
+    ];
     let out = c
         .get(aws_sdk_ec2::Client::new)
         .describe_vpc_endpoints()
         .vpc_endpoint_ids(id)
         .send()
         .await
-        .map_err(|e| {
-            not_found(
-                classify("ec2:DescribeVpcEndpoints", e),
-                &[
-                    "InvalidVpcEndpointId.NotFound",
-                    "InvalidVpcEndpoint.NotFound",
-                ],
-                format!("VPC endpoint {id}"),
-            )
-        })?;
-    let ep = out
-        .vpc_endpoints()
-        .first()
-        .ok_or_else(|| CloudError::NotFound {
-            resource: format!("VPC endpoint {id}"),
-        })?;
+        .map_err(|e| not_found(classify("ec2:DescribeVpcEndpoints", e), &gone_codes))?;
+    let ep = out.vpc_endpoints().first().ok_or_else(gone)?;
     Ok(json!({
         "vpc_endpoint_id": id,
         "vpc_id": ep.vpc_id(),
