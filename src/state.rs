@@ -1287,8 +1287,10 @@ impl Store {
             if old.as_ref() == Some(&new) {
                 return Ok((old, new));
             }
-            let expected = new.version();
-            new.stamp(expected + 1, now_text());
+            let (version, updated_at) = new.stamps();
+            let expected = *version;
+            *version += 1;
+            *updated_at = Some(now_text());
             match self
                 .put_versioned(new.to_item(), expected, &new.what())
                 .await
@@ -1326,9 +1328,8 @@ trait SettingsItem: Clone + PartialEq {
     fn key(&self) -> (String, String);
     /// How a conflict on it is named.
     fn what(&self) -> String;
-    fn version(&self) -> u64;
-    /// Sets the version and time it is written with.
-    fn stamp(&mut self, version: u64, at: String);
+    /// Its version and the time it was written.
+    fn stamps(&mut self) -> (&mut u64, &mut Option<String>);
     fn from_item(item: &HashMap<String, AttributeValue>) -> Result<Self, StateError>;
     fn to_item(&self) -> HashMap<String, AttributeValue>;
 }
@@ -1342,13 +1343,8 @@ impl SettingsItem for Setting {
         format!("setting {}/{}", self.remediation, self.scope)
     }
 
-    fn version(&self) -> u64 {
-        self.version
-    }
-
-    fn stamp(&mut self, version: u64, at: String) {
-        self.version = version;
-        self.updated_at = Some(at);
+    fn stamps(&mut self) -> (&mut u64, &mut Option<String>) {
+        (&mut self.version, &mut self.updated_at)
     }
 
     fn from_item(item: &HashMap<String, AttributeValue>) -> Result<Self, StateError> {
@@ -1400,13 +1396,8 @@ impl SettingsItem for Global {
         "the Organization settings".into()
     }
 
-    fn version(&self) -> u64 {
-        self.version
-    }
-
-    fn stamp(&mut self, version: u64, at: String) {
-        self.version = version;
-        self.updated_at = Some(at);
+    fn stamps(&mut self) -> (&mut u64, &mut Option<String>) {
+        (&mut self.version, &mut self.updated_at)
     }
 
     fn from_item(item: &HashMap<String, AttributeValue>) -> Result<Self, StateError> {
