@@ -19,7 +19,7 @@ use crate::catalog::Remediation;
 use crate::event::{Compliance, Finding, Source};
 use crate::reconcile::gates::Params;
 use crate::reconcile::plan::{Observed, observe_and_plan};
-use crate::reconcile::{Context, Outcome, gates, new_job, run_claimed, take_lease};
+use crate::reconcile::{Context, Outcome, gates, job_span, new_job, run_claimed, take_lease};
 use crate::resource::{self, Scope};
 use crate::state::{Job, SettingsSnapshot};
 
@@ -260,8 +260,9 @@ async fn sweep_one(
             resource_id: id.to_string(),
             actions: observed.plan.actions.len(),
         });
+        let span = job_span(&job);
         let result = run_claimed(ctx, r, snapshot, job, Some(observed), &lease)
-            .instrument(tracing::info_span!("sweep", remediation = %r.name(), resource = %id))
+            .instrument(span)
             .await;
         let status = match result {
             Ok(ended) => {

@@ -22,8 +22,6 @@ use crate::state::{Breaker, Job, SettingsSnapshot};
 pub struct Stopped {
     pub outcome: Outcome,
     pub retry: Option<String>,
-    /// The breaker tripped on this job: (enforcements in the window, limit, window seconds).
-    pub tripped: Option<(usize, u32, u64)>,
 }
 
 impl From<Outcome> for Stopped {
@@ -31,7 +29,6 @@ impl From<Outcome> for Stopped {
         Stopped {
             outcome,
             retry: None,
-            tripped: None,
         }
     }
 }
@@ -74,7 +71,6 @@ pub async fn apply(
                         window,
                     },
                     retry: None,
-                    tripped: Some((count, limit, window)),
                 });
             }
             Err(e) => {
@@ -83,7 +79,6 @@ pub async fn apply(
                         error: e.to_string(),
                     },
                     retry: Some(e.to_string()),
-                    tripped: None,
                 });
             }
         }
@@ -106,7 +101,6 @@ pub async fn apply(
                         error: e.to_string(),
                     },
                     retry: e.retryable().then(|| e.to_string()),
-                    tripped: None,
                 });
             }
         }

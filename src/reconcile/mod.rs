@@ -288,7 +288,7 @@ pub fn new_job(finding: &Finding, r: &Remediation, mode: Mode) -> Job {
 }
 
 /// The span every log line of one job carries.
-fn job_span(job: &Job) -> tracing::Span {
+pub(crate) fn job_span(job: &Job) -> tracing::Span {
     tracing::info_span!("job", job = %job.id, remediation = %job.remediation,
         account = %job.account, resource = %job.resource_id)
 }
@@ -378,8 +378,6 @@ struct Decision {
     outcome: Outcome,
     /// Leave the message for a retry, for this reason.
     retry: Option<String>,
-    /// The breaker tripped: (enforcements in the window, limit, window seconds).
-    tripped: Option<(usize, u32, u64)>,
     /// How long the script took, and applying, in milliseconds.
     plan_ms: f64,
     apply_ms: f64,
@@ -390,7 +388,6 @@ impl Decision {
         Decision {
             outcome,
             retry: None,
-            tripped: None,
             plan_ms: 0.0,
             apply_ms: 0.0,
         }
@@ -459,7 +456,6 @@ async fn decide(
         Err(stopped) => {
             return Decision {
                 retry: stopped.retry,
-                tripped: stopped.tripped,
                 ..decision(stopped.outcome)
             };
         }
@@ -510,7 +506,12 @@ async fn record(
     if let Some(n) = &ctx.notifier {
         n.job(job).await;
     }
-    if let Some((count, limit, window)) = decision.tripped {
+    if let Outcome::BreakerTripped {
+        count,
+        limit,
+        window,
+    } = decision.outcome
+    {
         trip_breaker(ctx, r, job, count, limit, window).await;
     }
     Ok(())
