@@ -3,7 +3,7 @@
 //! lease while the job runs, so a job that outlives one lease keeps what it holds; a crashed
 //! worker's hold simply runs out. Used by the worker's jobs and by undo.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
@@ -16,8 +16,8 @@ pub struct ResourceLease {
     store: Store,
     key: String,
     owner: String,
-    /// The job whose claim is renewed with the lock, once claimed.
-    claim: Arc<Mutex<Option<(String, String)>>>,
+    /// The job whose claim is renewed with the lock, and the claim's owner, once claimed.
+    claim: Arc<OnceLock<(String, String)>>,
     renewer: JoinHandle<()>,
 }
 
@@ -32,7 +32,7 @@ impl ResourceLease {
         if !store.lock_resource(key, owner, lease).await? {
             return Ok(None);
         }
-        let claim: Arc<Mutex<Option<(String, String)>>> = Arc::default();
+        let claim: Arc<OnceLock<(String, String)>> = Arc::default();
         let renewer = tokio::spawn(renew(
             store.clone(),
             key.to_string(),
@@ -51,9 +51,10 @@ impl ResourceLease {
 
     /// From now on the claim on this job, held by `claim_owner`, is renewed with the lock.
     pub fn renew_claim_of(&self, job_id: &str, claim_owner: &str) {
-        if let Ok(mut c) = self.claim.lock() {
-            *c = Some((job_id.to_string(), claim_owner.to_string()));
-        }
+        // A lease covers one job: a second claim under it is ignored.
+        let _ = self
+            .claim
+            .set((job_id.to_string(), claim_owner.to_string()));
     }
 
     /// Stops renewing and releases the lock.
@@ -76,7 +77,7 @@ async fn renew(
     store: Store,
     key: String,
     owner: String,
-    claim: Arc<Mutex<Option<(String, String)>>>,
+    claim: Arc<OnceLock<(String, String)>>,
     lease: Duration,
 ) {
     let every = (lease / 2).max(Duration::from_secs(1));
@@ -87,9 +88,8 @@ async fn renew(
             Ok(false) => warn!("the resource lock was taken over: its lease had run out"),
             Err(e) => warn!(error = %e, "the resource lock could not be renewed"),
         }
-        let claimed = claim.lock().ok().and_then(|c| c.clone());
-        if let Some((job, claim_owner)) = claimed {
-            match store.renew_claim(&job, &claim_owner, lease).await {
+        if let Some((job, claim_owner)) = claim.get() {
+            match store.renew_claim(job, claim_owner, lease).await {
                 Ok(true) => tracing::debug!(job = %job, "job lease renewed"),
                 Ok(false) => warn!(job = %job, "the job's lease is no longer this worker's"),
                 Err(e) => warn!(job = %job, error = %e, "the job's lease could not be renewed"),
