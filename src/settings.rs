@@ -7,9 +7,9 @@
 
 use std::sync::Arc;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use crate::audit::{AuditWriter, Record, RecordKind, RecordOutcome};
+use crate::audit::{AuditWriter, Record, RecordOutcome};
 use crate::catalog::{Catalog, Mode, Remediation};
 use crate::event::validate_account;
 use crate::state::{Exemption, Global, Setting, StateError, Store};
@@ -256,27 +256,8 @@ pub async fn set(
     if request.change.mode == Some(Mode::Enforce) && scope == "*" {
         store.breaker_reset(r.name()).await?;
     }
-    let change = json!({
-        "scope": scope,
-        "mode": {"from": old.as_ref().and_then(|o| o.mode).map(super::catalog::Mode::as_str), "to": new.mode.map(super::catalog::Mode::as_str)},
-        "params": {"from": old.as_ref().map(|o| o.params.clone()), "to": new.params},
-        "triggers": {"from": old.as_ref().map(|o| o.triggers.clone()), "to": new.triggers},
-        "tag_exemptions": new.tag_exemptions,
-        "breaker": {"limit": new.breaker_limit, "window_seconds": new.breaker_window_seconds},
-    });
     audit
-        .append(Record {
-            kind: RecordKind::Settings,
-            remediation: Some(r.name().to_string()),
-            account: (scope != "*").then(|| scope.to_string()),
-            before: old
-                .as_ref()
-                .map(|o| serde_json::to_value(o).unwrap_or(Value::Null)),
-            after: Some(change),
-            outcome: RecordOutcome::SettingsChanged,
-            actor: Some(by.to_string()),
-            ..Record::default()
-        })
+        .append(Record::settings_changed(old.as_ref(), &new, by))
         .await?;
     Ok(SettingUpdate { old, new })
 }
@@ -395,18 +376,7 @@ async fn update_global(
             e => e.into(),
         })?;
     audit
-        .append(Record {
-            kind: RecordKind::Settings,
-            before: Some(serde_json::to_value(&old).unwrap_or(Value::Null)),
-            after: Some(serde_json::to_value(&new).unwrap_or(Value::Null)),
-            reason: new
-                .pause_reason
-                .clone()
-                .filter(|_| what == RecordOutcome::Paused),
-            outcome: what,
-            actor: Some(by.to_string()),
-            ..Record::default()
-        })
+        .append(Record::global_changed(what, &old, &new, by))
         .await?;
     Ok(new)
 }
@@ -498,16 +468,7 @@ pub async fn remove_exemption(
             account: e.account,
         });
     }
-    audit
-        .append(Record {
-            kind: RecordKind::Settings,
-            remediation: Some(e.remediation.clone()),
-            resource_id: Some(e.resource_id.clone()),
-            outcome: RecordOutcome::ExemptionRemoved,
-            actor: Some(by.to_string()),
-            ..Record::default()
-        })
-        .await?;
+    audit.append(Record::exemption_removed(&e, by)).await?;
     Ok(e)
 }
 
@@ -515,6 +476,7 @@ pub async fn remove_exemption(
 mod tests {
     use super::*;
     use crate::script::{Limits, hardened_engine};
+    use serde_json::json;
 
     fn catalog() -> Catalog {
         Catalog::load(&hardened_engine(&Limits::default()), None).unwrap()
