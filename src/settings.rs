@@ -30,8 +30,6 @@ pub enum SettingsError {
         resource_id: String,
         account: String,
     },
-    #[error("the Organization settings kept changing under this update; try again")]
-    GlobalContended,
     #[error(transparent)]
     State(#[from] StateError),
 }
@@ -39,10 +37,7 @@ pub enum SettingsError {
 impl SettingsError {
     /// Whether the operator's input is at fault (exit code 2), not the state store.
     pub fn is_usage(&self) -> bool {
-        !matches!(
-            self,
-            SettingsError::State(_) | SettingsError::GlobalContended
-        )
+        !matches!(self, SettingsError::State(_))
     }
 }
 
@@ -370,11 +365,7 @@ async fn update_global(
             edit(g);
             g.updated_by = Some(by.to_string());
         })
-        .await
-        .map_err(|e| match e {
-            StateError::Conflict(_) => SettingsError::GlobalContended,
-            e => e.into(),
-        })?;
+        .await?;
     audit
         .append(Record::global_changed(what, &old, &new, by))
         .await?;
@@ -671,7 +662,10 @@ mod tests {
 
     #[test]
     fn store_failures_are_not_the_operators_fault() {
-        assert!(!SettingsError::GlobalContended.is_usage());
+        assert!(
+            !SettingsError::State(StateError::Conflict("the Organization settings".into()))
+                .is_usage()
+        );
         assert!(!SettingsError::State(StateError::Corrupt("x".into())).is_usage());
         assert!(
             SettingsError::NoExemption {
