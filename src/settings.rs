@@ -85,7 +85,7 @@ pub fn parse_param(p: &str) -> Result<(String, Value), SettingsError> {
 }
 
 /// Refuses a parameter the remediation's manifest does not declare.
-pub fn check_param(r: &Remediation, key: &str) -> Result<(), SettingsError> {
+fn check_param(r: &Remediation, key: &str) -> Result<(), SettingsError> {
     if r.manifest.params.contains_key(key) {
         return Ok(());
     }

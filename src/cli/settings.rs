@@ -9,8 +9,7 @@ use crate::catalog::Mode;
 use crate::config::Config;
 use crate::render;
 use crate::settings::{
-    self, AllowListEdit, SettingChange, SettingRequest, check_param, find_remediation, parse_param,
-    scope_of,
+    self, AllowListEdit, SettingChange, SettingRequest, find_remediation, parse_param, scope_of,
 };
 
 #[derive(Debug, Subcommand)]
@@ -216,12 +215,11 @@ async fn set(config: &Config, args: SetArgs) -> Result<()> {
     let (_, catalog) = load_catalog(config)?;
     let r = find_remediation(&catalog, &args.remediation)?;
     let scope = scope_of(args.account.as_deref())?;
-    let mut params = Vec::new();
-    for p in &args.params {
-        let (k, v) = parse_param(p)?;
-        check_param(r, &k)?;
-        params.push((k, v));
-    }
+    let params = args
+        .params
+        .iter()
+        .map(|p| parse_param(p))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
     let request = SettingRequest::new(
         r,
         &scope,
