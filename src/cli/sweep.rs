@@ -5,7 +5,7 @@ use clap::Args;
 use super::{Failure, Result, aws_config, load_catalog, print_json};
 use crate::app::{COMMAND_LEASE, build_context};
 use crate::config::Config;
-use crate::event::{validate_account, validate_region};
+use crate::event::validate_account;
 use crate::render;
 use crate::settings::find_remediation;
 use crate::sweep::sweep;
@@ -32,9 +32,6 @@ pub struct SweepArgs {
 pub(super) async fn run(config: &Config, args: SweepArgs) -> Result<()> {
     for a in &args.accounts {
         validate_account(a).map_err(|e| Failure::usage(format!("--account: {e}")))?;
-    }
-    for r in &args.regions {
-        validate_region(r).map_err(|e| Failure::usage(format!("--region: {e}")))?;
     }
     crate::sweep::check_regions(&args.regions)
         .map_err(|e| Failure::usage(format!("--region: {e}")))?;
