@@ -3,7 +3,7 @@
 use clap::Subcommand;
 use serde_json::{Value, json};
 
-use super::{Result, aws_config, by_or_caller, command_audit, load_catalog, print_json, store};
+use super::{Result, aws_config, load_catalog, operator, print_json, store};
 use crate::config::Config;
 use crate::reconcile::gates::today;
 use crate::render;
@@ -61,10 +61,8 @@ pub(super) async fn run(config: &Config, cmd: ExemptionsCommand) -> Result<()> {
             let r = find_remediation(&catalog, &remediation)?;
             let request =
                 ExemptionRequest::new(r, &resource, account.as_deref(), &reason, until.as_deref())?;
-            let aws = aws_config().await?;
-            let by = by_or_caller(&aws, by).await?;
-            let store = store(config, &aws);
-            let e = settings::add_exemption(&store, &command_audit(&store), request, &by).await?;
+            let op = operator(config, by).await?;
+            let e = settings::add_exemption(&op.store, &op.audit, request, &op.by).await?;
             println!(
                 "{} exempted from {} in {}{}",
                 e.resource_id,
@@ -142,18 +140,9 @@ pub(super) async fn run(config: &Config, cmd: ExemptionsCommand) -> Result<()> {
         } => {
             let r = find_remediation(&catalog, &remediation)?;
             let scope = scope_of(account.as_deref())?;
-            let aws = aws_config().await?;
-            let by = by_or_caller(&aws, by).await?;
-            let store = store(config, &aws);
-            let e = settings::remove_exemption(
-                &store,
-                &command_audit(&store),
-                r,
-                &resource,
-                &scope,
-                &by,
-            )
-            .await?;
+            let op = operator(config, by).await?;
+            let e = settings::remove_exemption(&op.store, &op.audit, r, &resource, &scope, &op.by)
+                .await?;
             println!(
                 "exemption of {} from {} removed",
                 e.resource_id, e.remediation

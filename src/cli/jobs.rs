@@ -6,14 +6,14 @@ use clap::Subcommand;
 use serde_json::{Value, json};
 
 use super::{
-    Failure, Result, aws_config, by_or_caller, command_audit, load_catalog, print_json, store,
+    Failure, Operator, Result, aws_config, by_or_caller, load_catalog, operator, print_json, store,
 };
 use crate::app::{COMMAND_LEASE, build_context};
 use crate::config::Config;
 use crate::jobs::approval::{self, Decision};
 use crate::jobs::{self, ControlQueue};
 use crate::render;
-use crate::state::{Job, JobStatus};
+use crate::state::{Job, JobStatus, Store};
 
 #[derive(Debug, Subcommand)]
 pub enum JobsCommand {
@@ -82,10 +82,31 @@ fn job_json(j: &Job) -> Value {
     v
 }
 
+/// The worker's queue, for control messages.
+fn control_queue(aws: &aws_config::SdkConfig, store: &Store) -> ControlQueue {
+    ControlQueue::new(aws_sdk_sqs::Client::new(aws), &store.names.queue)
+}
+
+/// Approves or rejects job `id`'s pending plan; returns the job as it is now and who decided.
+async fn decide(
+    config: &Config,
+    id: &str,
+    by: Option<String>,
+    decision: Decision,
+) -> Result<(Job, String)> {
+    let Operator {
+        aws,
+        store,
+        audit,
+        by,
+    } = operator(config, by).await?;
+    let ttl = Duration::from_secs(config.approval_ttl_seconds);
+    let pending = approval::check(&store, &audit, id, decision, ttl).await?;
+    let job = approval::decide(&store, &audit, &control_queue(&aws, &store), pending, &by).await?;
+    Ok((job, by))
+}
+
 pub(super) async fn run(config: &Config, cmd: JobsCommand) -> Result<()> {
-    let aws = aws_config().await?;
-    let store = store(config, &aws);
-    let queue = || ControlQueue::new(aws_sdk_sqs::Client::new(&aws), &store.names.queue);
     match cmd {
         JobsCommand::List { status, json } => {
             let wanted = match status {
@@ -95,7 +116,7 @@ pub(super) async fn run(config: &Config, cmd: JobsCommand) -> Result<()> {
                 })?),
                 None => None,
             };
-            let jobs: Vec<Job> = store
+            let jobs: Vec<Job> = store(config, &aws_config().await?)
                 .jobs()
                 .await?
                 .into_iter()
@@ -147,7 +168,7 @@ pub(super) async fn run(config: &Config, cmd: JobsCommand) -> Result<()> {
             Ok(())
         }
         JobsCommand::Show { id, json } => {
-            let job = jobs::find(&store, &id).await?;
+            let job = jobs::find(&store(config, &aws_config().await?), &id).await?;
             if json {
                 print_json(&job_json(&job));
                 return Ok(());
@@ -197,7 +218,9 @@ pub(super) async fn run(config: &Config, cmd: JobsCommand) -> Result<()> {
             Ok(())
         }
         JobsCommand::Retry { id } => {
-            approval::retry(&store, &queue(), &id).await?;
+            let aws = aws_config().await?;
+            let store = store(config, &aws);
+            approval::retry(&store, &control_queue(&aws, &store), &id).await?;
             println!("job {id} queued to run again; the worker re-reads the resource and re-plans");
             Ok(())
         }
@@ -207,12 +230,8 @@ pub(super) async fn run(config: &Config, cmd: JobsCommand) -> Result<()> {
             reason,
             plan_hash,
         } => {
-            let ttl = Duration::from_secs(config.approval_ttl_seconds);
-            let audit = command_audit(&store);
             let decision = Decision::Approve { reason, plan_hash };
-            let pending = approval::check(&store, &audit, &id, decision, ttl).await?;
-            let by = by_or_caller(&aws, by).await?;
-            let approved = approval::decide(&store, &audit, &queue(), pending, &by).await?;
+            let (approved, by) = decide(config, &id, by, decision).await?;
             let hash = approved.plan_hash.unwrap_or_default();
             println!(
                 "job {id}: plan {} approved by {by}; the worker re-reads the resource and applies the plan only if it is unchanged",
@@ -227,6 +246,7 @@ pub(super) async fn run(config: &Config, cmd: JobsCommand) -> Result<()> {
             force,
             no_exempt,
         } => {
+            let aws = aws_config().await?;
             let by = by_or_caller(&aws, by).await?;
             let ctx = build_context(config, &aws, load_catalog(config)?, COMMAND_LEASE).await?;
             let result = crate::undo::undo(&ctx, &id, &by, &reason, force, !no_exempt).await;
@@ -256,12 +276,7 @@ pub(super) async fn run(config: &Config, cmd: JobsCommand) -> Result<()> {
             }
         }
         JobsCommand::Reject { id, by, reason } => {
-            let ttl = Duration::from_secs(config.approval_ttl_seconds);
-            let audit = command_audit(&store);
-            let decision = Decision::Reject { reason };
-            let pending = approval::check(&store, &audit, &id, decision, ttl).await?;
-            let by = by_or_caller(&aws, by).await?;
-            approval::decide(&store, &audit, &queue(), pending, &by).await?;
+            let (_, by) = decide(config, &id, by, Decision::Reject { reason }).await?;
             println!("job {id} rejected by {by}; it will not be applied");
             Ok(())
         }

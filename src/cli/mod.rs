@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::audit::AuditWriter;
 use crate::cloud::{classify, error_chain};
 use crate::config::{Config, Overrides};
 use crate::state::Store;
@@ -278,11 +279,6 @@ fn load_catalog(
     Ok(crate::app::load_catalog(config)?)
 }
 
-/// The audit writer of a command run by an operator (its own chain).
-fn command_audit(store: &Store) -> crate::audit::AuditWriter {
-    crate::audit::AuditWriter::for_command(store.client().clone(), store.names.audit.clone())
-}
-
 fn print_json(v: &impl serde::Serialize) {
     println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }
@@ -303,4 +299,28 @@ async fn by_or_caller(aws: &aws_config::SdkConfig, by: Option<String>) -> Result
         Some(b) => Ok(b),
         None => caller(aws).await,
     }
+}
+
+/// What a command that changes something needs: AWS, the state tables, an audit writer of its
+/// own chain, and who is making the change.
+struct Operator {
+    aws: aws_config::SdkConfig,
+    store: Store,
+    audit: AuditWriter,
+    by: String,
+}
+
+/// The [`Operator`] of a change: `by` is `--by`, or the caller's AWS identity when it is not
+/// given.
+async fn operator(config: &Config, by: Option<String>) -> Result<Operator> {
+    let aws = aws_config().await?;
+    let by = by_or_caller(&aws, by).await?;
+    let store = store(config, &aws);
+    let audit = AuditWriter::for_command(store.client().clone(), store.names.audit.clone());
+    Ok(Operator {
+        aws,
+        store,
+        audit,
+        by,
+    })
 }

@@ -4,7 +4,7 @@
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
-use super::{Result, aws_config, by_or_caller, command_audit, load_catalog, print_json, store};
+use super::{Result, aws_config, load_catalog, operator, print_json, store};
 use crate::catalog::Mode;
 use crate::config::Config;
 use crate::render;
@@ -232,10 +232,9 @@ async fn set(config: &Config, args: SetArgs) -> Result<()> {
             breaker_window_seconds: args.breaker_window,
         },
     )?;
-    let aws = aws_config().await?;
-    let by = by_or_caller(&aws, args.by).await?;
-    let store = store(config, &aws);
-    let new = settings::set(&store, &command_audit(&store), &request, &by)
+    let op = operator(config, args.by).await?;
+    let by = op.by;
+    let new = settings::set(&op.store, &op.audit, &request, &by)
         .await?
         .new;
     let scope_text = if scope == "*" {
@@ -268,13 +267,11 @@ async fn accounts(config: &Config, cmd: AccountsCommand) -> Result<()> {
         AccountsCommand::Remove { accounts, by } => Some((AllowListEdit::remove(accounts)?, by)),
         AccountsCommand::Clear { by } => Some((AllowListEdit::clear(), by)),
     };
-    let aws = aws_config().await?;
     let global = match edit {
-        None => store(config, &aws).settings().await?.global,
+        None => store(config, &aws_config().await?).settings().await?.global,
         Some((edit, by)) => {
-            let by = by_or_caller(&aws, by).await?;
-            let store = store(config, &aws);
-            settings::edit_allow_list(&store, &command_audit(&store), &edit, &by).await?
+            let op = operator(config, by).await?;
+            settings::edit_allow_list(&op.store, &op.audit, &edit, &op.by).await?
         }
     };
     if global.accounts.is_empty() {
