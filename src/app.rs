@@ -22,6 +22,7 @@ use crate::notify::Notifier;
 use crate::reconcile::{CatalogHandle, Context};
 use crate::script::hardened_engine;
 use crate::source::poll::{self, Queues, WorkerOptions};
+use crate::source::{QueueError, queue_url};
 use crate::state::{Names, SettingsCache, Store};
 
 /// Why the worker (or a command that needs its context) could not start or ended badly.
@@ -52,22 +53,6 @@ impl AppError {
     }
 }
 
-/// A queue that could not be found by name.
-#[derive(Debug, thiserror::Error)]
-pub enum QueueError {
-    #[error("queue {name} does not exist: run `rectify bootstrap` (with the same --prefix) first")]
-    Missing { name: String },
-    #[error(transparent)]
-    Cloud(#[from] CloudError),
-}
-
-impl QueueError {
-    /// Whether the queue is missing (a set-up to fix, exit code 2) rather than unreachable.
-    pub fn is_usage(&self) -> bool {
-        matches!(self, QueueError::Missing { .. })
-    }
-}
-
 /// How long a job run by an operator's command (undo, sweep) holds its resource lock.
 pub const COMMAND_LEASE: Duration = Duration::from_secs(300);
 
@@ -95,23 +80,6 @@ pub fn load_catalog(config: &Config) -> Result<(Arc<rhai::Engine>, Arc<Catalog>)
     let catalog = Catalog::load(&engine, config.remediations.as_deref())
         .map_err(|e| AppError::Catalog(e.to_string()))?;
     Ok((engine, Arc::new(catalog)))
-}
-
-/// The URL of the queue named `name`.
-pub async fn queue_url(sqs: &aws_sdk_sqs::Client, name: &str) -> Result<String, QueueError> {
-    match sqs.get_queue_url().queue_name(name).send().await {
-        Ok(out) => Ok(out.queue_url().unwrap_or_default().to_string()),
-        Err(e) => {
-            let e = classify("sqs:GetQueueUrl", e);
-            if e.code().is_some_and(|c| c.contains("NonExistentQueue")) {
-                Err(QueueError::Missing {
-                    name: name.to_string(),
-                })
-            } else {
-                Err(e.into())
-            }
-        }
-    }
 }
 
 /// Builds what the worker and the sweep need around a loaded catalog: clients, state, audit

@@ -3,10 +3,10 @@
 use clap::Subcommand;
 
 use super::{Failure, Result, aws_config, print_json};
-use crate::app::queue_url;
 use crate::config::Config;
 use crate::render;
 use crate::source::dlq;
+use crate::source::queue_url;
 use crate::state::Names;
 
 #[derive(Debug, Subcommand)]

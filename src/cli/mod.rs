@@ -174,9 +174,9 @@ impl Blame for crate::app::AppError {
     }
 }
 
-impl Blame for crate::app::QueueError {
+impl Blame for crate::source::QueueError {
     fn is_usage(&self) -> bool {
-        crate::app::QueueError::is_usage(self)
+        crate::source::QueueError::is_usage(self)
     }
 }
 
