@@ -82,23 +82,40 @@ pub fn load_catalog(config: &Config) -> Result<(Arc<rhai::Engine>, Arc<Catalog>)
     Ok((engine, Arc::new(catalog)))
 }
 
-/// Builds what the worker and the sweep need around a loaded catalog: clients, state, audit
-/// writer.
-pub async fn build_context(
-    config: &Config,
-    aws: &aws_config::SdkConfig,
-    (engine, catalog): (Arc<rhai::Engine>, Arc<Catalog>),
-    lease: Duration,
-) -> Result<Arc<Context>, AppError> {
-    let identity = aws_sdk_sts::Client::new(aws)
+/// Who the AWS credentials belong to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The account: the worker's home account.
+    pub account: String,
+    /// The identity's ARN: who made a change when an operator does not say.
+    pub arn: String,
+}
+
+/// The caller's identity, from `sts:GetCallerIdentity`.
+pub async fn caller(aws: &aws_config::SdkConfig) -> Result<Caller, CloudError> {
+    let id = aws_sdk_sts::Client::new(aws)
         .get_caller_identity()
         .send()
         .await
         .map_err(|e| classify("sts:GetCallerIdentity", e))?;
-    let home = identity.account().unwrap_or_default().to_string();
+    Ok(Caller {
+        account: id.account().unwrap_or_default().to_string(),
+        arn: id.arn().unwrap_or("unknown").to_string(),
+    })
+}
+
+/// Builds what the worker and the sweep need around a loaded catalog: clients whose home
+/// account is `home` (the caller's, see [`caller`]), state, audit writer.
+pub fn build_context(
+    config: &Config,
+    aws: &aws_config::SdkConfig,
+    (engine, catalog): (Arc<rhai::Engine>, Arc<Catalog>),
+    lease: Duration,
+    home: String,
+) -> Arc<Context> {
     let store = store(config, aws);
     let audit = AuditWriter::new(store.client().clone(), store.names.audit.clone());
-    Ok(Arc::new(Context {
+    Arc::new(Context {
         catalog: CatalogHandle::new(catalog),
         engine,
         limits: config.limits.clone(),
@@ -121,7 +138,7 @@ pub async fn build_context(
         store,
         lease,
         approval_ttl: Duration::from_secs(config.approval_ttl_seconds),
-    }))
+    })
 }
 
 /// How the worker runs, beyond its configuration.
@@ -165,8 +182,14 @@ pub async fn run(
         })
         .and_then(|v| v.parse::<u64>().ok())
         .unwrap_or(30);
-    let ctx = build_context(&config, &aws, loaded, Duration::from_secs(visibility)).await?;
-    let home = ctx.cloud.home_account().to_string();
+    let home = caller(&aws).await?.account;
+    let ctx = build_context(
+        &config,
+        &aws,
+        loaded,
+        Duration::from_secs(visibility),
+        home.clone(),
+    );
     tracing::info!(account = %home, writer = %ctx.owner, remediations = ctx.catalog.current().all().len(),
         startup_ms = opts.started.elapsed().as_millis() as u64, "worker ready");
     tokio::spawn(stop_on_signal(shutdown.clone()));

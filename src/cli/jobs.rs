@@ -5,10 +5,8 @@ use std::time::Duration;
 use clap::Subcommand;
 use serde_json::{Value, json};
 
-use super::{
-    Failure, Operator, Result, aws_config, by_or_caller, load_catalog, operator, print_json, store,
-};
-use crate::app::{COMMAND_LEASE, build_context};
+use super::{Failure, Operator, Result, aws_config, load_catalog, operator, print_json, store};
+use crate::app::{COMMAND_LEASE, build_context, caller};
 use crate::config::Config;
 use crate::jobs::approval::{self, Decision};
 use crate::jobs::{self, ControlQueue};
@@ -247,8 +245,12 @@ pub(super) async fn run(config: &Config, cmd: JobsCommand) -> Result<()> {
             no_exempt,
         } => {
             let aws = aws_config().await?;
-            let by = by_or_caller(&aws, by).await?;
-            let ctx = build_context(config, &aws, load_catalog(config)?, COMMAND_LEASE).await?;
+            let loaded = load_catalog(config)?;
+            // One identity call: the caller's account is the context's home, its ARN the
+            // default `--by`.
+            let me = caller(&aws).await?;
+            let by = by.unwrap_or(me.arn);
+            let ctx = build_context(config, &aws, loaded, COMMAND_LEASE, me.account);
             let result = crate::undo::undo(&ctx, &id, &by, &reason, force, !no_exempt).await;
             ctx.audit.anchor().await?;
             match result {

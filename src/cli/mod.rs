@@ -12,7 +12,7 @@ use std::time::Instant;
 use clap::{Args, Parser, Subcommand};
 
 use crate::audit::AuditWriter;
-use crate::cloud::{classify, error_chain};
+use crate::cloud::error_chain;
 use crate::config::{Config, Overrides};
 use crate::state::Store;
 
@@ -283,24 +283,6 @@ fn print_json(v: &impl serde::Serialize) {
     println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }
 
-/// The caller's AWS identity (its ARN): who made a change when `--by` does not say.
-async fn caller(aws: &aws_config::SdkConfig) -> Result<String> {
-    let id = aws_sdk_sts::Client::new(aws)
-        .get_caller_identity()
-        .send()
-        .await
-        .map_err(|e| classify("sts:GetCallerIdentity", e))?;
-    Ok(id.arn().unwrap_or("unknown").to_string())
-}
-
-/// `--by`, or the caller's AWS identity when it is not given.
-async fn by_or_caller(aws: &aws_config::SdkConfig, by: Option<String>) -> Result<String> {
-    match by {
-        Some(b) => Ok(b),
-        None => caller(aws).await,
-    }
-}
-
 /// What a command that changes something needs: AWS, the state tables, an audit writer of its
 /// own chain, and who is making the change.
 struct Operator {
@@ -314,7 +296,10 @@ struct Operator {
 /// given.
 async fn operator(config: &Config, by: Option<String>) -> Result<Operator> {
     let aws = aws_config().await?;
-    let by = by_or_caller(&aws, by).await?;
+    let by = match by {
+        Some(b) => b,
+        None => crate::app::caller(&aws).await?.arn,
+    };
     let store = store(config, &aws);
     let audit = AuditWriter::for_command(store.client().clone(), store.names.audit.clone());
     Ok(Operator {

@@ -3,7 +3,7 @@
 use clap::Args;
 
 use super::{Failure, Result, aws_config, load_catalog, print_json};
-use crate::app::{COMMAND_LEASE, build_context};
+use crate::app::{COMMAND_LEASE, build_context, caller};
 use crate::config::Config;
 use crate::event::validate_account;
 use crate::render;
@@ -36,7 +36,9 @@ pub(super) async fn run(config: &Config, args: SweepArgs) -> Result<()> {
     crate::sweep::check_regions(&args.regions)
         .map_err(|e| Failure::usage(format!("--region: {e}")))?;
     let aws = aws_config().await?;
-    let ctx = build_context(config, &aws, load_catalog(config)?, COMMAND_LEASE).await?;
+    let loaded = load_catalog(config)?;
+    let home = caller(&aws).await?.account;
+    let ctx = build_context(config, &aws, loaded, COMMAND_LEASE, home);
     let catalog = ctx.catalog.current();
     let remediations = match &args.remediation {
         Some(name) => vec![find_remediation(&catalog, name)?.clone()],
