@@ -211,35 +211,17 @@ impl SettingRequest {
             change,
         })
     }
-
-    pub fn remediation(&self) -> &Arc<Remediation> {
-        &self.remediation
-    }
-
-    pub fn scope(&self) -> &str {
-        &self.scope
-    }
-
-    pub fn change(&self) -> &SettingChange {
-        &self.change
-    }
-}
-
-/// A setting before and after an operator's change.
-#[derive(Debug, Clone)]
-pub struct SettingUpdate {
-    pub old: Option<Setting>,
-    pub new: Setting,
 }
 
 /// Writes a setting change, resets the breaker when the remediation is switched to enforce in
-/// every account (that is how an operator resets a tripped breaker), and records it.
+/// every account (that is how an operator resets a tripped breaker), and records it; returns the
+/// setting as it is now.
 pub async fn set(
     store: &Store,
     audit: &AuditWriter,
     request: &SettingRequest,
     by: &str,
-) -> Result<SettingUpdate, SettingsError> {
+) -> Result<Setting, SettingsError> {
     let r = &request.remediation;
     let scope = request.scope.as_str();
     let (old, new) = store
@@ -254,7 +236,7 @@ pub async fn set(
     audit
         .append(Record::settings_changed(old.as_ref(), &new, by))
         .await?;
-    Ok(SettingUpdate { old, new })
+    Ok(new)
 }
 
 /// A change to the account allow-list; the constructors check the account ids.

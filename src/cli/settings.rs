@@ -234,9 +234,7 @@ async fn set(config: &Config, args: SetArgs) -> Result<()> {
     )?;
     let op = operator(config, args.by).await?;
     let by = op.by;
-    let new = settings::set(&op.store, &op.audit, &request, &by)
-        .await?
-        .new;
+    let new = settings::set(&op.store, &op.audit, &request, &by).await?;
     let scope_text = if scope == "*" {
         "all accounts".to_string()
     } else {
