@@ -2,7 +2,8 @@
 
 use clap::Subcommand;
 
-use super::{Failure, Result, aws_config, print_json};
+use super::{Failure, Result, print_json};
+use crate::app::aws_config;
 use crate::config::Config;
 use crate::render;
 use crate::source::dlq;

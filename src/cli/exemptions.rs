@@ -3,7 +3,8 @@
 use clap::Subcommand;
 use serde_json::{Value, json};
 
-use super::{Result, aws_config, load_catalog, operator, print_json, store};
+use super::{Result, operator, print_json};
+use crate::app::{aws_config, load_catalog, store};
 use crate::config::Config;
 use crate::reconcile::gates::today;
 use crate::render;

@@ -5,8 +5,8 @@ use std::time::Duration;
 use clap::Subcommand;
 use serde_json::{Value, json};
 
-use super::{Failure, Operator, Result, aws_config, load_catalog, operator, print_json, store};
-use crate::app::{COMMAND_LEASE, build_context, caller};
+use super::{Failure, Operator, Result, operator, print_json};
+use crate::app::{COMMAND_LEASE, aws_config, build_context, caller, load_catalog, store};
 use crate::config::Config;
 use crate::jobs::approval::{self, Decision};
 use crate::jobs::{self, ControlQueue};

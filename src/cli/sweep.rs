@@ -2,8 +2,8 @@
 
 use clap::Args;
 
-use super::{Failure, Result, aws_config, load_catalog, print_json};
-use crate::app::{COMMAND_LEASE, build_context, caller};
+use super::{Failure, Result, print_json};
+use crate::app::{COMMAND_LEASE, aws_config, build_context, caller, load_catalog};
 use crate::config::Config;
 use crate::event::validate_account;
 use crate::render;
