@@ -11,8 +11,8 @@ use serde_json::Value;
 
 use crate::audit::{AuditWriter, Record, RecordOutcome};
 use crate::catalog::{Catalog, Mode, Remediation};
-use crate::event::validate_account;
-use crate::state::{Exemption, Global, Setting, StateError, Store};
+use crate::event::{DecodeError, validate_account, validate_resource_id};
+use crate::state::{Exemption, Global, Job, Setting, StateError, Store};
 
 /// A settings change that was refused or did not happen.
 #[derive(Debug, thiserror::Error)]
@@ -365,7 +365,8 @@ pub struct ExemptionRequest {
 }
 
 impl ExemptionRequest {
-    /// Checks the last day (`YYYY-MM-DD`), the resource id (as findings name it) and the
+    /// Checks the last day (`YYYY-MM-DD`), the resource id (as findings of the remediation's
+    /// resource type must name it, see [`validate_resource_id`]) and the
     /// account (none: any account). The remediation is one of the catalog's (see
     /// [`find_remediation`]).
     pub fn new(
@@ -379,14 +380,16 @@ impl ExemptionRequest {
             chrono::NaiveDate::parse_from_str(u, "%Y-%m-%d")
                 .map_err(|_| SettingsError::Invalid(format!("--until {u:?}: use YYYY-MM-DD")))?;
         }
-        if resource_id.is_empty()
-            || resource_id.contains(':')
-            || resource_id.chars().any(char::is_control)
-        {
-            return Err(SettingsError::Invalid(format!(
-                "--resource {resource_id:?}: not a resource id"
-            )));
-        }
+        let resource_type = &remediation.manifest.resource_type;
+        validate_resource_id(resource_type, resource_id).map_err(|e| {
+            let why = match e {
+                DecodeError::Invalid { reason, .. } => reason.to_string(),
+                other => other.to_string(),
+            };
+            SettingsError::Invalid(format!(
+                "--resource {resource_id:?}: not a resource id of {resource_type} ({why})"
+            ))
+        })?;
         Ok(ExemptionRequest {
             remediation: remediation.name().to_string(),
             resource_id: resource_id.to_string(),
@@ -394,6 +397,18 @@ impl ExemptionRequest {
             reason: reason.to_string(),
             until: until.map(str::to_string),
         })
+    }
+
+    /// The exemption of a job's resource from the job's remediation in the job's account, with
+    /// no last day: what an undo adds. The job's fields were checked when it was made.
+    pub fn for_job(job: &Job, reason: String) -> ExemptionRequest {
+        ExemptionRequest {
+            remediation: job.remediation.clone(),
+            resource_id: job.resource_id.clone(),
+            scope: job.account.clone(),
+            reason,
+            until: None,
+        }
     }
 }
 
@@ -627,7 +642,7 @@ mod tests {
         .unwrap();
         assert_eq!(ok.scope, "111122223333");
         assert_eq!(
-            ExemptionRequest::new(r, "b", None, "why", None)
+            ExemptionRequest::new(r, "my-bucket", None, "why", None)
                 .unwrap()
                 .scope,
             "*"
@@ -639,7 +654,16 @@ mod tests {
             let text = invalid(ExemptionRequest::new(r, bad, None, "why", None).unwrap_err());
             assert!(text.contains("not a resource id"), "{text}");
         }
-        assert!(ExemptionRequest::new(r, "b", Some("x"), "why", None).is_err());
+        assert!(ExemptionRequest::new(r, "my-bucket", Some("x"), "why", None).is_err());
+        // The id is checked as findings of the remediation's resource type name it.
+        let text = invalid(ExemptionRequest::new(r, "ab", None, "why", None).unwrap_err());
+        assert!(
+            text.contains("not a resource id of AWS::S3::Bucket"),
+            "{text}"
+        );
+        let ssh = find_remediation(&catalog, "sg-revoke-open-ssh").unwrap();
+        assert!(ExemptionRequest::new(ssh, "sg-0123456789abcdef0", None, "why", None).is_ok());
+        assert!(ExemptionRequest::new(ssh, "my-bucket", None, "why", None).is_err());
     }
 
     #[test]

@@ -17,7 +17,9 @@ use crate::audit::Record;
 use crate::catalog::Mode;
 use crate::reconcile::Context;
 use crate::reconcile::lease::ResourceLease;
-use crate::state::{Exemption, Job, JobStatus, now_text};
+use crate::reconcile::plan::observe;
+use crate::settings::{ExemptionRequest, add_exemption};
+use crate::state::{Job, JobStatus, now_text};
 
 /// The resource as it matters for a comparison: without the observation time, and with
 /// security group rules compared by content, not by id.
@@ -125,16 +127,7 @@ async fn run(
         force,
         exempt,
     } = *asked;
-    let observe = || {
-        crate::resource::observe(
-            &ctx.cloud,
-            &job.account,
-            &job.region,
-            &job.resource_type,
-            &job.resource_id,
-        )
-    };
-    let live = observe()
+    let live = observe(ctx, job)
         .await
         .map_err(|e| format!("the resource cannot be read: {e}"))?;
     let changed = comparable(&live) != comparable(after);
@@ -186,7 +179,7 @@ async fn run(
             break;
         }
     }
-    let restored = observe()
+    let restored = observe(ctx, job)
         .await
         .map_err(|e| format!("the resource cannot be read back: {e}"))?;
     undo_job.after = Some(restored.clone());
@@ -251,21 +244,8 @@ async fn run(
     }
     let mut exempted = false;
     if exempt {
-        let e = Exemption {
-            remediation: job.remediation.clone(),
-            account: job.account.clone(),
-            resource_id: job.resource_id.clone(),
-            reason: format!("undo of job {}: {reason}", job.id),
-            by: by.to_string(),
-            until: None,
-            created_at: now_text(),
-        };
-        ctx.store
-            .put_exemption(&e)
-            .await
-            .map_err(|e| e.to_string())?;
-        ctx.audit
-            .append(Record::exemption_added(&e))
+        let request = ExemptionRequest::for_job(job, format!("undo of job {}: {reason}", job.id));
+        add_exemption(&ctx.store, &ctx.audit, request, by)
             .await
             .map_err(|e| e.to_string())?;
         exempted = true;
