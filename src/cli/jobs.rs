@@ -253,29 +253,25 @@ pub(super) async fn run(config: &Config, cmd: JobsCommand) -> Result<()> {
             let ctx = build_context(config, &aws, loaded, COMMAND_LEASE, me.account);
             let result = crate::undo::undo(&ctx, &id, &by, &reason, force, !no_exempt).await;
             ctx.audit.anchor().await?;
-            match result {
-                Ok(done) => {
-                    println!(
-                        "job {id} undone by {by} (undo job {}): the resource is as it was before",
-                        done.undo_job.id
-                    );
-                    for a in done.undo_job.plan.iter().flat_map(|p| p.actions.iter()) {
-                        println!("  ~ {}", a.summary());
-                    }
-                    if done.exempted {
-                        println!(
-                            "{} is now exempt from {} (remove with `rectify exemptions remove --remediation {} --resource {} --account {}`)",
-                            done.undo_job.resource_id,
-                            done.undo_job.remediation,
-                            done.undo_job.remediation,
-                            done.undo_job.resource_id,
-                            done.undo_job.account
-                        );
-                    }
-                    Ok(())
-                }
-                Err(e) => Err(Failure::usage(e)),
+            let done = result?;
+            println!(
+                "job {id} undone by {by} (undo job {}): the resource is as it was before",
+                done.undo_job.id
+            );
+            for a in done.undo_job.plan.iter().flat_map(|p| p.actions.iter()) {
+                println!("  ~ {}", a.summary());
             }
+            if done.exempted {
+                println!(
+                    "{} is now exempt from {} (remove with `rectify exemptions remove --remediation {} --resource {} --account {}`)",
+                    done.undo_job.resource_id,
+                    done.undo_job.remediation,
+                    done.undo_job.remediation,
+                    done.undo_job.resource_id,
+                    done.undo_job.account
+                );
+            }
+            Ok(())
         }
         JobsCommand::Reject { id, by, reason } => {
             let (_, by) = decide(config, &id, by, Decision::Reject { reason }).await?;

@@ -19,6 +19,7 @@ use crate::jobs::JobError;
 use crate::settings::SettingsError;
 use crate::source::QueueError;
 use crate::state::{StateError, Store};
+use crate::undo::UndoError;
 
 mod audit;
 mod bootstrap;
@@ -195,6 +196,12 @@ impl From<JobError> for Failure {
 
 impl From<SettingsError> for Failure {
     fn from(e: SettingsError) -> Failure {
+        blame(e.is_usage(), &e)
+    }
+}
+
+impl From<UndoError> for Failure {
+    fn from(e: UndoError) -> Failure {
         blame(e.is_usage(), &e)
     }
 }
