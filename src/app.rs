@@ -22,6 +22,7 @@ use crate::notify::Notifier;
 use crate::reconcile::{CatalogHandle, Context};
 use crate::script::hardened_engine;
 use crate::source::poll::{self, Queues, WorkerOptions};
+use crate::source::{QueueError, queue_url};
 use crate::state::{Names, SettingsCache, Store};
 
 /// Why the worker (or a command that needs its context) could not start or ended badly.
@@ -49,22 +50,6 @@ impl AppError {
             AppError::Queue(q) => q.is_usage(),
             AppError::Cloud(_) | AppError::StoreUnreachable => false,
         }
-    }
-}
-
-/// A queue that could not be found by name.
-#[derive(Debug, thiserror::Error)]
-pub enum QueueError {
-    #[error("queue {name} does not exist: run `rectify bootstrap` (with the same --prefix) first")]
-    Missing { name: String },
-    #[error(transparent)]
-    Cloud(#[from] CloudError),
-}
-
-impl QueueError {
-    /// Whether the queue is missing (a set-up to fix, exit code 2) rather than unreachable.
-    pub fn is_usage(&self) -> bool {
-        matches!(self, QueueError::Missing { .. })
     }
 }
 
@@ -97,40 +82,40 @@ pub fn load_catalog(config: &Config) -> Result<(Arc<rhai::Engine>, Arc<Catalog>)
     Ok((engine, Arc::new(catalog)))
 }
 
-/// The URL of the queue named `name`.
-pub async fn queue_url(sqs: &aws_sdk_sqs::Client, name: &str) -> Result<String, QueueError> {
-    match sqs.get_queue_url().queue_name(name).send().await {
-        Ok(out) => Ok(out.queue_url().unwrap_or_default().to_string()),
-        Err(e) => {
-            let e = classify("sqs:GetQueueUrl", e);
-            if e.code().is_some_and(|c| c.contains("NonExistentQueue")) {
-                Err(QueueError::Missing {
-                    name: name.to_string(),
-                })
-            } else {
-                Err(e.into())
-            }
-        }
-    }
+/// Who the AWS credentials belong to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The account: the worker's home account.
+    pub account: String,
+    /// The identity's ARN: who made a change when an operator does not say.
+    pub arn: String,
 }
 
-/// Builds what the worker and the sweep need around a loaded catalog: clients, state, audit
-/// writer.
-pub async fn build_context(
-    config: &Config,
-    aws: &aws_config::SdkConfig,
-    (engine, catalog): (Arc<rhai::Engine>, Arc<Catalog>),
-    lease: Duration,
-) -> Result<Arc<Context>, AppError> {
-    let identity = aws_sdk_sts::Client::new(aws)
+/// The caller's identity, from `sts:GetCallerIdentity`.
+pub async fn caller(aws: &aws_config::SdkConfig) -> Result<Caller, CloudError> {
+    let id = aws_sdk_sts::Client::new(aws)
         .get_caller_identity()
         .send()
         .await
         .map_err(|e| classify("sts:GetCallerIdentity", e))?;
-    let home = identity.account().unwrap_or_default().to_string();
+    Ok(Caller {
+        account: id.account().unwrap_or_default().to_string(),
+        arn: id.arn().unwrap_or("unknown").to_string(),
+    })
+}
+
+/// Builds what the worker and the sweep need around a loaded catalog: clients whose home
+/// account is `home` (the caller's, see [`caller`]), state, audit writer.
+pub fn build_context(
+    config: &Config,
+    aws: &aws_config::SdkConfig,
+    (engine, catalog): (Arc<rhai::Engine>, Arc<Catalog>),
+    lease: Duration,
+    home: String,
+) -> Arc<Context> {
     let store = store(config, aws);
     let audit = AuditWriter::new(store.client().clone(), store.names.audit.clone());
-    Ok(Arc::new(Context {
+    Arc::new(Context {
         catalog: CatalogHandle::new(catalog),
         engine,
         limits: config.limits.clone(),
@@ -153,7 +138,7 @@ pub async fn build_context(
         store,
         lease,
         approval_ttl: Duration::from_secs(config.approval_ttl_seconds),
-    }))
+    })
 }
 
 /// How the worker runs, beyond its configuration.
@@ -197,8 +182,14 @@ pub async fn run(
         })
         .and_then(|v| v.parse::<u64>().ok())
         .unwrap_or(30);
-    let ctx = build_context(&config, &aws, loaded, Duration::from_secs(visibility)).await?;
-    let home = ctx.cloud.home_account().to_string();
+    let home = caller(&aws).await?.account;
+    let ctx = build_context(
+        &config,
+        &aws,
+        loaded,
+        Duration::from_secs(visibility),
+        home.clone(),
+    );
     tracing::info!(account = %home, writer = %ctx.owner, remediations = ctx.catalog.current().all().len(),
         startup_ms = opts.started.elapsed().as_millis() as u64, "worker ready");
     tokio::spawn(stop_on_signal(shutdown.clone()));

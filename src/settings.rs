@@ -7,12 +7,12 @@
 
 use std::sync::Arc;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use crate::audit::{AuditWriter, Record, RecordKind, RecordOutcome};
+use crate::audit::{AuditWriter, Record, RecordOutcome};
 use crate::catalog::{Catalog, Mode, Remediation};
-use crate::event::validate_account;
-use crate::state::{Exemption, Global, Setting, StateError, Store};
+use crate::event::{DecodeError, validate_account, validate_resource_id};
+use crate::state::{Exemption, Global, Job, Setting, StateError, Store};
 
 /// A settings change that was refused or did not happen.
 #[derive(Debug, thiserror::Error)]
@@ -30,8 +30,6 @@ pub enum SettingsError {
         resource_id: String,
         account: String,
     },
-    #[error("the Organization settings kept changing under this update; try again")]
-    GlobalContended,
     #[error(transparent)]
     State(#[from] StateError),
 }
@@ -39,10 +37,7 @@ pub enum SettingsError {
 impl SettingsError {
     /// Whether the operator's input is at fault (exit code 2), not the state store.
     pub fn is_usage(&self) -> bool {
-        !matches!(
-            self,
-            SettingsError::State(_) | SettingsError::GlobalContended
-        )
+        !matches!(self, SettingsError::State(_))
     }
 }
 
@@ -90,7 +85,7 @@ pub fn parse_param(p: &str) -> Result<(String, Value), SettingsError> {
 }
 
 /// Refuses a parameter the remediation's manifest does not declare.
-pub fn check_param(r: &Remediation, key: &str) -> Result<(), SettingsError> {
+fn check_param(r: &Remediation, key: &str) -> Result<(), SettingsError> {
     if r.manifest.params.contains_key(key) {
         return Ok(());
     }
@@ -216,35 +211,17 @@ impl SettingRequest {
             change,
         })
     }
-
-    pub fn remediation(&self) -> &Arc<Remediation> {
-        &self.remediation
-    }
-
-    pub fn scope(&self) -> &str {
-        &self.scope
-    }
-
-    pub fn change(&self) -> &SettingChange {
-        &self.change
-    }
-}
-
-/// A setting before and after an operator's change.
-#[derive(Debug, Clone)]
-pub struct SettingUpdate {
-    pub old: Option<Setting>,
-    pub new: Setting,
 }
 
 /// Writes a setting change, resets the breaker when the remediation is switched to enforce in
-/// every account (that is how an operator resets a tripped breaker), and records it.
+/// every account (that is how an operator resets a tripped breaker), and records it; returns the
+/// setting as it is now.
 pub async fn set(
     store: &Store,
     audit: &AuditWriter,
     request: &SettingRequest,
     by: &str,
-) -> Result<SettingUpdate, SettingsError> {
+) -> Result<Setting, SettingsError> {
     let r = &request.remediation;
     let scope = request.scope.as_str();
     let (old, new) = store
@@ -256,29 +233,10 @@ pub async fn set(
     if request.change.mode == Some(Mode::Enforce) && scope == "*" {
         store.breaker_reset(r.name()).await?;
     }
-    let change = json!({
-        "scope": scope,
-        "mode": {"from": old.as_ref().and_then(|o| o.mode).map(super::catalog::Mode::as_str), "to": new.mode.map(super::catalog::Mode::as_str)},
-        "params": {"from": old.as_ref().map(|o| o.params.clone()), "to": new.params},
-        "triggers": {"from": old.as_ref().map(|o| o.triggers.clone()), "to": new.triggers},
-        "tag_exemptions": new.tag_exemptions,
-        "breaker": {"limit": new.breaker_limit, "window_seconds": new.breaker_window_seconds},
-    });
     audit
-        .append(Record {
-            kind: RecordKind::Settings,
-            remediation: Some(r.name().to_string()),
-            account: (scope != "*").then(|| scope.to_string()),
-            before: old
-                .as_ref()
-                .map(|o| serde_json::to_value(o).unwrap_or(Value::Null)),
-            after: Some(change),
-            outcome: RecordOutcome::SettingsChanged,
-            actor: Some(by.to_string()),
-            ..Record::default()
-        })
+        .append(Record::settings_changed(old.as_ref(), &new, by))
         .await?;
-    Ok(SettingUpdate { old, new })
+    Ok(new)
 }
 
 /// A change to the account allow-list; the constructors check the account ids.
@@ -389,24 +347,9 @@ async fn update_global(
             edit(g);
             g.updated_by = Some(by.to_string());
         })
-        .await
-        .map_err(|e| match e {
-            StateError::Conflict(_) => SettingsError::GlobalContended,
-            e => e.into(),
-        })?;
+        .await?;
     audit
-        .append(Record {
-            kind: RecordKind::Settings,
-            before: Some(serde_json::to_value(&old).unwrap_or(Value::Null)),
-            after: Some(serde_json::to_value(&new).unwrap_or(Value::Null)),
-            reason: new
-                .pause_reason
-                .clone()
-                .filter(|_| what == RecordOutcome::Paused),
-            outcome: what,
-            actor: Some(by.to_string()),
-            ..Record::default()
-        })
+        .append(Record::global_changed(what, &old, &new, by))
         .await?;
     Ok(new)
 }
@@ -422,7 +365,8 @@ pub struct ExemptionRequest {
 }
 
 impl ExemptionRequest {
-    /// Checks the last day (`YYYY-MM-DD`), the resource id (as findings name it) and the
+    /// Checks the last day (`YYYY-MM-DD`), the resource id (as findings of the remediation's
+    /// resource type must name it, see [`validate_resource_id`]) and the
     /// account (none: any account). The remediation is one of the catalog's (see
     /// [`find_remediation`]).
     pub fn new(
@@ -436,14 +380,16 @@ impl ExemptionRequest {
             chrono::NaiveDate::parse_from_str(u, "%Y-%m-%d")
                 .map_err(|_| SettingsError::Invalid(format!("--until {u:?}: use YYYY-MM-DD")))?;
         }
-        if resource_id.is_empty()
-            || resource_id.contains(':')
-            || resource_id.chars().any(char::is_control)
-        {
-            return Err(SettingsError::Invalid(format!(
-                "--resource {resource_id:?}: not a resource id"
-            )));
-        }
+        let resource_type = &remediation.manifest.resource_type;
+        validate_resource_id(resource_type, resource_id).map_err(|e| {
+            let why = match e {
+                DecodeError::Invalid { reason, .. } => reason.to_string(),
+                other => other.to_string(),
+            };
+            SettingsError::Invalid(format!(
+                "--resource {resource_id:?}: not a resource id of {resource_type} ({why})"
+            ))
+        })?;
         Ok(ExemptionRequest {
             remediation: remediation.name().to_string(),
             resource_id: resource_id.to_string(),
@@ -451,6 +397,18 @@ impl ExemptionRequest {
             reason: reason.to_string(),
             until: until.map(str::to_string),
         })
+    }
+
+    /// The exemption of a job's resource from the job's remediation in the job's account, with
+    /// no last day: what an undo adds. The job's fields were checked when it was made.
+    pub fn for_job(job: &Job, reason: String) -> ExemptionRequest {
+        ExemptionRequest {
+            remediation: job.remediation.clone(),
+            resource_id: job.resource_id.clone(),
+            scope: job.account.clone(),
+            reason,
+            until: None,
+        }
     }
 }
 
@@ -498,16 +456,7 @@ pub async fn remove_exemption(
             account: e.account,
         });
     }
-    audit
-        .append(Record {
-            kind: RecordKind::Settings,
-            remediation: Some(e.remediation.clone()),
-            resource_id: Some(e.resource_id.clone()),
-            outcome: RecordOutcome::ExemptionRemoved,
-            actor: Some(by.to_string()),
-            ..Record::default()
-        })
-        .await?;
+    audit.append(Record::exemption_removed(&e, by)).await?;
     Ok(e)
 }
 
@@ -515,6 +464,7 @@ pub async fn remove_exemption(
 mod tests {
     use super::*;
     use crate::script::{Limits, hardened_engine};
+    use serde_json::json;
 
     fn catalog() -> Catalog {
         Catalog::load(&hardened_engine(&Limits::default()), None).unwrap()
@@ -692,7 +642,7 @@ mod tests {
         .unwrap();
         assert_eq!(ok.scope, "111122223333");
         assert_eq!(
-            ExemptionRequest::new(r, "b", None, "why", None)
+            ExemptionRequest::new(r, "my-bucket", None, "why", None)
                 .unwrap()
                 .scope,
             "*"
@@ -704,12 +654,24 @@ mod tests {
             let text = invalid(ExemptionRequest::new(r, bad, None, "why", None).unwrap_err());
             assert!(text.contains("not a resource id"), "{text}");
         }
-        assert!(ExemptionRequest::new(r, "b", Some("x"), "why", None).is_err());
+        assert!(ExemptionRequest::new(r, "my-bucket", Some("x"), "why", None).is_err());
+        // The id is checked as findings of the remediation's resource type name it.
+        let text = invalid(ExemptionRequest::new(r, "ab", None, "why", None).unwrap_err());
+        assert!(
+            text.contains("not a resource id of AWS::S3::Bucket"),
+            "{text}"
+        );
+        let ssh = find_remediation(&catalog, "sg-revoke-open-ssh").unwrap();
+        assert!(ExemptionRequest::new(ssh, "sg-0123456789abcdef0", None, "why", None).is_ok());
+        assert!(ExemptionRequest::new(ssh, "my-bucket", None, "why", None).is_err());
     }
 
     #[test]
     fn store_failures_are_not_the_operators_fault() {
-        assert!(!SettingsError::GlobalContended.is_usage());
+        assert!(
+            !SettingsError::State(StateError::Conflict("the Organization settings".into()))
+                .is_usage()
+        );
         assert!(!SettingsError::State(StateError::Corrupt("x".into())).is_usage());
         assert!(
             SettingsError::NoExemption {

@@ -15,9 +15,12 @@ use serde_json::Value;
 use crate::action::{Action, Plan, canonical_value};
 use crate::audit::Record;
 use crate::catalog::Mode;
+use crate::cloud::CloudError;
 use crate::reconcile::Context;
 use crate::reconcile::lease::ResourceLease;
-use crate::state::{Exemption, Job, JobStatus, now_text};
+use crate::reconcile::plan::observe;
+use crate::settings::{ExemptionRequest, SettingsError, add_exemption};
+use crate::state::{Job, JobStatus, StateError, now_text};
 
 /// The resource as it matters for a comparison: without the observation time, and with
 /// security group rules compared by content, not by id.
@@ -48,6 +51,59 @@ pub fn difference(expected: &Value, actual: &Value) -> String {
         .join("\n")
 }
 
+/// An undo that was refused or did not put the resource back.
+#[derive(Debug, thiserror::Error)]
+pub enum UndoError {
+    #[error("no job {0:?} (see `rectify jobs list`)")]
+    NotFound(String),
+    #[error("job {id} is {status}: only an applied (or failed-verify) job can be undone")]
+    NotUndoable { id: String, status: &'static str },
+    #[error("job {0} recorded no inverse or states to undo with")]
+    NothingRecorded(String),
+    #[error("another job holds {0} right now; try again in a moment")]
+    Busy(String),
+    #[error(
+        "{resource_id} changed since job {job_id} (- as the job left it, + now):\n{difference}\nundo would overwrite that change; use --force to undo anyway"
+    )]
+    Changed {
+        resource_id: String,
+        job_id: String,
+        difference: String,
+    },
+    #[error("the resource cannot be read: {0}")]
+    Unreadable(CloudError),
+    #[error("the resource cannot be read back: {0}")]
+    UnreadableAfter(CloudError),
+    /// The undo ran and is recorded, but an undo action failed or the resource differs from
+    /// its state before the job.
+    #[error("{0}")]
+    NotRestored(String),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+}
+
+impl UndoError {
+    /// Whether the operator's request is at fault (exit code 2): no such job, a job that cannot
+    /// be undone, a resource busy or changed since (without `--force`); not AWS or the state
+    /// store (1).
+    pub fn is_usage(&self) -> bool {
+        match self {
+            UndoError::NotFound(_)
+            | UndoError::NotUndoable { .. }
+            | UndoError::NothingRecorded(_)
+            | UndoError::Busy(_)
+            | UndoError::Changed { .. } => true,
+            UndoError::Unreadable(_)
+            | UndoError::UnreadableAfter(_)
+            | UndoError::NotRestored(_)
+            | UndoError::State(_) => false,
+            UndoError::Settings(e) => e.is_usage(),
+        }
+    }
+}
+
 /// What an undo did.
 #[derive(Debug)]
 pub struct Undone {
@@ -63,34 +119,25 @@ pub async fn undo(
     reason: &str,
     force: bool,
     exempt: bool,
-) -> Result<Undone, String> {
+) -> Result<Undone, UndoError> {
     let job = ctx
         .store
         .job(job_id)
-        .await
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| format!("no job {job_id:?} (see `rectify jobs list`)"))?;
+        .await?
+        .ok_or_else(|| UndoError::NotFound(job_id.to_string()))?;
     if !matches!(job.status, JobStatus::Applied | JobStatus::FailedVerify) {
-        return Err(format!(
-            "job {job_id} is {}: only an applied (or failed-verify) job can be undone",
-            job.status.as_str()
-        ));
+        return Err(UndoError::NotUndoable {
+            id: job_id.to_string(),
+            status: job.status.as_str(),
+        });
     }
     let (Some(inverse), Some(before), Some(after)) = (&job.inverse, &job.before, &job.after) else {
-        return Err(format!(
-            "job {job_id} recorded no inverse or states to undo with"
-        ));
+        return Err(UndoError::NothingRecorded(job_id.to_string()));
     };
     let key = job.resource_key();
     let owner = format!("{}/undo-{job_id}", ctx.owner);
-    let Some(lease) = ResourceLease::take(&ctx.store, &key, &owner, ctx.lease)
-        .await
-        .map_err(|e| e.to_string())?
-    else {
-        return Err(format!(
-            "another job holds {} right now; try again in a moment",
-            job.resource_id
-        ));
+    let Some(lease) = ResourceLease::take(&ctx.store, &key, &owner, ctx.lease).await? else {
+        return Err(UndoError::Busy(job.resource_id.clone()));
     };
     let asked = Asked {
         by,
@@ -118,33 +165,21 @@ async fn run(
     before: &Value,
     after: &Value,
     asked: &Asked<'_>,
-) -> Result<Undone, String> {
+) -> Result<Undone, UndoError> {
     let Asked {
         by,
         reason,
         force,
         exempt,
     } = *asked;
-    let observe = || {
-        crate::resource::observe(
-            &ctx.cloud,
-            &job.account,
-            &job.region,
-            &job.resource_type,
-            &job.resource_id,
-        )
-    };
-    let live = observe()
-        .await
-        .map_err(|e| format!("the resource cannot be read: {e}"))?;
+    let live = observe(ctx, job).await.map_err(UndoError::Unreadable)?;
     let changed = comparable(&live) != comparable(after);
     if changed && !force {
-        return Err(format!(
-            "{} changed since job {} (- as the job left it, + now):\n{}\nundo would overwrite that change; use --force to undo anyway",
-            job.resource_id,
-            job.id,
-            difference(after, &live)
-        ));
+        return Err(UndoError::Changed {
+            resource_id: job.resource_id.clone(),
+            job_id: job.id.clone(),
+            difference: difference(after, &live),
+        });
     }
     let now = now_text();
     let mut undo_job = Job {
@@ -186,9 +221,9 @@ async fn run(
             break;
         }
     }
-    let restored = observe()
+    let restored = observe(ctx, job)
         .await
-        .map_err(|e| format!("the resource cannot be read back: {e}"))?;
+        .map_err(UndoError::UnreadableAfter)?;
     undo_job.after = Some(restored.clone());
     let (status, text) = match failure {
         Some(f) => (JobStatus::Failed, f),
@@ -219,16 +254,10 @@ async fn run(
     };
     undo_job.status = status;
     undo_job.reason = Some(text.clone());
-    ctx.audit
-        .append(Record::for_job(&undo_job, by))
-        .await
-        .map_err(|e| e.to_string())?;
-    ctx.store
-        .put_job(&undo_job)
-        .await
-        .map_err(|e| e.to_string())?;
+    ctx.audit.append(Record::for_job(&undo_job, by)).await?;
+    ctx.store.put_job(&undo_job).await?;
     if status != JobStatus::Applied {
-        return Err(text);
+        return Err(UndoError::NotRestored(text));
     }
     let undone = ctx
         .store
@@ -241,34 +270,42 @@ async fn run(
                 Some(format!("undone by {by} in job {}: {reason}", undo_job.id)),
             )],
         )
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     if let Some(j) = &undone {
-        ctx.audit
-            .append(Record::for_job(j, by))
-            .await
-            .map_err(|e| e.to_string())?;
+        ctx.audit.append(Record::for_job(j, by)).await?;
     }
     let mut exempted = false;
     if exempt {
-        let e = Exemption {
-            remediation: job.remediation.clone(),
-            account: job.account.clone(),
-            resource_id: job.resource_id.clone(),
-            reason: format!("undo of job {}: {reason}", job.id),
-            by: by.to_string(),
-            until: None,
-            created_at: now_text(),
-        };
-        ctx.store
-            .put_exemption(&e)
-            .await
-            .map_err(|e| e.to_string())?;
-        ctx.audit
-            .append(Record::exemption_added(&e))
-            .await
-            .map_err(|e| e.to_string())?;
+        let request = ExemptionRequest::for_job(job, format!("undo of job {}: {reason}", job.id));
+        add_exemption(&ctx.store, &ctx.audit, request, by).await?;
         exempted = true;
     }
     Ok(Undone { undo_job, exempted })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_are_usage_errors_and_failures_are_not() {
+        assert!(UndoError::NotFound("j".into()).is_usage());
+        assert!(
+            UndoError::NotUndoable {
+                id: "j".into(),
+                status: "planned"
+            }
+            .is_usage()
+        );
+        let changed = UndoError::Changed {
+            resource_id: "sg-1".into(),
+            job_id: "j".into(),
+            difference: "+ x".into(),
+        };
+        assert!(changed.is_usage());
+        assert!(changed.to_string().contains("use --force"));
+        assert!(!UndoError::NotRestored("failed".into()).is_usage());
+        assert!(!UndoError::Unreadable(CloudError::Unsupported("x".into())).is_usage());
+        assert!(!UndoError::State(StateError::Corrupt("x".into())).is_usage());
+    }
 }

@@ -241,3 +241,12 @@ fn healthcheck_reads_the_age_of_the_liveness_file() {
     assert_eq!(code, 1);
     assert!(err.contains("the last poll was"), "{err}");
 }
+
+#[test]
+fn sweep_refuses_a_malformed_region_naming_the_flag() {
+    for region in ["Bad Region!", "eu-nowhere-9"] {
+        let (code, out, err) = rectify(&["sweep", "--region", region]);
+        assert_eq!(code, 2, "{region}: {out}{err}");
+        assert!(err.contains("--region") && err.contains(region), "{err}");
+    }
+}

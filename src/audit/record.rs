@@ -5,7 +5,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::action::{Plan, canonical_json, sha256_hex};
-use crate::state::{Exemption, Job, JobStatus};
+use crate::catalog::Mode;
+use crate::state::{Exemption, Global, Job, JobStatus, Setting};
 
 /// The hash a chain's first record names as its predecessor.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -201,6 +202,59 @@ impl Record {
         }
     }
 
+    /// The record of removing an exemption (`by`: who removed it).
+    pub fn exemption_removed(e: &Exemption, by: &str) -> Record {
+        Record {
+            kind: RecordKind::Settings,
+            remediation: Some(e.remediation.clone()),
+            account: (e.account != "*").then(|| e.account.clone()),
+            resource_id: Some(e.resource_id.clone()),
+            outcome: RecordOutcome::ExemptionRemoved,
+            actor: Some(by.to_string()),
+            ..Default::default()
+        }
+    }
+
+    /// The record of a change to a remediation's setting: the setting as it was (none: never
+    /// set) and what it is now, field by field.
+    pub fn settings_changed(old: Option<&Setting>, new: &Setting, by: &str) -> Record {
+        let change = serde_json::json!({
+            "scope": new.scope,
+            "mode": {"from": old.and_then(|o| o.mode).map(Mode::as_str), "to": new.mode.map(Mode::as_str)},
+            "params": {"from": old.map(|o| o.params.clone()), "to": new.params},
+            "triggers": {"from": old.map(|o| o.triggers.clone()), "to": new.triggers},
+            "tag_exemptions": new.tag_exemptions,
+            "breaker": {"limit": new.breaker_limit, "window_seconds": new.breaker_window_seconds},
+        });
+        Record {
+            kind: RecordKind::Settings,
+            remediation: Some(new.remediation.clone()),
+            account: (new.scope != "*").then(|| new.scope.clone()),
+            before: old.map(|o| serde_json::to_value(o).unwrap_or(Value::Null)),
+            after: Some(change),
+            outcome: RecordOutcome::SettingsChanged,
+            actor: Some(by.to_string()),
+            ..Record::default()
+        }
+    }
+
+    /// The record of a change to the Organization-wide settings, as `outcome` (accounts
+    /// changed, paused, resumed); a pause carries its reason.
+    pub fn global_changed(outcome: RecordOutcome, old: &Global, new: &Global, by: &str) -> Record {
+        Record {
+            kind: RecordKind::Settings,
+            before: Some(serde_json::to_value(old).unwrap_or(Value::Null)),
+            after: Some(serde_json::to_value(new).unwrap_or(Value::Null)),
+            reason: new
+                .pause_reason
+                .clone()
+                .filter(|_| outcome == RecordOutcome::Paused),
+            outcome,
+            actor: Some(by.to_string()),
+            ..Record::default()
+        }
+    }
+
     /// The record of a tripped blast-radius breaker that switched its remediation to approval.
     pub fn breaker_tripped(
         remediation: &str,
@@ -317,5 +371,27 @@ mod tests {
             assert_eq!(RecordOutcome::parse(s).as_ref(), Some(o));
         }
         assert!(serde_json::from_value::<RecordOutcome>("nonsense".into()).is_err());
+    }
+
+    #[test]
+    fn exemption_records_name_the_account_unless_it_is_every_account() {
+        let mut e = Exemption {
+            remediation: "r".into(),
+            account: "*".into(),
+            resource_id: "b".into(),
+            by: "alice".into(),
+            ..Exemption::default()
+        };
+        assert_eq!(Record::exemption_added(&e).account, None);
+        assert_eq!(Record::exemption_removed(&e, "bob").account, None);
+        e.account = "111122223333".into();
+        let removed = Record::exemption_removed(&e, "bob");
+        assert_eq!(removed.account.as_deref(), Some("111122223333"));
+        assert_eq!(removed.actor.as_deref(), Some("bob"));
+        assert_eq!(removed.outcome, RecordOutcome::ExemptionRemoved);
+        assert_eq!(
+            Record::exemption_added(&e).account,
+            Some("111122223333".into())
+        );
     }
 }

@@ -2,7 +2,8 @@
 
 use clap::Subcommand;
 
-use super::{Failure, Result, aws_config, print_json, store};
+use super::{Failure, Result, print_json};
+use crate::app::{aws_config, store};
 use crate::audit::{self, Record};
 use crate::config::Config;
 use crate::render;

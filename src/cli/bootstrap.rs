@@ -2,7 +2,8 @@
 
 use clap::Args;
 
-use super::{Result, aws_config};
+use super::Result;
+use crate::app::aws_config;
 use crate::bootstrap::bootstrap;
 use crate::config::Config;
 use crate::render;

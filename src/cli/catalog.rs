@@ -6,8 +6,9 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
-use super::{Failure, Result, load_catalog, print_json};
+use super::{Failure, Result, print_json};
 use crate::action::{ACTION_KINDS, Plan};
+use crate::app::load_catalog;
 use crate::catalog::run_cases;
 use crate::config::Config;
 use crate::render;

@@ -2,7 +2,7 @@
 
 use clap::Args;
 
-use super::{Result, aws_config, by_or_caller, command_audit, store};
+use super::{Result, operator};
 use crate::config::Config;
 use crate::settings;
 
@@ -23,10 +23,8 @@ pub struct ResumeArgs {
 }
 
 pub(super) async fn pause(config: &Config, args: PauseArgs) -> Result<()> {
-    let aws = aws_config().await?;
-    let by = by_or_caller(&aws, args.by).await?;
-    let store = store(config, &aws);
-    let g = settings::pause(&store, &command_audit(&store), &args.reason, &by).await?;
+    let op = operator(config, args.by).await?;
+    let g = settings::pause(&op.store, &op.audit, &args.reason, &op.by).await?;
     println!(
         "rectify is paused by {}: no change is made anywhere; jobs are still planned and recorded",
         g.updated_by.as_deref().unwrap_or("?")
@@ -39,10 +37,8 @@ pub(super) async fn pause(config: &Config, args: PauseArgs) -> Result<()> {
 }
 
 pub(super) async fn resume(config: &Config, args: ResumeArgs) -> Result<()> {
-    let aws = aws_config().await?;
-    let by = by_or_caller(&aws, args.by).await?;
-    let store = store(config, &aws);
-    let g = settings::resume(&store, &command_audit(&store), &by).await?;
+    let op = operator(config, args.by).await?;
+    let g = settings::resume(&op.store, &op.audit, &op.by).await?;
     println!(
         "rectify resumed by {}; jobs planned while paused run again with `rectify jobs retry ID`",
         g.updated_by.as_deref().unwrap_or("?")

@@ -2,11 +2,12 @@
 
 use clap::Subcommand;
 
-use super::{Failure, Result, aws_config, print_json};
-use crate::app::queue_url;
+use super::{Failure, Result, print_json};
+use crate::app::aws_config;
 use crate::config::Config;
 use crate::render;
 use crate::source::dlq;
+use crate::source::queue_url;
 use crate::state::Names;
 
 #[derive(Debug, Subcommand)]

@@ -1,30 +1,41 @@
 //! `rectify exemptions`: add, list and remove exemption records.
 
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
-use super::{Result, aws_config, by_or_caller, command_audit, load_catalog, print_json, store};
+use super::{Result, operator, print_json};
+use crate::app::{aws_config, load_catalog, store};
 use crate::config::Config;
 use crate::reconcile::gates::today;
 use crate::render;
 use crate::settings::{self, ExemptionRequest, find_remediation, scope_of};
 
+/// Which exemption: of which resource, from which remediation, in which account; and who.
+#[derive(Debug, Args)]
+pub struct Exempted {
+    /// The remediation (see `rectify catalog list`).
+    #[arg(long)]
+    remediation: String,
+    /// The resource id as findings name it (bucket name, sg-…, vpce-…, IAM user id or name).
+    #[arg(long)]
+    resource: String,
+    /// Only in this account (12 digits) [default: any account]
+    #[arg(long)]
+    account: Option<String>,
+    /// Who [default: the caller's AWS identity]
+    #[arg(long)]
+    by: Option<String>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum ExemptionsCommand {
     /// Exempt a resource from a remediation.
     Add {
-        #[arg(long)]
-        remediation: String,
-        /// The resource id as findings name it (bucket name, sg-…, vpce-…, IAM user id or name).
-        #[arg(long)]
-        resource: String,
-        /// Only in this account [default: any account]
-        #[arg(long)]
-        account: Option<String>,
+        #[command(flatten)]
+        exempted: Exempted,
+        /// Why the resource is exempt (shown on the jobs it holds back).
         #[arg(long)]
         reason: String,
-        #[arg(long)]
-        by: Option<String>,
         /// Last day it holds, YYYY-MM-DD (UTC) [default: until removed]
         #[arg(long)]
         until: Option<String>,
@@ -36,35 +47,29 @@ pub enum ExemptionsCommand {
     },
     /// Remove an exemption record.
     Remove {
-        #[arg(long)]
-        remediation: String,
-        #[arg(long)]
-        resource: String,
-        #[arg(long)]
-        account: Option<String>,
-        #[arg(long)]
-        by: Option<String>,
+        #[command(flatten)]
+        exempted: Exempted,
     },
 }
 
 pub(super) async fn run(config: &Config, cmd: ExemptionsCommand) -> Result<()> {
-    let (_, catalog) = load_catalog(config)?;
     match cmd {
         ExemptionsCommand::Add {
-            remediation,
-            resource,
-            account,
+            exempted,
             reason,
-            by,
             until,
         } => {
-            let r = find_remediation(&catalog, &remediation)?;
-            let request =
-                ExemptionRequest::new(r, &resource, account.as_deref(), &reason, until.as_deref())?;
-            let aws = aws_config().await?;
-            let by = by_or_caller(&aws, by).await?;
-            let store = store(config, &aws);
-            let e = settings::add_exemption(&store, &command_audit(&store), request, &by).await?;
+            let (_, catalog) = load_catalog(config)?;
+            let r = find_remediation(&catalog, &exempted.remediation)?;
+            let request = ExemptionRequest::new(
+                r,
+                &exempted.resource,
+                exempted.account.as_deref(),
+                &reason,
+                until.as_deref(),
+            )?;
+            let op = operator(config, exempted.by).await?;
+            let e = settings::add_exemption(&op.store, &op.audit, request, &op.by).await?;
             println!(
                 "{} exempted from {} in {}{}",
                 e.resource_id,
@@ -134,24 +139,18 @@ pub(super) async fn run(config: &Config, cmd: ExemptionsCommand) -> Result<()> {
             );
             Ok(())
         }
-        ExemptionsCommand::Remove {
-            remediation,
-            resource,
-            account,
-            by,
-        } => {
-            let r = find_remediation(&catalog, &remediation)?;
-            let scope = scope_of(account.as_deref())?;
-            let aws = aws_config().await?;
-            let by = by_or_caller(&aws, by).await?;
-            let store = store(config, &aws);
+        ExemptionsCommand::Remove { exempted } => {
+            let (_, catalog) = load_catalog(config)?;
+            let r = find_remediation(&catalog, &exempted.remediation)?;
+            let scope = scope_of(exempted.account.as_deref())?;
+            let op = operator(config, exempted.by).await?;
             let e = settings::remove_exemption(
-                &store,
-                &command_audit(&store),
+                &op.store,
+                &op.audit,
                 r,
-                &resource,
+                &exempted.resource,
                 &scope,
-                &by,
+                &op.by,
             )
             .await?;
             println!(

@@ -5,15 +5,13 @@ use std::time::Duration;
 use clap::Subcommand;
 use serde_json::{Value, json};
 
-use super::{
-    Failure, Result, aws_config, by_or_caller, command_audit, load_catalog, print_json, store,
-};
-use crate::app::{COMMAND_LEASE, build_context};
+use super::{Failure, Operator, Result, operator, print_json};
+use crate::app::{COMMAND_LEASE, aws_config, build_context, caller, load_catalog, store};
 use crate::config::Config;
 use crate::jobs::approval::{self, Decision};
 use crate::jobs::{self, ControlQueue};
 use crate::render;
-use crate::state::{Job, JobStatus};
+use crate::state::{Job, JobStatus, Store};
 
 #[derive(Debug, Subcommand)]
 pub enum JobsCommand {
@@ -82,10 +80,31 @@ fn job_json(j: &Job) -> Value {
     v
 }
 
+/// The worker's queue, for control messages.
+fn control_queue(aws: &aws_config::SdkConfig, store: &Store) -> ControlQueue {
+    ControlQueue::new(aws_sdk_sqs::Client::new(aws), &store.names.queue)
+}
+
+/// Approves or rejects job `id`'s pending plan; returns the job as it is now and who decided.
+async fn decide(
+    config: &Config,
+    id: &str,
+    by: Option<String>,
+    decision: Decision,
+) -> Result<(Job, String)> {
+    let Operator {
+        aws,
+        store,
+        audit,
+        by,
+    } = operator(config, by).await?;
+    let ttl = Duration::from_secs(config.approval_ttl_seconds);
+    let pending = approval::check(&store, &audit, id, decision, ttl).await?;
+    let job = approval::decide(&store, &audit, &control_queue(&aws, &store), pending, &by).await?;
+    Ok((job, by))
+}
+
 pub(super) async fn run(config: &Config, cmd: JobsCommand) -> Result<()> {
-    let aws = aws_config().await?;
-    let store = store(config, &aws);
-    let queue = || ControlQueue::new(aws_sdk_sqs::Client::new(&aws), &store.names.queue);
     match cmd {
         JobsCommand::List { status, json } => {
             let wanted = match status {
@@ -95,7 +114,7 @@ pub(super) async fn run(config: &Config, cmd: JobsCommand) -> Result<()> {
                 })?),
                 None => None,
             };
-            let jobs: Vec<Job> = store
+            let jobs: Vec<Job> = store(config, &aws_config().await?)
                 .jobs()
                 .await?
                 .into_iter()
@@ -147,7 +166,7 @@ pub(super) async fn run(config: &Config, cmd: JobsCommand) -> Result<()> {
             Ok(())
         }
         JobsCommand::Show { id, json } => {
-            let job = jobs::find(&store, &id).await?;
+            let job = jobs::find(&store(config, &aws_config().await?), &id).await?;
             if json {
                 print_json(&job_json(&job));
                 return Ok(());
@@ -197,7 +216,9 @@ pub(super) async fn run(config: &Config, cmd: JobsCommand) -> Result<()> {
             Ok(())
         }
         JobsCommand::Retry { id } => {
-            approval::retry(&store, &queue(), &id).await?;
+            let aws = aws_config().await?;
+            let store = store(config, &aws);
+            approval::retry(&store, &control_queue(&aws, &store), &id).await?;
             println!("job {id} queued to run again; the worker re-reads the resource and re-plans");
             Ok(())
         }
@@ -207,12 +228,8 @@ pub(super) async fn run(config: &Config, cmd: JobsCommand) -> Result<()> {
             reason,
             plan_hash,
         } => {
-            let ttl = Duration::from_secs(config.approval_ttl_seconds);
-            let audit = command_audit(&store);
             let decision = Decision::Approve { reason, plan_hash };
-            let pending = approval::check(&store, &audit, &id, decision, ttl).await?;
-            let by = by_or_caller(&aws, by).await?;
-            let approved = approval::decide(&store, &audit, &queue(), pending, &by).await?;
+            let (approved, by) = decide(config, &id, by, decision).await?;
             let hash = approved.plan_hash.unwrap_or_default();
             println!(
                 "job {id}: plan {} approved by {by}; the worker re-reads the resource and applies the plan only if it is unchanged",
@@ -227,41 +244,37 @@ pub(super) async fn run(config: &Config, cmd: JobsCommand) -> Result<()> {
             force,
             no_exempt,
         } => {
-            let by = by_or_caller(&aws, by).await?;
-            let ctx = build_context(config, &aws, load_catalog(config)?, COMMAND_LEASE).await?;
+            let aws = aws_config().await?;
+            let loaded = load_catalog(config)?;
+            // One identity call: the caller's account is the context's home, its ARN the
+            // default `--by`.
+            let me = caller(&aws).await?;
+            let by = by.unwrap_or(me.arn);
+            let ctx = build_context(config, &aws, loaded, COMMAND_LEASE, me.account);
             let result = crate::undo::undo(&ctx, &id, &by, &reason, force, !no_exempt).await;
             ctx.audit.anchor().await?;
-            match result {
-                Ok(done) => {
-                    println!(
-                        "job {id} undone by {by} (undo job {}): the resource is as it was before",
-                        done.undo_job.id
-                    );
-                    for a in done.undo_job.plan.iter().flat_map(|p| p.actions.iter()) {
-                        println!("  ~ {}", a.summary());
-                    }
-                    if done.exempted {
-                        println!(
-                            "{} is now exempt from {} (remove with `rectify exemptions remove --remediation {} --resource {} --account {}`)",
-                            done.undo_job.resource_id,
-                            done.undo_job.remediation,
-                            done.undo_job.remediation,
-                            done.undo_job.resource_id,
-                            done.undo_job.account
-                        );
-                    }
-                    Ok(())
-                }
-                Err(e) => Err(Failure::usage(e)),
+            let done = result?;
+            println!(
+                "job {id} undone by {by} (undo job {}): the resource is as it was before",
+                done.undo_job.id
+            );
+            for a in done.undo_job.plan.iter().flat_map(|p| p.actions.iter()) {
+                println!("  ~ {}", a.summary());
             }
+            if done.exempted {
+                println!(
+                    "{} is now exempt from {} (remove with `rectify exemptions remove --remediation {} --resource {} --account {}`)",
+                    done.undo_job.resource_id,
+                    done.undo_job.remediation,
+                    done.undo_job.remediation,
+                    done.undo_job.resource_id,
+                    done.undo_job.account
+                );
+            }
+            Ok(())
         }
         JobsCommand::Reject { id, by, reason } => {
-            let ttl = Duration::from_secs(config.approval_ttl_seconds);
-            let audit = command_audit(&store);
-            let decision = Decision::Reject { reason };
-            let pending = approval::check(&store, &audit, &id, decision, ttl).await?;
-            let by = by_or_caller(&aws, by).await?;
-            approval::decide(&store, &audit, &queue(), pending, &by).await?;
+            let (_, by) = decide(config, &id, by, Decision::Reject { reason }).await?;
             println!("job {id} rejected by {by}; it will not be applied");
             Ok(())
         }

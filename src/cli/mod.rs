@@ -11,9 +11,15 @@ use std::time::Instant;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::cloud::{classify, error_chain};
+use crate::app::{AppError, aws_config, caller, store};
+use crate::audit::AuditWriter;
+use crate::cloud::{CloudError, error_chain};
 use crate::config::{Config, Overrides};
-use crate::state::Store;
+use crate::jobs::JobError;
+use crate::settings::SettingsError;
+use crate::source::QueueError;
+use crate::state::{StateError, Store};
+use crate::undo::UndoError;
 
 mod audit;
 mod bootstrap;
@@ -160,56 +166,57 @@ impl Failure {
 
 type Result<T> = std::result::Result<T, Failure>;
 
-/// A library error that may blame the operator's input (exit code 2) rather than AWS or the
-/// state store (1).
-pub trait Blame: std::error::Error {
-    /// Whether the operator's input is at fault.
-    fn is_usage(&self) -> bool;
-}
-
-impl Blame for crate::app::AppError {
-    fn is_usage(&self) -> bool {
-        crate::app::AppError::is_usage(self)
+/// The one rule for a library error's exit code: 2 when the operator's input is at fault
+/// (`usage`, as the error type says), else 1 (AWS or the state store); the message is the
+/// error with its causes.
+fn blame(usage: bool, e: &dyn std::error::Error) -> Failure {
+    Failure {
+        code: if usage { 2 } else { 1 },
+        message: error_chain(e),
     }
 }
 
-impl Blame for crate::app::QueueError {
-    fn is_usage(&self) -> bool {
-        crate::app::QueueError::is_usage(self)
+impl From<AppError> for Failure {
+    fn from(e: AppError) -> Failure {
+        blame(e.is_usage(), &e)
     }
 }
 
-impl Blame for crate::jobs::JobError {
-    fn is_usage(&self) -> bool {
-        crate::jobs::JobError::is_usage(self)
+impl From<QueueError> for Failure {
+    fn from(e: QueueError) -> Failure {
+        blame(e.is_usage(), &e)
     }
 }
 
-impl Blame for crate::settings::SettingsError {
-    fn is_usage(&self) -> bool {
-        crate::settings::SettingsError::is_usage(self)
+impl From<JobError> for Failure {
+    fn from(e: JobError) -> Failure {
+        blame(e.is_usage(), &e)
     }
 }
 
-/// Errors of AWS and the state store: a failure (exit code 1), never the operator's input.
-macro_rules! failed_from {
-    ($($t:ty),* $(,)?) => {$(
-        impl Blame for $t {
-            fn is_usage(&self) -> bool {
-                false
-            }
-        }
-    )*};
+impl From<SettingsError> for Failure {
+    fn from(e: SettingsError) -> Failure {
+        blame(e.is_usage(), &e)
+    }
 }
 
-failed_from!(crate::cloud::CloudError, crate::state::StateError,);
+impl From<UndoError> for Failure {
+    fn from(e: UndoError) -> Failure {
+        blame(e.is_usage(), &e)
+    }
+}
 
-impl<E: Blame> From<E> for Failure {
-    fn from(e: E) -> Failure {
-        Failure {
-            code: if e.is_usage() { 2 } else { 1 },
-            message: error_chain(&e),
-        }
+/// AWS failed: never the operator's input.
+impl From<CloudError> for Failure {
+    fn from(e: CloudError) -> Failure {
+        blame(false, &e)
+    }
+}
+
+/// The state store failed: never the operator's input.
+impl From<StateError> for Failure {
+    fn from(e: StateError) -> Failure {
+        blame(false, &e)
     }
 }
 
@@ -258,49 +265,33 @@ pub async fn run(cli: Cli, config: Config, started: Instant) -> Result<()> {
     }
 }
 
-/// The AWS configuration; an error naming what to set when it has no region.
-async fn aws_config() -> Result<aws_config::SdkConfig> {
-    Ok(crate::app::aws_config().await?)
-}
-
-/// The state tables of the configured prefix.
-fn store(config: &Config, aws: &aws_config::SdkConfig) -> Store {
-    crate::app::store(config, aws)
-}
-
-/// The script engine and the catalog; an error naming the file and line of a broken script.
-fn load_catalog(
-    config: &Config,
-) -> Result<(
-    std::sync::Arc<rhai::Engine>,
-    std::sync::Arc<crate::catalog::Catalog>,
-)> {
-    Ok(crate::app::load_catalog(config)?)
-}
-
-/// The audit writer of a command run by an operator (its own chain).
-fn command_audit(store: &Store) -> crate::audit::AuditWriter {
-    crate::audit::AuditWriter::for_command(store.client().clone(), store.names.audit.clone())
-}
-
 fn print_json(v: &impl serde::Serialize) {
     println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }
 
-/// The caller's AWS identity (its ARN): who made a change when `--by` does not say.
-async fn caller(aws: &aws_config::SdkConfig) -> Result<String> {
-    let id = aws_sdk_sts::Client::new(aws)
-        .get_caller_identity()
-        .send()
-        .await
-        .map_err(|e| classify("sts:GetCallerIdentity", e))?;
-    Ok(id.arn().unwrap_or("unknown").to_string())
+/// What a command that changes something needs: AWS, the state tables, an audit writer of its
+/// own chain, and who is making the change.
+struct Operator {
+    aws: aws_config::SdkConfig,
+    store: Store,
+    audit: AuditWriter,
+    by: String,
 }
 
-/// `--by`, or the caller's AWS identity when it is not given.
-async fn by_or_caller(aws: &aws_config::SdkConfig, by: Option<String>) -> Result<String> {
-    match by {
-        Some(b) => Ok(b),
-        None => caller(aws).await,
-    }
+/// The [`Operator`] of a change: `by` is `--by`, or the caller's AWS identity when it is not
+/// given.
+async fn operator(config: &Config, by: Option<String>) -> Result<Operator> {
+    let aws = aws_config().await?;
+    let by = match by {
+        Some(b) => b,
+        None => caller(&aws).await?.arn,
+    };
+    let store = store(config, &aws);
+    let audit = AuditWriter::for_command(store.client().clone(), store.names.audit.clone());
+    Ok(Operator {
+        aws,
+        store,
+        audit,
+        by,
+    })
 }

@@ -4,13 +4,13 @@
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
-use super::{Result, aws_config, by_or_caller, command_audit, load_catalog, print_json, store};
+use super::{Result, operator, print_json};
+use crate::app::{aws_config, load_catalog, store};
 use crate::catalog::Mode;
 use crate::config::Config;
 use crate::render;
 use crate::settings::{
-    self, AllowListEdit, SettingChange, SettingRequest, check_param, find_remediation, parse_param,
-    scope_of,
+    self, AllowListEdit, SettingChange, SettingRequest, find_remediation, parse_param, scope_of,
 };
 
 #[derive(Debug, Subcommand)]
@@ -216,12 +216,11 @@ async fn set(config: &Config, args: SetArgs) -> Result<()> {
     let (_, catalog) = load_catalog(config)?;
     let r = find_remediation(&catalog, &args.remediation)?;
     let scope = scope_of(args.account.as_deref())?;
-    let mut params = Vec::new();
-    for p in &args.params {
-        let (k, v) = parse_param(p)?;
-        check_param(r, &k)?;
-        params.push((k, v));
-    }
+    let params = args
+        .params
+        .iter()
+        .map(|p| parse_param(p))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
     let request = SettingRequest::new(
         r,
         &scope,
@@ -234,12 +233,9 @@ async fn set(config: &Config, args: SetArgs) -> Result<()> {
             breaker_window_seconds: args.breaker_window,
         },
     )?;
-    let aws = aws_config().await?;
-    let by = by_or_caller(&aws, args.by).await?;
-    let store = store(config, &aws);
-    let new = settings::set(&store, &command_audit(&store), &request, &by)
-        .await?
-        .new;
+    let op = operator(config, args.by).await?;
+    let by = op.by;
+    let new = settings::set(&op.store, &op.audit, &request, &by).await?;
     let scope_text = if scope == "*" {
         "all accounts".to_string()
     } else {
@@ -270,13 +266,11 @@ async fn accounts(config: &Config, cmd: AccountsCommand) -> Result<()> {
         AccountsCommand::Remove { accounts, by } => Some((AllowListEdit::remove(accounts)?, by)),
         AccountsCommand::Clear { by } => Some((AllowListEdit::clear(), by)),
     };
-    let aws = aws_config().await?;
     let global = match edit {
-        None => store(config, &aws).settings().await?.global,
+        None => store(config, &aws_config().await?).settings().await?.global,
         Some((edit, by)) => {
-            let by = by_or_caller(&aws, by).await?;
-            let store = store(config, &aws);
-            settings::edit_allow_list(&store, &command_audit(&store), &edit, &by).await?
+            let op = operator(config, by).await?;
+            settings::edit_allow_list(&op.store, &op.audit, &edit, &op.by).await?
         }
     };
     if global.accounts.is_empty() {

@@ -2,10 +2,10 @@
 
 use clap::Args;
 
-use super::{Failure, Result, aws_config, load_catalog, print_json};
-use crate::app::{COMMAND_LEASE, build_context};
+use super::{Failure, Result, print_json};
+use crate::app::{COMMAND_LEASE, aws_config, build_context, caller, load_catalog};
 use crate::config::Config;
-use crate::event::{validate_account, validate_region};
+use crate::event::validate_account;
 use crate::render;
 use crate::settings::find_remediation;
 use crate::sweep::sweep;
@@ -33,13 +33,12 @@ pub(super) async fn run(config: &Config, args: SweepArgs) -> Result<()> {
     for a in &args.accounts {
         validate_account(a).map_err(|e| Failure::usage(format!("--account: {e}")))?;
     }
-    for r in &args.regions {
-        validate_region(r).map_err(|e| Failure::usage(format!("--region: {e}")))?;
-    }
     crate::sweep::check_regions(&args.regions)
         .map_err(|e| Failure::usage(format!("--region: {e}")))?;
     let aws = aws_config().await?;
-    let ctx = build_context(config, &aws, load_catalog(config)?, COMMAND_LEASE).await?;
+    let loaded = load_catalog(config)?;
+    let home = caller(&aws).await?.account;
+    let ctx = build_context(config, &aws, loaded, COMMAND_LEASE, home);
     let catalog = ctx.catalog.current();
     let remediations = match &args.remediation {
         Some(name) => vec![find_remediation(&catalog, name)?.clone()],

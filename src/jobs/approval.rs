@@ -90,13 +90,6 @@ pub struct Pending {
     decision: Decision,
 }
 
-impl Pending {
-    /// The job as it was read.
-    pub fn job(&self) -> &Job {
-        &self.job
-    }
-}
-
 /// Reads job `id` and checks that `decision` can be made on it: the job is pending approval;
 /// for an approval, it has not waited longer than `ttl` (it is then marked expired and
 /// recorded on `audit`) and its plan has the hash the operator named.

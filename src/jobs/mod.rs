@@ -6,9 +6,11 @@
 
 pub mod approval;
 
-use crate::app::{QueueError, queue_url};
+use tokio::sync::OnceCell;
+
 use crate::cloud::{CloudError, classify};
 use crate::event::Control;
+use crate::source::{QueueError, queue_url};
 use crate::state::{Job, StateError, Store};
 
 /// An operator's job workflow that was refused or did not happen.
@@ -60,11 +62,12 @@ impl JobError {
 }
 
 /// The worker's queue, as operators' commands send it control messages; its URL is looked up
-/// when the first message is sent, so building one costs nothing.
+/// when the first message is sent and kept, so building one costs nothing.
 #[derive(Debug, Clone)]
 pub struct ControlQueue {
     sqs: aws_sdk_sqs::Client,
     name: String,
+    url: OnceCell<String>,
 }
 
 impl ControlQueue {
@@ -73,12 +76,16 @@ impl ControlQueue {
         ControlQueue {
             sqs,
             name: name.into(),
+            url: OnceCell::new(),
         }
     }
 
     /// Queues a control message that makes the worker run a job again through every gate.
     pub async fn run_job(&self, id: &str) -> Result<(), JobError> {
-        let url = queue_url(&self.sqs, &self.name).await?;
+        let url = self
+            .url
+            .get_or_try_init(|| queue_url(&self.sqs, &self.name))
+            .await?;
         let body = Control::RunJob {
             job_id: id.to_string(),
         }

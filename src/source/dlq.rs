@@ -42,10 +42,11 @@ const SCAN_VISIBILITY: i32 = 300;
 /// visibility timeout sees messages again).
 const STALE_RECEIVES: usize = 3;
 
-/// A message seen by a scan, with the receipt handles of its receives (the latest last).
+/// A message seen by a scan, with the receipt handle of its latest receive (only that one is
+/// sure to change its visibility or delete it).
 struct Scanned {
     letter: DeadLetter,
-    receipts: Vec<String>,
+    receipt: Option<String>,
 }
 
 /// Every message in the DLQ at `url`, by id, each hidden until released.
@@ -66,7 +67,7 @@ async fn scan_dlq(sqs: &Client, url: &str) -> Result<BTreeMap<String, Scanned>, 
         let messages = match received {
             Ok(out) => out.messages.unwrap_or_default(),
             Err(e) => {
-                release(sqs, url, seen.values().flat_map(|s| &s.receipts)).await;
+                release(sqs, url, seen.values()).await;
                 return Err(classify("sqs:ReceiveMessage", e));
             }
         };
@@ -78,14 +79,8 @@ async fn scan_dlq(sqs: &Client, url: &str) -> Result<BTreeMap<String, Scanned>, 
         let before = seen.len();
         for m in messages {
             let letter = dead_letter(&m);
-            let scanned = seen.entry(letter.id.clone()).or_insert_with(|| Scanned {
-                letter: letter.clone(),
-                receipts: Vec::new(),
-            });
-            scanned.letter = letter;
-            if let Some(r) = m.receipt_handle() {
-                scanned.receipts.push(r.to_string());
-            }
+            let receipt = m.receipt_handle().map(str::to_string);
+            seen.insert(letter.id.clone(), Scanned { letter, receipt });
         }
         if seen.len() == before {
             stale += 1;
@@ -117,10 +112,10 @@ fn dead_letter(m: &Message) -> DeadLetter {
     }
 }
 
-/// Makes received messages visible again at once (best effort: a message left hidden comes
+/// Makes scanned messages visible again at once (best effort: a message left hidden comes
 /// back after the scan's visibility timeout anyway).
-async fn release<'a>(sqs: &Client, url: &str, receipts: impl IntoIterator<Item = &'a String>) {
-    for r in receipts {
+async fn release<'a>(sqs: &Client, url: &str, scanned: impl IntoIterator<Item = &'a Scanned>) {
+    for r in scanned.into_iter().filter_map(|s| s.receipt.as_ref()) {
         let _ = sqs
             .change_message_visibility()
             .queue_url(url)
@@ -134,7 +129,7 @@ async fn release<'a>(sqs: &Client, url: &str, receipts: impl IntoIterator<Item =
 /// The messages in the DLQ at `url`, by id; they stay in it.
 pub async fn list(sqs: &Client, url: &str) -> Result<Vec<DeadLetter>, CloudError> {
     let seen = scan_dlq(sqs, url).await?;
-    release(sqs, url, seen.values().flat_map(|s| &s.receipts)).await;
+    release(sqs, url, seen.values()).await;
     Ok(seen.into_values().map(|s| s.letter).collect())
 }
 
@@ -164,7 +159,7 @@ pub async fn redrive(
         done.moved.push(id);
     }
     // What was not moved: visible again at once for other readers.
-    release(sqs, dlq_url, seen.values().flat_map(|s| &s.receipts)).await;
+    release(sqs, dlq_url, seen.values()).await;
     if let Some(e) = failed {
         return Err(e);
     }
@@ -188,8 +183,7 @@ async fn move_back(
         .send()
         .await
         .map_err(|e| classify("sqs:SendMessage", e))?;
-    // Only the latest receive's handle is sure to delete the message.
-    if let Some(receipt) = m.receipts.last() {
+    if let Some(receipt) = &m.receipt {
         sqs.delete_message()
             .queue_url(dlq_url)
             .receipt_handle(receipt)

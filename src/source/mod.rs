@@ -1,6 +1,41 @@
 //! The source of work: the SQS event queue. [`poll`] receives with bounded concurrency and
 //! turns each job's [`crate::reconcile::Disposition`] into the SQS call (delete, leave, DLQ);
-//! [`dlq`] lists and redrives what was dead-lettered.
+//! [`dlq`] lists and redrives what was dead-lettered; [`queue_url`] finds a queue by name.
 
 pub mod dlq;
 pub mod poll;
+
+use crate::cloud::{CloudError, classify};
+
+/// A queue that could not be found by name.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error("queue {name} does not exist: run `rectify bootstrap` (with the same --prefix) first")]
+    Missing { name: String },
+    #[error(transparent)]
+    Cloud(#[from] CloudError),
+}
+
+impl QueueError {
+    /// Whether the queue is missing (a set-up to fix, exit code 2) rather than unreachable.
+    pub fn is_usage(&self) -> bool {
+        matches!(self, QueueError::Missing { .. })
+    }
+}
+
+/// The URL of the queue named `name`.
+pub async fn queue_url(sqs: &aws_sdk_sqs::Client, name: &str) -> Result<String, QueueError> {
+    match sqs.get_queue_url().queue_name(name).send().await {
+        Ok(out) => Ok(out.queue_url().unwrap_or_default().to_string()),
+        Err(e) => {
+            let e = classify("sqs:GetQueueUrl", e);
+            if e.code().is_some_and(|c| c.contains("NonExistentQueue")) {
+                Err(QueueError::Missing {
+                    name: name.to_string(),
+                })
+            } else {
+                Err(e.into())
+            }
+        }
+    }
+}
