@@ -10,27 +10,6 @@ async fn public_bucket(env: &Env) -> String {
     env.bucket("gate").await
 }
 
-async fn tag(env: &Env, bucket: &str, value: &str) {
-    use aws_sdk_s3::types::{Tag, Tagging};
-    let tagging = Tagging::builder()
-        .tag_set(
-            Tag::builder()
-                .key("rectify:exempt")
-                .value(value)
-                .build()
-                .unwrap(),
-        )
-        .build()
-        .unwrap();
-    aws_sdk_s3::Client::new(&env.sdk)
-        .put_bucket_tagging()
-        .bucket(bucket)
-        .tagging(tagging)
-        .send()
-        .await
-        .unwrap();
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exemption_records_hold_until_they_expire() {
     let env = Env::new().await;
@@ -116,13 +95,13 @@ async fn exemption_tags_count_unless_switched_off_or_expired() {
     let env = Env::new().await;
     env.enforce("s3-block-public-access").await;
     let (tagged, old_tag) = (public_bucket(&env).await, public_bucket(&env).await);
-    tag(
-        &env,
+    tag_exempt(
+        &env.sdk,
         &tagged,
         "serves the public docs site; until=2999-01-01",
     )
     .await;
-    tag(&env, &old_tag, "temporary; until=2020-01-01").await;
+    tag_exempt(&env.sdk, &old_tag, "temporary; until=2020-01-01").await;
     env.send_bucket_event(&tagged).await;
     env.send_bucket_event(&old_tag).await;
     env.drain().await;

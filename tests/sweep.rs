@@ -132,22 +132,7 @@ async fn what_if_goes_through_the_gates_and_reports_what_they_hold_back() {
     for b in [&recorded, &tagged, &open] {
         s3.create_bucket().bucket(b).send().await.unwrap();
     }
-    let tag = aws_sdk_s3::types::Tag::builder()
-        .key("rectify:exempt")
-        .value("legacy site")
-        .build()
-        .unwrap();
-    s3.put_bucket_tagging()
-        .bucket(&tagged)
-        .tagging(
-            aws_sdk_s3::types::Tagging::builder()
-                .tag_set(tag)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
+    tag_exempt(&member, &tagged, "legacy site").await;
     env.ok(&[
         "exemptions",
         "add",

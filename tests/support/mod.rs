@@ -563,6 +563,23 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
+/// Tags a bucket `rectify:exempt` with this value.
+pub async fn tag_exempt(sdk: &SdkConfig, bucket: &str, value: &str) {
+    use aws_sdk_s3::types::{Tag, Tagging};
+    let tag = Tag::builder()
+        .key("rectify:exempt")
+        .value(value)
+        .build()
+        .unwrap();
+    aws_sdk_s3::Client::new(sdk)
+        .put_bucket_tagging()
+        .bucket(bucket)
+        .tagging(Tagging::builder().tag_set(tag).build().unwrap())
+        .send()
+        .await
+        .unwrap();
+}
+
 /// The bucket's Public Access Block, or None when it has none.
 pub async fn public_access_block(sdk: &SdkConfig, bucket: &str) -> Option<[bool; 4]> {
     let s3 = aws_sdk_s3::Client::new(sdk);
