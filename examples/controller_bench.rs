@@ -9,8 +9,9 @@ use std::time::Instant;
 
 use rectify::audit::Record;
 use rectify::catalog::Catalog;
+use rectify::clock::today;
 use rectify::event::{Message, decode};
-use rectify::reconcile::gates::{self, today};
+use rectify::reconcile::gates;
 use rectify::reconcile::new_job;
 use rectify::script::{Limits, hardened_engine};
 use rectify::state::SettingsSnapshot;

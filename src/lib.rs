@@ -22,7 +22,7 @@
 //!   pause, exemptions), [`sweep`] (the same gates over enumerated resources), [`undo`].
 //! - Edges: [`app`] starts the worker (poller, reload, periodic sweep under one task tracker);
 //!   [`cli`] parses and renders, one file per command group; [`config`], [`bootstrap`],
-//!   [`render`], [`notify`], [`metrics`].
+//!   [`render`], [`notify`], [`metrics`], [`clock`].
 
 #![forbid(unsafe_code)]
 
@@ -32,6 +32,7 @@ pub mod audit;
 pub mod bootstrap;
 pub mod catalog;
 pub mod cli;
+pub mod clock;
 pub mod cloud;
 pub mod config;
 pub mod event;

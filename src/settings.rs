@@ -426,7 +426,7 @@ pub async fn add_exemption(
         reason: request.reason,
         by: by.to_string(),
         until: request.until,
-        created_at: crate::state::now_text(),
+        created_at: crate::clock::now_text(),
     };
     store.put_exemption(&e).await?;
     audit.append(Record::exemption_added(&e)).await?;

@@ -12,13 +12,14 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
-use chrono::{SecondsFormat, Utc};
+use chrono::Utc;
 use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::Mutex;
 
 use crate::action::{Action, Plan};
 use crate::catalog::{Mode, Remediation};
+use crate::clock::now_text;
 use crate::cloud::{CloudError, classify};
 
 /// The names of the queue, DLQ and tables for one prefix.
@@ -498,11 +499,6 @@ impl Update {
 fn json_attr<T: Serialize>(v: &Option<T>) -> Option<AttributeValue> {
     v.as_ref()
         .map(|v| s(serde_json::to_string(v).unwrap_or_default()))
-}
-
-/// Now, as RFC 3339 with milliseconds.
-pub fn now_text() -> String {
-    Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
 /// The DynamoDB tables.

@@ -162,8 +162,8 @@ pub async fn sweep(
         .get()
         .await
         .map_err(|e| format!("settings cannot be read: {e}"))?;
-    let run = format!("sweep:{}", crate::state::now_text());
-    let today = gates::today();
+    let run = format!("sweep:{}", crate::clock::now_text());
+    let today = crate::clock::today();
     // Remediations of one resource type share its listing (two remediations of security
     // groups list the groups once).
     let mut listed: HashMap<(&str, &str, &str), Result<Vec<String>, String>> = HashMap::new();

@@ -15,12 +15,13 @@ use serde_json::Value;
 use crate::action::{Action, Plan, canonical_value};
 use crate::audit::Record;
 use crate::catalog::Mode;
+use crate::clock::now_text;
 use crate::cloud::CloudError;
 use crate::reconcile::Context;
 use crate::reconcile::lease::ResourceLease;
 use crate::reconcile::plan::observe;
 use crate::settings::{ExemptionRequest, SettingsError, add_exemption};
-use crate::state::{Job, JobStatus, StateError, now_text};
+use crate::state::{Job, JobStatus, StateError};
 
 /// The resource as it matters for a comparison: without the observation time, and with
 /// security group rules compared by content, not by id.

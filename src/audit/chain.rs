@@ -8,8 +8,9 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use tokio::sync::Mutex;
 
 use super::record::{GENESIS, Record, RecordKind, RecordOutcome, redact_record};
+use crate::clock::now_text;
 use crate::cloud::classify;
-use crate::state::{StateError, now_text};
+use crate::state::StateError;
 
 /// The chain in which writers record their heads.
 pub const ANCHORS: &str = "anchors";

@@ -5,8 +5,8 @@ use serde_json::{Value, json};
 
 use super::{Result, operator, print_json};
 use crate::app::{aws_config, load_catalog, store};
+use crate::clock::today;
 use crate::config::Config;
-use crate::reconcile::gates::today;
 use crate::render;
 use crate::settings::{self, ExemptionRequest, find_remediation, scope_of};
 

@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use crate::audit::AuditWriter;
 use crate::audit::Record;
+use crate::clock::now_text;
 use crate::reconcile::{approval_expired, expire};
-use crate::state::{Job, JobStatus, Store, now_text};
+use crate::state::{Job, JobStatus, Store};
 
 use super::{ControlQueue, JobError, find};
 

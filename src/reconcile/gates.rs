@@ -18,11 +18,6 @@ use crate::state::{Job, JobStatus, SettingsSnapshot};
 /// The parameters a script gets.
 pub type Params = serde_json::Map<String, Value>;
 
-/// Today in UTC, as `YYYY-MM-DD`: the day exemptions are checked against.
-pub fn today() -> String {
-    chrono::Utc::now().format("%Y-%m-%d").to_string()
-}
-
 /// Gates before the resource is read: allow-list, mode `off`, exemption record, required
 /// parameters. Returns the parameters the script gets.
 pub fn before_observe(

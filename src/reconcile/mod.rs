@@ -34,13 +34,12 @@ use plan::Observed;
 
 use crate::audit::{AuditWriter, Record};
 use crate::catalog::{Catalog, Mode, Remediation};
+use crate::clock::now_text;
 use crate::cloud::Cloud;
 use crate::event::{Compliance, Finding, Source};
 use crate::notify::Notifier;
 use crate::script::Limits;
-use crate::state::{
-    Claim, Job, JobStatus, SettingsCache, SettingsSnapshot, StateError, Store, now_text,
-};
+use crate::state::{Claim, Job, JobStatus, SettingsCache, SettingsSnapshot, StateError, Store};
 
 /// The catalog in force; replaced whole on reload, so work in flight keeps the one it started
 /// with.
@@ -403,7 +402,7 @@ async fn decide(
     previous: Option<&Job>,
     observed: Option<Observed>,
 ) -> Decision {
-    let today = gates::today();
+    let today = crate::clock::today();
     let params = match gates::before_observe(
         snapshot,
         r,

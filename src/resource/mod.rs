@@ -114,7 +114,7 @@ pub async fn observe(
         "id": id,
         "account": account,
         "region": region,
-        "observed_at": crate::state::now_text(),
+        "observed_at": crate::clock::now_text(),
     });
     if let (Value::Object(head), Value::Object(fields)) = (&mut shape, body) {
         head.extend(fields);

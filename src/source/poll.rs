@@ -248,7 +248,7 @@ fn touch(path: &std::path::Path) {
         .truncate(true)
         .write(true)
         .open(path)
-        .and_then(|mut f| std::io::Write::write_all(&mut f, crate::state::now_text().as_bytes()));
+        .and_then(|mut f| std::io::Write::write_all(&mut f, crate::clock::now_text().as_bytes()));
     if let Err(e) = result {
         warn!(path = %path.display(), error = %e, "the liveness file cannot be written");
     }
@@ -368,7 +368,7 @@ async fn dead_letter(
         .message_body(m.body().unwrap_or_default());
     // SQS counts attributes toward its 256 KiB message limit: a body near the limit keeps as
     // much of the reason as fits (the audit record holds it whole).
-    let now = crate::state::now_text();
+    let now = crate::clock::now_text();
     let room = 262_144usize.saturating_sub(m.body().unwrap_or_default().len());
     let mut attributes = vec![
         (REASON_ATTRIBUTE, reason.clone()),
