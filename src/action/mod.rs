@@ -6,6 +6,7 @@
 //! before-state, so that a fix can be undone exactly.
 
 pub mod apply;
+pub mod bind;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -110,6 +111,11 @@ pub struct ActionKind {
     pub description: &'static str,
     /// What undoes it.
     pub inverse: &'static str,
+    /// Whether a plan may use it: kinds that only loosen are inverses, which only undo applies
+    /// (with the operator's role, see `rectify catalog permissions --role operator`).
+    pub in_plans: bool,
+    /// Whether it is the inverse of some kind, so the operator's role needs its permission.
+    pub is_inverse: bool,
 }
 
 /// Every action kind.
@@ -120,6 +126,8 @@ pub const ACTION_KINDS: &[ActionKind] = &[
         fields: "bucket, block_public_acls, ignore_public_acls, block_public_policy, restrict_public_buckets",
         description: "set a bucket's Public Access Block flags",
         inverse: "the previous flags, or s3:DeletePublicAccessBlock when there was no block",
+        in_plans: true,
+        is_inverse: true,
     },
     ActionKind {
         kind: "s3:DeletePublicAccessBlock",
@@ -127,6 +135,8 @@ pub const ACTION_KINDS: &[ActionKind] = &[
         fields: "bucket",
         description: "remove a bucket's Public Access Block",
         inverse: "the previous flags",
+        in_plans: false,
+        is_inverse: true,
     },
     ActionKind {
         kind: "ec2:RevokeSecurityGroupIngress",
@@ -134,6 +144,8 @@ pub const ACTION_KINDS: &[ActionKind] = &[
         fields: "group_id, rule_id",
         description: "revoke one ingress rule by its rule id",
         inverse: "ec2:AuthorizeSecurityGroupIngress of the same protocol, ports, CIDR and description",
+        in_plans: true,
+        is_inverse: false,
     },
     ActionKind {
         kind: "ec2:AuthorizeSecurityGroupIngress",
@@ -141,6 +153,8 @@ pub const ACTION_KINDS: &[ActionKind] = &[
         fields: "group_id, protocol, from_port, to_port, cidr_ipv4 | cidr_ipv6, description?",
         description: "authorize one CIDR ingress rule (used by undo)",
         inverse: "none: AWS gives the new rule an id (a plan may not use it)",
+        in_plans: false,
+        is_inverse: true,
     },
     ActionKind {
         kind: "iam:UpdateAccessKey",
@@ -148,6 +162,8 @@ pub const ACTION_KINDS: &[ActionKind] = &[
         fields: "user_name, access_key_id, status (Active | Inactive)",
         description: "set an access key Active or Inactive (keys are never deleted)",
         inverse: "the previous status",
+        in_plans: true,
+        is_inverse: true,
     },
     ActionKind {
         kind: "ec2:ModifyVpcEndpoint",
@@ -155,6 +171,8 @@ pub const ACTION_KINDS: &[ActionKind] = &[
         fields: "vpc_endpoint_id, policy_document (JSON text)",
         description: "replace a VPC endpoint's policy document",
         inverse: "the previous document, byte for byte",
+        in_plans: true,
+        is_inverse: true,
     },
     ActionKind {
         kind: "ec2:ModifyInstanceMetadataOptions",
@@ -162,6 +180,8 @@ pub const ACTION_KINDS: &[ActionKind] = &[
         fields: "instance_id, http_tokens (required | optional)",
         description: "set whether an instance's metadata service requires session tokens (required: IMDSv2 only)",
         inverse: "the previous http_tokens",
+        in_plans: true,
+        is_inverse: true,
     },
 ];
 
@@ -350,6 +370,17 @@ impl Action {
             }
         }
     }
+}
+
+/// The inverse of each action of `plan`, in the order that undoes it (last action first),
+/// computed from the resource as observed before the plan ran. Undo recomputes it from the
+/// stored before-state; it is never taken from a plan.
+pub fn inverses(plan: &Plan, before: &Value) -> Result<Vec<Action>, InverseError> {
+    plan.actions
+        .iter()
+        .rev()
+        .map(|a| a.inverse(before))
+        .collect()
 }
 
 /// What a script decided: the actions to take (none when compliant) and, when it chose not to
