@@ -317,7 +317,7 @@ pub fn only_gains_conditions(old: &str, new: &str) -> Result<(), String> {
             }
         }
         for (op, keys) in n_ops {
-            if !keys.as_object().is_some_and(|k| !k.is_empty()) {
+            if keys.as_object().is_none_or(serde_json::Map::is_empty) {
                 return Err(format!(
                     "statement {number}'s condition {op} names no condition key"
                 ));
