@@ -194,7 +194,8 @@ pub(super) fn run(config: &Config, cmd: CatalogCommand) -> Result<()> {
                 .iter()
                 .map(|k| {
                     json!({"kind": k.kind, "iam_permission": k.permission, "fields": k.fields,
-                           "description": k.description, "inverse": k.inverse})
+                           "description": k.description, "inverse": k.inverse,
+                           "in_plans": k.in_plans})
                 })
                 .collect();
             if json {
@@ -205,7 +206,11 @@ pub(super) fn run(config: &Config, cmd: CatalogCommand) -> Result<()> {
                     println!("    {}", k.description);
                     println!("    fields:          {}", k.fields);
                     println!("    IAM permission:  {}", k.permission);
-                    println!("    undone by:       {}\n", k.inverse);
+                    println!("    undone by:       {}", k.inverse);
+                    if !k.in_plans {
+                        println!("    a plan may not use it: it loosens, and only undo applies it");
+                    }
+                    println!();
                 }
                 println!(
                     "Observers also read (IAM permissions): {}",
