@@ -33,6 +33,10 @@ impl Notifier {
                 "rectify jobs show {id}; after fixing the cause: rectify jobs retry {id}",
                 id = job.id
             ),
+            JobStatus::ApprovalExpired => format!(
+                "rectify jobs show {id}; to plan it again for a new approval: rectify jobs retry {id}",
+                id = job.id
+            ),
             JobStatus::FailedVerify => format!(
                 "rectify jobs show {id}: the change was made but did not hold; inspect the resource, or put it back with rectify jobs undo {id} --reason TEXT",
                 id = job.id

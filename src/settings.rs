@@ -84,26 +84,15 @@ pub fn parse_param(p: &str) -> Result<(String, Value), SettingsError> {
     Ok((k.to_string(), value))
 }
 
-/// Refuses a parameter the remediation's manifest does not declare.
-fn check_param(r: &Remediation, key: &str) -> Result<(), SettingsError> {
-    if r.manifest.params.contains_key(key) {
+/// Refuses a parameter the remediation's manifest does not declare, or a value that breaks its
+/// rule (type and bounds). An empty text value removes the override, whatever its name: a value
+/// stored under a name the manifest no longer declares can be taken away.
+fn check_param(r: &Remediation, key: &str, value: &Value) -> Result<(), SettingsError> {
+    if value.as_str() == Some("") {
         return Ok(());
     }
-    let known: Vec<&str> = r
-        .manifest
-        .params
-        .keys()
-        .map(std::string::String::as_str)
-        .collect();
-    Err(SettingsError::Invalid(format!(
-        "--param {key}: {} has no parameter {key:?} (it has: {})",
-        r.name(),
-        if known.is_empty() {
-            "none".to_string()
-        } else {
-            known.join(", ")
-        }
-    )))
+    r.check_param(key, value)
+        .map_err(|e| SettingsError::Invalid(format!("--param {key}: {e}")))
 }
 
 /// What an operator asks to change in one remediation's setting.
@@ -167,8 +156,8 @@ impl SettingRequest {
         scope: &str,
         change: SettingChange,
     ) -> Result<SettingRequest, SettingsError> {
-        for (k, _) in &change.params {
-            check_param(r, k)?;
+        for (k, v) in &change.params {
+            check_param(r, k, v)?;
         }
         for t in &change.triggers {
             if t.is_empty()

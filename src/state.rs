@@ -84,6 +84,7 @@ pub enum JobStatus {
     NeedsParameter,
     Rejected,
     Expired,
+    ApprovalExpired,
     Cancelled,
     Exempt,
     AccountNotAllowed,
@@ -104,6 +105,7 @@ impl JobStatus {
         JobStatus::NeedsParameter,
         JobStatus::Rejected,
         JobStatus::Expired,
+        JobStatus::ApprovalExpired,
         JobStatus::Cancelled,
         JobStatus::Exempt,
         JobStatus::AccountNotAllowed,
@@ -124,6 +126,7 @@ impl JobStatus {
             JobStatus::NeedsParameter => "needs-parameter",
             JobStatus::Rejected => "rejected",
             JobStatus::Expired => "expired",
+            JobStatus::ApprovalExpired => "approval-expired",
             JobStatus::Cancelled => "cancelled",
             JobStatus::Exempt => "exempt",
             JobStatus::AccountNotAllowed => "account-not-allowed",
@@ -147,6 +150,7 @@ impl JobStatus {
                 | JobStatus::Failed
                 | JobStatus::Off
                 | JobStatus::Expired
+                | JobStatus::ApprovalExpired
                 | JobStatus::Cancelled
                 | JobStatus::Exempt
                 | JobStatus::AccountNotAllowed

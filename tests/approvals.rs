@@ -337,3 +337,127 @@ async fn notifications_reach_the_topic_with_the_command_to_act() {
             .contains(&bucket)
     );
 }
+
+/// Sets one attribute of a job item by hand, as someone with write access to the jobs table
+/// (not rectify) would.
+async fn write_job_attribute(env: &Env, id: &str, name: &str, value: &str) {
+    aws_sdk_dynamodb::Client::new(&env.sdk)
+        .update_item()
+        .table_name(format!("{}-jobs", env.prefix))
+        .key("id", aws_sdk_dynamodb::types::AttributeValue::S(id.into()))
+        .update_expression("SET #a = :v")
+        .expression_attribute_names("#a", name)
+        .expression_attribute_values(
+            ":v",
+            aws_sdk_dynamodb::types::AttributeValue::S(value.into()),
+        )
+        .condition_expression("attribute_exists(id)")
+        .send()
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approval_is_refused_when_the_stored_plan_does_not_hash_to_the_stored_hash() {
+    let env = Env::new().await;
+    let (bucket, id) = pending_bucket(&env).await;
+    let job = env.json(&["jobs", "show", &id]).await;
+    let hash = job["plan_hash"].as_str().unwrap().to_string();
+    // The stored plan is edited to look harmless (it now names another bucket) and its hash is
+    // left as it was: what `jobs show` prints is no longer what the hash binds.
+    let mut plan = job["plan"].clone();
+    plan["actions"][0]["bucket"] = Value::String(format!("{bucket}-elsewhere"));
+    write_job_attribute(&env, &id, "plan", &plan.to_string()).await;
+    let shown = env.ok(&["jobs", "show", &id]).await;
+    assert!(shown.contains(&format!("{bucket}-elsewhere")), "{shown}");
+
+    for args in [
+        vec!["jobs", "approve", &id, "--by", "alice"],
+        vec![
+            "jobs",
+            "approve",
+            &id,
+            "--by",
+            "alice",
+            "--plan-hash",
+            &hash,
+        ],
+    ] {
+        let r = env.run(&args).await;
+        assert_eq!(r.code, 1, "{args:?}: {}{}", r.stdout, r.stderr);
+        assert!(
+            r.stderr
+                .contains("stored plan does not hash to its stored plan hash")
+                && r.stderr.contains(&hash),
+            "{}",
+            r.stderr
+        );
+    }
+    let job = env.job_for(&bucket).await;
+    assert_eq!(job["status"], "pending-approval", "{job:#}");
+    assert_eq!(job["approved_by"], Value::Null);
+    env.drain().await;
+    assert_eq!(
+        public_access_block(&env.sdk, &bucket).await,
+        None,
+        "nothing may be applied"
+    );
+    assert!(
+        !env.audit()
+            .await
+            .iter()
+            .any(|r| r["job_id"] == id.as_str() && r["outcome"] == "approved"),
+        "no approval on the record"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approval_not_executed_within_the_ttl_expires_and_changes_nothing() {
+    let env = Env::new().await;
+    let (bucket, id) = pending_bucket(&env).await;
+    env.ok(&["jobs", "approve", &id, "--by", "alice"]).await;
+    assert_eq!(env.job_for(&bucket).await["status"], "approved");
+    // The approval was given two days ago (the default TTL is one day), and the worker meets it
+    // only now, for example after a pause or an outage.
+    let two_days_ago = (chrono::Utc::now() - chrono::Duration::days(2))
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    write_job_attribute(&env, &id, "approved_at", &two_days_ago).await;
+    env.drain().await;
+
+    let job = env.job_for(&bucket).await;
+    assert_eq!(job["status"], "approval-expired", "{job:#}");
+    let reason = job["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("approved by alice")
+            && reason.contains(&two_days_ago)
+            && reason.contains("86400 s")
+            && reason.contains(&format!("rectify jobs retry {id}")),
+        "{reason}"
+    );
+    assert_eq!(
+        public_access_block(&env.sdk, &bucket).await,
+        None,
+        "an expired approval is never executed"
+    );
+    let outcomes: Vec<String> = env
+        .audit()
+        .await
+        .into_iter()
+        .filter(|r| r["job_id"] == id.as_str())
+        .map(|r| r["outcome"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        outcomes,
+        ["pending-approval", "approved", "approval-expired"],
+        "the expiry is on the record"
+    );
+    // The operator sees it, and plans it again for a new approval.
+    let listed = env
+        .ok(&["jobs", "list", "--status", "approval-expired"])
+        .await;
+    assert!(listed.contains(&id), "{listed}");
+    env.ok(&["jobs", "retry", &id]).await;
+    env.drain().await;
+    assert_eq!(env.job_for(&bucket).await["status"], "pending-approval");
+    assert_eq!(public_access_block(&env.sdk, &bucket).await, None);
+}

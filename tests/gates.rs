@@ -324,3 +324,96 @@ async fn the_breaker_counts_across_workers_and_honours_a_reset() {
         Breaker::Tripped(3)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parameter_that_breaks_its_rule_is_refused_and_a_stored_one_changes_nothing() {
+    let env = Env::new().await;
+    env.enforce("sg-revoke-open-ssh").await;
+    // Once, a port of -5 was stored, and the script then matched no rule: SSH stayed open and
+    // the job said "already compliant". Now the value is refused and nothing is stored.
+    let r = env
+        .run(&[
+            "settings",
+            "set",
+            "sg-revoke-open-ssh",
+            "--param",
+            "port=-5",
+            "--by",
+            "test",
+        ])
+        .await;
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("--param port") && r.stderr.contains("an integer from 1 to 65535"),
+        "{}",
+        r.stderr
+    );
+    let settings = env.json(&["settings", "list"]).await;
+    let ssh = settings
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["remediation"] == "sg-revoke-open-ssh" && s["scope"] == "*")
+        .unwrap()
+        .clone();
+    assert_eq!(ssh["params"]["port"], 22, "{ssh:#}");
+
+    // The same value written straight into the settings table ends the job needs-parameter
+    // before the group is read, and the group is left as it is.
+    aws_sdk_dynamodb::Client::new(&env.sdk)
+        .update_item()
+        .table_name(format!("{}-settings", env.prefix))
+        .key(
+            "remediation",
+            aws_sdk_dynamodb::types::AttributeValue::S("sg-revoke-open-ssh".into()),
+        )
+        .key(
+            "scope",
+            aws_sdk_dynamodb::types::AttributeValue::S("*".into()),
+        )
+        .update_expression("SET params = :p")
+        .expression_attribute_values(
+            ":p",
+            aws_sdk_dynamodb::types::AttributeValue::S(r#"{"port": -5}"#.into()),
+        )
+        .condition_expression("attribute_exists(remediation)")
+        .send()
+        .await
+        .unwrap();
+    let (_, group) = security_group(&env.sdk).await;
+    open_tcp(&env.sdk, &group, 22, 22, "0.0.0.0/0").await;
+    env.send(&config_event(
+        HOME,
+        "restricted-ssh",
+        "AWS::EC2::SecurityGroup",
+        &group,
+    ))
+    .await;
+    env.drain().await;
+    let job = env.job_for(&group).await;
+    assert_eq!(job["status"], "needs-parameter", "{job:#}");
+    let reason = job["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("port = -5 is refused")
+            && reason.contains("an integer from 1 to 65535")
+            && reason.contains("rectify settings set sg-revoke-open-ssh --param port=VALUE"),
+        "{reason}"
+    );
+    assert_eq!(job["before"], Value::Null, "the group is not even read");
+    assert_eq!(ingress(&env.sdk, &group).await.len(), 1, "nothing changed");
+    assert!(
+        env.audit()
+            .await
+            .iter()
+            .any(|r| r["job_id"] == job["id"] && r["outcome"] == "needs-parameter"),
+        "the outcome is on the record"
+    );
+
+    // A good value through the command line, then the job runs again and closes SSH.
+    env.param("sg-revoke-open-ssh", "port=22").await;
+    env.ok(&["jobs", "retry", job["id"].as_str().unwrap()])
+        .await;
+    env.drain().await;
+    assert_eq!(env.job_for(&group).await["status"], "applied");
+    assert!(ingress(&env.sdk, &group).await.is_empty());
+}

@@ -18,7 +18,7 @@ pub enum JobsCommand {
     /// Jobs, newest first.
     List {
         /// Only jobs with this status (planned, applied, no-op, failed, failed-verify,
-        /// needs-parameter, pending-approval, off, in-progress).
+        /// needs-parameter, pending-approval, approval-expired, off, in-progress).
         #[arg(long)]
         status: Option<String>,
         #[arg(long)]

@@ -36,6 +36,14 @@ pub enum JobError {
         hash: String,
         want: String,
     },
+    #[error(
+        "job {id}'s stored plan does not hash to its stored plan hash ({stored}; the plan hashes to {computed}): the job was changed outside rectify, so what `rectify jobs show {id}` prints is not what would be approved; nothing is approved (`rectify jobs retry {id}` plans it again)"
+    )]
+    PlanTampered {
+        id: String,
+        stored: String,
+        computed: String,
+    },
     #[error("job {id} changed while it was being {verb}: look again")]
     Changed { id: String, verb: &'static str },
     #[error(
@@ -55,7 +63,8 @@ impl JobError {
     pub fn is_usage(&self) -> bool {
         match self {
             JobError::Queue(q) => q.is_usage(),
-            JobError::Cloud(_) | JobError::State(_) => false,
+            // A check of the stored job that failed: not the operator's input.
+            JobError::Cloud(_) | JobError::State(_) | JobError::PlanTampered { .. } => false,
             _ => true,
         }
     }

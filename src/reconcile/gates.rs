@@ -2,7 +2,8 @@
 //! remediation, the job's subject, the observed resource and the plan, and today's date. No I/O
 //! happens here, so each gate and the order they run in are tested without AWS.
 //!
-//! Order: allow-list → mode `off` → exemption record → required parameters → (the resource is
+//! Order: an approval's age → allow-list → mode `off` → exemption record → required parameters and their types and
+//! bounds → (the resource is
 //! read) → exemption tag → (the script plans) → empty plan → approval binding → mode
 //! (`dry-run`, `approval`) → pause. The blast-radius breaker comes after, in
 //! [`super::apply`], since admitting a job to it is a write. Each gate that holds returns the
@@ -19,7 +20,7 @@ use crate::state::{Job, JobStatus, SettingsSnapshot};
 pub type Params = serde_json::Map<String, Value>;
 
 /// Gates before the resource is read: allow-list, mode `off`, exemption record, required
-/// parameters. Returns the parameters the script gets.
+/// parameters, every parameter's type and bounds. Returns the parameters the script gets.
 pub fn before_observe(
     snapshot: &SettingsSnapshot,
     r: &Remediation,
@@ -49,6 +50,14 @@ pub fn before_observe(
         return Err(Outcome::NeedsParameter {
             remediation: r.name().to_string(),
             missing,
+        });
+    }
+    // A value written to the settings table by hand never reached `settings set`'s checks.
+    if let Err(e) = r.check_params(&params) {
+        return Err(Outcome::InvalidParameter {
+            remediation: r.name().to_string(),
+            name: e.name().to_string(),
+            error: e.to_string(),
         });
     }
     Ok(params)
@@ -84,6 +93,34 @@ pub fn tag_exemption(resource: &Value, today: &str) -> Option<String> {
         "(no reason given)".to_string()
     } else {
         value.trim().to_string()
+    })
+}
+
+/// The gate of an approved job, before anything else: its approval holds for `ttl` from the
+/// moment it was given (`now` is the current time). An approval with no readable time holds
+/// for nothing.
+pub fn approval_in_time(
+    previous: Option<&Job>,
+    now: chrono::DateTime<chrono::Utc>,
+    ttl: std::time::Duration,
+) -> Result<(), Outcome> {
+    let Some(p) = previous.filter(|p| p.status == JobStatus::Approved) else {
+        return Ok(());
+    };
+    let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+    let in_time = p
+        .approved_at
+        .as_deref()
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .is_some_and(|at| now.signed_duration_since(at).num_milliseconds() < ttl_ms);
+    if in_time {
+        return Ok(());
+    }
+    Err(Outcome::ApprovalExpired {
+        approved_by: p.approved_by.clone(),
+        approved_at: p.approved_at.clone(),
+        ttl_seconds: ttl.as_secs(),
+        job_id: p.id.clone(),
     })
 }
 
@@ -290,7 +327,8 @@ mod tests {
         );
         let s = SettingsSnapshot::new(
             vec![setting(r.name(), ACCOUNT, |s| {
-                s.params.insert("organization_id".into(), json!("o-abc"));
+                s.params
+                    .insert("organization_id".into(), json!("o-abc1234567"));
             })],
             Global::default(),
             vec![exemption(r.name(), "vpce-0123456789abcdef0", None)],
@@ -301,7 +339,7 @@ mod tests {
         ));
         assert_eq!(
             before(&s, &r, ACCOUNT, "vpce-1123456789abcdef0").unwrap()["organization_id"],
-            json!("o-abc")
+            json!("o-abc1234567")
         );
     }
 
@@ -433,6 +471,82 @@ mod tests {
             "{got:?}"
         );
         assert_eq!(got.unwrap_err().status(), JobStatus::PendingApproval);
+    }
+
+    #[test]
+    fn an_approval_holds_for_the_ttl_from_when_it_was_given() {
+        let ttl = std::time::Duration::from_secs(3600);
+        let at = |t: &str| chrono::DateTime::parse_from_rfc3339(t).unwrap().to_utc();
+        let mut approved = approved_job("h");
+        approved.approved_at = Some("2026-11-30T10:00:00.000Z".into());
+        assert_eq!(
+            approval_in_time(Some(&approved), at("2026-11-30T10:59:59Z"), ttl),
+            Ok(())
+        );
+        let late = approval_in_time(Some(&approved), at("2026-11-30T11:00:00Z"), ttl).unwrap_err();
+        assert_eq!(late.status(), JobStatus::ApprovalExpired);
+        assert!(
+            late.reason()
+                .contains("approved by bob at 2026-11-30T10:00:00.000Z"),
+            "{}",
+            late.reason()
+        );
+        // No time, or one that does not parse: the approval holds for nothing.
+        approved.approved_at = None;
+        assert!(approval_in_time(Some(&approved), at("2026-11-30T10:00:00Z"), ttl).is_err());
+        approved.approved_at = Some("yesterday".into());
+        assert!(approval_in_time(Some(&approved), at("2026-11-30T10:00:00Z"), ttl).is_err());
+        // Only an approved job has an approval to expire.
+        approved.status = JobStatus::Planned;
+        assert_eq!(
+            approval_in_time(Some(&approved), at("2030-01-01T00:00:00Z"), ttl),
+            Ok(())
+        );
+        assert_eq!(
+            approval_in_time(None, at("2030-01-01T00:00:00Z"), ttl),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn a_stored_parameter_that_breaks_its_rule_holds_before_the_resource_is_read() {
+        let r = remediation("sg-revoke-open-ssh");
+        for (key, value) in [
+            ("port", json!(-5)),
+            ("port", json!(65536)),
+            ("port", json!("22")),
+            ("port", json!(22.5)),
+            ("port", Value::Null),
+            ("prot", json!(22)),
+        ] {
+            let s = SettingsSnapshot::new(
+                vec![setting(r.name(), "*", |s| {
+                    s.params.insert(key.into(), value.clone());
+                })],
+                Global::default(),
+                vec![],
+            );
+            let got = before(&s, &r, ACCOUNT, "sg-0123456789abcdef0").unwrap_err();
+            assert!(
+                matches!(&got, Outcome::InvalidParameter { name, .. } if name == key),
+                "{key}={value}: {got:?}"
+            );
+            assert_eq!(got.status(), JobStatus::NeedsParameter);
+            assert!(got.holds_back());
+        }
+        // An account's bad value holds in that account only.
+        let s = SettingsSnapshot::new(
+            vec![setting(r.name(), ACCOUNT, |s| {
+                s.params.insert("port".into(), json!(0));
+            })],
+            Global::default(),
+            vec![],
+        );
+        assert!(before(&s, &r, ACCOUNT, "sg-0123456789abcdef0").is_err());
+        assert_eq!(
+            before(&s, &r, "999988887777", "sg-0123456789abcdef0").unwrap()["port"],
+            json!(22)
+        );
     }
 
     #[test]

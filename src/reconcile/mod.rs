@@ -78,7 +78,8 @@ pub struct Context {
     pub owner: String,
     /// How long a claim holds (the queue's visibility timeout).
     pub lease: Duration,
-    /// How long a plan waits for an approval before it expires.
+    /// How long a plan waits for an approval before it expires, and an approval waits to be
+    /// executed.
     pub approval_ttl: Duration,
 }
 
@@ -402,6 +403,20 @@ async fn decide(
     previous: Option<&Job>,
     observed: Option<Observed>,
 ) -> Decision {
+    if let Err(outcome) = gates::approval_in_time(previous, chrono::Utc::now(), ctx.approval_ttl) {
+        warn!(
+            approved_by = previous
+                .and_then(|p| p.approved_by.as_deref())
+                .unwrap_or(""),
+            "approval expired before it was executed: nothing is changed"
+        );
+        // The record shows the plan that was approved and not executed.
+        if let Some(p) = previous {
+            job.plan = p.plan.clone();
+            job.plan_hash = p.plan_hash.clone();
+        }
+        return Decision::ended(outcome);
+    }
     let today = crate::clock::today();
     let params = match gates::before_observe(
         snapshot,
