@@ -82,7 +82,7 @@ fn job_json(j: &Job) -> Value {
 
 /// The worker's queue, for control messages.
 fn control_queue(aws: &aws_config::SdkConfig, store: &Store) -> ControlQueue {
-    ControlQueue::new(aws_sdk_sqs::Client::new(aws), &store.names.queue)
+    ControlQueue::new(aws_sdk_sqs::Client::new(aws), &store.names.control)
 }
 
 /// Approves or rejects job `id`'s pending plan; returns the job as it is now and who decided.
