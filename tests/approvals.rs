@@ -385,6 +385,28 @@ async fn approvals_travel_on_the_control_queue_and_the_event_queue_refuses_contr
     env.ok(&["jobs", "approve", &id, "--by", "alice"]).await;
     assert_eq!(env.depth_of("control").await, 1);
     assert_eq!(env.depth(false).await, 0);
+    // Were that message lost (or dead-lettered, which is never put back on the control
+    // queue), `jobs retry` queues the approved job again.
+    let lost = env
+        .sqs()
+        .receive_message()
+        .queue_url(&control_url)
+        .send()
+        .await
+        .unwrap();
+    let lost = &lost.messages()[0];
+    assert!(lost.body().unwrap().contains(&id));
+    env.sqs()
+        .delete_message()
+        .queue_url(&control_url)
+        .receipt_handle(lost.receipt_handle().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(env.depth_of("control").await, 0);
+    assert_eq!(env.job_for(&bucket).await["status"], "approved");
+    env.ok(&["jobs", "retry", &id]).await;
+    assert_eq!(env.depth_of("control").await, 1);
     env.drain().await;
     assert_eq!(env.depth_of("control").await, 0);
     let job = env.job_for(&bucket).await;

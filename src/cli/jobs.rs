@@ -30,7 +30,8 @@ pub enum JobsCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Run a job again through every gate (after a change of mode or parameters).
+    /// Run a job again through every gate (after a change of mode or parameters, or an
+    /// approved job whose approval message was lost or dead-lettered).
     Retry { id: String },
     /// Approve a job's pending plan: the worker re-reads the resource and applies the plan
     /// only if it is still the one approved.

@@ -39,7 +39,7 @@ pub enum JobError {
     #[error("job {id} changed while it was being {verb}: look again")]
     Changed { id: String, verb: &'static str },
     #[error(
-        "job {id} is {status}: only jobs that ended without an effect (planned, needs-parameter, failed, off) run again"
+        "job {id} is {status}: only jobs that ended without an effect (planned, needs-parameter, failed, off), and approved jobs, run again"
     )]
     NotRerunnable { id: String, status: &'static str },
     #[error(transparent)]
