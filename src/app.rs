@@ -1,4 +1,5 @@
-//! The running worker: start-up (catalog, AWS, queues, context), the poller, the catalog reload
+//! The running worker: start-up (catalog, AWS, queues, context), the pollers of the event and
+//! control queues, the catalog reload
 //! on SIGHUP, the periodic sweep, and shutdown.
 //!
 //! Start-up checks the catalog before anything touches AWS, so a broken script stops it with the
@@ -21,7 +22,7 @@ use crate::config::Config;
 use crate::notify::Notifier;
 use crate::reconcile::{CatalogHandle, Context};
 use crate::script::hardened_engine;
-use crate::source::poll::{self, Queues, WorkerOptions};
+use crate::source::poll::{self, QueueKind, Queues, WorkerOptions};
 use crate::source::{QueueError, queue_url};
 use crate::state::{Names, SettingsCache, Store};
 
@@ -52,6 +53,9 @@ impl AppError {
         }
     }
 }
+
+/// Control messages (approvals, retries) worked on at once, beside `worker.concurrency` findings.
+pub const CONTROL_CONCURRENCY: usize = 2;
 
 /// How long a job run by an operator's command (undo, sweep) holds its resource lock.
 pub const COMMAND_LEASE: Duration = Duration::from_secs(300);
@@ -167,6 +171,7 @@ pub async fn run(
     let names = Names::new(&config.prefix);
     let sqs = aws_sdk_sqs::Client::new(&aws);
     let events_url = queue_url(&sqs, &names.queue).await?;
+    let control_url = queue_url(&sqs, &names.control).await?;
     let dlq_url = queue_url(&sqs, &names.dlq).await?;
     let visibility = sqs
         .get_queue_attributes()
@@ -228,34 +233,56 @@ pub async fn run(
             config.wait_seconds
         },
     };
+    // The control queue has a poller of its own, so an approval never waits behind findings.
+    let control_opts = WorkerOptions {
+        concurrency: CONTROL_CONCURRENCY,
+        ..worker_opts.clone()
+    };
+    let control = tracker.spawn(poll::run(
+        ctx.clone(),
+        Queues {
+            sqs: sqs.clone(),
+            queue_url: control_url,
+            dlq_url: dlq_url.clone(),
+            kind: QueueKind::Control,
+        },
+        control_opts,
+        shutdown.clone(),
+    ));
     let poller = tracker.spawn(poll::run(
         ctx.clone(),
         Queues {
             sqs,
             queue_url: events_url,
             dlq_url,
+            kind: QueueKind::Events,
         },
         worker_opts,
         shutdown,
     ));
     tracker.close();
-    let summary = match poller.await {
-        Ok(summary) => summary,
-        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    let (summary, control) = match (poller.await, control.await) {
+        (Ok(summary), Ok(control)) => (summary, control),
+        (Err(e), _) | (_, Err(e)) => std::panic::resume_unwind(e.into_panic()),
     };
     stop.cancel();
     tracker.wait().await;
     if let Err(e) = ctx.audit.anchor().await {
         tracing::warn!(error = %e, "the audit chain head could not be anchored");
     }
+    let sum = |f: fn(&poll::Summary) -> &std::sync::atomic::AtomicU64| {
+        f(&summary).load(Ordering::Relaxed) + f(&control).load(Ordering::Relaxed)
+    };
     tracing::info!(
-        received = summary.received.load(Ordering::Relaxed),
-        deleted = summary.deleted.load(Ordering::Relaxed),
-        dead_lettered = summary.dead_lettered.load(Ordering::Relaxed),
-        left_for_retry = summary.left_for_retry.load(Ordering::Relaxed),
+        received = sum(|s| &s.received),
+        deleted = sum(|s| &s.deleted),
+        dead_lettered = sum(|s| &s.dead_lettered),
+        left_for_retry = sum(|s| &s.left_for_retry),
         "worker stopped"
     );
-    if summary.store_unreachable.load(Ordering::Relaxed) {
+    if summary.store_unreachable.load(Ordering::Relaxed)
+        || control.store_unreachable.load(Ordering::Relaxed)
+    {
         return Err(AppError::StoreUnreachable);
     }
     Ok(())

@@ -299,6 +299,23 @@ pub async fn edit_allow_list(
     .await
 }
 
+/// Sets (or with `None` clears) the Security Hub administrator account, whose findings about
+/// other accounts are acted on, and records it; returns the Organization settings after.
+pub async fn set_securityhub_admin(
+    store: &Store,
+    audit: &AuditWriter,
+    account: Option<&str>,
+    by: &str,
+) -> Result<Global, SettingsError> {
+    if let Some(a) = account {
+        validate_account(a).map_err(|e| SettingsError::Invalid(e.to_string()))?;
+    }
+    update_global(store, audit, by, RecordOutcome::SettingsChanged, |g| {
+        g.securityhub_admin = account.map(str::to_string);
+    })
+    .await
+}
+
 /// Stops every change in the Organization (jobs are still planned and recorded), and records
 /// it with the reason; returns the Organization settings after.
 pub async fn pause(

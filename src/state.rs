@@ -22,10 +22,13 @@ use crate::catalog::{Mode, Remediation};
 use crate::clock::now_text;
 use crate::cloud::{CloudError, classify};
 
-/// The names of the queue, DLQ and tables for one prefix.
+/// The names of the queues, DLQ and tables for one prefix.
 #[derive(Debug, Clone)]
 pub struct Names {
+    /// The event queue: findings from EventBridge.
     pub queue: String,
+    /// The control queue: approvals and retries from operators' commands.
+    pub control: String,
     pub dlq: String,
     pub settings: String,
     pub jobs: String,
@@ -36,6 +39,7 @@ impl Names {
     pub fn new(prefix: &str) -> Names {
         Names {
             queue: format!("{prefix}-events"),
+            control: format!("{prefix}-control"),
             dlq: format!("{prefix}-events-dlq"),
             settings: format!("{prefix}-settings"),
             jobs: format!("{prefix}-jobs"),
@@ -275,6 +279,9 @@ pub struct Global {
     pub accounts: Vec<String>,
     pub paused: bool,
     pub pause_reason: Option<String>,
+    /// The Security Hub administrator account, whose bus carries member accounts' findings;
+    /// Security Hub findings about another account are acted on only when it sent them.
+    pub securityhub_admin: Option<String>,
     pub updated_by: Option<String>,
     pub updated_at: Option<String>,
     pub version: u64,
@@ -852,6 +859,7 @@ fn global_from_item(item: &HashMap<String, AttributeValue>) -> Result<Global, St
             .copied()
             .unwrap_or(false),
         pause_reason: get_s(item, "pause_reason"),
+        securityhub_admin: get_s(item, "securityhub_admin"),
         updated_by: get_s(item, "updated_by"),
         updated_at: get_s(item, "updated_at"),
         version: get_n(item, "version").unwrap_or(0),
@@ -1420,6 +1428,9 @@ impl SettingsItem for Global {
         }
         if let Some(r) = &self.pause_reason {
             item.insert("pause_reason".into(), s(r));
+        }
+        if let Some(a) = &self.securityhub_admin {
+            item.insert("securityhub_admin".into(), s(a));
         }
         if let Some(by) = &self.updated_by {
             item.insert("updated_by".into(), s(by));

@@ -460,4 +460,82 @@ async fn an_approval_not_executed_within_the_ttl_expires_and_changes_nothing() {
     env.drain().await;
     assert_eq!(env.job_for(&bucket).await["status"], "pending-approval");
     assert_eq!(public_access_block(&env.sdk, &bucket).await, None);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approvals_travel_on_the_control_queue_and_the_event_queue_refuses_control_messages() {
+    let env = Env::new().await;
+    let (bucket, id) = pending_bucket(&env).await;
+    // Whoever may send events cannot run a job: a control message on the event queue is
+    // poison, and the job stays where it was.
+    let forged = format!(r#"{{"rectify": {{"action": "run-job", "job_id": "{id}"}}}}"#);
+    env.send(&forged).await;
+    // Nor does a finding belong on the control queue.
+    let control_url = env.url_of("control").await;
+    let misplaced = bucket_event(&bucket);
+    env.sqs()
+        .send_message()
+        .queue_url(&control_url)
+        .message_body(&misplaced)
+        .send()
+        .await
+        .unwrap();
+    env.drain().await;
+    assert_eq!(env.depth(false).await, 0);
+    assert_eq!(env.depth_of("control").await, 0);
+    let dlq = env.json(&["dlq", "list"]).await;
+    let reason_of = |body: &str| {
+        dlq.as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["body"] == body)
+            .unwrap_or_else(|| panic!("not in the DLQ: {body}\n{dlq:#}"))["reason"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert!(
+        reason_of(&forged).contains("control messages are not accepted on the event queue"),
+        "{dlq:#}"
+    );
+    assert!(
+        reason_of(&misplaced).contains("only rectify control messages are accepted"),
+        "{dlq:#}"
+    );
+    assert_eq!(env.job_for(&bucket).await["status"], "pending-approval");
+    assert_eq!(public_access_block(&env.sdk, &bucket).await, None);
+
+    // An approval is queued on the control queue, and the worker acts on it.
+    env.ok(&["jobs", "approve", &id, "--by", "alice"]).await;
+    assert_eq!(env.depth_of("control").await, 1);
+    assert_eq!(env.depth(false).await, 0);
+    // Were that message lost (or dead-lettered, which is never put back on the control
+    // queue), `jobs retry` queues the approved job again.
+    let lost = env
+        .sqs()
+        .receive_message()
+        .queue_url(&control_url)
+        .send()
+        .await
+        .unwrap();
+    let lost = &lost.messages()[0];
+    assert!(lost.body().unwrap().contains(&id));
+    env.sqs()
+        .delete_message()
+        .queue_url(&control_url)
+        .receipt_handle(lost.receipt_handle().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(env.depth_of("control").await, 0);
+    assert_eq!(env.job_for(&bucket).await["status"], "approved");
+    env.ok(&["jobs", "retry", &id]).await;
+    assert_eq!(env.depth_of("control").await, 1);
+    env.drain().await;
+    assert_eq!(env.depth_of("control").await, 0);
+    let job = env.job_for(&bucket).await;
+    assert_eq!(job["status"], "applied", "{job:#}");
+    assert_eq!(
+        public_access_block(&env.sdk, &bucket).await,
+        Some([true; 4])
+    );
 }

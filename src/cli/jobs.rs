@@ -30,7 +30,8 @@ pub enum JobsCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Run a job again through every gate (after a change of mode or parameters).
+    /// Run a job again through every gate (after a change of mode or parameters, or an
+    /// approved job whose approval message was lost or dead-lettered).
     Retry { id: String },
     /// Approve a job's pending plan: the worker re-reads the resource and applies the plan
     /// only if it is still the one approved.
@@ -82,7 +83,7 @@ fn job_json(j: &Job) -> Value {
 
 /// The worker's queue, for control messages.
 fn control_queue(aws: &aws_config::SdkConfig, store: &Store) -> ControlQueue {
-    ControlQueue::new(aws_sdk_sqs::Client::new(aws), &store.names.queue)
+    ControlQueue::new(aws_sdk_sqs::Client::new(aws), &store.names.control)
 }
 
 /// Approves or rejects job `id`'s pending plan; returns the job as it is now and who decided.

@@ -24,6 +24,25 @@ pub enum SettingsCommand {
     /// `account-not-allowed` and are never acted on.
     #[command(subcommand)]
     Accounts(AccountsCommand),
+    /// The Security Hub administrator account: Security Hub findings about another account are
+    /// acted on only when this account's bus delivered them (without it, only findings an
+    /// account reports about itself are).
+    ///
+    /// Examples:
+    ///   rectify settings securityhub-admin                 # show it
+    ///   rectify settings securityhub-admin 111122223333    # set it
+    ///   rectify settings securityhub-admin --clear
+    #[command(name = "securityhub-admin", verbatim_doc_comment)]
+    SecurityHubAdmin {
+        /// The account id (12 digits).
+        #[arg(conflicts_with = "clear")]
+        account: Option<String>,
+        /// Unset it: relayed findings are refused.
+        #[arg(long)]
+        clear: bool,
+        #[arg(long)]
+        by: Option<String>,
+    },
     /// Set a remediation's mode, parameters or extra triggers, for every account or one.
     ///
     /// Examples:
@@ -104,6 +123,9 @@ pub(super) async fn run(config: &Config, cmd: SettingsCommand) -> Result<()> {
         SettingsCommand::List { json } => list(config, json).await,
         SettingsCommand::Set(args) => set(config, args).await,
         SettingsCommand::Accounts(cmd) => accounts(config, cmd).await,
+        SettingsCommand::SecurityHubAdmin { account, clear, by } => {
+            securityhub_admin(config, account, clear, by).await
+        }
     }
 }
 
@@ -277,6 +299,33 @@ async fn accounts(config: &Config, cmd: AccountsCommand) -> Result<()> {
         println!("allow-list empty: rectify acts in every account");
     } else {
         println!("rectify acts only in: {}", global.accounts.join(", "));
+    }
+    Ok(())
+}
+
+async fn securityhub_admin(
+    config: &Config,
+    account: Option<String>,
+    clear: bool,
+    by: Option<String>,
+) -> Result<()> {
+    let global = if account.is_none() && !clear {
+        store(config, &aws_config().await?).settings().await?.global
+    } else {
+        if let Some(a) = &account {
+            crate::event::validate_account(a)
+                .map_err(|e| settings::SettingsError::Invalid(e.to_string()))?;
+        }
+        let op = operator(config, by).await?;
+        settings::set_securityhub_admin(&op.store, &op.audit, account.as_deref(), &op.by).await?
+    };
+    match global.securityhub_admin {
+        Some(a) => println!(
+            "Security Hub administrator account: {a} (its findings about other accounts are acted on)"
+        ),
+        None => println!(
+            "no Security Hub administrator account: only findings an account reports about itself are acted on"
+        ),
     }
     Ok(())
 }

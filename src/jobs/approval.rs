@@ -175,10 +175,12 @@ pub async fn decide(
 }
 
 /// Queues job `id` to run again through every gate (after a change of mode or parameters);
-/// only a job that ended without an effect runs again. Returns the job as it was read.
+/// only a job that ended without an effect runs again, or an approved job (whose control
+/// message was lost or dead-lettered: a dead-lettered one is never put back on the control
+/// queue). Returns the job as it was read.
 pub async fn retry(store: &Store, queue: &ControlQueue, id: &str) -> Result<Job, JobError> {
     let job = find(store, id).await?;
-    if !job.status.reruns_on_delivery() {
+    if !(job.status.reruns_on_delivery() || job.status == JobStatus::Approved) {
         return Err(JobError::NotRerunnable {
             id: id.to_string(),
             status: job.status.as_str(),

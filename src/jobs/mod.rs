@@ -1,8 +1,8 @@
 //! Operators' workflows on jobs: approve or reject a pending plan, run a job again.
 //!
 //! The worker does the work: these only move a job's status (with a conditional write, so two
-//! operators cannot both decide) and queue a control message that makes the worker re-read the
-//! resource and re-plan.
+//! operators cannot both decide) and queue a control message on the control queue that makes the
+//! worker re-read the resource and re-plan.
 
 pub mod approval;
 
@@ -47,7 +47,7 @@ pub enum JobError {
     #[error("job {id} changed while it was being {verb}: look again")]
     Changed { id: String, verb: &'static str },
     #[error(
-        "job {id} is {status}: only jobs that ended without an effect (planned, needs-parameter, failed, off) run again"
+        "job {id} is {status}: only jobs that ended without an effect (planned, needs-parameter, failed, off), and approved jobs, run again"
     )]
     NotRerunnable { id: String, status: &'static str },
     #[error(transparent)]
@@ -70,8 +70,9 @@ impl JobError {
     }
 }
 
-/// The worker's queue, as operators' commands send it control messages; its URL is looked up
-/// when the first message is sent and kept, so building one costs nothing.
+/// The worker's control queue, to which operators' commands send control messages (the event
+/// queue refuses them); its URL is looked up when the first message is sent and kept, so
+/// building one costs nothing.
 #[derive(Debug, Clone)]
 pub struct ControlQueue {
     sqs: aws_sdk_sqs::Client,
@@ -80,7 +81,7 @@ pub struct ControlQueue {
 }
 
 impl ControlQueue {
-    /// The queue named `name` (see [`crate::state::Names::queue`]).
+    /// The queue named `name` (see [`crate::state::Names::control`]).
     pub fn new(sqs: aws_sdk_sqs::Client, name: impl Into<String>) -> ControlQueue {
         ControlQueue {
             sqs,

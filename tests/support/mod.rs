@@ -295,11 +295,12 @@ impl Env {
     }
 
     pub async fn queue_url(&self, dlq: bool) -> String {
-        let name = if dlq {
-            format!("{}-events-dlq", self.prefix)
-        } else {
-            format!("{}-events", self.prefix)
-        };
+        self.url_of(if dlq { "events-dlq" } else { "events" }).await
+    }
+
+    /// The URL of the queue `<prefix>-<suffix>` (`events`, `control`, `events-dlq`).
+    pub async fn url_of(&self, suffix: &str) -> String {
+        let name = format!("{}-{suffix}", self.prefix);
         self.sqs()
             .get_queue_url()
             .queue_name(name)
@@ -329,8 +330,14 @@ impl Env {
 
     /// Visible plus in-flight messages on the queue (or the DLQ).
     pub async fn depth(&self, dlq: bool) -> u64 {
+        self.depth_of(if dlq { "events-dlq" } else { "events" })
+            .await
+    }
+
+    /// Visible plus in-flight messages on the queue `<prefix>-<suffix>`.
+    pub async fn depth_of(&self, suffix: &str) -> u64 {
         use aws_sdk_sqs::types::QueueAttributeName as A;
-        let url = self.queue_url(dlq).await;
+        let url = self.url_of(suffix).await;
         let out = self
             .sqs()
             .get_queue_attributes()
@@ -379,7 +386,7 @@ impl Env {
         let mut runs = Vec::new();
         loop {
             runs.push(self.drain_env(extra).await);
-            if self.depth(false).await == 0 {
+            if self.depth(false).await == 0 && self.depth_of("control").await == 0 {
                 return runs;
             }
             assert!(Instant::now() < end, "the queue did not drain in 180 s");
