@@ -460,6 +460,7 @@ async fn an_approval_not_executed_within_the_ttl_expires_and_changes_nothing() {
     env.drain().await;
     assert_eq!(env.job_for(&bucket).await["status"], "pending-approval");
     assert_eq!(public_access_block(&env.sdk, &bucket).await, None);
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn approvals_travel_on_the_control_queue_and_the_event_queue_refuses_control_messages() {
