@@ -20,6 +20,7 @@ use crate::catalog::Catalog;
 use crate::cloud::{Cloud, CloudError, classify};
 use crate::config::Config;
 use crate::notify::Notifier;
+use crate::organization::OrganizationAccounts;
 use crate::reconcile::{CatalogHandle, Context};
 use crate::script::hardened_engine;
 use crate::source::poll::{self, QueueKind, Queues, WorkerOptions};
@@ -133,6 +134,7 @@ pub fn build_context(
             store.clone(),
             Duration::from_secs(config.settings_cache_seconds),
         ),
+        organization: OrganizationAccounts::new(aws_sdk_organizations::Client::new(aws)),
         notifier: config
             .notify_topic_arn
             .clone()

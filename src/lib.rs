@@ -22,7 +22,8 @@
 //!   pause, exemptions), [`sweep`] (the same gates over enumerated resources), [`undo`].
 //! - Edges: [`app`] starts the worker (poller, reload, periodic sweep under one task tracker);
 //!   [`cli`] parses and renders, one file per command group; [`config`], [`bootstrap`],
-//!   [`render`], [`notify`], [`metrics`], [`clock`].
+//!   [`render`], [`notify`], [`metrics`], [`clock`]; [`organization`] lists the Organization's
+//!   accounts for an allow-list set to `organization`.
 
 #![forbid(unsafe_code)]
 
@@ -39,6 +40,7 @@ pub mod event;
 pub mod jobs;
 pub mod metrics;
 pub mod notify;
+pub mod organization;
 pub mod reconcile;
 pub mod render;
 pub mod resource;

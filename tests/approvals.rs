@@ -216,6 +216,8 @@ async fn rejected_and_expired_plans_are_never_applied() {
 async fn a_compliant_finding_cancels_the_pending_plan() {
     let env = Env::new().await;
     let (bucket, _) = pending_bucket(&env).await;
+    // The resource really is fixed: the job is cancelled only once a re-read shows it.
+    block_public_access(&env.sdk, &bucket).await;
     let detail = config_detail(
         HOME,
         "s3-bucket-level-public-access-prohibited",
@@ -538,5 +540,99 @@ async fn approvals_travel_on_the_control_queue_and_the_event_queue_refuses_contr
     assert_eq!(
         public_access_block(&env.sdk, &bucket).await,
         Some([true; 4])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_compliant_event_cancels_nothing_while_the_resource_still_needs_its_fix() {
+    let env = Env::new().await;
+    let (bucket, _) = pending_bucket(&env).await;
+    let compliant = || {
+        config_detail(
+            HOME,
+            "s3-bucket-level-public-access-prohibited",
+            "AWS::S3::Bucket",
+            &bucket,
+            "COMPLIANT",
+        )
+        .to_string()
+    };
+    // The bucket is still public: the event lies.
+    env.send(&compliant()).await;
+    env.drain().await;
+    let job = env.job_for(&bucket).await;
+    assert_eq!(job["status"], "pending-approval", "{job:#}");
+    let kept = env
+        .audit()
+        .await
+        .into_iter()
+        .find(|r| {
+            r["job_id"] == job["id"]
+                && r["reason"]
+                    .as_str()
+                    .is_some_and(|t| t.starts_with("kept: "))
+        })
+        .expect("the audit says why the job was kept");
+    let why = kept["reason"].as_str().unwrap();
+    assert!(why.contains("COMPLIANT"), "{why}");
+    assert!(why.contains("still needs"), "{why}");
+    // Approved, it stays approved too.
+    let id = job["id"].as_str().unwrap().to_string();
+    env.ok(&[
+        "pause",
+        "--reason",
+        "hold the approved plan",
+        "--by",
+        "oncall",
+    ])
+    .await;
+    env.ok(&["jobs", "approve", &id, "--by", "alice"]).await;
+    env.drain().await;
+    assert_eq!(env.job_for(&bucket).await["status"], "approved");
+    env.send(&compliant()).await;
+    env.drain().await;
+    assert_eq!(env.job_for(&bucket).await["status"], "approved");
+
+    // Once the bucket really is fixed, the same event cancels it.
+    block_public_access(&env.sdk, &bucket).await;
+    env.send(&compliant()).await;
+    env.drain().await;
+    let job = env.job_for(&bucket).await;
+    assert_eq!(job["status"], "cancelled", "{job:#}");
+    assert!(job["reason"].as_str().unwrap().contains("COMPLIANT"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exempt_outcome_is_notified_like_a_pending_approval() {
+    let env = Env::new().await;
+    let (topic, inbox) = notification_inbox(&env).await;
+    env.tag_exemptions_on().await;
+    env.enforce("s3-block-public-access").await;
+    let bucket = env.bucket("exempt-notify").await;
+    let until = chrono::Utc::now().date_naive() + chrono::Duration::days(10);
+    tag_exempt(&env.sdk, &bucket, &format!("campaign site; until={until}")).await;
+    env.send_bucket_event(&bucket).await;
+    let r = env
+        .run(&["worker", "--once", "--notify-topic-arn", &topic])
+        .await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let job = env.job_for(&bucket).await;
+    assert_eq!(job["status"], "exempt", "{job:#}");
+    let events = notifications(&env, &inbox).await;
+    assert_eq!(events.len(), 1, "{events:#?}");
+    let e = &events[0];
+    assert_eq!(e["event"], "exempt");
+    assert_eq!(e["job_id"], job["id"]);
+    assert_eq!(e["resource_id"], bucket.as_str());
+    assert!(
+        e["reason"].as_str().unwrap().contains("campaign site"),
+        "{e:#}"
+    );
+    assert!(
+        e["command"]
+            .as_str()
+            .unwrap()
+            .contains("rectify settings tag-exemptions off"),
+        "{e:#}"
     );
 }

@@ -255,9 +255,11 @@ impl Record {
         }
     }
 
-    /// The record of a tripped blast-radius breaker that switched its remediation to approval.
+    /// The record of a tripped blast-radius breaker that switched its remediation to approval
+    /// in one account.
     pub fn breaker_tripped(
         remediation: &str,
+        account: &str,
         job_id: &str,
         count: usize,
         limit: u32,
@@ -267,10 +269,11 @@ impl Record {
         Record {
             kind: RecordKind::Settings,
             remediation: Some(remediation.to_string()),
+            account: Some(account.to_string()),
             job_id: Some(job_id.to_string()),
             outcome: RecordOutcome::BreakerTripped,
             reason: Some(format!(
-                "{count} enforcements in {window} s reached the limit of {limit}; mode set to approval"
+                "{count} enforcements in account {account} in {window} s reached the limit of {limit}; mode set to approval in account {account}"
             )),
             actor: Some(by.to_string()),
             ..Record::default()

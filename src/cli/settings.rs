@@ -20,8 +20,8 @@ pub enum SettingsCommand {
         #[arg(long)]
         json: bool,
     },
-    /// The account allow-list: when it is not empty, findings from other accounts end
-    /// `account-not-allowed` and are never acted on.
+    /// The account allow-list: findings from accounts it does not allow end
+    /// `account-not-allowed` and are never acted on. Empty, it allows no account.
     #[command(subcommand)]
     Accounts(AccountsCommand),
     /// The Security Hub administrator account: Security Hub findings about another account are
@@ -43,6 +43,16 @@ pub enum SettingsCommand {
         #[arg(long)]
         by: Option<String>,
     },
+    /// Whether resource owners may exempt a resource with a `rectify:exempt` tag (off by
+    /// default). When on, a tag counts only with `until=YYYY-MM-DD` at most --max-days ahead.
+    TagExemptions {
+        state: OnOff,
+        /// How many days ahead a tag's until= may lie [default: 90; 1 to 365]
+        #[arg(long)]
+        max_days: Option<u32>,
+        #[arg(long)]
+        by: Option<String>,
+    },
     /// Set a remediation's mode, parameters or extra triggers, for every account or one.
     ///
     /// Examples:
@@ -59,9 +69,9 @@ pub enum SettingsCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum AccountsCommand {
-    /// The accounts rectify may act in (empty: all).
+    /// The accounts rectify may act in (empty: none).
     List,
-    /// Allow these accounts.
+    /// Allow these accounts (in `organization` mode: allow these accounts alone).
     Add {
         accounts: Vec<String>,
         #[arg(long)]
@@ -73,8 +83,14 @@ pub enum AccountsCommand {
         #[arg(long)]
         by: Option<String>,
     },
-    /// Empty the allow-list: every account is allowed again.
+    /// Empty the allow-list: no account is allowed.
     Clear {
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// Allow every ACTIVE account of the Organization (AWS Organizations ListAccounts, read by
+    /// the worker with its own credentials and cached a few minutes), and no other.
+    Organization {
         #[arg(long)]
         by: Option<String>,
     },
@@ -104,7 +120,8 @@ pub struct SetArgs {
     /// Apply to this account only (12 digits) instead of every account.
     #[arg(long)]
     pub account: Option<String>,
-    /// Whether a `rectify:exempt` tag on a resource exempts it from this remediation.
+    /// Whether a `rectify:exempt` tag on a resource exempts it from this remediation (when tag
+    /// exemptions are on for the Organization: `rectify settings tag-exemptions on`).
     #[arg(long, value_enum)]
     pub tag_exemptions: Option<OnOff>,
     /// Blast-radius breaker: at most this many enforcements per window [default: 20]
@@ -126,6 +143,11 @@ pub(super) async fn run(config: &Config, cmd: SettingsCommand) -> Result<()> {
         SettingsCommand::SecurityHubAdmin { account, clear, by } => {
             securityhub_admin(config, account, clear, by).await
         }
+        SettingsCommand::TagExemptions {
+            state,
+            max_days,
+            by,
+        } => tag_exemptions(config, matches!(state, OnOff::On), max_days, by).await,
     }
 }
 
@@ -281,12 +303,36 @@ async fn set(config: &Config, args: SetArgs) -> Result<()> {
     Ok(())
 }
 
+async fn tag_exemptions(
+    config: &Config,
+    on: bool,
+    max_days: Option<u32>,
+    by: Option<String>,
+) -> Result<()> {
+    if let Some(d) = max_days {
+        settings::check_tag_exemption_days(d)?;
+    }
+    let op = operator(config, by).await?;
+    let g = settings::set_tag_exemptions(&op.store, &op.audit, on, max_days, &op.by).await?;
+    if g.tag_exemptions {
+        println!(
+            "tag exemptions on: a rectify:exempt tag counts with until=YYYY-MM-DD at most {} days ahead",
+            g.tag_exemption_max_days
+                .unwrap_or(crate::state::DEFAULT_TAG_EXEMPTION_MAX_DAYS)
+        );
+    } else {
+        println!("tag exemptions off: rectify:exempt tags are ignored");
+    }
+    Ok(())
+}
+
 async fn accounts(config: &Config, cmd: AccountsCommand) -> Result<()> {
     let edit = match cmd {
         AccountsCommand::List => None,
         AccountsCommand::Add { accounts, by } => Some((AllowListEdit::add(accounts)?, by)),
         AccountsCommand::Remove { accounts, by } => Some((AllowListEdit::remove(accounts)?, by)),
         AccountsCommand::Clear { by } => Some((AllowListEdit::clear(), by)),
+        AccountsCommand::Organization { by } => Some((AllowListEdit::organization(), by)),
     };
     let global = match edit {
         None => store(config, &aws_config().await?).settings().await?.global,
@@ -295,11 +341,7 @@ async fn accounts(config: &Config, cmd: AccountsCommand) -> Result<()> {
             settings::edit_allow_list(&op.store, &op.audit, &edit, &op.by).await?
         }
     };
-    if global.accounts.is_empty() {
-        println!("allow-list empty: rectify acts in every account");
-    } else {
-        println!("rectify acts only in: {}", global.accounts.join(", "));
-    }
+    println!("{}", settings::describe_allow_list(&global));
     Ok(())
 }
 

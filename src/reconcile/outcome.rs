@@ -8,6 +8,8 @@ use crate::state::JobStatus;
 pub enum Outcome {
     /// The account is not on the allow-list.
     AccountNotAllowed { account: String },
+    /// The allow-list is `organization` and the Organization's accounts cannot be listed.
+    AccountsUnreadable { error: String },
     /// The remediation is off (for this account or everywhere).
     Off,
     /// An exemption record holds for the resource.
@@ -104,6 +106,7 @@ impl Outcome {
             | Outcome::ScriptFailed { .. }
             | Outcome::Refused { .. }
             | Outcome::BreakerUnreadable { .. }
+            | Outcome::AccountsUnreadable { .. }
             | Outcome::ApplyFailed { .. } => JobStatus::Failed,
             Outcome::ChangedSinceApproval { .. }
             | Outcome::AwaitingApproval
@@ -127,6 +130,9 @@ impl Outcome {
             Outcome::AccountNotAllowed { account } => {
                 format!("account {account} is not in the allow-list")
             }
+            Outcome::AccountsUnreadable { error } => format!(
+                "the allow-list is `organization` and the Organization's accounts cannot be listed: {error}"
+            ),
             Outcome::Off => "the remediation is off".into(),
             Outcome::ExemptRecord { by, until, reason } => {
                 let until = until
