@@ -22,7 +22,8 @@
 //!   pause, exemptions), [`sweep`] (the same gates over enumerated resources), [`undo`].
 //! - Edges: [`app`] starts the worker (poller, reload, periodic sweep under one task tracker);
 //!   [`cli`] parses and renders, one file per command group; [`config`], [`bootstrap`],
-//!   [`render`], [`notify`], [`metrics`], [`clock`].
+//!   [`render`], [`notify`], [`metrics`], [`clock`], [`redact`] (secrets out of every stored
+//!   state).
 
 #![forbid(unsafe_code)]
 
@@ -40,6 +41,7 @@ pub mod jobs;
 pub mod metrics;
 pub mod notify;
 pub mod reconcile;
+pub mod redact;
 pub mod render;
 pub mod resource;
 pub mod script;

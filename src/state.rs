@@ -501,6 +501,15 @@ fn json_attr<T: Serialize>(v: &Option<T>) -> Option<AttributeValue> {
         .map(|v| s(serde_json::to_string(v).unwrap_or_default()))
 }
 
+/// A resource state as the jobs table stores it: secrets redacted, as in the audit copy.
+fn state_attr(v: &Option<Value>) -> Option<AttributeValue> {
+    v.as_ref().map(|v| {
+        let mut v = v.clone();
+        crate::redact::redact(&mut v);
+        s(v.to_string())
+    })
+}
+
 /// The DynamoDB tables.
 #[derive(Clone)]
 pub struct Store {
@@ -651,8 +660,8 @@ impl Store {
             .set_opt("reason", job.reason.clone().map(s))
             .set_opt("plan", json_attr(&job.plan))
             .set_opt("plan_hash", job.plan_hash.clone().map(s))
-            .set_opt("before", json_attr(&job.before))
-            .set_opt("after", json_attr(&job.after))
+            .set_opt("before", state_attr(&job.before))
+            .set_opt("after", state_attr(&job.after))
             .set_opt("inverse", json_attr(&job.inverse))
             .set_opt("script_sha256", job.script_sha256.clone().map(s))
             .set_opt("approved_by", job.approved_by.clone().map(s))
@@ -714,8 +723,8 @@ impl Store {
             ("reason", job.reason.clone().map(s)),
             ("plan", json_attr(&job.plan)),
             ("plan_hash", job.plan_hash.clone().map(s)),
-            ("before", json_attr(&job.before)),
-            ("after", json_attr(&job.after)),
+            ("before", state_attr(&job.before)),
+            ("after", state_attr(&job.after)),
             ("inverse", json_attr(&job.inverse)),
             ("script_sha256", job.script_sha256.clone().map(s)),
             ("approved_by", job.approved_by.clone().map(s)),

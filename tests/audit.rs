@@ -514,3 +514,59 @@ async fn the_export_to_s3_is_retained_and_catches_later_edits_of_the_table() {
         r.stdout
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_in_a_before_state_is_stored_redacted_and_undo_still_restores() {
+    use aws_sdk_s3::types::{Tag, Tagging};
+    let env = Env::new().await;
+    let bucket = env.bucket("secret").await;
+    let secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+    let tags = [("note", secret), ("db-password", "hunter2")]
+        .iter()
+        .map(|(k, v)| Tag::builder().key(*k).value(*v).build().unwrap())
+        .collect::<Vec<_>>();
+    aws_sdk_s3::Client::new(&env.sdk)
+        .put_bucket_tagging()
+        .bucket(&bucket)
+        .tagging(Tagging::builder().set_tag_set(Some(tags)).build().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let job = applied(
+        &env,
+        "s3-block-public-access",
+        "s3-bucket-public-read-prohibited",
+        "AWS::S3::Bucket",
+        &bucket,
+    )
+    .await;
+    let item = aws_sdk_dynamodb::Client::new(&env.sdk)
+        .get_item()
+        .table_name(format!("{}-jobs", env.prefix))
+        .key("id", AttributeValue::S(job.clone()))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item()
+        .cloned()
+        .unwrap();
+    for state in ["before", "after"] {
+        let stored: Value = serde_json::from_str(item[state].as_s().unwrap()).unwrap();
+        assert_eq!(stored["tags"]["note"], "[redacted]", "{state}: {stored}");
+        assert_eq!(
+            stored["tags"]["db-password"], "[redacted]",
+            "{state}: {stored}"
+        );
+        assert_eq!(stored["bucket"], bucket.as_str(), "{state}: {stored}");
+    }
+    let whole = format!("{item:?}");
+    assert!(
+        !whole.contains(secret) && !whole.contains("hunter2"),
+        "{whole}"
+    );
+    // Undo compares the live bucket (secrets and all) with the redacted stored states, and
+    // puts it back as it was.
+    undo(&env, &job).await;
+    assert_eq!(public_access_block(&env.sdk, &bucket).await, None);
+}

@@ -11,9 +11,10 @@ pub mod export;
 pub mod record;
 pub mod verify;
 
+pub use crate::redact::redact;
 pub use chain::{ANCHORS, AuditWriter};
 pub use export::{export, read_export};
-pub use record::{GENESIS, Record, RecordKind, RecordOutcome, redact};
+pub use record::{GENESIS, Record, RecordKind, RecordOutcome};
 pub use verify::{Problem, Stored, read_all, verify, verify_export};
 
 #[cfg(test)]
