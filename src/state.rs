@@ -303,6 +303,8 @@ impl Exemption {
 
 /// The remediation name under which the Organization-wide settings are stored.
 const GLOBAL: &str = "_global";
+/// The settings table's partition of audit writers' liveness items (see `audit::liveness`).
+pub const WRITERS: &str = "_writers";
 /// Default blast-radius breaker: enforcements per window, and the window.
 pub const DEFAULT_BREAKER_LIMIT: u32 = 20;
 pub const DEFAULT_BREAKER_WINDOW_SECONDS: u64 = 3600;
@@ -557,7 +559,7 @@ impl Store {
                     snapshot.global = global_from_item(item)?;
                 } else if scope.starts_with("exemption:") {
                     snapshot.exemptions.push(exemption_from_item(item));
-                } else if scope == "breaker" {
+                } else if scope == "breaker" || remediation == WRITERS {
                     continue;
                 } else {
                     snapshot.settings.push(setting_from_item(item)?);
