@@ -141,3 +141,57 @@ fn the_controller_task_role_allows_exactly_what_the_worker_calls() {
         );
     }
 }
+
+#[test]
+fn the_audit_table_is_append_only_for_every_principal() {
+    let t = template("controller.json");
+    let resources = t["Resources"].as_object().unwrap();
+    let audit = &resources["AuditTable"]["Properties"];
+    assert_eq!(audit["DeletionProtectionEnabled"], true);
+    let statements = audit["ResourcePolicy"]["PolicyDocument"]["Statement"]
+        .as_array()
+        .expect("the audit table has a resource policy");
+    let denied: BTreeSet<String> = statements
+        .iter()
+        .filter(|s| s["Effect"] == "Deny" && s["Principal"] == "*" && s["Condition"].is_null())
+        .flat_map(|s| strings(&s["Action"]))
+        .collect();
+    for action in [
+        "dynamodb:DeleteItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:BatchWriteItem",
+        "dynamodb:PartiQLDelete",
+        "dynamodb:PartiQLUpdate",
+        "dynamodb:UpdateTimeToLive",
+        "dynamodb:DeleteTable",
+    ] {
+        assert!(
+            denied.contains(action),
+            "{action} is not denied to every principal: {denied:?}"
+        );
+    }
+    assert!(
+        statements.iter().all(|s| s["Effect"] == "Deny"),
+        "the audit table's policy only denies"
+    );
+    // Nor does the task role's own policy grant a change of the audit table.
+    for r in resources.values() {
+        if r["Type"] != "AWS::IAM::Policy" {
+            continue;
+        }
+        for st in r["Properties"]["PolicyDocument"]["Statement"]
+            .as_array()
+            .unwrap()
+        {
+            if st["Effect"] == "Allow" && st["Resource"].to_string().contains("\"AuditTable\"") {
+                let actions = strings(&st["Action"]);
+                for a in ["dynamodb:DeleteItem", "dynamodb:UpdateItem"] {
+                    assert!(
+                        !actions.contains(&a.to_string()),
+                        "{a} allowed on the audit table"
+                    );
+                }
+            }
+        }
+    }
+}
