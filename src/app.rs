@@ -6,7 +6,8 @@
 //! file and line. The poller, the reload and the sweep run in one task tracker under one
 //! cancellation token: a stop signal (or the caller) cancels the token, the poller takes no new
 //! messages, the sweep stops after the run in progress (waited for as long as the grace period),
-//! and the worker returns only once every task has ended, then anchors its audit chain.
+//! and the worker returns only once every task has ended, then anchors its audit chain. A
+//! fourth task keeps the audit trail covered while the worker runs (liveness, timed anchors).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -15,7 +16,7 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::audit::AuditWriter;
+use crate::audit::{AuditWriter, IDLE_ANCHOR, Liveness, adopt_stopped};
 use crate::catalog::Catalog;
 use crate::cloud::{Cloud, CloudError, classify};
 use crate::config::Config;
@@ -119,7 +120,8 @@ pub fn build_context(
     home: String,
 ) -> Arc<Context> {
     let store = store(config, aws);
-    let audit = AuditWriter::new(store.client().clone(), store.names.audit.clone());
+    let audit = AuditWriter::new(store.client().clone(), store.names.audit.clone())
+        .anchored_every(config.anchor_every_records);
     Arc::new(Context {
         catalog: CatalogHandle::new(catalog),
         engine,
@@ -210,6 +212,13 @@ pub async fn run(
         config.remediations.clone(),
         stop.clone(),
     ));
+    let liveness = Liveness::new(ctx.store.client().clone(), ctx.store.names.settings.clone());
+    tracker.spawn(anchor_periodically(
+        ctx.clone(),
+        liveness.clone(),
+        Duration::from_secs(config.anchor_every_seconds),
+        stop.clone(),
+    ));
     if let (Some(every), false) = (opts.sweep_every, opts.once) {
         let region = aws
             .region()
@@ -269,8 +278,19 @@ pub async fn run(
     };
     stop.cancel();
     tracker.wait().await;
-    if let Err(e) = ctx.audit.anchor().await {
-        tracing::warn!(error = %e, "the audit chain head could not be anchored");
+    match ctx.audit.anchor().await {
+        // Anchored: this writer is no longer running, and nothing of it needs adopting.
+        Ok(()) => {
+            if let Err(e) = liveness.forget(ctx.audit.chain(), None).await {
+                tracing::warn!(error = %e, "the worker's liveness item could not be removed; it runs out by itself");
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "the audit chain head could not be anchored; the next worker adopts it");
+        }
+    }
+    if let Err(e) = adopt_stopped(&ctx.audit, &liveness).await {
+        tracing::warn!(error = %e, "stopped writers' audit chains could not be adopted");
     }
     let sum = |f: fn(&poll::Summary) -> &std::sync::atomic::AtomicU64| {
         f(&summary).load(Ordering::Relaxed) + f(&control).load(Ordering::Relaxed)
@@ -356,6 +376,38 @@ async fn reload_on_hangup(
             Err(e) => {
                 tracing::error!(error = %e, "catalog reload failed; the previous catalog stays in force");
             }
+        }
+    }
+}
+
+/// Keeps the audit trail covered while the worker runs, every `every` (T) until `stop`: renews
+/// this writer's liveness item (for three periods, so one slow call does not lapse it), anchors
+/// the head when a record is unanchored (so a SIGKILL leaves at most T seconds unanchored) or
+/// when nothing was anchored for a minute, and adopts the chains of writers whose liveness ran
+/// out (killed before they anchored). The first round runs at once, at start-up.
+async fn anchor_periodically(
+    ctx: Arc<Context>,
+    liveness: Liveness,
+    every: Duration,
+    stop: CancellationToken,
+) {
+    let mut adopted_at: Option<Instant> = None;
+    loop {
+        if let Err(e) = liveness.beat(ctx.audit.chain(), every * 3).await {
+            tracing::warn!(error = %e, "the worker's liveness item could not be renewed");
+        }
+        if adopted_at.is_none_or(|t| t.elapsed() >= IDLE_ANCHOR) {
+            adopted_at = Some(Instant::now());
+            if let Err(e) = adopt_stopped(&ctx.audit, &liveness).await {
+                tracing::warn!(error = %e, "stopped writers' audit chains could not be adopted");
+            }
+        }
+        if let Err(e) = ctx.audit.anchor_if_due().await {
+            tracing::warn!(error = %e, "the audit chain head could not be anchored; it will be at the next try");
+        }
+        tokio::select! {
+            () = tokio::time::sleep(every) => {},
+            () = stop.cancelled() => break,
         }
     }
 }

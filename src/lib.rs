@@ -22,8 +22,9 @@
 //!   pause, exemptions), [`sweep`] (the same gates over enumerated resources), [`undo`].
 //! - Edges: [`app`] starts the worker (poller, reload, periodic sweep under one task tracker);
 //!   [`cli`] parses and renders, one file per command group; [`config`], [`bootstrap`],
-//!   [`render`], [`notify`], [`metrics`], [`clock`]; [`organization`] lists the Organization's
-//!   accounts for an allow-list set to `organization`.
+//!   [`render`], [`notify`], [`metrics`], [`clock`], [`redact`] (secrets out of every stored
+//!   state); [`organization`] lists the Organization's accounts for an allow-list set to
+//!   `organization`.
 
 #![forbid(unsafe_code)]
 
@@ -42,6 +43,7 @@ pub mod metrics;
 pub mod notify;
 pub mod organization;
 pub mod reconcile;
+pub mod redact;
 pub mod render;
 pub mod resource;
 pub mod script;

@@ -324,6 +324,8 @@ impl Exemption {
 
 /// The remediation name under which the Organization-wide settings are stored.
 const GLOBAL: &str = "_global";
+/// The settings table's partition of audit writers' liveness items (see `audit::liveness`).
+pub const WRITERS: &str = "_writers";
 /// Default blast-radius breaker: enforcements per window, and the window.
 pub const DEFAULT_BREAKER_LIMIT: u32 = 20;
 pub const DEFAULT_BREAKER_WINDOW_SECONDS: u64 = 3600;
@@ -548,6 +550,15 @@ fn json_attr<T: Serialize>(v: &Option<T>) -> Option<AttributeValue> {
         .map(|v| s(serde_json::to_string(v).unwrap_or_default()))
 }
 
+/// A resource state as the jobs table stores it: secrets redacted, as in the audit copy.
+fn state_attr(v: &Option<Value>) -> Option<AttributeValue> {
+    v.as_ref().map(|v| {
+        let mut v = v.clone();
+        crate::redact::redact(&mut v);
+        s(v.to_string())
+    })
+}
+
 /// The DynamoDB tables.
 #[derive(Clone)]
 pub struct Store {
@@ -595,7 +606,7 @@ impl Store {
                     snapshot.global = global_from_item(item)?;
                 } else if scope.starts_with("exemption:") {
                     snapshot.exemptions.push(exemption_from_item(item));
-                } else if scope.starts_with(BREAKER) {
+                } else if scope.starts_with(BREAKER) || remediation == WRITERS {
                     continue;
                 } else {
                     snapshot.settings.push(setting_from_item(item)?);
@@ -698,8 +709,8 @@ impl Store {
             .set_opt("reason", job.reason.clone().map(s))
             .set_opt("plan", json_attr(&job.plan))
             .set_opt("plan_hash", job.plan_hash.clone().map(s))
-            .set_opt("before", json_attr(&job.before))
-            .set_opt("after", json_attr(&job.after))
+            .set_opt("before", state_attr(&job.before))
+            .set_opt("after", state_attr(&job.after))
             .set_opt("inverse", json_attr(&job.inverse))
             .set_opt("script_sha256", job.script_sha256.clone().map(s))
             .set_opt("approved_by", job.approved_by.clone().map(s))
@@ -761,8 +772,8 @@ impl Store {
             ("reason", job.reason.clone().map(s)),
             ("plan", json_attr(&job.plan)),
             ("plan_hash", job.plan_hash.clone().map(s)),
-            ("before", json_attr(&job.before)),
-            ("after", json_attr(&job.after)),
+            ("before", state_attr(&job.before)),
+            ("after", state_attr(&job.after)),
             ("inverse", json_attr(&job.inverse)),
             ("script_sha256", job.script_sha256.clone().map(s)),
             ("approved_by", job.approved_by.clone().map(s)),

@@ -23,10 +23,12 @@ use crate::reconcile::plan::observe;
 use crate::settings::{ExemptionRequest, SettingsError, add_exemption};
 use crate::state::{Job, JobStatus, StateError};
 
-/// The resource as it matters for a comparison: without the observation time, and with
-/// security group rules compared by content, not by id.
+/// The resource as it matters for a comparison: without the observation time, with security
+/// group rules compared by content, not by id, and with secrets redacted as the jobs table
+/// stores them (so a live state compares equal to its stored copy).
 pub fn comparable(resource: &Value) -> Value {
     let mut v = resource.clone();
+    crate::redact::redact(&mut v);
     if let Value::Object(m) = &mut v {
         m.remove("observed_at");
         if let Some(Value::Array(rules)) = m.get_mut("ingress_rules") {
@@ -308,5 +310,14 @@ mod tests {
         assert!(!UndoError::NotRestored("failed".into()).is_usage());
         assert!(!UndoError::Unreadable(CloudError::Unsupported("x".into())).is_usage());
         assert!(!UndoError::State(StateError::Corrupt("x".into())).is_usage());
+    }
+
+    #[test]
+    fn a_live_state_compares_equal_to_its_redacted_stored_copy() {
+        let live = serde_json::json!({"tags": {"note": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"}, "observed_at": "t1"});
+        let mut stored = live.clone();
+        crate::redact::redact(&mut stored);
+        assert_ne!(live, stored);
+        assert_eq!(comparable(&live), comparable(&stored));
     }
 }

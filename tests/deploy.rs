@@ -240,3 +240,57 @@ fn only_the_event_rules_send_to_the_event_queue_and_only_operators_to_the_contro
         "the task role reads the control queue"
     );
 }
+
+#[test]
+fn the_audit_table_is_append_only_for_every_principal() {
+    let t = template("controller.json");
+    let resources = t["Resources"].as_object().unwrap();
+    let audit = &resources["AuditTable"]["Properties"];
+    assert_eq!(audit["DeletionProtectionEnabled"], true);
+    let statements = audit["ResourcePolicy"]["PolicyDocument"]["Statement"]
+        .as_array()
+        .expect("the audit table has a resource policy");
+    let denied: BTreeSet<String> = statements
+        .iter()
+        .filter(|s| s["Effect"] == "Deny" && s["Principal"] == "*" && s["Condition"].is_null())
+        .flat_map(|s| strings(&s["Action"]))
+        .collect();
+    for action in [
+        "dynamodb:DeleteItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:BatchWriteItem",
+        "dynamodb:PartiQLDelete",
+        "dynamodb:PartiQLUpdate",
+        "dynamodb:UpdateTimeToLive",
+        "dynamodb:DeleteTable",
+    ] {
+        assert!(
+            denied.contains(action),
+            "{action} is not denied to every principal: {denied:?}"
+        );
+    }
+    assert!(
+        statements.iter().all(|s| s["Effect"] == "Deny"),
+        "the audit table's policy only denies"
+    );
+    // Nor does the task role's own policy grant a change of the audit table.
+    for r in resources.values() {
+        if r["Type"] != "AWS::IAM::Policy" {
+            continue;
+        }
+        for st in r["Properties"]["PolicyDocument"]["Statement"]
+            .as_array()
+            .unwrap()
+        {
+            if st["Effect"] == "Allow" && st["Resource"].to_string().contains("\"AuditTable\"") {
+                let actions = strings(&st["Action"]);
+                for a in ["dynamodb:DeleteItem", "dynamodb:UpdateItem"] {
+                    assert!(
+                        !actions.contains(&a.to_string()),
+                        "{a} allowed on the audit table"
+                    );
+                }
+            }
+        }
+    }
+}

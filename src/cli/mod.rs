@@ -65,7 +65,7 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
     /// TOML configuration file (keys: prefix, role_name, external_id, remediations, log_format,
-    /// [worker], [script]).
+    /// [worker], [audit], [script]).
     #[arg(long, env = "RECTIFY_CONFIG", global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Prefix of the queue, DLQ and table names: <prefix>-events, <prefix>-jobs, … [default: rectify]
