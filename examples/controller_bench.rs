@@ -53,6 +53,8 @@ fn main() {
     let engine = hardened_engine(&Limits::default());
     let catalog = Catalog::load(&engine, None).expect("catalog");
     let mut snapshot = SettingsSnapshot::default();
+    // The allow-list fails closed: the benchmark's account is allowed.
+    snapshot.global.accounts = vec!["123456789012".into()];
     snapshot.settings.push(rectify::state::Setting {
         remediation: "vpce-restrict-policy".into(),
         scope: "*".into(),
@@ -130,6 +132,7 @@ fn main() {
                 &finding.account,
                 &finding.resource_id,
                 &today,
+                None,
             )
             .expect("the gates let it through");
             gates::after_observe(&snapshot, &r, resource, &today).expect("not exempt");

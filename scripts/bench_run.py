@@ -111,6 +111,8 @@ def prepare(rectify, prefix, n):
     env = dict(os.environ, RECTIFY_PREFIX=prefix)
     run = lambda *a: subprocess.run([rectify, *a], env=env, check=True, stdout=subprocess.DEVNULL)
     run("bootstrap", "--visibility-timeout", "300")
+    # The allow-list fails closed: allow the two accounts the violations are seeded in.
+    run("settings", "accounts", "add", HOME, MEMBER, "--by", "bench")
     for r in ["s3-block-public-access", "sg-revoke-open-ssh", "iam-deactivate-stale-keys", "vpce-restrict-policy"]:
         run("settings", "set", r, "--mode", "enforce", "--breaker-limit", str(10 * n + 100), "--by", "bench")
     run("settings", "set", "vpce-restrict-policy", "--param", "organization_id=o-benchmark01", "--by", "bench")

@@ -1,11 +1,13 @@
-//! The running worker: start-up (catalog, AWS, queues, context), the poller, the catalog reload
+//! The running worker: start-up (catalog, AWS, queues, context), the pollers of the event and
+//! control queues, the catalog reload
 //! on SIGHUP, the periodic sweep, and shutdown.
 //!
 //! Start-up checks the catalog before anything touches AWS, so a broken script stops it with the
 //! file and line. The poller, the reload and the sweep run in one task tracker under one
 //! cancellation token: a stop signal (or the caller) cancels the token, the poller takes no new
 //! messages, the sweep stops after the run in progress (waited for as long as the grace period),
-//! and the worker returns only once every task has ended, then anchors its audit chain.
+//! and the worker returns only once every task has ended, then anchors its audit chain. A
+//! fourth task keeps the audit trail covered while the worker runs (liveness, timed anchors).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -14,14 +16,15 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::audit::AuditWriter;
+use crate::audit::{AuditWriter, IDLE_ANCHOR, Liveness, adopt_stopped};
 use crate::catalog::Catalog;
 use crate::cloud::{Cloud, CloudError, classify};
 use crate::config::Config;
 use crate::notify::Notifier;
+use crate::organization::OrganizationAccounts;
 use crate::reconcile::{CatalogHandle, Context};
 use crate::script::hardened_engine;
-use crate::source::poll::{self, Queues, WorkerOptions};
+use crate::source::poll::{self, QueueKind, Queues, WorkerOptions};
 use crate::source::{QueueError, queue_url};
 use crate::state::{Names, SettingsCache, Store};
 
@@ -52,6 +55,9 @@ impl AppError {
         }
     }
 }
+
+/// Control messages (approvals, retries) worked on at once, beside `worker.concurrency` findings.
+pub const CONTROL_CONCURRENCY: usize = 2;
 
 /// How long a job run by an operator's command (undo, sweep) holds its resource lock.
 pub const COMMAND_LEASE: Duration = Duration::from_secs(300);
@@ -138,7 +144,8 @@ fn build_context_as(
     role_name: &str,
 ) -> Arc<Context> {
     let store = store(config, aws);
-    let audit = AuditWriter::new(store.client().clone(), store.names.audit.clone());
+    let audit = AuditWriter::new(store.client().clone(), store.names.audit.clone())
+        .anchored_every(config.anchor_every_records);
     Arc::new(Context {
         catalog: CatalogHandle::new(catalog),
         engine,
@@ -153,6 +160,7 @@ fn build_context_as(
             store.clone(),
             Duration::from_secs(config.settings_cache_seconds),
         ),
+        organization: OrganizationAccounts::new(aws_sdk_organizations::Client::new(aws)),
         notifier: config
             .notify_topic_arn
             .clone()
@@ -191,6 +199,7 @@ pub async fn run(
     let names = Names::new(&config.prefix);
     let sqs = aws_sdk_sqs::Client::new(&aws);
     let events_url = queue_url(&sqs, &names.queue).await?;
+    let control_url = queue_url(&sqs, &names.control).await?;
     let dlq_url = queue_url(&sqs, &names.dlq).await?;
     let visibility = sqs
         .get_queue_attributes()
@@ -227,6 +236,13 @@ pub async fn run(
         config.remediations.clone(),
         stop.clone(),
     ));
+    let liveness = Liveness::new(ctx.store.client().clone(), ctx.store.names.settings.clone());
+    tracker.spawn(anchor_periodically(
+        ctx.clone(),
+        liveness.clone(),
+        Duration::from_secs(config.anchor_every_seconds),
+        stop.clone(),
+    ));
     if let (Some(every), false) = (opts.sweep_every, opts.once) {
         let region = aws
             .region()
@@ -252,34 +268,67 @@ pub async fn run(
             config.wait_seconds
         },
     };
+    // The control queue has a poller of its own, so an approval never waits behind findings.
+    let control_opts = WorkerOptions {
+        concurrency: CONTROL_CONCURRENCY,
+        ..worker_opts.clone()
+    };
+    let control = tracker.spawn(poll::run(
+        ctx.clone(),
+        Queues {
+            sqs: sqs.clone(),
+            queue_url: control_url,
+            dlq_url: dlq_url.clone(),
+            kind: QueueKind::Control,
+        },
+        control_opts,
+        shutdown.clone(),
+    ));
     let poller = tracker.spawn(poll::run(
         ctx.clone(),
         Queues {
             sqs,
             queue_url: events_url,
             dlq_url,
+            kind: QueueKind::Events,
         },
         worker_opts,
         shutdown,
     ));
     tracker.close();
-    let summary = match poller.await {
-        Ok(summary) => summary,
-        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    let (summary, control) = match (poller.await, control.await) {
+        (Ok(summary), Ok(control)) => (summary, control),
+        (Err(e), _) | (_, Err(e)) => std::panic::resume_unwind(e.into_panic()),
     };
     stop.cancel();
     tracker.wait().await;
-    if let Err(e) = ctx.audit.anchor().await {
-        tracing::warn!(error = %e, "the audit chain head could not be anchored");
+    match ctx.audit.anchor().await {
+        // Anchored: this writer is no longer running, and nothing of it needs adopting.
+        Ok(()) => {
+            if let Err(e) = liveness.forget(ctx.audit.chain(), None).await {
+                tracing::warn!(error = %e, "the worker's liveness item could not be removed; it runs out by itself");
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "the audit chain head could not be anchored; the next worker adopts it");
+        }
     }
+    if let Err(e) = adopt_stopped(&ctx.audit, &liveness).await {
+        tracing::warn!(error = %e, "stopped writers' audit chains could not be adopted");
+    }
+    let sum = |f: fn(&poll::Summary) -> &std::sync::atomic::AtomicU64| {
+        f(&summary).load(Ordering::Relaxed) + f(&control).load(Ordering::Relaxed)
+    };
     tracing::info!(
-        received = summary.received.load(Ordering::Relaxed),
-        deleted = summary.deleted.load(Ordering::Relaxed),
-        dead_lettered = summary.dead_lettered.load(Ordering::Relaxed),
-        left_for_retry = summary.left_for_retry.load(Ordering::Relaxed),
+        received = sum(|s| &s.received),
+        deleted = sum(|s| &s.deleted),
+        dead_lettered = sum(|s| &s.dead_lettered),
+        left_for_retry = sum(|s| &s.left_for_retry),
         "worker stopped"
     );
-    if summary.store_unreachable.load(Ordering::Relaxed) {
+    if summary.store_unreachable.load(Ordering::Relaxed)
+        || control.store_unreachable.load(Ordering::Relaxed)
+    {
         return Err(AppError::StoreUnreachable);
     }
     Ok(())
@@ -351,6 +400,38 @@ async fn reload_on_hangup(
             Err(e) => {
                 tracing::error!(error = %e, "catalog reload failed; the previous catalog stays in force");
             }
+        }
+    }
+}
+
+/// Keeps the audit trail covered while the worker runs, every `every` (T) until `stop`: renews
+/// this writer's liveness item (for three periods, so one slow call does not lapse it), anchors
+/// the head when a record is unanchored (so a SIGKILL leaves at most T seconds unanchored) or
+/// when nothing was anchored for a minute, and adopts the chains of writers whose liveness ran
+/// out (killed before they anchored). The first round runs at once, at start-up.
+async fn anchor_periodically(
+    ctx: Arc<Context>,
+    liveness: Liveness,
+    every: Duration,
+    stop: CancellationToken,
+) {
+    let mut adopted_at: Option<Instant> = None;
+    loop {
+        if let Err(e) = liveness.beat(ctx.audit.chain(), every * 3).await {
+            tracing::warn!(error = %e, "the worker's liveness item could not be renewed");
+        }
+        if adopted_at.is_none_or(|t| t.elapsed() >= IDLE_ANCHOR) {
+            adopted_at = Some(Instant::now());
+            if let Err(e) = adopt_stopped(&ctx.audit, &liveness).await {
+                tracing::warn!(error = %e, "stopped writers' audit chains could not be adopted");
+            }
+        }
+        if let Err(e) = ctx.audit.anchor_if_due().await {
+            tracing::warn!(error = %e, "the audit chain head could not be anchored; it will be at the next try");
+        }
+        tokio::select! {
+            () = tokio::time::sleep(every) => {},
+            () = stop.cancelled() => break,
         }
     }
 }

@@ -1,4 +1,5 @@
-//! `rectify bootstrap`: creates the queue, its DLQ and the tables, or finds them. Idempotent.
+//! `rectify bootstrap`: creates the event queue, the control queue, their DLQ and the tables, or
+//! finds them. Idempotent.
 
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
@@ -32,7 +33,8 @@ pub struct Made {
     pub detail: String,
 }
 
-/// Creates (or finds) the DLQ, the queue with its redrive policy, and the three tables.
+/// Creates (or finds) the DLQ, the event queue and the control queue with their redrive
+/// policies, and the three tables.
 pub async fn bootstrap(
     sqs: &aws_sdk_sqs::Client,
     ddb: &aws_sdk_dynamodb::Client,
@@ -70,26 +72,35 @@ pub async fn bootstrap(
         "maxReceiveCount": MAX_RECEIVE_COUNT.to_string(),
     })
     .to_string();
-    let (_, state) = ensure_queue(
-        sqs,
-        &names.queue,
-        &[
-            (
-                QueueAttributeName::VisibilityTimeout,
-                visibility_timeout.to_string(),
-            ),
-            (QueueAttributeName::RedrivePolicy, redrive),
-        ],
-    )
-    .await?;
-    made.push(Made {
-        kind: "queue",
-        name: names.queue.clone(),
-        state,
-        detail: format!(
-            "visibility {visibility_timeout} s, to the DLQ after {MAX_RECEIVE_COUNT} receives"
+    for (kind, name, what) in [
+        ("queue", &names.queue, "findings"),
+        (
+            "control queue",
+            &names.control,
+            "approvals and retries only",
         ),
-    });
+    ] {
+        let (_, state) = ensure_queue(
+            sqs,
+            name,
+            &[
+                (
+                    QueueAttributeName::VisibilityTimeout,
+                    visibility_timeout.to_string(),
+                ),
+                (QueueAttributeName::RedrivePolicy, redrive.clone()),
+            ],
+        )
+        .await?;
+        made.push(Made {
+            kind,
+            name: name.clone(),
+            state,
+            detail: format!(
+                "{what}; visibility {visibility_timeout} s, to the DLQ after {MAX_RECEIVE_COUNT} receives"
+            ),
+        });
+    }
     for (table, pk, sk) in [
         (
             &names.settings,

@@ -97,16 +97,140 @@ pub struct Triggers {
     pub patterns: Vec<String>,
 }
 
-/// One parameter a script reads.
+/// One parameter a script reads, with its type and bounds: a value that breaks them is refused
+/// when an operator sets it, and ends a job `needs-parameter` when it is found stored.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ParamSpec {
     pub description: String,
+    /// What the value must be: see [`ParamType`].
+    #[serde(rename = "type")]
+    pub kind: ParamType,
+    /// The smallest value allowed (`integer`; each item of an `integer-list`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<i64>,
+    /// The largest value allowed (`integer`; each item of an `integer-list`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<i64>,
+    /// A regular expression the whole text must match (`string` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pattern: Option<String>,
     #[serde(default)]
     pub default: Option<toml::Value>,
     /// With no default and no setting, the job ends `needs-parameter`.
     #[serde(default)]
     pub required: bool,
+}
+
+/// The type of a parameter's value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ParamType {
+    /// A whole number, within `min` and `max` when they are given.
+    Integer,
+    /// A non-empty array of whole numbers, each within `min` and `max` when they are given.
+    IntegerList,
+    /// Text, matching `pattern` (whole) when it is given.
+    String,
+}
+
+impl ParamSpec {
+    /// The rule a value must follow, as an operator reads it: "an integer from 1 to 65535".
+    pub fn rule(&self) -> String {
+        let bounds = match (self.min, self.max) {
+            (Some(lo), Some(hi)) => format!(" from {lo} to {hi}"),
+            (Some(lo), None) => format!(" of at least {lo}"),
+            (None, Some(hi)) => format!(" of at most {hi}"),
+            (None, None) => String::new(),
+        };
+        match self.kind {
+            ParamType::Integer => format!("an integer{bounds}"),
+            ParamType::IntegerList => format!("a non-empty list of integers{bounds}"),
+            ParamType::String => match &self.pattern {
+                Some(p) => format!("text matching {p}"),
+                None => "text".to_string(),
+            },
+        }
+    }
+
+    fn in_bounds(&self, v: &Value) -> bool {
+        v.as_i64()
+            .is_some_and(|n| self.min.is_none_or(|lo| n >= lo) && self.max.is_none_or(|hi| n <= hi))
+    }
+
+    /// Whether `value` follows the rule.
+    pub fn allows(&self, value: &Value) -> bool {
+        match self.kind {
+            ParamType::Integer => self.in_bounds(value),
+            ParamType::IntegerList => value
+                .as_array()
+                .is_some_and(|items| !items.is_empty() && items.iter().all(|v| self.in_bounds(v))),
+            ParamType::String => value.as_str().is_some_and(|text| {
+                self.pattern
+                    .as_deref()
+                    .is_none_or(|p| whole_pattern(p).is_ok_and(|re| re.is_match(text)))
+            }),
+        }
+    }
+
+    /// What is wrong with the schema itself (bounds on the wrong type, `min` above `max`, a
+    /// pattern that does not compile, a default that breaks the rule), if anything.
+    fn schema_error(&self) -> Option<String> {
+        let numeric = matches!(self.kind, ParamType::Integer | ParamType::IntegerList);
+        if !numeric && (self.min.is_some() || self.max.is_some()) {
+            return Some("`min` and `max` apply only to type integer or integer-list".into());
+        }
+        if let (Some(lo), Some(hi)) = (self.min, self.max)
+            && lo > hi
+        {
+            return Some(format!("`min` {lo} is above `max` {hi}"));
+        }
+        match (&self.pattern, self.kind) {
+            (Some(_), ParamType::Integer | ParamType::IntegerList) => {
+                return Some("`pattern` applies only to type string".into());
+            }
+            (Some(p), ParamType::String) => {
+                if let Err(e) = whole_pattern(p) {
+                    return Some(format!("`pattern` {p:?} is not a regular expression: {e}"));
+                }
+            }
+            (None, _) => {}
+        }
+        let default = self.default.as_ref()?;
+        let value = serde_json::to_value(default).unwrap_or(Value::Null);
+        (!self.allows(&value)).then(|| format!("`default` {value} is not {}", self.rule()))
+    }
+}
+
+/// `pattern` compiled to match the whole text, never a part of it.
+fn whole_pattern(pattern: &str) -> Result<regex_lite::Regex, regex_lite::Error> {
+    regex_lite::Regex::new(&format!("^(?:{pattern})$"))
+}
+
+/// A parameter an operator or a stored setting gives that the manifest does not allow.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParamError {
+    #[error("{remediation} has no parameter {name:?} (it has: {known})")]
+    Unknown {
+        remediation: String,
+        name: String,
+        known: String,
+    },
+    #[error("{name} = {value} is refused: {name} must be {rule}")]
+    Invalid {
+        name: String,
+        value: String,
+        rule: String,
+    },
+}
+
+impl ParamError {
+    /// The parameter at fault.
+    pub fn name(&self) -> &str {
+        match self {
+            ParamError::Unknown { name, .. } | ParamError::Invalid { name, .. } => name,
+        }
+    }
 }
 
 /// One test case: a resource and parameters, and the plan expected.
@@ -166,6 +290,43 @@ impl Remediation {
             })
             .map(|(k, _)| k.clone())
             .collect()
+    }
+
+    /// Checks one parameter against the manifest: a declared name, a value that follows its
+    /// rule.
+    pub fn check_param(&self, name: &str, value: &Value) -> Result<(), ParamError> {
+        let Some(spec) = self.manifest.params.get(name) else {
+            let known: Vec<&str> = self.manifest.params.keys().map(String::as_str).collect();
+            return Err(ParamError::Unknown {
+                remediation: self.name().to_string(),
+                name: name.to_string(),
+                known: if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                },
+            });
+        };
+        if spec.allows(value) {
+            return Ok(());
+        }
+        let mut shown = value.to_string();
+        if shown.chars().count() > 80 {
+            shown = format!("{}…", shown.chars().take(80).collect::<String>());
+        }
+        Err(ParamError::Invalid {
+            name: name.to_string(),
+            value: shown,
+            rule: spec.rule(),
+        })
+    }
+
+    /// Checks every parameter a script would get (defaults merged with settings); the first
+    /// one at fault, by name.
+    pub fn check_params(&self, params: &serde_json::Map<String, Value>) -> Result<(), ParamError> {
+        params
+            .iter()
+            .try_for_each(|(name, value)| self.check_param(name, value))
     }
 
     /// Whether a finding's rule routes here (by name, pattern, or an operator's extra triggers).
@@ -462,6 +623,15 @@ fn load_one(
             Some(_) => {}
         }
     }
+    for (param, spec) in &manifest.params {
+        if let Some(why) = spec.schema_error() {
+            // `]` closes the table name, so `[params.port]` is not found at `[params.ports]`.
+            return Err(key_error(
+                &format!("params.{param}]"),
+                format!("parameter {param}: {why}"),
+            ));
+        }
+    }
     if manifest.triggers.rules.is_empty() && manifest.triggers.patterns.is_empty() {
         return Err(key_error(
             "triggers",
@@ -520,12 +690,14 @@ pub fn run_cases(
             let mut params = r.default_params();
             params.extend(case.params.clone());
             let failure = match (
+                r.check_params(&params),
                 r.plan(engine, &case.resource, &params, deadline),
                 plan_from_value(case.expect.clone()),
             ) {
-                (_, Err(e)) => Some(format!("`expect` is not a plan: {e}")),
-                (Err(e), _) => Some(format!("the script failed: {e}")),
-                (Ok(actual), Ok(expected)) => compare_plans(&expected, &actual),
+                (Err(e), _, _) => Some(format!("`params`: {e}")),
+                (_, _, Err(e)) => Some(format!("`expect` is not a plan: {e}")),
+                (_, Err(e), _) => Some(format!("the script failed: {e}")),
+                (_, Ok(actual), Ok(expected)) => compare_plans(&expected, &actual),
             };
             CaseResult {
                 file: file.clone(),
@@ -597,6 +769,7 @@ pub fn line_diff(expected: &str, actual: &str) -> String {
 mod tests {
     use super::*;
     use crate::script::{Limits, hardened_engine};
+    use serde_json::json;
 
     #[test]
     fn glob() {
@@ -721,6 +894,142 @@ mod tests {
         .unwrap();
         let err = Catalog::load(&engine, Some(&dir)).unwrap_err().to_string();
         assert!(err.contains("broken/remediation.toml:2"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn spec(toml_text: &str) -> ParamSpec {
+        toml::from_str(&format!("description = \"d\"\n{toml_text}")).unwrap()
+    }
+
+    #[test]
+    fn parameter_values_follow_their_type_and_bounds() {
+        let port = spec("type = \"integer\"\nmin = 1\nmax = 65535");
+        assert_eq!(port.rule(), "an integer from 1 to 65535");
+        for ok in [json!(1), json!(22), json!(65535)] {
+            assert!(port.allows(&ok), "{ok}");
+        }
+        for bad in [
+            json!(-5),
+            json!(0),
+            json!(65536),
+            json!(22.5),
+            json!("22"),
+            json!(null),
+            json!([22]),
+            json!(true),
+            json!(u64::MAX),
+        ] {
+            assert!(!port.allows(&bad), "{bad}");
+        }
+        let days = spec("type = \"integer\"\nmin = 0");
+        assert_eq!(days.rule(), "an integer of at least 0");
+        assert!(days.allows(&json!(0)) && days.allows(&json!(100_000)));
+        assert!(!days.allows(&json!(-1)));
+
+        let ports = spec("type = \"integer-list\"\nmin = 1\nmax = 65535");
+        assert_eq!(ports.rule(), "a non-empty list of integers from 1 to 65535");
+        assert!(ports.allows(&json!([22, 3389])));
+        for bad in [json!([]), json!([22, 0]), json!([22, "x"]), json!(22)] {
+            assert!(!ports.allows(&bad), "{bad}");
+        }
+
+        let org = spec("type = \"string\"\npattern = \"o-[a-z0-9]{10,32}\"");
+        assert_eq!(org.rule(), "text matching o-[a-z0-9]{10,32}");
+        assert!(org.allows(&json!("o-a1b2c3d4e5")));
+        // The pattern matches the whole text, never a part of it.
+        for bad in [
+            json!("o-abc"),
+            json!("xo-a1b2c3d4e5"),
+            json!("o-a1b2c3d4e5 "),
+            json!("o-A1B2C3D4E5"),
+            json!(12),
+        ] {
+            assert!(!org.allows(&bad), "{bad}");
+        }
+        assert!(spec("type = \"string\"").allows(&json!("anything")));
+    }
+
+    #[test]
+    fn a_parameter_is_checked_by_name_and_value() {
+        let engine = hardened_engine(&Limits::default());
+        let catalog = Catalog::load(&engine, None).unwrap();
+        let ssh = catalog.get("sg-revoke-open-ssh").unwrap();
+        assert_eq!(ssh.check_param("port", &json!(2222)), Ok(()));
+        let e = ssh.check_param("port", &json!(-5)).unwrap_err();
+        assert_eq!(e.name(), "port");
+        assert_eq!(
+            e.to_string(),
+            "port = -5 is refused: port must be an integer from 1 to 65535"
+        );
+        let e = ssh.check_param("prot", &json!(22)).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "sg-revoke-open-ssh has no parameter \"prot\" (it has: port)"
+        );
+        let vpce = catalog.get("vpce-restrict-policy").unwrap();
+        assert!(
+            vpce.check_param("organization_id", &json!("o-abc"))
+                .unwrap_err()
+                .to_string()
+                .contains("must be text matching o-[a-z0-9]{10,32}")
+        );
+        // Every shipped parameter declares a type, and its default follows its rule.
+        for r in catalog.all() {
+            assert_eq!(r.check_params(&r.default_params()), Ok(()), "{}", r.name());
+        }
+    }
+
+    #[test]
+    fn a_bad_parameter_schema_stops_loading_naming_file_and_line() {
+        let engine = hardened_engine(&Limits::default());
+        let dir = std::env::temp_dir().join(format!("rectify-params-{}", uuid::Uuid::new_v4()));
+        let folder = dir.join("p");
+        std::fs::create_dir_all(&folder).unwrap();
+        std::fs::write(folder.join("plan.rhai"), "fn plan(r, p) { [] }\n").unwrap();
+        let head = "name = \"p\"\ndescription = \"x\"\nresource_type = \"AWS::S3::Bucket\"\nactions = [\"s3:PutPublicAccessBlock\"]\n[triggers]\nrules = [\"r\"]\n[params.ports]\ndescription = \"d\"\ntype = \"integer-list\"\n";
+        let cases = [
+            // No type at all.
+            (
+                "[params.port]\ndescription = \"d\"\n",
+                "p/remediation.toml:10",
+                "type",
+            ),
+            (
+                "[params.port]\ndescription = \"d\"\ntype = \"float\"\n",
+                "p/remediation.toml:12",
+                "float",
+            ),
+            (
+                "[params.port]\ndescription = \"d\"\ntype = \"integer\"\nmin = 10\nmax = 1\n",
+                "p/remediation.toml:10",
+                "`min` 10 is above `max` 1",
+            ),
+            (
+                "[params.port]\ndescription = \"d\"\ntype = \"string\"\nmin = 1\n",
+                "p/remediation.toml:10",
+                "apply only to type integer",
+            ),
+            (
+                "[params.port]\ndescription = \"d\"\ntype = \"integer\"\npattern = \"x\"\n",
+                "p/remediation.toml:10",
+                "`pattern` applies only to type string",
+            ),
+            (
+                "[params.port]\ndescription = \"d\"\ntype = \"string\"\npattern = \"o-[\"\n",
+                "p/remediation.toml:10",
+                "not a regular expression",
+            ),
+            (
+                "[params.port]\ndescription = \"d\"\ntype = \"integer\"\nmin = 1\nmax = 65535\ndefault = -5\n",
+                "p/remediation.toml:10",
+                "`default` -5 is not an integer from 1 to 65535",
+            ),
+        ];
+        for (param, at, what) in cases {
+            std::fs::write(folder.join("remediation.toml"), format!("{head}{param}")).unwrap();
+            let err = Catalog::load(&engine, Some(&dir)).unwrap_err().to_string();
+            assert!(err.contains(at) && err.contains(what), "{param}: {err}");
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

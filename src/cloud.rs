@@ -265,6 +265,7 @@ pub const CONTROLLER_PERMISSIONS: &[&str] = &[
     "dynamodb:Query",
     "dynamodb:Scan",
     "sns:Publish",
+    "organizations:ListAccounts",
     "sts:AssumeRole",
     "s3:PutObject",
     "s3:GetObject",

@@ -29,6 +29,8 @@ pub struct FileConfig {
     pub notify_topic_arn: Option<String>,
     #[serde(default)]
     pub worker: WorkerFile,
+    #[serde(default)]
+    pub audit: AuditFile,
     /// Script limits (see `script::Limits`).
     #[serde(default)]
     pub script: Option<Limits>,
@@ -53,6 +55,17 @@ pub struct WorkerFile {
     pub liveness_file: Option<std::path::PathBuf>,
 }
 
+/// `[audit]` in the configuration file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditFile {
+    /// A worker anchors its chain's head after this many records (default 10).
+    pub anchor_every_records: Option<u64>,
+    /// ... and at most this many seconds after an unanchored record (default 5): what a SIGKILL
+    /// can leave unanchored. The worker's liveness item lasts three times as long.
+    pub anchor_every_seconds: Option<u64>,
+}
+
 /// The resolved configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -72,6 +85,10 @@ pub struct Config {
     pub approval_ttl_seconds: u64,
     pub notify_topic_arn: Option<String>,
     pub limits: Limits,
+    /// A worker anchors its audit chain's head after this many records...
+    pub anchor_every_records: u64,
+    /// ... or this long after an unanchored record, whichever comes first.
+    pub anchor_every_seconds: u64,
 }
 
 /// A configuration that cannot be used; the message names the file and key.
@@ -166,6 +183,22 @@ impl Config {
                 message: format!("{concurrency}: use 1 to 256"),
             });
         }
+        let anchor_every_records = f.audit.anchor_every_records.unwrap_or(10);
+        if !(1..=1000).contains(&anchor_every_records) {
+            return Err(ConfigError::Invalid {
+                key: "audit.anchor_every_records",
+                message: format!("{anchor_every_records}: use 1 to 1000"),
+            });
+        }
+        let anchor_every_seconds = f.audit.anchor_every_seconds.unwrap_or(5);
+        if !(1..=300).contains(&anchor_every_seconds) {
+            return Err(ConfigError::Invalid {
+                key: "audit.anchor_every_seconds",
+                message: format!(
+                    "{anchor_every_seconds}: use 1 to 300 (what a killed worker can leave unanchored)"
+                ),
+            });
+        }
         Ok(Config {
             prefix: prefix.clone(),
             role_name: o
@@ -197,6 +230,8 @@ impl Config {
                 .or(f.notify_topic_arn)
                 .filter(|s| !s.is_empty()),
             limits: f.script.unwrap_or_default(),
+            anchor_every_records,
+            anchor_every_seconds,
         })
     }
 }
@@ -219,6 +254,7 @@ mod tests {
         assert_eq!(c.operator_role_name, "rectify-operator");
         assert_eq!(c.wait_seconds, 20);
         assert_eq!(c.once_wait_seconds, 1);
+        assert_eq!((c.anchor_every_records, c.anchor_every_seconds), (10, 5));
     }
 
     #[test]
@@ -251,6 +287,12 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("worker.wait_seconds"), "{err}");
+        std::fs::remove_file(p).unwrap();
+        let p = write("[audit]\nanchor_every_seconds = 0\n");
+        let err = Config::load(Some(&p), Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("audit.anchor_every_seconds"), "{err}");
         std::fs::remove_file(p).unwrap();
         let p = write("[script]\nmax_operatons = 1\n");
         let err = Config::load(Some(&p), Overrides::default())

@@ -7,6 +7,14 @@
 //! `annotation`) and strict about what reaches an AWS call: account, region and resource id are
 //! validated here, so a hostile id never leaves this module.
 //!
+//! The envelope is checked too: an EventBridge event's `source` must be the service its
+//! `detail-type` belongs to; a Config event's `account` must be the account it is about (an
+//! event forwarded from a member account's bus keeps its own account); Security Hub findings
+//! are accepted only from Security Hub's own controls (`ProductArn`, `GeneratorId`), and a
+//! finding delivered by another account than its own is returned as [`Message::Relayed`], to be
+//! acted on only when that account is the Security Hub administrator (an Organization setting,
+//! checked with [`check_relay`] where the settings are known).
+//!
 //! A body that is not a known event is a [`DecodeError`]: the worker sends it to the DLQ with the
 //! error's text as the reason.
 
@@ -104,6 +112,10 @@ pub struct Finding {
 pub enum Message {
     /// One or more findings (an ASFF event may carry several).
     Findings(Vec<Finding>),
+    /// Security Hub findings about other accounts, delivered on the bus of account `by`: acted
+    /// on only when `by` is the Organization's Security Hub administrator account (see
+    /// [`check_relay`]); Security Hub emits member accounts' findings on the administrator's bus.
+    Relayed { by: String, findings: Vec<Finding> },
     /// A well-formed AWS message that asks nothing of rectify (a configuration-item change on
     /// Config's SNS channel, an SNS subscription confirmation). Acknowledged, not dead-lettered.
     Ignored(String),
@@ -139,6 +151,8 @@ pub enum DecodeError {
     UnknownShape(String),
     #[error("malformed {kind}: {reason}")]
     Malformed { kind: &'static str, reason: String },
+    #[error("untrusted envelope: {0}")]
+    Untrusted(String),
     #[error("invalid {field} {value:?}: {reason}")]
     Invalid {
         field: &'static str,
@@ -228,16 +242,23 @@ fn decode_value(value: Value, depth: usize) -> Result<Message, DecodeError> {
     if let Some(detail_type) = obj.get("detail-type").and_then(Value::as_str) {
         let event_id = obj.get("id").and_then(Value::as_str).map(str::to_string);
         let detail = obj.get("detail").cloned().unwrap_or(Value::Null);
-        return match detail_type {
-            "Config Rules Compliance Change" => {
-                decode_config_detail(detail, event_id).map(|f| Message::Findings(vec![f]))
+        let want_source = match detail_type {
+            "Config Rules Compliance Change" => "aws.config",
+            "Security Hub Findings - Imported" => "aws.securityhub",
+            other => {
+                return Err(DecodeError::UnknownShape(format!(
+                    "EventBridge detail-type {other:?}"
+                )));
             }
-            "Security Hub Findings - Imported" => {
-                decode_asff_event(detail, event_id).map(Message::Findings)
-            }
-            other => Err(DecodeError::UnknownShape(format!(
-                "EventBridge detail-type {other:?}"
-            ))),
+        };
+        let envelope = Envelope::read(obj, detail_type, want_source)?;
+        return if want_source == "aws.config" {
+            let f = decode_config_detail(detail, event_id)?;
+            envelope.check_config(&f)?;
+            Ok(Message::Findings(vec![f]))
+        } else {
+            let findings = decode_asff_event(detail, event_id)?;
+            Ok(envelope.route_asff(findings))
         };
     }
     if let Some(message_type) = obj.get("messageType").and_then(Value::as_str) {
@@ -259,12 +280,15 @@ fn decode_value(value: Value, depth: usize) -> Result<Message, DecodeError> {
         };
     }
     if let Some(control) = obj.get("rectify") {
-        return serde_json::from_value::<Control>(control.clone())
-            .map(Message::Control)
-            .map_err(|e| DecodeError::Malformed {
+        let control = serde_json::from_value::<Control>(control.clone()).map_err(|e| {
+            DecodeError::Malformed {
                 kind: "rectify control message",
                 reason: e.to_string(),
-            });
+            }
+        })?;
+        let Control::RunJob { job_id } = &control;
+        validate_token("job id", job_id, 128)?;
+        return Ok(Message::Control(control));
     }
     let mut keys: Vec<&str> = obj.keys().map(String::as_str).take(6).collect();
     keys.sort_unstable();
@@ -282,6 +306,117 @@ fn json_kind(v: &Value) -> &'static str {
         Value::String(_) => "a string",
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
+    }
+}
+
+/// The EventBridge envelope's `source` and `account`, checked before the detail is trusted.
+struct Envelope {
+    account: String,
+}
+
+impl Envelope {
+    fn read(
+        obj: &serde_json::Map<String, Value>,
+        detail_type: &str,
+        want_source: &str,
+    ) -> Result<Envelope, DecodeError> {
+        let source = obj.get("source").and_then(Value::as_str).unwrap_or("");
+        if source != want_source {
+            return Err(DecodeError::Untrusted(format!(
+                "`source` is {:?}: a {detail_type:?} event must come from {want_source:?}",
+                truncate(source)
+            )));
+        }
+        let account = obj.get("account").and_then(Value::as_str).ok_or_else(|| {
+            DecodeError::Untrusted(
+                "`account` (the account that emitted the event) is missing".into(),
+            )
+        })?;
+        validate_account(account)?;
+        Ok(Envelope {
+            account: account.to_string(),
+        })
+    }
+
+    /// A Config event is emitted in the account it is about, and keeps that account when it is
+    /// forwarded to another bus.
+    fn check_config(&self, f: &Finding) -> Result<(), DecodeError> {
+        if self.account == f.account {
+            Ok(())
+        } else {
+            Err(DecodeError::Untrusted(format!(
+                "`account` {} is not the finding's `awsAccountId` {}: a Config event keeps the account it was emitted in",
+                self.account, f.account
+            )))
+        }
+    }
+
+    /// Findings all about the emitting account are its own; any other is relayed, and acted on
+    /// only when the emitting account is the Security Hub administrator.
+    fn route_asff(self, findings: Vec<Finding>) -> Message {
+        if findings.iter().all(|f| f.account == self.account) {
+            Message::Findings(findings)
+        } else {
+            Message::Relayed {
+                by: self.account,
+                findings,
+            }
+        }
+    }
+}
+
+/// Whether findings relayed by account `by` (see [`Message::Relayed`]) may be acted on, given
+/// the Organization's Security Hub administrator account; the error is the DLQ reason.
+pub fn check_relay(by: &str, admin: Option<&str>) -> Result<(), String> {
+    match admin {
+        Some(a) if a == by => Ok(()),
+        Some(a) => Err(format!(
+            "untrusted envelope: account {by} sent Security Hub findings about other accounts, and it is not the Security Hub administrator account ({a})"
+        )),
+        None => Err(format!(
+            "untrusted envelope: account {by} sent Security Hub findings about other accounts, and no Security Hub administrator account is set (`rectify settings securityhub-admin ID`)"
+        )),
+    }
+}
+
+/// Where Security Hub's own findings come from: `arn:aws:securityhub:<region>::product/aws/securityhub`.
+fn check_product_arn(arn: &str) -> Result<(), DecodeError> {
+    let ok = arn
+        .strip_prefix("arn:aws:securityhub:")
+        .and_then(|rest| rest.strip_suffix("::product/aws/securityhub"))
+        .is_some_and(|region| validate_region(region).is_ok());
+    if ok {
+        Ok(())
+    } else {
+        Err(DecodeError::Untrusted(format!(
+            "`ProductArn` {:?} is not Security Hub's own (arn:aws:securityhub:<region>::product/aws/securityhub): findings imported by other products are not acted on",
+            truncate(arn)
+        )))
+    }
+}
+
+/// The `GeneratorId` prefixes of Security Hub's standards and controls.
+const SECURITY_HUB_GENERATORS: &[&str] = &[
+    "security-control/",
+    "aws-foundational-security-best-practices/v/",
+    "cis-aws-foundations-benchmark/v/",
+    "arn:aws:securityhub:::ruleset/cis-aws-foundations-benchmark/v/",
+    "pci-dss/v/",
+    "nist-800-53/v/",
+    "aws-resource-tagging-standard/v/",
+];
+
+fn check_generator(id: &str) -> Result<(), DecodeError> {
+    if SECURITY_HUB_GENERATORS
+        .iter()
+        .any(|p| id.strip_prefix(p).is_some_and(|rest| !rest.is_empty()))
+    {
+        Ok(())
+    } else {
+        Err(DecodeError::Untrusted(format!(
+            "`GeneratorId` {:?} is not a Security Hub standard or control (such as security-control/S3.8)",
+            truncate(id)
+        )))
     }
 }
 
@@ -444,6 +579,10 @@ fn decode_asff_finding(f: &Value, event_id: Option<String>) -> Result<Finding, D
         }
         cur.as_str().map(str::to_string)
     };
+    let product = text(f, &["ProductArn"]).unwrap_or_default();
+    check_product_arn(&product)?;
+    let generator = text(f, &["GeneratorId"]).unwrap_or_default();
+    check_generator(&generator)?;
     let account =
         text(f, &["AwsAccountId"]).ok_or_else(|| malformed(KIND, "`AwsAccountId` is missing"))?;
     let resource = f
@@ -610,6 +749,7 @@ fn invalid(field: &'static str, value: &str, reason: &'static str) -> DecodeErro
 
 /// An account id is twelve digits.
 pub fn validate_account(s: &str) -> Result<(), DecodeError> {
+    refuse_format_chars("account id", s)?;
     if s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit()) {
         Ok(())
     } else {
@@ -619,6 +759,7 @@ pub fn validate_account(s: &str) -> Result<(), DecodeError> {
 
 /// A region is lower-case words and a number joined by hyphens (`eu-west-1`, `us-gov-east-1`).
 pub fn validate_region(s: &str) -> Result<(), DecodeError> {
+    refuse_format_chars("region", s)?;
     let parts: Vec<&str> = s.split('-').collect();
     let ok = s.len() <= 32
         && parts.len() >= 3
@@ -635,7 +776,53 @@ pub fn validate_region(s: &str) -> Result<(), DecodeError> {
     }
 }
 
+/// Whether `c` is a Unicode format character (general category Cf: zero-width characters,
+/// bidirectional overrides and isolates, the byte order mark, tags, ...), which can make an id
+/// look like another one where it is shown.
+pub fn is_format_char(c: char) -> bool {
+    matches!(c as u32,
+        0x00AD
+        | 0x0600..=0x0605
+        | 0x061C
+        | 0x06DD
+        | 0x070F
+        | 0x0890..=0x0891
+        | 0x08E2
+        | 0x180E
+        | 0x200B..=0x200F
+        | 0x202A..=0x202E
+        | 0x2060..=0x2064
+        | 0x2066..=0x206F
+        | 0xFEFF
+        | 0xFFF9..=0xFFFB
+        | 0x110BD
+        | 0x110CD
+        | 0x13430..=0x1343F
+        | 0x1BCA0..=0x1BCA3
+        | 0x1D173..=0x1D17A
+        | 0xE0001
+        | 0xE0020..=0xE007F)
+}
+
+/// Refuses an id with a Unicode format character in it.
+fn refuse_format_chars(field: &'static str, s: &str) -> Result<(), DecodeError> {
+    match s.chars().find(|c| is_format_char(*c)) {
+        Some(c) => Err(DecodeError::Invalid {
+            field,
+            value: s.escape_unicode().to_string().chars().take(80).collect(),
+            reason: match c as u32 {
+                0x202A..=0x202E | 0x2066..=0x2069 | 0x061C | 0x200E | 0x200F => {
+                    "contains a Unicode bidirectional control character (general category Cf)"
+                }
+                _ => "contains a Unicode format character (general category Cf)",
+            },
+        }),
+        None => Ok(()),
+    }
+}
+
 fn validate_token(field: &'static str, s: &str, max: usize) -> Result<(), DecodeError> {
+    refuse_format_chars(field, s)?;
     if s.is_empty() || s.len() > max {
         return Err(invalid(field, s, "empty or too long"));
     }
@@ -647,6 +834,7 @@ fn validate_token(field: &'static str, s: &str, max: usize) -> Result<(), Decode
 
 /// Checks a resource id against the form its type allows, so nothing else reaches an AWS call.
 pub fn validate_resource_id(resource_type: &str, id: &str) -> Result<(), DecodeError> {
+    refuse_format_chars("resource id", id)?;
     match crate::resource::lookup(resource_type) {
         Some(r) if r.valid_id(id) => Ok(()),
         Some(_) => Err(invalid(
@@ -897,6 +1085,172 @@ mod tests {
             job_id: "j1".into(),
         };
         assert_eq!(decode(&run.body()), Ok(Message::Control(run)));
+    }
+
+    fn untrusted(body: &str) -> String {
+        match decode(body) {
+            Err(e @ DecodeError::Untrusted(_)) => e.to_string(),
+            other => panic!("expected an untrusted envelope, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_config_event_must_come_from_the_account_it_is_about() {
+        let body = fixture("config-s3-noncompliant.json");
+        let forged = body.replace(
+            "\"account\": \"111122223333\"",
+            "\"account\": \"999988887777\"",
+        );
+        assert_ne!(forged, body);
+        let why = untrusted(&forged);
+        assert!(
+            why.contains("999988887777") && why.contains("`awsAccountId` 111122223333"),
+            "{why}"
+        );
+        let missing = body.replace("\"account\": \"111122223333\",", "");
+        assert!(untrusted(&missing).contains("`account`"));
+        let bad = body.replace("\"account\": \"111122223333\"", "\"account\": \"1\"");
+        assert!(matches!(
+            decode(&bad),
+            Err(DecodeError::Invalid {
+                field: "account id",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn an_event_must_come_from_the_service_of_its_detail_type() {
+        let config = fixture("config-s3-noncompliant.json");
+        for source in ["acme.scanner", "aws.securityhub", ""] {
+            let forged = config.replace("\"aws.config\"", &format!("{source:?}"));
+            let why = untrusted(&forged);
+            assert!(
+                why.contains("`source`") && why.contains("aws.config"),
+                "{why}"
+            );
+        }
+        let asff = fixture("securityhub-finding-imported-s3.json").replace(
+            "\"source\": \"aws.securityhub\"",
+            "\"source\": \"aws.config\"",
+        );
+        assert!(untrusted(&asff).contains("aws.securityhub"));
+    }
+
+    #[test]
+    fn asff_findings_are_accepted_only_from_security_hub_controls() {
+        let body = fixture("securityhub-finding-imported-s3.json");
+        let product = body.replace(
+            "\"ProductArn\": \"arn:aws:securityhub:us-east-1::product/aws/securityhub\"",
+            "\"ProductArn\": \"arn:aws:securityhub:us-east-1:111122223333:product/111122223333/default\"",
+        );
+        assert_ne!(product, body);
+        assert!(untrusted(&product).contains("`ProductArn`"));
+        let other_service = body.replace("product/aws/securityhub\"", "product/aws/inspector\"");
+        assert!(untrusted(&other_service).contains("`ProductArn`"));
+        let no_product = body.replace("\"ProductArn\"", "\"NotProductArn\"");
+        assert!(untrusted(&no_product).contains("`ProductArn`"));
+        let generator = body.replace(
+            "\"GeneratorId\": \"security-control/S3.8\"",
+            "\"GeneratorId\": \"acme-scanner/open-bucket\"",
+        );
+        assert_ne!(generator, body);
+        assert!(untrusted(&generator).contains("`GeneratorId`"));
+        for ok in [
+            "aws-foundational-security-best-practices/v/1.0.0/S3.8",
+            "arn:aws:securityhub:::ruleset/cis-aws-foundations-benchmark/v/1.2.0/rule/2.3",
+            "cis-aws-foundations-benchmark/v/1.4.0/2.1.5",
+            "pci-dss/v/3.2.1/PCI.S3.6",
+        ] {
+            let b = body.replace("security-control/S3.8\"", &format!("{ok}\""));
+            assert!(decode(&b).is_ok(), "{ok}");
+        }
+    }
+
+    #[test]
+    fn a_finding_about_another_account_is_relayed_by_the_sender() {
+        let body = fixture("securityhub-finding-imported-s3.json").replace(
+            "\"account\": \"111122223333\"",
+            "\"account\": \"999988887777\"",
+        );
+        match decode(&body) {
+            Ok(Message::Relayed { by, findings }) => {
+                assert_eq!(by, "999988887777");
+                assert_eq!(findings[0].account, "111122223333");
+            }
+            other => panic!("expected relayed findings, got {other:?}"),
+        }
+        check_relay("999988887777", Some("999988887777")).unwrap();
+        let why = check_relay("999988887777", Some("555555555555")).unwrap_err();
+        assert!(
+            why.contains("not the Security Hub administrator account (555555555555)"),
+            "{why}"
+        );
+        let why = check_relay("999988887777", None).unwrap_err();
+        assert!(
+            why.contains("no Security Hub administrator account is set"),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn ids_with_unicode_format_characters_are_refused() {
+        let body = fixture("config-s3-noncompliant.json");
+        let cases = [
+            // A right-to-left override inside a bucket name.
+            (
+                "acme-reports-prod",
+                "acme-\\u202Eprod",
+                "resource id",
+                "bidirectional",
+            ),
+            (
+                "acme-reports-prod",
+                "acme\\u200Breports",
+                "resource id",
+                "format character",
+            ),
+            (
+                "\"configRuleName\": \"s3-bucket-level-public-access-prohibited\"",
+                "\"configRuleName\": \"s3-bucket-level-public-access-prohibited\\u2066\"",
+                "rule name",
+                "bidirectional",
+            ),
+            (
+                "\"awsRegion\": \"us-east-1\"",
+                "\"awsRegion\": \"us-east-1\\uFEFF\"",
+                "region",
+                "format character",
+            ),
+        ];
+        for (from, to, field, want) in cases {
+            let hostile = body.replace(from, to);
+            assert_ne!(hostile, body, "{from}");
+            match decode(&hostile) {
+                Err(DecodeError::Invalid {
+                    field: f, reason, ..
+                }) => {
+                    assert_eq!(f, field, "{to}");
+                    assert!(reason.contains(want), "{to}: {reason}");
+                }
+                other => panic!("{to}: expected invalid, got {other:?}"),
+            }
+        }
+        let control = "{\"rectify\": {\"action\": \"run-job\", \"job_id\": \"ab\\u202Ecd\"}}";
+        assert!(decode(control).is_err());
+        for c in [
+            '\u{061C}',
+            '\u{200E}',
+            '\u{2069}',
+            '\u{FEFF}',
+            '\u{E0041}',
+            '\u{00AD}',
+        ] {
+            assert!(is_format_char(c), "{:X}", c as u32);
+        }
+        for c in ['a', '-', '\u{00E9}', '\u{4E2D}'] {
+            assert!(!is_format_char(c), "{c}");
+        }
     }
 
     #[test]

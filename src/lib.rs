@@ -22,7 +22,9 @@
 //!   pause, exemptions), [`sweep`] (the same gates over enumerated resources), [`undo`].
 //! - Edges: [`app`] starts the worker (poller, reload, periodic sweep under one task tracker);
 //!   [`cli`] parses and renders, one file per command group; [`config`], [`bootstrap`],
-//!   [`render`], [`notify`], [`metrics`], [`clock`].
+//!   [`render`], [`notify`], [`metrics`], [`clock`], [`redact`] (secrets out of every stored
+//!   state); [`organization`] lists the Organization's accounts for an allow-list set to
+//!   `organization`.
 
 #![forbid(unsafe_code)]
 
@@ -39,7 +41,9 @@ pub mod event;
 pub mod jobs;
 pub mod metrics;
 pub mod notify;
+pub mod organization;
 pub mod reconcile;
+pub mod redact;
 pub mod render;
 pub mod resource;
 pub mod script;

@@ -1,5 +1,6 @@
 //! Notifications: an optional SNS topic told of what needs a person (a plan pending approval, a
-//! fix that failed or did not hold, a tripped breaker) and of what was done. Each message is one
+//! resource left unfixed by an exemption, a fix that failed or did not hold, a tripped breaker)
+//! and of what was done. Each message is one
 //! JSON object with the job, the resource, a plan summary and the command to act on it. A
 //! notification that cannot be sent is logged; it never changes a job's outcome.
 
@@ -28,9 +29,19 @@ impl Notifier {
                 "rectify jobs show {id}; rectify jobs approve {id} --by NAME, or rectify jobs reject {id} --by NAME --reason TEXT",
                 id = job.id
             ),
+            // An exemption leaves a violation in place: a person hears of it as of a plan
+            // waiting for approval.
+            JobStatus::Exempt => format!(
+                "rectify jobs show {id}; to act on it anyway: rectify exemptions remove, remove the resource's rectify:exempt tag, or rectify settings tag-exemptions off; then rectify jobs retry {id}",
+                id = job.id
+            ),
             JobStatus::Applied => format!("rectify jobs show {}", job.id),
             JobStatus::Failed => format!(
                 "rectify jobs show {id}; after fixing the cause: rectify jobs retry {id}",
+                id = job.id
+            ),
+            JobStatus::ApprovalExpired => format!(
+                "rectify jobs show {id}; to plan it again for a new approval: rectify jobs retry {id}",
                 id = job.id
             ),
             JobStatus::FailedVerify => format!(
@@ -69,10 +80,13 @@ impl Notifier {
         .await;
     }
 
-    /// Tells that a remediation's breaker tripped it to approval.
+    /// Tells that a remediation's breaker tripped it to approval in the job's account.
     pub async fn breaker_tripped(&self, job: &Job, count: usize, limit: u32, window_seconds: u64) {
         self.publish(
-            &format!("rectify: breaker tripped for {}", job.remediation),
+            &format!(
+                "rectify: breaker tripped for {} in {}",
+                job.remediation, job.account
+            ),
             json!({
                 "event": "breaker-tripped",
                 "job_id": job.id,
@@ -80,11 +94,11 @@ impl Notifier {
                 "account": job.account,
                 "region": job.region,
                 "resource_id": job.resource_id,
-                "reason": format!("{count} enforcements in the last {window_seconds} s reached the limit of {limit}; the remediation is now in approval mode"),
+                "reason": format!("{count} enforcements in account {} in the last {window_seconds} s reached the limit of {limit}; the remediation is now in approval mode in that account", job.account),
                 "plan_summary": job.plan.as_ref().map(|p| p.actions.iter().map(Action::summary).collect::<Vec<_>>()).unwrap_or_default(),
                 "command": format!(
-                    "review: rectify jobs list --status pending-approval; reset: rectify settings set {} --mode enforce",
-                    job.remediation
+                    "review: rectify jobs list --status pending-approval; reset: rectify settings set {} --account {} --mode enforce",
+                    job.remediation, job.account
                 ),
             }),
         )

@@ -84,26 +84,15 @@ pub fn parse_param(p: &str) -> Result<(String, Value), SettingsError> {
     Ok((k.to_string(), value))
 }
 
-/// Refuses a parameter the remediation's manifest does not declare.
-fn check_param(r: &Remediation, key: &str) -> Result<(), SettingsError> {
-    if r.manifest.params.contains_key(key) {
+/// Refuses a parameter the remediation's manifest does not declare, or a value that breaks its
+/// rule (type and bounds). An empty text value removes the override, whatever its name: a value
+/// stored under a name the manifest no longer declares can be taken away.
+fn check_param(r: &Remediation, key: &str, value: &Value) -> Result<(), SettingsError> {
+    if value.as_str() == Some("") {
         return Ok(());
     }
-    let known: Vec<&str> = r
-        .manifest
-        .params
-        .keys()
-        .map(std::string::String::as_str)
-        .collect();
-    Err(SettingsError::Invalid(format!(
-        "--param {key}: {} has no parameter {key:?} (it has: {})",
-        r.name(),
-        if known.is_empty() {
-            "none".to_string()
-        } else {
-            known.join(", ")
-        }
-    )))
+    r.check_param(key, value)
+        .map_err(|e| SettingsError::Invalid(format!("--param {key}: {e}")))
 }
 
 /// What an operator asks to change in one remediation's setting.
@@ -167,8 +156,8 @@ impl SettingRequest {
         scope: &str,
         change: SettingChange,
     ) -> Result<SettingRequest, SettingsError> {
-        for (k, _) in &change.params {
-            check_param(r, k)?;
+        for (k, v) in &change.params {
+            check_param(r, k, v)?;
         }
         for t in &change.triggers {
             if t.is_empty()
@@ -213,9 +202,9 @@ impl SettingRequest {
     }
 }
 
-/// Writes a setting change, resets the breaker when the remediation is switched to enforce in
-/// every account (that is how an operator resets a tripped breaker), and records it; returns the
-/// setting as it is now.
+/// Writes a setting change, resets the breaker when the remediation is switched to enforce (in
+/// one account: that account's breaker; in every account: every account's; that is how an
+/// operator resets a tripped breaker), and records it; returns the setting as it is now.
 pub async fn set(
     store: &Store,
     audit: &AuditWriter,
@@ -230,8 +219,10 @@ pub async fn set(
             s.updated_by = Some(by.to_string());
         })
         .await?;
-    if request.change.mode == Some(Mode::Enforce) && scope == "*" {
-        store.breaker_reset(r.name()).await?;
+    if request.change.mode == Some(Mode::Enforce) {
+        store
+            .breaker_reset(r.name(), (scope != "*").then_some(scope))
+            .await?;
     }
     audit
         .append(Record::settings_changed(old.as_ref(), &new, by))
@@ -239,7 +230,9 @@ pub async fn set(
     Ok(new)
 }
 
-/// A change to the account allow-list; the constructors check the account ids.
+/// A change to the account allow-list; the constructors check the account ids. The list fails
+/// closed: empty, it allows no account, and no edit widens it but one that names what to allow
+/// (accounts, or `organization`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AllowListEdit(Edit);
 
@@ -248,40 +241,70 @@ enum Edit {
     Add(Vec<String>),
     Remove(Vec<String>),
     Clear,
+    Organization,
 }
 
 impl AllowListEdit {
-    /// Allow these accounts too.
+    /// Allow these accounts too. In `organization` mode, the list becomes these accounts alone.
     pub fn add(accounts: Vec<String>) -> Result<AllowListEdit, SettingsError> {
         check_accounts(&accounts)?;
         Ok(AllowListEdit(Edit::Add(accounts)))
     }
 
-    /// Stop allowing these accounts.
+    /// Stop allowing these accounts (the last one removed leaves a list that allows none).
     pub fn remove(accounts: Vec<String>) -> Result<AllowListEdit, SettingsError> {
         check_accounts(&accounts)?;
         Ok(AllowListEdit(Edit::Remove(accounts)))
     }
 
-    /// Empty the list: every account is allowed again.
+    /// Empty the list, leaving `organization` mode: no account is allowed.
     pub fn clear() -> AllowListEdit {
         AllowListEdit(Edit::Clear)
     }
 
-    /// Applies the edit to an allow-list (kept sorted when accounts are added).
-    pub fn apply(&self, list: &mut Vec<String>) {
+    /// Allow every ACTIVE account of the Organization (as AWS Organizations lists them), and
+    /// no other.
+    pub fn organization() -> AllowListEdit {
+        AllowListEdit(Edit::Organization)
+    }
+
+    /// Applies the edit to the Organization settings' allow-list (kept sorted when accounts
+    /// are added).
+    pub fn apply(&self, g: &mut Global) {
         match &self.0 {
             Edit::Add(accounts) => {
+                if g.organization {
+                    g.organization = false;
+                    g.accounts.clear();
+                }
                 for a in accounts {
-                    if !list.contains(a) {
-                        list.push(a.clone());
+                    if !g.accounts.contains(a) {
+                        g.accounts.push(a.clone());
                     }
                 }
-                list.sort();
+                g.accounts.sort();
             }
-            Edit::Remove(accounts) => list.retain(|a| !accounts.contains(a)),
-            Edit::Clear => list.clear(),
+            Edit::Remove(accounts) => g.accounts.retain(|a| !accounts.contains(a)),
+            Edit::Clear => {
+                g.organization = false;
+                g.accounts.clear();
+            }
+            Edit::Organization => {
+                g.organization = true;
+                g.accounts.clear();
+            }
         }
+    }
+}
+
+/// The allow-list in words, as the CLI prints it.
+pub fn describe_allow_list(g: &Global) -> String {
+    if g.organization {
+        "allow-list: organization: rectify acts in every ACTIVE account of the Organization".into()
+    } else if g.accounts.is_empty() {
+        "allow-list empty: rectify acts in no account (allow some with `rectify settings accounts add ID...` or `rectify settings accounts organization`)".into()
+    } else {
+        format!("rectify acts only in: {}", g.accounts.join(", "))
     }
 }
 
@@ -305,7 +328,59 @@ pub async fn edit_allow_list(
     by: &str,
 ) -> Result<Global, SettingsError> {
     update_global(store, audit, by, RecordOutcome::AccountsChanged, |g| {
-        edit.apply(&mut g.accounts);
+        edit.apply(g);
+    })
+    .await
+}
+
+/// The most days ahead an operator may let a `rectify:exempt` tag's `until=` lie.
+pub const MAX_TAG_EXEMPTION_DAYS: u32 = 365;
+
+/// Checks `--max-days` for tag exemptions: from 1 to [`MAX_TAG_EXEMPTION_DAYS`].
+pub fn check_tag_exemption_days(days: u32) -> Result<u32, SettingsError> {
+    if (1..=MAX_TAG_EXEMPTION_DAYS).contains(&days) {
+        Ok(days)
+    } else {
+        Err(SettingsError::Invalid(format!(
+            "--max-days {days}: must be from 1 to {MAX_TAG_EXEMPTION_DAYS}"
+        )))
+    }
+}
+
+/// Switches `rectify:exempt` tags on or off for the Organization, optionally with how many days
+/// ahead a tag's `until=` may lie (checked with [`check_tag_exemption_days`]), and records it.
+pub async fn set_tag_exemptions(
+    store: &Store,
+    audit: &AuditWriter,
+    on: bool,
+    max_days: Option<u32>,
+    by: &str,
+) -> Result<Global, SettingsError> {
+    if let Some(d) = max_days {
+        check_tag_exemption_days(d)?;
+    }
+    update_global(store, audit, by, RecordOutcome::SettingsChanged, |g| {
+        g.tag_exemptions = on;
+        if max_days.is_some() {
+            g.tag_exemption_max_days = max_days;
+        }
+    })
+    .await
+}
+
+/// Sets (or with `None` clears) the Security Hub administrator account, whose findings about
+/// other accounts are acted on, and records it; returns the Organization settings after.
+pub async fn set_securityhub_admin(
+    store: &Store,
+    audit: &AuditWriter,
+    account: Option<&str>,
+    by: &str,
+) -> Result<Global, SettingsError> {
+    if let Some(a) = account {
+        validate_account(a).map_err(|e| SettingsError::Invalid(e.to_string()))?;
+    }
+    update_global(store, audit, by, RecordOutcome::SettingsChanged, |g| {
+        g.securityhub_admin = account.map(str::to_string);
     })
     .await
 }
@@ -614,19 +689,72 @@ mod tests {
 
     #[test]
     fn the_allow_list_is_edited_sorted_and_without_duplicates() {
-        let mut list = vec!["333333333333".to_string()];
+        let mut g = Global {
+            accounts: vec!["333333333333".to_string()],
+            ..Global::default()
+        };
+        let list = |g: &Global| g.accounts.clone();
         AllowListEdit::add(vec!["222222222222".into(), "333333333333".into()])
             .unwrap()
-            .apply(&mut list);
-        assert_eq!(list, ["222222222222", "333333333333"]);
+            .apply(&mut g);
+        assert_eq!(list(&g), ["222222222222", "333333333333"]);
         AllowListEdit::remove(vec!["333333333333".into()])
             .unwrap()
-            .apply(&mut list);
-        assert_eq!(list, ["222222222222"]);
-        AllowListEdit::clear().apply(&mut list);
-        assert!(list.is_empty());
+            .apply(&mut g);
+        assert_eq!(list(&g), ["222222222222"]);
+        AllowListEdit::clear().apply(&mut g);
+        assert!(list(&g).is_empty());
         assert!(invalid(AllowListEdit::add(vec![]).unwrap_err()).contains("at least one"));
         assert!(AllowListEdit::remove(vec!["12".into()]).is_err());
+    }
+
+    #[test]
+    fn tag_exemption_days_are_bounded() {
+        assert_eq!(check_tag_exemption_days(90).unwrap(), 90);
+        assert!(check_tag_exemption_days(365).is_ok());
+        for bad in [0, 366] {
+            let text = invalid(check_tag_exemption_days(bad).unwrap_err());
+            assert!(text.starts_with(&format!("--max-days {bad}: must be from 1 to 365")));
+        }
+    }
+
+    #[test]
+    fn no_edit_of_the_allow_list_widens_it_without_naming_what_to_allow() {
+        let allows = |g: &Global, a: &str| {
+            crate::state::SettingsSnapshot::new(vec![], g.clone(), vec![]).account_allowed(a, None)
+        };
+        let mut g = Global::default();
+        assert!(!allows(&g, "111111111111"), "empty allows none");
+        AllowListEdit::add(vec!["111111111111".into()])
+            .unwrap()
+            .apply(&mut g);
+        assert!(allows(&g, "111111111111") && !allows(&g, "222222222222"));
+        AllowListEdit::remove(vec!["111111111111".into()])
+            .unwrap()
+            .apply(&mut g);
+        assert!(g.accounts.is_empty() && !g.organization);
+        assert!(
+            !allows(&g, "111111111111"),
+            "removing the last id allows none"
+        );
+        assert!(describe_allow_list(&g).contains("acts in no account"));
+
+        AllowListEdit::organization().apply(&mut g);
+        assert!(g.organization);
+        assert!(describe_allow_list(&g).contains("every ACTIVE account"));
+        // Removing an id in organization mode changes nothing; adding one names the list.
+        AllowListEdit::remove(vec!["111111111111".into()])
+            .unwrap()
+            .apply(&mut g);
+        assert!(g.organization);
+        AllowListEdit::add(vec!["333333333333".into()])
+            .unwrap()
+            .apply(&mut g);
+        assert!(!g.organization);
+        assert_eq!(g.accounts, ["333333333333"]);
+        AllowListEdit::organization().apply(&mut g);
+        AllowListEdit::clear().apply(&mut g);
+        assert!(!g.organization && g.accounts.is_empty());
     }
 
     #[test]

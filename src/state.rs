@@ -6,7 +6,7 @@
 //! the finding, so repeated and concurrent deliveries of one finding run it once; the claim is a
 //! lease that expires with the message's visibility, so a crashed worker's job is reclaimed.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,10 +22,13 @@ use crate::catalog::{Mode, Remediation};
 use crate::clock::now_text;
 use crate::cloud::{CloudError, classify};
 
-/// The names of the queue, DLQ and tables for one prefix.
+/// The names of the queues, DLQ and tables for one prefix.
 #[derive(Debug, Clone)]
 pub struct Names {
+    /// The event queue: findings from EventBridge.
     pub queue: String,
+    /// The control queue: approvals and retries from operators' commands.
+    pub control: String,
     pub dlq: String,
     pub settings: String,
     pub jobs: String,
@@ -36,6 +39,7 @@ impl Names {
     pub fn new(prefix: &str) -> Names {
         Names {
             queue: format!("{prefix}-events"),
+            control: format!("{prefix}-control"),
             dlq: format!("{prefix}-events-dlq"),
             settings: format!("{prefix}-settings"),
             jobs: format!("{prefix}-jobs"),
@@ -84,6 +88,7 @@ pub enum JobStatus {
     NeedsParameter,
     Rejected,
     Expired,
+    ApprovalExpired,
     Cancelled,
     Exempt,
     AccountNotAllowed,
@@ -104,6 +109,7 @@ impl JobStatus {
         JobStatus::NeedsParameter,
         JobStatus::Rejected,
         JobStatus::Expired,
+        JobStatus::ApprovalExpired,
         JobStatus::Cancelled,
         JobStatus::Exempt,
         JobStatus::AccountNotAllowed,
@@ -124,6 +130,7 @@ impl JobStatus {
             JobStatus::NeedsParameter => "needs-parameter",
             JobStatus::Rejected => "rejected",
             JobStatus::Expired => "expired",
+            JobStatus::ApprovalExpired => "approval-expired",
             JobStatus::Cancelled => "cancelled",
             JobStatus::Exempt => "exempt",
             JobStatus::AccountNotAllowed => "account-not-allowed",
@@ -147,6 +154,7 @@ impl JobStatus {
                 | JobStatus::Failed
                 | JobStatus::Off
                 | JobStatus::Expired
+                | JobStatus::ApprovalExpired
                 | JobStatus::Cancelled
                 | JobStatus::Exempt
                 | JobStatus::AccountNotAllowed
@@ -254,7 +262,8 @@ pub struct Setting {
     pub mode: Option<Mode>,
     pub params: serde_json::Map<String, Value>,
     pub triggers: Vec<String>,
-    /// Whether a `rectify:exempt` tag on a resource exempts it (default yes).
+    /// Whether a `rectify:exempt` tag on a resource exempts it, when tag exemptions are on for
+    /// the Organization (default yes there).
     pub tag_exemptions: Option<bool>,
     /// At most this many enforcements in `breaker_window_seconds` before the breaker trips.
     pub breaker_limit: Option<u32>,
@@ -264,13 +273,25 @@ pub struct Setting {
     pub version: u64,
 }
 
-/// Settings for the whole Organization: the account allow-list and the pause switch.
+/// Settings for the whole Organization: the account allow-list, the pause switch and whether
+/// resource owners may exempt their resources with a tag.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Global {
-    /// When not empty, only these accounts are acted on.
+    /// The accounts rectify acts in; empty means none (the allow-list fails closed).
     pub accounts: Vec<String>,
+    /// The allow-list is `organization`: every ACTIVE account AWS Organizations lists, instead
+    /// of `accounts`.
+    pub organization: bool,
+    /// Whether `rectify:exempt` tags count at all (default no).
+    pub tag_exemptions: bool,
+    /// How many days ahead a tag's `until=` may lie and still count
+    /// ([`DEFAULT_TAG_EXEMPTION_MAX_DAYS`] when not set).
+    pub tag_exemption_max_days: Option<u32>,
     pub paused: bool,
     pub pause_reason: Option<String>,
+    /// The Security Hub administrator account, whose bus carries member accounts' findings;
+    /// Security Hub findings about another account are acted on only when it sent them.
+    pub securityhub_admin: Option<String>,
     pub updated_by: Option<String>,
     pub updated_at: Option<String>,
     pub version: u64,
@@ -303,9 +324,13 @@ impl Exemption {
 
 /// The remediation name under which the Organization-wide settings are stored.
 const GLOBAL: &str = "_global";
+/// The settings table's partition of audit writers' liveness items (see `audit::liveness`).
+pub const WRITERS: &str = "_writers";
 /// Default blast-radius breaker: enforcements per window, and the window.
 pub const DEFAULT_BREAKER_LIMIT: u32 = 20;
 pub const DEFAULT_BREAKER_WINDOW_SECONDS: u64 = 3600;
+/// Default for how many days ahead a `rectify:exempt` tag's `until=` may lie.
+pub const DEFAULT_TAG_EXEMPTION_MAX_DAYS: u32 = 90;
 
 /// All settings at one moment.
 #[derive(Debug, Clone, Default)]
@@ -357,11 +382,21 @@ impl SettingsSnapshot {
         self.find(r.name(), "*")
     }
 
-    /// Whether `rectify:exempt` tags count for this remediation.
+    /// Whether `rectify:exempt` tags count for this remediation: only when they are switched on
+    /// for the Organization, and not off for the remediation.
     pub fn tag_exemptions(&self, r: &Remediation) -> bool {
-        self.global_setting(r)
-            .and_then(|s| s.tag_exemptions)
-            .unwrap_or(true)
+        self.global.tag_exemptions
+            && self
+                .global_setting(r)
+                .and_then(|s| s.tag_exemptions)
+                .unwrap_or(true)
+    }
+
+    /// How many days ahead a tag's `until=` may lie and still count.
+    pub fn tag_exemption_max_days(&self) -> u32 {
+        self.global
+            .tag_exemption_max_days
+            .unwrap_or(DEFAULT_TAG_EXEMPTION_MAX_DAYS)
     }
 
     /// The blast-radius breaker's limit and window for this remediation.
@@ -391,9 +426,16 @@ impl SettingsSnapshot {
         })
     }
 
-    /// Whether the allow-list lets rectify act in this account.
-    pub fn account_allowed(&self, account: &str) -> bool {
-        self.global.accounts.is_empty() || self.global.accounts.iter().any(|a| a == account)
+    /// Whether the allow-list lets rectify act in this account. It fails closed: an empty list
+    /// allows no account, and in `organization` mode only an account among `organization` (the
+    /// Organization's ACTIVE accounts, looked up by the caller) is allowed; none when they were
+    /// not looked up.
+    pub fn account_allowed(&self, account: &str, organization: Option<&BTreeSet<String>>) -> bool {
+        if self.global.organization {
+            organization.is_some_and(|o| o.contains(account))
+        } else {
+            self.global.accounts.iter().any(|a| a == account)
+        }
     }
 
     /// Operators' extra trigger rules, per remediation.
@@ -426,6 +468,13 @@ fn get_n(item: &HashMap<String, AttributeValue>, k: &str) -> Option<u64> {
     item.get(k)
         .and_then(|v| v.as_n().ok())
         .and_then(|v| v.parse().ok())
+}
+
+fn get_bool(item: &HashMap<String, AttributeValue>, k: &str) -> bool {
+    item.get(k)
+        .and_then(|v| v.as_bool().ok())
+        .copied()
+        .unwrap_or(false)
 }
 
 fn get_json<T: serde::de::DeserializeOwned>(
@@ -501,14 +550,23 @@ fn json_attr<T: Serialize>(v: &Option<T>) -> Option<AttributeValue> {
         .map(|v| s(serde_json::to_string(v).unwrap_or_default()))
 }
 
+/// A resource state as the jobs table stores it: secrets redacted, as in the audit copy.
+fn state_attr(v: &Option<Value>) -> Option<AttributeValue> {
+    v.as_ref().map(|v| {
+        let mut v = v.clone();
+        crate::redact::redact(&mut v);
+        s(v.to_string())
+    })
+}
+
 /// The DynamoDB tables.
 #[derive(Clone)]
 pub struct Store {
     ddb: Client,
     pub names: Names,
-    /// The breaker items this process last wrote, by remediation. Admissions write against
-    /// the remembered version; the write's condition rejects a stale one.
-    breakers: Arc<Mutex<HashMap<String, BreakerItem>>>,
+    /// The breaker items this process last wrote, by remediation and account. Admissions write
+    /// against the remembered version; the write's condition rejects a stale one.
+    breakers: Arc<Mutex<HashMap<(String, String), BreakerItem>>>,
 }
 
 /// A breaker item: its version and the times of the enforcements it counts.
@@ -548,7 +606,7 @@ impl Store {
                     snapshot.global = global_from_item(item)?;
                 } else if scope.starts_with("exemption:") {
                     snapshot.exemptions.push(exemption_from_item(item));
-                } else if scope == "breaker" {
+                } else if scope.starts_with(BREAKER) || remediation == WRITERS {
                     continue;
                 } else {
                     snapshot.settings.push(setting_from_item(item)?);
@@ -651,8 +709,8 @@ impl Store {
             .set_opt("reason", job.reason.clone().map(s))
             .set_opt("plan", json_attr(&job.plan))
             .set_opt("plan_hash", job.plan_hash.clone().map(s))
-            .set_opt("before", json_attr(&job.before))
-            .set_opt("after", json_attr(&job.after))
+            .set_opt("before", state_attr(&job.before))
+            .set_opt("after", state_attr(&job.after))
             .set_opt("inverse", json_attr(&job.inverse))
             .set_opt("script_sha256", job.script_sha256.clone().map(s))
             .set_opt("approved_by", job.approved_by.clone().map(s))
@@ -714,8 +772,8 @@ impl Store {
             ("reason", job.reason.clone().map(s)),
             ("plan", json_attr(&job.plan)),
             ("plan_hash", job.plan_hash.clone().map(s)),
-            ("before", json_attr(&job.before)),
-            ("after", json_attr(&job.after)),
+            ("before", state_attr(&job.before)),
+            ("after", state_attr(&job.after)),
             ("inverse", json_attr(&job.inverse)),
             ("script_sha256", job.script_sha256.clone().map(s)),
             ("approved_by", job.approved_by.clone().map(s)),
@@ -842,12 +900,16 @@ fn job_from_item(item: &HashMap<String, AttributeValue>) -> Result<Job, StateErr
 fn global_from_item(item: &HashMap<String, AttributeValue>) -> Result<Global, StateError> {
     Ok(Global {
         accounts: get_json(item, "accounts")?.unwrap_or_default(),
+        organization: get_bool(item, "allow_organization"),
+        tag_exemptions: get_bool(item, "tag_exemptions"),
+        tag_exemption_max_days: get_n(item, "tag_exemption_max_days").map(|v| v as u32),
         paused: item
             .get("paused")
             .and_then(|v| v.as_bool().ok())
             .copied()
             .unwrap_or(false),
         pause_reason: get_s(item, "pause_reason"),
+        securityhub_admin: get_s(item, "securityhub_admin"),
         updated_by: get_s(item, "updated_by"),
         updated_at: get_s(item, "updated_at"),
         version: get_n(item, "version").unwrap_or(0),
@@ -875,6 +937,14 @@ fn lock_id(key: &str) -> String {
 
 fn is_lock(item: &HashMap<String, AttributeValue>) -> bool {
     get_s(item, "id").is_some_and(|id| id.starts_with("lock:"))
+}
+
+/// The scope under which breaker items are stored: `breaker:<account>`, one per remediation
+/// and account.
+const BREAKER: &str = "breaker";
+
+fn breaker_scope(account: &str) -> String {
+    format!("{BREAKER}:{account}")
 }
 
 /// Whether the breaker let an enforcement through.
@@ -958,25 +1028,29 @@ impl Store {
         Ok(out.attributes().is_some_and(|a| !a.is_empty()))
     }
 
-    /// Counts one enforcement of `remediation` against its breaker: admitted while fewer than
-    /// `limit` fall in the last `window_seconds`. Optimistic: prune, then write if the item's
-    /// version is unchanged. The version this process last wrote is kept, so an admission is
-    /// one conditional write; the item is read again only when that write finds it changed
-    /// (another worker, or an operator's reset) and before the breaker is declared tripped.
-    /// Admissions in one process take turns, so they do not race each other.
+    /// Counts one enforcement of `remediation` in `account` against that account's breaker:
+    /// admitted while fewer than `limit` fall in the last `window_seconds`. Each account has a
+    /// breaker of its own, so one account's burst never holds another's fixes. Optimistic:
+    /// prune, then write if the item's version is unchanged. The version this process last
+    /// wrote is kept, so an admission is one conditional write; the item is read again only
+    /// when that write finds it changed (another worker, or an operator's reset) and before the
+    /// breaker is declared tripped. Admissions in one process take turns, so they do not race
+    /// each other.
     pub async fn breaker_admit(
         &self,
         remediation: &str,
+        account: &str,
         limit: u32,
         window_seconds: u64,
     ) -> Result<Breaker, StateError> {
+        let key = (remediation.to_string(), account.to_string());
         let mut cache = self.breakers.lock().await;
         for _ in 0..10 {
-            let cached = cache.remove(remediation);
+            let cached = cache.remove(&key);
             let fresh = cached.is_none();
             let (version, mut times) = match cached {
                 Some(c) => c,
-                None => self.breaker_item(remediation).await?,
+                None => self.breaker_item(remediation, account).await?,
             };
             let now = Utc::now().timestamp();
             times.retain(|t| now - t < window_seconds as i64);
@@ -985,13 +1059,13 @@ impl Store {
                     // Trip only on what the table says now: it may have been reset.
                     continue;
                 }
-                cache.insert(remediation.to_string(), (version, times.clone()));
+                cache.insert(key, (version, times.clone()));
                 return Ok(Breaker::Tripped(times.len()));
             }
             times.push(now);
             let item = HashMap::from([
                 ("remediation".to_string(), s(remediation)),
-                ("scope".to_string(), s("breaker")),
+                ("scope".to_string(), s(breaker_scope(account))),
                 (
                     "times".to_string(),
                     s(serde_json::to_string(&times).unwrap_or_default()),
@@ -1000,7 +1074,7 @@ impl Store {
             ]);
             match self.put_versioned(item, version, "the breaker").await {
                 Ok(()) => {
-                    cache.insert(remediation.to_string(), (version + 1, times));
+                    cache.insert(key, (version + 1, times));
                     return Ok(Breaker::Admitted);
                 }
                 Err(StateError::Conflict(_)) => continue,
@@ -1008,14 +1082,18 @@ impl Store {
             }
         }
         Err(StateError::Conflict(format!(
-            "the breaker of {remediation}"
+            "the breaker of {remediation} in {account}"
         )))
     }
 
     /// The breaker item as stored: its version and enforcement times.
-    async fn breaker_item(&self, remediation: &str) -> Result<BreakerItem, StateError> {
+    async fn breaker_item(
+        &self,
+        remediation: &str,
+        account: &str,
+    ) -> Result<BreakerItem, StateError> {
         let item = self
-            .get_settings_item(remediation, "breaker")
+            .get_settings_item(remediation, &breaker_scope(account))
             .await?
             .unwrap_or_default();
         let version = get_n(&item, "version").unwrap_or(0);
@@ -1023,17 +1101,57 @@ impl Store {
         Ok((version, times))
     }
 
-    /// Forgets a remediation's recent enforcements (an operator reset the breaker).
-    pub async fn breaker_reset(&self, remediation: &str) -> Result<(), StateError> {
-        self.ddb
-            .delete_item()
-            .table_name(&self.names.settings)
-            .key("remediation", s(remediation))
-            .key("scope", s("breaker"))
-            .send()
-            .await
-            .map_err(|e| classify("dynamodb:DeleteItem", e))?;
+    /// Forgets a remediation's recent enforcements in one account, or in every account with
+    /// `None` (an operator reset the breaker).
+    pub async fn breaker_reset(
+        &self,
+        remediation: &str,
+        account: Option<&str>,
+    ) -> Result<(), StateError> {
+        let scopes = match account {
+            Some(a) => vec![breaker_scope(a)],
+            None => self.breaker_scopes(remediation).await?,
+        };
+        for scope in scopes {
+            self.ddb
+                .delete_item()
+                .table_name(&self.names.settings)
+                .key("remediation", s(remediation))
+                .key("scope", s(scope))
+                .send()
+                .await
+                .map_err(|e| classify("dynamodb:DeleteItem", e))?;
+        }
         Ok(())
+    }
+
+    /// The scopes of a remediation's breaker items, one per account that has one.
+    async fn breaker_scopes(&self, remediation: &str) -> Result<Vec<String>, StateError> {
+        let mut scopes = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .ddb
+                .query()
+                .table_name(&self.names.settings)
+                .consistent_read(true)
+                .key_condition_expression("#r = :r AND begins_with(#s, :b)")
+                .expression_attribute_names("#r", "remediation")
+                .expression_attribute_names("#s", "scope")
+                .expression_attribute_values(":r", s(remediation))
+                .expression_attribute_values(":b", s(BREAKER))
+                .projection_expression("#s")
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| classify("dynamodb:Query", e))?;
+            scopes.extend(out.items().iter().filter_map(|i| get_s(i, "scope")));
+            match out.last_evaluated_key() {
+                Some(k) if !k.is_empty() => start = Some(k.clone()),
+                _ => break,
+            }
+        }
+        Ok(scopes)
     }
 
     /// Takes the lock on one resource for `lease` (or renews this owner's own lock). Two jobs
@@ -1409,13 +1527,27 @@ impl SettingsItem for Global {
                 s(serde_json::to_string(&self.accounts).unwrap_or_default()),
             ),
             ("paused".to_string(), AttributeValue::Bool(self.paused)),
+            (
+                "allow_organization".to_string(),
+                AttributeValue::Bool(self.organization),
+            ),
+            (
+                "tag_exemptions".to_string(),
+                AttributeValue::Bool(self.tag_exemptions),
+            ),
             ("version".to_string(), n(self.version)),
         ]);
+        if let Some(d) = self.tag_exemption_max_days {
+            item.insert("tag_exemption_max_days".into(), n(d));
+        }
         if let Some(at) = &self.updated_at {
             item.insert("updated_at".into(), s(at));
         }
         if let Some(r) = &self.pause_reason {
             item.insert("pause_reason".into(), s(r));
+        }
+        if let Some(a) = &self.securityhub_admin {
+            item.insert("securityhub_admin".into(), s(a));
         }
         if let Some(by) = &self.updated_by {
             item.insert("updated_by".into(), s(by));

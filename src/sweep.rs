@@ -19,7 +19,9 @@ use crate::catalog::Remediation;
 use crate::event::{Compliance, Finding, Source};
 use crate::reconcile::gates::Params;
 use crate::reconcile::plan::{Observed, observe_and_plan};
-use crate::reconcile::{Context, Outcome, gates, job_span, new_job, run_claimed, take_lease};
+use crate::reconcile::{
+    Context, Outcome, gates, job_span, new_job, organization_for, run_claimed, take_lease,
+};
 use crate::resource::{self, Scope};
 use crate::state::{Job, SettingsSnapshot};
 
@@ -238,7 +240,24 @@ async fn sweep_one(
     let id = finding.resource_id.as_str();
     let mode = snapshot.mode_for(r, &finding.account);
     let job = new_job(finding, r, mode);
-    let params = match gates::before_observe(snapshot, r, mode, &finding.account, id, today) {
+    let organization = match organization_for(ctx, snapshot, &finding.account).await {
+        Ok(o) => o,
+        Err(e) => {
+            let outcome = Outcome::AccountsUnreadable {
+                error: e.to_string(),
+            };
+            return line.error(id, outcome.reason());
+        }
+    };
+    let params = match gates::before_observe(
+        snapshot,
+        r,
+        mode,
+        &finding.account,
+        id,
+        today,
+        organization.as_deref(),
+    ) {
         Ok(p) => p,
         Err(outcome) => return line.hold(id, &outcome),
     };

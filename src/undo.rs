@@ -28,10 +28,12 @@ use crate::reconcile::plan::observe;
 use crate::settings::{ExemptionRequest, SettingsError, add_exemption};
 use crate::state::{Job, JobStatus, StateError};
 
-/// The resource as it matters for a comparison: without the observation time, and with
-/// security group rules compared by content, not by id.
+/// The resource as it matters for a comparison: without the observation time, with security
+/// group rules compared by content, not by id, and with secrets redacted as the jobs table
+/// stores them (so a live state compares equal to its stored copy).
 pub fn comparable(resource: &Value) -> Value {
     let mut v = resource.clone();
+    crate::redact::redact(&mut v);
     if let Value::Object(m) = &mut v {
         m.remove("observed_at");
         if let Some(Value::Array(rules)) = m.get_mut("ingress_rules") {
@@ -80,6 +82,8 @@ pub enum UndoError {
     AccountNotAllowed(String),
     #[error("settings cannot be read, so nothing is undone: {0}")]
     SettingsUnreadable(StateError),
+    #[error("the Organization's accounts cannot be listed, so nothing is undone: {0}")]
+    OrganizationUnreadable(CloudError),
     #[error("--exempt-until {0:?}: {1}")]
     BadExemptUntil(String, &'static str),
     #[error(
@@ -120,6 +124,7 @@ impl UndoError {
             | UndoError::BadExemptUntil(..) => true,
             UndoError::InverseMismatch { .. }
             | UndoError::SettingsUnreadable(_)
+            | UndoError::OrganizationUnreadable(_)
             | UndoError::Unreadable(_)
             | UndoError::UnreadableAfter(_)
             | UndoError::NotRestored(_)
@@ -263,7 +268,10 @@ pub async fn undo(ctx: &Arc<Context>, request: &Request<'_>) -> Result<Undone, U
         .get()
         .await
         .map_err(UndoError::SettingsUnreadable)?;
-    if !snapshot.account_allowed(&job.account) {
+    let organization = crate::reconcile::organization_for(ctx, &snapshot, &job.account)
+        .await
+        .map_err(UndoError::OrganizationUnreadable)?;
+    if !snapshot.account_allowed(&job.account, organization.as_deref()) {
         return Err(UndoError::AccountNotAllowed(job.account.clone()));
     }
     if snapshot.global.paused {
@@ -562,5 +570,14 @@ mod tests {
         assert!(!UndoError::NotRestored("failed".into()).is_usage());
         assert!(!UndoError::Unreadable(CloudError::Unsupported("x".into())).is_usage());
         assert!(!UndoError::State(StateError::Corrupt("x".into())).is_usage());
+    }
+
+    #[test]
+    fn a_live_state_compares_equal_to_its_redacted_stored_copy() {
+        let live = serde_json::json!({"tags": {"note": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"}, "observed_at": "t1"});
+        let mut stored = live.clone();
+        crate::redact::redact(&mut stored);
+        assert_ne!(live, stored);
+        assert_eq!(comparable(&live), comparable(&stored));
     }
 }

@@ -216,6 +216,8 @@ async fn rejected_and_expired_plans_are_never_applied() {
 async fn a_compliant_finding_cancels_the_pending_plan() {
     let env = Env::new().await;
     let (bucket, _) = pending_bucket(&env).await;
+    // The resource really is fixed: the job is cancelled only once a re-read shows it.
+    block_public_access(&env.sdk, &bucket).await;
     let detail = config_detail(
         HOME,
         "s3-bucket-level-public-access-prohibited",
@@ -335,5 +337,302 @@ async fn notifications_reach_the_topic_with_the_command_to_act() {
             .as_str()
             .unwrap()
             .contains(&bucket)
+    );
+}
+
+/// Sets one attribute of a job item by hand, as someone with write access to the jobs table
+/// (not rectify) would.
+async fn write_job_attribute(env: &Env, id: &str, name: &str, value: &str) {
+    aws_sdk_dynamodb::Client::new(&env.sdk)
+        .update_item()
+        .table_name(format!("{}-jobs", env.prefix))
+        .key("id", aws_sdk_dynamodb::types::AttributeValue::S(id.into()))
+        .update_expression("SET #a = :v")
+        .expression_attribute_names("#a", name)
+        .expression_attribute_values(
+            ":v",
+            aws_sdk_dynamodb::types::AttributeValue::S(value.into()),
+        )
+        .condition_expression("attribute_exists(id)")
+        .send()
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approval_is_refused_when_the_stored_plan_does_not_hash_to_the_stored_hash() {
+    let env = Env::new().await;
+    let (bucket, id) = pending_bucket(&env).await;
+    let job = env.json(&["jobs", "show", &id]).await;
+    let hash = job["plan_hash"].as_str().unwrap().to_string();
+    // The stored plan is edited to look harmless (it now names another bucket) and its hash is
+    // left as it was: what `jobs show` prints is no longer what the hash binds.
+    let mut plan = job["plan"].clone();
+    plan["actions"][0]["bucket"] = Value::String(format!("{bucket}-elsewhere"));
+    write_job_attribute(&env, &id, "plan", &plan.to_string()).await;
+    let shown = env.ok(&["jobs", "show", &id]).await;
+    assert!(shown.contains(&format!("{bucket}-elsewhere")), "{shown}");
+
+    for args in [
+        vec!["jobs", "approve", &id, "--by", "alice"],
+        vec![
+            "jobs",
+            "approve",
+            &id,
+            "--by",
+            "alice",
+            "--plan-hash",
+            &hash,
+        ],
+    ] {
+        let r = env.run(&args).await;
+        assert_eq!(r.code, 1, "{args:?}: {}{}", r.stdout, r.stderr);
+        assert!(
+            r.stderr
+                .contains("stored plan does not hash to its stored plan hash")
+                && r.stderr.contains(&hash),
+            "{}",
+            r.stderr
+        );
+    }
+    let job = env.job_for(&bucket).await;
+    assert_eq!(job["status"], "pending-approval", "{job:#}");
+    assert_eq!(job["approved_by"], Value::Null);
+    env.drain().await;
+    assert_eq!(
+        public_access_block(&env.sdk, &bucket).await,
+        None,
+        "nothing may be applied"
+    );
+    assert!(
+        !env.audit()
+            .await
+            .iter()
+            .any(|r| r["job_id"] == id.as_str() && r["outcome"] == "approved"),
+        "no approval on the record"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approval_not_executed_within_the_ttl_expires_and_changes_nothing() {
+    let env = Env::new().await;
+    let (bucket, id) = pending_bucket(&env).await;
+    env.ok(&["jobs", "approve", &id, "--by", "alice"]).await;
+    assert_eq!(env.job_for(&bucket).await["status"], "approved");
+    // The approval was given two days ago (the default TTL is one day), and the worker meets it
+    // only now, for example after a pause or an outage.
+    let two_days_ago = (chrono::Utc::now() - chrono::Duration::days(2))
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    write_job_attribute(&env, &id, "approved_at", &two_days_ago).await;
+    env.drain().await;
+
+    let job = env.job_for(&bucket).await;
+    assert_eq!(job["status"], "approval-expired", "{job:#}");
+    let reason = job["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("approved by alice")
+            && reason.contains(&two_days_ago)
+            && reason.contains("86400 s")
+            && reason.contains(&format!("rectify jobs retry {id}")),
+        "{reason}"
+    );
+    assert_eq!(
+        public_access_block(&env.sdk, &bucket).await,
+        None,
+        "an expired approval is never executed"
+    );
+    let outcomes: Vec<String> = env
+        .audit()
+        .await
+        .into_iter()
+        .filter(|r| r["job_id"] == id.as_str())
+        .map(|r| r["outcome"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        outcomes,
+        ["pending-approval", "approved", "approval-expired"],
+        "the expiry is on the record"
+    );
+    // The operator sees it, and plans it again for a new approval.
+    let listed = env
+        .ok(&["jobs", "list", "--status", "approval-expired"])
+        .await;
+    assert!(listed.contains(&id), "{listed}");
+    env.ok(&["jobs", "retry", &id]).await;
+    env.drain().await;
+    assert_eq!(env.job_for(&bucket).await["status"], "pending-approval");
+    assert_eq!(public_access_block(&env.sdk, &bucket).await, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approvals_travel_on_the_control_queue_and_the_event_queue_refuses_control_messages() {
+    let env = Env::new().await;
+    let (bucket, id) = pending_bucket(&env).await;
+    // Whoever may send events cannot run a job: a control message on the event queue is
+    // poison, and the job stays where it was.
+    let forged = format!(r#"{{"rectify": {{"action": "run-job", "job_id": "{id}"}}}}"#);
+    env.send(&forged).await;
+    // Nor does a finding belong on the control queue.
+    let control_url = env.url_of("control").await;
+    let misplaced = bucket_event(&bucket);
+    env.sqs()
+        .send_message()
+        .queue_url(&control_url)
+        .message_body(&misplaced)
+        .send()
+        .await
+        .unwrap();
+    env.drain().await;
+    assert_eq!(env.depth(false).await, 0);
+    assert_eq!(env.depth_of("control").await, 0);
+    let dlq = env.json(&["dlq", "list"]).await;
+    let reason_of = |body: &str| {
+        dlq.as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["body"] == body)
+            .unwrap_or_else(|| panic!("not in the DLQ: {body}\n{dlq:#}"))["reason"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert!(
+        reason_of(&forged).contains("control messages are not accepted on the event queue"),
+        "{dlq:#}"
+    );
+    assert!(
+        reason_of(&misplaced).contains("only rectify control messages are accepted"),
+        "{dlq:#}"
+    );
+    assert_eq!(env.job_for(&bucket).await["status"], "pending-approval");
+    assert_eq!(public_access_block(&env.sdk, &bucket).await, None);
+
+    // An approval is queued on the control queue, and the worker acts on it.
+    env.ok(&["jobs", "approve", &id, "--by", "alice"]).await;
+    assert_eq!(env.depth_of("control").await, 1);
+    assert_eq!(env.depth(false).await, 0);
+    // Were that message lost (or dead-lettered, which is never put back on the control
+    // queue), `jobs retry` queues the approved job again.
+    let lost = env
+        .sqs()
+        .receive_message()
+        .queue_url(&control_url)
+        .send()
+        .await
+        .unwrap();
+    let lost = &lost.messages()[0];
+    assert!(lost.body().unwrap().contains(&id));
+    env.sqs()
+        .delete_message()
+        .queue_url(&control_url)
+        .receipt_handle(lost.receipt_handle().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(env.depth_of("control").await, 0);
+    assert_eq!(env.job_for(&bucket).await["status"], "approved");
+    env.ok(&["jobs", "retry", &id]).await;
+    assert_eq!(env.depth_of("control").await, 1);
+    env.drain().await;
+    assert_eq!(env.depth_of("control").await, 0);
+    let job = env.job_for(&bucket).await;
+    assert_eq!(job["status"], "applied", "{job:#}");
+    assert_eq!(
+        public_access_block(&env.sdk, &bucket).await,
+        Some([true; 4])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_compliant_event_cancels_nothing_while_the_resource_still_needs_its_fix() {
+    let env = Env::new().await;
+    let (bucket, _) = pending_bucket(&env).await;
+    let compliant = || {
+        config_detail(
+            HOME,
+            "s3-bucket-level-public-access-prohibited",
+            "AWS::S3::Bucket",
+            &bucket,
+            "COMPLIANT",
+        )
+        .to_string()
+    };
+    // The bucket is still public: the event lies.
+    env.send(&compliant()).await;
+    env.drain().await;
+    let job = env.job_for(&bucket).await;
+    assert_eq!(job["status"], "pending-approval", "{job:#}");
+    let kept = env
+        .audit()
+        .await
+        .into_iter()
+        .find(|r| {
+            r["job_id"] == job["id"]
+                && r["reason"]
+                    .as_str()
+                    .is_some_and(|t| t.starts_with("kept: "))
+        })
+        .expect("the audit says why the job was kept");
+    let why = kept["reason"].as_str().unwrap();
+    assert!(why.contains("COMPLIANT"), "{why}");
+    assert!(why.contains("still needs"), "{why}");
+    // Approved, it stays approved too.
+    let id = job["id"].as_str().unwrap().to_string();
+    env.ok(&[
+        "pause",
+        "--reason",
+        "hold the approved plan",
+        "--by",
+        "oncall",
+    ])
+    .await;
+    env.ok(&["jobs", "approve", &id, "--by", "alice"]).await;
+    env.drain().await;
+    assert_eq!(env.job_for(&bucket).await["status"], "approved");
+    env.send(&compliant()).await;
+    env.drain().await;
+    assert_eq!(env.job_for(&bucket).await["status"], "approved");
+
+    // Once the bucket really is fixed, the same event cancels it.
+    block_public_access(&env.sdk, &bucket).await;
+    env.send(&compliant()).await;
+    env.drain().await;
+    let job = env.job_for(&bucket).await;
+    assert_eq!(job["status"], "cancelled", "{job:#}");
+    assert!(job["reason"].as_str().unwrap().contains("COMPLIANT"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exempt_outcome_is_notified_like_a_pending_approval() {
+    let env = Env::new().await;
+    let (topic, inbox) = notification_inbox(&env).await;
+    env.tag_exemptions_on().await;
+    env.enforce("s3-block-public-access").await;
+    let bucket = env.bucket("exempt-notify").await;
+    let until = chrono::Utc::now().date_naive() + chrono::Duration::days(10);
+    tag_exempt(&env.sdk, &bucket, &format!("campaign site; until={until}")).await;
+    env.send_bucket_event(&bucket).await;
+    let r = env
+        .run(&["worker", "--once", "--notify-topic-arn", &topic])
+        .await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let job = env.job_for(&bucket).await;
+    assert_eq!(job["status"], "exempt", "{job:#}");
+    let events = notifications(&env, &inbox).await;
+    assert_eq!(events.len(), 1, "{events:#?}");
+    let e = &events[0];
+    assert_eq!(e["event"], "exempt");
+    assert_eq!(e["job_id"], job["id"]);
+    assert_eq!(e["resource_id"], bucket.as_str());
+    assert!(
+        e["reason"].as_str().unwrap().contains("campaign site"),
+        "{e:#}"
+    );
+    assert!(
+        e["command"]
+            .as_str()
+            .unwrap()
+            .contains("rectify settings tag-exemptions off"),
+        "{e:#}"
     );
 }

@@ -4,6 +4,8 @@
 
 mod support;
 
+use std::time::Duration;
+
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::Value;
 use support::*;
@@ -318,7 +320,7 @@ async fn undo_honours_the_pause_switch_and_the_allow_list() {
     );
     env.ok(&["resume", "--by", "t"]).await;
 
-    env.ok(&["settings", "accounts", "add", MEMBER, "--by", "t"])
+    env.ok(&["settings", "accounts", "remove", HOME, "--by", "t"])
         .await;
     let r = undo_run(&env, &job, &[]).await;
     assert_eq!(r.code, 2, "{}", r.stdout);
@@ -681,4 +683,262 @@ async fn the_export_to_s3_is_retained_and_catches_later_edits_of_the_table() {
         "{}",
         r.stdout
     );
+}
+
+/// A configuration file with these `[audit]` anchoring settings; its path.
+fn anchoring(records: u64, seconds: u64) -> String {
+    let path = std::env::temp_dir().join(format!("rectify-audit-{}.toml", unique("c")));
+    std::fs::write(
+        &path,
+        format!("[audit]\nanchor_every_records = {records}\nanchor_every_seconds = {seconds}\n"),
+    )
+    .unwrap();
+    path.display().to_string()
+}
+
+/// The anchors (from `audit list`) that name `chain`, as (anchor seq, anchored seq).
+async fn anchors_of(env: &Env, chain: &str) -> Vec<(u64, u64)> {
+    env.audit()
+        .await
+        .iter()
+        .filter(|r| r["kind"] == "anchor" && r["after"]["chain"] == chain)
+        .map(|r| {
+            (
+                r["seq"].as_u64().unwrap(),
+                r["after"]["seq"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_stopped_workers_newest_records_with_their_anchors_is_named() {
+    let env = Env::new().await;
+    let config = anchoring(2, 300);
+    for _ in 0..4 {
+        let b = env.bucket("cut").await;
+        env.send(&config_event(
+            HOME,
+            "s3-bucket-public-read-prohibited",
+            "AWS::S3::Bucket",
+            &b,
+        ))
+        .await;
+    }
+    let run = env
+        .run_env(
+            &["worker", "--once", "--concurrency", "1"],
+            &[("RECTIFY_CONFIG", &config)],
+        )
+        .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let audit = env.audit().await;
+    let chain = audit.iter().find(|r| r["kind"] == "job").unwrap()["chain"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Anchored after records 2 and 4, and again when the worker stopped.
+    let anchors = anchors_of(&env, &chain).await;
+    assert_eq!(
+        anchors.iter().map(|a| a.1).collect::<Vec<_>>(),
+        vec![2, 4, 4]
+    );
+    assert!(env.ok(&["audit", "verify"]).await.starts_with("OK"));
+
+    // The newest record cut off, with the anchors that named it (the anchor chain's own tail):
+    // every chain is intact, yet the head no longer has an anchor written after it.
+    delete(&env, &chain, 4).await;
+    for (anchor_seq, anchored) in anchors {
+        if anchored == 4 {
+            delete(&env, "anchors", anchor_seq).await;
+        }
+    }
+    verify_fails_naming(&env, &format!("{chain}-00000003"), "not covered").await;
+    let out = env.run(&["audit", "verify"]).await.stdout;
+    assert!(out.contains(&format!("after {chain}-00000002")), "{out}");
+    assert!(out.contains("not running"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_workers_unanchored_tail_passes_and_verify_says_so() {
+    let env = Env::new().await;
+    // No timed anchor within the test: the tail stays unanchored while the worker runs.
+    let config = anchoring(1000, 300);
+    let mut worker = env.spawn_env(
+        &["worker", "--wait-seconds", "1"],
+        &[("RECTIFY_CONFIG", &config)],
+    );
+    assert!(
+        worker
+            .wait_for("worker ready", Duration::from_secs(30))
+            .await
+    );
+    env.send_bucket_event(&env.bucket("tail").await).await;
+    let chain = eventually(Duration::from_secs(30), || async {
+        env.audit()
+            .await
+            .iter()
+            .find(|r| r["kind"] == "job")
+            .map(|r| r["chain"].as_str().unwrap().to_string())
+    })
+    .await
+    .expect("the worker recorded the job");
+    assert!(anchors_of(&env, &chain).await.is_empty());
+    let run = env.run(&["audit", "verify"]).await;
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    assert!(run.stdout.starts_with("OK"), "{}", run.stdout);
+    assert!(
+        run.stdout.lines().any(|l| l.starts_with("note:")
+            && l.contains(&format!("chain {chain}: its writer is running"))),
+        "{}",
+        run.stdout
+    );
+
+    // Stopped cleanly: the head is anchored, the liveness item gone, nothing left to excuse.
+    worker.signal("TERM");
+    assert_eq!(worker.exit(Duration::from_secs(30)).await, Some(0));
+    assert_eq!(anchors_of(&env, &chain).await.len(), 1);
+    let out = env.ok(&["audit", "verify"]).await;
+    assert!(out.starts_with("OK") && !out.contains("note:"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newest_anchor_older_than_the_bound_fails() {
+    let env = Env::new().await;
+    // A well-formed anchor chain whose newest anchor was written long ago: anchors after it
+    // may have been cut off.
+    let mut anchor = rectify::audit::Record {
+        id: "anchors-00000001".into(),
+        chain: "anchors".into(),
+        seq: 1,
+        prev_hash: rectify::audit::GENESIS.into(),
+        time: "2026-01-01T00:00:00.000Z".into(),
+        kind: rectify::audit::RecordKind::Anchor,
+        outcome: rectify::audit::RecordOutcome::Anchored,
+        after: Some(
+            serde_json::json!({"chain": "w-000000000000", "seq": 0, "hash": rectify::audit::GENESIS}),
+        ),
+        ..Default::default()
+    };
+    anchor.hash = anchor.compute_hash();
+    let text = |s: &str| AttributeValue::S(s.to_string());
+    put(
+        &env,
+        std::collections::HashMap::from([
+            ("chain".to_string(), text("anchors")),
+            ("seq".to_string(), AttributeValue::N("1".into())),
+            ("id".to_string(), text(&anchor.id)),
+            ("time".to_string(), text(&anchor.time)),
+            ("outcome".to_string(), text("anchored")),
+            ("hash".to_string(), text(&anchor.hash)),
+            (
+                "record".to_string(),
+                text(&serde_json::to_string(&anchor).unwrap()),
+            ),
+        ]),
+    )
+    .await;
+    verify_fails_naming(&env, "anchors-00000001", "beyond the bound of 900 s").await;
+    // An operator who knows no worker ran since widens the bound.
+    let out = env
+        .ok(&["audit", "verify", "--max-anchor-age", "100000000"])
+        .await;
+    assert!(out.starts_with("OK"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_worker_anchors_within_t_seconds_without_n_records() {
+    let env = Env::new().await;
+    let config = anchoring(1000, 1);
+    let mut worker = env.spawn_env(
+        &["worker", "--wait-seconds", "1"],
+        &[("RECTIFY_CONFIG", &config)],
+    );
+    assert!(
+        worker
+            .wait_for("worker ready", Duration::from_secs(30))
+            .await
+    );
+    env.send_bucket_event(&env.bucket("timed").await).await;
+    let chain = eventually(Duration::from_secs(30), || async {
+        env.audit()
+            .await
+            .iter()
+            .find(|r| r["kind"] == "job")
+            .map(|r| r["chain"].as_str().unwrap().to_string())
+    })
+    .await
+    .expect("the worker recorded the job");
+    // One record, far fewer than 1000: the timer anchors it while the worker runs.
+    let anchored = eventually(Duration::from_secs(10), || async {
+        anchors_of(&env, &chain)
+            .await
+            .into_iter()
+            .find(|a| a.1 >= 1)
+    })
+    .await;
+    assert!(
+        worker.child.try_wait().unwrap().is_none(),
+        "the worker is still running"
+    );
+    assert!(anchored.is_some(), "no anchor within T seconds");
+    worker.signal("TERM");
+    assert_eq!(worker.exit(Duration::from_secs(30)).await, Some(0));
+    assert!(env.ok(&["audit", "verify"]).await.starts_with("OK"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_in_a_before_state_is_stored_redacted_and_undo_still_restores() {
+    use aws_sdk_s3::types::{Tag, Tagging};
+    let env = Env::new().await;
+    let bucket = env.bucket("secret").await;
+    let secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+    let tags = [("note", secret), ("db-password", "hunter2")]
+        .iter()
+        .map(|(k, v)| Tag::builder().key(*k).value(*v).build().unwrap())
+        .collect::<Vec<_>>();
+    aws_sdk_s3::Client::new(&env.sdk)
+        .put_bucket_tagging()
+        .bucket(&bucket)
+        .tagging(Tagging::builder().set_tag_set(Some(tags)).build().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let job = applied(
+        &env,
+        "s3-block-public-access",
+        "s3-bucket-public-read-prohibited",
+        "AWS::S3::Bucket",
+        &bucket,
+    )
+    .await;
+    let item = aws_sdk_dynamodb::Client::new(&env.sdk)
+        .get_item()
+        .table_name(format!("{}-jobs", env.prefix))
+        .key("id", AttributeValue::S(job.clone()))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item()
+        .cloned()
+        .unwrap();
+    for state in ["before", "after"] {
+        let stored: Value = serde_json::from_str(item[state].as_s().unwrap()).unwrap();
+        assert_eq!(stored["tags"]["note"], "[redacted]", "{state}: {stored}");
+        assert_eq!(
+            stored["tags"]["db-password"], "[redacted]",
+            "{state}: {stored}"
+        );
+        assert_eq!(stored["bucket"], bucket.as_str(), "{state}: {stored}");
+    }
+    let whole = format!("{item:?}");
+    assert!(
+        !whole.contains(secret) && !whole.contains("hunter2"),
+        "{whole}"
+    );
+    // Undo compares the live bucket (secrets and all) with the redacted stored states, and
+    // puts it back as it was.
+    undo(&env, &job).await;
+    assert_eq!(public_access_block(&env.sdk, &bucket).await, None);
 }

@@ -252,6 +252,129 @@ fn sweep_refuses_a_malformed_region_naming_the_flag() {
 }
 
 #[test]
+fn a_parameter_of_the_wrong_type_or_out_of_bounds_exits_2_naming_it_and_its_rule() {
+    let case = format!(
+        "{}/remediations/sg-revoke-open-ssh/tests/mixed-rules.json",
+        std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR")
+    );
+    let set = |remediation: &'static str, param: &'static str| -> Vec<String> {
+        [
+            "settings",
+            "set",
+            remediation,
+            "--param",
+            param,
+            "--by",
+            "t",
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let plan = |remediation: &'static str, param: &'static str| -> Vec<String> {
+        [
+            "plan",
+            "--remediation",
+            remediation,
+            "--resource",
+            &case,
+            "--param",
+            param,
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let cases: Vec<(Vec<String>, &[&str])> = vec![
+        (
+            set("sg-revoke-open-ssh", "port=-5"),
+            &["--param port", "port = -5", "an integer from 1 to 65535"],
+        ),
+        (
+            set("sg-revoke-open-ssh", "port=65536"),
+            &["--param port", "an integer from 1 to 65535"],
+        ),
+        (
+            set("sg-revoke-open-ssh", "port=ssh"),
+            &["--param port", "\"ssh\"", "an integer from 1 to 65535"],
+        ),
+        (
+            set("sg-revoke-open-admin-ports", "ports=[3389,0]"),
+            &[
+                "--param ports",
+                "a non-empty list of integers from 1 to 65535",
+            ],
+        ),
+        (
+            set("sg-revoke-open-admin-ports", "ports=[]"),
+            &["--param ports", "non-empty"],
+        ),
+        (
+            set("iam-deactivate-stale-keys", "max_unused_days=-1"),
+            &["--param max_unused_days", "an integer from 0 to 36500"],
+        ),
+        (
+            set("vpce-restrict-policy", "organization_id=o-abc"),
+            &["--param organization_id", "text matching o-[a-z0-9]{10,32}"],
+        ),
+        (
+            set("sg-revoke-open-ssh", "prot=22"),
+            &["--param prot", "has no parameter \"prot\" (it has: port)"],
+        ),
+        (
+            plan("sg-revoke-open-ssh", "port=-5"),
+            &["--param port", "an integer from 1 to 65535"],
+        ),
+        (
+            plan("sg-revoke-open-ssh", "prot=22"),
+            &["--param prot", "has no parameter \"prot\""],
+        ),
+    ];
+    for (args, needles) in cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (code, out, err) = rectify(&args);
+        assert_eq!(code, 2, "{args:?}: {out}{err}");
+        for needle in needles {
+            assert!(err.contains(needle), "{args:?}: {needle:?} not in {err}");
+        }
+    }
+    // A value within its rule plans.
+    let (code, out, err) = rectify(
+        &plan("sg-revoke-open-ssh", "port=2222")
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    assert_eq!(code, 0, "{out}{err}");
+}
+
+#[test]
+fn a_manifest_with_a_bad_parameter_schema_stops_start_up_naming_file_and_line() {
+    let dir = temp_dir("schema");
+    let folder = dir.join("my-guardrail");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::write(
+        folder.join("remediation.toml"),
+        "name = \"my-guardrail\"\ndescription = \"x\"\nresource_type = \"AWS::EC2::SecurityGroup\"\nactions = [\"ec2:RevokeSecurityGroupIngress\"]\n[triggers]\nrules = [\"r\"]\n[params.port]\ndescription = \"p\"\ntype = \"integer\"\nmin = 1\nmax = 65535\ndefault = 0\n",
+    )
+    .unwrap();
+    std::fs::write(
+        folder.join("plan.rhai"),
+        "fn plan(resource, params) { [] }\n",
+    )
+    .unwrap();
+    for args in [vec!["catalog", "list"], vec!["worker", "--once"]] {
+        let mut args = args;
+        args.extend(["--remediations", dir.to_str().unwrap()]);
+        let (code, _, err) = rectify(&args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(
+            err.contains("my-guardrail/remediation.toml:7:")
+                && err.contains("parameter port: `default` 0 is not an integer from 1 to 65535"),
+            "{args:?}: {err}"
+        );
+    }
+}
+
+#[test]
 fn plan_refuses_a_plan_aimed_at_another_resource_naming_the_action_and_the_rule() {
     let dir = temp_dir("unbound");
     let folder = dir.join("aims-elsewhere");

@@ -209,3 +209,156 @@ fn the_controller_task_role_allows_exactly_what_the_worker_calls() {
         );
     }
 }
+
+/// The statements of the queue policy that covers the queue resource `queue`.
+fn queue_policy(t: &Value, queue: &str) -> Vec<Value> {
+    let resources = t["Resources"].as_object().unwrap();
+    let policies: Vec<&Value> = resources
+        .values()
+        .filter(|r| {
+            r["Type"] == "AWS::SQS::QueuePolicy"
+                && r["Properties"]["Queues"]
+                    .as_array()
+                    .is_some_and(|q| q.iter().any(|x| x["Ref"] == queue))
+        })
+        .collect();
+    assert_eq!(policies.len(), 1, "one queue policy for {queue}");
+    policies[0]["Properties"]["PolicyDocument"]["Statement"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+#[test]
+fn only_the_event_rules_send_to_the_event_queue_and_only_operators_to_the_control_queue() {
+    let t = template("controller.json");
+    let resources = t["Resources"].as_object().unwrap();
+    let rules = serde_json::json!([
+        {"Fn::GetAtt": ["ConfigComplianceRule", "Arn"]},
+        {"Fn::GetAtt": ["SecurityHubFindingsRule", "Arn"]}
+    ]);
+    let operators = serde_json::json!({"Ref": "OperatorPrincipalArns"});
+
+    // The event queue: the two EventBridge rules are let in, and everyone else is denied.
+    let events = queue_policy(&t, "Queue");
+    for st in events.iter().filter(|s| s["Effect"] == "Allow") {
+        assert_eq!(
+            st["Principal"],
+            serde_json::json!({"Service": "events.amazonaws.com"})
+        );
+        assert_eq!(st["Condition"]["ArnEquals"]["aws:SourceArn"], rules);
+    }
+    let deny = events
+        .iter()
+        .find(|s| s["Effect"] == "Deny")
+        .expect("the event queue's policy denies other senders explicitly");
+    assert_eq!(deny["Principal"], "*");
+    assert_eq!(
+        deny["Action"], "sqs:SendMessage",
+        "receive and delete stay the owner's"
+    );
+    assert_eq!(deny["Condition"]["ArnNotEquals"]["aws:SourceArn"], rules);
+    assert_eq!(
+        deny["Condition"]["ArnNotEquals"]["aws:PrincipalArn"],
+        operators
+    );
+
+    // The control queue: operators only.
+    let control = &resources["ControlQueue"];
+    assert_eq!(control["Type"], "AWS::SQS::Queue");
+    assert_eq!(
+        control["Properties"]["QueueName"],
+        serde_json::json!({"Fn::Sub": "${Prefix}-control"})
+    );
+    let statements = queue_policy(&t, "ControlQueue");
+    let allows: Vec<&Value> = statements
+        .iter()
+        .filter(|s| s["Effect"] == "Allow")
+        .collect();
+    assert_eq!(allows.len(), 1);
+    assert_eq!(allows[0]["Principal"]["AWS"], operators);
+    assert_eq!(allows[0]["Action"], "sqs:SendMessage");
+    let deny = statements
+        .iter()
+        .find(|s| s["Effect"] == "Deny")
+        .expect("the control queue's policy denies other senders explicitly");
+    assert_eq!(deny["Principal"], "*");
+    assert_eq!(deny["Action"], "sqs:SendMessage");
+    assert_eq!(
+        deny["Condition"],
+        serde_json::json!({"ArnNotEquals": {"aws:PrincipalArn": operators}})
+    );
+
+    // The worker reads the control queue and never writes to it.
+    let task_policy = &resources["TaskRolePolicy"]["Properties"]["PolicyDocument"]["Statement"];
+    for st in task_policy.as_array().unwrap() {
+        let on_control = strings(&st["Resource"]).is_empty()
+            && st["Resource"].to_string().contains("\"ControlQueue\"");
+        if on_control {
+            assert!(
+                !strings(&st["Action"])
+                    .iter()
+                    .any(|a| a == "sqs:SendMessage"),
+                "the task role can send to the control queue: {st}"
+            );
+        }
+    }
+    assert!(
+        task_policy.to_string().contains("\"ControlQueue\""),
+        "the task role reads the control queue"
+    );
+}
+
+#[test]
+fn the_audit_table_is_append_only_for_every_principal() {
+    let t = template("controller.json");
+    let resources = t["Resources"].as_object().unwrap();
+    let audit = &resources["AuditTable"]["Properties"];
+    assert_eq!(audit["DeletionProtectionEnabled"], true);
+    let statements = audit["ResourcePolicy"]["PolicyDocument"]["Statement"]
+        .as_array()
+        .expect("the audit table has a resource policy");
+    let denied: BTreeSet<String> = statements
+        .iter()
+        .filter(|s| s["Effect"] == "Deny" && s["Principal"] == "*" && s["Condition"].is_null())
+        .flat_map(|s| strings(&s["Action"]))
+        .collect();
+    for action in [
+        "dynamodb:DeleteItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:BatchWriteItem",
+        "dynamodb:PartiQLDelete",
+        "dynamodb:PartiQLUpdate",
+        "dynamodb:UpdateTimeToLive",
+        "dynamodb:DeleteTable",
+    ] {
+        assert!(
+            denied.contains(action),
+            "{action} is not denied to every principal: {denied:?}"
+        );
+    }
+    assert!(
+        statements.iter().all(|s| s["Effect"] == "Deny"),
+        "the audit table's policy only denies"
+    );
+    // Nor does the task role's own policy grant a change of the audit table.
+    for r in resources.values() {
+        if r["Type"] != "AWS::IAM::Policy" {
+            continue;
+        }
+        for st in r["Properties"]["PolicyDocument"]["Statement"]
+            .as_array()
+            .unwrap()
+        {
+            if st["Effect"] == "Allow" && st["Resource"].to_string().contains("\"AuditTable\"") {
+                let actions = strings(&st["Action"]);
+                for a in ["dynamodb:DeleteItem", "dynamodb:UpdateItem"] {
+                    assert!(
+                        !actions.contains(&a.to_string()),
+                        "{a} allowed on the audit table"
+                    );
+                }
+            }
+        }
+    }
+}

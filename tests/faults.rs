@@ -426,6 +426,32 @@ async fn killed_mid_remediation_with_sigkill_every_finding_converges_once() {
         proxy.mutating_calls().len(),
         proxy.forwarded()
     );
+    // A killed worker's records since its last anchor (at most T seconds of them) are anchored
+    // by a later worker once its liveness has run out: wait for that, and run one.
+    let settings = format!("{}-settings", env.prefix);
+    let ddb = aws_sdk_dynamodb::Client::new(&env.sdk);
+    let lapsed = eventually(Duration::from_secs(60), || async {
+        let out = ddb
+            .query()
+            .table_name(&settings)
+            .key_condition_expression("remediation = :w")
+            .expression_attribute_values(
+                ":w",
+                aws_sdk_dynamodb::types::AttributeValue::S("_writers".into()),
+            )
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap();
+        let now = chrono::Utc::now().timestamp();
+        out.items()
+            .iter()
+            .all(|i| i["alive_until"].as_n().unwrap().parse::<i64>().unwrap() < now)
+            .then_some(())
+    })
+    .await;
+    assert!(lapsed.is_some(), "killed workers' liveness did not run out");
+    env.drain().await;
     assert!(env.ok(&["audit", "verify"]).await.starts_with("OK"));
 }
 

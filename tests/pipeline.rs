@@ -164,3 +164,98 @@ async fn security_hub_findings_and_unrouted_rules() {
     assert_eq!(job["status"], "planned");
     assert_eq!(job["source"], "security-hub");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_envelopes_end_in_the_dlq_with_their_reason_and_change_nothing() {
+    let env = Env::new().await;
+    env.enforce("s3-block-public-access").await;
+    let bucket = env.bucket("forged").await;
+    let event = |body: String| -> Value { serde_json::from_str(&body).unwrap() };
+    // A member account's bus speaks for the home account.
+    let mut config = event(config_event(
+        HOME,
+        "s3-bucket-level-public-access-prohibited",
+        "AWS::S3::Bucket",
+        &bucket,
+    ));
+    config["account"] = MEMBER.into();
+    let mut source = event(bucket_event(&bucket));
+    source["source"] = "acme.scanner".into();
+    let asff = event(
+        include_str!("fixtures/events/securityhub-finding-imported-s3.json")
+            .replace("acme-media-uploads", &bucket)
+            .replace("111122223333", HOME),
+    );
+    // A finding a member account imported as its own product.
+    let mut product = asff.clone();
+    product["detail"]["findings"][0]["ProductArn"] =
+        format!("arn:aws:securityhub:{REGION}:{HOME}:product/{HOME}/default").into();
+    let mut generator = asff.clone();
+    generator["detail"]["findings"][0]["GeneratorId"] = "acme-scanner/public-bucket".into();
+    // Delivered by another account than the finding's, which is not the administrator.
+    let mut relayed = asff.clone();
+    relayed["account"] = MEMBER.into();
+    let forged = [
+        (config, "is not the finding's `awsAccountId`"),
+        (source, "`source` is \"acme.scanner\""),
+        (product, "`ProductArn`"),
+        (generator, "`GeneratorId`"),
+        (
+            relayed.clone(),
+            "no Security Hub administrator account is set",
+        ),
+    ];
+    for (body, _) in &forged {
+        env.send(&body.to_string()).await;
+    }
+    env.drain().await;
+
+    assert_eq!(env.depth(false).await, 0, "every message was deleted");
+    let dlq = env.json(&["dlq", "list"]).await;
+    let dlq = dlq.as_array().unwrap();
+    assert_eq!(dlq.len(), forged.len(), "{dlq:#?}");
+    for (body, want) in &forged {
+        let m = dlq
+            .iter()
+            .find(|m| {
+                serde_json::from_str::<Value>(m["body"].as_str().unwrap()).ok()
+                    == Some(body.clone())
+            })
+            .unwrap_or_else(|| panic!("not in the DLQ: {body}"));
+        let reason = m["reason"].as_str().unwrap();
+        assert!(
+            reason.contains("untrusted envelope") && reason.contains(want),
+            "{want}: {reason}"
+        );
+    }
+    assert!(env.jobs().await.is_empty(), "no job was made");
+    assert_eq!(
+        public_access_block(&env.sdk, &bucket).await,
+        None,
+        "a forged event changed the bucket"
+    );
+    let poison = env
+        .audit()
+        .await
+        .into_iter()
+        .filter(|r| r["kind"] == "poison")
+        .count();
+    assert_eq!(poison, forged.len());
+
+    // Once the sender is the Security Hub administrator, the relayed finding is acted on.
+    let bad = env.run(&["settings", "securityhub-admin", "2109"]).await;
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+    assert!(bad.stderr.contains("account id"), "{}", bad.stderr);
+    let shown = env
+        .ok(&["settings", "securityhub-admin", MEMBER, "--by", "test"])
+        .await;
+    assert!(shown.contains(MEMBER), "{shown}");
+    env.send(&relayed.to_string()).await;
+    env.drain().await;
+    assert_eq!(env.depth(true).await, forged.len() as u64);
+    assert_eq!(env.job_for(&bucket).await["status"], "applied");
+    assert_eq!(
+        public_access_block(&env.sdk, &bucket).await,
+        Some([true; 4])
+    );
+}

@@ -12,6 +12,7 @@ const SWEPT: &str = "333344445555";
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sweep_finds_what_no_event_announced_and_what_if_changes_nothing() {
     let env = Env::new().await;
+    env.allow(&[SWEPT]).await;
     let member = env.account(SWEPT).await;
     let s3 = aws_sdk_s3::Client::new(&member);
     let mut open = Vec::new();
@@ -126,13 +127,16 @@ fn held<'a>(line: &'a Value, id: &str) -> Option<&'a str> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_if_goes_through_the_gates_and_reports_what_they_hold_back() {
     let env = Env::new().await;
+    env.allow(&[GATED]).await;
+    env.tag_exemptions_on().await;
     let member = env.account(GATED).await;
     let s3 = aws_sdk_s3::Client::new(&member);
     let (recorded, tagged, open) = (unique("gated"), unique("gated"), unique("gated"));
     for b in [&recorded, &tagged, &open] {
         s3.create_bucket().bucket(b).send().await.unwrap();
     }
-    tag_exempt(&member, &tagged, "legacy site").await;
+    let until = chrono::Utc::now().date_naive() + chrono::Duration::days(30);
+    tag_exempt(&member, &tagged, &format!("legacy site; until={until}")).await;
     env.ok(&[
         "exemptions",
         "add",
@@ -195,7 +199,7 @@ async fn what_if_goes_through_the_gates_and_reports_what_they_hold_back() {
         assert_eq!(held(&line, b), Some("off"), "{line:#}");
     }
 
-    env.ok(&["settings", "accounts", "add", MEMBER]).await;
+    env.ok(&["settings", "accounts", "remove", GATED]).await;
     let line = what_if().await;
     assert!(ids(&line, "would_change").is_empty(), "{line:#}");
     assert_eq!(held(&line, &open), Some("account-not-allowed"), "{line:#}");

@@ -2,6 +2,8 @@
 //! each writer's head so that a cut tail is noticed.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -14,8 +16,11 @@ use crate::state::StateError;
 
 /// The chain in which writers record their heads.
 pub const ANCHORS: &str = "anchors";
-/// A writer anchors its head after this many records (and when it stops).
-const ANCHOR_EVERY: u64 = 50;
+/// A writer anchors its head after this many records (and when it stops), unless configured.
+const ANCHOR_EVERY: u64 = 10;
+/// How often a running worker anchors when it has nothing new to anchor, so that the newest
+/// anchor is never older than this while a worker runs (`audit verify --max-anchor-age`).
+pub const IDLE_ANCHOR: Duration = Duration::from_secs(60);
 
 /// Appends records to this writer's chain.
 pub struct AuditWriter {
@@ -24,12 +29,14 @@ pub struct AuditWriter {
     chain: String,
     head: Mutex<(u64, String)>,
     /// Records since this writer last anchored its head.
-    unanchored: std::sync::atomic::AtomicU64,
+    unanchored: AtomicU64,
     anchor_every: u64,
+    /// When this writer last anchored (or started).
+    last_anchor: std::sync::Mutex<Instant>,
 }
 
 impl AuditWriter {
-    /// A new chain for this process.
+    /// A new chain for this process, anchored after every 10 records.
     pub fn new(ddb: Client, table: String) -> AuditWriter {
         let chain = format!("w-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
         AuditWriter {
@@ -37,54 +44,128 @@ impl AuditWriter {
             table,
             chain,
             head: Mutex::new((0, GENESIS.to_string())),
-            unanchored: std::sync::atomic::AtomicU64::new(0),
+            unanchored: AtomicU64::new(0),
             anchor_every: ANCHOR_EVERY,
+            last_anchor: std::sync::Mutex::new(Instant::now()),
         }
+    }
+
+    /// This writer anchors its head after every `records` records (at least 1).
+    #[must_use]
+    pub fn anchored_every(mut self, records: u64) -> AuditWriter {
+        self.anchor_every = records.max(1);
+        self
     }
 
     /// A chain for one command: its head is anchored after every record.
     pub fn for_command(ddb: Client, table: String) -> AuditWriter {
-        AuditWriter {
-            anchor_every: 1,
-            ..AuditWriter::new(ddb, table)
-        }
+        AuditWriter::new(ddb, table).anchored_every(1)
     }
 
     /// Records this writer's head (sequence and hash) in the shared anchor chain, so that
-    /// `verify` notices records cut from the end of this chain. Called every 50 records, when a
+    /// `verify` notices records cut from the end of this chain. Called every N records, by a
+    /// running worker at most T seconds after a record (see [`Self::anchor_if_due`]), when a
     /// worker stops, and after every command that writes.
     pub async fn anchor(&self) -> Result<(), StateError> {
         let (seq, hash) = self.head.lock().await.clone();
         if seq == 0 {
             return Ok(());
         }
+        self.anchor_head(seq, &hash).await
+    }
+
+    async fn anchor_head(&self, seq: u64, hash: &str) -> Result<(), StateError> {
+        self.put_anchor(&self.chain, seq, hash, None).await?;
+        // Records appended meanwhile stay counted: only those this anchor covers are cleared.
+        let covered = self.head.lock().await.0 == seq;
+        if covered {
+            self.unanchored.store(0, Ordering::Relaxed);
+        }
+        *self
+            .last_anchor
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Instant::now();
+        Ok(())
+    }
+
+    /// What a running worker's timer calls every T seconds: anchors the head when a record is
+    /// unanchored, and, after [`IDLE_ANCHOR`] without an anchor, anchors it anyway (sequence 0
+    /// for a writer that has written nothing) so that the newest anchor stays fresh. True when
+    /// it anchored.
+    pub async fn anchor_if_due(&self) -> Result<bool, StateError> {
+        let idle = self
+            .last_anchor
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .elapsed()
+            >= IDLE_ANCHOR;
+        if self.unanchored.load(Ordering::Relaxed) == 0 && !idle {
+            return Ok(false);
+        }
+        let (seq, hash) = self.head.lock().await.clone();
+        self.anchor_head(seq, &hash).await?;
+        Ok(true)
+    }
+
+    /// Anchors the head of another writer's `chain`, one that stopped without anchoring it (its
+    /// liveness ran out): the anchor names this writer as its actor and says why. Records cut
+    /// from that chain before now are not detected; records cut after now are. The head
+    /// anchored, if the chain has any record.
+    pub async fn adopt(&self, chain: &str) -> Result<Option<u64>, StateError> {
+        let Some((seq, hash)) = self.head_of(chain).await? else {
+            return Ok(None);
+        };
+        let why = format!(
+            "adopted by {}: writer {chain} stopped without anchoring its head",
+            self.chain
+        );
+        self.put_anchor(chain, seq, &hash, Some(why)).await?;
+        Ok(Some(seq))
+    }
+
+    /// The newest record of `chain` (sequence and hash), read consistently.
+    async fn head_of(&self, chain: &str) -> Result<Option<(u64, String)>, StateError> {
+        let out = self
+            .ddb
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#c = :c")
+            .expression_attribute_names("#c", "chain")
+            .expression_attribute_values(":c", AttributeValue::S(chain.into()))
+            .scan_index_forward(false)
+            .limit(1)
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify("dynamodb:Query", e))?;
+        Ok(out.items().first().map(|i| {
+            let seq = i
+                .get("seq")
+                .and_then(|v| v.as_n().ok())
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            let hash = i
+                .get("hash")
+                .and_then(|v| v.as_s().ok())
+                .cloned()
+                .unwrap_or_default();
+            (seq, hash)
+        }))
+    }
+
+    /// Appends an anchor naming `chain`'s record `seq` with `hash` to the shared anchor chain.
+    async fn put_anchor(
+        &self,
+        chain: &str,
+        seq: u64,
+        hash: &str,
+        reason: Option<String>,
+    ) -> Result<(), StateError> {
         for _ in 0..20 {
-            let out = self
-                .ddb
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("#c = :c")
-                .expression_attribute_names("#c", "chain")
-                .expression_attribute_values(":c", AttributeValue::S(ANCHORS.into()))
-                .scan_index_forward(false)
-                .limit(1)
-                .consistent_read(true)
-                .send()
-                .await
-                .map_err(|e| classify("dynamodb:Query", e))?;
-            let (prev_seq, prev_hash) = out.items().first().map_or((0, GENESIS.to_string()), |i| {
-                let seq = i
-                    .get("seq")
-                    .and_then(|v| v.as_n().ok())
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(0);
-                let hash = i
-                    .get("hash")
-                    .and_then(|v| v.as_s().ok())
-                    .cloned()
-                    .unwrap_or_default();
-                (seq, hash)
-            });
+            let (prev_seq, prev_hash) = self
+                .head_of(ANCHORS)
+                .await?
+                .unwrap_or((0, GENESIS.to_string()));
             let mut record = Record {
                 kind: RecordKind::Anchor,
                 chain: ANCHORS.into(),
@@ -92,18 +173,15 @@ impl AuditWriter {
                 prev_hash: prev_hash.clone(),
                 id: format!("{ANCHORS}-{:08}", prev_seq + 1),
                 time: now_text(),
-                after: Some(serde_json::json!({"chain": self.chain, "seq": seq, "hash": hash})),
+                after: Some(serde_json::json!({"chain": chain, "seq": seq, "hash": hash})),
                 outcome: RecordOutcome::Anchored,
                 actor: Some(self.chain.clone()),
+                reason: reason.clone(),
                 ..Record::default()
             };
             record.hash = record.compute_hash();
             match self.put(&record).await {
-                Ok(()) => {
-                    self.unanchored
-                        .store(0, std::sync::atomic::Ordering::Relaxed);
-                    return Ok(());
-                }
+                Ok(()) => return Ok(()),
                 Err(e) if e.code() == Some("ConditionalCheckFailedException") => continue,
                 Err(e) => return Err(e.into()),
             }
@@ -168,11 +246,7 @@ impl AuditWriter {
         }
         *head = (record.seq, record.hash.clone());
         drop(head);
-        if self
-            .unanchored
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-            + 1
-            >= self.anchor_every
+        if self.unanchored.fetch_add(1, Ordering::Relaxed) + 1 >= self.anchor_every
             && let Err(e) = self.anchor().await
         {
             tracing::warn!(error = %e, "the audit chain head could not be anchored; it will be at the next try");

@@ -5,16 +5,25 @@
 //! record changed, removed, inserted or reordered breaks the chain. Chains per writer let several
 //! workers write at once without a shared head to contend for; `verify` walks every chain.
 //! Conditional writes on (chain, seq) make a chain impossible to fork silently.
+//!
+//! A chain cannot show that its newest records were cut off, so writers record their heads in a
+//! shared anchor chain: a running worker at least every N records or T seconds (and idle, every
+//! minute), a command after each record, a worker when it stops. `verify` fails on a head no
+//! anchor covers, unless its writer is running ([`liveness`]), and on a newest anchor older than
+//! a bound. A worker adopts the chain of a writer killed before it anchored.
 
 pub mod chain;
 pub mod export;
+pub mod liveness;
 pub mod record;
 pub mod verify;
 
-pub use chain::{ANCHORS, AuditWriter};
+pub use crate::redact::redact;
+pub use chain::{ANCHORS, AuditWriter, IDLE_ANCHOR};
 pub use export::{export, read_export};
-pub use record::{GENESIS, Record, RecordKind, RecordOutcome, redact};
-pub use verify::{Problem, Stored, read_all, verify, verify_export};
+pub use liveness::{Liveness, adopt_stopped};
+pub use record::{GENESIS, Record, RecordKind, RecordOutcome};
+pub use verify::{Coverage, Problem, Stored, coverage, read_all, verify, verify_export};
 
 #[cfg(test)]
 mod tests {
@@ -99,6 +108,96 @@ mod tests {
                 .any(|p| p.record == "w-a-00000003" && p.what.contains("tail")),
             "{p:?}"
         );
+    }
+
+    fn anchor(seq: u64, prev: &str, time: &str, chain: &str, head: &Stored) -> Stored {
+        let mut a = Record {
+            id: format!("anchors-{seq:08}"),
+            chain: ANCHORS.into(),
+            seq,
+            prev_hash: prev.into(),
+            time: time.into(),
+            kind: RecordKind::Anchor,
+            outcome: RecordOutcome::Anchored,
+            after: Some(
+                serde_json::json!({"chain": chain, "seq": head.seq, "hash": head.record.hash}),
+            ),
+            ..Record::default()
+        };
+        a.hash = a.compute_hash();
+        Stored {
+            chain: ANCHORS.into(),
+            seq,
+            stored_hash: a.hash.clone(),
+            record: a,
+        }
+    }
+
+    fn at(text: &str) -> chrono::DateTime<chrono::Utc> {
+        chrono::DateTime::parse_from_rfc3339(text)
+            .unwrap()
+            .with_timezone(&chrono::Utc)
+    }
+
+    #[test]
+    fn an_uncovered_head_fails_unless_its_writer_is_running() {
+        let mut records = chain(4);
+        let a = anchor(1, GENESIS, "2026-11-22T00:01:00Z", "w-a", &records[1]);
+        records.push(a);
+        let now = at("2026-11-22T00:02:00Z");
+        let bound = std::time::Duration::from_secs(900);
+        let none = std::collections::BTreeMap::new();
+        let c = coverage(&records, &none, now, bound);
+        assert_eq!(c.problems.len(), 1, "{c:?}");
+        assert_eq!(c.problems[0].record, "w-a-00000004");
+        assert!(c.problems[0].what.contains("w-a-00000002"), "{c:?}");
+        assert!(c.problems[0].what.contains("not running"), "{c:?}");
+
+        let expired = std::collections::BTreeMap::from([("w-a".to_string(), now.timestamp() - 1)]);
+        assert_eq!(coverage(&records, &expired, now, bound).problems.len(), 1);
+
+        let live = std::collections::BTreeMap::from([("w-a".to_string(), now.timestamp() + 10)]);
+        let c = coverage(&records, &live, now, bound);
+        assert!(c.problems.is_empty(), "{c:?}");
+        assert!(
+            c.notes[0].contains("w-a") && c.notes[0].contains("running"),
+            "{c:?}"
+        );
+
+        let head = records[3].clone();
+        let prev = records[4].record.hash.clone();
+        records.push(anchor(2, &prev, "2026-11-22T00:01:30Z", "w-a", &head));
+        assert_eq!(coverage(&records, &none, now, bound), Coverage::default());
+        assert!(verify(&records).is_empty());
+    }
+
+    #[test]
+    fn a_stale_newest_anchor_fails() {
+        let mut records = chain(2);
+        let a = anchor(1, GENESIS, "2026-11-22T00:01:00Z", "w-a", &records[1]);
+        records.push(a);
+        let none = std::collections::BTreeMap::new();
+        let bound = std::time::Duration::from_secs(900);
+        assert!(
+            coverage(&records, &none, at("2026-11-22T00:16:00Z"), bound)
+                .problems
+                .is_empty()
+        );
+        let c = coverage(&records, &none, at("2026-11-22T00:16:01Z"), bound);
+        assert_eq!(c.problems.len(), 1, "{c:?}");
+        assert_eq!(c.problems[0].record, "anchors-00000001");
+        assert!(c.problems[0].what.contains("900 s"), "{c:?}");
+    }
+
+    #[test]
+    fn an_idle_anchor_vouches_for_nothing() {
+        let mut records = chain(1);
+        let mut idle = anchor(1, GENESIS, "2026-11-22T00:01:00Z", "w-b", &records[0]);
+        idle.record.after = Some(serde_json::json!({"chain": "w-b", "seq": 0, "hash": GENESIS}));
+        idle.record.hash = idle.record.compute_hash();
+        idle.stored_hash = idle.record.hash.clone();
+        records.push(idle);
+        assert!(verify(&records).is_empty(), "{:?}", verify(&records));
     }
 
     #[test]

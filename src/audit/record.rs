@@ -6,6 +6,7 @@ use serde_json::Value;
 
 use crate::action::{Plan, canonical_json, sha256_hex};
 use crate::catalog::Mode;
+use crate::redact::{redact, secret_text};
 use crate::state::{Exemption, Global, Job, JobStatus, Setting};
 
 /// The hash a chain's first record names as its predecessor.
@@ -255,9 +256,11 @@ impl Record {
         }
     }
 
-    /// The record of a tripped blast-radius breaker that switched its remediation to approval.
+    /// The record of a tripped blast-radius breaker that switched its remediation to approval
+    /// in one account.
     pub fn breaker_tripped(
         remediation: &str,
+        account: &str,
         job_id: &str,
         count: usize,
         limit: u32,
@@ -267,10 +270,11 @@ impl Record {
         Record {
             kind: RecordKind::Settings,
             remediation: Some(remediation.to_string()),
+            account: Some(account.to_string()),
             job_id: Some(job_id.to_string()),
             outcome: RecordOutcome::BreakerTripped,
             reason: Some(format!(
-                "{count} enforcements in {window} s reached the limit of {limit}; mode set to approval"
+                "{count} enforcements in account {account} in {window} s reached the limit of {limit}; mode set to approval in account {account}"
             )),
             actor: Some(by.to_string()),
             ..Record::default()
@@ -290,51 +294,7 @@ impl Record {
     }
 }
 
-/// Keys whose values are secrets, wherever they appear.
-fn secret_key(key: &str) -> bool {
-    let k = key.to_ascii_lowercase().replace(['_', '-'], "");
-    [
-        "secret",
-        "password",
-        "passphrase",
-        "privatekey",
-        "sessiontoken",
-        "credential",
-    ]
-    .iter()
-    .any(|s| k.contains(s))
-}
-
-/// Whether a string looks like a secret: an AWS secret access key (40 characters of base64) or a
-/// PEM private key.
-fn secret_text(s: &str) -> bool {
-    (s.len() == 40
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'/' || b == b'+')
-        && s.bytes()
-            .any(|b| b == b'/' || b == b'+' || b.is_ascii_lowercase())
-        && s.bytes().any(|b| b.is_ascii_uppercase()))
-        || s.contains("PRIVATE KEY-----")
-}
-
-/// Replaces secrets in a value with `[redacted]`.
-pub fn redact(v: &mut Value) {
-    match v {
-        Value::Object(map) => {
-            for (k, v) in map.iter_mut() {
-                if secret_key(k) && !v.is_null() {
-                    *v = Value::String("[redacted]".into());
-                } else {
-                    redact(v);
-                }
-            }
-        }
-        Value::Array(items) => items.iter_mut().for_each(redact),
-        Value::String(s) if secret_text(s) => *s = "[redacted]".into(),
-        _ => {}
-    }
-}
-
+/// Redacts a record's states and texts before it is hashed.
 pub(crate) fn redact_record(r: &mut Record) {
     for v in [&mut r.before, &mut r.after].into_iter().flatten() {
         redact(v);

@@ -2,6 +2,7 @@
 //! the table.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
 use serde::Serialize;
@@ -135,6 +136,10 @@ pub fn verify(records: &[Stored]) -> Vec<Problem> {
         ) else {
             continue;
         };
+        // An idle writer's anchor, written only to keep the newest anchor fresh.
+        if seq == 0 {
+            continue;
+        }
         match stored.get(&(chain, seq)) {
             None => problems.push(Problem {
                 record: format!("{chain}-{seq:08}"),
@@ -181,4 +186,96 @@ pub fn verify(records: &[Stored]) -> Vec<Problem> {
         }
     }
     problems
+}
+
+/// What [`coverage`] found: problems, and notes on what was excused and why.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Coverage {
+    pub problems: Vec<Problem>,
+    pub notes: Vec<String>,
+}
+
+/// Checks what the chains cannot show themselves: every writer's head is covered by an anchor
+/// written after it (an anchor naming that record or a later one), except for a writer still
+/// running (`live`: chain → alive until, epoch seconds, as [`super::Liveness`] keeps it; a
+/// running worker anchors within seconds); and the newest anchor is at most `max_age` older than
+/// `now`, so the anchor chain's own tail was not cut off. Deleting a stopped writer's newest
+/// records, with the anchors that named them, fails the first check; deleting the newest anchors
+/// with the records they covered fails one of them.
+pub fn coverage(
+    records: &[Stored],
+    live: &BTreeMap<String, i64>,
+    now: chrono::DateTime<chrono::Utc>,
+    max_age: Duration,
+) -> Coverage {
+    let mut out = Coverage::default();
+    let mut heads: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut anchored: BTreeMap<String, u64> = BTreeMap::new();
+    let mut newest: Option<&Stored> = None;
+    for r in records {
+        if r.chain == ANCHORS {
+            if newest.is_none_or(|n| r.seq > n.seq) {
+                newest = Some(r);
+            }
+            if let Some(head) = &r.record.after
+                && let (Some(chain), Some(seq)) = (head["chain"].as_str(), head["seq"].as_u64())
+            {
+                let a = anchored.entry(chain.to_string()).or_default();
+                *a = (*a).max(seq);
+            }
+        } else {
+            let h = heads.entry(r.chain.as_str()).or_default();
+            *h = (*h).max(r.seq);
+        }
+    }
+    for (chain, head) in heads {
+        let covered = anchored.get(chain).copied().unwrap_or(0);
+        if head <= covered {
+            continue;
+        }
+        let tail = if covered == 0 {
+            "no record of it is anchored".to_string()
+        } else {
+            format!("records after {chain}-{covered:08} are not anchored")
+        };
+        match live.get(chain) {
+            Some(until) if *until >= now.timestamp() => out.notes.push(format!(
+                "chain {chain}: its writer is running (liveness item in the settings table, alive until {}); {tail} yet, which it does within seconds",
+                chrono::DateTime::from_timestamp(*until, 0).map_or_else(|| until.to_string(), |t| t.to_rfc3339())
+            )),
+            _ => out.problems.push(Problem {
+                record: format!("{chain}-{head:08}"),
+                what: format!(
+                    "the head of its chain is not covered by an anchor written after it ({tail}) and its writer is not running: newer records may have been cut off, or the writer was killed before it anchored them and no worker has adopted its chain since"
+                ),
+            }),
+        }
+    }
+    if let Some(n) = newest {
+        let written = chrono::DateTime::parse_from_rfc3339(&n.record.time)
+            .map(|t| t.with_timezone(&chrono::Utc));
+        match written {
+            Ok(t) => {
+                let age = (now - t).num_seconds().max(0);
+                if age as u64 > max_age.as_secs() {
+                    out.problems.push(Problem {
+                        record: n.record.id.clone(),
+                        what: format!(
+                            "the newest anchor was written {age} s ago, beyond the bound of {} s: newer anchors may have been cut off with the records they covered (a running worker anchors at least every {} s; when no worker has run since, pass a larger --max-anchor-age)",
+                            max_age.as_secs(),
+                            super::IDLE_ANCHOR.as_secs()
+                        ),
+                    });
+                }
+            }
+            Err(_) => out.problems.push(Problem {
+                record: n.record.id.clone(),
+                what: format!(
+                    "the newest anchor has no readable time ({:?})",
+                    n.record.time
+                ),
+            }),
+        }
+    }
+    out
 }

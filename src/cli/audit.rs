@@ -25,9 +25,20 @@ pub enum AuditCommand {
     /// One record in full.
     Show { id: String },
     /// Check every chain; exit 1 naming each record that was changed, removed, inserted or
-    /// reordered, or cut off after its anchor. With --export-bucket, also check the S3 export
-    /// and that the table still matches it.
+    /// reordered, or cut off after its anchor; each chain head no anchor covers, unless its
+    /// writer is running (its liveness item in the settings table is fresh: said in the output);
+    /// and a newest anchor older than --max-anchor-age. With --export-bucket, also check the S3
+    /// export and that the table still matches it.
     Verify {
+        /// How old the newest anchor may be, in seconds. A running worker anchors at least
+        /// every 60 s; after all workers were stopped longer than this, pass a larger bound.
+        #[arg(
+            long,
+            env = "RECTIFY_AUDIT_MAX_ANCHOR_AGE",
+            default_value_t = 900,
+            value_name = "SECONDS"
+        )]
+        max_anchor_age: u64,
         #[arg(long, env = "RECTIFY_AUDIT_EXPORT_BUCKET")]
         export_bucket: Option<String>,
         /// Key prefix of the exported objects.
@@ -142,10 +153,21 @@ pub(super) async fn run(config: &Config, cmd: AuditCommand) -> Result<()> {
             Ok(())
         }
         AuditCommand::Verify {
+            max_anchor_age,
             export_bucket,
             export_key_prefix: export_prefix,
         } => {
             let mut problems = audit::verify(&records);
+            let live = audit::Liveness::new(store.client().clone(), store.names.settings.clone())
+                .writers()
+                .await?;
+            let covered = audit::coverage(
+                &records,
+                &live,
+                chrono::Utc::now(),
+                std::time::Duration::from_secs(max_anchor_age),
+            );
+            problems.extend(covered.problems);
             if let Some(bucket) = &export_bucket {
                 let exported =
                     audit::read_export(&aws_sdk_s3::Client::new(&aws), bucket, &export_prefix)
@@ -163,10 +185,16 @@ pub(super) async fn run(config: &Config, cmd: AuditCommand) -> Result<()> {
                 .len();
             if problems.is_empty() {
                 println!("OK: {} records in {chains} chains verified", records.len());
+                for note in &covered.notes {
+                    println!("note: {note}");
+                }
                 Ok(())
             } else {
                 for p in &problems {
                     println!("{}: {}", p.record, p.what);
+                }
+                for note in &covered.notes {
+                    println!("note: {note}");
                 }
                 Err(Failure::failed(format!(
                     "the audit trail does not verify: {} problem(s) in {} records",

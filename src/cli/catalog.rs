@@ -242,6 +242,8 @@ pub(super) fn plan(config: &Config, args: PlanArgs) -> Result<()> {
     };
     for p in &args.params {
         let (k, v) = parse_param(p)?;
+        r.check_param(&k, &v)
+            .map_err(|e| Failure::usage(format!("--param {k}: {e}")))?;
         params.insert(k, v);
     }
     let missing = r.missing_params(&params);
@@ -253,6 +255,9 @@ pub(super) fn plan(config: &Config, args: PlanArgs) -> Result<()> {
             missing[0]
         )));
     }
+    // The case file's own params follow the same rules.
+    r.check_params(&params)
+        .map_err(|e| Failure::usage(format!("{}: {e}", args.resource.display())))?;
     let plan: Plan = r
         .plan(
             &engine,

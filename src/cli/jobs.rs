@@ -18,7 +18,7 @@ pub enum JobsCommand {
     /// Jobs, newest first.
     List {
         /// Only jobs with this status (planned, applied, no-op, failed, failed-verify,
-        /// needs-parameter, pending-approval, off, in-progress).
+        /// needs-parameter, pending-approval, approval-expired, off, in-progress).
         #[arg(long)]
         status: Option<String>,
         #[arg(long)]
@@ -30,7 +30,8 @@ pub enum JobsCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Run a job again through every gate (after a change of mode or parameters).
+    /// Run a job again through every gate (after a change of mode or parameters, or an
+    /// approved job whose approval message was lost or dead-lettered).
     Retry { id: String },
     /// Approve a job's pending plan: the worker re-reads the resource and applies the plan
     /// only if it is still the one approved.
@@ -89,7 +90,7 @@ fn job_json(j: &Job) -> Value {
 
 /// The worker's queue, for control messages.
 fn control_queue(aws: &aws_config::SdkConfig, store: &Store) -> ControlQueue {
-    ControlQueue::new(aws_sdk_sqs::Client::new(aws), &store.names.queue)
+    ControlQueue::new(aws_sdk_sqs::Client::new(aws), &store.names.control)
 }
 
 /// Approves or rejects job `id`'s pending plan; returns the job as it is now and who decided.

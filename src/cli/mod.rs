@@ -64,8 +64,8 @@ pub struct Cli {
 
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
-    /// TOML configuration file (keys: prefix, role_name, operator_role_name, external_id, remediations, log_format,
-    /// [worker], [script]).
+    /// TOML configuration file (keys: prefix, role_name, operator_role_name, external_id,
+    /// remediations, log_format, [worker], [audit], [script]).
     #[arg(long, env = "RECTIFY_CONFIG", global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Prefix of the queue, DLQ and table names: <prefix>-events, <prefix>-jobs, … [default: rectify]

@@ -20,10 +20,39 @@ pub enum SettingsCommand {
         #[arg(long)]
         json: bool,
     },
-    /// The account allow-list: when it is not empty, findings from other accounts end
-    /// `account-not-allowed` and are never acted on.
+    /// The account allow-list: findings from accounts it does not allow end
+    /// `account-not-allowed` and are never acted on. Empty, it allows no account.
     #[command(subcommand)]
     Accounts(AccountsCommand),
+    /// The Security Hub administrator account: Security Hub findings about another account are
+    /// acted on only when this account's bus delivered them (without it, only findings an
+    /// account reports about itself are).
+    ///
+    /// Examples:
+    ///   rectify settings securityhub-admin                 # show it
+    ///   rectify settings securityhub-admin 111122223333    # set it
+    ///   rectify settings securityhub-admin --clear
+    #[command(name = "securityhub-admin", verbatim_doc_comment)]
+    SecurityHubAdmin {
+        /// The account id (12 digits).
+        #[arg(conflicts_with = "clear")]
+        account: Option<String>,
+        /// Unset it: relayed findings are refused.
+        #[arg(long)]
+        clear: bool,
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// Whether resource owners may exempt a resource with a `rectify:exempt` tag (off by
+    /// default). When on, a tag counts only with `until=YYYY-MM-DD` at most --max-days ahead.
+    TagExemptions {
+        state: OnOff,
+        /// How many days ahead a tag's until= may lie [default: 90; 1 to 365]
+        #[arg(long)]
+        max_days: Option<u32>,
+        #[arg(long)]
+        by: Option<String>,
+    },
     /// Set a remediation's mode, parameters or extra triggers, for every account or one.
     ///
     /// Examples:
@@ -40,9 +69,9 @@ pub enum SettingsCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum AccountsCommand {
-    /// The accounts rectify may act in (empty: all).
+    /// The accounts rectify may act in (empty: none).
     List,
-    /// Allow these accounts.
+    /// Allow these accounts (in `organization` mode: allow these accounts alone).
     Add {
         accounts: Vec<String>,
         #[arg(long)]
@@ -54,8 +83,14 @@ pub enum AccountsCommand {
         #[arg(long)]
         by: Option<String>,
     },
-    /// Empty the allow-list: every account is allowed again.
+    /// Empty the allow-list: no account is allowed.
     Clear {
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// Allow every ACTIVE account of the Organization (AWS Organizations ListAccounts, read by
+    /// the worker with its own credentials and cached a few minutes), and no other.
+    Organization {
         #[arg(long)]
         by: Option<String>,
     },
@@ -85,7 +120,8 @@ pub struct SetArgs {
     /// Apply to this account only (12 digits) instead of every account.
     #[arg(long)]
     pub account: Option<String>,
-    /// Whether a `rectify:exempt` tag on a resource exempts it from this remediation.
+    /// Whether a `rectify:exempt` tag on a resource exempts it from this remediation (when tag
+    /// exemptions are on for the Organization: `rectify settings tag-exemptions on`).
     #[arg(long, value_enum)]
     pub tag_exemptions: Option<OnOff>,
     /// Blast-radius breaker: at most this many enforcements per window [default: 20]
@@ -104,6 +140,14 @@ pub(super) async fn run(config: &Config, cmd: SettingsCommand) -> Result<()> {
         SettingsCommand::List { json } => list(config, json).await,
         SettingsCommand::Set(args) => set(config, args).await,
         SettingsCommand::Accounts(cmd) => accounts(config, cmd).await,
+        SettingsCommand::SecurityHubAdmin { account, clear, by } => {
+            securityhub_admin(config, account, clear, by).await
+        }
+        SettingsCommand::TagExemptions {
+            state,
+            max_days,
+            by,
+        } => tag_exemptions(config, matches!(state, OnOff::On), max_days, by).await,
     }
 }
 
@@ -259,12 +303,36 @@ async fn set(config: &Config, args: SetArgs) -> Result<()> {
     Ok(())
 }
 
+async fn tag_exemptions(
+    config: &Config,
+    on: bool,
+    max_days: Option<u32>,
+    by: Option<String>,
+) -> Result<()> {
+    if let Some(d) = max_days {
+        settings::check_tag_exemption_days(d)?;
+    }
+    let op = operator(config, by).await?;
+    let g = settings::set_tag_exemptions(&op.store, &op.audit, on, max_days, &op.by).await?;
+    if g.tag_exemptions {
+        println!(
+            "tag exemptions on: a rectify:exempt tag counts with until=YYYY-MM-DD at most {} days ahead",
+            g.tag_exemption_max_days
+                .unwrap_or(crate::state::DEFAULT_TAG_EXEMPTION_MAX_DAYS)
+        );
+    } else {
+        println!("tag exemptions off: rectify:exempt tags are ignored");
+    }
+    Ok(())
+}
+
 async fn accounts(config: &Config, cmd: AccountsCommand) -> Result<()> {
     let edit = match cmd {
         AccountsCommand::List => None,
         AccountsCommand::Add { accounts, by } => Some((AllowListEdit::add(accounts)?, by)),
         AccountsCommand::Remove { accounts, by } => Some((AllowListEdit::remove(accounts)?, by)),
         AccountsCommand::Clear { by } => Some((AllowListEdit::clear(), by)),
+        AccountsCommand::Organization { by } => Some((AllowListEdit::organization(), by)),
     };
     let global = match edit {
         None => store(config, &aws_config().await?).settings().await?.global,
@@ -273,10 +341,33 @@ async fn accounts(config: &Config, cmd: AccountsCommand) -> Result<()> {
             settings::edit_allow_list(&op.store, &op.audit, &edit, &op.by).await?
         }
     };
-    if global.accounts.is_empty() {
-        println!("allow-list empty: rectify acts in every account");
+    println!("{}", settings::describe_allow_list(&global));
+    Ok(())
+}
+
+async fn securityhub_admin(
+    config: &Config,
+    account: Option<String>,
+    clear: bool,
+    by: Option<String>,
+) -> Result<()> {
+    let global = if account.is_none() && !clear {
+        store(config, &aws_config().await?).settings().await?.global
     } else {
-        println!("rectify acts only in: {}", global.accounts.join(", "));
+        if let Some(a) = &account {
+            crate::event::validate_account(a)
+                .map_err(|e| settings::SettingsError::Invalid(e.to_string()))?;
+        }
+        let op = operator(config, by).await?;
+        settings::set_securityhub_admin(&op.store, &op.audit, account.as_deref(), &op.by).await?
+    };
+    match global.securityhub_admin {
+        Some(a) => println!(
+            "Security Hub administrator account: {a} (its findings about other accounts are acted on)"
+        ),
+        None => println!(
+            "no Security Hub administrator account: only findings an account reports about itself are acted on"
+        ),
     }
     Ok(())
 }

@@ -1,8 +1,10 @@
 //! Approve or reject a pending plan, or run a job again.
 //!
 //! An approval binds the plan hash the operator saw: the worker re-reads the resource, re-plans,
-//! and applies only when the plan still has that hash. A plan that waited longer than the
-//! approval time-to-live expires instead of being approved.
+//! and applies only when the plan still has that hash. An approval is refused when the stored
+//! plan does not hash to the stored hash (the plan shown is then not the plan bound). A plan that
+//! waited longer than the approval time-to-live expires instead of being approved, and an
+//! approval not executed within that time-to-live expires too (the worker's gate).
 
 use std::time::Duration;
 
@@ -83,6 +85,22 @@ pub fn check_plan_hash(id: &str, hash: &str, want: Option<&str>) -> Result<(), J
     }
 }
 
+/// Refuses an approval when the stored plan does not hash to the stored plan hash: the plan an
+/// operator reviewed (`jobs show` prints the stored plan) must be the one the hash binds.
+pub fn check_stored_plan(job: &Job) -> Result<(), JobError> {
+    let computed = job.plan.as_ref().map(crate::action::Plan::hash);
+    match (&job.plan_hash, &computed) {
+        (Some(stored), Some(computed)) if stored == computed => Ok(()),
+        (stored, computed) => Err(JobError::PlanTampered {
+            id: job.id.clone(),
+            stored: stored.clone().unwrap_or_else(|| "none".into()),
+            computed: computed
+                .clone()
+                .unwrap_or_else(|| "nothing (no plan)".into()),
+        }),
+    }
+}
+
 /// A job found pending approval, with the decision checked against it: what [`decide`]
 /// records. Only [`check`] builds one.
 #[derive(Debug, Clone)]
@@ -93,7 +111,8 @@ pub struct Pending {
 
 /// Reads job `id` and checks that `decision` can be made on it: the job is pending approval;
 /// for an approval, it has not waited longer than `ttl` (it is then marked expired and
-/// recorded on `audit`) and its plan has the hash the operator named.
+/// recorded on `audit`), its stored plan hashes to its stored plan hash, and that is the hash
+/// the operator named.
 pub async fn check(
     store: &Store,
     audit: &AuditWriter,
@@ -117,6 +136,7 @@ pub async fn check(
                 ttl_seconds: ttl.as_secs(),
             });
         }
+        check_stored_plan(&job)?;
         check_plan_hash(
             id,
             job.plan_hash.as_deref().unwrap_or_default(),
@@ -155,10 +175,12 @@ pub async fn decide(
 }
 
 /// Queues job `id` to run again through every gate (after a change of mode or parameters);
-/// only a job that ended without an effect runs again. Returns the job as it was read.
+/// only a job that ended without an effect runs again, or an approved job (whose control
+/// message was lost or dead-lettered: a dead-lettered one is never put back on the control
+/// queue). Returns the job as it was read.
 pub async fn retry(store: &Store, queue: &ControlQueue, id: &str) -> Result<Job, JobError> {
     let job = find(store, id).await?;
-    if !job.status.reruns_on_delivery() {
+    if !(job.status.reruns_on_delivery() || job.status == JobStatus::Approved) {
         return Err(JobError::NotRerunnable {
             id: id.to_string(),
             status: job.status.as_str(),
@@ -240,6 +262,73 @@ mod tests {
         );
         // No pending hash at all: nothing starts the empty string but itself.
         assert!(check_plan_hash("j", "", Some(&HASH[..12])).is_err());
+    }
+
+    #[test]
+    fn a_stored_plan_must_hash_to_the_stored_hash() {
+        use crate::action::{Action, Plan};
+        let plan = Plan {
+            actions: vec![Action::RevokeSecurityGroupIngress {
+                group_id: "sg-0123456789abcdef0".into(),
+                rule_id: "sgr-0123456789abcdef0".into(),
+            }],
+            reason: None,
+        };
+        let mut job = test_job();
+        job.plan_hash = Some(plan.hash());
+        job.plan = Some(plan.clone());
+        assert!(check_stored_plan(&job).is_ok());
+        // Someone edits the stored plan and keeps the hash.
+        let mut tampered = plan.clone();
+        tampered.actions[0] = Action::RevokeSecurityGroupIngress {
+            group_id: "sg-0123456789abcdef0".into(),
+            rule_id: "sgr-0fffffffffffffff0".into(),
+        };
+        job.plan = Some(tampered.clone());
+        let e = check_stored_plan(&job).unwrap_err();
+        assert!(!e.is_usage(), "a failed check, not bad input");
+        let text = e.to_string();
+        assert!(
+            text.contains(&plan.hash()) && text.contains(&tampered.hash()),
+            "{text}"
+        );
+        // A hash with no plan, or a plan with no hash, binds nothing.
+        job.plan = None;
+        assert!(check_stored_plan(&job).is_err());
+        job.plan = Some(plan);
+        job.plan_hash = None;
+        assert!(check_stored_plan(&job).is_err());
+    }
+
+    fn test_job() -> Job {
+        Job {
+            id: "j1".into(),
+            remediation: "sg-revoke-open-ssh".into(),
+            account: "111122223333".into(),
+            region: "us-east-1".into(),
+            resource_type: "AWS::EC2::SecurityGroup".into(),
+            resource_id: "sg-0123456789abcdef0".into(),
+            rule: "restricted-ssh".into(),
+            source: "config".into(),
+            event_id: None,
+            observation: "t".into(),
+            status: JobStatus::PendingApproval,
+            mode: crate::catalog::Mode::Approval,
+            reason: None,
+            plan: None,
+            plan_hash: None,
+            before: None,
+            after: None,
+            inverse: None,
+            script_sha256: None,
+            approved_by: None,
+            approved_at: None,
+            approved_plan_hash: None,
+            approval_reason: None,
+            created_at: "t".into(),
+            updated_at: "t".into(),
+            attempts: 1,
+        }
     }
 
     #[test]

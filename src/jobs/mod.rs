@@ -1,8 +1,8 @@
 //! Operators' workflows on jobs: approve or reject a pending plan, run a job again.
 //!
 //! The worker does the work: these only move a job's status (with a conditional write, so two
-//! operators cannot both decide) and queue a control message that makes the worker re-read the
-//! resource and re-plan.
+//! operators cannot both decide) and queue a control message on the control queue that makes the
+//! worker re-read the resource and re-plan.
 
 pub mod approval;
 
@@ -36,10 +36,18 @@ pub enum JobError {
         hash: String,
         want: String,
     },
+    #[error(
+        "job {id}'s stored plan does not hash to its stored plan hash ({stored}; the plan hashes to {computed}): the job was changed outside rectify, so what `rectify jobs show {id}` prints is not what would be approved; nothing is approved (`rectify jobs retry {id}` plans it again)"
+    )]
+    PlanTampered {
+        id: String,
+        stored: String,
+        computed: String,
+    },
     #[error("job {id} changed while it was being {verb}: look again")]
     Changed { id: String, verb: &'static str },
     #[error(
-        "job {id} is {status}: only jobs that ended without an effect (planned, needs-parameter, failed, off) run again"
+        "job {id} is {status}: only jobs that ended without an effect (planned, needs-parameter, failed, off), and approved jobs, run again"
     )]
     NotRerunnable { id: String, status: &'static str },
     #[error(transparent)]
@@ -55,14 +63,16 @@ impl JobError {
     pub fn is_usage(&self) -> bool {
         match self {
             JobError::Queue(q) => q.is_usage(),
-            JobError::Cloud(_) | JobError::State(_) => false,
+            // A check of the stored job that failed: not the operator's input.
+            JobError::Cloud(_) | JobError::State(_) | JobError::PlanTampered { .. } => false,
             _ => true,
         }
     }
 }
 
-/// The worker's queue, as operators' commands send it control messages; its URL is looked up
-/// when the first message is sent and kept, so building one costs nothing.
+/// The worker's control queue, to which operators' commands send control messages (the event
+/// queue refuses them); its URL is looked up when the first message is sent and kept, so
+/// building one costs nothing.
 #[derive(Debug, Clone)]
 pub struct ControlQueue {
     sqs: aws_sdk_sqs::Client,
@@ -71,7 +81,7 @@ pub struct ControlQueue {
 }
 
 impl ControlQueue {
-    /// The queue named `name` (see [`crate::state::Names::queue`]).
+    /// The queue named `name` (see [`crate::state::Names::control`]).
     pub fn new(sqs: aws_sdk_sqs::Client, name: impl Into<String>) -> ControlQueue {
         ControlQueue {
             sqs,

@@ -55,7 +55,11 @@ pub async fn apply(
     }
     if go == Go::Enforce {
         let (limit, window) = snapshot.breaker(r);
-        match ctx.store.breaker_admit(r.name(), limit, window).await {
+        match ctx
+            .store
+            .breaker_admit(r.name(), &job.account, limit, window)
+            .await
+        {
             Ok(Breaker::Admitted) => {}
             Ok(Breaker::Tripped(count)) => {
                 return Err(Stopped {

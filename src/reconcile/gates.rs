@@ -2,12 +2,20 @@
 //! remediation, the job's subject, the observed resource and the plan, and today's date. No I/O
 //! happens here, so each gate and the order they run in are tested without AWS.
 //!
-//! Order: allow-list → mode `off` → exemption record → required parameters → (the resource is
+//! Order: an approval's age → allow-list → mode `off` → exemption record → required parameters and their types and
+//! bounds → (the resource is
 //! read) → exemption tag → (the script plans) → empty plan → approval binding → mode
 //! (`dry-run`, `approval`) → pause. The blast-radius breaker comes after, in
 //! [`super::apply`], since admitting a job to it is a write. Each gate that holds returns the
 //! [`Outcome`] the job ends with; everything else goes on.
+//!
+//! The allow-list comes first so that a finding from an account it does not allow ends before
+//! anything reaches that account (no AssumeRole, no read). In `organization` mode the caller
+//! looks up the Organization's ACTIVE accounts first (that is I/O) and hands them in.
 
+use std::collections::BTreeSet;
+
+use chrono::NaiveDate;
 use serde_json::Value;
 
 use super::outcome::Outcome;
@@ -19,7 +27,9 @@ use crate::state::{Job, JobStatus, SettingsSnapshot};
 pub type Params = serde_json::Map<String, Value>;
 
 /// Gates before the resource is read: allow-list, mode `off`, exemption record, required
-/// parameters. Returns the parameters the script gets.
+/// parameters, every parameter's type and bounds. `organization` is the Organization's ACTIVE
+/// accounts, looked up when the allow-list is `organization` (none there: no account is
+/// allowed). Returns the parameters the script gets.
 pub fn before_observe(
     snapshot: &SettingsSnapshot,
     r: &Remediation,
@@ -27,8 +37,9 @@ pub fn before_observe(
     account: &str,
     resource_id: &str,
     today: &str,
+    organization: Option<&BTreeSet<String>>,
 ) -> Result<Params, Outcome> {
-    if !snapshot.account_allowed(account) {
+    if !snapshot.account_allowed(account, organization) {
         return Err(Outcome::AccountNotAllowed {
             account: account.to_string(),
         });
@@ -51,39 +62,110 @@ pub fn before_observe(
             missing,
         });
     }
+    // A value written to the settings table by hand never reached `settings set`'s checks.
+    if let Err(e) = r.check_params(&params) {
+        return Err(Outcome::InvalidParameter {
+            remediation: r.name().to_string(),
+            name: e.name().to_string(),
+            error: e.to_string(),
+        });
+    }
     Ok(params)
 }
 
-/// The gate after the resource is read: a `rectify:exempt` tag that holds today, when the
-/// remediation honours tags.
+/// The gate after the resource is read: a `rectify:exempt` tag that holds today, when tag
+/// exemptions are on for the Organization and the remediation. A tag that does not count goes
+/// on with a note that says why (the job's reason carries it).
 pub fn after_observe(
     snapshot: &SettingsSnapshot,
     r: &Remediation,
     resource: &Value,
     today: &str,
-) -> Result<(), Outcome> {
-    if snapshot.tag_exemptions(r)
-        && let Some(reason) = tag_exemption(resource, today)
-    {
-        return Err(Outcome::ExemptTag { reason });
+) -> Result<Option<String>, Outcome> {
+    if !snapshot.tag_exemptions(r) {
+        return Ok(tag_value(resource).map(|_| {
+            "rectify:exempt tag ignored: tag exemptions are off (`rectify settings tag-exemptions`)"
+                .to_string()
+        }));
     }
-    Ok(())
+    match tag_exemption(resource, today, snapshot.tag_exemption_max_days()) {
+        TagExemption::None => Ok(None),
+        TagExemption::Holds(reason) => Err(Outcome::ExemptTag { reason }),
+        TagExemption::Ignored(why) => Ok(Some(format!("rectify:exempt tag ignored: {why}"))),
+    }
 }
 
-/// The `rectify:exempt` tag's exemption, if it holds today: its value is a reason, optionally
-/// with `until=YYYY-MM-DD`.
-pub fn tag_exemption(resource: &Value, today: &str) -> Option<String> {
-    let value = resource.get("tags")?.get("rectify:exempt")?.as_str()?;
-    let until = value
+/// What a resource's `rectify:exempt` tag comes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TagExemption {
+    /// No tag.
+    None,
+    /// The tag holds today; its value is the reason.
+    Holds(String),
+    /// The tag does not count, for this reason.
+    Ignored(String),
+}
+
+fn tag_value(resource: &Value) -> Option<&str> {
+    resource.get("tags")?.get("rectify:exempt")?.as_str()
+}
+
+/// Reads the `rectify:exempt` tag: a reason with `until=YYYY-MM-DD`. It holds only when the
+/// day parses and lies from `today` to at most `max_days` ahead: a tag without a day, with one
+/// that does not parse, that has passed or that lies further ahead is ignored, so a resource's
+/// owner cannot exempt it for good.
+pub fn tag_exemption(resource: &Value, today: &str, max_days: u32) -> TagExemption {
+    let Some(value) = tag_value(resource) else {
+        return TagExemption::None;
+    };
+    let Some(until) = value
         .split([';', ',', ' '])
-        .find_map(|part| part.trim().strip_prefix("until="));
-    if until.is_some_and(|u| u < today) {
-        return None;
+        .find_map(|part| part.trim().strip_prefix("until="))
+    else {
+        return TagExemption::Ignored("it names no until=YYYY-MM-DD".into());
+    };
+    let Ok(day) = NaiveDate::parse_from_str(until, "%Y-%m-%d") else {
+        return TagExemption::Ignored(format!("until={until:?} is not a day YYYY-MM-DD"));
+    };
+    let Ok(today) = NaiveDate::parse_from_str(today, "%Y-%m-%d") else {
+        return TagExemption::Ignored(format!("today ({today:?}) is not a day"));
+    };
+    if day < today {
+        return TagExemption::Ignored(format!("it expired on {day}"));
     }
-    Some(if value.trim().is_empty() {
-        "(no reason given)".to_string()
-    } else {
-        value.trim().to_string()
+    if (day - today).num_days() > i64::from(max_days) {
+        return TagExemption::Ignored(format!(
+            "until={day} is more than {max_days} days ahead (the most allowed)"
+        ));
+    }
+    TagExemption::Holds(value.trim().to_string())
+}
+
+/// The gate of an approved job, before anything else: its approval holds for `ttl` from the
+/// moment it was given (`now` is the current time). An approval with no readable time holds
+/// for nothing.
+pub fn approval_in_time(
+    previous: Option<&Job>,
+    now: chrono::DateTime<chrono::Utc>,
+    ttl: std::time::Duration,
+) -> Result<(), Outcome> {
+    let Some(p) = previous.filter(|p| p.status == JobStatus::Approved) else {
+        return Ok(());
+    };
+    let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+    let in_time = p
+        .approved_at
+        .as_deref()
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .is_some_and(|at| now.signed_duration_since(at).num_milliseconds() < ttl_ms);
+    if in_time {
+        return Ok(());
+    }
+    Err(Outcome::ApprovalExpired {
+        approved_by: p.approved_by.clone(),
+        approved_at: p.approved_at.clone(),
+        ttl_seconds: ttl.as_secs(),
+        job_id: p.id.clone(),
     })
 }
 
@@ -172,7 +254,16 @@ mod tests {
     use crate::state::{Exemption, Global, Setting};
 
     const ACCOUNT: &str = "111122223333";
+    const OTHER: &str = "999988887777";
     const TODAY: &str = "2026-11-30";
+
+    /// Organization settings that allow both test accounts.
+    fn allowed() -> Global {
+        Global {
+            accounts: vec![ACCOUNT.into(), OTHER.into()],
+            ..Global::default()
+        }
+    }
 
     fn remediation(name: &str) -> Arc<Remediation> {
         let engine = hardened_engine(&Limits::default());
@@ -211,13 +302,13 @@ mod tests {
         account: &str,
         resource: &str,
     ) -> Result<Params, Outcome> {
-        before_observe(s, r, s.mode_for(r, account), account, resource, TODAY)
+        before_observe(s, r, s.mode_for(r, account), account, resource, TODAY, None)
     }
 
     #[test]
     fn with_nothing_set_a_remediation_goes_on_with_its_defaults() {
         let r = remediation("iam-deactivate-stale-keys");
-        let s = SettingsSnapshot::new(vec![], Global::default(), vec![]);
+        let s = SettingsSnapshot::new(vec![], allowed(), vec![]);
         let params = before(&s, &r, ACCOUNT, "alice").unwrap();
         assert_eq!(params["max_unused_days"], json!(90));
     }
@@ -244,6 +335,45 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_allow_list_allows_no_account() {
+        let r = remediation("s3-block-public-access");
+        let s = SettingsSnapshot::new(vec![], Global::default(), vec![]);
+        for account in [ACCOUNT, OTHER] {
+            assert_eq!(
+                before(&s, &r, account, "b"),
+                Err(Outcome::AccountNotAllowed {
+                    account: account.into()
+                })
+            );
+        }
+    }
+
+    #[test]
+    fn organization_mode_allows_only_the_organizations_active_accounts() {
+        let r = remediation("s3-block-public-access");
+        let global = Global {
+            organization: true,
+            // The list is not used in organization mode.
+            accounts: vec![OTHER.into()],
+            ..Global::default()
+        };
+        let s = SettingsSnapshot::new(vec![], global, vec![]);
+        let members: BTreeSet<String> = [ACCOUNT.to_string()].into();
+        let gate = |account: &str, org: Option<&BTreeSet<String>>| {
+            before_observe(&s, &r, Mode::Enforce, account, "b", TODAY, org)
+        };
+        assert!(gate(ACCOUNT, Some(&members)).is_ok());
+        assert_eq!(
+            gate(OTHER, Some(&members)),
+            Err(Outcome::AccountNotAllowed {
+                account: OTHER.into()
+            })
+        );
+        // Not looked up: nothing is allowed.
+        assert!(gate(ACCOUNT, None).is_err());
+    }
+
+    #[test]
     fn off_holds_before_an_exemption_record_and_an_account_override_wins() {
         let r = remediation("s3-block-public-access");
         let s = SettingsSnapshot::new(
@@ -251,7 +381,7 @@ mod tests {
                 setting(r.name(), "*", |s| s.mode = Some(Mode::Off)),
                 setting(r.name(), ACCOUNT, |s| s.mode = Some(Mode::Enforce)),
             ],
-            Global::default(),
+            allowed(),
             vec![exemption(r.name(), "b", Some("2026-12-31"))],
         );
         assert_eq!(before(&s, &r, "999988887777", "b"), Err(Outcome::Off));
@@ -271,7 +401,7 @@ mod tests {
         let r = remediation("s3-block-public-access");
         let s = SettingsSnapshot::new(
             vec![],
-            Global::default(),
+            allowed(),
             vec![exemption(r.name(), "b", Some("2026-11-29"))],
         );
         assert!(before(&s, &r, ACCOUNT, "b").is_ok());
@@ -280,7 +410,7 @@ mod tests {
     #[test]
     fn a_missing_required_parameter_holds_after_the_exemption_record() {
         let r = remediation("vpce-restrict-policy");
-        let s = SettingsSnapshot::new(vec![], Global::default(), vec![]);
+        let s = SettingsSnapshot::new(vec![], allowed(), vec![]);
         assert_eq!(
             before(&s, &r, ACCOUNT, "vpce-0123456789abcdef0"),
             Err(Outcome::NeedsParameter {
@@ -290,9 +420,10 @@ mod tests {
         );
         let s = SettingsSnapshot::new(
             vec![setting(r.name(), ACCOUNT, |s| {
-                s.params.insert("organization_id".into(), json!("o-abc"));
+                s.params
+                    .insert("organization_id".into(), json!("o-abc1234567"));
             })],
-            Global::default(),
+            allowed(),
             vec![exemption(r.name(), "vpce-0123456789abcdef0", None)],
         );
         assert!(matches!(
@@ -301,14 +432,18 @@ mod tests {
         ));
         assert_eq!(
             before(&s, &r, ACCOUNT, "vpce-1123456789abcdef0").unwrap()["organization_id"],
-            json!("o-abc")
+            json!("o-abc1234567")
         );
     }
 
     #[test]
-    fn an_exemption_tag_holds_until_its_day_and_only_when_tags_count() {
+    fn an_exemption_tag_holds_only_when_switched_on_and_for_a_near_day() {
         let r = remediation("s3-block-public-access");
-        let s = SettingsSnapshot::new(vec![], Global::default(), vec![]);
+        let on = Global {
+            tag_exemptions: true,
+            ..Global::default()
+        };
+        let s = SettingsSnapshot::new(vec![], on.clone(), vec![]);
         let tagged = |v: &str| json!({"tags": {"rectify:exempt": v}});
         assert_eq!(
             after_observe(&s, &r, &tagged("legacy site until=2026-12-01"), TODAY),
@@ -316,23 +451,46 @@ mod tests {
                 reason: "legacy site until=2026-12-01".into()
             })
         );
-        assert_eq!(
-            after_observe(&s, &r, &tagged("until=2026-11-29"), TODAY),
-            Ok(())
-        );
-        assert_eq!(
-            after_observe(&s, &r, &tagged(""), TODAY),
-            Err(Outcome::ExemptTag {
-                reason: "(no reason given)".into()
-            })
-        );
-        assert_eq!(after_observe(&s, &r, &json!({"tags": {}}), TODAY), Ok(()));
-        let off = SettingsSnapshot::new(
-            vec![setting(r.name(), "*", |s| s.tag_exemptions = Some(false))],
-            Global::default(),
+        // The last day allowed is 90 days ahead by default.
+        assert!(after_observe(&s, &r, &tagged("x; until=2027-02-28"), TODAY).is_err());
+        let ignored = |v: &str| after_observe(&s, &r, &tagged(v), TODAY).unwrap().unwrap();
+        assert!(ignored("x; until=2027-03-01").contains("more than 90 days ahead"));
+        assert!(ignored("until=2999-01-01").contains("more than 90 days ahead"));
+        assert!(ignored("until=2026-11-29").contains("expired on 2026-11-29"));
+        assert!(ignored("").contains("names no until="));
+        assert!(ignored("legacy site").contains("names no until="));
+        assert!(ignored("until=2026-13-01").contains("not a day"));
+        assert!(ignored("until=soon").contains("not a day"));
+        assert_eq!(after_observe(&s, &r, &json!({"tags": {}}), TODAY), Ok(None));
+
+        let near = SettingsSnapshot::new(
+            vec![],
+            Global {
+                tag_exemption_max_days: Some(1),
+                ..on.clone()
+            },
             vec![],
         );
-        assert_eq!(after_observe(&off, &r, &tagged("x"), TODAY), Ok(()));
+        assert!(after_observe(&near, &r, &tagged("until=2026-12-01"), TODAY).is_err());
+        assert!(
+            after_observe(&near, &r, &tagged("until=2026-12-02"), TODAY)
+                .unwrap()
+                .is_some()
+        );
+
+        // Off by default, and a remediation can refuse them when they are on.
+        let default = SettingsSnapshot::new(vec![], Global::default(), vec![]);
+        let off = SettingsSnapshot::new(
+            vec![setting(r.name(), "*", |s| s.tag_exemptions = Some(false))],
+            on,
+            vec![],
+        );
+        for s in [&default, &off] {
+            let note = after_observe(s, &r, &tagged("x; until=2026-12-01"), TODAY)
+                .unwrap()
+                .unwrap();
+            assert!(note.contains("tag exemptions are off"), "{note}");
+        }
     }
 
     fn plan() -> Plan {
@@ -433,6 +591,82 @@ mod tests {
             "{got:?}"
         );
         assert_eq!(got.unwrap_err().status(), JobStatus::PendingApproval);
+    }
+
+    #[test]
+    fn an_approval_holds_for_the_ttl_from_when_it_was_given() {
+        let ttl = std::time::Duration::from_secs(3600);
+        let at = |t: &str| chrono::DateTime::parse_from_rfc3339(t).unwrap().to_utc();
+        let mut approved = approved_job("h");
+        approved.approved_at = Some("2026-11-30T10:00:00.000Z".into());
+        assert_eq!(
+            approval_in_time(Some(&approved), at("2026-11-30T10:59:59Z"), ttl),
+            Ok(())
+        );
+        let late = approval_in_time(Some(&approved), at("2026-11-30T11:00:00Z"), ttl).unwrap_err();
+        assert_eq!(late.status(), JobStatus::ApprovalExpired);
+        assert!(
+            late.reason()
+                .contains("approved by bob at 2026-11-30T10:00:00.000Z"),
+            "{}",
+            late.reason()
+        );
+        // No time, or one that does not parse: the approval holds for nothing.
+        approved.approved_at = None;
+        assert!(approval_in_time(Some(&approved), at("2026-11-30T10:00:00Z"), ttl).is_err());
+        approved.approved_at = Some("yesterday".into());
+        assert!(approval_in_time(Some(&approved), at("2026-11-30T10:00:00Z"), ttl).is_err());
+        // Only an approved job has an approval to expire.
+        approved.status = JobStatus::Planned;
+        assert_eq!(
+            approval_in_time(Some(&approved), at("2030-01-01T00:00:00Z"), ttl),
+            Ok(())
+        );
+        assert_eq!(
+            approval_in_time(None, at("2030-01-01T00:00:00Z"), ttl),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn a_stored_parameter_that_breaks_its_rule_holds_before_the_resource_is_read() {
+        let r = remediation("sg-revoke-open-ssh");
+        for (key, value) in [
+            ("port", json!(-5)),
+            ("port", json!(65536)),
+            ("port", json!("22")),
+            ("port", json!(22.5)),
+            ("port", Value::Null),
+            ("prot", json!(22)),
+        ] {
+            let s = SettingsSnapshot::new(
+                vec![setting(r.name(), "*", |s| {
+                    s.params.insert(key.into(), value.clone());
+                })],
+                Global::default(),
+                vec![],
+            );
+            let got = before(&s, &r, ACCOUNT, "sg-0123456789abcdef0").unwrap_err();
+            assert!(
+                matches!(&got, Outcome::InvalidParameter { name, .. } if name == key),
+                "{key}={value}: {got:?}"
+            );
+            assert_eq!(got.status(), JobStatus::NeedsParameter);
+            assert!(got.holds_back());
+        }
+        // An account's bad value holds in that account only.
+        let s = SettingsSnapshot::new(
+            vec![setting(r.name(), ACCOUNT, |s| {
+                s.params.insert("port".into(), json!(0));
+            })],
+            Global::default(),
+            vec![],
+        );
+        assert!(before(&s, &r, ACCOUNT, "sg-0123456789abcdef0").is_err());
+        assert_eq!(
+            before(&s, &r, "999988887777", "sg-0123456789abcdef0").unwrap()["port"],
+            json!(22)
+        );
     }
 
     #[test]

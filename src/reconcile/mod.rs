@@ -21,6 +21,7 @@ pub mod outcome;
 pub mod plan;
 pub mod verify;
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,6 +39,7 @@ use crate::clock::now_text;
 use crate::cloud::Cloud;
 use crate::event::{Compliance, Finding, Source};
 use crate::notify::Notifier;
+use crate::organization::OrganizationAccounts;
 use crate::script::Limits;
 use crate::state::{Claim, Job, JobStatus, SettingsCache, SettingsSnapshot, StateError, Store};
 
@@ -74,11 +76,14 @@ pub struct Context {
     pub settings: SettingsCache,
     pub audit: AuditWriter,
     pub notifier: Option<Notifier>,
+    /// The Organization's accounts, for an allow-list set to `organization`.
+    pub organization: OrganizationAccounts,
     /// This worker's identity in job leases.
     pub owner: String,
     /// How long a claim holds (the queue's visibility timeout).
     pub lease: Duration,
-    /// How long a plan waits for an approval before it expires.
+    /// How long a plan waits for an approval before it expires, and an approval waits to be
+    /// executed.
     pub approval_ttl: Duration,
 }
 
@@ -130,7 +135,7 @@ pub async fn handle_finding(ctx: &Context, finding: &Finding) -> Disposition {
         return Disposition::Done;
     }
     if finding.compliance.cancels_pending() {
-        return match cancel_pending(ctx, finding, &routes).await {
+        return match cancel_pending(ctx, finding, &routes, &snapshot).await {
             Ok(()) => Disposition::Done,
             Err(e) => error_policy(&e),
         };
@@ -149,11 +154,15 @@ pub async fn handle_finding(ctx: &Context, finding: &Finding) -> Disposition {
 }
 
 /// A resource reported compliant or out of scope: its plans waiting for (or holding) an
-/// approval are cancelled, with the reason.
+/// approval are cancelled, with the reason, but only once the resource, read again, plans
+/// empty. The event's word is not trusted (anyone who can put a message on the queue could
+/// forge it): a job whose resource still needs a fix, or cannot be read, stays as it is, and
+/// the audit trail says why.
 async fn cancel_pending(
     ctx: &Context,
     finding: &Finding,
     routes: &[Arc<Remediation>],
+    snapshot: &SettingsSnapshot,
 ) -> Result<(), ReconcileError> {
     let key = crate::state::resource_key(
         &finding.account,
@@ -167,25 +176,40 @@ async fn cancel_pending(
             source,
         }
     })?;
-    let reason = format!(
-        "cancelled: rule {} reported the resource {}",
+    let reported = format!(
+        "rule {} reported the resource {}",
         finding.rule,
         match finding.compliance {
             Compliance::Compliant => "COMPLIANT",
             _ => "NOT_APPLICABLE",
         }
     );
-    for job in jobs.iter().filter(|j| {
-        routes.iter().any(|r| r.name() == j.remediation)
-            && matches!(j.status, JobStatus::PendingApproval | JobStatus::Approved)
-    }) {
+    for job in jobs
+        .iter()
+        .filter(|j| matches!(j.status, JobStatus::PendingApproval | JobStatus::Approved))
+    {
+        let Some(r) = routes.iter().find(|r| r.name() == job.remediation) else {
+            continue;
+        };
+        if let Some(why) = still_needed(ctx, r, snapshot, job).await {
+            info!(job = %job.id, remediation = %job.remediation, resource = %job.resource_id,
+                reason = %why, "pending job kept: the resource still needs its fix");
+            let mut kept = job.clone();
+            kept.reason = Some(format!("kept: {reported}, but {why}"));
+            ctx.audit
+                .append(Record::for_job(&kept, "worker"))
+                .await
+                .map_err(ReconcileError::Audit)?;
+            continue;
+        }
+        let reason = format!("cancelled: {reported}, and read again it needs no change");
         let cancelled = ctx
             .store
             .transition(
                 &job.id,
                 &[JobStatus::PendingApproval, JobStatus::Approved],
                 JobStatus::Cancelled,
-                &[("reason", Some(reason.clone()))],
+                &[("reason", Some(reason))],
             )
             .await
             .map_err(|source| ReconcileError::Cancel {
@@ -201,6 +225,45 @@ async fn cancel_pending(
         }
     }
     Ok(())
+}
+
+/// Why a pending job's resource still needs its fix, read again now; `None` when it plans
+/// empty or no longer exists. An account the allow-list no longer allows is not read (the job
+/// stays: it cannot run there anyway).
+async fn still_needed(
+    ctx: &Context,
+    r: &Arc<Remediation>,
+    snapshot: &SettingsSnapshot,
+    job: &Job,
+) -> Option<String> {
+    let organization = match organization_for(ctx, snapshot, &job.account).await {
+        Ok(o) => o,
+        Err(e) => return Some(format!("the Organization's accounts cannot be listed: {e}")),
+    };
+    if !snapshot.account_allowed(&job.account, organization.as_deref()) {
+        return Some(format!(
+            "account {} is not in the allow-list: the resource is not read again",
+            job.account
+        ));
+    }
+    let before = match plan::observe(ctx, job).await {
+        Ok(v) => v,
+        Err(crate::cloud::CloudError::NotFound { .. }) => return None,
+        Err(e) => return Some(format!("the resource cannot be read again: {e}")),
+    };
+    let params = snapshot.params_for(r, &job.account);
+    match plan::plan_blocking(ctx, r, before, params).await {
+        Ok(p) if p.is_empty() => None,
+        Ok(p) => Some(format!(
+            "read again it still needs: {}",
+            p.actions
+                .iter()
+                .map(crate::action::Action::summary)
+                .collect::<Vec<_>>()
+                .join("; ")
+        )),
+        Err(e) => Some(format!("re-planning failed: {e}")),
+    }
 }
 
 /// Runs a job again (`jobs retry`, or an approval): the same finding, through every gate.
@@ -244,6 +307,19 @@ pub async fn rerun_job(ctx: &Context, job_id: &str) -> Disposition {
         annotation: None,
     };
     disposition(&reconcile(ctx, &finding, &r, &snapshot).await)
+}
+
+/// The Organization's ACTIVE accounts when the allow-list is `organization` (read again when
+/// `account` is not among them, see [`OrganizationAccounts::active`]); none otherwise.
+pub(crate) async fn organization_for(
+    ctx: &Context,
+    snapshot: &SettingsSnapshot,
+    account: &str,
+) -> Result<Option<Arc<BTreeSet<String>>>, crate::cloud::CloudError> {
+    if !snapshot.global.organization {
+        return Ok(None);
+    }
+    ctx.organization.active(account).await.map(Some)
 }
 
 /// A new job for (finding, remediation), not yet claimed.
@@ -377,6 +453,8 @@ struct Decision {
     outcome: Outcome,
     /// Leave the message for a retry, for this reason.
     retry: Option<String>,
+    /// Said after the outcome's reason (a `rectify:exempt` tag that was ignored, and why).
+    note: Option<String>,
     /// How long the script took, and applying, in milliseconds.
     plan_ms: f64,
     apply_ms: f64,
@@ -387,6 +465,7 @@ impl Decision {
         Decision {
             outcome,
             retry: None,
+            note: None,
             plan_ms: 0.0,
             apply_ms: 0.0,
         }
@@ -402,7 +481,32 @@ async fn decide(
     previous: Option<&Job>,
     observed: Option<Observed>,
 ) -> Decision {
+    if let Err(outcome) = gates::approval_in_time(previous, chrono::Utc::now(), ctx.approval_ttl) {
+        warn!(
+            approved_by = previous
+                .and_then(|p| p.approved_by.as_deref())
+                .unwrap_or(""),
+            "approval expired before it was executed: nothing is changed"
+        );
+        // The record shows the plan that was approved and not executed.
+        if let Some(p) = previous {
+            job.plan = p.plan.clone();
+            job.plan_hash = p.plan_hash.clone();
+        }
+        return Decision::ended(outcome);
+    }
     let today = crate::clock::today();
+    let organization = match organization_for(ctx, snapshot, &job.account).await {
+        Ok(o) => o,
+        Err(e) => {
+            return Decision {
+                retry: e.retryable().then(|| e.to_string()),
+                ..Decision::ended(Outcome::AccountsUnreadable {
+                    error: e.to_string(),
+                })
+            };
+        }
+    };
     let params = match gates::before_observe(
         snapshot,
         r,
@@ -410,6 +514,7 @@ async fn decide(
         &job.account,
         &job.resource_id,
         &today,
+        organization.as_deref(),
     ) {
         Ok(p) => p,
         Err(outcome) => return Decision::ended(outcome),
@@ -431,6 +536,7 @@ async fn decide(
         before,
         plan,
         plan_ms,
+        note,
     } = observed;
     job.before = Some(before.clone());
     let hash = plan.hash();
@@ -438,6 +544,7 @@ async fn decide(
     job.plan = Some(plan.clone());
     let decision = |outcome| Decision {
         plan_ms,
+        note: note.clone(),
         ..Decision::ended(outcome)
     };
     if let Some(p) = gates::approval(previous, &plan, &hash) {
@@ -476,7 +583,10 @@ async fn record(
     decision: &Decision,
 ) -> Result<(), ReconcileError> {
     job.status = decision.outcome.status();
-    job.reason = Some(decision.outcome.reason());
+    job.reason = Some(match &decision.note {
+        Some(note) => format!("{}; {note}", decision.outcome.reason()),
+        None => decision.outcome.reason(),
+    });
     job.updated_at = now_text();
     let actor = job.approved_by.clone().unwrap_or_else(|| "worker".into());
     if let Err(e) = ctx.audit.append(Record::for_job(job, &actor)).await {
@@ -572,7 +682,9 @@ pub async fn expire(
     Ok(expired)
 }
 
-/// The breaker tripped: the remediation goes to approval mode, loudly, on the record.
+/// The breaker tripped in the job's account: the remediation goes to approval mode in that
+/// account alone (over an `enforce` override of its own too), loudly, on the record. Other
+/// accounts keep their mode.
 async fn trip_breaker(
     ctx: &Context,
     r: &Arc<Remediation>,
@@ -581,18 +693,20 @@ async fn trip_breaker(
     limit: u32,
     window: u64,
 ) {
+    let account = job.account.as_str();
     error!(
         remediation = r.name(),
+        account,
         count,
         limit,
         window_seconds = window,
-        "BLAST-RADIUS BREAKER TRIPPED: the remediation is switched to approval mode; reset with `rectify settings set {} --mode enforce`",
+        "BLAST-RADIUS BREAKER TRIPPED: the remediation is switched to approval mode in account {account}; other accounts keep their mode; reset with `rectify settings set {} --account {account} --mode enforce`",
         r.name()
     );
     let by = "rectify (blast-radius breaker)".to_string();
     let switched = ctx
         .store
-        .update_setting(r.name(), "*", |s| {
+        .update_setting(r.name(), account, |s| {
             // Another job may have tripped it a moment ago: its record stands.
             if s.mode != Some(Mode::Approval) {
                 s.mode = Some(Mode::Approval);
@@ -605,7 +719,7 @@ async fn trip_breaker(
         Ok(_) => {}
         Err(e) => {
             // Nothing was written: the record must not say the mode was set.
-            error!(error = %e, "the breaker could not switch the remediation to approval");
+            error!(error = %e, account, "the breaker could not switch the remediation to approval");
             return;
         }
     }
@@ -613,6 +727,7 @@ async fn trip_breaker(
         .audit
         .append(Record::breaker_tripped(
             r.name(),
+            account,
             &job.id,
             count,
             limit,

@@ -8,6 +8,8 @@ use crate::state::JobStatus;
 pub enum Outcome {
     /// The account is not on the allow-list.
     AccountNotAllowed { account: String },
+    /// The allow-list is `organization` and the Organization's accounts cannot be listed.
+    AccountsUnreadable { error: String },
     /// The remediation is off (for this account or everywhere).
     Off,
     /// An exemption record holds for the resource.
@@ -20,6 +22,13 @@ pub enum Outcome {
     NeedsParameter {
         remediation: String,
         missing: Vec<String>,
+    },
+    /// A stored parameter breaks the manifest's rules (an unknown name, a value of the wrong
+    /// type or out of bounds): the script is not run.
+    InvalidParameter {
+        remediation: String,
+        name: String,
+        error: String,
     },
     /// The resource does not exist (any more).
     Gone { resource: String },
@@ -36,6 +45,13 @@ pub enum Outcome {
         approved_by: Option<String>,
         approved_hash: Option<String>,
         hash: String,
+    },
+    /// An approval older than the approval TTL: the plan is not executed.
+    ApprovalExpired {
+        approved_by: Option<String>,
+        approved_at: Option<String>,
+        ttl_seconds: u64,
+        job_id: String,
     },
     /// Dry-run: the plan is recorded.
     Planned,
@@ -82,16 +98,20 @@ impl Outcome {
             Outcome::AccountNotAllowed { .. } => JobStatus::AccountNotAllowed,
             Outcome::Off => JobStatus::Off,
             Outcome::ExemptRecord { .. } | Outcome::ExemptTag { .. } => JobStatus::Exempt,
-            Outcome::NeedsParameter { .. } => JobStatus::NeedsParameter,
+            Outcome::NeedsParameter { .. } | Outcome::InvalidParameter { .. } => {
+                JobStatus::NeedsParameter
+            }
             Outcome::Gone { .. } | Outcome::NoOp { .. } => JobStatus::NoOp,
             Outcome::ObserveFailed { .. }
             | Outcome::ScriptFailed { .. }
             | Outcome::Refused { .. }
             | Outcome::BreakerUnreadable { .. }
+            | Outcome::AccountsUnreadable { .. }
             | Outcome::ApplyFailed { .. } => JobStatus::Failed,
             Outcome::ChangedSinceApproval { .. }
             | Outcome::AwaitingApproval
             | Outcome::BreakerTripped { .. } => JobStatus::PendingApproval,
+            Outcome::ApprovalExpired { .. } => JobStatus::ApprovalExpired,
             Outcome::Planned => JobStatus::Planned,
             Outcome::Paused { approved: true, .. } => JobStatus::Approved,
             Outcome::Paused {
@@ -110,6 +130,9 @@ impl Outcome {
             Outcome::AccountNotAllowed { account } => {
                 format!("account {account} is not in the allow-list")
             }
+            Outcome::AccountsUnreadable { error } => format!(
+                "the allow-list is `organization` and the Organization's accounts cannot be listed: {error}"
+            ),
             Outcome::Off => "the remediation is off".into(),
             Outcome::ExemptRecord { by, until, reason } => {
                 let until = until
@@ -132,6 +155,13 @@ impl Outcome {
                     sets.join(" ")
                 )
             }
+            Outcome::InvalidParameter {
+                remediation,
+                name,
+                error,
+            } => format!(
+                "parameter {error}; nothing was read or changed: set it with `rectify settings set {remediation} --param {name}=VALUE` (or remove it with `--param {name}=`)"
+            ),
             Outcome::Gone { resource } => format!("{resource} does not exist: nothing to fix"),
             Outcome::ObserveFailed { error } => format!("observing the resource failed: {error}"),
             Outcome::ExemptTag { reason } => format!("tagged rectify:exempt: {reason}"),
@@ -150,6 +180,16 @@ impl Outcome {
                     .as_deref()
                     .map_or("?", |h| &h[..12.min(h.len())]),
                 &hash[..12.min(hash.len())]
+            ),
+            Outcome::ApprovalExpired {
+                approved_by,
+                approved_at,
+                ttl_seconds,
+                job_id,
+            } => format!(
+                "approval expired: approved by {} at {} but not executed within the approval TTL of {ttl_seconds} s; nothing was changed (`rectify jobs retry {job_id}` plans it again for a new approval)",
+                approved_by.as_deref().unwrap_or("someone"),
+                approved_at.as_deref().unwrap_or("an unknown time"),
             ),
             Outcome::Planned => "dry-run: the plan is recorded and nothing was changed".into(),
             Outcome::AwaitingApproval => "waiting for an operator's approval".into(),
@@ -207,6 +247,7 @@ impl Outcome {
                 | Outcome::ExemptRecord { .. }
                 | Outcome::ExemptTag { .. }
                 | Outcome::NeedsParameter { .. }
+                | Outcome::InvalidParameter { .. }
         )
     }
 }
@@ -233,6 +274,25 @@ mod tests {
                 },
                 JobStatus::NeedsParameter,
                 "parameter organization_id has no value: set it with `rectify settings set vpce-restrict-policy --param organization_id=VALUE`",
+            ),
+            (
+                Outcome::InvalidParameter {
+                    remediation: "sg-revoke-open-ssh".into(),
+                    name: "port".into(),
+                    error: "port = -5 is refused: port must be an integer from 1 to 65535".into(),
+                },
+                JobStatus::NeedsParameter,
+                "parameter port = -5 is refused: port must be an integer from 1 to 65535; nothing was read or changed: set it with `rectify settings set sg-revoke-open-ssh --param port=VALUE` (or remove it with `--param port=`)",
+            ),
+            (
+                Outcome::ApprovalExpired {
+                    approved_by: Some("alice".into()),
+                    approved_at: Some("2026-01-01T00:00:00.000Z".into()),
+                    ttl_seconds: 86400,
+                    job_id: "j1".into(),
+                },
+                JobStatus::ApprovalExpired,
+                "approval expired: approved by alice at 2026-01-01T00:00:00.000Z but not executed within the approval TTL of 86400 s; nothing was changed (`rectify jobs retry j1` plans it again for a new approval)",
             ),
             (
                 Outcome::NoOp { reason: None },

@@ -21,6 +21,8 @@ pub struct Observed {
     pub plan: Plan,
     /// How long the script took, in milliseconds.
     pub plan_ms: f64,
+    /// Why a `rectify:exempt` tag on the resource was ignored, when it was.
+    pub note: Option<String>,
 }
 
 /// Why observing and planning stopped the job, with what was read before it stopped.
@@ -76,19 +78,23 @@ pub async fn observe_and_plan(
             });
         }
     };
-    if let Err(outcome) = gates::after_observe(snapshot, r, &before, today) {
-        return Err(Held {
-            outcome,
-            before: Some(before),
-            retry: None,
-        });
-    }
+    let note = match gates::after_observe(snapshot, r, &before, today) {
+        Ok(note) => note,
+        Err(outcome) => {
+            return Err(Held {
+                outcome,
+                before: Some(before),
+                retry: None,
+            });
+        }
+    };
     let planning = Instant::now();
     match plan_blocking(ctx, r, before.clone(), params.clone()).await {
         Ok(plan) => Ok(Observed {
             before,
             plan,
             plan_ms: planning.elapsed().as_secs_f64() * 1000.0,
+            note,
         }),
         Err(error) => Err(Held {
             outcome: Outcome::ScriptFailed { error },

@@ -1,5 +1,10 @@
-//! The worker: polls the queue, hands each message to the controller, and deletes it only once
+//! The worker: polls the queues, hands each message to the controller, and deletes it only once
 //! its outcome is durable.
+//!
+//! Two queues are read, each by its own poller: the event queue, which takes findings only, and
+//! the control queue, which takes rectify's control messages only (approvals, retries); a
+//! message of the other kind is poison on either (see [`accept`]). Security Hub findings relayed
+//! by another account are acted on only when it is the Security Hub administrator account.
 //!
 //! Concurrency is a semaphore: the poller asks SQS for no more messages than it has room to work
 //! on, so nothing waits on the queue's clock while held here; while busy it waits briefly for
@@ -24,8 +29,10 @@ use tracing::{error, info, warn};
 
 use crate::audit::Record;
 use crate::cloud::classify;
-use crate::event::{Control, Message, decode};
-use crate::reconcile::{Context, Disposition, handle_finding, rerun_job};
+use crate::event::{Control, Message, check_relay, decode};
+use crate::reconcile::{
+    Context, Disposition, ReconcileError, error_policy, handle_finding, rerun_job,
+};
 
 /// The message attribute that carries a dead-lettered message's reason.
 pub const REASON_ATTRIBUTE: &str = "rectify-reason";
@@ -59,12 +66,38 @@ pub struct Summary {
     pub store_unreachable: std::sync::atomic::AtomicBool,
 }
 
-/// The queues a worker reads and dead-letters to.
+/// Which queue a poller reads, and so which messages it accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueKind {
+    /// `<prefix>-events`: findings from EventBridge (and SNS), never control messages.
+    Events,
+    /// `<prefix>-control`: rectify's control messages only, sent by operators' commands.
+    Control,
+}
+
+/// The queue a poller reads, and the DLQ it dead-letters to.
 #[derive(Clone)]
 pub struct Queues {
     pub sqs: Client,
     pub queue_url: String,
     pub dlq_url: String,
+    pub kind: QueueKind,
+}
+
+/// Refuses a message that does not belong on the queue it came from: a control message on the
+/// event queue (whoever can send events must not be able to approve or re-run jobs), or
+/// anything but a control message on the control queue. The error is the DLQ reason.
+pub fn accept(kind: QueueKind, message: Message) -> Result<Message, String> {
+    match (kind, message) {
+        (QueueKind::Events, Message::Control(_)) => {
+            Err("control messages are not accepted on the event queue: they are sent to the control queue by `rectify jobs approve` and `rectify jobs retry`".into())
+        }
+        (QueueKind::Control, Message::Control(c)) => Ok(Message::Control(c)),
+        (QueueKind::Control, _) => {
+            Err("only rectify control messages are accepted on the control queue".into())
+        }
+        (QueueKind::Events, m) => Ok(m),
+    }
 }
 
 /// Polls until `shutdown` (or, with `once`, until the queue is drained).
@@ -79,7 +112,7 @@ pub async fn run(
     let permits = Arc::new(Semaphore::new(concurrency));
     let tracker = TaskTracker::new();
     let mut backoff = Duration::from_millis(250);
-    info!(queue = %queues.queue_url, concurrency, once = opts.once, "polling");
+    info!(queue = %queues.queue_url, kind = ?queues.kind, concurrency, once = opts.once, "polling");
     let mut store_backoff = Duration::from_millis(500);
     // Set by a job whose disposition says the state store is down.
     let store_down = Arc::new(AtomicBool::new(false));
@@ -285,10 +318,13 @@ async fn heartbeat(queues: Queues, receipt: Option<String>, visibility: Duration
 async fn handle_message(ctx: &Context, queues: &Queues, summary: &Summary, m: SqsMessage) -> bool {
     let message_id = m.message_id().unwrap_or("?").to_string();
     let body = m.body().unwrap_or_default();
-    let disposition = match decode(body) {
-        Err(e) => {
+    let decoded = decode(body)
+        .map_err(|e| e.to_string())
+        .and_then(|m| accept(queues.kind, m));
+    let disposition = match decoded {
+        Err(reason) => {
             crate::metrics::finding_received("poison");
-            dead_letter(ctx, queues, summary, &m, &e.to_string()).await;
+            dead_letter(ctx, queues, summary, &m, &reason).await;
             return false;
         }
         Ok(Message::Ignored(why)) => {
@@ -296,14 +332,14 @@ async fn handle_message(ctx: &Context, queues: &Queues, summary: &Summary, m: Sq
             Disposition::Done
         }
         Ok(Message::Control(Control::RunJob { job_id })) => rerun_job(ctx, &job_id).await,
-        Ok(Message::Findings(findings)) => {
-            let mut d = Disposition::Done;
-            for f in &findings {
-                crate::metrics::finding_received(f.source.as_str());
-                d = d.and(handle_finding(ctx, f).await);
-            }
-            d
-        }
+        Ok(Message::Findings(findings)) => handle_findings(ctx, &findings).await,
+        Ok(Message::Relayed { by, findings }) => match ctx.settings.get().await {
+            Err(e) => error_policy(&ReconcileError::Settings(e)),
+            Ok(s) => match check_relay(&by, s.global.securityhub_admin.as_deref()) {
+                Ok(()) => handle_findings(ctx, &findings).await,
+                Err(reason) => Disposition::Poison(reason),
+            },
+        },
     };
     let store_down = matches!(disposition, Disposition::StoreDown(_));
     match disposition {
@@ -320,6 +356,15 @@ async fn handle_message(ctx: &Context, queues: &Queues, summary: &Summary, m: Sq
         }
     }
     store_down
+}
+
+async fn handle_findings(ctx: &Context, findings: &[crate::event::Finding]) -> Disposition {
+    let mut d = Disposition::Done;
+    for f in findings {
+        crate::metrics::finding_received(f.source.as_str());
+        d = d.and(handle_finding(ctx, f).await);
+    }
+    d
 }
 
 async fn delete(queues: &Queues, summary: &Summary, m: &SqsMessage) {
@@ -411,6 +456,23 @@ async fn dead_letter(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_queue_accepts_only_its_own_kind_of_message() {
+        let control = Message::Control(Control::RunJob {
+            job_id: "j1".into(),
+        });
+        let finding = Message::Ignored("a configuration item".into());
+        let refused = accept(QueueKind::Events, control.clone()).unwrap_err();
+        assert!(
+            refused.contains("control messages are not accepted on the event queue"),
+            "{refused}"
+        );
+        assert_eq!(accept(QueueKind::Control, control.clone()), Ok(control));
+        let refused = accept(QueueKind::Control, finding.clone()).unwrap_err();
+        assert!(refused.contains("control queue"), "{refused}");
+        assert_eq!(accept(QueueKind::Events, finding.clone()), Ok(finding));
+    }
 
     #[tokio::test]
     async fn an_idle_worker_takes_room_for_a_whole_batch_at_once() {

@@ -107,8 +107,16 @@ pub struct Run {
 }
 
 impl Env {
-    /// A fresh prefix, bootstrapped with a short visibility timeout so retries come back fast.
+    /// A fresh prefix, bootstrapped with a short visibility timeout so retries come back fast,
+    /// whose allow-list allows the two test accounts (an empty one allows none).
     pub async fn new() -> Env {
+        let env = Env::bare().await;
+        env.allow(&[HOME, MEMBER]).await;
+        env
+    }
+
+    /// [`Env::new`] with the allow-list left empty: no account is allowed.
+    pub async fn bare() -> Env {
         let prefix = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
         let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .endpoint_url(endpoint())
@@ -200,6 +208,20 @@ impl Env {
             lines: rx,
             log: Vec::new(),
         }
+    }
+
+    /// Adds accounts to the allow-list.
+    pub async fn allow(&self, accounts: &[&str]) {
+        let mut args = vec!["settings", "accounts", "add"];
+        args.extend_from_slice(accounts);
+        args.extend_from_slice(&["--by", "test"]);
+        self.ok(&args).await;
+    }
+
+    /// Switches tag exemptions on for the Organization (they are off by default).
+    pub async fn tag_exemptions_on(&self) {
+        self.ok(&["settings", "tag-exemptions", "on", "--by", "test"])
+            .await;
     }
 
     /// Switches a remediation to enforce in every account.
@@ -295,11 +317,12 @@ impl Env {
     }
 
     pub async fn queue_url(&self, dlq: bool) -> String {
-        let name = if dlq {
-            format!("{}-events-dlq", self.prefix)
-        } else {
-            format!("{}-events", self.prefix)
-        };
+        self.url_of(if dlq { "events-dlq" } else { "events" }).await
+    }
+
+    /// The URL of the queue `<prefix>-<suffix>` (`events`, `control`, `events-dlq`).
+    pub async fn url_of(&self, suffix: &str) -> String {
+        let name = format!("{}-{suffix}", self.prefix);
         self.sqs()
             .get_queue_url()
             .queue_name(name)
@@ -329,8 +352,14 @@ impl Env {
 
     /// Visible plus in-flight messages on the queue (or the DLQ).
     pub async fn depth(&self, dlq: bool) -> u64 {
+        self.depth_of(if dlq { "events-dlq" } else { "events" })
+            .await
+    }
+
+    /// Visible plus in-flight messages on the queue `<prefix>-<suffix>`.
+    pub async fn depth_of(&self, suffix: &str) -> u64 {
         use aws_sdk_sqs::types::QueueAttributeName as A;
-        let url = self.queue_url(dlq).await;
+        let url = self.url_of(suffix).await;
         let out = self
             .sqs()
             .get_queue_attributes()
@@ -379,7 +408,7 @@ impl Env {
         let mut runs = Vec::new();
         loop {
             runs.push(self.drain_env(extra).await);
-            if self.depth(false).await == 0 {
+            if self.depth(false).await == 0 && self.depth_of("control").await == 0 {
                 return runs;
             }
             assert!(Instant::now() < end, "the queue did not drain in 180 s");
@@ -581,6 +610,89 @@ pub async fn tag_exempt(sdk: &SdkConfig, bucket: &str, value: &str) {
 }
 
 /// The bucket's Public Access Block, or None when it has none.
+/// Blocks every kind of public access to a bucket, as its owner would.
+pub async fn block_public_access(sdk: &SdkConfig, bucket: &str) {
+    let pab = aws_sdk_s3::types::PublicAccessBlockConfiguration::builder()
+        .block_public_acls(true)
+        .ignore_public_acls(true)
+        .block_public_policy(true)
+        .restrict_public_buckets(true)
+        .build();
+    aws_sdk_s3::Client::new(sdk)
+        .put_public_access_block()
+        .bucket(bucket)
+        .public_access_block_configuration(pab)
+        .send()
+        .await
+        .unwrap();
+}
+
+/// An SNS topic for notifications and an SQS queue subscribed to it (raw delivery): the topic's
+/// ARN and the queue's URL.
+pub async fn notification_inbox(env: &Env) -> (String, String) {
+    let sns = aws_sdk_sns::Client::new(&env.sdk);
+    let topic = sns
+        .create_topic()
+        .name(unique("rectify-notify"))
+        .send()
+        .await
+        .unwrap()
+        .topic_arn()
+        .unwrap()
+        .to_string();
+    let sqs = env.sqs();
+    let inbox = sqs
+        .create_queue()
+        .queue_name(unique("inbox"))
+        .send()
+        .await
+        .unwrap()
+        .queue_url()
+        .unwrap()
+        .to_string();
+    let arn = sqs
+        .get_queue_attributes()
+        .queue_url(&inbox)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes()
+        .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
+        .clone();
+    sns.subscribe()
+        .topic_arn(&topic)
+        .protocol("sqs")
+        .endpoint(arn)
+        .attributes("RawMessageDelivery", "true")
+        .send()
+        .await
+        .unwrap();
+    (topic, inbox)
+}
+
+/// Every notification waiting in an inbox of [`notification_inbox`].
+pub async fn notifications(env: &Env, inbox: &str) -> Vec<Value> {
+    let mut events = Vec::new();
+    loop {
+        let out = env
+            .sqs()
+            .receive_message()
+            .queue_url(inbox)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .unwrap();
+        let batch = out.messages.unwrap_or_default();
+        if batch.is_empty() {
+            return events;
+        }
+        for m in batch {
+            events.push(serde_json::from_str(m.body().unwrap()).unwrap());
+        }
+    }
+}
+
 pub async fn public_access_block(sdk: &SdkConfig, bucket: &str) -> Option<[bool; 4]> {
     let s3 = aws_sdk_s3::Client::new(sdk);
     match s3.get_public_access_block().bucket(bucket).send().await {
