@@ -643,7 +643,7 @@ mod tests {
                 vec![setting(r.name(), "*", |s| {
                     s.params.insert(key.into(), value.clone());
                 })],
-                Global::default(),
+                allowed(),
                 vec![],
             );
             let got = before(&s, &r, ACCOUNT, "sg-0123456789abcdef0").unwrap_err();
@@ -659,12 +659,12 @@ mod tests {
             vec![setting(r.name(), ACCOUNT, |s| {
                 s.params.insert("port".into(), json!(0));
             })],
-            Global::default(),
+            allowed(),
             vec![],
         );
         assert!(before(&s, &r, ACCOUNT, "sg-0123456789abcdef0").is_err());
         assert_eq!(
-            before(&s, &r, "999988887777", "sg-0123456789abcdef0").unwrap()["port"],
+            before(&s, &r, OTHER, "sg-0123456789abcdef0").unwrap()["port"],
             json!(22)
         );
     }
