@@ -189,6 +189,10 @@ pub fn exemption_until(until: Option<&str>, today: &str) -> Result<String, UndoE
 
 /// The inverse undo applies: recomputed from the stored plan and before-state, after checking
 /// the stored plan was bound to that resource; an error when the stored inverse differs.
+///
+/// The jobs table stores the before-state with secret-looking values redacted (see
+/// [`crate::redact`]) and the inverse exact, so both sides are compared under that same
+/// redaction, and the stored inverse, which agrees on everything else, is what runs.
 pub fn checked_inverse(
     job: &Job,
     before: &Value,
@@ -202,17 +206,40 @@ pub fn checked_inverse(
         .plan
         .as_ref()
         .ok_or_else(|| mismatch("the job holds no plan".into()))?;
-    crate::action::bind::check(&job.resource_type, before, plan)
-        .map_err(|e| mismatch(format!("its stored plan is not one rectify applies: {e}")))?;
+    if let Err(e) = crate::action::bind::check(&job.resource_type, before, plan) {
+        let redacted_plan = redacted(&plan.actions).and_then(|actions| {
+            crate::action::bind::check(
+                &job.resource_type,
+                before,
+                &Plan {
+                    actions,
+                    reason: None,
+                },
+            )
+            .ok()
+        });
+        if redacted_plan.is_none() {
+            return Err(mismatch(format!(
+                "its stored plan is not one rectify applies: {e}"
+            )));
+        }
+    }
     let recomputed = inverses(plan, before).map_err(|e| mismatch(e.to_string()))?;
-    if recomputed != stored {
+    if recomputed != stored && redacted(&recomputed) != redacted(stored) {
         return Err(mismatch(format!(
             "stored: {}; recomputed: {}",
             summaries(stored),
             summaries(&recomputed)
         )));
     }
-    Ok(recomputed)
+    Ok(stored.to_vec())
+}
+
+/// Actions with secret-looking values redacted as the jobs table redacts a before-state.
+fn redacted(actions: &[Action]) -> Option<Vec<Action>> {
+    let mut v = serde_json::to_value(actions).ok()?;
+    crate::redact::redact(&mut v);
+    serde_json::from_value(v).ok()
 }
 
 fn summaries(actions: &[Action]) -> String {
@@ -540,6 +567,26 @@ mod tests {
         let e = checked_inverse(&job, &before, &forged).unwrap_err();
         assert!(matches!(e, UndoError::InverseMismatch { .. }), "{e}");
         assert!(e.to_string().contains("AKIA2"), "{e}");
+        // A before-state stored redacted still recomputes the inverse stored exact.
+        let secretish = "AbCdEfGhIjKlMnOpQrStUvWxYz0123456789AbCd";
+        assert!(crate::redact::secret_text(secretish));
+        let sg_before = |description: &str| {
+            json!({"group_id": "sg-1", "ingress_rules": [{"rule_id": "sgr-1", "protocol": "tcp",
+                "from_port": 22, "to_port": 22, "cidr_ipv4": "0.0.0.0/0", "description": description}]})
+        };
+        let mut sg_job = job_with(vec![Action::RevokeSecurityGroupIngress {
+            group_id: "sg-1".into(),
+            rule_id: "sgr-1".into(),
+        }]);
+        sg_job.resource_type = "AWS::EC2::SecurityGroup".into();
+        let exact = inverses(sg_job.plan.as_ref().unwrap(), &sg_before(secretish)).unwrap();
+        let mut stored_before = sg_before(secretish);
+        crate::redact::redact(&mut stored_before);
+        assert_eq!(
+            checked_inverse(&sg_job, &stored_before, &exact).unwrap(),
+            exact,
+            "the exact stored inverse runs"
+        );
         // A stored plan that loosened is no base for an inverse either.
         let loosening = job_with(vec![key("AKIA2", KeyStatus::Active)]);
         let inverse = vec![key("AKIA2", KeyStatus::Inactive)];
