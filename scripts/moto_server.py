@@ -6,6 +6,10 @@ and then writes, so two concurrent conditional writes to one item can both succe
 claims and resource locks rely on that atomicity, so this local AWS serializes DynamoDB calls;
 other services stay concurrent (an SQS long poll does not hold up the rest).
 
+It also honours S3's ExpectedBucketOwner (the `x-amz-expected-bucket-owner` header), which moto
+ignores: as on AWS, a request naming a bucket owned by another account than the one expected
+fails with 403 AccessDenied.
+
 Usage: python scripts/moto_server.py HOST PORT
 """
 
@@ -14,7 +18,24 @@ import sys
 import threading
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+from moto.s3.models import s3_backends
 from werkzeug.serving import run_simple
+
+
+def bucket_owner_mismatch(environ):
+    """The 403 body when an S3 request's expected bucket owner is not the bucket's owner."""
+    expected = environ.get("HTTP_X_AMZ_EXPECTED_BUCKET_OWNER")
+    if not expected or "/s3/" not in environ.get("HTTP_AUTHORIZATION", ""):
+        return None
+    # Path-style requests (the SDK uses them for an IP endpoint): /<bucket>/<key>?...
+    bucket = environ.get("PATH_INFO", "/").lstrip("/").split("/", 1)[0]
+    owner = s3_backends.bucket_accounts.get(bucket)
+    if not bucket or owner is None or owner[1] == expected:
+        return None
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code>'
+        "<Message>Access Denied</Message></Error>"
+    ).encode()
 
 
 def main():
@@ -24,6 +45,10 @@ def main():
     dynamodb = threading.Lock()
 
     def app(environ, start_response):
+        denied = bucket_owner_mismatch(environ)
+        if denied is not None:
+            start_response("403 Forbidden", [("Content-Type", "application/xml")])
+            return [denied]
         if not environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_"):
             return inner(environ, start_response)
         with dynamodb:

@@ -111,13 +111,37 @@ pub async fn caller(aws: &aws_config::SdkConfig) -> Result<Caller, CloudError> {
 }
 
 /// Builds what the worker and the sweep need around a loaded catalog: clients whose home
-/// account is `home` (the caller's, see [`caller`]), state, audit writer.
+/// account is `home` (the caller's, see [`caller`]), state, audit writer. Member accounts are
+/// reached through the worker's role, which can only tighten.
 pub fn build_context(
+    config: &Config,
+    aws: &aws_config::SdkConfig,
+    loaded: (Arc<rhai::Engine>, Arc<Catalog>),
+    lease: Duration,
+    home: String,
+) -> Arc<Context> {
+    build_context_as(config, aws, loaded, lease, home, &config.role_name)
+}
+
+/// [`build_context`] for undo: member accounts are reached through the operator's role
+/// (`operator_role_name`), which holds the inverses.
+pub fn build_undo_context(
+    config: &Config,
+    aws: &aws_config::SdkConfig,
+    loaded: (Arc<rhai::Engine>, Arc<Catalog>),
+    lease: Duration,
+    home: String,
+) -> Arc<Context> {
+    build_context_as(config, aws, loaded, lease, home, &config.operator_role_name)
+}
+
+fn build_context_as(
     config: &Config,
     aws: &aws_config::SdkConfig,
     (engine, catalog): (Arc<rhai::Engine>, Arc<Catalog>),
     lease: Duration,
     home: String,
+    role_name: &str,
 ) -> Arc<Context> {
     let store = store(config, aws);
     let audit = AuditWriter::new(store.client().clone(), store.names.audit.clone())
@@ -129,7 +153,7 @@ pub fn build_context(
         cloud: Cloud::new(
             aws.clone(),
             home,
-            config.role_name.clone(),
+            role_name.to_string(),
             config.external_id.clone(),
         ),
         settings: SettingsCache::new(

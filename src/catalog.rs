@@ -344,7 +344,8 @@ impl Remediation {
             })
     }
 
-    /// Runs the script and checks the plan against the manifest's allowed actions.
+    /// Runs the script and checks the plan against the manifest's allowed actions and binds it
+    /// to the resource observed (see [`crate::action::bind`]).
     pub fn plan(
         &self,
         engine: &Engine,
@@ -369,6 +370,13 @@ impl Remediation {
                 ),
             });
         }
+        // Bound to the finding: every action acts on the resource observed, and only tightens.
+        crate::action::bind::check(&self.manifest.resource_type, resource, &plan).map_err(|e| {
+            ScriptError::BadPlan {
+                file: self.script.file.clone(),
+                message: format!("a plan rectify refuses: {e}"),
+            }
+        })?;
         Ok(plan)
     }
 }
@@ -595,13 +603,24 @@ fn load_one(
         ));
     }
     for kind in &manifest.actions {
-        if !ACTION_KINDS.iter().any(|k| k.kind == kind) {
-            return Err(key_error(
-                "actions",
-                format!(
-                    "`actions` names unknown action kind {kind:?} (see `rectify catalog actions`)"
-                ),
-            ));
+        match ACTION_KINDS.iter().find(|k| k.kind == kind) {
+            None => {
+                return Err(key_error(
+                    "actions",
+                    format!(
+                        "`actions` names unknown action kind {kind:?} (see `rectify catalog actions`)"
+                    ),
+                ));
+            }
+            Some(k) if !k.in_plans => {
+                return Err(key_error(
+                    "actions",
+                    format!(
+                        "`actions` names {kind:?}, which loosens a resource: only undo applies it, never a plan"
+                    ),
+                ));
+            }
+            Some(_) => {}
         }
     }
     for (param, spec) in &manifest.params {
@@ -1012,6 +1031,32 @@ mod tests {
             assert!(err.contains(at) && err.contains(what), "{param}: {err}");
         }
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_manifest_may_not_declare_a_kind_that_only_loosens() {
+        let engine = hardened_engine(&Limits::default());
+        for kind in [
+            "s3:DeletePublicAccessBlock",
+            "ec2:AuthorizeSecurityGroupIngress",
+        ] {
+            let dir =
+                std::env::temp_dir().join(format!("rectify-catalog-{}", uuid::Uuid::new_v4()));
+            let folder = dir.join("loosens");
+            std::fs::create_dir_all(&folder).unwrap();
+            std::fs::write(
+                folder.join("remediation.toml"),
+                format!("name = \"loosens\"\ndescription = \"x\"\nresource_type = \"AWS::S3::Bucket\"\nactions = [\"{kind}\"]\n[triggers]\nrules = [\"r\"]\n"),
+            )
+            .unwrap();
+            std::fs::write(folder.join("plan.rhai"), "fn plan(r, p) { [] }\n").unwrap();
+            let err = Catalog::load(&engine, Some(&dir)).unwrap_err().to_string();
+            assert!(
+                err.contains("loosens/remediation.toml:4") && err.contains("only undo applies it"),
+                "{kind}: {err}"
+            );
+            std::fs::remove_dir_all(&dir).unwrap();
+        }
     }
 
     #[test]

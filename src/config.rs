@@ -15,6 +15,8 @@ pub struct FileConfig {
     pub prefix: Option<String>,
     /// Name of the role assumed in member accounts.
     pub role_name: Option<String>,
+    /// Name of the role `rectify jobs undo` assumes in member accounts (it holds the inverses).
+    pub operator_role_name: Option<String>,
     /// External id presented when assuming the member role.
     pub external_id: Option<String>,
     /// A directory of remediations that add to or override the embedded catalog.
@@ -69,6 +71,8 @@ pub struct AuditFile {
 pub struct Config {
     pub prefix: String,
     pub role_name: String,
+    /// The role undo assumes in member accounts.
+    pub operator_role_name: String,
     pub external_id: Option<String>,
     pub remediations: Option<PathBuf>,
     pub log_json: bool,
@@ -107,6 +111,7 @@ pub enum ConfigError {
 pub struct Overrides {
     pub prefix: Option<String>,
     pub role_name: Option<String>,
+    pub operator_role_name: Option<String>,
     pub external_id: Option<String>,
     pub remediations: Option<PathBuf>,
     pub log_format: Option<String>,
@@ -200,6 +205,10 @@ impl Config {
                 .role_name
                 .or(f.role_name)
                 .unwrap_or_else(|| "rectify-remediation".into()),
+            operator_role_name: o
+                .operator_role_name
+                .or(f.operator_role_name)
+                .unwrap_or_else(|| "rectify-operator".into()),
             external_id: o.external_id.or(f.external_id).filter(|s| !s.is_empty()),
             remediations: o.remediations.or(f.remediations),
             log_json,
@@ -242,6 +251,7 @@ mod tests {
         let c = Config::load(None, Overrides::default()).unwrap();
         assert_eq!(c.prefix, "rectify");
         assert_eq!(c.role_name, "rectify-remediation");
+        assert_eq!(c.operator_role_name, "rectify-operator");
         assert_eq!(c.wait_seconds, 20);
         assert_eq!(c.once_wait_seconds, 1);
         assert_eq!((c.anchor_every_records, c.anchor_every_seconds), (10, 5));

@@ -474,15 +474,16 @@ impl ExemptionRequest {
         })
     }
 
-    /// The exemption of a job's resource from the job's remediation in the job's account, with
-    /// no last day: what an undo adds. The job's fields were checked when it was made.
-    pub fn for_job(job: &Job, reason: String) -> ExemptionRequest {
+    /// The exemption of a job's resource from the job's remediation in the job's account, until
+    /// a last day (`YYYY-MM-DD`, checked by the caller): what an undo adds. The job's fields
+    /// were checked when it was made.
+    pub fn for_job(job: &Job, reason: String, until: String) -> ExemptionRequest {
         ExemptionRequest {
             remediation: job.remediation.clone(),
             resource_id: job.resource_id.clone(),
             scope: job.account.clone(),
             reason,
-            until: None,
+            until: Some(until),
         }
     }
 }

@@ -1,18 +1,23 @@
 //! Undo: put a resource back as it was before an applied job.
 //!
 //! The job recorded, before anything was applied, the inverse of each action (computed from the
-//! before-state). Undo re-reads the resource; if it changed since the job (someone else touched
-//! it), undo refuses and shows the difference unless forced. It then applies the inverse
+//! before-state). Undo trusts neither alone: it recomputes the inverse from the stored plan and
+//! before-state (after checking that plan was bound to that resource and only tightened, see
+//! [`crate::action::bind`]) and refuses when the stored inverse differs, so an edited job item
+//! cannot make undo loosen anything else. Undo honours the pause switch and the account
+//! allow-list like any job. It re-reads the resource; if it changed since the job (someone else
+//! touched it), undo refuses and shows the difference unless forced. It then applies the inverse
 //! actions, reads the resource again and compares it with the job's before-state (security group
-//! rule ids aside: re-authorised rules get new ids from AWS). The undo is itself a job, audited,
-//! and by default it exempts the resource from the remediation, since an undo says the fix was
-//! wrong for it and the next event would otherwise fix it again.
+//! rule ids aside: re-authorised rules get new ids from AWS). The undo is itself a job, audited
+//! under the caller's AWS identity (an operator's `--by` is a label beside it), and by default
+//! it exempts the resource from the remediation until a last day (30 days on), since an undo
+//! says the fix was wrong for it and the next event would otherwise fix it again.
 
 use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::action::{Action, Plan, canonical_value};
+use crate::action::{Action, Plan, canonical_value, inverses};
 use crate::audit::Record;
 use crate::catalog::Mode;
 use crate::clock::now_text;
@@ -66,6 +71,22 @@ pub enum UndoError {
     #[error("another job holds {0} right now; try again in a moment")]
     Busy(String),
     #[error(
+        "job {id}: its stored inverse differs from the inverse of its stored plan computed from its stored before-state ({detail}); the job item was changed after it was written, so nothing is undone"
+    )]
+    InverseMismatch { id: String, detail: String },
+    #[error("rectify is paused by {by} ({why}): nothing is undone until `rectify resume`")]
+    Paused { by: String, why: String },
+    #[error(
+        "account {0} is not in the allow-list (`rectify settings accounts`): nothing is undone there"
+    )]
+    AccountNotAllowed(String),
+    #[error("settings cannot be read, so nothing is undone: {0}")]
+    SettingsUnreadable(StateError),
+    #[error("the Organization's accounts cannot be listed, so nothing is undone: {0}")]
+    OrganizationUnreadable(CloudError),
+    #[error("--exempt-until {0:?}: {1}")]
+    BadExemptUntil(String, &'static str),
+    #[error(
         "{resource_id} changed since job {job_id} (- as the job left it, + now):\n{difference}\nundo would overwrite that change; use --force to undo anyway"
     )]
     Changed {
@@ -97,8 +118,14 @@ impl UndoError {
             | UndoError::NotUndoable { .. }
             | UndoError::NothingRecorded(_)
             | UndoError::Busy(_)
-            | UndoError::Changed { .. } => true,
-            UndoError::Unreadable(_)
+            | UndoError::Changed { .. }
+            | UndoError::Paused { .. }
+            | UndoError::AccountNotAllowed(_)
+            | UndoError::BadExemptUntil(..) => true,
+            UndoError::InverseMismatch { .. }
+            | UndoError::SettingsUnreadable(_)
+            | UndoError::OrganizationUnreadable(_)
+            | UndoError::Unreadable(_)
             | UndoError::UnreadableAfter(_)
             | UndoError::NotRestored(_)
             | UndoError::State(_) => false,
@@ -111,18 +138,146 @@ impl UndoError {
 #[derive(Debug)]
 pub struct Undone {
     pub undo_job: Job,
-    pub exempted: bool,
+    /// The last day of the exemption it added, if it added one.
+    pub exempted: Option<String>,
+}
+
+/// Who undoes: the caller's AWS identity, and the label an operator gave with `--by`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    /// The caller's ARN (`sts:GetCallerIdentity`).
+    pub arn: String,
+    pub label: Option<String>,
+}
+
+impl Actor {
+    /// As the record names it: the ARN, and the label beside it, never instead of it.
+    pub fn recorded(&self) -> String {
+        match self.label.as_deref().map(str::trim) {
+            Some(label) if !label.is_empty() && label != self.arn => {
+                format!("{} (label: {label})", self.arn)
+            }
+            _ => self.arn.clone(),
+        }
+    }
+}
+
+/// How long the exemption an undo adds lasts when the operator names no last day.
+pub const DEFAULT_EXEMPTION_DAYS: i64 = 30;
+
+/// The last day of the exemption an undo adds: `until` (`YYYY-MM-DD`, today or later) or
+/// [`DEFAULT_EXEMPTION_DAYS`] after `today`.
+pub fn exemption_until(until: Option<&str>, today: &str) -> Result<String, UndoError> {
+    let today_date = chrono::NaiveDate::parse_from_str(today, "%Y-%m-%d")
+        .unwrap_or_else(|_| chrono::Utc::now().date_naive());
+    match until {
+        None => Ok(
+            (today_date + chrono::Duration::days(DEFAULT_EXEMPTION_DAYS))
+                .format("%Y-%m-%d")
+                .to_string(),
+        ),
+        Some(u) => match chrono::NaiveDate::parse_from_str(u, "%Y-%m-%d") {
+            Err(_) => Err(UndoError::BadExemptUntil(u.to_string(), "use YYYY-MM-DD")),
+            Ok(d) if d < today_date => Err(UndoError::BadExemptUntil(
+                u.to_string(),
+                "the last day of the exemption is in the past",
+            )),
+            Ok(d) => Ok(d.format("%Y-%m-%d").to_string()),
+        },
+    }
+}
+
+/// The inverse undo applies: recomputed from the stored plan and before-state, after checking
+/// the stored plan was bound to that resource; an error when the stored inverse differs.
+///
+/// The jobs table stores the before-state with secret-looking values redacted (see
+/// [`crate::redact`]) and the inverse exact, so both sides are compared under that same
+/// redaction, and the stored inverse, which agrees on everything else, is what runs.
+pub fn checked_inverse(
+    job: &Job,
+    before: &Value,
+    stored: &[Action],
+) -> Result<Vec<Action>, UndoError> {
+    let mismatch = |detail: String| UndoError::InverseMismatch {
+        id: job.id.clone(),
+        detail,
+    };
+    let plan = job
+        .plan
+        .as_ref()
+        .ok_or_else(|| mismatch("the job holds no plan".into()))?;
+    if let Err(e) = crate::action::bind::check(&job.resource_type, before, plan) {
+        let redacted_plan = redacted(&plan.actions).and_then(|actions| {
+            crate::action::bind::check(
+                &job.resource_type,
+                before,
+                &Plan {
+                    actions,
+                    reason: None,
+                },
+            )
+            .ok()
+        });
+        if redacted_plan.is_none() {
+            return Err(mismatch(format!(
+                "its stored plan is not one rectify applies: {e}"
+            )));
+        }
+    }
+    let recomputed = inverses(plan, before).map_err(|e| mismatch(e.to_string()))?;
+    if recomputed != stored && redacted(&recomputed) != redacted(stored) {
+        return Err(mismatch(format!(
+            "stored: {}; recomputed: {}",
+            summaries(stored),
+            summaries(&recomputed)
+        )));
+    }
+    Ok(stored.to_vec())
+}
+
+/// Actions with secret-looking values redacted as the jobs table redacts a before-state.
+fn redacted(actions: &[Action]) -> Option<Vec<Action>> {
+    let mut v = serde_json::to_value(actions).ok()?;
+    crate::redact::redact(&mut v);
+    serde_json::from_value(v).ok()
+}
+
+fn summaries(actions: &[Action]) -> String {
+    if actions.is_empty() {
+        return "nothing".into();
+    }
+    actions
+        .iter()
+        .map(Action::summary)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// What an operator asks of an undo.
+#[derive(Debug, Clone)]
+pub struct Request<'a> {
+    pub job_id: &'a str,
+    pub actor: &'a Actor,
+    pub reason: &'a str,
+    /// Undo even though the resource changed since the job.
+    pub force: bool,
+    /// Exempt the resource from the remediation afterwards.
+    pub exempt: bool,
+    /// The exemption's last day, `YYYY-MM-DD` [default: 30 days on].
+    pub exempt_until: Option<&'a str>,
 }
 
 /// Undoes an applied job.
-pub async fn undo(
-    ctx: &Arc<Context>,
-    job_id: &str,
-    by: &str,
-    reason: &str,
-    force: bool,
-    exempt: bool,
-) -> Result<Undone, UndoError> {
+pub async fn undo(ctx: &Arc<Context>, request: &Request<'_>) -> Result<Undone, UndoError> {
+    let job_id = request.job_id;
+    let until = if request.exempt {
+        Some(exemption_until(
+            request.exempt_until,
+            &crate::clock::today(),
+        )?)
+    } else {
+        None
+    };
     let job = ctx
         .store
         .job(job_id)
@@ -134,21 +289,49 @@ pub async fn undo(
             status: job.status.as_str(),
         });
     }
-    let (Some(inverse), Some(before), Some(after)) = (&job.inverse, &job.before, &job.after) else {
+    // The gates that hold every change hold an undo too, and fail closed.
+    let snapshot = ctx
+        .settings
+        .get()
+        .await
+        .map_err(UndoError::SettingsUnreadable)?;
+    let organization = crate::reconcile::organization_for(ctx, &snapshot, &job.account)
+        .await
+        .map_err(UndoError::OrganizationUnreadable)?;
+    if !snapshot.account_allowed(&job.account, organization.as_deref()) {
+        return Err(UndoError::AccountNotAllowed(job.account.clone()));
+    }
+    if snapshot.global.paused {
+        return Err(UndoError::Paused {
+            by: snapshot
+                .global
+                .updated_by
+                .clone()
+                .unwrap_or_else(|| "an operator".into()),
+            why: snapshot
+                .global
+                .pause_reason
+                .clone()
+                .unwrap_or_else(|| "no reason given".into()),
+        });
+    }
+    let (Some(stored), Some(before), Some(after)) = (&job.inverse, &job.before, &job.after) else {
         return Err(UndoError::NothingRecorded(job_id.to_string()));
     };
+    let inverse = checked_inverse(&job, before, stored)?;
     let key = job.resource_key();
     let owner = format!("{}/undo-{job_id}", ctx.owner);
     let Some(lease) = ResourceLease::take(&ctx.store, &key, &owner, ctx.lease).await? else {
         return Err(UndoError::Busy(job.resource_id.clone()));
     };
+    let by = request.actor.recorded();
     let asked = Asked {
-        by,
-        reason,
-        force,
-        exempt,
+        by: &by,
+        reason: request.reason,
+        force: request.force,
+        exempt_until: until,
     };
-    let result = run(ctx, &job, inverse, before, after, &asked).await;
+    let result = run(ctx, &job, &inverse, before, after, &asked).await;
     lease.release().await;
     result
 }
@@ -158,7 +341,8 @@ struct Asked<'a> {
     by: &'a str,
     reason: &'a str,
     force: bool,
-    exempt: bool,
+    /// Exempt the resource until this day, or not at all.
+    exempt_until: Option<String>,
 }
 
 async fn run(
@@ -170,10 +354,7 @@ async fn run(
     asked: &Asked<'_>,
 ) -> Result<Undone, UndoError> {
     let Asked {
-        by,
-        reason,
-        force,
-        exempt,
+        by, reason, force, ..
     } = *asked;
     let live = observe(ctx, job).await.map_err(UndoError::Unreadable)?;
     let changed = comparable(&live) != comparable(after);
@@ -277,11 +458,15 @@ async fn run(
     if let Some(j) = &undone {
         ctx.audit.append(Record::for_job(j, by)).await?;
     }
-    let mut exempted = false;
-    if exempt {
-        let request = ExemptionRequest::for_job(job, format!("undo of job {}: {reason}", job.id));
+    let mut exempted = None;
+    if let Some(until) = &asked.exempt_until {
+        let request = ExemptionRequest::for_job(
+            job,
+            format!("undo of job {}: {reason}", job.id),
+            until.clone(),
+        );
         add_exemption(&ctx.store, &ctx.audit, request, by).await?;
-        exempted = true;
+        exempted = Some(until.clone());
     }
     Ok(Undone { undo_job, exempted })
 }
@@ -289,6 +474,128 @@ async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::action::KeyStatus;
+    use serde_json::json;
+
+    #[test]
+    fn the_actor_is_the_callers_identity_with_the_label_beside_it() {
+        let arn = "arn:aws:sts::111122223333:assumed-role/ops/alice";
+        let actor = |label: Option<&str>| Actor {
+            arn: arn.into(),
+            label: label.map(str::to_string),
+        };
+        assert_eq!(actor(None).recorded(), arn);
+        assert_eq!(actor(Some("  ")).recorded(), arn);
+        assert_eq!(
+            actor(Some("auditor")).recorded(),
+            format!("{arn} (label: auditor)")
+        );
+        assert!(
+            actor(Some("arn:aws:iam::9:root"))
+                .recorded()
+                .starts_with(arn)
+        );
+    }
+
+    #[test]
+    fn the_exemption_ends_30_days_on_unless_a_day_is_given() {
+        assert_eq!(exemption_until(None, "2026-11-30").unwrap(), "2026-12-30");
+        assert_eq!(
+            exemption_until(Some("2027-03-01"), "2026-11-30").unwrap(),
+            "2027-03-01"
+        );
+        assert_eq!(
+            exemption_until(Some("2026-11-30"), "2026-11-30").unwrap(),
+            "2026-11-30"
+        );
+        for bad in ["2026-11-29", "30/12/2026", "2026-13-01", ""] {
+            let e = exemption_until(Some(bad), "2026-11-30").unwrap_err();
+            assert!(e.is_usage(), "{bad}");
+            assert!(e.to_string().starts_with("--exempt-until"), "{e}");
+        }
+    }
+
+    fn job_with(plan: Vec<Action>) -> Job {
+        let mut job = crate::reconcile::new_job(
+            &crate::event::Finding {
+                source: crate::event::Source::Operator,
+                event_id: None,
+                account: "111122223333".into(),
+                region: "us-east-1".into(),
+                rule: "access-keys-rotated".into(),
+                rule_base: "access-keys-rotated".into(),
+                resource_type: "AWS::IAM::User".into(),
+                resource_id: "alice".into(),
+                compliance: crate::event::Compliance::NonCompliant,
+                ordered_at: None,
+                observation: "o".into(),
+                annotation: None,
+            },
+            &crate::catalog::Catalog::load(
+                &crate::script::hardened_engine(&crate::script::Limits::default()),
+                None,
+            )
+            .unwrap()
+            .get("iam-deactivate-stale-keys")
+            .unwrap()
+            .clone(),
+            Mode::Enforce,
+        );
+        job.plan = Some(Plan {
+            actions: plan,
+            reason: None,
+        });
+        job
+    }
+
+    #[test]
+    fn the_inverse_is_recomputed_and_a_stored_one_that_differs_is_refused() {
+        let before = json!({"user_name": "alice", "access_keys": [
+            {"access_key_id": "AKIA1", "status": "Active"},
+            {"access_key_id": "AKIA2", "status": "Inactive"}
+        ]});
+        let key = |id: &str, status| Action::UpdateAccessKey {
+            user_name: "alice".into(),
+            access_key_id: id.into(),
+            status,
+        };
+        let job = job_with(vec![key("AKIA1", KeyStatus::Inactive)]);
+        let good = vec![key("AKIA1", KeyStatus::Active)];
+        assert_eq!(checked_inverse(&job, &before, &good).unwrap(), good);
+        // A stored inverse that reactivates another key than the plan touched.
+        let forged = vec![key("AKIA2", KeyStatus::Active)];
+        let e = checked_inverse(&job, &before, &forged).unwrap_err();
+        assert!(matches!(e, UndoError::InverseMismatch { .. }), "{e}");
+        assert!(e.to_string().contains("AKIA2"), "{e}");
+        // A before-state stored redacted still recomputes the inverse stored exact.
+        let secretish = "AbCdEfGhIjKlMnOpQrStUvWxYz0123456789AbCd";
+        assert!(crate::redact::secret_text(secretish));
+        let sg_before = |description: &str| {
+            json!({"group_id": "sg-1", "ingress_rules": [{"rule_id": "sgr-1", "protocol": "tcp",
+                "from_port": 22, "to_port": 22, "cidr_ipv4": "0.0.0.0/0", "description": description}]})
+        };
+        let mut sg_job = job_with(vec![Action::RevokeSecurityGroupIngress {
+            group_id: "sg-1".into(),
+            rule_id: "sgr-1".into(),
+        }]);
+        sg_job.resource_type = "AWS::EC2::SecurityGroup".into();
+        let exact = inverses(sg_job.plan.as_ref().unwrap(), &sg_before(secretish)).unwrap();
+        let mut stored_before = sg_before(secretish);
+        crate::redact::redact(&mut stored_before);
+        assert_eq!(
+            checked_inverse(&sg_job, &stored_before, &exact).unwrap(),
+            exact,
+            "the exact stored inverse runs"
+        );
+        // A stored plan that loosened is no base for an inverse either.
+        let loosening = job_with(vec![key("AKIA2", KeyStatus::Active)]);
+        let inverse = vec![key("AKIA2", KeyStatus::Inactive)];
+        let e = checked_inverse(&loosening, &before, &inverse).unwrap_err();
+        assert!(
+            e.to_string().contains("access keys are only set Inactive"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn refusals_are_usage_errors_and_failures_are_not() {

@@ -192,21 +192,189 @@ async fn undo(env: &Env, job: &str) {
         .await;
     assert!(out.contains("undone"), "{out}");
     let audit = env.audit().await;
+    // The actor is the caller's AWS identity; `--by` is a label beside it, never instead of it.
+    let actor = format!("{} (label: auditor)", caller_arn(env).await);
     assert!(audit.iter().any(|r| r["job_id"] == format!("undo-{job}")
         && r["outcome"] == "applied"
-        && r["actor"] == "auditor"));
+        && r["actor"] == actor.as_str()));
     assert!(
         audit
             .iter()
             .any(|r| r["job_id"] == job && r["outcome"] == "undone")
     );
-    // This resource's exemption, not an earlier undo's.
+    // This resource's exemption, not an earlier undo's, ending 30 days on.
     assert!(
         audit
             .iter()
             .any(|r| r["outcome"] == "exemption-added" && r["resource_id"] == resource)
     );
+    let exemptions = env.json(&["exemptions", "list"]).await;
+    let ours = exemptions
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["resource_id"] == resource)
+        .unwrap_or_else(|| panic!("{exemptions:#}"));
+    assert_eq!(ours["until"], days_on(30).as_str(), "{ours:#}");
     assert!(env.ok(&["audit", "verify"]).await.starts_with("OK"));
+}
+
+/// The ARN of the credentials the tests (and the rectify they run) use.
+async fn caller_arn(env: &Env) -> String {
+    aws_sdk_sts::Client::new(&env.sdk)
+        .get_caller_identity()
+        .send()
+        .await
+        .unwrap()
+        .arn()
+        .unwrap()
+        .to_string()
+}
+
+/// The date `days` after today (UTC), as `YYYY-MM-DD`.
+fn days_on(days: i64) -> String {
+    (chrono::Utc::now().date_naive() + chrono::Duration::days(days))
+        .format("%Y-%m-%d")
+        .to_string()
+}
+
+/// An s3-block-public-access job applied to a new bucket: the bucket and the job.
+async fn applied_bucket(env: &Env) -> (String, String) {
+    let bucket = env.bucket("undo").await;
+    let job = applied(
+        env,
+        "s3-block-public-access",
+        "s3-bucket-public-read-prohibited",
+        "AWS::S3::Bucket",
+        &bucket,
+    )
+    .await;
+    (bucket, job)
+}
+
+async fn undo_run(env: &Env, job: &str, extra: &[&str]) -> Run {
+    let mut args = vec!["jobs", "undo", job, "--by", "auditor", "--reason", "r"];
+    args.extend_from_slice(extra);
+    env.run(&args).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undo_recomputes_the_inverse_and_refuses_a_stored_one_that_differs() {
+    let env = Env::new().await;
+    let (bucket, job) = applied_bucket(&env).await;
+    // Another bucket, blocked: an edited job item names it in the inverse to be "put back".
+    let other = env.bucket("other").await;
+    let all_true = aws_sdk_s3::types::PublicAccessBlockConfiguration::builder()
+        .block_public_acls(true)
+        .ignore_public_acls(true)
+        .block_public_policy(true)
+        .restrict_public_buckets(true)
+        .build();
+    aws_sdk_s3::Client::new(&env.sdk)
+        .put_public_access_block()
+        .bucket(&other)
+        .public_access_block_configuration(all_true)
+        .send()
+        .await
+        .unwrap();
+    let forged = serde_json::json!([{"kind": "s3:DeletePublicAccessBlock", "bucket": other}]);
+    aws_sdk_dynamodb::Client::new(&env.sdk)
+        .update_item()
+        .table_name(format!("{}-jobs", env.prefix))
+        .key("id", AttributeValue::S(job.clone()))
+        .update_expression("SET inverse = :i")
+        .expression_attribute_values(":i", AttributeValue::S(forged.to_string()))
+        .send()
+        .await
+        .unwrap();
+    let r = undo_run(&env, &job, &[]).await;
+    assert_ne!(r.code, 0, "{}", r.stdout);
+    assert!(
+        r.stderr.contains("stored inverse differs") && r.stderr.contains(&other),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(public_access_block(&env.sdk, &other).await, Some([true; 4]));
+    assert_eq!(
+        public_access_block(&env.sdk, &bucket).await,
+        Some([true; 4])
+    );
+    assert_eq!(env.json(&["jobs", "show", &job]).await["status"], "applied");
+    let exemptions = env.json(&["exemptions", "list"]).await;
+    assert!(exemptions.as_array().unwrap().is_empty(), "{exemptions:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undo_honours_the_pause_switch_and_the_allow_list() {
+    let env = Env::new().await;
+    let (bucket, job) = applied_bucket(&env).await;
+
+    env.ok(&["pause", "--reason", "incident", "--by", "t"])
+        .await;
+    let r = undo_run(&env, &job, &[]).await;
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert!(r.stderr.contains("paused"), "{}", r.stderr);
+    assert_eq!(
+        public_access_block(&env.sdk, &bucket).await,
+        Some([true; 4])
+    );
+    env.ok(&["resume", "--by", "t"]).await;
+
+    env.ok(&["settings", "accounts", "remove", HOME, "--by", "t"])
+        .await;
+    let r = undo_run(&env, &job, &[]).await;
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert!(
+        r.stderr
+            .contains(&format!("account {HOME} is not in the allow-list")),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        public_access_block(&env.sdk, &bucket).await,
+        Some([true; 4])
+    );
+    assert_eq!(env.json(&["jobs", "show", &job]).await["status"], "applied");
+
+    env.ok(&["settings", "accounts", "add", HOME, "--by", "t"])
+        .await;
+    let r = undo_run(&env, &job, &[]).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(public_access_block(&env.sdk, &bucket).await, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_exemption_an_undo_adds_ends_on_the_day_given() {
+    let env = Env::new().await;
+    let (bucket, job) = applied_bucket(&env).await;
+    for (bad, why) in [
+        ("2020-01-01", "in the past"),
+        ("next-week", "use YYYY-MM-DD"),
+    ] {
+        let r = undo_run(&env, &job, &["--exempt-until", bad]).await;
+        assert_eq!(r.code, 2, "{bad}: {}", r.stdout);
+        assert!(
+            r.stderr.contains("--exempt-until") && r.stderr.contains(why),
+            "{bad}: {}",
+            r.stderr
+        );
+    }
+    assert_eq!(
+        public_access_block(&env.sdk, &bucket).await,
+        Some([true; 4])
+    );
+    let until = days_on(7);
+    let r = undo_run(&env, &job, &["--exempt-until", &until]).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains(&format!("until {until}")), "{}", r.stdout);
+    let exemptions = env.json(&["exemptions", "list"]).await;
+    let e = &exemptions.as_array().unwrap()[0];
+    assert_eq!(e["resource_id"], bucket.as_str());
+    assert_eq!(e["until"], until.as_str());
+    assert_eq!(
+        e["by"],
+        format!("{} (label: auditor)", caller_arn(&env).await).as_str()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -373,3 +373,61 @@ fn a_manifest_with_a_bad_parameter_schema_stops_start_up_naming_file_and_line() 
         );
     }
 }
+
+#[test]
+fn plan_refuses_a_plan_aimed_at_another_resource_naming_the_action_and_the_rule() {
+    let dir = temp_dir("unbound");
+    let folder = dir.join("aims-elsewhere");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::write(
+        folder.join("remediation.toml"),
+        "name = \"aims-elsewhere\"\ndescription = \"x\"\nresource_type = \"AWS::S3::Bucket\"\n\
+         actions = [\"s3:PutPublicAccessBlock\"]\n[triggers]\nrules = [\"r\"]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        folder.join("plan.rhai"),
+        "fn plan(r, p) { [s3_put_public_access_block(\"someone-elses-bucket\")] }\n",
+    )
+    .unwrap();
+    let resource = dir.join("bucket.json");
+    std::fs::write(
+        &resource,
+        r#"{"bucket": "mine", "public_access_block": null, "tags": {}}"#,
+    )
+    .unwrap();
+    let (code, out, err) = rectify(&[
+        "plan",
+        "--remediations",
+        dir.to_str().unwrap(),
+        "--remediation",
+        "aims-elsewhere",
+        "--resource",
+        resource.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        err.contains("action 1 (s3:PutPublicAccessBlock)")
+            && err.contains("an action targets only the observed resource")
+            && err.contains("someone-elses-bucket"),
+        "{err}"
+    );
+}
+
+#[test]
+fn catalog_permissions_lists_the_workers_and_the_operators_roles_apart() {
+    let list = |role: &str| -> Vec<String> {
+        let (code, out, err) = rectify(&["catalog", "permissions", "--role", role, "--json"]);
+        assert_eq!(code, 0, "{err}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        serde_json::from_value(v[role].clone()).unwrap()
+    };
+    let (worker, operator) = (list("worker"), list("operator"));
+    assert!(worker.contains(&"ec2:RevokeSecurityGroupIngress".to_string()));
+    assert!(!worker.contains(&"ec2:AuthorizeSecurityGroupIngress".to_string()));
+    assert!(operator.contains(&"ec2:AuthorizeSecurityGroupIngress".to_string()));
+    assert!(!operator.contains(&"ec2:RevokeSecurityGroupIngress".to_string()));
+    let (code, _, err) = rectify(&["catalog", "permissions", "--role", "admin"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--role"), "{err}");
+}

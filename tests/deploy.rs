@@ -1,5 +1,6 @@
-//! The deployment templates grant exactly what rectify calls: the member role's actions equal
-//! what the observers and actions of the catalog need, and the controller task role's actions
+//! The deployment templates grant exactly what rectify calls: the worker's member role holds
+//! what the observers and the tightening actions need, the operator's member role (undo) what
+//! the observers and the inverses need, and the controller task role's actions
 //! equal what the worker calls in its own account. No `*` action anywhere. (cfn-lint and checkov
 //! run on the same templates in CI.)
 
@@ -74,35 +75,102 @@ fn no_wildcard_actions(v: &Value, path: &str) {
     }
 }
 
-#[test]
-fn the_member_role_allows_exactly_what_the_catalog_calls() {
-    let t = template("member.json");
-    no_wildcard_actions(&t, "member.json");
-    let roles: Vec<&String> = t["Resources"]
+/// The one role of the template named `name`.
+fn role_named<'a>(t: &'a Value, name: &str) -> (&'a String, &'a Value) {
+    let roles: Vec<(&String, &Value)> = t["Resources"]
         .as_object()
         .unwrap()
         .iter()
         .filter(|(_, r)| {
-            r["Type"] == "AWS::IAM::Role"
-                && r["Properties"]["RoleName"]
-                    .to_string()
-                    .contains("rectify-remediation")
+            r["Type"] == "AWS::IAM::Role" && r["Properties"]["RoleName"].as_str() == Some(name)
         })
-        .map(|(k, _)| k)
         .collect();
-    assert_eq!(roles.len(), 1, "one role named rectify-remediation");
-    let granted = role_actions(&t, roles[0]);
-    let needed: BTreeSet<String> = rectify::resource::member_permissions()
+    assert_eq!(roles.len(), 1, "one role named {name}");
+    roles[0]
+}
+
+fn assert_exactly(granted: &BTreeSet<String>, needed: &[&str], role: &str) {
+    let needed: BTreeSet<String> = needed
         .iter()
         .map(std::string::ToString::to_string)
         .collect();
-    let missing: Vec<&String> = needed.difference(&granted).collect();
+    let missing: Vec<&String> = needed.difference(granted).collect();
     let extra: Vec<&String> = granted.difference(&needed).collect();
     assert!(
         missing.is_empty(),
-        "calls the role does not allow: {missing:?}"
+        "{role}: calls the role does not allow: {missing:?}"
     );
-    assert!(extra.is_empty(), "grants no call needs: {extra:?}");
+    assert!(extra.is_empty(), "{role}: grants no call needs: {extra:?}");
+}
+
+#[test]
+fn the_member_roles_allow_exactly_what_the_catalog_calls() {
+    use rectify::resource::{MemberRole, member_permissions};
+    let t = template("member.json");
+    no_wildcard_actions(&t, "member.json");
+    for (name, role) in [
+        ("rectify-remediation", MemberRole::Worker),
+        ("rectify-operator", MemberRole::Operator),
+    ] {
+        let (id, _) = role_named(&t, name);
+        assert_exactly(&role_actions(&t, id), &member_permissions(role), name);
+    }
+    // The worker's role only tightens: the inverses that loosen are the operator's.
+    let (worker, _) = role_named(&t, "rectify-remediation");
+    let worker = role_actions(&t, worker);
+    assert!(!worker.contains("ec2:AuthorizeSecurityGroupIngress"));
+    assert!(
+        member_permissions(MemberRole::Operator).contains(&"ec2:AuthorizeSecurityGroupIngress")
+    );
+}
+
+#[test]
+fn s3_statements_hold_to_buckets_of_the_member_account() {
+    let t = template("member.json");
+    for name in ["rectify-remediation", "rectify-operator"] {
+        let (_, role) = role_named(&t, name);
+        for st in role["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+            .as_array()
+            .unwrap()
+        {
+            let actions = strings(&st["Action"]);
+            // s3:ListAllMyBuckets names no bucket: it lists the account's own.
+            if actions
+                .iter()
+                .any(|a| a.starts_with("s3:") && a != "s3:ListAllMyBuckets")
+            {
+                assert!(
+                    actions.iter().all(|a| a.starts_with("s3:")),
+                    "{name}: an S3 statement holds S3 actions only: {st:#}"
+                );
+                assert_eq!(
+                    st["Condition"]["StringEquals"]["s3:ResourceAccount"]["Ref"], "AWS::AccountId",
+                    "{name}: {st:#}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn only_the_operator_principal_of_the_controller_account_assumes_the_operator_role() {
+    let t = template("member.json");
+    let (_, role) = role_named(&t, "rectify-operator");
+    let trust = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+        .as_array()
+        .unwrap();
+    assert_eq!(trust.len(), 1);
+    let st = &trust[0];
+    assert_eq!(st["Effect"], "Allow");
+    assert_eq!(
+        st["Principal"]["AWS"],
+        serde_json::json!([{"Ref": "OperatorRoleArn"}]),
+        "the controller's task role may not assume it"
+    );
+    let equals = &st["Condition"]["StringEquals"];
+    assert_eq!(equals["aws:PrincipalAccount"]["Ref"], "ControllerAccountId");
+    assert_eq!(equals["sts:ExternalId"]["Ref"], "ExternalId");
+    assert_eq!(role["Condition"], "CreateOperatorRole");
 }
 
 #[test]

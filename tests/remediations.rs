@@ -404,6 +404,34 @@ async fn a_member_account_is_fixed_through_assume_role() {
     assert_eq!(public_access_block(&member, &bucket).await, Some([true; 4]));
 }
 
+/// A finding from one account that names a bucket of another: every S3 call names the account
+/// expected to own the bucket, so AWS refuses it and the other account's bucket is not touched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finding_naming_another_accounts_bucket_changes_nothing() {
+    let env = Env::new().await;
+    env.enforce("s3-block-public-access").await;
+    let bucket = env.bucket("not-the-members").await;
+    env.send(&config_event(
+        MEMBER,
+        "s3-bucket-public-write-prohibited",
+        "AWS::S3::Bucket",
+        &bucket,
+    ))
+    .await;
+    env.drain().await;
+    let job = env.job_for(&bucket).await;
+    assert_eq!(job["account"], MEMBER);
+    assert_eq!(job["status"], "failed", "{job:#}");
+    assert!(
+        job["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("AccessDenied"),
+        "{job:#}"
+    );
+    assert_eq!(public_access_block(&env.sdk, &bucket).await, None);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resource_that_is_gone_ends_no_op() {
     let env = Env::new().await;

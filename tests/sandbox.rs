@@ -149,6 +149,92 @@ async fn hostile_scripts_fail_their_jobs_and_the_worker_serves_the_next_message(
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+/// A script aims its plan at another bucket than the finding's, or sets a flag false: the plan
+/// is refused whole in Rust, the job fails naming the action and the rule, and no bucket changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_plans_that_aim_elsewhere_or_loosen_are_refused_and_change_nothing() {
+    let env = Env::new().await;
+    let dir = std::env::temp_dir().join(unique("unbound"));
+    let other = env.bucket("someone-else").await;
+    let put = |bucket: &str, flag: &str| {
+        format!(
+            "fn plan(r, p) {{ [#{{kind: \"s3:PutPublicAccessBlock\", bucket: {bucket}, block_public_acls: {flag}, \
+             ignore_public_acls: {flag}, block_public_policy: true, restrict_public_buckets: true}}] }}"
+        )
+    };
+    let cases = [
+        (
+            "aim",
+            put(&format!("\"{other}\""), "true"),
+            "an action targets only the observed resource",
+        ),
+        (
+            "loosen",
+            put("r.bucket", "false"),
+            "a Public Access Block is only ever set to true",
+        ),
+    ];
+    let s3 = aws_sdk_s3::Client::new(&env.sdk);
+    let all_true = aws_sdk_s3::types::PublicAccessBlockConfiguration::builder()
+        .block_public_acls(true)
+        .ignore_public_acls(true)
+        .block_public_policy(true)
+        .restrict_public_buckets(true)
+        .build();
+    let mut victims = Vec::new();
+    for (name, script, _) in &cases {
+        write_remediation(&dir, &format!("unbound-{name}"), script);
+        let bucket = env.bucket(name).await;
+        if *name == "loosen" {
+            s3.put_public_access_block()
+                .bucket(&bucket)
+                .public_access_block_configuration(all_true.clone())
+                .send()
+                .await
+                .unwrap();
+        }
+        env.send(&config_event(
+            HOME,
+            &format!("unbound-{name}"),
+            "AWS::S3::Bucket",
+            &bucket,
+        ))
+        .await;
+        victims.push(bucket);
+    }
+    let dir_text = dir.to_str().unwrap().to_string();
+    let r = env
+        .run(&["worker", "--once", "--remediations", &dir_text])
+        .await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    for ((name, _, rule), bucket) in cases.iter().zip(&victims) {
+        let job = env.job_for(bucket).await;
+        let reason = job["reason"].as_str().unwrap_or_default();
+        assert_eq!(job["status"], "failed", "{name}: {reason}");
+        assert!(
+            reason.contains("action 1 (s3:PutPublicAccessBlock)") && reason.contains(rule),
+            "{name}: {reason}"
+        );
+        assert!(job["inverse"].is_null(), "{name}: nothing was applied");
+    }
+    assert_eq!(
+        public_access_block(&env.sdk, &other).await,
+        None,
+        "the bucket the finding did not name is untouched"
+    );
+    assert_eq!(
+        public_access_block(&env.sdk, &victims[0]).await,
+        None,
+        "the finding's bucket is untouched too"
+    );
+    assert_eq!(
+        public_access_block(&env.sdk, &victims[1]).await,
+        Some([true; 4]),
+        "no flag was set false"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scripts_that_do_not_compile_stop_start_up() {
     let env = Env::new().await;

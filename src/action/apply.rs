@@ -2,7 +2,9 @@
 //!
 //! Each action is idempotent, and a change that is already in place counts as done (a revoke of
 //! a rule already gone, an authorize of a rule already there, a delete of a block already
-//! removed). The action's inverse is computed before this runs (see [`Action::inverse`]).
+//! removed). The action's inverse is computed before this runs (see [`Action::inverse`]). Every
+//! S3 call names the account expected to own the bucket (`ExpectedBucketOwner`), so a bucket of
+//! another account is never changed.
 
 use crate::action::Action;
 use crate::cloud::{Cloud, CloudError, classify};
@@ -42,6 +44,7 @@ pub async fn apply(
             c.get(aws_sdk_s3::Client::new)
                 .put_public_access_block()
                 .bucket(bucket)
+                .expected_bucket_owner(c.account())
                 .public_access_block_configuration(config)
                 .send()
                 .await
@@ -53,6 +56,7 @@ pub async fn apply(
                 .get(aws_sdk_s3::Client::new)
                 .delete_public_access_block()
                 .bucket(bucket)
+                .expected_bucket_owner(c.account())
                 .send()
                 .await
             {

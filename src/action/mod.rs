@@ -6,6 +6,7 @@
 //! before-state, so that a fix can be undone exactly.
 
 pub mod apply;
+pub mod bind;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -110,6 +111,11 @@ pub struct ActionKind {
     pub description: &'static str,
     /// What undoes it.
     pub inverse: &'static str,
+    /// Whether a plan may use it: kinds that only loosen are inverses, which only undo applies
+    /// (with the operator's role, see `rectify catalog permissions --role operator`).
+    pub in_plans: bool,
+    /// Whether it is the inverse of some kind, so the operator's role needs its permission.
+    pub is_inverse: bool,
 }
 
 /// Every action kind.
@@ -118,8 +124,10 @@ pub const ACTION_KINDS: &[ActionKind] = &[
         kind: "s3:PutPublicAccessBlock",
         permission: "s3:PutBucketPublicAccessBlock",
         fields: "bucket, block_public_acls, ignore_public_acls, block_public_policy, restrict_public_buckets",
-        description: "set a bucket's Public Access Block flags",
+        description: "set a bucket's Public Access Block flags (a plan sets all four true)",
         inverse: "the previous flags, or s3:DeletePublicAccessBlock when there was no block",
+        in_plans: true,
+        is_inverse: true,
     },
     ActionKind {
         kind: "s3:DeletePublicAccessBlock",
@@ -127,6 +135,8 @@ pub const ACTION_KINDS: &[ActionKind] = &[
         fields: "bucket",
         description: "remove a bucket's Public Access Block",
         inverse: "the previous flags",
+        in_plans: false,
+        is_inverse: true,
     },
     ActionKind {
         kind: "ec2:RevokeSecurityGroupIngress",
@@ -134,6 +144,8 @@ pub const ACTION_KINDS: &[ActionKind] = &[
         fields: "group_id, rule_id",
         description: "revoke one ingress rule by its rule id",
         inverse: "ec2:AuthorizeSecurityGroupIngress of the same protocol, ports, CIDR and description",
+        in_plans: true,
+        is_inverse: false,
     },
     ActionKind {
         kind: "ec2:AuthorizeSecurityGroupIngress",
@@ -141,27 +153,35 @@ pub const ACTION_KINDS: &[ActionKind] = &[
         fields: "group_id, protocol, from_port, to_port, cidr_ipv4 | cidr_ipv6, description?",
         description: "authorize one CIDR ingress rule (used by undo)",
         inverse: "none: AWS gives the new rule an id (a plan may not use it)",
+        in_plans: false,
+        is_inverse: true,
     },
     ActionKind {
         kind: "iam:UpdateAccessKey",
         permission: "iam:UpdateAccessKey",
         fields: "user_name, access_key_id, status (Active | Inactive)",
-        description: "set an access key Active or Inactive (keys are never deleted)",
+        description: "set an access key Active or Inactive (a plan only Inactive; keys are never deleted)",
         inverse: "the previous status",
+        in_plans: true,
+        is_inverse: true,
     },
     ActionKind {
         kind: "ec2:ModifyVpcEndpoint",
         permission: "ec2:ModifyVpcEndpoint",
         fields: "vpc_endpoint_id, policy_document (JSON text)",
-        description: "replace a VPC endpoint's policy document",
+        description: "replace a VPC endpoint's policy document (a plan may only add conditions to Allow statements)",
         inverse: "the previous document, byte for byte",
+        in_plans: true,
+        is_inverse: true,
     },
     ActionKind {
         kind: "ec2:ModifyInstanceMetadataOptions",
         permission: "ec2:ModifyInstanceMetadataOptions",
         fields: "instance_id, http_tokens (required | optional)",
-        description: "set whether an instance's metadata service requires session tokens (required: IMDSv2 only)",
+        description: "set whether an instance's metadata service requires session tokens (required: IMDSv2 only; a plan only required)",
         inverse: "the previous http_tokens",
+        in_plans: true,
+        is_inverse: true,
     },
 ];
 
@@ -350,6 +370,17 @@ impl Action {
             }
         }
     }
+}
+
+/// The inverse of each action of `plan`, in the order that undoes it (last action first),
+/// computed from the resource as observed before the plan ran. Undo recomputes it from the
+/// stored before-state; it is never taken from a plan.
+pub fn inverses(plan: &Plan, before: &Value) -> Result<Vec<Action>, InverseError> {
+    plan.actions
+        .iter()
+        .rev()
+        .map(|a| a.inverse(before))
+        .collect()
 }
 
 /// What a script decided: the actions to take (none when compliant) and, when it chose not to

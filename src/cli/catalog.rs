@@ -32,10 +32,14 @@ pub enum CatalogCommand {
         #[arg(long)]
         json: bool,
     },
-    /// The IAM permissions rectify needs: in member accounts (observers and actions) and in the
-    /// controller account (queue, tables, topic, assume-role, audit export). The deploy
-    /// templates are checked against this list.
+    /// The IAM permissions rectify needs: in member accounts, the worker's role (reads and the
+    /// calls that tighten) and the operator's role that undo assumes (reads and the inverses);
+    /// in the controller account (queue, tables, topic, assume-role, audit export). The deploy
+    /// templates are checked against these lists.
     Permissions {
+        /// Only this role's: worker, operator or controller.
+        #[arg(long, value_parser = ["worker", "operator", "controller"])]
+        role: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -147,19 +151,40 @@ pub(super) fn run(config: &Config, cmd: CatalogCommand) -> Result<()> {
                 Ok(())
             }
         }
-        CatalogCommand::Permissions { json } => {
-            let member = crate::resource::member_permissions();
-            let controller = crate::cloud::CONTROLLER_PERMISSIONS;
+        CatalogCommand::Permissions { role, json } => {
+            use crate::resource::{MemberRole, member_permissions};
+            let roles: [(&str, &str, Vec<&str>); 3] = [
+                (
+                    "worker",
+                    "member account, the worker's role (rectify-remediation): reads and tightens",
+                    member_permissions(MemberRole::Worker),
+                ),
+                (
+                    "operator",
+                    "member account, the operator's role undo assumes (rectify-operator): reads and the inverses",
+                    member_permissions(MemberRole::Operator),
+                ),
+                (
+                    "controller",
+                    "controller task role",
+                    crate::cloud::CONTROLLER_PERMISSIONS.to_vec(),
+                ),
+            ];
+            let wanted = roles
+                .iter()
+                .filter(|(name, _, _)| role.as_deref().is_none_or(|r| r == *name));
             if json {
-                print_json(&json!({"member": member, "controller": controller}));
-            } else {
-                println!("member account role (rectify-remediation):");
-                for p in &member {
-                    println!("  {p}");
+                let mut out = serde_json::Map::new();
+                for (name, _, permissions) in wanted {
+                    out.insert((*name).to_string(), json!(permissions));
                 }
-                println!("controller task role:");
-                for p in controller {
-                    println!("  {p}");
+                print_json(&Value::Object(out));
+            } else {
+                for (_, title, permissions) in wanted {
+                    println!("{title}:");
+                    for p in permissions {
+                        println!("  {p}");
+                    }
                 }
             }
             Ok(())
@@ -169,7 +194,8 @@ pub(super) fn run(config: &Config, cmd: CatalogCommand) -> Result<()> {
                 .iter()
                 .map(|k| {
                     json!({"kind": k.kind, "iam_permission": k.permission, "fields": k.fields,
-                           "description": k.description, "inverse": k.inverse})
+                           "description": k.description, "inverse": k.inverse,
+                           "in_plans": k.in_plans})
                 })
                 .collect();
             if json {
@@ -180,7 +206,11 @@ pub(super) fn run(config: &Config, cmd: CatalogCommand) -> Result<()> {
                     println!("    {}", k.description);
                     println!("    fields:          {}", k.fields);
                     println!("    IAM permission:  {}", k.permission);
-                    println!("    undone by:       {}\n", k.inverse);
+                    println!("    undone by:       {}", k.inverse);
+                    if !k.in_plans {
+                        println!("    a plan may not use it: it loosens, and only undo applies it");
+                    }
+                    println!();
                 }
                 println!(
                     "Observers also read (IAM permissions): {}",

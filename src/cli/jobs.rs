@@ -6,7 +6,7 @@ use clap::Subcommand;
 use serde_json::{Value, json};
 
 use super::{Failure, Operator, Result, operator, print_json};
-use crate::app::{COMMAND_LEASE, aws_config, build_context, caller, load_catalog, store};
+use crate::app::{COMMAND_LEASE, aws_config, build_undo_context, caller, load_catalog, store};
 use crate::config::Config;
 use crate::jobs::approval::{self, Decision};
 use crate::jobs::{self, ControlQueue};
@@ -46,13 +46,20 @@ pub enum JobsCommand {
         #[arg(long)]
         plan_hash: Option<String>,
     },
-    /// Undo an applied job: apply the inverse it recorded, check the resource is as it was
-    /// before the job, and exempt the resource from the remediation (unless --no-exempt).
-    /// Refuses when the resource changed since the job, showing the difference, unless --force.
+    /// Undo an applied job: apply the inverse recomputed from its before-state (refused when it
+    /// differs from the one recorded), through the operator's role in the member account; check
+    /// the resource is as it was before the job, and exempt the resource from the remediation
+    /// until --exempt-until (unless --no-exempt). Refuses when rectify is paused, the account is
+    /// not allowed, or the resource changed since the job (showing the difference, unless
+    /// --force). The record names the caller's AWS identity.
     Undo {
         id: String,
+        /// A label recorded beside the caller's AWS identity (never instead of it).
         #[arg(long)]
         by: Option<String>,
+        /// The last day of the exemption the undo adds, YYYY-MM-DD [default: 30 days on].
+        #[arg(long, value_name = "YYYY-MM-DD", conflicts_with = "no_exempt")]
+        exempt_until: Option<String>,
         #[arg(long)]
         reason: String,
         /// Undo even though the resource changed since the job.
@@ -244,15 +251,28 @@ pub(super) async fn run(config: &Config, cmd: JobsCommand) -> Result<()> {
             reason,
             force,
             no_exempt,
+            exempt_until,
         } => {
             let aws = aws_config().await?;
             let loaded = load_catalog(config)?;
-            // One identity call: the caller's account is the context's home, its ARN the
-            // default `--by`.
+            // One identity call: the caller's account is the context's home, its ARN the actor
+            // on the record (`--by` is a label beside it).
             let me = caller(&aws).await?;
-            let by = by.unwrap_or(me.arn);
-            let ctx = build_context(config, &aws, loaded, COMMAND_LEASE, me.account);
-            let result = crate::undo::undo(&ctx, &id, &by, &reason, force, !no_exempt).await;
+            let actor = crate::undo::Actor {
+                arn: me.arn,
+                label: by,
+            };
+            let by = actor.recorded();
+            let ctx = build_undo_context(config, &aws, loaded, COMMAND_LEASE, me.account);
+            let request = crate::undo::Request {
+                job_id: &id,
+                actor: &actor,
+                reason: &reason,
+                force,
+                exempt: !no_exempt,
+                exempt_until: exempt_until.as_deref(),
+            };
+            let result = crate::undo::undo(&ctx, &request).await;
             ctx.audit.anchor().await?;
             let done = result?;
             println!(
@@ -262,9 +282,9 @@ pub(super) async fn run(config: &Config, cmd: JobsCommand) -> Result<()> {
             for a in done.undo_job.plan.iter().flat_map(|p| p.actions.iter()) {
                 println!("  ~ {}", a.summary());
             }
-            if done.exempted {
+            if let Some(until) = &done.exempted {
                 println!(
-                    "{} is now exempt from {} (remove with `rectify exemptions remove --remediation {} --resource {} --account {}`)",
+                    "{} is now exempt from {} until {until} (remove with `rectify exemptions remove --remediation {} --resource {} --account {}`)",
                     done.undo_job.resource_id,
                     done.undo_job.remediation,
                     done.undo_job.remediation,

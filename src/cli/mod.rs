@@ -64,8 +64,8 @@ pub struct Cli {
 
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
-    /// TOML configuration file (keys: prefix, role_name, external_id, remediations, log_format,
-    /// [worker], [audit], [script]).
+    /// TOML configuration file (keys: prefix, role_name, operator_role_name, external_id,
+    /// remediations, log_format, [worker], [audit], [script]).
     #[arg(long, env = "RECTIFY_CONFIG", global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Prefix of the queue, DLQ and table names: <prefix>-events, <prefix>-jobs, … [default: rectify]
@@ -74,6 +74,10 @@ pub struct GlobalArgs {
     /// Role assumed in member accounts [default: rectify-remediation]
     #[arg(long, env = "RECTIFY_ROLE_NAME", global = true)]
     pub role_name: Option<String>,
+    /// Role assumed in member accounts by `rectify jobs undo`: it holds the inverses the
+    /// worker's role does not [default: rectify-operator]
+    #[arg(long, env = "RECTIFY_OPERATOR_ROLE_NAME", global = true)]
+    pub operator_role_name: Option<String>,
     /// External id presented when assuming the member role.
     #[arg(
         long,
@@ -232,6 +236,7 @@ impl Cli {
             Overrides {
                 prefix: self.global.prefix.clone(),
                 role_name: self.global.role_name.clone(),
+                operator_role_name: self.global.operator_role_name.clone(),
                 external_id: self.global.external_id.clone(),
                 remediations: self.global.remediations.clone(),
                 log_format: self.global.log_format.clone(),

@@ -12,8 +12,8 @@ use super::outcome::Outcome;
 use super::plan::observe;
 use tracing::info;
 
+use crate::action::Plan;
 use crate::action::apply::Applied;
-use crate::action::{Action, Plan};
 use crate::catalog::Remediation;
 use crate::state::{Breaker, Job, SettingsSnapshot};
 
@@ -44,13 +44,7 @@ pub async fn apply(
     before: &Value,
     go: Go,
 ) -> Result<f64, Stopped> {
-    let inverse: Result<Vec<Action>, _> = plan
-        .actions
-        .iter()
-        .rev()
-        .map(|a| a.inverse(before))
-        .collect();
-    match inverse {
+    match crate::action::inverses(plan, before) {
         Ok(inv) => job.inverse = Some(inv),
         Err(e) => {
             return Err(Outcome::Refused {

@@ -122,12 +122,42 @@ pub async fn observe(
     Ok(shape)
 }
 
-/// What the member-account role must allow: every type's reads and every action's call,
-/// sorted, once each.
-pub fn member_permissions() -> Vec<&'static str> {
+/// A role rectify uses in member accounts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberRole {
+    /// The worker's role (`rectify-remediation`): it reads and tightens, never loosens.
+    Worker,
+    /// The operator's role (`rectify-operator`) that undo assumes: it reads and holds the
+    /// inverses.
+    Operator,
+}
+
+impl MemberRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MemberRole::Worker => "worker",
+            MemberRole::Operator => "operator",
+        }
+    }
+}
+
+/// What a member-account role must allow: every type's reads, and the calls of the action kinds
+/// a plan may use (the worker) or of the kinds that are inverses (the operator), sorted, once
+/// each. IAM grants a call, not a value: `s3:PutBucketPublicAccessBlock` and
+/// `iam:UpdateAccessKey` serve both directions, so the worker's role holds them and the typed
+/// action layer holds the direction (see [`crate::action::bind`]).
+pub fn member_permissions(role: MemberRole) -> Vec<&'static str> {
     let mut all: Vec<&'static str> = read_permissions()
         .into_iter()
-        .chain(crate::action::ACTION_KINDS.iter().map(|k| k.permission))
+        .chain(
+            crate::action::ACTION_KINDS
+                .iter()
+                .filter(|k| match role {
+                    MemberRole::Worker => k.in_plans,
+                    MemberRole::Operator => k.is_inverse,
+                })
+                .map(|k| k.permission),
+        )
         .collect();
     all.sort_unstable();
     all.dedup();
@@ -274,6 +304,19 @@ mod tests {
         assert_eq!(scope("AWS::EC2::SecurityGroup"), Scope::Regional);
         assert_eq!(scope("AWS::EC2::VPCEndpoint"), Scope::Regional);
         assert_eq!(scope("AWS::EC2::Instance"), Scope::Regional);
+    }
+
+    #[test]
+    fn the_worker_role_only_tightens_and_the_operator_role_holds_the_inverses() {
+        let worker = member_permissions(MemberRole::Worker);
+        let operator = member_permissions(MemberRole::Operator);
+        assert!(!worker.contains(&"ec2:AuthorizeSecurityGroupIngress"));
+        assert!(worker.contains(&"ec2:RevokeSecurityGroupIngress"));
+        assert!(operator.contains(&"ec2:AuthorizeSecurityGroupIngress"));
+        assert!(!operator.contains(&"ec2:RevokeSecurityGroupIngress"));
+        for read in read_permissions() {
+            assert!(worker.contains(&read) && operator.contains(&read), "{read}");
+        }
     }
 
     #[test]

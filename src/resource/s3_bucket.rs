@@ -69,9 +69,18 @@ impl ResourceType for S3Bucket {
     }
 }
 
+/// Every call on a bucket names the account expected to own it (`ExpectedBucketOwner`): a
+/// finding that names another account's bucket reads nothing and changes nothing there (AWS
+/// answers 403), even where that bucket's policy would let the member role in.
 async fn observe_bucket(c: &Clients, bucket: &str) -> Result<Value, CloudError> {
     let s3 = c.get(aws_sdk_s3::Client::new);
-    let pab = match s3.get_public_access_block().bucket(bucket).send().await {
+    let pab = match s3
+        .get_public_access_block()
+        .bucket(bucket)
+        .expected_bucket_owner(c.account())
+        .send()
+        .await
+    {
         Ok(out) => {
             let p = out.public_access_block_configuration();
             let flag = |f: fn(&Block) -> Option<bool>| p.and_then(f).unwrap_or(false);
@@ -87,7 +96,13 @@ async fn observe_bucket(c: &Clients, bucket: &str) -> Result<Value, CloudError> 
             e => return Err(not_found(e, &["NoSuchBucket"])),
         },
     };
-    let tags = match s3.get_bucket_tagging().bucket(bucket).send().await {
+    let tags = match s3
+        .get_bucket_tagging()
+        .bucket(bucket)
+        .expected_bucket_owner(c.account())
+        .send()
+        .await
+    {
         Ok(out) => tag_map(out.tag_set().iter().map(|t| (t.key(), t.value()))),
         Err(e) => match classify("s3:GetBucketTagging", e) {
             e if e.is(&["NoSuchTagSet"]) => json!({}),

@@ -1,0 +1,611 @@
+//! Binding a plan to its finding: every action must act on the resource that was observed (or a
+//! sub-resource of it: a rule of that group, a key of that user) and may only tighten it.
+//!
+//! A script is trusted to decide, not to aim: whatever it returns, this check runs in Rust on
+//! every plan before any gate sees it, in the worker, the sweep and `rectify plan` alike. A
+//! plan that breaks a rule is refused whole, naming the action and the rule, and nothing of it
+//! is applied. The kinds that loosen (a Public Access Block removed, an ingress rule authorised,
+//! a key made `Active`, IMDSv1 allowed, a policy document replaced by another) are inverses:
+//! only undo applies them, computed from the stored before-state, never taken from a plan.
+
+use serde_json::Value;
+
+use super::{Action, HttpTokens, KeyStatus, Plan, canonical_value};
+
+/// An action of a plan that is not bound to its finding or does not tighten.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("action {index} ({kind}) breaks the rule \"{rule}\": {detail}")]
+pub struct Unbound {
+    /// The action's position in the plan, from 1.
+    pub index: usize,
+    pub kind: &'static str,
+    /// The rule it breaks, as a person reads it.
+    pub rule: &'static str,
+    /// What in the action breaks it.
+    pub detail: String,
+}
+
+/// Rules a plan's actions must keep.
+pub const SAME_RESOURCE: &str = "an action targets only the observed resource";
+pub const SUB_RESOURCE: &str = "an action targets only a sub-resource of the observed resource";
+pub const BLOCK_ONLY_TRUE: &str = "a Public Access Block is only ever set to true";
+pub const REVOKE_ONLY: &str = "security group rules are only revoked, never authorised";
+pub const KEYS_ONLY_INACTIVE: &str = "access keys are only set Inactive";
+pub const TOKENS_ONLY_REQUIRED: &str = "HttpTokens is only set to required";
+pub const POLICY_ONLY_CONDITIONS: &str = "an endpoint policy may only gain conditions";
+pub const NO_INVERSE_IN_PLAN: &str = "a plan never loosens: inverses run only through undo";
+
+/// Checks every action of `plan` against the resource of type `resource_type` as observed
+/// (`before`, in the observer's JSON shape). The first action that breaks a rule is the error.
+pub fn check(resource_type: &str, before: &Value, plan: &Plan) -> Result<(), Unbound> {
+    for (i, action) in plan.actions.iter().enumerate() {
+        check_action(resource_type, before, action).map_err(|(rule, detail)| Unbound {
+            index: i + 1,
+            kind: action.kind(),
+            rule,
+            detail,
+        })?;
+    }
+    Ok(())
+}
+
+type Broken = (&'static str, String);
+
+/// The observed resource's id in `field`, which must equal `target`, for a resource of
+/// `wanted` type.
+fn same_resource(
+    resource_type: &str,
+    wanted: &str,
+    before: &Value,
+    field: &str,
+    target: &str,
+) -> Result<(), Broken> {
+    if resource_type != wanted {
+        return Err((
+            SAME_RESOURCE,
+            format!("it acts on a {wanted}, but the finding's resource is a {resource_type}"),
+        ));
+    }
+    match before.get(field).and_then(Value::as_str) {
+        Some(observed) if observed == target => Ok(()),
+        Some(observed) => Err((
+            SAME_RESOURCE,
+            format!("it targets {target:?}, but the observed resource is {observed:?}"),
+        )),
+        None => Err((
+            SAME_RESOURCE,
+            format!("it targets {target:?}, but the observed resource has no `{field}`"),
+        )),
+    }
+}
+
+/// The entry of the observed array `list` whose `key` is `id`.
+fn sub_resource<'a>(
+    before: &'a Value,
+    list: &str,
+    key: &str,
+    id: &str,
+    noun: &str,
+) -> Result<&'a Value, Broken> {
+    before
+        .get(list)
+        .and_then(Value::as_array)
+        .and_then(|items| {
+            items
+                .iter()
+                .find(|x| x.get(key).and_then(Value::as_str) == Some(id))
+        })
+        .ok_or_else(|| {
+            (
+                SUB_RESOURCE,
+                format!("{noun} {id:?} is not one of the observed resource's"),
+            )
+        })
+}
+
+fn check_action(resource_type: &str, before: &Value, action: &Action) -> Result<(), Broken> {
+    match action {
+        Action::PutPublicAccessBlock {
+            bucket,
+            block_public_acls,
+            ignore_public_acls,
+            block_public_policy,
+            restrict_public_buckets,
+        } => {
+            same_resource(resource_type, "AWS::S3::Bucket", before, "bucket", bucket)?;
+            let flags = [
+                ("block_public_acls", block_public_acls),
+                ("ignore_public_acls", ignore_public_acls),
+                ("block_public_policy", block_public_policy),
+                ("restrict_public_buckets", restrict_public_buckets),
+            ];
+            let off: Vec<&str> = flags
+                .iter()
+                .filter(|(_, on)| !**on)
+                .map(|(name, _)| *name)
+                .collect();
+            if off.is_empty() {
+                Ok(())
+            } else {
+                Err((BLOCK_ONLY_TRUE, format!("it sets {} false", off.join(", "))))
+            }
+        }
+        Action::RevokeSecurityGroupIngress { group_id, rule_id } => {
+            same_resource(
+                resource_type,
+                "AWS::EC2::SecurityGroup",
+                before,
+                "group_id",
+                group_id,
+            )?;
+            sub_resource(before, "ingress_rules", "rule_id", rule_id, "ingress rule")?;
+            Ok(())
+        }
+        Action::UpdateAccessKey {
+            user_name,
+            access_key_id,
+            status,
+        } => {
+            same_resource(
+                resource_type,
+                "AWS::IAM::User",
+                before,
+                "user_name",
+                user_name,
+            )?;
+            sub_resource(
+                before,
+                "access_keys",
+                "access_key_id",
+                access_key_id,
+                "access key",
+            )?;
+            if *status == KeyStatus::Inactive {
+                Ok(())
+            } else {
+                Err((
+                    KEYS_ONLY_INACTIVE,
+                    format!("it sets key {access_key_id} {}", status.as_str()),
+                ))
+            }
+        }
+        Action::ModifyInstanceMetadataOptions {
+            instance_id,
+            http_tokens,
+        } => {
+            same_resource(
+                resource_type,
+                "AWS::EC2::Instance",
+                before,
+                "instance_id",
+                instance_id,
+            )?;
+            if *http_tokens == HttpTokens::Required {
+                Ok(())
+            } else {
+                Err((
+                    TOKENS_ONLY_REQUIRED,
+                    format!("it sets HttpTokens {}", http_tokens.as_str()),
+                ))
+            }
+        }
+        Action::ModifyVpcEndpointPolicy {
+            vpc_endpoint_id,
+            policy_document,
+        } => {
+            same_resource(
+                resource_type,
+                "AWS::EC2::VPCEndpoint",
+                before,
+                "vpc_endpoint_id",
+                vpc_endpoint_id,
+            )?;
+            let observed = before
+                .get("policy_document")
+                .and_then(Value::as_str)
+                .ok_or_else(|| {
+                    (
+                        POLICY_ONLY_CONDITIONS,
+                        "the observed endpoint has no policy document to compare with".to_string(),
+                    )
+                })?;
+            only_gains_conditions(observed, policy_document)
+                .map_err(|why| (POLICY_ONLY_CONDITIONS, why))
+        }
+        Action::DeletePublicAccessBlock { .. } | Action::AuthorizeSecurityGroupIngress { .. } => {
+            Err((
+                NO_INVERSE_IN_PLAN,
+                "this kind loosens a resource; only undo applies it".to_string(),
+            ))
+        }
+    }
+}
+
+/// A policy's statements as an array (a single statement may be written as an object).
+fn statements(policy: &Value) -> Vec<Value> {
+    match policy.get("Statement") {
+        Some(Value::Array(items)) => items.clone(),
+        Some(single @ Value::Object(_)) => vec![single.clone()],
+        _ => Vec::new(),
+    }
+}
+
+/// Whether `new` is `old` with only Condition entries added to Allow statements: the same
+/// top-level fields, the same statements in the same order, each equal but for its Condition,
+/// where every operator and key of the old Condition is kept with the same value. A Deny
+/// statement may not change at all: a condition narrows what it denies.
+pub fn only_gains_conditions(old: &str, new: &str) -> Result<(), String> {
+    let parse = |text: &str, which: &str| {
+        serde_json::from_str::<Value>(text)
+            .ok()
+            .filter(Value::is_object)
+            .ok_or_else(|| format!("the {which} policy document is not a JSON object"))
+    };
+    let (old, new) = (parse(old, "observed")?, parse(new, "planned")?);
+    let without_statements = |v: &Value| {
+        let mut v = v.clone();
+        if let Value::Object(m) = &mut v {
+            m.remove("Statement");
+        }
+        canonical_value(&v)
+    };
+    if without_statements(&old) != without_statements(&new) {
+        return Err("it changes fields of the policy other than its statements".into());
+    }
+    let (old_st, new_st) = (statements(&old), statements(&new));
+    if old_st.len() != new_st.len() {
+        return Err(format!(
+            "it has {} statements where the observed policy has {}",
+            new_st.len(),
+            old_st.len()
+        ));
+    }
+    for (i, (o, n)) in old_st.iter().zip(&new_st).enumerate() {
+        let number = i + 1;
+        let split = |s: &Value| {
+            let mut rest = s.clone();
+            let condition = match &mut rest {
+                Value::Object(m) => m.remove("Condition"),
+                _ => None,
+            };
+            (canonical_value(&rest), condition.unwrap_or(Value::Null))
+        };
+        let ((o_rest, o_cond), (n_rest, n_cond)) = (split(o), split(n));
+        if o_rest != n_rest {
+            return Err(format!(
+                "statement {number} changes its effect, principals, actions or resources"
+            ));
+        }
+        if canonical_value(&o_cond) == canonical_value(&n_cond) {
+            continue;
+        }
+        if o.get("Effect").and_then(Value::as_str) != Some("Allow") {
+            return Err(format!(
+                "statement {number} is not an Allow: a condition would narrow what it denies"
+            ));
+        }
+        let empty = serde_json::Map::new();
+        let o_ops = match &o_cond {
+            Value::Null => &empty,
+            Value::Object(m) => m,
+            _ => {
+                return Err(format!(
+                    "statement {number}'s observed Condition is not an object"
+                ));
+            }
+        };
+        let Value::Object(n_ops) = &n_cond else {
+            return Err(format!(
+                "statement {number} loses or malforms its Condition"
+            ));
+        };
+        for (op, o_keys) in o_ops {
+            let Some(n_keys) = n_ops.get(op) else {
+                return Err(format!("statement {number} drops the condition {op}"));
+            };
+            let (Value::Object(o_keys), Value::Object(n_keys)) = (o_keys, n_keys) else {
+                return Err(format!(
+                    "statement {number}'s condition {op} is not an object"
+                ));
+            };
+            for (key, value) in o_keys {
+                if n_keys.get(key).map(canonical_value) != Some(canonical_value(value)) {
+                    return Err(format!(
+                        "statement {number} changes or drops the condition {op} {key}"
+                    ));
+                }
+            }
+        }
+        for (op, keys) in n_ops {
+            if keys.as_object().is_none_or(serde_json::Map::is_empty) {
+                return Err(format!(
+                    "statement {number}'s condition {op} names no condition key"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn plan(actions: Vec<Action>) -> Plan {
+        Plan {
+            actions,
+            reason: None,
+        }
+    }
+
+    fn rule_of(resource_type: &str, before: &Value, action: Action) -> Option<&'static str> {
+        check(resource_type, before, &plan(vec![action]))
+            .err()
+            .map(|e| e.rule)
+    }
+
+    fn put(bucket: &str, all: bool) -> Action {
+        Action::PutPublicAccessBlock {
+            bucket: bucket.into(),
+            block_public_acls: true,
+            ignore_public_acls: all,
+            block_public_policy: true,
+            restrict_public_buckets: true,
+        }
+    }
+
+    #[test]
+    fn a_public_access_block_is_only_set_to_true_on_the_observed_bucket() {
+        let before = json!({"bucket": "mine", "public_access_block": null});
+        assert_eq!(rule_of("AWS::S3::Bucket", &before, put("mine", true)), None);
+        assert_eq!(
+            rule_of("AWS::S3::Bucket", &before, put("theirs", true)),
+            Some(SAME_RESOURCE)
+        );
+        assert_eq!(
+            rule_of("AWS::S3::Bucket", &before, put("mine", false)),
+            Some(BLOCK_ONLY_TRUE)
+        );
+        let e = check("AWS::S3::Bucket", &before, &plan(vec![put("mine", false)])).unwrap_err();
+        assert!(e.to_string().contains("ignore_public_acls"), "{e}");
+        assert!(
+            e.to_string().contains("action 1 (s3:PutPublicAccessBlock)"),
+            "{e}"
+        );
+        assert_eq!(
+            rule_of(
+                "AWS::S3::Bucket",
+                &before,
+                Action::DeletePublicAccessBlock {
+                    bucket: "mine".into()
+                }
+            ),
+            Some(NO_INVERSE_IN_PLAN)
+        );
+        // An observation that does not say which bucket it is binds nothing.
+        assert_eq!(
+            rule_of("AWS::S3::Bucket", &json!({}), put("mine", true)),
+            Some(SAME_RESOURCE)
+        );
+        // The kind must belong to the finding's resource type.
+        assert_eq!(
+            rule_of(
+                "AWS::EC2::SecurityGroup",
+                &json!({"bucket": "mine"}),
+                put("mine", true)
+            ),
+            Some(SAME_RESOURCE)
+        );
+    }
+
+    #[test]
+    fn a_revoke_only_removes_a_rule_of_the_observed_group() {
+        let before = json!({"group_id": "sg-1", "ingress_rules": [{"rule_id": "sgr-1"}]});
+        let revoke = |g: &str, r: &str| Action::RevokeSecurityGroupIngress {
+            group_id: g.into(),
+            rule_id: r.into(),
+        };
+        let t = "AWS::EC2::SecurityGroup";
+        assert_eq!(rule_of(t, &before, revoke("sg-1", "sgr-1")), None);
+        assert_eq!(
+            rule_of(t, &before, revoke("sg-2", "sgr-1")),
+            Some(SAME_RESOURCE)
+        );
+        assert_eq!(
+            rule_of(t, &before, revoke("sg-1", "sgr-9")),
+            Some(SUB_RESOURCE)
+        );
+        let authorize = Action::AuthorizeSecurityGroupIngress {
+            group_id: "sg-1".into(),
+            protocol: "tcp".into(),
+            from_port: 22,
+            to_port: 22,
+            cidr_ipv4: Some("0.0.0.0/0".into()),
+            cidr_ipv6: None,
+            description: None,
+        };
+        assert_eq!(rule_of(t, &before, authorize), Some(NO_INVERSE_IN_PLAN));
+    }
+
+    #[test]
+    fn access_keys_of_the_observed_user_are_only_set_inactive() {
+        let before = json!({"user_name": "alice", "access_keys": [{"access_key_id": "AKIA1"}]});
+        let key = |u: &str, k: &str, status| Action::UpdateAccessKey {
+            user_name: u.into(),
+            access_key_id: k.into(),
+            status,
+        };
+        let t = "AWS::IAM::User";
+        assert_eq!(
+            rule_of(t, &before, key("alice", "AKIA1", KeyStatus::Inactive)),
+            None
+        );
+        assert_eq!(
+            rule_of(t, &before, key("admin", "AKIA1", KeyStatus::Inactive)),
+            Some(SAME_RESOURCE)
+        );
+        assert_eq!(
+            rule_of(t, &before, key("alice", "AKIA2", KeyStatus::Inactive)),
+            Some(SUB_RESOURCE)
+        );
+        assert_eq!(
+            rule_of(t, &before, key("alice", "AKIA1", KeyStatus::Active)),
+            Some(KEYS_ONLY_INACTIVE)
+        );
+    }
+
+    #[test]
+    fn http_tokens_are_only_set_required_on_the_observed_instance() {
+        let before = json!({"instance_id": "i-1"});
+        let imds = |i: &str, t| Action::ModifyInstanceMetadataOptions {
+            instance_id: i.into(),
+            http_tokens: t,
+        };
+        let t = "AWS::EC2::Instance";
+        assert_eq!(rule_of(t, &before, imds("i-1", HttpTokens::Required)), None);
+        assert_eq!(
+            rule_of(t, &before, imds("i-2", HttpTokens::Required)),
+            Some(SAME_RESOURCE)
+        );
+        assert_eq!(
+            rule_of(t, &before, imds("i-1", HttpTokens::Optional)),
+            Some(TOKENS_ONLY_REQUIRED)
+        );
+    }
+
+    #[test]
+    fn an_endpoint_policy_may_only_gain_conditions() {
+        let old = json!({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": "*"},
+            {"Effect": "Allow", "Principal": "*", "Action": "s3:PutObject", "Resource": "*",
+             "Condition": {"StringEquals": {"aws:SourceVpc": "vpc-1"}}},
+            {"Effect": "Deny", "Principal": "*", "Action": "s3:DeleteObject", "Resource": "*"}
+        ]});
+        let org = json!({"StringEquals": {"aws:PrincipalOrgID": "o-abcdefghij"}});
+        let with = |edit: &dyn Fn(&mut Value)| {
+            let mut v = old.clone();
+            edit(&mut v);
+            v.to_string()
+        };
+        let before = json!({"vpc_endpoint_id": "vpce-1", "policy_document": old.to_string()});
+        let modify = |id: &str, doc: String| Action::ModifyVpcEndpointPolicy {
+            vpc_endpoint_id: id.into(),
+            policy_document: doc,
+        };
+        let t = "AWS::EC2::VPCEndpoint";
+        let tightened = with(&|v| v["Statement"][0]["Condition"] = org.clone());
+        assert_eq!(
+            rule_of(t, &before, modify("vpce-1", tightened.clone())),
+            None
+        );
+        assert_eq!(
+            rule_of(t, &before, modify("vpce-2", tightened)),
+            Some(SAME_RESOURCE)
+        );
+        let added_key = with(&|v| {
+            v["Statement"][1]["Condition"]["StringEquals"]["aws:PrincipalOrgID"] =
+                json!("o-abcdefghij");
+        });
+        assert_eq!(rule_of(t, &before, modify("vpce-1", added_key)), None);
+
+        let loosening: Vec<(&str, String)> = vec![
+            (
+                "a new statement",
+                with(&|v| {
+                    v["Statement"].as_array_mut().unwrap().push(
+                    json!({"Effect": "Allow", "Principal": "*", "Action": "*", "Resource": "*"}),
+                );
+                }),
+            ),
+            (
+                "a statement removed",
+                with(&|v| {
+                    v["Statement"].as_array_mut().unwrap().pop();
+                }),
+            ),
+            (
+                "a new action",
+                with(&|v| v["Statement"][0]["Action"] = json!("s3:*")),
+            ),
+            (
+                "a new principal",
+                with(&|v| {
+                    v["Statement"][1]["Principal"] = json!({"AWS": ["*", "arn:aws:iam::1:root"]});
+                }),
+            ),
+            (
+                "a new resource",
+                with(&|v| v["Statement"][0]["Resource"] = json!(["*", "x"])),
+            ),
+            (
+                "Deny made Allow",
+                with(&|v| v["Statement"][2]["Effect"] = json!("Allow")),
+            ),
+            (
+                "a condition on a Deny",
+                with(&|v| v["Statement"][2]["Condition"] = org.clone()),
+            ),
+            (
+                "a condition dropped",
+                with(&|v| {
+                    v["Statement"][1]
+                        .as_object_mut()
+                        .unwrap()
+                        .remove("Condition");
+                }),
+            ),
+            (
+                "a condition widened",
+                with(&|v| {
+                    v["Statement"][1]["Condition"]["StringEquals"]["aws:SourceVpc"] =
+                        json!(["vpc-1", "vpc-2"]);
+                }),
+            ),
+            (
+                "an empty condition",
+                with(&|v| v["Statement"][0]["Condition"] = json!({"StringEquals": {}})),
+            ),
+            (
+                "a new Version",
+                with(&|v| v["Version"] = json!("2008-10-17")),
+            ),
+            ("not JSON", "{".to_string()),
+        ];
+        for (what, doc) in loosening {
+            assert_eq!(
+                rule_of(t, &before, modify("vpce-1", doc)),
+                Some(POLICY_ONLY_CONDITIONS),
+                "{what}"
+            );
+        }
+        assert_eq!(
+            rule_of(
+                t,
+                &json!({"vpc_endpoint_id": "vpce-1", "policy_document": null}),
+                modify("vpce-1", old.to_string())
+            ),
+            Some(POLICY_ONLY_CONDITIONS),
+            "nothing observed to compare with"
+        );
+        // A single statement written as an object is a list of one.
+        let single = json!({"Statement": {"Effect": "Allow", "Principal": "*", "Action": "*", "Resource": "*"}});
+        let mut restricted = single.clone();
+        restricted["Statement"]["Condition"] = org.clone();
+        assert!(only_gains_conditions(&single.to_string(), &restricted.to_string()).is_ok());
+    }
+
+    #[test]
+    fn the_first_breaking_action_is_named_by_its_position() {
+        let before = json!({"bucket": "mine"});
+        let e = check(
+            "AWS::S3::Bucket",
+            &before,
+            &plan(vec![put("mine", true), put("theirs", true)]),
+        )
+        .unwrap_err();
+        assert_eq!(e.index, 2);
+        assert_eq!(e.rule, SAME_RESOURCE);
+        assert!(e.to_string().contains("\"theirs\""), "{e}");
+    }
+}
