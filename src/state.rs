@@ -297,6 +297,21 @@ pub struct Global {
     pub version: u64,
 }
 
+impl Global {
+    /// Who paused the Organization and why, for messages ("an operator" and "no reason given"
+    /// when the item does not say).
+    pub fn pause_by_and_why(&self) -> (String, String) {
+        (
+            self.updated_by
+                .clone()
+                .unwrap_or_else(|| "an operator".into()),
+            self.pause_reason
+                .clone()
+                .unwrap_or_else(|| "no reason given".into()),
+        )
+    }
+}
+
 /// An operator's exemption of one resource from one remediation.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Exemption {

@@ -302,18 +302,8 @@ pub async fn undo(ctx: &Arc<Context>, request: &Request<'_>) -> Result<Undone, U
         return Err(UndoError::AccountNotAllowed(job.account.clone()));
     }
     if snapshot.global.paused {
-        return Err(UndoError::Paused {
-            by: snapshot
-                .global
-                .updated_by
-                .clone()
-                .unwrap_or_else(|| "an operator".into()),
-            why: snapshot
-                .global
-                .pause_reason
-                .clone()
-                .unwrap_or_else(|| "no reason given".into()),
-        });
+        let (by, why) = snapshot.global.pause_by_and_why();
+        return Err(UndoError::Paused { by, why });
     }
     let (Some(stored), Some(before), Some(after)) = (&job.inverse, &job.before, &job.after) else {
         return Err(UndoError::NothingRecorded(job_id.to_string()));

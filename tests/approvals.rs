@@ -235,44 +235,7 @@ async fn a_compliant_finding_cancels_the_pending_plan() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn notifications_reach_the_topic_with_the_command_to_act() {
     let env = Env::new().await;
-    let sns = aws_sdk_sns::Client::new(&env.sdk);
-    let topic = sns
-        .create_topic()
-        .name(unique("rectify-notify"))
-        .send()
-        .await
-        .unwrap()
-        .topic_arn()
-        .unwrap()
-        .to_string();
-    let sqs = env.sqs();
-    let inbox = sqs
-        .create_queue()
-        .queue_name(unique("inbox"))
-        .send()
-        .await
-        .unwrap()
-        .queue_url()
-        .unwrap()
-        .to_string();
-    let inbox_arn = sqs
-        .get_queue_attributes()
-        .queue_url(&inbox)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .unwrap()
-        .attributes()
-        .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
-        .clone();
-    sns.subscribe()
-        .topic_arn(&topic)
-        .protocol("sqs")
-        .endpoint(inbox_arn)
-        .attributes("RawMessageDelivery", "true")
-        .send()
-        .await
-        .unwrap();
+    let (topic, inbox) = notification_inbox(&env).await;
 
     env.ok(&[
         "settings",
@@ -300,24 +263,7 @@ async fn notifications_reach_the_topic_with_the_command_to_act() {
         .await;
     assert_eq!(r.code, 0, "{}", r.stderr);
 
-    let mut events = Vec::new();
-    loop {
-        let out = sqs
-            .receive_message()
-            .queue_url(&inbox)
-            .max_number_of_messages(10)
-            .send()
-            .await
-            .unwrap();
-        let batch = out.messages.unwrap_or_default();
-        if batch.is_empty() {
-            break;
-        }
-        for m in batch {
-            let v: Value = serde_json::from_str(m.body().unwrap()).unwrap();
-            events.push(v);
-        }
-    }
+    let events = notifications(&env, &inbox).await;
     let kinds: Vec<&str> = events
         .iter()
         .map(|e| e["event"].as_str().unwrap())

@@ -219,17 +219,10 @@ pub fn after_plan(
         _ => {}
     }
     if snapshot.global.paused {
+        let (by, why) = snapshot.global.pause_by_and_why();
         return Err(Outcome::Paused {
-            by: snapshot
-                .global
-                .updated_by
-                .clone()
-                .unwrap_or_else(|| "an operator".into()),
-            why: snapshot
-                .global
-                .pause_reason
-                .clone()
-                .unwrap_or_else(|| "no reason given".into()),
+            by,
+            why,
             approved: approved.is_some(),
             job_id: job_id.to_string(),
         });
