@@ -205,7 +205,7 @@ fn register_helpers(engine: &mut Engine) {
         "policy_add_statement",
         |policy: &str, statement: rhai::Map| add_statement(Some(policy), statement),
     );
-    engine.register_fn("policy_add_statement", |_: (), statement: rhai::Map| {
+    engine.register_fn("policy_add_statement", |(): (), statement: rhai::Map| {
         add_statement(None, statement)
     });
     register_builders(engine);

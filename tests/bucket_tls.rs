@@ -117,13 +117,18 @@ async fn enforce_appends_one_tls_deny_keeping_the_policy_byte_for_byte_and_undo_
         .unwrap_or_else(|e| panic!("{e}: {live}"));
     rectify::action::policy::tls_deny(&added, &bucket, "aws").unwrap();
     assert_eq!(added["Sid"], "DenyInsecureTransport");
-    assert!(rectify::action::policy::only_adds_tls_deny(Some(&old), &live, &bucket, REGION).is_ok());
+    assert!(
+        rectify::action::policy::only_adds_tls_deny(Some(&old), &live, &bucket, REGION).is_ok()
+    );
     // What the fix does not touch stays.
     assert_eq!(
         tags(&env, &bucket).await,
         vec![("rectify:exempt".to_string(), "not an exemption".to_string())]
     );
-    assert_eq!(public_access_block(&env.sdk, &bucket).await, Some([true; 4]));
+    assert_eq!(
+        public_access_block(&env.sdk, &bucket).await,
+        Some([true; 4])
+    );
 
     // A second finding for the fixed bucket changes nothing: the deny is already there.
     send(&env, &bucket).await;
@@ -138,8 +143,13 @@ async fn enforce_appends_one_tls_deny_keeping_the_policy_byte_for_byte_and_undo_
         Some(old.as_str()),
         "undo restores the old policy byte for byte"
     );
-    assert_eq!(public_access_block(&env.sdk, &bucket).await, Some([true; 4]));
-    let job = env.json(&["jobs", "show", job["id"].as_str().unwrap()]).await;
+    assert_eq!(
+        public_access_block(&env.sdk, &bucket).await,
+        Some([true; 4])
+    );
+    let job = env
+        .json(&["jobs", "show", job["id"].as_str().unwrap()])
+        .await;
     assert_eq!(job["status"], "undone", "{job:#}");
 }
 
@@ -153,14 +163,19 @@ async fn a_bucket_without_a_policy_gets_one_and_undo_deletes_it() {
     assert_eq!(job["status"], "applied", "{job:#}");
     assert_eq!(job["before"]["policy"], Value::Null);
     assert_eq!(job["inverse"][0]["kind"], "s3:DeleteBucketPolicy");
-    let live: Value = serde_json::from_str(&policy(&env, &bucket).await.expect("a policy")).unwrap();
+    let live: Value =
+        serde_json::from_str(&policy(&env, &bucket).await.expect("a policy")).unwrap();
     assert_eq!(live["Version"], "2012-10-17");
     let statements = live["Statement"].as_array().unwrap();
     assert_eq!(statements.len(), 1, "{live:#}");
     rectify::action::policy::tls_deny(&statements[0], &bucket, "aws").unwrap();
 
     undo(&env, &job).await;
-    assert_eq!(policy(&env, &bucket).await, None, "undo deletes the policy it created");
+    assert_eq!(
+        policy(&env, &bucket).await,
+        None,
+        "undo deletes the policy it created"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -182,8 +197,14 @@ async fn dry_run_records_the_plan_and_changes_nothing() {
         .as_str()
         .unwrap()
         .to_string();
-    assert!(rectify::action::policy::only_adds_tls_deny(Some(&old), &planned, &with_policy, REGION).is_ok());
-    assert_eq!(policy(&env, &with_policy).await.as_deref(), Some(old.as_str()));
+    assert!(
+        rectify::action::policy::only_adds_tls_deny(Some(&old), &planned, &with_policy, REGION)
+            .is_ok()
+    );
+    assert_eq!(
+        policy(&env, &with_policy).await.as_deref(),
+        Some(old.as_str())
+    );
     assert_eq!(policy(&env, &without).await, None);
 }
 

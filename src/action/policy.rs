@@ -217,10 +217,11 @@ pub fn tls_deny(st: &Value, bucket: &str, partition: &str) -> Result<(), String>
             .is_some_and(|b| b.len() == 1)
         && condition
             .and_then(|b| b.get("aws:SecureTransport"))
-            .is_some_and(|v| {
-                *v == Value::from("false")
-                    || *v == Value::from(false)
-                    || *v == serde_json::json!(["false"])
+            .is_some_and(|v| match v {
+                Value::String(s) => s == "false",
+                Value::Bool(b) => !b,
+                Value::Array(items) => items.len() == 1 && items[0] == "false",
+                _ => false,
             });
     if !only_secure_transport {
         return Err(
