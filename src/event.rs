@@ -549,6 +549,7 @@ fn parse_time(s: &str) -> Result<DateTime<Utc>, DecodeError> {
 const SECURITY_HUB_CONTROLS: &[(&str, &str)] = &[
     ("S3.2", "s3-bucket-public-read-prohibited"),
     ("S3.3", "s3-bucket-public-write-prohibited"),
+    ("S3.5", "s3-bucket-ssl-requests-only"),
     ("S3.8", "s3-bucket-level-public-access-prohibited"),
     ("EC2.13", "restricted-ssh"),
     ("IAM.3", "access-keys-rotated"),

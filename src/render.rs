@@ -185,6 +185,30 @@ pub fn changes(action: &Action, before: Option<&Value>) -> Vec<String> {
                 .map(str::to_string)
                 .collect()
         }
+        Action::PutBucketPolicy { policy, .. } => {
+            // In the document's own order: a fix only appends, so the diff is its new lines.
+            let pretty = |text: &str| {
+                serde_json::from_str::<Value>(text).map_or_else(
+                    |_| text.to_string(),
+                    |v| serde_json::to_string_pretty(&v).unwrap_or_default(),
+                )
+            };
+            let old = before
+                .and_then(|b| b.get("policy"))
+                .and_then(Value::as_str)
+                .map(pretty);
+            let mut lines = Vec::new();
+            if old.is_none() {
+                lines.push("(the bucket has no policy: a new one is created)".to_string());
+            }
+            lines.extend(
+                line_diff(&old.unwrap_or_default(), &pretty(policy))
+                    .lines()
+                    .map(str::to_string),
+            );
+            lines
+        }
+        Action::DeleteBucketPolicy { .. } => vec!["- bucket policy".into()],
     }
 }
 

@@ -201,6 +201,13 @@ fn register_helpers(engine: &mut Engine) {
             Ok((b - a).num_milliseconds() as f64 / 86_400_000.0)
         },
     );
+    engine.register_fn(
+        "policy_add_statement",
+        |policy: &str, statement: rhai::Map| add_statement(Some(policy), statement),
+    );
+    engine.register_fn("policy_add_statement", |(): (), statement: rhai::Map| {
+        add_statement(None, statement)
+    });
     register_builders(engine);
     engine.register_fn("has_condition", |statement: rhai::Map| {
         statement.get("Condition").is_some_and(|c| {
@@ -209,6 +216,15 @@ fn register_helpers(engine: &mut Engine) {
                 .is_some_and(|m| !m.is_empty())
         })
     });
+}
+
+/// The policy text with `statement` added last, every old byte kept (see
+/// [`crate::action::policy::append_statement`]).
+fn add_statement(policy: Option<&str>, statement: rhai::Map) -> Result<String, Box<EvalAltResult>> {
+    let v: Value = rhai::serde::from_dynamic(&Dynamic::from_map(statement))?;
+    let text = serde_json::to_string(&v).map_err(|e| err(format!("policy_add_statement: {e}")))?;
+    crate::action::policy::append_statement(policy, &text)
+        .map_err(|e| err(format!("policy_add_statement: {e}")))
 }
 
 /// Builders for each action kind a script may emit, so a typo in a field name is a call to an
@@ -269,6 +285,12 @@ fn register_builders(engine: &mut Engine) {
             )
         },
     );
+    engine.register_fn("s3_put_bucket_policy", move |bucket: &str, policy: &str| {
+        action(
+            "s3:PutBucketPolicy",
+            &[("bucket", text(bucket)), ("policy", text(policy))],
+        )
+    });
     engine.register_fn(
         "ec2_set_http_tokens",
         move |instance: &str, tokens: &str| {

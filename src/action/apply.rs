@@ -150,6 +150,30 @@ pub async fn apply(
                 .map_err(|e| classify(call, e))?;
             Ok(Applied::Changed)
         }
+        Action::PutBucketPolicy { bucket, policy } => {
+            c.get(aws_sdk_s3::Client::new)
+                .put_bucket_policy()
+                .bucket(bucket)
+                .expected_bucket_owner(c.account())
+                .policy(policy)
+                .send()
+                .await
+                .map_err(|e| classify(call, e))?;
+            Ok(Applied::Changed)
+        }
+        Action::DeleteBucketPolicy { bucket } => {
+            match c
+                .get(aws_sdk_s3::Client::new)
+                .delete_bucket_policy()
+                .bucket(bucket)
+                .expected_bucket_owner(c.account())
+                .send()
+                .await
+            {
+                Ok(_) => Ok(Applied::Changed),
+                Err(e) => done_if(classify(call, e), &["NoSuchBucketPolicy"]),
+            }
+        }
         Action::ModifyVpcEndpointPolicy {
             vpc_endpoint_id,
             policy_document,

@@ -5,7 +5,8 @@
 //! every plan before any gate sees it, in the worker, the sweep and `rectify plan` alike. A
 //! plan that breaks a rule is refused whole, naming the action and the rule, and nothing of it
 //! is applied. The kinds that loosen (a Public Access Block removed, an ingress rule authorised,
-//! a key made `Active`, IMDSv1 allowed, a policy document replaced by another) are inverses:
+//! a key made `Active`, IMDSv1 allowed, a policy document replaced by another, a bucket policy deleted
+//! or put back without its TLS deny) are inverses:
 //! only undo applies them, computed from the stored before-state, never taken from a plan.
 
 use serde_json::Value;
@@ -33,6 +34,7 @@ pub const REVOKE_ONLY: &str = "security group rules are only revoked, never auth
 pub const KEYS_ONLY_INACTIVE: &str = "access keys are only set Inactive";
 pub const TOKENS_ONLY_REQUIRED: &str = "HttpTokens is only set to required";
 pub const POLICY_ONLY_CONDITIONS: &str = "an endpoint policy may only gain conditions";
+pub const POLICY_ONLY_ADDS_TLS_DENY: &str = "a bucket policy may only gain one statement denying requests without TLS, every existing statement kept byte for byte and in order";
 pub const NO_INVERSE_IN_PLAN: &str = "a plan never loosens: inverses run only through undo";
 
 /// Checks every action of `plan` against the resource of type `resource_type` as observed
@@ -212,12 +214,29 @@ fn check_action(resource_type: &str, before: &Value, action: &Action) -> Result<
             only_gains_conditions(observed, policy_document)
                 .map_err(|why| (POLICY_ONLY_CONDITIONS, why))
         }
-        Action::DeletePublicAccessBlock { .. } | Action::AuthorizeSecurityGroupIngress { .. } => {
-            Err((
-                NO_INVERSE_IN_PLAN,
-                "this kind loosens a resource; only undo applies it".to_string(),
-            ))
+        Action::PutBucketPolicy { bucket, policy } => {
+            same_resource(resource_type, "AWS::S3::Bucket", before, "bucket", bucket)?;
+            let observed = match before.get("policy") {
+                Some(Value::String(text)) => Some(text.as_str()),
+                Some(Value::Null) => None,
+                _ => {
+                    return Err((
+                        POLICY_ONLY_ADDS_TLS_DENY,
+                        "the observed bucket's policy was not read, so there is nothing to compare with"
+                            .to_string(),
+                    ));
+                }
+            };
+            let region = before.get("region").and_then(Value::as_str).unwrap_or("");
+            super::policy::only_adds_tls_deny(observed, policy, bucket, region)
+                .map_err(|why| (POLICY_ONLY_ADDS_TLS_DENY, why))
         }
+        Action::DeletePublicAccessBlock { .. }
+        | Action::AuthorizeSecurityGroupIngress { .. }
+        | Action::DeleteBucketPolicy { .. } => Err((
+            NO_INVERSE_IN_PLAN,
+            "this kind loosens a resource; only undo applies it".to_string(),
+        )),
     }
 }
 
@@ -593,6 +612,70 @@ mod tests {
         let mut restricted = single.clone();
         restricted["Statement"]["Condition"] = org.clone();
         assert!(only_gains_conditions(&single.to_string(), &restricted.to_string()).is_ok());
+    }
+
+    #[test]
+    fn a_bucket_policy_only_gains_the_tls_deny_of_the_observed_bucket() {
+        let deny = |bucket: &str| {
+            json!({"Effect": "Deny", "Principal": "*", "Action": "s3:*",
+                   "Resource": [format!("arn:aws:s3:::{bucket}"), format!("arn:aws:s3:::{bucket}/*")],
+                   "Condition": {"Bool": {"aws:SecureTransport": "false"}}})
+            .to_string()
+        };
+        let old = "{\"Version\": \"2012-10-17\", \"Statement\": [{\"Effect\": \"Allow\", \"Principal\": \"*\", \"Action\": \"s3:GetObject\", \"Resource\": \"arn:aws:s3:::mine/*\"}]}";
+        let before = json!({"bucket": "mine", "region": "us-east-1", "policy": old});
+        let put = |bucket: &str, policy: String| Action::PutBucketPolicy {
+            bucket: bucket.into(),
+            policy,
+        };
+        let t = "AWS::S3::Bucket";
+        let added = super::super::policy::append_statement(Some(old), &deny("mine")).unwrap();
+        assert_eq!(rule_of(t, &before, put("mine", added.clone())), None);
+        assert_eq!(
+            rule_of(t, &before, put("theirs", added.clone())),
+            Some(SAME_RESOURCE)
+        );
+        // The old statement re-encoded: the same JSON, other bytes.
+        let reencoded = added.replacen("\"Effect\": \"Allow\"", "\"Effect\":\"Allow\"", 1);
+        assert_eq!(
+            rule_of(t, &before, put("mine", reencoded)),
+            Some(POLICY_ONLY_ADDS_TLS_DENY)
+        );
+        // The old policy's statement dropped: only the deny left.
+        let replaced = super::super::policy::append_statement(None, &deny("mine")).unwrap();
+        assert_eq!(
+            rule_of(t, &before, put("mine", replaced.clone())),
+            Some(POLICY_ONLY_ADDS_TLS_DENY)
+        );
+        // A bucket without a policy gets a new one holding only the deny.
+        let none = json!({"bucket": "mine", "region": "us-east-1", "policy": null});
+        assert_eq!(rule_of(t, &none, put("mine", replaced.clone())), None);
+        let other = super::super::policy::append_statement(None, &deny("theirs")).unwrap();
+        assert_eq!(
+            rule_of(t, &none, put("mine", other)),
+            Some(POLICY_ONLY_ADDS_TLS_DENY)
+        );
+        // An observation that did not read the policy binds no policy.
+        assert_eq!(
+            rule_of(t, &json!({"bucket": "mine"}), put("mine", replaced)),
+            Some(POLICY_ONLY_ADDS_TLS_DENY)
+        );
+        assert_eq!(
+            rule_of(
+                t,
+                &before,
+                Action::DeleteBucketPolicy {
+                    bucket: "mine".into()
+                }
+            ),
+            Some(NO_INVERSE_IN_PLAN)
+        );
+        // The inverse, the old text put back, is no plan either: it drops the deny.
+        let with_deny = json!({"bucket": "mine", "region": "us-east-1", "policy": added});
+        assert_eq!(
+            rule_of(t, &with_deny, put("mine", old.to_string())),
+            Some(POLICY_ONLY_ADDS_TLS_DENY)
+        );
     }
 
     #[test]

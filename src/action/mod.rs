@@ -7,6 +7,7 @@
 
 pub mod apply;
 pub mod bind;
+pub mod policy;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -64,6 +65,12 @@ pub enum Action {
         instance_id: String,
         http_tokens: HttpTokens,
     },
+    /// Replaces a bucket's policy with `policy` (JSON text); a plan may only add one TLS deny.
+    #[serde(rename = "s3:PutBucketPolicy")]
+    PutBucketPolicy { bucket: String, policy: String },
+    /// Removes a bucket's policy (the inverse of a first put).
+    #[serde(rename = "s3:DeleteBucketPolicy")]
+    DeleteBucketPolicy { bucket: String },
 }
 
 /// Whether an instance's metadata service requires session tokens.
@@ -183,6 +190,24 @@ pub const ACTION_KINDS: &[ActionKind] = &[
         in_plans: true,
         is_inverse: true,
     },
+    ActionKind {
+        kind: "s3:PutBucketPolicy",
+        permission: "s3:PutBucketPolicy",
+        fields: "bucket, policy (JSON text)",
+        description: "replace a bucket's policy (a plan may only add one statement denying requests without TLS, every existing statement kept byte for byte and in order)",
+        inverse: "the previous policy, byte for byte, or s3:DeleteBucketPolicy when there was none",
+        in_plans: true,
+        is_inverse: true,
+    },
+    ActionKind {
+        kind: "s3:DeleteBucketPolicy",
+        permission: "s3:DeleteBucketPolicy",
+        fields: "bucket",
+        description: "remove a bucket's policy (used by undo)",
+        inverse: "the previous policy",
+        in_plans: false,
+        is_inverse: true,
+    },
 ];
 
 /// Why an inverse could not be computed.
@@ -204,6 +229,8 @@ impl Action {
             Action::UpdateAccessKey { .. } => "iam:UpdateAccessKey",
             Action::ModifyVpcEndpointPolicy { .. } => "ec2:ModifyVpcEndpoint",
             Action::ModifyInstanceMetadataOptions { .. } => "ec2:ModifyInstanceMetadataOptions",
+            Action::PutBucketPolicy { .. } => "s3:PutBucketPolicy",
+            Action::DeleteBucketPolicy { .. } => "s3:DeleteBucketPolicy",
         }
     }
 
@@ -255,6 +282,12 @@ impl Action {
                 "ec2 instance {instance_id}: metadata HttpTokens = {}",
                 http_tokens.as_str()
             ),
+            Action::PutBucketPolicy { bucket, .. } => {
+                format!("s3 bucket {bucket}: replace bucket policy")
+            }
+            Action::DeleteBucketPolicy { bucket } => {
+                format!("s3 bucket {bucket}: delete bucket policy")
+            }
         }
     }
 
@@ -367,6 +400,18 @@ impl Action {
                         HttpTokens::Optional
                     },
                 })
+            }
+            Action::PutBucketPolicy { bucket, .. } | Action::DeleteBucketPolicy { bucket } => {
+                match before.get("policy") {
+                    Some(Value::String(text)) => Ok(Action::PutBucketPolicy {
+                        bucket: bucket.clone(),
+                        policy: text.clone(),
+                    }),
+                    Some(Value::Null) => Ok(Action::DeleteBucketPolicy {
+                        bucket: bucket.clone(),
+                    }),
+                    _ => Err(fail("the bucket's policy is not in the before-state")),
+                }
             }
         }
     }
@@ -505,6 +550,11 @@ mod tests {
                 instance_id: s(),
                 http_tokens: HttpTokens::Required,
             },
+            Action::PutBucketPolicy {
+                bucket: s(),
+                policy: s(),
+            },
+            Action::DeleteBucketPolicy { bucket: s() },
         ];
         assert_eq!(every.len(), ACTION_KINDS.len());
         for a in &every {
@@ -604,6 +654,28 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn inverse_of_a_bucket_policy_is_the_old_text_or_a_delete() {
+        let put = Action::PutBucketPolicy {
+            bucket: "b".into(),
+            policy: "{}".into(),
+        };
+        let old = "{ \"Version\": \"2012-10-17\",\n\"Statement\": [] }";
+        assert_eq!(
+            put.inverse(&json!({"policy": old})).unwrap(),
+            Action::PutBucketPolicy {
+                bucket: "b".into(),
+                policy: old.into()
+            }
+        );
+        assert_eq!(
+            put.inverse(&json!({"policy": null})).unwrap(),
+            Action::DeleteBucketPolicy { bucket: "b".into() }
+        );
+        // A bucket observed without reading its policy has no inverse to offer.
+        assert!(put.inverse(&json!({"bucket": "b"})).is_err());
     }
 
     #[test]

@@ -44,14 +44,22 @@ impl From<Outcome> for Held {
     }
 }
 
-/// Reads the job's resource live.
+/// Reads the job's resource live, with the parts its remediation's action kinds need (so the
+/// before-state, the after-state and undo's reads of one job all have the same shape).
 pub async fn observe(ctx: &Context, job: &Job) -> Result<Value, CloudError> {
+    let kinds = ctx
+        .catalog
+        .current()
+        .get(&job.remediation)
+        .map(|r| r.manifest.actions.clone())
+        .unwrap_or_default();
     crate::resource::observe(
         &ctx.cloud,
         &job.account,
         &job.region,
         &job.resource_type,
         &job.resource_id,
+        &kinds,
     )
     .await
 }

@@ -70,6 +70,19 @@ pub trait ResourceType: Send + Sync {
         id: &'a str,
     ) -> BoxFuture<'a, Result<Value, CloudError>>;
 
+    /// [`ResourceType::observe`] for a remediation that may take the action kinds `kinds`: a
+    /// type whose part is read by one more call that only some kinds need (a bucket's policy)
+    /// reads it only for those, so the other remediations of the type pay nothing for it.
+    fn observe_for<'a>(
+        &'a self,
+        clients: &'a Clients,
+        id: &'a str,
+        kinds: &'a [String],
+    ) -> BoxFuture<'a, Result<Value, CloudError>> {
+        let _ = kinds;
+        self.observe(clients, id)
+    }
+
     /// Lists the id of every resource of this type in the clients' account and region.
     fn enumerate<'a>(
         &'a self,
@@ -86,14 +99,16 @@ static REGISTRY: &[&dyn ResourceType] = &[
     &ec2_instance::Ec2Instance,
 ];
 
-/// Reads a resource live and returns the JSON shape its scripts read: the head (`type`, `id`,
-/// `account`, `region`, `observed_at`), then the type's own fields.
+/// Reads a resource live, for a remediation whose manifest lists the action kinds `kinds` (see
+/// [`ResourceType::observe_for`]), and returns the JSON shape its scripts read: the head
+/// (`type`, `id`, `account`, `region`, `observed_at`), then the type's own fields.
 pub async fn observe(
     cloud: &Cloud,
     account: &str,
     region: &str,
     resource_type: &str,
     id: &str,
+    kinds: &[String],
 ) -> Result<Value, CloudError> {
     let Some(rt) = lookup(resource_type) else {
         return Err(CloudError::Unsupported(format!(
@@ -101,7 +116,7 @@ pub async fn observe(
         )));
     };
     let c = cloud.clients(account, region).await;
-    let body = match rt.observe(&c, id).await {
+    let body = match rt.observe_for(&c, id, kinds).await {
         Err(CloudError::NotFound { resource }) if resource.is_empty() => {
             return Err(CloudError::NotFound {
                 resource: format!("{} {id}", rt.info().noun),
@@ -325,6 +340,7 @@ mod tests {
             "s3:GetBucketPublicAccessBlock",
             "s3:GetBucketTagging",
             "s3:ListAllMyBuckets",
+            "s3:GetBucketPolicy",
             "ec2:DescribeSecurityGroups",
             "ec2:DescribeSecurityGroupRules",
             "ec2:DescribeVpcEndpoints",

@@ -1,4 +1,5 @@
-//! `AWS::S3::Bucket`: a bucket's Public Access Block and tags.
+//! `AWS::S3::Bucket`: a bucket's Public Access Block and tags, and its policy for the
+//! remediations that may change it.
 
 use aws_sdk_s3::types::PublicAccessBlockConfiguration as Block;
 use serde_json::{Value, json};
@@ -22,8 +23,13 @@ const INFO: Info = Info {
         "s3:GetBucketPublicAccessBlock",
         "s3:GetBucketTagging",
         "s3:ListAllMyBuckets",
+        "s3:GetBucketPolicy",
     ],
 };
+
+/// The action kind whose remediations read the bucket policy: one more call per observation
+/// (`s3:GetBucketPolicy`), which only they pay.
+const POLICY_KIND: &str = "s3:PutBucketPolicy";
 
 impl ResourceType for S3Bucket {
     fn info(&self) -> &'static Info {
@@ -46,7 +52,17 @@ impl ResourceType for S3Bucket {
         clients: &'a Clients,
         id: &'a str,
     ) -> BoxFuture<'a, Result<Value, CloudError>> {
-        Box::pin(observe_bucket(clients, id))
+        Box::pin(observe_bucket(clients, id, false))
+    }
+
+    fn observe_for<'a>(
+        &'a self,
+        clients: &'a Clients,
+        id: &'a str,
+        kinds: &'a [String],
+    ) -> BoxFuture<'a, Result<Value, CloudError>> {
+        let policy = kinds.iter().any(|k| k == POLICY_KIND);
+        Box::pin(observe_bucket(clients, id, policy))
     }
 
     fn enumerate<'a>(
@@ -72,7 +88,9 @@ impl ResourceType for S3Bucket {
 /// Every call on a bucket names the account expected to own it (`ExpectedBucketOwner`): a
 /// finding that names another account's bucket reads nothing and changes nothing there (AWS
 /// answers 403), even where that bucket's policy would let the member role in.
-async fn observe_bucket(c: &Clients, bucket: &str) -> Result<Value, CloudError> {
+/// With `policy`, the bucket's policy is read too (`policy`: its text exactly as S3 returns it,
+/// or null when it has none); without, the field is left out.
+async fn observe_bucket(c: &Clients, bucket: &str, policy: bool) -> Result<Value, CloudError> {
     let s3 = c.get(aws_sdk_s3::Client::new);
     let pab = match s3
         .get_public_access_block()
@@ -109,5 +127,22 @@ async fn observe_bucket(c: &Clients, bucket: &str) -> Result<Value, CloudError> 
             e => return Err(e),
         },
     };
-    Ok(json!({ "bucket": bucket, "public_access_block": pab, "tags": tags }))
+    let mut shape = json!({ "bucket": bucket, "public_access_block": pab, "tags": tags });
+    if policy {
+        let text = match s3
+            .get_bucket_policy()
+            .bucket(bucket)
+            .expected_bucket_owner(c.account())
+            .send()
+            .await
+        {
+            Ok(out) => out.policy().map_or(Value::Null, Value::from),
+            Err(e) => match classify("s3:GetBucketPolicy", e) {
+                e if e.is(&["NoSuchBucketPolicy"]) => Value::Null,
+                e => return Err(not_found(e, &["NoSuchBucket"])),
+            },
+        };
+        shape["policy"] = text;
+    }
+    Ok(shape)
 }
