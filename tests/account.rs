@@ -351,3 +351,26 @@ async fn the_catalog_runs_the_account_remediations_cases_and_lists_their_permiss
         "{operator}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_regions_findings_of_the_account_block_are_two_jobs_and_one_change() {
+    let env = Env::new().await;
+    let acct = account(&env).await;
+    let sdk = env.account(&acct).await;
+    env.enforce("s3-account-block-public-access").await;
+    env.send(&account_event(&acct, S3_RULE, REGION)).await;
+    env.send(&account_event(&acct, S3_RULE, OTHER_REGION)).await;
+    env.drain_all().await;
+    let mut jobs = jobs_of(&env, "s3-account-block-public-access").await;
+    jobs.sort_by_key(|j| j["status"].as_str().unwrap_or_default().to_string());
+    let seen: Vec<(&str, &str)> = jobs
+        .iter()
+        .map(|j| (j["status"].as_str().unwrap(), j["region"].as_str().unwrap()))
+        .collect();
+    assert_eq!(seen.len(), 2, "one job per region: {jobs:#?}");
+    assert_ne!(seen[0].1, seen[1].1, "{jobs:#?}");
+    // The account's one block is changed once: the job that ran second (under the same lock)
+    // reads it already on and has nothing to do.
+    assert_eq!([seen[0].0, seen[1].0], ["applied", "no-op"], "{jobs:#?}");
+    assert_eq!(account_block(&sdk, &acct).await, Some([true; 4]));
+}
