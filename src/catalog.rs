@@ -72,6 +72,11 @@ pub struct Manifest {
     pub name: String,
     pub description: String,
     pub resource_type: String,
+    /// `account` when what it changes is one setting per account although its resource type
+    /// is regional (the account's S3 Public Access Block): swept once per account, and its jobs
+    /// in every region share one lock. Defaults to the resource type's scope.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<crate::resource::Scope>,
     #[serde(default = "default_mode")]
     pub default_mode: Mode,
     /// The action kinds the script may emit; any other kind fails the job.
@@ -261,6 +266,15 @@ pub struct Remediation {
 }
 
 impl Remediation {
+    /// Whether what it changes exists once per account or once per region: the manifest's
+    /// `scope`, else its resource type's.
+    pub fn scope(&self) -> crate::resource::Scope {
+        self.manifest.scope.unwrap_or_else(|| {
+            crate::resource::lookup(&self.manifest.resource_type)
+                .map_or(crate::resource::Scope::Regional, |t| t.info().scope)
+        })
+    }
+
     pub fn name(&self) -> &str {
         &self.manifest.name
     }
@@ -592,13 +606,24 @@ fn load_one(
             ),
         ));
     }
-    if crate::resource::lookup(&manifest.resource_type).is_none() {
+    let Some(resource_type) = crate::resource::lookup(&manifest.resource_type) else {
         return Err(key_error(
             "resource_type",
             format!(
                 "`resource_type` {:?} has no observer (known: {})",
                 manifest.resource_type,
                 crate::resource::config_types().join(", ")
+            ),
+        ));
+    };
+    if manifest.scope == Some(crate::resource::Scope::Regional)
+        && resource_type.info().scope == crate::resource::Scope::Global
+    {
+        return Err(key_error(
+            "scope",
+            format!(
+                "`scope` is \"region\" but {} is one per account: it cannot be changed per region",
+                manifest.resource_type
             ),
         ));
     }
@@ -861,6 +886,69 @@ mod tests {
             names("AWS::EC2::VPCEndpoint", "corp-endpoint-guard", &extra),
             ["vpce-restrict-policy"]
         );
+    }
+
+    #[test]
+    fn account_findings_route_by_rule_and_each_remediation_has_its_scope() {
+        use crate::resource::Scope;
+        let engine = hardened_engine(&Limits::default());
+        let catalog = Catalog::load(&engine, None).unwrap();
+        let names = |rule: &str| -> Vec<String> {
+            catalog
+                .route(
+                    "AWS::::Account",
+                    rule,
+                    &crate::event::normalise_rule(rule),
+                    &BTreeMap::new(),
+                )
+                .iter()
+                .map(|r| r.name().to_string())
+                .collect()
+        };
+        for rule in [
+            "s3-account-level-public-access-blocks-periodic",
+            "securityhub-s3-account-level-public-access-blocks-periodic-a1b2c3",
+            "s3-account-level-public-access-blocks",
+        ] {
+            assert_eq!(names(rule), ["s3-account-block-public-access"], "{rule}");
+        }
+        for rule in [
+            "ec2-ebs-encryption-by-default",
+            "OrgConfigRule-ec2-ebs-encryption-by-default-x9y8",
+        ] {
+            assert_eq!(names(rule), ["ebs-default-encryption"], "{rule}");
+        }
+        assert!(names("restricted-ssh").is_empty());
+        let scope = |name: &str| catalog.get(name).expect("in the catalog").scope();
+        assert_eq!(scope("s3-account-block-public-access"), Scope::Global);
+        assert_eq!(scope("ebs-default-encryption"), Scope::Regional);
+        assert_eq!(scope("iam-deactivate-stale-keys"), Scope::Global);
+        assert_eq!(scope("s3-block-public-access"), Scope::Regional);
+        for name in ["s3-account-block-public-access", "ebs-default-encryption"] {
+            assert_eq!(
+                catalog.get(name).unwrap().manifest.default_mode,
+                Mode::DryRun,
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_scope_narrower_than_the_resource_type_is_refused() {
+        let engine = hardened_engine(&Limits::default());
+        let dir = std::env::temp_dir().join(format!("rectify-catalog-{}", uuid::Uuid::new_v4()));
+        let folder = dir.join("narrow");
+        std::fs::create_dir_all(&folder).unwrap();
+        std::fs::write(
+            folder.join("remediation.toml"),
+            "name = \"narrow\"\ndescription = \"x\"\nresource_type = \"AWS::IAM::User\"\nscope = \"region\"\nactions = [\"iam:UpdateAccessKey\"]\n[triggers]\nrules = [\"r\"]\n",
+        )
+        .unwrap();
+        std::fs::write(folder.join("plan.rhai"), "fn plan(r, p) { [] }\n").unwrap();
+        let err = Catalog::load(&engine, Some(&dir)).unwrap_err().to_string();
+        assert!(err.contains("narrow/remediation.toml:4"), "{err}");
+        assert!(err.contains("`scope`"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -249,6 +249,65 @@ impl Cloud {
     }
 }
 
+/// An S3 Control client. S3 Control puts the account id in front of the endpoint's host
+/// (`111122223333.s3-control.<region>.amazonaws.com`); when the configured endpoint is an IP
+/// address (a local emulator) that name cannot resolve, so the configured address is used as
+/// it is and the account travels in the `x-amz-account-id` header alone, as the S3 client
+/// uses path-style addressing for an IP endpoint.
+pub fn s3control_client(config: &SdkConfig) -> aws_sdk_s3control::Client {
+    let conf = aws_sdk_s3control::config::Builder::from(config)
+        .endpoint_resolver(KeepIpEndpoint(
+            aws_sdk_s3control::config::endpoint::DefaultResolver::new(),
+        ))
+        .build();
+    aws_sdk_s3control::Client::from_conf(conf)
+}
+
+/// S3 Control's endpoint rules, except that an endpoint configured as an IP address is kept.
+#[derive(Debug)]
+struct KeepIpEndpoint(aws_sdk_s3control::config::endpoint::DefaultResolver);
+
+impl aws_sdk_s3control::config::endpoint::ResolveEndpoint for KeepIpEndpoint {
+    fn resolve_endpoint<'a>(
+        &'a self,
+        params: &'a aws_sdk_s3control::config::endpoint::Params,
+    ) -> aws_sdk_s3control::config::endpoint::EndpointFuture<'a> {
+        aws_sdk_s3control::config::endpoint::EndpointFuture::new(async move {
+            let resolved = aws_sdk_s3control::config::endpoint::ResolveEndpoint::resolve_endpoint(
+                &self.0, params,
+            )
+            .await?;
+            match params.endpoint().filter(|url| is_ip_endpoint(url)) {
+                Some(url) => {
+                    let mut kept = aws_sdk_s3control::config::endpoint::Endpoint::builder()
+                        .url(url.trim_end_matches('/').to_string());
+                    for (name, values) in resolved.headers() {
+                        for value in values {
+                            kept = kept.header(name.to_string(), value.to_string());
+                        }
+                    }
+                    for (key, value) in resolved.properties() {
+                        kept = kept.property(key.clone(), value.clone());
+                    }
+                    Ok(kept.build())
+                }
+                None => Ok(resolved),
+            }
+        })
+    }
+}
+
+/// Whether an endpoint URL's host is an IP address (`http://127.0.0.1:5000`, `http://[::1]`).
+fn is_ip_endpoint(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split('/').next().unwrap_or_default();
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    host.parse::<std::net::IpAddr>().is_ok()
+}
+
 /// What the controller's own task role calls in its account (queue, tables, topic, member
 /// roles, audit export), as IAM permissions.
 pub const CONTROLLER_PERMISSIONS: &[&str] = &[
@@ -273,3 +332,19 @@ pub const CONTROLLER_PERMISSIONS: &[&str] = &[
     "s3:GetBucketObjectLockConfiguration",
     "s3:PutObjectRetention",
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_an_ip_endpoint_is_kept_as_configured() {
+        assert!(is_ip_endpoint("http://127.0.0.1:5000"));
+        assert!(is_ip_endpoint("http://127.0.0.1:5000/"));
+        assert!(is_ip_endpoint("http://[::1]:5000"));
+        assert!(!is_ip_endpoint(
+            "https://s3-control.eu-west-1.amazonaws.com"
+        ));
+        assert!(!is_ip_endpoint("http://localhost:5000"));
+    }
+}

@@ -554,6 +554,8 @@ const SECURITY_HUB_CONTROLS: &[(&str, &str)] = &[
     ("EC2.13", "restricted-ssh"),
     ("IAM.3", "access-keys-rotated"),
     ("IAM.8", "iam-user-unused-credentials-check"),
+    ("S3.1", "s3-account-level-public-access-blocks-periodic"),
+    ("EC2.7", "ec2-ebs-encryption-by-default"),
 ];
 
 fn decode_asff_event(detail: Value, event_id: Option<String>) -> Result<Vec<Finding>, DecodeError> {
@@ -663,8 +665,12 @@ fn decode_asff_finding(f: &Value, event_id: Option<String>) -> Result<Finding, D
 }
 
 /// Takes the resource id out of an ARN (`arn:aws:s3:::bucket`, `…:security-group/sg-…`,
-/// `…:user/path/name`); anything not an ARN is returned as is for validation.
+/// `…:user/path/name`) or out of Security Hub's name of an account (`AWS::::Account:<id>`);
+/// anything else is returned as is for validation.
 fn resource_id_from_arn(s: &str) -> Result<String, DecodeError> {
+    if let Some(account) = s.strip_prefix(ACCOUNT_RESOURCE_PREFIX) {
+        return Ok(account.to_string());
+    }
     let Some(rest) = s.strip_prefix("arn:") else {
         return Ok(s.to_string());
     };
@@ -691,6 +697,12 @@ fn resource_id_from_arn(s: &str) -> Result<String, DecodeError> {
     })
 }
 
+/// How Security Hub names an account as a resource (`Resources[].Id` of type `AwsAccount`).
+const ACCOUNT_RESOURCE_PREFIX: &str = "AWS::::Account:";
+
+/// The resource type of findings about an account itself; its resource id is the account id.
+pub const ACCOUNT_TYPE: &str = "AWS::::Account";
+
 struct FindingParts {
     source: Source,
     event_id: Option<String>,
@@ -712,6 +724,15 @@ fn finding(p: FindingParts) -> Result<Finding, DecodeError> {
     validate_token("rule name", &p.rule, 128)?;
     validate_token("resource type", &p.resource_type, 128)?;
     validate_resource_id(&p.resource_type, &p.resource_id)?;
+    // A finding about an account is about the account it came from: rectify acts on the
+    // resource the finding names, in the account it names, and nowhere else.
+    if p.resource_type == ACCOUNT_TYPE && p.resource_id != p.account {
+        return Err(invalid(
+            "resource id",
+            &p.resource_id,
+            "a finding about an account (AWS::::Account) must name its own account",
+        ));
+    }
     if let Some(id) = &p.event_id {
         validate_token("event id", id, 128)?;
     }
@@ -962,6 +983,79 @@ mod tests {
         assert_eq!(f.resource_id, "acme-media-uploads");
         assert_eq!(f.compliance, Compliance::NonCompliant);
         assert!(f.observation.ends_with("@2026-11-05T11:20:40.778Z"));
+    }
+
+    /// The S3.8 fixture turned into a finding about an account: control, rule, resource.
+    fn asff_account_finding(control: &str, rule: Option<&str>, resource_id: &str) -> String {
+        let mut body = fixture("securityhub-finding-imported-s3.json")
+            .replace("S3.8", control)
+            .replace(
+                r#"{"Type": "AwsS3Bucket", "Id": "arn:aws:s3:::acme-media-uploads""#,
+                &format!(r#"{{"Type": "AwsAccount", "Id": "{resource_id}""#),
+            );
+        let named = r#""RelatedAWSResources:0/name": "securityhub-s3-bucket-level-public-access-prohibited-4f8k2m","#;
+        body = match rule {
+            Some(rule) => body.replace(
+                named,
+                &format!(r#""RelatedAWSResources:0/name": "securityhub-{rule}-9x8y7z","#),
+            ),
+            None => body.replace(named, ""),
+        };
+        body
+    }
+
+    #[test]
+    fn account_findings_name_the_account_and_route_by_rule_or_control() {
+        for (control, rule) in [
+            ("S3.1", "s3-account-level-public-access-blocks-periodic"),
+            ("EC2.7", "ec2-ebs-encryption-by-default"),
+        ] {
+            for named in [Some(rule), None] {
+                let f = one(&asff_account_finding(
+                    control,
+                    named,
+                    "AWS::::Account:111122223333",
+                ));
+                assert_eq!(f.resource_type, "AWS::::Account", "{control}");
+                assert_eq!(f.resource_id, "111122223333", "{control}");
+                assert_eq!(f.rule_base, rule, "{control} {named:?}");
+                assert_eq!(f.compliance, Compliance::NonCompliant);
+            }
+        }
+        // A bare account id is accepted too.
+        let f = one(&asff_account_finding("S3.1", None, "111122223333"));
+        assert_eq!(f.resource_id, "111122223333");
+
+        let config = |id: &str| {
+            fixture("config-s3-noncompliant.json")
+                .replace("AWS::S3::Bucket", "AWS::::Account")
+                .replace("acme-reports-prod", id)
+                .replace(
+                    "s3-bucket-level-public-access-prohibited",
+                    "ec2-ebs-encryption-by-default",
+                )
+        };
+        let f = one(&config("111122223333"));
+        assert_eq!(
+            (f.resource_type.as_str(), f.resource_id.as_str()),
+            ("AWS::::Account", "111122223333")
+        );
+        assert_eq!(f.rule_base, "ec2-ebs-encryption-by-default");
+        // Malformed, or about another account than the one the finding comes from.
+        for bad in ["11112222333", "../111122223", "999988887777"] {
+            let e = decode(&config(bad)).unwrap_err().to_string();
+            assert!(e.contains("resource id"), "{bad}: {e}");
+            let e = decode(&asff_account_finding(
+                "S3.1",
+                None,
+                &format!("AWS::::Account:{bad}"),
+            ))
+            .unwrap_err()
+            .to_string();
+            assert!(e.contains("resource id"), "{bad}: {e}");
+        }
+        let e = decode(&config("999988887777")).unwrap_err().to_string();
+        assert!(e.contains("must name its own account"), "{e}");
     }
 
     #[test]

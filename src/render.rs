@@ -47,39 +47,43 @@ pub fn changes(action: &Action, before: Option<&Value>) -> Vec<String> {
             block_public_policy,
             restrict_public_buckets,
             ..
-        } => {
-            let pab = before
-                .and_then(|b| b.get("public_access_block"))
-                .filter(|v| !v.is_null());
-            let mut lines = Vec::new();
-            if pab.is_none() {
-                lines.push(
-                    "(the bucket has no Public Access Block: every setting counts as false)"
-                        .to_string(),
-                );
-            }
-            for (name, key, new) in [
-                ("BlockPublicAcls", "block_public_acls", block_public_acls),
-                ("IgnorePublicAcls", "ignore_public_acls", ignore_public_acls),
-                (
-                    "BlockPublicPolicy",
-                    "block_public_policy",
-                    block_public_policy,
-                ),
-                (
-                    "RestrictPublicBuckets",
-                    "restrict_public_buckets",
-                    restrict_public_buckets,
-                ),
-            ] {
-                let old = flag(pab, key);
-                if old == *new {
-                    lines.push(format!("  {name}: {old}"));
-                } else {
-                    lines.push(format!("~ {name}: {old} -> {new}"));
-                }
-            }
-            lines
+        } => block_lines(
+            "bucket",
+            before,
+            [
+                *block_public_acls,
+                *ignore_public_acls,
+                *block_public_policy,
+                *restrict_public_buckets,
+            ],
+        ),
+        Action::PutAccountPublicAccessBlock {
+            block_public_acls,
+            ignore_public_acls,
+            block_public_policy,
+            restrict_public_buckets,
+            ..
+        } => block_lines(
+            "account",
+            before,
+            [
+                *block_public_acls,
+                *ignore_public_acls,
+                *block_public_policy,
+                *restrict_public_buckets,
+            ],
+        ),
+        Action::DeleteAccountPublicAccessBlock { .. } => {
+            vec!["- account public access block".into()]
+        }
+        Action::EnableEbsEncryptionByDefault { .. }
+        | Action::DisableEbsEncryptionByDefault { .. } => {
+            let on = matches!(action, Action::EnableEbsEncryptionByDefault { .. });
+            let old = before
+                .and_then(|b| b.get("ebs_encryption_by_default"))
+                .and_then(Value::as_bool)
+                .map_or_else(|| "?".to_string(), |b| b.to_string());
+            vec![format!("~ EbsEncryptionByDefault: {old} -> {on}")]
         }
         Action::DeletePublicAccessBlock { .. } => vec!["- public access block".into()],
         Action::RevokeSecurityGroupIngress { rule_id, .. } => {
@@ -210,6 +214,36 @@ pub fn changes(action: &Action, before: Option<&Value>) -> Vec<String> {
         }
         Action::DeleteBucketPolicy { .. } => vec!["- bucket policy".into()],
     }
+}
+
+/// The four Public Access Block flags of a bucket or an account, each as it was and will be.
+fn block_lines(noun: &str, before: Option<&Value>, new: [bool; 4]) -> Vec<String> {
+    let pab = before
+        .and_then(|b| b.get("public_access_block"))
+        .filter(|v| !v.is_null());
+    let mut lines = Vec::new();
+    if pab.is_none() {
+        lines.push(format!(
+            "(the {noun} has no Public Access Block: every setting counts as false)"
+        ));
+    }
+    for ((name, key), new) in [
+        ("BlockPublicAcls", "block_public_acls"),
+        ("IgnorePublicAcls", "ignore_public_acls"),
+        ("BlockPublicPolicy", "block_public_policy"),
+        ("RestrictPublicBuckets", "restrict_public_buckets"),
+    ]
+    .into_iter()
+    .zip(new)
+    {
+        let old = flag(pab, key);
+        if old == new {
+            lines.push(format!("  {name}: {old}"));
+        } else {
+            lines.push(format!("~ {name}: {old} -> {new}"));
+        }
+    }
+    lines
 }
 
 /// `tcp 22-22`, or `all traffic` for protocol -1.

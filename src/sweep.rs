@@ -172,7 +172,9 @@ pub async fn sweep(
     let mut lines = Vec::new();
     for r in remediations {
         let resource_type = &r.manifest.resource_type;
-        let regions = if is_global(resource_type) {
+        // A remediation of a setting that is one per account (its manifest's `scope`) is swept
+        // once per account too, though its resource type is regional.
+        let regions = if is_global(resource_type) || r.manifest.scope == Some(Scope::Global) {
             &regions[..regions.len().min(1)]
         } else {
             regions
@@ -270,7 +272,7 @@ async fn sweep_one(
         }
         return;
     }
-    let lease = match take_lease(ctx, &job).await {
+    let lease = match take_lease(ctx, r, &job).await {
         Ok(lease) => lease,
         Err(e) => return line.error(id, e.to_string()),
     };

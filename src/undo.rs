@@ -309,7 +309,12 @@ pub async fn undo(ctx: &Arc<Context>, request: &Request<'_>) -> Result<Undone, U
         return Err(UndoError::NothingRecorded(job_id.to_string()));
     };
     let inverse = checked_inverse(&job, before, stored)?;
-    let key = job.resource_key();
+    let scope = ctx
+        .catalog
+        .current()
+        .get(&job.remediation)
+        .map_or(crate::resource::Scope::Regional, |r| r.scope());
+    let key = crate::reconcile::lock_key(&job, scope);
     let owner = format!("{}/undo-{job_id}", ctx.owner);
     let Some(lease) = ResourceLease::take(&ctx.store, &key, &owner, ctx.lease).await? else {
         return Err(UndoError::Busy(job.resource_id.clone()));

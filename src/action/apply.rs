@@ -7,7 +7,7 @@
 //! another account is never changed.
 
 use crate::action::Action;
-use crate::cloud::{Cloud, CloudError, classify};
+use crate::cloud::{Cloud, CloudError, classify, s3control_client};
 
 /// What applying an action did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -187,6 +187,70 @@ pub async fn apply(
                 .map_err(|e| classify(call, e))?;
             Ok(Applied::Changed)
         }
+        Action::PutAccountPublicAccessBlock {
+            account_id,
+            block_public_acls,
+            ignore_public_acls,
+            block_public_policy,
+            restrict_public_buckets,
+        } => {
+            let config = aws_sdk_s3control::types::PublicAccessBlockConfiguration::builder()
+                .block_public_acls(*block_public_acls)
+                .ignore_public_acls(*ignore_public_acls)
+                .block_public_policy(*block_public_policy)
+                .restrict_public_buckets(*restrict_public_buckets)
+                .build();
+            c.get(s3control_client)
+                .put_public_access_block()
+                .account_id(own_account(c.account(), account_id)?)
+                .public_access_block_configuration(config)
+                .send()
+                .await
+                .map_err(|e| classify(call, e))?;
+            Ok(Applied::Changed)
+        }
+        Action::DeleteAccountPublicAccessBlock { account_id } => {
+            match c
+                .get(s3control_client)
+                .delete_public_access_block()
+                .account_id(own_account(c.account(), account_id)?)
+                .send()
+                .await
+            {
+                Ok(_) => Ok(Applied::Changed),
+                Err(e) => done_if(classify(call, e), &["NoSuchPublicAccessBlockConfiguration"]),
+            }
+        }
+        Action::EnableEbsEncryptionByDefault { account_id } => {
+            own_account(c.account(), account_id)?;
+            c.get(aws_sdk_ec2::Client::new)
+                .enable_ebs_encryption_by_default()
+                .send()
+                .await
+                .map_err(|e| classify(call, e))?;
+            Ok(Applied::Changed)
+        }
+        Action::DisableEbsEncryptionByDefault { account_id } => {
+            own_account(c.account(), account_id)?;
+            c.get(aws_sdk_ec2::Client::new)
+                .disable_ebs_encryption_by_default()
+                .send()
+                .await
+                .map_err(|e| classify(call, e))?;
+            Ok(Applied::Changed)
+        }
+    }
+}
+
+/// An account-level action acts only in the account whose role it runs under: the account id
+/// it names must be that account (S3 Control takes the id as a parameter; EC2 has none).
+fn own_account<'a>(acting: &str, named: &'a str) -> Result<&'a str, CloudError> {
+    if acting == named {
+        Ok(named)
+    } else {
+        Err(CloudError::Unsupported(format!(
+            "an action on account {named} cannot run in account {acting}"
+        )))
     }
 }
 

@@ -115,22 +115,30 @@ fn check_action(resource_type: &str, before: &Value, action: &Action) -> Result<
             restrict_public_buckets,
         } => {
             same_resource(resource_type, "AWS::S3::Bucket", before, "bucket", bucket)?;
-            let flags = [
-                ("block_public_acls", block_public_acls),
-                ("ignore_public_acls", ignore_public_acls),
-                ("block_public_policy", block_public_policy),
-                ("restrict_public_buckets", restrict_public_buckets),
-            ];
-            let off: Vec<&str> = flags
-                .iter()
-                .filter(|(_, on)| !**on)
-                .map(|(name, _)| *name)
-                .collect();
-            if off.is_empty() {
-                Ok(())
-            } else {
-                Err((BLOCK_ONLY_TRUE, format!("it sets {} false", off.join(", "))))
-            }
+            all_flags_true([
+                block_public_acls,
+                ignore_public_acls,
+                block_public_policy,
+                restrict_public_buckets,
+            ])
+        }
+        Action::PutAccountPublicAccessBlock {
+            account_id,
+            block_public_acls,
+            ignore_public_acls,
+            block_public_policy,
+            restrict_public_buckets,
+        } => {
+            same_resource(resource_type, ACCOUNT, before, "account_id", account_id)?;
+            all_flags_true([
+                block_public_acls,
+                ignore_public_acls,
+                block_public_policy,
+                restrict_public_buckets,
+            ])
+        }
+        Action::EnableEbsEncryptionByDefault { account_id } => {
+            same_resource(resource_type, ACCOUNT, before, "account_id", account_id)
         }
         Action::RevokeSecurityGroupIngress { group_id, rule_id } => {
             same_resource(
@@ -233,10 +241,36 @@ fn check_action(resource_type: &str, before: &Value, action: &Action) -> Result<
         }
         Action::DeletePublicAccessBlock { .. }
         | Action::AuthorizeSecurityGroupIngress { .. }
-        | Action::DeleteBucketPolicy { .. } => Err((
+        | Action::DeleteBucketPolicy { .. }
+        | Action::DeleteAccountPublicAccessBlock { .. }
+        | Action::DisableEbsEncryptionByDefault { .. } => Err((
             NO_INVERSE_IN_PLAN,
             "this kind loosens a resource; only undo applies it".to_string(),
         )),
+    }
+}
+
+/// The Config type of findings about an account itself.
+const ACCOUNT: &str = crate::event::ACCOUNT_TYPE;
+
+/// The four Public Access Block flags, in their API order, must all be true.
+fn all_flags_true(flags: [&bool; 4]) -> Result<(), Broken> {
+    let names = [
+        "block_public_acls",
+        "ignore_public_acls",
+        "block_public_policy",
+        "restrict_public_buckets",
+    ];
+    let off: Vec<&str> = names
+        .iter()
+        .zip(flags)
+        .filter(|(_, on)| !**on)
+        .map(|(name, _)| *name)
+        .collect();
+    if off.is_empty() {
+        Ok(())
+    } else {
+        Err((BLOCK_ONLY_TRUE, format!("it sets {} false", off.join(", "))))
     }
 }
 
@@ -416,6 +450,80 @@ mod tests {
             ),
             Some(SAME_RESOURCE)
         );
+    }
+
+    #[test]
+    fn account_settings_are_only_tightened_on_the_observed_account() {
+        let t = "AWS::::Account";
+        let before = json!({"account_id": "111122223333", "public_access_block": null,
+                            "ebs_encryption_by_default": false});
+        let put_account = |account: &str, all: bool| Action::PutAccountPublicAccessBlock {
+            account_id: account.into(),
+            block_public_acls: true,
+            ignore_public_acls: true,
+            block_public_policy: all,
+            restrict_public_buckets: true,
+        };
+        assert_eq!(rule_of(t, &before, put_account("111122223333", true)), None);
+        assert_eq!(
+            rule_of(t, &before, put_account("999988887777", true)),
+            Some(SAME_RESOURCE)
+        );
+        assert_eq!(
+            rule_of(t, &before, put_account("111122223333", false)),
+            Some(BLOCK_ONLY_TRUE)
+        );
+        let e = check(t, &before, &plan(vec![put_account("111122223333", false)])).unwrap_err();
+        assert!(e.to_string().contains("block_public_policy"), "{e}");
+        // A bucket's finding cannot change the account's block, nor an account's a bucket's.
+        assert_eq!(
+            rule_of(
+                "AWS::S3::Bucket",
+                &json!({"bucket": "b", "account_id": "111122223333"}),
+                put_account("111122223333", true)
+            ),
+            Some(SAME_RESOURCE)
+        );
+        assert_eq!(
+            rule_of(
+                t,
+                &json!({"account_id": "111122223333", "bucket": "b"}),
+                put("b", true)
+            ),
+            Some(SAME_RESOURCE)
+        );
+
+        let enable = |account: &str| Action::EnableEbsEncryptionByDefault {
+            account_id: account.into(),
+        };
+        assert_eq!(rule_of(t, &before, enable("111122223333")), None);
+        assert_eq!(
+            rule_of(t, &before, enable("999988887777")),
+            Some(SAME_RESOURCE)
+        );
+        assert_eq!(
+            rule_of(t, &json!({}), enable("111122223333")),
+            Some(SAME_RESOURCE)
+        );
+        assert_eq!(
+            rule_of(
+                "AWS::EC2::Instance",
+                &json!({"account_id": "111122223333"}),
+                enable("111122223333")
+            ),
+            Some(SAME_RESOURCE)
+        );
+        // Loosening kinds are inverses: only undo applies them.
+        for inverse in [
+            Action::DeleteAccountPublicAccessBlock {
+                account_id: "111122223333".into(),
+            },
+            Action::DisableEbsEncryptionByDefault {
+                account_id: "111122223333".into(),
+            },
+        ] {
+            assert_eq!(rule_of(t, &before, inverse), Some(NO_INVERSE_IN_PLAN));
+        }
     }
 
     #[test]

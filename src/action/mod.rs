@@ -71,6 +71,24 @@ pub enum Action {
     /// Removes a bucket's policy (the inverse of a first put).
     #[serde(rename = "s3:DeleteBucketPolicy")]
     DeleteBucketPolicy { bucket: String },
+    /// Sets all four flags of an account's S3 Public Access Block (S3 Control, account-wide).
+    #[serde(rename = "s3control:PutPublicAccessBlock")]
+    PutAccountPublicAccessBlock {
+        account_id: String,
+        block_public_acls: bool,
+        ignore_public_acls: bool,
+        block_public_policy: bool,
+        restrict_public_buckets: bool,
+    },
+    /// Removes an account's S3 Public Access Block (the inverse of a first put).
+    #[serde(rename = "s3control:DeletePublicAccessBlock")]
+    DeleteAccountPublicAccessBlock { account_id: String },
+    /// Turns on EBS encryption by default in the account and the job's region.
+    #[serde(rename = "ec2:EnableEbsEncryptionByDefault")]
+    EnableEbsEncryptionByDefault { account_id: String },
+    /// Turns off EBS encryption by default (the inverse of turning it on).
+    #[serde(rename = "ec2:DisableEbsEncryptionByDefault")]
+    DisableEbsEncryptionByDefault { account_id: String },
 }
 
 /// Whether an instance's metadata service requires session tokens.
@@ -200,11 +218,47 @@ pub const ACTION_KINDS: &[ActionKind] = &[
         is_inverse: true,
     },
     ActionKind {
+        kind: "s3control:PutPublicAccessBlock",
+        permission: "s3:PutAccountPublicAccessBlock",
+        fields: "account_id, block_public_acls, ignore_public_acls, block_public_policy, restrict_public_buckets",
+        description: "set an account's S3 Public Access Block flags, for every bucket of the account (a plan sets all four true)",
+        inverse: "the previous flags, or s3control:DeletePublicAccessBlock when there was no block",
+        in_plans: true,
+        is_inverse: true,
+    },
+    ActionKind {
         kind: "s3:DeleteBucketPolicy",
         permission: "s3:DeleteBucketPolicy",
         fields: "bucket",
         description: "remove a bucket's policy (used by undo)",
         inverse: "the previous policy",
+        in_plans: false,
+        is_inverse: true,
+    },
+    ActionKind {
+        kind: "s3control:DeletePublicAccessBlock",
+        permission: "s3:PutAccountPublicAccessBlock",
+        fields: "account_id",
+        description: "remove an account's S3 Public Access Block",
+        inverse: "the previous flags",
+        in_plans: false,
+        is_inverse: true,
+    },
+    ActionKind {
+        kind: "ec2:EnableEbsEncryptionByDefault",
+        permission: "ec2:EnableEbsEncryptionByDefault",
+        fields: "account_id",
+        description: "encrypt every new EBS volume of the account in the job's region by default",
+        inverse: "ec2:DisableEbsEncryptionByDefault, or itself when it was on already",
+        in_plans: true,
+        is_inverse: true,
+    },
+    ActionKind {
+        kind: "ec2:DisableEbsEncryptionByDefault",
+        permission: "ec2:DisableEbsEncryptionByDefault",
+        fields: "account_id",
+        description: "stop encrypting new EBS volumes by default in the job's region (used by undo)",
+        inverse: "ec2:EnableEbsEncryptionByDefault",
         in_plans: false,
         is_inverse: true,
     },
@@ -231,6 +285,10 @@ impl Action {
             Action::ModifyInstanceMetadataOptions { .. } => "ec2:ModifyInstanceMetadataOptions",
             Action::PutBucketPolicy { .. } => "s3:PutBucketPolicy",
             Action::DeleteBucketPolicy { .. } => "s3:DeleteBucketPolicy",
+            Action::PutAccountPublicAccessBlock { .. } => "s3control:PutPublicAccessBlock",
+            Action::DeleteAccountPublicAccessBlock { .. } => "s3control:DeletePublicAccessBlock",
+            Action::EnableEbsEncryptionByDefault { .. } => "ec2:EnableEbsEncryptionByDefault",
+            Action::DisableEbsEncryptionByDefault { .. } => "ec2:DisableEbsEncryptionByDefault",
         }
     }
 
@@ -287,6 +345,24 @@ impl Action {
             }
             Action::DeleteBucketPolicy { bucket } => {
                 format!("s3 bucket {bucket}: delete bucket policy")
+            }
+            Action::PutAccountPublicAccessBlock {
+                account_id,
+                block_public_acls,
+                ignore_public_acls,
+                block_public_policy,
+                restrict_public_buckets,
+            } => format!(
+                "account {account_id}: s3 public access block = BlockPublicAcls:{block_public_acls} IgnorePublicAcls:{ignore_public_acls} BlockPublicPolicy:{block_public_policy} RestrictPublicBuckets:{restrict_public_buckets}"
+            ),
+            Action::DeleteAccountPublicAccessBlock { account_id } => {
+                format!("account {account_id}: delete s3 public access block")
+            }
+            Action::EnableEbsEncryptionByDefault { account_id } => {
+                format!("account {account_id}: EBS encryption by default = on")
+            }
+            Action::DisableEbsEncryptionByDefault { account_id } => {
+                format!("account {account_id}: EBS encryption by default = off")
             }
         }
     }
@@ -412,6 +488,40 @@ impl Action {
                     }),
                     _ => Err(fail("the bucket's policy is not in the before-state")),
                 }
+            }
+            Action::PutAccountPublicAccessBlock { account_id, .. }
+            | Action::DeleteAccountPublicAccessBlock { account_id } => {
+                match before.get("public_access_block") {
+                    Some(Value::Object(pab)) => {
+                        let flag = |k: &str| pab.get(k).and_then(Value::as_bool).unwrap_or(false);
+                        Ok(Action::PutAccountPublicAccessBlock {
+                            account_id: account_id.clone(),
+                            block_public_acls: flag("block_public_acls"),
+                            ignore_public_acls: flag("ignore_public_acls"),
+                            block_public_policy: flag("block_public_policy"),
+                            restrict_public_buckets: flag("restrict_public_buckets"),
+                        })
+                    }
+                    Some(Value::Null) => Ok(Action::DeleteAccountPublicAccessBlock {
+                        account_id: account_id.clone(),
+                    }),
+                    _ => Err(fail(
+                        "the account's Public Access Block is not in the before-state",
+                    )),
+                }
+            }
+            Action::EnableEbsEncryptionByDefault { account_id }
+            | Action::DisableEbsEncryptionByDefault { account_id } => {
+                let on = before
+                    .get("ebs_encryption_by_default")
+                    .and_then(Value::as_bool)
+                    .ok_or_else(|| fail("EBS encryption by default is not in the before-state"))?;
+                let account_id = account_id.clone();
+                Ok(if on {
+                    Action::EnableEbsEncryptionByDefault { account_id }
+                } else {
+                    Action::DisableEbsEncryptionByDefault { account_id }
+                })
             }
         }
     }
@@ -555,6 +665,16 @@ mod tests {
                 policy: s(),
             },
             Action::DeleteBucketPolicy { bucket: s() },
+            Action::PutAccountPublicAccessBlock {
+                account_id: s(),
+                block_public_acls: true,
+                ignore_public_acls: true,
+                block_public_policy: true,
+                restrict_public_buckets: true,
+            },
+            Action::DeleteAccountPublicAccessBlock { account_id: s() },
+            Action::EnableEbsEncryptionByDefault { account_id: s() },
+            Action::DisableEbsEncryptionByDefault { account_id: s() },
         ];
         assert_eq!(every.len(), ACTION_KINDS.len());
         for a in &every {
@@ -595,6 +715,52 @@ mod tests {
                 restrict_public_buckets: true,
             }
         );
+    }
+
+    #[test]
+    fn inverses_of_account_settings_restore_the_before_state() {
+        let a = || "111122223333".to_string();
+        let put = Action::PutAccountPublicAccessBlock {
+            account_id: a(),
+            block_public_acls: true,
+            ignore_public_acls: true,
+            block_public_policy: true,
+            restrict_public_buckets: true,
+        };
+        assert_eq!(
+            put.inverse(&json!({"public_access_block": null})).unwrap(),
+            Action::DeleteAccountPublicAccessBlock { account_id: a() }
+        );
+        assert_eq!(
+            put.inverse(&json!({"public_access_block": {"block_public_acls": true,
+                "ignore_public_acls": false, "block_public_policy": true,
+                "restrict_public_buckets": false}}))
+                .unwrap(),
+            Action::PutAccountPublicAccessBlock {
+                account_id: a(),
+                block_public_acls: true,
+                ignore_public_acls: false,
+                block_public_policy: true,
+                restrict_public_buckets: false,
+            }
+        );
+        // A before-state that does not say is no reason to delete a block.
+        assert!(put.inverse(&json!({})).is_err());
+
+        let enable = Action::EnableEbsEncryptionByDefault { account_id: a() };
+        assert_eq!(
+            enable
+                .inverse(&json!({"ebs_encryption_by_default": false}))
+                .unwrap(),
+            Action::DisableEbsEncryptionByDefault { account_id: a() }
+        );
+        assert_eq!(
+            enable
+                .inverse(&json!({"ebs_encryption_by_default": true}))
+                .unwrap(),
+            Action::EnableEbsEncryptionByDefault { account_id: a() }
+        );
+        assert!(enable.inverse(&json!({})).is_err());
     }
 
     #[test]

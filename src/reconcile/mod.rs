@@ -378,7 +378,7 @@ pub async fn reconcile(
     let job = new_job(finding, r, snapshot.mode_for(r, &finding.account));
     let span = job_span(&job);
     async {
-        let lease = take_lease(ctx, &job).await?;
+        let lease = take_lease(ctx, r, &job).await?;
         let result = run_claimed(ctx, r, snapshot, job, None, &lease).await;
         lease.release().await;
         result
@@ -387,11 +387,28 @@ pub async fn reconcile(
     .await
 }
 
+/// The key of the lock a job takes: its resource in its region, or in every region when what
+/// its remediation changes is one per account (an account's S3 Public Access Block, reported by
+/// Config in each region, is one setting: two regions' jobs must not run at once).
+pub(crate) fn lock_key(job: &Job, scope: crate::resource::Scope) -> String {
+    match scope {
+        crate::resource::Scope::Global => {
+            crate::state::resource_key(&job.account, "*", &job.resource_type, &job.resource_id)
+        }
+        crate::resource::Scope::Regional => job.resource_key(),
+    }
+}
+
 /// Takes the job's resource lock. The lock's owner is this job in this worker, so that two
 /// deliveries handled at once by one worker exclude each other too.
-pub(crate) async fn take_lease(ctx: &Context, job: &Job) -> Result<ResourceLease, ReconcileError> {
+pub(crate) async fn take_lease(
+    ctx: &Context,
+    r: &Remediation,
+    job: &Job,
+) -> Result<ResourceLease, ReconcileError> {
     let owner = format!("{}/{}", ctx.owner, job.id);
-    match ResourceLease::take(&ctx.store, &job.resource_key(), &owner, ctx.lease).await {
+    let key = lock_key(job, r.scope());
+    match ResourceLease::take(&ctx.store, &key, &owner, ctx.lease).await {
         Ok(Some(lease)) => Ok(lease),
         Ok(None) => {
             info!("another job holds this resource; the message will come back");
@@ -740,5 +757,56 @@ async fn trip_breaker(
     }
     if let Some(n) = &ctx.notifier {
         n.breaker_tripped(job, count, limit, window).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Compliance, Source};
+
+    fn job(region: &str, remediation: &str) -> Job {
+        let catalog = Catalog::load(&crate::script::hardened_engine(&Default::default()), None)
+            .expect("the shipped catalog loads");
+        let r = catalog.get(remediation).expect("in the catalog");
+        let finding = Finding {
+            source: Source::Config,
+            event_id: None,
+            account: "111122223333".into(),
+            region: region.into(),
+            rule: "r".into(),
+            rule_base: "r".into(),
+            resource_type: "AWS::::Account".into(),
+            resource_id: "111122223333".into(),
+            compliance: Compliance::NonCompliant,
+            ordered_at: None,
+            observation: "o".into(),
+            annotation: None,
+        };
+        new_job(&finding, r, Mode::Enforce)
+    }
+
+    #[test]
+    fn an_account_wide_setting_is_locked_across_regions_and_a_regional_one_per_region() {
+        use crate::resource::Scope;
+        let (east, west) = (
+            job("us-east-1", "s3-account-block-public-access"),
+            job("eu-west-1", "s3-account-block-public-access"),
+        );
+        // One job per region, one lock for the account.
+        assert_ne!(east.id, west.id);
+        assert_eq!(
+            lock_key(&east, Scope::Global),
+            lock_key(&west, Scope::Global)
+        );
+        let (east, west) = (
+            job("us-east-1", "ebs-default-encryption"),
+            job("eu-west-1", "ebs-default-encryption"),
+        );
+        assert_ne!(
+            lock_key(&east, Scope::Regional),
+            lock_key(&west, Scope::Regional)
+        );
+        assert_eq!(lock_key(&east, Scope::Regional), east.resource_key());
     }
 }

@@ -15,6 +15,7 @@ use serde_json::Value;
 
 use crate::cloud::{Clients, Cloud, CloudError};
 
+mod account;
 mod ec2_instance;
 mod iam_user;
 mod s3_bucket;
@@ -24,13 +25,16 @@ mod vpc_endpoint;
 /// A boxed, sendable future, so that [`ResourceType`] stays object-safe.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// Whether a resource type exists once per account or once per region.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Whether a resource type (or what a remediation changes) exists once per account or once per
+/// region; a manifest writes it `account` or `region`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 pub enum Scope {
-    /// One namespace per account, served by a global endpoint (IAM users): listed once, not
-    /// once per region.
+    /// One namespace per account, served by a global endpoint (IAM users, the account's S3
+    /// Public Access Block): listed once, not once per region.
+    #[serde(rename = "account")]
     Global,
     /// Each resource lives in one region and is reached there (EC2 resources, S3 buckets).
+    #[serde(rename = "region")]
     Regional,
 }
 
@@ -97,6 +101,7 @@ static REGISTRY: &[&dyn ResourceType] = &[
     &iam_user::IamUser,
     &vpc_endpoint::VpcEndpoint,
     &ec2_instance::Ec2Instance,
+    &account::Account,
 ];
 
 /// Reads a resource live, for a remediation whose manifest lists the action kinds `kinds` (see
@@ -306,6 +311,7 @@ mod tests {
             ("AwsIamAccessKey", "AWS::IAM::User"),
             ("AwsEc2VpcEndpointService", "AWS::EC2::VPCEndpoint"),
             ("AwsEc2Instance", "AWS::EC2::Instance"),
+            ("AwsAccount", "AWS::::Account"),
         ] {
             assert_eq!(from_asff(asff).map(|r| r.info().config_type), Some(config));
         }
@@ -319,6 +325,8 @@ mod tests {
         assert_eq!(scope("AWS::EC2::SecurityGroup"), Scope::Regional);
         assert_eq!(scope("AWS::EC2::VPCEndpoint"), Scope::Regional);
         assert_eq!(scope("AWS::EC2::Instance"), Scope::Regional);
+        // EBS encryption by default is a setting of each region.
+        assert_eq!(scope("AWS::::Account"), Scope::Regional);
     }
 
     #[test]
@@ -341,10 +349,12 @@ mod tests {
             "s3:GetBucketTagging",
             "s3:ListAllMyBuckets",
             "s3:GetBucketPolicy",
+            "s3:GetAccountPublicAccessBlock",
             "ec2:DescribeSecurityGroups",
             "ec2:DescribeSecurityGroupRules",
             "ec2:DescribeVpcEndpoints",
             "ec2:DescribeInstances",
+            "ec2:GetEbsEncryptionByDefault",
             "iam:GetUser",
             "iam:ListUsers",
             "iam:ListAccessKeys",
@@ -409,6 +419,17 @@ mod tests {
             assert_eq!(valid("AWS::IAM::User", bad), Err(MALFORMED_ID), "{bad}");
         }
         assert_eq!(valid("AWS::IAM::User", &"a".repeat(129)), Err(MALFORMED_ID));
+
+        assert_eq!(valid("AWS::::Account", "111122223333"), Ok(()));
+        for bad in [
+            "11112222333",
+            "1111222233334",
+            "11112222333x",
+            "",
+            "../../11112222",
+        ] {
+            assert_eq!(valid("AWS::::Account", bad), Err(MALFORMED_ID), "{bad}");
+        }
     }
 
     #[test]
