@@ -551,6 +551,8 @@ const SECURITY_HUB_CONTROLS: &[(&str, &str)] = &[
     ("S3.3", "s3-bucket-public-write-prohibited"),
     ("S3.8", "s3-bucket-level-public-access-prohibited"),
     ("EC2.13", "restricted-ssh"),
+    ("EC2.2", "vpc-default-security-group-closed"),
+    ("EC2.21", "nacl-no-unrestricted-ssh-rdp"),
     ("IAM.3", "access-keys-rotated"),
     ("IAM.8", "iam-user-unused-credentials-check"),
 ];

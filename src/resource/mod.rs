@@ -17,6 +17,7 @@ use crate::cloud::{Clients, Cloud, CloudError};
 
 mod ec2_instance;
 mod iam_user;
+mod network_acl;
 mod s3_bucket;
 mod security_group;
 mod vpc_endpoint;
@@ -84,6 +85,7 @@ static REGISTRY: &[&dyn ResourceType] = &[
     &iam_user::IamUser,
     &vpc_endpoint::VpcEndpoint,
     &ec2_instance::Ec2Instance,
+    &network_acl::NetworkAcl,
 ];
 
 /// Reads a resource live and returns the JSON shape its scripts read: the head (`type`, `id`,
@@ -291,6 +293,7 @@ mod tests {
             ("AwsIamAccessKey", "AWS::IAM::User"),
             ("AwsEc2VpcEndpointService", "AWS::EC2::VPCEndpoint"),
             ("AwsEc2Instance", "AWS::EC2::Instance"),
+            ("AwsEc2NetworkAcl", "AWS::EC2::NetworkAcl"),
         ] {
             assert_eq!(from_asff(asff).map(|r| r.info().config_type), Some(config));
         }
@@ -304,6 +307,7 @@ mod tests {
         assert_eq!(scope("AWS::EC2::SecurityGroup"), Scope::Regional);
         assert_eq!(scope("AWS::EC2::VPCEndpoint"), Scope::Regional);
         assert_eq!(scope("AWS::EC2::Instance"), Scope::Regional);
+        assert_eq!(scope("AWS::EC2::NetworkAcl"), Scope::Regional);
     }
 
     #[test]
@@ -311,6 +315,13 @@ mod tests {
         let worker = member_permissions(MemberRole::Worker);
         let operator = member_permissions(MemberRole::Operator);
         assert!(!worker.contains(&"ec2:AuthorizeSecurityGroupIngress"));
+        assert!(!worker.contains(&"ec2:AuthorizeSecurityGroupEgress"));
+        assert!(!worker.contains(&"ec2:CreateNetworkAclEntry"));
+        assert!(worker.contains(&"ec2:RevokeSecurityGroupEgress"));
+        assert!(worker.contains(&"ec2:DeleteNetworkAclEntry"));
+        assert!(operator.contains(&"ec2:AuthorizeSecurityGroupEgress"));
+        assert!(operator.contains(&"ec2:CreateNetworkAclEntry"));
+        assert!(!operator.contains(&"ec2:DeleteNetworkAclEntry"));
         assert!(worker.contains(&"ec2:RevokeSecurityGroupIngress"));
         assert!(operator.contains(&"ec2:AuthorizeSecurityGroupIngress"));
         assert!(!operator.contains(&"ec2:RevokeSecurityGroupIngress"));
@@ -327,8 +338,10 @@ mod tests {
             "s3:ListAllMyBuckets",
             "ec2:DescribeSecurityGroups",
             "ec2:DescribeSecurityGroupRules",
+            "ec2:DescribeNetworkInterfaces",
             "ec2:DescribeVpcEndpoints",
             "ec2:DescribeInstances",
+            "ec2:DescribeNetworkAcls",
             "iam:GetUser",
             "iam:ListUsers",
             "iam:ListAccessKeys",
@@ -371,6 +384,7 @@ mod tests {
             ("AWS::EC2::SecurityGroup", "sg-"),
             ("AWS::EC2::VPCEndpoint", "vpce-"),
             ("AWS::EC2::Instance", "i-"),
+            ("AWS::EC2::NetworkAcl", "acl-"),
         ] {
             for ok in ["0f9e8d7c", "0f9e8d7c6b5a43210"] {
                 assert_eq!(valid(t, &format!("{prefix}{ok}")), Ok(()), "{t} {ok}");
