@@ -429,8 +429,7 @@ impl Action {
                 }
             }
             Action::RevokeSecurityGroupIngress { group_id, rule_id } => {
-                let r =
-                    SgRule::from_before(before, "ingress_rules", rule_id).map_err(|w| fail(w))?;
+                let r = SgRule::from_before(before, "ingress_rules", rule_id).map_err(&fail)?;
                 Ok(Action::AuthorizeSecurityGroupIngress {
                     group_id: group_id.clone(),
                     protocol: r.protocol,
@@ -444,8 +443,7 @@ impl Action {
                 })
             }
             Action::RevokeSecurityGroupEgress { group_id, rule_id } => {
-                let r =
-                    SgRule::from_before(before, "egress_rules", rule_id).map_err(|w| fail(w))?;
+                let r = SgRule::from_before(before, "egress_rules", rule_id).map_err(&fail)?;
                 Ok(Action::AuthorizeSecurityGroupEgress {
                     group_id: group_id.clone(),
                     protocol: r.protocol,
