@@ -990,6 +990,19 @@ mod tests {
     }
 
     #[test]
+    fn network_controls_route_to_their_config_rules() {
+        for (control, rule) in [
+            ("EC2.2", "vpc-default-security-group-closed"),
+            ("EC2.21", "nacl-no-unrestricted-ssh-rdp"),
+        ] {
+            let body = fixture("securityhub-finding-imported-s3.json")
+                .replace("\"RelatedAWSResources:0/name\"", "\"Other\"")
+                .replace("S3.8", control);
+            assert_eq!(one(&body).rule_base, rule, "{control}");
+        }
+    }
+
+    #[test]
     fn compliance_types() {
         let body = fixture("config-s3-noncompliant.json");
         let not_applicable = body.replacen("\"NON_COMPLIANT\"", "\"NOT_APPLICABLE\"", 1);

@@ -447,3 +447,57 @@ async fn a_network_acl_in_dry_run_is_planned_and_not_changed() {
     assert_eq!(planned, [100, 110, 120]);
     assert_eq!(entries(&ec2, &acl).await, before);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sweep_lists_network_acls_and_what_if_counts_the_open_ones() {
+    // An account no other test uses: the sweep enumerates every network ACL in it.
+    const SWEPT: &str = "777788889999";
+    let env = Env::new().await;
+    env.allow(&[SWEPT]).await;
+    let member = env.account(SWEPT).await;
+    let ec2 = Client::new(&member);
+    let open = open_acl(&ec2).await;
+    let vpc = ec2
+        .create_vpc()
+        .cidr_block("10.3.0.0/16")
+        .send()
+        .await
+        .unwrap();
+    let closed = ec2
+        .create_network_acl()
+        .vpc_id(vpc.vpc().unwrap().vpc_id().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .network_acl()
+        .unwrap()
+        .network_acl_id()
+        .unwrap()
+        .to_string();
+    let before = entries(&ec2, &open).await;
+    let report = env
+        .json(&[
+            "sweep",
+            "--what-if",
+            "--account",
+            SWEPT,
+            "--remediation",
+            "nacl-revoke-open-admin-ports",
+        ])
+        .await;
+    let line = &report.as_array().unwrap()[0];
+    let which: Vec<&str> = line["would_change"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["resource_id"].as_str().unwrap())
+        .collect();
+    assert!(which.contains(&open.as_str()), "{line:#}");
+    assert!(!which.contains(&closed.as_str()), "{line:#}");
+    assert!(line["scanned"].as_u64().unwrap() >= 2, "{line:#}");
+    assert_eq!(
+        entries(&ec2, &open).await,
+        before,
+        "--what-if changed nothing"
+    );
+}
