@@ -501,3 +501,29 @@ async fn the_sweep_lists_network_acls_and_what_if_counts_the_open_ones() {
         "--what-if changed nothing"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_an_entry_already_gone_is_refused_by_name_as_aws_does() {
+    // The delete action counts InvalidNetworkAclEntry.NotFound as done: the local AWS must
+    // answer with that code, not an internal error.
+    let env = Env::new().await;
+    let ec2 = Client::new(&env.sdk);
+    let acl = open_acl(&ec2).await;
+    let delete = || {
+        ec2.delete_network_acl_entry()
+            .network_acl_id(&acl)
+            .rule_number(110)
+            .egress(false)
+            .send()
+    };
+    delete().await.unwrap();
+    let err = delete().await.unwrap_err();
+    let code = aws_sdk_ec2::error::ProvideErrorMetadata::code(&err).map(str::to_string);
+    assert_eq!(
+        code.as_deref(),
+        Some("InvalidNetworkAclEntry.NotFound"),
+        "{err:?}"
+    );
+    // The same entry number in the other direction is another entry.
+    assert!(numbers(&entries(&ec2, &acl).await, true).contains(&100));
+}
