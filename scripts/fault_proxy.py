@@ -35,7 +35,8 @@ HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "upg
 MUTATING = {
     "PutPublicAccessBlock", "DeletePublicAccessBlock", "RevokeSecurityGroupIngress",
     "AuthorizeSecurityGroupIngress", "UpdateAccessKey", "ModifyVpcEndpoint",
-    "ModifyInstanceMetadataOptions",
+    "ModifyInstanceMetadataOptions", "RevokeSecurityGroupEgress", "AuthorizeSecurityGroupEgress",
+    "DeleteNetworkAclEntry", "CreateNetworkAclEntry",
 }
 
 

@@ -10,6 +10,9 @@ It also honours S3's ExpectedBucketOwner (the `x-amz-expected-bucket-owner` head
 ignores: as on AWS, a request naming a bucket owned by another account than the one expected
 fails with 403 AccessDenied.
 
+And DeleteNetworkAclEntry of an entry that is not there fails as on AWS, with
+InvalidNetworkAclEntry.NotFound (moto fails with an internal error instead).
+
 Usage: python scripts/moto_server.py HOST PORT
 """
 
@@ -17,6 +20,8 @@ import os
 import sys
 import threading
 
+from moto.ec2.exceptions import EC2ClientError
+from moto.ec2.models.network_acls import NetworkAclBackend
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from moto.s3.models import s3_backends
 from werkzeug.serving import run_simple
@@ -36,6 +41,23 @@ def bucket_owner_mismatch(environ):
         '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code>'
         "<Message>Access Denied</Message></Error>"
     ).encode()
+
+
+def delete_network_acl_entry(self, network_acl_id, rule_number, egress):
+    """moto's DeleteNetworkAclEntry, with AWS's error for an entry that does not exist."""
+    acl = self.get_network_acl(network_acl_id)
+    for entry in acl.network_acl_entries:
+        if entry.egress == egress and entry.rule_number == rule_number:
+            acl.network_acl_entries.remove(entry)
+            return entry
+    direction = "egress" if egress else "ingress"
+    raise EC2ClientError(
+        "InvalidNetworkAclEntry.NotFound",
+        f"The network ACL entry identified by {rule_number} ({direction}) does not exist.",
+    )
+
+
+NetworkAclBackend.delete_network_acl_entry = delete_network_acl_entry
 
 
 def main():

@@ -137,6 +137,8 @@ pub enum ParamType {
     IntegerList,
     /// Text, matching `pattern` (whole) when it is given.
     String,
+    /// `true` or `false`, nothing else (not the text "true", not 1).
+    Boolean,
 }
 
 impl ParamSpec {
@@ -155,6 +157,7 @@ impl ParamSpec {
                 Some(p) => format!("text matching {p}"),
                 None => "text".to_string(),
             },
+            ParamType::Boolean => "true or false".to_string(),
         }
     }
 
@@ -175,6 +178,7 @@ impl ParamSpec {
                     .as_deref()
                     .is_none_or(|p| whole_pattern(p).is_ok_and(|re| re.is_match(text)))
             }),
+            ParamType::Boolean => value.is_boolean(),
         }
     }
 
@@ -191,7 +195,7 @@ impl ParamSpec {
             return Some(format!("`min` {lo} is above `max` {hi}"));
         }
         match (&self.pattern, self.kind) {
-            (Some(_), ParamType::Integer | ParamType::IntegerList) => {
+            (Some(_), ParamType::Integer | ParamType::IntegerList | ParamType::Boolean) => {
                 return Some("`pattern` applies only to type string".into());
             }
             (Some(p), ParamType::String) => {
@@ -1035,6 +1039,40 @@ mod tests {
             assert!(!org.allows(&bad), "{bad}");
         }
         assert!(spec("type = \"string\"").allows(&json!("anything")));
+    }
+
+    #[test]
+    fn a_boolean_parameter_is_true_or_false_and_nothing_else() {
+        let flag = spec("type = \"boolean\"\ndefault = false");
+        assert_eq!(flag.kind, ParamType::Boolean);
+        assert_eq!(flag.rule(), "true or false");
+        assert!(flag.allows(&json!(true)) && flag.allows(&json!(false)));
+        for bad in [
+            json!("true"),
+            json!(1),
+            json!(0),
+            json!(null),
+            json!([true]),
+        ] {
+            assert!(!flag.allows(&bad), "{bad}");
+        }
+        assert_eq!(flag.schema_error(), None);
+        assert!(
+            spec("type = \"boolean\"\ndefault = \"yes\"")
+                .schema_error()
+                .is_some_and(|e| e.contains("is not true or false")),
+            "a default that is not a boolean is refused"
+        );
+        assert!(
+            spec("type = \"boolean\"\nmin = 0")
+                .schema_error()
+                .is_some_and(|e| e.contains("apply only to type integer"))
+        );
+        assert!(
+            spec("type = \"boolean\"\npattern = \"t.*\"")
+                .schema_error()
+                .is_some_and(|e| e.contains("applies only to type string"))
+        );
     }
 
     #[test]

@@ -552,6 +552,8 @@ const SECURITY_HUB_CONTROLS: &[(&str, &str)] = &[
     ("S3.5", "s3-bucket-ssl-requests-only"),
     ("S3.8", "s3-bucket-level-public-access-prohibited"),
     ("EC2.13", "restricted-ssh"),
+    ("EC2.2", "vpc-default-security-group-closed"),
+    ("EC2.21", "nacl-no-unrestricted-ssh-rdp"),
     ("IAM.3", "access-keys-rotated"),
     ("IAM.8", "iam-user-unused-credentials-check"),
     ("S3.1", "s3-account-level-public-access-blocks-periodic"),
@@ -1080,6 +1082,19 @@ mod tests {
             one(&body).rule_base,
             "s3-bucket-level-public-access-prohibited"
         );
+    }
+
+    #[test]
+    fn network_controls_route_to_their_config_rules() {
+        for (control, rule) in [
+            ("EC2.2", "vpc-default-security-group-closed"),
+            ("EC2.21", "nacl-no-unrestricted-ssh-rdp"),
+        ] {
+            let body = fixture("securityhub-finding-imported-s3.json")
+                .replace("\"RelatedAWSResources:0/name\"", "\"Other\"")
+                .replace("S3.8", control);
+            assert_eq!(one(&body).rule_base, rule, "{control}");
+        }
     }
 
     #[test]

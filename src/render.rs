@@ -87,33 +87,10 @@ pub fn changes(action: &Action, before: Option<&Value>) -> Vec<String> {
         }
         Action::DeletePublicAccessBlock { .. } => vec!["- public access block".into()],
         Action::RevokeSecurityGroupIngress { rule_id, .. } => {
-            let rule = before
-                .and_then(|b| b.get("ingress_rules"))
-                .and_then(Value::as_array)
-                .and_then(|rules| {
-                    rules
-                        .iter()
-                        .find(|r| r["rule_id"].as_str() == Some(rule_id))
-                });
-            match rule {
-                Some(r) => vec![format!(
-                    "- ingress {} from {}{}",
-                    traffic(
-                        r["protocol"].as_str().unwrap_or("?"),
-                        &r["from_port"],
-                        &r["to_port"]
-                    ),
-                    r["cidr_ipv4"]
-                        .as_str()
-                        .or(r["cidr_ipv6"].as_str())
-                        .unwrap_or("?"),
-                    r["description"]
-                        .as_str()
-                        .map(|d| format!(" ({d:?})"))
-                        .unwrap_or_default()
-                )],
-                None => vec![format!("- ingress rule {rule_id}")],
-            }
+            vec![revoked_rule(before, "ingress", rule_id)]
+        }
+        Action::RevokeSecurityGroupEgress { rule_id, .. } => {
+            vec![revoked_rule(before, "egress", rule_id)]
         }
         Action::AuthorizeSecurityGroupIngress {
             protocol,
@@ -122,14 +99,94 @@ pub fn changes(action: &Action, before: Option<&Value>) -> Vec<String> {
             cidr_ipv4,
             cidr_ipv6,
             description,
+            referenced_group_id,
+            prefix_list_id,
+            ..
+        }
+        | Action::AuthorizeSecurityGroupEgress {
+            protocol,
+            from_port,
+            to_port,
+            cidr_ipv4,
+            cidr_ipv6,
+            description,
+            referenced_group_id,
+            prefix_list_id,
+            ..
+        } => {
+            let (dir, way) = if matches!(action, Action::AuthorizeSecurityGroupEgress { .. }) {
+                ("egress", "to")
+            } else {
+                ("ingress", "from")
+            };
+            vec![format!(
+                "+ {dir} {protocol} {from_port}-{to_port} {way} {}{}",
+                cidr_ipv4
+                    .as_deref()
+                    .or(cidr_ipv6.as_deref())
+                    .or(referenced_group_id.as_deref())
+                    .or(prefix_list_id.as_deref())
+                    .unwrap_or("?"),
+                description
+                    .as_deref()
+                    .map(|d| format!(" ({d:?})"))
+                    .unwrap_or_default()
+            )]
+        }
+        Action::DeleteNetworkAclEntry {
+            rule_number,
+            egress,
+            ..
+        } => {
+            let dir = if *egress { "egress" } else { "ingress" };
+            let entry = before
+                .and_then(|b| b.get("entries"))
+                .and_then(Value::as_array)
+                .and_then(|entries| {
+                    entries.iter().find(|e| {
+                        e["rule_number"].as_i64() == Some(i64::from(*rule_number))
+                            && e["egress"].as_bool() == Some(*egress)
+                    })
+                });
+            match entry {
+                Some(e) => vec![format!(
+                    "- {dir} entry {rule_number}: {} {} {}",
+                    e["rule_action"].as_str().unwrap_or("?"),
+                    nacl_traffic(
+                        e["protocol"].as_str().unwrap_or("?"),
+                        &e["port_range"]["from"],
+                        &e["port_range"]["to"]
+                    ),
+                    e["cidr_block"]
+                        .as_str()
+                        .or(e["ipv6_cidr_block"].as_str())
+                        .unwrap_or("?"),
+                )],
+                None => vec![format!("- {dir} entry {rule_number}")],
+            }
+        }
+        Action::CreateNetworkAclEntry {
+            rule_number,
+            egress,
+            protocol,
+            rule_action,
+            cidr_block,
+            ipv6_cidr_block,
+            port_from,
+            port_to,
             ..
         } => vec![format!(
-            "+ ingress {protocol} {from_port}-{to_port} from {}{}",
-            cidr_ipv4.as_deref().or(cidr_ipv6.as_deref()).unwrap_or("?"),
-            description
+            "+ {} entry {rule_number}: {rule_action} {} {}",
+            if *egress { "egress" } else { "ingress" },
+            nacl_traffic(
+                protocol,
+                &port_from.map_or(Value::Null, Value::from),
+                &port_to.map_or(Value::Null, Value::from)
+            ),
+            cidr_block
                 .as_deref()
-                .map(|d| format!(" ({d:?})"))
-                .unwrap_or_default()
+                .or(ipv6_cidr_block.as_deref())
+                .unwrap_or("?")
         )],
         Action::UpdateAccessKey {
             access_key_id,
@@ -244,6 +301,51 @@ fn block_lines(noun: &str, before: Option<&Value>, new: [bool; 4]) -> Vec<String
         }
     }
     lines
+}
+
+/// A revoked security group rule as the before-state shows it, or its id when it is not there.
+fn revoked_rule(before: Option<&Value>, dir: &str, rule_id: &str) -> String {
+    let rule = before
+        .and_then(|b| b.get(format!("{dir}_rules")))
+        .and_then(Value::as_array)
+        .and_then(|rules| {
+            rules
+                .iter()
+                .find(|r| r["rule_id"].as_str() == Some(rule_id))
+        });
+    let way = if dir == "egress" { "to" } else { "from" };
+    match rule {
+        Some(r) => format!(
+            "- {dir} {} {way} {}{}",
+            traffic(
+                r["protocol"].as_str().unwrap_or("?"),
+                &r["from_port"],
+                &r["to_port"]
+            ),
+            r["cidr_ipv4"]
+                .as_str()
+                .or(r["cidr_ipv6"].as_str())
+                .or(r["referenced_group_id"].as_str())
+                .or(r["prefix_list_id"].as_str())
+                .unwrap_or("?"),
+            r["description"]
+                .as_str()
+                .map(|d| format!(" ({d:?})"))
+                .unwrap_or_default()
+        ),
+        None => format!("- {dir} rule {rule_id}"),
+    }
+}
+
+/// A network ACL entry's traffic: `protocol 6 ports 22-22`, or `all traffic` for protocol -1.
+fn nacl_traffic(protocol: &str, from: &Value, to: &Value) -> String {
+    if protocol == "-1" {
+        "all traffic".to_string()
+    } else if from.is_null() && to.is_null() {
+        format!("protocol {protocol}")
+    } else {
+        format!("protocol {protocol} ports {from}-{to}")
+    }
 }
 
 /// `tcp 22-22`, or `all traffic` for protocol -1.

@@ -260,6 +260,25 @@ fn register_builders(engine: &mut Engine) {
             )
         },
     );
+    engine.register_fn("ec2_revoke_egress", move |group_id: &str, rule_id: &str| {
+        action(
+            "ec2:RevokeSecurityGroupEgress",
+            &[("group_id", text(group_id)), ("rule_id", text(rule_id))],
+        )
+    });
+    engine.register_fn(
+        "ec2_delete_nacl_entry",
+        move |network_acl_id: &str, rule_number: i64, egress: bool| {
+            action(
+                "ec2:DeleteNetworkAclEntry",
+                &[
+                    ("network_acl_id", text(network_acl_id)),
+                    ("rule_number", Dynamic::from(rule_number)),
+                    ("egress", Dynamic::from(egress)),
+                ],
+            )
+        },
+    );
     engine.register_fn(
         "iam_set_key_status",
         move |user: &str, key: &str, status: &str| {

@@ -29,20 +29,24 @@ use crate::settings::{ExemptionRequest, SettingsError, add_exemption};
 use crate::state::{Job, JobStatus, StateError};
 
 /// The resource as it matters for a comparison: without the observation time, with security
-/// group rules compared by content, not by id, and with secrets redacted as the jobs table
+/// group rules (ingress and egress) compared by content, not by id, and with secrets redacted as the jobs table
 /// stores them (so a live state compares equal to its stored copy).
 pub fn comparable(resource: &Value) -> Value {
     let mut v = resource.clone();
     crate::redact::redact(&mut v);
     if let Value::Object(m) = &mut v {
         m.remove("observed_at");
-        if let Some(Value::Array(rules)) = m.get_mut("ingress_rules") {
-            for r in rules.iter_mut() {
-                if let Value::Object(r) = r {
-                    r.remove("rule_id");
+        for list in ["ingress_rules", "egress_rules"] {
+            if let Some(Value::Array(rules)) = m.get_mut(list) {
+                for r in rules.iter_mut() {
+                    if let Value::Object(r) = r {
+                        r.remove("rule_id");
+                    }
                 }
+                rules.sort_by_key(|r| {
+                    serde_json::to_string(&canonical_value(r)).unwrap_or_default()
+                });
             }
-            rules.sort_by_key(|r| serde_json::to_string(&canonical_value(r)).unwrap_or_default());
         }
     }
     canonical_value(&v)
@@ -621,5 +625,23 @@ mod tests {
         crate::redact::redact(&mut stored);
         assert_ne!(live, stored);
         assert_eq!(comparable(&live), comparable(&stored));
+    }
+
+    #[test]
+    fn security_group_rules_compare_by_content_in_both_directions() {
+        let state = |ingress: &str, egress: &str| {
+            serde_json::json!({"group_id": "sg-1",
+                "ingress_rules": [{"rule_id": ingress, "protocol": "-1", "referenced_group_id": "sg-1"}],
+                "egress_rules": [{"rule_id": egress, "protocol": "-1", "cidr_ipv4": "0.0.0.0/0"},
+                                 {"rule_id": "sgr-9", "protocol": "tcp", "cidr_ipv4": "10.0.0.0/8"}]})
+        };
+        // A re-authorised rule gets a new id from AWS: the state is the same.
+        assert_eq!(
+            comparable(&state("sgr-1", "sgr-2")),
+            comparable(&state("sgr-3", "sgr-4"))
+        );
+        let mut narrower = state("sgr-1", "sgr-2");
+        narrower["egress_rules"][1]["cidr_ipv4"] = serde_json::json!("10.1.0.0/16");
+        assert_ne!(comparable(&state("sgr-1", "sgr-2")), comparable(&narrower));
     }
 }

@@ -87,37 +87,138 @@ pub async fn apply(
             cidr_ipv4,
             cidr_ipv6,
             description,
+            referenced_group_id,
+            prefix_list_id,
         } => {
-            let mut permission = aws_sdk_ec2::types::IpPermission::builder()
-                .ip_protocol(protocol)
-                .from_port(*from_port)
-                .to_port(*to_port);
-            if let Some(cidr) = cidr_ipv4 {
-                permission = permission.ip_ranges(
-                    aws_sdk_ec2::types::IpRange::builder()
-                        .cidr_ip(cidr)
-                        .set_description(description.clone())
-                        .build(),
-                );
-            }
-            if let Some(cidr) = cidr_ipv6 {
-                permission = permission.ipv6_ranges(
-                    aws_sdk_ec2::types::Ipv6Range::builder()
-                        .cidr_ipv6(cidr)
-                        .set_description(description.clone())
-                        .build(),
-                );
-            }
+            let permission = ip_permission(
+                protocol,
+                *from_port,
+                *to_port,
+                cidr_ipv4,
+                cidr_ipv6,
+                description,
+                referenced_group_id,
+                prefix_list_id,
+            );
             match c
                 .get(aws_sdk_ec2::Client::new)
                 .authorize_security_group_ingress()
                 .group_id(group_id)
-                .ip_permissions(permission.build())
+                .ip_permissions(permission)
                 .send()
                 .await
             {
                 Ok(_) => Ok(Applied::Changed),
                 Err(e) => done_if(classify(call, e), &["InvalidPermission.Duplicate"]),
+            }
+        }
+        Action::RevokeSecurityGroupEgress { group_id, rule_id } => {
+            match c
+                .get(aws_sdk_ec2::Client::new)
+                .revoke_security_group_egress()
+                .group_id(group_id)
+                .security_group_rule_ids(rule_id)
+                .send()
+                .await
+            {
+                Ok(out) if out.unknown_ip_permissions().is_empty() => Ok(Applied::Changed),
+                Ok(_) => Ok(Applied::AlreadyDone),
+                Err(e) => done_if(classify(call, e), &["InvalidPermission.NotFound"]),
+            }
+        }
+        Action::AuthorizeSecurityGroupEgress {
+            group_id,
+            protocol,
+            from_port,
+            to_port,
+            cidr_ipv4,
+            cidr_ipv6,
+            description,
+            referenced_group_id,
+            prefix_list_id,
+        } => {
+            let permission = ip_permission(
+                protocol,
+                *from_port,
+                *to_port,
+                cidr_ipv4,
+                cidr_ipv6,
+                description,
+                referenced_group_id,
+                prefix_list_id,
+            );
+            match c
+                .get(aws_sdk_ec2::Client::new)
+                .authorize_security_group_egress()
+                .group_id(group_id)
+                .ip_permissions(permission)
+                .send()
+                .await
+            {
+                Ok(_) => Ok(Applied::Changed),
+                Err(e) => done_if(classify(call, e), &["InvalidPermission.Duplicate"]),
+            }
+        }
+        Action::DeleteNetworkAclEntry {
+            network_acl_id,
+            rule_number,
+            egress,
+        } => {
+            match c
+                .get(aws_sdk_ec2::Client::new)
+                .delete_network_acl_entry()
+                .network_acl_id(network_acl_id)
+                .rule_number(*rule_number)
+                .egress(*egress)
+                .send()
+                .await
+            {
+                Ok(_) => Ok(Applied::Changed),
+                Err(e) => done_if(classify(call, e), &["InvalidNetworkAclEntry.NotFound"]),
+            }
+        }
+        Action::CreateNetworkAclEntry {
+            network_acl_id,
+            rule_number,
+            egress,
+            protocol,
+            rule_action,
+            cidr_block,
+            ipv6_cidr_block,
+            port_from,
+            port_to,
+            icmp_type,
+            icmp_code,
+        } => {
+            let mut call_builder = c
+                .get(aws_sdk_ec2::Client::new)
+                .create_network_acl_entry()
+                .network_acl_id(network_acl_id)
+                .rule_number(*rule_number)
+                .egress(*egress)
+                .protocol(protocol)
+                .rule_action(aws_sdk_ec2::types::RuleAction::from(rule_action.as_str()))
+                .set_cidr_block(cidr_block.clone())
+                .set_ipv6_cidr_block(ipv6_cidr_block.clone());
+            if port_from.is_some() || port_to.is_some() {
+                call_builder = call_builder.port_range(
+                    aws_sdk_ec2::types::PortRange::builder()
+                        .set_from(*port_from)
+                        .set_to(*port_to)
+                        .build(),
+                );
+            }
+            if icmp_type.is_some() || icmp_code.is_some() {
+                call_builder = call_builder.icmp_type_code(
+                    aws_sdk_ec2::types::IcmpTypeCode::builder()
+                        .set_type(*icmp_type)
+                        .set_code(*icmp_code)
+                        .build(),
+                );
+            }
+            match call_builder.send().await {
+                Ok(_) => Ok(Applied::Changed),
+                Err(e) => done_if(classify(call, e), &["NetworkAclEntryAlreadyExists"]),
             }
         }
         Action::UpdateAccessKey {
@@ -252,6 +353,59 @@ fn own_account<'a>(acting: &str, named: &'a str) -> Result<&'a str, CloudError> 
             "an action on account {named} cannot run in account {acting}"
         )))
     }
+}
+
+/// One security group rule as the EC2 API takes it: a protocol and ports, and one peer (a CIDR,
+/// a group, or a prefix list) carrying the description.
+#[allow(clippy::too_many_arguments)] // reason: the fields of one rule, passed from one action
+fn ip_permission(
+    protocol: &str,
+    from_port: i32,
+    to_port: i32,
+    cidr_ipv4: &Option<String>,
+    cidr_ipv6: &Option<String>,
+    description: &Option<String>,
+    referenced_group_id: &Option<String>,
+    prefix_list_id: &Option<String>,
+) -> aws_sdk_ec2::types::IpPermission {
+    use aws_sdk_ec2::types::{IpPermission, IpRange, Ipv6Range, PrefixListId, UserIdGroupPair};
+    let mut permission = IpPermission::builder()
+        .ip_protocol(protocol)
+        .from_port(from_port)
+        .to_port(to_port);
+    if let Some(cidr) = cidr_ipv4 {
+        permission = permission.ip_ranges(
+            IpRange::builder()
+                .cidr_ip(cidr)
+                .set_description(description.clone())
+                .build(),
+        );
+    }
+    if let Some(cidr) = cidr_ipv6 {
+        permission = permission.ipv6_ranges(
+            Ipv6Range::builder()
+                .cidr_ipv6(cidr)
+                .set_description(description.clone())
+                .build(),
+        );
+    }
+    if let Some(group) = referenced_group_id {
+        permission = permission.user_id_group_pairs(
+            UserIdGroupPair::builder()
+                .group_id(group)
+                .set_description(description.clone())
+                .build(),
+        );
+    }
+    if let Some(list) = prefix_list_id {
+        permission = permission.prefix_list_ids(
+            PrefixListId::builder()
+                .prefix_list_id(list)
+                .set_description(description.clone())
+                .build(),
+        );
+    }
+    permission.build()
 }
 
 /// A call that failed because its work is already done counts as done.

@@ -35,6 +35,8 @@ pub const KEYS_ONLY_INACTIVE: &str = "access keys are only set Inactive";
 pub const TOKENS_ONLY_REQUIRED: &str = "HttpTokens is only set to required";
 pub const POLICY_ONLY_CONDITIONS: &str = "an endpoint policy may only gain conditions";
 pub const POLICY_ONLY_ADDS_TLS_DENY: &str = "a bucket policy may only gain one statement denying requests without TLS, every existing statement kept byte for byte and in order";
+pub const NACL_ONLY_ALLOW: &str =
+    "only allow entries of a network ACL are deleted, never a deny entry or the default rule";
 pub const NO_INVERSE_IN_PLAN: &str = "a plan never loosens: inverses run only through undo";
 
 /// Checks every action of `plan` against the resource of type `resource_type` as observed
@@ -151,6 +153,67 @@ fn check_action(resource_type: &str, before: &Value, action: &Action) -> Result<
             sub_resource(before, "ingress_rules", "rule_id", rule_id, "ingress rule")?;
             Ok(())
         }
+        Action::RevokeSecurityGroupEgress { group_id, rule_id } => {
+            same_resource(
+                resource_type,
+                "AWS::EC2::SecurityGroup",
+                before,
+                "group_id",
+                group_id,
+            )?;
+            sub_resource(before, "egress_rules", "rule_id", rule_id, "egress rule")?;
+            Ok(())
+        }
+        Action::DeleteNetworkAclEntry {
+            network_acl_id,
+            rule_number,
+            egress,
+        } => {
+            same_resource(
+                resource_type,
+                "AWS::EC2::NetworkAcl",
+                before,
+                "network_acl_id",
+                network_acl_id,
+            )?;
+            let dir = if *egress { "egress" } else { "ingress" };
+            let entry = before
+                .get("entries")
+                .and_then(Value::as_array)
+                .and_then(|entries| {
+                    entries.iter().find(|e| {
+                        e.get("rule_number").and_then(Value::as_i64)
+                            == Some(i64::from(*rule_number))
+                            && e.get("egress").and_then(Value::as_bool) == Some(*egress)
+                    })
+                })
+                .ok_or_else(|| {
+                    (
+                        SUB_RESOURCE,
+                        format!(
+                            "{dir} entry {rule_number} is not one of the observed network ACL's"
+                        ),
+                    )
+                })?;
+            // Deleting a deny entry, or the default rule that denies what nothing else
+            // matched, lets traffic through: only an allow entry is ever deleted.
+            if *rule_number == 32767 {
+                return Err((
+                    NACL_ONLY_ALLOW,
+                    format!("{dir} entry 32767 is the default rule"),
+                ));
+            }
+            match entry.get("rule_action").and_then(Value::as_str) {
+                Some("allow") => Ok(()),
+                other => Err((
+                    NACL_ONLY_ALLOW,
+                    format!(
+                        "{dir} entry {rule_number} is a {} entry",
+                        other.unwrap_or("(unknown action)")
+                    ),
+                )),
+            }
+        }
         Action::UpdateAccessKey {
             user_name,
             access_key_id,
@@ -241,6 +304,8 @@ fn check_action(resource_type: &str, before: &Value, action: &Action) -> Result<
         }
         Action::DeletePublicAccessBlock { .. }
         | Action::AuthorizeSecurityGroupIngress { .. }
+        | Action::AuthorizeSecurityGroupEgress { .. }
+        | Action::CreateNetworkAclEntry { .. }
         | Action::DeleteBucketPolicy { .. }
         | Action::DeleteAccountPublicAccessBlock { .. }
         | Action::DisableEbsEncryptionByDefault { .. } => Err((
@@ -551,8 +616,121 @@ mod tests {
             cidr_ipv4: Some("0.0.0.0/0".into()),
             cidr_ipv6: None,
             description: None,
+            referenced_group_id: None,
+            prefix_list_id: None,
         };
         assert_eq!(rule_of(t, &before, authorize), Some(NO_INVERSE_IN_PLAN));
+    }
+
+    #[test]
+    fn an_egress_revoke_only_removes_an_egress_rule_of_the_observed_group_and_authorize_is_refused()
+    {
+        let before = json!({"group_id": "sg-1", "ingress_rules": [{"rule_id": "sgr-1"}],
+                            "egress_rules": [{"rule_id": "sgr-2"}]});
+        let revoke = |g: &str, r: &str| Action::RevokeSecurityGroupEgress {
+            group_id: g.into(),
+            rule_id: r.into(),
+        };
+        let t = "AWS::EC2::SecurityGroup";
+        assert_eq!(rule_of(t, &before, revoke("sg-1", "sgr-2")), None);
+        assert_eq!(
+            rule_of(t, &before, revoke("sg-2", "sgr-2")),
+            Some(SAME_RESOURCE)
+        );
+        // An ingress rule's id is not an egress rule of the group.
+        assert_eq!(
+            rule_of(t, &before, revoke("sg-1", "sgr-1")),
+            Some(SUB_RESOURCE)
+        );
+        assert_eq!(
+            rule_of(
+                "AWS::EC2::Instance",
+                &json!({"group_id": "sg-1"}),
+                revoke("sg-1", "sgr-2")
+            ),
+            Some(SAME_RESOURCE)
+        );
+        let authorize = Action::AuthorizeSecurityGroupEgress {
+            group_id: "sg-1".into(),
+            protocol: "-1".into(),
+            from_port: -1,
+            to_port: -1,
+            cidr_ipv4: Some("0.0.0.0/0".into()),
+            cidr_ipv6: None,
+            description: None,
+            referenced_group_id: None,
+            prefix_list_id: None,
+        };
+        assert_eq!(rule_of(t, &before, authorize), Some(NO_INVERSE_IN_PLAN));
+    }
+
+    #[test]
+    fn only_allow_entries_of_the_observed_nacl_are_deleted() {
+        let entry = |n: i64, egress: bool, action: &str| json!({"rule_number": n, "egress": egress, "rule_action": action});
+        let before = json!({"network_acl_id": "acl-1", "entries": [
+            entry(100, false, "allow"), entry(110, false, "deny"), entry(100, true, "allow"),
+            entry(32767, false, "allow"), entry(32767, true, "deny")
+        ]});
+        let delete = |acl: &str, n: i32, egress: bool| Action::DeleteNetworkAclEntry {
+            network_acl_id: acl.into(),
+            rule_number: n,
+            egress,
+        };
+        let t = "AWS::EC2::NetworkAcl";
+        assert_eq!(rule_of(t, &before, delete("acl-1", 100, false)), None);
+        assert_eq!(rule_of(t, &before, delete("acl-1", 100, true)), None);
+        assert_eq!(
+            rule_of(t, &before, delete("acl-2", 100, false)),
+            Some(SAME_RESOURCE)
+        );
+        assert_eq!(
+            rule_of(t, &before, delete("acl-1", 120, false)),
+            Some(SUB_RESOURCE)
+        );
+        assert_eq!(
+            rule_of(t, &before, delete("acl-1", 110, true)),
+            Some(SUB_RESOURCE),
+            "the direction is part of the entry's name"
+        );
+        assert_eq!(
+            rule_of(t, &before, delete("acl-1", 110, false)),
+            Some(NACL_ONLY_ALLOW)
+        );
+        // The default rule is never deleted, even where an observation calls it allow.
+        assert_eq!(
+            rule_of(t, &before, delete("acl-1", 32767, false)),
+            Some(NACL_ONLY_ALLOW)
+        );
+        assert_eq!(
+            rule_of(t, &before, delete("acl-1", 32767, true)),
+            Some(NACL_ONLY_ALLOW)
+        );
+        assert_eq!(
+            rule_of(
+                "AWS::EC2::SecurityGroup",
+                &json!({"network_acl_id": "acl-1"}),
+                delete("acl-1", 100, false)
+            ),
+            Some(SAME_RESOURCE)
+        );
+        let create = Action::CreateNetworkAclEntry {
+            network_acl_id: "acl-1".into(),
+            rule_number: 90,
+            egress: false,
+            protocol: "6".into(),
+            rule_action: "deny".into(),
+            cidr_block: Some("0.0.0.0/0".into()),
+            ipv6_cidr_block: None,
+            port_from: Some(22),
+            port_to: Some(22),
+            icmp_type: None,
+            icmp_code: None,
+        };
+        assert_eq!(
+            rule_of(t, &before, create),
+            Some(NO_INVERSE_IN_PLAN),
+            "even a deny entry is created only by undo"
+        );
     }
 
     #[test]

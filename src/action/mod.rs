@@ -45,6 +45,62 @@ pub enum Action {
         cidr_ipv6: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         description: Option<String>,
+        /// A group the rule admits (a default group's rule names the group itself).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        referenced_group_id: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        prefix_list_id: Option<String>,
+    },
+    /// Revokes one egress rule of a security group, by its rule id.
+    #[serde(rename = "ec2:RevokeSecurityGroupEgress")]
+    RevokeSecurityGroupEgress { group_id: String, rule_id: String },
+    /// Authorizes one egress rule (the inverse of an egress revoke).
+    #[serde(rename = "ec2:AuthorizeSecurityGroupEgress")]
+    AuthorizeSecurityGroupEgress {
+        group_id: String,
+        protocol: String,
+        from_port: i32,
+        to_port: i32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cidr_ipv4: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cidr_ipv6: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        description: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        referenced_group_id: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        prefix_list_id: Option<String>,
+    },
+    /// Deletes one entry of a network ACL, named by its rule number and direction.
+    #[serde(rename = "ec2:DeleteNetworkAclEntry")]
+    DeleteNetworkAclEntry {
+        network_acl_id: String,
+        rule_number: i32,
+        egress: bool,
+    },
+    /// Creates one entry of a network ACL (the inverse of a delete).
+    #[serde(rename = "ec2:CreateNetworkAclEntry")]
+    CreateNetworkAclEntry {
+        network_acl_id: String,
+        rule_number: i32,
+        egress: bool,
+        /// The protocol number as text (`6`, `17`, `-1` for all).
+        protocol: String,
+        /// `allow` or `deny`.
+        rule_action: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cidr_block: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ipv6_cidr_block: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        port_from: Option<i32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        port_to: Option<i32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        icmp_type: Option<i32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        icmp_code: Option<i32>,
     },
     /// Sets an access key `Active` or `Inactive`; keys are never deleted.
     #[serde(rename = "iam:UpdateAccessKey")]
@@ -175,9 +231,45 @@ pub const ACTION_KINDS: &[ActionKind] = &[
     ActionKind {
         kind: "ec2:AuthorizeSecurityGroupIngress",
         permission: "ec2:AuthorizeSecurityGroupIngress",
-        fields: "group_id, protocol, from_port, to_port, cidr_ipv4 | cidr_ipv6, description?",
-        description: "authorize one CIDR ingress rule (used by undo)",
+        fields: "group_id, protocol, from_port, to_port, cidr_ipv4 | cidr_ipv6 | referenced_group_id | prefix_list_id, description?",
+        description: "authorize one ingress rule (used by undo)",
         inverse: "none: AWS gives the new rule an id (a plan may not use it)",
+        in_plans: false,
+        is_inverse: true,
+    },
+    ActionKind {
+        kind: "ec2:RevokeSecurityGroupEgress",
+        permission: "ec2:RevokeSecurityGroupEgress",
+        fields: "group_id, rule_id",
+        description: "revoke one egress rule by its rule id",
+        inverse: "ec2:AuthorizeSecurityGroupEgress of the same protocol, ports, destination and description",
+        in_plans: true,
+        is_inverse: false,
+    },
+    ActionKind {
+        kind: "ec2:AuthorizeSecurityGroupEgress",
+        permission: "ec2:AuthorizeSecurityGroupEgress",
+        fields: "group_id, protocol, from_port, to_port, cidr_ipv4 | cidr_ipv6 | referenced_group_id | prefix_list_id, description?",
+        description: "authorize one egress rule (used by undo)",
+        inverse: "none: AWS gives the new rule an id (a plan may not use it)",
+        in_plans: false,
+        is_inverse: true,
+    },
+    ActionKind {
+        kind: "ec2:DeleteNetworkAclEntry",
+        permission: "ec2:DeleteNetworkAclEntry",
+        fields: "network_acl_id, rule_number, egress",
+        description: "delete one allow entry of a network ACL (never a deny entry, never the default rule 32767)",
+        inverse: "ec2:CreateNetworkAclEntry of the same number, direction, protocol, ports, action and CIDR",
+        in_plans: true,
+        is_inverse: false,
+    },
+    ActionKind {
+        kind: "ec2:CreateNetworkAclEntry",
+        permission: "ec2:CreateNetworkAclEntry",
+        fields: "network_acl_id, rule_number, egress, protocol, rule_action, cidr_block | ipv6_cidr_block, port_from?, port_to?, icmp_type?, icmp_code?",
+        description: "create one entry of a network ACL (used by undo)",
+        inverse: "ec2:DeleteNetworkAclEntry of the same number and direction (a plan may not use it)",
         in_plans: false,
         is_inverse: true,
     },
@@ -280,6 +372,10 @@ impl Action {
             Action::DeletePublicAccessBlock { .. } => "s3:DeletePublicAccessBlock",
             Action::RevokeSecurityGroupIngress { .. } => "ec2:RevokeSecurityGroupIngress",
             Action::AuthorizeSecurityGroupIngress { .. } => "ec2:AuthorizeSecurityGroupIngress",
+            Action::RevokeSecurityGroupEgress { .. } => "ec2:RevokeSecurityGroupEgress",
+            Action::AuthorizeSecurityGroupEgress { .. } => "ec2:AuthorizeSecurityGroupEgress",
+            Action::DeleteNetworkAclEntry { .. } => "ec2:DeleteNetworkAclEntry",
+            Action::CreateNetworkAclEntry { .. } => "ec2:CreateNetworkAclEntry",
             Action::UpdateAccessKey { .. } => "iam:UpdateAccessKey",
             Action::ModifyVpcEndpointPolicy { .. } => "ec2:ModifyVpcEndpoint",
             Action::ModifyInstanceMetadataOptions { .. } => "ec2:ModifyInstanceMetadataOptions",
@@ -317,10 +413,58 @@ impl Action {
                 to_port,
                 cidr_ipv4,
                 cidr_ipv6,
+                referenced_group_id,
+                prefix_list_id,
                 ..
             } => format!(
                 "security group {group_id}: authorize ingress {protocol} {from_port}-{to_port} from {}",
-                cidr_ipv4.as_deref().or(cidr_ipv6.as_deref()).unwrap_or("?")
+                rule_peer(cidr_ipv4, cidr_ipv6, referenced_group_id, prefix_list_id)
+            ),
+            Action::RevokeSecurityGroupEgress { group_id, rule_id } => {
+                format!("security group {group_id}: revoke egress rule {rule_id}")
+            }
+            Action::AuthorizeSecurityGroupEgress {
+                group_id,
+                protocol,
+                from_port,
+                to_port,
+                cidr_ipv4,
+                cidr_ipv6,
+                referenced_group_id,
+                prefix_list_id,
+                ..
+            } => format!(
+                "security group {group_id}: authorize egress {protocol} {from_port}-{to_port} to {}",
+                rule_peer(cidr_ipv4, cidr_ipv6, referenced_group_id, prefix_list_id)
+            ),
+            Action::DeleteNetworkAclEntry {
+                network_acl_id,
+                rule_number,
+                egress,
+            } => format!(
+                "network acl {network_acl_id}: delete {} entry {rule_number}",
+                direction(*egress)
+            ),
+            Action::CreateNetworkAclEntry {
+                network_acl_id,
+                rule_number,
+                egress,
+                protocol,
+                rule_action,
+                cidr_block,
+                ipv6_cidr_block,
+                port_from,
+                port_to,
+                ..
+            } => format!(
+                "network acl {network_acl_id}: create {} entry {rule_number} {rule_action} protocol {protocol} ports {}-{} {}",
+                direction(*egress),
+                port_from.map_or("*".to_string(), |p| p.to_string()),
+                port_to.map_or("*".to_string(), |p| p.to_string()),
+                cidr_block
+                    .as_deref()
+                    .or(ipv6_cidr_block.as_deref())
+                    .unwrap_or("?")
             ),
             Action::UpdateAccessKey {
                 user_name,
@@ -394,33 +538,83 @@ impl Action {
                 }
             }
             Action::RevokeSecurityGroupIngress { group_id, rule_id } => {
-                let rule = before
-                    .get("ingress_rules")
-                    .and_then(Value::as_array)
-                    .and_then(|rules| {
-                        rules
-                            .iter()
-                            .find(|r| r.get("rule_id").and_then(Value::as_str) == Some(rule_id))
-                    })
-                    .ok_or_else(|| fail("the rule is not in the before-state"))?;
-                let text = |k: &str| rule.get(k).and_then(Value::as_str).map(str::to_string);
-                let port = |k: &str| {
-                    rule.get(k)
-                        .and_then(Value::as_i64)
-                        .and_then(|p| i32::try_from(p).ok())
-                        .unwrap_or(-1)
-                };
+                let r = SgRule::from_before(before, "ingress_rules", rule_id).map_err(&fail)?;
                 Ok(Action::AuthorizeSecurityGroupIngress {
                     group_id: group_id.clone(),
-                    protocol: text("protocol").ok_or_else(|| fail("the rule has no protocol"))?,
-                    from_port: port("from_port"),
-                    to_port: port("to_port"),
-                    cidr_ipv4: text("cidr_ipv4"),
-                    cidr_ipv6: text("cidr_ipv6"),
-                    description: text("description"),
+                    protocol: r.protocol,
+                    from_port: r.from_port,
+                    to_port: r.to_port,
+                    cidr_ipv4: r.cidr_ipv4,
+                    cidr_ipv6: r.cidr_ipv6,
+                    description: r.description,
+                    referenced_group_id: r.referenced_group_id,
+                    prefix_list_id: r.prefix_list_id,
                 })
             }
-            Action::AuthorizeSecurityGroupIngress { .. } => Err(fail(
+            Action::RevokeSecurityGroupEgress { group_id, rule_id } => {
+                let r = SgRule::from_before(before, "egress_rules", rule_id).map_err(&fail)?;
+                Ok(Action::AuthorizeSecurityGroupEgress {
+                    group_id: group_id.clone(),
+                    protocol: r.protocol,
+                    from_port: r.from_port,
+                    to_port: r.to_port,
+                    cidr_ipv4: r.cidr_ipv4,
+                    cidr_ipv6: r.cidr_ipv6,
+                    description: r.description,
+                    referenced_group_id: r.referenced_group_id,
+                    prefix_list_id: r.prefix_list_id,
+                })
+            }
+            Action::DeleteNetworkAclEntry {
+                network_acl_id,
+                rule_number,
+                egress,
+            } => {
+                let entry = before
+                    .get("entries")
+                    .and_then(Value::as_array)
+                    .and_then(|entries| {
+                        entries.iter().find(|e| {
+                            e.get("rule_number").and_then(Value::as_i64)
+                                == Some(i64::from(*rule_number))
+                                && e.get("egress").and_then(Value::as_bool) == Some(*egress)
+                        })
+                    })
+                    .ok_or_else(|| fail("the entry is not in the before-state"))?;
+                let text = |k: &str| entry.get(k).and_then(Value::as_str).map(str::to_string);
+                let number = |v: Option<&Value>| {
+                    v.and_then(Value::as_i64)
+                        .and_then(|n| i32::try_from(n).ok())
+                };
+                let range = entry.get("port_range");
+                let icmp = entry.get("icmp_type_code");
+                Ok(Action::CreateNetworkAclEntry {
+                    network_acl_id: network_acl_id.clone(),
+                    rule_number: *rule_number,
+                    egress: *egress,
+                    protocol: text("protocol").ok_or_else(|| fail("the entry has no protocol"))?,
+                    rule_action: text("rule_action")
+                        .ok_or_else(|| fail("the entry has no rule action"))?,
+                    cidr_block: text("cidr_block"),
+                    ipv6_cidr_block: text("ipv6_cidr_block"),
+                    port_from: number(range.and_then(|r| r.get("from"))),
+                    port_to: number(range.and_then(|r| r.get("to"))),
+                    icmp_type: number(icmp.and_then(|r| r.get("type"))),
+                    icmp_code: number(icmp.and_then(|r| r.get("code"))),
+                })
+            }
+            Action::CreateNetworkAclEntry {
+                network_acl_id,
+                rule_number,
+                egress,
+                ..
+            } => Ok(Action::DeleteNetworkAclEntry {
+                network_acl_id: network_acl_id.clone(),
+                rule_number: *rule_number,
+                egress: *egress,
+            }),
+            Action::AuthorizeSecurityGroupIngress { .. }
+            | Action::AuthorizeSecurityGroupEgress { .. } => Err(fail(
                 "an authorized rule gets its id from AWS; revoke it by that id",
             )),
             Action::UpdateAccessKey {
@@ -524,6 +718,70 @@ impl Action {
                 })
             }
         }
+    }
+}
+
+/// What a rule admits (or reaches), as a person reads it.
+fn rule_peer<'a>(
+    cidr_ipv4: &'a Option<String>,
+    cidr_ipv6: &'a Option<String>,
+    referenced_group_id: &'a Option<String>,
+    prefix_list_id: &'a Option<String>,
+) -> &'a str {
+    cidr_ipv4
+        .as_deref()
+        .or(cidr_ipv6.as_deref())
+        .or(referenced_group_id.as_deref())
+        .or(prefix_list_id.as_deref())
+        .unwrap_or("?")
+}
+
+/// `ingress` or `egress`.
+fn direction(egress: bool) -> &'static str {
+    if egress { "egress" } else { "ingress" }
+}
+
+/// A security group rule as the before-state records it, for re-authorising it.
+struct SgRule {
+    protocol: String,
+    from_port: i32,
+    to_port: i32,
+    cidr_ipv4: Option<String>,
+    cidr_ipv6: Option<String>,
+    description: Option<String>,
+    referenced_group_id: Option<String>,
+    prefix_list_id: Option<String>,
+}
+
+impl SgRule {
+    /// The rule `rule_id` of the before-state's `list` (`ingress_rules` or `egress_rules`).
+    fn from_before(before: &Value, list: &str, rule_id: &str) -> Result<SgRule, &'static str> {
+        let rule = before
+            .get(list)
+            .and_then(Value::as_array)
+            .and_then(|rules| {
+                rules
+                    .iter()
+                    .find(|r| r.get("rule_id").and_then(Value::as_str) == Some(rule_id))
+            })
+            .ok_or("the rule is not in the before-state")?;
+        let text = |k: &str| rule.get(k).and_then(Value::as_str).map(str::to_string);
+        let port = |k: &str| {
+            rule.get(k)
+                .and_then(Value::as_i64)
+                .and_then(|p| i32::try_from(p).ok())
+                .unwrap_or(-1)
+        };
+        Ok(SgRule {
+            protocol: text("protocol").ok_or("the rule has no protocol")?,
+            from_port: port("from_port"),
+            to_port: port("to_port"),
+            cidr_ipv4: text("cidr_ipv4"),
+            cidr_ipv6: text("cidr_ipv6"),
+            description: text("description"),
+            referenced_group_id: text("referenced_group_id"),
+            prefix_list_id: text("prefix_list_id"),
+        })
     }
 }
 
@@ -646,6 +904,41 @@ mod tests {
                 cidr_ipv4: None,
                 cidr_ipv6: None,
                 description: None,
+                referenced_group_id: None,
+                prefix_list_id: None,
+            },
+            Action::RevokeSecurityGroupEgress {
+                group_id: s(),
+                rule_id: s(),
+            },
+            Action::AuthorizeSecurityGroupEgress {
+                group_id: s(),
+                protocol: s(),
+                from_port: -1,
+                to_port: -1,
+                cidr_ipv4: None,
+                cidr_ipv6: None,
+                description: None,
+                referenced_group_id: None,
+                prefix_list_id: None,
+            },
+            Action::DeleteNetworkAclEntry {
+                network_acl_id: s(),
+                rule_number: 100,
+                egress: false,
+            },
+            Action::CreateNetworkAclEntry {
+                network_acl_id: s(),
+                rule_number: 100,
+                egress: false,
+                protocol: s(),
+                rule_action: s(),
+                cidr_block: None,
+                ipv6_cidr_block: None,
+                port_from: None,
+                port_to: None,
+                icmp_type: None,
+                icmp_code: None,
             },
             Action::UpdateAccessKey {
                 user_name: s(),
@@ -783,11 +1076,96 @@ mod tests {
                 cidr_ipv4: Some("0.0.0.0/0".into()),
                 cidr_ipv6: None,
                 description: Some("ops".into()),
+                referenced_group_id: None,
+                prefix_list_id: None,
             }
         );
         let missing = Action::RevokeSecurityGroupIngress {
             group_id: "sg-1".into(),
             rule_id: "sgr-9".into(),
+        };
+        assert!(missing.inverse(&before).is_err());
+    }
+
+    #[test]
+    fn inverse_of_an_egress_revoke_reauthorizes_the_rule_and_of_a_self_reference_names_the_group() {
+        let before = json!({
+            "ingress_rules": [{"rule_id": "sgr-1", "protocol": "-1", "from_port": -1, "to_port": -1,
+                "cidr_ipv4": null, "cidr_ipv6": null, "referenced_group_id": "sg-1",
+                "prefix_list_id": null, "description": null}],
+            "egress_rules": [{"rule_id": "sgr-2", "protocol": "-1", "from_port": -1, "to_port": -1,
+                "cidr_ipv4": "0.0.0.0/0", "cidr_ipv6": null, "referenced_group_id": null,
+                "prefix_list_id": null, "description": "out"}]
+        });
+        let ingress = Action::RevokeSecurityGroupIngress {
+            group_id: "sg-1".into(),
+            rule_id: "sgr-1".into(),
+        };
+        assert!(matches!(
+            ingress.inverse(&before).unwrap(),
+            Action::AuthorizeSecurityGroupIngress { referenced_group_id: Some(g), cidr_ipv4: None, .. } if g == "sg-1"
+        ));
+        let egress = Action::RevokeSecurityGroupEgress {
+            group_id: "sg-1".into(),
+            rule_id: "sgr-2".into(),
+        };
+        assert_eq!(
+            egress.inverse(&before).unwrap(),
+            Action::AuthorizeSecurityGroupEgress {
+                group_id: "sg-1".into(),
+                protocol: "-1".into(),
+                from_port: -1,
+                to_port: -1,
+                cidr_ipv4: Some("0.0.0.0/0".into()),
+                cidr_ipv6: None,
+                description: Some("out".into()),
+                referenced_group_id: None,
+                prefix_list_id: None,
+            }
+        );
+        // An ingress rule id is not an egress rule.
+        let crossed = Action::RevokeSecurityGroupEgress {
+            group_id: "sg-1".into(),
+            rule_id: "sgr-1".into(),
+        };
+        assert!(crossed.inverse(&before).is_err());
+    }
+
+    #[test]
+    fn inverse_of_a_nacl_entry_delete_recreates_it_exactly() {
+        let before = json!({"entries": [
+            {"rule_number": 100, "egress": false, "protocol": "6", "rule_action": "allow",
+             "cidr_block": "0.0.0.0/0", "ipv6_cidr_block": null,
+             "port_range": {"from": 20, "to": 25}, "icmp_type_code": null},
+            {"rule_number": 100, "egress": true, "protocol": "-1", "rule_action": "allow",
+             "cidr_block": "0.0.0.0/0", "ipv6_cidr_block": null, "port_range": null,
+             "icmp_type_code": null}
+        ]});
+        let delete = Action::DeleteNetworkAclEntry {
+            network_acl_id: "acl-1".into(),
+            rule_number: 100,
+            egress: false,
+        };
+        assert_eq!(
+            delete.inverse(&before).unwrap(),
+            Action::CreateNetworkAclEntry {
+                network_acl_id: "acl-1".into(),
+                rule_number: 100,
+                egress: false,
+                protocol: "6".into(),
+                rule_action: "allow".into(),
+                cidr_block: Some("0.0.0.0/0".into()),
+                ipv6_cidr_block: None,
+                port_from: Some(20),
+                port_to: Some(25),
+                icmp_type: None,
+                icmp_code: None,
+            }
+        );
+        let missing = Action::DeleteNetworkAclEntry {
+            network_acl_id: "acl-1".into(),
+            rule_number: 200,
+            egress: false,
         };
         assert!(missing.inverse(&before).is_err());
     }

@@ -18,6 +18,7 @@ use crate::cloud::{Clients, Cloud, CloudError};
 mod account;
 mod ec2_instance;
 mod iam_user;
+mod network_acl;
 mod s3_bucket;
 mod security_group;
 mod vpc_endpoint;
@@ -102,6 +103,7 @@ static REGISTRY: &[&dyn ResourceType] = &[
     &vpc_endpoint::VpcEndpoint,
     &ec2_instance::Ec2Instance,
     &account::Account,
+    &network_acl::NetworkAcl,
 ];
 
 /// Reads a resource live, for a remediation whose manifest lists the action kinds `kinds` (see
@@ -312,6 +314,7 @@ mod tests {
             ("AwsEc2VpcEndpointService", "AWS::EC2::VPCEndpoint"),
             ("AwsEc2Instance", "AWS::EC2::Instance"),
             ("AwsAccount", "AWS::::Account"),
+            ("AwsEc2NetworkAcl", "AWS::EC2::NetworkAcl"),
         ] {
             assert_eq!(from_asff(asff).map(|r| r.info().config_type), Some(config));
         }
@@ -327,6 +330,7 @@ mod tests {
         assert_eq!(scope("AWS::EC2::Instance"), Scope::Regional);
         // EBS encryption by default is a setting of each region.
         assert_eq!(scope("AWS::::Account"), Scope::Regional);
+        assert_eq!(scope("AWS::EC2::NetworkAcl"), Scope::Regional);
     }
 
     #[test]
@@ -334,6 +338,13 @@ mod tests {
         let worker = member_permissions(MemberRole::Worker);
         let operator = member_permissions(MemberRole::Operator);
         assert!(!worker.contains(&"ec2:AuthorizeSecurityGroupIngress"));
+        assert!(!worker.contains(&"ec2:AuthorizeSecurityGroupEgress"));
+        assert!(!worker.contains(&"ec2:CreateNetworkAclEntry"));
+        assert!(worker.contains(&"ec2:RevokeSecurityGroupEgress"));
+        assert!(worker.contains(&"ec2:DeleteNetworkAclEntry"));
+        assert!(operator.contains(&"ec2:AuthorizeSecurityGroupEgress"));
+        assert!(operator.contains(&"ec2:CreateNetworkAclEntry"));
+        assert!(!operator.contains(&"ec2:DeleteNetworkAclEntry"));
         assert!(worker.contains(&"ec2:RevokeSecurityGroupIngress"));
         assert!(operator.contains(&"ec2:AuthorizeSecurityGroupIngress"));
         assert!(!operator.contains(&"ec2:RevokeSecurityGroupIngress"));
@@ -352,9 +363,11 @@ mod tests {
             "s3:GetAccountPublicAccessBlock",
             "ec2:DescribeSecurityGroups",
             "ec2:DescribeSecurityGroupRules",
+            "ec2:DescribeNetworkInterfaces",
             "ec2:DescribeVpcEndpoints",
             "ec2:DescribeInstances",
             "ec2:GetEbsEncryptionByDefault",
+            "ec2:DescribeNetworkAcls",
             "iam:GetUser",
             "iam:ListUsers",
             "iam:ListAccessKeys",
@@ -397,6 +410,7 @@ mod tests {
             ("AWS::EC2::SecurityGroup", "sg-"),
             ("AWS::EC2::VPCEndpoint", "vpce-"),
             ("AWS::EC2::Instance", "i-"),
+            ("AWS::EC2::NetworkAcl", "acl-"),
         ] {
             for ok in ["0f9e8d7c", "0f9e8d7c6b5a43210"] {
                 assert_eq!(valid(t, &format!("{prefix}{ok}")), Ok(()), "{t} {ok}");

@@ -1,4 +1,5 @@
-//! `AWS::EC2::SecurityGroup`: a group and its ingress rules, by rule id.
+//! `AWS::EC2::SecurityGroup`: a group and its ingress and egress rules, by rule id; for a VPC's
+//! default group, also the network interfaces that use it.
 
 use serde_json::{Value, json};
 
@@ -18,6 +19,7 @@ const INFO: Info = Info {
     read_permissions: &[
         "ec2:DescribeSecurityGroups",
         "ec2:DescribeSecurityGroupRules",
+        "ec2:DescribeNetworkInterfaces",
     ],
 };
 
@@ -80,29 +82,57 @@ async fn observe_security_group(c: &Clients, group_id: &str) -> Result<Value, Cl
         .try_collect()
         .await
         .map_err(|e| classify("ec2:DescribeSecurityGroupRules", e))?;
-    let mut rules: Vec<Value> = all
-        .iter()
-        .filter(|r| r.is_egress() != Some(true) && r.group_id() == Some(group_id))
-        .map(|r| {
-            json!({
-                "rule_id": r.security_group_rule_id(),
-                "protocol": r.ip_protocol(),
-                "from_port": r.from_port(),
-                "to_port": r.to_port(),
-                "cidr_ipv4": r.cidr_ipv4(),
-                "cidr_ipv6": r.cidr_ipv6(),
-                "referenced_group_id": r.referenced_group_info().and_then(|g| g.group_id()),
-                "prefix_list_id": r.prefix_list_id(),
-                "description": r.description(),
+    let rules = |egress: bool| {
+        let mut rules: Vec<Value> = all
+            .iter()
+            .filter(|r| r.is_egress().unwrap_or(false) == egress && r.group_id() == Some(group_id))
+            .map(|r| {
+                json!({
+                    "rule_id": r.security_group_rule_id(),
+                    "protocol": r.ip_protocol(),
+                    "from_port": r.from_port(),
+                    "to_port": r.to_port(),
+                    "cidr_ipv4": r.cidr_ipv4(),
+                    "cidr_ipv6": r.cidr_ipv6(),
+                    "referenced_group_id": r.referenced_group_info().and_then(|g| g.group_id()),
+                    "prefix_list_id": r.prefix_list_id(),
+                    "description": r.description(),
+                })
             })
-        })
-        .collect();
-    rules.sort_by(|a, b| a["rule_id"].as_str().cmp(&b["rule_id"].as_str()));
-    Ok(json!({
+            .collect();
+        rules.sort_by(|a, b| a["rule_id"].as_str().cmp(&b["rule_id"].as_str()));
+        rules
+    };
+    let mut shape = json!({
         "group_id": group_id,
         "group_name": group.group_name(),
         "vpc_id": group.vpc_id(),
-        "ingress_rules": rules,
+        "ingress_rules": rules(false),
+        "egress_rules": rules(true),
         "tags": tag_map(group.tags().iter().map(|t| (t.key().unwrap_or_default(), t.value().unwrap_or_default()))),
-    }))
+    });
+    // Only a VPC's default group is closed whole, and only its users matter to that decision:
+    // other groups are not asked about, which keeps their observation to two calls.
+    if group.group_name() == Some("default") {
+        let filter = aws_sdk_ec2::types::Filter::builder()
+            .name("group-id")
+            .values(group_id)
+            .build();
+        let interfaces = ec2
+            .describe_network_interfaces()
+            .filters(filter)
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| classify("ec2:DescribeNetworkInterfaces", e))?;
+        let mut ids: Vec<&str> = interfaces
+            .iter()
+            .filter_map(|i| i.network_interface_id())
+            .collect();
+        ids.sort_unstable();
+        shape["network_interfaces"] = json!(ids);
+    }
+    Ok(shape)
 }
