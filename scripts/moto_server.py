@@ -10,6 +10,10 @@ It also honours S3's ExpectedBucketOwner (the `x-amz-expected-bucket-owner` head
 ignores: as on AWS, a request naming a bucket owned by another account than the one expected
 fails with 403 AccessDenied.
 
+And it keeps an RDS snapshot's `restore` attribute a set, as AWS does: ModifyDBSnapshotAttribute
+with a value already present (`ValuesToAdd=["all"]` on a snapshot already shared with all) leaves
+it once; moto would list it twice.
+
 Usage: python scripts/moto_server.py HOST PORT
 """
 
@@ -18,6 +22,7 @@ import sys
 import threading
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+from moto.rds.models import SnapshotAttributesMixin
 from moto.s3.models import s3_backends
 from werkzeug.serving import run_simple
 
@@ -38,7 +43,23 @@ def bucket_owner_mismatch(environ):
     ).encode()
 
 
+def keep_snapshot_attributes_a_set():
+    """ModifyDBSnapshotAttribute adds only the values not already present."""
+    modify = SnapshotAttributesMixin.modify_attribute
+
+    def modify_as_a_set(self, attribute_name, values_to_add, values_to_remove):
+        present = self.attributes.get(attribute_name, [])
+        added = []
+        for value in values_to_add or []:
+            if value not in present and value not in added:
+                added.append(value)
+        return modify(self, attribute_name, added, values_to_remove)
+
+    SnapshotAttributesMixin.modify_attribute = modify_as_a_set
+
+
 def main():
+    keep_snapshot_attributes_a_set()
     host, port = sys.argv[1], int(sys.argv[2])
     os.environ.setdefault("MOTO_PORT", str(port))
     inner = DomainDispatcherApplication(create_backend_app)

@@ -74,6 +74,9 @@ pub enum Outcome {
     },
     /// The breaker's state cannot be read or written.
     BreakerUnreadable { error: String },
+    /// The resource cannot be changed in its present state (an RDS instance that is not
+    /// `available`): nothing was applied, and the finding is retried later.
+    NotReady { reason: String },
     /// An action failed after `done` of `total` were applied.
     ApplyFailed {
         kind: String,
@@ -107,6 +110,7 @@ impl Outcome {
             | Outcome::Refused { .. }
             | Outcome::BreakerUnreadable { .. }
             | Outcome::AccountsUnreadable { .. }
+            | Outcome::NotReady { .. }
             | Outcome::ApplyFailed { .. } => JobStatus::Failed,
             Outcome::ChangedSinceApproval { .. }
             | Outcome::AwaitingApproval
@@ -205,6 +209,7 @@ impl Outcome {
                 format!("paused by {by} ({why}): the plan is recorded and nothing was changed")
             }
             Outcome::Refused { error } => format!("refused: {error}"),
+            Outcome::NotReady { reason } => reason.clone(),
             Outcome::BreakerTripped {
                 count,
                 limit,
@@ -317,6 +322,13 @@ mod tests {
                 },
                 JobStatus::PendingApproval,
                 "blast-radius breaker: 21 enforcements in 3600 s reached the limit of 20; held for approval",
+            ),
+            (
+                Outcome::NotReady {
+                    reason: "db instance db1 is `stopped`, not `available`".into(),
+                },
+                JobStatus::Failed,
+                "db instance db1 is `stopped`, not `available`",
             ),
             (
                 Outcome::Applied { actions: 2 },

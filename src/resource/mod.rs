@@ -17,6 +17,8 @@ use crate::cloud::{Clients, Cloud, CloudError};
 
 mod ec2_instance;
 mod iam_user;
+mod rds_instance;
+mod rds_snapshot;
 mod s3_bucket;
 mod security_group;
 mod vpc_endpoint;
@@ -75,6 +77,13 @@ pub trait ResourceType: Send + Sync {
         &'a self,
         clients: &'a Clients,
     ) -> BoxFuture<'a, Result<Vec<String>, CloudError>>;
+
+    /// Why the resource, as observed, cannot be changed now (an RDS instance that is not
+    /// `available`), or `None` when it can. A plan for a resource that is not ready is not
+    /// applied: the job fails with this reason and its finding is retried later.
+    fn not_ready(&self, _observed: &Value) -> Option<String> {
+        None
+    }
 }
 
 /// Every resource type rectify knows, in the order error messages list them.
@@ -84,6 +93,8 @@ static REGISTRY: &[&dyn ResourceType] = &[
     &iam_user::IamUser,
     &vpc_endpoint::VpcEndpoint,
     &ec2_instance::Ec2Instance,
+    &rds_instance::RdsInstance,
+    &rds_snapshot::RdsSnapshot,
 ];
 
 /// Reads a resource live and returns the JSON shape its scripts read: the head (`type`, `id`,
@@ -120,6 +131,11 @@ pub async fn observe(
         head.extend(fields);
     }
     Ok(shape)
+}
+
+/// Why a resource of this type, as observed, cannot be changed now ([`ResourceType::not_ready`]).
+pub fn not_ready(resource_type: &str, observed: &Value) -> Option<String> {
+    lookup(resource_type).and_then(|rt| rt.not_ready(observed))
 }
 
 /// A role rectify uses in member accounts.
@@ -291,6 +307,8 @@ mod tests {
             ("AwsIamAccessKey", "AWS::IAM::User"),
             ("AwsEc2VpcEndpointService", "AWS::EC2::VPCEndpoint"),
             ("AwsEc2Instance", "AWS::EC2::Instance"),
+            ("AwsRdsDbInstance", "AWS::RDS::DBInstance"),
+            ("AwsRdsDbSnapshot", "AWS::RDS::DBSnapshot"),
         ] {
             assert_eq!(from_asff(asff).map(|r| r.info().config_type), Some(config));
         }
@@ -304,6 +322,8 @@ mod tests {
         assert_eq!(scope("AWS::EC2::SecurityGroup"), Scope::Regional);
         assert_eq!(scope("AWS::EC2::VPCEndpoint"), Scope::Regional);
         assert_eq!(scope("AWS::EC2::Instance"), Scope::Regional);
+        assert_eq!(scope("AWS::RDS::DBInstance"), Scope::Regional);
+        assert_eq!(scope("AWS::RDS::DBSnapshot"), Scope::Regional);
     }
 
     #[test]
@@ -334,6 +354,9 @@ mod tests {
             "iam:ListAccessKeys",
             "iam:GetAccessKeyLastUsed",
             "iam:ListUserTags",
+            "rds:DescribeDBInstances",
+            "rds:DescribeDBSnapshots",
+            "rds:DescribeDBSnapshotAttributes",
         ];
         // Listed for people grouped by service, in this order.
         assert_eq!(read_permissions(), expected);
