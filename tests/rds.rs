@@ -17,6 +17,9 @@ fn rds(env: &Env) -> Client {
     Client::new(&env.sdk)
 }
 
+/// An account of its own for the sweep, so other tests' instances are not in its counts.
+const SWEPT: &str = "555566667777";
+
 /// A new publicly accessible, tagged instance; its identifier.
 async fn public_instance(env: &Env) -> String {
     let id = unique("orders");
@@ -283,4 +286,88 @@ async fn a_public_snapshot_loses_only_all_and_undo_shares_it_with_all_again() {
         restore(&env, &id).await,
         vec![SHARED_WITH.to_string(), "all".to_string()]
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sweep_finds_public_instances_and_snapshots_and_what_if_changes_nothing() {
+    let env = Env::new().await;
+    env.allow(&[SWEPT]).await;
+    env.enforce("rds-instance-not-public").await;
+    env.enforce("rds-snapshot-not-public").await;
+    let c = Client::new(&env.account(SWEPT).await);
+    let mut instances = Vec::new();
+    for public in [true, false] {
+        let id = unique(if public { "open" } else { "closed" });
+        c.create_db_instance()
+            .db_instance_identifier(&id)
+            .engine("postgres")
+            .db_instance_class("db.t3.micro")
+            .master_username("admin")
+            .master_user_password("correct-horse-battery")
+            .allocated_storage(20)
+            .publicly_accessible(public)
+            .send()
+            .await
+            .unwrap();
+        instances.push(id);
+    }
+    let snapshot = unique("shared");
+    c.create_db_snapshot()
+        .db_instance_identifier(&instances[1])
+        .db_snapshot_identifier(&snapshot)
+        .send()
+        .await
+        .unwrap();
+    c.modify_db_snapshot_attribute()
+        .db_snapshot_identifier(&snapshot)
+        .attribute_name("restore")
+        .values_to_add("all")
+        .send()
+        .await
+        .unwrap();
+
+    let would_change = |report: &Value| -> Vec<String> {
+        report[0]["would_change"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w["resource_id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let report = env
+        .json(&[
+            "sweep",
+            "--what-if",
+            "--account",
+            SWEPT,
+            "--remediation",
+            "rds-instance-not-public",
+        ])
+        .await;
+    assert_eq!(
+        would_change(&report),
+        vec![instances[0].clone()],
+        "{report:#}"
+    );
+    assert!(report[0]["scanned"].as_u64().unwrap() >= 2, "{report:#}");
+    let report = env
+        .json(&[
+            "sweep",
+            "--what-if",
+            "--account",
+            SWEPT,
+            "--remediation",
+            "rds-snapshot-not-public",
+        ])
+        .await;
+    assert!(would_change(&report).contains(&snapshot), "{report:#}");
+
+    let out = c
+        .describe_db_instances()
+        .db_instance_identifier(&instances[0])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.db_instances()[0].publicly_accessible(), Some(true));
+    assert!(env.jobs().await.is_empty(), "--what-if records nothing");
 }
