@@ -371,3 +371,64 @@ async fn the_sweep_finds_public_instances_and_snapshots_and_what_if_changes_noth
     assert_eq!(out.db_instances()[0].publicly_accessible(), Some(true));
     assert!(env.jobs().await.is_empty(), "--what-if records nothing");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approved_plan_for_an_instance_that_is_not_available_stays_approved_and_runs_later() {
+    let env = Env::new().await;
+    env.ok(&[
+        "settings",
+        "set",
+        "rds-instance-not-public",
+        "--mode",
+        "approval",
+        "--by",
+        "test",
+    ])
+    .await;
+    let id = public_instance(&env).await;
+    env.send(&config_event(
+        HOME,
+        INSTANCE_RULE,
+        "AWS::RDS::DBInstance",
+        &id,
+    ))
+    .await;
+    env.drain().await;
+    let job = env.job_for(&id).await;
+    assert_eq!(job["status"], "pending-approval", "{job:#}");
+    let job_id = job["id"].as_str().unwrap().to_string();
+
+    rds(&env)
+        .stop_db_instance()
+        .db_instance_identifier(&id)
+        .send()
+        .await
+        .unwrap();
+    env.ok(&["jobs", "approve", &job_id, "--by", "alice"]).await;
+    env.drain().await;
+    let job = env.job_for(&id).await;
+    assert_eq!(job["status"], "approved", "{job:#}");
+    assert!(
+        job["reason"]
+            .as_str()
+            .unwrap()
+            .contains("is `stopped`, not `available`"),
+        "{job:#}"
+    );
+    assert!(
+        instance_state(&env, &id).await.1,
+        "a stopped instance was modified"
+    );
+
+    rds(&env)
+        .start_db_instance()
+        .db_instance_identifier(&id)
+        .send()
+        .await
+        .unwrap();
+    env.drain_all().await;
+    let job = env.job_for(&id).await;
+    assert_eq!(job["status"], "applied", "{job:#}");
+    assert_eq!(job["approved_by"], "alice");
+    assert!(!instance_state(&env, &id).await.1);
+}

@@ -59,6 +59,7 @@ pub async fn apply(
         return Err(Stopped {
             outcome: Outcome::NotReady {
                 reason: why.clone(),
+                approved: go == Go::Approved,
             },
             retry: Some(why),
         });
