@@ -12,6 +12,9 @@ fails with 403 AccessDenied.
 
 And DeleteNetworkAclEntry of an entry that is not there fails as on AWS, with
 InvalidNetworkAclEntry.NotFound (moto fails with an internal error instead).
+And it keeps an RDS snapshot's `restore` attribute a set, as AWS does: ModifyDBSnapshotAttribute
+with a value already present (`ValuesToAdd=["all"]` on a snapshot already shared with all) leaves
+it once; moto would list it twice.
 
 Usage: python scripts/moto_server.py HOST PORT
 """
@@ -23,6 +26,7 @@ import threading
 from moto.ec2.exceptions import EC2ClientError
 from moto.ec2.models.network_acls import NetworkAclBackend
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+from moto.rds.models import SnapshotAttributesMixin
 from moto.s3.models import s3_backends
 from werkzeug.serving import run_simple
 
@@ -60,7 +64,23 @@ def delete_network_acl_entry(self, network_acl_id, rule_number, egress):
 NetworkAclBackend.delete_network_acl_entry = delete_network_acl_entry
 
 
+def keep_snapshot_attributes_a_set():
+    """ModifyDBSnapshotAttribute adds only the values not already present."""
+    modify = SnapshotAttributesMixin.modify_attribute
+
+    def modify_as_a_set(self, attribute_name, values_to_add, values_to_remove):
+        present = self.attributes.get(attribute_name, [])
+        added = []
+        for value in values_to_add or []:
+            if value not in present and value not in added:
+                added.append(value)
+        return modify(self, attribute_name, added, values_to_remove)
+
+    SnapshotAttributesMixin.modify_attribute = modify_as_a_set
+
+
 def main():
+    keep_snapshot_attributes_a_set()
     host, port = sys.argv[1], int(sys.argv[2])
     os.environ.setdefault("MOTO_PORT", str(port))
     inner = DomainDispatcherApplication(create_backend_app)

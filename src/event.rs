@@ -558,6 +558,8 @@ const SECURITY_HUB_CONTROLS: &[(&str, &str)] = &[
     ("IAM.8", "iam-user-unused-credentials-check"),
     ("S3.1", "s3-account-level-public-access-blocks-periodic"),
     ("EC2.7", "ec2-ebs-encryption-by-default"),
+    ("RDS.1", "rds-snapshots-public-prohibited"),
+    ("RDS.2", "rds-instance-public-access-check"),
 ];
 
 fn decode_asff_event(detail: Value, event_id: Option<String>) -> Result<Vec<Finding>, DecodeError> {
@@ -695,6 +697,11 @@ fn resource_id_from_arn(s: &str) -> Result<String, DecodeError> {
     Ok(match parts[1] {
         "s3" => resource.to_string(),
         "iam" => resource.rsplit('/').next().unwrap_or(resource).to_string(),
+        // `db:NAME`, `snapshot:NAME` (an automated snapshot's name is `rds:…`).
+        "rds" => resource
+            .split_once(':')
+            .map_or(resource, |(_, name)| name)
+            .to_string(),
         _ => resource.rsplit('/').next().unwrap_or(resource).to_string(),
     })
 }
@@ -894,6 +901,23 @@ pub fn normalise_rule(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rds_arns_give_the_instance_or_snapshot_name() {
+        for (arn, id) in [
+            ("arn:aws:rds:us-east-1:111122223333:db:orders", "orders"),
+            (
+                "arn:aws:rds:us-east-1:111122223333:snapshot:nightly",
+                "nightly",
+            ),
+            (
+                "arn:aws:rds:us-east-1:111122223333:snapshot:rds:orders-2026-11-30-03-10",
+                "rds:orders-2026-11-30-03-10",
+            ),
+        ] {
+            assert_eq!(resource_id_from_arn(arn).unwrap(), id, "{arn}");
+        }
+    }
 
     fn fixture(name: &str) -> String {
         let path = format!(

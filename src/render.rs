@@ -224,6 +224,35 @@ pub fn changes(action: &Action, before: Option<&Value>) -> Vec<String> {
                 .unwrap_or("?");
             vec![format!("~ HttpTokens: {old} -> {}", http_tokens.as_str())]
         }
+        Action::ModifyDbInstancePublicAccess {
+            publicly_accessible,
+            ..
+        } => {
+            let old = before
+                .and_then(|b| b.get("publicly_accessible"))
+                .map_or_else(|| "?".to_string(), Value::to_string);
+            vec![format!(
+                "~ PubliclyAccessible: {old} -> {publicly_accessible}"
+            )]
+        }
+        Action::ModifyDbSnapshotRestoreAll {
+            shared_with_all, ..
+        } => {
+            let kept: Vec<&str> = before
+                .and_then(|b| b.get("restore"))
+                .and_then(Value::as_array)
+                .map(|v| {
+                    v.iter()
+                        .filter_map(Value::as_str)
+                        .filter(|a| *a != "all")
+                        .collect()
+                })
+                .unwrap_or_default();
+            let sign = if *shared_with_all { "+" } else { "-" };
+            let mut lines = vec![format!("{sign} restore: all")];
+            lines.extend(kept.iter().map(|a| format!("  restore: {a}")));
+            lines
+        }
         Action::ModifyVpcEndpointPolicy {
             policy_document, ..
         } => {

@@ -262,6 +262,22 @@ pub async fn apply(
                 .map_err(|e| classify(call, e))?;
             Ok(Applied::Changed)
         }
+        Action::ModifyDbInstancePublicAccess {
+            db_instance_identifier,
+            publicly_accessible,
+        } => {
+            // Only this attribute is sent, so nothing else of the instance changes; applied
+            // now rather than in the next maintenance window.
+            c.get(aws_sdk_rds::Client::new)
+                .modify_db_instance()
+                .db_instance_identifier(db_instance_identifier)
+                .publicly_accessible(*publicly_accessible)
+                .apply_immediately(true)
+                .send()
+                .await
+                .map_err(|e| classify(call, e))?;
+            Ok(Applied::Changed)
+        }
         Action::DeleteBucketPolicy { bucket } => {
             match c
                 .get(aws_sdk_s3::Client::new)
@@ -274,6 +290,24 @@ pub async fn apply(
                 Ok(_) => Ok(Applied::Changed),
                 Err(e) => done_if(classify(call, e), &["NoSuchBucketPolicy"]),
             }
+        }
+        Action::ModifyDbSnapshotRestoreAll {
+            db_snapshot_identifier,
+            shared_with_all,
+        } => {
+            // Only the value `all` is named: accounts the snapshot is shared with stay.
+            let call_ = c
+                .get(aws_sdk_rds::Client::new)
+                .modify_db_snapshot_attribute()
+                .db_snapshot_identifier(db_snapshot_identifier)
+                .attribute_name("restore");
+            let call_ = if *shared_with_all {
+                call_.values_to_add("all")
+            } else {
+                call_.values_to_remove("all")
+            };
+            call_.send().await.map_err(|e| classify(call, e))?;
+            Ok(Applied::Changed)
         }
         Action::ModifyVpcEndpointPolicy {
             vpc_endpoint_id,

@@ -37,6 +37,10 @@ pub const POLICY_ONLY_CONDITIONS: &str = "an endpoint policy may only gain condi
 pub const POLICY_ONLY_ADDS_TLS_DENY: &str = "a bucket policy may only gain one statement denying requests without TLS, every existing statement kept byte for byte and in order";
 pub const NACL_ONLY_ALLOW: &str =
     "only allow entries of a network ACL are deleted, never a deny entry or the default rule";
+pub const PUBLIC_ACCESS_ONLY_OFF: &str =
+    "an RDS instance's PubliclyAccessible is only set to false";
+pub const SNAPSHOT_ONLY_UNSHARED: &str =
+    "an RDS snapshot is only unshared from `all`, never shared";
 pub const NO_INVERSE_IN_PLAN: &str = "a plan never loosens: inverses run only through undo";
 
 /// Checks every action of `plan` against the resource of type `resource_type` as observed
@@ -284,6 +288,46 @@ fn check_action(resource_type: &str, before: &Value, action: &Action) -> Result<
                 })?;
             only_gains_conditions(observed, policy_document)
                 .map_err(|why| (POLICY_ONLY_CONDITIONS, why))
+        }
+        Action::ModifyDbInstancePublicAccess {
+            db_instance_identifier,
+            publicly_accessible,
+        } => {
+            same_resource(
+                resource_type,
+                "AWS::RDS::DBInstance",
+                before,
+                "db_instance_identifier",
+                db_instance_identifier,
+            )?;
+            if *publicly_accessible {
+                Err((
+                    PUBLIC_ACCESS_ONLY_OFF,
+                    "it sets PubliclyAccessible true".to_string(),
+                ))
+            } else {
+                Ok(())
+            }
+        }
+        Action::ModifyDbSnapshotRestoreAll {
+            db_snapshot_identifier,
+            shared_with_all,
+        } => {
+            same_resource(
+                resource_type,
+                "AWS::RDS::DBSnapshot",
+                before,
+                "db_snapshot_identifier",
+                db_snapshot_identifier,
+            )?;
+            if *shared_with_all {
+                Err((
+                    SNAPSHOT_ONLY_UNSHARED,
+                    "it adds `all` to the restore attribute".to_string(),
+                ))
+            } else {
+                Ok(())
+            }
         }
         Action::PutBucketPolicy { bucket, policy } => {
             same_resource(resource_type, "AWS::S3::Bucket", before, "bucket", bucket)?;
@@ -777,6 +821,55 @@ mod tests {
             rule_of(t, &before, imds("i-1", HttpTokens::Optional)),
             Some(TOKENS_ONLY_REQUIRED)
         );
+    }
+
+    #[test]
+    fn an_rds_instance_is_only_made_private_and_only_the_observed_one() {
+        let before = json!({"db_instance_identifier": "orders", "publicly_accessible": true});
+        let modify = |id: &str, public| Action::ModifyDbInstancePublicAccess {
+            db_instance_identifier: id.into(),
+            publicly_accessible: public,
+        };
+        let t = "AWS::RDS::DBInstance";
+        assert_eq!(rule_of(t, &before, modify("orders", false)), None);
+        assert_eq!(
+            rule_of(t, &before, modify("billing", false)),
+            Some(SAME_RESOURCE)
+        );
+        assert_eq!(
+            rule_of(t, &before, modify("orders", true)),
+            Some(PUBLIC_ACCESS_ONLY_OFF)
+        );
+        assert_eq!(
+            rule_of("AWS::RDS::DBSnapshot", &before, modify("orders", false)),
+            Some(SAME_RESOURCE)
+        );
+    }
+
+    #[test]
+    fn an_rds_snapshot_is_only_unshared_from_all_and_only_the_observed_one() {
+        let before =
+            json!({"db_snapshot_identifier": "nightly", "restore": ["111122223333", "all"]});
+        let modify = |id: &str, all| Action::ModifyDbSnapshotRestoreAll {
+            db_snapshot_identifier: id.into(),
+            shared_with_all: all,
+        };
+        let t = "AWS::RDS::DBSnapshot";
+        assert_eq!(rule_of(t, &before, modify("nightly", false)), None);
+        assert_eq!(
+            rule_of(t, &before, modify("weekly", false)),
+            Some(SAME_RESOURCE)
+        );
+        assert_eq!(
+            rule_of(t, &before, modify("nightly", true)),
+            Some(SNAPSHOT_ONLY_UNSHARED)
+        );
+        // A named account id cannot even be expressed: the kind has no field for one.
+        let named = serde_json::from_value::<Action>(json!({
+            "kind": "rds:ModifyDBSnapshotAttribute", "db_snapshot_identifier": "nightly",
+            "shared_with_all": false, "values_to_remove": ["111122223333"]
+        }));
+        assert!(named.is_err());
     }
 
     #[test]

@@ -145,6 +145,19 @@ pub enum Action {
     /// Turns off EBS encryption by default (the inverse of turning it on).
     #[serde(rename = "ec2:DisableEbsEncryptionByDefault")]
     DisableEbsEncryptionByDefault { account_id: String },
+    /// Sets whether an RDS instance is publicly accessible, applied immediately.
+    #[serde(rename = "rds:ModifyDBInstance")]
+    ModifyDbInstancePublicAccess {
+        db_instance_identifier: String,
+        publicly_accessible: bool,
+    },
+    /// Removes `all` from (or adds it to) an RDS snapshot's `restore` attribute; account ids
+    /// named in the attribute are never touched.
+    #[serde(rename = "rds:ModifyDBSnapshotAttribute")]
+    ModifyDbSnapshotRestoreAll {
+        db_snapshot_identifier: String,
+        shared_with_all: bool,
+    },
 }
 
 /// Whether an instance's metadata service requires session tokens.
@@ -310,6 +323,15 @@ pub const ACTION_KINDS: &[ActionKind] = &[
         is_inverse: true,
     },
     ActionKind {
+        kind: "rds:ModifyDBInstance",
+        permission: "rds:ModifyDBInstance",
+        fields: "db_instance_identifier, publicly_accessible (a plan only false)",
+        description: "set whether an RDS instance is publicly accessible, with ApplyImmediately; no other attribute is sent; only an `available` instance is modified",
+        inverse: "the previous publicly_accessible",
+        in_plans: true,
+        is_inverse: true,
+    },
+    ActionKind {
         kind: "s3control:PutPublicAccessBlock",
         permission: "s3:PutAccountPublicAccessBlock",
         fields: "account_id, block_public_acls, ignore_public_acls, block_public_policy, restrict_public_buckets",
@@ -354,6 +376,15 @@ pub const ACTION_KINDS: &[ActionKind] = &[
         in_plans: false,
         is_inverse: true,
     },
+    ActionKind {
+        kind: "rds:ModifyDBSnapshotAttribute",
+        permission: "rds:ModifyDBSnapshotAttribute",
+        fields: "db_snapshot_identifier, shared_with_all (a plan only false)",
+        description: "remove `all` from an RDS snapshot's restore attribute (true adds it back); named account ids are never touched",
+        inverse: "`all` added back when the snapshot was shared with all",
+        in_plans: true,
+        is_inverse: true,
+    },
 ];
 
 /// Why an inverse could not be computed.
@@ -385,6 +416,8 @@ impl Action {
             Action::DeleteAccountPublicAccessBlock { .. } => "s3control:DeletePublicAccessBlock",
             Action::EnableEbsEncryptionByDefault { .. } => "ec2:EnableEbsEncryptionByDefault",
             Action::DisableEbsEncryptionByDefault { .. } => "ec2:DisableEbsEncryptionByDefault",
+            Action::ModifyDbInstancePublicAccess { .. } => "rds:ModifyDBInstance",
+            Action::ModifyDbSnapshotRestoreAll { .. } => "rds:ModifyDBSnapshotAttribute",
         }
     }
 
@@ -508,6 +541,20 @@ impl Action {
             Action::DisableEbsEncryptionByDefault { account_id } => {
                 format!("account {account_id}: EBS encryption by default = off")
             }
+            Action::ModifyDbInstancePublicAccess {
+                db_instance_identifier,
+                publicly_accessible,
+            } => format!(
+                "rds instance {db_instance_identifier}: PubliclyAccessible = {publicly_accessible} (applied immediately)"
+            ),
+            Action::ModifyDbSnapshotRestoreAll {
+                db_snapshot_identifier,
+                shared_with_all,
+            } => format!(
+                "rds snapshot {db_snapshot_identifier}: {} `all` {} the restore attribute",
+                if *shared_with_all { "add" } else { "remove" },
+                if *shared_with_all { "to" } else { "from" },
+            ),
         }
     }
 
@@ -715,6 +762,36 @@ impl Action {
                     Action::EnableEbsEncryptionByDefault { account_id }
                 } else {
                     Action::DisableEbsEncryptionByDefault { account_id }
+                })
+            }
+            Action::ModifyDbInstancePublicAccess {
+                db_instance_identifier,
+                ..
+            } => {
+                let public = before
+                    .get("publicly_accessible")
+                    .and_then(Value::as_bool)
+                    .ok_or_else(|| {
+                        fail("the instance's publicly_accessible is not in the before-state")
+                    })?;
+                Ok(Action::ModifyDbInstancePublicAccess {
+                    db_instance_identifier: db_instance_identifier.clone(),
+                    publicly_accessible: public,
+                })
+            }
+            Action::ModifyDbSnapshotRestoreAll {
+                db_snapshot_identifier,
+                ..
+            } => {
+                let restore = before
+                    .get("restore")
+                    .and_then(Value::as_array)
+                    .ok_or_else(|| {
+                        fail("the snapshot's restore attribute is not in the before-state")
+                    })?;
+                Ok(Action::ModifyDbSnapshotRestoreAll {
+                    db_snapshot_identifier: db_snapshot_identifier.clone(),
+                    shared_with_all: restore.iter().any(|v| v.as_str() == Some("all")),
                 })
             }
         }
@@ -968,6 +1045,14 @@ mod tests {
             Action::DeleteAccountPublicAccessBlock { account_id: s() },
             Action::EnableEbsEncryptionByDefault { account_id: s() },
             Action::DisableEbsEncryptionByDefault { account_id: s() },
+            Action::ModifyDbInstancePublicAccess {
+                db_instance_identifier: s(),
+                publicly_accessible: false,
+            },
+            Action::ModifyDbSnapshotRestoreAll {
+                db_snapshot_identifier: s(),
+                shared_with_all: false,
+            },
         ];
         assert_eq!(every.len(), ACTION_KINDS.len());
         for a in &every {
@@ -1220,6 +1305,37 @@ mod tests {
         );
         // A bucket observed without reading its policy has no inverse to offer.
         assert!(put.inverse(&json!({"bucket": "b"})).is_err());
+    }
+
+    #[test]
+    fn inverses_of_rds_actions_restore_the_before_state() {
+        let private = Action::ModifyDbInstancePublicAccess {
+            db_instance_identifier: "db1".into(),
+            publicly_accessible: false,
+        };
+        assert_eq!(
+            private
+                .inverse(&json!({"publicly_accessible": true}))
+                .unwrap(),
+            Action::ModifyDbInstancePublicAccess {
+                db_instance_identifier: "db1".into(),
+                publicly_accessible: true,
+            }
+        );
+        assert!(private.inverse(&json!({})).is_err());
+        let unshare = Action::ModifyDbSnapshotRestoreAll {
+            db_snapshot_identifier: "s1".into(),
+            shared_with_all: false,
+        };
+        let back = |restore: Value| match unshare.inverse(&json!({ "restore": restore })) {
+            Ok(Action::ModifyDbSnapshotRestoreAll {
+                shared_with_all, ..
+            }) => shared_with_all,
+            other => panic!("{other:?}"),
+        };
+        assert!(back(json!(["111122223333", "all"])));
+        assert!(!back(json!(["111122223333"])));
+        assert!(unshare.inverse(&json!({})).is_err());
     }
 
     #[test]

@@ -53,6 +53,17 @@ pub async fn apply(
             .into());
         }
     }
+    // Checked before the breaker, so that waiting for the resource never uses a slot.
+    if let Some(why) = crate::resource::not_ready(&job.resource_type, before) {
+        info!(reason = %why, "the resource cannot be changed now: nothing is applied");
+        return Err(Stopped {
+            outcome: Outcome::NotReady {
+                reason: why.clone(),
+                approved: go == Go::Approved,
+            },
+            retry: Some(why),
+        });
+    }
     if go == Go::Enforce {
         let (limit, window) = snapshot.breaker(r);
         match ctx

@@ -74,6 +74,10 @@ pub enum Outcome {
     },
     /// The breaker's state cannot be read or written.
     BreakerUnreadable { error: String },
+    /// The resource cannot be changed in its present state (an RDS instance that is not
+    /// `available`): nothing was applied, and the finding is retried later. An approved plan
+    /// stays approved, so the retry runs it.
+    NotReady { reason: String, approved: bool },
     /// An action failed after `done` of `total` were applied.
     ApplyFailed {
         kind: String,
@@ -107,7 +111,11 @@ impl Outcome {
             | Outcome::Refused { .. }
             | Outcome::BreakerUnreadable { .. }
             | Outcome::AccountsUnreadable { .. }
+            | Outcome::NotReady {
+                approved: false, ..
+            }
             | Outcome::ApplyFailed { .. } => JobStatus::Failed,
+            Outcome::NotReady { approved: true, .. } => JobStatus::Approved,
             Outcome::ChangedSinceApproval { .. }
             | Outcome::AwaitingApproval
             | Outcome::BreakerTripped { .. } => JobStatus::PendingApproval,
@@ -205,6 +213,14 @@ impl Outcome {
                 format!("paused by {by} ({why}): the plan is recorded and nothing was changed")
             }
             Outcome::Refused { error } => format!("refused: {error}"),
+            Outcome::NotReady {
+                reason,
+                approved: false,
+            } => reason.clone(),
+            Outcome::NotReady {
+                reason,
+                approved: true,
+            } => format!("{reason}; the plan stays approved"),
             Outcome::BreakerTripped {
                 count,
                 limit,
@@ -317,6 +333,22 @@ mod tests {
                 },
                 JobStatus::PendingApproval,
                 "blast-radius breaker: 21 enforcements in 3600 s reached the limit of 20; held for approval",
+            ),
+            (
+                Outcome::NotReady {
+                    reason: "db instance db1 is `stopped`, not `available`".into(),
+                    approved: false,
+                },
+                JobStatus::Failed,
+                "db instance db1 is `stopped`, not `available`",
+            ),
+            (
+                Outcome::NotReady {
+                    reason: "db instance db1 is `stopped`, not `available`".into(),
+                    approved: true,
+                },
+                JobStatus::Approved,
+                "db instance db1 is `stopped`, not `available`; the plan stays approved",
             ),
             (
                 Outcome::Applied { actions: 2 },

@@ -19,6 +19,8 @@ mod account;
 mod ec2_instance;
 mod iam_user;
 mod network_acl;
+mod rds_instance;
+mod rds_snapshot;
 mod s3_bucket;
 mod security_group;
 mod vpc_endpoint;
@@ -93,6 +95,13 @@ pub trait ResourceType: Send + Sync {
         &'a self,
         clients: &'a Clients,
     ) -> BoxFuture<'a, Result<Vec<String>, CloudError>>;
+
+    /// Why the resource, as observed, cannot be changed now (an RDS instance that is not
+    /// `available`), or `None` when it can. A plan for a resource that is not ready is not
+    /// applied: the job fails with this reason and its finding is retried later.
+    fn not_ready(&self, _observed: &Value) -> Option<String> {
+        None
+    }
 }
 
 /// Every resource type rectify knows, in the order error messages list them.
@@ -104,6 +113,8 @@ static REGISTRY: &[&dyn ResourceType] = &[
     &ec2_instance::Ec2Instance,
     &account::Account,
     &network_acl::NetworkAcl,
+    &rds_instance::RdsInstance,
+    &rds_snapshot::RdsSnapshot,
 ];
 
 /// Reads a resource live, for a remediation whose manifest lists the action kinds `kinds` (see
@@ -142,6 +153,11 @@ pub async fn observe(
         head.extend(fields);
     }
     Ok(shape)
+}
+
+/// Why a resource of this type, as observed, cannot be changed now ([`ResourceType::not_ready`]).
+pub fn not_ready(resource_type: &str, observed: &Value) -> Option<String> {
+    lookup(resource_type).and_then(|rt| rt.not_ready(observed))
 }
 
 /// A role rectify uses in member accounts.
@@ -315,6 +331,8 @@ mod tests {
             ("AwsEc2Instance", "AWS::EC2::Instance"),
             ("AwsAccount", "AWS::::Account"),
             ("AwsEc2NetworkAcl", "AWS::EC2::NetworkAcl"),
+            ("AwsRdsDbInstance", "AWS::RDS::DBInstance"),
+            ("AwsRdsDbSnapshot", "AWS::RDS::DBSnapshot"),
         ] {
             assert_eq!(from_asff(asff).map(|r| r.info().config_type), Some(config));
         }
@@ -331,6 +349,8 @@ mod tests {
         // EBS encryption by default is a setting of each region.
         assert_eq!(scope("AWS::::Account"), Scope::Regional);
         assert_eq!(scope("AWS::EC2::NetworkAcl"), Scope::Regional);
+        assert_eq!(scope("AWS::RDS::DBInstance"), Scope::Regional);
+        assert_eq!(scope("AWS::RDS::DBSnapshot"), Scope::Regional);
     }
 
     #[test]
@@ -373,6 +393,9 @@ mod tests {
             "iam:ListAccessKeys",
             "iam:GetAccessKeyLastUsed",
             "iam:ListUserTags",
+            "rds:DescribeDBInstances",
+            "rds:DescribeDBSnapshots",
+            "rds:DescribeDBSnapshotAttributes",
         ];
         // Listed for people grouped by service, in this order.
         assert_eq!(read_permissions(), expected);
