@@ -75,6 +75,12 @@ def seed_account(account, tag):
     s3, ec2, iam = s.client("s3"), s.client("ec2"), s.client("iam")
     bucket = f"demo-{tag}-public-reports"
     s3.create_bucket(Bucket=bucket)
+    # A bucket whose policy lets plain HTTP in: its statement must survive the TLS fix as written.
+    logs = f"demo-{tag}-access-logs"
+    s3.create_bucket(Bucket=logs)
+    s3.put_bucket_policy(Bucket=logs, Policy=json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Sid": "LogDelivery", "Effect": "Allow", "Principal": {"Service": "logging.s3.amazonaws.com"},
+         "Action": "s3:PutObject", "Resource": f"arn:aws:s3:::{logs}/*"}]}))
     vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
     sg = ec2.create_security_group(GroupName=f"demo-{tag}-bastion", Description="demo", VpcId=vpc)["GroupId"]
     other = ec2.create_security_group(GroupName=f"demo-{tag}-peers", Description="demo", VpcId=vpc)["GroupId"]
@@ -94,7 +100,7 @@ def seed_account(account, tag):
         {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": "*"}]}
     vpce = ec2.create_vpc_endpoint(VpcId=vpc, ServiceName=f"com.amazonaws.{REGION}.s3",
                                    PolicyDocument=json.dumps(policy))["VpcEndpoint"]["VpcEndpointId"]
-    return {"account": account, "bucket": bucket, "sg": sg, "user": user, "user_id": user_id,
+    return {"account": account, "bucket": bucket, "logs": logs, "sg": sg, "user": user, "user_id": user_id,
             "key": key, "vpce": vpce}
 
 
@@ -111,6 +117,7 @@ def seed():
             # Config's own SNS channel: the bare detail; IAM users are named by their unique id.
             sns(config_detail(a, "access-keys-rotated-conformance-pack-demo01", "AWS::IAM::User", r["user_id"])),
             eventbridge(config_detail(a, "vpc-endpoint-policy-not-overly-permissive", "AWS::EC2::VPCEndpoint", r["vpce"])),
+            eventbridge(config_detail(a, "s3-bucket-ssl-requests-only", "AWS::S3::Bucket", r["logs"])),
         ]
         for b in bodies:
             sqs.send_message(QueueUrl=url, MessageBody=json.dumps(b))
@@ -120,8 +127,9 @@ def seed():
         json.dump(made, f, indent=2)
     for r in made:
         print(f"account {r['account']}: bucket {r['bucket']} (no Public Access Block), {r['sg']} (SSH open to the world),"
-              f" user {r['user']} (active key {r['key']}), {r['vpce']} (policy open to *)")
-    print("sent 8 events and 1 malformed message")
+              f" user {r['user']} (active key {r['key']}), {r['vpce']} (policy open to *),"
+              f" bucket {r['logs']} (policy without a TLS deny)")
+    print("sent 10 events and 1 malformed message")
 
 
 def show():
@@ -144,6 +152,7 @@ def show():
             print(f"  iam {r['user']}: key {k['AccessKeyId']} {k['Status']}")
         ep = ec2.describe_vpc_endpoints(VpcEndpointIds=[r["vpce"]])["VpcEndpoints"][0]
         print(f"  vpce {r['vpce']}: policy {ep['PolicyDocument']}")
+        print(f"  s3 {r['logs']}: policy {s3.get_bucket_policy(Bucket=r['logs'])['Policy']}")
 
 
 if __name__ == "__main__":
