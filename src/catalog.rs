@@ -100,6 +100,11 @@ pub struct Triggers {
     /// Patterns where `*` matches any run of characters, e.g. `*vpce*polic*`.
     #[serde(default)]
     pub patterns: Vec<String>,
+    /// The Security Hub control ids whose findings arrive as one of `rules` (e.g. `RDS.2` for
+    /// `rds-instance-public-access-check`): each must stand for one of `rules`, and every
+    /// control that stands for one of them is listed.
+    #[serde(default)]
+    pub controls: Vec<String>,
 }
 
 /// One parameter a script reads, with its type and bounds: a value that breaks them is refused
@@ -631,6 +636,9 @@ fn load_one(
             ),
         ));
     }
+    if let Some(why) = controls_error(&manifest.triggers) {
+        return Err(key_error("controls", why));
+    }
     for kind in &manifest.actions {
         match ACTION_KINDS.iter().find(|k| k.kind == kind) {
             None => {
@@ -794,6 +802,37 @@ pub fn line_diff(expected: &str, actual: &str) -> String {
     out
 }
 
+/// Why a manifest's `controls` do not match its `rules`: a control rectify does not know, one
+/// that stands for a rule the manifest does not trigger on, or a known control of one of its
+/// rules left out.
+fn controls_error(triggers: &Triggers) -> Option<String> {
+    for c in &triggers.controls {
+        match crate::event::control_rule(c) {
+            None => {
+                return Some(format!(
+                    "`controls` names {c:?}, a Security Hub control rectify does not route"
+                ));
+            }
+            Some(rule) if !triggers.rules.iter().any(|r| r == rule) => {
+                return Some(format!(
+                    "`controls` names {c:?}, which stands for rule {rule:?}: add that rule to `rules` or drop the control"
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    for rule in &triggers.rules {
+        if let Some(c) =
+            crate::event::rule_controls(rule).find(|c| !triggers.controls.iter().any(|x| x == c))
+        {
+            return Some(format!(
+                "`controls` leaves out {c:?}, the Security Hub control of rule {rule:?}"
+            ));
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -935,6 +974,53 @@ mod tests {
                 "{name}"
             );
         }
+    }
+
+    #[test]
+    fn controls_must_be_exactly_those_of_the_rules() {
+        let triggers = |rules: &[&str], controls: &[&str]| Triggers {
+            rules: rules.iter().map(ToString::to_string).collect(),
+            patterns: vec![],
+            controls: controls.iter().map(ToString::to_string).collect(),
+        };
+        assert_eq!(
+            controls_error(&triggers(&["rds-instance-public-access-check"], &["RDS.2"])),
+            None
+        );
+        assert_eq!(controls_error(&triggers(&["corp-own-rule"], &[])), None);
+        let err = |t| controls_error(&t).unwrap();
+        assert!(
+            err(triggers(&["rds-instance-public-access-check"], &[]))
+                .contains("leaves out \"RDS.2\"")
+        );
+        assert!(
+            err(triggers(
+                &["rds-instance-public-access-check"],
+                &["RDS.2", "RDS.1"]
+            ))
+            .contains("stands for rule \"rds-snapshots-public-prohibited\"")
+        );
+        assert!(
+            err(triggers(&["restricted-ssh"], &["EC2.13", "XYZ.9"])).contains("does not route")
+        );
+    }
+
+    #[test]
+    fn a_manifest_whose_controls_do_not_match_its_rules_names_file_and_line() {
+        let engine = hardened_engine(&Limits::default());
+        let dir = std::env::temp_dir().join(format!("rectify-catalog-{}", uuid::Uuid::new_v4()));
+        let folder = dir.join("ctl");
+        std::fs::create_dir_all(&folder).unwrap();
+        std::fs::write(
+            folder.join("remediation.toml"),
+            "name = \"ctl\"\ndescription = \"x\"\nresource_type = \"AWS::EC2::SecurityGroup\"\nactions = [\"ec2:RevokeSecurityGroupIngress\"]\n[triggers]\nrules = [\"restricted-ssh\"]\ncontrols = [\"S3.5\"]\n",
+        )
+        .unwrap();
+        std::fs::write(folder.join("plan.rhai"), "fn plan(r, p) { [] }\n").unwrap();
+        let err = Catalog::load(&engine, Some(&dir)).unwrap_err().to_string();
+        assert!(err.contains("ctl/remediation.toml:7"), "{err}");
+        assert!(err.contains("S3.5"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -551,7 +551,9 @@ const SECURITY_HUB_CONTROLS: &[(&str, &str)] = &[
     ("S3.3", "s3-bucket-public-write-prohibited"),
     ("S3.5", "s3-bucket-ssl-requests-only"),
     ("S3.8", "s3-bucket-level-public-access-prohibited"),
+    ("EC2.8", "ec2-imdsv2-check"),
     ("EC2.13", "restricted-ssh"),
+    ("EC2.19", "restricted-common-ports"),
     ("EC2.2", "vpc-default-security-group-closed"),
     ("EC2.21", "nacl-no-unrestricted-ssh-rdp"),
     ("IAM.3", "access-keys-rotated"),
@@ -561,6 +563,22 @@ const SECURITY_HUB_CONTROLS: &[(&str, &str)] = &[
     ("RDS.1", "rds-snapshots-public-prohibited"),
     ("RDS.2", "rds-instance-public-access-check"),
 ];
+
+/// The Config rule a Security Hub control id stands for, when rectify knows the control.
+pub fn control_rule(control: &str) -> Option<&'static str> {
+    SECURITY_HUB_CONTROLS
+        .iter()
+        .find(|(id, _)| *id == control)
+        .map(|(_, rule)| *rule)
+}
+
+/// The Security Hub control ids that stand for `rule`.
+pub fn rule_controls(rule: &str) -> impl Iterator<Item = &'static str> + '_ {
+    SECURITY_HUB_CONTROLS
+        .iter()
+        .filter(move |(_, r)| *r == rule)
+        .map(|(id, _)| *id)
+}
 
 fn decode_asff_event(detail: Value, event_id: Option<String>) -> Result<Vec<Finding>, DecodeError> {
     const KIND: &str = "Security Hub finding";
@@ -611,11 +629,7 @@ fn decode_asff_finding(f: &Value, event_id: Option<String>) -> Result<Finding, D
         .or_else(|| text(f, &["ProductFields", "ControlId"]));
     let rule = text(f, &["ProductFields", "RelatedAWSResources:0/name"])
         .or_else(|| {
-            let c = control.as_deref()?;
-            SECURITY_HUB_CONTROLS
-                .iter()
-                .find(|(id, _)| *id == c)
-                .map(|(_, r)| r.to_string())
+            control_rule(control.as_deref()?).map(str::to_string)
         })
         .ok_or_else(|| {
             malformed(
