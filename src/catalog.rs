@@ -1005,40 +1005,38 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_manifest_whose_controls_do_not_match_its_rules_names_file_and_line() {
+    /// Loads a custom directory holding one remediation `name` with this manifest and an empty
+    /// plan, and returns the load error.
+    fn load_error(name: &str, manifest: &str) -> String {
         let engine = hardened_engine(&Limits::default());
         let dir = std::env::temp_dir().join(format!("rectify-catalog-{}", uuid::Uuid::new_v4()));
-        let folder = dir.join("ctl");
+        let folder = dir.join(name);
         std::fs::create_dir_all(&folder).unwrap();
-        std::fs::write(
-            folder.join("remediation.toml"),
-            "name = \"ctl\"\ndescription = \"x\"\nresource_type = \"AWS::EC2::SecurityGroup\"\nactions = [\"ec2:RevokeSecurityGroupIngress\"]\n[triggers]\nrules = [\"restricted-ssh\"]\ncontrols = [\"S3.5\"]\n",
-        )
-        .unwrap();
+        std::fs::write(folder.join("remediation.toml"), manifest).unwrap();
         std::fs::write(folder.join("plan.rhai"), "fn plan(r, p) { [] }\n").unwrap();
         let err = Catalog::load(&engine, Some(&dir)).unwrap_err().to_string();
+        std::fs::remove_dir_all(&dir).unwrap();
+        err
+    }
+
+    #[test]
+    fn a_manifest_whose_controls_do_not_match_its_rules_names_file_and_line() {
+        let err = load_error(
+            "ctl",
+            "name = \"ctl\"\ndescription = \"x\"\nresource_type = \"AWS::EC2::SecurityGroup\"\nactions = [\"ec2:RevokeSecurityGroupIngress\"]\n[triggers]\nrules = [\"restricted-ssh\"]\ncontrols = [\"S3.5\"]\n",
+        );
         assert!(err.contains("ctl/remediation.toml:7"), "{err}");
         assert!(err.contains("S3.5"), "{err}");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn a_scope_narrower_than_the_resource_type_is_refused() {
-        let engine = hardened_engine(&Limits::default());
-        let dir = std::env::temp_dir().join(format!("rectify-catalog-{}", uuid::Uuid::new_v4()));
-        let folder = dir.join("narrow");
-        std::fs::create_dir_all(&folder).unwrap();
-        std::fs::write(
-            folder.join("remediation.toml"),
+        let err = load_error(
+            "narrow",
             "name = \"narrow\"\ndescription = \"x\"\nresource_type = \"AWS::IAM::User\"\nscope = \"region\"\nactions = [\"iam:UpdateAccessKey\"]\n[triggers]\nrules = [\"r\"]\n",
-        )
-        .unwrap();
-        std::fs::write(folder.join("plan.rhai"), "fn plan(r, p) { [] }\n").unwrap();
-        let err = Catalog::load(&engine, Some(&dir)).unwrap_err().to_string();
+        );
         assert!(err.contains("narrow/remediation.toml:4"), "{err}");
         assert!(err.contains("`scope`"), "{err}");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
