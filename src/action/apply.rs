@@ -64,19 +64,32 @@ pub async fn apply(
                 Err(e) => done_if(classify(call, e), &["NoSuchPublicAccessBlockConfiguration"]),
             }
         }
-        Action::RevokeSecurityGroupIngress { group_id, rule_id } => {
-            // One rule id per call: a call that names a missing rule fails as a whole.
-            match c
-                .get(aws_sdk_ec2::Client::new)
-                .revoke_security_group_ingress()
-                .group_id(group_id)
-                .security_group_rule_ids(rule_id)
-                .send()
-                .await
-            {
-                Ok(out) if out.unknown_ip_permissions().is_empty() => Ok(Applied::Changed),
-                Ok(_) => Ok(Applied::AlreadyDone),
-                Err(e) => done_if(classify(call, e), &["InvalidPermission.NotFound"]),
+        Action::RevokeSecurityGroupIngress { group_id, rule_id }
+        | Action::RevokeSecurityGroupEgress { group_id, rule_id } => {
+            // One rule id per call: a call that names a missing rule fails as a whole. A rule
+            // AWS reports back as unknown was already gone.
+            let ec2 = c.get(aws_sdk_ec2::Client::new);
+            let revoked = if matches!(action, Action::RevokeSecurityGroupIngress { .. }) {
+                ec2.revoke_security_group_ingress()
+                    .group_id(group_id)
+                    .security_group_rule_ids(rule_id)
+                    .send()
+                    .await
+                    .map(|out| out.unknown_ip_permissions().is_empty())
+                    .map_err(|e| classify(call, e))
+            } else {
+                ec2.revoke_security_group_egress()
+                    .group_id(group_id)
+                    .security_group_rule_ids(rule_id)
+                    .send()
+                    .await
+                    .map(|out| out.unknown_ip_permissions().is_empty())
+                    .map_err(|e| classify(call, e))
+            };
+            match revoked {
+                Ok(true) => Ok(Applied::Changed),
+                Ok(false) => Ok(Applied::AlreadyDone),
+                Err(e) => done_if(e, &["InvalidPermission.NotFound"]),
             }
         }
         Action::AuthorizeSecurityGroupIngress {
@@ -89,44 +102,8 @@ pub async fn apply(
             description,
             referenced_group_id,
             prefix_list_id,
-        } => {
-            let permission = ip_permission(
-                protocol,
-                *from_port,
-                *to_port,
-                cidr_ipv4,
-                cidr_ipv6,
-                description,
-                referenced_group_id,
-                prefix_list_id,
-            );
-            match c
-                .get(aws_sdk_ec2::Client::new)
-                .authorize_security_group_ingress()
-                .group_id(group_id)
-                .ip_permissions(permission)
-                .send()
-                .await
-            {
-                Ok(_) => Ok(Applied::Changed),
-                Err(e) => done_if(classify(call, e), &["InvalidPermission.Duplicate"]),
-            }
         }
-        Action::RevokeSecurityGroupEgress { group_id, rule_id } => {
-            match c
-                .get(aws_sdk_ec2::Client::new)
-                .revoke_security_group_egress()
-                .group_id(group_id)
-                .security_group_rule_ids(rule_id)
-                .send()
-                .await
-            {
-                Ok(out) if out.unknown_ip_permissions().is_empty() => Ok(Applied::Changed),
-                Ok(_) => Ok(Applied::AlreadyDone),
-                Err(e) => done_if(classify(call, e), &["InvalidPermission.NotFound"]),
-            }
-        }
-        Action::AuthorizeSecurityGroupEgress {
+        | Action::AuthorizeSecurityGroupEgress {
             group_id,
             protocol,
             from_port,
@@ -147,16 +124,27 @@ pub async fn apply(
                 referenced_group_id,
                 prefix_list_id,
             );
-            match c
-                .get(aws_sdk_ec2::Client::new)
-                .authorize_security_group_egress()
-                .group_id(group_id)
-                .ip_permissions(permission)
-                .send()
-                .await
-            {
-                Ok(_) => Ok(Applied::Changed),
-                Err(e) => done_if(classify(call, e), &["InvalidPermission.Duplicate"]),
+            let ec2 = c.get(aws_sdk_ec2::Client::new);
+            let authorized = if matches!(action, Action::AuthorizeSecurityGroupIngress { .. }) {
+                ec2.authorize_security_group_ingress()
+                    .group_id(group_id)
+                    .ip_permissions(permission)
+                    .send()
+                    .await
+                    .map(drop)
+                    .map_err(|e| classify(call, e))
+            } else {
+                ec2.authorize_security_group_egress()
+                    .group_id(group_id)
+                    .ip_permissions(permission)
+                    .send()
+                    .await
+                    .map(drop)
+                    .map_err(|e| classify(call, e))
+            };
+            match authorized {
+                Ok(()) => Ok(Applied::Changed),
+                Err(e) => done_if(e, &["InvalidPermission.Duplicate"]),
             }
         }
         Action::DeleteNetworkAclEntry {
