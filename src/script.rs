@@ -485,6 +485,7 @@ fn describe_eval_error(e: &EvalAltResult) -> String {
 
 /// Turns a script's return value into a [`Plan`].
 pub fn plan_from_value(value: Value) -> Result<Plan, String> {
+    let mut needs_parameters = Vec::new();
     let (actions, reason) = match value {
         Value::Array(items) => (items, None),
         Value::Object(mut map) => {
@@ -498,6 +499,28 @@ pub fn plan_from_value(value: Value) -> Result<Plan, String> {
                 Some(Value::Array(items)) => items,
                 Some(_) => return Err("`actions` that is not an array".into()),
             };
+            match map.remove("needs_parameters") {
+                None | Some(Value::Null) => {}
+                Some(Value::Array(names)) => {
+                    for name in names {
+                        match name {
+                            Value::String(n) if !n.is_empty() => needs_parameters.push(n),
+                            other => {
+                                return Err(format!(
+                                    "a `needs_parameters` item that is not a parameter name: {other}"
+                                ));
+                            }
+                        }
+                    }
+                    if !actions.is_empty() && !needs_parameters.is_empty() {
+                        return Err(
+                            "both `actions` and `needs_parameters`: a plan that lacks a parameter takes no action"
+                                .into(),
+                        );
+                    }
+                }
+                Some(_) => return Err("`needs_parameters` that is not an array".into()),
+            }
             if let Some(key) = map.keys().next() {
                 return Err(format!("a map with an unknown key `{key}`"));
             }
@@ -523,7 +546,11 @@ pub fn plan_from_value(value: Value) -> Result<Plan, String> {
                 .map_err(|e| format!("action {} ({a}) is not valid: {e}", i + 1))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(Plan { actions, reason })
+    Ok(Plan {
+        actions,
+        reason,
+        needs_parameters,
+    })
 }
 
 #[cfg(test)]
@@ -555,6 +582,24 @@ mod tests {
         .unwrap();
         assert_eq!(none.reason.as_deref(), Some("in use"));
         assert!(none.is_empty());
+    }
+
+    #[test]
+    fn a_plan_may_name_the_parameters_it_lacks() {
+        let plan = run(
+            r#"fn plan(r, p) { #{needs_parameters: ["bucket"], reason: "no trail exists"} }"#,
+            serde_json::json!({}),
+        )
+        .unwrap();
+        assert_eq!(plan.needs_parameters, ["bucket"]);
+        assert!(plan.is_empty());
+        for bad in [
+            r#"fn plan(r, p) { #{needs_parameters: "bucket"} }"#,
+            r#"fn plan(r, p) { #{needs_parameters: [1]} }"#,
+            r#"fn plan(r, p) { #{needs_parameters: ["bucket"], actions: [#{kind: "s3:DeletePublicAccessBlock", bucket: "b"}]} }"#,
+        ] {
+            assert!(run(bad, serde_json::json!({})).is_err(), "{bad}");
+        }
     }
 
     #[test]

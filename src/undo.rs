@@ -218,6 +218,7 @@ pub fn checked_inverse(
                 &Plan {
                     actions,
                     reason: None,
+                    ..Default::default()
                 },
             )
             .ok()
@@ -376,6 +377,7 @@ async fn run(
         plan: Some(Plan {
             actions: inverse.to_vec(),
             reason: None,
+            ..Default::default()
         }),
         plan_hash: None,
         before: Some(live.clone()),
@@ -543,6 +545,7 @@ mod tests {
         job.plan = Some(Plan {
             actions: plan,
             reason: None,
+            ..Default::default()
         });
         job
     }

@@ -498,6 +498,7 @@ mod tests {
         Plan {
             actions,
             reason: None,
+            ..Default::default()
         }
     }
 

@@ -874,12 +874,16 @@ pub fn inverses(plan: &Plan, before: &Value) -> Result<Vec<Action>, InverseError
 }
 
 /// What a script decided: the actions to take (none when compliant) and, when it chose not to
-/// act on a non-compliant resource, why.
+/// act on a non-compliant resource, why; or, when the fix this resource needs takes a parameter
+/// that has no value (a trail to create needs a bucket), which parameters it needs.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Plan {
     pub actions: Vec<Action>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Parameters the fix needs and lacks; a plan that names any holds no action.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub needs_parameters: Vec<String>,
 }
 
 impl Plan {
@@ -1345,14 +1349,17 @@ mod tests {
         let p1 = Plan {
             actions: vec![a.clone(), b.clone()],
             reason: None,
+            ..Default::default()
         };
         let p2 = Plan {
             actions: vec![a.clone(), b.clone()],
             reason: Some("x".into()),
+            ..Default::default()
         };
         let p3 = Plan {
             actions: vec![b, a],
             reason: None,
+            ..Default::default()
         };
         assert_eq!(p1.hash(), p2.hash());
         assert_ne!(p1.hash(), p3.hash());

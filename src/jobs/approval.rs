@@ -273,6 +273,7 @@ mod tests {
                 rule_id: "sgr-0123456789abcdef0".into(),
             }],
             reason: None,
+            ..Default::default()
         };
         let mut job = test_job();
         job.plan_hash = Some(plan.hash());

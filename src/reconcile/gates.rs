@@ -60,6 +60,7 @@ pub fn before_observe(
         return Err(Outcome::NeedsParameter {
             remediation: r.name().to_string(),
             missing,
+            because: None,
         });
     }
     // A value written to the settings table by hand never reached `settings set`'s checks.
@@ -192,12 +193,20 @@ pub fn approval<'a>(previous: Option<&'a Job>, plan: &Plan, hash: &str) -> Optio
 /// the resource still needs exactly that plan), the mode, the pause switch.
 pub fn after_plan(
     snapshot: &SettingsSnapshot,
+    r: &Remediation,
     mode: Mode,
     plan: &Plan,
     hash: &str,
     previous: Option<&Job>,
     job_id: &str,
 ) -> Result<Go, Outcome> {
+    if !plan.needs_parameters.is_empty() {
+        return Err(Outcome::NeedsParameter {
+            remediation: r.name().to_string(),
+            missing: plan.needs_parameters.clone(),
+            because: plan.reason.clone(),
+        });
+    }
     if plan.is_empty() {
         return Err(Outcome::NoOp {
             reason: plan.reason.clone(),
@@ -408,7 +417,8 @@ mod tests {
             before(&s, &r, ACCOUNT, "vpce-0123456789abcdef0"),
             Err(Outcome::NeedsParameter {
                 remediation: r.name().into(),
-                missing: vec!["organization_id".into()]
+                missing: vec!["organization_id".into()],
+                because: None,
             })
         );
         let s = SettingsSnapshot::new(
@@ -493,6 +503,7 @@ mod tests {
                 rule_id: "sgr-0123456789abcdef0".into(),
             }],
             reason: None,
+            ..Default::default()
         }
     }
 
@@ -528,15 +539,52 @@ mod tests {
     }
 
     #[test]
+    fn a_plan_that_lacks_a_parameter_needs_it_whatever_the_mode() {
+        let s = SettingsSnapshot::new(vec![], Global::default(), vec![]);
+        let lacking = Plan {
+            reason: Some("no trail exists".into()),
+            needs_parameters: vec!["bucket".into()],
+            ..Default::default()
+        };
+        for mode in [Mode::DryRun, Mode::Approval, Mode::Enforce] {
+            let got = after_plan(
+                &s,
+                &remediation("sg-revoke-open-ssh"),
+                mode,
+                &lacking,
+                &lacking.hash(),
+                None,
+                "j1",
+            )
+            .unwrap_err();
+            assert_eq!(got.status(), JobStatus::NeedsParameter);
+            assert!(
+                got.reason().contains("--param bucket=VALUE"),
+                "{}",
+                got.reason()
+            );
+        }
+    }
+
+    #[test]
     fn an_empty_plan_ends_the_job_whatever_the_mode() {
         let s = SettingsSnapshot::new(vec![], Global::default(), vec![]);
         let empty = Plan {
             actions: vec![],
             reason: Some("key in use".into()),
+            ..Default::default()
         };
         for mode in [Mode::DryRun, Mode::Approval, Mode::Enforce] {
             assert_eq!(
-                after_plan(&s, mode, &empty, &empty.hash(), None, "j1"),
+                after_plan(
+                    &s,
+                    &remediation("sg-revoke-open-ssh"),
+                    mode,
+                    &empty,
+                    &empty.hash(),
+                    None,
+                    "j1"
+                ),
                 Err(Outcome::NoOp {
                     reason: Some("key in use".into())
                 })
@@ -550,25 +598,65 @@ mod tests {
         let p = plan();
         let h = p.hash();
         assert_eq!(
-            after_plan(&s, Mode::DryRun, &p, &h, None, "j1"),
+            after_plan(
+                &s,
+                &remediation("sg-revoke-open-ssh"),
+                Mode::DryRun,
+                &p,
+                &h,
+                None,
+                "j1"
+            ),
             Err(Outcome::Planned)
         );
         assert_eq!(
-            after_plan(&s, Mode::Approval, &p, &h, None, "j1"),
+            after_plan(
+                &s,
+                &remediation("sg-revoke-open-ssh"),
+                Mode::Approval,
+                &p,
+                &h,
+                None,
+                "j1"
+            ),
             Err(Outcome::AwaitingApproval)
         );
         assert_eq!(
-            after_plan(&s, Mode::Enforce, &p, &h, None, "j1"),
+            after_plan(
+                &s,
+                &remediation("sg-revoke-open-ssh"),
+                Mode::Enforce,
+                &p,
+                &h,
+                None,
+                "j1"
+            ),
             Ok(Go::Enforce)
         );
         let approved = approved_job(&h);
         assert_eq!(
-            after_plan(&s, Mode::Approval, &p, &h, Some(&approved), "j1"),
+            after_plan(
+                &s,
+                &remediation("sg-revoke-open-ssh"),
+                Mode::Approval,
+                &p,
+                &h,
+                Some(&approved),
+                "j1"
+            ),
             Ok(Go::Approved)
         );
         // Dry-run wins even over an approval: nothing is changed in dry-run.
         assert_eq!(
-            after_plan(&s, Mode::DryRun, &p, &h, Some(&approved), "j1"),
+            after_plan(
+                &s,
+                &remediation("sg-revoke-open-ssh"),
+                Mode::DryRun,
+                &p,
+                &h,
+                Some(&approved),
+                "j1"
+            ),
             Err(Outcome::Planned)
         );
     }
@@ -578,7 +666,15 @@ mod tests {
         let s = SettingsSnapshot::new(vec![], Global::default(), vec![]);
         let p = plan();
         let approved = approved_job("0000000000000000");
-        let got = after_plan(&s, Mode::Approval, &p, &p.hash(), Some(&approved), "j1");
+        let got = after_plan(
+            &s,
+            &remediation("sg-revoke-open-ssh"),
+            Mode::Approval,
+            &p,
+            &p.hash(),
+            Some(&approved),
+            "j1",
+        );
         assert!(
             matches!(&got, Err(Outcome::ChangedSinceApproval { approved_by: Some(b), .. }) if b == "bob"),
             "{got:?}"
@@ -673,10 +769,28 @@ mod tests {
         let s = SettingsSnapshot::new(vec![], global, vec![]);
         let p = plan();
         let h = p.hash();
-        let got = after_plan(&s, Mode::Enforce, &p, &h, None, "j1").unwrap_err();
+        let got = after_plan(
+            &s,
+            &remediation("sg-revoke-open-ssh"),
+            Mode::Enforce,
+            &p,
+            &h,
+            None,
+            "j1",
+        )
+        .unwrap_err();
         assert_eq!(got.status(), JobStatus::Planned);
         let approved = approved_job(&h);
-        let got = after_plan(&s, Mode::Approval, &p, &h, Some(&approved), "j1").unwrap_err();
+        let got = after_plan(
+            &s,
+            &remediation("sg-revoke-open-ssh"),
+            Mode::Approval,
+            &p,
+            &h,
+            Some(&approved),
+            "j1",
+        )
+        .unwrap_err();
         assert_eq!(got.status(), JobStatus::Approved);
         assert!(
             got.reason().contains("rectify jobs retry j1"),
@@ -685,7 +799,15 @@ mod tests {
         );
         // Pause comes after the mode: a dry-run plan is just planned.
         assert_eq!(
-            after_plan(&s, Mode::DryRun, &p, &h, None, "j1"),
+            after_plan(
+                &s,
+                &remediation("sg-revoke-open-ssh"),
+                Mode::DryRun,
+                &p,
+                &h,
+                None,
+                "j1"
+            ),
             Err(Outcome::Planned)
         );
     }

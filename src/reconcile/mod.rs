@@ -570,7 +570,7 @@ async fn decide(
         job.approved_plan_hash = p.approved_plan_hash.clone();
         job.approval_reason = p.approval_reason.clone();
     }
-    let go = match gates::after_plan(snapshot, job.mode, &plan, &hash, previous, &job.id) {
+    let go = match gates::after_plan(snapshot, r, job.mode, &plan, &hash, previous, &job.id) {
         Ok(go) => go,
         Err(outcome) => return decision(outcome),
     };

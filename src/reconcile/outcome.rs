@@ -22,6 +22,8 @@ pub enum Outcome {
     NeedsParameter {
         remediation: String,
         missing: Vec<String>,
+        /// Why the fix needs them, when only some resources do (the script's reason).
+        because: Option<String>,
     },
     /// A stored parameter breaks the manifest's rules (an unknown name, a value of the wrong
     /// type or out of bounds): the script is not run.
@@ -152,13 +154,18 @@ impl Outcome {
             Outcome::NeedsParameter {
                 remediation,
                 missing,
+                because,
             } => {
                 let sets: Vec<String> = missing
                     .iter()
                     .map(|m| format!("--param {m}=VALUE"))
                     .collect();
+                let because = because
+                    .as_deref()
+                    .map(|b| format!(" ({b})"))
+                    .unwrap_or_default();
                 format!(
-                    "parameter {} has no value: set it with `rectify settings set {remediation} {}`",
+                    "parameter {} has no value{because}: set it with `rectify settings set {remediation} {}`",
                     missing.join(", "),
                     sets.join(" ")
                 )
@@ -287,6 +294,7 @@ mod tests {
                 Outcome::NeedsParameter {
                     remediation: "vpce-restrict-policy".into(),
                     missing: vec!["organization_id".into()],
+                    because: None,
                 },
                 JobStatus::NeedsParameter,
                 "parameter organization_id has no value: set it with `rectify settings set vpce-restrict-policy --param organization_id=VALUE`",
