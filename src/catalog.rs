@@ -22,7 +22,8 @@ mod embedded {
 }
 
 /// How a remediation's plan is used: recorded, held for approval, executed, or not made at all.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Ordered from doing least to doing most.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Mode {
     Off,
@@ -79,6 +80,15 @@ pub struct Manifest {
     pub scope: Option<crate::resource::Scope>,
     #[serde(default = "default_mode")]
     pub default_mode: Mode,
+    /// The most a plan of this remediation may do without a person (`approval`: a fix that
+    /// always needs one): an operator's higher mode is refused, and one stored by hand is
+    /// lowered to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_mode: Option<Mode>,
+    /// The action kinds `max_mode` holds back: only a plan that takes one of them is capped
+    /// (creating a trail needs a person; restarting one does not). Empty: every plan.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub max_mode_kinds: Vec<String>,
     /// The action kinds the script may emit; any other kind fails the job.
     pub actions: Vec<String>,
     pub triggers: Triggers,
@@ -286,6 +296,58 @@ impl Remediation {
 
     pub fn name(&self) -> &str {
         &self.manifest.name
+    }
+
+    /// The mode a plan runs in: `mode`, lowered to the manifest's `max_mode` when that holds
+    /// for this plan (for every plan, or for a plan taking one of `max_mode_kinds`), with why.
+    pub fn capped_mode(&self, mode: Mode, plan: &Plan) -> (Mode, Option<String>) {
+        match self.manifest.max_mode {
+            Some(max) if mode > max => {
+                let kinds = &self.manifest.max_mode_kinds;
+                if kinds.is_empty() {
+                    let why = format!("{} needs a person: its max_mode is {max}", self.name());
+                    return (max, Some(why));
+                }
+                match plan
+                    .actions
+                    .iter()
+                    .find(|a| kinds.iter().any(|k| k == a.kind()))
+                {
+                    Some(a) => {
+                        let why = format!(
+                            "{} needs a person for a plan that takes {}: its max_mode is {max}",
+                            self.name(),
+                            a.kind()
+                        );
+                        (max, Some(why))
+                    }
+                    None => (mode, None),
+                }
+            }
+            _ => (mode, None),
+        }
+    }
+
+    /// Why an operator may not set `mode`: above a `max_mode` that holds for every plan.
+    pub fn mode_refused(&self, mode: Mode) -> Option<String> {
+        match self.manifest.max_mode {
+            Some(max) if mode > max && self.manifest.max_mode_kinds.is_empty() => Some(format!(
+                "{} always needs a person (its manifest's max_mode is {max}): use --mode {max} or lower",
+                self.name()
+            )),
+            _ => None,
+        }
+    }
+
+    /// How `catalog list` says the cap: `approval`, or `approval when creating: k1, k2`.
+    pub fn max_mode_text(&self) -> Option<String> {
+        let max = self.manifest.max_mode?;
+        let kinds = &self.manifest.max_mode_kinds;
+        Some(if kinds.is_empty() {
+            max.to_string()
+        } else {
+            format!("{max} for a plan that takes {}", kinds.join(", "))
+        })
     }
 
     /// The manifest's parameter defaults as JSON.
@@ -660,6 +722,16 @@ fn load_one(
             Some(_) => {}
         }
     }
+    if let Some(why) = max_mode_error(&manifest) {
+        return Err(key_error(
+            if manifest.max_mode.is_none() {
+                "max_mode_kinds"
+            } else {
+                "max_mode"
+            },
+            why,
+        ));
+    }
     for (param, spec) in &manifest.params {
         if let Some(why) = spec.schema_error() {
             // `]` closes the table name, so `[params.port]` is not found at `[params.ports]`.
@@ -694,6 +766,30 @@ fn load_one(
         script,
         cases,
     })
+}
+
+/// What is wrong with a manifest's `max_mode` and `max_mode_kinds`, if anything.
+fn max_mode_error(m: &Manifest) -> Option<String> {
+    let Some(max) = m.max_mode else {
+        return (!m.max_mode_kinds.is_empty()).then(|| {
+            "`max_mode_kinds` without `max_mode`: say which mode they are held to".into()
+        });
+    };
+    if !matches!(max, Mode::DryRun | Mode::Approval) {
+        return Some(format!(
+            "`max_mode` is {max}: it must be dry-run or approval (enforce caps nothing; off is a mode, not a cap)"
+        ));
+    }
+    if m.default_mode > max {
+        return Some(format!(
+            "`default_mode` {} is above `max_mode` {max}",
+            m.default_mode
+        ));
+    }
+    m.max_mode_kinds
+        .iter()
+        .find(|k| !m.actions.contains(k))
+        .map(|k| format!("`max_mode_kinds` names {k:?}, which `actions` does not list"))
 }
 
 /// The result of one test case.
@@ -1027,6 +1123,97 @@ mod tests {
         );
         assert!(err.contains("ctl/remediation.toml:7"), "{err}");
         assert!(err.contains("S3.5"), "{err}");
+    }
+
+    /// sg-revoke-open-ssh with this `max_mode` and `max_mode_kinds`.
+    fn capped(max: Mode, kinds: &[&str]) -> Remediation {
+        let engine = hardened_engine(&Limits::default());
+        let mut manifest = Catalog::load(&engine, None)
+            .unwrap()
+            .get("sg-revoke-open-ssh")
+            .unwrap()
+            .manifest
+            .clone();
+        manifest.max_mode = Some(max);
+        manifest.max_mode_kinds = kinds.iter().map(|k| k.to_string()).collect();
+        Remediation {
+            manifest,
+            script: Script::compile(&engine, "x/plan.rhai", "fn plan(r, p) { [] }").unwrap(),
+            script_sha256: String::new(),
+            origin: "test".into(),
+            cases: vec![],
+        }
+    }
+
+    #[test]
+    fn max_mode_lowers_the_mode_of_the_plans_it_holds_and_refuses_operators_above_it() {
+        use crate::action::Action;
+        let revoke = Plan {
+            actions: vec![Action::RevokeSecurityGroupIngress {
+                group_id: "sg-0123456789abcdef0".into(),
+                rule_id: "sgr-0123456789abcdef0".into(),
+            }],
+            ..Default::default()
+        };
+        // Every plan.
+        let every = capped(Mode::Approval, &[]);
+        let (mode, why) = every.capped_mode(Mode::Enforce, &revoke);
+        assert_eq!(mode, Mode::Approval);
+        assert!(why.unwrap().contains("max_mode is approval"));
+        assert_eq!(
+            every.capped_mode(Mode::DryRun, &revoke),
+            (Mode::DryRun, None)
+        );
+        let refused = every.mode_refused(Mode::Enforce).unwrap();
+        assert!(refused.contains("--mode approval"), "{refused}");
+        assert_eq!(every.mode_refused(Mode::Approval), None);
+        assert_eq!(every.max_mode_text().unwrap(), "approval");
+        // Only plans that take a kind it names: a plan without one runs in enforce, and an
+        // operator may set enforce.
+        let creating = capped(Mode::Approval, &["ec2:AuthorizeSecurityGroupIngress"]);
+        assert_eq!(
+            creating.capped_mode(Mode::Enforce, &revoke),
+            (Mode::Enforce, None)
+        );
+        assert_eq!(creating.mode_refused(Mode::Enforce), None);
+        let held = capped(Mode::Approval, &["ec2:RevokeSecurityGroupIngress"]);
+        let (mode, why) = held.capped_mode(Mode::Enforce, &revoke);
+        assert_eq!(mode, Mode::Approval);
+        assert!(why.unwrap().contains("ec2:RevokeSecurityGroupIngress"));
+        assert!(
+            held.max_mode_text()
+                .unwrap()
+                .contains("for a plan that takes ec2:RevokeSecurityGroupIngress")
+        );
+    }
+
+    #[test]
+    fn a_bad_max_mode_names_file_and_line() {
+        let head = "name = \"m\"\ndescription = \"x\"\nresource_type = \"AWS::EC2::SecurityGroup\"\nactions = [\"ec2:RevokeSecurityGroupIngress\"]\n";
+        let tail = "[triggers]\nrules = [\"r\"]\n";
+        for (lines, line, expect) in [
+            ("max_mode = \"enforce\"\n", 5, "must be dry-run or approval"),
+            ("max_mode = \"off\"\n", 5, "must be dry-run or approval"),
+            (
+                "default_mode = \"approval\"\nmax_mode = \"dry-run\"\n",
+                6,
+                "above `max_mode`",
+            ),
+            (
+                "max_mode_kinds = [\"ec2:RevokeSecurityGroupIngress\"]\n",
+                5,
+                "without `max_mode`",
+            ),
+            (
+                "max_mode = \"approval\"\nmax_mode_kinds = [\"s3:PutBucketPolicy\"]\n",
+                5,
+                "does not list",
+            ),
+        ] {
+            let err = load_error("m", &format!("{head}{lines}{tail}"));
+            assert!(err.contains(&format!("m/remediation.toml:{line}")), "{err}");
+            assert!(err.contains(expect), "{expect}: {err}");
+        }
     }
 
     #[test]

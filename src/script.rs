@@ -364,6 +364,7 @@ pub fn cidr_contains(cidr: &str, ip: &str) -> Result<bool, String> {
 }
 
 /// A compiled script, ready to plan.
+#[derive(Clone)]
 pub struct Script {
     /// Where the script came from, for messages (`remediations/x/plan.rhai`).
     pub file: String,

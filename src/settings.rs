@@ -169,6 +169,9 @@ impl SettingRequest {
                 )));
             }
         }
+        if let Some(why) = change.mode.and_then(|m| r.mode_refused(m)) {
+            return Err(SettingsError::Invalid(format!("--mode: {why}")));
+        }
         if change.mode.is_none()
             && change.params.is_empty()
             && change.triggers.is_empty()

@@ -375,6 +375,7 @@ impl SettingsSnapshot {
     }
 
     /// The mode in force: the account's setting, else the global one, else the manifest's.
+    /// (A plan may still run lower: see [`Remediation::capped_mode`].)
     pub fn mode_for(&self, r: &Remediation, account: &str) -> Mode {
         self.find(r.name(), account)
             .and_then(|s| s.mode)

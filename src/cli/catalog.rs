@@ -75,7 +75,10 @@ pub(super) fn run(config: &Config, cmd: CatalogCommand) -> Result<()> {
                         "description": r.manifest.description,
                         "resource_type": r.manifest.resource_type,
                         "default_mode": r.manifest.default_mode.as_str(),
+                        "max_mode": r.manifest.max_mode.map(|m| m.as_str()),
+                        "max_mode_kinds": r.manifest.max_mode_kinds,
                         "rules": r.manifest.triggers.rules,
+                        "controls": r.manifest.triggers.controls,
                         "patterns": r.manifest.triggers.patterns,
                         "actions": r.manifest.actions,
                         "params": r.manifest.params,
@@ -95,10 +98,15 @@ pub(super) fn run(config: &Config, cmd: CatalogCommand) -> Result<()> {
                 .map(|r| {
                     let mut triggers = r.manifest.triggers.rules.clone();
                     triggers.extend(r.manifest.triggers.patterns.iter().cloned());
+                    triggers.extend(r.manifest.triggers.controls.iter().cloned());
+                    let mode = match r.max_mode_text() {
+                        Some(max) => format!("{} (max {max})", r.manifest.default_mode),
+                        None => r.manifest.default_mode.to_string(),
+                    };
                     vec![
                         r.name().to_string(),
                         r.manifest.resource_type.clone(),
-                        r.manifest.default_mode.to_string(),
+                        mode,
                         r.manifest.actions.join(","),
                         triggers.join(", "),
                     ]

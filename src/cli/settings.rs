@@ -295,6 +295,14 @@ async fn set(config: &Config, args: SetArgs) -> Result<()> {
         Value::Object(new.params.clone()),
         new.triggers.join(", ")
     );
+    if let (Some(mode), Some(max)) = (args.mode, r.manifest.max_mode)
+        && mode > max
+    {
+        println!(
+            "A plan that takes {} still waits for an operator's approval (the manifest's max_mode is {max}).",
+            r.manifest.max_mode_kinds.join(" or ")
+        );
+    }
     if args.mode == Some(Mode::Enforce) {
         println!(
             "Config does not resend events for violations it already reported: run `rectify jobs list --status planned` and `rectify jobs retry ID` to act on them."

@@ -222,9 +222,10 @@ pub fn after_plan(
             hash: hash.to_string(),
         });
     }
+    let (mode, capped) = r.capped_mode(mode, plan);
     match (mode, approved.is_some()) {
-        (Mode::DryRun, _) => return Err(Outcome::Planned),
-        (Mode::Approval, false) => return Err(Outcome::AwaitingApproval),
+        (Mode::DryRun, _) => return Err(Outcome::Planned { capped }),
+        (Mode::Approval, false) => return Err(Outcome::AwaitingApproval { capped }),
         _ => {}
     }
     if snapshot.global.paused {
@@ -567,6 +568,36 @@ mod tests {
     }
 
     #[test]
+    fn a_max_mode_holds_an_enforced_plan_for_approval_and_says_why() {
+        let s = SettingsSnapshot::new(vec![], Global::default(), vec![]);
+        let mut capped = remediation("sg-revoke-open-ssh").manifest.clone();
+        capped.max_mode = Some(Mode::Approval);
+        capped.max_mode_kinds = vec!["ec2:RevokeSecurityGroupIngress".into()];
+        let base = remediation("sg-revoke-open-ssh");
+        let r = Remediation {
+            manifest: capped,
+            script: base.script.clone(),
+            script_sha256: String::new(),
+            origin: "test".into(),
+            cases: vec![],
+        };
+        let p = plan();
+        let got = after_plan(&s, &r, Mode::Enforce, &p, &p.hash(), None, "j1").unwrap_err();
+        assert_eq!(got.status(), JobStatus::PendingApproval);
+        assert!(
+            got.reason().contains("max_mode is approval"),
+            "{}",
+            got.reason()
+        );
+        // An approval of exactly this plan still runs it.
+        let approved = approved_job(&p.hash());
+        assert_eq!(
+            after_plan(&s, &r, Mode::Enforce, &p, &p.hash(), Some(&approved), "j1"),
+            Ok(Go::Approved)
+        );
+    }
+
+    #[test]
     fn an_empty_plan_ends_the_job_whatever_the_mode() {
         let s = SettingsSnapshot::new(vec![], Global::default(), vec![]);
         let empty = Plan {
@@ -607,7 +638,7 @@ mod tests {
                 None,
                 "j1"
             ),
-            Err(Outcome::Planned)
+            Err(Outcome::Planned { capped: None })
         );
         assert_eq!(
             after_plan(
@@ -619,7 +650,7 @@ mod tests {
                 None,
                 "j1"
             ),
-            Err(Outcome::AwaitingApproval)
+            Err(Outcome::AwaitingApproval { capped: None })
         );
         assert_eq!(
             after_plan(
@@ -657,7 +688,7 @@ mod tests {
                 Some(&approved),
                 "j1"
             ),
-            Err(Outcome::Planned)
+            Err(Outcome::Planned { capped: None })
         );
     }
 
@@ -808,7 +839,7 @@ mod tests {
                 None,
                 "j1"
             ),
-            Err(Outcome::Planned)
+            Err(Outcome::Planned { capped: None })
         );
     }
 }

@@ -55,10 +55,12 @@ pub enum Outcome {
         ttl_seconds: u64,
         job_id: String,
     },
-    /// Dry-run: the plan is recorded.
-    Planned,
-    /// Approval mode: the plan waits for an operator.
-    AwaitingApproval,
+    /// Dry-run: the plan is recorded. `capped`: why the mode in force was lowered to dry-run
+    /// for this plan (the manifest's `max_mode`).
+    Planned { capped: Option<String> },
+    /// Approval mode: the plan waits for an operator. `capped`: why the mode in force was
+    /// lowered to approval for this plan (the manifest's `max_mode`).
+    AwaitingApproval { capped: Option<String> },
     /// The kill switch is on; an approved plan stays approved.
     Paused {
         by: String,
@@ -119,10 +121,10 @@ impl Outcome {
             | Outcome::ApplyFailed { .. } => JobStatus::Failed,
             Outcome::NotReady { approved: true, .. } => JobStatus::Approved,
             Outcome::ChangedSinceApproval { .. }
-            | Outcome::AwaitingApproval
+            | Outcome::AwaitingApproval { .. }
             | Outcome::BreakerTripped { .. } => JobStatus::PendingApproval,
             Outcome::ApprovalExpired { .. } => JobStatus::ApprovalExpired,
-            Outcome::Planned => JobStatus::Planned,
+            Outcome::Planned { .. } => JobStatus::Planned,
             Outcome::Paused { approved: true, .. } => JobStatus::Approved,
             Outcome::Paused {
                 approved: false, ..
@@ -206,8 +208,13 @@ impl Outcome {
                 approved_by.as_deref().unwrap_or("someone"),
                 approved_at.as_deref().unwrap_or("an unknown time"),
             ),
-            Outcome::Planned => "dry-run: the plan is recorded and nothing was changed".into(),
-            Outcome::AwaitingApproval => "waiting for an operator's approval".into(),
+            Outcome::Planned { capped } => format!(
+                "dry-run: the plan is recorded and nothing was changed{}",
+                in_parens(capped)
+            ),
+            Outcome::AwaitingApproval { capped } => {
+                format!("waiting for an operator's approval{}", in_parens(capped))
+            }
             Outcome::Paused {
                 by,
                 why,
@@ -273,6 +280,13 @@ impl Outcome {
                 | Outcome::InvalidParameter { .. }
         )
     }
+}
+
+/// ` (why)`, or nothing.
+fn in_parens(why: &Option<String>) -> String {
+    why.as_deref()
+        .map(|w| format!(" ({w})"))
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -387,7 +401,7 @@ mod tests {
     fn only_gates_before_a_change_count_as_held_back() {
         assert!(Outcome::Off.holds_back());
         assert!(Outcome::ExemptTag { reason: "x".into() }.holds_back());
-        assert!(!Outcome::Planned.holds_back());
+        assert!(!Outcome::Planned { capped: None }.holds_back());
         assert!(!Outcome::NoOp { reason: None }.holds_back());
         assert!(!Outcome::ObserveFailed { error: "x".into() }.holds_back());
     }
