@@ -1135,7 +1135,7 @@ mod tests {
             .manifest
             .clone();
         manifest.max_mode = Some(max);
-        manifest.max_mode_kinds = kinds.iter().map(|k| k.to_string()).collect();
+        manifest.max_mode_kinds = kinds.iter().map(ToString::to_string).collect();
         Remediation {
             manifest,
             script: Script::compile(&engine, "x/plan.rhai", "fn plan(r, p) { [] }").unwrap(),

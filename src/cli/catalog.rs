@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use super::{Failure, Result, print_json};
 use crate::action::{ACTION_KINDS, Plan};
 use crate::app::load_catalog;
-use crate::catalog::run_cases;
+use crate::catalog::{Mode, run_cases};
 use crate::config::Config;
 use crate::render;
 use crate::settings::{find_remediation, parse_param};
@@ -75,7 +75,7 @@ pub(super) fn run(config: &Config, cmd: CatalogCommand) -> Result<()> {
                         "description": r.manifest.description,
                         "resource_type": r.manifest.resource_type,
                         "default_mode": r.manifest.default_mode.as_str(),
-                        "max_mode": r.manifest.max_mode.map(|m| m.as_str()),
+                        "max_mode": r.manifest.max_mode.map(Mode::as_str),
                         "max_mode_kinds": r.manifest.max_mode_kinds,
                         "rules": r.manifest.triggers.rules,
                         "controls": r.manifest.triggers.controls,
