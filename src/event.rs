@@ -105,6 +105,30 @@ pub struct Finding {
     /// ordering timestamp, Security Hub's `UpdatedAt`, or the event id as a last resort.
     pub observation: String,
     pub annotation: Option<String>,
+    /// For a Security Hub finding: where it lives, so rectify can write its outcome back.
+    pub hub: Option<HubFinding>,
+}
+
+/// The two formats Security Hub delivers findings in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HubFormat {
+    /// Security Hub CSPM: "Security Hub Findings - Imported", updated by BatchUpdateFindings.
+    Asff,
+    /// Security Hub: "Findings Imported V2", updated by BatchUpdateFindingsV2.
+    Ocsf,
+}
+
+/// A Security Hub finding's identity: what BatchUpdateFindings (`Id`, `ProductArn`) or
+/// BatchUpdateFindingsV2 (`finding_info.uid`, `metadata.product.uid`, `cloud.account.uid`,
+/// which is the finding's account) need to name it, and the region whose Security Hub
+/// delivered it (a member region, or the aggregation region).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct HubFinding {
+    pub format: HubFormat,
+    pub id: String,
+    pub product: String,
+    pub region: String,
 }
 
 /// A decoded queue message.
@@ -244,7 +268,7 @@ fn decode_value(value: Value, depth: usize) -> Result<Message, DecodeError> {
         let detail = obj.get("detail").cloned().unwrap_or(Value::Null);
         let want_source = match detail_type {
             "Config Rules Compliance Change" => "aws.config",
-            "Security Hub Findings - Imported" => "aws.securityhub",
+            "Security Hub Findings - Imported" | "Findings Imported V2" => "aws.securityhub",
             other => {
                 return Err(DecodeError::UnknownShape(format!(
                     "EventBridge detail-type {other:?}"
@@ -252,13 +276,20 @@ fn decode_value(value: Value, depth: usize) -> Result<Message, DecodeError> {
             }
         };
         let envelope = Envelope::read(obj, detail_type, want_source)?;
-        return if want_source == "aws.config" {
-            let f = decode_config_detail(detail, event_id)?;
-            envelope.check_config(&f)?;
-            Ok(Message::Findings(vec![f]))
-        } else {
-            let findings = decode_asff_event(detail, event_id)?;
-            Ok(envelope.route_asff(findings))
+        return match detail_type {
+            "Config Rules Compliance Change" => {
+                let f = decode_config_detail(detail, event_id)?;
+                envelope.check_config(&f)?;
+                Ok(Message::Findings(vec![f]))
+            }
+            "Findings Imported V2" => {
+                let findings = decode_ocsf_event(detail, event_id, &envelope.region)?;
+                Ok(envelope.route_security_hub(findings))
+            }
+            _ => {
+                let findings = decode_asff_event(detail, event_id, &envelope.region)?;
+                Ok(envelope.route_security_hub(findings))
+            }
         };
     }
     if let Some(message_type) = obj.get("messageType").and_then(Value::as_str) {
@@ -309,9 +340,11 @@ fn json_kind(v: &Value) -> &'static str {
     }
 }
 
-/// The EventBridge envelope's `source` and `account`, checked before the detail is trusted.
+/// The EventBridge envelope's `source`, `account` and `region`, checked before the detail is
+/// trusted.
 struct Envelope {
     account: String,
+    region: String,
 }
 
 impl Envelope {
@@ -333,8 +366,11 @@ impl Envelope {
             )
         })?;
         validate_account(account)?;
+        let region = obj.get("region").and_then(Value::as_str).unwrap_or("");
+        validate_region(region)?;
         Ok(Envelope {
             account: account.to_string(),
+            region: region.to_string(),
         })
     }
 
@@ -353,7 +389,7 @@ impl Envelope {
 
     /// Findings all about the emitting account are its own; any other is relayed, and acted on
     /// only when the emitting account is the Security Hub administrator.
-    fn route_asff(self, findings: Vec<Finding>) -> Message {
+    fn route_security_hub(self, findings: Vec<Finding>) -> Message {
         if findings.iter().all(|f| f.account == self.account) {
             Message::Findings(findings)
         } else {
@@ -521,6 +557,7 @@ fn decode_config_detail(detail: Value, event_id: Option<String>) -> Result<Findi
         _ => None,
     };
     finding(FindingParts {
+        hub: None,
         source: Source::Config,
         event_id,
         account,
@@ -580,7 +617,11 @@ pub fn rule_controls(rule: &str) -> impl Iterator<Item = &'static str> + '_ {
         .map(|(id, _)| *id)
 }
 
-fn decode_asff_event(detail: Value, event_id: Option<String>) -> Result<Vec<Finding>, DecodeError> {
+fn decode_asff_event(
+    detail: Value,
+    event_id: Option<String>,
+    delivered_in: &str,
+) -> Result<Vec<Finding>, DecodeError> {
     const KIND: &str = "Security Hub finding";
     let findings = detail
         .get("findings")
@@ -591,19 +632,25 @@ fn decode_asff_event(detail: Value, event_id: Option<String>) -> Result<Vec<Find
     }
     findings
         .iter()
-        .map(|f| decode_asff_finding(f, event_id.clone()))
+        .map(|f| decode_asff_finding(f, event_id.clone(), delivered_in))
         .collect()
 }
 
-fn decode_asff_finding(f: &Value, event_id: Option<String>) -> Result<Finding, DecodeError> {
+/// The text at `path` in `v`, when there is text there.
+fn text(v: &Value, path: &[&str]) -> Option<String> {
+    let mut cur = v;
+    for p in path {
+        cur = cur.get(p)?;
+    }
+    cur.as_str().map(str::to_string)
+}
+
+fn decode_asff_finding(
+    f: &Value,
+    event_id: Option<String>,
+    delivered_in: &str,
+) -> Result<Finding, DecodeError> {
     const KIND: &str = "Security Hub finding";
-    let text = |v: &Value, path: &[&str]| -> Option<String> {
-        let mut cur = v;
-        for p in path {
-            cur = cur.get(p)?;
-        }
-        cur.as_str().map(str::to_string)
-    };
     let product = text(f, &["ProductArn"]).unwrap_or_default();
     check_product_arn(&product)?;
     let generator = text(f, &["GeneratorId"]).unwrap_or_default();
@@ -627,10 +674,13 @@ fn decode_asff_finding(f: &Value, event_id: Option<String>) -> Result<Finding, D
     let resource_id = resource_id_from_arn(&arn_or_id)?;
     let control = text(f, &["Compliance", "SecurityControlId"])
         .or_else(|| text(f, &["ProductFields", "ControlId"]));
-    let rule = text(f, &["ProductFields", "RelatedAWSResources:0/name"])
-        .or_else(|| {
-            control_rule(control.as_deref()?).map(str::to_string)
-        })
+    // The control id first (consolidated control findings name it); the rule name Security Hub
+    // gave its Config rule for a control rectify does not know.
+    let rule = control
+        .as_deref()
+        .and_then(control_rule)
+        .map(str::to_string)
+        .or_else(|| text(f, &["ProductFields", "RelatedAWSResources:0/name"]))
         .ok_or_else(|| {
             malformed(
                 KIND,
@@ -665,9 +715,16 @@ fn decode_asff_finding(f: &Value, event_id: Option<String>) -> Result<Finding, D
     let updated = text(f, &["UpdatedAt"]).or_else(|| text(f, &["LastObservedAt"]));
     let ordered_at = updated.as_deref().map(parse_time).transpose()?;
     let finding_id = text(f, &["Id"]).ok_or_else(|| malformed(KIND, "`Id` is missing"))?;
-    // A finding is updated in place; its id and UpdatedAt together name one evaluation.
+    // A finding is updated in place; its id and UpdatedAt together name one evaluation (the
+    // same in a member region, in the aggregation region, and in its OCSF copy).
     let observation = format!("{}@{}", finding_id, updated.as_deref().unwrap_or("unknown"));
     finding(FindingParts {
+        hub: Some(HubFinding {
+            format: HubFormat::Asff,
+            id: finding_id,
+            product,
+            region: delivered_in.to_string(),
+        }),
         source: Source::SecurityHub,
         event_id,
         account,
@@ -679,6 +736,140 @@ fn decode_asff_finding(f: &Value, event_id: Option<String>) -> Result<Finding, D
         ordered_at,
         observation,
         annotation: text(f, &["Title"]),
+    })
+}
+
+/// OCSF `compliance.status_id` values, and `status_id` values of a finding's workflow.
+const OCSF_COMPLIANCE_PASS: i64 = 1;
+const OCSF_COMPLIANCE_WARNING: i64 = 2;
+const OCSF_COMPLIANCE_FAIL: i64 = 3;
+const OCSF_STATUS_SUPPRESSED: i64 = 3;
+const OCSF_STATUS_RESOLVED: i64 = 4;
+const OCSF_STATUS_ARCHIVED: i64 = 5;
+/// The OCSF class of compliance findings, the class of Security Hub's control findings.
+const OCSF_COMPLIANCE_FINDING: i64 = 2003;
+
+fn decode_ocsf_event(
+    detail: Value,
+    event_id: Option<String>,
+    delivered_in: &str,
+) -> Result<Vec<Finding>, DecodeError> {
+    const KIND: &str = "Security Hub OCSF finding";
+    let findings = detail
+        .get("findings")
+        .and_then(Value::as_array)
+        .ok_or_else(|| malformed(KIND, "`detail.findings` is missing or not an array"))?;
+    if findings.is_empty() {
+        return Err(malformed(KIND, "`detail.findings` is empty"));
+    }
+    findings
+        .iter()
+        .map(|f| decode_ocsf_finding(f, event_id.clone(), delivered_in))
+        .collect()
+}
+
+/// Where Security Hub's own control findings come from in OCSF: `metadata.product.uid` is
+/// Security Hub's product ARN (`productv2/aws/securityhub`, or the CSPM `product/…` form).
+fn check_ocsf_product(uid: &str) -> Result<(), DecodeError> {
+    let ok = uid
+        .strip_prefix("arn:aws:securityhub:")
+        .and_then(|rest| {
+            rest.strip_suffix("::productv2/aws/securityhub")
+                .or_else(|| rest.strip_suffix("::product/aws/securityhub"))
+        })
+        .is_some_and(|region| validate_region(region).is_ok());
+    if ok {
+        Ok(())
+    } else {
+        Err(DecodeError::Untrusted(format!(
+            "`metadata.product.uid` {:?} is not Security Hub's own (arn:aws:securityhub:<region>::productv2/aws/securityhub): findings of other products are not acted on",
+            truncate(uid)
+        )))
+    }
+}
+
+fn decode_ocsf_finding(
+    f: &Value,
+    event_id: Option<String>,
+    delivered_in: &str,
+) -> Result<Finding, DecodeError> {
+    const KIND: &str = "Security Hub OCSF finding";
+    let number = |path: &[&str]| -> Option<i64> {
+        let mut cur = f;
+        for p in path {
+            cur = cur.get(p)?;
+        }
+        cur.as_i64()
+    };
+    let class = number(&["class_uid"]);
+    if class != Some(OCSF_COMPLIANCE_FINDING) {
+        return Err(DecodeError::UnknownShape(format!(
+            "an OCSF finding of class_uid {}: rectify acts on compliance findings (2003) of Security Hub's controls",
+            class.map_or_else(|| "?".to_string(), |c| c.to_string())
+        )));
+    }
+    let product = text(f, &["metadata", "product", "uid"]).unwrap_or_default();
+    check_ocsf_product(&product)?;
+    let finding_id = text(f, &["finding_info", "uid"])
+        .ok_or_else(|| malformed(KIND, "`finding_info.uid` is missing"))?;
+    let account = text(f, &["cloud", "account", "uid"])
+        .ok_or_else(|| malformed(KIND, "`cloud.account.uid` is missing"))?;
+    let resource = f
+        .get("resources")
+        .and_then(|r| r.get(0))
+        .ok_or_else(|| malformed(KIND, "`resources` is empty"))?;
+    let region = text(f, &["cloud", "region"])
+        .or_else(|| text(resource, &["region"]))
+        .ok_or_else(|| malformed(KIND, "`cloud.region` is missing"))?;
+    let ocsf_type = text(resource, &["type"])
+        .ok_or_else(|| malformed(KIND, "`resources[0].type` is missing"))?;
+    // Security Hub names types as ASFF does (`AwsS3Bucket`); a CloudFormation name is kept.
+    let resource_type = crate::resource::from_asff(&ocsf_type)
+        .map_or_else(|| ocsf_type.clone(), |r| r.info().config_type.to_string());
+    let uid =
+        text(resource, &["uid"]).ok_or_else(|| malformed(KIND, "`resources[0].uid` is missing"))?;
+    let resource_id = resource_id_from_arn(&uid)?;
+    let control = text(f, &["compliance", "control"])
+        .ok_or_else(|| malformed(KIND, "`compliance.control` is missing"))?;
+    let rule = control_rule(&control).ok_or_else(|| {
+        malformed(
+            KIND,
+            format!(
+                "its control {:?} is not one rectify knows",
+                truncate(&control)
+            ),
+        )
+    })?;
+    let compliance = match number(&["status_id"]) {
+        Some(OCSF_STATUS_ARCHIVED | OCSF_STATUS_RESOLVED) => Compliance::NotApplicable,
+        Some(OCSF_STATUS_SUPPRESSED) => Compliance::Suppressed,
+        _ => match number(&["compliance", "status_id"]) {
+            Some(OCSF_COMPLIANCE_FAIL) => Compliance::NonCompliant,
+            Some(OCSF_COMPLIANCE_PASS) => Compliance::Compliant,
+            Some(OCSF_COMPLIANCE_WARNING) | Some(_) | None => Compliance::InsufficientData,
+        },
+    };
+    let updated = text(f, &["finding_info", "modified_time_dt"]).or_else(|| text(f, &["time_dt"]));
+    let ordered_at = updated.as_deref().map(parse_time).transpose()?;
+    let observation = format!("{}@{}", finding_id, updated.as_deref().unwrap_or("unknown"));
+    finding(FindingParts {
+        hub: Some(HubFinding {
+            format: HubFormat::Ocsf,
+            id: finding_id,
+            product,
+            region: delivered_in.to_string(),
+        }),
+        source: Source::SecurityHub,
+        event_id,
+        account,
+        region,
+        rule: rule.to_string(),
+        resource_type,
+        resource_id,
+        compliance,
+        ordered_at,
+        observation,
+        annotation: text(f, &["finding_info", "title"]),
     })
 }
 
@@ -727,6 +918,7 @@ const ACCOUNT_RESOURCE_PREFIX: &str = "AWS::::Account:";
 pub const ACCOUNT_TYPE: &str = "AWS::::Account";
 
 struct FindingParts {
+    hub: Option<HubFinding>,
     source: Source,
     event_id: Option<String>,
     account: String,
@@ -760,7 +952,12 @@ fn finding(p: FindingParts) -> Result<Finding, DecodeError> {
         validate_token("event id", id, 128)?;
     }
     validate_token("observation", &p.observation, 512)?;
+    if let Some(hub) = &p.hub {
+        validate_token("Security Hub finding id", &hub.id, 512)?;
+        validate_token("Security Hub product", &hub.product, 512)?;
+    }
     Ok(Finding {
+        hub: p.hub,
         rule_base: normalise_rule(&p.rule),
         source: p.source,
         event_id: p.event_id,
@@ -1110,6 +1307,136 @@ mod tests {
         assert_eq!(one(&archived).compliance, Compliance::NotApplicable);
         let passed = body.replace(r#""Status": "FAILED""#, r#""Status": "PASSED""#);
         assert_eq!(one(&passed).compliance, Compliance::Compliant);
+    }
+
+    #[test]
+    fn security_hub_ocsf() {
+        let f = one(&fixture("securityhub-findings-imported-v2-s3.json"));
+        assert_eq!(f.source, Source::SecurityHub);
+        assert_eq!(f.rule_base, "s3-bucket-level-public-access-prohibited");
+        assert_eq!(f.resource_type, "AWS::S3::Bucket");
+        assert_eq!(f.resource_id, "acme-media-uploads");
+        assert_eq!(
+            (f.account.as_str(), f.region.as_str()),
+            ("111122223333", "us-east-1")
+        );
+        assert_eq!(f.compliance, Compliance::NonCompliant);
+        let hub = f.hub.unwrap();
+        assert_eq!(hub.format, HubFormat::Ocsf);
+        assert_eq!(
+            hub.product,
+            "arn:aws:securityhub:us-east-1::productv2/aws/securityhub"
+        );
+        assert!(
+            hub.id
+                .ends_with("/finding/2b7c9d10-4e5f-4a6b-8c7d-9e0f1a2b3c4d")
+        );
+    }
+
+    #[test]
+    fn one_evaluation_is_one_observation_in_every_copy() {
+        let asff = one(&fixture("securityhub-finding-imported-s3.json"));
+        let ocsf = one(&fixture("securityhub-findings-imported-v2-s3.json"));
+        // The copy the aggregation region delivers: the same finding, another envelope region.
+        let aggregated = one(&fixture("securityhub-finding-imported-s3.json")
+            .replace(r#""region": "us-east-1""#, r#""region": "eu-west-1""#));
+        assert_eq!(asff.observation, ocsf.observation);
+        assert_eq!(asff.observation, aggregated.observation);
+        assert_eq!(aggregated.region, "us-east-1");
+        assert_eq!(aggregated.hub.as_ref().unwrap().region, "eu-west-1");
+        assert_eq!(asff.hub.as_ref().unwrap().format, HubFormat::Asff);
+        // A later evaluation is another observation.
+        let later = one(
+            &fixture("securityhub-findings-imported-v2-s3.json").replace(
+                r#""modified_time_dt": "2026-11-05T11:20:40.778Z""#,
+                r#""modified_time_dt": "2026-11-06T09:00:00.000Z""#,
+            ),
+        );
+        assert_ne!(later.observation, ocsf.observation);
+    }
+
+    #[test]
+    fn ocsf_acts_on_failed_and_not_on_suppressed_resolved_or_archived() {
+        let body = fixture("securityhub-findings-imported-v2-s3.json");
+        let with_status =
+            |id: u8| body.replace(r#""status_id": 1,"#, &format!(r#""status_id": {id},"#));
+        assert_eq!(one(&with_status(2)).compliance, Compliance::NonCompliant);
+        assert_eq!(one(&with_status(3)).compliance, Compliance::Suppressed);
+        for closed in [4, 5] {
+            assert_eq!(
+                one(&with_status(closed)).compliance,
+                Compliance::NotApplicable
+            );
+        }
+        let passed = body.replace(
+            r#""status": "Fail",
+          "status_id": 3"#,
+            r#""status": "Pass",
+          "status_id": 1"#,
+        );
+        assert_eq!(one(&passed).compliance, Compliance::Compliant);
+    }
+
+    #[test]
+    fn ocsf_findings_of_other_products_classes_or_controls_are_refused() {
+        let body = fixture("securityhub-findings-imported-v2-s3.json");
+        let other_product = body.replace(
+            "arn:aws:securityhub:us-east-1::productv2/aws/securityhub",
+            "arn:aws:securityhub:us-east-1::productv2/acme/scanner",
+        );
+        let e = decode(&other_product).unwrap_err();
+        assert!(matches!(e, DecodeError::Untrusted(_)), "{e}");
+        let detection = body.replace(r#""class_uid": 2003"#, r#""class_uid": 2004"#);
+        assert!(
+            decode(&detection)
+                .unwrap_err()
+                .to_string()
+                .contains("class_uid 2004")
+        );
+        let unknown = body.replace(r#""control": "S3.8""#, r#""control": "Macie.1""#);
+        assert!(
+            decode(&unknown)
+                .unwrap_err()
+                .to_string()
+                .contains("Macie.1")
+        );
+        let no_resource = body.replace(
+            r#""uid": "arn:aws:s3:::acme-media-uploads""#,
+            r#""name": "x""#,
+        );
+        assert!(
+            decode(&no_resource)
+                .unwrap_err()
+                .to_string()
+                .contains("resources[0].uid")
+        );
+        // About another account than the one that sent it: relayed, like ASFF.
+        let relayed = body.replace(
+            r#""account": "111122223333""#,
+            r#""account": "999988887777""#,
+        );
+        assert!(
+            matches!(decode(&relayed).unwrap(), Message::Relayed { by, .. } if by == "999988887777")
+        );
+    }
+
+    #[test]
+    fn asff_routes_by_control_id_before_the_rule_name() {
+        // The control names the rule, whatever name Security Hub gave its Config rule.
+        let body = fixture("securityhub-finding-imported-s3.json").replace(
+            "securityhub-s3-bucket-level-public-access-prohibited-4f8k2m",
+            "securityhub-some-other-rule-1a2b3c",
+        );
+        assert_eq!(
+            one(&body).rule_base,
+            "s3-bucket-level-public-access-prohibited"
+        );
+        // A control rectify does not know falls back to the rule name.
+        let unknown = body.replace(
+            "\"SecurityControlId\": \"S3.8\"",
+            "\"SecurityControlId\": \"Macie.1\"",
+        );
+        assert_eq!(one(&unknown).rule_base, "some-other-rule");
     }
 
     #[test]

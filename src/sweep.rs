@@ -218,6 +218,7 @@ pub async fn sweep(
                         ordered_at: None,
                         observation: run.clone(),
                         annotation: None,
+                        hub: None,
                     };
                     sweep_one(ctx, r, &snapshot, &finding, &today, what_if, &mut line).await;
                 }

@@ -531,6 +531,7 @@ mod tests {
                 ordered_at: None,
                 observation: "o".into(),
                 annotation: None,
+                hub: None,
             },
             &crate::catalog::Catalog::load(
                 &crate::script::hardened_engine(&crate::script::Limits::default()),

@@ -305,6 +305,7 @@ pub async fn rerun_job(ctx: &Context, job_id: &str) -> Disposition {
         ordered_at: None,
         observation: job.observation.clone(),
         annotation: None,
+        hub: None,
     };
     disposition(&reconcile(ctx, &finding, &r, &snapshot).await)
 }
@@ -782,6 +783,7 @@ mod tests {
             ordered_at: None,
             observation: "o".into(),
             annotation: None,
+            hub: None,
         };
         new_job(&finding, r, Mode::Enforce)
     }
