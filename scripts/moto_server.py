@@ -16,8 +16,28 @@ And it keeps an RDS snapshot's `restore` attribute a set, as AWS does: ModifyDBS
 with a value already present (`ValuesToAdd=["all"]` on a snapshot already shared with all) leaves
 it once; moto would list it twice.
 
+And it adds the Security Hub calls rectify writes findings back with, which moto lacks, applied to
+the findings BatchImportFindings stored, so GetFindings reads the result back:
+- BatchUpdateFindings (PATCH /findings/batchupdate): `FindingIdentifiers` (Id, ProductArn; 1 to
+  100), `Workflow.Status` (NEW, NOTIFIED, RESOLVED, SUPPRESSED) and `Note` (`Text` and `UpdatedBy`,
+  each at most 512 characters, both required); a finding that is not there is returned in
+  `UnprocessedFindings` with `FindingNotFound`. Invalid input fails the whole call with
+  InvalidInputException, as on AWS.
+- BatchUpdateFindingsV2 (PATCH /findingsv2/batchupdatev2), the OCSF form: `FindingIdentifiers`
+  (`CloudAccountUid`, `FindingInfoUid`, `MetadataProductUid`) or `MetadataUids`, exactly one of
+  them; `StatusId` (0-6 or 99), `SeverityId`, `Comment` (at most 512 characters), at least one of
+  the three. Security Hub shows a CSPM finding in OCSF with `finding_info.uid` = its `Id` and
+  `cloud.account.uid` = its `AwsAccountId`, so an identifier names the stored finding that way
+  (`MetadataProductUid` must be Security Hub's product, `productv2/aws/securityhub` or the CSPM
+  form). `StatusId` is kept as `Workflow.Status` (1 NEW, 2 NOTIFIED, 3 SUPPRESSED, 4 RESOLVED) and
+  the comment as the `Note` (UpdatedBy `BatchUpdateFindingsV2`). Invalid input fails with
+  ValidationException; a finding that is not there is unprocessed with ResourceNotFoundException.
+
 Usage: python scripts/moto_server.py HOST PORT
 """
+
+import datetime
+import json
 
 import os
 import sys
@@ -28,6 +48,9 @@ from moto.ec2.models.network_acls import NetworkAclBackend
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from moto.rds.models import SnapshotAttributesMixin
 from moto.s3.models import s3_backends
+from moto.securityhub import urls as securityhub_urls
+from moto.securityhub.exceptions import InvalidInputException, SecurityHubClientError
+from moto.securityhub.responses import SecurityHubResponse
 from werkzeug.serving import run_simple
 
 
@@ -79,8 +102,132 @@ def keep_snapshot_attributes_a_set():
     SnapshotAttributesMixin.modify_attribute = modify_as_a_set
 
 
+WORKFLOW_STATUSES = ("NEW", "NOTIFIED", "RESOLVED", "SUPPRESSED")
+# OCSF status_id -> the workflow status Security Hub CSPM shows for it.
+OCSF_WORKFLOW = {1: "NEW", 2: "NOTIFIED", 3: "SUPPRESSED", 4: "RESOLVED"}
+OCSF_STATUS_IDS = (0, 1, 2, 3, 4, 5, 6, 99)
+
+
+class ValidationException(SecurityHubClientError):
+    def __init__(self, msg):
+        super().__init__("ValidationException", msg)
+
+
+def _now():
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _stored(backend, finding_id, account=None):
+    for f in backend.findings:
+        if f.id == finding_id and (account is None or f.data.get("AwsAccountId") == account):
+            return f
+    return None
+
+
+def batch_update_findings(self):
+    """BatchUpdateFindings over the findings moto stores."""
+    op = "BatchUpdateFindings"
+    body = json.loads(self.body or "{}")
+    ids = body.get("FindingIdentifiers")
+    if not isinstance(ids, list) or not 1 <= len(ids) <= 100:
+        raise InvalidInputException(op, "FindingIdentifiers must hold 1 to 100 identifiers")
+    for i in ids:
+        if not isinstance(i, dict) or not i.get("Id") or not i.get("ProductArn"):
+            raise InvalidInputException(op, "each FindingIdentifier needs an Id and a ProductArn")
+    note = body.get("Note")
+    if note is not None:
+        text, by = note.get("Text"), note.get("UpdatedBy")
+        if not text or not by:
+            raise InvalidInputException(op, "Note requires both Text and UpdatedBy")
+        if len(text) > 512 or len(by) > 512:
+            raise InvalidInputException(op, "Note.Text and Note.UpdatedBy are at most 512 characters")
+    workflow = (body.get("Workflow") or {}).get("Status")
+    if "Workflow" in body and workflow not in WORKFLOW_STATUSES:
+        raise InvalidInputException(op, f"Workflow.Status must be one of {', '.join(WORKFLOW_STATUSES)}")
+    updates = ("Note", "Workflow", "Severity", "VerificationState", "Confidence", "Criticality",
+               "Types", "UserDefinedFields", "RelatedFindings")
+    if not any(k in body for k in updates):
+        raise InvalidInputException(op, "at least one attribute to update is required")
+    processed, unprocessed = [], []
+    for i in ids:
+        f = _stored(self.securityhub_backend, i["Id"])
+        if f is None or f.data.get("ProductArn") != i["ProductArn"]:
+            unprocessed.append({"FindingIdentifier": i, "ErrorCode": "FindingNotFound",
+                                "ErrorMessage": "Finding Not Found"})
+            continue
+        if note is not None:
+            f.data["Note"] = {"Text": note["Text"], "UpdatedBy": note["UpdatedBy"], "UpdatedAt": _now()}
+        if workflow is not None:
+            f.data["Workflow"] = {"Status": workflow}
+            f.data["WorkflowState"] = workflow
+        for k in ("Severity", "VerificationState", "Confidence", "Criticality", "Types",
+                  "UserDefinedFields", "RelatedFindings"):
+            if k in body:
+                f.data[k] = body[k]
+        processed.append(i)
+    return json.dumps({"ProcessedFindings": processed, "UnprocessedFindings": unprocessed})
+
+
+def batch_update_findings_v2(self):
+    """BatchUpdateFindingsV2 over the findings moto stores, named as Security Hub names them
+    in OCSF."""
+    body = json.loads(self.body or "{}")
+    ids, uids = body.get("FindingIdentifiers"), body.get("MetadataUids")
+    if (ids is None) == (uids is None):
+        raise ValidationException("Provide exactly one of FindingIdentifiers and MetadataUids")
+    named = ids if ids is not None else uids
+    if not isinstance(named, list) or not 1 <= len(named) <= 100:
+        raise ValidationException("Provide 1 to 100 findings")
+    if not any(k in body for k in ("Comment", "SeverityId", "StatusId")):
+        raise ValidationException("Provide at least one of Comment, SeverityId and StatusId")
+    comment = body.get("Comment")
+    if comment is not None and (not isinstance(comment, str) or len(comment) > 512):
+        raise ValidationException("Comment must be at most 512 characters")
+    status = body.get("StatusId")
+    if status is not None and status not in OCSF_STATUS_IDS:
+        raise ValidationException(f"StatusId must be one of {OCSF_STATUS_IDS}")
+    processed, unprocessed = [], []
+    for i in named:
+        if ids is not None:
+            keys = ("CloudAccountUid", "FindingInfoUid", "MetadataProductUid")
+            if not isinstance(i, dict) or not all(i.get(k) for k in keys):
+                raise ValidationException("each FindingIdentifier needs " + ", ".join(keys))
+            product = i["MetadataProductUid"]
+            ours = product.endswith("::productv2/aws/securityhub") or product.endswith(
+                "::product/aws/securityhub")
+            f = _stored(self.securityhub_backend, i["FindingInfoUid"], i["CloudAccountUid"]) if ours else None
+            entry = {"FindingIdentifier": i}
+        else:
+            f = _stored(self.securityhub_backend, i)
+            entry = {"MetadataUid": i}
+        if f is None:
+            unprocessed.append(dict(entry, ErrorCode="ResourceNotFoundException",
+                                    ErrorMessage="Finding not found"))
+            continue
+        if comment is not None:
+            f.data["Note"] = {"Text": comment, "UpdatedBy": "BatchUpdateFindingsV2", "UpdatedAt": _now()}
+        if status is not None:
+            f.data["StatusId"] = status
+            if status in OCSF_WORKFLOW:
+                f.data["Workflow"] = {"Status": OCSF_WORKFLOW[status]}
+                f.data["WorkflowState"] = OCSF_WORKFLOW[status]
+        if "SeverityId" in body:
+            f.data["SeverityId"] = body["SeverityId"]
+        processed.append(entry)
+    return json.dumps({"ProcessedFindings": processed, "UnprocessedFindings": unprocessed})
+
+
+def add_security_hub_updates():
+    """Routes the two update calls to the functions above."""
+    securityhub_urls.url_paths["{0}/findings/batchupdate$"] = SecurityHubResponse.dispatch
+    securityhub_urls.url_paths["{0}/findingsv2/batchupdatev2$"] = SecurityHubResponse.dispatch
+    SecurityHubResponse.batch_update_findings = batch_update_findings
+    SecurityHubResponse.batch_update_findings_v2 = batch_update_findings_v2
+
+
 def main():
     keep_snapshot_attributes_a_set()
+    add_security_hub_updates()
     host, port = sys.argv[1], int(sys.argv[2])
     os.environ.setdefault("MOTO_PORT", str(port))
     inner = DomainDispatcherApplication(create_backend_app)
