@@ -176,6 +176,8 @@ pub struct Cloud {
     external_id: Option<String>,
     accounts: Mutex<HashMap<String, SdkConfig>>,
     clients: Mutex<HashMap<(String, String), Arc<Clients>>>,
+    /// Clients with rectify's own credentials, by region.
+    home: Mutex<HashMap<String, Arc<Clients>>>,
     shared: Shared,
 }
 
@@ -193,6 +195,7 @@ impl Cloud {
             external_id,
             accounts: Mutex::default(),
             clients: Mutex::default(),
+            home: Mutex::default(),
             shared: Shared::default(),
         }
     }
@@ -224,6 +227,28 @@ impl Cloud {
             .build();
         accounts.insert(account.to_string(), config.clone());
         config
+    }
+
+    /// Clients with rectify's own credentials (not a member role) in `region`, made once and
+    /// cached: for what rectify does in its own account, such as updating Security Hub
+    /// findings as the administrator account.
+    pub async fn home_clients(&self, region: &str) -> Arc<Clients> {
+        let mut home = self.home.lock().await;
+        if let Some(c) = home.get(region) {
+            return c.clone();
+        }
+        let clients = Arc::new(Clients {
+            account: self.home_account.clone(),
+            config: self
+                .base
+                .to_builder()
+                .region(aws_config::Region::new(region.to_string()))
+                .build(),
+            made: std::sync::Mutex::default(),
+            shared: self.shared.clone(),
+        });
+        home.insert(region.to_string(), clients.clone());
+        clients
     }
 
     /// The clients for an account and region, made once and cached.
@@ -309,7 +334,7 @@ fn is_ip_endpoint(url: &str) -> bool {
 }
 
 /// What the controller's own task role calls in its account (queue, tables, topic, member
-/// roles, audit export), as IAM permissions.
+/// roles, Security Hub write-back, audit export), as IAM permissions.
 pub const CONTROLLER_PERMISSIONS: &[&str] = &[
     "sqs:ReceiveMessage",
     "sqs:DeleteMessage",
@@ -326,6 +351,8 @@ pub const CONTROLLER_PERMISSIONS: &[&str] = &[
     "sns:Publish",
     "organizations:ListAccounts",
     "sts:AssumeRole",
+    "securityhub:BatchUpdateFindings",
+    "securityhub:BatchUpdateFindingsV2",
     "s3:PutObject",
     "s3:GetObject",
     "s3:ListBucket",

@@ -2,7 +2,10 @@
 //!
 //! Real deployments put several shapes on the queue: the EventBridge event "Config Rules Compliance
 //! Change" (raw, or inside an SNS envelope), the bare `detail` that Config's own SNS channel sends,
-//! "Security Hub Findings - Imported" (ASFF), and rectify's own control messages. Parsing is
+//! "Security Hub Findings - Imported" (ASFF), "Security Hub Findings - Custom Action" (ASFF
+//! findings an operator sent with the console's "Remediate with rectify" action: handled like
+//! any delivery, through every gate), "Findings Imported V2" (Security Hub's OCSF compliance
+//! findings), and rectify's own control messages. Parsing is
 //! lenient about what it does not need (unknown fields, a missing `oldEvaluationResult`, a null
 //! `annotation`) and strict about what reaches an AWS call: account, region and resource id are
 //! validated here, so a hostile id never leaves this module.
@@ -268,7 +271,9 @@ fn decode_value(value: Value, depth: usize) -> Result<Message, DecodeError> {
         let detail = obj.get("detail").cloned().unwrap_or(Value::Null);
         let want_source = match detail_type {
             "Config Rules Compliance Change" => "aws.config",
-            "Security Hub Findings - Imported" | "Findings Imported V2" => "aws.securityhub",
+            "Security Hub Findings - Imported"
+            | "Security Hub Findings - Custom Action"
+            | "Findings Imported V2" => "aws.securityhub",
             other => {
                 return Err(DecodeError::UnknownShape(format!(
                     "EventBridge detail-type {other:?}"
@@ -1418,6 +1423,26 @@ mod tests {
         assert!(
             matches!(decode(&relayed).unwrap(), Message::Relayed { by, .. } if by == "999988887777")
         );
+    }
+
+    #[test]
+    fn a_custom_action_is_a_delivery_of_its_findings() {
+        let body = fixture("securityhub-finding-imported-s3.json").replace(
+            "\"detail-type\": \"Security Hub Findings - Imported\"",
+            "\"detail-type\": \"Security Hub Findings - Custom Action\"",
+        );
+        let f = one(&body);
+        assert_eq!(
+            f.observation,
+            one(&fixture("securityhub-finding-imported-s3.json")).observation
+        );
+        assert_eq!(f.hub.unwrap().format, HubFormat::Asff);
+        // Only from Security Hub.
+        let forged = body.replace(
+            "\"source\": \"aws.securityhub\"",
+            "\"source\": \"acme.app\"",
+        );
+        assert!(matches!(decode(&forged), Err(DecodeError::Untrusted(_))));
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //! - [`source`] polls SQS with bounded concurrency ([`source::poll`]) and turns each job's
 //!   disposition into the SQS call: delete once the outcome is durable, leave for a retry, or
 //!   send to the DLQ with the reason ([`source::dlq`] lists and redrives it).
-//! - [`event`] decodes bodies (EventBridge, SNS, Config's SNS channel, Security Hub ASFF) into
+//! - [`event`] decodes bodies (EventBridge, SNS, Config's SNS channel, Security Hub ASFF and
+//!   OCSF) into
 //!   [`event::Finding`]s, validating every id that will reach an AWS call.
 //! - [`catalog`] holds the remediations (manifest, script, cases) and routes a finding's rule to
 //!   them; [`script`] is the hardened Rhai engine that runs `plan(resource, params)`.
@@ -24,7 +25,7 @@
 //!   [`cli`] parses and renders, one file per command group; [`config`], [`bootstrap`],
 //!   [`render`], [`notify`], [`metrics`], [`clock`], [`redact`] (secrets out of every stored
 //!   state); [`organization`] lists the Organization's accounts for an allow-list set to
-//!   `organization`.
+//!   `organization`; [`securityhub`] writes a job's outcome back to its Security Hub finding.
 
 #![forbid(unsafe_code)]
 
@@ -47,6 +48,7 @@ pub mod redact;
 pub mod render;
 pub mod resource;
 pub mod script;
+pub mod securityhub;
 pub mod settings;
 pub mod source;
 pub mod state;

@@ -63,6 +63,14 @@ pub fn job_ended(remediation: &str, outcome: &str, plan_ms: f64, apply_ms: f64) 
     );
 }
 
+/// A job's outcome could not be written back to its Security Hub finding.
+pub fn securityhub_update_failed(remediation: &str) {
+    emit(
+        &[("remediation", remediation)],
+        &[("SecurityHubUpdateFailed", "Count", 1.0)],
+    );
+}
+
 /// A poison message was sent to the DLQ.
 pub fn dlq_sent() {
     emit(&[("queue", "dlq")], &[("DeadLettered", "Count", 1.0)]);

@@ -104,6 +104,7 @@ pub struct SettingChange {
     /// Extra Config rule names that trigger the remediation (added to those already set).
     pub triggers: Vec<String>,
     pub tag_exemptions: Option<bool>,
+    pub securityhub_updates: Option<bool>,
     pub breaker_limit: Option<u32>,
     pub breaker_window_seconds: Option<u64>,
 }
@@ -128,6 +129,9 @@ impl SettingChange {
         }
         if let Some(t) = self.tag_exemptions {
             s.tag_exemptions = Some(t);
+        }
+        if let Some(u) = self.securityhub_updates {
+            s.securityhub_updates = Some(u);
         }
         if let Some(l) = self.breaker_limit {
             s.breaker_limit = Some(l);
@@ -178,18 +182,20 @@ impl SettingRequest {
             && change.tag_exemptions.is_none()
             && change.breaker_limit.is_none()
             && change.breaker_window_seconds.is_none()
+            && change.securityhub_updates.is_none()
         {
             return Err(SettingsError::Invalid(
-                "nothing to set: give --mode, --param, --trigger, --tag-exemptions, --breaker-limit or --breaker-window".into(),
+                "nothing to set: give --mode, --param, --trigger, --tag-exemptions, --securityhub-updates, --breaker-limit or --breaker-window".into(),
             ));
         }
         if scope != "*"
             && (change.tag_exemptions.is_some()
+                || change.securityhub_updates.is_some()
                 || change.breaker_limit.is_some()
                 || change.breaker_window_seconds.is_some())
         {
             return Err(SettingsError::Invalid(
-                "--tag-exemptions and the breaker are set for a remediation in every account: drop --account".into(),
+                "--tag-exemptions, --securityhub-updates and the breaker are set for a remediation in every account: drop --account".into(),
             ));
         }
         if change.breaker_limit == Some(0) || change.breaker_window_seconds == Some(0) {

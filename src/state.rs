@@ -199,6 +199,10 @@ pub struct Job {
     pub created_at: String,
     pub updated_at: String,
     pub attempts: u32,
+    /// The Security Hub finding that started the job, which its outcome is written back to.
+    pub hub: Option<crate::event::HubFinding>,
+    /// Writing the outcome back failed: it is tried once more on the finding's next delivery.
+    pub hub_retry: bool,
 }
 
 impl Job {
@@ -265,6 +269,9 @@ pub struct Setting {
     /// Whether a `rectify:exempt` tag on a resource exempts it, when tag exemptions are on for
     /// the Organization (default yes there).
     pub tag_exemptions: Option<bool>,
+    /// Whether jobs write their outcome back to the Security Hub finding that started them
+    /// (default yes).
+    pub securityhub_updates: Option<bool>,
     /// At most this many enforcements in `breaker_window_seconds` before the breaker trips.
     pub breaker_limit: Option<u32>,
     pub breaker_window_seconds: Option<u64>,
@@ -406,6 +413,13 @@ impl SettingsSnapshot {
                 .global_setting(r)
                 .and_then(|s| s.tag_exemptions)
                 .unwrap_or(true)
+    }
+
+    /// Whether this remediation's jobs write their outcome back to Security Hub (default yes).
+    pub fn securityhub_updates(&self, r: &Remediation) -> bool {
+        self.global_setting(r)
+            .and_then(|s| s.securityhub_updates)
+            .unwrap_or(true)
     }
 
     /// How many days ahead a tag's `until=` may lie and still count.
@@ -662,7 +676,8 @@ impl Store {
             .set("observation", s(&job.observation))
             .set("resource_key", s(job.resource_key()))
             .set("mode", s(job.mode.as_str()))
-            .set_opt("event_id", job.event_id.clone().map(s));
+            .set_opt("event_id", job.event_id.clone().map(s))
+            .set_opt("hub", json_attr(&job.hub));
         let attempts = u.name("attempts");
         let (zero, one) = (u.value(n(0)), u.value(n(1)));
         u.sets.push(format!(
@@ -760,6 +775,30 @@ impl Store {
         }
     }
 
+    /// Marks (or clears) a job whose outcome could not be written back to Security Hub.
+    pub async fn set_hub_retry(&self, id: &str, retry: bool) -> Result<(), StateError> {
+        let mut u = Update::default();
+        if retry {
+            u.set("hub_retry", AttributeValue::Bool(true));
+        } else {
+            let name = u.name("hub_retry");
+            u.removes.push(name);
+        }
+        let exists = u.name("id");
+        self.ddb
+            .update_item()
+            .table_name(&self.names.jobs)
+            .key("id", s(id))
+            .update_expression(u.expression())
+            .condition_expression(format!("attribute_exists({exists})"))
+            .set_expression_attribute_names(Some(u.names))
+            .set_expression_attribute_values((!u.values.is_empty()).then_some(u.values))
+            .send()
+            .await
+            .map_err(|e| classify("dynamodb:UpdateItem", e))?;
+        Ok(())
+    }
+
     /// Writes a whole job that no worker claims (an operator's undo).
     pub async fn put_job(&self, job: &Job) -> Result<(), StateError> {
         let mut item = HashMap::new();
@@ -796,6 +835,7 @@ impl Store {
             ("approved_at", job.approved_at.clone().map(s)),
             ("approved_plan_hash", job.approved_plan_hash.clone().map(s)),
             ("approval_reason", job.approval_reason.clone().map(s)),
+            ("hub", json_attr(&job.hub)),
         ] {
             if let Some(v) = v {
                 item.insert(k.to_string(), v);
@@ -867,6 +907,10 @@ fn setting_from_item(item: &HashMap<String, AttributeValue>) -> Result<Setting, 
             .get("tag_exemptions")
             .and_then(|v| v.as_bool().ok())
             .copied(),
+        securityhub_updates: item
+            .get("securityhub_updates")
+            .and_then(|v| v.as_bool().ok())
+            .copied(),
         breaker_limit: get_n(item, "breaker_limit").map(|v| v as u32),
         breaker_window_seconds: get_n(item, "breaker_window_seconds"),
         updated_by: get_s(item, "updated_by"),
@@ -909,6 +953,8 @@ fn job_from_item(item: &HashMap<String, AttributeValue>) -> Result<Job, StateErr
         created_at: text("created_at"),
         updated_at: text("updated_at"),
         attempts: get_n(item, "attempts").unwrap_or(0) as u32,
+        hub: get_json(item, "hub")?,
+        hub_retry: get_bool(item, "hub_retry"),
         id,
     })
 }
@@ -1503,6 +1549,9 @@ impl SettingsItem for Setting {
         }
         if let Some(t) = self.tag_exemptions {
             item.insert("tag_exemptions".into(), AttributeValue::Bool(t));
+        }
+        if let Some(u) = self.securityhub_updates {
+            item.insert("securityhub_updates".into(), AttributeValue::Bool(u));
         }
         if let Some(l) = self.breaker_limit {
             item.insert("breaker_limit".into(), n(l));

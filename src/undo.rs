@@ -390,6 +390,8 @@ async fn run(
         created_at: now.clone(),
         updated_at: now,
         attempts: 1,
+        hub: None,
+        hub_retry: false,
         ..job.clone()
     };
     undo_job.plan_hash = undo_job.plan.as_ref().map(Plan::hash);

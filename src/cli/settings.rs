@@ -124,6 +124,10 @@ pub struct SetArgs {
     /// exemptions are on for the Organization: `rectify settings tag-exemptions on`).
     #[arg(long, value_enum)]
     pub tag_exemptions: Option<OnOff>,
+    /// Whether this remediation's jobs write their outcome back to the Security Hub finding
+    /// that started them (workflow status and a note) [default: on]
+    #[arg(long, value_enum)]
+    pub securityhub_updates: Option<OnOff>,
     /// Blast-radius breaker: at most this many enforcements per window [default: 20]
     #[arg(long)]
     pub breaker_limit: Option<u32>,
@@ -273,6 +277,7 @@ async fn set(config: &Config, args: SetArgs) -> Result<()> {
             params,
             triggers: args.triggers,
             tag_exemptions: args.tag_exemptions.map(|t| matches!(t, OnOff::On)),
+            securityhub_updates: args.securityhub_updates.map(|t| matches!(t, OnOff::On)),
             breaker_limit: args.breaker_limit,
             breaker_window_seconds: args.breaker_window,
         },

@@ -329,6 +329,8 @@ mod tests {
             created_at: "t".into(),
             updated_at: "t".into(),
             attempts: 1,
+            hub: None,
+            hub_retry: false,
         }
     }
 

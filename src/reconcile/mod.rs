@@ -305,7 +305,7 @@ pub async fn rerun_job(ctx: &Context, job_id: &str) -> Disposition {
         ordered_at: None,
         observation: job.observation.clone(),
         annotation: None,
-        hub: None,
+        hub: job.hub.clone(),
     };
     disposition(&reconcile(ctx, &finding, &r, &snapshot).await)
 }
@@ -360,6 +360,8 @@ pub fn new_job(finding: &Finding, r: &Remediation, mode: Mode) -> Job {
         created_at: now.clone(),
         updated_at: now,
         attempts: 0,
+        hub: finding.hub.clone(),
+        hub_retry: false,
     }
 }
 
@@ -432,6 +434,9 @@ pub(crate) async fn run_claimed(
     let previous = match ctx.store.claim(&job, &ctx.owner, ctx.lease).await {
         Ok(Claim::Won(previous)) => previous,
         Ok(Claim::Done(existing)) => {
+            if existing.hub_retry {
+                retry_hub_update(ctx, r, snapshot, &existing).await;
+            }
             if existing.status == JobStatus::PendingApproval {
                 return expire_if_due(ctx, &existing).await;
             }
@@ -460,10 +465,56 @@ pub(crate) async fn run_claimed(
     }
     let decision = decide(ctx, r, snapshot, &mut job, previous.as_deref(), observed).await;
     record(ctx, r, &mut job, &decision).await?;
+    if !update_hub(ctx, r, snapshot, &job).await {
+        mark_hub_retry(ctx, &job.id, true).await;
+    }
     Ok(Ended {
         status: job.status,
         retry: decision.retry,
     })
+}
+
+/// Writes a recorded job's outcome back to the Security Hub finding that started it (when it
+/// came from one, its outcome calls for it, and the remediation's setting allows it). Returns
+/// false when the write failed: the failure is logged and counted, and never fails the job.
+async fn update_hub(
+    ctx: &Context,
+    r: &Remediation,
+    snapshot: &SettingsSnapshot,
+    job: &Job,
+) -> bool {
+    let Some(hub) = &job.hub else { return true };
+    if !snapshot.securityhub_updates(r) {
+        return true;
+    }
+    let Some(update) = crate::securityhub::update_for(job) else {
+        return true;
+    };
+    match crate::securityhub::write(&ctx.cloud, &job.account, hub, &update).await {
+        Ok(()) => {
+            info!(finding = %hub.id, status = ?update.status, "Security Hub finding updated");
+            true
+        }
+        Err(e) => {
+            warn!(finding = %hub.id, error = %e,
+                "the Security Hub finding cannot be updated: the job stands, and the update is tried once more on the finding's next delivery");
+            crate::metrics::securityhub_update_failed(r.name());
+            false
+        }
+    }
+}
+
+/// The one more try of a write-back that failed, on a later delivery of the finding; whatever
+/// it gives, it is not tried again.
+async fn retry_hub_update(ctx: &Context, r: &Remediation, snapshot: &SettingsSnapshot, job: &Job) {
+    update_hub(ctx, r, snapshot, job).await;
+    mark_hub_retry(ctx, &job.id, false).await;
+}
+
+async fn mark_hub_retry(ctx: &Context, id: &str, retry: bool) {
+    if let Err(e) = ctx.store.set_hub_retry(id, retry).await {
+        warn!(error = %e, "the Security Hub write-back's retry mark cannot be written");
+    }
 }
 
 /// What deciding a job came to.
