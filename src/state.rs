@@ -778,12 +778,7 @@ impl Store {
     /// Marks (or clears) a job whose outcome could not be written back to Security Hub.
     pub async fn set_hub_retry(&self, id: &str, retry: bool) -> Result<(), StateError> {
         let mut u = Update::default();
-        if retry {
-            u.set("hub_retry", AttributeValue::Bool(true));
-        } else {
-            let name = u.name("hub_retry");
-            u.removes.push(name);
-        }
+        u.set("hub_retry", AttributeValue::Bool(retry));
         let exists = u.name("id");
         self.ddb
             .update_item()
@@ -792,7 +787,7 @@ impl Store {
             .update_expression(u.expression())
             .condition_expression(format!("attribute_exists({exists})"))
             .set_expression_attribute_names(Some(u.names))
-            .set_expression_attribute_values((!u.values.is_empty()).then_some(u.values))
+            .set_expression_attribute_values(Some(u.values))
             .send()
             .await
             .map_err(|e| classify("dynamodb:UpdateItem", e))?;
