@@ -15,6 +15,11 @@ InvalidNetworkAclEntry.NotFound (moto fails with an internal error instead).
 And it keeps an RDS snapshot's `restore` attribute a set, as AWS does: ModifyDBSnapshotAttribute
 with a value already present (`ValuesToAdd=["all"]` on a snapshot already shared with all) leaves
 it once; moto would list it twice.
+And KMS key rotation follows the key as on AWS: EnableKeyRotation, DisableKeyRotation and
+GetKeyRotationStatus fail with UnsupportedOperationException for a key KMS cannot rotate
+(asymmetric, HMAC, imported material, a custom key store), and EnableKeyRotation and
+DisableKeyRotation fail with DisabledException for a disabled key and KMSInvalidStateException
+for a key pending deletion; moto accepts them all.
 
 Usage: python scripts/moto_server.py HOST PORT
 """
@@ -23,7 +28,9 @@ import os
 import sys
 import threading
 
+from moto.core.exceptions import JsonRESTError
 from moto.ec2.exceptions import EC2ClientError
+from moto.kms.models import KmsBackend
 from moto.ec2.models.network_acls import NetworkAclBackend
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from moto.rds.models import SnapshotAttributesMixin
@@ -79,8 +86,45 @@ def keep_snapshot_attributes_a_set():
     SnapshotAttributesMixin.modify_attribute = modify_as_a_set
 
 
+def rotation_as_on_aws():
+    """Key rotation calls refuse the keys AWS refuses them for."""
+
+    def rotatable(backend, key_id, change):
+        key = backend.keys[backend.get_key_id(key_id)]
+        if key.key_spec != "SYMMETRIC_DEFAULT" or key.origin != "AWS_KMS":
+            what = (
+                f"origin is {key.origin}"
+                if key.origin != "AWS_KMS"
+                else f"KeySpec is {key.key_spec}"
+            )
+            raise JsonRESTError(
+                "UnsupportedOperationException",
+                f"{key.arn} {what} which is not valid for this operation.",
+            )
+        if change and key.key_state == "Disabled":
+            raise JsonRESTError("DisabledException", f"{key.arn} is disabled.")
+        if change and key.key_state != "Enabled":
+            raise JsonRESTError(
+                "KMSInvalidStateException", f"{key.arn} is pending deletion."
+            )
+
+    for name, change in [
+        ("enable_key_rotation", True),
+        ("disable_key_rotation", True),
+        ("get_key_rotation_status", False),
+    ]:
+        original = getattr(KmsBackend, name)
+
+        def checked(self, key_id, *args, _original=original, _change=change, **kwargs):
+            rotatable(self, key_id, _change)
+            return _original(self, key_id, *args, **kwargs)
+
+        setattr(KmsBackend, name, checked)
+
+
 def main():
     keep_snapshot_attributes_a_set()
+    rotation_as_on_aws()
     host, port = sys.argv[1], int(sys.argv[2])
     os.environ.setdefault("MOTO_PORT", str(port))
     inner = DomainDispatcherApplication(create_backend_app)
