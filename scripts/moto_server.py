@@ -20,6 +20,8 @@ GetKeyRotationStatus fail with UnsupportedOperationException for a key KMS canno
 (asymmetric, HMAC, imported material, a custom key store), and EnableKeyRotation and
 DisableKeyRotation fail with DisabledException for a disabled key and KMSInvalidStateException
 for a key pending deletion; moto accepts them all.
+And PutImageScanningConfiguration without `scanOnPush` (how an SDK sends the default, false)
+turns scan on push off, as on AWS; moto leaves it as it was.
 
 Usage: python scripts/moto_server.py HOST PORT
 """
@@ -30,6 +32,7 @@ import threading
 
 from moto.core.exceptions import JsonRESTError
 from moto.ec2.exceptions import EC2ClientError
+from moto.ecr.models import ECRBackend
 from moto.kms.models import KmsBackend
 from moto.ec2.models.network_acls import NetworkAclBackend
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
@@ -122,9 +125,21 @@ def rotation_as_on_aws():
         setattr(KmsBackend, name, checked)
 
 
+def scan_on_push_defaults_to_false():
+    """An ImageScanningConfiguration without scanOnPush means scanOnPush=false."""
+    put = ECRBackend.put_image_scanning_configuration
+
+    def put_with_default(self, registry_id, repository_name, image_scan_config):
+        config = {"scanOnPush": bool((image_scan_config or {}).get("scanOnPush", False))}
+        return put(self, registry_id, repository_name, config)
+
+    ECRBackend.put_image_scanning_configuration = put_with_default
+
+
 def main():
     keep_snapshot_attributes_a_set()
     rotation_as_on_aws()
+    scan_on_push_defaults_to_false()
     host, port = sys.argv[1], int(sys.argv[2])
     os.environ.setdefault("MOTO_PORT", str(port))
     inner = DomainDispatcherApplication(create_backend_app)
