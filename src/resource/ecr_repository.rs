@@ -119,8 +119,8 @@ fn shape(r: &Repository, tags: &[(String, String)]) -> Value {
         "repository_name": r.repository_name(),
         "arn": r.repository_arn(),
         "registry_id": r.registry_id(),
-        "scan_on_push": r.image_scanning_configuration().is_some_and(|s| s.scan_on_push()),
-        "image_tag_mutability": r.image_tag_mutability().map(|m| m.as_str()),
+        "scan_on_push": r.image_scanning_configuration().is_some_and(aws_sdk_ecr::types::ImageScanningConfiguration::scan_on_push),
+        "image_tag_mutability": r.image_tag_mutability().map(aws_sdk_ecr::types::ImageTagMutability::as_str),
         "tags": tag_map(tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
     })
 }

@@ -1,7 +1,9 @@
 //! `AWS::KMS::Key`: a KMS key, who manages it, what kind of key it is, its state, and whether
 //! its key material is rotated automatically.
 
-use aws_sdk_kms::types::KeyMetadata;
+use aws_sdk_kms::types::{
+    KeyManagerType, KeyMetadata, KeySpec, KeyState, KeyUsageType, OriginType,
+};
 use serde_json::{Value, json};
 
 use super::{BoxFuture, Info, ResourceType, Scope, not_found, tag_map};
@@ -86,7 +88,6 @@ fn is_key_id(id: &str) -> bool {
 /// the others (asymmetric, HMAC, imported material, custom key stores), and rotates
 /// AWS-managed keys itself.
 fn rotation_is_readable(m: &KeyMetadata) -> bool {
-    use aws_sdk_kms::types::{KeyManagerType, KeySpec, KeyState, OriginType};
     m.key_manager() == Some(&KeyManagerType::Customer)
         && m.key_spec() == Some(&KeySpec::SymmetricDefault)
         && m.origin() == Some(&OriginType::AwsKms)
@@ -118,22 +119,21 @@ async fn observe_key(c: &Clients, id: &str) -> Result<Value, CloudError> {
         None
     };
     // AWS-managed keys carry no tags of the account's.
-    let tags: Vec<(String, String)> =
-        if meta.key_manager() == Some(&aws_sdk_kms::types::KeyManagerType::Customer) {
-            kms.list_resource_tags()
-                .key_id(id)
-                .into_paginator()
-                .items()
-                .send()
-                .try_collect()
-                .await
-                .map_err(|e| not_found(classify("kms:ListResourceTags", e), &gone_codes))?
-                .into_iter()
-                .map(|t| (t.tag_key().to_string(), t.tag_value().to_string()))
-                .collect()
-        } else {
-            Vec::new()
-        };
+    let tags: Vec<(String, String)> = if meta.key_manager() == Some(&KeyManagerType::Customer) {
+        kms.list_resource_tags()
+            .key_id(id)
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| not_found(classify("kms:ListResourceTags", e), &gone_codes))?
+            .into_iter()
+            .map(|t| (t.tag_key().to_string(), t.tag_value().to_string()))
+            .collect()
+    } else {
+        Vec::new()
+    };
     Ok(shape(meta, rotation, &tags))
 }
 
@@ -143,11 +143,11 @@ fn shape(m: &KeyMetadata, rotation: Option<bool>, tags: &[(String, String)]) -> 
     json!({
         "key_id": m.key_id(),
         "arn": m.arn(),
-        "key_manager": m.key_manager().map(|v| v.as_str()),
-        "key_spec": m.key_spec().map(|v| v.as_str()),
-        "key_usage": m.key_usage().map(|v| v.as_str()),
-        "key_state": m.key_state().map(|v| v.as_str()),
-        "origin": m.origin().map(|v| v.as_str()),
+        "key_manager": m.key_manager().map(KeyManagerType::as_str),
+        "key_spec": m.key_spec().map(KeySpec::as_str),
+        "key_usage": m.key_usage().map(KeyUsageType::as_str),
+        "key_state": m.key_state().map(KeyState::as_str),
+        "origin": m.origin().map(OriginType::as_str),
         "enabled": m.enabled(),
         "multi_region": m.multi_region().unwrap_or(false),
         "rotation_enabled": rotation,
@@ -185,7 +185,6 @@ mod tests {
 
     #[test]
     fn rotation_is_read_only_where_it_is_a_setting_of_the_key() {
-        use aws_sdk_kms::types::{KeyManagerType, KeySpec, KeyState, OriginType};
         let key = |manager, spec, origin, state| {
             KeyMetadata::builder()
                 .key_id("k")
