@@ -15,6 +15,13 @@ InvalidNetworkAclEntry.NotFound (moto fails with an internal error instead).
 And it keeps an RDS snapshot's `restore` attribute a set, as AWS does: ModifyDBSnapshotAttribute
 with a value already present (`ValuesToAdd=["all"]` on a snapshot already shared with all) leaves
 it once; moto would list it twice.
+And KMS key rotation follows the key as on AWS: EnableKeyRotation, DisableKeyRotation and
+GetKeyRotationStatus fail with UnsupportedOperationException for a key KMS cannot rotate
+(asymmetric, HMAC, imported material, a custom key store), and EnableKeyRotation and
+DisableKeyRotation fail with DisabledException for a disabled key and KMSInvalidStateException
+for a key pending deletion; moto accepts them all.
+And PutImageScanningConfiguration without `scanOnPush` (how an SDK sends the default, false)
+turns scan on push off, as on AWS; moto leaves it as it was.
 
 And it adds the Security Hub calls rectify writes findings back with, which moto lacks, applied to
 the findings BatchImportFindings stored, so GetFindings reads the result back:
@@ -43,7 +50,10 @@ import os
 import sys
 import threading
 
+from moto.core.exceptions import JsonRESTError
 from moto.ec2.exceptions import EC2ClientError
+from moto.ecr.models import ECRBackend
+from moto.kms.models import KmsBackend
 from moto.ec2.models.network_acls import NetworkAclBackend
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from moto.rds.models import SnapshotAttributesMixin
@@ -223,11 +233,58 @@ def add_security_hub_updates():
     securityhub_urls.url_paths["{0}/findingsv2/batchupdatev2$"] = SecurityHubResponse.dispatch
     SecurityHubResponse.batch_update_findings = batch_update_findings
     SecurityHubResponse.batch_update_findings_v2 = batch_update_findings_v2
+def rotation_as_on_aws():
+    """Key rotation calls refuse the keys AWS refuses them for."""
+
+    def rotatable(backend, key_id, change):
+        key = backend.keys[backend.get_key_id(key_id)]
+        if key.key_spec != "SYMMETRIC_DEFAULT" or key.origin != "AWS_KMS":
+            what = (
+                f"origin is {key.origin}"
+                if key.origin != "AWS_KMS"
+                else f"KeySpec is {key.key_spec}"
+            )
+            raise JsonRESTError(
+                "UnsupportedOperationException",
+                f"{key.arn} {what} which is not valid for this operation.",
+            )
+        if change and key.key_state == "Disabled":
+            raise JsonRESTError("DisabledException", f"{key.arn} is disabled.")
+        if change and key.key_state != "Enabled":
+            raise JsonRESTError(
+                "KMSInvalidStateException", f"{key.arn} is pending deletion."
+            )
+
+    for name, change in [
+        ("enable_key_rotation", True),
+        ("disable_key_rotation", True),
+        ("get_key_rotation_status", False),
+    ]:
+        original = getattr(KmsBackend, name)
+
+        def checked(self, key_id, *args, _original=original, _change=change, **kwargs):
+            rotatable(self, key_id, _change)
+            return _original(self, key_id, *args, **kwargs)
+
+        setattr(KmsBackend, name, checked)
+
+
+def scan_on_push_defaults_to_false():
+    """An ImageScanningConfiguration without scanOnPush means scanOnPush=false."""
+    put = ECRBackend.put_image_scanning_configuration
+
+    def put_with_default(self, registry_id, repository_name, image_scan_config):
+        config = {"scanOnPush": bool((image_scan_config or {}).get("scanOnPush", False))}
+        return put(self, registry_id, repository_name, config)
+
+    ECRBackend.put_image_scanning_configuration = put_with_default
 
 
 def main():
     keep_snapshot_attributes_a_set()
     add_security_hub_updates()
+    rotation_as_on_aws()
+    scan_on_push_defaults_to_false()
     host, port = sys.argv[1], int(sys.argv[2])
     os.environ.setdefault("MOTO_PORT", str(port))
     inner = DomainDispatcherApplication(create_backend_app)

@@ -604,6 +604,8 @@ const SECURITY_HUB_CONTROLS: &[(&str, &str)] = &[
     ("EC2.7", "ec2-ebs-encryption-by-default"),
     ("RDS.1", "rds-snapshots-public-prohibited"),
     ("RDS.2", "rds-instance-public-access-check"),
+    ("ECR.1", "ecr-private-image-scanning-enabled"),
+    ("KMS.4", "cmk-backing-key-rotation-enabled"),
 ];
 
 /// The Config rule a Security Hub control id stands for, when rectify knows the control.
@@ -912,6 +914,11 @@ fn resource_id_from_arn(s: &str) -> Result<String, DecodeError> {
             .split_once(':')
             .map_or(resource, |(_, name)| name)
             .to_string(),
+        // `repository/NAME`, where the name may itself hold `/` (`team/app`).
+        "ecr" => resource
+            .strip_prefix("repository/")
+            .unwrap_or(resource)
+            .to_string(),
         _ => resource.rsplit('/').next().unwrap_or(resource).to_string(),
     })
 }
@@ -1133,6 +1140,34 @@ mod tests {
         ] {
             assert_eq!(resource_id_from_arn(arn).unwrap(), id, "{arn}");
         }
+    }
+
+    #[test]
+    fn ecr_and_kms_arns_give_the_repository_name_or_key_id() {
+        for (arn, id) in [
+            (
+                "arn:aws:ecr:us-east-1:111122223333:repository/team/app",
+                "team/app",
+            ),
+            ("arn:aws:ecr:us-east-1:111122223333:repository/app", "app"),
+            (
+                "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+                "1234abcd-12ab-34cd-56ef-1234567890ab",
+            ),
+        ] {
+            assert_eq!(resource_id_from_arn(arn).unwrap(), id, "{arn}");
+        }
+        assert_eq!(
+            control_rule("ECR.1"),
+            Some("ecr-private-image-scanning-enabled")
+        );
+        assert_eq!(
+            control_rule("KMS.4"),
+            Some("cmk-backing-key-rotation-enabled")
+        );
+        // A name that is no repository name stops at validation.
+        assert!(validate_resource_id("AWS::ECR::Repository", "team//app").is_err());
+        assert!(validate_resource_id("AWS::ECR::Repository", "team/app").is_ok());
     }
 
     fn fixture(name: &str) -> String {

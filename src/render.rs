@@ -235,6 +235,20 @@ pub fn changes(action: &Action, before: Option<&Value>) -> Vec<String> {
                 "~ PubliclyAccessible: {old} -> {publicly_accessible}"
             )]
         }
+        Action::PutImageScanningConfiguration { scan_on_push, .. } => {
+            let old = before
+                .and_then(|b| b.get("scan_on_push"))
+                .map_or_else(|| "?".to_string(), Value::to_string);
+            vec![format!("~ ScanOnPush: {old} -> {scan_on_push}")]
+        }
+        Action::EnableKeyRotation { .. } | Action::DisableKeyRotation { .. } => {
+            let on = matches!(action, Action::EnableKeyRotation { .. });
+            let old = before
+                .and_then(|b| b.get("rotation_enabled"))
+                .and_then(Value::as_bool)
+                .map_or_else(|| "?".to_string(), |b| b.to_string());
+            vec![format!("~ KeyRotationEnabled: {old} -> {on}")]
+        }
         Action::ModifyDbSnapshotRestoreAll {
             shared_with_all, ..
         } => {

@@ -362,6 +362,45 @@ pub async fn apply(
                 .map_err(|e| classify(call, e))?;
             Ok(Applied::Changed)
         }
+        Action::PutImageScanningConfiguration {
+            repository_name,
+            scan_on_push,
+        } => {
+            // Only the scanning configuration is sent, to the account's own registry: the
+            // repository's policy and tag mutability stay as they are.
+            c.get(aws_sdk_ecr::Client::new)
+                .put_image_scanning_configuration()
+                .registry_id(c.account())
+                .repository_name(repository_name)
+                .image_scanning_configuration(
+                    aws_sdk_ecr::types::ImageScanningConfiguration::builder()
+                        .scan_on_push(*scan_on_push)
+                        .build(),
+                )
+                .send()
+                .await
+                .map_err(|e| classify(call, e))?;
+            Ok(Applied::Changed)
+        }
+        Action::EnableKeyRotation { key_id } => {
+            // No rotation period is sent: KMS keeps the key's own (365 days unless set).
+            c.get(aws_sdk_kms::Client::new)
+                .enable_key_rotation()
+                .key_id(key_id)
+                .send()
+                .await
+                .map_err(|e| classify(call, e))?;
+            Ok(Applied::Changed)
+        }
+        Action::DisableKeyRotation { key_id } => {
+            c.get(aws_sdk_kms::Client::new)
+                .disable_key_rotation()
+                .key_id(key_id)
+                .send()
+                .await
+                .map_err(|e| classify(call, e))?;
+            Ok(Applied::Changed)
+        }
     }
 }
 

@@ -41,6 +41,8 @@ pub const PUBLIC_ACCESS_ONLY_OFF: &str =
     "an RDS instance's PubliclyAccessible is only set to false";
 pub const SNAPSHOT_ONLY_UNSHARED: &str =
     "an RDS snapshot is only unshared from `all`, never shared";
+pub const SCAN_ONLY_ON: &str = "an ECR repository's ScanOnPush is only set to true";
+pub const ROTATION_ONLY_ELIGIBLE_KEY: &str = "key rotation is only turned on for an enabled, customer-managed, symmetric key whose material KMS generated";
 pub const NO_INVERSE_IN_PLAN: &str = "a plan never loosens: inverses run only through undo";
 
 /// Checks every action of `plan` against the resource of type `resource_type` as observed
@@ -329,6 +331,27 @@ fn check_action(resource_type: &str, before: &Value, action: &Action) -> Result<
                 Ok(())
             }
         }
+        Action::PutImageScanningConfiguration {
+            repository_name,
+            scan_on_push,
+        } => {
+            same_resource(
+                resource_type,
+                "AWS::ECR::Repository",
+                before,
+                "repository_name",
+                repository_name,
+            )?;
+            if *scan_on_push {
+                Ok(())
+            } else {
+                Err((SCAN_ONLY_ON, "it sets ScanOnPush false".to_string()))
+            }
+        }
+        Action::EnableKeyRotation { key_id } => {
+            same_resource(resource_type, "AWS::KMS::Key", before, "key_id", key_id)?;
+            rotation_eligible(before).map_err(|why| (ROTATION_ONLY_ELIGIBLE_KEY, why))
+        }
         Action::PutBucketPolicy { bucket, policy } => {
             same_resource(resource_type, "AWS::S3::Bucket", before, "bucket", bucket)?;
             let observed = match before.get("policy") {
@@ -352,7 +375,8 @@ fn check_action(resource_type: &str, before: &Value, action: &Action) -> Result<
         | Action::CreateNetworkAclEntry { .. }
         | Action::DeleteBucketPolicy { .. }
         | Action::DeleteAccountPublicAccessBlock { .. }
-        | Action::DisableEbsEncryptionByDefault { .. } => Err((
+        | Action::DisableEbsEncryptionByDefault { .. }
+        | Action::DisableKeyRotation { .. } => Err((
             NO_INVERSE_IN_PLAN,
             "this kind loosens a resource; only undo applies it".to_string(),
         )),
@@ -361,6 +385,28 @@ fn check_action(resource_type: &str, before: &Value, action: &Action) -> Result<
 
 /// The Config type of findings about an account itself.
 const ACCOUNT: &str = crate::event::ACCOUNT_TYPE;
+
+/// Whether the observed key is one whose rotation rectify turns on: managed by the customer
+/// (AWS rotates its own keys), symmetric (KMS rotates no asymmetric or HMAC key), of KMS-made
+/// material (imported material is rotated by hand) and `Enabled` (a disabled key, or one
+/// pending deletion, is refused by KMS and is no place to start rotating). Says which it is not.
+fn rotation_eligible(before: &Value) -> Result<(), String> {
+    let field = |k: &str| before.get(k).and_then(Value::as_str).unwrap_or("unknown");
+    for (k, wanted) in [
+        ("key_manager", "CUSTOMER"),
+        ("key_spec", "SYMMETRIC_DEFAULT"),
+        ("origin", "AWS_KMS"),
+        ("key_state", "Enabled"),
+    ] {
+        if field(k) != wanted {
+            return Err(format!(
+                "the observed key's {k} is {}, not {wanted}",
+                field(k)
+            ));
+        }
+    }
+    Ok(())
+}
 
 /// The four Public Access Block flags, in their API order, must all be true.
 fn all_flags_true(flags: [&bool; 4]) -> Result<(), Broken> {
@@ -871,6 +917,85 @@ mod tests {
             "shared_with_all": false, "values_to_remove": ["111122223333"]
         }));
         assert!(named.is_err());
+    }
+
+    #[test]
+    fn scan_on_push_is_only_turned_on_and_only_for_the_observed_repository() {
+        let before = json!({"repository_name": "team/app", "scan_on_push": false});
+        let put = |name: &str, on| Action::PutImageScanningConfiguration {
+            repository_name: name.into(),
+            scan_on_push: on,
+        };
+        let t = "AWS::ECR::Repository";
+        assert_eq!(rule_of(t, &before, put("team/app", true)), None);
+        assert_eq!(
+            rule_of(t, &before, put("team/other", true)),
+            Some(SAME_RESOURCE)
+        );
+        assert_eq!(
+            rule_of(t, &before, put("team/app", false)),
+            Some(SCAN_ONLY_ON)
+        );
+        assert_eq!(
+            rule_of("AWS::KMS::Key", &before, put("team/app", true)),
+            Some(SAME_RESOURCE)
+        );
+        // Nothing else of the repository can even be expressed.
+        let more = serde_json::from_value::<Action>(json!({
+            "kind": "ecr:PutImageScanningConfiguration", "repository_name": "team/app",
+            "scan_on_push": true, "image_tag_mutability": "MUTABLE"
+        }));
+        assert!(more.is_err());
+    }
+
+    #[test]
+    fn key_rotation_is_only_turned_on_for_the_observed_eligible_key() {
+        let id = "1234abcd-12ab-34cd-56ef-1234567890ab";
+        let key = json!({"key_id": id, "key_manager": "CUSTOMER", "key_spec": "SYMMETRIC_DEFAULT",
+            "origin": "AWS_KMS", "key_state": "Enabled", "enabled": true,
+            "rotation_enabled": false});
+        let enable = |k: &str| Action::EnableKeyRotation { key_id: k.into() };
+        let t = "AWS::KMS::Key";
+        assert_eq!(rule_of(t, &key, enable(id)), None);
+        assert_eq!(
+            rule_of(t, &key, enable("0000abcd-12ab-34cd-56ef-1234567890ab")),
+            Some(SAME_RESOURCE)
+        );
+        assert_eq!(
+            rule_of("AWS::ECR::Repository", &key, enable(id)),
+            Some(SAME_RESOURCE)
+        );
+        for (field, value) in [
+            ("key_manager", "AWS"),
+            ("key_spec", "RSA_2048"),
+            ("key_spec", "ECC_NIST_P256"),
+            ("key_spec", "HMAC_256"),
+            ("origin", "EXTERNAL"),
+            ("origin", "AWS_CLOUDHSM"),
+            ("key_state", "Disabled"),
+            ("key_state", "PendingDeletion"),
+            ("key_state", "PendingImport"),
+        ] {
+            let mut other = key.clone();
+            other[field] = json!(value);
+            let e = check(t, &other, &plan(vec![enable(id)])).unwrap_err();
+            assert_eq!(e.rule, ROTATION_ONLY_ELIGIBLE_KEY, "{field}={value}");
+            assert!(
+                e.detail.contains(&format!("{field} is {value}")),
+                "{field}={value}: {e}"
+            );
+        }
+        // A key observed without saying what it is binds nothing.
+        let mut unknown = key.clone();
+        unknown.as_object_mut().unwrap().remove("key_spec");
+        assert_eq!(
+            rule_of(t, &unknown, enable(id)),
+            Some(ROTATION_ONLY_ELIGIBLE_KEY)
+        );
+        assert_eq!(
+            rule_of(t, &key, Action::DisableKeyRotation { key_id: id.into() }),
+            Some(NO_INVERSE_IN_PLAN)
+        );
     }
 
     #[test]

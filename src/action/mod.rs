@@ -158,6 +158,19 @@ pub enum Action {
         db_snapshot_identifier: String,
         shared_with_all: bool,
     },
+    /// Sets whether an ECR repository scans each image pushed to it; nothing else of the
+    /// repository (its policy, tag mutability) is sent.
+    #[serde(rename = "ecr:PutImageScanningConfiguration")]
+    PutImageScanningConfiguration {
+        repository_name: String,
+        scan_on_push: bool,
+    },
+    /// Turns on automatic rotation of a KMS key's material.
+    #[serde(rename = "kms:EnableKeyRotation")]
+    EnableKeyRotation { key_id: String },
+    /// Turns off automatic rotation of a KMS key's material (the inverse of turning it on).
+    #[serde(rename = "kms:DisableKeyRotation")]
+    DisableKeyRotation { key_id: String },
 }
 
 /// Whether an instance's metadata service requires session tokens.
@@ -385,6 +398,33 @@ pub const ACTION_KINDS: &[ActionKind] = &[
         in_plans: true,
         is_inverse: true,
     },
+    ActionKind {
+        kind: "ecr:PutImageScanningConfiguration",
+        permission: "ecr:PutImageScanningConfiguration",
+        fields: "repository_name, scan_on_push (a plan only true)",
+        description: "set whether an ECR repository scans each image pushed to it; its policy and tag mutability are not sent",
+        inverse: "the previous scan_on_push",
+        in_plans: true,
+        is_inverse: true,
+    },
+    ActionKind {
+        kind: "kms:EnableKeyRotation",
+        permission: "kms:EnableKeyRotation",
+        fields: "key_id",
+        description: "turn on automatic rotation of a KMS key's material (only an enabled, customer-managed, symmetric key whose material KMS generated)",
+        inverse: "kms:DisableKeyRotation, or itself when rotation was on already",
+        in_plans: true,
+        is_inverse: true,
+    },
+    ActionKind {
+        kind: "kms:DisableKeyRotation",
+        permission: "kms:DisableKeyRotation",
+        fields: "key_id",
+        description: "turn off automatic rotation of a KMS key's material (used by undo)",
+        inverse: "kms:EnableKeyRotation",
+        in_plans: false,
+        is_inverse: true,
+    },
 ];
 
 /// Why an inverse could not be computed.
@@ -418,6 +458,9 @@ impl Action {
             Action::DisableEbsEncryptionByDefault { .. } => "ec2:DisableEbsEncryptionByDefault",
             Action::ModifyDbInstancePublicAccess { .. } => "rds:ModifyDBInstance",
             Action::ModifyDbSnapshotRestoreAll { .. } => "rds:ModifyDBSnapshotAttribute",
+            Action::PutImageScanningConfiguration { .. } => "ecr:PutImageScanningConfiguration",
+            Action::EnableKeyRotation { .. } => "kms:EnableKeyRotation",
+            Action::DisableKeyRotation { .. } => "kms:DisableKeyRotation",
         }
     }
 
@@ -555,6 +598,16 @@ impl Action {
                 if *shared_with_all { "add" } else { "remove" },
                 if *shared_with_all { "to" } else { "from" },
             ),
+            Action::PutImageScanningConfiguration {
+                repository_name,
+                scan_on_push,
+            } => format!("ecr repository {repository_name}: ScanOnPush = {scan_on_push}"),
+            Action::EnableKeyRotation { key_id } => {
+                format!("kms key {key_id}: automatic key rotation = on")
+            }
+            Action::DisableKeyRotation { key_id } => {
+                format!("kms key {key_id}: automatic key rotation = off")
+            }
         }
     }
 
@@ -792,6 +845,33 @@ impl Action {
                 Ok(Action::ModifyDbSnapshotRestoreAll {
                     db_snapshot_identifier: db_snapshot_identifier.clone(),
                     shared_with_all: restore.iter().any(|v| v.as_str() == Some("all")),
+                })
+            }
+            Action::PutImageScanningConfiguration {
+                repository_name, ..
+            } => {
+                let on = before
+                    .get("scan_on_push")
+                    .and_then(Value::as_bool)
+                    .ok_or_else(|| {
+                        fail("the repository's scan_on_push is not in the before-state")
+                    })?;
+                Ok(Action::PutImageScanningConfiguration {
+                    repository_name: repository_name.clone(),
+                    scan_on_push: on,
+                })
+            }
+            Action::EnableKeyRotation { key_id } | Action::DisableKeyRotation { key_id } => {
+                // `null` (rotation is not a setting of the key) is no before-state to restore.
+                let on = before
+                    .get("rotation_enabled")
+                    .and_then(Value::as_bool)
+                    .ok_or_else(|| fail("the key's rotation_enabled is not in the before-state"))?;
+                let key_id = key_id.clone();
+                Ok(if on {
+                    Action::EnableKeyRotation { key_id }
+                } else {
+                    Action::DisableKeyRotation { key_id }
                 })
             }
         }
@@ -1057,6 +1137,12 @@ mod tests {
                 db_snapshot_identifier: s(),
                 shared_with_all: false,
             },
+            Action::PutImageScanningConfiguration {
+                repository_name: s(),
+                scan_on_push: true,
+            },
+            Action::EnableKeyRotation { key_id: s() },
+            Action::DisableKeyRotation { key_id: s() },
         ];
         assert_eq!(every.len(), ACTION_KINDS.len());
         for a in &every {
@@ -1340,6 +1426,43 @@ mod tests {
         assert!(back(json!(["111122223333", "all"])));
         assert!(!back(json!(["111122223333"])));
         assert!(unshare.inverse(&json!({})).is_err());
+    }
+
+    #[test]
+    fn inverses_of_scan_on_push_and_key_rotation_restore_the_before_state() {
+        let scan = Action::PutImageScanningConfiguration {
+            repository_name: "team/app".into(),
+            scan_on_push: true,
+        };
+        assert_eq!(
+            scan.inverse(&json!({"scan_on_push": false})).unwrap(),
+            Action::PutImageScanningConfiguration {
+                repository_name: "team/app".into(),
+                scan_on_push: false,
+            }
+        );
+        assert_eq!(scan.inverse(&json!({"scan_on_push": true})).unwrap(), scan);
+        assert!(scan.inverse(&json!({})).is_err());
+
+        let k = || "1234abcd-12ab-34cd-56ef-1234567890ab".to_string();
+        let enable = Action::EnableKeyRotation { key_id: k() };
+        assert_eq!(
+            enable.inverse(&json!({"rotation_enabled": false})).unwrap(),
+            Action::DisableKeyRotation { key_id: k() }
+        );
+        assert_eq!(
+            enable.inverse(&json!({"rotation_enabled": true})).unwrap(),
+            enable
+        );
+        assert_eq!(
+            Action::DisableKeyRotation { key_id: k() }
+                .inverse(&json!({"rotation_enabled": true}))
+                .unwrap(),
+            enable
+        );
+        // A key whose rotation was not read has no state to go back to.
+        assert!(enable.inverse(&json!({"rotation_enabled": null})).is_err());
+        assert!(enable.inverse(&json!({})).is_err());
     }
 
     #[test]

@@ -17,7 +17,9 @@ use crate::cloud::{Clients, Cloud, CloudError};
 
 mod account;
 mod ec2_instance;
+mod ecr_repository;
 mod iam_user;
+mod kms_key;
 mod network_acl;
 mod rds_instance;
 mod rds_snapshot;
@@ -115,6 +117,8 @@ static REGISTRY: &[&dyn ResourceType] = &[
     &network_acl::NetworkAcl,
     &rds_instance::RdsInstance,
     &rds_snapshot::RdsSnapshot,
+    &ecr_repository::EcrRepository,
+    &kms_key::KmsKey,
 ];
 
 /// Reads a resource live, for a remediation whose manifest lists the action kinds `kinds` (see
@@ -181,9 +185,10 @@ impl MemberRole {
 
 /// What a member-account role must allow: every type's reads, and the calls of the action kinds
 /// a plan may use (the worker) or of the kinds that are inverses (the operator), sorted, once
-/// each. IAM grants a call, not a value: `s3:PutBucketPublicAccessBlock` and
-/// `iam:UpdateAccessKey` serve both directions, so the worker's role holds them and the typed
-/// action layer holds the direction (see [`crate::action::bind`]).
+/// each. IAM grants a call, not a value: `s3:PutBucketPublicAccessBlock`,
+/// `iam:UpdateAccessKey` and `ecr:PutImageScanningConfiguration` serve both directions, so the
+/// worker's role holds them and the typed action layer holds the direction (see
+/// [`crate::action::bind`]).
 pub fn member_permissions(role: MemberRole) -> Vec<&'static str> {
     let mut all: Vec<&'static str> = read_permissions()
         .into_iter()
@@ -333,6 +338,8 @@ mod tests {
             ("AwsEc2NetworkAcl", "AWS::EC2::NetworkAcl"),
             ("AwsRdsDbInstance", "AWS::RDS::DBInstance"),
             ("AwsRdsDbSnapshot", "AWS::RDS::DBSnapshot"),
+            ("AwsEcrRepository", "AWS::ECR::Repository"),
+            ("AwsKmsKey", "AWS::KMS::Key"),
         ] {
             assert_eq!(from_asff(asff).map(|r| r.info().config_type), Some(config));
         }
@@ -351,6 +358,8 @@ mod tests {
         assert_eq!(scope("AWS::EC2::NetworkAcl"), Scope::Regional);
         assert_eq!(scope("AWS::RDS::DBInstance"), Scope::Regional);
         assert_eq!(scope("AWS::RDS::DBSnapshot"), Scope::Regional);
+        assert_eq!(scope("AWS::ECR::Repository"), Scope::Regional);
+        assert_eq!(scope("AWS::KMS::Key"), Scope::Regional);
     }
 
     #[test]
@@ -396,6 +405,12 @@ mod tests {
             "rds:DescribeDBInstances",
             "rds:DescribeDBSnapshots",
             "rds:DescribeDBSnapshotAttributes",
+            "ecr:DescribeRepositories",
+            "ecr:ListTagsForResource",
+            "kms:ListKeys",
+            "kms:DescribeKey",
+            "kms:GetKeyRotationStatus",
+            "kms:ListResourceTags",
         ];
         // Listed for people grouped by service, in this order.
         assert_eq!(read_permissions(), expected);
