@@ -562,6 +562,9 @@ const SECURITY_HUB_CONTROLS: &[(&str, &str)] = &[
     ("EC2.7", "ec2-ebs-encryption-by-default"),
     ("RDS.1", "rds-snapshots-public-prohibited"),
     ("RDS.2", "rds-instance-public-access-check"),
+    ("CloudTrail.1", "multi-region-cloudtrail-enabled"),
+    ("CloudTrail.3", "cloudtrail-enabled"),
+    ("CloudTrail.4", "cloud-trail-log-file-validation-enabled"),
 ];
 
 /// The Config rule a Security Hub control id stands for, when rectify knows the control.

@@ -299,6 +299,40 @@ pub fn changes(action: &Action, before: Option<&Value>) -> Vec<String> {
             lines
         }
         Action::DeleteBucketPolicy { .. } => vec!["- bucket policy".into()],
+        Action::StartTrailLogging { name, .. } | Action::StopTrailLogging { name, .. } => {
+            let on = matches!(action, Action::StartTrailLogging { .. });
+            let old = before
+                .and_then(|b| b.get("trails"))
+                .and_then(Value::as_array)
+                .and_then(|trails| crate::action::home_trail(before?, trails, name))
+                .and_then(|t| t.get("is_logging"))
+                .map_or_else(|| "(new trail) false".to_string(), Value::to_string);
+            vec![format!("~ trail {name} IsLogging: {old} -> {on}")]
+        }
+        Action::CreateTrail {
+            name,
+            s3_bucket_name,
+            is_multi_region_trail,
+            enable_log_file_validation,
+            ..
+        } => vec![
+            format!("+ trail {name}"),
+            format!("    S3BucketName: {s3_bucket_name}"),
+            format!("    IsMultiRegionTrail: {is_multi_region_trail}"),
+            format!("    LogFileValidationEnabled: {enable_log_file_validation}"),
+        ],
+        Action::DeleteTrail { name, .. } => vec![format!("- trail {name}")],
+        Action::UpdateTrailLogFileValidation {
+            enable_log_file_validation,
+            ..
+        } => {
+            let old = before
+                .and_then(|b| b.get("log_file_validation"))
+                .map_or_else(|| "?".to_string(), Value::to_string);
+            vec![format!(
+                "~ LogFileValidationEnabled: {old} -> {enable_log_file_validation}"
+            )]
+        }
     }
 }
 
