@@ -391,3 +391,57 @@ async fn the_catalog_runs_the_trail_cases_and_lists_their_permissions() {
         assert!(operator.contains(granted), "{granted}: {operator}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sweep_lists_the_account_once_and_each_trail_in_its_home_region() {
+    let env = Env::new().await;
+    let acct = account(&env).await;
+    let sdk = env.account(&acct).await;
+    let bucket = logs_bucket(&sdk).await;
+    create_trail(&sdk, REGION, "app-trail", &bucket, false).await;
+    create_trail(&sdk, OTHER_REGION, "org-trail", &bucket, true).await;
+    let report = env
+        .json(&[
+            "sweep",
+            "--what-if",
+            "--account",
+            &acct,
+            "--region",
+            REGION,
+            "--region",
+            OTHER_REGION,
+        ])
+        .await;
+    let lines = |remediation: &str| -> Vec<Value> {
+        report
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|l| l["remediation"] == remediation)
+            .cloned()
+            .collect()
+    };
+    let logging = lines(LOGGING_ON);
+    assert_eq!(logging.len(), 1, "one job per account: {report:#}");
+    assert_eq!(logging[0]["scanned"], 1, "{report:#}");
+    assert_eq!(logging[0]["would_change"][0]["resource_id"], acct.as_str());
+    // The multi-region trail is listed in its home region only, not as a shadow elsewhere.
+    let validation = lines(VALIDATION);
+    let listed: Vec<(&str, &str)> = validation
+        .iter()
+        .map(|l| {
+            assert_eq!(l["scanned"], 1, "{l:#}");
+            (
+                l["region"].as_str().unwrap(),
+                l["would_change"][0]["resource_id"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        [(REGION, "app-trail"), (OTHER_REGION, "org-trail")],
+        "{report:#}"
+    );
+    assert!(env.jobs().await.is_empty(), "--what-if records nothing");
+    assert_eq!(trail(&sdk, REGION, "app-trail").await["logging"], false);
+}
