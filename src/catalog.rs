@@ -862,7 +862,7 @@ mod tests {
     #[test]
     fn a_case_compares_the_parameters_its_plan_needs() {
         let needs = |names: &[&str]| Plan {
-            needs_parameters: names.iter().map(|n| n.to_string()).collect(),
+            needs_parameters: names.iter().map(ToString::to_string).collect(),
             ..Default::default()
         };
         assert!(compare_plans(&needs(&["bucket"]), &needs(&["bucket"])).is_none());

@@ -133,7 +133,7 @@ async fn observe_trail(c: &Clients, id: &str) -> Result<Value, CloudError> {
             tag_map(
                 out.resource_tag_list()
                     .iter()
-                    .flat_map(|r| r.tags_list())
+                    .flat_map(aws_sdk_cloudtrail::types::ResourceTag::tags_list)
                     .map(|t| (t.key(), t.value().unwrap_or_default())),
             )
         }
