@@ -445,3 +445,41 @@ async fn the_sweep_lists_the_account_once_and_each_trail_in_its_home_region() {
     assert!(env.jobs().await.is_empty(), "--what-if records nothing");
     assert_eq!(trail(&sdk, REGION, "app-trail").await["logging"], false);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_regions_findings_of_an_account_without_a_trail_create_one_trail() {
+    let env = Env::new().await;
+    let acct = account(&env).await;
+    let sdk = env.account(&acct).await;
+    let bucket = logs_bucket(&sdk).await;
+    env.enforce(LOGGING_ON).await;
+    env.param(LOGGING_ON, &format!("bucket={bucket}")).await;
+    env.send(&account_event(&acct, "cloudtrail-enabled", REGION))
+        .await;
+    env.send(&account_event(&acct, "cloudtrail-enabled", OTHER_REGION))
+        .await;
+    env.drain_all().await;
+    let mut jobs = jobs_of(&env, LOGGING_ON).await;
+    jobs.sort_by_key(|j| j["status"].as_str().unwrap_or_default().to_string());
+    let seen: Vec<(&str, &str)> = jobs
+        .iter()
+        .map(|j| (j["status"].as_str().unwrap(), j["region"].as_str().unwrap()))
+        .collect();
+    assert_eq!(seen.len(), 2, "one job per region: {jobs:#?}");
+    assert_ne!(seen[0].1, seen[1].1, "{jobs:#?}");
+    // One lock for the account: the job that ran second sees the first one's multi-region
+    // trail logging its region too, and has nothing to do.
+    assert_eq!([seen[0].0, seen[1].0], ["applied", "no-op"], "{jobs:#?}");
+    let created_in = seen[0].1;
+    let elsewhere = if created_in == REGION {
+        OTHER_REGION
+    } else {
+        REGION
+    };
+    assert_eq!(trail_names(&sdk, created_in).await, ["rectify-trail"]);
+    assert!(trail_names(&sdk, elsewhere).await.is_empty(), "{jobs:#?}");
+    assert_eq!(
+        trail(&sdk, created_in, "rectify-trail").await["logging"],
+        true
+    );
+}
