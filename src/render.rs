@@ -522,6 +522,30 @@ mod tests {
     }
 
     #[test]
+    fn trail_changes_show_the_trail_homed_in_the_region() {
+        let before = json!({"region": "us-east-1", "log_file_validation": false, "trails": [
+            {"name": "audit", "home_region": "eu-west-1", "is_logging": true},
+            {"name": "audit", "home_region": "us-east-1", "is_logging": false}
+        ]});
+        let start = Action::StartTrailLogging {
+            account_id: "111122223333".into(),
+            name: "audit".into(),
+        };
+        assert_eq!(
+            changes(&start, Some(&before)),
+            ["~ trail audit IsLogging: false -> true"]
+        );
+        let validate = Action::UpdateTrailLogFileValidation {
+            name: "audit".into(),
+            enable_log_file_validation: true,
+        };
+        assert_eq!(
+            changes(&validate, Some(&before)),
+            ["~ LogFileValidationEnabled: false -> true"]
+        );
+    }
+
+    #[test]
     fn policy_changes_are_a_line_diff() {
         let a = Action::ModifyVpcEndpointPolicy {
             vpc_endpoint_id: "vpce-1".into(),
