@@ -851,6 +851,12 @@ fn compare_plans(expected: &Plan, actual: &Plan) -> Option<String> {
             line_diff(&e, &a)
         ));
     }
+    if expected.needs_parameters != actual.needs_parameters {
+        problems.push(format!(
+            "needs_parameters: expected {:?}, got {:?}",
+            expected.needs_parameters, actual.needs_parameters
+        ));
+    }
     if let Some(want) = &expected.reason {
         match &actual.reason {
             Some(got) if got.contains(want.as_str()) => {}
@@ -947,6 +953,18 @@ mod tests {
         assert!(!glob_match("exact", "exactly"));
         assert!(glob_match("a*", "abc"));
         assert!(!glob_match("a*c", "abd"));
+    }
+
+    #[test]
+    fn a_case_compares_the_parameters_its_plan_needs() {
+        let needs = |names: &[&str]| Plan {
+            needs_parameters: names.iter().map(ToString::to_string).collect(),
+            ..Default::default()
+        };
+        assert!(compare_plans(&needs(&["bucket"]), &needs(&["bucket"])).is_none());
+        let missed = compare_plans(&needs(&["bucket"]), &needs(&[])).unwrap();
+        assert!(missed.contains("needs_parameters"), "{missed}");
+        assert!(compare_plans(&needs(&[]), &needs(&["bucket"])).is_some());
     }
 
     #[test]

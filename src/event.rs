@@ -606,6 +606,9 @@ const SECURITY_HUB_CONTROLS: &[(&str, &str)] = &[
     ("RDS.2", "rds-instance-public-access-check"),
     ("ECR.1", "ecr-private-image-scanning-enabled"),
     ("KMS.4", "cmk-backing-key-rotation-enabled"),
+    ("CloudTrail.1", "multi-region-cloudtrail-enabled"),
+    ("CloudTrail.3", "cloudtrail-enabled"),
+    ("CloudTrail.4", "cloud-trail-log-file-validation-enabled"),
 ];
 
 /// The Config rule a Security Hub control id stands for, when rectify knows the control.

@@ -313,6 +313,40 @@ pub fn changes(action: &Action, before: Option<&Value>) -> Vec<String> {
             lines
         }
         Action::DeleteBucketPolicy { .. } => vec!["- bucket policy".into()],
+        Action::StartTrailLogging { name, .. } | Action::StopTrailLogging { name, .. } => {
+            let on = matches!(action, Action::StartTrailLogging { .. });
+            let old = before
+                .and_then(|b| b.get("trails"))
+                .and_then(Value::as_array)
+                .and_then(|trails| crate::action::home_trail(before?, trails, name))
+                .and_then(|t| t.get("is_logging"))
+                .map_or_else(|| "(new trail) false".to_string(), Value::to_string);
+            vec![format!("~ trail {name} IsLogging: {old} -> {on}")]
+        }
+        Action::CreateTrail {
+            name,
+            s3_bucket_name,
+            is_multi_region_trail,
+            enable_log_file_validation,
+            ..
+        } => vec![
+            format!("+ trail {name}"),
+            format!("    S3BucketName: {s3_bucket_name}"),
+            format!("    IsMultiRegionTrail: {is_multi_region_trail}"),
+            format!("    LogFileValidationEnabled: {enable_log_file_validation}"),
+        ],
+        Action::DeleteTrail { name, .. } => vec![format!("- trail {name}")],
+        Action::UpdateTrailLogFileValidation {
+            enable_log_file_validation,
+            ..
+        } => {
+            let old = before
+                .and_then(|b| b.get("log_file_validation"))
+                .map_or_else(|| "?".to_string(), Value::to_string);
+            vec![format!(
+                "~ LogFileValidationEnabled: {old} -> {enable_log_file_validation}"
+            )]
+        }
     }
 }
 
@@ -499,6 +533,30 @@ mod tests {
         );
         assert!(lines.contains(&"  BlockPublicAcls: true".to_string()));
         assert!(lines.contains(&"~ IgnorePublicAcls: false -> true".to_string()));
+    }
+
+    #[test]
+    fn trail_changes_show_the_trail_homed_in_the_region() {
+        let before = json!({"region": "us-east-1", "log_file_validation": false, "trails": [
+            {"name": "audit", "home_region": "eu-west-1", "is_logging": true},
+            {"name": "audit", "home_region": "us-east-1", "is_logging": false}
+        ]});
+        let start = Action::StartTrailLogging {
+            account_id: "111122223333".into(),
+            name: "audit".into(),
+        };
+        assert_eq!(
+            changes(&start, Some(&before)),
+            ["~ trail audit IsLogging: false -> true"]
+        );
+        let validate = Action::UpdateTrailLogFileValidation {
+            name: "audit".into(),
+            enable_log_file_validation: true,
+        };
+        assert_eq!(
+            changes(&validate, Some(&before)),
+            ["~ LogFileValidationEnabled: false -> true"]
+        );
     }
 
     #[test]

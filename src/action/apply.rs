@@ -401,6 +401,75 @@ pub async fn apply(
                 .map_err(|e| classify(call, e))?;
             Ok(Applied::Changed)
         }
+        // Starting a trail that logs, or stopping one that does not, succeeds.
+        Action::StartTrailLogging { account_id, name } => {
+            own_account(c.account(), account_id)?;
+            c.get(aws_sdk_cloudtrail::Client::new)
+                .start_logging()
+                .name(name)
+                .send()
+                .await
+                .map_err(|e| classify(call, e))?;
+            Ok(Applied::Changed)
+        }
+        Action::StopTrailLogging { account_id, name } => {
+            own_account(c.account(), account_id)?;
+            c.get(aws_sdk_cloudtrail::Client::new)
+                .stop_logging()
+                .name(name)
+                .send()
+                .await
+                .map_err(|e| classify(call, e))?;
+            Ok(Applied::Changed)
+        }
+        // A trail of that name already there is not counted as done: it may be someone
+        // else's, and the inverse would delete it. The job fails, and its next plan sees it.
+        Action::CreateTrail {
+            account_id,
+            name,
+            s3_bucket_name,
+            is_multi_region_trail,
+            enable_log_file_validation,
+        } => {
+            own_account(c.account(), account_id)?;
+            c.get(aws_sdk_cloudtrail::Client::new)
+                .create_trail()
+                .name(name)
+                .s3_bucket_name(s3_bucket_name)
+                .is_multi_region_trail(*is_multi_region_trail)
+                .enable_log_file_validation(*enable_log_file_validation)
+                .include_global_service_events(true)
+                .send()
+                .await
+                .map_err(|e| classify(call, e))?;
+            Ok(Applied::Changed)
+        }
+        Action::DeleteTrail { account_id, name } => {
+            own_account(c.account(), account_id)?;
+            match c
+                .get(aws_sdk_cloudtrail::Client::new)
+                .delete_trail()
+                .name(name)
+                .send()
+                .await
+            {
+                Ok(_) => Ok(Applied::Changed),
+                Err(e) => done_if(classify(call, e), &["TrailNotFoundException"]),
+            }
+        }
+        Action::UpdateTrailLogFileValidation {
+            name,
+            enable_log_file_validation,
+        } => {
+            c.get(aws_sdk_cloudtrail::Client::new)
+                .update_trail()
+                .name(name)
+                .enable_log_file_validation(*enable_log_file_validation)
+                .send()
+                .await
+                .map_err(|e| classify(call, e))?;
+            Ok(Applied::Changed)
+        }
     }
 }
 

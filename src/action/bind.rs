@@ -43,18 +43,37 @@ pub const SNAPSHOT_ONLY_UNSHARED: &str =
     "an RDS snapshot is only unshared from `all`, never shared";
 pub const SCAN_ONLY_ON: &str = "an ECR repository's ScanOnPush is only set to true";
 pub const ROTATION_ONLY_ELIGIBLE_KEY: &str = "key rotation is only turned on for an enabled, customer-managed, symmetric key whose material KMS generated";
+pub const TRAIL_STARTED_ONLY_HOME: &str = "logging is started only on a trail the observed account has in the finding's region (its home region), or on the trail the plan creates";
+pub const TRAIL_CREATED_ONLY_WHERE_NONE: &str =
+    "a trail is created only where the observed account has no trail at all";
+pub const TRAIL_CREATED_MULTI_REGION_VALIDATED: &str =
+    "a created trail is multi-region with log file validation on";
+pub const TRAIL_CHANGED_ONLY_HOME: &str =
+    "a trail is changed only in its home region (the finding's region)";
+pub const VALIDATION_ONLY_ON: &str = "a trail's log file validation is only turned on";
 pub const NO_INVERSE_IN_PLAN: &str = "a plan never loosens: inverses run only through undo";
 
 /// Checks every action of `plan` against the resource of type `resource_type` as observed
 /// (`before`, in the observer's JSON shape). The first action that breaks a rule is the error.
 pub fn check(resource_type: &str, before: &Value, plan: &Plan) -> Result<(), Unbound> {
+    // Trails created by earlier actions of the plan, which a later action may start.
+    let mut created: Vec<&str> = Vec::new();
     for (i, action) in plan.actions.iter().enumerate() {
-        check_action(resource_type, before, action).map_err(|(rule, detail)| Unbound {
+        let bound = match action {
+            Action::StartTrailLogging { account_id, name } if created.contains(&name.as_str()) => {
+                same_resource(resource_type, ACCOUNT, before, "account_id", account_id)
+            }
+            _ => check_action(resource_type, before, action),
+        };
+        bound.map_err(|(rule, detail)| Unbound {
             index: i + 1,
             kind: action.kind(),
             rule,
             detail,
         })?;
+        if let Action::CreateTrail { name, .. } = action {
+            created.push(name);
+        }
     }
     Ok(())
 }
@@ -369,6 +388,96 @@ fn check_action(resource_type: &str, before: &Value, action: &Action) -> Result<
             super::policy::only_adds_tls_deny(observed, policy, bucket, region)
                 .map_err(|why| (POLICY_ONLY_ADDS_TLS_DENY, why))
         }
+        Action::StartTrailLogging { account_id, name } => {
+            same_resource(resource_type, ACCOUNT, before, "account_id", account_id)?;
+            let trails = before
+                .get("trails")
+                .and_then(Value::as_array)
+                .map_or(&[][..], Vec::as_slice);
+            match super::home_trail(before, trails, name) {
+                Some(_) => Ok(()),
+                None => Err((
+                    TRAIL_STARTED_ONLY_HOME,
+                    format!(
+                        "trail {name:?} is not one the observed account has in the finding's region"
+                    ),
+                )),
+            }
+        }
+        Action::CreateTrail {
+            account_id,
+            name,
+            is_multi_region_trail,
+            enable_log_file_validation,
+            ..
+        } => {
+            same_resource(resource_type, ACCOUNT, before, "account_id", account_id)?;
+            match before.get("trails").and_then(Value::as_array) {
+                Some(trails) if trails.is_empty() => {}
+                Some(trails) => {
+                    return Err((
+                        TRAIL_CREATED_ONLY_WHERE_NONE,
+                        format!(
+                            "it creates trail {name:?}, but the observed account has {} trail(s) here",
+                            trails.len()
+                        ),
+                    ));
+                }
+                None => {
+                    return Err((
+                        TRAIL_CREATED_ONLY_WHERE_NONE,
+                        "the observed account's trails were not read".to_string(),
+                    ));
+                }
+            }
+            let mut off = Vec::new();
+            if !is_multi_region_trail {
+                off.push("is_multi_region_trail");
+            }
+            if !enable_log_file_validation {
+                off.push("enable_log_file_validation");
+            }
+            if off.is_empty() {
+                Ok(())
+            } else {
+                Err((
+                    TRAIL_CREATED_MULTI_REGION_VALIDATED,
+                    format!("it sets {} false", off.join(", ")),
+                ))
+            }
+        }
+        Action::UpdateTrailLogFileValidation {
+            name,
+            enable_log_file_validation,
+        } => {
+            same_resource(
+                resource_type,
+                "AWS::CloudTrail::Trail",
+                before,
+                "name",
+                name,
+            )?;
+            let home = before.get("home_region").and_then(Value::as_str);
+            let region = before.get("region").and_then(Value::as_str);
+            if home.is_none() || home != region {
+                return Err((
+                    TRAIL_CHANGED_ONLY_HOME,
+                    format!(
+                        "trail {name:?} is homed in {}, not in {}",
+                        home.unwrap_or("(unknown)"),
+                        region.unwrap_or("(unknown)")
+                    ),
+                ));
+            }
+            if *enable_log_file_validation {
+                Ok(())
+            } else {
+                Err((
+                    VALIDATION_ONLY_ON,
+                    "it turns log file validation off".to_string(),
+                ))
+            }
+        }
         Action::DeletePublicAccessBlock { .. }
         | Action::AuthorizeSecurityGroupIngress { .. }
         | Action::AuthorizeSecurityGroupEgress { .. }
@@ -376,7 +485,9 @@ fn check_action(resource_type: &str, before: &Value, action: &Action) -> Result<
         | Action::DeleteBucketPolicy { .. }
         | Action::DeleteAccountPublicAccessBlock { .. }
         | Action::DisableEbsEncryptionByDefault { .. }
-        | Action::DisableKeyRotation { .. } => Err((
+        | Action::DisableKeyRotation { .. }
+        | Action::StopTrailLogging { .. }
+        | Action::DeleteTrail { .. } => Err((
             NO_INVERSE_IN_PLAN,
             "this kind loosens a resource; only undo applies it".to_string(),
         )),
@@ -603,6 +714,139 @@ mod tests {
                 "AWS::EC2::SecurityGroup",
                 &json!({"bucket": "mine"}),
                 put("mine", true)
+            ),
+            Some(SAME_RESOURCE)
+        );
+    }
+
+    #[test]
+    fn trails_are_started_only_where_they_live_and_created_only_where_none_is() {
+        let t = "AWS::::Account";
+        let acct = "111122223333";
+        let before = json!({"account_id": acct, "region": "us-east-1", "trails": [
+            {"name": "audit", "home_region": "us-east-1", "is_logging": false},
+            {"name": "org", "home_region": "eu-west-1", "is_logging": false}
+        ]});
+        let start = |account: &str, name: &str| Action::StartTrailLogging {
+            account_id: account.into(),
+            name: name.into(),
+        };
+        assert_eq!(rule_of(t, &before, start(acct, "audit")), None);
+        assert_eq!(
+            rule_of(t, &before, start("999988887777", "audit")),
+            Some(SAME_RESOURCE)
+        );
+        // A shadow of another region's trail is started in its home region, not here.
+        assert_eq!(
+            rule_of(t, &before, start(acct, "org")),
+            Some(TRAIL_STARTED_ONLY_HOME)
+        );
+        assert_eq!(
+            rule_of(t, &before, start(acct, "nope")),
+            Some(TRAIL_STARTED_ONLY_HOME)
+        );
+        let e = check(t, &before, &plan(vec![start(acct, "org")])).unwrap_err();
+        assert!(e.to_string().contains("\"org\""), "{e}");
+
+        let create = |name: &str, multi: bool, validated: bool| Action::CreateTrail {
+            account_id: acct.into(),
+            name: name.into(),
+            s3_bucket_name: "logs".into(),
+            is_multi_region_trail: multi,
+            enable_log_file_validation: validated,
+        };
+        let none = json!({"account_id": acct, "region": "us-east-1", "trails": []});
+        // Created, then started: the start names the trail the plan creates.
+        assert!(
+            check(
+                t,
+                &none,
+                &plan(vec![
+                    create("rectify-trail", true, true),
+                    start(acct, "rectify-trail")
+                ])
+            )
+            .is_ok()
+        );
+        // Not started before it is created, nor another name.
+        let e = check(
+            t,
+            &none,
+            &plan(vec![
+                start(acct, "rectify-trail"),
+                create("rectify-trail", true, true),
+            ]),
+        )
+        .unwrap_err();
+        assert_eq!((e.index, e.rule), (1, TRAIL_STARTED_ONLY_HOME));
+        let e = check(
+            t,
+            &none,
+            &plan(vec![
+                create("rectify-trail", true, true),
+                start(acct, "other"),
+            ]),
+        )
+        .unwrap_err();
+        assert_eq!((e.index, e.rule), (2, TRAIL_STARTED_ONLY_HOME));
+        // Only where the account has no trail, whichever region it is homed in.
+        assert_eq!(
+            rule_of(t, &before, create("rectify-trail", true, true)),
+            Some(TRAIL_CREATED_ONLY_WHERE_NONE)
+        );
+        assert_eq!(
+            rule_of(t, &json!({"account_id": acct}), create("x1x", true, true)),
+            Some(TRAIL_CREATED_ONLY_WHERE_NONE)
+        );
+        for (multi, validated) in [(false, true), (true, false), (false, false)] {
+            assert_eq!(
+                rule_of(t, &none, create("rectify-trail", multi, validated)),
+                Some(TRAIL_CREATED_MULTI_REGION_VALIDATED)
+            );
+        }
+        // Stopping and deleting are inverses.
+        for inverse in [
+            Action::StopTrailLogging {
+                account_id: acct.into(),
+                name: "audit".into(),
+            },
+            Action::DeleteTrail {
+                account_id: acct.into(),
+                name: "audit".into(),
+            },
+        ] {
+            assert_eq!(rule_of(t, &before, inverse), Some(NO_INVERSE_IN_PLAN));
+        }
+    }
+
+    #[test]
+    fn a_trail_s_log_file_validation_is_only_turned_on_in_its_home_region() {
+        let t = "AWS::CloudTrail::Trail";
+        let before = json!({"name": "audit", "region": "us-east-1", "home_region": "us-east-1",
+                            "log_file_validation": false});
+        let validate = |name: &str, on: bool| Action::UpdateTrailLogFileValidation {
+            name: name.into(),
+            enable_log_file_validation: on,
+        };
+        assert_eq!(rule_of(t, &before, validate("audit", true)), None);
+        assert_eq!(
+            rule_of(t, &before, validate("audit", false)),
+            Some(VALIDATION_ONLY_ON)
+        );
+        assert_eq!(
+            rule_of(t, &before, validate("other", true)),
+            Some(SAME_RESOURCE)
+        );
+        let shadow = json!({"name": "audit", "region": "us-east-1", "home_region": "eu-west-1"});
+        assert_eq!(
+            rule_of(t, &shadow, validate("audit", true)),
+            Some(TRAIL_CHANGED_ONLY_HOME)
+        );
+        assert_eq!(
+            rule_of(
+                "AWS::::Account",
+                &json!({"account_id": "111122223333", "name": "audit"}),
+                validate("audit", true)
             ),
             Some(SAME_RESOURCE)
         );

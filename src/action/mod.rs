@@ -171,6 +171,32 @@ pub enum Action {
     /// Turns off automatic rotation of a KMS key's material (the inverse of turning it on).
     #[serde(rename = "kms:DisableKeyRotation")]
     DisableKeyRotation { key_id: String },
+    /// Starts a trail's logging, in the trail's home region (the job's region).
+    #[serde(rename = "cloudtrail:StartLogging")]
+    StartTrailLogging { account_id: String, name: String },
+    /// Stops a trail's logging (the inverse of starting it).
+    #[serde(rename = "cloudtrail:StopLogging")]
+    StopTrailLogging { account_id: String, name: String },
+    /// Creates a trail in the job's region, delivering to an existing bucket; a plan creates one
+    /// only in an account and region with no trail, multi-region with log file validation on.
+    #[serde(rename = "cloudtrail:CreateTrail")]
+    CreateTrail {
+        account_id: String,
+        name: String,
+        s3_bucket_name: String,
+        is_multi_region_trail: bool,
+        enable_log_file_validation: bool,
+    },
+    /// Deletes the trail a job created (the inverse of creating it).
+    #[serde(rename = "cloudtrail:DeleteTrail")]
+    DeleteTrail { account_id: String, name: String },
+    /// Sets whether a trail writes digest files that validate its log files; no other
+    /// attribute of the trail is sent.
+    #[serde(rename = "cloudtrail:UpdateTrail")]
+    UpdateTrailLogFileValidation {
+        name: String,
+        enable_log_file_validation: bool,
+    },
 }
 
 /// Whether an instance's metadata service requires session tokens.
@@ -425,6 +451,51 @@ pub const ACTION_KINDS: &[ActionKind] = &[
         in_plans: false,
         is_inverse: true,
     },
+    ActionKind {
+        kind: "cloudtrail:StartLogging",
+        permission: "cloudtrail:StartLogging",
+        fields: "account_id, name",
+        description: "start logging on a trail homed in the job's region (a plan: a stopped trail the account has, or the one the plan creates); nothing else of the trail changes",
+        inverse: "cloudtrail:StopLogging when the trail was not logging (or did not exist), else itself",
+        in_plans: true,
+        is_inverse: true,
+    },
+    ActionKind {
+        kind: "cloudtrail:StopLogging",
+        permission: "cloudtrail:StopLogging",
+        fields: "account_id, name",
+        description: "stop logging on a trail (used by undo)",
+        inverse: "cloudtrail:StartLogging when the trail was logging",
+        in_plans: false,
+        is_inverse: true,
+    },
+    ActionKind {
+        kind: "cloudtrail:CreateTrail",
+        permission: "cloudtrail:CreateTrail",
+        fields: "account_id, name, s3_bucket_name, is_multi_region_trail, enable_log_file_validation (a plan: both true, and only where the account has no trail)",
+        description: "create a trail in the job's region delivering to an existing bucket whose policy already lets CloudTrail write (the bucket is never changed)",
+        inverse: "cloudtrail:DeleteTrail of the trail created, by its name",
+        in_plans: true,
+        is_inverse: false,
+    },
+    ActionKind {
+        kind: "cloudtrail:DeleteTrail",
+        permission: "cloudtrail:DeleteTrail",
+        fields: "account_id, name",
+        description: "delete the trail a job created (used by undo)",
+        inverse: "none: a deleted trail's history and settings cannot be put back (a plan may not use it)",
+        in_plans: false,
+        is_inverse: true,
+    },
+    ActionKind {
+        kind: "cloudtrail:UpdateTrail",
+        permission: "cloudtrail:UpdateTrail",
+        fields: "name, enable_log_file_validation (a plan only true)",
+        description: "set whether a trail validates its log files (digest files); no other attribute of the trail is sent",
+        inverse: "the previous log_file_validation",
+        in_plans: true,
+        is_inverse: true,
+    },
 ];
 
 /// Why an inverse could not be computed.
@@ -461,6 +532,11 @@ impl Action {
             Action::PutImageScanningConfiguration { .. } => "ecr:PutImageScanningConfiguration",
             Action::EnableKeyRotation { .. } => "kms:EnableKeyRotation",
             Action::DisableKeyRotation { .. } => "kms:DisableKeyRotation",
+            Action::StartTrailLogging { .. } => "cloudtrail:StartLogging",
+            Action::StopTrailLogging { .. } => "cloudtrail:StopLogging",
+            Action::CreateTrail { .. } => "cloudtrail:CreateTrail",
+            Action::DeleteTrail { .. } => "cloudtrail:DeleteTrail",
+            Action::UpdateTrailLogFileValidation { .. } => "cloudtrail:UpdateTrail",
         }
     }
 
@@ -608,6 +684,28 @@ impl Action {
             Action::DisableKeyRotation { key_id } => {
                 format!("kms key {key_id}: automatic key rotation = off")
             }
+            Action::StartTrailLogging { account_id, name } => {
+                format!("account {account_id}: trail {name}: start logging")
+            }
+            Action::StopTrailLogging { account_id, name } => {
+                format!("account {account_id}: trail {name}: stop logging")
+            }
+            Action::CreateTrail {
+                account_id,
+                name,
+                s3_bucket_name,
+                is_multi_region_trail,
+                enable_log_file_validation,
+            } => format!(
+                "account {account_id}: create trail {name} to bucket {s3_bucket_name} (IsMultiRegionTrail:{is_multi_region_trail} LogFileValidation:{enable_log_file_validation})"
+            ),
+            Action::DeleteTrail { account_id, name } => {
+                format!("account {account_id}: delete trail {name}")
+            }
+            Action::UpdateTrailLogFileValidation {
+                name,
+                enable_log_file_validation,
+            } => format!("trail {name}: LogFileValidationEnabled = {enable_log_file_validation}"),
         }
     }
 
@@ -874,8 +972,72 @@ impl Action {
                     Action::DisableKeyRotation { key_id }
                 })
             }
+            Action::StartTrailLogging { account_id, name }
+            | Action::StopTrailLogging { account_id, name } => {
+                let trails = before
+                    .get("trails")
+                    .and_then(Value::as_array)
+                    .ok_or_else(|| fail("the account's trails are not in the before-state"))?;
+                // A trail absent before was created by the same plan: it was not logging.
+                let was_logging = home_trail(before, trails, name)
+                    .and_then(|t| t.get("is_logging"))
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false);
+                let (account_id, name) = (account_id.clone(), name.clone());
+                Ok(if was_logging {
+                    Action::StartTrailLogging { account_id, name }
+                } else {
+                    Action::StopTrailLogging { account_id, name }
+                })
+            }
+            Action::CreateTrail {
+                account_id, name, ..
+            } => {
+                let trails = before
+                    .get("trails")
+                    .and_then(Value::as_array)
+                    .ok_or_else(|| fail("the account's trails are not in the before-state"))?;
+                // Deleting a trail the job did not create would remove someone's trail.
+                if trails
+                    .iter()
+                    .any(|t| t.get("name").and_then(Value::as_str) == Some(name))
+                {
+                    return Err(fail(&format!(
+                        "a trail named {name} existed before: it was not created by this plan"
+                    )));
+                }
+                Ok(Action::DeleteTrail {
+                    account_id: account_id.clone(),
+                    name: name.clone(),
+                })
+            }
+            Action::DeleteTrail { .. } => Err(fail(
+                "a deleted trail's history and settings cannot be put back",
+            )),
+            Action::UpdateTrailLogFileValidation { name, .. } => {
+                let on = before
+                    .get("log_file_validation")
+                    .and_then(Value::as_bool)
+                    .ok_or_else(|| {
+                        fail("the trail's log_file_validation is not in the before-state")
+                    })?;
+                Ok(Action::UpdateTrailLogFileValidation {
+                    name: name.clone(),
+                    enable_log_file_validation: on,
+                })
+            }
         }
     }
+}
+
+/// The entry of the account's observed `trails` named `name` and homed in the observed region
+/// (a shadow of another region's trail may share its name), if there is one.
+pub(crate) fn home_trail<'a>(before: &Value, trails: &'a [Value], name: &str) -> Option<&'a Value> {
+    let region = before.get("region").and_then(Value::as_str);
+    trails.iter().find(|t| {
+        t.get("name").and_then(Value::as_str) == Some(name)
+            && t.get("home_region").and_then(Value::as_str) == region
+    })
 }
 
 /// What a rule admits (or reaches), as a person reads it.
@@ -1143,6 +1305,29 @@ mod tests {
             },
             Action::EnableKeyRotation { key_id: s() },
             Action::DisableKeyRotation { key_id: s() },
+            Action::StartTrailLogging {
+                account_id: s(),
+                name: s(),
+            },
+            Action::StopTrailLogging {
+                account_id: s(),
+                name: s(),
+            },
+            Action::CreateTrail {
+                account_id: s(),
+                name: s(),
+                s3_bucket_name: s(),
+                is_multi_region_trail: true,
+                enable_log_file_validation: true,
+            },
+            Action::DeleteTrail {
+                account_id: s(),
+                name: s(),
+            },
+            Action::UpdateTrailLogFileValidation {
+                name: s(),
+                enable_log_file_validation: true,
+            },
         ];
         assert_eq!(every.len(), ACTION_KINDS.len());
         for a in &every {
@@ -1463,6 +1648,82 @@ mod tests {
         // A key whose rotation was not read has no state to go back to.
         assert!(enable.inverse(&json!({"rotation_enabled": null})).is_err());
         assert!(enable.inverse(&json!({})).is_err());
+    }
+
+    #[test]
+    fn inverses_of_trail_actions_restore_the_before_state() {
+        let a = || "111122223333".to_string();
+        let trail = |name: &str, home: &str, logging: bool| json!({"name": name, "home_region": home, "is_logging": logging});
+        let before = json!({"region": "us-east-1", "trails": [
+            trail("main", "eu-west-1", true),
+            trail("main", "us-east-1", false),
+            trail("audit", "us-east-1", true),
+        ]});
+        let start = |name: &str| Action::StartTrailLogging {
+            account_id: a(),
+            name: name.into(),
+        };
+        // The trail homed here counts, not another region's trail of the same name.
+        assert_eq!(
+            start("main").inverse(&before).unwrap(),
+            Action::StopTrailLogging {
+                account_id: a(),
+                name: "main".into()
+            }
+        );
+        assert_eq!(start("audit").inverse(&before).unwrap(), start("audit"));
+        // A trail the plan created was not logging before.
+        assert_eq!(
+            start("rectify-trail").inverse(&before).unwrap(),
+            Action::StopTrailLogging {
+                account_id: a(),
+                name: "rectify-trail".into()
+            }
+        );
+        assert!(start("main").inverse(&json!({})).is_err());
+
+        let create = |name: &str| Action::CreateTrail {
+            account_id: a(),
+            name: name.into(),
+            s3_bucket_name: "logs".into(),
+            is_multi_region_trail: true,
+            enable_log_file_validation: true,
+        };
+        assert_eq!(
+            create("rectify-trail")
+                .inverse(&json!({"region": "us-east-1", "trails": []}))
+                .unwrap(),
+            Action::DeleteTrail {
+                account_id: a(),
+                name: "rectify-trail".into()
+            }
+        );
+        // Never the delete of a trail that was there before the plan.
+        assert!(create("audit").inverse(&before).is_err());
+        assert!(create("x").inverse(&json!({})).is_err());
+        assert!(
+            Action::DeleteTrail {
+                account_id: a(),
+                name: "x".into()
+            }
+            .inverse(&before)
+            .is_err()
+        );
+
+        let validate = Action::UpdateTrailLogFileValidation {
+            name: "main".into(),
+            enable_log_file_validation: true,
+        };
+        assert_eq!(
+            validate
+                .inverse(&json!({"log_file_validation": false}))
+                .unwrap(),
+            Action::UpdateTrailLogFileValidation {
+                name: "main".into(),
+                enable_log_file_validation: false,
+            }
+        );
+        assert!(validate.inverse(&json!({})).is_err());
     }
 
     #[test]

@@ -16,6 +16,7 @@ use serde_json::Value;
 use crate::cloud::{Clients, Cloud, CloudError};
 
 mod account;
+mod cloudtrail_trail;
 mod ec2_instance;
 mod ecr_repository;
 mod iam_user;
@@ -119,6 +120,7 @@ static REGISTRY: &[&dyn ResourceType] = &[
     &rds_snapshot::RdsSnapshot,
     &ecr_repository::EcrRepository,
     &kms_key::KmsKey,
+    &cloudtrail_trail::CloudTrailTrail,
 ];
 
 /// Reads a resource live, for a remediation whose manifest lists the action kinds `kinds` (see
@@ -340,6 +342,7 @@ mod tests {
             ("AwsRdsDbSnapshot", "AWS::RDS::DBSnapshot"),
             ("AwsEcrRepository", "AWS::ECR::Repository"),
             ("AwsKmsKey", "AWS::KMS::Key"),
+            ("AwsCloudTrailTrail", "AWS::CloudTrail::Trail"),
         ] {
             assert_eq!(from_asff(asff).map(|r| r.info().config_type), Some(config));
         }
@@ -360,6 +363,8 @@ mod tests {
         assert_eq!(scope("AWS::RDS::DBSnapshot"), Scope::Regional);
         assert_eq!(scope("AWS::ECR::Repository"), Scope::Regional);
         assert_eq!(scope("AWS::KMS::Key"), Scope::Regional);
+        // A trail is changed in its home region.
+        assert_eq!(scope("AWS::CloudTrail::Trail"), Scope::Regional);
     }
 
     #[test]
@@ -373,6 +378,15 @@ mod tests {
         assert!(worker.contains(&"ec2:DeleteNetworkAclEntry"));
         assert!(operator.contains(&"ec2:AuthorizeSecurityGroupEgress"));
         assert!(operator.contains(&"ec2:CreateNetworkAclEntry"));
+        // A trail is started and created by a fix, stopped and deleted only by undo.
+        for tighten in ["cloudtrail:StartLogging", "cloudtrail:CreateTrail"] {
+            assert!(worker.contains(&tighten), "{tighten}");
+        }
+        for loosen in ["cloudtrail:StopLogging", "cloudtrail:DeleteTrail"] {
+            assert!(!worker.contains(&loosen), "{loosen}");
+            assert!(operator.contains(&loosen), "{loosen}");
+        }
+        assert!(!operator.contains(&"cloudtrail:CreateTrail"));
         assert!(!operator.contains(&"ec2:DeleteNetworkAclEntry"));
         assert!(worker.contains(&"ec2:RevokeSecurityGroupIngress"));
         assert!(operator.contains(&"ec2:AuthorizeSecurityGroupIngress"));
@@ -402,6 +416,9 @@ mod tests {
             "iam:ListAccessKeys",
             "iam:GetAccessKeyLastUsed",
             "iam:ListUserTags",
+            "cloudtrail:DescribeTrails",
+            "cloudtrail:GetTrailStatus",
+            "cloudtrail:ListTags",
             "rds:DescribeDBInstances",
             "rds:DescribeDBSnapshots",
             "rds:DescribeDBSnapshotAttributes",
@@ -481,6 +498,20 @@ mod tests {
             "../../11112222",
         ] {
             assert_eq!(valid("AWS::::Account", bad), Err(MALFORMED_ID), "{bad}");
+        }
+
+        for ok in [
+            "management-events",
+            "arn:aws:cloudtrail:us-east-1:111122223333:trail/management-events",
+        ] {
+            assert_eq!(valid("AWS::CloudTrail::Trail", ok), Ok(()), "{ok}");
+        }
+        for bad in ["", "ab", "a/b", "../trail", "arn:aws:s3:::bucket"] {
+            assert_eq!(
+                valid("AWS::CloudTrail::Trail", bad),
+                Err(MALFORMED_ID),
+                "{bad}"
+            );
         }
     }
 

@@ -12,6 +12,8 @@
 //! lines), read only for a remediation whose action kinds change it. The observed shape is
 //! `account_id` and one field per part read.
 
+mod cloudtrail;
+
 use aws_sdk_s3control::types::PublicAccessBlockConfiguration as Block;
 use serde_json::{Value, json};
 
@@ -31,6 +33,8 @@ const INFO: Info = Info {
     read_permissions: &[
         "s3:GetAccountPublicAccessBlock",
         "ec2:GetEbsEncryptionByDefault",
+        "cloudtrail:DescribeTrails",
+        "cloudtrail:GetTrailStatus",
     ],
 };
 
@@ -100,6 +104,16 @@ static PARTS: &[Part] = &[
             "ec2:DisableEbsEncryptionByDefault",
         ],
         read: |c, _| Box::pin(read_ebs_encryption_by_default(c)),
+    },
+    Part {
+        field: "trails",
+        kinds: &[
+            "cloudtrail:StartLogging",
+            "cloudtrail:StopLogging",
+            "cloudtrail:CreateTrail",
+            "cloudtrail:DeleteTrail",
+        ],
+        read: |c, _| Box::pin(cloudtrail::read_trails(c)),
     },
 ];
 
@@ -187,6 +201,9 @@ mod tests {
             ["public_access_block"]
         );
         assert!(fields(&["s3:PutPublicAccessBlock"]).is_empty());
+        assert_eq!(fields(&["cloudtrail:StartLogging"]), ["trails"]);
+        // A trail's own settings are the trail type's, not the account's.
+        assert!(fields(&["cloudtrail:UpdateTrail"]).is_empty());
     }
 
     #[test]
