@@ -562,6 +562,12 @@ const SECURITY_HUB_CONTROLS: &[(&str, &str)] = &[
     ("EC2.7", "ec2-ebs-encryption-by-default"),
     ("RDS.1", "rds-snapshots-public-prohibited"),
     ("RDS.2", "rds-instance-public-access-check"),
+    // Config.1 has no Config rule (Config cannot evaluate its own recorder): Security Hub
+    // checks it itself, and its findings route here under this name.
+    ("Config.1", "config-enabled"),
+    ("IAM.7", "iam-password-policy"),
+    ("IAM.15", "iam-password-policy"),
+    ("IAM.16", "iam-password-policy"),
 ];
 
 /// The Config rule a Security Hub control id stands for, when rectify knows the control.

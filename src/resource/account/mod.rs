@@ -12,6 +12,9 @@
 //! lines), read only for a remediation whose action kinds change it. The observed shape is
 //! `account_id` and one field per part read.
 
+mod config_recorder;
+mod password_policy;
+
 use aws_sdk_s3control::types::PublicAccessBlockConfiguration as Block;
 use serde_json::{Value, json};
 
@@ -31,6 +34,10 @@ const INFO: Info = Info {
     read_permissions: &[
         "s3:GetAccountPublicAccessBlock",
         "ec2:GetEbsEncryptionByDefault",
+        "iam:GetAccountPasswordPolicy",
+        "config:DescribeConfigurationRecorders",
+        "config:DescribeConfigurationRecorderStatus",
+        "config:DescribeDeliveryChannels",
     ],
 };
 
@@ -100,6 +107,26 @@ static PARTS: &[Part] = &[
             "ec2:DisableEbsEncryptionByDefault",
         ],
         read: |c, _| Box::pin(read_ebs_encryption_by_default(c)),
+    },
+    Part {
+        field: "password_policy",
+        kinds: &[
+            "iam:UpdateAccountPasswordPolicy",
+            "iam:DeleteAccountPasswordPolicy",
+        ],
+        read: |c, _| Box::pin(password_policy::read(c)),
+    },
+    Part {
+        field: "config_recorder",
+        kinds: &[
+            "config:PutConfigurationRecorder",
+            "config:DeleteConfigurationRecorder",
+            "config:PutDeliveryChannel",
+            "config:DeleteDeliveryChannel",
+            "config:StartConfigurationRecorder",
+            "config:StopConfigurationRecorder",
+        ],
+        read: |c, _| Box::pin(config_recorder::read(c)),
     },
 ];
 
@@ -187,6 +214,18 @@ mod tests {
             ["public_access_block"]
         );
         assert!(fields(&["s3:PutPublicAccessBlock"]).is_empty());
+        assert_eq!(
+            fields(&["iam:UpdateAccountPasswordPolicy"]),
+            ["password_policy"]
+        );
+        assert_eq!(
+            fields(&[
+                "config:PutConfigurationRecorder",
+                "config:PutDeliveryChannel",
+                "config:StartConfigurationRecorder"
+            ]),
+            ["config_recorder"]
+        );
     }
 
     #[test]
