@@ -15,6 +15,9 @@ InvalidNetworkAclEntry.NotFound (moto fails with an internal error instead).
 And it keeps an RDS snapshot's `restore` attribute a set, as AWS does: ModifyDBSnapshotAttribute
 with a value already present (`ValuesToAdd=["all"]` on a snapshot already shared with all) leaves
 it once; moto would list it twice.
+And AWS Config's PutDeliveryChannel to a bucket that does not exist fails with
+NoSuchBucketException, as on AWS (moto only refuses an empty bucket name). The bucket may belong
+to another account (a central log archive), so only its existence is checked.
 
 Usage: python scripts/moto_server.py HOST PORT
 """
@@ -23,6 +26,8 @@ import os
 import sys
 import threading
 
+from moto.config.models import ConfigBackend
+from moto.core.exceptions import JsonRESTError
 from moto.ec2.exceptions import EC2ClientError
 from moto.ec2.models.network_acls import NetworkAclBackend
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
@@ -79,8 +84,24 @@ def keep_snapshot_attributes_a_set():
     SnapshotAttributesMixin.modify_attribute = modify_as_a_set
 
 
+def delivery_channels_need_their_bucket():
+    """PutDeliveryChannel refuses a bucket that does not exist, in any account."""
+    put = ConfigBackend.put_delivery_channel
+
+    def put_to_an_existing_bucket(self, delivery_channel):
+        bucket = delivery_channel.get("s3BucketName")
+        if bucket and bucket not in s3_backends.bucket_accounts:
+            raise JsonRESTError(
+                "NoSuchBucketException", f"Cannot find a S3 bucket with name {bucket}."
+            )
+        return put(self, delivery_channel)
+
+    ConfigBackend.put_delivery_channel = put_to_an_existing_bucket
+
+
 def main():
     keep_snapshot_attributes_a_set()
+    delivery_channels_need_their_bucket()
     host, port = sys.argv[1], int(sys.argv[2])
     os.environ.setdefault("MOTO_PORT", str(port))
     inner = DomainDispatcherApplication(create_backend_app)

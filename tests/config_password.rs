@@ -308,6 +308,13 @@ async fn a_stopped_recorder_is_started_keeping_what_it_records_and_undo_stops_it
     let sdk = env.account(&acct).await;
     let config = aws_sdk_config::Client::new(&sdk);
     let role = format!("arn:aws:iam::{acct}:role/config-recorder");
+    let bucket = unique("cfg");
+    aws_sdk_s3::Client::new(&sdk)
+        .create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
     config
         .put_configuration_recorder()
         .configuration_recorder(
@@ -330,7 +337,7 @@ async fn a_stopped_recorder_is_started_keeping_what_it_records_and_undo_stops_it
         .delivery_channel(
             aws_sdk_config::types::DeliveryChannel::builder()
                 .name("main")
-                .s3_bucket_name("acme-config")
+                .s3_bucket_name(&bucket)
                 .build(),
         )
         .send()
@@ -358,6 +365,62 @@ async fn a_stopped_recorder_is_started_keeping_what_it_records_and_undo_stops_it
 
     undo(&env, &job).await;
     assert_eq!(recorder_state(&sdk, REGION).await, before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_channel_to_a_missing_bucket_fails_the_job_and_its_retry_starts_the_recorder_it_created()
+{
+    let env = Env::new().await;
+    let acct = account(&env).await;
+    let sdk = env.account(&acct).await;
+    let bucket = unique("cfg");
+    let role = format!("arn:aws:iam::{acct}:{ROLE}");
+    env.enforce(CONFIG).await;
+    env.param(CONFIG, &format!("role_arn={role}")).await;
+    env.param(CONFIG, &format!("bucket={bucket}")).await;
+    env.send(&control_finding(&acct, "Config.1", REGION)).await;
+    env.drain().await;
+    let job = only_job(&env, CONFIG).await;
+    assert_eq!(job["status"], "failed", "{job:#}");
+    assert!(
+        job["reason"]
+            .as_str()
+            .unwrap()
+            .contains("NoSuchBucketException"),
+        "{job:#}"
+    );
+    // The recorder was created before the channel failed; it does not record.
+    let stopped = json!({"recorders": [{"name": "default", "role_arn": role, "recording": false,
+        "all_supported": true, "include_global_resource_types": false, "resource_types": []}],
+        "delivery_channels": []});
+    assert_eq!(recorder_state(&sdk, REGION).await, stopped);
+
+    aws_sdk_s3::Client::new(&sdk)
+        .create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
+    env.ok(&["jobs", "retry", job["id"].as_str().unwrap()])
+        .await;
+    env.drain().await;
+    let job = only_job(&env, CONFIG).await;
+    assert_eq!(job["status"], "applied", "{job:#}");
+    // The retry reads the recorder it left and only adds the channel and starts it.
+    let named = |kind: &str| json!({"kind": kind, "account_id": acct, "name": "default"});
+    let mut channel = named("config:PutDeliveryChannel");
+    channel["s3_bucket_name"] = json!(bucket);
+    assert_eq!(
+        job["plan"]["actions"],
+        json!([channel, named("config:StartConfigurationRecorder")])
+    );
+    let mut on = stopped.clone();
+    on["recorders"][0]["recording"] = json!(true);
+    on["delivery_channels"] = json!([{"name": "default", "bucket": bucket}]);
+    assert_eq!(recorder_state(&sdk, REGION).await, on);
+    // Undo puts back the job's own before-state: the stopped recorder, without the channel.
+    undo(&env, &job).await;
+    assert_eq!(recorder_state(&sdk, REGION).await, stopped);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
