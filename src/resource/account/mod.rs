@@ -2,7 +2,8 @@
 //!
 //! Config and Security Hub name the account itself as the resource (its id is the account id):
 //! the account's S3 Public Access Block, which is one setting for the whole account (S3 Control,
-//! reached from any region), and EBS encryption by default, which is one setting per region.
+//! reached from any region), and EBS encryption by default, which is one setting per region;
+//! likewise the IAM password policy (one per account) and AWS Config's recorder (per region).
 //! So the type is regional (listed once in each region, where its regional settings live), and a
 //! remediation of an account-wide setting says `scope = "account"` in its manifest: it is swept
 //! once per account and its jobs in every region share one lock.
