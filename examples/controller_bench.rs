@@ -139,7 +139,7 @@ fn main() {
             let plan = r.plan(&engine, resource, &params, deadline).expect("plan");
             let mut job = new_job(finding, &r, mode);
             let hash = plan.hash();
-            let outcome = gates::after_plan(&snapshot, mode, &plan, &hash, None, &job.id)
+            let outcome = gates::after_plan(&snapshot, &r, mode, &plan, &hash, None, &job.id)
                 .expect_err("dry-run records the plan");
             job.plan_hash = Some(hash);
             job.plan = Some(plan);

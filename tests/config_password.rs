@@ -226,7 +226,7 @@ async fn recorder_state(sdk: &SdkConfig, region: &str) -> Value {
                     .any(|s| s.name() == Some(name) && s.recording()),
                 "all_supported": group.all_supported(),
                 "include_global_resource_types": group.include_global_resource_types(),
-                "resource_types": group.resource_types().iter().map(|t| t.as_str()).collect::<Vec<_>>(),
+                "resource_types": group.resource_types().iter().map(aws_sdk_config::types::ResourceType::as_str).collect::<Vec<_>>(),
             })
         }).collect::<Vec<_>>(),
         "delivery_channels": channels.delivery_channels().iter()

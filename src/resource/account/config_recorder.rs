@@ -1,5 +1,6 @@
 //! AWS Config's configuration recorder and delivery channel in one region of the account.
 
+use aws_sdk_config::types::RecordingGroup;
 use serde_json::{Value, json};
 
 use crate::cloud::{Clients, CloudError, classify};
@@ -36,15 +37,20 @@ pub(super) async fn read(c: &Clients) -> Result<Value, CloudError> {
                 .any(|s| s.name() == Some(name) && s.recording());
             let group = r.recording_group();
             let mut types: Vec<&str> = group
-                .map(|g| g.resource_types().iter().map(|t| t.as_str()).collect())
+                .map(|g| {
+                    g.resource_types()
+                        .iter()
+                        .map(aws_sdk_config::types::ResourceType::as_str)
+                        .collect()
+                })
                 .unwrap_or_default();
             types.sort_unstable();
             json!({
                 "name": name,
                 "role_arn": r.role_arn(),
                 "recording": recording,
-                "all_supported": group.is_some_and(|g| g.all_supported()),
-                "include_global_resource_types": group.is_some_and(|g| g.include_global_resource_types()),
+                "all_supported": group.is_some_and(RecordingGroup::all_supported),
+                "include_global_resource_types": group.is_some_and(RecordingGroup::include_global_resource_types),
                 "resource_types": types,
                 "service_principal": r.service_principal(),
             })

@@ -200,7 +200,7 @@ mod tests {
     #[test]
     fn a_remediation_reads_only_the_parts_its_kinds_change() {
         let fields = |kinds: &[&str]| {
-            let kinds: Vec<String> = kinds.iter().map(|k| k.to_string()).collect();
+            let kinds: Vec<String> = kinds.iter().map(ToString::to_string).collect();
             parts_for(&kinds)
                 .iter()
                 .map(|p| p.field)
