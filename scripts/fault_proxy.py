@@ -37,6 +37,9 @@ MUTATING = {
     "AuthorizeSecurityGroupIngress", "UpdateAccessKey", "ModifyVpcEndpoint",
     "ModifyInstanceMetadataOptions", "RevokeSecurityGroupEgress", "AuthorizeSecurityGroupEgress",
     "DeleteNetworkAclEntry", "CreateNetworkAclEntry",
+    "UpdateAccountPasswordPolicy", "DeleteAccountPasswordPolicy", "PutConfigurationRecorder",
+    "DeleteConfigurationRecorder", "PutDeliveryChannel", "DeleteDeliveryChannel",
+    "StartConfigurationRecorder", "StopConfigurationRecorder",
 }
 
 

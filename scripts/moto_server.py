@@ -39,6 +39,9 @@ the findings BatchImportFindings stored, so GetFindings reads the result back:
   form). `StatusId` is kept as `Workflow.Status` (1 NEW, 2 NOTIFIED, 3 SUPPRESSED, 4 RESOLVED) and
   the comment as the `Note` (UpdatedBy `BatchUpdateFindingsV2`). Invalid input fails with
   ValidationException; a finding that is not there is unprocessed with ResourceNotFoundException.
+And AWS Config's PutDeliveryChannel to a bucket that does not exist fails with
+NoSuchBucketException, as on AWS (moto only refuses an empty bucket name). The bucket may belong
+to another account (a central log archive), so only its existence is checked.
 
 Usage: python scripts/moto_server.py HOST PORT
 """
@@ -50,6 +53,8 @@ import os
 import sys
 import threading
 
+from moto.core.exceptions import JsonRESTError
+from moto.config.models import ConfigBackend
 from moto.core.exceptions import JsonRESTError
 from moto.ec2.exceptions import EC2ClientError
 from moto.ecr.models import ECRBackend
@@ -280,11 +285,27 @@ def scan_on_push_defaults_to_false():
     ECRBackend.put_image_scanning_configuration = put_with_default
 
 
+def delivery_channels_need_their_bucket():
+    """PutDeliveryChannel refuses a bucket that does not exist, in any account."""
+    put = ConfigBackend.put_delivery_channel
+
+    def put_to_an_existing_bucket(self, delivery_channel):
+        bucket = delivery_channel.get("s3BucketName")
+        if bucket and bucket not in s3_backends.bucket_accounts:
+            raise JsonRESTError(
+                "NoSuchBucketException", f"Cannot find a S3 bucket with name {bucket}."
+            )
+        return put(self, delivery_channel)
+
+    ConfigBackend.put_delivery_channel = put_to_an_existing_bucket
+
+
 def main():
     keep_snapshot_attributes_a_set()
     add_security_hub_updates()
     rotation_as_on_aws()
     scan_on_push_defaults_to_false()
+    delivery_channels_need_their_bucket()
     host, port = sys.argv[1], int(sys.argv[2])
     os.environ.setdefault("MOTO_PORT", str(port))
     inner = DomainDispatcherApplication(create_backend_app)

@@ -609,6 +609,12 @@ const SECURITY_HUB_CONTROLS: &[(&str, &str)] = &[
     ("CloudTrail.1", "multi-region-cloudtrail-enabled"),
     ("CloudTrail.3", "cloudtrail-enabled"),
     ("CloudTrail.4", "cloud-trail-log-file-validation-enabled"),
+    // Config.1 has no Config rule (Config cannot evaluate its own recorder): Security Hub
+    // checks it itself, and its findings route here under this name.
+    ("Config.1", "config-enabled"),
+    ("IAM.7", "iam-password-policy"),
+    ("IAM.15", "iam-password-policy"),
+    ("IAM.16", "iam-password-policy"),
 ];
 
 /// The Config rule a Security Hub control id stands for, when rectify knows the control.

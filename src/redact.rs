@@ -6,8 +6,22 @@
 
 use serde_json::Value;
 
+/// The settings of an account's IAM password policy: they name passwords without holding
+/// one, and undo compares them as stored.
+const PASSWORD_POLICY_SETTINGS: &[&str] = &[
+    "password_policy",
+    "minimum_password_length",
+    "allow_users_to_change_password",
+    "expire_passwords",
+    "max_password_age",
+    "password_reuse_prevention",
+];
+
 /// Keys whose values are secrets, wherever they appear.
 fn secret_key(key: &str) -> bool {
+    if PASSWORD_POLICY_SETTINGS.contains(&key) {
+        return false;
+    }
     let k = key.to_ascii_lowercase().replace(['_', '-'], "");
     [
         "secret",
@@ -48,5 +62,23 @@ pub fn redact(v: &mut Value) {
         Value::Array(items) => items.iter_mut().for_each(redact),
         Value::String(s) if secret_text(s) => *s = "[redacted]".into(),
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_password_policy_is_kept_and_a_password_is_not() {
+        let policy = json!({"minimum_password_length": 14, "allow_users_to_change_password": true,
+            "expire_passwords": true, "max_password_age": 90, "password_reuse_prevention": 24});
+        let mut v = json!({"password_policy": policy.clone(), "tags": {"db_password": "hunter2"},
+            "password": "hunter2"});
+        redact(&mut v);
+        assert_eq!(v["password_policy"], policy);
+        assert_eq!(v["tags"]["db_password"], "[redacted]");
+        assert_eq!(v["password"], "[redacted]");
     }
 }

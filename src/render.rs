@@ -347,6 +347,100 @@ pub fn changes(action: &Action, before: Option<&Value>) -> Vec<String> {
                 "~ LogFileValidationEnabled: {old} -> {enable_log_file_validation}"
             )]
         }
+        Action::UpdateAccountPasswordPolicy {
+            minimum_password_length,
+            require_symbols,
+            require_numbers,
+            require_uppercase_characters,
+            require_lowercase_characters,
+            allow_users_to_change_password,
+            max_password_age,
+            password_reuse_prevention,
+            hard_expiry,
+            ..
+        } => {
+            let old = before
+                .and_then(|b| b.get("password_policy"))
+                .filter(|v| !v.is_null());
+            let mut lines = Vec::new();
+            if old.is_none() {
+                lines.push("(the account has no password policy: a new one is created)".into());
+            }
+            let number = |n: &Option<i32>| n.map_or(Value::Null, Value::from);
+            for (name, key, new) in [
+                (
+                    "MinimumPasswordLength",
+                    "minimum_password_length",
+                    Value::from(*minimum_password_length),
+                ),
+                (
+                    "RequireSymbols",
+                    "require_symbols",
+                    Value::from(*require_symbols),
+                ),
+                (
+                    "RequireNumbers",
+                    "require_numbers",
+                    Value::from(*require_numbers),
+                ),
+                (
+                    "RequireUppercaseCharacters",
+                    "require_uppercase_characters",
+                    Value::from(*require_uppercase_characters),
+                ),
+                (
+                    "RequireLowercaseCharacters",
+                    "require_lowercase_characters",
+                    Value::from(*require_lowercase_characters),
+                ),
+                (
+                    "AllowUsersToChangePassword",
+                    "allow_users_to_change_password",
+                    Value::from(*allow_users_to_change_password),
+                ),
+                (
+                    "MaxPasswordAge",
+                    "max_password_age",
+                    number(max_password_age),
+                ),
+                (
+                    "PasswordReusePrevention",
+                    "password_reuse_prevention",
+                    number(password_reuse_prevention),
+                ),
+                ("HardExpiry", "hard_expiry", Value::from(*hard_expiry)),
+            ] {
+                let was = old.and_then(|p| p.get(key)).cloned().unwrap_or(Value::Null);
+                if old.is_some() && was == new {
+                    lines.push(format!("  {name}: {new}"));
+                } else {
+                    lines.push(format!("~ {name}: {was} -> {new}"));
+                }
+            }
+            lines
+        }
+        Action::DeleteAccountPasswordPolicy { .. } => vec!["- password policy".into()],
+        Action::PutConfigurationRecorder { name, .. } => {
+            vec![format!("+ configuration recorder {name}")]
+        }
+        Action::DeleteConfigurationRecorder { name, .. } => {
+            vec![format!("- configuration recorder {name}")]
+        }
+        Action::PutDeliveryChannel {
+            name,
+            s3_bucket_name,
+            ..
+        } => vec![format!(
+            "+ delivery channel {name} -> s3://{s3_bucket_name}"
+        )],
+        Action::DeleteDeliveryChannel { name, .. } => {
+            vec![format!("- delivery channel {name}")]
+        }
+        Action::StartConfigurationRecorder { name, .. }
+        | Action::StopConfigurationRecorder { name, .. } => {
+            let on = matches!(action, Action::StartConfigurationRecorder { .. });
+            vec![format!("~ recorder {name} recording: -> {on}")]
+        }
     }
 }
 

@@ -470,6 +470,143 @@ pub async fn apply(
                 .map_err(|e| classify(call, e))?;
             Ok(Applied::Changed)
         }
+        Action::UpdateAccountPasswordPolicy {
+            account_id,
+            minimum_password_length,
+            require_symbols,
+            require_numbers,
+            require_uppercase_characters,
+            require_lowercase_characters,
+            allow_users_to_change_password,
+            max_password_age,
+            password_reuse_prevention,
+            hard_expiry,
+        } => {
+            own_account(c.account(), account_id)?;
+            // The call replaces the whole policy: every field is sent, the two that may be
+            // absent (no expiry, no reuse prevention) by leaving them out, as AWS reads them.
+            c.get(aws_sdk_iam::Client::new)
+                .update_account_password_policy()
+                .minimum_password_length(*minimum_password_length)
+                .require_symbols(*require_symbols)
+                .require_numbers(*require_numbers)
+                .require_uppercase_characters(*require_uppercase_characters)
+                .require_lowercase_characters(*require_lowercase_characters)
+                .allow_users_to_change_password(*allow_users_to_change_password)
+                .set_max_password_age(*max_password_age)
+                .set_password_reuse_prevention(*password_reuse_prevention)
+                .hard_expiry(*hard_expiry)
+                .send()
+                .await
+                .map_err(|e| classify(call, e))?;
+            Ok(Applied::Changed)
+        }
+        Action::DeleteAccountPasswordPolicy { account_id } => {
+            own_account(c.account(), account_id)?;
+            match c
+                .get(aws_sdk_iam::Client::new)
+                .delete_account_password_policy()
+                .send()
+                .await
+            {
+                Ok(_) => Ok(Applied::Changed),
+                Err(e) => done_if(classify(call, e), &["NoSuchEntity"]),
+            }
+        }
+        Action::PutConfigurationRecorder {
+            account_id,
+            name,
+            role_arn,
+            include_global_resource_types,
+        } => {
+            own_account(c.account(), account_id)?;
+            use aws_sdk_config::types::{ConfigurationRecorder, RecordingGroup};
+            let recorder = ConfigurationRecorder::builder()
+                .name(name)
+                .role_arn(role_arn)
+                .recording_group(
+                    RecordingGroup::builder()
+                        .all_supported(true)
+                        .include_global_resource_types(*include_global_resource_types)
+                        .build(),
+                )
+                .build();
+            c.get(aws_sdk_config::Client::new)
+                .put_configuration_recorder()
+                .configuration_recorder(recorder)
+                .send()
+                .await
+                .map_err(|e| classify(call, e))?;
+            Ok(Applied::Changed)
+        }
+        Action::DeleteConfigurationRecorder { account_id, name } => {
+            own_account(c.account(), account_id)?;
+            match c
+                .get(aws_sdk_config::Client::new)
+                .delete_configuration_recorder()
+                .configuration_recorder_name(name)
+                .send()
+                .await
+            {
+                Ok(_) => Ok(Applied::Changed),
+                Err(e) => done_if(classify(call, e), &["NoSuchConfigurationRecorderException"]),
+            }
+        }
+        Action::PutDeliveryChannel {
+            account_id,
+            name,
+            s3_bucket_name,
+        } => {
+            own_account(c.account(), account_id)?;
+            let channel = aws_sdk_config::types::DeliveryChannel::builder()
+                .name(name)
+                .s3_bucket_name(s3_bucket_name)
+                .build();
+            c.get(aws_sdk_config::Client::new)
+                .put_delivery_channel()
+                .delivery_channel(channel)
+                .send()
+                .await
+                .map_err(|e| classify(call, e))?;
+            Ok(Applied::Changed)
+        }
+        Action::DeleteDeliveryChannel { account_id, name } => {
+            own_account(c.account(), account_id)?;
+            match c
+                .get(aws_sdk_config::Client::new)
+                .delete_delivery_channel()
+                .delivery_channel_name(name)
+                .send()
+                .await
+            {
+                Ok(_) => Ok(Applied::Changed),
+                Err(e) => done_if(classify(call, e), &["NoSuchDeliveryChannelException"]),
+            }
+        }
+        Action::StartConfigurationRecorder { account_id, name } => {
+            own_account(c.account(), account_id)?;
+            // Starting a recorder that records already succeeds.
+            c.get(aws_sdk_config::Client::new)
+                .start_configuration_recorder()
+                .configuration_recorder_name(name)
+                .send()
+                .await
+                .map_err(|e| classify(call, e))?;
+            Ok(Applied::Changed)
+        }
+        Action::StopConfigurationRecorder { account_id, name } => {
+            own_account(c.account(), account_id)?;
+            match c
+                .get(aws_sdk_config::Client::new)
+                .stop_configuration_recorder()
+                .configuration_recorder_name(name)
+                .send()
+                .await
+            {
+                Ok(_) => Ok(Applied::Changed),
+                Err(e) => done_if(classify(call, e), &["NoSuchConfigurationRecorderException"]),
+            }
+        }
     }
 }
 

@@ -51,6 +51,9 @@ pub const TRAIL_CREATED_MULTI_REGION_VALIDATED: &str =
 pub const TRAIL_CHANGED_ONLY_HOME: &str =
     "a trail is changed only in its home region (the finding's region)";
 pub const VALIDATION_ONLY_ON: &str = "a trail's log file validation is only turned on";
+pub const PASSWORD_POLICY_ONLY_STRICTER: &str =
+    "a password policy is only made at least as strict as the observed one, in every field";
+pub const CONFIG_ONLY_WHERE_NONE: &str = "a configuration recorder or delivery channel is created only where the region has none; an existing one is never changed";
 pub const NO_INVERSE_IN_PLAN: &str = "a plan never loosens: inverses run only through undo";
 
 /// Checks every action of `plan` against the resource of type `resource_type` as observed
@@ -478,7 +481,108 @@ fn check_action(resource_type: &str, before: &Value, action: &Action) -> Result<
                 ))
             }
         }
+        Action::UpdateAccountPasswordPolicy {
+            account_id,
+            minimum_password_length,
+            require_symbols,
+            require_numbers,
+            require_uppercase_characters,
+            require_lowercase_characters,
+            allow_users_to_change_password,
+            max_password_age,
+            password_reuse_prevention,
+            hard_expiry,
+        } => {
+            same_resource(resource_type, ACCOUNT, before, "account_id", account_id)?;
+            let observed = match before.get("password_policy") {
+                Some(Value::Null) => None,
+                Some(p @ Value::Object(_)) => Some(p),
+                _ => {
+                    return Err((
+                        PASSWORD_POLICY_ONLY_STRICTER,
+                        "the observed account's password policy was not read, so there is nothing to compare with".to_string(),
+                    ));
+                }
+            };
+            let new = NewPasswordPolicy {
+                minimum_password_length: *minimum_password_length,
+                flags: [
+                    ("require_symbols", *require_symbols),
+                    ("require_numbers", *require_numbers),
+                    (
+                        "require_uppercase_characters",
+                        *require_uppercase_characters,
+                    ),
+                    (
+                        "require_lowercase_characters",
+                        *require_lowercase_characters,
+                    ),
+                    ("hard_expiry", *hard_expiry),
+                ],
+                allow_users_to_change_password: *allow_users_to_change_password,
+                max_password_age: *max_password_age,
+                password_reuse_prevention: *password_reuse_prevention,
+            };
+            new.at_least_as_strict_as(observed)
+                .map_err(|why| (PASSWORD_POLICY_ONLY_STRICTER, why))
+        }
+        Action::PutConfigurationRecorder { account_id, .. } => {
+            same_resource(resource_type, ACCOUNT, before, "account_id", account_id)?;
+            let recorders = super::config_recorder_list(before, "recorders")
+                .map_err(|why| (CONFIG_ONLY_WHERE_NONE, why.to_string()))?;
+            match recorders.iter().find(|r| super::is_own_recorder(r)) {
+                None => Ok(()),
+                Some(r) => Err((
+                    CONFIG_ONLY_WHERE_NONE,
+                    format!(
+                        "the region has configuration recorder {}",
+                        r.get("name").and_then(Value::as_str).unwrap_or("?")
+                    ),
+                )),
+            }
+        }
+        Action::PutDeliveryChannel { account_id, .. } => {
+            same_resource(resource_type, ACCOUNT, before, "account_id", account_id)?;
+            let channels = super::config_recorder_list(before, "delivery_channels")
+                .map_err(|why| (CONFIG_ONLY_WHERE_NONE, why.to_string()))?;
+            match channels.first() {
+                None => Ok(()),
+                Some(ch) => Err((
+                    CONFIG_ONLY_WHERE_NONE,
+                    format!(
+                        "the region has delivery channel {}",
+                        ch.get("name").and_then(Value::as_str).unwrap_or("?")
+                    ),
+                )),
+            }
+        }
+        Action::StartConfigurationRecorder { account_id, name } => {
+            same_resource(resource_type, ACCOUNT, before, "account_id", account_id)?;
+            let recorders = super::config_recorder_list(before, "recorders")
+                .map_err(|why| (SUB_RESOURCE, why.to_string()))?;
+            let own: Vec<&Value> = recorders
+                .iter()
+                .filter(|r| super::is_own_recorder(r))
+                .collect();
+            // The region's own recorder, or, where it has none, the one the plan creates.
+            if own.is_empty()
+                || own
+                    .iter()
+                    .any(|r| r.get("name").and_then(Value::as_str) == Some(name))
+            {
+                Ok(())
+            } else {
+                Err((
+                    SUB_RESOURCE,
+                    format!("configuration recorder {name:?} is not the observed region's"),
+                ))
+            }
+        }
         Action::DeletePublicAccessBlock { .. }
+        | Action::DeleteAccountPasswordPolicy { .. }
+        | Action::DeleteConfigurationRecorder { .. }
+        | Action::DeleteDeliveryChannel { .. }
+        | Action::StopConfigurationRecorder { .. }
         | Action::AuthorizeSecurityGroupIngress { .. }
         | Action::AuthorizeSecurityGroupEgress { .. }
         | Action::CreateNetworkAclEntry { .. }
@@ -517,6 +621,75 @@ fn rotation_eligible(before: &Value) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// A password policy a plan sets, in the terms it is compared in.
+struct NewPasswordPolicy {
+    minimum_password_length: i32,
+    /// The requirements where `true` is the stricter value.
+    flags: [(&'static str, bool); 5],
+    allow_users_to_change_password: bool,
+    max_password_age: Option<i32>,
+    password_reuse_prevention: Option<i32>,
+}
+
+/// The length AWS asks for when an account has no password policy.
+const DEFAULT_MINIMUM_PASSWORD_LENGTH: i64 = 8;
+
+impl NewPasswordPolicy {
+    /// Whether this policy is at least as strict as the observed one (`None`: the account has
+    /// none) in every field: no shorter minimum length, no fewer remembered passwords, no
+    /// longer (or no) maximum age where one is set, no requirement dropped, and
+    /// `allow_users_to_change_password` as it was. Against no policy, the length is at least
+    /// AWS's default (8).
+    fn at_least_as_strict_as(&self, observed: Option<&Value>) -> Result<(), String> {
+        let number = |k: &str| observed.and_then(|p| p.get(k)).and_then(Value::as_i64);
+        let old_length =
+            number("minimum_password_length").unwrap_or(DEFAULT_MINIMUM_PASSWORD_LENGTH);
+        if i64::from(self.minimum_password_length) < old_length {
+            return Err(format!(
+                "it sets minimum_password_length {} below {old_length}",
+                self.minimum_password_length
+            ));
+        }
+        let old_reuse = number("password_reuse_prevention").unwrap_or(0);
+        if i64::from(self.password_reuse_prevention.unwrap_or(0)) < old_reuse {
+            return Err(format!(
+                "it sets password_reuse_prevention {} below {old_reuse}",
+                self.password_reuse_prevention
+                    .map_or("none".to_string(), |n| n.to_string())
+            ));
+        }
+        if let Some(old_age) = number("max_password_age") {
+            match self.max_password_age {
+                Some(age) if i64::from(age) <= old_age => {}
+                other => {
+                    return Err(format!(
+                        "it sets max_password_age {} where passwords expire after {old_age} days",
+                        other.map_or("none".to_string(), |n| n.to_string())
+                    ));
+                }
+            }
+        }
+        let Some(observed) = observed else {
+            return Ok(());
+        };
+        for (name, on) in self.flags {
+            if !on && observed.get(name).and_then(Value::as_bool) != Some(false) {
+                return Err(format!("it sets {name} false"));
+            }
+        }
+        let allow = observed
+            .get("allow_users_to_change_password")
+            .and_then(Value::as_bool);
+        if allow != Some(self.allow_users_to_change_password) {
+            return Err(format!(
+                "it sets allow_users_to_change_password {}, which it keeps as it was",
+                self.allow_users_to_change_password
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// The four Public Access Block flags, in their API order, must all be true.
@@ -923,6 +1096,264 @@ mod tests {
             },
         ] {
             assert_eq!(rule_of(t, &before, inverse), Some(NO_INVERSE_IN_PLAN));
+        }
+    }
+
+    fn password_policy(edit: &dyn Fn(&mut Action)) -> Action {
+        let mut a = Action::UpdateAccountPasswordPolicy {
+            account_id: "111122223333".into(),
+            minimum_password_length: 14,
+            require_symbols: true,
+            require_numbers: true,
+            require_uppercase_characters: true,
+            require_lowercase_characters: true,
+            allow_users_to_change_password: false,
+            max_password_age: Some(90),
+            password_reuse_prevention: Some(24),
+            hard_expiry: true,
+        };
+        edit(&mut a);
+        a
+    }
+
+    #[test]
+    fn a_password_policy_is_only_made_stricter_in_every_field() {
+        let t = "AWS::::Account";
+        let before = json!({"account_id": "111122223333", "password_policy": {
+            "minimum_password_length": 12, "require_symbols": true, "require_numbers": false,
+            "require_uppercase_characters": false, "require_lowercase_characters": false,
+            "allow_users_to_change_password": false, "expire_passwords": true,
+            "max_password_age": 90, "password_reuse_prevention": 5, "hard_expiry": true}});
+        assert_eq!(rule_of(t, &before, password_policy(&|_| {})), None);
+        let weaker: Vec<(&str, Action)> = vec![
+            (
+                "shorter",
+                password_policy(&|a| {
+                    if let Action::UpdateAccountPasswordPolicy {
+                        minimum_password_length,
+                        ..
+                    } = a
+                    {
+                        *minimum_password_length = 11;
+                    }
+                }),
+            ),
+            (
+                "fewer remembered",
+                password_policy(&|a| {
+                    if let Action::UpdateAccountPasswordPolicy {
+                        password_reuse_prevention,
+                        ..
+                    } = a
+                    {
+                        *password_reuse_prevention = Some(4);
+                    }
+                }),
+            ),
+            (
+                "none remembered",
+                password_policy(&|a| {
+                    if let Action::UpdateAccountPasswordPolicy {
+                        password_reuse_prevention,
+                        ..
+                    } = a
+                    {
+                        *password_reuse_prevention = None;
+                    }
+                }),
+            ),
+            (
+                "older passwords",
+                password_policy(&|a| {
+                    if let Action::UpdateAccountPasswordPolicy {
+                        max_password_age, ..
+                    } = a
+                    {
+                        *max_password_age = Some(91);
+                    }
+                }),
+            ),
+            (
+                "never expire",
+                password_policy(&|a| {
+                    if let Action::UpdateAccountPasswordPolicy {
+                        max_password_age, ..
+                    } = a
+                    {
+                        *max_password_age = None;
+                    }
+                }),
+            ),
+            (
+                "symbols dropped",
+                password_policy(&|a| {
+                    if let Action::UpdateAccountPasswordPolicy {
+                        require_symbols, ..
+                    } = a
+                    {
+                        *require_symbols = false;
+                    }
+                }),
+            ),
+            (
+                "hard expiry dropped",
+                password_policy(&|a| {
+                    if let Action::UpdateAccountPasswordPolicy { hard_expiry, .. } = a {
+                        *hard_expiry = false;
+                    }
+                }),
+            ),
+            (
+                "users allowed to change",
+                password_policy(&|a| {
+                    if let Action::UpdateAccountPasswordPolicy {
+                        allow_users_to_change_password,
+                        ..
+                    } = a
+                    {
+                        *allow_users_to_change_password = true;
+                    }
+                }),
+            ),
+        ];
+        for (what, action) in weaker {
+            assert_eq!(
+                rule_of(t, &before, action),
+                Some(PASSWORD_POLICY_ONLY_STRICTER),
+                "{what}"
+            );
+        }
+        // Another account's policy, or a finding of another type, is not bound.
+        assert_eq!(
+            rule_of(
+                t,
+                &json!({"account_id": "999988887777", "password_policy": null}),
+                password_policy(&|_| {})
+            ),
+            Some(SAME_RESOURCE)
+        );
+        assert_eq!(
+            rule_of(
+                "AWS::IAM::User",
+                &json!({"account_id": "111122223333", "password_policy": null}),
+                password_policy(&|_| {})
+            ),
+            Some(SAME_RESOURCE)
+        );
+        // With no policy, anything at least AWS's default length is stricter; with an
+        // observation that did not read the policy, nothing is.
+        let none = json!({"account_id": "111122223333", "password_policy": null});
+        assert_eq!(rule_of(t, &none, password_policy(&|_| {})), None);
+        let short = password_policy(&|a| {
+            if let Action::UpdateAccountPasswordPolicy {
+                minimum_password_length,
+                ..
+            } = a
+            {
+                *minimum_password_length = 6;
+            }
+        });
+        assert_eq!(
+            rule_of(t, &none, short),
+            Some(PASSWORD_POLICY_ONLY_STRICTER)
+        );
+        assert_eq!(
+            rule_of(
+                t,
+                &json!({"account_id": "111122223333"}),
+                password_policy(&|_| {})
+            ),
+            Some(PASSWORD_POLICY_ONLY_STRICTER)
+        );
+        assert_eq!(
+            rule_of(
+                t,
+                &before,
+                Action::DeleteAccountPasswordPolicy {
+                    account_id: "111122223333".into()
+                }
+            ),
+            Some(NO_INVERSE_IN_PLAN)
+        );
+    }
+
+    #[test]
+    fn a_config_recorder_is_created_only_where_none_is_and_only_started_otherwise() {
+        let t = "AWS::::Account";
+        let a = || "111122223333".to_string();
+        let state = |recorders: Value, channels: Value| {
+            json!({"account_id": "111122223333",
+                   "config_recorder": {"recorders": recorders, "delivery_channels": channels}})
+        };
+        let put = Action::PutConfigurationRecorder {
+            account_id: a(),
+            name: "default".into(),
+            role_arn: "arn:aws:iam::111122223333:role/config".into(),
+            include_global_resource_types: false,
+        };
+        let channel = Action::PutDeliveryChannel {
+            account_id: a(),
+            name: "default".into(),
+            s3_bucket_name: "logs".into(),
+        };
+        let start = |name: &str| Action::StartConfigurationRecorder {
+            account_id: a(),
+            name: name.into(),
+        };
+        let empty = state(json!([]), json!([]));
+        for action in [put.clone(), channel.clone(), start("default")] {
+            assert_eq!(rule_of(t, &empty, action), None);
+        }
+        let stopped = state(
+            json!([{"name": "main", "recording": false, "service_principal": null}]),
+            json!([{"name": "main"}]),
+        );
+        assert_eq!(rule_of(t, &stopped, start("main")), None);
+        assert_eq!(rule_of(t, &stopped, start("default")), Some(SUB_RESOURCE));
+        // What an existing recorder records, and where its channel delivers, never change.
+        assert_eq!(
+            rule_of(t, &stopped, put.clone()),
+            Some(CONFIG_ONLY_WHERE_NONE)
+        );
+        assert_eq!(
+            rule_of(t, &stopped, channel.clone()),
+            Some(CONFIG_ONLY_WHERE_NONE)
+        );
+        // A recorder a service linked to itself is not the region's own.
+        let linked = state(
+            json!([{"name": "AWSConfigurationRecorderForSecurityHub", "recording": true,
+                    "service_principal": "securityhub.amazonaws.com"}]),
+            json!([]),
+        );
+        assert_eq!(rule_of(t, &linked, put.clone()), None);
+        // An observation that did not read the recorder binds nothing.
+        assert_eq!(
+            rule_of(t, &json!({"account_id": "111122223333"}), put.clone()),
+            Some(CONFIG_ONLY_WHERE_NONE)
+        );
+        assert_eq!(
+            rule_of(
+                t,
+                &json!({"account_id": "999988887777", "config_recorder": {"recorders": [], "delivery_channels": []}}),
+                put
+            ),
+            Some(SAME_RESOURCE)
+        );
+        for inverse in [
+            Action::StopConfigurationRecorder {
+                account_id: a(),
+                name: "main".into(),
+            },
+            Action::DeleteConfigurationRecorder {
+                account_id: a(),
+                name: "main".into(),
+            },
+            Action::DeleteDeliveryChannel {
+                account_id: a(),
+                name: "main".into(),
+            },
+        ] {
+            assert_eq!(rule_of(t, &stopped, inverse), Some(NO_INVERSE_IN_PLAN));
         }
     }
 

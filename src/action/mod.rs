@@ -197,6 +197,54 @@ pub enum Action {
         name: String,
         enable_log_file_validation: bool,
     },
+    /// Replaces the account's IAM password policy by this one. The call resets every field it
+    /// is not sent to its default, so the action carries the whole policy.
+    #[serde(rename = "iam:UpdateAccountPasswordPolicy")]
+    UpdateAccountPasswordPolicy {
+        account_id: String,
+        minimum_password_length: i32,
+        require_symbols: bool,
+        require_numbers: bool,
+        require_uppercase_characters: bool,
+        require_lowercase_characters: bool,
+        allow_users_to_change_password: bool,
+        /// Days a password lasts; null: passwords never expire.
+        max_password_age: Option<i32>,
+        /// How many earlier passwords a user may not reuse; null: none are remembered.
+        password_reuse_prevention: Option<i32>,
+        hard_expiry: bool,
+    },
+    /// Removes the account's IAM password policy (the inverse of a first policy).
+    #[serde(rename = "iam:DeleteAccountPasswordPolicy")]
+    DeleteAccountPasswordPolicy { account_id: String },
+    /// Creates AWS Config's configuration recorder in the job's region, recording every
+    /// supported resource type; only where the region has none.
+    #[serde(rename = "config:PutConfigurationRecorder")]
+    PutConfigurationRecorder {
+        account_id: String,
+        name: String,
+        role_arn: String,
+        include_global_resource_types: bool,
+    },
+    /// Deletes a configuration recorder (the inverse of creating it).
+    #[serde(rename = "config:DeleteConfigurationRecorder")]
+    DeleteConfigurationRecorder { account_id: String, name: String },
+    /// Creates AWS Config's delivery channel to an S3 bucket; only where the region has none.
+    #[serde(rename = "config:PutDeliveryChannel")]
+    PutDeliveryChannel {
+        account_id: String,
+        name: String,
+        s3_bucket_name: String,
+    },
+    /// Deletes a delivery channel (the inverse of creating it).
+    #[serde(rename = "config:DeleteDeliveryChannel")]
+    DeleteDeliveryChannel { account_id: String, name: String },
+    /// Starts a configuration recorder.
+    #[serde(rename = "config:StartConfigurationRecorder")]
+    StartConfigurationRecorder { account_id: String, name: String },
+    /// Stops a configuration recorder (the inverse of starting it).
+    #[serde(rename = "config:StopConfigurationRecorder")]
+    StopConfigurationRecorder { account_id: String, name: String },
 }
 
 /// Whether an instance's metadata service requires session tokens.
@@ -496,6 +544,78 @@ pub const ACTION_KINDS: &[ActionKind] = &[
         in_plans: true,
         is_inverse: true,
     },
+    ActionKind {
+        kind: "iam:UpdateAccountPasswordPolicy",
+        permission: "iam:UpdateAccountPasswordPolicy",
+        fields: "account_id, minimum_password_length, require_symbols, require_numbers, require_uppercase_characters, require_lowercase_characters, allow_users_to_change_password, max_password_age (or null), password_reuse_prevention (or null), hard_expiry",
+        description: "replace the account's IAM password policy, every field sent (a plan only makes each field at least as strict as observed)",
+        inverse: "the previous policy, every field, or iam:DeleteAccountPasswordPolicy when there was none",
+        in_plans: true,
+        is_inverse: true,
+    },
+    ActionKind {
+        kind: "iam:DeleteAccountPasswordPolicy",
+        permission: "iam:DeleteAccountPasswordPolicy",
+        fields: "account_id",
+        description: "remove the account's IAM password policy (used by undo)",
+        inverse: "the previous policy",
+        in_plans: false,
+        is_inverse: true,
+    },
+    ActionKind {
+        kind: "config:PutConfigurationRecorder",
+        permission: "config:PutConfigurationRecorder",
+        fields: "account_id, name, role_arn, include_global_resource_types",
+        description: "create AWS Config's configuration recorder in the job's region, recording every supported resource type (only where the region has none: an existing recorder is never changed)",
+        inverse: "config:DeleteConfigurationRecorder of the recorder it created",
+        in_plans: true,
+        is_inverse: false,
+    },
+    ActionKind {
+        kind: "config:DeleteConfigurationRecorder",
+        permission: "config:DeleteConfigurationRecorder",
+        fields: "account_id, name",
+        description: "delete a configuration recorder rectify created (used by undo)",
+        inverse: "none (a plan may not use it)",
+        in_plans: false,
+        is_inverse: true,
+    },
+    ActionKind {
+        kind: "config:PutDeliveryChannel",
+        permission: "config:PutDeliveryChannel",
+        fields: "account_id, name, s3_bucket_name",
+        description: "create AWS Config's delivery channel to an S3 bucket in the job's region (only where the region has none)",
+        inverse: "config:DeleteDeliveryChannel of the channel it created",
+        in_plans: true,
+        is_inverse: false,
+    },
+    ActionKind {
+        kind: "config:DeleteDeliveryChannel",
+        permission: "config:DeleteDeliveryChannel",
+        fields: "account_id, name",
+        description: "delete a delivery channel rectify created (used by undo)",
+        inverse: "none (a plan may not use it)",
+        in_plans: false,
+        is_inverse: true,
+    },
+    ActionKind {
+        kind: "config:StartConfigurationRecorder",
+        permission: "config:StartConfigurationRecorder",
+        fields: "account_id, name",
+        description: "start a configuration recorder of the job's region (it needs a delivery channel)",
+        inverse: "config:StopConfigurationRecorder, or itself when it was recording already",
+        in_plans: true,
+        is_inverse: true,
+    },
+    ActionKind {
+        kind: "config:StopConfigurationRecorder",
+        permission: "config:StopConfigurationRecorder",
+        fields: "account_id, name",
+        description: "stop a configuration recorder (used by undo)",
+        inverse: "config:StartConfigurationRecorder",
+        in_plans: false,
+        is_inverse: true,
+    },
 ];
 
 /// Why an inverse could not be computed.
@@ -537,6 +657,14 @@ impl Action {
             Action::CreateTrail { .. } => "cloudtrail:CreateTrail",
             Action::DeleteTrail { .. } => "cloudtrail:DeleteTrail",
             Action::UpdateTrailLogFileValidation { .. } => "cloudtrail:UpdateTrail",
+            Action::UpdateAccountPasswordPolicy { .. } => "iam:UpdateAccountPasswordPolicy",
+            Action::DeleteAccountPasswordPolicy { .. } => "iam:DeleteAccountPasswordPolicy",
+            Action::PutConfigurationRecorder { .. } => "config:PutConfigurationRecorder",
+            Action::DeleteConfigurationRecorder { .. } => "config:DeleteConfigurationRecorder",
+            Action::PutDeliveryChannel { .. } => "config:PutDeliveryChannel",
+            Action::DeleteDeliveryChannel { .. } => "config:DeleteDeliveryChannel",
+            Action::StartConfigurationRecorder { .. } => "config:StartConfigurationRecorder",
+            Action::StopConfigurationRecorder { .. } => "config:StopConfigurationRecorder",
         }
     }
 
@@ -706,6 +834,47 @@ impl Action {
                 name,
                 enable_log_file_validation,
             } => format!("trail {name}: LogFileValidationEnabled = {enable_log_file_validation}"),
+            Action::UpdateAccountPasswordPolicy {
+                account_id,
+                minimum_password_length,
+                max_password_age,
+                password_reuse_prevention,
+                ..
+            } => format!(
+                "account {account_id}: IAM password policy = MinimumPasswordLength:{minimum_password_length} PasswordReusePrevention:{} MaxPasswordAge:{} (every field sent)",
+                password_reuse_prevention.map_or("none".to_string(), |n| n.to_string()),
+                max_password_age.map_or("none".to_string(), |n| n.to_string()),
+            ),
+            Action::DeleteAccountPasswordPolicy { account_id } => {
+                format!("account {account_id}: delete the IAM password policy")
+            }
+            Action::PutConfigurationRecorder {
+                account_id,
+                name,
+                role_arn,
+                include_global_resource_types,
+            } => format!(
+                "account {account_id}: create configuration recorder {name} (all supported resource types, global types {include_global_resource_types}, role {role_arn})"
+            ),
+            Action::DeleteConfigurationRecorder { account_id, name } => {
+                format!("account {account_id}: delete configuration recorder {name}")
+            }
+            Action::PutDeliveryChannel {
+                account_id,
+                name,
+                s3_bucket_name,
+            } => format!(
+                "account {account_id}: create delivery channel {name} to s3 bucket {s3_bucket_name}"
+            ),
+            Action::DeleteDeliveryChannel { account_id, name } => {
+                format!("account {account_id}: delete delivery channel {name}")
+            }
+            Action::StartConfigurationRecorder { account_id, name } => {
+                format!("account {account_id}: start configuration recorder {name}")
+            }
+            Action::StopConfigurationRecorder { account_id, name } => {
+                format!("account {account_id}: stop configuration recorder {name}")
+            }
         }
     }
 
@@ -1026,6 +1195,70 @@ impl Action {
                     enable_log_file_validation: on,
                 })
             }
+            Action::UpdateAccountPasswordPolicy { account_id, .. }
+            | Action::DeleteAccountPasswordPolicy { account_id } => {
+                match before.get("password_policy") {
+                    Some(Value::Null) => Ok(Action::DeleteAccountPasswordPolicy {
+                        account_id: account_id.clone(),
+                    }),
+                    Some(policy @ Value::Object(_)) => {
+                        password_policy_action(account_id, policy).map_err(|why| fail(&why))
+                    }
+                    _ => Err(fail(
+                        "the account's password policy is not in the before-state",
+                    )),
+                }
+            }
+            Action::PutConfigurationRecorder {
+                account_id, name, ..
+            } => {
+                let recorders = config_recorder_list(before, "recorders").map_err(&fail)?;
+                if recorders.iter().any(is_own_recorder) {
+                    return Err(fail(
+                        "the region had a configuration recorder, which a plan never replaces",
+                    ));
+                }
+                Ok(Action::DeleteConfigurationRecorder {
+                    account_id: account_id.clone(),
+                    name: name.clone(),
+                })
+            }
+            Action::PutDeliveryChannel {
+                account_id, name, ..
+            } => {
+                if !config_recorder_list(before, "delivery_channels")
+                    .map_err(&fail)?
+                    .is_empty()
+                {
+                    return Err(fail(
+                        "the region had a delivery channel, which a plan never replaces",
+                    ));
+                }
+                Ok(Action::DeleteDeliveryChannel {
+                    account_id: account_id.clone(),
+                    name: name.clone(),
+                })
+            }
+            Action::StartConfigurationRecorder { account_id, name }
+            | Action::StopConfigurationRecorder { account_id, name } => {
+                let recorders = config_recorder_list(before, "recorders").map_err(&fail)?;
+                // A recorder that was not there (the plan created it) was not recording.
+                let recording = recorders.iter().any(|r| {
+                    r.get("name").and_then(Value::as_str) == Some(name)
+                        && r.get("recording").and_then(Value::as_bool) == Some(true)
+                });
+                let (account_id, name) = (account_id.clone(), name.clone());
+                Ok(if recording {
+                    Action::StartConfigurationRecorder { account_id, name }
+                } else {
+                    Action::StopConfigurationRecorder { account_id, name }
+                })
+            }
+            Action::DeleteConfigurationRecorder { .. } | Action::DeleteDeliveryChannel { .. } => {
+                Err(fail(
+                    "only undo deletes what rectify created; nothing puts it back",
+                ))
+            }
         }
     }
 }
@@ -1038,6 +1271,56 @@ pub(crate) fn home_trail<'a>(before: &Value, trails: &'a [Value], name: &str) ->
         t.get("name").and_then(Value::as_str) == Some(name)
             && t.get("home_region").and_then(Value::as_str) == region
     })
+}
+
+/// An `iam:UpdateAccountPasswordPolicy` that sets the whole policy `policy` (the observed
+/// shape's `password_policy`).
+pub(crate) fn password_policy_action(account_id: &str, policy: &Value) -> Result<Action, String> {
+    let flag = |k: &str| {
+        policy
+            .get(k)
+            .and_then(Value::as_bool)
+            .ok_or_else(|| format!("the password policy has no `{k}`"))
+    };
+    let number = |k: &str| match policy.get(k) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v
+            .as_i64()
+            .and_then(|n| i32::try_from(n).ok())
+            .map(Some)
+            .ok_or_else(|| format!("the password policy's `{k}` is not a whole number")),
+    };
+    Ok(Action::UpdateAccountPasswordPolicy {
+        account_id: account_id.to_string(),
+        minimum_password_length: number("minimum_password_length")?
+            .ok_or("the password policy has no `minimum_password_length`")?,
+        require_symbols: flag("require_symbols")?,
+        require_numbers: flag("require_numbers")?,
+        require_uppercase_characters: flag("require_uppercase_characters")?,
+        require_lowercase_characters: flag("require_lowercase_characters")?,
+        allow_users_to_change_password: flag("allow_users_to_change_password")?,
+        max_password_age: number("max_password_age")?,
+        password_reuse_prevention: number("password_reuse_prevention")?,
+        hard_expiry: flag("hard_expiry")?,
+    })
+}
+
+/// The before-state's `config_recorder.<list>` (`recorders` or `delivery_channels`).
+pub(crate) fn config_recorder_list<'a>(
+    before: &'a Value,
+    list: &str,
+) -> Result<&'a Vec<Value>, &'static str> {
+    before
+        .get("config_recorder")
+        .and_then(|c| c.get(list))
+        .and_then(Value::as_array)
+        .ok_or("the region's AWS Config recorder is not in the before-state")
+}
+
+/// Whether an observed recorder is the region's own (customer managed) recorder, not one a
+/// service links to itself (those name their `service_principal`).
+pub(crate) fn is_own_recorder(recorder: &Value) -> bool {
+    recorder.get("service_principal").is_none_or(Value::is_null)
 }
 
 /// What a rule admits (or reaches), as a person reads it.
@@ -1327,6 +1610,46 @@ mod tests {
             Action::UpdateTrailLogFileValidation {
                 name: s(),
                 enable_log_file_validation: true,
+            },
+            Action::UpdateAccountPasswordPolicy {
+                account_id: s(),
+                minimum_password_length: 14,
+                require_symbols: true,
+                require_numbers: true,
+                require_uppercase_characters: true,
+                require_lowercase_characters: true,
+                allow_users_to_change_password: true,
+                max_password_age: Some(90),
+                password_reuse_prevention: Some(24),
+                hard_expiry: false,
+            },
+            Action::DeleteAccountPasswordPolicy { account_id: s() },
+            Action::PutConfigurationRecorder {
+                account_id: s(),
+                name: s(),
+                role_arn: s(),
+                include_global_resource_types: false,
+            },
+            Action::DeleteConfigurationRecorder {
+                account_id: s(),
+                name: s(),
+            },
+            Action::PutDeliveryChannel {
+                account_id: s(),
+                name: s(),
+                s3_bucket_name: s(),
+            },
+            Action::DeleteDeliveryChannel {
+                account_id: s(),
+                name: s(),
+            },
+            Action::StartConfigurationRecorder {
+                account_id: s(),
+                name: s(),
+            },
+            Action::StopConfigurationRecorder {
+                account_id: s(),
+                name: s(),
             },
         ];
         assert_eq!(every.len(), ACTION_KINDS.len());
@@ -1724,6 +2047,122 @@ mod tests {
             }
         );
         assert!(validate.inverse(&json!({})).is_err());
+    }
+
+    #[test]
+    fn the_inverse_of_a_password_policy_is_the_whole_previous_policy_or_a_delete() {
+        let a = || "111122223333".to_string();
+        let update = Action::UpdateAccountPasswordPolicy {
+            account_id: a(),
+            minimum_password_length: 14,
+            require_symbols: true,
+            require_numbers: true,
+            require_uppercase_characters: true,
+            require_lowercase_characters: true,
+            allow_users_to_change_password: true,
+            max_password_age: Some(90),
+            password_reuse_prevention: Some(24),
+            hard_expiry: false,
+        };
+        assert_eq!(
+            update.inverse(&json!({"password_policy": null})).unwrap(),
+            Action::DeleteAccountPasswordPolicy { account_id: a() }
+        );
+        let before = json!({"password_policy": {
+            "minimum_password_length": 10, "require_symbols": false, "require_numbers": true,
+            "require_uppercase_characters": false, "require_lowercase_characters": true,
+            "allow_users_to_change_password": false, "expire_passwords": false,
+            "max_password_age": null, "password_reuse_prevention": 5, "hard_expiry": true}});
+        assert_eq!(
+            update.inverse(&before).unwrap(),
+            Action::UpdateAccountPasswordPolicy {
+                account_id: a(),
+                minimum_password_length: 10,
+                require_symbols: false,
+                require_numbers: true,
+                require_uppercase_characters: false,
+                require_lowercase_characters: true,
+                allow_users_to_change_password: false,
+                max_password_age: None,
+                password_reuse_prevention: Some(5),
+                hard_expiry: true,
+            }
+        );
+        // A before-state that does not say is no reason to delete a policy.
+        assert!(update.inverse(&json!({})).is_err());
+        let mut partial = before.clone();
+        partial["password_policy"]
+            .as_object_mut()
+            .unwrap()
+            .remove("hard_expiry");
+        let e = update.inverse(&partial).unwrap_err();
+        assert!(e.to_string().contains("hard_expiry"), "{e}");
+    }
+
+    #[test]
+    fn inverses_of_the_config_recorder_delete_what_was_created_and_stop_what_was_started() {
+        let a = || "111122223333".to_string();
+        let n = || "default".to_string();
+        let none = json!({"config_recorder": {"recorders": [], "delivery_channels": []}});
+        let put = Action::PutConfigurationRecorder {
+            account_id: a(),
+            name: n(),
+            role_arn: "arn:aws:iam::111122223333:role/config".into(),
+            include_global_resource_types: false,
+        };
+        let channel = Action::PutDeliveryChannel {
+            account_id: a(),
+            name: n(),
+            s3_bucket_name: "logs".into(),
+        };
+        let start = Action::StartConfigurationRecorder {
+            account_id: a(),
+            name: n(),
+        };
+        let plan = Plan {
+            actions: vec![put.clone(), channel.clone(), start.clone()],
+            ..Default::default()
+        };
+        // Undone last first: stopped, then the channel and the recorder deleted.
+        assert_eq!(
+            inverses(&plan, &none).unwrap(),
+            vec![
+                Action::StopConfigurationRecorder {
+                    account_id: a(),
+                    name: n()
+                },
+                Action::DeleteDeliveryChannel {
+                    account_id: a(),
+                    name: n()
+                },
+                Action::DeleteConfigurationRecorder {
+                    account_id: a(),
+                    name: n()
+                },
+            ]
+        );
+        let recorder = |recording: bool| {
+            json!({"config_recorder": {"recorders": [{"name": "default", "recording": recording,
+                "service_principal": null}], "delivery_channels": [{"name": "default"}]}})
+        };
+        assert!(put.inverse(&recorder(false)).is_err());
+        assert!(channel.inverse(&recorder(false)).is_err());
+        assert_eq!(
+            start.inverse(&recorder(false)).unwrap(),
+            Action::StopConfigurationRecorder {
+                account_id: a(),
+                name: n()
+            }
+        );
+        assert_eq!(start.inverse(&recorder(true)).unwrap(), start);
+        assert!(start.inverse(&json!({})).is_err());
+        // A service-linked recorder is not the region's own: creating one beside it is undone.
+        let linked = json!({"config_recorder": {"recorders": [{"name": "AWSConfigurationRecorderForSecurityHub",
+            "recording": true, "service_principal": "securityhub.amazonaws.com"}], "delivery_channels": []}});
+        assert!(matches!(
+            put.inverse(&linked).unwrap(),
+            Action::DeleteConfigurationRecorder { .. }
+        ));
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //!
 //! Config and Security Hub name the account itself as the resource (its id is the account id):
 //! the account's S3 Public Access Block, which is one setting for the whole account (S3 Control,
-//! reached from any region), and EBS encryption by default, which is one setting per region.
+//! reached from any region), and EBS encryption by default, which is one setting per region;
+//! likewise the IAM password policy (one per account) and AWS Config's recorder (per region).
 //! So the type is regional (listed once in each region, where its regional settings live), and a
 //! remediation of an account-wide setting says `scope = "account"` in its manifest: it is swept
 //! once per account and its jobs in every region share one lock.
@@ -13,6 +14,9 @@
 //! `account_id` and one field per part read.
 
 mod cloudtrail;
+
+mod config_recorder;
+mod password_policy;
 
 use aws_sdk_s3control::types::PublicAccessBlockConfiguration as Block;
 use serde_json::{Value, json};
@@ -35,6 +39,10 @@ const INFO: Info = Info {
         "ec2:GetEbsEncryptionByDefault",
         "cloudtrail:DescribeTrails",
         "cloudtrail:GetTrailStatus",
+        "iam:GetAccountPasswordPolicy",
+        "config:DescribeConfigurationRecorders",
+        "config:DescribeConfigurationRecorderStatus",
+        "config:DescribeDeliveryChannels",
     ],
 };
 
@@ -114,6 +122,26 @@ static PARTS: &[Part] = &[
             "cloudtrail:DeleteTrail",
         ],
         read: |c, _| Box::pin(cloudtrail::read_trails(c)),
+    },
+    Part {
+        field: "password_policy",
+        kinds: &[
+            "iam:UpdateAccountPasswordPolicy",
+            "iam:DeleteAccountPasswordPolicy",
+        ],
+        read: |c, _| Box::pin(password_policy::read(c)),
+    },
+    Part {
+        field: "config_recorder",
+        kinds: &[
+            "config:PutConfigurationRecorder",
+            "config:DeleteConfigurationRecorder",
+            "config:PutDeliveryChannel",
+            "config:DeleteDeliveryChannel",
+            "config:StartConfigurationRecorder",
+            "config:StopConfigurationRecorder",
+        ],
+        read: |c, _| Box::pin(config_recorder::read(c)),
     },
 ];
 
@@ -204,6 +232,18 @@ mod tests {
         assert_eq!(fields(&["cloudtrail:StartLogging"]), ["trails"]);
         // A trail's own settings are the trail type's, not the account's.
         assert!(fields(&["cloudtrail:UpdateTrail"]).is_empty());
+        assert_eq!(
+            fields(&["iam:UpdateAccountPasswordPolicy"]),
+            ["password_policy"]
+        );
+        assert_eq!(
+            fields(&[
+                "config:PutConfigurationRecorder",
+                "config:PutDeliveryChannel",
+                "config:StartConfigurationRecorder"
+            ]),
+            ["config_recorder"]
+        );
     }
 
     #[test]
