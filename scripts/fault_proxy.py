@@ -36,7 +36,7 @@ MUTATING = {
     "PutPublicAccessBlock", "DeletePublicAccessBlock", "RevokeSecurityGroupIngress",
     "AuthorizeSecurityGroupIngress", "UpdateAccessKey", "ModifyVpcEndpoint",
     "ModifyInstanceMetadataOptions", "RevokeSecurityGroupEgress", "AuthorizeSecurityGroupEgress",
-    "DeleteNetworkAclEntry", "CreateNetworkAclEntry",
+    "DeleteNetworkAclEntry", "CreateNetworkAclEntry", "CreateFlowLogs", "DeleteFlowLogs",
 }
 
 
