@@ -562,6 +562,8 @@ const SECURITY_HUB_CONTROLS: &[(&str, &str)] = &[
     ("EC2.7", "ec2-ebs-encryption-by-default"),
     ("RDS.1", "rds-snapshots-public-prohibited"),
     ("RDS.2", "rds-instance-public-access-check"),
+    ("GuardDuty.1", "guardduty-enabled-centralized"),
+    ("EC2.6", "vpc-flow-logs-enabled"),
 ];
 
 /// The Config rule a Security Hub control id stands for, when rectify knows the control.

@@ -595,7 +595,7 @@ mod tests {
         assert!(plan.is_empty());
         for bad in [
             r#"fn plan(r, p) { #{needs_parameters: "bucket"} }"#,
-            r#"fn plan(r, p) { #{needs_parameters: [1]} }"#,
+            r"fn plan(r, p) { #{needs_parameters: [1]} }",
             r#"fn plan(r, p) { #{needs_parameters: ["bucket"], actions: [#{kind: "s3:DeletePublicAccessBlock", bucket: "b"}]} }"#,
         ] {
             assert!(run(bad, serde_json::json!({})).is_err(), "{bad}");

@@ -15,6 +15,8 @@
 use aws_sdk_s3control::types::PublicAccessBlockConfiguration as Block;
 use serde_json::{Value, json};
 
+mod guardduty;
+
 use super::{BoxFuture, Info, ResourceType, Scope, gone};
 use crate::cloud::{Clients, CloudError, classify, s3control_client};
 
@@ -31,6 +33,8 @@ const INFO: Info = Info {
     read_permissions: &[
         "s3:GetAccountPublicAccessBlock",
         "ec2:GetEbsEncryptionByDefault",
+        "guardduty:ListDetectors",
+        "guardduty:GetDetector",
     ],
 };
 
@@ -100,6 +104,15 @@ static PARTS: &[Part] = &[
             "ec2:DisableEbsEncryptionByDefault",
         ],
         read: |c, _| Box::pin(read_ebs_encryption_by_default(c)),
+    },
+    Part {
+        field: "guardduty",
+        kinds: &[
+            "guardduty:CreateDetector",
+            "guardduty:UpdateDetector",
+            "guardduty:DeleteDetector",
+        ],
+        read: |c, _| Box::pin(guardduty::read(c)),
     },
 ];
 
@@ -172,7 +185,7 @@ mod tests {
     #[test]
     fn a_remediation_reads_only_the_parts_its_kinds_change() {
         let fields = |kinds: &[&str]| {
-            let kinds: Vec<String> = kinds.iter().map(|k| k.to_string()).collect();
+            let kinds: Vec<String> = kinds.iter().map(ToString::to_string).collect();
             parts_for(&kinds)
                 .iter()
                 .map(|p| p.field)
