@@ -83,6 +83,25 @@ fn account_event(account: &str, region: &str) -> String {
     .to_string()
 }
 
+/// A Security Hub finding of `control` about one resource (`asff_type`, `id` as ASFF names it).
+fn security_hub_finding(account: &str, control: &str, asff_type: &str, id: &str) -> String {
+    json!({
+        "version": "0", "id": uuid::Uuid::new_v4().to_string(),
+        "detail-type": "Security Hub Findings - Imported", "source": "aws.securityhub",
+        "account": account, "time": "2026-11-30T10:00:00Z", "region": REGION, "resources": [],
+        "detail": {"findings": [{
+            "Id": format!("arn:aws:securityhub:{REGION}:{account}:security-control/{control}/finding/{}", uuid::Uuid::new_v4()),
+            "ProductArn": format!("arn:aws:securityhub:{REGION}::product/aws/securityhub"),
+            "GeneratorId": format!("security-control/{control}"), "AwsAccountId": account, "Region": REGION,
+            "UpdatedAt": "2026-11-30T10:00:00.000Z", "Title": control,
+            "Resources": [{"Type": asff_type, "Id": id, "Partition": "aws", "Region": REGION}],
+            "Compliance": {"Status": "FAILED", "SecurityControlId": control},
+            "Workflow": {"Status": "NEW"}, "RecordState": "ACTIVE"
+        }]}
+    })
+    .to_string()
+}
+
 /// The jobs of one remediation.
 async fn jobs_of(env: &Env, remediation: &str) -> Vec<Value> {
     env.jobs()
@@ -174,6 +193,11 @@ async fn a_region_without_a_detector_gets_one_its_id_is_recorded_and_undo_delete
         "the audit record names the detector: {records:#?}"
     );
     assert_eq!(detectors(&sdk, OTHER_REGION).await, elsewhere);
+    let shown = env.ok(&["jobs", "show", job_id]).await;
+    assert!(
+        shown.contains(&format!("+ {id} by action 1 (guardduty:CreateDetector)")),
+        "{shown}"
+    );
 
     undo(&env, job_id).await;
     assert!(detectors(&sdk, REGION).await.is_empty());
@@ -197,9 +221,17 @@ async fn a_disabled_detector_is_only_enabled_and_undo_disables_it_again() {
     assert_eq!(frequency, "ONE_HOUR");
 
     env.enforce("guardduty-enabled").await;
-    env.send(&account_event(&acct, REGION)).await;
+    // Security Hub names the account `AWS::::Account:<id>` and the control GuardDuty.1 only.
+    env.send(&security_hub_finding(
+        &acct,
+        "GuardDuty.1",
+        "AwsAccount",
+        &format!("AWS::::Account:{acct}"),
+    ))
+    .await;
     env.drain().await;
     let job = env.job_for(&acct).await;
+    assert_eq!(job["remediation"], "guardduty-enabled");
     assert_eq!(job["status"], "applied", "{job:#}");
     assert_eq!(
         job["plan"]["actions"],
@@ -296,6 +328,11 @@ async fn a_creating_call_repeated_with_the_jobs_token_gets_the_same_resource_bac
     assert!(matches!(first, Applied::Created(_)), "{first:?}");
     assert_eq!(again, first);
     assert_eq!(flow_logs(&ec2, &vpc).await.len(), 1);
+    // The sweep lists VPCs.
+    let listed = rectify::resource::enumerate(&cloud, HOME, REGION, "AWS::EC2::VPC")
+        .await
+        .unwrap();
+    assert!(listed.contains(&vpc), "{listed:?}");
 }
 
 async fn new_vpc(ec2: &aws_sdk_ec2::Client, cidr: &str) -> String {
@@ -502,15 +539,17 @@ async fn a_flow_log_needs_its_parameters_dry_run_changes_nothing_and_an_active_o
     .await;
     let before = flow_logs(&ec2, &logged).await;
     env.enforce("vpc-flow-logs-on").await;
-    env.send(&config_event(
+    // As Security Hub reports it: control EC2.6, the VPC by its ARN.
+    env.send(&security_hub_finding(
         HOME,
-        FLOW_LOGS_RULE,
-        "AWS::EC2::VPC",
-        &logged,
+        "EC2.6",
+        "AwsEc2Vpc",
+        &format!("arn:aws:ec2:{REGION}:{HOME}:vpc/{logged}"),
     ))
     .await;
     env.drain().await;
     let job = env.job_for(&logged).await;
+    assert_eq!(job["remediation"], "vpc-flow-logs-on");
     assert_eq!(job["status"], "no-op", "{job:#}");
     assert_eq!(flow_logs(&ec2, &logged).await, before);
 }
