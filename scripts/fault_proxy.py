@@ -40,6 +40,9 @@ MUTATING = {
     "UpdateAccountPasswordPolicy", "DeleteAccountPasswordPolicy", "PutConfigurationRecorder",
     "DeleteConfigurationRecorder", "PutDeliveryChannel", "DeleteDeliveryChannel",
     "StartConfigurationRecorder", "StopConfigurationRecorder",
+    "CreateFlowLogs", "DeleteFlowLogs", "StartLogging", "StopLogging", "CreateTrail",
+    "DeleteTrail", "UpdateTrail", "PutImageScanningConfiguration", "EnableKeyRotation",
+    "DisableKeyRotation",
 }
 
 

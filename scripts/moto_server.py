@@ -43,6 +43,13 @@ And AWS Config's PutDeliveryChannel to a bucket that does not exist fails with
 NoSuchBucketException, as on AWS (moto only refuses an empty bucket name). The bucket may belong
 to another account (a central log archive), so only its existence is checked.
 
+GuardDuty's CreateDetector and EC2's CreateFlowLogs honour their ClientToken, as AWS documents
+for idempotent requests (moto ignores it): a request repeating the token of an earlier one with
+the same parameters returns the earlier result (the same detector id, the same flow log ids)
+and creates nothing; with other parameters it fails (IdempotentParameterMismatch on EC2,
+BadRequestException on GuardDuty). And CreateDetector fails with BadRequestException when the
+account already has a detector in the region: GuardDuty allows one per account and region.
+
 Usage: python scripts/moto_server.py HOST PORT
 """
 
@@ -56,10 +63,15 @@ import threading
 from moto.core.exceptions import JsonRESTError
 from moto.config.models import ConfigBackend
 from moto.core.exceptions import JsonRESTError
+import json
+
 from moto.ec2.exceptions import EC2ClientError
 from moto.ecr.models import ECRBackend
 from moto.kms.models import KmsBackend
 from moto.ec2.models.network_acls import NetworkAclBackend
+from moto.ec2.responses.flow_logs import FlowLogs as FlowLogsResponse
+from moto.guardduty.exceptions import GuardDutyException
+from moto.guardduty.responses import GuardDutyResponse
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from moto.rds.models import SnapshotAttributesMixin
 from moto.s3.models import s3_backends
@@ -300,12 +312,87 @@ def delivery_channels_need_their_bucket():
     ConfigBackend.put_delivery_channel = put_to_an_existing_bucket
 
 
+# (service, account, region, token) -> (the request's parameters, the response it got).
+CLIENT_TOKENS = {}
+CLIENT_TOKENS_LOCK = threading.Lock()
+
+
+class GuardDutyBadRequest(GuardDutyException):
+    code = 400
+
+    def __init__(self, message):
+        super().__init__("BadRequestException", message)
+
+    def get_headers(self, *args, **kwargs):
+        return [("X-Amzn-ErrorType", "BadRequestException")]
+
+
+def honour_client_tokens():
+    """CreateDetector and CreateFlowLogs: a repeated ClientToken gets the first result back."""
+    create_detector = GuardDutyResponse.create_detector
+    create_flow_logs = FlowLogsResponse.create_flow_logs
+
+    def detector_once(self):
+        token = self._get_param("clientToken")
+        params = json.dumps(
+            {k: self._get_param(k) for k in
+             ("enable", "findingPublishingFrequency", "dataSources", "features", "tags")},
+            sort_keys=True,
+        )
+        backend = self.guardduty_backend
+        with CLIENT_TOKENS_LOCK:
+            key = ("guardduty", self.current_account, self.region, token)
+            if token and key in CLIENT_TOKENS:
+                seen, result = CLIENT_TOKENS[key]
+                if seen != params:
+                    raise GuardDutyBadRequest(
+                        "The request is rejected because the client token was used with other parameters."
+                    )
+                return result
+            if backend.detectors:
+                raise GuardDutyBadRequest(
+                    "The request is rejected because a detector already exists for the current account."
+                )
+            result = create_detector(self)
+            if token:
+                CLIENT_TOKENS[key] = (params, result)
+            return result
+
+    def flow_logs_once(self):
+        token = self._get_param("ClientToken")
+        params = json.dumps(
+            {k: self._get_param(k) for k in
+             ("ResourceType", "ResourceIds", "TrafficType", "DeliverLogsPermissionArn",
+              "LogDestinationType", "LogDestination", "LogGroupName", "LogFormat",
+              "MaxAggregationInterval")},
+            sort_keys=True,
+        )
+        with CLIENT_TOKENS_LOCK:
+            key = ("ec2:flow-logs", self.current_account, self.region, token)
+            if token and key in CLIENT_TOKENS:
+                seen, result = CLIENT_TOKENS[key]
+                if seen != params:
+                    raise EC2ClientError(
+                        "IdempotentParameterMismatch",
+                        f"The client token {token} was used with other parameters.",
+                    )
+                return result
+            result = create_flow_logs(self)
+            if token:
+                CLIENT_TOKENS[key] = (params, result)
+            return result
+
+    GuardDutyResponse.create_detector = detector_once
+    FlowLogsResponse.create_flow_logs = flow_logs_once
+
+
 def main():
     keep_snapshot_attributes_a_set()
     add_security_hub_updates()
     rotation_as_on_aws()
     scan_on_push_defaults_to_false()
     delivery_channels_need_their_bucket()
+    honour_client_tokens()
     host, port = sys.argv[1], int(sys.argv[2])
     os.environ.setdefault("MOTO_PORT", str(port))
     inner = DomainDispatcherApplication(create_backend_app)

@@ -615,6 +615,8 @@ const SECURITY_HUB_CONTROLS: &[(&str, &str)] = &[
     ("IAM.7", "iam-password-policy"),
     ("IAM.15", "iam-password-policy"),
     ("IAM.16", "iam-password-policy"),
+    ("GuardDuty.1", "guardduty-enabled-centralized"),
+    ("EC2.6", "vpc-flow-logs-enabled"),
 ];
 
 /// The Config rule a Security Hub control id stands for, when rectify knows the control.

@@ -85,6 +85,39 @@ pub fn changes(action: &Action, before: Option<&Value>) -> Vec<String> {
                 .map_or_else(|| "?".to_string(), |b| b.to_string());
             vec![format!("~ EbsEncryptionByDefault: {old} -> {on}")]
         }
+        Action::CreateDetector { .. } => {
+            vec!["+ GuardDuty detector (Enable: true; its id is recorded with the job)".into()]
+        }
+        Action::UpdateDetector {
+            detector_id,
+            enable,
+            ..
+        } => {
+            let old = before
+                .and_then(|b| b.pointer("/guardduty/detectors"))
+                .and_then(Value::as_array)
+                .and_then(|ds| {
+                    ds.iter()
+                        .find(|d| d.get("id").and_then(Value::as_str) == Some(detector_id))
+                })
+                .and_then(|d| d.get("status").and_then(Value::as_str))
+                .map_or_else(|| "?".to_string(), |s| (s == "ENABLED").to_string());
+            vec![format!(
+                "~ detector {detector_id} Enable: {old} -> {enable}"
+            )]
+        }
+        Action::DeleteDetector { detector_id, .. } => {
+            vec![format!("- GuardDuty detector {detector_id}")]
+        }
+        Action::CreateFlowLogs {
+            traffic_type,
+            log_group,
+            ..
+        } => vec![format!(
+            "+ flow log: {} traffic to CloudWatch Logs group {log_group} (its id is recorded with the job)",
+            traffic_type.as_str()
+        )],
+        Action::DeleteFlowLogs { flow_log_id, .. } => vec![format!("- flow log {flow_log_id}")],
         Action::DeletePublicAccessBlock { .. } => vec!["- public access block".into()],
         Action::RevokeSecurityGroupIngress { rule_id, .. } => {
             vec![revoked_rule(before, "ingress", rule_id)]

@@ -190,6 +190,9 @@ pub struct Job {
     pub after: Option<Value>,
     /// The actions that undo what was applied, in the order to apply them.
     pub inverse: Option<Vec<Action>>,
+    /// What the job's actions created, by the id AWS gave each (the inverse deletes exactly it).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub created: Vec<crate::action::Created>,
     pub script_sha256: Option<String>,
     /// Who approved the plan, when, with which hash and why (approval mode).
     pub approved_by: Option<String>,
@@ -575,6 +578,11 @@ impl Update {
     }
 }
 
+/// A job's created ids as stored: nothing when the job created nothing.
+fn created_attr(created: &[crate::action::Created]) -> Option<AttributeValue> {
+    json_attr(&(!created.is_empty()).then_some(created))
+}
+
 fn json_attr<T: Serialize>(v: &Option<T>) -> Option<AttributeValue> {
     v.as_ref()
         .map(|v| s(serde_json::to_string(v).unwrap_or_default()))
@@ -743,6 +751,7 @@ impl Store {
             .set_opt("before", state_attr(&job.before))
             .set_opt("after", state_attr(&job.after))
             .set_opt("inverse", json_attr(&job.inverse))
+            .set_opt("created", created_attr(&job.created))
             .set_opt("script_sha256", job.script_sha256.clone().map(s))
             .set_opt("approved_by", job.approved_by.clone().map(s))
             .set_opt("approved_at", job.approved_at.clone().map(s))
@@ -825,6 +834,7 @@ impl Store {
             ("before", state_attr(&job.before)),
             ("after", state_attr(&job.after)),
             ("inverse", json_attr(&job.inverse)),
+            ("created", created_attr(&job.created)),
             ("script_sha256", job.script_sha256.clone().map(s)),
             ("approved_by", job.approved_by.clone().map(s)),
             ("approved_at", job.approved_at.clone().map(s)),
@@ -940,6 +950,7 @@ fn job_from_item(item: &HashMap<String, AttributeValue>) -> Result<Job, StateErr
         before: get_json(item, "before")?,
         after: get_json(item, "after")?,
         inverse: get_json(item, "inverse")?,
+        created: get_json(item, "created")?.unwrap_or_default(),
         script_sha256: get_s(item, "script_sha256"),
         approved_by: get_s(item, "approved_by"),
         approved_at: get_s(item, "approved_at"),

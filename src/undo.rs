@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::action::{Action, Plan, canonical_value, inverses};
+use crate::action::{Action, Plan, canonical_value, inverses_applied};
 use crate::audit::Record;
 use crate::catalog::Mode;
 use crate::clock::now_text;
@@ -78,6 +78,14 @@ pub enum UndoError {
         "job {id}: its stored inverse differs from the inverse of its stored plan computed from its stored before-state ({detail}); the job item was changed after it was written, so nothing is undone"
     )]
     InverseMismatch { id: String, detail: String },
+    #[error(
+        "job {id}: action {index} ({kind}) created something whose id the job did not record, so undo cannot name what to delete; nothing is undone (delete it by hand if it must go)"
+    )]
+    CreatedNotRecorded {
+        id: String,
+        index: usize,
+        kind: &'static str,
+    },
     #[error("rectify is paused by {by} ({why}): nothing is undone until `rectify resume`")]
     Paused { by: String, why: String },
     #[error(
@@ -121,6 +129,7 @@ impl UndoError {
             UndoError::NotFound(_)
             | UndoError::NotUndoable { .. }
             | UndoError::NothingRecorded(_)
+            | UndoError::CreatedNotRecorded { .. }
             | UndoError::Busy(_)
             | UndoError::Changed { .. }
             | UndoError::Paused { .. }
@@ -229,7 +238,24 @@ pub fn checked_inverse(
             )));
         }
     }
-    let recomputed = inverses(plan, before).map_err(|e| mismatch(e.to_string()))?;
+    // What a creating action made is named only by the id the job recorded: without it,
+    // undo cannot say what to delete, and deletes nothing rather than guess.
+    for (i, action) in plan.actions.iter().enumerate() {
+        if action.creates()
+            && !job
+                .created
+                .iter()
+                .any(|c| c.action == i && c.kind == action.kind())
+        {
+            return Err(UndoError::CreatedNotRecorded {
+                id: job.id.clone(),
+                index: i + 1,
+                kind: action.kind(),
+            });
+        }
+    }
+    let recomputed =
+        inverses_applied(plan, before, &job.created).map_err(|e| mismatch(e.to_string()))?;
     if recomputed != stored && redacted(&recomputed) != redacted(stored) {
         return Err(mismatch(format!(
             "stored: {}; recomputed: {}",
@@ -383,6 +409,7 @@ async fn run(
         before: Some(live.clone()),
         after: None,
         inverse: None,
+        created: Vec::new(),
         approved_by: Some(by.to_string()),
         approved_at: Some(now.clone()),
         approved_plan_hash: None,
@@ -397,8 +424,9 @@ async fn run(
     undo_job.plan_hash = undo_job.plan.as_ref().map(Plan::hash);
     let mut failure = None;
     for (i, action) in inverse.iter().enumerate() {
+        let token = crate::action::client_token(&undo_job.id, i, action);
         if let Err(e) =
-            crate::action::apply::apply(&ctx.cloud, &job.account, &job.region, action).await
+            crate::action::apply::apply(&ctx.cloud, &job.account, &job.region, action, &token).await
         {
             failure = Some(format!(
                 "{} failed after {i} of {} undo actions: {e}",
@@ -554,6 +582,38 @@ mod tests {
     }
 
     #[test]
+    fn what_a_job_created_is_undone_only_by_its_recorded_id() {
+        let acct = "111122223333";
+        let mut job = job_with(vec![Action::CreateDetector {
+            account_id: acct.into(),
+        }]);
+        job.resource_type = "AWS::::Account".into();
+        let before = json!({"account_id": acct, "guardduty": {"detectors": []}});
+        let delete = vec![Action::DeleteDetector {
+            account_id: acct.into(),
+            detector_id: "d9".into(),
+        }];
+        // Nothing recorded: undo cannot name what to delete, and refuses saying so.
+        let e = checked_inverse(&job, &before, &delete).unwrap_err();
+        assert!(matches!(e, UndoError::CreatedNotRecorded { .. }), "{e}");
+        assert!(e.to_string().contains("did not record"), "{e}");
+        assert!(e.is_usage());
+        job.created = vec![crate::action::Created {
+            action: 0,
+            kind: "guardduty:CreateDetector".into(),
+            id: "d9".into(),
+        }];
+        assert_eq!(checked_inverse(&job, &before, &delete).unwrap(), delete);
+        // A stored inverse naming another detector than the recorded one is refused.
+        let forged = vec![Action::DeleteDetector {
+            account_id: acct.into(),
+            detector_id: "d1".into(),
+        }];
+        let e = checked_inverse(&job, &before, &forged).unwrap_err();
+        assert!(matches!(e, UndoError::InverseMismatch { .. }), "{e}");
+    }
+
+    #[test]
     fn the_inverse_is_recomputed_and_a_stored_one_that_differs_is_refused() {
         let before = json!({"user_name": "alice", "access_keys": [
             {"access_key_id": "AKIA1", "status": "Active"},
@@ -584,7 +644,8 @@ mod tests {
             rule_id: "sgr-1".into(),
         }]);
         sg_job.resource_type = "AWS::EC2::SecurityGroup".into();
-        let exact = inverses(sg_job.plan.as_ref().unwrap(), &sg_before(secretish)).unwrap();
+        let exact =
+            crate::action::inverses(sg_job.plan.as_ref().unwrap(), &sg_before(secretish)).unwrap();
         let mut stored_before = sg_before(secretish);
         crate::redact::redact(&mut stored_before);
         assert_eq!(

@@ -211,7 +211,7 @@ fn catalog_lists_remediations_and_actions() {
     let (code, out, _) = rectify(&["catalog", "list", "--json"]);
     assert_eq!(code, 0);
     let list: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(list.as_array().unwrap().len(), 19);
+    assert_eq!(list.as_array().unwrap().len(), 21);
     let (code, out, _) = rectify(&["catalog", "actions"]);
     assert_eq!(code, 0);
     assert!(

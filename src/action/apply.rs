@@ -10,19 +10,24 @@ use crate::action::Action;
 use crate::cloud::{Cloud, CloudError, classify, s3control_client};
 
 /// What applying an action did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Applied {
     Changed,
     /// The change was already in place (a revoked rule already gone).
     AlreadyDone,
+    /// The action created something, which AWS gave this id (a detector id, a flow log id).
+    Created(String),
 }
 
-/// Applies one action. Idempotent: work already done counts as done.
+/// Applies one action. Idempotent: work already done counts as done, and a creating call sends
+/// `token` as its `ClientToken` (see [`crate::action::client_token`]), so calling again with
+/// the same token returns what the first call created instead of creating another.
 pub async fn apply(
     cloud: &Cloud,
     account: &str,
     region: &str,
     action: &Action,
+    token: &str,
 ) -> Result<Applied, CloudError> {
     let c = cloud.clients(account, region).await;
     // Each action is named after the call it makes.
@@ -607,6 +612,134 @@ pub async fn apply(
                 Err(e) => done_if(classify(call, e), &["NoSuchConfigurationRecorderException"]),
             }
         }
+        Action::CreateDetector { account_id } => {
+            own_account(c.account(), account_id)?;
+            // Only Enable is sent: features and finding frequency keep GuardDuty's defaults.
+            let out = c
+                .get(aws_sdk_guardduty::Client::new)
+                .create_detector()
+                .enable(true)
+                .client_token(token)
+                .send()
+                .await
+                .map_err(|e| classify(call, e))?;
+            created(call, out.detector_id())
+        }
+        Action::UpdateDetector {
+            account_id,
+            detector_id,
+            enable,
+        } => {
+            own_account(c.account(), account_id)?;
+            c.get(aws_sdk_guardduty::Client::new)
+                .update_detector()
+                .detector_id(detector_id)
+                .enable(*enable)
+                .send()
+                .await
+                .map_err(|e| classify(call, e))?;
+            Ok(Applied::Changed)
+        }
+        Action::DeleteDetector {
+            account_id,
+            detector_id,
+        } => {
+            own_account(c.account(), account_id)?;
+            let guardduty = c.get(aws_sdk_guardduty::Client::new);
+            match guardduty
+                .delete_detector()
+                .detector_id(detector_id)
+                .send()
+                .await
+            {
+                Ok(_) => Ok(Applied::Changed),
+                Err(e) => {
+                    // GuardDuty answers a detector that is not there with a generic
+                    // BadRequestException: a detector no longer listed was deleted already.
+                    let e = classify(call, e);
+                    let listed = guardduty
+                        .list_detectors()
+                        .into_paginator()
+                        .items()
+                        .send()
+                        .try_collect()
+                        .await
+                        .map_err(|e| classify("guardduty:ListDetectors", e))?;
+                    if listed.iter().any(|d| d == detector_id) {
+                        Err(e)
+                    } else {
+                        Ok(Applied::AlreadyDone)
+                    }
+                }
+            }
+        }
+        Action::CreateFlowLogs {
+            vpc_id,
+            traffic_type,
+            log_group,
+            deliver_logs_role_arn,
+        } => {
+            use aws_sdk_ec2::types::{FlowLogsResourceType, LogDestinationType, TrafficType};
+            let out = c
+                .get(aws_sdk_ec2::Client::new)
+                .create_flow_logs()
+                .resource_type(FlowLogsResourceType::Vpc)
+                .resource_ids(vpc_id)
+                .traffic_type(TrafficType::from(traffic_type.as_str()))
+                .log_destination_type(LogDestinationType::CloudWatchLogs)
+                .log_group_name(log_group)
+                .deliver_logs_permission_arn(deliver_logs_role_arn)
+                .client_token(token)
+                .send()
+                .await
+                .map_err(|e| classify(call, e))?;
+            if let Some(failed) = out.unsuccessful().first() {
+                let error = failed.error();
+                return Err(CloudError::Service {
+                    call,
+                    code: error.and_then(|e| e.code()).unwrap_or_default().to_string(),
+                    message: error
+                        .and_then(|e| e.message())
+                        .unwrap_or("the flow log was not created")
+                        .to_string(),
+                    status: None,
+                });
+            }
+            created(call, out.flow_log_ids().first().map(String::as_str))
+        }
+        Action::DeleteFlowLogs { flow_log_id, .. } => {
+            let gone = "InvalidFlowLogId.NotFound";
+            match c
+                .get(aws_sdk_ec2::Client::new)
+                .delete_flow_logs()
+                .flow_log_ids(flow_log_id)
+                .send()
+                .await
+            {
+                // AWS lists a flow log it could not delete as unsuccessful, with its reason.
+                Ok(out) => match out.unsuccessful().first().and_then(|u| u.error()) {
+                    None => Ok(Applied::Changed),
+                    Some(e) if e.code() == Some(gone) => Ok(Applied::AlreadyDone),
+                    Some(e) => Err(CloudError::Service {
+                        call,
+                        code: e.code().unwrap_or_default().to_string(),
+                        message: e.message().unwrap_or_default().to_string(),
+                        status: None,
+                    }),
+                },
+                Err(e) => done_if(classify(call, e), &[gone]),
+            }
+        }
+    }
+}
+
+/// What a creating call returned: the id AWS gave what it created, which the job must record.
+fn created(call: &'static str, id: Option<&str>) -> Result<Applied, CloudError> {
+    match id {
+        Some(id) if !id.is_empty() => Ok(Applied::Created(id.to_string())),
+        _ => Err(CloudError::Unsupported(format!(
+            "{call} returned no id for what it created"
+        ))),
     }
 }
 

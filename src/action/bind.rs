@@ -54,6 +54,10 @@ pub const VALIDATION_ONLY_ON: &str = "a trail's log file validation is only turn
 pub const PASSWORD_POLICY_ONLY_STRICTER: &str =
     "a password policy is only made at least as strict as the observed one, in every field";
 pub const CONFIG_ONLY_WHERE_NONE: &str = "a configuration recorder or delivery channel is created only where the region has none; an existing one is never changed";
+pub const DETECTOR_ONLY_WHERE_NONE: &str =
+    "a GuardDuty detector is only created in a region of the account that has none";
+pub const DETECTOR_ONLY_ENABLED: &str = "a GuardDuty detector is only ever enabled";
+pub const FLOW_LOG_ONLY_WHERE_NONE: &str = "a flow log is only created for a VPC that has no active flow log, to a named log group through a named role";
 pub const NO_INVERSE_IN_PLAN: &str = "a plan never loosens: inverses run only through undo";
 
 /// Checks every action of `plan` against the resource of type `resource_type` as observed
@@ -578,11 +582,88 @@ fn check_action(resource_type: &str, before: &Value, action: &Action) -> Result<
                 ))
             }
         }
+        Action::CreateDetector { account_id } => {
+            same_resource(resource_type, ACCOUNT, before, "account_id", account_id)?;
+            match detectors(before) {
+                Some([]) => Ok(()),
+                Some(existing) => Err((
+                    DETECTOR_ONLY_WHERE_NONE,
+                    format!(
+                        "the region has detector {}",
+                        existing[0].get("id").and_then(Value::as_str).unwrap_or("?")
+                    ),
+                )),
+                None => Err((
+                    DETECTOR_ONLY_WHERE_NONE,
+                    "the account's detectors were not read".to_string(),
+                )),
+            }
+        }
+        Action::UpdateDetector {
+            account_id,
+            detector_id,
+            enable,
+        } => {
+            same_resource(resource_type, ACCOUNT, before, "account_id", account_id)?;
+            let known = detectors(before)
+                .unwrap_or_default()
+                .iter()
+                .any(|d| d.get("id").and_then(Value::as_str) == Some(detector_id.as_str()));
+            if !known {
+                return Err((
+                    SUB_RESOURCE,
+                    format!("detector {detector_id:?} is not one of the observed account's"),
+                ));
+            }
+            if *enable {
+                Ok(())
+            } else {
+                Err((DETECTOR_ONLY_ENABLED, "it sets Enable false".to_string()))
+            }
+        }
+        Action::CreateFlowLogs {
+            vpc_id,
+            log_group,
+            deliver_logs_role_arn,
+            ..
+        } => {
+            same_resource(resource_type, "AWS::EC2::VPC", before, "vpc_id", vpc_id)?;
+            let Some(flow_logs) = before.get("flow_logs").and_then(Value::as_array) else {
+                return Err((
+                    FLOW_LOG_ONLY_WHERE_NONE,
+                    "the VPC's flow logs were not read".to_string(),
+                ));
+            };
+            if let Some(active) = flow_logs
+                .iter()
+                .find(|f| f.get("status").and_then(Value::as_str) == Some("ACTIVE"))
+            {
+                return Err((
+                    FLOW_LOG_ONLY_WHERE_NONE,
+                    format!(
+                        "the VPC has active flow log {}",
+                        active
+                            .get("flow_log_id")
+                            .and_then(Value::as_str)
+                            .unwrap_or("?")
+                    ),
+                ));
+            }
+            if log_group.trim().is_empty() || deliver_logs_role_arn.trim().is_empty() {
+                return Err((
+                    FLOW_LOG_ONLY_WHERE_NONE,
+                    "log_group and deliver_logs_role_arn must both be named".to_string(),
+                ));
+            }
+            Ok(())
+        }
         Action::DeletePublicAccessBlock { .. }
         | Action::DeleteAccountPasswordPolicy { .. }
         | Action::DeleteConfigurationRecorder { .. }
         | Action::DeleteDeliveryChannel { .. }
         | Action::StopConfigurationRecorder { .. }
+        | Action::DeleteDetector { .. }
+        | Action::DeleteFlowLogs { .. }
         | Action::AuthorizeSecurityGroupIngress { .. }
         | Action::AuthorizeSecurityGroupEgress { .. }
         | Action::CreateNetworkAclEntry { .. }
@@ -596,6 +677,15 @@ fn check_action(resource_type: &str, before: &Value, action: &Action) -> Result<
             "this kind loosens a resource; only undo applies it".to_string(),
         )),
     }
+}
+
+/// The account's GuardDuty detectors as observed, when they were read.
+fn detectors(before: &Value) -> Option<&[Value]> {
+    before
+        .get("guardduty")
+        .and_then(|g| g.get("detectors"))
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
 }
 
 /// The Config type of findings about an account itself.
@@ -1355,6 +1445,88 @@ mod tests {
         ] {
             assert_eq!(rule_of(t, &stopped, inverse), Some(NO_INVERSE_IN_PLAN));
         }
+    }
+
+    #[test]
+    fn a_detector_is_only_created_where_there_is_none_and_only_ever_enabled() {
+        let t = "AWS::::Account";
+        let acct = "111122223333";
+        let before =
+            |detectors: Value| json!({"account_id": acct, "guardduty": {"detectors": detectors}});
+        let create = |a: &str| Action::CreateDetector {
+            account_id: a.into(),
+        };
+        let update = |id: &str, enable| Action::UpdateDetector {
+            account_id: acct.into(),
+            detector_id: id.into(),
+            enable,
+        };
+        let none = before(json!([]));
+        let off = before(json!([{"id": "d1", "status": "DISABLED"}]));
+        assert_eq!(rule_of(t, &none, create(acct)), None);
+        assert_eq!(
+            rule_of(t, &none, create("444455556666")),
+            Some(SAME_RESOURCE)
+        );
+        assert_eq!(
+            rule_of("AWS::EC2::VPC", &none, create(acct)),
+            Some(SAME_RESOURCE)
+        );
+        // A second detector, or one where the detectors were not read, is never created.
+        assert_eq!(
+            rule_of(t, &off, create(acct)),
+            Some(DETECTOR_ONLY_WHERE_NONE)
+        );
+        assert_eq!(
+            rule_of(t, &json!({"account_id": acct}), create(acct)),
+            Some(DETECTOR_ONLY_WHERE_NONE)
+        );
+        assert_eq!(rule_of(t, &off, update("d1", true)), None);
+        assert_eq!(
+            rule_of(t, &off, update("d1", false)),
+            Some(DETECTOR_ONLY_ENABLED)
+        );
+        assert_eq!(rule_of(t, &off, update("d2", true)), Some(SUB_RESOURCE));
+        let delete = Action::DeleteDetector {
+            account_id: acct.into(),
+            detector_id: "d1".into(),
+        };
+        assert_eq!(rule_of(t, &off, delete), Some(NO_INVERSE_IN_PLAN));
+    }
+
+    #[test]
+    fn a_flow_log_is_only_created_for_the_observed_vpc_without_an_active_one_and_never_deleted() {
+        let t = "AWS::EC2::VPC";
+        let before = |flow_logs: Value| json!({"vpc_id": "vpc-1", "flow_logs": flow_logs});
+        let create = |vpc: &str, group: &str| Action::CreateFlowLogs {
+            vpc_id: vpc.into(),
+            traffic_type: super::super::TrafficType::Reject,
+            log_group: group.into(),
+            deliver_logs_role_arn: "arn:aws:iam::111122223333:role/deliver".into(),
+        };
+        let none = before(json!([]));
+        assert_eq!(rule_of(t, &none, create("vpc-1", "g")), None);
+        assert_eq!(rule_of(t, &none, create("vpc-2", "g")), Some(SAME_RESOURCE));
+        assert_eq!(
+            rule_of(t, &none, create("vpc-1", " ")),
+            Some(FLOW_LOG_ONLY_WHERE_NONE)
+        );
+        let active = before(json!([{"flow_log_id": "fl-1", "status": "ACTIVE"}]));
+        assert_eq!(
+            rule_of(t, &active, create("vpc-1", "g")),
+            Some(FLOW_LOG_ONLY_WHERE_NONE)
+        );
+        let inactive = before(json!([{"flow_log_id": "fl-1", "status": "DELETING"}]));
+        assert_eq!(rule_of(t, &inactive, create("vpc-1", "g")), None);
+        assert_eq!(
+            rule_of(t, &json!({"vpc_id": "vpc-1"}), create("vpc-1", "g")),
+            Some(FLOW_LOG_ONLY_WHERE_NONE)
+        );
+        let delete = Action::DeleteFlowLogs {
+            vpc_id: "vpc-1".into(),
+            flow_log_id: "fl-1".into(),
+        };
+        assert_eq!(rule_of(t, &active, delete), Some(NO_INVERSE_IN_PLAN));
     }
 
     #[test]

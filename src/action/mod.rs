@@ -245,6 +245,74 @@ pub enum Action {
     /// Stops a configuration recorder (the inverse of starting it).
     #[serde(rename = "config:StopConfigurationRecorder")]
     StopConfigurationRecorder { account_id: String, name: String },
+    /// Creates a GuardDuty detector, enabled, in the job's region; AWS gives it its id, which
+    /// the job records (see [`Created`]).
+    #[serde(rename = "guardduty:CreateDetector")]
+    CreateDetector { account_id: String },
+    /// Sets whether a GuardDuty detector is enabled; nothing else of the detector is sent.
+    #[serde(rename = "guardduty:UpdateDetector")]
+    UpdateDetector {
+        account_id: String,
+        detector_id: String,
+        enable: bool,
+    },
+    /// Deletes the GuardDuty detector a job created (the inverse of a create).
+    #[serde(rename = "guardduty:DeleteDetector")]
+    DeleteDetector {
+        account_id: String,
+        detector_id: String,
+    },
+    /// Creates a flow log of a VPC, delivered to a CloudWatch Logs group through a role; AWS
+    /// gives it its id, which the job records (see [`Created`]).
+    #[serde(rename = "ec2:CreateFlowLogs")]
+    CreateFlowLogs {
+        vpc_id: String,
+        traffic_type: TrafficType,
+        log_group: String,
+        deliver_logs_role_arn: String,
+    },
+    /// Deletes the flow log a job created (the inverse of a create), by its id.
+    #[serde(rename = "ec2:DeleteFlowLogs")]
+    DeleteFlowLogs { vpc_id: String, flow_log_id: String },
+}
+
+/// The traffic a flow log records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum TrafficType {
+    All,
+    Accept,
+    Reject,
+}
+
+impl TrafficType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TrafficType::All => "ALL",
+            TrafficType::Accept => "ACCEPT",
+            TrafficType::Reject => "REJECT",
+        }
+    }
+}
+
+/// What an action of a job created, by the id AWS gave it: recorded on the job and in its audit
+/// record, so that the inverse deletes exactly that and nothing else.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Created {
+    /// The action's position in the plan, from 0.
+    pub action: usize,
+    pub kind: String,
+    /// The id AWS gave what it created (a detector id, a flow log id).
+    pub id: String,
+}
+
+/// The idempotency token a creating call sends (`ClientToken`): derived from the job, the
+/// action's position and the action itself, so every run of one job's action (a redelivery
+/// after the worker was killed mid-call) gets the resource the first run created back, never a
+/// second one. 32 hex digits: within every API's limit (64 characters).
+pub fn client_token(job_id: &str, index: usize, action: &Action) -> String {
+    let action = canonical_json(&serde_json::to_value(action).unwrap_or(Value::Null));
+    sha256_hex(&format!("{job_id}\n{index}\n{action}"))[..32].to_string()
 }
 
 /// Whether an instance's metadata service requires session tokens.
@@ -616,6 +684,59 @@ pub const ACTION_KINDS: &[ActionKind] = &[
         in_plans: false,
         is_inverse: true,
     },
+    ActionKind {
+        kind: "guardduty:CreateDetector",
+        permission: "guardduty:CreateDetector",
+        fields: "account_id",
+        description: "create a GuardDuty detector, enabled, in the job's region (only where there is none; creates: the job records the detector id)",
+        inverse: "guardduty:DeleteDetector of the detector it created, by its recorded id",
+        in_plans: true,
+        is_inverse: false,
+    },
+    ActionKind {
+        kind: "guardduty:UpdateDetector",
+        permission: "guardduty:UpdateDetector",
+        fields: "account_id, detector_id, enable (a plan only true)",
+        description: "enable (or disable) a GuardDuty detector; only Enable is sent, its features and finding frequency are kept",
+        inverse: "the previous enable",
+        in_plans: true,
+        is_inverse: true,
+    },
+    ActionKind {
+        kind: "guardduty:DeleteDetector",
+        permission: "guardduty:DeleteDetector",
+        fields: "account_id, detector_id",
+        description: "delete the GuardDuty detector a job created (used by undo)",
+        inverse: "none (a plan may not use it)",
+        in_plans: false,
+        is_inverse: true,
+    },
+    ActionKind {
+        kind: "ec2:CreateFlowLogs",
+        permission: "ec2:CreateFlowLogs",
+        fields: "vpc_id, traffic_type (ALL | ACCEPT | REJECT), log_group, deliver_logs_role_arn",
+        description: "create a flow log of a VPC to a CloudWatch Logs group, delivered through a role (only where the VPC has no active flow log; creates: the job records the flow log id)",
+        inverse: "ec2:DeleteFlowLogs of the flow log it created, by its recorded id",
+        in_plans: true,
+        is_inverse: false,
+    },
+    ActionKind {
+        kind: "ec2:DeleteFlowLogs",
+        permission: "ec2:DeleteFlowLogs",
+        fields: "vpc_id, flow_log_id",
+        description: "delete the flow log a job created (used by undo; other flow logs are never deleted)",
+        inverse: "none (a plan may not use it)",
+        in_plans: false,
+        is_inverse: true,
+    },
+];
+
+/// IAM permissions a kind's call needs besides its own, each with the kind: creating a flow
+/// log passes the delivery role to VPC Flow Logs; the first GuardDuty detector of an account
+/// creates GuardDuty's service-linked role.
+pub const FURTHER_PERMISSIONS: &[(&str, &str)] = &[
+    ("ec2:CreateFlowLogs", "iam:PassRole"),
+    ("guardduty:CreateDetector", "iam:CreateServiceLinkedRole"),
 ];
 
 /// Why an inverse could not be computed.
@@ -624,6 +745,13 @@ pub const ACTION_KINDS: &[ActionKind] = &[
 pub struct InverseError {
     kind: &'static str,
     reason: String,
+}
+
+impl InverseError {
+    /// The kind of the action whose inverse could not be computed.
+    pub fn kind(&self) -> &'static str {
+        self.kind
+    }
 }
 
 impl Action {
@@ -665,6 +793,67 @@ impl Action {
             Action::DeleteDeliveryChannel { .. } => "config:DeleteDeliveryChannel",
             Action::StartConfigurationRecorder { .. } => "config:StartConfigurationRecorder",
             Action::StopConfigurationRecorder { .. } => "config:StopConfigurationRecorder",
+            Action::CreateDetector { .. } => "guardduty:CreateDetector",
+            Action::UpdateDetector { .. } => "guardduty:UpdateDetector",
+            Action::DeleteDetector { .. } => "guardduty:DeleteDetector",
+            Action::CreateFlowLogs { .. } => "ec2:CreateFlowLogs",
+            Action::DeleteFlowLogs { .. } => "ec2:DeleteFlowLogs",
+        }
+    }
+
+    /// Whether the action creates something AWS names (a detector, a flow log): its inverse
+    /// deletes that, by the id applying it returned (see [`Created`]).
+    pub fn creates(&self) -> bool {
+        matches!(
+            self,
+            Action::CreateDetector { .. } | Action::CreateFlowLogs { .. }
+        )
+    }
+
+    /// The inverse of a creating action: the delete of what it created, `id`, which must not be
+    /// anything the resource had before (so no existing detector or flow log is ever named).
+    pub fn inverse_of_created(&self, before: &Value, id: &str) -> Result<Action, InverseError> {
+        let fail = |reason: String| InverseError {
+            kind: self.kind(),
+            reason,
+        };
+        let existed = |list: Option<&Value>, key: &str| {
+            list.and_then(Value::as_array).is_some_and(|items| {
+                items
+                    .iter()
+                    .any(|x| x.get(key).and_then(Value::as_str) == Some(id))
+            })
+        };
+        if id.is_empty() {
+            return Err(fail("the recorded id is empty".into()));
+        }
+        match self {
+            Action::CreateDetector { account_id } => {
+                if existed(
+                    before.get("guardduty").and_then(|g| g.get("detectors")),
+                    "id",
+                ) {
+                    return Err(fail(format!(
+                        "detector {id} existed before the job: it is not the one it created"
+                    )));
+                }
+                Ok(Action::DeleteDetector {
+                    account_id: account_id.clone(),
+                    detector_id: id.to_string(),
+                })
+            }
+            Action::CreateFlowLogs { vpc_id, .. } => {
+                if existed(before.get("flow_logs"), "flow_log_id") {
+                    return Err(fail(format!(
+                        "flow log {id} existed before the job: it is not the one it created"
+                    )));
+                }
+                Ok(Action::DeleteFlowLogs {
+                    vpc_id: vpc_id.clone(),
+                    flow_log_id: id.to_string(),
+                })
+            }
+            _ => Err(fail("it creates nothing".into())),
         }
     }
 
@@ -875,6 +1064,33 @@ impl Action {
             Action::StopConfigurationRecorder { account_id, name } => {
                 format!("account {account_id}: stop configuration recorder {name}")
             }
+            Action::CreateDetector { account_id } => {
+                format!("account {account_id}: create a GuardDuty detector, enabled")
+            }
+            Action::UpdateDetector {
+                account_id,
+                detector_id,
+                enable,
+            } => {
+                format!("account {account_id}: GuardDuty detector {detector_id} Enable = {enable}")
+            }
+            Action::DeleteDetector {
+                account_id,
+                detector_id,
+            } => format!("account {account_id}: delete GuardDuty detector {detector_id}"),
+            Action::CreateFlowLogs {
+                vpc_id,
+                traffic_type,
+                log_group,
+                deliver_logs_role_arn,
+            } => format!(
+                "vpc {vpc_id}: create a flow log of {} traffic to log group {log_group} through role {deliver_logs_role_arn}",
+                traffic_type.as_str()
+            ),
+            Action::DeleteFlowLogs {
+                vpc_id,
+                flow_log_id,
+            } => format!("vpc {vpc_id}: delete flow log {flow_log_id}"),
         }
     }
 
@@ -1259,6 +1475,33 @@ impl Action {
                     "only undo deletes what rectify created; nothing puts it back",
                 ))
             }
+            Action::CreateDetector { .. } | Action::CreateFlowLogs { .. } => Err(fail(
+                "it deletes what it creates, by the id AWS gives it when it runs",
+            )),
+            Action::UpdateDetector {
+                account_id,
+                detector_id,
+                ..
+            } => {
+                let status = before
+                    .get("guardduty")
+                    .and_then(|g| g.get("detectors"))
+                    .and_then(Value::as_array)
+                    .and_then(|ds| {
+                        ds.iter()
+                            .find(|d| d.get("id").and_then(Value::as_str) == Some(detector_id))
+                    })
+                    .and_then(|d| d.get("status").and_then(Value::as_str))
+                    .ok_or_else(|| fail("the detector is not in the before-state"))?;
+                Ok(Action::UpdateDetector {
+                    account_id: account_id.clone(),
+                    detector_id: detector_id.clone(),
+                    enable: status == "ENABLED",
+                })
+            }
+            Action::DeleteDetector { .. } | Action::DeleteFlowLogs { .. } => {
+                Err(fail("what it deletes cannot be put back as it was"))
+            }
         }
     }
 }
@@ -1387,14 +1630,47 @@ impl SgRule {
     }
 }
 
-/// The inverse of each action of `plan`, in the order that undoes it (last action first),
-/// computed from the resource as observed before the plan ran. Undo recomputes it from the
-/// stored before-state; it is never taken from a plan.
+/// The inverse of each action of `plan` that creates nothing, in the order that undoes it (last
+/// action first), computed from the resource as observed before the plan ran: what is checked
+/// before anything is applied. A creating action's inverse is always a delete by the id AWS
+/// returns, so it is added once applied (see [`inverses_applied`]).
 pub fn inverses(plan: &Plan, before: &Value) -> Result<Vec<Action>, InverseError> {
     plan.actions
         .iter()
         .rev()
+        .filter(|a| !a.creates())
         .map(|a| a.inverse(before))
+        .collect()
+}
+
+/// The inverse of every action of an applied `plan`, in the order that undoes it: each creating
+/// action's is the delete of what it created, by the id in `created`; a creating action
+/// without one has no inverse (an error). Undo recomputes it from the stored plan,
+/// before-state and created ids; it is never taken from a plan.
+pub fn inverses_applied(
+    plan: &Plan,
+    before: &Value,
+    created: &[Created],
+) -> Result<Vec<Action>, InverseError> {
+    plan.actions
+        .iter()
+        .enumerate()
+        .rev()
+        .map(|(i, a)| {
+            if !a.creates() {
+                return a.inverse(before);
+            }
+            match created.iter().find(|c| c.action == i && c.kind == a.kind()) {
+                Some(c) => a.inverse_of_created(before, &c.id),
+                None => Err(InverseError {
+                    kind: a.kind(),
+                    reason: format!(
+                        "no id of what action {} created is recorded, so what to delete cannot be named",
+                        i + 1
+                    ),
+                }),
+            }
+        })
         .collect()
 }
 
@@ -1650,6 +1926,26 @@ mod tests {
             Action::StopConfigurationRecorder {
                 account_id: s(),
                 name: s(),
+            },
+            Action::CreateDetector { account_id: s() },
+            Action::UpdateDetector {
+                account_id: s(),
+                detector_id: s(),
+                enable: true,
+            },
+            Action::DeleteDetector {
+                account_id: s(),
+                detector_id: s(),
+            },
+            Action::CreateFlowLogs {
+                vpc_id: s(),
+                traffic_type: TrafficType::Reject,
+                log_group: s(),
+                deliver_logs_role_arn: s(),
+            },
+            Action::DeleteFlowLogs {
+                vpc_id: s(),
+                flow_log_id: s(),
             },
         ];
         assert_eq!(every.len(), ACTION_KINDS.len());
@@ -2163,6 +2459,90 @@ mod tests {
             put.inverse(&linked).unwrap(),
             Action::DeleteConfigurationRecorder { .. }
         ));
+    }
+
+    #[test]
+    fn what_an_action_created_is_undone_by_deleting_exactly_its_recorded_id() {
+        let acct = || "111122223333".to_string();
+        let flow = Action::CreateFlowLogs {
+            vpc_id: "vpc-1".into(),
+            traffic_type: TrafficType::Reject,
+            log_group: "g".into(),
+            deliver_logs_role_arn: "arn:aws:iam::111122223333:role/r".into(),
+        };
+        let vpc_before = json!({"vpc_id": "vpc-1", "flow_logs": [{"flow_log_id": "fl-old", "status": "ACTIVE"}]});
+        let plan = Plan {
+            actions: vec![flow.clone()],
+            ..Default::default()
+        };
+        // Before applying, a creating action's inverse cannot be named yet, and is left out.
+        assert!(flow.creates());
+        assert!(flow.inverse(&vpc_before).is_err());
+        assert_eq!(inverses(&plan, &vpc_before).unwrap(), vec![]);
+        let made = |id: &str| Created {
+            action: 0,
+            kind: "ec2:CreateFlowLogs".into(),
+            id: id.into(),
+        };
+        assert_eq!(
+            inverses_applied(&plan, &vpc_before, &[made("fl-new")]).unwrap(),
+            vec![Action::DeleteFlowLogs {
+                vpc_id: "vpc-1".into(),
+                flow_log_id: "fl-new".into()
+            }]
+        );
+        // No recorded id, an id of another action, or a flow log that was there before: no inverse.
+        assert!(inverses_applied(&plan, &vpc_before, &[]).is_err());
+        let elsewhere = Created {
+            action: 1,
+            ..made("fl-new")
+        };
+        assert!(inverses_applied(&plan, &vpc_before, &[elsewhere]).is_err());
+        let e = inverses_applied(&plan, &vpc_before, &[made("fl-old")]).unwrap_err();
+        assert!(e.to_string().contains("existed before"), "{e}");
+
+        let create = Action::CreateDetector { account_id: acct() };
+        let none = json!({"account_id": acct(), "guardduty": {"detectors": []}});
+        assert_eq!(
+            create.inverse_of_created(&none, "d9").unwrap(),
+            Action::DeleteDetector {
+                account_id: acct(),
+                detector_id: "d9".into()
+            }
+        );
+        assert!(create.inverse_of_created(&none, "").is_err());
+        let enable = Action::UpdateDetector {
+            account_id: acct(),
+            detector_id: "d1".into(),
+            enable: true,
+        };
+        assert!(!enable.creates());
+        let off = json!({"account_id": acct(), "guardduty": {"detectors": [{"id": "d1", "status": "DISABLED"}]}});
+        assert_eq!(
+            enable.inverse(&off).unwrap(),
+            Action::UpdateDetector {
+                account_id: acct(),
+                detector_id: "d1".into(),
+                enable: false
+            }
+        );
+        assert!(enable.inverse(&none).is_err());
+    }
+
+    #[test]
+    fn a_client_token_is_the_same_for_every_run_of_one_jobs_action_only() {
+        let create = Action::CreateDetector {
+            account_id: "111122223333".into(),
+        };
+        let token = client_token("job1", 0, &create);
+        assert_eq!(token, client_token("job1", 0, &create));
+        assert_eq!(token.len(), 32);
+        assert_ne!(token, client_token("job2", 0, &create));
+        assert_ne!(token, client_token("job1", 1, &create));
+        let other = Action::CreateDetector {
+            account_id: "444455556666".into(),
+        };
+        assert_ne!(token, client_token("job1", 0, &other));
     }
 
     #[test]

@@ -141,6 +141,9 @@ pub struct Record {
     pub before: Option<Value>,
     pub plan: Option<Plan>,
     pub after: Option<Value>,
+    /// What the job's actions created, by the id AWS gave each (absent when nothing was).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub created: Vec<crate::action::Created>,
     pub outcome: RecordOutcome,
     pub reason: Option<String>,
     /// Who asked for it: the operator for settings, `worker` for the worker's own decisions.
@@ -181,6 +184,7 @@ impl Record {
             before: job.before.clone(),
             plan: job.plan.clone(),
             after: job.after.clone(),
+            created: job.created.clone(),
             outcome: RecordOutcome::Job(job.status),
             reason: job.reason.clone(),
             actor: Some(actor.to_string()),

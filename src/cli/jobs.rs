@@ -211,6 +211,12 @@ pub(super) async fn run(config: &Config, cmd: JobsCommand) -> Result<()> {
                 Some(plan) => print!("{}", render::plan(plan, job.before.as_ref())),
                 None => println!("No plan was made."),
             }
+            if !job.created.is_empty() {
+                println!("\nCreated:");
+                for c in &job.created {
+                    println!("  + {} by action {} ({})", c.id, c.action + 1, c.kind);
+                }
+            }
             if let Some(inverse) = job
                 .inverse
                 .as_ref()

@@ -321,6 +321,7 @@ mod tests {
             before: None,
             after: None,
             inverse: None,
+            created: Vec::new(),
             script_sha256: None,
             approved_by: None,
             approved_at: None,

@@ -1,6 +1,9 @@
 //! Apply: the inverse of every action is computed first (nothing is applied that cannot be
 //! undone), then the blast-radius breaker admits the enforcement (so a refused plan never uses
-//! a slot), then each action runs through the typed action layer.
+//! a slot), then each action runs through the typed action layer. An action that creates
+//! something sends a `ClientToken` derived from the job and the action (a redelivery gets the
+//! same resource back), and the id AWS gave it is recorded on the job (`created`), from which
+//! its inverse, the delete of exactly that, is completed.
 
 use std::time::Instant;
 
@@ -12,8 +15,8 @@ use super::outcome::Outcome;
 use super::plan::observe;
 use tracing::info;
 
-use crate::action::Plan;
 use crate::action::apply::Applied;
+use crate::action::{Created, Plan};
 use crate::catalog::Remediation;
 use crate::state::{Breaker, Job, SettingsSnapshot};
 
@@ -94,8 +97,20 @@ pub async fn apply(
     }
     let applying = Instant::now();
     for (i, action) in plan.actions.iter().enumerate() {
-        match crate::action::apply::apply(&ctx.cloud, &job.account, &job.region, action).await {
+        let token = crate::action::client_token(&job.id, i, action);
+        match crate::action::apply::apply(&ctx.cloud, &job.account, &job.region, action, &token)
+            .await
+        {
             Ok(Applied::Changed) => {}
+            // Recorded at once, so that even a job that fails later names what it created.
+            Ok(Applied::Created(id)) => {
+                info!(action = %action.summary(), id = %id, "created");
+                job.created.push(Created {
+                    action: i,
+                    kind: action.kind().to_string(),
+                    id,
+                });
+            }
             // Idempotence at work: a delivery before this one (or an operator) made the change.
             Ok(Applied::AlreadyDone) => {
                 info!(action = %action.summary(), "already in place: nothing to change");
@@ -111,6 +126,22 @@ pub async fn apply(
                     },
                     retry: e.retryable().then(|| e.to_string()),
                 });
+            }
+        }
+    }
+    // Every creating action now has its id: its inverse deletes exactly what it created.
+    if !job.created.is_empty() {
+        match crate::action::inverses_applied(plan, before, &job.created) {
+            Ok(inv) => job.inverse = Some(inv),
+            Err(e) => {
+                job.after = observe(ctx, job).await.ok();
+                return Err(Outcome::ApplyFailed {
+                    kind: e.kind().to_string(),
+                    done: plan.actions.len(),
+                    total: plan.actions.len(),
+                    error: e.to_string(),
+                }
+                .into());
             }
         }
     }

@@ -528,6 +528,7 @@ mod tests {
             before: None,
             after: None,
             inverse: None,
+            created: Vec::new(),
             script_sha256: None,
             approved_by: Some("bob".into()),
             approved_at: None,

@@ -352,6 +352,7 @@ pub fn new_job(finding: &Finding, r: &Remediation, mode: Mode) -> Job {
         before: None,
         after: None,
         inverse: None,
+        created: Vec::new(),
         script_sha256: Some(r.script_sha256.clone()),
         approved_by: None,
         approved_at: None,

@@ -26,6 +26,7 @@ mod rds_instance;
 mod rds_snapshot;
 mod s3_bucket;
 mod security_group;
+mod vpc;
 mod vpc_endpoint;
 
 /// A boxed, sendable future, so that [`ResourceType`] stays object-safe.
@@ -121,6 +122,7 @@ static REGISTRY: &[&dyn ResourceType] = &[
     &ecr_repository::EcrRepository,
     &kms_key::KmsKey,
     &cloudtrail_trail::CloudTrailTrail,
+    &vpc::Vpc,
 ];
 
 /// Reads a resource live, for a remediation whose manifest lists the action kinds `kinds` (see
@@ -192,17 +194,23 @@ impl MemberRole {
 /// worker's role holds them and the typed action layer holds the direction (see
 /// [`crate::action::bind`]).
 pub fn member_permissions(role: MemberRole) -> Vec<&'static str> {
+    let held = |k: &crate::action::ActionKind| match role {
+        MemberRole::Worker => k.in_plans,
+        MemberRole::Operator => k.is_inverse,
+    };
+    let kinds: Vec<&crate::action::ActionKind> = crate::action::ACTION_KINDS
+        .iter()
+        .filter(|k| held(k))
+        .collect();
+    // A kind's call may need more than its own permission (see FURTHER_PERMISSIONS).
+    let further = crate::action::FURTHER_PERMISSIONS
+        .iter()
+        .filter(|(kind, _)| kinds.iter().any(|k| k.kind == *kind))
+        .map(|(_, p)| *p);
     let mut all: Vec<&'static str> = read_permissions()
         .into_iter()
-        .chain(
-            crate::action::ACTION_KINDS
-                .iter()
-                .filter(|k| match role {
-                    MemberRole::Worker => k.in_plans,
-                    MemberRole::Operator => k.is_inverse,
-                })
-                .map(|k| k.permission),
-        )
+        .chain(kinds.iter().map(|k| k.permission))
+        .chain(further)
         .collect();
     all.sort_unstable();
     all.dedup();
@@ -411,6 +419,8 @@ mod tests {
             "ec2:DescribeInstances",
             "ec2:GetEbsEncryptionByDefault",
             "ec2:DescribeNetworkAcls",
+            "ec2:DescribeVpcs",
+            "ec2:DescribeFlowLogs",
             "iam:GetUser",
             "iam:ListUsers",
             "iam:ListAccessKeys",
@@ -423,6 +433,8 @@ mod tests {
             "config:DescribeConfigurationRecorders",
             "config:DescribeConfigurationRecorderStatus",
             "config:DescribeDeliveryChannels",
+            "guardduty:ListDetectors",
+            "guardduty:GetDetector",
             "rds:DescribeDBInstances",
             "rds:DescribeDBSnapshots",
             "rds:DescribeDBSnapshotAttributes",
@@ -470,6 +482,7 @@ mod tests {
             ("AWS::EC2::VPCEndpoint", "vpce-"),
             ("AWS::EC2::Instance", "i-"),
             ("AWS::EC2::NetworkAcl", "acl-"),
+            ("AWS::EC2::VPC", "vpc-"),
         ] {
             for ok in ["0f9e8d7c", "0f9e8d7c6b5a43210"] {
                 assert_eq!(valid(t, &format!("{prefix}{ok}")), Ok(()), "{t} {ok}");

@@ -21,6 +21,8 @@ mod password_policy;
 use aws_sdk_s3control::types::PublicAccessBlockConfiguration as Block;
 use serde_json::{Value, json};
 
+mod guardduty;
+
 use super::{BoxFuture, Info, ResourceType, Scope, gone};
 use crate::cloud::{Clients, CloudError, classify, s3control_client};
 
@@ -43,6 +45,8 @@ const INFO: Info = Info {
         "config:DescribeConfigurationRecorders",
         "config:DescribeConfigurationRecorderStatus",
         "config:DescribeDeliveryChannels",
+        "guardduty:ListDetectors",
+        "guardduty:GetDetector",
     ],
 };
 
@@ -142,6 +146,15 @@ static PARTS: &[Part] = &[
             "config:StopConfigurationRecorder",
         ],
         read: |c, _| Box::pin(config_recorder::read(c)),
+    },
+    Part {
+        field: "guardduty",
+        kinds: &[
+            "guardduty:CreateDetector",
+            "guardduty:UpdateDetector",
+            "guardduty:DeleteDetector",
+        ],
+        read: |c, _| Box::pin(guardduty::read(c)),
     },
 ];
 
