@@ -230,16 +230,53 @@ fn queue_policy(t: &Value, queue: &str) -> Vec<Value> {
 }
 
 #[test]
+fn both_security_hub_formats_and_the_remediate_action_reach_the_queue() {
+    let t = template("controller.json");
+    let r = &t["Resources"];
+    let ocsf = &r["SecurityHubOcsfFindingsRule"]["Properties"]["EventPattern"];
+    assert_eq!(
+        ocsf["detail-type"],
+        serde_json::json!(["Findings Imported V2"])
+    );
+    assert_eq!(
+        ocsf["detail"]["findings"]["class_uid"],
+        serde_json::json!([2003])
+    );
+    let action = &r["RemediateAction"];
+    assert_eq!(action["Type"], "AWS::SecurityHub::ActionTarget");
+    assert_eq!(action["Properties"]["Name"], "Remediate with rectify");
+    let custom = &r["SecurityHubCustomActionRule"]["Properties"]["EventPattern"];
+    assert_eq!(
+        custom["detail-type"],
+        serde_json::json!(["Security Hub Findings - Custom Action"])
+    );
+    assert_eq!(
+        custom["resources"],
+        serde_json::json!([{"Ref": "RemediateAction"}]),
+        "only this action's findings"
+    );
+    for rule in ["SecurityHubOcsfFindingsRule", "SecurityHubCustomActionRule"] {
+        assert_eq!(
+            r[rule]["Properties"]["Targets"][0]["Arn"],
+            serde_json::json!({"Fn::GetAtt": ["Queue", "Arn"]}),
+            "{rule}"
+        );
+    }
+}
+
+#[test]
 fn only_the_event_rules_send_to_the_event_queue_and_only_operators_to_the_control_queue() {
     let t = template("controller.json");
     let resources = t["Resources"].as_object().unwrap();
     let rules = serde_json::json!([
         {"Fn::GetAtt": ["ConfigComplianceRule", "Arn"]},
-        {"Fn::GetAtt": ["SecurityHubFindingsRule", "Arn"]}
+        {"Fn::GetAtt": ["SecurityHubFindingsRule", "Arn"]},
+        {"Fn::GetAtt": ["SecurityHubOcsfFindingsRule", "Arn"]},
+        {"Fn::GetAtt": ["SecurityHubCustomActionRule", "Arn"]}
     ]);
     let operators = serde_json::json!({"Ref": "OperatorPrincipalArns"});
 
-    // The event queue: the two EventBridge rules are let in, and everyone else is denied.
+    // The event queue: the EventBridge rules are let in, and everyone else is denied.
     let events = queue_policy(&t, "Queue");
     for st in events.iter().filter(|s| s["Effect"] == "Allow") {
         assert_eq!(
