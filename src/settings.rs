@@ -602,6 +602,43 @@ mod tests {
     }
 
     #[test]
+    fn a_mode_above_a_cap_for_every_plan_is_refused_and_one_for_some_plans_is_not() {
+        let catalog = catalog();
+        let trail = find_remediation(&catalog, "cloudtrail-logging-on").unwrap();
+        let enforce = || SettingChange {
+            mode: Some(Mode::Enforce),
+            ..SettingChange::default()
+        };
+        // Only plans that create a trail are capped: enforce may be set.
+        assert!(SettingRequest::new(trail, "*", enforce()).is_ok());
+        let mut manifest = trail.manifest.clone();
+        manifest.max_mode_kinds.clear();
+        let always = Arc::new(Remediation {
+            manifest,
+            script: trail.script.clone(),
+            script_sha256: String::new(),
+            origin: "test".into(),
+            cases: vec![],
+        });
+        let text = invalid(SettingRequest::new(&always, "*", enforce()).unwrap_err());
+        assert!(
+            text.starts_with("--mode: cloudtrail-logging-on always needs a person"),
+            "{text}"
+        );
+        assert!(
+            SettingRequest::new(
+                &always,
+                "*",
+                SettingChange {
+                    mode: Some(Mode::Approval),
+                    ..SettingChange::default()
+                }
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
     fn a_setting_change_is_checked_against_the_manifest() {
         let catalog = catalog();
         let keys = find_remediation(&catalog, "iam-deactivate-stale-keys").unwrap();

@@ -212,6 +212,43 @@ fn catalog_lists_remediations_and_actions() {
     assert_eq!(code, 0);
     let list: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(list.as_array().unwrap().len(), 21);
+    // A fix that creates a trail or a recorder needs a person, and the list says so.
+    let named = |n: &str| {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == n)
+            .unwrap()
+            .clone()
+    };
+    for (name, kind) in [
+        ("cloudtrail-logging-on", "cloudtrail:CreateTrail"),
+        ("config-recorder-on", "config:PutConfigurationRecorder"),
+    ] {
+        let r = named(name);
+        assert_eq!(r["max_mode"], "approval", "{r:#}");
+        assert!(
+            r["max_mode_kinds"]
+                .as_array()
+                .unwrap()
+                .contains(&serde_json::json!(kind)),
+            "{r:#}"
+        );
+    }
+    assert_eq!(
+        named("s3-block-public-access")["max_mode"],
+        serde_json::Value::Null
+    );
+    assert_eq!(
+        named("s3-block-public-access")["controls"],
+        serde_json::json!(["S3.8", "S3.2", "S3.3"])
+    );
+    let (code, out, _) = rectify(&["catalog", "list"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("dry-run (max approval for a plan that takes cloudtrail:CreateTrail)"),
+        "{out}"
+    );
     let (code, out, _) = rectify(&["catalog", "actions"]);
     assert_eq!(code, 0);
     assert!(

@@ -139,6 +139,26 @@ async fn jobs_of(env: &Env, remediation: &str) -> Vec<Value> {
         .collect()
 }
 
+/// Creating a trail needs a person (the manifest's max_mode): the job waits for approval,
+/// saying why; an operator approves it and the worker runs it.
+async fn approve_created_trail(env: &Env, job: &Value) {
+    assert_eq!(job["status"], "pending-approval", "{job:#}");
+    let reason = job["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("cloudtrail:CreateTrail") && reason.contains("max_mode is approval"),
+        "{reason}"
+    );
+    env.ok(&[
+        "jobs",
+        "approve",
+        job["id"].as_str().unwrap(),
+        "--by",
+        "alice",
+    ])
+    .await;
+    env.drain_all().await;
+}
+
 async fn undo(env: &Env, job: &Value) {
     let out = env
         .ok(&[
@@ -219,6 +239,7 @@ async fn with_no_trail_a_validated_multi_region_trail_is_created_and_undo_delete
     ))
     .await;
     env.drain().await;
+    approve_created_trail(&env, &env.job_for(&acct).await).await;
     let job = env.job_for(&acct).await;
     assert_eq!(job["remediation"], LOGGING_ON);
     assert_eq!(job["status"], "applied", "{job:#}");
@@ -459,6 +480,10 @@ async fn two_regions_findings_of_an_account_without_a_trail_create_one_trail() {
     env.send(&account_event(&acct, "cloudtrail-enabled", OTHER_REGION))
         .await;
     env.drain_all().await;
+    // Each region's plan creates a trail, so each waits for a person; both are approved.
+    for job in jobs_of(&env, LOGGING_ON).await {
+        approve_created_trail(&env, &job).await;
+    }
     let mut jobs = jobs_of(&env, LOGGING_ON).await;
     jobs.sort_by_key(|j| j["status"].as_str().unwrap_or_default().to_string());
     let seen: Vec<(&str, &str)> = jobs

@@ -77,6 +77,23 @@ async fn only_job(env: &Env, remediation: &str) -> Value {
     jobs[0].clone()
 }
 
+/// Creating a recorder or a delivery channel needs a person (the manifest's max_mode): the job
+/// waits for approval, saying why; an operator approves it and the worker runs it.
+async fn approve_created(env: &Env, job: &Value) {
+    assert_eq!(job["status"], "pending-approval", "{job:#}");
+    let reason = job["reason"].as_str().unwrap();
+    assert!(reason.contains("max_mode is approval"), "{reason}");
+    env.ok(&[
+        "jobs",
+        "approve",
+        job["id"].as_str().unwrap(),
+        "--by",
+        "alice",
+    ])
+    .await;
+    env.drain_all().await;
+}
+
 async fn undo(env: &Env, job: &Value) {
     let out = env
         .ok(&[
@@ -272,6 +289,7 @@ async fn a_region_without_a_recorder_needs_role_and_bucket_then_gets_one_and_und
     env.ok(&["jobs", "retry", job["id"].as_str().unwrap()])
         .await;
     env.drain().await;
+    approve_created(&env, &only_job(&env, CONFIG).await).await;
     let job = only_job(&env, CONFIG).await;
     assert_eq!(job["status"], "applied", "{job:#}");
     assert_eq!(job["region"], OTHER_REGION);
@@ -380,6 +398,7 @@ async fn a_channel_to_a_missing_bucket_fails_the_job_and_its_retry_starts_the_re
     env.param(CONFIG, &format!("bucket={bucket}")).await;
     env.send(&control_finding(&acct, "Config.1", REGION)).await;
     env.drain().await;
+    approve_created(&env, &only_job(&env, CONFIG).await).await;
     let job = only_job(&env, CONFIG).await;
     assert_eq!(job["status"], "failed", "{job:#}");
     assert!(
@@ -404,6 +423,7 @@ async fn a_channel_to_a_missing_bucket_fails_the_job_and_its_retry_starts_the_re
     env.ok(&["jobs", "retry", job["id"].as_str().unwrap()])
         .await;
     env.drain().await;
+    approve_created(&env, &only_job(&env, CONFIG).await).await;
     let job = only_job(&env, CONFIG).await;
     assert_eq!(job["status"], "applied", "{job:#}");
     // The retry reads the recorder it left and only adds the channel and starts it.
