@@ -3,6 +3,11 @@
   demo_aws.py seed     create one violation of each kind (and SG rules that must survive) in two
                        accounts, then send the matching events in the shapes real deployments use
   demo_aws.py show     print the resources as they are now
+  demo_aws.py hub      print the Security Hub finding's workflow status and note
+
+One more bucket of the home account is reported by Security Hub instead of Config: its finding
+is imported into Security Hub (BatchImportFindings) and sent in the OCSF shape ("Findings Imported
+V2"), so the demo shows rectify writing each outcome back to it.
 
 Account 123456789012 is moto's default (the controller's own account); 210987654321 is a member
 reached through STS AssumeRole, as rectify reaches it.
@@ -104,10 +109,49 @@ def seed_account(account, tag):
             "key": key, "vpce": vpce}
 
 
+def security_hub_finding(bucket):
+    """Imports a Security Hub (S3.8) finding about `bucket` and returns it with its OCSF event."""
+    finding_id = f"arn:aws:securityhub:{REGION}:{HOME}:security-control/S3.8/finding/{uuid.uuid4()}"
+    at = now()
+    asff = {
+        "SchemaVersion": "2018-10-08", "Id": finding_id,
+        "ProductArn": f"arn:aws:securityhub:{REGION}::product/aws/securityhub",
+        "GeneratorId": "security-control/S3.8", "AwsAccountId": HOME, "Region": REGION,
+        "Types": ["Software and Configuration Checks/Industry and Regulatory Standards"],
+        "CreatedAt": at, "UpdatedAt": at, "Severity": {"Label": "HIGH"},
+        "Title": "S3 general purpose buckets should block public access",
+        "Description": "This control checks whether an S3 general purpose bucket blocks public access.",
+        "Resources": [{"Type": "AwsS3Bucket", "Id": f"arn:aws:s3:::{bucket}", "Partition": "aws", "Region": REGION}],
+        "Compliance": {"Status": "FAILED", "SecurityControlId": "S3.8"},
+        "Workflow": {"Status": "NEW"}, "RecordState": "ACTIVE",
+    }
+    boto3.client("securityhub", region_name=REGION).batch_import_findings(Findings=[asff])
+    ocsf = {
+        "class_uid": 2003, "class_name": "Compliance Finding", "category_uid": 2, "activity_id": 1,
+        "cloud": {"account": {"uid": HOME, "type": "AWS Account"}, "provider": "AWS", "region": REGION},
+        "compliance": {"control": "S3.8", "status": "Fail", "status_id": 3},
+        "finding_info": {"uid": finding_id, "title": asff["Title"], "modified_time_dt": at},
+        "metadata": {"product": {"name": "Security Hub", "vendor_name": "AWS",
+                                 "uid": f"arn:aws:securityhub:{REGION}::productv2/aws/securityhub"},
+                     "uid": finding_id, "version": "1.6.0"},
+        "resources": [{"type": "AwsS3Bucket", "uid": f"arn:aws:s3:::{bucket}", "region": REGION}],
+        "severity_id": 4, "status": "New", "status_id": 1, "time_dt": at,
+    }
+    event = {"version": "0", "id": str(uuid.uuid4()), "detail-type": "Findings Imported V2",
+             "source": "aws.securityhub", "account": HOME, "time": at, "region": REGION,
+             "resources": [], "detail": {"findings": [ocsf]}}
+    return finding_id, event
+
+
 def seed():
     sqs = boto3.client("sqs", region_name=REGION)
     url = sqs.get_queue_url(QueueName=f"{PREFIX}-events")["QueueUrl"]
     made = [seed_account(HOME, "home"), seed_account(MEMBER, "member")]
+    hub_bucket = f"rectify-demo-hub-{uuid.uuid4().hex[:8]}"
+    boto3.client("s3", region_name=REGION).create_bucket(Bucket=hub_bucket)
+    finding_id, hub_event = security_hub_finding(hub_bucket)
+    made[0]["hub_bucket"], made[0]["hub_finding"] = hub_bucket, finding_id
+    sqs.send_message(QueueUrl=url, MessageBody=json.dumps(hub_event))
     for r in made:
         a = r["account"]
         bodies = [
@@ -129,7 +173,8 @@ def seed():
         print(f"account {r['account']}: bucket {r['bucket']} (no Public Access Block), {r['sg']} (SSH open to the world),"
               f" user {r['user']} (active key {r['key']}), {r['vpce']} (policy open to *),"
               f" bucket {r['logs']} (policy without a TLS deny)")
-    print("sent 10 events and 1 malformed message")
+    print(f"Security Hub: bucket {hub_bucket} (no Public Access Block), finding {finding_id} (NEW)")
+    print("sent 10 Config events, 1 Security Hub (OCSF) event and 1 malformed message")
 
 
 def show():
@@ -155,5 +200,16 @@ def show():
         print(f"  s3 {r['logs']}: policy {s3.get_bucket_policy(Bucket=r['logs'])['Policy']}")
 
 
+def hub():
+    with open(STATE) as f:
+        finding_id = json.load(f)[0]["hub_finding"]
+    found = boto3.client("securityhub", region_name=REGION).get_findings()["Findings"]
+    f = next(x for x in found if x["Id"] == finding_id)
+    note = f.get("Note", {})
+    print(f"  finding {finding_id}")
+    print(f"  workflow: {f['Workflow']['Status']}")
+    print(f"  note by {note.get('UpdatedBy', '-')}: {note.get('Text', '-')}")
+
+
 if __name__ == "__main__":
-    {"seed": seed, "show": show}[sys.argv[1]]()
+    {"seed": seed, "show": show, "hub": hub}[sys.argv[1]]()
