@@ -22,9 +22,13 @@ fn main() -> ExitCode {
     rectify::metrics::init_from_env();
     // Scripts run on the blocking pool for tens of microseconds each: a few threads serve them,
     // and fewer threads keep fewer malloc arenas (resident memory) alive.
+    // A job's future nests the observe, apply and write-back calls of every SDK; unoptimised
+    // builds give their poll functions large frames, so worker threads get 8 MiB of stack
+    // (address space: only the pages touched become resident).
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .max_blocking_threads(4)
+        .thread_stack_size(8 * 1024 * 1024)
         .enable_all()
         .build()
     {

@@ -292,3 +292,56 @@ async fn write_back_can_be_switched_off_per_remediation() {
     let (status, note, _) = stored(&env, &id).await;
     assert_eq!((status.as_str(), note.as_str()), ("NEW", ""));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remediate_with_rectify_goes_through_the_gates_and_approves_nothing() {
+    let env = Env::new().await;
+    let bucket = env.bucket("hub-action").await;
+    let finding = asff(&bucket);
+    import(&env, &finding).await;
+    env.ok(&[
+        "settings",
+        "set",
+        "s3-block-public-access",
+        "--mode",
+        "approval",
+        "--by",
+        "test",
+    ])
+    .await;
+    // What the console sends when an operator chooses the custom action on the finding.
+    let action = json!({
+        "version": "0", "id": uuid::Uuid::new_v4().to_string(),
+        "detail-type": "Security Hub Findings - Custom Action", "source": "aws.securityhub",
+        "account": HOME, "time": "2026-11-30T10:05:00Z", "region": REGION,
+        "resources": [format!("arn:aws:securityhub:{REGION}:{HOME}:action/custom/RectifyRemediate")],
+        "detail": {"actionName": "Remediate with rectify",
+                   "actionDescription": "Run rectify on this finding now",
+                   "findings": [finding]}
+    });
+    env.send(&action.to_string()).await;
+    env.drain().await;
+    let job = env.job_for(&bucket).await;
+    assert_eq!(job["status"], "pending-approval", "{job:#}");
+    assert_eq!(job["approved_by"], Value::Null);
+    assert_eq!(public_access_block(&env.sdk, &bucket).await, None);
+    let id = finding["Id"].as_str().unwrap();
+    assert_eq!(stored(&env, id).await.0, "NOTIFIED");
+
+    // Paused, an enforced remediation changes nothing either.
+    env.enforce("s3-block-public-access").await;
+    env.ok(&["pause", "--reason", "change freeze", "--by", "test"])
+        .await;
+    let other = env.bucket("hub-action-paused").await;
+    let mut paused = action.clone();
+    paused["detail"]["findings"] = json!([asff(&other)]);
+    env.send(&paused.to_string()).await;
+    env.drain().await;
+    let job = env.job_for(&other).await;
+    assert_eq!(job["status"], "planned", "{job:#}");
+    assert!(
+        job["reason"].as_str().unwrap().contains("paused by test"),
+        "{job:#}"
+    );
+    assert_eq!(public_access_block(&env.sdk, &other).await, None);
+}

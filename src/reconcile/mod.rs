@@ -491,7 +491,14 @@ async fn update_hub(
     let Some(update) = crate::securityhub::update_for(job) else {
         return true;
     };
-    match crate::securityhub::write(&ctx.cloud, &job.account, hub, &update).await {
+    match Box::pin(crate::securityhub::write(
+        &ctx.cloud,
+        &job.account,
+        hub,
+        &update,
+    ))
+    .await
+    {
         Ok(()) => {
             info!(finding = %hub.id, status = ?update.status, "Security Hub finding updated");
             true
