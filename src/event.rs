@@ -759,7 +759,6 @@ fn decode_asff_finding(
 
 /// OCSF `compliance.status_id` values, and `status_id` values of a finding's workflow.
 const OCSF_COMPLIANCE_PASS: i64 = 1;
-const OCSF_COMPLIANCE_WARNING: i64 = 2;
 const OCSF_COMPLIANCE_FAIL: i64 = 3;
 const OCSF_STATUS_SUPPRESSED: i64 = 3;
 const OCSF_STATUS_RESOLVED: i64 = 4;
@@ -864,7 +863,8 @@ fn decode_ocsf_finding(
         _ => match number(&["compliance", "status_id"]) {
             Some(OCSF_COMPLIANCE_FAIL) => Compliance::NonCompliant,
             Some(OCSF_COMPLIANCE_PASS) => Compliance::Compliant,
-            Some(OCSF_COMPLIANCE_WARNING) | Some(_) | None => Compliance::InsufficientData,
+            // Warning (2), unknown or other: not a failure to fix.
+            Some(_) | None => Compliance::InsufficientData,
         },
     };
     let updated = text(f, &["finding_info", "modified_time_dt"]).or_else(|| text(f, &["time_dt"]));
