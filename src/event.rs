@@ -288,11 +288,23 @@ fn decode_value(value: Value, depth: usize) -> Result<Message, DecodeError> {
                 Ok(Message::Findings(vec![f]))
             }
             "Findings Imported V2" => {
-                let findings = decode_ocsf_event(detail, event_id, &envelope.region)?;
+                let findings = decode_hub_event(
+                    &detail,
+                    "Security Hub OCSF finding",
+                    event_id,
+                    &envelope.region,
+                    decode_ocsf_finding,
+                )?;
                 Ok(envelope.route_security_hub(findings))
             }
             _ => {
-                let findings = decode_asff_event(detail, event_id, &envelope.region)?;
+                let findings = decode_hub_event(
+                    &detail,
+                    "Security Hub finding",
+                    event_id,
+                    &envelope.region,
+                    decode_asff_finding,
+                )?;
                 Ok(envelope.route_security_hub(findings))
             }
         };
@@ -635,22 +647,25 @@ pub fn rule_controls(rule: &str) -> impl Iterator<Item = &'static str> + '_ {
         .map(|(id, _)| *id)
 }
 
-fn decode_asff_event(
-    detail: Value,
+/// The findings of a Security Hub event's `detail.findings`, each decoded by `decode` (ASFF or
+/// OCSF); `kind` names them in errors.
+fn decode_hub_event(
+    detail: &Value,
+    kind: &'static str,
     event_id: Option<String>,
     delivered_in: &str,
+    decode: fn(&Value, Option<String>, &str) -> Result<Finding, DecodeError>,
 ) -> Result<Vec<Finding>, DecodeError> {
-    const KIND: &str = "Security Hub finding";
     let findings = detail
         .get("findings")
         .and_then(Value::as_array)
-        .ok_or_else(|| malformed(KIND, "`detail.findings` is missing or not an array"))?;
+        .ok_or_else(|| malformed(kind, "`detail.findings` is missing or not an array"))?;
     if findings.is_empty() {
-        return Err(malformed(KIND, "`detail.findings` is empty"));
+        return Err(malformed(kind, "`detail.findings` is empty"));
     }
     findings
         .iter()
-        .map(|f| decode_asff_finding(f, event_id.clone(), delivered_in))
+        .map(|f| decode(f, event_id.clone(), delivered_in))
         .collect()
 }
 
@@ -765,25 +780,6 @@ const OCSF_STATUS_RESOLVED: i64 = 4;
 const OCSF_STATUS_ARCHIVED: i64 = 5;
 /// The OCSF class of compliance findings, the class of Security Hub's control findings.
 const OCSF_COMPLIANCE_FINDING: i64 = 2003;
-
-fn decode_ocsf_event(
-    detail: Value,
-    event_id: Option<String>,
-    delivered_in: &str,
-) -> Result<Vec<Finding>, DecodeError> {
-    const KIND: &str = "Security Hub OCSF finding";
-    let findings = detail
-        .get("findings")
-        .and_then(Value::as_array)
-        .ok_or_else(|| malformed(KIND, "`detail.findings` is missing or not an array"))?;
-    if findings.is_empty() {
-        return Err(malformed(KIND, "`detail.findings` is empty"));
-    }
-    findings
-        .iter()
-        .map(|f| decode_ocsf_finding(f, event_id.clone(), delivered_in))
-        .collect()
-}
 
 /// Where Security Hub's own control findings come from in OCSF: `metadata.product.uid` is
 /// Security Hub's product ARN (`productv2/aws/securityhub`, or the CSPM `product/…` form).

@@ -10,19 +10,6 @@ use support::*;
 
 const OTHER_REGION: &str = "eu-west-1";
 
-/// A fresh account id, allowed by the environment's allow-list.
-async fn account(env: &Env) -> String {
-    let digits: String = uuid::Uuid::new_v4()
-        .as_u128()
-        .to_string()
-        .chars()
-        .take(11)
-        .collect();
-    let id = format!("4{digits}");
-    env.allow(&[id.as_str()]).await;
-    id
-}
-
 /// The account's S3 Public Access Block as moto holds it (`None`: there is none).
 async fn account_block(sdk: &SdkConfig, account: &str) -> Option<[bool; 4]> {
     match rectify::cloud::s3control_client(sdk)
@@ -91,29 +78,13 @@ fn account_event(account: &str, rule: &str, region: &str) -> String {
     .to_string()
 }
 
-/// The jobs of one remediation.
-async fn jobs_of(env: &Env, remediation: &str) -> Vec<Value> {
-    env.jobs()
-        .await
-        .into_iter()
-        .filter(|j| j["remediation"] == remediation)
-        .collect()
-}
-
-async fn undo(env: &Env, job: &str) {
-    let out = env
-        .ok(&["jobs", "undo", job, "--by", "auditor", "--reason", "r"])
-        .await;
-    assert!(out.contains("undone"), "{out}");
-}
-
 const S3_RULE: &str = "s3-account-level-public-access-blocks-periodic";
 const EBS_RULE: &str = "ec2-ebs-encryption-by-default";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_account_block_is_merged_to_all_on_and_undo_restores_it_exactly() {
     let env = Env::new().await;
-    let acct = account(&env).await;
+    let acct = fresh_account(&env).await;
     let sdk = env.account(&acct).await;
     // What must survive: the flags already on, a bucket's own block, and the EBS setting.
     put_account_block(&sdk, &acct, [true, false, false, true]).await;
@@ -127,7 +98,7 @@ async fn the_account_block_is_merged_to_all_on_and_undo_restores_it_exactly() {
     env.enforce("s3-account-block-public-access").await;
     env.send(&account_event(&acct, S3_RULE, REGION)).await;
     env.drain().await;
-    let jobs = jobs_of(&env, "s3-account-block-public-access").await;
+    let jobs = env.jobs_of("s3-account-block-public-access").await;
     assert_eq!(jobs.len(), 1, "{jobs:#?}");
     let job = &jobs[0];
     assert_eq!(job["status"], "applied", "{job:#}");
@@ -150,11 +121,11 @@ async fn the_account_block_is_merged_to_all_on_and_undo_restores_it_exactly() {
         "EBS is another remediation's"
     );
     assert!(
-        jobs_of(&env, "ebs-default-encryption").await.is_empty(),
+        env.jobs_of("ebs-default-encryption").await.is_empty(),
         "the rule routes to the S3 account block only"
     );
 
-    undo(&env, job["id"].as_str().unwrap()).await;
+    env.undo(job["id"].as_str().unwrap()).await;
     assert_eq!(
         account_block(&sdk, &acct).await,
         Some([true, false, false, true])
@@ -165,7 +136,7 @@ async fn the_account_block_is_merged_to_all_on_and_undo_restores_it_exactly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_account_without_a_block_gets_one_and_undo_deletes_it() {
     let env = Env::new().await;
-    let acct = account(&env).await;
+    let acct = fresh_account(&env).await;
     let sdk = env.account(&acct).await;
     assert_eq!(account_block(&sdk, &acct).await, None);
     env.enforce("s3-account-block-public-access").await;
@@ -195,14 +166,14 @@ async fn an_account_without_a_block_gets_one_and_undo_deletes_it() {
         json!({"kind": "s3control:DeletePublicAccessBlock", "account_id": acct})
     );
     assert_eq!(account_block(&sdk, &acct).await, Some([true; 4]));
-    undo(&env, job["id"].as_str().unwrap()).await;
+    env.undo(job["id"].as_str().unwrap()).await;
     assert_eq!(account_block(&sdk, &acct).await, None);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_dry_run_account_settings_are_planned_and_nothing_changes() {
     let env = Env::new().await;
-    let acct = account(&env).await;
+    let acct = fresh_account(&env).await;
     let sdk = env.account(&acct).await;
     put_account_block(&sdk, &acct, [false, true, false, false]).await;
     // Neither remediation is set: both run in their manifest's default mode, dry-run.
@@ -210,7 +181,7 @@ async fn in_dry_run_account_settings_are_planned_and_nothing_changes() {
     env.send(&account_event(&acct, EBS_RULE, REGION)).await;
     env.drain().await;
     for remediation in ["s3-account-block-public-access", "ebs-default-encryption"] {
-        let jobs = jobs_of(&env, remediation).await;
+        let jobs = env.jobs_of(remediation).await;
         assert_eq!(jobs.len(), 1, "{remediation}: {jobs:#?}");
         assert_eq!(jobs[0]["status"], "planned", "{:#}", jobs[0]);
         assert_eq!(jobs[0]["mode"], "dry-run");
@@ -226,13 +197,13 @@ async fn in_dry_run_account_settings_are_planned_and_nothing_changes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ebs_encryption_is_turned_on_in_the_finding_region_only_and_undo_turns_it_off() {
     let env = Env::new().await;
-    let acct = account(&env).await;
+    let acct = fresh_account(&env).await;
     let sdk = env.account(&acct).await;
     env.enforce("ebs-default-encryption").await;
     env.send(&account_event(&acct, EBS_RULE, OTHER_REGION))
         .await;
     env.drain().await;
-    let jobs = jobs_of(&env, "ebs-default-encryption").await;
+    let jobs = env.jobs_of("ebs-default-encryption").await;
     assert_eq!(jobs.len(), 1, "{jobs:#?}");
     let job = &jobs[0];
     assert_eq!(job["status"], "applied", "{job:#}");
@@ -246,14 +217,14 @@ async fn ebs_encryption_is_turned_on_in_the_finding_region_only_and_undo_turns_i
     assert!(!ebs_default(&sdk, REGION).await);
     assert_eq!(account_block(&sdk, &acct).await, None);
 
-    undo(&env, job["id"].as_str().unwrap()).await;
+    env.undo(job["id"].as_str().unwrap()).await;
     assert!(!ebs_default(&sdk, OTHER_REGION).await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_exempt_account_is_left_alone() {
     let env = Env::new().await;
-    let acct = account(&env).await;
+    let acct = fresh_account(&env).await;
     let sdk = env.account(&acct).await;
     env.enforce("ebs-default-encryption").await;
     env.ok(&[
@@ -281,7 +252,7 @@ async fn an_exempt_account_is_left_alone() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sweep_lists_the_account_block_once_per_account_and_ebs_once_per_region() {
     let env = Env::new().await;
-    let acct = account(&env).await;
+    let acct = fresh_account(&env).await;
     let sdk = env.account(&acct).await;
     let report = env
         .json(&[
@@ -355,13 +326,13 @@ async fn the_catalog_runs_the_account_remediations_cases_and_lists_their_permiss
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_regions_findings_of_the_account_block_are_two_jobs_and_one_change() {
     let env = Env::new().await;
-    let acct = account(&env).await;
+    let acct = fresh_account(&env).await;
     let sdk = env.account(&acct).await;
     env.enforce("s3-account-block-public-access").await;
     env.send(&account_event(&acct, S3_RULE, REGION)).await;
     env.send(&account_event(&acct, S3_RULE, OTHER_REGION)).await;
     env.drain_all().await;
-    let mut jobs = jobs_of(&env, "s3-account-block-public-access").await;
+    let mut jobs = env.jobs_of("s3-account-block-public-access").await;
     jobs.sort_by_key(|j| j["status"].as_str().unwrap_or_default().to_string());
     let seen: Vec<(&str, &str)> = jobs
         .iter()

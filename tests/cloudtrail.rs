@@ -13,19 +13,6 @@ const OTHER_REGION: &str = "eu-west-1";
 const LOGGING_ON: &str = "cloudtrail-logging-on";
 const VALIDATION: &str = "cloudtrail-log-validation";
 
-/// A fresh account id, allowed by the environment's allow-list.
-async fn account(env: &Env) -> String {
-    let digits: String = uuid::Uuid::new_v4()
-        .as_u128()
-        .to_string()
-        .chars()
-        .take(11)
-        .collect();
-    let id = format!("5{digits}");
-    env.allow(&[id.as_str()]).await;
-    id
-}
-
 fn cloudtrail(sdk: &SdkConfig, region: &str) -> aws_sdk_cloudtrail::Client {
     let sdk = sdk
         .to_builder()
@@ -130,15 +117,6 @@ fn finding(account: &str, control: &str, asff_type: &str, id: &str) -> String {
     .to_string()
 }
 
-/// The jobs of one remediation.
-async fn jobs_of(env: &Env, remediation: &str) -> Vec<Value> {
-    env.jobs()
-        .await
-        .into_iter()
-        .filter(|j| j["remediation"] == remediation)
-        .collect()
-}
-
 /// Creating a trail needs a person (the manifest's max_mode): the job waits for approval,
 /// saying why; an operator approves it and the worker runs it.
 async fn approve_created_trail(env: &Env, job: &Value) {
@@ -148,36 +126,13 @@ async fn approve_created_trail(env: &Env, job: &Value) {
         reason.contains("cloudtrail:CreateTrail") && reason.contains("max_mode is approval"),
         "{reason}"
     );
-    env.ok(&[
-        "jobs",
-        "approve",
-        job["id"].as_str().unwrap(),
-        "--by",
-        "alice",
-    ])
-    .await;
-    env.drain_all().await;
-}
-
-async fn undo(env: &Env, job: &Value) {
-    let out = env
-        .ok(&[
-            "jobs",
-            "undo",
-            job["id"].as_str().unwrap(),
-            "--by",
-            "auditor",
-            "--reason",
-            "r",
-        ])
-        .await;
-    assert!(out.contains("undone"), "{out}");
+    env.approve(job["id"].as_str().unwrap(), "alice").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_multi_region_trail_is_started_with_nothing_else_changed_and_undo_stops_it() {
     let env = Env::new().await;
-    let acct = account(&env).await;
+    let acct = fresh_account(&env).await;
     let sdk = env.account(&acct).await;
     let bucket = logs_bucket(&sdk).await;
     // Sorted by name the single-region trail comes first: the multi-region one is preferred.
@@ -195,7 +150,7 @@ async fn a_stopped_multi_region_trail_is_started_with_nothing_else_changed_and_u
     ))
     .await;
     env.drain().await;
-    let jobs = jobs_of(&env, LOGGING_ON).await;
+    let jobs = env.jobs_of(LOGGING_ON).await;
     assert_eq!(jobs.len(), 1, "{jobs:#?}");
     let job = &jobs[0];
     assert_eq!(job["status"], "applied", "{job:#}");
@@ -216,7 +171,7 @@ async fn a_stopped_multi_region_trail_is_started_with_nothing_else_changed_and_u
         "the other trail is left stopped"
     );
 
-    undo(&env, job).await;
+    env.undo(job["id"].as_str().unwrap()).await;
     assert_eq!(trail(&sdk, REGION, "org-trail").await, org);
     assert_eq!(trail(&sdk, REGION, "app-trail").await, app);
 }
@@ -224,7 +179,7 @@ async fn a_stopped_multi_region_trail_is_started_with_nothing_else_changed_and_u
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_no_trail_a_validated_multi_region_trail_is_created_and_undo_deletes_only_it() {
     let env = Env::new().await;
-    let acct = account(&env).await;
+    let acct = fresh_account(&env).await;
     let sdk = env.account(&acct).await;
     let bucket = logs_bucket(&sdk).await;
     env.enforce(LOGGING_ON).await;
@@ -266,7 +221,7 @@ async fn with_no_trail_a_validated_multi_region_trail_is_created_and_undo_delete
 
     // A trail made by someone else after the job is not the job's to delete.
     create_trail(&sdk, OTHER_REGION, "team-trail", &bucket, false).await;
-    undo(&env, &job).await;
+    env.undo(job["id"].as_str().unwrap()).await;
     assert!(trail_names(&sdk, REGION).await.is_empty());
     assert_eq!(trail_names(&sdk, OTHER_REGION).await, ["team-trail"]);
 }
@@ -274,7 +229,7 @@ async fn with_no_trail_a_validated_multi_region_trail_is_created_and_undo_delete
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_no_trail_and_no_bucket_the_job_needs_the_parameter_and_nothing_is_created() {
     let env = Env::new().await;
-    let acct = account(&env).await;
+    let acct = fresh_account(&env).await;
     let sdk = env.account(&acct).await;
     env.enforce(LOGGING_ON).await;
     env.send(&account_event(&acct, "cloudtrail-enabled", REGION))
@@ -290,7 +245,7 @@ async fn with_no_trail_and_no_bucket_the_job_needs_the_parameter_and_nothing_is_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_dry_run_the_trails_are_planned_for_and_nothing_changes() {
     let env = Env::new().await;
-    let acct = account(&env).await;
+    let acct = fresh_account(&env).await;
     let sdk = env.account(&acct).await;
     let bucket = logs_bucket(&sdk).await;
     create_trail(&sdk, REGION, "app-trail", &bucket, false).await;
@@ -311,7 +266,7 @@ async fn in_dry_run_the_trails_are_planned_for_and_nothing_changes() {
         (LOGGING_ON, "cloudtrail:StartLogging"),
         (VALIDATION, "cloudtrail:UpdateTrail"),
     ] {
-        let jobs = jobs_of(&env, remediation).await;
+        let jobs = env.jobs_of(remediation).await;
         assert_eq!(jobs.len(), 1, "{remediation}: {jobs:#?}");
         assert_eq!(jobs[0]["status"], "planned", "{:#}", jobs[0]);
         assert_eq!(jobs[0]["mode"], "dry-run");
@@ -323,7 +278,7 @@ async fn in_dry_run_the_trails_are_planned_for_and_nothing_changes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn log_file_validation_is_turned_on_alone_in_the_home_region_and_undo_turns_it_off() {
     let env = Env::new().await;
-    let acct = account(&env).await;
+    let acct = fresh_account(&env).await;
     let sdk = env.account(&acct).await;
     let bucket = logs_bucket(&sdk).await;
     create_trail(&sdk, REGION, "app-trail", &bucket, false).await;
@@ -378,7 +333,7 @@ async fn log_file_validation_is_turned_on_alone_in_the_home_region_and_undo_turn
     );
     assert_eq!(trail(&sdk, OTHER_REGION, "org-trail").await, org);
 
-    undo(&env, &job).await;
+    env.undo(job["id"].as_str().unwrap()).await;
     assert_eq!(trail(&sdk, REGION, "app-trail").await, app);
 }
 
@@ -416,7 +371,7 @@ async fn the_catalog_runs_the_trail_cases_and_lists_their_permissions() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sweep_lists_the_account_once_and_each_trail_in_its_home_region() {
     let env = Env::new().await;
-    let acct = account(&env).await;
+    let acct = fresh_account(&env).await;
     let sdk = env.account(&acct).await;
     let bucket = logs_bucket(&sdk).await;
     create_trail(&sdk, REGION, "app-trail", &bucket, false).await;
@@ -470,7 +425,7 @@ async fn the_sweep_lists_the_account_once_and_each_trail_in_its_home_region() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_regions_findings_of_an_account_without_a_trail_create_one_trail() {
     let env = Env::new().await;
-    let acct = account(&env).await;
+    let acct = fresh_account(&env).await;
     let sdk = env.account(&acct).await;
     let bucket = logs_bucket(&sdk).await;
     env.enforce(LOGGING_ON).await;
@@ -481,10 +436,10 @@ async fn two_regions_findings_of_an_account_without_a_trail_create_one_trail() {
         .await;
     env.drain_all().await;
     // Each region's plan creates a trail, so each waits for a person; both are approved.
-    for job in jobs_of(&env, LOGGING_ON).await {
+    for job in env.jobs_of(LOGGING_ON).await {
         approve_created_trail(&env, &job).await;
     }
-    let mut jobs = jobs_of(&env, LOGGING_ON).await;
+    let mut jobs = env.jobs_of(LOGGING_ON).await;
     jobs.sort_by_key(|j| j["status"].as_str().unwrap_or_default().to_string());
     let seen: Vec<(&str, &str)> = jobs
         .iter()

@@ -12,19 +12,6 @@ const OTHER_REGION: &str = "eu-west-1";
 const CONFIG: &str = "config-recorder-on";
 const PASSWORDS: &str = "iam-password-policy";
 
-/// A fresh account id, allowed by the environment's allow-list.
-async fn account(env: &Env) -> String {
-    let digits: String = uuid::Uuid::new_v4()
-        .as_u128()
-        .to_string()
-        .chars()
-        .take(11)
-        .collect();
-    let id = format!("5{digits}");
-    env.allow(&[id.as_str()]).await;
-    id
-}
-
 fn in_region(sdk: &SdkConfig, region: &str) -> SdkConfig {
     sdk.to_builder()
         .region(aws_config::Region::new(region.to_string()))
@@ -62,17 +49,8 @@ fn rule_event(account: &str, rule: &str, region: &str) -> String {
     .to_string()
 }
 
-/// The jobs of one remediation.
-async fn jobs_of(env: &Env, remediation: &str) -> Vec<Value> {
-    env.jobs()
-        .await
-        .into_iter()
-        .filter(|j| j["remediation"] == remediation)
-        .collect()
-}
-
 async fn only_job(env: &Env, remediation: &str) -> Value {
-    let jobs = jobs_of(env, remediation).await;
+    let jobs = env.jobs_of(remediation).await;
     assert_eq!(jobs.len(), 1, "{remediation}: {jobs:#?}");
     jobs[0].clone()
 }
@@ -83,30 +61,7 @@ async fn approve_created(env: &Env, job: &Value) {
     assert_eq!(job["status"], "pending-approval", "{job:#}");
     let reason = job["reason"].as_str().unwrap();
     assert!(reason.contains("max_mode is approval"), "{reason}");
-    env.ok(&[
-        "jobs",
-        "approve",
-        job["id"].as_str().unwrap(),
-        "--by",
-        "alice",
-    ])
-    .await;
-    env.drain_all().await;
-}
-
-async fn undo(env: &Env, job: &Value) {
-    let out = env
-        .ok(&[
-            "jobs",
-            "undo",
-            job["id"].as_str().unwrap(),
-            "--by",
-            "auditor",
-            "--reason",
-            "r",
-        ])
-        .await;
-    assert!(out.contains("undone"), "{out}");
+    env.approve(job["id"].as_str().unwrap(), "alice").await;
 }
 
 // ---- the password policy ----
@@ -143,7 +98,7 @@ async fn password_policy(sdk: &SdkConfig) -> Option<Value> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_weak_password_policy_is_merged_keeping_stricter_values_and_undo_restores_it_exactly() {
     let env = Env::new().await;
-    let acct = account(&env).await;
+    let acct = fresh_account(&env).await;
     let sdk = env.account(&acct).await;
     // Stricter than the defaults in length and age; weaker in reuse and character classes.
     aws_sdk_iam::Client::new(&sdk)
@@ -183,14 +138,14 @@ async fn a_weak_password_policy_is_merged_keeping_stricter_values_and_undo_resto
         "the stricter length and age, and the fields no parameter names, survive"
     );
 
-    undo(&env, &job).await;
+    env.undo(job["id"].as_str().unwrap()).await;
     assert_eq!(password_policy(&sdk).await.unwrap(), before);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_account_without_a_password_policy_gets_one_from_iam_7_and_undo_deletes_it() {
     let env = Env::new().await;
-    let acct = account(&env).await;
+    let acct = fresh_account(&env).await;
     let sdk = env.account(&acct).await;
     assert_eq!(password_policy(&sdk).await, None);
     env.enforce(PASSWORDS).await;
@@ -211,7 +166,7 @@ async fn an_account_without_a_password_policy_gets_one_from_iam_7_and_undo_delet
                "allow_users_to_change_password": true, "max_password_age": 90,
                "password_reuse_prevention": 24, "hard_expiry": false})
     );
-    undo(&env, &job).await;
+    env.undo(job["id"].as_str().unwrap()).await;
     assert_eq!(password_policy(&sdk).await, None);
 }
 
@@ -261,7 +216,7 @@ const ROLE: &str = "role/aws-service-role/config.amazonaws.com/AWSServiceRoleFor
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_region_without_a_recorder_needs_role_and_bucket_then_gets_one_and_undo_deletes_it() {
     let env = Env::new().await;
-    let acct = account(&env).await;
+    let acct = fresh_account(&env).await;
     let sdk = env.account(&acct).await;
     env.enforce(CONFIG).await;
     env.send(&control_finding(&acct, "Config.1", OTHER_REGION))
@@ -315,14 +270,14 @@ async fn a_region_without_a_recorder_needs_role_and_bucket_then_gets_one_and_und
         "another region is left alone"
     );
 
-    undo(&env, &job).await;
+    env.undo(job["id"].as_str().unwrap()).await;
     assert_eq!(recorder_state(&sdk, OTHER_REGION).await, empty_config());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_recorder_is_started_keeping_what_it_records_and_undo_stops_it() {
     let env = Env::new().await;
-    let acct = account(&env).await;
+    let acct = fresh_account(&env).await;
     let sdk = env.account(&acct).await;
     let config = aws_sdk_config::Client::new(&sdk);
     let role = format!("arn:aws:iam::{acct}:role/config-recorder");
@@ -381,7 +336,7 @@ async fn a_stopped_recorder_is_started_keeping_what_it_records_and_undo_stops_it
         "only recording changes: the recorder still records buckets only, to its own channel"
     );
 
-    undo(&env, &job).await;
+    env.undo(job["id"].as_str().unwrap()).await;
     assert_eq!(recorder_state(&sdk, REGION).await, before);
 }
 
@@ -389,7 +344,7 @@ async fn a_stopped_recorder_is_started_keeping_what_it_records_and_undo_stops_it
 async fn a_channel_to_a_missing_bucket_fails_the_job_and_its_retry_starts_the_recorder_it_created()
 {
     let env = Env::new().await;
-    let acct = account(&env).await;
+    let acct = fresh_account(&env).await;
     let sdk = env.account(&acct).await;
     let bucket = unique("cfg");
     let role = format!("arn:aws:iam::{acct}:{ROLE}");
@@ -439,14 +394,14 @@ async fn a_channel_to_a_missing_bucket_fails_the_job_and_its_retry_starts_the_re
     on["delivery_channels"] = json!([{"name": "default", "bucket": bucket}]);
     assert_eq!(recorder_state(&sdk, REGION).await, on);
     // Undo puts back the job's own before-state: the stopped recorder, without the channel.
-    undo(&env, &job).await;
+    env.undo(job["id"].as_str().unwrap()).await;
     assert_eq!(recorder_state(&sdk, REGION).await, stopped);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_dry_run_the_recorder_and_the_policy_are_planned_and_nothing_changes() {
     let env = Env::new().await;
-    let acct = account(&env).await;
+    let acct = fresh_account(&env).await;
     let sdk = env.account(&acct).await;
     let bucket = unique("cfg");
     aws_sdk_s3::Client::new(&sdk)

@@ -18,19 +18,6 @@ const GUARDDUTY_RULE: &str = "guardduty-enabled-centralized";
 const FLOW_LOGS_RULE: &str = "vpc-flow-logs-enabled";
 const ROLE: &str = "arn:aws:iam::123456789012:role/flow-logs-delivery";
 
-/// A fresh account id, allowed by the environment's allow-list.
-async fn account(env: &Env) -> String {
-    let digits: String = uuid::Uuid::new_v4()
-        .as_u128()
-        .to_string()
-        .chars()
-        .take(11)
-        .collect();
-    let id = format!("5{digits}");
-    env.allow(&[id.as_str()]).await;
-    id
-}
-
 fn in_region(sdk: &SdkConfig, region: &str) -> SdkConfig {
     sdk.to_builder()
         .region(aws_config::Region::new(region.to_string()))
@@ -102,15 +89,6 @@ fn security_hub_finding(account: &str, control: &str, asff_type: &str, id: &str)
     .to_string()
 }
 
-/// The jobs of one remediation.
-async fn jobs_of(env: &Env, remediation: &str) -> Vec<Value> {
-    env.jobs()
-        .await
-        .into_iter()
-        .filter(|j| j["remediation"] == remediation)
-        .collect()
-}
-
 /// The audit records of one job.
 async fn records_of(env: &Env, job: &str) -> Vec<Value> {
     env.audit()
@@ -118,13 +96,6 @@ async fn records_of(env: &Env, job: &str) -> Vec<Value> {
         .into_iter()
         .filter(|r| r["job_id"] == job)
         .collect()
-}
-
-async fn undo(env: &Env, job: &str) {
-    let out = env
-        .ok(&["jobs", "undo", job, "--by", "auditor", "--reason", "r"])
-        .await;
-    assert!(out.contains("undone"), "{out}");
 }
 
 /// Removes one attribute of a job item by hand, as someone with write access to the jobs table
@@ -155,7 +126,7 @@ fn cloud(env: &Env) -> rectify::cloud::Cloud {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_region_without_a_detector_gets_one_its_id_is_recorded_and_undo_deletes_exactly_it() {
     let env = Env::new().await;
-    let acct = account(&env).await;
+    let acct = fresh_account(&env).await;
     let sdk = env.account(&acct).await;
     // What must survive: the detector of another region.
     guardduty(&sdk, OTHER_REGION)
@@ -169,7 +140,7 @@ async fn a_region_without_a_detector_gets_one_its_id_is_recorded_and_undo_delete
     env.enforce("guardduty-enabled").await;
     env.send(&account_event(&acct, REGION)).await;
     env.drain().await;
-    let jobs = jobs_of(&env, "guardduty-enabled").await;
+    let jobs = env.jobs_of("guardduty-enabled").await;
     assert_eq!(jobs.len(), 1, "{jobs:#?}");
     let job = &jobs[0];
     assert_eq!(job["status"], "applied", "{job:#}");
@@ -199,7 +170,7 @@ async fn a_region_without_a_detector_gets_one_its_id_is_recorded_and_undo_delete
         "{shown}"
     );
 
-    undo(&env, job_id).await;
+    env.undo(job_id).await;
     assert!(detectors(&sdk, REGION).await.is_empty());
     assert_eq!(detectors(&sdk, OTHER_REGION).await, elsewhere);
 }
@@ -207,7 +178,7 @@ async fn a_region_without_a_detector_gets_one_its_id_is_recorded_and_undo_delete
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_disabled_detector_is_only_enabled_and_undo_disables_it_again() {
     let env = Env::new().await;
-    let acct = account(&env).await;
+    let acct = fresh_account(&env).await;
     let sdk = env.account(&acct).await;
     let gd = guardduty(&sdk, REGION);
     gd.create_detector()
@@ -244,14 +215,14 @@ async fn a_disabled_detector_is_only_enabled_and_undo_disables_it_again() {
         [(id.clone(), "ENABLED".to_string(), frequency.clone())]
     );
 
-    undo(&env, job["id"].as_str().unwrap()).await;
+    env.undo(job["id"].as_str().unwrap()).await;
     assert_eq!(detectors(&sdk, REGION).await, before);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_dry_run_no_detector_is_created_and_without_its_recorded_id_undo_deletes_nothing() {
     let env = Env::new().await;
-    let acct = account(&env).await;
+    let acct = fresh_account(&env).await;
     let sdk = env.account(&acct).await;
     // Not set: the manifest's default mode, dry-run.
     env.send(&account_event(&acct, REGION)).await;
@@ -269,7 +240,8 @@ async fn in_dry_run_no_detector_is_created_and_without_its_recorded_id_undo_dele
     env.enforce("guardduty-enabled").await;
     env.send(&account_event(&acct, OTHER_REGION)).await;
     env.drain().await;
-    let job = jobs_of(&env, "guardduty-enabled")
+    let job = env
+        .jobs_of("guardduty-enabled")
         .await
         .into_iter()
         .find(|j| j["region"] == OTHER_REGION)
@@ -292,7 +264,7 @@ async fn in_dry_run_no_detector_is_created_and_without_its_recorded_id_undo_dele
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_creating_call_repeated_with_the_jobs_token_gets_the_same_resource_back() {
     let env = Env::new().await;
-    let acct = account(&env).await;
+    let acct = fresh_account(&env).await;
     let sdk = env.account(&acct).await;
     let cloud = cloud(&env);
     // A worker killed after its call reached AWS runs the job's action again: same token.
@@ -475,7 +447,7 @@ async fn a_vpc_without_a_flow_log_gets_one_its_id_is_recorded_and_undo_deletes_o
         "the audit record names the flow log"
     );
 
-    undo(&env, job_id).await;
+    env.undo(job_id).await;
     assert!(flow_logs(&ec2, &vpc).await.is_empty());
     assert_eq!(
         (

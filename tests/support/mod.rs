@@ -99,6 +99,20 @@ fn sdk_env() -> [(&'static str, String); 5] {
     ]
 }
 
+/// A fresh account id, allowed by the environment's allow-list: tests of account-wide
+/// settings each work in an account of their own.
+pub async fn fresh_account(env: &Env) -> String {
+    let digits: String = uuid::Uuid::new_v4()
+        .as_u128()
+        .to_string()
+        .chars()
+        .take(11)
+        .collect();
+    let id = format!("4{digits}");
+    env.allow(&[id.as_str()]).await;
+    id
+}
+
 /// What a rectify command did.
 pub struct Run {
     pub code: i32,
@@ -298,6 +312,29 @@ impl Env {
             .as_array()
             .cloned()
             .unwrap_or_default()
+    }
+
+    /// Every job of one remediation.
+    pub async fn jobs_of(&self, remediation: &str) -> Vec<Value> {
+        self.jobs()
+            .await
+            .into_iter()
+            .filter(|j| j["remediation"] == remediation)
+            .collect()
+    }
+
+    /// Undoes job `id` as an operator would, and insists it is undone.
+    pub async fn undo(&self, id: &str) {
+        let out = self
+            .ok(&["jobs", "undo", id, "--by", "auditor", "--reason", "r"])
+            .await;
+        assert!(out.contains("undone"), "{out}");
+    }
+
+    /// Approves job `id` as `by`, and runs the worker until both queues are empty.
+    pub async fn approve(&self, id: &str, by: &str) {
+        self.ok(&["jobs", "approve", id, "--by", by]).await;
+        self.drain_all().await;
     }
 
     /// The one job for a resource; fails when there are several or none.
