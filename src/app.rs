@@ -164,7 +164,7 @@ fn build_context_as(
         notifier: config
             .notify_topic_arn
             .clone()
-            .map(|topic| Notifier::new(aws_sdk_sns::Client::new(aws), topic)),
+            .map(|topic| Notifier::new(aws_sdk_sns::Client::new(aws), topic, config.notify_chat)),
         tally: Default::default(),
         owner: audit.chain().to_string(),
         audit,
