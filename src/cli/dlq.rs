@@ -39,8 +39,12 @@ async fn list(config: &Config, json_out: bool) -> Result<()> {
     let sqs = aws_sdk_sqs::Client::new(&aws);
     let names = Names::new(&config.prefix);
     let url = queue_url(&sqs, &names.dlq).await?;
-    let events = queue_url(&sqs, &names.queue).await?;
-    let items = dlq::list(&sqs, &url, max_receive_count(&sqs, &events).await).await?;
+    // Without the event queue's redrive policy, a message SQS moved shows SQS's own count.
+    let moved_after = match queue_url(&sqs, &names.queue).await {
+        Ok(events) => max_receive_count(&sqs, &events).await,
+        Err(_) => None,
+    };
+    let items = dlq::list(&sqs, &url, moved_after).await?;
     if json_out {
         print_json(&items);
         return Ok(());
