@@ -8,7 +8,15 @@ VENV="$ROOT/.venv"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/rectify/target}
 RECTIFY="$CARGO_TARGET_DIR/debug/rectify"
 
-say() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+# Bold only when stdout is a terminal and NO_COLOR is unset: a log file or a CI capture gets
+# plain text.
+say() {
+  if [ -t 1 ] && [ -z "${NO_COLOR:-}" ]; then
+    printf '\n\033[1m==> %s\033[0m\n' "$*"
+  else
+    printf '\n==> %s\n' "$*"
+  fi
+}
 
 ensure_moto() {
   if [ ! -x "$VENV/bin/python" ]; then

@@ -164,7 +164,8 @@ fn build_context_as(
         notifier: config
             .notify_topic_arn
             .clone()
-            .map(|topic| Notifier::new(aws_sdk_sns::Client::new(aws), topic)),
+            .map(|topic| Notifier::new(aws_sdk_sns::Client::new(aws), topic, config.notify_chat)),
+        tally: Default::default(),
         owner: audit.chain().to_string(),
         audit,
         store,
@@ -319,13 +320,31 @@ pub async fn run(
     let sum = |f: fn(&poll::Summary) -> &std::sync::atomic::AtomicU64| {
         f(&summary).load(Ordering::Relaxed) + f(&control).load(Ordering::Relaxed)
     };
+    let jobs = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+    let totals = poll::RunTotals {
+        received: sum(|s| &s.received),
+        applied: jobs(&ctx.tally.applied),
+        planned: jobs(&ctx.tally.planned),
+        held: jobs(&ctx.tally.held),
+        failed: jobs(&ctx.tally.failed),
+        dead_lettered: sum(|s| &s.dead_lettered),
+        left_for_retry: sum(|s| &s.left_for_retry),
+    };
     tracing::info!(
-        received = sum(|s| &s.received),
+        received = totals.received,
         deleted = sum(|s| &s.deleted),
-        dead_lettered = sum(|s| &s.dead_lettered),
-        left_for_retry = sum(|s| &s.left_for_retry),
+        applied = totals.applied,
+        planned = totals.planned,
+        held = totals.held,
+        failed = totals.failed,
+        dead_lettered = totals.dead_lettered,
+        left_for_retry = totals.left_for_retry,
         "worker stopped"
     );
+    if opts.once {
+        // For the person who ran it, whatever the log format.
+        eprintln!("rectify worker --once: {totals}");
+    }
     if summary.store_unreachable.load(Ordering::Relaxed)
         || control.store_unreachable.load(Ordering::Relaxed)
     {

@@ -27,6 +27,10 @@ pub struct FileConfig {
     pub approval_ttl_seconds: Option<u64>,
     /// SNS topic told of pending approvals, applied and failed fixes and tripped breakers.
     pub notify_topic_arn: Option<String>,
+    /// Write the notification `https` subscribers get in the custom-notification format of
+    /// Amazon Q Developer in chat applications (Slack, Microsoft Teams) instead of the JSON
+    /// object (default false).
+    pub notify_chat: Option<bool>,
     #[serde(default)]
     pub worker: WorkerFile,
     #[serde(default)]
@@ -84,6 +88,8 @@ pub struct Config {
     pub liveness_file: std::path::PathBuf,
     pub approval_ttl_seconds: u64,
     pub notify_topic_arn: Option<String>,
+    /// `https` subscribers of the topic get the chat format.
+    pub notify_chat: bool,
     pub limits: Limits,
     /// A worker anchors its audit chain's head after this many records...
     pub anchor_every_records: u64,
@@ -229,6 +235,7 @@ impl Config {
                 .notify_topic_arn
                 .or(f.notify_topic_arn)
                 .filter(|s| !s.is_empty()),
+            notify_chat: f.notify_chat.unwrap_or(false),
             limits: f.script.unwrap_or_default(),
             anchor_every_records,
             anchor_every_seconds,
@@ -244,6 +251,21 @@ mod tests {
         let p = std::env::temp_dir().join(format!("rectify-config-{}.toml", uuid::Uuid::new_v4()));
         std::fs::write(&p, text).unwrap();
         p
+    }
+
+    #[test]
+    fn notify_chat_is_a_file_key_off_by_default() {
+        assert!(
+            !Config::load(None, Overrides::default())
+                .unwrap()
+                .notify_chat
+        );
+        let p = write("notify_chat = true\n");
+        assert!(
+            Config::load(Some(&p), Overrides::default())
+                .unwrap()
+                .notify_chat
+        );
     }
 
     #[test]

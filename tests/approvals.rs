@@ -582,3 +582,110 @@ async fn an_exempt_outcome_is_notified_like_a_pending_approval() {
         "{e:#}"
     );
 }
+
+/// Accepts HTTP POSTs on `listener` (as SNS delivers to an `http` subscriber) and sends each
+/// body on `tx`.
+async fn collect_posts(
+    listener: tokio::net::TcpListener,
+    tx: tokio::sync::mpsc::UnboundedSender<String>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    while let Ok((mut socket, _)) = listener.accept().await {
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        let body = loop {
+            let n = socket.read(&mut chunk).await.unwrap_or(0);
+            if n == 0 {
+                break None;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            let text = String::from_utf8_lossy(&buf).into_owned();
+            let Some(end) = text.find("\r\n\r\n") else {
+                continue;
+            };
+            let length = text[..end]
+                .lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse::<usize>().ok())?
+                })
+                .unwrap_or(0);
+            if buf.len() >= end + 4 + length {
+                break Some(String::from_utf8_lossy(&buf[end + 4..end + 4 + length]).into_owned());
+            }
+        };
+        let _ = socket
+            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            .await;
+        if let Some(body) = body {
+            let _ = tx.send(body);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn people_get_a_plain_text_and_queues_the_json_object() {
+    let env = Env::new().await;
+    let (topic, inbox) = notification_inbox(&env).await;
+    // An `http` subscriber has no key of its own in the message: it gets the text email gets.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let server = tokio::spawn(collect_posts(listener, tx));
+    aws_sdk_sns::Client::new(&env.sdk)
+        .subscribe()
+        .topic_arn(&topic)
+        .protocol("http")
+        .endpoint(format!("http://127.0.0.1:{port}/"))
+        .send()
+        .await
+        .unwrap();
+
+    env.ok(&[
+        "settings",
+        "set",
+        "s3-block-public-access",
+        "--mode",
+        "approval",
+        "--by",
+        "test",
+    ])
+    .await;
+    let bucket = env.bucket("readable").await;
+    env.send_bucket_event(&bucket).await;
+    let r = env
+        .run(&["worker", "--once", "--notify-topic-arn", &topic])
+        .await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let id = env.job_for(&bucket).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let post = tokio::time::timeout(std::time::Duration::from_secs(30), rx.recv())
+        .await
+        .expect("no notification reached the http subscriber within 30 s")
+        .unwrap();
+    server.abort();
+    let envelope: Value = serde_json::from_str(&post).unwrap();
+    let text = envelope["Message"].as_str().unwrap();
+    assert!(
+        text.starts_with("s3-block-public-access planned a fix that waits for a person"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("AWS::S3::Bucket {bucket}")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("  rectify jobs approve {id} --by NAME\n")),
+        "{text}"
+    );
+    assert!(serde_json::from_str::<Value>(text).is_err(), "{text}");
+
+    let events = notifications(&env, &inbox).await;
+    assert_eq!(events.len(), 1, "{events:#?}");
+    assert_eq!(events[0]["event"], "pending-approval");
+    assert_eq!(events[0]["job_id"], id.as_str());
+}

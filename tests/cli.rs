@@ -468,3 +468,16 @@ fn catalog_permissions_lists_the_workers_and_the_operators_roles_apart() {
     assert_eq!(code, 2);
     assert!(err.contains("--role"), "{err}");
 }
+
+#[test]
+fn scripts_style_their_output_only_on_a_terminal() {
+    let root = std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR");
+    let out = Command::new("bash")
+        .args(["-c", "source scripts/lib.sh && say building"])
+        .current_dir(root)
+        .env_remove("NO_COLOR")
+        .output()
+        .expect("run bash");
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "\n==> building\n");
+}

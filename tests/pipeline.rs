@@ -259,3 +259,45 @@ async fn forged_envelopes_end_in_the_dlq_with_their_reason_and_change_nothing() 
         Some([true; 4])
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_name_the_dlq_id_a_listing_shows_and_the_run_ends_with_a_summary() {
+    let env = Env::new().await;
+    let bucket = env.bucket("summary").await;
+    env.send("not an event").await;
+    env.send_bucket_event(&bucket).await;
+    let r = env.drain_env(&[("RECTIFY_LOG_FORMAT", "json")]).await;
+
+    // One `message` key per line: the SQS id is `message_id`, not a second `message`.
+    let mut poison = None;
+    for line in r.stderr.lines().filter(|l| l.starts_with('{')) {
+        assert_eq!(
+            line.matches("\"message\":").count(),
+            1,
+            "one message key: {line}"
+        );
+        let v: Value = serde_json::from_str(line).unwrap();
+        if v["message"] == "poison message sent to the DLQ" {
+            poison = Some(v);
+        }
+    }
+    let poison = poison.unwrap_or_else(|| panic!("no poison warning in:\n{}", r.stderr));
+    assert!(poison["message_id"].is_string(), "{poison:#}");
+    let last = r.stderr.lines().last().unwrap_or_default();
+    assert_eq!(
+        last,
+        "rectify worker --once: 2 message(s) received: 0 applied, 1 planned, 0 held for a person, 0 failed, 1 dead-lettered, 0 left for retry",
+        "{}",
+        r.stderr
+    );
+
+    // The id in the warning is the one `dlq list` shows, and listing twice does not raise the
+    // receive count it shows: the event queue delivered the message once.
+    for _ in 0..2 {
+        let dlq = env.json(&["dlq", "list"]).await;
+        let dlq = dlq.as_array().unwrap();
+        assert_eq!(dlq.len(), 1, "{dlq:#?}");
+        assert_eq!(dlq[0]["id"], poison["dlq_message_id"], "{dlq:#?}");
+        assert_eq!(dlq[0]["receive_count"], 1, "{dlq:#?}");
+    }
+}

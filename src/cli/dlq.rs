@@ -12,8 +12,8 @@ use crate::state::Names;
 
 #[derive(Debug, Subcommand)]
 pub enum DlqCommand {
-    /// Messages in the DLQ with the reason rectify gave and their receive count (each receive
-    /// by a listing counts too).
+    /// Messages in the DLQ with the reason rectify gave and how many times the event queue
+    /// delivered each before it was dead-lettered (listings do not change that count).
     List {
         #[arg(long)]
         json: bool,
@@ -37,8 +37,14 @@ pub(super) async fn run(config: &Config, cmd: DlqCommand) -> Result<()> {
 async fn list(config: &Config, json_out: bool) -> Result<()> {
     let aws = aws_config().await?;
     let sqs = aws_sdk_sqs::Client::new(&aws);
-    let url = queue_url(&sqs, &Names::new(&config.prefix).dlq).await?;
-    let items = dlq::list(&sqs, &url).await?;
+    let names = Names::new(&config.prefix);
+    let url = queue_url(&sqs, &names.dlq).await?;
+    // Without the event queue's redrive policy, a message SQS moved shows SQS's own count.
+    let moved_after = match queue_url(&sqs, &names.queue).await {
+        Ok(events) => max_receive_count(&sqs, &events).await,
+        Err(_) => None,
+    };
+    let items = dlq::list(&sqs, &url, moved_after).await?;
     if json_out {
         print_json(&items);
         return Ok(());
@@ -63,6 +69,24 @@ async fn list(config: &Config, json_out: bool) -> Result<()> {
         render::table(&["ID", "RECEIVES", "REASON", "BODY"], &rows)
     );
     Ok(())
+}
+
+/// The queue's `maxReceiveCount`, from its redrive policy; None when it cannot be read.
+async fn max_receive_count(sqs: &aws_sdk_sqs::Client, url: &str) -> Option<u64> {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let out = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::RedrivePolicy)
+        .send()
+        .await
+        .ok()?;
+    let policy: serde_json::Value =
+        serde_json::from_str(out.attributes()?.get(&QueueAttributeName::RedrivePolicy)?).ok()?;
+    match &policy["maxReceiveCount"] {
+        serde_json::Value::String(s) => s.parse().ok(),
+        v => v.as_u64(),
+    }
 }
 
 async fn redrive(config: &Config, ids: Vec<String>) -> Result<()> {

@@ -76,6 +76,8 @@ pub struct Context {
     pub settings: SettingsCache,
     pub audit: AuditWriter,
     pub notifier: Option<Notifier>,
+    /// Jobs this worker ended, for the summary a run ends with.
+    pub tally: crate::source::poll::JobTally,
     /// The Organization's accounts, for an allow-list set to `organization`.
     pub organization: OrganizationAccounts,
     /// This worker's identity in job leases.
@@ -682,6 +684,7 @@ async fn record(
         warn!(error = %e, "job outcome cannot be written: the message will be retried");
         return Err(ReconcileError::Finish(e));
     }
+    ctx.tally.count(job.status);
     info!(
         outcome = job.status.as_str(),
         mode = job.mode.as_str(),

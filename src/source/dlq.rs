@@ -4,6 +4,12 @@
 //! SQS has no way to look at a queue without receiving from it, so both listing and redriving
 //! start with one scan: receive until the DLQ has nothing more to show, each message hidden
 //! meanwhile so a scan sees each once, then make what was not moved visible again at once.
+//!
+//! Each of those receives raises SQS's own receive count of the message in the DLQ, so the
+//! count a listing shows is not that one: it is how many times the event queue delivered the
+//! message before it was dead-lettered, which no listing changes. rectify keeps that count in a
+//! message attribute when it dead-letters a message; a message SQS moved itself was delivered
+//! exactly the event queue's `maxReceiveCount` times.
 
 use std::collections::BTreeMap;
 
@@ -12,7 +18,7 @@ use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
 use serde::Serialize;
 
 use crate::cloud::{CloudError, classify};
-use crate::source::poll::REASON_ATTRIBUTE;
+use crate::source::poll::{REASON_ATTRIBUTE, RECEIVE_COUNT_ATTRIBUTE};
 
 /// One message in the DLQ.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -20,7 +26,8 @@ pub struct DeadLetter {
     pub id: String,
     /// The reason rectify gave when it dead-lettered the message, or a note that SQS moved it.
     pub reason: String,
-    /// Receives so far (each receive by a listing counts too).
+    /// Times the event queue delivered the message before it was dead-lettered (a listing's
+    /// own receives do not count).
     pub receive_count: u64,
     pub body: String,
 }
@@ -49,8 +56,13 @@ struct Scanned {
     receipt: Option<String>,
 }
 
-/// Every message in the DLQ at `url`, by id, each hidden until released.
-async fn scan_dlq(sqs: &Client, url: &str) -> Result<BTreeMap<String, Scanned>, CloudError> {
+/// Every message in the DLQ at `url`, by id, each hidden until released. `moved_after` is the
+/// event queue's `maxReceiveCount`, the receive count of a message SQS moved itself.
+async fn scan_dlq(
+    sqs: &Client,
+    url: &str,
+    moved_after: Option<u64>,
+) -> Result<BTreeMap<String, Scanned>, CloudError> {
     let mut seen: BTreeMap<String, Scanned> = BTreeMap::new();
     let mut stale = 0;
     loop {
@@ -78,7 +90,7 @@ async fn scan_dlq(sqs: &Client, url: &str) -> Result<BTreeMap<String, Scanned>, 
         }
         let before = seen.len();
         for m in messages {
-            let letter = dead_letter(&m);
+            let letter = dead_letter(&m, moved_after);
             let receipt = m.receipt_handle().map(str::to_string);
             seen.insert(letter.id.clone(), Scanned { letter, receipt });
         }
@@ -94,7 +106,24 @@ async fn scan_dlq(sqs: &Client, url: &str) -> Result<BTreeMap<String, Scanned>, 
     Ok(seen)
 }
 
-fn dead_letter(m: &Message) -> DeadLetter {
+fn dead_letter(m: &Message, moved_after: Option<u64>) -> DeadLetter {
+    let attribute = |name: &str| {
+        m.message_attributes()
+            .and_then(|a| a.get(name))
+            .and_then(|v| v.string_value())
+    };
+    let kept = attribute(RECEIVE_COUNT_ATTRIBUTE).and_then(|c| c.parse::<u64>().ok());
+    let moved_by_sqs = attribute(REASON_ATTRIBUTE).is_none();
+    // Without either, SQS's own count (which includes listings) is all there is.
+    let sqs_count = || {
+        m.attributes()
+            .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+            .and_then(|c| c.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let receive_count = kept
+        .or(moved_after.filter(|_| moved_by_sqs))
+        .unwrap_or_else(sqs_count);
     DeadLetter {
         id: m.message_id().unwrap_or_default().to_string(),
         reason: m
@@ -103,11 +132,7 @@ fn dead_letter(m: &Message) -> DeadLetter {
             .and_then(|v| v.string_value())
             .unwrap_or("(moved by SQS after too many receives)")
             .to_string(),
-        receive_count: m
-            .attributes()
-            .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
-            .and_then(|c| c.parse::<u64>().ok())
-            .unwrap_or(0),
+        receive_count,
         body: m.body().unwrap_or_default().to_string(),
     }
 }
@@ -126,9 +151,14 @@ async fn release<'a>(sqs: &Client, url: &str, scanned: impl IntoIterator<Item = 
     }
 }
 
-/// The messages in the DLQ at `url`, by id; they stay in it.
-pub async fn list(sqs: &Client, url: &str) -> Result<Vec<DeadLetter>, CloudError> {
-    let seen = scan_dlq(sqs, url).await?;
+/// The messages in the DLQ at `url`, by id; they stay in it. `moved_after` is the event
+/// queue's `maxReceiveCount` when it is known.
+pub async fn list(
+    sqs: &Client,
+    url: &str,
+    moved_after: Option<u64>,
+) -> Result<Vec<DeadLetter>, CloudError> {
+    let seen = scan_dlq(sqs, url, moved_after).await?;
     release(sqs, url, seen.values()).await;
     Ok(seen.into_values().map(|s| s.letter).collect())
 }
@@ -142,7 +172,7 @@ pub async fn redrive(
     queue_url: &str,
     ids: &[String],
 ) -> Result<Redriven, CloudError> {
-    let mut seen = scan_dlq(sqs, dlq_url).await?;
+    let mut seen = scan_dlq(sqs, dlq_url, None).await?;
     let wanted: Vec<String> = seen
         .keys()
         .filter(|id| ids.is_empty() || ids.contains(id))
@@ -215,7 +245,7 @@ mod tests {
             .attributes(MessageSystemAttributeName::ApproximateReceiveCount, "3")
             .build();
         assert_eq!(
-            dead_letter(&m),
+            dead_letter(&m, None),
             DeadLetter {
                 id: "m1".into(),
                 reason: "not JSON".into(),
@@ -228,9 +258,37 @@ mod tests {
     #[test]
     fn a_message_sqs_moved_says_so() {
         let m = Message::builder().message_id("m2").body("{}").build();
-        let d = dead_letter(&m);
+        let d = dead_letter(&m, None);
         assert_eq!(d.reason, "(moved by SQS after too many receives)");
         assert_eq!(d.receive_count, 0);
+    }
+
+    fn text(v: &str) -> MessageAttributeValue {
+        MessageAttributeValue::builder()
+            .data_type("String")
+            .string_value(v)
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_listing_shows_the_event_queue_count_not_its_own_receives() {
+        // Dead-lettered by rectify after two deliveries, then received by three listings.
+        let m = Message::builder()
+            .message_id("m3")
+            .body("x")
+            .message_attributes(REASON_ATTRIBUTE, text("not JSON"))
+            .message_attributes(RECEIVE_COUNT_ATTRIBUTE, text("2"))
+            .attributes(MessageSystemAttributeName::ApproximateReceiveCount, "5")
+            .build();
+        assert_eq!(dead_letter(&m, Some(5)).receive_count, 2);
+        // Moved by SQS once the event queue had delivered it maxReceiveCount times.
+        let m = Message::builder()
+            .message_id("m4")
+            .body("{}")
+            .attributes(MessageSystemAttributeName::ApproximateReceiveCount, "9")
+            .build();
+        assert_eq!(dead_letter(&m, Some(5)).receive_count, 5);
     }
 
     #[test]

@@ -33,9 +33,21 @@ use crate::event::{Control, Message, check_relay, decode};
 use crate::reconcile::{
     Context, Disposition, ReconcileError, error_policy, handle_finding, rerun_job,
 };
+use crate::state::JobStatus;
 
 /// The message attribute that carries a dead-lettered message's reason.
 pub const REASON_ATTRIBUTE: &str = "rectify-reason";
+
+/// The message attribute that carries how many times the event queue had delivered a message
+/// when rectify dead-lettered it.
+pub const RECEIVE_COUNT_ATTRIBUTE: &str = "rectify-receive-count";
+
+/// SQS's count of receives of `m`, as received.
+fn receive_count(m: &SqsMessage) -> Option<u64> {
+    m.attributes()
+        .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+        .and_then(|c| c.parse().ok())
+}
 
 /// How the worker polls.
 #[derive(Debug, Clone)]
@@ -64,6 +76,60 @@ pub struct Summary {
     pub left_for_retry: AtomicU64,
     /// Set when the run ended because the state store could not be read (with `once`).
     pub store_unreachable: std::sync::atomic::AtomicBool,
+}
+
+/// Jobs a worker ended, by what they ask of a person: applied, planned (dry-run), held for a
+/// person (an approval, an exemption, a missing parameter), failed.
+#[derive(Debug, Default)]
+pub struct JobTally {
+    pub applied: AtomicU64,
+    pub planned: AtomicU64,
+    pub held: AtomicU64,
+    pub failed: AtomicU64,
+}
+
+impl JobTally {
+    /// Counts one job that ended with `status`.
+    pub fn count(&self, status: JobStatus) {
+        let counter = match status {
+            JobStatus::Applied => &self.applied,
+            JobStatus::Planned => &self.planned,
+            JobStatus::PendingApproval | JobStatus::Exempt | JobStatus::NeedsParameter => {
+                &self.held
+            }
+            JobStatus::Failed | JobStatus::FailedVerify => &self.failed,
+            _ => return,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// What one run of the worker did, as the line `worker --once` ends with.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunTotals {
+    pub received: u64,
+    pub applied: u64,
+    pub planned: u64,
+    pub held: u64,
+    pub failed: u64,
+    pub dead_lettered: u64,
+    pub left_for_retry: u64,
+}
+
+impl std::fmt::Display for RunTotals {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} message(s) received: {} applied, {} planned, {} held for a person, {} failed, {} dead-lettered, {} left for retry",
+            self.received,
+            self.applied,
+            self.planned,
+            self.held,
+            self.failed,
+            self.dead_lettered,
+            self.left_for_retry
+        )
+    }
 }
 
 /// Which queue a poller reads, and so which messages it accepts.
@@ -328,7 +394,7 @@ async fn handle_message(ctx: &Context, queues: &Queues, summary: &Summary, m: Sq
             return false;
         }
         Ok(Message::Ignored(why)) => {
-            info!(message = %message_id, why = %why, "message asks nothing of rectify");
+            info!(message_id = %message_id, why = %why, "message asks nothing of rectify");
             Disposition::Done
         }
         Ok(Message::Control(Control::RunJob { job_id })) => rerun_job(ctx, &job_id).await,
@@ -351,7 +417,7 @@ async fn handle_message(ctx: &Context, queues: &Queues, summary: &Summary, m: Sq
                 .attributes()
                 .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
                 .map_or("?", String::as_str);
-            warn!(message = %message_id, receives, reason = %reason,
+            warn!(message_id = %message_id, receives, reason = %reason,
                 "message left on the queue: it comes back after its visibility timeout");
         }
     }
@@ -405,7 +471,6 @@ async fn dead_letter(
 ) {
     let message_id = m.message_id().unwrap_or("?").to_string();
     let reason: String = reason.chars().take(1000).collect();
-    warn!(message = %message_id, reason = %reason, "poison message: sending it to the DLQ");
     let mut send = queues
         .sqs
         .send_message()
@@ -420,6 +485,11 @@ async fn dead_letter(
         ("rectify-source-message-id", message_id.clone()),
         ("rectify-dead-lettered-at", now),
     ];
+    // Kept with the message so that `rectify dlq list` can show how often the event queue
+    // delivered it, a count its own receives on the DLQ do not change.
+    if let Some(count) = receive_count(m) {
+        attributes.insert(1, (RECEIVE_COUNT_ATTRIBUTE, count.to_string()));
+    }
     let size = |a: &[(&str, String)]| a.iter().map(|(k, v)| k.len() + v.len() + 6).sum::<usize>();
     while size(&attributes) > room && attributes.len() > 1 {
         attributes.pop();
@@ -436,16 +506,22 @@ async fn dead_letter(
             send = send.message_attributes(*k, attr);
         }
     }
-    if let Err(e) = send.send().await {
-        // Left on the queue: SQS dead-letters it itself after maxReceiveCount receives.
-        summary.left_for_retry.fetch_add(1, Ordering::Relaxed);
-        error!(message = %message_id, error = %classify("sqs:SendMessage", e), "poison message could not be sent to the DLQ");
-        return;
-    }
+    let dlq_message_id = match send.send().await {
+        Ok(out) => out.message_id().unwrap_or("?").to_string(),
+        Err(e) => {
+            // Left on the queue: SQS dead-letters it itself after maxReceiveCount receives.
+            summary.left_for_retry.fetch_add(1, Ordering::Relaxed);
+            error!(message_id = %message_id, reason = %reason, error = %classify("sqs:SendMessage", e), "poison message could not be sent to the DLQ");
+            return;
+        }
+    };
+    // The copy in the DLQ has an id of its own: `dlq_message_id` is the one `rectify dlq list`
+    // shows and `rectify dlq redrive --id` takes.
+    warn!(message_id = %message_id, dlq_message_id = %dlq_message_id, reason = %reason, "poison message sent to the DLQ");
     if let Err(e) = ctx.audit.append(Record::poison(&message_id, &reason)).await {
         // The DLQ holds the message and its reason; deleting it now would leave no audit record.
         summary.left_for_retry.fetch_add(1, Ordering::Relaxed);
-        error!(message = %message_id, error = %e, "poison message could not be recorded; it stays on the queue");
+        error!(message_id = %message_id, dlq_message_id = %dlq_message_id, error = %e, "poison message could not be recorded; it stays on the queue");
         return;
     }
     summary.dead_lettered.fetch_add(1, Ordering::Relaxed);
@@ -456,6 +532,37 @@ async fn dead_letter(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_run_summary_counts_jobs_by_what_they_ask_of_a_person() {
+        let tally = JobTally::default();
+        for s in [
+            JobStatus::Applied,
+            JobStatus::Planned,
+            JobStatus::Planned,
+            JobStatus::PendingApproval,
+            JobStatus::Exempt,
+            JobStatus::NeedsParameter,
+            JobStatus::FailedVerify,
+            JobStatus::NoOp,
+        ] {
+            tally.count(s);
+        }
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let totals = RunTotals {
+            received: 9,
+            applied: load(&tally.applied),
+            planned: load(&tally.planned),
+            held: load(&tally.held),
+            failed: load(&tally.failed),
+            dead_lettered: 1,
+            left_for_retry: 0,
+        };
+        assert_eq!(
+            totals.to_string(),
+            "9 message(s) received: 1 applied, 2 planned, 3 held for a person, 1 failed, 1 dead-lettered, 0 left for retry"
+        );
+    }
 
     #[test]
     fn each_queue_accepts_only_its_own_kind_of_message() {
