@@ -234,6 +234,7 @@ impl Env {
             "enforce",
             "--by",
             "test",
+            "--yes",
         ])
         .await;
     }
