@@ -189,9 +189,9 @@ impl Bulk {
     }
 }
 
-/// The jobs `select` chooses for `bulk`: the ids named (each must exist and match the
-/// filters), or every job the filters match; only jobs `bulk` can act on, oldest first.
-async fn choose(store: &Store, select: &Select, bulk: Bulk) -> Result<Vec<Job>> {
+/// The filters of `select`, checked for `bulk` before anything is read: something must be named,
+/// and a `--status` must be one `bulk` can act on.
+fn check_select(select: &Select, bulk: Bulk) -> Result<Filter> {
     let filter = select.filter()?;
     if select.ids.is_empty() && filter.is_empty() {
         return Err(Failure::usage(format!(
@@ -213,6 +213,12 @@ async fn choose(store: &Store, select: &Select, bulk: Bulk) -> Result<Vec<Job>> 
             }
         )));
     }
+    Ok(filter)
+}
+
+/// The jobs `select` chooses for `bulk`: the ids named (each must exist and match `filter`),
+/// or every job `filter` matches; only jobs `bulk` can act on, oldest first.
+async fn choose(store: &Store, select: &Select, filter: &Filter, bulk: Bulk) -> Result<Vec<Job>> {
     let mut chosen = Vec::new();
     if select.ids.is_empty() {
         chosen = store.jobs().await?;
@@ -296,8 +302,9 @@ async fn bulk(
     by: Option<String>,
     reason: Option<String>,
 ) -> Result<()> {
+    let filter = check_select(select, bulk)?;
     let op = operator(config, by).await?;
-    let chosen = choose(&op.store, select, bulk).await?;
+    let chosen = choose(&op.store, select, &filter, bulk).await?;
     if chosen.is_empty() {
         println!("no job matches: nothing to {}", bulk.verb());
         return Ok(());
