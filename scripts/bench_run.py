@@ -114,7 +114,7 @@ def prepare(rectify, prefix, n):
     # The allow-list fails closed: allow the two accounts the violations are seeded in.
     run("settings", "accounts", "add", HOME, MEMBER, "--by", "bench")
     for r in ["s3-block-public-access", "sg-revoke-open-ssh", "iam-deactivate-stale-keys", "vpce-restrict-policy"]:
-        run("settings", "set", r, "--mode", "enforce", "--breaker-limit", str(10 * n + 100), "--by", "bench")
+        run("settings", "set", r, "--mode", "enforce", "--yes", "--breaker-limit", str(10 * n + 100), "--by", "bench")
     run("settings", "set", "vpce-restrict-policy", "--param", "organization_id=o-benchmark01", "--by", "bench")
     run("settings", "set", "iam-deactivate-stale-keys", "--param", "max_unused_days=0", "--by", "bench")
     return env

@@ -61,6 +61,7 @@ import sys
 import threading
 
 from moto.core.exceptions import JsonRESTError
+from moto.core.responses import ActionResult
 from moto.config.models import ConfigBackend
 from moto.core.exceptions import JsonRESTError
 import json
@@ -386,7 +387,40 @@ def honour_client_tokens():
     FlowLogsResponse.create_flow_logs = flow_logs_once
 
 
+def simulate_principal_policy():
+    """IAM SimulatePrincipalPolicy for a role, which moto lacks: each action in ActionNames is
+    evaluated on resource "*" against the role's inline and attached managed policies, as IAM
+    does without a permissions boundary, resource policies or context keys: an explicit Deny
+    gives explicitDeny, else an Allow gives allowed, else implicitDeny. A role that does not
+    exist is NoSuchEntity. Every result is returned at once (IsTruncated false)."""
+    from moto.iam.access_control import IAMPolicy, PermissionResult
+    from moto.iam.responses import IamResponse
+
+    def simulate(self):
+        arn = self._get_param("PolicySourceArn")
+        actions = self._get_param("ActionNames", [])
+        role = self.backend.get_role_by_arn(arn)
+        policies = [IAMPolicy(doc) for doc in role.policies.values()]
+        policies += [IAMPolicy(p) for p in role.managed_policies.values()]
+        results = []
+        for action in actions:
+            verdicts = [p.is_action_permitted(action) for p in policies]
+            if PermissionResult.DENIED in verdicts:
+                decision = "explicitDeny"
+            elif PermissionResult.PERMITTED in verdicts:
+                decision = "allowed"
+            else:
+                decision = "implicitDeny"
+            results.append(
+                {"EvalActionName": action, "EvalResourceName": "*", "EvalDecision": decision}
+            )
+        return ActionResult({"EvaluationResults": results, "IsTruncated": False})
+
+    IamResponse.simulate_principal_policy = simulate
+
+
 def main():
+    simulate_principal_policy()
     keep_snapshot_attributes_a_set()
     add_security_hub_updates()
     rotation_as_on_aws()

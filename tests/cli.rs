@@ -481,3 +481,35 @@ fn scripts_style_their_output_only_on_a_terminal() {
     assert!(out.status.success());
     assert_eq!(String::from_utf8_lossy(&out.stdout), "\n==> building\n");
 }
+
+#[test]
+fn bulk_job_commands_refuse_a_bad_selection_before_reading_anything() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["jobs", "retry"], "name job ids"),
+        (
+            &["jobs", "approve", "--status", "applied"],
+            "--status applied",
+        ),
+        (&["jobs", "retry", "--status", "sometimes"], "sometimes"),
+        (
+            &["jobs", "reject", "--account", "12", "--reason", "x"],
+            "--account",
+        ),
+        (
+            &[
+                "jobs",
+                "approve",
+                "--remediation",
+                "s3-block-public-access",
+                "--plan-hash",
+                "0123456789abcdef",
+            ],
+            "--plan-hash",
+        ),
+    ];
+    for (args, needle) in cases {
+        let (code, out, err) = rectify(args);
+        assert_eq!(code, 2, "{args:?}: {out}{err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+}

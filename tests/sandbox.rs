@@ -77,6 +77,7 @@ async fn hostile_scripts_fail_their_jobs_and_the_worker_serves_the_next_message(
         "s3-block-public-access",
         "--mode",
         "enforce",
+        "--yes",
         "--by",
         "test",
         "--remediations",

@@ -2,14 +2,14 @@
 
 use std::time::Duration;
 
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
 use super::{Failure, Operator, Result, operator, print_json};
 use crate::app::{COMMAND_LEASE, aws_config, build_undo_context, caller, load_catalog, store};
 use crate::config::Config;
 use crate::jobs::approval::{self, Decision};
-use crate::jobs::{self, ControlQueue};
+use crate::jobs::{self, ControlQueue, Filter};
 use crate::render;
 use crate::state::{Job, JobStatus, Store};
 
@@ -32,17 +32,38 @@ pub enum JobsCommand {
     },
     /// Run a job again through every gate (after a change of mode or parameters, or an
     /// approved job whose approval message was lost or dead-lettered).
-    Retry { id: String },
+    ///
+    /// With filters (or several ids) it runs every matching job that can run again, after
+    /// listing them: it asks on a terminal and needs --yes otherwise.
+    ///
+    /// Examples:
+    ///   rectify jobs retry JOB_ID
+    ///   rectify jobs retry --status planned --remediation s3-block-public-access --yes
+    #[command(verbatim_doc_comment)]
+    Retry {
+        #[command(flatten)]
+        select: Select,
+    },
     /// Approve a job's pending plan: the worker re-reads the resource and applies the plan
     /// only if it is still the one approved.
+    ///
+    /// With filters (or several ids) it shows every matching pending plan with its sha256 and
+    /// approves each only if its plan is still the one shown: it asks on a terminal and needs
+    /// --yes otherwise.
+    ///
+    /// Examples:
+    ///   rectify jobs approve JOB_ID --plan-hash 3f2a9c0d1e4b
+    ///   rectify jobs approve --remediation s3-block-public-access --account 111122223333
+    #[command(verbatim_doc_comment)]
     Approve {
-        id: String,
+        #[command(flatten)]
+        select: Select,
         #[arg(long)]
         by: Option<String>,
         #[arg(long)]
         reason: Option<String>,
         /// Approve only if the pending plan has this sha256 (as `jobs show` prints it; a
-        /// prefix of at least 12 characters is enough).
+        /// prefix of at least 12 characters is enough); for one job named by its id.
         #[arg(long)]
         plan_hash: Option<String>,
     },
@@ -69,14 +90,303 @@ pub enum JobsCommand {
         #[arg(long)]
         no_exempt: bool,
     },
-    /// Reject a job's pending plan; it is never applied.
+    /// Reject a job's pending plan; it is never applied. With filters (or several ids) it lists
+    /// every matching pending job first: it asks on a terminal and needs --yes otherwise.
     Reject {
-        id: String,
+        #[command(flatten)]
+        select: Select,
         #[arg(long)]
         by: Option<String>,
         #[arg(long)]
         reason: String,
     },
+}
+
+/// The jobs a command acts on: ids, or filters, or both (each id must then match them).
+#[derive(Debug, Args)]
+pub struct Select {
+    /// Job ids (see `rectify jobs list`); or choose the jobs with the filters.
+    pub ids: Vec<String>,
+    /// Only jobs with this status (approve and reject act on pending-approval jobs only;
+    /// retry on planned, needs-parameter, failed, off and approved ones).
+    #[arg(long)]
+    pub status: Option<String>,
+    /// Only jobs of this remediation.
+    #[arg(long)]
+    pub remediation: Option<String>,
+    /// Only jobs in this account (12 digits).
+    #[arg(long)]
+    pub account: Option<String>,
+    /// Act on the jobs chosen without asking (needed when not on a terminal, for filters or
+    /// several ids).
+    #[arg(long)]
+    pub yes: bool,
+}
+
+impl Select {
+    /// The filters, checked.
+    fn filter(&self) -> Result<Filter> {
+        let status = match &self.status {
+            Some(s) => Some(parse_status(s)?),
+            None => None,
+        };
+        if let Some(a) = &self.account {
+            crate::event::validate_account(a)
+                .map_err(|e| Failure::usage(format!("--account: {e}")))?;
+        }
+        Ok(Filter {
+            status,
+            remediation: self.remediation.clone(),
+            account: self.account.clone(),
+        })
+    }
+
+    /// The one job id named, when no filter is given: the command then acts as it always did,
+    /// without listing or asking.
+    fn single(&self) -> Option<&str> {
+        match self.ids.as_slice() {
+            [id] if self.status.is_none()
+                && self.remediation.is_none()
+                && self.account.is_none() =>
+            {
+                Some(id)
+            }
+            _ => None,
+        }
+    }
+}
+
+fn parse_status(s: &str) -> Result<JobStatus> {
+    JobStatus::parse(s).ok_or_else(|| {
+        let all: Vec<&str> = JobStatus::ALL.iter().map(|s| s.as_str()).collect();
+        Failure::usage(format!("--status {s:?}: use one of {}", all.join(", ")))
+    })
+}
+
+/// What a bulk command does to each job it chose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Bulk {
+    Approve,
+    Reject,
+    Retry,
+}
+
+impl Bulk {
+    fn verb(self) -> &'static str {
+        match self {
+            Bulk::Approve => "approve",
+            Bulk::Reject => "reject",
+            Bulk::Retry => "run again",
+        }
+    }
+
+    /// Whether a job in `status` can be acted on.
+    fn takes(self, status: JobStatus) -> bool {
+        match self {
+            Bulk::Approve | Bulk::Reject => status == JobStatus::PendingApproval,
+            Bulk::Retry => status.reruns_on_delivery() || status == JobStatus::Approved,
+        }
+    }
+}
+
+/// The filters of `select`, checked for `bulk` before anything is read: something must be named,
+/// and a `--status` must be one `bulk` can act on.
+fn check_select(select: &Select, bulk: Bulk) -> Result<Filter> {
+    let filter = select.filter()?;
+    if select.ids.is_empty() && filter.is_empty() {
+        return Err(Failure::usage(format!(
+            "name job ids or choose jobs with --status, --remediation or --account: nothing to {}",
+            bulk.verb()
+        )));
+    }
+    if let Some(status) = filter.status
+        && !bulk.takes(status)
+    {
+        return Err(Failure::usage(format!(
+            "--status {}: jobs in that status cannot be {}",
+            status.as_str(),
+            match bulk {
+                Bulk::Approve => "approved (only pending-approval ones)",
+                Bulk::Reject => "rejected (only pending-approval ones)",
+                Bulk::Retry =>
+                    "run again (only planned, needs-parameter, failed, off and approved ones)",
+            }
+        )));
+    }
+    Ok(filter)
+}
+
+/// The jobs `select` chooses for `bulk`: the ids named (each must exist and match `filter`),
+/// or every job `filter` matches; only jobs `bulk` can act on, oldest first.
+async fn choose(store: &Store, select: &Select, filter: &Filter, bulk: Bulk) -> Result<Vec<Job>> {
+    let mut chosen = Vec::new();
+    if select.ids.is_empty() {
+        chosen = store.jobs().await?;
+        chosen.retain(|j| filter.matches(j) && bulk.takes(j.status));
+        chosen.reverse();
+    } else {
+        for id in &select.ids {
+            let job = jobs::find(store, id).await?;
+            if !filter.matches(&job) {
+                return Err(Failure::usage(format!(
+                    "job {id} does not match the filters given ({} {} in account {}, {})",
+                    job.remediation,
+                    job.resource_id,
+                    job.account,
+                    job.status.as_str()
+                )));
+            }
+            if !bulk.takes(job.status) {
+                return Err(Failure::usage(format!(
+                    "job {id} is {}: it cannot be {}",
+                    job.status.as_str(),
+                    match bulk {
+                        Bulk::Approve => "approved",
+                        Bulk::Reject => "rejected",
+                        Bulk::Retry => "run again",
+                    }
+                )));
+            }
+            chosen.push(job);
+        }
+    }
+    Ok(chosen)
+}
+
+/// Goes on only when the operator agrees to `question`: `--yes`, or `y` typed on a terminal.
+/// Not on a terminal and without `--yes`, nothing is done (exit 2); a "no" does nothing (exit 1).
+pub(super) fn confirm(question: &str, yes: bool) -> Result<()> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if yes {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(Failure::usage(format!(
+            "{question} Not on a terminal, so nothing is done without --yes"
+        )));
+    }
+    eprint!("{question} [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|e| Failure::failed(format!("reading the answer: {e}")))?;
+    if jobs::confirmed(&answer) {
+        Ok(())
+    } else {
+        Err(Failure::failed("not confirmed: nothing was done"))
+    }
+}
+
+/// One line naming a job, for the lists bulk commands show before asking.
+fn job_line(j: &Job) -> String {
+    format!(
+        "job {}  {}  {} {} in account {}, {}  ({})",
+        j.id,
+        j.remediation,
+        j.resource_type,
+        j.resource_id,
+        j.account,
+        j.region,
+        j.status.as_str()
+    )
+}
+
+/// Approves, rejects or runs again the jobs `select` chooses, after showing them (for an
+/// approval, each plan with its hash, which the approval then binds) and asking.
+async fn bulk(
+    config: &Config,
+    select: &Select,
+    bulk: Bulk,
+    by: Option<String>,
+    reason: Option<String>,
+) -> Result<()> {
+    let filter = check_select(select, bulk)?;
+    let op = operator(config, by).await?;
+    let chosen = choose(&op.store, select, &filter, bulk).await?;
+    if chosen.is_empty() {
+        println!("no job matches: nothing to {}", bulk.verb());
+        return Ok(());
+    }
+    for j in &chosen {
+        println!("{}", job_line(j));
+        if bulk == Bulk::Approve {
+            let hash = j.plan_hash.as_deref().unwrap_or("none");
+            println!("  plan sha256 {hash}");
+            match &j.plan {
+                Some(plan) => {
+                    for line in render::plan(plan, j.before.as_ref()).lines() {
+                        println!("  {line}");
+                    }
+                }
+                None => println!("  no plan"),
+            }
+            println!();
+        }
+    }
+    let n = chosen.len();
+    let what = match bulk {
+        Bulk::Approve => format!("Approve these {n} plans as shown?"),
+        Bulk::Reject => format!("Reject these {n} pending plans?"),
+        Bulk::Retry => format!("Run these {n} jobs again?"),
+    };
+    confirm(&what, select.yes)?;
+    let ttl = Duration::from_secs(config.approval_ttl_seconds);
+    let queue = control_queue(&op.aws, &op.store);
+    let mut failed = 0;
+    for j in &chosen {
+        let result: std::result::Result<String, crate::jobs::JobError> = async {
+            match bulk {
+                Bulk::Retry => {
+                    approval::retry(&op.store, &queue, &j.id).await?;
+                    Ok("queued to run again".to_string())
+                }
+                Bulk::Approve | Bulk::Reject => {
+                    let decision = match bulk {
+                        // The hash shown is the hash bound: a plan that changed since is refused.
+                        Bulk::Approve => Decision::Approve {
+                            reason: reason.clone(),
+                            plan_hash: j.plan_hash.clone(),
+                        },
+                        _ => Decision::Reject {
+                            reason: reason.clone().unwrap_or_default(),
+                        },
+                    };
+                    let verb = decision.verb();
+                    let pending =
+                        approval::check(&op.store, &op.audit, &j.id, decision, ttl).await?;
+                    let done =
+                        approval::decide(&op.store, &op.audit, &queue, pending, &op.by).await?;
+                    let hash = done.plan_hash.unwrap_or_default();
+                    Ok(format!(
+                        "plan {} {verb} by {}",
+                        &hash[..12.min(hash.len())],
+                        op.by
+                    ))
+                }
+            }
+        }
+        .await;
+        match result {
+            Ok(done) => println!("job {}: {done}", j.id),
+            Err(e) => {
+                failed += 1;
+                eprintln!("job {}: {}", j.id, crate::cloud::error_chain(&e));
+            }
+        }
+    }
+    if failed > 0 {
+        return Err(Failure::failed(format!(
+            "{failed} of {n} jobs could not be {}",
+            match bulk {
+                Bulk::Approve => "approved",
+                Bulk::Reject => "rejected",
+                Bulk::Retry => "queued to run again",
+            }
+        )));
+    }
+    Ok(())
 }
 
 fn job_json(j: &Job) -> Value {
@@ -116,10 +426,7 @@ pub(super) async fn run(config: &Config, cmd: JobsCommand) -> Result<()> {
     match cmd {
         JobsCommand::List { status, json } => {
             let wanted = match status {
-                Some(s) => Some(JobStatus::parse(&s).ok_or_else(|| {
-                    let all: Vec<&str> = JobStatus::ALL.iter().map(|s| s.as_str()).collect();
-                    Failure::usage(format!("--status {s:?}: use one of {}", all.join(", ")))
-                })?),
+                Some(s) => Some(parse_status(&s)?),
                 None => None,
             };
             let jobs: Vec<Job> = store(config, &aws_config().await?)
@@ -229,7 +536,10 @@ pub(super) async fn run(config: &Config, cmd: JobsCommand) -> Result<()> {
             }
             Ok(())
         }
-        JobsCommand::Retry { id } => {
+        JobsCommand::Retry { select } => {
+            let Some(id) = select.single().map(str::to_string) else {
+                return bulk(config, &select, Bulk::Retry, None, None).await;
+            };
             let aws = aws_config().await?;
             let store = store(config, &aws);
             approval::retry(&store, &control_queue(&aws, &store), &id).await?;
@@ -237,11 +547,19 @@ pub(super) async fn run(config: &Config, cmd: JobsCommand) -> Result<()> {
             Ok(())
         }
         JobsCommand::Approve {
-            id,
+            select,
             by,
             reason,
             plan_hash,
         } => {
+            let Some(id) = select.single().map(str::to_string) else {
+                if plan_hash.is_some() {
+                    return Err(Failure::usage(
+                        "--plan-hash binds one job named by its id; with filters or several ids each plan's hash is shown and bound",
+                    ));
+                }
+                return bulk(config, &select, Bulk::Approve, by, reason).await;
+            };
             let decision = Decision::Approve { reason, plan_hash };
             let (approved, by) = decide(config, &id, by, decision).await?;
             let hash = approved.plan_hash.unwrap_or_default();
@@ -300,7 +618,10 @@ pub(super) async fn run(config: &Config, cmd: JobsCommand) -> Result<()> {
             }
             Ok(())
         }
-        JobsCommand::Reject { id, by, reason } => {
+        JobsCommand::Reject { select, by, reason } => {
+            let Some(id) = select.single().map(str::to_string) else {
+                return bulk(config, &select, Bulk::Reject, by, Some(reason)).await;
+            };
             let (_, by) = decide(config, &id, by, Decision::Reject { reason }).await?;
             println!("job {id} rejected by {by}; it will not be applied");
             Ok(())

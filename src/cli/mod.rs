@@ -26,6 +26,7 @@ mod bootstrap;
 mod catalog;
 mod control;
 mod dlq;
+mod doctor;
 mod exemptions;
 mod jobs;
 mod settings;
@@ -144,6 +145,10 @@ pub enum Command {
     /// Find violations no event announced: enumerate each remediation's resources and feed
     /// the non-compliant ones through the same gates.
     Sweep(sweep::SweepArgs),
+    /// Check the deployment, one line per check: queues, tables, the allow-list, the member
+    /// role in each allowed account (AssumeRole and one harmless read) and the catalog's
+    /// permissions against what it allows (IAM policy simulation). Exit 1 when any fails.
+    Doctor(doctor::DoctorArgs),
 }
 
 /// An error with the exit code it deserves.
@@ -267,6 +272,7 @@ pub async fn run(cli: Cli, config: Config, started: Instant) -> Result<()> {
         Command::Resume(args) => control::resume(&config, args).await,
         Command::Sweep(args) => sweep::run(&config, args).await,
         Command::Healthcheck(args) => worker::healthcheck(&config, args),
+        Command::Doctor(args) => doctor::run(&config, args).await,
     }
 }
 

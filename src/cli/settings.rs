@@ -4,14 +4,17 @@
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
-use super::{Result, operator, print_json};
-use crate::app::{aws_config, load_catalog, store};
-use crate::catalog::Mode;
+use std::sync::Arc;
+
+use super::{Failure, Result, operator, print_json};
+use crate::app::{COMMAND_LEASE, aws_config, build_context, caller, load_catalog, store};
+use crate::catalog::{Mode, Remediation};
 use crate::config::Config;
 use crate::render;
 use crate::settings::{
     self, AllowListEdit, SettingChange, SettingRequest, find_remediation, parse_param, scope_of,
 };
+use crate::sweep::sweep;
 
 #[derive(Debug, Subcommand)]
 pub enum SettingsCommand {
@@ -137,6 +140,10 @@ pub struct SetArgs {
     /// Who is making the change [default: the caller's AWS identity]
     #[arg(long)]
     pub by: Option<String>,
+    /// Switch to enforce in every account without showing what it would change now or asking
+    /// (needed when not on a terminal).
+    #[arg(long)]
+    pub yes: bool,
 }
 
 pub(super) async fn run(config: &Config, cmd: SettingsCommand) -> Result<()> {
@@ -283,6 +290,9 @@ async fn set(config: &Config, args: SetArgs) -> Result<()> {
         },
     )?;
     let op = operator(config, args.by).await?;
+    if args.mode == Some(Mode::Enforce) && scope == "*" && !args.yes {
+        impact(config, &op, r).await?;
+    }
     let by = op.by;
     let new = settings::set(&op.store, &op.audit, &request, &by).await?;
     let scope_text = if scope == "*" {
@@ -314,6 +324,58 @@ async fn set(config: &Config, args: SetArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Before a remediation is enforced in every account: shows what `sweep --what-if` says
+/// enforcing it would change now in the accounts the allow-list allows, and asks.
+async fn impact(config: &Config, op: &super::Operator, r: &Arc<Remediation>) -> Result<()> {
+    let global = op.store.settings().await?.global;
+    let home = caller(&op.aws).await?.account;
+    let accounts: Vec<String> = if global.organization {
+        let org = crate::organization::OrganizationAccounts::new(
+            aws_sdk_organizations::Client::new(&op.aws),
+        );
+        org.active(&home).await?.iter().cloned().collect()
+    } else {
+        global.accounts.clone()
+    };
+    let question = format!("Enforce {} in every account?", r.name());
+    if accounts.is_empty() {
+        println!(
+            "The allow-list allows no account: enforcing {} changes nothing until it does.",
+            r.name()
+        );
+        return super::jobs::confirm(&question, false);
+    }
+    let region = op
+        .aws
+        .region()
+        .map(std::string::ToString::to_string)
+        .unwrap_or_default();
+    let ctx = build_context(config, &op.aws, load_catalog(config)?, COMMAND_LEASE, home);
+    let lines = sweep(&ctx, std::slice::from_ref(r), &accounts, &[region], true)
+        .await
+        .map_err(|e| {
+            Failure::failed(format!(
+                "what enforcing {} would change could not be found ({e}); nothing was set (--yes sets it without looking)",
+                r.name()
+            ))
+        })?;
+    println!(
+        "what-if: enforcing {} in every account would change now (nothing was changed or recorded):\n",
+        r.name()
+    );
+    print!("{}", render::sweep(&lines));
+    for l in &lines {
+        for e in &l.errors {
+            eprintln!(
+                "{} {} {}: {}: {}",
+                l.remediation, l.account, l.region, e.resource_id, e.error
+            );
+        }
+    }
+    println!();
+    super::jobs::confirm(&question, false)
 }
 
 async fn tag_exemptions(

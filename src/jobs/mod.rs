@@ -11,7 +11,7 @@ use tokio::sync::OnceCell;
 use crate::cloud::{CloudError, classify};
 use crate::event::Control;
 use crate::source::{QueueError, queue_url};
-use crate::state::{Job, StateError, Store};
+use crate::state::{Job, JobStatus, StateError, Store};
 
 /// An operator's job workflow that was refused or did not happen.
 #[derive(Debug, thiserror::Error)]
@@ -117,4 +117,117 @@ pub async fn find(store: &Store, id: &str) -> Result<Job, JobError> {
         .job(id)
         .await?
         .ok_or_else(|| JobError::NotFound(id.to_string()))
+}
+
+/// Which jobs a bulk command acts on: every filter given must match (none given: every job).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filter {
+    pub status: Option<JobStatus>,
+    pub remediation: Option<String>,
+    pub account: Option<String>,
+}
+
+impl Filter {
+    /// Whether no filter is given.
+    pub fn is_empty(&self) -> bool {
+        self.status.is_none() && self.remediation.is_none() && self.account.is_none()
+    }
+
+    /// Whether `job` passes every filter given.
+    pub fn matches(&self, job: &Job) -> bool {
+        self.status.is_none_or(|s| job.status == s)
+            && self
+                .remediation
+                .as_deref()
+                .is_none_or(|r| job.remediation == r)
+            && self.account.as_deref().is_none_or(|a| job.account == a)
+    }
+}
+
+/// Whether an answer to a yes/no question asked on a terminal means yes (`y` or `yes`, in any
+/// case); anything else, an empty line included, means no.
+pub fn confirmed(answer: &str) -> bool {
+    matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(status: JobStatus, remediation: &str, account: &str) -> Job {
+        Job {
+            id: "j1".into(),
+            remediation: remediation.into(),
+            account: account.into(),
+            region: "us-east-1".into(),
+            resource_type: "AWS::S3::Bucket".into(),
+            resource_id: "b".into(),
+            rule: "r".into(),
+            source: "config".into(),
+            event_id: None,
+            observation: "t".into(),
+            status,
+            mode: crate::catalog::Mode::Approval,
+            reason: None,
+            plan: None,
+            plan_hash: None,
+            before: None,
+            after: None,
+            inverse: None,
+            created: Vec::new(),
+            script_sha256: None,
+            approved_by: None,
+            approved_at: None,
+            approved_plan_hash: None,
+            approval_reason: None,
+            created_at: "t".into(),
+            updated_at: "t".into(),
+            attempts: 1,
+            hub: None,
+            hub_retry: false,
+        }
+    }
+
+    #[test]
+    fn a_filter_matches_only_when_every_given_part_matches() {
+        let j = job(
+            JobStatus::PendingApproval,
+            "s3-block-public-access",
+            "111122223333",
+        );
+        assert!(Filter::default().is_empty());
+        assert!(Filter::default().matches(&j));
+        let f = Filter {
+            status: Some(JobStatus::PendingApproval),
+            remediation: Some("s3-block-public-access".into()),
+            account: Some("111122223333".into()),
+        };
+        assert!(!f.is_empty());
+        assert!(f.matches(&j));
+        let other_account = Filter {
+            account: Some("444455556666".into()),
+            ..f.clone()
+        };
+        assert!(!other_account.matches(&j));
+        let other_status = Filter {
+            status: Some(JobStatus::Planned),
+            ..f.clone()
+        };
+        assert!(!other_status.matches(&j));
+        let other_remediation = Filter {
+            remediation: Some("sg-revoke-open-ssh".into()),
+            ..f
+        };
+        assert!(!other_remediation.matches(&j));
+    }
+
+    #[test]
+    fn only_y_or_yes_confirms() {
+        for yes in ["y", "Y", "yes", "YES\n", " y \n"] {
+            assert!(confirmed(yes), "{yes:?}");
+        }
+        for no in ["", "\n", "n", "no", "yep", "sure", "y es"] {
+            assert!(!confirmed(no), "{no:?}");
+        }
+    }
 }

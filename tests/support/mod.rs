@@ -248,6 +248,7 @@ impl Env {
             "enforce",
             "--by",
             "test",
+            "--yes",
         ])
         .await;
     }
