@@ -31,8 +31,14 @@ use crate::state::{Names, SettingsCache, Store};
 /// Why the worker (or a command that needs its context) could not start or ended badly.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
-    #[error("no AWS region: set AWS_REGION (or a region in the AWS config file)")]
+    #[error(
+        "no AWS region: set AWS_REGION (export AWS_REGION=eu-west-1), or `region` for the profile in ~/.aws/config"
+    )]
     NoRegion,
+    #[error(
+        "no AWS credentials: {0}; set AWS_PROFILE (after `aws sso login` or `aws configure`), or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run with a role (ECS task role, instance profile)"
+    )]
+    NoCredentials(String),
     #[error("the catalog cannot be loaded: {0}")]
     Catalog(String),
     #[error(transparent)]
@@ -49,7 +55,7 @@ impl AppError {
     /// Whether the operator's set-up is at fault (exit code 2), not AWS.
     pub fn is_usage(&self) -> bool {
         match self {
-            AppError::NoRegion | AppError::Catalog(_) => true,
+            AppError::NoRegion | AppError::NoCredentials(_) | AppError::Catalog(_) => true,
             AppError::Queue(q) => q.is_usage(),
             AppError::Cloud(_) | AppError::StoreUnreachable => false,
         }
@@ -62,11 +68,22 @@ pub const CONTROL_CONCURRENCY: usize = 2;
 /// How long a job run by an operator's command (undo, sweep) holds its resource lock.
 pub const COMMAND_LEASE: Duration = Duration::from_secs(300);
 
-/// The AWS configuration from the standard chain; an error when it names no region.
+/// The AWS configuration from the standard chain; an error when it names no region or its
+/// credential chain finds no credentials (said before any call, so a missing credential does
+/// not read as an unreachable AWS).
 pub async fn aws_config() -> Result<aws_config::SdkConfig, AppError> {
+    use aws_sdk_sts::config::ProvideCredentials;
     let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     if config.region().is_none() {
         return Err(AppError::NoRegion);
+    }
+    let Some(provider) = config.credentials_provider() else {
+        return Err(AppError::NoCredentials(
+            "no credential provider is configured".into(),
+        ));
+    };
+    if let Err(e) = provider.provide_credentials().await {
+        return Err(AppError::NoCredentials(crate::cloud::error_chain(&e)));
     }
     Ok(config)
 }

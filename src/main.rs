@@ -49,8 +49,13 @@ fn main() -> ExitCode {
 
 fn init_logging(json: bool) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("RECTIFY_LOG")
-        .unwrap_or_else(|_| EnvFilter::new("info,aws_config=warn,aws_smithy_runtime=warn"));
+    // The SDK's own warnings (IMDS probes of the credential and region chains, retries) are its
+    // internals: rectify says what went wrong and how to fix it; RECTIFY_LOG=debug shows them.
+    let filter = EnvFilter::try_from_env("RECTIFY_LOG").unwrap_or_else(|_| {
+        EnvFilter::new(
+            "info,aws_config=error,aws_smithy_runtime=error,aws_smithy_http_client=error",
+        )
+    });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -513,3 +513,120 @@ fn bulk_job_commands_refuse_a_bad_selection_before_reading_anything() {
         assert!(err.contains(needle), "{args:?}: {err}");
     }
 }
+
+/// Runs rectify with no AWS set-up at all but `env`: no profile, no files (a fresh HOME), no metadata service
+/// answering (its endpoint refuses connections).
+fn rectify_bare_env(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let home = temp_dir("bare-home");
+    let out = Command::new(env!("CARGO_BIN_EXE_rectify"))
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", &home)
+        .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://127.0.0.1:1")
+        .env("RECTIFY_LOG_FORMAT", "text")
+        .envs(env.iter().copied())
+        .output()
+        .expect("run rectify");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_missing_region_or_credentials_is_named_with_its_fix_and_no_sdk_noise() {
+    let (code, out, err) = rectify_bare_env(&["jobs", "list"], &[]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        err.contains("no AWS region") && err.contains("AWS_REGION"),
+        "{err}"
+    );
+    assert!(!err.contains("WARN") && !err.contains("IMDS"), "{err}");
+    let (code, out, err) = rectify_bare_env(&["jobs", "list"], &[("AWS_REGION", "eu-west-1")]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        err.contains("no AWS credentials") && err.contains("AWS_PROFILE"),
+        "{err}"
+    );
+    assert!(!err.contains("could not reach AWS"), "{err}");
+    assert!(!err.contains("WARN"), "{err}");
+}
+
+#[test]
+fn an_endpoint_that_refuses_connections_exits_3_not_1() {
+    // A port that was free a moment ago: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let (code, out, err) = rectify_bare_env(
+        &["audit", "verify"],
+        &[
+            ("AWS_REGION", "eu-west-1"),
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+            ("AWS_ENDPOINT_URL", &url),
+            ("AWS_MAX_ATTEMPTS", "1"),
+        ],
+    );
+    assert_eq!(code, 3, "{out}{err}");
+    assert!(
+        err.contains("could not reach AWS") && err.contains(&url) && err.contains("run it again"),
+        "{err}"
+    );
+}
+
+#[test]
+fn plan_names_the_resource_type_a_remediation_expects_and_the_one_the_file_holds() {
+    let dir = temp_dir("plan-type");
+    let typed = dir.join("typed.json");
+    std::fs::write(
+        &typed,
+        r#"{"type": "AWS::EC2::SecurityGroup", "group_id": "sg-1", "ip_permissions": []}"#,
+    )
+    .unwrap();
+    let (code, out, err) = rectify(&[
+        "plan",
+        "--remediation",
+        "s3-block-public-access",
+        "--resource",
+        typed.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        err.contains("AWS::S3::Bucket") && err.contains("AWS::EC2::SecurityGroup"),
+        "{err}"
+    );
+    // Without a "type": the fields the remediation's resources have, and the type the file's
+    // fields belong to.
+    let root = std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR");
+    let case: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(format!(
+            "{root}/remediations/sg-revoke-open-ssh/tests/mixed-rules.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let mut group = case["resource"].clone();
+    group.as_object_mut().unwrap().remove("type");
+    let headless = dir.join("headless.json");
+    std::fs::write(&headless, group.to_string()).unwrap();
+    let (code, out, err) = rectify(&[
+        "plan",
+        "--remediation",
+        "s3-block-public-access",
+        "--resource",
+        headless.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        err.contains("expects an AWS::S3::Bucket")
+            && err.contains("bucket")
+            && err.contains("looks like an AWS::EC2::SecurityGroup"),
+        "{err}"
+    );
+}

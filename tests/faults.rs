@@ -541,3 +541,66 @@ async fn a_long_job_keeps_its_message_hidden_and_the_dlq_can_be_redriven() {
         2
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prefix_never_bootstrapped_is_named_with_the_command_that_creates_it() {
+    let env = Env::new().await;
+    let fresh = unique("nobs");
+    for args in [
+        &["settings", "list"][..],
+        &[
+            "settings",
+            "set",
+            "s3-block-public-access",
+            "--mode",
+            "enforce",
+            "--by",
+            "t",
+        ],
+        &["jobs", "list"],
+        &["jobs", "show", "j-1"],
+        &["sweep"],
+        &["audit", "verify"],
+        &["worker", "--once"],
+        &["dlq", "list"],
+    ] {
+        let r = env.run_env(args, &[("RECTIFY_PREFIX", &fresh)]).await;
+        assert_eq!(r.code, 1, "{args:?}: {}{}", r.stdout, r.stderr);
+        assert!(
+            r.stderr.contains(&format!("table {fresh}-jobs"))
+                && r.stderr.contains(&format!("queue {fresh}-events"))
+                && r.stderr
+                    .contains(&format!("run `rectify bootstrap --prefix {fresh}`")),
+            "{args:?}: {}",
+            r.stderr
+        );
+        assert!(
+            !r.stderr.contains("ResourceNotFoundException"),
+            "{args:?}: {}",
+            r.stderr
+        );
+    }
+    // The bootstrapped prefix is unaffected.
+    env.ok(&["jobs", "list"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_verify_tells_an_unreachable_state_store_from_a_trail_that_does_not_verify() {
+    let env = Env::new().await;
+    let proxy = FaultProxy::start(0.0, 1).await;
+    proxy.set(serde_json::json!({"down": true})).await;
+    let r = env
+        .run_env(
+            &["audit", "verify"],
+            &[("AWS_ENDPOINT_URL_DYNAMODB", &proxy.url)],
+        )
+        .await;
+    assert_eq!(r.code, 3, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("could not reach AWS") && r.stderr.contains("run it again"),
+        "{}",
+        r.stderr
+    );
+    let r = env.run(&["audit", "verify"]).await;
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+}

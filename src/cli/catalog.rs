@@ -230,6 +230,73 @@ pub(super) fn run(config: &Config, cmd: CatalogCommand) -> Result<()> {
     }
 }
 
+/// The head fields every observed resource carries, whatever its type.
+const HEAD: &[&str] = &["type", "id", "account", "region", "observed_at"];
+
+/// The fields every test case of `r` gives its resource (the head aside): the shape its script
+/// reads.
+fn shape(r: &crate::catalog::Remediation) -> std::collections::BTreeSet<String> {
+    let mut common: Option<std::collections::BTreeSet<String>> = None;
+    for (_, text) in &r.cases {
+        let Some(Value::Object(res)) = serde_json::from_str::<Value>(text)
+            .ok()
+            .and_then(|v| v.get("resource").cloned())
+        else {
+            continue;
+        };
+        let keys = res
+            .keys()
+            .filter(|k| !HEAD.contains(&k.as_str()))
+            .cloned()
+            .collect();
+        common = Some(match common {
+            None => keys,
+            Some(c) => c.intersection(&keys).cloned().collect(),
+        });
+    }
+    common.unwrap_or_default()
+}
+
+/// When a script failed on a resource without the fields its type has: which type the
+/// remediation expects, with the fields missing, and which type the file looks like.
+fn shape_hint(
+    catalog: &crate::catalog::Catalog,
+    r: &crate::catalog::Remediation,
+    resource: &Value,
+) -> Option<String> {
+    let held: std::collections::BTreeSet<String> = resource.as_object()?.keys().cloned().collect();
+    let wanted = shape(r);
+    let missing: Vec<&str> = wanted
+        .iter()
+        .filter(|k| !held.contains(*k))
+        .map(String::as_str)
+        .collect();
+    if missing.is_empty() {
+        return None;
+    }
+    let expected = r.manifest.resource_type.as_str();
+    let looks_like = catalog
+        .all()
+        .iter()
+        .filter(|o| o.manifest.resource_type != expected)
+        .find(|o| {
+            let s = shape(o);
+            !s.is_empty() && s.is_subset(&held)
+        })
+        .map(|o| {
+            format!(
+                ", and the file holds what looks like an {}",
+                o.manifest.resource_type
+            )
+        })
+        .unwrap_or_default();
+    Some(format!(
+        "{} expects an {expected} resource, with {} (missing here){looks_like}",
+        r.name(),
+        missing.join(", "),
+    ))
+}
+
 pub(super) fn plan(config: &Config, args: PlanArgs) -> Result<()> {
     let (engine, catalog) = load_catalog(config)?;
     let r = find_remediation(&catalog, &args.remediation)?;
@@ -266,6 +333,16 @@ pub(super) fn plan(config: &Config, args: PlanArgs) -> Result<()> {
     // The case file's own params follow the same rules.
     r.check_params(&params)
         .map_err(|e| Failure::usage(format!("{}: {e}", args.resource.display())))?;
+    let expected = r.manifest.resource_type.as_str();
+    if let Some(held) = resource.get("type").and_then(Value::as_str)
+        && held != expected
+    {
+        return Err(Failure::usage(format!(
+            "{}: {} plans {expected} resources, and the file holds an {held} (its \"type\"); give it an {expected} (`rectify catalog list` shows each remediation's type)",
+            args.resource.display(),
+            r.name(),
+        )));
+    }
     let plan: Plan = r
         .plan(
             &engine,
@@ -273,7 +350,13 @@ pub(super) fn plan(config: &Config, args: PlanArgs) -> Result<()> {
             &params,
             Duration::from_millis(config.limits.deadline_ms),
         )
-        .map_err(|e| Failure::usage(e.to_string()))?;
+        .map_err(|e| {
+            let mut message = e.to_string();
+            if let Some(hint) = shape_hint(&catalog, r, &resource) {
+                message.push_str(&format!("\n{}: {hint}", args.resource.display()));
+            }
+            Failure::usage(message)
+        })?;
     if args.json {
         print_json(&plan);
     } else {

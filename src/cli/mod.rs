@@ -3,8 +3,11 @@
 //! Each command group has its file, holding its arguments and its handler: parse, call into the
 //! library ([`crate::app`], [`crate::jobs`], [`crate::settings`], [`crate::source`], …), render.
 //!
-//! Exit codes: 0 success, 1 a check that failed (`audit verify`, `catalog test`) or an AWS call
-//! that failed, 2 bad usage or input, with a message that names what is wrong.
+//! Exit codes: 0 success, 1 a check that failed (`audit verify`, `catalog test`), an AWS call
+//! that failed or a prefix that was never bootstrapped, 2 bad usage or input (the region or
+//! credentials missing included), 3 AWS or the state store could not be reached (network,
+//! throttling, a 5xx after the SDK's retries): nothing was decided, run it again. Each message
+//! names what is wrong and what to do.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -158,16 +161,25 @@ pub struct Failure {
     pub message: String,
 }
 
+/// Exit code: a check failed, an AWS call failed, or the prefix was never bootstrapped.
+pub const EXIT_FAILED: u8 = 1;
+/// Exit code: bad usage or input, or an environment without a region or credentials.
+pub const EXIT_USAGE: u8 = 2;
+/// Exit code: AWS or the state store could not be reached (network, throttling, a 5xx after
+/// the SDK's retries); nothing was decided and running it again may succeed. Distinct so a
+/// scheduled `audit verify` tells an outage from a trail that does not verify (1).
+pub const EXIT_UNREACHABLE: u8 = 3;
+
 impl Failure {
     pub fn usage(message: impl Into<String>) -> Failure {
         Failure {
-            code: 2,
+            code: EXIT_USAGE,
             message: message.into(),
         }
     }
     pub fn failed(message: impl Into<String>) -> Failure {
         Failure {
-            code: 1,
+            code: EXIT_FAILED,
             message: message.into(),
         }
     }
@@ -176,56 +188,198 @@ impl Failure {
 type Result<T> = std::result::Result<T, Failure>;
 
 /// The one rule for a library error's exit code: 2 when the operator's input is at fault
-/// (`usage`, as the error type says), else 1 (AWS or the state store); the message is the
-/// error with its causes.
-fn blame(usage: bool, e: &dyn std::error::Error) -> Failure {
-    Failure {
-        code: if usage { 2 } else { 1 },
-        message: error_chain(e),
+/// (`usage`, as the error type says); 3 when the AWS call behind it (`cloud`) could not reach
+/// AWS or was throttled; else 1. The message is the error with its causes and, for an AWS
+/// error a person can act on, what to do.
+fn blame(usage: bool, cloud: Option<&CloudError>, e: &dyn std::error::Error) -> Failure {
+    let mut message = error_chain(e);
+    let code = if usage {
+        EXIT_USAGE
+    } else if cloud.is_some_and(CloudError::retryable) {
+        EXIT_UNREACHABLE
+    } else {
+        EXIT_FAILED
+    };
+    if let Some(hint) = cloud.and_then(hint) {
+        message.push_str(hint.as_str());
+    }
+    Failure { code, message }
+}
+
+/// AWS error codes that mean the caller's identity lacks a permission.
+const DENIED: &[&str] = &[
+    "AccessDenied",
+    "AccessDeniedException",
+    "UnauthorizedOperation",
+    "AuthorizationError",
+    "UnauthorizedAccess",
+];
+
+/// What a person does about an AWS error, when rectify can say more than AWS did.
+fn hint(e: &CloudError) -> Option<String> {
+    match e {
+        CloudError::Service { call, code, .. } if DENIED.contains(&code.as_str()) => Some(format!(
+            "\naccess denied: the identity rectify runs as (see `aws sts get-caller-identity`) needs {call} allowed by its IAM policy"
+        )),
+        CloudError::Transport { .. } => Some(format!(
+            "\nAWS could not be reached{}: check the network (and AWS_ENDPOINT_URL when set), then run it again; nothing was changed by this command",
+            std::env::var("AWS_ENDPOINT_URL")
+                .map(|u| format!(" at {u}"))
+                .unwrap_or_default()
+        )),
+        CloudError::Service { .. } if e.retryable() => Some(
+            "\nAWS is throttling or failing (after the SDK's retries): run it again later".into(),
+        ),
+        _ => None,
+    }
+}
+
+/// The AWS error behind a state store error, if one is.
+fn state_cloud(e: &StateError) -> Option<&CloudError> {
+    match e {
+        StateError::Store(c) => Some(c),
+        _ => None,
+    }
+}
+
+fn queue_cloud(e: &QueueError) -> Option<&CloudError> {
+    match e {
+        QueueError::Cloud(c) => Some(c),
+        QueueError::Missing { .. } => None,
+    }
+}
+
+fn settings_cloud(e: &SettingsError) -> Option<&CloudError> {
+    match e {
+        SettingsError::State(s) => state_cloud(s),
+        _ => None,
     }
 }
 
 impl From<AppError> for Failure {
     fn from(e: AppError) -> Failure {
-        blame(e.is_usage(), &e)
+        let mut f = blame(
+            e.is_usage(),
+            match &e {
+                AppError::Cloud(c) => Some(c),
+                AppError::Queue(q) => queue_cloud(q),
+                _ => None,
+            },
+            &e,
+        );
+        if matches!(e, AppError::StoreUnreachable) {
+            f.code = EXIT_UNREACHABLE;
+        }
+        f
     }
 }
 
 impl From<QueueError> for Failure {
     fn from(e: QueueError) -> Failure {
-        blame(e.is_usage(), &e)
+        blame(e.is_usage(), queue_cloud(&e), &e)
     }
 }
 
 impl From<JobError> for Failure {
     fn from(e: JobError) -> Failure {
-        blame(e.is_usage(), &e)
+        let cloud = match &e {
+            JobError::Cloud(c) => Some(c),
+            JobError::Queue(q) => queue_cloud(q),
+            JobError::State(s) => state_cloud(s),
+            _ => None,
+        };
+        blame(e.is_usage(), cloud, &e)
     }
 }
 
 impl From<SettingsError> for Failure {
     fn from(e: SettingsError) -> Failure {
-        blame(e.is_usage(), &e)
+        blame(e.is_usage(), settings_cloud(&e), &e)
     }
 }
 
 impl From<UndoError> for Failure {
     fn from(e: UndoError) -> Failure {
-        blame(e.is_usage(), &e)
+        let cloud = match &e {
+            UndoError::State(s) => state_cloud(s),
+            UndoError::Settings(s) => settings_cloud(s),
+            UndoError::Unreadable(c) | UndoError::UnreadableAfter(c) => Some(c),
+            _ => None,
+        };
+        blame(e.is_usage(), cloud, &e)
     }
 }
 
 /// AWS failed: never the operator's input.
 impl From<CloudError> for Failure {
     fn from(e: CloudError) -> Failure {
-        blame(false, &e)
+        blame(false, Some(&e), &e)
     }
 }
 
 /// The state store failed: never the operator's input.
 impl From<StateError> for Failure {
     fn from(e: StateError) -> Failure {
-        blame(false, &e)
+        blame(false, state_cloud(&e), &e)
+    }
+}
+
+/// Whether a failure says a table or queue of the prefix does not exist: the state store's
+/// `ResourceNotFoundException` (which names no table) or a queue found missing.
+fn not_set_up(f: &Failure) -> bool {
+    f.code != EXIT_USAGE
+        && ((f.message.contains("dynamodb:") && f.message.contains("ResourceNotFoundException"))
+            || f.message
+                .contains("does not exist: run `rectify bootstrap`"))
+}
+
+/// The tables and queues of the prefix that do not exist, each as `table NAME` or `queue NAME`;
+/// `None` when that cannot be found out (the failure then keeps its own message).
+async fn missing_parts(config: &Config) -> Option<Vec<String>> {
+    let aws = aws_config().await.ok()?;
+    let names = crate::state::Names::new(&config.prefix);
+    let ddb = aws_sdk_dynamodb::Client::new(&aws);
+    let sqs = aws_sdk_sqs::Client::new(&aws);
+    let mut missing = Vec::new();
+    for table in [&names.settings, &names.jobs, &names.audit] {
+        match ddb.describe_table().table_name(table.as_str()).send().await {
+            Ok(_) => {}
+            Err(e) => {
+                let e = crate::cloud::classify("dynamodb:DescribeTable", e);
+                if !e.is(&["ResourceNotFoundException"]) {
+                    return None;
+                }
+                missing.push(format!("table {table}"));
+            }
+        }
+    }
+    for queue in [&names.queue, &names.control, &names.dlq] {
+        match crate::source::queue_url(&sqs, queue).await {
+            Ok(_) => {}
+            Err(QueueError::Missing { .. }) => missing.push(format!("queue {queue}")),
+            Err(_) => return None,
+        }
+    }
+    Some(missing)
+}
+
+/// A failure because the prefix was never bootstrapped, restated with the missing tables and
+/// queues by name and the command that creates them (exit 1).
+async fn explain_not_set_up(config: &Config, f: Failure) -> Failure {
+    let fix = format!(
+        "run `rectify bootstrap --prefix {}` to create the queues and tables (or give the --prefix they were created with)",
+        config.prefix
+    );
+    match missing_parts(config).await {
+        Some(missing) if !missing.is_empty() => Failure::failed(format!(
+            "prefix {:?} is not set up: {} {} not exist; {fix}",
+            config.prefix,
+            missing.join(", "),
+            if missing.len() == 1 { "does" } else { "do" },
+        )),
+        // Everything is there after all: the failure is something else.
+        Some(_) => f,
+        None => Failure::failed(format!("{}; {fix}", f.message)),
     }
 }
 
@@ -258,6 +412,16 @@ impl Cli {
 
 /// Runs a command.
 pub async fn run(cli: Cli, config: Config, started: Instant) -> Result<()> {
+    let bootstrap = matches!(cli.command, Command::Bootstrap(_));
+    let result = dispatch(cli, &config, started).await;
+    match result {
+        Err(f) if !bootstrap && not_set_up(&f) => Err(explain_not_set_up(&config, f).await),
+        r => r,
+    }
+}
+
+async fn dispatch(cli: Cli, config: &Config, started: Instant) -> Result<()> {
+    let config = config.clone();
     match cli.command {
         Command::Bootstrap(args) => bootstrap::run(&config, args).await,
         Command::Worker(args) => worker::run(config, args, started).await,
@@ -305,4 +469,87 @@ async fn operator(config: &Config, by: Option<String>) -> Result<Operator> {
         audit,
         by,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn service(call: &'static str, code: &str, status: u16) -> CloudError {
+        CloudError::Service {
+            call,
+            code: code.into(),
+            message: "m".into(),
+            status: Some(status),
+        }
+    }
+
+    #[test]
+    fn an_unreachable_or_throttling_aws_has_its_own_exit_code() {
+        let down = CloudError::Transport {
+            call: "dynamodb:Scan",
+            message: "connection refused".into(),
+        };
+        assert_eq!(Failure::from(down).code, EXIT_UNREACHABLE);
+        let throttled = service("dynamodb:Scan", "ThrottlingException", 400);
+        assert_eq!(Failure::from(throttled).code, EXIT_UNREACHABLE);
+        let failing = StateError::Store(service("dynamodb:Query", "InternalServerError", 500));
+        assert_eq!(Failure::from(failing).code, EXIT_UNREACHABLE);
+        let job = JobError::State(StateError::Store(service(
+            "dynamodb:GetItem",
+            "ServiceUnavailable",
+            503,
+        )));
+        assert_eq!(Failure::from(job).code, EXIT_UNREACHABLE);
+        assert_eq!(
+            Failure::from(AppError::StoreUnreachable).code,
+            EXIT_UNREACHABLE
+        );
+        // A failed call that AWS answered, and a corrupt item, are failures (1), not outages.
+        let bad = StateError::Store(service("dynamodb:PutItem", "ValidationException", 400));
+        assert_eq!(Failure::from(bad).code, EXIT_FAILED);
+        assert_eq!(
+            Failure::from(StateError::Corrupt("x".into())).code,
+            EXIT_FAILED
+        );
+        assert_eq!(Failure::from(AppError::NoRegion).code, EXIT_USAGE);
+        assert_eq!(
+            Failure::from(AppError::NoCredentials("none".into())).code,
+            EXIT_USAGE
+        );
+    }
+
+    #[test]
+    fn access_denied_names_the_action_to_allow() {
+        let f = Failure::from(service("sqs:SendMessage", "AccessDenied", 403));
+        assert_eq!(f.code, EXIT_FAILED);
+        assert!(
+            f.message.contains("access denied")
+                && f.message.contains("sqs:SendMessage allowed")
+                && f.message.contains("aws sts get-caller-identity"),
+            "{}",
+            f.message
+        );
+    }
+
+    #[test]
+    fn a_missing_table_or_queue_reads_as_a_prefix_not_set_up() {
+        let table = Failure::from(StateError::Store(service(
+            "dynamodb:Scan",
+            "ResourceNotFoundException",
+            400,
+        )));
+        assert!(not_set_up(&table), "{}", table.message);
+        let queue = Failure::from(QueueError::Missing {
+            name: "p-events".into(),
+        });
+        assert_eq!(queue.code, EXIT_FAILED);
+        assert!(not_set_up(&queue), "{}", queue.message);
+        let other = Failure::from(service(
+            "ec2:DescribeVpcs",
+            "ResourceNotFoundException",
+            400,
+        ));
+        assert!(!not_set_up(&other));
+    }
 }

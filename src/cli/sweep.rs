@@ -62,9 +62,19 @@ pub(super) async fn run(config: &Config, args: SweepArgs) -> Result<()> {
         .await
         .map_err(Failure::failed)?;
     ctx.audit.anchor().await?;
+    // Resources or accounts that could not be swept make the run a failure (exit 1): what
+    // was found is still printed and recorded.
+    let errors: usize = lines.iter().map(|l| l.errors.len()).sum();
+    let outcome = if errors == 0 {
+        Ok(())
+    } else {
+        Err(Failure::failed(format!(
+            "the sweep is incomplete: {errors} error(s) in reading or fixing (each is listed)"
+        )))
+    };
     if args.json {
         print_json(&lines);
-        return Ok(());
+        return outcome;
     }
     if args.what_if {
         println!("what-if: nothing was changed or recorded. Enforcing would change:\n");
@@ -78,5 +88,5 @@ pub(super) async fn run(config: &Config, args: SweepArgs) -> Result<()> {
             );
         }
     }
-    Ok(())
+    outcome
 }

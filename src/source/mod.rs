@@ -17,9 +17,10 @@ pub enum QueueError {
 }
 
 impl QueueError {
-    /// Whether the queue is missing (a set-up to fix, exit code 2) rather than unreachable.
+    /// Never the operator's input: a missing queue is a prefix not bootstrapped (exit code 1,
+    /// with the command that creates it), anything else AWS.
     pub fn is_usage(&self) -> bool {
-        matches!(self, QueueError::Missing { .. })
+        false
     }
 }
 
