@@ -365,6 +365,13 @@ pub async fn run(
     if summary.store_unreachable.load(Ordering::Relaxed)
         || control.store_unreachable.load(Ordering::Relaxed)
     {
+        // A table that is not there is not an outage (exit 3): it is named, with the command
+        // that creates it (exit 1).
+        if let Err(crate::state::StateError::Store(e)) = ctx.store.settings().await
+            && e.is(&["ResourceNotFoundException"])
+        {
+            return Err(AppError::Cloud(e));
+        }
         return Err(AppError::StoreUnreachable);
     }
     Ok(())
