@@ -351,8 +351,8 @@ pub const CONTROLLER_PERMISSIONS: &[&str] = &[
     "sns:Publish",
     "organizations:ListAccounts",
     "sts:AssumeRole",
+    // BatchUpdateFindings and BatchUpdateFindingsV2 are both authorised by this one action.
     "securityhub:BatchUpdateFindings",
-    "securityhub:BatchUpdateFindingsV2",
     "s3:PutObject",
     "s3:GetObject",
     "s3:ListBucket",

@@ -70,25 +70,6 @@ fn account_event(account: &str, region: &str) -> String {
     .to_string()
 }
 
-/// A Security Hub finding of `control` about one resource (`asff_type`, `id` as ASFF names it).
-fn security_hub_finding(account: &str, control: &str, asff_type: &str, id: &str) -> String {
-    json!({
-        "version": "0", "id": uuid::Uuid::new_v4().to_string(),
-        "detail-type": "Security Hub Findings - Imported", "source": "aws.securityhub",
-        "account": account, "time": "2026-11-30T10:00:00Z", "region": REGION, "resources": [],
-        "detail": {"findings": [{
-            "Id": format!("arn:aws:securityhub:{REGION}:{account}:security-control/{control}/finding/{}", uuid::Uuid::new_v4()),
-            "ProductArn": format!("arn:aws:securityhub:{REGION}::product/aws/securityhub"),
-            "GeneratorId": format!("security-control/{control}"), "AwsAccountId": account, "Region": REGION,
-            "UpdatedAt": "2026-11-30T10:00:00.000Z", "Title": control,
-            "Resources": [{"Type": asff_type, "Id": id, "Partition": "aws", "Region": REGION}],
-            "Compliance": {"Status": "FAILED", "SecurityControlId": control},
-            "Workflow": {"Status": "NEW"}, "RecordState": "ACTIVE"
-        }]}
-    })
-    .to_string()
-}
-
 /// The audit records of one job.
 async fn records_of(env: &Env, job: &str) -> Vec<Value> {
     env.audit()
@@ -193,8 +174,9 @@ async fn a_disabled_detector_is_only_enabled_and_undo_disables_it_again() {
 
     env.enforce("guardduty-enabled").await;
     // Security Hub names the account `AWS::::Account:<id>` and the control GuardDuty.1 only.
-    env.send(&security_hub_finding(
+    env.send(&control_finding(
         &acct,
+        REGION,
         "GuardDuty.1",
         "AwsAccount",
         &format!("AWS::::Account:{acct}"),
@@ -512,8 +494,9 @@ async fn a_flow_log_needs_its_parameters_dry_run_changes_nothing_and_an_active_o
     let before = flow_logs(&ec2, &logged).await;
     env.enforce("vpc-flow-logs-on").await;
     // As Security Hub reports it: control EC2.6, the VPC by its ARN.
-    env.send(&security_hub_finding(
+    env.send(&control_finding(
         HOME,
+        REGION,
         "EC2.6",
         "AwsEc2Vpc",
         &format!("arn:aws:ec2:{REGION}:{HOME}:vpc/{logged}"),
@@ -530,42 +513,29 @@ async fn a_flow_log_needs_its_parameters_dry_run_changes_nothing_and_an_active_o
 async fn the_catalog_runs_their_cases_and_grants_creation_to_the_worker_and_deletion_to_the_operator()
  {
     let env = Env::new().await;
-    let out = env.ok(&["catalog", "test"]).await;
-    assert!(out.contains("0 failed"), "{out}");
-    for name in ["guardduty-enabled", "vpc-flow-logs-on"] {
-        assert!(out.contains(name), "{name} has no case run: {out}");
-    }
-    let worker = env
-        .ok(&["catalog", "permissions", "--role", "worker"])
-        .await;
-    for p in [
+    let deletes: &[&str] = &["guardduty:DeleteDetector", "ec2:DeleteFlowLogs"];
+    let worker: &[&str] = &[
         "guardduty:CreateDetector",
         "guardduty:UpdateDetector",
         "ec2:CreateFlowLogs",
         "iam:PassRole",
         "iam:CreateServiceLinkedRole",
         "ec2:DescribeFlowLogs",
-    ] {
-        assert!(worker.contains(p), "{p}: {worker}");
-    }
-    for p in ["guardduty:DeleteDetector", "ec2:DeleteFlowLogs"] {
-        assert!(!worker.contains(p), "{p}: {worker}");
-    }
-    let operator = env
-        .ok(&["catalog", "permissions", "--role", "operator"])
-        .await;
-    for p in [
+    ];
+    let operator: &[&str] = &[
         "guardduty:DeleteDetector",
         "ec2:DeleteFlowLogs",
         "guardduty:UpdateDetector",
-    ] {
-        assert!(operator.contains(p), "{p}: {operator}");
-    }
-    for p in [
+    ];
+    let creates: &[&str] = &[
         "guardduty:CreateDetector",
         "ec2:CreateFlowLogs",
         "iam:PassRole",
-    ] {
-        assert!(!operator.contains(p), "{p}: {operator}");
-    }
+    ];
+    check_catalog(
+        &env,
+        &["guardduty-enabled", "vpc-flow-logs-on"],
+        &[("worker", worker, deletes), ("operator", operator, creates)],
+    )
+    .await;
 }

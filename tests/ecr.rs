@@ -100,22 +100,7 @@ async fn state(sdk: &aws_config::SdkConfig, name: &str) -> (Value, bool) {
 /// by its ARN as Security Hub names it.
 fn security_hub_finding(name: &str) -> String {
     let arn = format!("arn:aws:ecr:{REGION}:{HOME}:repository/{name}");
-    json!({
-        "version": "0", "id": uuid::Uuid::new_v4().to_string(),
-        "detail-type": "Security Hub Findings - Imported", "source": "aws.securityhub",
-        "account": HOME, "time": "2026-11-30T10:00:00Z", "region": REGION, "resources": [arn],
-        "detail": {"findings": [{
-            "Id": format!("arn:aws:securityhub:{REGION}:{HOME}:security-control/ECR.1/finding/{}", uuid::Uuid::new_v4()),
-            "ProductArn": format!("arn:aws:securityhub:{REGION}::product/aws/securityhub"),
-            "GeneratorId": "security-control/ECR.1", "AwsAccountId": HOME, "Region": REGION,
-            "UpdatedAt": "2026-11-30T10:00:00.000Z",
-            "Title": "ECR private repositories should have image scanning configured",
-            "Resources": [{"Type": "AwsEcrRepository", "Id": arn, "Partition": "aws", "Region": REGION}],
-            "Compliance": {"Status": "FAILED", "SecurityControlId": "ECR.1"},
-            "Workflow": {"Status": "NEW"}, "RecordState": "ACTIVE"
-        }]}
-    })
-    .to_string()
+    control_finding(HOME, REGION, "ECR.1", "AwsEcrRepository", &arn)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -63,22 +63,7 @@ async fn state(env: &Env, id: &str) -> (Value, bool) {
 /// ARN as Security Hub names it.
 fn security_hub_finding(id: &str) -> String {
     let arn = format!("arn:aws:kms:{REGION}:{HOME}:key/{id}");
-    json!({
-        "version": "0", "id": uuid::Uuid::new_v4().to_string(),
-        "detail-type": "Security Hub Findings - Imported", "source": "aws.securityhub",
-        "account": HOME, "time": "2026-11-30T10:00:00Z", "region": REGION, "resources": [arn],
-        "detail": {"findings": [{
-            "Id": format!("arn:aws:securityhub:{REGION}:{HOME}:security-control/KMS.4/finding/{}", uuid::Uuid::new_v4()),
-            "ProductArn": format!("arn:aws:securityhub:{REGION}::product/aws/securityhub"),
-            "GeneratorId": "security-control/KMS.4", "AwsAccountId": HOME, "Region": REGION,
-            "UpdatedAt": "2026-11-30T10:00:00.000Z",
-            "Title": "AWS KMS key rotation should be enabled",
-            "Resources": [{"Type": "AwsKmsKey", "Id": arn, "Partition": "aws", "Region": REGION}],
-            "Compliance": {"Status": "FAILED", "SecurityControlId": "KMS.4"},
-            "Workflow": {"Status": "NEW"}, "RecordState": "ACTIVE"
-        }]}
-    })
-    .to_string()
+    control_finding(HOME, REGION, "KMS.4", "AwsKmsKey", &arn)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -99,6 +99,53 @@ fn sdk_env() -> [(&'static str, String); 5] {
     ]
 }
 
+/// The event Security Hub CSPM sends for a failed finding of `control` (a consolidated control
+/// finding: no Config rule name, as Security Hub names it) about one resource (`asff_type`, and
+/// the ARN or id Security Hub gives it) of `account` in `region`.
+pub fn control_finding(
+    account: &str,
+    region: &str,
+    control: &str,
+    asff_type: &str,
+    resource_id: &str,
+) -> String {
+    json!({
+        "version": "0", "id": uuid::Uuid::new_v4().to_string(),
+        "detail-type": "Security Hub Findings - Imported", "source": "aws.securityhub",
+        "account": account, "time": "2026-11-30T10:00:00Z", "region": region, "resources": [],
+        "detail": {"findings": [{
+            "Id": format!("arn:aws:securityhub:{region}:{account}:security-control/{control}/finding/{}", uuid::Uuid::new_v4()),
+            "ProductArn": format!("arn:aws:securityhub:{region}::product/aws/securityhub"),
+            "GeneratorId": format!("security-control/{control}"), "AwsAccountId": account, "Region": region,
+            "UpdatedAt": "2026-11-30T10:00:00.000Z", "Title": control,
+            "Resources": [{"Type": asff_type, "Id": resource_id, "Partition": "aws", "Region": region}],
+            "Compliance": {"Status": "FAILED", "SecurityControlId": control},
+            "Workflow": {"Status": "NEW"}, "RecordState": "ACTIVE"
+        }]}
+    })
+    .to_string()
+}
+
+/// Runs `rectify catalog test` and insists every case passes and `names` each had cases run;
+/// then, for each `(role, granted, withheld)`, that `rectify catalog permissions --role ROLE`
+/// lists every granted permission and none of the withheld.
+pub async fn check_catalog(env: &Env, names: &[&str], roles: &[(&str, &[&str], &[&str])]) {
+    let out = env.ok(&["catalog", "test"]).await;
+    assert!(out.contains("0 failed"), "{out}");
+    for name in names {
+        assert!(out.contains(name), "{name} has no case run: {out}");
+    }
+    for (role, granted, withheld) in roles {
+        let listed = env.ok(&["catalog", "permissions", "--role", role]).await;
+        for p in *granted {
+            assert!(listed.contains(p), "{role} lacks {p}: {listed}");
+        }
+        for p in *withheld {
+            assert!(!listed.contains(p), "{role} holds {p}: {listed}");
+        }
+    }
+}
+
 /// A fresh account id, allowed by the environment's allow-list: tests of account-wide
 /// settings each work in an account of their own.
 pub async fn fresh_account(env: &Env) -> String {
