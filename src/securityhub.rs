@@ -177,13 +177,7 @@ pub async fn write(
                 .map_err(|e| classify("securityhub:BatchUpdateFindings", e))?;
             out.unprocessed_findings()
                 .iter()
-                .map(|u| {
-                    format!(
-                        "{}: {}",
-                        u.error_code().unwrap_or("?"),
-                        u.error_message().unwrap_or("")
-                    )
-                })
+                .map(|u| refusal(u.error_code(), u.error_message()))
                 .collect()
         }
         HubFormat::Ocsf => {
@@ -202,13 +196,7 @@ pub async fn write(
                 .map_err(|e| classify("securityhub:BatchUpdateFindingsV2", e))?;
             out.unprocessed_findings()
                 .iter()
-                .map(|u| {
-                    format!(
-                        "{}: {}",
-                        u.error_code().map_or("?", |c| c.as_str()),
-                        u.error_message().unwrap_or("")
-                    )
-                })
+                .map(|u| refusal(u.error_code().map(aws_sdk_securityhub::types::BatchUpdateFindingsV2UnprocessedFindingErrorCode::as_str), u.error_message()))
                 .collect()
         }
     };
@@ -221,6 +209,11 @@ pub async fn write(
             unprocessed.join("; ")
         )))
     }
+}
+
+/// How Security Hub said it left one finding unprocessed.
+fn refusal(code: Option<&str>, message: Option<&str>) -> String {
+    format!("{}: {}", code.unwrap_or("?"), message.unwrap_or(""))
 }
 
 #[cfg(test)]
