@@ -203,7 +203,7 @@ def main():
     c7n_m, _, c7n_fixed = custodian(args, moto, n, proxied=False)
     print(f"  fixed {c7n_fixed}; counting its calls through the logging proxy ...", flush=True)
     _, c7n_c, c7n_fixed2 = custodian(args, moto, n, proxied=True)
-    print(f"rectify: the same violations, measured run ...", flush=True)
+    print("rectify: the same violations, measured run ...", flush=True)
     r_m, _, r_fixed = rectify(args, moto, n, proxied=False)
     print(f"  fixed {r_fixed}; counting its calls through the logging proxy ...", flush=True)
     _, r_c, r_fixed2 = rectify(args, moto, n, proxied=True)
@@ -237,8 +237,8 @@ def main():
     print("| per remediated resource | Cloud Custodian | rectify | Cloud Custodian ÷ rectify | goal | met |")
     print("|---|---|---|---|---|---|")
     for label, key, unit, goal, met in goals:
-        r = ratio(key)
-        print(f"| {label} | {fmt(c7n[key], unit)} | {fmt(rect[key], unit)} | {r:.2f}× | {goal} | "
+        r = f"{ratio(key):.2f}×" if c7n[key] and rect[key] else "–"
+        print(f"| {label} | {fmt(c7n[key], unit)} | {fmt(rect[key], unit)} | {r} | {goal} | "
               f"{'' if met is None else ('met' if met else 'not met')} |")
     print()
     print(f"Calls by service, per remediated resource: Cloud Custodian {c7n['calls_by_service']}; "
