@@ -114,7 +114,8 @@ def start_proxy(moto, log):
 
 
 def calls(log):
-    """(service, action) -> count, from a proxy log."""
+    """(service, action) -> count, from a proxy log; a DynamoDB write its condition refused
+    counts also as ("dynamodb", "refused")."""
     out = {}
     with open(log) as f:
         for line in f:
@@ -122,6 +123,8 @@ def calls(log):
             key = (e["service"], e["action"] if not e["action"].startswith(("GET ", "PUT ", "HEAD ", "POST ", "DELETE "))
                    else e["action"].split()[0])
             out[key] = out.get(key, 0) + 1
+            if e["service"] == "dynamodb" and e["action"] in STATE_WRITES and e["status"] == 400:
+                out[("dynamodb", "refused")] = out.get(("dynamodb", "refused"), 0) + 1
     return out
 
 
@@ -171,6 +174,7 @@ def rectify(args, moto, per_kind, proxied):
 def summary(m, c, fixed_by_kind):
     n = sum(fixed_by_kind.values())
     wall, cpu, rss = m
+    refused = c.pop(("dynamodb", "refused"), 0)
     total = sum(c.values())
     by_service = {}
     for (service, _), k in c.items():
@@ -183,6 +187,7 @@ def summary(m, c, fixed_by_kind):
         "remediated_service_calls": per(sum(k for (s, _), k in c.items() if s in REMEDIATED)),
         "state_writes": per(sum(k for (s, a), k in c.items() if s == "dynamodb" and a in STATE_WRITES)),
         "sqs_calls": per(by_service.get("sqs", 0)),
+        "state_writes_refused": per(refused),
         "single_deletes": c.get(("sqs", "DeleteMessage"), 0),
         "run_wall_s": wall, "run_cpu_s": cpu,
     }
@@ -242,7 +247,8 @@ def main():
               f"{'' if met is None else ('met' if met else 'not met')} |")
     print()
     print(f"Calls by service, per remediated resource: Cloud Custodian {c7n['calls_by_service']}; "
-          f"rectify {rect['calls_by_service']}. rectify's single DeleteMessage calls: {rect['single_deletes']}.")
+          f"rectify {rect['calls_by_service']}. rectify's state writes refused by their condition (and "
+          f"retried): {rect['state_writes_refused']:.2f}; its single DeleteMessage calls: {rect['single_deletes']}.")
 
 
 if __name__ == "__main__":
