@@ -176,10 +176,16 @@ def steps(calls):
     return out
 
 
+S3_READS = {"policyStatus": "GetBucketPolicyStatus", "policy": "GetBucketPolicy", "acl": "GetBucketAcl",
+            "ownershipControls": "GetBucketOwnershipControls", "location": "GetBucketLocation", "tagging": "GetBucketTagging"}
+
+
 def name(e):
     a = e["action"]
     if a.startswith(("GET ", "PUT ", "HEAD ", "POST ", "DELETE ")):
-        a = a.split()[0] + " (object or bucket)"
+        _, _, query = e.get("request", {}).get("path", "").partition("?")
+        sub = query.split("&")[0].split("=")[0]
+        a = S3_READS.get(sub, f"{a.split()[0]} ?{sub}") if e["service"] == "s3" and sub else a.split()[0]
     return f"{e['service']}:{a}"
 
 
