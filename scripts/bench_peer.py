@@ -15,7 +15,7 @@ Each tool runs twice: once straight to moto, measured (CPU of the fixing process
 user + system; wall clock; peak RSS from its VmHWM), and once through the logging proxy
 (scripts/fault_proxy.py, no faults) to count its calls by service and action. After each run the
 seeded resources are read back from moto, and only the ones really fixed count as remediated:
-every figure is per remediated resource.
+every figure but the peak RSS is per remediated resource.
 
 The goals of the comparison are printed as met or not met; nothing here fails on them.
 
@@ -40,8 +40,8 @@ from bench_run import HOME, KINDS, REGION, enqueue, new_vpc, prepare, violation
 RUN = ".rectify-run"
 POLICY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bench_peer", "policy.yml")
 STATE_WRITES = {"PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem"}
-# The services whose resources are remediated; the rest are rectify's own state and queue (and
-# STS, IAM's caller identity for Cloud Custodian).
+# The services whose resources are remediated; the rest are rectify's own state and queue, and
+# STS (the caller's identity, role credentials).
 REMEDIATED = {"s3", "ec2", "iam"}
 OPEN_POLICY = {"Statement": [{"Effect": "Allow", "Principal": "*", "Action": "*", "Resource": "*"}]}
 
