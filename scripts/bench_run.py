@@ -61,36 +61,43 @@ def event(account, rule, rtype, rid):
                             "resources": [], "detail": detail})
 
 
+def violation(s, vpc, account, kind, name):
+    """Creates one violation of `kind` through session `s` (VPC `vpc` for the EC2 kinds) and
+    returns the (event id, body) of the finding that reports it."""
+    if kind == "s3":
+        s.client("s3").create_bucket(Bucket=name)
+        return event(account, "s3-bucket-level-public-access-prohibited", "AWS::S3::Bucket", name)
+    if kind == "sg":
+        ec2 = s.client("ec2")
+        g = ec2.create_security_group(GroupName=name, Description="bench", VpcId=vpc)["GroupId"]
+        ec2.authorize_security_group_ingress(GroupId=g, IpPermissions=[
+            {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]},
+            {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
+        return event(account, "restricted-ssh", "AWS::EC2::SecurityGroup", g)
+    if kind == "iam":
+        iam = s.client("iam")
+        iam.create_user(UserName=name)
+        iam.create_access_key(UserName=name)
+        return event(account, "access-keys-rotated", "AWS::IAM::User", name)
+    policy = json.dumps({"Statement": [{"Effect": "Allow", "Principal": "*", "Action": "*", "Resource": "*"}]})
+    ep = s.client("ec2").create_vpc_endpoint(VpcId=vpc, ServiceName=f"com.amazonaws.{REGION}.s3",
+                                            PolicyDocument=policy)["VpcEndpoint"]["VpcEndpointId"]
+    return event(account, "vpc-endpoint-policy-check", "AWS::EC2::VPCEndpoint", ep)
+
+
+def new_vpc(s):
+    return s.client("ec2").create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+
+
 def seed(n, tag):
     """Creates n violations (kinds round-robin, accounts alternating); returns (event id, body)s."""
     clients = {a: session(a) for a in (HOME, MEMBER)}
-    vpcs = {a: clients[a].client("ec2").create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"] for a in clients}
+    vpcs = {a: new_vpc(clients[a]) for a in clients}
     out = []
     for i in range(n):
         account = HOME if i % 2 == 0 else MEMBER
-        s = clients[account]
         kind = KINDS[(i // 2) % len(KINDS)]
-        name = f"bench-{tag}-{i}"
-        if kind == "s3":
-            s.client("s3").create_bucket(Bucket=name)
-            out.append(event(account, "s3-bucket-level-public-access-prohibited", "AWS::S3::Bucket", name))
-        elif kind == "sg":
-            ec2 = s.client("ec2")
-            g = ec2.create_security_group(GroupName=name, Description="bench", VpcId=vpcs[account])["GroupId"]
-            ec2.authorize_security_group_ingress(GroupId=g, IpPermissions=[
-                {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]},
-                {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
-            out.append(event(account, "restricted-ssh", "AWS::EC2::SecurityGroup", g))
-        elif kind == "iam":
-            iam = s.client("iam")
-            iam.create_user(UserName=name)
-            iam.create_access_key(UserName=name)
-            out.append(event(account, "access-keys-rotated", "AWS::IAM::User", name))
-        else:
-            policy = json.dumps({"Statement": [{"Effect": "Allow", "Principal": "*", "Action": "*", "Resource": "*"}]})
-            ep = s.client("ec2").create_vpc_endpoint(VpcId=vpcs[account], ServiceName=f"com.amazonaws.{REGION}.s3",
-                                                    PolicyDocument=policy)["VpcEndpoint"]["VpcEndpointId"]
-            out.append(event(account, "vpc-endpoint-policy-check", "AWS::EC2::VPCEndpoint", ep))
+        out.append(violation(clients[account], vpcs[account], account, kind, f"bench-{tag}-{i}"))
     return out
 
 

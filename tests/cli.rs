@@ -630,3 +630,47 @@ fn plan_names_the_resource_type_a_remediation_expects_and_the_one_the_file_holds
         "{err}"
     );
 }
+
+/// The benchmark's modes are documented and its parts parse their arguments, all without
+/// building, starting moto or reaching AWS.
+#[test]
+fn bench_documents_its_modes_and_refuses_an_unknown_one_without_building() {
+    let root = std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR");
+    for script in ["bench_latency.py", "bench_peer.py"] {
+        let out = Command::new(format!("{root}/.venv/bin/python"))
+            .arg(format!("{root}/scripts/{script}"))
+            .arg("--help")
+            .output()
+            .expect("run the project venv's python");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && text.contains("--rectify"),
+            "{script}: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let bench = |arg: &str| {
+        Command::new("bash")
+            .arg(format!("{root}/scripts/bench"))
+            .arg(arg)
+            .output()
+            .expect("run scripts/bench")
+    };
+    let help = bench("--help");
+    let text = String::from_utf8_lossy(&help.stdout);
+    assert!(help.status.success(), "{text}");
+    for mode in [
+        "--latency",
+        "--peer",
+        "--no-build",
+        "p50/p99",
+        "critical",
+        "c7n",
+    ] {
+        assert!(text.contains(mode), "no {mode} in: {text}");
+    }
+    let bad = bench("--fast");
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert_eq!(bad.status.code(), Some(2), "{err}");
+    assert!(err.contains("'--fast'") && err.contains("--peer"), "{err}");
+}

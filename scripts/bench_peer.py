@@ -1,0 +1,283 @@
+"""Cloud Custodian and rectify side by side on the same moto, run by `scripts/bench --peer`.
+
+For each tool in turn, moto is reset and seeded with the same violations in one account: PER_KIND
+(default 50) of each of the benchmark's four kinds (S3 bucket without a public access block,
+security group with SSH open to 0.0.0.0/0, IAM user with an active access key, VPC endpoint with an
+allow-all policy). Then the tool fixes them:
+
+- Cloud Custodian (scripts/bench_peer/policy.yml, `custodian run`) fixes the three kinds it has an
+  action for; it has none that rewrites a VPC endpoint policy.
+- rectify (`worker --once`, enforce mode) fixes all four from the findings on its queue. The
+  findings are enqueued before the worker starts and are not counted: they stand for AWS Config,
+  as Cloud Custodian's describe calls stand for its own discovery.
+
+Each tool runs twice: once straight to moto, measured (CPU of the fixing process from wait4(),
+user + system; wall clock; peak RSS from its VmHWM), and once through the logging proxy
+(scripts/fault_proxy.py, no faults) to count its calls by service and action. After each run the
+seeded resources are read back from moto, and only the ones really fixed count as remediated:
+every figure but the peak RSS is per remediated resource.
+
+The goals of the comparison are printed as met or not met; nothing here fails on them.
+
+Usage: bench_peer.py --rectify PATH --custodian PATH [--per-kind N] [--concurrency C]
+Prints a Markdown table and writes the figures as JSON to .rectify-run/bench-peer.json.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+import boto3
+
+from bench_run import HOME, KINDS, REGION, enqueue, new_vpc, prepare, violation
+
+RUN = ".rectify-run"
+POLICY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bench_peer", "policy.yml")
+STATE_WRITES = {"PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem"}
+# The services whose resources are remediated; the rest are rectify's own state and queue, and
+# STS (the caller's identity, role credentials).
+REMEDIATED = {"s3", "ec2", "iam"}
+OPEN_POLICY = {"Statement": [{"Effect": "Allow", "Principal": "*", "Action": "*", "Resource": "*"}]}
+
+
+def reset(moto):
+    urllib.request.urlopen(urllib.request.Request(moto + "/moto-api/reset", method="POST"), timeout=60).read()
+
+
+def seed(per_kind, tag):
+    """Seeds per_kind violations of each kind in the home account; returns (findings, ids by kind)."""
+    s = boto3.Session(region_name=REGION)
+    vpc = new_vpc(s)
+    events, ids = [], {k: [] for k in KINDS}
+    for i in range(per_kind):
+        for kind in KINDS:
+            eid, body = violation(s, vpc, HOME, kind, f"peer-{tag}-{kind}-{i}")
+            events.append((eid, body))
+            ids[kind].append(json.loads(body)["detail"]["resourceId"])
+    return events, ids
+
+
+def fixed(ids):
+    """How many of the seeded resources of each kind moto now holds fixed."""
+    s = boto3.Session(region_name=REGION)
+    s3, ec2, iam = s.client("s3"), s.client("ec2"), s.client("iam")
+    out = {}
+    n = 0
+    for b in ids["s3"]:
+        try:
+            c = s3.get_public_access_block(Bucket=b)["PublicAccessBlockConfiguration"]
+            n += all(c.get(k) for k in ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets"))
+        except s3.exceptions.ClientError:
+            pass
+    out["s3"] = n
+    n = 0
+    for g in ec2.describe_security_groups(GroupIds=ids["sg"])["SecurityGroups"]:
+        open_ssh = any(p.get("FromPort", 0) <= 22 <= p.get("ToPort", 65535)
+                       and any(r.get("CidrIp") == "0.0.0.0/0" for r in p.get("IpRanges", []))
+                       for p in g["IpPermissions"])
+        kept_https = any(p.get("FromPort") == 443 for p in g["IpPermissions"])
+        # Fixed means SSH closed and the unrelated rule left alone.
+        n += (not open_ssh) and kept_https
+    out["sg"] = n
+    out["iam"] = sum(all(k["Status"] == "Inactive" for k in iam.list_access_keys(UserName=u)["AccessKeyMetadata"])
+                     for u in ids["iam"])
+    endpoints = ec2.describe_vpc_endpoints(VpcEndpointIds=ids["vpce"])["VpcEndpoints"]
+    out["vpce"] = sum(json.loads(e.get("PolicyDocument") or "{}") != OPEN_POLICY for e in endpoints)
+    return out
+
+
+def hwm_kb(pid):
+    """The process's resident high-water mark (VmHWM) in KiB, or 0 once it is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def measure(argv, env, log):
+    """Runs argv to its end; returns (wall s, CPU s, peak RSS MB) of that process alone.
+
+    The peak is VmHWM sampled every 10 ms while it runs, not wait4's ru_maxrss: Linux carries
+    the high-water mark of the process image exec replaced into ru_maxrss, and that image is
+    this Python interpreter (forked), so ru_maxrss would report the benchmark's own size."""
+    with open(log, "w") as err:
+        start = time.monotonic()
+        p = subprocess.Popen(argv, env=env, stdout=err, stderr=subprocess.STDOUT)
+        peak = [0]
+        done = threading.Event()
+
+        def sample():
+            while not done.wait(0.01):
+                peak[0] = max(peak[0], hwm_kb(p.pid))
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        _, status, usage = os.wait4(p.pid, 0)
+        wall = time.monotonic() - start
+        done.set()
+        sampler.join()
+    p.returncode = os.waitstatus_to_exitcode(status)
+    if p.returncode != 0:
+        sys.exit(f"{argv[0]} exited {p.returncode}; its output is in {log}")
+    return wall, usage.ru_utime + usage.ru_stime, peak[0] / 1024
+
+
+def start_proxy(moto, log):
+    if os.path.exists(log):
+        os.remove(log)
+    here = os.path.dirname(os.path.abspath(__file__))
+    proxy = subprocess.Popen([sys.executable, os.path.join(here, "fault_proxy.py"), "--target", moto, "--log", log],
+                             stdout=subprocess.PIPE, text=True)
+    return proxy, f"http://127.0.0.1:{proxy.stdout.readline().strip()}"
+
+
+def calls(log):
+    """(service, action) -> count, from a proxy log; a DynamoDB write its condition refused
+    counts also as ("dynamodb", "refused")."""
+    out = {}
+    with open(log) as f:
+        for line in f:
+            e = json.loads(line)
+            key = (e["service"], e["action"] if not e["action"].startswith(("GET ", "PUT ", "HEAD ", "POST ", "DELETE "))
+                   else e["action"].split()[0])
+            out[key] = out.get(key, 0) + 1
+            if e["service"] == "dynamodb" and e["action"] in STATE_WRITES and e["status"] == 400:
+                out[("dynamodb", "refused")] = out.get(("dynamodb", "refused"), 0) + 1
+    return out
+
+
+def custodian(args, moto, per_kind, proxied):
+    """Seeds, runs Cloud Custodian once; returns (measure or None, calls or None, fixed by kind)."""
+    reset(moto)
+    _, ids = seed(per_kind, "c7n")
+    out = os.path.join(RUN, "c7n-out")
+    shutil.rmtree(out, ignore_errors=True)
+    env = dict(os.environ)
+    argv = [args.custodian, "run", "--region", REGION, "--cache-period", "0", "-s", out, POLICY]
+    log = os.path.join(RUN, "bench-peer-c7n.log")
+    if proxied:
+        plog = os.path.join(RUN, "bench-peer-c7n-proxy.jsonl")
+        proxy, env["AWS_ENDPOINT_URL"] = start_proxy(moto, plog)
+        try:
+            measure(argv, env, log)
+        finally:
+            proxy.terminate()
+            proxy.wait()
+        return None, calls(plog), fixed(ids)
+    return measure(argv, env, log), None, fixed(ids)
+
+
+def rectify(args, moto, per_kind, proxied):
+    """Seeds, enqueues the findings, runs `rectify worker --once`; as custodian()."""
+    reset(moto)
+    env = prepare(args.rectify, "peer", 4 * per_kind)
+    events, ids = seed(per_kind, "rectify")
+    enqueue("peer", events)
+    # The long poll that tells --once the queue is empty would add its wait to the wall clock:
+    # moto's queue is exact, so a short poll sees what a long one would.
+    argv = [args.rectify, "worker", "--once", "--concurrency", str(args.concurrency), "--wait-seconds", "0"]
+    log = os.path.join(RUN, "bench-peer-rectify.log")
+    if proxied:
+        plog = os.path.join(RUN, "bench-peer-rectify-proxy.jsonl")
+        proxy, env["AWS_ENDPOINT_URL"] = start_proxy(moto, plog)
+        try:
+            measure(argv, env, log)
+        finally:
+            proxy.terminate()
+            proxy.wait()
+        return None, calls(plog), fixed(ids)
+    return measure(argv, env, log), None, fixed(ids)
+
+
+def summary(m, c, fixed_by_kind):
+    n = sum(fixed_by_kind.values())
+    wall, cpu, rss = m
+    refused = c.pop(("dynamodb", "refused"), 0)
+    total = sum(c.values())
+    by_service = {}
+    for (service, _), k in c.items():
+        by_service[service] = by_service.get(service, 0) + k
+    per = lambda x: x / n if n else float("nan")
+    return {
+        "remediated": n, "remediated_by_kind": fixed_by_kind,
+        "cpu_ms": per(cpu * 1000), "wall_ms": per(wall * 1000), "peak_rss_mb": rss,
+        "calls": per(total), "calls_by_service": {s: round(per(k), 2) for s, k in sorted(by_service.items())},
+        "remediated_service_calls": per(sum(k for (s, _), k in c.items() if s in REMEDIATED)),
+        "state_writes": per(sum(k for (s, a), k in c.items() if s == "dynamodb" and a in STATE_WRITES)),
+        "sqs_calls": per(by_service.get("sqs", 0)),
+        "state_writes_refused": per(refused),
+        "single_deletes": c.get(("sqs", "DeleteMessage"), 0),
+        "run_wall_s": wall, "run_cpu_s": cpu,
+    }
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--rectify", required=True)
+    p.add_argument("--custodian", required=True)
+    p.add_argument("--per-kind", type=int, default=50)
+    p.add_argument("--concurrency", type=int, default=16)
+    args = p.parse_args()
+    moto = os.environ["AWS_ENDPOINT_URL"]
+    os.makedirs(RUN, exist_ok=True)
+    n = args.per_kind
+
+    print(f"Cloud Custodian: {n} violations of each of {len(KINDS)} kinds, measured run ...", flush=True)
+    c7n_m, _, c7n_fixed = custodian(args, moto, n, proxied=False)
+    print(f"  fixed {c7n_fixed}; counting its calls through the logging proxy ...", flush=True)
+    _, c7n_c, c7n_fixed2 = custodian(args, moto, n, proxied=True)
+    print("rectify: the same violations, measured run ...", flush=True)
+    r_m, _, r_fixed = rectify(args, moto, n, proxied=False)
+    print(f"  fixed {r_fixed}; counting its calls through the logging proxy ...", flush=True)
+    _, r_c, r_fixed2 = rectify(args, moto, n, proxied=True)
+    for who, a, b in (("Cloud Custodian", c7n_fixed, c7n_fixed2), ("rectify", r_fixed, r_fixed2)):
+        if a != b:
+            print(f"WARNING: {who} fixed {a} in the measured run and {b} in the counted one", flush=True)
+
+    c7n, rect = summary(c7n_m, c7n_c, c7n_fixed), summary(r_m, r_c, r_fixed)
+    ratio = lambda k: c7n[k] / rect[k] if rect[k] else float("inf")
+    goals = [
+        # (label, key, unit, goal text, met)
+        ("CPU of the fixing process", "cpu_ms", "ms", "≥ 50× less", ratio("cpu_ms") >= 50),
+        ("wall clock, verify and audit included", "wall_ms", "ms", "≤ Cloud Custodian's", rect["wall_ms"] <= c7n["wall_ms"]),
+        ("calls, all", "calls", "", "", None),
+        ("calls to the remediated service", "remediated_service_calls", "", "≤ 4", rect["remediated_service_calls"] <= 4),
+        ("state writes (DynamoDB)", "state_writes", "", "≤ 2", rect["state_writes"] <= 2),
+        ("SQS calls", "sqs_calls", "", "deletes batched", rect["single_deletes"] == 0),
+        ("peak RSS of the process (MB, not per resource)", "peak_rss_mb", "", "≤ 25 MB", rect["peak_rss_mb"] <= 25),
+    ]
+    figures = {"per_kind": n, "cloud_custodian": c7n, "rectify": rect,
+               "goals": {label: met for label, _, _, _, met in goals if met is not None}}
+    with open(os.path.join(RUN, "bench-peer.json"), "w") as f:
+        json.dump(figures, f, indent=2)
+
+    fmt = lambda v, unit: f"{v:.2f} {unit}".strip() if v < 10 else f"{v:.1f} {unit}".strip()
+    print()
+    print(f"Remediated: Cloud Custodian {c7n['remediated']} ({c7n['remediated_by_kind']}), "
+          f"rectify {rect['remediated']} ({rect['remediated_by_kind']}); "
+          f"one account, moto, {n} of each kind seeded.")
+    print()
+    print("| per remediated resource | Cloud Custodian | rectify | Cloud Custodian ÷ rectify | goal | met |")
+    print("|---|---|---|---|---|---|")
+    for label, key, unit, goal, met in goals:
+        r = f"{ratio(key):.2f}×" if c7n[key] and rect[key] else "–"
+        print(f"| {label} | {fmt(c7n[key], unit)} | {fmt(rect[key], unit)} | {r} | {goal} | "
+              f"{'' if met is None else ('met' if met else 'not met')} |")
+    print()
+    print(f"Calls by service, per remediated resource: Cloud Custodian {c7n['calls_by_service']}; "
+          f"rectify {rect['calls_by_service']}. rectify's state writes refused by their condition (and "
+          f"retried): {rect['state_writes_refused']:.2f}; its single DeleteMessage calls: {rect['single_deletes']}.")
+
+
+if __name__ == "__main__":
+    main()
