@@ -18,7 +18,8 @@ Control: POST /__proxy/config with JSON {"fail_rate": 0.5, "down": true, "delay_
 Targeted faults: {"throttle_action": "ListBuckets", "throttle_count": 5} throttles the next 5
 requests of that action (throttle_count counts down as it does); {"deny_assume_role":
 ["111122223333"]} answers STS AssumeRole into a role of those accounts with AccessDenied (403),
-as AWS does when the role does not trust the caller.
+as AWS does when the role does not trust the caller. "in_flight_max" is the most requests it
+has held at once (set it to 0 to measure afresh), of one action when "in_flight_action" names it.
 """
 
 import argparse
@@ -34,7 +35,8 @@ from urllib.parse import parse_qs, urlsplit
 
 LOG_ALL = False
 STATE = {"fail_rate": 0.0, "down": False, "delay_ms": 300, "delay_only": False,
-         "throttle_action": None, "throttle_count": 0, "deny_assume_role": []}
+         "throttle_action": None, "throttle_count": 0, "deny_assume_role": [],
+         "in_flight": 0, "in_flight_max": 0, "in_flight_action": None}
 LOCK = threading.Lock()
 HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "upgrade", "te", "trailer"}
 MUTATING = {
@@ -130,6 +132,21 @@ class Proxy(BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(answer)
             return
+        service = service_of(self.headers)
+        action = action_of(service, self.command, split.path, split.query, self.headers, body)
+        with LOCK:
+            counted = STATE["in_flight_action"] in (None, action)
+            if counted:
+                STATE["in_flight"] += 1
+                STATE["in_flight_max"] = max(STATE["in_flight_max"], STATE["in_flight"])
+        try:
+            self.serve(body, split, service, action)
+        finally:
+            if counted:
+                with LOCK:
+                    STATE["in_flight"] -= 1
+
+    def serve(self, body, split, service, action):
         with LOCK:
             down, fail_rate, delay_ms = STATE["down"], STATE["fail_rate"], STATE["delay_ms"]
             roll = RNG.random()
@@ -140,8 +157,6 @@ class Proxy(BaseHTTPRequestHandler):
             self.close_connection = True
             self.connection.shutdown(2)
             return
-        service = service_of(self.headers)
-        action = action_of(service, self.command, split.path, split.query, self.headers, body)
         with LOCK:
             targeted = targeted_fault(service, action, body)
         if targeted:
