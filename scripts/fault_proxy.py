@@ -15,7 +15,12 @@ Usage: python scripts/fault_proxy.py --target http://127.0.0.1:PORT --log FILE
                                      [--fail-rate 0.2] [--delay-ms 300] [--seed N]
 It prints the port it listens on (127.0.0.1), then serves until killed.
 Control: POST /__proxy/config with JSON {"fail_rate": 0.5, "down": true, "delay_only": true,
-"delay_ms": 500} changes the behaviour.
+"delay_ms": 500} changes the behaviour, and answers with the state after the change.
+Targeted faults: {"throttle_action": "ListBuckets", "throttle_count": 5} throttles the next 5
+requests of that action (throttle_count counts down as it does); {"deny_assume_role":
+["111122223333"]} answers STS AssumeRole into a role of those accounts with AccessDenied (403),
+as AWS does when the role does not trust the caller. "in_flight_max" is the most requests it
+has held at once (set it to 0 to measure afresh), of one action when "in_flight_action" names it.
 """
 
 import argparse
@@ -31,7 +36,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 LOG_ALL = False
-STATE = {"fail_rate": 0.0, "down": False, "delay_ms": 300, "delay_only": False}
+STATE = {"fail_rate": 0.0, "down": False, "delay_ms": 300, "delay_only": False,
+         "throttle_action": None, "throttle_count": 0, "deny_assume_role": [],
+         "in_flight": 0, "in_flight_max": 0, "in_flight_action": None}
 LOCK = threading.Lock()
 HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "upgrade", "te", "trailer"}
 MUTATING = {
@@ -60,9 +67,23 @@ def action_of(service, method, path, query, headers, body):
     if service == "s3":
         if "publicAccessBlock" in query:
             return {"PUT": "PutPublicAccessBlock", "DELETE": "DeletePublicAccessBlock"}.get(method, "GetPublicAccessBlock")
+        if method == "GET" and path == "/":
+            return "ListBuckets"
         return f"{method} {path}"
     form = parse_qs(body.decode("utf-8", "replace"))
     return form.get("Action", [f"{method} {path}"])[0]
+
+
+def targeted_fault(service, action, body):
+    """The fault a targeted rule asks for this request, if any (called under LOCK)."""
+    if action == STATE["throttle_action"] and STATE["throttle_count"] > 0:
+        STATE["throttle_count"] -= 1
+        return "throttle"
+    if service == "sts" and action == "AssumeRole":
+        arn = parse_qs(body.decode("utf-8", "replace")).get("RoleArn", [""])[0]
+        if arn.split(":")[4:5] and arn.split(":")[4] in STATE["deny_assume_role"]:
+            return "denied"
+    return None
 
 
 def error_response(service, kind):
@@ -70,6 +91,7 @@ def error_response(service, kind):
     code, status = {
         "500": ("InternalError", 500),
         "503": ("ServiceUnavailable", 503),
+        "denied": ("AccessDenied", 403),
     }.get(kind, (None, None))
     if kind == "throttle":
         code, status = {
@@ -118,6 +140,21 @@ class Proxy(BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(answer)
             return
+        service = service_of(self.headers)
+        action = action_of(service, self.command, split.path, split.query, self.headers, body)
+        with LOCK:
+            counted = STATE["in_flight_action"] in (None, action)
+            if counted:
+                STATE["in_flight"] += 1
+                STATE["in_flight_max"] = max(STATE["in_flight_max"], STATE["in_flight"])
+        try:
+            self.serve(body, split, service, action)
+        finally:
+            if counted:
+                with LOCK:
+                    STATE["in_flight"] -= 1
+
+    def serve(self, body, split, service, action):
         with LOCK:
             down, fail_rate, delay_ms = STATE["down"], STATE["fail_rate"], STATE["delay_ms"]
             roll = RNG.random()
@@ -128,7 +165,10 @@ class Proxy(BaseHTTPRequestHandler):
             self.close_connection = True
             self.connection.shutdown(2)
             return
-        service = service_of(self.headers)
+        with LOCK:
+            targeted = targeted_fault(service, action, body)
+        if targeted:
+            roll, kind = -1.0, targeted
         if roll < fail_rate:
             if kind == "delay":
                 time.sleep(delay_ms / 1000.0)
@@ -150,7 +190,6 @@ class Proxy(BaseHTTPRequestHandler):
         resp = conn.getresponse()
         data = resp.read()
         ended = time.time()
-        action = action_of(service, self.command, split.path, split.query, self.headers, body)
         entry = {"service": service, "action": action, "status": resp.status, "start": started, "end": ended}
         if LOG_ALL:
             entry["request"] = {

@@ -33,6 +33,7 @@ pub enum CloudError {
     Unsupported(String),
 }
 
+/// Error codes of a call AWS throttled (the first [`THROTTLED`]) or could not serve for now.
 const THROTTLING: &[&str] = &[
     "Throttling",
     "ThrottlingException",
@@ -43,10 +44,14 @@ const THROTTLING: &[&str] = &[
     "RequestThrottled",
     "RequestThrottledException",
     "ProvisionedThroughputExceededException",
+    // The codes above say "slow down"; those below, "not now".
     "ServiceUnavailable",
     "InternalError",
     "InternalFailure",
 ];
+
+/// How many of [`THROTTLING`]'s codes say "slow down".
+const THROTTLED: usize = 9;
 
 impl CloudError {
     /// Whether the whole job is worth trying again later (the SDK has already retried the call).
@@ -58,6 +63,12 @@ impl CloudError {
             }
             CloudError::NotFound { .. } | CloudError::Unsupported(_) => false,
         }
+    }
+
+    /// Whether AWS throttled the call (after the SDK's own retries): worth trying again after
+    /// a pause, at a slower pace.
+    pub fn throttled(&self) -> bool {
+        self.is(&THROTTLING[..THROTTLED])
     }
 
     /// The AWS error code, when AWS answered.

@@ -289,6 +289,35 @@ fn sweep_refuses_a_malformed_region_naming_the_flag() {
 }
 
 #[test]
+fn sweep_refuses_a_bound_or_rate_out_of_range_naming_the_flag_and_its_rule() {
+    for (flag, value, rule) in [
+        ("--concurrency", "0", "1 to 1024"),
+        ("--concurrency", "5000", "1 to 1024"),
+        ("--rate", "0", "above 0"),
+        ("--rate", "-3", "above 0"),
+        ("--rate", "NaN", "above 0"),
+    ] {
+        let arg = format!("{flag}={value}");
+        let (code, out, err) = rectify(&["sweep", "--all-accounts", &arg]);
+        assert_eq!(code, 2, "{flag} {value}: {out}{err}");
+        assert!(err.contains(flag) && err.contains(rule), "{err}");
+    }
+    // One way to name the accounts, and one way to name the regions.
+    let (code, _, err) = rectify(&["sweep", "--all-accounts", "--account", "111122223333"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("--all-accounts") && err.contains("--account"),
+        "{err}"
+    );
+    let (code, _, err) = rectify(&["sweep", "--all-regions", "--region", "us-east-1"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("--all-regions") && err.contains("--region"),
+        "{err}"
+    );
+}
+
+#[test]
 fn a_parameter_of_the_wrong_type_or_out_of_bounds_exits_2_naming_it_and_its_rule() {
     let case = format!(
         "{}/remediations/sg-revoke-open-ssh/tests/mixed-rules.json",

@@ -229,3 +229,325 @@ async fn what_if_goes_through_the_gates_and_reports_what_they_hold_back() {
     assert_eq!(bad.code, 2, "{}", bad.stderr);
     assert!(bad.stderr.contains("unknown region"), "{}", bad.stderr);
 }
+
+/// The lines of a JSON sweep report, by account.
+fn accounts_of(report: &Value) -> std::collections::BTreeSet<String> {
+    report
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["account"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn line_of<'a>(report: &'a Value, account: &str, region: &str) -> &'a Value {
+    report
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["account"] == account && l["region"] == region)
+        .unwrap_or_else(|| panic!("no line for {account} {region}: {report:#}"))
+}
+
+/// Accounts of their own: two with buckets, one whose role does not trust rectify.
+const FLEET: [&str; 3] = ["555566667777", "555566668888", "555566669999"];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn all_accounts_sweeps_the_allow_list_and_an_account_that_fails_does_not_stop_the_rest() {
+    let env = Env::bare().await;
+    let args = [
+        "sweep",
+        "--all-accounts",
+        "--what-if",
+        "--remediation",
+        "s3-block-public-access",
+        "--json",
+    ];
+    // An empty allow-list allows no account: nothing to sweep, and it says so.
+    let empty = env.run(&args).await;
+    assert_eq!(empty.code, 1, "{}", empty.stderr);
+    assert!(
+        empty.stderr.contains("--all-accounts") && empty.stderr.contains("allow-list is empty"),
+        "{}",
+        empty.stderr
+    );
+
+    env.allow(&FLEET).await;
+    let mut seeded = Vec::new();
+    for account in &FLEET[..2] {
+        let s3 = aws_sdk_s3::Client::new(&env.account(account).await);
+        let b = unique("fleet");
+        s3.create_bucket().bucket(&b).send().await.unwrap();
+        seeded.push((*account, b));
+    }
+    let proxy = FaultProxy::start(0.0, 16).await;
+    proxy
+        .set(serde_json::json!({"deny_assume_role": [FLEET[2]]}))
+        .await;
+    let run = env
+        .run_env(&args, &[("AWS_ENDPOINT_URL", &proxy.url)])
+        .await;
+    assert_eq!(run.code, 1, "an account failed: {}", run.stderr);
+    let report: Value = serde_json::from_str(&run.stdout).expect(&run.stdout);
+    assert_eq!(
+        accounts_of(&report),
+        FLEET.iter().map(|a| (*a).to_string()).collect(),
+        "{report:#}"
+    );
+    for (account, bucket) in &seeded {
+        let line = line_of(&report, account, REGION);
+        assert_eq!(ids(line, "would_change"), [bucket.as_str()], "{line:#}");
+        assert!(line["errors"].as_array().unwrap().is_empty(), "{line:#}");
+    }
+    let denied = line_of(&report, FLEET[2], REGION);
+    assert_eq!(denied["scanned"], 0, "{denied:#}");
+    assert_eq!(denied["errors"][0]["resource_id"], "*", "{denied:#}");
+    assert!(
+        denied["errors"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("AccessDenied"),
+        "{denied:#}"
+    );
+    assert!(
+        run.stderr.contains("1 account(s) could not be swept")
+            && run.stderr.contains(&format!("  {}: ", FLEET[2])),
+        "{}",
+        run.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn all_accounts_in_organization_mode_sweeps_the_organizations_active_accounts() {
+    let env = Env::bare().await;
+    let org = aws_sdk_organizations::Client::new(&env.sdk);
+    if org.describe_organization().send().await.is_err() {
+        org.create_organization()
+            .feature_set(aws_sdk_organizations::types::OrganizationFeatureSet::All)
+            .send()
+            .await
+            .unwrap();
+    }
+    let created = org
+        .create_account()
+        .account_name(unique("member"))
+        .email(format!("{}@example.com", unique("member")))
+        .send()
+        .await
+        .unwrap();
+    let member = created
+        .create_account_status()
+        .unwrap()
+        .account_id()
+        .unwrap()
+        .to_string();
+    let bucket = unique("org");
+    aws_sdk_s3::Client::new(&env.account(&member).await)
+        .create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
+    env.ok(&["settings", "accounts", "organization", "--by", "test"])
+        .await;
+    let active: std::collections::BTreeSet<String> = org
+        .list_accounts()
+        .send()
+        .await
+        .unwrap()
+        .accounts()
+        .iter()
+        .filter(|a| a.state() == Some(&aws_sdk_organizations::types::AccountState::Active))
+        .filter_map(|a| a.id().map(str::to_string))
+        .collect();
+    assert!(active.contains(&member), "{active:?}");
+
+    let report = env
+        .json(&[
+            "sweep",
+            "--all-accounts",
+            "--what-if",
+            "--remediation",
+            "s3-block-public-access",
+        ])
+        .await;
+    assert_eq!(accounts_of(&report), active, "{report:#}");
+    let line = line_of(&report, &member, REGION);
+    assert!(
+        ids(line, "would_change").contains(&bucket.as_str()),
+        "{line:#}"
+    );
+}
+
+/// An account of its own, with a group open to SSH in two regions.
+const REGIONAL: &str = "555566660000";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn all_regions_sweeps_every_region_the_account_has_enabled() {
+    let env = Env::bare().await;
+    env.allow(&[REGIONAL]).await;
+    let member = env.account(REGIONAL).await;
+    let mut groups = Vec::new();
+    for region in ["us-east-1", "eu-west-1"] {
+        let sdk = member
+            .to_builder()
+            .region(aws_config::Region::new(region))
+            .build();
+        let (_, group) = security_group(&sdk).await;
+        open_tcp(&sdk, &group, 22, 22, "0.0.0.0/0").await;
+        groups.push((region, group));
+    }
+    let enabled: std::collections::BTreeSet<String> = aws_sdk_ec2::Client::new(&member)
+        .describe_regions()
+        .send()
+        .await
+        .unwrap()
+        .regions()
+        .iter()
+        .filter_map(|r| r.region_name().map(str::to_string))
+        .collect();
+    assert!(enabled.len() > 2, "{enabled:?}");
+
+    let report = env
+        .json(&[
+            "sweep",
+            "--account",
+            REGIONAL,
+            "--all-regions",
+            "--what-if",
+            "--remediation",
+            "sg-revoke-open-ssh",
+        ])
+        .await;
+    let lines = report.as_array().unwrap();
+    let swept: std::collections::BTreeSet<String> = lines
+        .iter()
+        .map(|l| l["region"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(swept, enabled, "{report:#}");
+    assert_eq!(lines.len(), enabled.len(), "each region once: {report:#}");
+    // The home region comes first.
+    assert_eq!(lines[0]["region"], REGION, "{report:#}");
+    for (region, group) in &groups {
+        let line = line_of(&report, REGIONAL, region);
+        assert_eq!(ids(line, "would_change"), [group.as_str()], "{line:#}");
+    }
+
+    let bad = env
+        .run(&[
+            "sweep",
+            "--all-regions",
+            "--region",
+            "us-east-1",
+            "--what-if",
+        ])
+        .await;
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+    assert!(bad.stderr.contains("--all-regions"), "{}", bad.stderr);
+}
+
+/// An account of its own for the throttling test.
+const THROTTLED: &str = "555566661111";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throttled_enumeration_backs_off_and_the_sweep_completes() {
+    let env = Env::bare().await;
+    env.allow(&[THROTTLED]).await;
+    let bucket = unique("throttled");
+    aws_sdk_s3::Client::new(&env.account(THROTTLED).await)
+        .create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
+    let proxy = FaultProxy::start(0.0, 17).await;
+    // More throttles than the SDK's own three attempts absorb.
+    proxy
+        .set(serde_json::json!({"throttle_action": "ListBuckets", "throttle_count": 5}))
+        .await;
+    let run = env
+        .run_env(
+            &[
+                "sweep",
+                "--account",
+                THROTTLED,
+                "--what-if",
+                "--remediation",
+                "s3-block-public-access",
+                "--json",
+            ],
+            &[("AWS_ENDPOINT_URL", &proxy.url)],
+        )
+        .await;
+    let state = proxy.set(serde_json::json!({})).await;
+    assert_eq!(
+        state["throttle_count"], 0,
+        "every throttle was met: {state}"
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("backing off"), "{}", run.stderr);
+    let report: Value = serde_json::from_str(&run.stdout).expect(&run.stdout);
+    let line = line_of(&report, THROTTLED, REGION);
+    assert_eq!(ids(line, "would_change"), [bucket.as_str()], "{line:#}");
+    assert!(line["errors"].as_array().unwrap().is_empty(), "{line:#}");
+}
+
+/// Accounts of their own for the bound: each with one bucket.
+const BOUNDED: [&str; 4] = [
+    "555566662221",
+    "555566662222",
+    "555566662223",
+    "555566662224",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accounts_are_swept_concurrently_within_the_bound() {
+    let env = Env::bare().await;
+    env.allow(&BOUNDED).await;
+    for account in BOUNDED {
+        aws_sdk_s3::Client::new(&env.account(account).await)
+            .create_bucket()
+            .bucket(unique("bounded"))
+            .send()
+            .await
+            .unwrap();
+    }
+    let proxy = FaultProxy::start(0.0, 18).await;
+    // Every call takes 100 ms, so calls that can overlap do; each account's enumeration is one
+    // ListBuckets, so at most as many are in flight at once as enumerations run at once.
+    proxy
+        .set(serde_json::json!({"delay_only": true, "delay_ms": 100}))
+        .await;
+    let most_at_once = async |concurrency: &str| {
+        proxy
+            .set(serde_json::json!({"in_flight_max": 0, "in_flight_action": "ListBuckets"}))
+            .await;
+        let run = env
+            .run_env(
+                &[
+                    "sweep",
+                    "--all-accounts",
+                    "--what-if",
+                    "--remediation",
+                    "s3-block-public-access",
+                    "--concurrency",
+                    concurrency,
+                    "--json",
+                ],
+                &[("AWS_ENDPOINT_URL", &proxy.url)],
+            )
+            .await;
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        let report: Value = serde_json::from_str(&run.stdout).expect(&run.stdout);
+        assert_eq!(accounts_of(&report).len(), BOUNDED.len(), "{report:#}");
+        proxy.set(serde_json::json!({})).await["in_flight_max"]
+            .as_u64()
+            .unwrap()
+    };
+    assert_eq!(most_at_once("1").await, 1, "one at a time");
+    let four = most_at_once("4").await;
+    assert!(
+        (2..=4).contains(&four),
+        "four accounts at once, at most: {four}"
+    );
+}

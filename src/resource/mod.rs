@@ -207,15 +207,24 @@ pub fn member_permissions(role: MemberRole) -> Vec<&'static str> {
         .iter()
         .filter(|(kind, _)| kinds.iter().any(|k| k.kind == *kind))
         .map(|(_, p)| *p);
+    // `sweep --all-regions` reads each account's enabled regions through the worker's role.
+    let sweep = match role {
+        MemberRole::Worker => SWEEP_PERMISSIONS,
+        MemberRole::Operator => &[],
+    };
     let mut all: Vec<&'static str> = read_permissions()
         .into_iter()
         .chain(kinds.iter().map(|k| k.permission))
         .chain(further)
+        .chain(sweep.iter().copied())
         .collect();
     all.sort_unstable();
     all.dedup();
     all
 }
+
+/// What the sweep reads in a member account beyond the resource types' own reads.
+pub const SWEEP_PERMISSIONS: &[&str] = &["ec2:DescribeRegions"];
 
 /// The resource type with this Config name (`AWS::S3::Bucket`), if rectify knows it.
 pub fn lookup(config_type: &str) -> Option<&'static dyn ResourceType> {
@@ -373,6 +382,12 @@ mod tests {
         assert_eq!(scope("AWS::KMS::Key"), Scope::Regional);
         // A trail is changed in its home region.
         assert_eq!(scope("AWS::CloudTrail::Trail"), Scope::Regional);
+    }
+
+    #[test]
+    fn the_worker_role_reads_each_accounts_enabled_regions_for_the_sweep() {
+        assert!(member_permissions(MemberRole::Worker).contains(&"ec2:DescribeRegions"));
+        assert!(!member_permissions(MemberRole::Operator).contains(&"ec2:DescribeRegions"));
     }
 
     #[test]

@@ -915,8 +915,9 @@ impl FaultProxy {
         }
     }
 
-    /// Changes the proxy's behaviour: `{"fail_rate": 0.5}`, `{"down": true}`, `{"delay_only": true}`.
-    pub async fn set(&self, config: Value) {
+    /// Changes the proxy's behaviour: `{"fail_rate": 0.5}`, `{"down": true}`, `{"delay_only": true}`
+    /// (see scripts/fault_proxy.py); returns its state after the change.
+    pub async fn set(&self, config: Value) -> Value {
         let addr = self.url.trim_start_matches("http://").to_string();
         let body = config.to_string();
         tokio::task::spawn_blocking(move || {
@@ -926,9 +927,11 @@ impl FaultProxy {
             let mut out = String::new();
             let _ = s.read_to_string(&mut out);
             assert!(out.starts_with("HTTP/1.1 200") || out.starts_with("HTTP/1.0 200"), "{out}");
+            let body = out.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+            serde_json::from_str(body).unwrap_or(Value::Null)
         })
         .await
-        .unwrap();
+        .unwrap()
     }
 
     /// The calls that changed a resource and reached moto.
