@@ -50,6 +50,10 @@ and creates nothing; with other parameters it fails (IdempotentParameterMismatch
 BadRequestException on GuardDuty). And CreateDetector fails with BadRequestException when the
 account already has a detector in the region: GuardDuty allows one per account and region.
 
+An IAM user's unique id has the form AWS gives it (`AIDA` and 17 more characters, as AWS
+documents for users' unique ids; moto makes 20 random lower-case characters), as roles' ids
+already have theirs (`AROA`).
+
 TransactWriteItems keeps moto's checks and answers (TransactionCanceledException with one
 CancellationReason per item, the item itself with ReturnValuesOnConditionCheckFailure ALL_OLD)
 but, to undo a cancelled transaction, saves only the items it names instead of a deep copy of
@@ -513,7 +517,24 @@ def transactions_save_only_their_items():
     DynamoDBBackend.transact_write_items = transact_write_items
 
 
+def users_have_aws_shaped_ids():
+    """User ids as AWS makes them: `AIDA` and 17 more characters, 21 in all."""
+    from moto.iam.models import User
+    from moto.iam.utils import generate_access_key_id_from_account_id
+
+    init = User.__init__
+
+    def with_aws_id(self, account_id, region_name, name, path=None):
+        init(self, account_id, region_name, name, path)
+        self.id = generate_access_key_id_from_account_id(
+            account_id=account_id, prefix="AIDA", total_length=21
+        )
+
+    User.__init__ = with_aws_id
+
+
 def main():
+    users_have_aws_shaped_ids()
     transactions_save_only_their_items()
     simulate_principal_policy()
     keep_snapshot_attributes_a_set()

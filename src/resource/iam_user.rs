@@ -110,21 +110,19 @@ const KEY_KIND: &str = "iam:UpdateAccessKey";
 struct UserIds(Mutex<HashMap<String, HashMap<String, String>>>);
 
 /// Resolves an IAM unique id to a user name, through a per-account cache of ListUsers that
-/// is refreshed when the id is not in it.
+/// is refreshed when the id is not in it (a user's unique id never changes, and an id names
+/// one user for good).
 async fn resolve_user(c: &Clients, id: &str) -> Result<String, CloudError> {
     let users = c.shared::<UserIds>();
-    if let Some(name) = users
-        .0
-        .lock()
-        .await
-        .get(c.account())
-        .and_then(|m| m.get(id))
-    {
+    // Held while the users are listed: findings of one account that arrive together wait for
+    // one ListUsers instead of each making its own.
+    let mut known = users.0.lock().await;
+    if let Some(name) = known.get(c.account()).and_then(|m| m.get(id)) {
         return Ok(name.clone());
     }
     let map: HashMap<String, String> = list_users(c).await?.into_iter().collect();
     let found = map.get(id).cloned();
-    users.0.lock().await.insert(c.account().to_string(), map);
+    known.insert(c.account().to_string(), map);
     found.ok_or_else(|| CloudError::NotFound {
         resource: format!("IAM user with unique id {id}"),
     })
