@@ -169,7 +169,7 @@ async fn observe_user(c: &Clients, user_name: &str) -> Result<Value, CloudError>
     let user_id = user.user().map(|u| u.user_id().to_string());
     let tags = tag_map(
         user.user()
-            .map(|u| u.tags())
+            .map(aws_sdk_iam::types::User::tags)
             .unwrap_or_default()
             .iter()
             .map(|t| (t.key(), t.value())),
