@@ -8,8 +8,9 @@ moto. In "down" mode it closes every connection without an answer, as an unreach
 
 Every request it forwards is written, one JSON object a line, to the log file: the service, the
 action, when it was forwarded and when moto's answer was read (Unix seconds), and for the calls
-that change a resource, what they change. Tests count the mutating
-calls moto really received from it.
+that change a resource, what they change; for DynamoDB, the tables a call names and whether it
+writes to the audit anchor chain. Tests count the mutating calls moto really received from it,
+and the calls per finding.
 
 Usage: python scripts/fault_proxy.py --target http://127.0.0.1:PORT --log FILE
                                      [--fail-rate 0.2] [--delay-ms 300] [--seed N]
@@ -202,6 +203,9 @@ class Proxy(BaseHTTPRequestHandler):
                 entry["receipts"] = [m["ReceiptHandle"] for m in json.loads(data).get("Messages", [])]
             except ValueError:
                 pass
+        if service == "dynamodb":
+            entry["tables"] = sorted({t.decode() for t in re.findall(rb'"TableName":\s*"([^"]+)"', body)})
+            entry["anchor"] = re.search(rb'"chain":\s*\{"S":\s*"anchors"\}', body) is not None
         if action in MUTATING:
             entry["path"] = split.path
             entry["body"] = body.decode("utf-8", "replace")[:4000]

@@ -50,9 +50,20 @@ and creates nothing; with other parameters it fails (IdempotentParameterMismatch
 BadRequestException on GuardDuty). And CreateDetector fails with BadRequestException when the
 account already has a detector in the region: GuardDuty allows one per account and region.
 
+An IAM user's unique id has the form AWS gives it (`AIDA` and 17 more characters, as AWS
+documents for users' unique ids; moto makes 20 random lower-case characters), as roles' ids
+already have theirs (`AROA`).
+
+TransactWriteItems keeps moto's checks and answers (TransactionCanceledException with one
+CancellationReason per item, the item itself with ReturnValuesOnConditionCheckFailure ALL_OLD)
+but, to undo a cancelled transaction, saves only the items it names instead of a deep copy of
+every table it touches: moto's copy grows with the tables, so each transaction cost more than
+the one before.
+
 Usage: python scripts/moto_server.py HOST PORT
 """
 
+import copy
 import datetime
 import json
 
@@ -419,7 +430,112 @@ def simulate_principal_policy():
     IamResponse.simulate_principal_policy = simulate
 
 
+def transactions_save_only_their_items():
+    """TransactWriteItems as moto does it, undone item by item on cancellation."""
+    from moto.dynamodb.exceptions import (
+        ConditionalCheckFailed, MockValidationException, MultipleTransactionsException,
+        TooManyTransactionsException, TransactionCanceledException, TransactWriteSingleOpException,
+    )
+    from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb import models as dynamodb_models
+
+    def transact_write_items(self, transact_items):
+        if len(transact_items) > 100:
+            raise TooManyTransactionsException()
+        saved = []  # (table, hash, range, item before or None)
+        targets = set()
+
+        def undo():
+            for table, hash_key, range_key, before in reversed(saved):
+                if before is None:
+                    table.delete_item(hash_key, range_key)
+                elif range_key is not None:
+                    table.items[hash_key][range_key] = before
+                else:
+                    table.items[hash_key] = before
+
+        errors = []
+        for item in transact_items:
+            original_item = None
+            if len(list(item.keys())) > 1:
+                raise TransactWriteSingleOpException
+            try:
+                op_type, op = next(iter(item.items()))
+                if op_type not in {"ConditionCheck", "Put", "Delete", "Update"}:
+                    raise ValueError("Unsupported transaction operation")
+                table_name = op["TableName"]
+                condition_expression = op.get("ConditionExpression")
+                names = op.get("ExpressionAttributeNames")
+                values = op.get("ExpressionAttributeValues")
+                if op_type == "Put":
+                    attrs = op["Item"]
+                    table = self.get_table(table_name)
+                    key = {table.hash_key_attr: attrs[table.hash_key_attr]}
+                    if table.range_key_attr is not None:
+                        key[table.range_key_attr] = attrs[table.range_key_attr]
+                else:
+                    key = op["Key"]
+                unique = (str(table_name), str(dict(sorted(key.items()))))
+                if unique in targets:
+                    raise MultipleTransactionsException()
+                targets.add(unique)
+                current = self.get_item(table_name, key)
+                if condition_expression is not None:
+                    condition_op = dynamodb_models.get_filter_expression(
+                        condition_expression, names, values
+                    )
+                    if not condition_op.expr(current):
+                        if op.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD" and current:
+                            original_item = current.to_json()["Attributes"]
+                        raise ConditionalCheckFailed(item=original_item)
+                if op_type != "ConditionCheck":
+                    table = self.get_table(table_name)
+                    hash_key, range_key = self.get_keys_value(table, key)
+                    saved.append((table, hash_key, range_key, copy.deepcopy(current)))
+                if op_type == "Put":
+                    self.put_item(table_name, op["Item"], condition_expression=condition_expression,
+                                  expression_attribute_names=names, expression_attribute_values=values)
+                elif op_type == "Delete":
+                    self.delete_item(table_name, key, condition_expression=condition_expression,
+                                     expression_attribute_names=names, expression_attribute_values=values)
+                elif op_type == "Update":
+                    self.update_item(table_name, key, update_expression=op["UpdateExpression"],
+                                     condition_expression=condition_expression,
+                                     expression_attribute_names=names, expression_attribute_values=values)
+                errors.append((None, None, None))
+            except (MultipleTransactionsException, MockValidationException):
+                undo()
+                raise
+            except ConditionalCheckFailed as e:
+                errors.append(("ConditionalCheckFailed", str(e.message), original_item))
+            except Exception as e:  # noqa: BLE001 as moto: any other failure cancels the item
+                errors.append((type(e).__name__, str(e), original_item))
+        if any(code is not None for code, _, _ in errors):
+            undo()
+            raise TransactionCanceledException(errors)
+
+    DynamoDBBackend.transact_write_items = transact_write_items
+
+
+def users_have_aws_shaped_ids():
+    """User ids as AWS makes them: `AIDA` and 17 more characters, 21 in all."""
+    from moto.iam.models import User
+    from moto.iam.utils import generate_access_key_id_from_account_id
+
+    init = User.__init__
+
+    def with_aws_id(self, account_id, region_name, name, path=None):
+        init(self, account_id, region_name, name, path)
+        self.id = generate_access_key_id_from_account_id(
+            account_id=account_id, prefix="AIDA", total_length=21
+        )
+
+    User.__init__ = with_aws_id
+
+
 def main():
+    users_have_aws_shaped_ids()
+    transactions_save_only_their_items()
     simulate_principal_policy()
     keep_snapshot_attributes_a_set()
     add_security_hub_updates()

@@ -22,6 +22,9 @@ use crate::catalog::{Mode, Remediation};
 use crate::clock::now_text;
 use crate::cloud::{CloudError, classify};
 
+mod txn;
+pub use txn::{Finished, LockedClaim};
+
 /// The names of the queues, DLQ and tables for one prefix.
 #[derive(Debug, Clone)]
 pub struct Names {
@@ -597,6 +600,63 @@ fn state_attr(v: &Option<Value>) -> Option<AttributeValue> {
     })
 }
 
+/// The claim's writes: the job's identity fields, status in progress, this owner's lease of
+/// `lease` from `now`, and one more attempt.
+fn claim_update(job: &Job, owner: &str, lease: Duration, now: chrono::DateTime<Utc>) -> Update {
+    let until = now.timestamp() + lease.as_secs().max(1) as i64;
+    let mut u = Update::default();
+    u.set("status", s(JobStatus::InProgress.as_str()))
+        .set("lease_owner", s(owner))
+        .set("lease_until", n(until))
+        .set("updated_at", s(now_text()))
+        .set_if_absent("created_at", s(&job.created_at))
+        .set("remediation", s(&job.remediation))
+        .set("account", s(&job.account))
+        .set("region", s(&job.region))
+        .set("resource_type", s(&job.resource_type))
+        .set("resource_id", s(&job.resource_id))
+        .set("rule", s(&job.rule))
+        .set("source", s(&job.source))
+        .set("observation", s(&job.observation))
+        .set("resource_key", s(job.resource_key()))
+        .set("mode", s(job.mode.as_str()))
+        .set_opt("event_id", job.event_id.clone().map(s))
+        .set_opt("hub", json_attr(&job.hub));
+    let attempts = u.name("attempts");
+    let (zero, one) = (u.value(n(0)), u.value(n(1)));
+    u.sets.push(format!(
+        "{attempts} = if_not_exists({attempts}, {zero}) + {one}"
+    ));
+    u
+}
+
+/// A job's outcome as written when it ends: every field the job decided, and its lease
+/// removed. The condition (returned with it) holds while `owner` still holds the lease.
+fn finish_update(job: &Job, owner: &str) -> (Update, String) {
+    let mut u = Update::default();
+    u.set("status", s(job.status.as_str()))
+        .set("mode", s(job.mode.as_str()))
+        .set("updated_at", s(&job.updated_at))
+        .set_opt("reason", job.reason.clone().map(s))
+        .set_opt("plan", json_attr(&job.plan))
+        .set_opt("plan_hash", job.plan_hash.clone().map(s))
+        .set_opt("before", state_attr(&job.before))
+        .set_opt("after", state_attr(&job.after))
+        .set_opt("inverse", json_attr(&job.inverse))
+        .set_opt("created", created_attr(&job.created))
+        .set_opt("script_sha256", job.script_sha256.clone().map(s))
+        .set_opt("approved_by", job.approved_by.clone().map(s))
+        .set_opt("approved_at", job.approved_at.clone().map(s))
+        .set_opt("approved_plan_hash", job.approved_plan_hash.clone().map(s))
+        .set_opt("approval_reason", job.approval_reason.clone().map(s));
+    let lease_owner = u.name("lease_owner");
+    let lease_until = u.name("lease_until");
+    u.removes.push(lease_owner.clone());
+    u.removes.push(lease_until);
+    let me = u.value(s(owner));
+    (u, format!("{lease_owner} = {me}"))
+}
+
 /// The DynamoDB tables.
 #[derive(Clone)]
 pub struct Store {
@@ -667,30 +727,7 @@ impl Store {
         lease: Duration,
     ) -> Result<Claim, StateError> {
         let now = Utc::now();
-        let until = now.timestamp() + lease.as_secs().max(1) as i64;
-        let mut u = Update::default();
-        u.set("status", s(JobStatus::InProgress.as_str()))
-            .set("lease_owner", s(owner))
-            .set("lease_until", n(until))
-            .set("updated_at", s(now_text()))
-            .set_if_absent("created_at", s(&job.created_at))
-            .set("remediation", s(&job.remediation))
-            .set("account", s(&job.account))
-            .set("region", s(&job.region))
-            .set("resource_type", s(&job.resource_type))
-            .set("resource_id", s(&job.resource_id))
-            .set("rule", s(&job.rule))
-            .set("source", s(&job.source))
-            .set("observation", s(&job.observation))
-            .set("resource_key", s(job.resource_key()))
-            .set("mode", s(job.mode.as_str()))
-            .set_opt("event_id", job.event_id.clone().map(s))
-            .set_opt("hub", json_attr(&job.hub));
-        let attempts = u.name("attempts");
-        let (zero, one) = (u.value(n(0)), u.value(n(1)));
-        u.sets.push(format!(
-            "{attempts} = if_not_exists({attempts}, {zero}) + {one}"
-        ));
+        let mut u = claim_update(job, owner, lease, now);
         let (id, status, lease_until) = (u.name("id"), u.name("status"), u.name("lease_until"));
         let rerun: Vec<String> = JobStatus::ALL
             .iter()
@@ -741,34 +778,14 @@ impl Store {
 
     /// Records a job's outcome, if this worker still holds its lease.
     pub async fn finish(&self, job: &Job, owner: &str) -> Result<(), StateError> {
-        let mut u = Update::default();
-        u.set("status", s(job.status.as_str()))
-            .set("mode", s(job.mode.as_str()))
-            .set("updated_at", s(&job.updated_at))
-            .set_opt("reason", job.reason.clone().map(s))
-            .set_opt("plan", json_attr(&job.plan))
-            .set_opt("plan_hash", job.plan_hash.clone().map(s))
-            .set_opt("before", state_attr(&job.before))
-            .set_opt("after", state_attr(&job.after))
-            .set_opt("inverse", json_attr(&job.inverse))
-            .set_opt("created", created_attr(&job.created))
-            .set_opt("script_sha256", job.script_sha256.clone().map(s))
-            .set_opt("approved_by", job.approved_by.clone().map(s))
-            .set_opt("approved_at", job.approved_at.clone().map(s))
-            .set_opt("approved_plan_hash", job.approved_plan_hash.clone().map(s))
-            .set_opt("approval_reason", job.approval_reason.clone().map(s));
-        let lease_owner = u.name("lease_owner");
-        let lease_until = u.name("lease_until");
-        u.removes.push(lease_owner.clone());
-        u.removes.push(lease_until);
-        let me = u.value(s(owner));
+        let (u, condition) = finish_update(job, owner);
         let result = self
             .ddb
             .update_item()
             .table_name(&self.names.jobs)
             .key("id", s(&job.id))
             .update_expression(u.expression())
-            .condition_expression(format!("{lease_owner} = {me}"))
+            .condition_expression(condition)
             .set_expression_attribute_names(Some(u.names))
             .set_expression_attribute_values(Some(u.values))
             .send()

@@ -190,26 +190,10 @@ impl AuditWriter {
     }
 
     async fn put(&self, record: &Record) -> Result<(), crate::cloud::CloudError> {
-        let text = |v: &Option<String>| AttributeValue::S(v.clone().unwrap_or_default());
-        let item = HashMap::from([
-            ("chain".to_string(), AttributeValue::S(record.chain.clone())),
-            ("seq".to_string(), AttributeValue::N(record.seq.to_string())),
-            ("id".to_string(), AttributeValue::S(record.id.clone())),
-            ("time".to_string(), AttributeValue::S(record.time.clone())),
-            ("job_id".to_string(), text(&record.job_id)),
-            ("resource_id".to_string(), text(&record.resource_id)),
-            ("remediation".to_string(), text(&record.remediation)),
-            (
-                "outcome".to_string(),
-                AttributeValue::S(record.outcome.to_string()),
-            ),
-            ("hash".to_string(), AttributeValue::S(record.hash.clone())),
-            ("record".to_string(), AttributeValue::S(record.canonical())),
-        ]);
         self.ddb
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(item))
+            .set_item(Some(item(record)))
             .condition_expression("attribute_not_exists(#s)")
             .expression_attribute_names("#s", "seq")
             .send()
@@ -223,8 +207,15 @@ impl AuditWriter {
     }
 
     /// Appends a record (its id, chain, sequence, time and hashes are filled in here).
-    pub async fn append(&self, mut record: Record) -> Result<Record, StateError> {
-        let mut head = self.head.lock().await;
+    pub async fn append(&self, record: Record) -> Result<Record, StateError> {
+        self.prepare(record).await.write_alone().await
+    }
+
+    /// Makes `record` the next of this chain (its id, chain, sequence, time and hashes filled
+    /// in), for a caller that writes it together with other items in one transaction. The
+    /// chain's head is held until the record is written or the [`Pending`] dropped.
+    pub async fn prepare(&self, mut record: Record) -> Pending<'_> {
+        let head = self.head.lock().await;
         record.chain = self.chain.clone();
         record.seq = head.0 + 1;
         record.prev_hash = head.1.clone();
@@ -232,26 +223,20 @@ impl AuditWriter {
         record.time = now_text();
         redact_record(&mut record);
         record.hash = record.compute_hash();
-        if let Err(e) = self.put(&record).await {
-            if e.code() != Some("ConditionalCheckFailedException") {
-                return Err(e.into());
-            }
-            // An earlier attempt of this very write may have landed before its answer was lost.
-            if self.stored_hash(record.seq).await?.as_deref() != Some(record.hash.as_str()) {
-                return Err(StateError::Corrupt(format!(
-                    "audit chain {} already has a different record {}",
-                    self.chain, record.seq
-                )));
-            }
+        Pending {
+            writer: self,
+            head,
+            record,
         }
-        *head = (record.seq, record.hash.clone());
-        drop(head);
+    }
+
+    /// Counts a record written, and anchors the head when enough are unanchored.
+    async fn counted(&self) {
         if self.unanchored.fetch_add(1, Ordering::Relaxed) + 1 >= self.anchor_every
             && let Err(e) = self.anchor().await
         {
             tracing::warn!(error = %e, "the audit chain head could not be anchored; it will be at the next try");
         }
-        Ok(record)
     }
 
     async fn stored_hash(&self, seq: u64) -> Result<Option<String>, StateError> {
@@ -270,5 +255,88 @@ impl AuditWriter {
             .and_then(|i| i.get("hash"))
             .and_then(|v| v.as_s().ok())
             .cloned())
+    }
+}
+
+/// The item a record is stored as.
+fn item(record: &Record) -> HashMap<String, AttributeValue> {
+    let text = |v: &Option<String>| AttributeValue::S(v.clone().unwrap_or_default());
+    HashMap::from([
+        ("chain".to_string(), AttributeValue::S(record.chain.clone())),
+        ("seq".to_string(), AttributeValue::N(record.seq.to_string())),
+        ("id".to_string(), AttributeValue::S(record.id.clone())),
+        ("time".to_string(), AttributeValue::S(record.time.clone())),
+        ("job_id".to_string(), text(&record.job_id)),
+        ("resource_id".to_string(), text(&record.resource_id)),
+        ("remediation".to_string(), text(&record.remediation)),
+        (
+            "outcome".to_string(),
+            AttributeValue::S(record.outcome.to_string()),
+        ),
+        ("hash".to_string(), AttributeValue::S(record.hash.clone())),
+        ("record".to_string(), AttributeValue::S(record.canonical())),
+    ])
+}
+
+/// The next record of a chain, prepared and not yet written; the chain's head is held.
+pub struct Pending<'a> {
+    writer: &'a AuditWriter,
+    head: tokio::sync::MutexGuard<'a, (u64, String)>,
+    record: Record,
+}
+
+impl Pending<'_> {
+    /// The record as it will be stored.
+    pub fn record(&self) -> &Record {
+        &self.record
+    }
+
+    /// The write that appends the record, for a transaction: it fails if the record's place
+    /// in the chain is taken.
+    pub fn put(&self) -> Result<aws_sdk_dynamodb::types::Put, StateError> {
+        aws_sdk_dynamodb::types::Put::builder()
+            .table_name(&self.writer.table)
+            .set_item(Some(item(&self.record)))
+            .condition_expression("attribute_not_exists(#s)")
+            .expression_attribute_names("#s", "seq")
+            .build()
+            .map_err(|e| StateError::Corrupt(format!("an audit record cannot be built: {e}")))
+    }
+
+    /// Whether the chain already holds this very record at its place: an earlier try of the
+    /// write that carried it landed before its answer was lost.
+    pub async fn landed(&self) -> Result<bool, StateError> {
+        Ok(self.writer.stored_hash(self.record.seq).await?.as_deref()
+            == Some(self.record.hash.as_str()))
+    }
+
+    /// The record is written (by the caller's transaction): the chain's head moves on to it.
+    pub async fn written(mut self) -> Record {
+        *self.head = (self.record.seq, self.record.hash.clone());
+        let Pending {
+            writer,
+            head,
+            record,
+        } = self;
+        drop(head);
+        writer.counted().await;
+        record
+    }
+
+    /// Writes the record on its own.
+    pub async fn write_alone(self) -> Result<Record, StateError> {
+        if let Err(e) = self.writer.put(&self.record).await {
+            if e.code() != Some("ConditionalCheckFailedException") {
+                return Err(e.into());
+            }
+            // An earlier attempt of this very write may have landed before its answer was lost.
+            if !self.landed().await? {
+                return Err(StateError::Corrupt(format!(
+                    "audit chain {} already has a different record {}",
+                    self.writer.chain, self.record.seq
+                )));
+            }
+        }
+        Ok(self.written().await)
     }
 }

@@ -3,6 +3,7 @@
 //! lease while the job runs, so a job that outlives one lease keeps what it holds; a crashed
 //! worker's hold simply runs out. Used by the worker's jobs and by undo.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -19,6 +20,8 @@ pub struct ResourceLease {
     /// The job whose claim is renewed with the lock, and the claim's owner, once claimed.
     claim: Arc<OnceLock<(String, String)>>,
     renewer: JoinHandle<()>,
+    /// The lock was released by the write that recorded the job's outcome.
+    released: AtomicBool,
 }
 
 impl ResourceLease {
@@ -32,6 +35,12 @@ impl ResourceLease {
         if !store.lock_resource(key, owner, lease).await? {
             return Ok(None);
         }
+        Ok(Some(ResourceLease::held(store, key, owner, lease)))
+    }
+
+    /// The lease on a lock `owner` has just taken on `key` (with the job's claim, in one
+    /// write): from now on it is renewed until released.
+    pub fn held(store: &Store, key: &str, owner: &str, lease: Duration) -> ResourceLease {
         let claim: Arc<OnceLock<(String, String)>> = Arc::default();
         let renewer = tokio::spawn(renew(
             store.clone(),
@@ -40,13 +49,31 @@ impl ResourceLease {
             claim.clone(),
             lease,
         ));
-        Ok(Some(ResourceLease {
+        ResourceLease {
             store: store.clone(),
             key: key.to_string(),
             owner: owner.to_string(),
             claim,
             renewer,
-        }))
+            released: AtomicBool::new(false),
+        }
+    }
+
+    /// The lock's key and owner, for the write that records the job's outcome and releases
+    /// the lock with it.
+    pub fn lock(&self) -> (&str, &str) {
+        (&self.key, &self.owner)
+    }
+
+    /// Stops renewing, before the write that releases the lock: a renewal after it would
+    /// take the lock again.
+    pub fn stop_renewing(&self) {
+        self.renewer.abort();
+    }
+
+    /// The lock was released with the job's outcome: [`Self::release`] has nothing to do.
+    pub fn released_with_outcome(&self) {
+        self.released.store(true, Ordering::Relaxed);
     }
 
     /// From now on the claim on this job, held by `claim_owner`, is renewed with the lock.
@@ -60,6 +87,9 @@ impl ResourceLease {
     /// Stops renewing and releases the lock.
     pub async fn release(self) {
         self.renewer.abort();
+        if self.released.load(Ordering::Relaxed) {
+            return;
+        }
         if let Err(e) = self.store.unlock_resource(&self.key, &self.owner).await {
             warn!(error = %e, "the resource lock could not be released; it expires with its lease");
         }

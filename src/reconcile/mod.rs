@@ -41,7 +41,10 @@ use crate::event::{Compliance, Finding, Source};
 use crate::notify::Notifier;
 use crate::organization::OrganizationAccounts;
 use crate::script::Limits;
-use crate::state::{Claim, Job, JobStatus, SettingsCache, SettingsSnapshot, StateError, Store};
+use crate::state::{
+    Claim, Finished, Job, JobStatus, LockedClaim, SettingsCache, SettingsSnapshot, StateError,
+    Store,
+};
 
 /// The catalog in force; replaced whole on reload, so work in flight keeps the one it started
 /// with.
@@ -384,8 +387,33 @@ pub async fn reconcile(
     let job = new_job(finding, r, snapshot.mode_for(r, &finding.account));
     let span = job_span(&job);
     async {
-        let lease = take_lease(ctx, r, &job).await?;
-        let result = run_claimed(ctx, r, snapshot, job, None, &lease).await;
+        // The resource's lock and the job's claim are one write.
+        let lock_owner = format!("{}/{}", ctx.owner, job.id);
+        let key = lock_key(&job, r.scope());
+        let claimed = ctx
+            .store
+            .claim_locked(&key, &lock_owner, &job, &ctx.owner, ctx.lease)
+            .await;
+        let previous = match claimed {
+            Ok(LockedClaim::Won(previous)) => previous,
+            Ok(LockedClaim::ResourceHeld) => {
+                info!("another job holds this resource; the message will come back");
+                return Err(ReconcileError::ResourceHeld);
+            }
+            Ok(LockedClaim::Done(existing)) => {
+                return ended_already(ctx, r, snapshot, &existing).await;
+            }
+            Ok(LockedClaim::Busy) => {
+                info!("another worker holds this job's lease; the message will come back");
+                return Err(ReconcileError::JobHeld);
+            }
+            Err(e) => {
+                warn!(error = %e, "job cannot be claimed: nothing is changed");
+                return Err(ReconcileError::Claim(e));
+            }
+        };
+        let lease = ResourceLease::held(&ctx.store, &key, &lock_owner, ctx.lease);
+        let result = run_won(ctx, r, snapshot, job, previous, None, &lease).await;
         lease.release().await;
         result
     }
@@ -430,28 +458,13 @@ pub(crate) async fn run_claimed(
     ctx: &Context,
     r: &Arc<Remediation>,
     snapshot: &SettingsSnapshot,
-    mut job: Job,
+    job: Job,
     observed: Option<Observed>,
     lease: &ResourceLease,
 ) -> Result<Ended, ReconcileError> {
     let previous = match ctx.store.claim(&job, &ctx.owner, ctx.lease).await {
         Ok(Claim::Won(previous)) => previous,
-        Ok(Claim::Done(existing)) => {
-            if existing.hub_retry {
-                retry_hub_update(ctx, r, snapshot, &existing).await;
-            }
-            if existing.status == JobStatus::PendingApproval {
-                return expire_if_due(ctx, &existing).await;
-            }
-            info!(
-                status = existing.status.as_str(),
-                "duplicate delivery: the job already ended"
-            );
-            return Ok(Ended {
-                status: existing.status,
-                retry: None,
-            });
-        }
+        Ok(Claim::Done(existing)) => return ended_already(ctx, r, snapshot, &existing).await,
         Ok(Claim::Busy) => {
             info!("another worker holds this job's lease; the message will come back");
             return Err(ReconcileError::JobHeld);
@@ -461,13 +474,50 @@ pub(crate) async fn run_claimed(
             return Err(ReconcileError::Claim(e));
         }
     };
+    run_won(ctx, r, snapshot, job, previous, observed, lease).await
+}
+
+/// A delivery of a job that already ended (or waits for an approval): the Security Hub
+/// write-back that failed is tried once more, a pending plan whose approval is overdue expires.
+async fn ended_already(
+    ctx: &Context,
+    r: &Arc<Remediation>,
+    snapshot: &SettingsSnapshot,
+    existing: &Job,
+) -> Result<Ended, ReconcileError> {
+    if existing.hub_retry {
+        retry_hub_update(ctx, r, snapshot, existing).await;
+    }
+    if existing.status == JobStatus::PendingApproval {
+        return expire_if_due(ctx, existing).await;
+    }
+    info!(
+        status = existing.status.as_str(),
+        "duplicate delivery: the job already ended"
+    );
+    Ok(Ended {
+        status: existing.status,
+        retry: None,
+    })
+}
+
+/// Runs a job this worker has just claimed, under `lease`, to a recorded outcome.
+async fn run_won(
+    ctx: &Context,
+    r: &Arc<Remediation>,
+    snapshot: &SettingsSnapshot,
+    mut job: Job,
+    previous: Option<Box<Job>>,
+    observed: Option<Observed>,
+    lease: &ResourceLease,
+) -> Result<Ended, ReconcileError> {
     lease.renew_claim_of(&job.id, &ctx.owner);
     if let Some(p) = &previous {
         job.created_at = p.created_at.clone();
         job.attempts = p.attempts + 1;
     }
     let decision = decide(ctx, r, snapshot, &mut job, previous.as_deref(), observed).await;
-    record(ctx, r, &mut job, &decision).await?;
+    record(ctx, r, &mut job, &decision, lease).await?;
     if !update_hub(ctx, r, snapshot, &job).await {
         mark_hub_retry(ctx, &job.id, true).await;
     }
@@ -652,14 +702,15 @@ async fn decide(
     }
 }
 
-/// Makes a decided job durable: the audit record, then the job's outcome (the message is
-/// deleted only after both); then the metric, the log line, the notification and, when the
-/// breaker tripped, the switch to approval.
+/// Makes a decided job durable: the audit record, the job's outcome and the release of the
+/// resource's lock in one write (the message is deleted only after it); then the metric, the
+/// log line, the notification and, when the breaker tripped, the switch to approval.
 async fn record(
     ctx: &Context,
     r: &Arc<Remediation>,
     job: &mut Job,
     decision: &Decision,
+    lease: &ResourceLease,
 ) -> Result<(), ReconcileError> {
     job.status = decision.outcome.status();
     job.reason = Some(match &decision.note {
@@ -668,22 +719,62 @@ async fn record(
     });
     job.updated_at = now_text();
     let actor = job.approved_by.clone().unwrap_or_else(|| "worker".into());
-    if let Err(e) = ctx.audit.append(Record::for_job(job, &actor)).await {
-        warn!(error = %e, "audit record cannot be written: the message will be retried");
-        return Err(ReconcileError::Audit(e));
+    let pending = ctx.audit.prepare(Record::for_job(job, &actor)).await;
+    let put = pending.put().map_err(ReconcileError::Audit)?;
+    // A renewal after the lock's release would take it again.
+    lease.stop_renewing();
+    let written = ctx
+        .store
+        .finish_recorded(job, &ctx.owner, put, Some(lease.lock()))
+        .await;
+    match written {
+        Ok(Finished::Written) => {
+            lease.released_with_outcome();
+            pending.written().await;
+        }
+        Ok(Finished::AuditTaken) => match pending.landed().await {
+            // An earlier try of this very write landed before its answer was lost.
+            Ok(true) => {
+                lease.released_with_outcome();
+                pending.written().await;
+            }
+            Ok(false) => {
+                let e = crate::state::StateError::Corrupt(format!(
+                    "audit chain {} already has a different record {}",
+                    pending.record().chain,
+                    pending.record().seq
+                ));
+                warn!(error = %e, "audit record cannot be written: the message will be retried");
+                return Err(ReconcileError::Audit(e));
+            }
+            Err(e) => {
+                warn!(error = %e, "audit record cannot be written: the message will be retried");
+                return Err(ReconcileError::Audit(e));
+            }
+        },
+        Ok(Finished::LeaseLost) => {
+            // The decision is on the record even though another worker holds the job now.
+            if let Err(e) = pending.write_alone().await {
+                warn!(error = %e, "audit record cannot be written: the message will be retried");
+                return Err(ReconcileError::Audit(e));
+            }
+            let e = crate::state::StateError::LeaseLost(job.id.clone());
+            warn!(error = %e, "job outcome cannot be written: the message will be retried");
+            return Err(ReconcileError::Finish(e));
+        }
+        Err(e) => {
+            warn!(error = %e, "job outcome and audit record cannot be written: the message will be retried");
+            return Err(ReconcileError::Finish(e));
+        }
     }
     // Counted once its record is in the audit trail: one job metric for each job record, so a
-    // retry after a failed audit write is not counted twice.
+    // retry after a failed write is not counted twice.
     crate::metrics::job_ended(
         r.name(),
         job.status.as_str(),
         decision.plan_ms,
         decision.apply_ms,
     );
-    if let Err(e) = ctx.store.finish(job, &ctx.owner).await {
-        warn!(error = %e, "job outcome cannot be written: the message will be retried");
-        return Err(ReconcileError::Finish(e));
-    }
     ctx.tally.count(job.status);
     info!(
         outcome = job.status.as_str(),

@@ -1,5 +1,5 @@
-//! Verify by re-planning: the resource is read again and planned again; only an empty plan is
-//! success. A read right after a write may lag on AWS, so a plan that is not yet empty is
+//! Verify by re-planning: the resource is read again (the parts the applied actions change; see
+//! [`crate::resource::reread`]) and planned again; only an empty plan is success. A read right after a write may lag on AWS, so a plan that is not yet empty is
 //! checked again a few times before the fix is called failed.
 
 use std::sync::Arc;
@@ -28,11 +28,31 @@ pub async fn verify(
     applied: usize,
 ) -> Outcome {
     let mut last_plan = None;
+    // Only what the applied actions change is read back; the rest is the reading planned from.
+    let kinds: Vec<&str> = job
+        .plan
+        .as_ref()
+        .map(|p| p.actions.iter().map(Action::kind).collect())
+        .unwrap_or_default();
+    let before = job.before.clone();
     for attempt in 0..READS {
         if attempt > 0 {
             tokio::time::sleep(pause_before(attempt)).await;
         }
-        let after = match observe(ctx, job).await {
+        let read = match &before {
+            Some(before) => {
+                crate::resource::reread(
+                    &ctx.cloud,
+                    &job.resource_type,
+                    before,
+                    &r.manifest.actions,
+                    &kinds,
+                )
+                .await
+            }
+            None => observe(ctx, job).await,
+        };
+        let after = match read {
             Ok(v) => v,
             Err(e) => {
                 return Outcome::VerifyReadFailed {

@@ -65,6 +65,29 @@ impl ResourceType for IamUser {
         })
     }
 
+    /// After key actions only the keys are read back.
+    fn reread<'a>(
+        &'a self,
+        clients: &'a Clients,
+        id: &'a str,
+        kinds: &'a [String],
+        before: &'a Value,
+        applied: &'a [&'a str],
+    ) -> BoxFuture<'a, Result<Value, CloudError>> {
+        Box::pin(async move {
+            let user_name = before["user_name"].as_str();
+            let Some(user_name) = user_name.filter(|_| applied.iter().all(|k| *k == KEY_KIND))
+            else {
+                return self.observe_for(clients, id, kinds).await;
+            };
+            let iam = clients.get(aws_sdk_iam::Client::new);
+            let keys = read_keys(&iam, user_name, &before["access_keys"]).await?;
+            let mut after = before.clone();
+            after["access_keys"] = json!(keys);
+            Ok(after)
+        })
+    }
+
     fn enumerate<'a>(
         &'a self,
         clients: &'a Clients,
@@ -79,26 +102,27 @@ impl ResourceType for IamUser {
     }
 }
 
+/// The action kind that changes a user's access keys and nothing else of it.
+const KEY_KIND: &str = "iam:UpdateAccessKey";
+
 /// Per account: IAM unique id (`AIDA…`) → user name; kept for as long as the worker runs.
 #[derive(Default)]
 struct UserIds(Mutex<HashMap<String, HashMap<String, String>>>);
 
 /// Resolves an IAM unique id to a user name, through a per-account cache of ListUsers that
-/// is refreshed when the id is not in it.
+/// is refreshed when the id is not in it (a user's unique id never changes, and an id names
+/// one user for good).
 async fn resolve_user(c: &Clients, id: &str) -> Result<String, CloudError> {
     let users = c.shared::<UserIds>();
-    if let Some(name) = users
-        .0
-        .lock()
-        .await
-        .get(c.account())
-        .and_then(|m| m.get(id))
-    {
+    // Held while the users are listed: findings of one account that arrive together wait for
+    // one ListUsers instead of each making its own.
+    let mut known = users.0.lock().await;
+    if let Some(name) = known.get(c.account()).and_then(|m| m.get(id)) {
         return Ok(name.clone());
     }
     let map: HashMap<String, String> = list_users(c).await?.into_iter().collect();
     let found = map.get(id).cloned();
-    users.0.lock().await.insert(c.account().to_string(), map);
+    known.insert(c.account().to_string(), map);
     found.ok_or_else(|| CloudError::NotFound {
         resource: format!("IAM user with unique id {id}"),
     })
@@ -126,15 +150,40 @@ fn time_text(t: &aws_sdk_iam::primitives::DateTime) -> Option<String> {
         .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true))
 }
 
+/// A user as its scripts read it: its name, unique id, tags (GetUser returns them), and its
+/// access keys with when each was last used.
 async fn observe_user(c: &Clients, user_name: &str) -> Result<Value, CloudError> {
     let iam = c.get(aws_sdk_iam::Client::new);
-    let user = iam
-        .get_user()
-        .user_name(user_name)
-        .send()
-        .await
-        .map_err(|e| not_found(classify("iam:GetUser", e), &["NoSuchEntity"]))?;
+    let (user, keys) = tokio::join!(
+        async {
+            iam.get_user()
+                .user_name(user_name)
+                .send()
+                .await
+                .map_err(|e| not_found(classify("iam:GetUser", e), &["NoSuchEntity"]))
+        },
+        read_keys(&iam, user_name, &Value::Null)
+    );
+    let user = user?;
+    let keys = keys?;
     let user_id = user.user().map(|u| u.user_id().to_string());
+    let tags = tag_map(
+        user.user()
+            .map(aws_sdk_iam::types::User::tags)
+            .unwrap_or_default()
+            .iter()
+            .map(|t| (t.key(), t.value())),
+    );
+    Ok(json!({ "user_name": user_name, "user_id": user_id, "access_keys": keys, "tags": tags }))
+}
+
+/// A user's access keys. When a key was last used is asked of IAM for each key not in `known`
+/// (the keys of an earlier reading): deactivating a key does not change it.
+async fn read_keys(
+    iam: &aws_sdk_iam::Client,
+    user_name: &str,
+    known: &Value,
+) -> Result<Vec<Value>, CloudError> {
     let metadata = iam
         .list_access_keys()
         .user_name(user_name)
@@ -143,31 +192,38 @@ async fn observe_user(c: &Clients, user_name: &str) -> Result<Value, CloudError>
         .send()
         .try_collect()
         .await
-        .map_err(|e| classify("iam:ListAccessKeys", e))?;
+        .map_err(|e| not_found(classify("iam:ListAccessKeys", e), &["NoSuchEntity"]))?;
     let mut keys = Vec::new();
     for k in &metadata {
         let Some(key_id) = k.access_key_id() else {
             continue;
         };
-        let last_used = iam
-            .get_access_key_last_used()
-            .access_key_id(key_id)
-            .send()
-            .await
-            .map_err(|e| classify("iam:GetAccessKeyLastUsed", e))?;
+        let earlier = known
+            .as_array()
+            .and_then(|ks| ks.iter().find(|e| e["access_key_id"] == key_id));
+        let last_used_at = match earlier {
+            Some(e) => e["last_used_at"].clone(),
+            None => {
+                let last_used = iam
+                    .get_access_key_last_used()
+                    .access_key_id(key_id)
+                    .send()
+                    .await
+                    .map_err(|e| classify("iam:GetAccessKeyLastUsed", e))?;
+                json!(
+                    last_used
+                        .access_key_last_used()
+                        .and_then(|u| u.last_used_date())
+                        .and_then(time_text)
+                )
+            }
+        };
         keys.push(json!({
             "access_key_id": key_id,
             "status": k.status().map(aws_sdk_iam::types::StatusType::as_str),
             "created_at": k.create_date().and_then(time_text),
-            "last_used_at": last_used.access_key_last_used().and_then(|u| u.last_used_date()).and_then(time_text),
+            "last_used_at": last_used_at,
         }));
     }
-    let tags = iam
-        .list_user_tags()
-        .user_name(user_name)
-        .send()
-        .await
-        .map_err(|e| classify("iam:ListUserTags", e))?;
-    let tags = tag_map(tags.tags().iter().map(|t| (t.key(), t.value())));
-    Ok(json!({ "user_name": user_name, "user_id": user_id, "access_keys": keys, "tags": tags }))
+    Ok(keys)
 }

@@ -94,6 +94,23 @@ pub trait ResourceType: Send + Sync {
         self.observe(clients, id)
     }
 
+    /// Reads the resource back after the actions of kinds `applied` were applied to it, for
+    /// the verification: a type that knows which of its parts those kinds change reads only
+    /// those and takes the rest from `before` (the reading the plan was made from, without
+    /// its `observed_at`), so a fix is checked with the fewest calls. By default the whole
+    /// resource is read again, as [`ResourceType::observe_for`] with the remediation's kinds.
+    fn reread<'a>(
+        &'a self,
+        clients: &'a Clients,
+        id: &'a str,
+        kinds: &'a [String],
+        before: &'a Value,
+        applied: &'a [&'a str],
+    ) -> BoxFuture<'a, Result<Value, CloudError>> {
+        let _ = (before, applied);
+        self.observe_for(clients, id, kinds)
+    }
+
     /// Lists the id of every resource of this type in the clients' account and region.
     fn enumerate<'a>(
         &'a self,
@@ -136,13 +153,53 @@ pub async fn observe(
     id: &str,
     kinds: &[String],
 ) -> Result<Value, CloudError> {
-    let Some(rt) = lookup(resource_type) else {
-        return Err(CloudError::Unsupported(format!(
-            "rectify cannot observe resources of type {resource_type}"
-        )));
-    };
+    let rt = known(resource_type)?;
     let c = cloud.clients(account, region).await;
-    let body = match rt.observe_for(&c, id, kinds).await {
+    let body = rt.observe_for(&c, id, kinds).await;
+    shaped(rt, resource_type, account, region, id, body)
+}
+
+/// Reads a resource back after the actions of kinds `applied` (see [`ResourceType::reread`]),
+/// in the shape [`observe`] returns; `before` is the reading the plan was made from.
+pub async fn reread(
+    cloud: &Cloud,
+    resource_type: &str,
+    before: &Value,
+    kinds: &[String],
+    applied: &[&str],
+) -> Result<Value, CloudError> {
+    let text = |k: &str| before.get(k).and_then(Value::as_str).unwrap_or_default();
+    let (account, region, id) = (text("account"), text("region"), text("id"));
+    let rt = known(resource_type)?;
+    // The parts taken over keep their values; the time of the reading is now.
+    let mut earlier = before.clone();
+    if let Value::Object(fields) = &mut earlier {
+        fields.remove("observed_at");
+    }
+    let c = cloud.clients(account, region).await;
+    let body = rt.reread(&c, id, kinds, &earlier, applied).await;
+    shaped(rt, resource_type, account, region, id, body)
+}
+
+fn known(resource_type: &str) -> Result<&'static dyn ResourceType, CloudError> {
+    lookup(resource_type).ok_or_else(|| {
+        CloudError::Unsupported(format!(
+            "rectify cannot observe resources of type {resource_type}"
+        ))
+    })
+}
+
+/// A reading's shape: the head (`type`, `id`, `account`, `region`, `observed_at`), then the
+/// type's own fields.
+fn shaped(
+    rt: &dyn ResourceType,
+    resource_type: &str,
+    account: &str,
+    region: &str,
+    id: &str,
+    body: Result<Value, CloudError>,
+) -> Result<Value, CloudError> {
+    let body = match body {
         Err(CloudError::NotFound { resource }) if resource.is_empty() => {
             return Err(CloudError::NotFound {
                 resource: format!("{} {id}", rt.info().noun),

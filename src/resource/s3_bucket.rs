@@ -30,6 +30,8 @@ const INFO: Info = Info {
 /// The action kind whose remediations read the bucket policy: one more call per observation
 /// (`s3:GetBucketPolicy`), which only they pay.
 const POLICY_KIND: &str = "s3:PutBucketPolicy";
+/// The action kinds that change a bucket's Public Access Block and nothing else of it.
+const BLOCK_KINDS: &[&str] = &["s3:PutPublicAccessBlock", "s3:DeletePublicAccessBlock"];
 
 impl ResourceType for S3Bucket {
     fn info(&self) -> &'static Info {
@@ -65,6 +67,26 @@ impl ResourceType for S3Bucket {
         Box::pin(observe_bucket(clients, id, policy))
     }
 
+    /// After Public Access Block actions only the block is read back.
+    fn reread<'a>(
+        &'a self,
+        clients: &'a Clients,
+        id: &'a str,
+        kinds: &'a [String],
+        before: &'a Value,
+        applied: &'a [&'a str],
+    ) -> BoxFuture<'a, Result<Value, CloudError>> {
+        Box::pin(async move {
+            if !applied.iter().all(|k| BLOCK_KINDS.contains(k)) {
+                return observe_bucket(clients, id, kinds.iter().any(|k| k == POLICY_KIND)).await;
+            }
+            let s3 = clients.get(aws_sdk_s3::Client::new);
+            let mut after = before.clone();
+            after["public_access_block"] = read_block(clients, &s3, id).await?;
+            Ok(after)
+        })
+    }
+
     fn enumerate<'a>(
         &'a self,
         clients: &'a Clients,
@@ -92,41 +114,25 @@ impl ResourceType for S3Bucket {
 /// or null when it has none); without, the field is left out.
 async fn observe_bucket(c: &Clients, bucket: &str, policy: bool) -> Result<Value, CloudError> {
     let s3 = c.get(aws_sdk_s3::Client::new);
-    let pab = match s3
-        .get_public_access_block()
-        .bucket(bucket)
-        .expected_bucket_owner(c.account())
-        .send()
-        .await
-    {
-        Ok(out) => {
-            let p = out.public_access_block_configuration();
-            let flag = |f: fn(&Block) -> Option<bool>| p.and_then(f).unwrap_or(false);
-            json!({
-                "block_public_acls": flag(Block::block_public_acls),
-                "ignore_public_acls": flag(Block::ignore_public_acls),
-                "block_public_policy": flag(Block::block_public_policy),
-                "restrict_public_buckets": flag(Block::restrict_public_buckets),
-            })
+    // The block and the tags are read at once: neither call needs the other's answer. A
+    // bucket that is not there is named by the block's answer, as when read one after the
+    // other.
+    let (pab, tags) = tokio::join!(read_block(c, &s3, bucket), async {
+        match s3
+            .get_bucket_tagging()
+            .bucket(bucket)
+            .expected_bucket_owner(c.account())
+            .send()
+            .await
+        {
+            Ok(out) => Ok(tag_map(out.tag_set().iter().map(|t| (t.key(), t.value())))),
+            Err(e) => match classify("s3:GetBucketTagging", e) {
+                e if e.is(&["NoSuchTagSet"]) => Ok(json!({})),
+                e => Err(e),
+            },
         }
-        Err(e) => match classify("s3:GetPublicAccessBlock", e) {
-            e if e.is(&["NoSuchPublicAccessBlockConfiguration"]) => Value::Null,
-            e => return Err(not_found(e, &["NoSuchBucket"])),
-        },
-    };
-    let tags = match s3
-        .get_bucket_tagging()
-        .bucket(bucket)
-        .expected_bucket_owner(c.account())
-        .send()
-        .await
-    {
-        Ok(out) => tag_map(out.tag_set().iter().map(|t| (t.key(), t.value()))),
-        Err(e) => match classify("s3:GetBucketTagging", e) {
-            e if e.is(&["NoSuchTagSet"]) => json!({}),
-            e => return Err(e),
-        },
-    };
+    });
+    let (pab, tags) = (pab?, tags?);
     let mut shape = json!({ "bucket": bucket, "public_access_block": pab, "tags": tags });
     if policy {
         let text = match s3
@@ -145,4 +151,34 @@ async fn observe_bucket(c: &Clients, bucket: &str, policy: bool) -> Result<Value
         shape["policy"] = text;
     }
     Ok(shape)
+}
+
+/// A bucket's Public Access Block (null when it has none).
+async fn read_block(
+    c: &Clients,
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+) -> Result<Value, CloudError> {
+    match s3
+        .get_public_access_block()
+        .bucket(bucket)
+        .expected_bucket_owner(c.account())
+        .send()
+        .await
+    {
+        Ok(out) => {
+            let p = out.public_access_block_configuration();
+            let flag = |f: fn(&Block) -> Option<bool>| p.and_then(f).unwrap_or(false);
+            Ok(json!({
+                "block_public_acls": flag(Block::block_public_acls),
+                "ignore_public_acls": flag(Block::ignore_public_acls),
+                "block_public_policy": flag(Block::block_public_policy),
+                "restrict_public_buckets": flag(Block::restrict_public_buckets),
+            }))
+        }
+        Err(e) => match classify("s3:GetPublicAccessBlock", e) {
+            e if e.is(&["NoSuchPublicAccessBlockConfiguration"]) => Ok(Value::Null),
+            e => Err(not_found(e, &["NoSuchBucket"])),
+        },
+    }
 }

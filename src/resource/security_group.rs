@@ -40,6 +40,28 @@ impl ResourceType for SecurityGroup {
         Box::pin(observe_security_group(clients, id))
     }
 
+    /// After rule actions only the group's rules are read back.
+    fn reread<'a>(
+        &'a self,
+        clients: &'a Clients,
+        id: &'a str,
+        _kinds: &'a [String],
+        before: &'a Value,
+        applied: &'a [&'a str],
+    ) -> BoxFuture<'a, Result<Value, CloudError>> {
+        Box::pin(async move {
+            if !applied.iter().all(|k| RULE_KINDS.contains(k)) {
+                return observe_security_group(clients, id).await;
+            }
+            let ec2 = clients.get(aws_sdk_ec2::Client::new);
+            let (ingress, egress) = read_rules(&ec2, id).await?;
+            let mut after = before.clone();
+            after["ingress_rules"] = json!(ingress);
+            after["egress_rules"] = json!(egress);
+            Ok(after)
+        })
+    }
+
     fn enumerate<'a>(
         &'a self,
         clients: &'a Clients,
@@ -62,13 +84,67 @@ impl ResourceType for SecurityGroup {
 async fn observe_security_group(c: &Clients, group_id: &str) -> Result<Value, CloudError> {
     let gone_codes = ["InvalidGroup.NotFound", "InvalidGroupId.NotFound"];
     let ec2 = c.get(aws_sdk_ec2::Client::new);
-    let groups = ec2
-        .describe_security_groups()
-        .group_ids(group_id)
-        .send()
-        .await
-        .map_err(|e| not_found(classify("ec2:DescribeSecurityGroups", e), &gone_codes))?;
+    // The group and its rules are read at once: neither call needs the other's answer.
+    let (groups, rules) = tokio::join!(
+        async {
+            ec2.describe_security_groups()
+                .group_ids(group_id)
+                .send()
+                .await
+                .map_err(|e| not_found(classify("ec2:DescribeSecurityGroups", e), &gone_codes))
+        },
+        read_rules(&ec2, group_id)
+    );
+    let groups = groups?;
     let group = groups.security_groups().first().ok_or_else(gone)?;
+    let (ingress, egress) = rules?;
+    let mut shape = json!({
+        "group_id": group_id,
+        "group_name": group.group_name(),
+        "vpc_id": group.vpc_id(),
+        "ingress_rules": ingress,
+        "egress_rules": egress,
+        "tags": tag_map(group.tags().iter().map(|t| (t.key().unwrap_or_default(), t.value().unwrap_or_default()))),
+    });
+    // Only a VPC's default group is closed whole, and only its users matter to that decision:
+    // other groups are not asked about, which keeps their observation to two calls.
+    if group.group_name() == Some("default") {
+        let filter = aws_sdk_ec2::types::Filter::builder()
+            .name("group-id")
+            .values(group_id)
+            .build();
+        let interfaces = ec2
+            .describe_network_interfaces()
+            .filters(filter)
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| classify("ec2:DescribeNetworkInterfaces", e))?;
+        let mut ids: Vec<&str> = interfaces
+            .iter()
+            .filter_map(|i| i.network_interface_id())
+            .collect();
+        ids.sort_unstable();
+        shape["network_interfaces"] = json!(ids);
+    }
+    Ok(shape)
+}
+
+/// The action kinds that change a group's rules and nothing else of it.
+const RULE_KINDS: &[&str] = &[
+    "ec2:RevokeSecurityGroupIngress",
+    "ec2:RevokeSecurityGroupEgress",
+    "ec2:AuthorizeSecurityGroupIngress",
+    "ec2:AuthorizeSecurityGroupEgress",
+];
+
+/// A group's ingress and egress rules, each sorted by rule id.
+async fn read_rules(
+    ec2: &aws_sdk_ec2::Client,
+    group_id: &str,
+) -> Result<(Vec<Value>, Vec<Value>), CloudError> {
     let filter = aws_sdk_ec2::types::Filter::builder()
         .name("group-id")
         .values(group_id)
@@ -103,36 +179,5 @@ async fn observe_security_group(c: &Clients, group_id: &str) -> Result<Value, Cl
         rules.sort_by(|a, b| a["rule_id"].as_str().cmp(&b["rule_id"].as_str()));
         rules
     };
-    let mut shape = json!({
-        "group_id": group_id,
-        "group_name": group.group_name(),
-        "vpc_id": group.vpc_id(),
-        "ingress_rules": rules(false),
-        "egress_rules": rules(true),
-        "tags": tag_map(group.tags().iter().map(|t| (t.key().unwrap_or_default(), t.value().unwrap_or_default()))),
-    });
-    // Only a VPC's default group is closed whole, and only its users matter to that decision:
-    // other groups are not asked about, which keeps their observation to two calls.
-    if group.group_name() == Some("default") {
-        let filter = aws_sdk_ec2::types::Filter::builder()
-            .name("group-id")
-            .values(group_id)
-            .build();
-        let interfaces = ec2
-            .describe_network_interfaces()
-            .filters(filter)
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .map_err(|e| classify("ec2:DescribeNetworkInterfaces", e))?;
-        let mut ids: Vec<&str> = interfaces
-            .iter()
-            .filter_map(|i| i.network_interface_id())
-            .collect();
-        ids.sort_unstable();
-        shape["network_interfaces"] = json!(ids);
-    }
-    Ok(shape)
+    Ok((rules(false), rules(true)))
 }

@@ -2,6 +2,7 @@
 //! turns each job's [`crate::reconcile::Disposition`] into the SQS call (delete, leave, DLQ);
 //! [`dlq`] lists and redrives what was dead-lettered; [`queue_url`] finds a queue by name.
 
+pub mod delete;
 pub mod dlq;
 pub mod poll;
 

@@ -12,7 +12,8 @@
 //! a poison message: it is copied to the DLQ at once with its reason as a message attribute,
 //! recorded in the audit trail, and deleted, so it never blocks the queue. Work that must be
 //! retried is left undeleted: it comes back after its visibility timeout, and after the queue's
-//! `maxReceiveCount` receives SQS moves it to the DLQ.
+//! `maxReceiveCount` receives SQS moves it to the DLQ. Finished messages are deleted in batches
+//! ([`super::delete`]).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -27,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
+use super::delete::Deleter;
 use crate::audit::Record;
 use crate::cloud::classify;
 use crate::event::{Control, Message, check_relay, decode};
@@ -182,6 +184,7 @@ pub async fn run(
     let mut store_backoff = Duration::from_millis(500);
     // Set by a job whose disposition says the state store is down.
     let store_down = Arc::new(AtomicBool::new(false));
+    let (deleter, deleting) = Deleter::start(queues.sqs.clone(), queues.queue_url.clone());
     loop {
         // While the state store cannot be read, take no messages: they would only come back,
         // and a long outage would drain the queue into the DLQ.
@@ -266,11 +269,13 @@ pub async fn run(
         for m in messages {
             let Some(permit) = held.next() else { break };
             summary.received.fetch_add(1, Ordering::Relaxed);
-            let (ctx, queues, summary, store_down) = (
+            let in_flight = deleter.received();
+            let (ctx, queues, summary, store_down, deleter) = (
                 ctx.clone(),
                 queues.clone(),
                 summary.clone(),
                 store_down.clone(),
+                deleter.clone(),
             );
             let visibility = opts.visibility;
             tracker.spawn(async move {
@@ -279,10 +284,11 @@ pub async fn run(
                     m.receipt_handle().map(str::to_string),
                     visibility,
                 ));
-                if handle_message(&ctx, &queues, &summary, m).await {
+                if handle_message(&ctx, &queues, &summary, &deleter, m).await {
                     store_down.store(true, Ordering::Relaxed);
                 }
                 heartbeat.abort();
+                drop(in_flight);
                 drop(permit);
             });
         }
@@ -307,6 +313,7 @@ pub async fn run(
             "grace period over: unfinished messages stay on the queue and come back after their visibility timeout"
         );
     }
+    deleting.abort();
     summary
 }
 
@@ -381,7 +388,13 @@ async fn heartbeat(queues: Queues, receipt: Option<String>, visibility: Duration
 }
 
 /// Works on one message and acts on its disposition. True when the state store is down.
-async fn handle_message(ctx: &Context, queues: &Queues, summary: &Summary, m: SqsMessage) -> bool {
+async fn handle_message(
+    ctx: &Context,
+    queues: &Queues,
+    summary: &Summary,
+    deleter: &Deleter,
+    m: SqsMessage,
+) -> bool {
     let message_id = m.message_id().unwrap_or("?").to_string();
     let body = m.body().unwrap_or_default();
     let decoded = decode(body)
@@ -409,7 +422,13 @@ async fn handle_message(ctx: &Context, queues: &Queues, summary: &Summary, m: Sq
     };
     let store_down = matches!(disposition, Disposition::StoreDown(_));
     match disposition {
-        Disposition::Done => delete(queues, summary, &m).await,
+        Disposition::Done => {
+            if let Some(receipt) = m.receipt_handle()
+                && deleter.delete(receipt).await
+            {
+                summary.deleted.fetch_add(1, Ordering::Relaxed);
+            }
+        }
         Disposition::Poison(reason) => dead_letter(ctx, queues, summary, &m, &reason).await,
         Disposition::Retry(reason) | Disposition::StoreDown(reason) => {
             summary.left_for_retry.fetch_add(1, Ordering::Relaxed);

@@ -944,6 +944,16 @@ impl FaultProxy {
             .collect()
     }
 
+    /// Every request forwarded to moto, as logged: service, action, status (and for DynamoDB
+    /// the tables it names and whether it writes an audit anchor).
+    pub fn entries(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .collect()
+    }
+
     /// Every request forwarded to moto.
     pub fn forwarded(&self) -> usize {
         std::fs::read_to_string(&self.log)
