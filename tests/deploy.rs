@@ -399,3 +399,78 @@ fn the_audit_table_is_append_only_for_every_principal() {
         }
     }
 }
+
+fn repo_file(name: &str) -> String {
+    let path = format!(
+        "{}/{name}",
+        std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR")
+    );
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+#[test]
+fn the_image_runs_any_command_from_pinned_bases_with_dependencies_cached() {
+    let dockerfile = repo_file("Dockerfile");
+    let lines: Vec<&str> = dockerfile
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.starts_with('#'))
+        .collect();
+    // `docker run IMAGE audit verify` replaces the command, not the entry point.
+    assert!(lines.contains(&r#"ENTRYPOINT ["rectify"]"#), "{dockerfile}");
+    assert!(lines.contains(&r#"CMD ["worker"]"#), "{dockerfile}");
+    let froms: Vec<&&str> = lines.iter().filter(|l| l.starts_with("FROM ")).collect();
+    assert_eq!(froms.len(), 2, "{dockerfile}");
+    for from in froms {
+        let image = from.split_whitespace().nth(1).unwrap();
+        let digest = image.split_once("@sha256:").map(|(_, d)| d);
+        assert!(
+            digest.is_some_and(|d| d.len() == 64 && d.chars().all(|c| c.is_ascii_hexdigit())),
+            "{from}: pin the base image by digest"
+        );
+    }
+    // The dependency build comes before the sources are copied, so it is a layer of its own.
+    let pos = |needle: &str| {
+        lines
+            .iter()
+            .position(|l| l.starts_with(needle))
+            .unwrap_or_else(|| panic!("no line starting {needle:?}"))
+    };
+    let deps = pos("COPY Cargo.toml Cargo.lock");
+    let first_build = lines
+        .iter()
+        .enumerate()
+        .find(|(_, l)| l.contains("cargo build"))
+        .map(|(i, _)| i)
+        .unwrap();
+    assert!(deps < first_build && first_build < pos("COPY src"), "{dockerfile}");
+}
+
+/// CloudFormation takes a template of at most 51,200 bytes inline (`--template-body`), and up to
+/// 1 MB from S3 (`--template-url`, or `deploy --s3-bucket`).
+const INLINE_LIMIT: usize = 51_200;
+
+#[test]
+fn each_template_is_deployed_the_way_its_size_allows() {
+    let ops = repo_file("docs/operations.md");
+    for (name, inline) in [
+        ("deploy/controller.json", "--template-file deploy/controller.json"),
+        ("deploy/member.json", "--template-body file://deploy/member.json"),
+    ] {
+        let size = repo_file(name).len();
+        assert!(size < 1_000_000, "{name}: {size} bytes, over S3's 1 MB");
+        for (i, _) in ops.match_indices(inline) {
+            // The command the guide gives: up to the end of its shell line continuation.
+            let command = ops[i..].split("\n\n").next().unwrap();
+            if size > INLINE_LIMIT {
+                assert!(
+                    command.contains("--s3-bucket"),
+                    "{name} is {size} bytes, over the inline limit: docs/operations.md must deploy it through S3: {command}"
+                );
+            }
+        }
+        if size > INLINE_LIMIT {
+            assert!(ops.contains("--template-url"), "{name}: no --template-url in the guide");
+        }
+    }
+}
