@@ -582,7 +582,7 @@ fn member_names_derive_from_the_prefix_so_two_controllers_share_an_organization(
         env.contains(r#"{"Name":"RECTIFY_ROLE_NAME","Value":{"Fn::Sub":"${Prefix}-remediation"}}"#),
         "the task's RECTIFY_ROLE_NAME must follow the prefix"
     );
-    assert!(env.contains(r#"role/${Prefix}-remediation"#));
+    assert!(env.contains("role/${Prefix}-remediation"));
     assert!(!env.contains("role/rectify-remediation"));
 }
 
