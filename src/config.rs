@@ -207,14 +207,16 @@ impl Config {
         }
         Ok(Config {
             prefix: prefix.clone(),
+            // The member stack names its roles from the same prefix as the controller's
+            // queues and tables, so each prefix (staging, production) finds its own roles.
             role_name: o
                 .role_name
                 .or(f.role_name)
-                .unwrap_or_else(|| "rectify-remediation".into()),
+                .unwrap_or_else(|| format!("{prefix}-remediation")),
             operator_role_name: o
                 .operator_role_name
                 .or(f.operator_role_name)
-                .unwrap_or_else(|| "rectify-operator".into()),
+                .unwrap_or_else(|| format!("{prefix}-operator")),
             external_id: o.external_id.or(f.external_id).filter(|s| !s.is_empty()),
             remediations: o.remediations.or(f.remediations),
             log_json,
@@ -294,6 +296,30 @@ mod tests {
         assert_eq!(c.role_name, "r");
         assert_eq!(c.concurrency, 3);
         std::fs::remove_file(p).unwrap();
+    }
+
+    #[test]
+    fn the_member_role_names_follow_the_prefix() {
+        let c = Config::load(
+            None,
+            Overrides {
+                prefix: Some("staging".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(c.role_name, "staging-remediation");
+        assert_eq!(c.operator_role_name, "staging-operator");
+        let c = Config::load(
+            None,
+            Overrides {
+                prefix: Some("staging".into()),
+                role_name: Some("rectify-remediation".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(c.role_name, "rectify-remediation");
     }
 
     #[test]

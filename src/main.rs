@@ -5,11 +5,18 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use rectify::cli::{Cli, run};
 
 fn main() -> ExitCode {
     let started = Instant::now();
+    // Bare `rectify` prints the full help (to stdout, exit 0), as `rectify --help` does.
+    if std::env::args_os().len() == 1 {
+        return match Cli::command().print_long_help() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(_) => ExitCode::from(1),
+        };
+    }
     let cli = Cli::parse();
     let config = match cli.config() {
         Ok(c) => c,

@@ -377,6 +377,20 @@ pub async fn set_tag_exemptions(
     .await
 }
 
+/// Switches on or off the rule that an approver must not be the AWS identity that set the
+/// mode of the job's remediation, and records it.
+pub async fn set_approver_must_differ(
+    store: &Store,
+    audit: &AuditWriter,
+    on: bool,
+    by: &str,
+) -> Result<Global, SettingsError> {
+    update_global(store, audit, by, RecordOutcome::SettingsChanged, |g| {
+        g.approver_must_differ = on;
+    })
+    .await
+}
+
 /// Sets (or with `None` clears) the Security Hub administrator account, whose findings about
 /// other accounts are acted on, and records it; returns the Organization settings after.
 pub async fn set_securityhub_admin(

@@ -305,6 +305,9 @@ pub struct Global {
     /// The Security Hub administrator account, whose bus carries member accounts' findings;
     /// Security Hub findings about another account are acted on only when it sent them.
     pub securityhub_admin: Option<String>,
+    /// Whether `jobs approve` refuses an approver who is the AWS identity that set the job's
+    /// remediation's mode (four eyes; default no).
+    pub approver_must_differ: bool,
     pub updated_by: Option<String>,
     pub updated_at: Option<String>,
     pub version: u64,
@@ -995,6 +998,7 @@ fn global_from_item(item: &HashMap<String, AttributeValue>) -> Result<Global, St
             .unwrap_or(false),
         pause_reason: get_s(item, "pause_reason"),
         securityhub_admin: get_s(item, "securityhub_admin"),
+        approver_must_differ: get_bool(item, "approver_must_differ"),
         updated_by: get_s(item, "updated_by"),
         updated_at: get_s(item, "updated_at"),
         version: get_n(item, "version").unwrap_or(0),
@@ -1636,6 +1640,12 @@ impl SettingsItem for Global {
         }
         if let Some(a) = &self.securityhub_admin {
             item.insert("securityhub_admin".into(), s(a));
+        }
+        if self.approver_must_differ {
+            item.insert(
+                "approver_must_differ".into(),
+                AttributeValue::Bool(self.approver_must_differ),
+            );
         }
         if let Some(by) = &self.updated_by {
             item.insert("updated_by".into(), s(by));

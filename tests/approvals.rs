@@ -689,3 +689,93 @@ async fn people_get_a_plain_text_and_queues_the_json_object() {
     assert_eq!(events[0]["event"], "pending-approval");
     assert_eq!(events[0]["job_id"], id.as_str());
 }
+
+/// Credentials of another principal of the home account (an assumed role, as a second operator
+/// would have), as the environment variables the CLI reads.
+async fn other_operator(env: &Env, session: &str) -> (String, Vec<(&'static str, String)>) {
+    let creds = aws_sdk_sts::Client::new(&env.sdk)
+        .assume_role()
+        .role_arn(format!("arn:aws:iam::{HOME}:role/approver"))
+        .role_session_name(session)
+        .send()
+        .await
+        .unwrap();
+    let c = creds.credentials().unwrap();
+    let arn = creds.assumed_role_user().unwrap().arn().to_string();
+    (
+        arn,
+        vec![
+            ("AWS_ACCESS_KEY_ID", c.access_key_id().to_string()),
+            ("AWS_SECRET_ACCESS_KEY", c.secret_access_key().to_string()),
+            ("AWS_SESSION_TOKEN", c.session_token().to_string()),
+        ],
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_approver_must_differ_whoever_set_the_mode_cannot_approve_and_another_can() {
+    let env = Env::new().await;
+    // The mode is set by the tests' own identity (no --by: the caller's AWS identity is recorded).
+    env.ok(&[
+        "settings",
+        "set",
+        "s3-block-public-access",
+        "--mode",
+        "approval",
+    ])
+    .await;
+    let me = aws_sdk_sts::Client::new(&env.sdk)
+        .get_caller_identity()
+        .send()
+        .await
+        .unwrap()
+        .arn()
+        .unwrap()
+        .to_string();
+    let bucket = env.bucket("four-eyes").await;
+    env.send_bucket_event(&bucket).await;
+    env.drain().await;
+    let job = env.job_for(&bucket).await;
+    assert_eq!(job["status"], "pending-approval", "{job:#}");
+    let id = job["id"].as_str().unwrap().to_string();
+
+    // Off (the default), the setter may approve: switch it on first, and check both paths.
+    env.ok(&["settings", "approver-must-differ", "on"]).await;
+    for args in [
+        &["jobs", "approve", id.as_str()][..],
+        &[
+            "jobs",
+            "approve",
+            "--remediation",
+            "s3-block-public-access",
+            "--yes",
+        ],
+        // A --by label does not change who the caller is.
+        &["jobs", "approve", id.as_str(), "--by", "someone-else"],
+    ] {
+        let refused = env.run(args).await;
+        assert_eq!(
+            refused.code, 1,
+            "{args:?}: {}{}",
+            refused.stdout, refused.stderr
+        );
+        assert!(
+            refused.stderr.contains("approver must differ") && refused.stderr.contains(&me),
+            "{args:?}: {}",
+            refused.stderr
+        );
+    }
+    let job = env.job_for(&bucket).await;
+    assert_eq!(job["status"], "pending-approval", "{job:#}");
+    assert!(job["approved_by"].is_null(), "{job:#}");
+
+    // Another principal approves.
+    let (other, creds) = other_operator(&env, "second-operator").await;
+    assert_ne!(other, me);
+    let creds: Vec<(&str, &str)> = creds.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let ok = env.run_env(&["jobs", "approve", &id], &creds).await;
+    assert_eq!(ok.code, 0, "{}{}", ok.stdout, ok.stderr);
+    let job = env.job_for(&bucket).await;
+    assert_eq!(job["status"], "approved", "{job:#}");
+    assert_eq!(job["approved_by"], other.as_str(), "{job:#}");
+}

@@ -703,3 +703,146 @@ fn bench_documents_its_modes_and_refuses_an_unknown_one_without_building() {
     assert_eq!(bad.status.code(), Some(2), "{err}");
     assert!(err.contains("'--fast'") && err.contains("--peer"), "{err}");
 }
+
+/// The section of `help` that starts at the line `heading`, up to the next heading.
+fn help_section<'a>(help: &'a str, heading: &str) -> &'a str {
+    let start = help
+        .find(&format!("\n{heading}\n"))
+        .unwrap_or_else(|| panic!("no {heading:?} in:\n{help}"));
+    let rest = &help[start + heading.len() + 2..];
+    let end = rest
+        .match_indices("\n\n")
+        .map(|(i, _)| i)
+        .find(|&i| {
+            rest[i + 2..]
+                .lines()
+                .next()
+                .is_some_and(|l| l.ends_with(':') && !l.starts_with(' '))
+        })
+        .unwrap_or(rest.len());
+    &rest[..end]
+}
+
+const GLOBAL_FLAGS: [&str; 10] = [
+    "--config",
+    "--prefix",
+    "--role-name",
+    "--operator-role-name",
+    "--external-id",
+    "--remediations",
+    "--log-format",
+    "--approval-ttl-seconds",
+    "--notify-topic-arn",
+    "--liveness-file",
+];
+
+#[test]
+fn help_lists_global_options_under_their_own_heading_after_the_commands_own() {
+    for args in [
+        &["--help"][..],
+        &["jobs", "list", "--help"],
+        &["settings", "set", "--help"],
+        &["audit", "verify", "--help"],
+    ] {
+        let (code, help, err) = rectify(args);
+        assert_eq!(code, 0, "{args:?}: {err}");
+        let own = help_section(&help, "Options:");
+        let global = help_section(&help, "Global options:");
+        assert!(
+            help.find("\nOptions:\n") < help.find("\nGlobal options:\n"),
+            "{args:?}: the command's own options come first:\n{help}"
+        );
+        for flag in GLOBAL_FLAGS {
+            assert!(
+                global.contains(flag),
+                "{args:?}: {flag} not under Global options:\n{help}"
+            );
+            assert!(
+                !own.contains(flag),
+                "{args:?}: {flag} among the command's own:\n{help}"
+            );
+        }
+    }
+    let (_, help, _) = rectify(&["jobs", "list", "--help"]);
+    assert!(
+        help_section(&help, "Options:").contains("--status"),
+        "{help}"
+    );
+}
+
+#[test]
+fn enum_flags_show_their_possible_values_in_help() {
+    let (_, help, _) = rectify(&["settings", "set", "--help"]);
+    assert!(
+        help.contains("[possible values: off, dry-run, approval, enforce]"),
+        "{help}"
+    );
+    let (_, help, _) = rectify(&["jobs", "list", "--help"]);
+    assert!(
+        help.contains("[possible values: in-progress, planned,"),
+        "{help}"
+    );
+    let (_, help, _) = rectify(&["jobs", "approve", "--help"]);
+    assert!(help.contains("pending-approval"), "{help}");
+    let (_, help, _) = rectify(&["--help"]);
+    assert!(help.contains("[possible values: text, json]"), "{help}");
+    // A word that is none of them is refused naming the flag and the words it takes.
+    let (code, _, err) = rectify(&["jobs", "list", "--status", "done"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("--status") && err.contains("pending-approval"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bare_rectify_prints_the_full_help() {
+    let (code, out, err) = rectify(&[]);
+    assert_eq!(code, 0, "{err}");
+    let (_, long, _) = rectify(&["--help"]);
+    assert_eq!(out, long);
+    assert!(
+        out.contains("Getting started:") && out.contains("Commands:"),
+        "{out}"
+    );
+}
+
+#[test]
+fn completions_for_each_shell_name_the_commands() {
+    for shell in ["bash", "zsh", "fish"] {
+        let (code, out, err) = rectify(&["completions", shell]);
+        assert_eq!(code, 0, "{shell}: {err}");
+        // (fish spells a flag `-l remediation`)
+        for word in ["bootstrap", "worker", "approve", "remediation", "dry-run"] {
+            assert!(out.contains(word), "{shell}: no {word} in:\n{out}");
+        }
+    }
+    let (code, _, err) = rectify(&["completions", "tcsh"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("bash"), "{err}");
+}
+
+#[test]
+fn the_man_page_comes_from_the_same_definitions() {
+    let (code, page, err) = rectify(&["man"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(page.contains(".TH rectify 1"), "{page}");
+    for word in ["bootstrap", "worker", "sweep", "doctor", "\\-\\-prefix"] {
+        assert!(page.contains(word), "no {word} in:\n{page}");
+    }
+    let dir = temp_dir("man");
+    let (code, _, err) = rectify(&["man", "--dir", dir.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    for page in [
+        "rectify.1",
+        "rectify-jobs.1",
+        "rectify-jobs-approve.1",
+        "rectify-settings-set.1",
+    ] {
+        let text =
+            std::fs::read_to_string(dir.join(page)).unwrap_or_else(|e| panic!("{page}: {e}"));
+        assert!(text.contains(".TH"), "{page}: {text}");
+    }
+    let approve = std::fs::read_to_string(dir.join("rectify-jobs-approve.1")).unwrap();
+    assert!(approve.contains("plan\\-hash"), "{approve}");
+}

@@ -75,6 +75,21 @@ fn no_wildcard_actions(v: &Value, path: &str) {
     }
 }
 
+/// A name as the template gives it with its parameters' defaults: a string, or an `Fn::Sub` of
+/// parameters (`rectify-remediation` for `${Prefix}-remediation`).
+fn default_name(t: &Value, v: &Value) -> Option<String> {
+    if let Some(s) = v.as_str() {
+        return Some(s.to_string());
+    }
+    let mut s = v["Fn::Sub"].as_str()?.to_string();
+    for (name, p) in t["Parameters"].as_object()? {
+        if let Some(d) = p["Default"].as_str() {
+            s = s.replace(&format!("${{{name}}}"), d);
+        }
+    }
+    Some(s)
+}
+
 /// The one role of the template named `name`.
 fn role_named<'a>(t: &'a Value, name: &str) -> (&'a String, &'a Value) {
     let roles: Vec<(&String, &Value)> = t["Resources"]
@@ -82,7 +97,8 @@ fn role_named<'a>(t: &'a Value, name: &str) -> (&'a String, &'a Value) {
         .unwrap()
         .iter()
         .filter(|(_, r)| {
-            r["Type"] == "AWS::IAM::Role" && r["Properties"]["RoleName"].as_str() == Some(name)
+            r["Type"] == "AWS::IAM::Role"
+                && default_name(t, &r["Properties"]["RoleName"]).as_deref() == Some(name)
         })
         .collect();
     assert_eq!(roles.len(), 1, "one role named {name}");
@@ -396,6 +412,315 @@ fn the_audit_table_is_append_only_for_every_principal() {
                     );
                 }
             }
+        }
+    }
+}
+
+fn repo_file(name: &str) -> String {
+    let path = format!(
+        "{}/{name}",
+        std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR")
+    );
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+#[test]
+fn the_image_runs_any_command_from_pinned_bases_with_dependencies_cached() {
+    let dockerfile = repo_file("Dockerfile");
+    let lines: Vec<&str> = dockerfile
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.starts_with('#'))
+        .collect();
+    // `docker run IMAGE audit verify` replaces the command, not the entry point.
+    assert!(lines.contains(&r#"ENTRYPOINT ["rectify"]"#), "{dockerfile}");
+    assert!(lines.contains(&r#"CMD ["worker"]"#), "{dockerfile}");
+    let froms: Vec<&&str> = lines.iter().filter(|l| l.starts_with("FROM ")).collect();
+    assert_eq!(froms.len(), 2, "{dockerfile}");
+    for from in froms {
+        let image = from.split_whitespace().nth(1).unwrap();
+        let digest = image.split_once("@sha256:").map(|(_, d)| d);
+        assert!(
+            digest.is_some_and(|d| d.len() == 64 && d.chars().all(|c| c.is_ascii_hexdigit())),
+            "{from}: pin the base image by digest"
+        );
+    }
+    // The dependency build comes before the sources are copied, so it is a layer of its own.
+    let pos = |needle: &str| {
+        lines
+            .iter()
+            .position(|l| l.starts_with(needle))
+            .unwrap_or_else(|| panic!("no line starting {needle:?}"))
+    };
+    let deps = pos("COPY Cargo.toml Cargo.lock");
+    let first_build = lines
+        .iter()
+        .enumerate()
+        .find(|(_, l)| l.contains("cargo build"))
+        .map(|(i, _)| i)
+        .unwrap();
+    assert!(
+        deps < first_build && first_build < pos("COPY src"),
+        "{dockerfile}"
+    );
+}
+
+/// CloudFormation takes a template of at most 51,200 bytes inline (`--template-body`), and up to
+/// 1 MB from S3 (`--template-url`, or `deploy --s3-bucket`).
+const INLINE_LIMIT: usize = 51_200;
+
+#[test]
+fn each_template_is_deployed_the_way_its_size_allows() {
+    let ops = repo_file("docs/operations.md");
+    for (name, inline) in [
+        (
+            "deploy/controller.json",
+            "--template-file deploy/controller.json",
+        ),
+        (
+            "deploy/member.json",
+            "--template-body file://deploy/member.json",
+        ),
+    ] {
+        let size = repo_file(name).len();
+        assert!(size < 1_000_000, "{name}: {size} bytes, over S3's 1 MB");
+        for (i, _) in ops.match_indices(inline) {
+            // The command the guide gives: up to the end of its shell line continuation.
+            let command = ops[i..].split("\n\n").next().unwrap();
+            if size > INLINE_LIMIT {
+                assert!(
+                    command.contains("--s3-bucket"),
+                    "{name} is {size} bytes, over the inline limit: docs/operations.md must deploy it through S3: {command}"
+                );
+            }
+        }
+        if size > INLINE_LIMIT {
+            assert!(
+                ops.contains("--template-url"),
+                "{name}: no --template-url in the guide"
+            );
+        }
+    }
+}
+
+/// Every property that names an AWS resource (a role, a rule, an alarm, a metric, a policy).
+fn names(v: &Value, path: &str, out: &mut Vec<(String, Value)>) {
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m {
+                let p = format!("{path}.{k}");
+                if [
+                    "RoleName",
+                    "Name",
+                    "AlarmName",
+                    "MetricName",
+                    "PolicyName",
+                    "ManagedPolicyName",
+                ]
+                .contains(&k.as_str())
+                    && !path.contains("Fn::Sub")
+                {
+                    out.push((p.clone(), x.clone()));
+                }
+                names(x, &p, out);
+            }
+        }
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .for_each(|(i, x)| names(x, &format!("{path}[{i}]"), out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn member_names_derive_from_the_prefix_so_two_controllers_share_an_organization() {
+    let member = template("member.json");
+    let controller = template("controller.json");
+    // One prefix rule for both stacks: the member stack's Prefix is the controller's.
+    assert_eq!(
+        member["Parameters"]["Prefix"]["AllowedPattern"],
+        controller["Parameters"]["Prefix"]["AllowedPattern"]
+    );
+    assert_eq!(member["Parameters"]["Prefix"]["Default"], "rectify");
+    let mut found = Vec::new();
+    names(&member["Resources"], "Resources", &mut found);
+    let mut derived = 0;
+    for (path, v) in &found {
+        match v {
+            Value::String(s) => assert!(
+                !s.contains("rectify"),
+                "{path}: {s:?} is fixed: a second stack with another prefix collides"
+            ),
+            _ => {
+                let s = v["Fn::Sub"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("{path}: {v}"));
+                assert!(s.starts_with("${Prefix}-"), "{path}: {s}");
+                derived += 1;
+            }
+        }
+    }
+    // Three forwarding rules, two roles and their two policies, the metric (twice) and the alarm.
+    assert_eq!(derived, 10, "{found:?}");
+    // Longest name within the limits (64 for rules and roles) at the longest prefix (30).
+    for (path, v) in &found {
+        // (Alarm, metric and policy names may be longer: 255 and 128.)
+        let limited = path.ends_with(".RoleName") || path.ends_with(".Name");
+        if let Some(s) = v["Fn::Sub"].as_str().filter(|_| limited) {
+            let longest = s.replace("${Prefix}", &"p".repeat(30));
+            assert!(longest.len() <= 64, "{path}: {longest} is over 64");
+        }
+    }
+    // The AssumeRole alarm watches this prefix's role.
+    let filter = member["Resources"]["UnexpectedAssumeRoleFilter"]["Properties"]["FilterPattern"]
+        .to_string();
+    assert!(filter.contains(":role/${Prefix}-remediation"), "{filter}");
+    // The controller assumes (and may assume) the role of its own prefix.
+    let env = controller.to_string();
+    assert!(
+        env.contains(r#"{"Name":"RECTIFY_ROLE_NAME","Value":{"Fn::Sub":"${Prefix}-remediation"}}"#),
+        "the task's RECTIFY_ROLE_NAME must follow the prefix"
+    );
+    assert!(env.contains("role/${Prefix}-remediation"));
+    assert!(!env.contains("role/rectify-remediation"));
+}
+
+/// (action, resource) pairs a managed policy of the operator template allows; a statement under
+/// `Fn::If` counts as present.
+fn policy_grants(t: &Value, id: &str) -> BTreeSet<(String, String)> {
+    let mut out = BTreeSet::new();
+    for st in t["Resources"][id]["Properties"]["PolicyDocument"]["Statement"]
+        .as_array()
+        .unwrap()
+    {
+        let st = if st.get("Fn::If").is_some() {
+            &st["Fn::If"][1]
+        } else {
+            st
+        };
+        assert_eq!(st["Effect"], "Allow", "{id}: {st}");
+        let resources: Vec<String> = match &st["Resource"] {
+            Value::Array(rs) => rs
+                .iter()
+                .map(|r| r["Fn::Sub"].as_str().unwrap_or_default().to_string())
+                .collect(),
+            r => vec![r["Fn::Sub"].as_str().unwrap_or_default().to_string()],
+        };
+        for a in strings(&st["Action"]) {
+            for r in &resources {
+                assert!(
+                    r.contains("${Prefix}-") || r.contains("${AuditExportBucket}"),
+                    "{id}: {a} on {r:?} is not scoped to the prefix"
+                );
+                out.insert((a.clone(), r.clone()));
+            }
+        }
+    }
+    out
+}
+
+fn grant(action: &str, resource_suffix: &str) -> (String, String) {
+    let r = match resource_suffix.split_once(':') {
+        Some(("table", n)) => format!(
+            "arn:${{AWS::Partition}}:dynamodb:${{AWS::Region}}:${{AWS::AccountId}}:table/${{Prefix}}-{n}"
+        ),
+        Some(("queue", n)) => {
+            format!(
+                "arn:${{AWS::Partition}}:sqs:${{AWS::Region}}:${{AWS::AccountId}}:${{Prefix}}-{n}"
+            )
+        }
+        Some(("role", n)) => format!("arn:${{AWS::Partition}}:iam::*:role/${{Prefix}}-{n}"),
+        _ => panic!("{resource_suffix}"),
+    };
+    (action.to_string(), r)
+}
+
+#[test]
+fn operator_policies_grow_from_viewer_to_approver_to_administrator() {
+    let t = template("operator-policies.json");
+    no_wildcard_actions(&t, "operator-policies");
+    for (id, name) in [
+        ("ViewerPolicy", "${Prefix}-viewer"),
+        ("ApproverPolicy", "${Prefix}-approver"),
+        ("AdministratorPolicy", "${Prefix}-administrator"),
+    ] {
+        assert_eq!(t["Resources"][id]["Type"], "AWS::IAM::ManagedPolicy");
+        assert_eq!(
+            t["Resources"][id]["Properties"]["ManagedPolicyName"]["Fn::Sub"],
+            name
+        );
+    }
+    let viewer = policy_grants(&t, "ViewerPolicy");
+    let approver = policy_grants(&t, "ApproverPolicy");
+    let admin = policy_grants(&t, "AdministratorPolicy");
+    // The viewer reads: `jobs list|show`, `settings list`, `audit list|show|verify`, `dlq list`.
+    for (a, r) in [
+        ("dynamodb:Scan", "table:jobs"),
+        ("dynamodb:GetItem", "table:jobs"),
+        ("dynamodb:Scan", "table:settings"),
+        ("dynamodb:Query", "table:audit"),
+        ("dynamodb:Scan", "table:audit"),
+        ("sqs:ReceiveMessage", "queue:events-dlq"),
+    ] {
+        assert!(viewer.contains(&grant(a, r)), "viewer lacks {a} on {r}");
+    }
+    for (a, r) in &viewer {
+        let verb = a.split(':').nth(1).unwrap();
+        assert!(
+            [
+                "Describe",
+                "Get",
+                "Query",
+                "Scan",
+                "List",
+                "Receive",
+                "ChangeMessageVisibility"
+            ]
+            .iter()
+            .any(|p| verb.starts_with(p)),
+            "viewer may {a} on {r}"
+        );
+    }
+    // The approver adds exactly what `jobs approve|reject` write: the job's status, the audit
+    // record, and the message that asks the worker to run the approved job.
+    assert!(viewer.is_subset(&approver));
+    let added: BTreeSet<_> = approver.difference(&viewer).cloned().collect();
+    let want: BTreeSet<_> = [
+        grant("dynamodb:UpdateItem", "table:jobs"),
+        grant("dynamodb:PutItem", "table:audit"),
+        grant("sqs:SendMessage", "queue:control"),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(added, want);
+    // The administrator can do what the approver can and every other command.
+    assert!(
+        approver.is_subset(&admin),
+        "{:?}",
+        approver.difference(&admin)
+    );
+    for (a, r) in [
+        ("dynamodb:PutItem", "table:settings"),
+        ("dynamodb:UpdateItem", "table:settings"),
+        ("dynamodb:DeleteItem", "table:settings"),
+        ("sqs:SendMessage", "queue:events"),
+        ("sqs:DeleteMessage", "queue:events-dlq"),
+        ("sts:AssumeRole", "role:operator"),
+        ("sts:AssumeRole", "role:remediation"),
+    ] {
+        assert!(
+            admin.contains(&grant(a, r)),
+            "administrator lacks {a} on {r}"
+        );
+    }
+    // The audit trail is append-only for everyone.
+    for grants in [&viewer, &approver, &admin] {
+        for a in ["dynamodb:UpdateItem", "dynamodb:DeleteItem"] {
+            assert!(
+                !grants.contains(&grant(a, "table:audit")),
+                "{a} on the audit table"
+            );
         }
     }
 }

@@ -12,18 +12,24 @@ use crate::render;
 pub enum AuditCommand {
     /// Audit records, oldest first.
     List {
+        /// Only records about this resource id.
         #[arg(long)]
         resource: Option<String>,
+        /// Only records of this remediation.
         #[arg(long)]
         remediation: Option<String>,
         /// Only records at or after this time (RFC 3339).
         #[arg(long)]
         since: Option<String>,
+        /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
     },
     /// One record in full.
-    Show { id: String },
+    Show {
+        /// The record id (see `rectify audit list`).
+        id: String,
+    },
     /// Check every chain; exit 1 naming each record that was changed, removed, inserted or
     /// reordered, or cut off after its anchor; each chain head no anchor covers, unless its
     /// writer is running (its liveness item in the settings table is fresh: said in the output);
@@ -39,6 +45,8 @@ pub enum AuditCommand {
             value_name = "SECONDS"
         )]
         max_anchor_age: u64,
+        /// Also check the S3 export in this bucket (as `audit export` wrote it) and that the
+        /// table still matches it.
         #[arg(long, env = "RECTIFY_AUDIT_EXPORT_BUCKET")]
         export_bucket: Option<String>,
         /// Key prefix of the exported objects.
@@ -48,6 +56,7 @@ pub enum AuditCommand {
     /// Write every chain to S3 as JSON lines (<prefix><chain>.jsonl); with Object Lock on the
     /// bucket, each object is retained in governance mode.
     Export {
+        /// The bucket to write to (best with Object Lock on).
         #[arg(long, env = "RECTIFY_AUDIT_EXPORT_BUCKET")]
         bucket: String,
         /// Key prefix of the objects.

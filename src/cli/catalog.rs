@@ -18,6 +18,7 @@ use crate::settings::{find_remediation, parse_param};
 pub enum CatalogCommand {
     /// The remediations: resource type, triggers, actions, default mode, origin.
     List {
+        /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
     },
@@ -29,6 +30,7 @@ pub enum CatalogCommand {
     },
     /// Every action kind, with the IAM permission it needs.
     Actions {
+        /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
     },
@@ -40,6 +42,7 @@ pub enum CatalogCommand {
         /// Only this role's: worker, operator or controller.
         #[arg(long, value_parser = ["worker", "operator", "controller"])]
         role: Option<String>,
+        /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
     },

@@ -18,6 +18,7 @@ pub struct PauseArgs {
 
 #[derive(Debug, Args)]
 pub struct ResumeArgs {
+    /// Who [default: the caller's AWS identity]
     #[arg(long)]
     by: Option<String>,
 }

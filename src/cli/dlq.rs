@@ -15,6 +15,7 @@ pub enum DlqCommand {
     /// Messages in the DLQ with the reason rectify gave and how many times the event queue
     /// delivered each before it was dead-lettered (listings do not change that count).
     List {
+        /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
     },

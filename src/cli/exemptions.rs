@@ -42,6 +42,7 @@ pub enum ExemptionsCommand {
     },
     /// Every exemption record, with whether it still holds.
     List {
+        /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
     },

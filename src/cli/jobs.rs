@@ -17,16 +17,18 @@ use crate::state::{Job, JobStatus, Store};
 pub enum JobsCommand {
     /// Jobs, newest first.
     List {
-        /// Only jobs with this status (planned, applied, no-op, failed, failed-verify,
-        /// needs-parameter, pending-approval, approval-expired, off, in-progress).
-        #[arg(long)]
+        /// Only jobs with this status.
+        #[arg(long, value_parser = super::status_values())]
         status: Option<String>,
+        /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
     },
     /// One job: its resource, outcome and plan as a readable diff.
     Show {
+        /// The job id (see `rectify jobs list`).
         id: String,
+        /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
     },
@@ -58,8 +60,10 @@ pub enum JobsCommand {
     Approve {
         #[command(flatten)]
         select: Select,
+        /// Who [default: the caller's AWS identity]
         #[arg(long)]
         by: Option<String>,
+        /// Why it is approved (recorded with the approval; a change ticket, for example).
         #[arg(long)]
         reason: Option<String>,
         /// Approve only if the pending plan has this sha256 (as `jobs show` prints it; a
@@ -74,6 +78,7 @@ pub enum JobsCommand {
     /// not allowed, or the resource changed since the job (showing the difference, unless
     /// --force). The record names the caller's AWS identity.
     Undo {
+        /// The job id (see `rectify jobs list`).
         id: String,
         /// A label recorded beside the caller's AWS identity (never instead of it).
         #[arg(long)]
@@ -81,6 +86,7 @@ pub enum JobsCommand {
         /// The last day of the exemption the undo adds, YYYY-MM-DD [default: 30 days on].
         #[arg(long, value_name = "YYYY-MM-DD", conflicts_with = "no_exempt")]
         exempt_until: Option<String>,
+        /// Why it is undone (recorded in the audit trail and on the exemption).
         #[arg(long)]
         reason: String,
         /// Undo even though the resource changed since the job.
@@ -95,8 +101,10 @@ pub enum JobsCommand {
     Reject {
         #[command(flatten)]
         select: Select,
+        /// Who [default: the caller's AWS identity]
         #[arg(long)]
         by: Option<String>,
+        /// Why it is rejected (recorded, and shown on the job).
         #[arg(long)]
         reason: String,
     },
@@ -109,7 +117,7 @@ pub struct Select {
     pub ids: Vec<String>,
     /// Only jobs with this status (approve and reject act on pending-approval jobs only;
     /// retry on planned, needs-parameter, failed, off and approved ones).
-    #[arg(long)]
+    #[arg(long, value_parser = super::status_values())]
     pub status: Option<String>,
     /// Only jobs of this remediation.
     #[arg(long)]
@@ -331,6 +339,9 @@ async fn bulk(
         Bulk::Reject => format!("Reject these {n} pending plans?"),
         Bulk::Retry => format!("Run these {n} jobs again?"),
     };
+    if bulk == Bulk::Approve {
+        check_approvers(&op, &chosen.iter().collect::<Vec<_>>()).await?;
+    }
     confirm(&what, select.yes)?;
     let ttl = Duration::from_secs(config.approval_ttl_seconds);
     let queue = control_queue(&op.aws, &op.store);
@@ -403,6 +414,69 @@ fn control_queue(aws: &aws_config::SdkConfig, store: &Store) -> ControlQueue {
     ControlQueue::new(aws_sdk_sqs::Client::new(aws), &store.names.control)
 }
 
+/// With the approver-must-differ rule on, refuses an approval of `job` by `caller` (the
+/// caller's AWS identity, never a `--by` label) when the setting that gives the job's
+/// remediation its mode (the account's, else every account's) was last changed by that
+/// identity, or by someone who cannot be told apart from it (a `--by` label, or nobody
+/// recorded). A mode nobody set (the manifest's default) has no setter to differ from.
+fn check_approver(
+    snapshot: &crate::state::SettingsSnapshot,
+    job: &Job,
+    caller: &str,
+) -> std::result::Result<(), String> {
+    if !snapshot.global.approver_must_differ {
+        return Ok(());
+    }
+    let Some(setting) = [job.account.as_str(), "*"].iter().find_map(|scope| {
+        snapshot
+            .settings
+            .iter()
+            .find(|s| s.remediation == job.remediation && s.scope == *scope && s.mode.is_some())
+    }) else {
+        return Ok(());
+    };
+    let scope = if setting.scope == "*" {
+        "every account".to_string()
+    } else {
+        format!("account {}", setting.scope)
+    };
+    let refuse = |why: String| {
+        Err(format!(
+            "job {}: approval refused: the approver must differ from who set the mode (settings approver-must-differ is on): {why}; another operator approves it",
+            job.id
+        ))
+    };
+    match setting.updated_by.as_deref() {
+        Some(by) if by == caller => refuse(format!(
+            "{caller} set {}'s mode for {scope}",
+            job.remediation
+        )),
+        Some(by) if !by.starts_with("arn:") => refuse(format!(
+            "{}'s mode for {scope} was set by {by:?}, which is no AWS identity to compare with (set the mode again without --by)",
+            job.remediation
+        )),
+        None => refuse(format!(
+            "who set {}'s mode for {scope} is not recorded",
+            job.remediation
+        )),
+        Some(_) => Ok(()),
+    }
+}
+
+/// The approver-must-differ rule for the jobs `op` is about to approve: read the settings (an
+/// unreadable table refuses, like every gate) and, when the rule is on, the caller's identity.
+async fn check_approvers(op: &Operator, jobs: &[&Job]) -> Result<()> {
+    let snapshot = op.store.settings().await?;
+    if !snapshot.global.approver_must_differ {
+        return Ok(());
+    }
+    let me = caller(&op.aws).await?.arn;
+    for job in jobs {
+        check_approver(&snapshot, job, &me).map_err(Failure::failed)?;
+    }
+    Ok(())
+}
+
 /// Approves or rejects job `id`'s pending plan; returns the job as it is now and who decided.
 async fn decide(
     config: &Config,
@@ -410,12 +484,18 @@ async fn decide(
     by: Option<String>,
     decision: Decision,
 ) -> Result<(Job, String)> {
+    let op = operator(config, by).await?;
+    if matches!(decision, Decision::Approve { .. })
+        && let Some(job) = op.store.job(id).await?
+    {
+        check_approvers(&op, &[&job]).await?;
+    }
     let Operator {
         aws,
         store,
         audit,
         by,
-    } = operator(config, by).await?;
+    } = op;
     let ttl = Duration::from_secs(config.approval_ttl_seconds);
     let pending = approval::check(&store, &audit, id, decision, ttl).await?;
     let job = approval::decide(&store, &audit, &control_queue(&aws, &store), pending, &by).await?;
@@ -626,5 +706,111 @@ pub(super) async fn run(config: &Config, cmd: JobsCommand) -> Result<()> {
             println!("job {id} rejected by {by}; it will not be applied");
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod approver_tests {
+    use super::*;
+    use crate::catalog::Mode;
+    use crate::state::{Global, Setting, SettingsSnapshot};
+
+    fn job() -> Job {
+        Job {
+            id: "j1".into(),
+            remediation: "s3-block-public-access".into(),
+            account: "111122223333".into(),
+            region: "us-east-1".into(),
+            resource_type: "AWS::S3::Bucket".into(),
+            resource_id: "b".into(),
+            rule: "r".into(),
+            source: "config".into(),
+            event_id: None,
+            observation: "t".into(),
+            status: JobStatus::PendingApproval,
+            mode: Mode::Approval,
+            reason: None,
+            plan: None,
+            plan_hash: None,
+            before: None,
+            after: None,
+            inverse: None,
+            created: Vec::new(),
+            script_sha256: None,
+            approved_by: None,
+            approved_at: None,
+            approved_plan_hash: None,
+            approval_reason: None,
+            created_at: "t".into(),
+            updated_at: "t".into(),
+            attempts: 1,
+            hub: None,
+            hub_retry: false,
+        }
+    }
+
+    fn setting(scope: &str, mode: Option<Mode>, by: Option<&str>) -> Setting {
+        Setting {
+            remediation: "s3-block-public-access".into(),
+            scope: scope.into(),
+            mode,
+            updated_by: by.map(str::to_string),
+            ..Setting::default()
+        }
+    }
+
+    fn snapshot(on: bool, settings: Vec<Setting>) -> SettingsSnapshot {
+        SettingsSnapshot::new(
+            settings,
+            Global {
+                approver_must_differ: on,
+                ..Global::default()
+            },
+            Vec::new(),
+        )
+    }
+
+    const ALICE: &str = "arn:aws:sts::123456789012:assumed-role/ops/alice";
+    const BOB: &str = "arn:aws:sts::123456789012:assumed-role/ops/bob";
+
+    #[test]
+    fn the_mode_setter_cannot_approve_when_approvers_must_differ() {
+        let global = setting("*", Some(Mode::Approval), Some(ALICE));
+        // Off, anyone approves.
+        assert!(check_approver(&snapshot(false, vec![global.clone()]), &job(), ALICE).is_ok());
+        let on = snapshot(true, vec![global.clone()]);
+        let refused = check_approver(&on, &job(), ALICE).unwrap_err();
+        assert!(
+            refused.contains(ALICE) && refused.contains("every account"),
+            "{refused}"
+        );
+        assert!(check_approver(&on, &job(), BOB).is_ok());
+        // The account's setting gives the mode, so its setter is the one compared.
+        let account = setting("111122223333", Some(Mode::Approval), Some(BOB));
+        let on = snapshot(true, vec![global, account]);
+        assert!(check_approver(&on, &job(), ALICE).is_ok());
+        assert!(check_approver(&on, &job(), BOB).is_err());
+        // A setting of the account without a mode does not give the mode.
+        let params_only = setting("111122223333", None, Some(BOB));
+        let on = snapshot(
+            true,
+            vec![setting("*", Some(Mode::Approval), Some(ALICE)), params_only],
+        );
+        assert!(check_approver(&on, &job(), BOB).is_ok());
+        assert!(check_approver(&on, &job(), ALICE).is_err());
+    }
+
+    #[test]
+    fn a_setter_that_cannot_be_compared_refuses_the_approval() {
+        let label = snapshot(
+            true,
+            vec![setting("*", Some(Mode::Approval), Some("alice"))],
+        );
+        let refused = check_approver(&label, &job(), BOB).unwrap_err();
+        assert!(refused.contains("no AWS identity"), "{refused}");
+        let nobody = snapshot(true, vec![setting("*", Some(Mode::Approval), None)]);
+        assert!(check_approver(&nobody, &job(), BOB).is_err());
+        // The manifest's default mode was set by nobody: nothing to differ from.
+        assert!(check_approver(&snapshot(true, Vec::new()), &job(), BOB).is_ok());
     }
 }

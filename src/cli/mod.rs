@@ -32,6 +32,7 @@ mod dlq;
 mod doctor;
 mod exemptions;
 mod jobs;
+mod manual;
 mod settings;
 mod sweep;
 mod worker;
@@ -66,7 +67,9 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// Options every command takes: listed under their own heading, after the command's own.
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// TOML configuration file (keys: prefix, role_name, operator_role_name, external_id,
     /// remediations, log_format, [worker], [audit], [script]).
@@ -75,11 +78,11 @@ pub struct GlobalArgs {
     /// Prefix of the queue, DLQ and table names: <prefix>-events, <prefix>-jobs, … [default: rectify]
     #[arg(long, env = "RECTIFY_PREFIX", global = true)]
     pub prefix: Option<String>,
-    /// Role assumed in member accounts [default: rectify-remediation]
+    /// Role assumed in member accounts [default: <prefix>-remediation]
     #[arg(long, env = "RECTIFY_ROLE_NAME", global = true)]
     pub role_name: Option<String>,
     /// Role assumed in member accounts by `rectify jobs undo`: it holds the inverses the
-    /// worker's role does not [default: rectify-operator]
+    /// worker's role does not [default: <prefix>-operator]
     #[arg(long, env = "RECTIFY_OPERATOR_ROLE_NAME", global = true)]
     pub operator_role_name: Option<String>,
     /// External id presented when assuming the member role.
@@ -93,8 +96,13 @@ pub struct GlobalArgs {
     /// A directory of remediations that add to or override the embedded catalog.
     #[arg(long, env = "RECTIFY_REMEDIATIONS", global = true, value_name = "DIR")]
     pub remediations: Option<PathBuf>,
-    /// Log format on stderr: text or json [default: text on a terminal, json otherwise]
-    #[arg(long, env = "RECTIFY_LOG_FORMAT", global = true)]
+    /// Log format on stderr [default: text on a terminal, json otherwise]
+    #[arg(
+        long,
+        env = "RECTIFY_LOG_FORMAT",
+        global = true,
+        value_parser = ["text", "json"]
+    )]
     pub log_format: Option<String>,
     /// How long a plan waits for an approval before it expires, in seconds [default: 86400]
     #[arg(long, env = "RECTIFY_APPROVAL_TTL_SECONDS", global = true)]
@@ -152,6 +160,21 @@ pub enum Command {
     /// role in each allowed account (AssumeRole and one harmless read) and the catalog's
     /// permissions against what it allows (IAM policy simulation). Exit 1 when any fails.
     Doctor(doctor::DoctorArgs),
+    /// Print a shell completion script for bash, zsh, fish, elvish or PowerShell.
+    ///
+    /// Examples:
+    ///   rectify completions bash > /etc/bash_completion.d/rectify
+    ///   rectify completions zsh > "${fpath[1]}/_rectify"
+    ///   rectify completions fish > ~/.config/fish/completions/rectify.fish
+    #[command(verbatim_doc_comment)]
+    Completions(manual::CompletionsArgs),
+    /// Print the manual page (roff), or with --dir write one page per command.
+    ///
+    /// Examples:
+    ///   rectify man | man -l -
+    ///   rectify man --dir /usr/local/share/man/man1
+    #[command(verbatim_doc_comment)]
+    Man(manual::ManArgs),
 }
 
 /// An error with the exit code it deserves.
@@ -437,7 +460,29 @@ async fn dispatch(cli: Cli, config: &Config, started: Instant) -> Result<()> {
         Command::Sweep(args) => sweep::run(&config, args).await,
         Command::Healthcheck(args) => worker::healthcheck(&config, args),
         Command::Doctor(args) => doctor::run(&config, args).await,
+        Command::Completions(args) => manual::completions(&args),
+        Command::Man(args) => manual::man(&args),
     }
+}
+
+/// `--mode`: the modes, offered as clap's possible values (in `--help`, completions and the
+/// error for any other word).
+fn mode_values() -> impl clap::builder::TypedValueParser<Value = crate::catalog::Mode> {
+    use crate::catalog::Mode;
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(
+        [Mode::Off, Mode::DryRun, Mode::Approval, Mode::Enforce].map(Mode::as_str),
+    )
+    .try_map(|s| s.parse::<Mode>())
+}
+
+/// `--status`: every job status, as clap's possible values.
+fn status_values() -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(
+        crate::state::JobStatus::ALL
+            .iter()
+            .map(|s| clap::builder::PossibleValue::new(s.as_str())),
+    )
 }
 
 fn print_json(v: &impl serde::Serialize) {
@@ -474,6 +519,7 @@ async fn operator(config: &Config, by: Option<String>) -> Result<Operator> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::state::JobStatus;
 
     fn service(call: &'static str, code: &str, status: u16) -> CloudError {
         CloudError::Service {
@@ -517,6 +563,73 @@ mod tests {
             Failure::from(AppError::NoCredentials("none".into())).code,
             EXIT_USAGE
         );
+    }
+
+    /// Every command and subcommand has an about text, and every argument a description (clap's
+    /// own `--help` and `--version` aside).
+    #[test]
+    fn every_command_and_argument_is_described() {
+        use clap::CommandFactory;
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            if cmd.get_about().is_none() && path != "rectify" {
+                missing.push(format!("{path}: no about"));
+            }
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id == "help" || id == "version" {
+                    continue;
+                }
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} {id}: no help"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                if sub.get_name() != "help" {
+                    walk(sub, &format!("{path} {}", sub.get_name()), missing);
+                }
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "rectify", &mut missing);
+        assert!(missing.is_empty(), "undescribed:\n{}", missing.join("\n"));
+    }
+
+    /// A flag that takes one of a fixed set of words offers them as clap's possible values.
+    #[test]
+    fn enum_flags_list_their_possible_values() {
+        use clap::CommandFactory;
+        let cli = Cli::command();
+        let values = |path: &[&str], id: &str| -> Vec<String> {
+            let mut cmd = &cli;
+            for p in path {
+                cmd = cmd.find_subcommand(p).unwrap();
+            }
+            let arg = cmd
+                .get_arguments()
+                .find(|a| a.get_id() == id)
+                .unwrap_or_else(|| panic!("{path:?} has no {id}"));
+            arg.get_possible_values()
+                .iter()
+                .map(|v| v.get_name().to_string())
+                .collect()
+        };
+        assert_eq!(
+            values(&["settings", "set"], "mode"),
+            ["off", "dry-run", "approval", "enforce"]
+        );
+        let statuses: Vec<String> = JobStatus::ALL.iter().map(|s| s.as_str().into()).collect();
+        assert_eq!(values(&["jobs", "list"], "status"), statuses);
+        assert_eq!(values(&["jobs", "retry"], "status"), statuses);
+        assert_eq!(values(&[], "log_format"), ["text", "json"]);
+        // Every spelling the flag accepted before still parses to the same mode.
+        for mode in ["off", "dry-run", "approval", "enforce"] {
+            let cli = Cli::try_parse_from(["rectify", "settings", "set", "x", "--mode", mode])
+                .unwrap_or_else(|e| panic!("{mode}: {e}"));
+            let Command::Settings(settings::SettingsCommand::Set(args)) = cli.command else {
+                panic!("not settings set");
+            };
+            assert_eq!(args.mode.map(crate::catalog::Mode::as_str), Some(mode));
+        }
     }
 
     #[test]

@@ -20,6 +20,7 @@ use crate::sweep::sweep;
 pub enum SettingsCommand {
     /// Each remediation's mode, parameters and triggers, with where each comes from.
     List {
+        /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
     },
@@ -43,16 +44,30 @@ pub enum SettingsCommand {
         /// Unset it: relayed findings are refused.
         #[arg(long)]
         clear: bool,
+        /// Who [default: the caller's AWS identity]
         #[arg(long)]
         by: Option<String>,
     },
     /// Whether resource owners may exempt a resource with a `rectify:exempt` tag (off by
     /// default). When on, a tag counts only with `until=YYYY-MM-DD` at most --max-days ahead.
     TagExemptions {
+        /// on: tags with a valid until= exempt; off: every rectify:exempt tag is ignored.
         state: OnOff,
         /// How many days ahead a tag's until= may lie [default: 90; 1 to 365]
         #[arg(long)]
         max_days: Option<u32>,
+        /// Who [default: the caller's AWS identity]
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// Whether an approver must be another AWS identity than the one that set the mode of the
+    /// job's remediation (off by default). When on, `jobs approve` compares the caller's AWS
+    /// identity (never --by) with the mode's setter, and refuses (exit 1) when they are the
+    /// same or when the setter is not an AWS identity (a mode set with --by).
+    ApproverMustDiffer {
+        /// on: the mode's setter cannot approve; off: anyone may.
+        state: OnOff,
+        /// A label recorded as who made the change [default: the caller's AWS identity]
         #[arg(long)]
         by: Option<String>,
     },
@@ -76,24 +91,30 @@ pub enum AccountsCommand {
     List,
     /// Allow these accounts (in `organization` mode: allow these accounts alone).
     Add {
+        /// Account ids (12 digits).
         accounts: Vec<String>,
+        /// Who [default: the caller's AWS identity]
         #[arg(long)]
         by: Option<String>,
     },
     /// Stop allowing these accounts.
     Remove {
+        /// Account ids (12 digits).
         accounts: Vec<String>,
+        /// Who [default: the caller's AWS identity]
         #[arg(long)]
         by: Option<String>,
     },
     /// Empty the allow-list: no account is allowed.
     Clear {
+        /// Who [default: the caller's AWS identity]
         #[arg(long)]
         by: Option<String>,
     },
     /// Allow every ACTIVE account of the Organization (AWS Organizations ListAccounts, read by
     /// the worker with its own credentials and cached a few minutes), and no other.
     Organization {
+        /// Who [default: the caller's AWS identity]
         #[arg(long)]
         by: Option<String>,
     },
@@ -110,8 +131,9 @@ pub enum OnOff {
 pub struct SetArgs {
     /// The remediation (see `rectify catalog list`).
     pub remediation: String,
-    /// off, dry-run, approval or enforce.
-    #[arg(long)]
+    /// The mode: off records nothing, dry-run records the plan, approval holds it for an
+    /// approver, enforce applies it.
+    #[arg(long, value_parser = super::mode_values())]
     pub mode: Option<Mode>,
     /// A parameter as KEY=VALUE (VALUE is read as JSON when it parses, else as text); repeat
     /// for several. An empty VALUE removes the override.
@@ -159,6 +181,19 @@ pub(super) async fn run(config: &Config, cmd: SettingsCommand) -> Result<()> {
             max_days,
             by,
         } => tag_exemptions(config, matches!(state, OnOff::On), max_days, by).await,
+        SettingsCommand::ApproverMustDiffer { state, by } => {
+            let op = operator(config, by).await?;
+            let on = matches!(state, OnOff::On);
+            let g = settings::set_approver_must_differ(&op.store, &op.audit, on, &op.by).await?;
+            if g.approver_must_differ {
+                println!(
+                    "approver must differ: on: an approval by the AWS identity that set the remediation's mode is refused"
+                );
+            } else {
+                println!("approver must differ: off");
+            }
+            Ok(())
+        }
     }
 }
 

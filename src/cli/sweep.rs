@@ -41,6 +41,7 @@ pub struct SweepArgs {
     /// change, per remediation and account. Read it before switching a remediation to enforce.
     #[arg(long)]
     pub what_if: bool,
+    /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
 }
