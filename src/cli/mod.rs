@@ -32,6 +32,7 @@ mod dlq;
 mod doctor;
 mod exemptions;
 mod jobs;
+mod output;
 mod settings;
 mod sweep;
 mod worker;
@@ -96,8 +97,15 @@ pub struct GlobalArgs {
     /// Log format on stderr: text or json [default: text on a terminal, json otherwise]
     #[arg(long, env = "RECTIFY_LOG_FORMAT", global = true)]
     pub log_format: Option<String>,
-    /// How long a plan waits for an approval before it expires, in seconds [default: 86400]
-    #[arg(long, env = "RECTIFY_APPROVAL_TTL_SECONDS", global = true)]
+    /// How long a plan waits for an approval before it expires: seconds or a duration (12h,
+    /// 7d) [default: 1d]
+    #[arg(
+        long,
+        env = "RECTIFY_APPROVAL_TTL_SECONDS",
+        global = true,
+        value_name = "DURATION",
+        value_parser = crate::clock::seconds_arg
+    )]
     pub approval_ttl_seconds: Option<u64>,
     /// SNS topic told of pending approvals, applied and failed fixes, and tripped breakers.
     #[arg(long, env = "RECTIFY_NOTIFY_TOPIC_ARN", global = true)]
@@ -439,6 +447,8 @@ async fn dispatch(cli: Cli, config: &Config, started: Instant) -> Result<()> {
         Command::Doctor(args) => doctor::run(&config, args).await,
     }
 }
+
+pub use output::{Format, OutputArgs};
 
 fn print_json(v: &impl serde::Serialize) {
     println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use std::sync::Arc;
 
-use super::{Failure, Result, operator, print_json};
+use super::{Failure, OutputArgs, Result, operator, print_json};
 use crate::app::{COMMAND_LEASE, aws_config, build_context, caller, load_catalog, store};
 use crate::catalog::{Mode, Remediation};
 use crate::config::Config;
@@ -20,8 +20,8 @@ use crate::sweep::sweep;
 pub enum SettingsCommand {
     /// Each remediation's mode, parameters and triggers, with where each comes from.
     List {
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        out: OutputArgs,
     },
     /// The account allow-list: findings from accounts it does not allow end
     /// `account-not-allowed` and are never acted on. Empty, it allows no account.
@@ -43,8 +43,11 @@ pub enum SettingsCommand {
         /// Unset it: relayed findings are refused.
         #[arg(long)]
         clear: bool,
+        /// Who [default: the caller's AWS identity]
         #[arg(long)]
         by: Option<String>,
+        #[command(flatten)]
+        out: OutputArgs,
     },
     /// Whether resource owners may exempt a resource with a `rectify:exempt` tag (off by
     /// default). When on, a tag counts only with `until=YYYY-MM-DD` at most --max-days ahead.
@@ -53,8 +56,11 @@ pub enum SettingsCommand {
         /// How many days ahead a tag's until= may lie [default: 90; 1 to 365]
         #[arg(long)]
         max_days: Option<u32>,
+        /// Who [default: the caller's AWS identity]
         #[arg(long)]
         by: Option<String>,
+        #[command(flatten)]
+        out: OutputArgs,
     },
     /// Set a remediation's mode, parameters or extra triggers, for every account or one.
     ///
@@ -73,29 +79,40 @@ pub enum SettingsCommand {
 #[derive(Debug, Subcommand)]
 pub enum AccountsCommand {
     /// The accounts rectify may act in (empty: none).
-    List,
+    List {
+        #[command(flatten)]
+        out: OutputArgs,
+    },
     /// Allow these accounts (in `organization` mode: allow these accounts alone).
     Add {
         accounts: Vec<String>,
         #[arg(long)]
         by: Option<String>,
+        #[command(flatten)]
+        out: OutputArgs,
     },
     /// Stop allowing these accounts.
     Remove {
         accounts: Vec<String>,
         #[arg(long)]
         by: Option<String>,
+        #[command(flatten)]
+        out: OutputArgs,
     },
     /// Empty the allow-list: no account is allowed.
     Clear {
         #[arg(long)]
         by: Option<String>,
+        #[command(flatten)]
+        out: OutputArgs,
     },
     /// Allow every ACTIVE account of the Organization (AWS Organizations ListAccounts, read by
     /// the worker with its own credentials and cached a few minutes), and no other.
     Organization {
         #[arg(long)]
         by: Option<String>,
+        #[command(flatten)]
+        out: OutputArgs,
     },
 }
 
@@ -134,8 +151,8 @@ pub struct SetArgs {
     /// Blast-radius breaker: at most this many enforcements per window [default: 20]
     #[arg(long)]
     pub breaker_limit: Option<u32>,
-    /// Blast-radius breaker window in seconds [default: 3600]
-    #[arg(long)]
+    /// Blast-radius breaker window: seconds, or a duration (30m, 1h, 1d) [default: 1h]
+    #[arg(long, value_name = "DURATION", value_parser = crate::clock::seconds_arg)]
     pub breaker_window: Option<u64>,
     /// Who is making the change [default: the caller's AWS identity]
     #[arg(long)]
@@ -144,25 +161,31 @@ pub struct SetArgs {
     /// (needed when not on a terminal).
     #[arg(long)]
     pub yes: bool,
+    #[command(flatten)]
+    pub out: OutputArgs,
 }
 
 pub(super) async fn run(config: &Config, cmd: SettingsCommand) -> Result<()> {
     match cmd {
-        SettingsCommand::List { json } => list(config, json).await,
+        SettingsCommand::List { out } => list(config, out).await,
         SettingsCommand::Set(args) => set(config, args).await,
         SettingsCommand::Accounts(cmd) => accounts(config, cmd).await,
-        SettingsCommand::SecurityHubAdmin { account, clear, by } => {
-            securityhub_admin(config, account, clear, by).await
-        }
+        SettingsCommand::SecurityHubAdmin {
+            account,
+            clear,
+            by,
+            out,
+        } => securityhub_admin(config, account, clear, by, out).await,
         SettingsCommand::TagExemptions {
             state,
             max_days,
             by,
-        } => tag_exemptions(config, matches!(state, OnOff::On), max_days, by).await,
+            out,
+        } => tag_exemptions(config, matches!(state, OnOff::On), max_days, by, out).await,
     }
 }
 
-async fn list(config: &Config, json_out: bool) -> Result<()> {
+async fn list(config: &Config, out: OutputArgs) -> Result<()> {
     let (_, catalog) = load_catalog(config)?;
     let aws = aws_config().await?;
     let snapshot = store(config, &aws).settings().await?;
@@ -203,10 +226,11 @@ async fn list(config: &Config, json_out: bool) -> Result<()> {
             }));
         }
     }
-    if json_out {
+    if out.is_json() {
         print_json(&rows);
         return Ok(());
     }
+    let now = chrono::Utc::now();
     let text = |v: &Value| match v {
         Value::Null => "-".to_string(),
         Value::String(s) => s.clone(),
@@ -247,6 +271,9 @@ async fn list(config: &Config, json_out: bool) -> Result<()> {
                     triggers
                 },
                 text(&r["updated_by"]),
+                r["updated_at"]
+                    .as_str()
+                    .map_or_else(|| "-".into(), |t| crate::clock::age(t, now)),
             ]
         })
         .collect();
@@ -257,9 +284,10 @@ async fn list(config: &Config, json_out: bool) -> Result<()> {
                 "REMEDIATION",
                 "SCOPE",
                 "MODE",
-                "PARAMS",
+                "PARAMETERS",
                 "EXTRA TRIGGERS",
-                "UPDATED BY"
+                "UPDATED BY",
+                "AGE"
             ],
             &table
         )
@@ -294,14 +322,35 @@ async fn set(config: &Config, args: SetArgs) -> Result<()> {
         impact(config, &op, r).await?;
     }
     let by = op.by;
+    let old = op
+        .store
+        .settings()
+        .await?
+        .settings
+        .into_iter()
+        .find(|s| s.remediation == r.name() && s.scope == scope);
     let new = settings::set(&op.store, &op.audit, &request, &by).await?;
+    let changed = crate::audit::record::setting_change(old.as_ref(), &new);
+    if args.out.is_json() {
+        print_json(&json!({
+            "remediation": r.name(),
+            "scope": scope,
+            "changed": changed,
+            "before": old,
+            "setting": new,
+            "by": by,
+            "at": new.updated_at,
+        }));
+        return Ok(());
+    }
     let scope_text = if scope == "*" {
         "all accounts".to_string()
     } else {
         format!("account {scope}")
     };
+    println!("{}: {changed}", r.name());
     println!(
-        "{} ({scope_text}): mode {}, params {}, extra triggers [{}]; set by {by}",
+        "{} ({scope_text}): mode {}, parameters {}, extra triggers [{}]; set by {by}",
         r.name(),
         new.mode.map_or_else(
             || format!("{} (default)", r.manifest.default_mode),
@@ -383,13 +432,16 @@ async fn tag_exemptions(
     on: bool,
     max_days: Option<u32>,
     by: Option<String>,
+    out: OutputArgs,
 ) -> Result<()> {
     if let Some(d) = max_days {
         settings::check_tag_exemption_days(d)?;
     }
     let op = operator(config, by).await?;
     let g = settings::set_tag_exemptions(&op.store, &op.audit, on, max_days, &op.by).await?;
-    if g.tag_exemptions {
+    if out.is_json() {
+        print_json(&global_json(&g));
+    } else if g.tag_exemptions {
         println!(
             "tag exemptions on: a rectify:exempt tag counts with until=YYYY-MM-DD at most {} days ahead",
             g.tag_exemption_max_days
@@ -402,12 +454,18 @@ async fn tag_exemptions(
 }
 
 async fn accounts(config: &Config, cmd: AccountsCommand) -> Result<()> {
-    let edit = match cmd {
-        AccountsCommand::List => None,
-        AccountsCommand::Add { accounts, by } => Some((AllowListEdit::add(accounts)?, by)),
-        AccountsCommand::Remove { accounts, by } => Some((AllowListEdit::remove(accounts)?, by)),
-        AccountsCommand::Clear { by } => Some((AllowListEdit::clear(), by)),
-        AccountsCommand::Organization { by } => Some((AllowListEdit::organization(), by)),
+    let (edit, out) = match cmd {
+        AccountsCommand::List { out } => (None, out),
+        AccountsCommand::Add { accounts, by, out } => {
+            (Some((AllowListEdit::add(accounts)?, by)), out)
+        }
+        AccountsCommand::Remove { accounts, by, out } => {
+            (Some((AllowListEdit::remove(accounts)?, by)), out)
+        }
+        AccountsCommand::Clear { by, out } => (Some((AllowListEdit::clear(), by)), out),
+        AccountsCommand::Organization { by, out } => {
+            (Some((AllowListEdit::organization(), by)), out)
+        }
     };
     let global = match edit {
         None => store(config, &aws_config().await?).settings().await?.global,
@@ -416,7 +474,11 @@ async fn accounts(config: &Config, cmd: AccountsCommand) -> Result<()> {
             settings::edit_allow_list(&op.store, &op.audit, &edit, &op.by).await?
         }
     };
-    println!("{}", settings::describe_allow_list(&global));
+    if out.is_json() {
+        print_json(&global_json(&global));
+    } else {
+        println!("{}", settings::describe_allow_list(&global));
+    }
     Ok(())
 }
 
@@ -425,6 +487,7 @@ async fn securityhub_admin(
     account: Option<String>,
     clear: bool,
     by: Option<String>,
+    out: OutputArgs,
 ) -> Result<()> {
     let global = if account.is_none() && !clear {
         store(config, &aws_config().await?).settings().await?.global
@@ -436,6 +499,10 @@ async fn securityhub_admin(
         let op = operator(config, by).await?;
         settings::set_securityhub_admin(&op.store, &op.audit, account.as_deref(), &op.by).await?
     };
+    if out.is_json() {
+        print_json(&global_json(&global));
+        return Ok(());
+    }
     match global.securityhub_admin {
         Some(a) => println!(
             "Security Hub administrator account: {a} (its findings about other accounts are acted on)"
@@ -445,4 +512,21 @@ async fn securityhub_admin(
         ),
     }
     Ok(())
+}
+
+/// The Organization-wide settings as the commands that show or change them print them in JSON.
+fn global_json(g: &crate::state::Global) -> Value {
+    json!({
+        "accounts": g.accounts,
+        "organization": g.organization,
+        "tag_exemptions": g.tag_exemptions,
+        "tag_exemption_max_days": g
+            .tag_exemption_max_days
+            .unwrap_or(crate::state::DEFAULT_TAG_EXEMPTION_MAX_DAYS),
+        "paused": g.paused,
+        "pause_reason": g.pause_reason,
+        "securityhub_admin": g.securityhub_admin,
+        "updated_by": g.updated_by,
+        "updated_at": g.updated_at,
+    })
 }
