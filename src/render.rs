@@ -655,13 +655,13 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     table_within(header, rows, width())
 }
 
-/// The narrowest a column is squeezed to: its header, and at least 8 characters. An `ID`
+/// The narrowest a column is squeezed to: 4 characters (its header is elided too). An `ID`
 /// column is never squeezed: its value is what `show` and the write commands take.
 fn min_width(header: &str, natural: usize) -> usize {
     if header == "ID" {
         natural
     } else {
-        natural.min(header.chars().count().max(8))
+        natural.min(4)
     }
 }
 

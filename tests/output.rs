@@ -42,7 +42,7 @@ async fn write_commands_print_a_labelled_object_in_json() {
     assert!(
         resources
             .iter()
-            .all(|r| r["kind"].is_string() && r["name"].is_string() && r["state"] == "exists"),
+            .all(|r| r["kind"].is_string() && r["name"].is_string() && r["state"] == "found"),
         "{boot:#}"
     );
 
@@ -190,15 +190,24 @@ async fn job_decisions_print_a_labelled_object_in_json() {
     assert_eq!(rejected["status"], "rejected", "{rejected:#}");
     assert_time(&rejected["at"], "jobs reject: at");
 
-    let retried = object(&env, &["jobs", "retry", &ids[1], "--output", "json"]).await;
-    assert_eq!(retried["job_id"], ids[1].as_str(), "{retried:#}");
+    let retried = object(&env, &["jobs", "retry", &ids[0], "--output", "json"]).await;
+    assert_eq!(retried["job_id"], ids[0].as_str(), "{retried:#}");
     assert_eq!(retried["result"], "queued", "{retried:#}");
     assert_time(&retried["at"], "jobs retry: at");
 
     // In bulk, the result is one object listing each job (what is asked about goes to stderr).
     let bulk = env
         .run(&[
-            "jobs", "approve", &ids[2], &ids[2], "--by", "alice", "--yes", "--output", "json",
+            "jobs",
+            "approve",
+            &ids[2],
+            "--remediation",
+            S3,
+            "--by",
+            "alice",
+            "--yes",
+            "--output",
+            "json",
         ])
         .await;
     assert_eq!(bulk.code, 0, "{}\n{}", bulk.stdout, bulk.stderr);
@@ -390,8 +399,8 @@ async fn audit_records_read_as_text_and_anchors_hide_unless_all() {
     // The second change says what it changed, old -> new.
     let record = listed
         .iter()
-        .filter(|r| r["outcome"] == "settings-changed" && r["account"] == MEMBER)
-        .last()
+        .rev()
+        .find(|r| r["outcome"] == "settings-changed" && r["account"] == MEMBER)
         .unwrap();
     assert_eq!(
         record["reason"],
