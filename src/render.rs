@@ -906,7 +906,7 @@ mod tests {
             )),
             "{text}"
         );
-        assert!(!text.contains(&hash[..SHORT_HASH + 1]), "{text}");
+        assert!(!text.contains(&hash[..=SHORT_HASH]), "{text}");
         assert!(plan_as(&plan, None, Tense::Will).starts_with("rectify will perform"));
     }
 }
