@@ -624,7 +624,7 @@ pub fn width() -> Option<usize> {
 }
 
 /// `text` in at most `max` characters: whole when it fits, else cut at the last word boundary
-/// that keeps at least half of it (else at `max`) and ended with `…`. Line breaks become spaces.
+/// after its first 3 characters (else at `max`) and ended with `…`. Line breaks become spaces.
 pub fn elide(text: &str, max: usize) -> String {
     let flat: String = text
         .chars()
@@ -642,7 +642,7 @@ pub fn elide(text: &str, max: usize) -> String {
         keep.trim_end().to_string()
     } else {
         match keep.rfind(char::is_whitespace) {
-            Some(i) if keep[..i].chars().count() * 2 >= max => keep[..i].trim_end().to_string(),
+            Some(i) if keep[..i].chars().count() >= 3 => keep[..i].trim_end().to_string(),
             _ => keep,
         }
     };

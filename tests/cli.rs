@@ -665,6 +665,8 @@ fn every_command_that_prints_data_takes_output_table_or_json() {
         args.push("--help");
         let (code, out, err) = rectify(&args);
         assert_eq!(code, 0, "{cmd:?}: {err}");
+        // Help wraps to the terminal: compare with runs of whitespace as one space.
+        let out = out.split_whitespace().collect::<Vec<_>>().join(" ");
         assert!(
             out.contains("--output <FORMAT>") && out.contains("[possible values: table, json]"),
             "{cmd:?} has no --output table|json:\n{out}"

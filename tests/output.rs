@@ -38,7 +38,7 @@ async fn write_commands_print_a_labelled_object_in_json() {
     let boot = object(&env, &["bootstrap", "--output", "json"]).await;
     assert_eq!(boot["prefix"], env.prefix.as_str(), "{boot:#}");
     let resources = boot["resources"].as_array().expect("resources");
-    assert_eq!(resources.len(), 6, "{boot:#}");
+    assert!(resources.len() >= 6, "{boot:#}");
     assert!(
         resources
             .iter()
