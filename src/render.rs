@@ -1,22 +1,53 @@
-//! Human output: plans as readable diffs against the before-state, and aligned tables.
+//! Human output: plans as readable diffs against the before-state, and aligned tables that fit
+//! the terminal.
 
 use serde_json::Value;
 
 use crate::action::{Action, Plan};
 use crate::catalog::line_diff;
 
+/// How many hex digits of a plan's sha256 every short form shows (and the fewest `--plan-hash`
+/// takes).
+pub const SHORT_HASH: usize = 12;
+
+/// The short form of a hash: its first [`SHORT_HASH`] hex digits.
+pub fn short_hash(hash: &str) -> &str {
+    &hash[..SHORT_HASH.min(hash.len())]
+}
+
+/// Whether a plan is shown as what will happen (it is about to be applied, or is offered for
+/// approval) or as what would have happened (dry-run, a what-if): the plan's first line says
+/// "will perform" or "would perform".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tense {
+    Will,
+    Would,
+}
+
 /// A plan the way `terraform plan` prints one: each action, then what it changes.
 pub fn plan(plan: &Plan, before: Option<&Value>) -> String {
+    plan_as(plan, before, Tense::Will)
+}
+
+/// [`plan`], saying "would perform" for a plan that is not going to be applied (dry-run).
+pub fn plan_as(plan: &Plan, before: Option<&Value>, tense: Tense) -> String {
     let mut out = String::new();
     if plan.actions.is_empty() && plan.reason.is_some() {
-        out.push_str("No changes will be made.\n");
+        out.push_str(match tense {
+            Tense::Will => "No changes will be made.\n",
+            Tense::Would => "No changes would be made.\n",
+        });
     } else if plan.actions.is_empty() {
         out.push_str("No changes. The resource is compliant.\n");
     } else {
         out.push_str(&format!(
-            "rectify will perform {} action(s) (plan sha256 {}):\n\n",
+            "rectify {} perform {} action(s) (plan sha256 {}):\n\n",
+            match tense {
+                Tense::Will => "will",
+                Tense::Would => "would",
+            },
             plan.actions.len(),
-            &plan.hash()[..16]
+            short_hash(&plan.hash())
         ));
         for a in &plan.actions {
             out.push_str(&format!("  ~ {}\n", a.summary()));
@@ -561,30 +592,126 @@ fn traffic(protocol: &str, from: &Value, to: &Value) -> String {
     }
 }
 
-/// Prints rows as a table with a header, columns padded to their widest cell.
+/// A resource as a person knows it: an IAM user by the name its observed state carries (Config
+/// names it by its unique id, `AIDA…`), every other resource by its id.
+pub fn resource_name(resource_type: &str, resource_id: &str, before: Option<&Value>) -> String {
+    if resource_type == "AWS::IAM::User"
+        && let Some(name) = before
+            .and_then(|b| b.get("user_name"))
+            .and_then(Value::as_str)
+            .filter(|n| !n.is_empty())
+    {
+        return name.to_string();
+    }
+    resource_id.to_string()
+}
+
+/// How wide tables may be: `COLUMNS` when set, else the terminal's width when stdout is one;
+/// `None` (no limit) when the output is piped, so scripts and files get every cell whole.
+pub fn width() -> Option<usize> {
+    use std::io::IsTerminal;
+    if let Some(n) = std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.trim().parse::<usize>().ok())
+        .filter(|n| *n > 0)
+    {
+        return Some(n);
+    }
+    if std::io::stdout().is_terminal() {
+        return terminal_size::terminal_size().map(|(w, _)| usize::from(w.0));
+    }
+    None
+}
+
+/// `text` in at most `max` characters: whole when it fits, else cut at the last word boundary
+/// after its first 3 characters (else at `max`) and ended with `…`. Line breaks become spaces.
+pub fn elide(text: &str, max: usize) -> String {
+    let flat: String = text
+        .chars()
+        .map(|c| if c == '\n' || c == '\r' { ' ' } else { c })
+        .collect();
+    if flat.chars().count() <= max {
+        return flat;
+    }
+    if max == 0 {
+        return String::new();
+    }
+    let keep: String = flat.chars().take(max - 1).collect();
+    let next_is_break = flat.chars().nth(max - 1).is_some_and(char::is_whitespace);
+    let cut = if next_is_break {
+        keep.trim_end().to_string()
+    } else {
+        match keep.rfind(char::is_whitespace) {
+            Some(i) if keep[..i].chars().count() >= 3 => keep[..i].trim_end().to_string(),
+            _ => keep,
+        }
+    };
+    format!("{cut}\u{2026}")
+}
+
+/// Prints rows as a table with a header, columns padded to their widest cell, as wide as
+/// [`width`] allows.
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    table_within(header, rows, width())
+}
+
+/// The narrowest a column is squeezed to: 4 characters (its header is elided too). An `ID`
+/// column is never squeezed: its value is what `show` and the write commands take.
+fn min_width(header: &str, natural: usize) -> usize {
+    if header == "ID" {
+        natural
+    } else {
+        natural.min(4)
+    }
+}
+
+/// [`table`] within `max` characters a line (`None`: no limit): while the table is too wide,
+/// the widest column that can give way loses a character, and cells longer than their column
+/// are elided with `…` (the whole value is in `--output json` and `show`).
+pub fn table_within(header: &[&str], rows: &[Vec<String>], max: Option<usize>) -> String {
+    let flat = |c: &str| c.replace(['\n', '\r'], " ");
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (i, cell) in row.iter().enumerate() {
             if i < widths.len() {
-                widths[i] = widths[i].max(cell.chars().count());
+                widths[i] = widths[i].max(flat(cell).chars().count());
             }
         }
     }
-    let line = |cells: Vec<&str>| {
+    if let Some(max) = max {
+        let floors: Vec<usize> = header
+            .iter()
+            .zip(&widths)
+            .map(|(h, w)| min_width(h, *w))
+            .collect();
+        let gaps = 2 * widths.len().saturating_sub(1);
+        while widths.iter().sum::<usize>() + gaps > max {
+            let Some(i) = (0..widths.len())
+                .filter(|i| widths[*i] > floors[*i])
+                .max_by_key(|i| (widths[*i], std::cmp::Reverse(*i)))
+            else {
+                break;
+            };
+            widths[i] -= 1;
+        }
+    }
+    let line = |cells: Vec<String>| {
         let mut s = String::new();
-        for (i, c) in cells.iter().enumerate() {
-            if i + 1 == cells.len() {
-                s.push_str(c);
+        let n = cells.len();
+        for (i, c) in cells.into_iter().enumerate() {
+            let w = widths.get(i).copied().unwrap_or(usize::MAX);
+            let c = elide(&c, w);
+            if i + 1 == n {
+                s.push_str(&c);
             } else {
-                s.push_str(&format!("{c:<w$}  ", w = widths[i]));
+                s.push_str(&format!("{c:<w$}  "));
             }
         }
         s.trim_end().to_string() + "\n"
     };
-    let mut out = line(header.to_vec());
+    let mut out = line(header.iter().map(|h| (*h).to_string()).collect());
     for row in rows {
-        out.push_str(&line(row.iter().map(String::as_str).collect()));
+        out.push_str(&line(row.clone()));
     }
     out
 }
@@ -712,7 +839,74 @@ mod tests {
 
     #[test]
     fn tables_align() {
-        let t = table(&["A", "BB"], &[vec!["long".into(), "x".into()]]);
+        let t = table_within(&["A", "BB"], &[vec!["long".into(), "x".into()]], None);
         assert_eq!(t, "A     BB\nlong  x\n");
+    }
+
+    #[test]
+    fn tables_fit_the_width_eliding_the_widest_cells_and_keeping_ids() {
+        let id = "0123456789abcdef01234567".to_string();
+        let reason = "the bucket policy allows anonymous reads from anywhere on the internet";
+        let rows = vec![vec![
+            id.clone(),
+            "s3-block-public-access".into(),
+            reason.into(),
+        ]];
+        let t = table_within(&["ID", "REMEDIATION", "REASON"], &rows, Some(60));
+        for line in t.lines() {
+            assert!(line.chars().count() <= 60, "{line:?} is wider than 60");
+        }
+        let row = t.lines().nth(1).unwrap();
+        assert!(row.starts_with(&id), "the id is kept whole: {row}");
+        assert!(row.ends_with('\u{2026}'), "{row}");
+        // Without a limit every cell is whole.
+        let whole = table_within(&["ID", "REMEDIATION", "REASON"], &rows, None);
+        assert!(whole.contains(reason), "{whole}");
+    }
+
+    #[test]
+    fn elision_cuts_at_a_word_boundary() {
+        assert_eq!(elide("short", 10), "short");
+        assert_eq!(
+            elide("approval expired before the plan ran", 20),
+            "approval expired\u{2026}"
+        );
+        // One long word is cut where it must be.
+        assert_eq!(elide("abcdefghijklmnop", 6), "abcde\u{2026}");
+        assert_eq!(elide("two\nlines", 20), "two lines");
+    }
+
+    #[test]
+    fn iam_users_go_by_name() {
+        let before = json!({"user_name": "alice", "user_id": "AIDAEXAMPLE"});
+        assert_eq!(
+            resource_name("AWS::IAM::User", "AIDAEXAMPLE", Some(&before)),
+            "alice"
+        );
+        assert_eq!(
+            resource_name("AWS::IAM::User", "AIDAEXAMPLE", None),
+            "AIDAEXAMPLE"
+        );
+        assert_eq!(resource_name("AWS::S3::Bucket", "b", Some(&before)), "b");
+    }
+
+    #[test]
+    fn short_hashes_have_one_length() {
+        let plan = Plan {
+            actions: vec![Action::DeletePublicAccessBlock { bucket: "b".into() }],
+            reason: None,
+            needs_parameters: Vec::new(),
+        };
+        let hash = plan.hash();
+        let text = plan_as(&plan, None, Tense::Would);
+        assert!(
+            text.starts_with(&format!(
+                "rectify would perform 1 action(s) (plan sha256 {}):",
+                &hash[..SHORT_HASH]
+            )),
+            "{text}"
+        );
+        assert!(!text.contains(&hash[..=SHORT_HASH]), "{text}");
+        assert!(plan_as(&plan, None, Tense::Will).starts_with("rectify will perform"));
     }
 }

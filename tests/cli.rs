@@ -846,3 +846,133 @@ fn the_man_page_comes_from_the_same_definitions() {
     let approve = std::fs::read_to_string(dir.join("rectify-jobs-approve.1")).unwrap();
     assert!(approve.contains("plan\\-hash"), "{approve}");
 }
+
+#[test]
+fn every_command_that_prints_data_takes_output_table_or_json() {
+    for cmd in [
+        &["bootstrap"][..],
+        &["settings", "list"],
+        &["settings", "set"],
+        &["settings", "accounts", "add"],
+        &["jobs", "list"],
+        &["jobs", "show"],
+        &["jobs", "approve"],
+        &["jobs", "reject"],
+        &["jobs", "retry"],
+        &["jobs", "undo"],
+        &["audit", "list"],
+        &["audit", "show"],
+        &["audit", "verify"],
+        &["audit", "export"],
+        &["catalog", "list"],
+        &["catalog", "test"],
+        &["plan"],
+        &["dlq", "list"],
+        &["dlq", "redrive"],
+        &["exemptions", "add"],
+        &["exemptions", "list"],
+        &["exemptions", "remove"],
+        &["pause"],
+        &["resume"],
+        &["sweep"],
+        &["doctor"],
+    ] {
+        let mut args = cmd.to_vec();
+        args.push("--help");
+        let (code, out, err) = rectify(&args);
+        assert_eq!(code, 0, "{cmd:?}: {err}");
+        // Help wraps to the terminal: compare with runs of whitespace as one space.
+        let out = out.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(
+            out.contains("--output <FORMAT>") && out.contains("[possible values: table, json]"),
+            "{cmd:?} has no --output table|json:\n{out}"
+        );
+        assert!(out.contains("--json"), "{cmd:?} lost --json:\n{out}");
+    }
+}
+
+#[test]
+fn json_is_an_alias_of_output_json_and_they_do_not_mix() {
+    let case = format!(
+        "{}/remediations/sg-revoke-open-ssh/tests/mixed-rules.json",
+        std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR")
+    );
+    let plan = |flags: &[&str]| {
+        let mut args = vec![
+            "plan",
+            "--remediation",
+            "sg-revoke-open-ssh",
+            "--resource",
+            &case,
+        ];
+        args.extend_from_slice(flags);
+        rectify(&args)
+    };
+    let (code, by_output, err) = plan(&["--output", "json"]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&by_output).expect("JSON");
+    assert!(v.is_object() && v["actions"].is_array(), "{v:#}");
+    let (code, by_alias, _) = plan(&["--json"]);
+    assert_eq!(code, 0);
+    assert_eq!(by_alias, by_output);
+    let (code, table, _) = plan(&["--output", "table"]);
+    assert_eq!(code, 0);
+    assert!(table.contains("will perform 4 action(s)"), "{table}");
+    let (code, _, err) = plan(&["--json", "--output", "table"]);
+    assert_eq!(code, 2, "{err}");
+    let (code, _, err) = plan(&["--output", "yaml"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("possible values: table, json"), "{err}");
+}
+
+#[test]
+fn time_and_duration_flags_take_relative_forms_and_name_the_flag_when_wrong() {
+    let dir = temp_dir("durations");
+    let file = dir.join("alive");
+    let f = file.to_str().unwrap();
+    std::fs::write(&file, "now").unwrap();
+    let old = Command::new("touch")
+        .args(["-d", "10 minutes ago", f])
+        .status()
+        .unwrap();
+    assert!(old.success());
+    // Ten minutes old: within 1h, not within 5m (the same bound in seconds agrees).
+    let (code, out, err) = rectify(&["healthcheck", "--liveness-file", f, "--max-age", "1h"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, _, _) = rectify(&["healthcheck", "--liveness-file", f, "--max-age", "5m"]);
+    assert_eq!(code, 1);
+    let (code, _, _) = rectify(&["healthcheck", "--liveness-file", f, "--max-age", "300"]);
+    assert_eq!(code, 1);
+    for (args, flag) in [
+        (&["healthcheck", "--max-age", "5x"][..], "--max-age"),
+        (&["jobs", "list", "--since", "3600"], "--since"),
+        (
+            &["audit", "list", "--since", "2026-12-01T10:00:00"],
+            "--since",
+        ),
+        (
+            &["audit", "verify", "--max-anchor-age", "soon"],
+            "--max-anchor-age",
+        ),
+        (&["worker", "--sweep-every", "30s"], "--sweep-every"),
+        (
+            &[
+                "exemptions",
+                "add",
+                "--remediation",
+                "r",
+                "--resource",
+                "b",
+                "--reason",
+                "x",
+                "--until",
+                "13/01/2027",
+            ],
+            "--until",
+        ),
+    ] {
+        let (code, out, err) = rectify(args);
+        assert_eq!(code, 2, "{args:?}: {out}{err}");
+        assert!(err.contains(flag), "{args:?}: {err}");
+    }
+}

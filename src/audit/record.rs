@@ -238,6 +238,7 @@ impl Record {
             before: old.map(|o| serde_json::to_value(o).unwrap_or(Value::Null)),
             after: Some(change),
             outcome: RecordOutcome::SettingsChanged,
+            reason: Some(setting_change(old, new)),
             actor: Some(by.to_string()),
             ..Record::default()
         }
@@ -298,6 +299,81 @@ impl Record {
     }
 }
 
+/// What a change of setting changed, field by field as `field old -> new` (`-`: not set), in
+/// the scope it applies to: the reason a settings record gives, so a listing says it.
+pub fn setting_change(old: Option<&Setting>, new: &Setting) -> String {
+    fn text<T: std::fmt::Display>(v: Option<T>) -> String {
+        v.map_or_else(|| "-".to_string(), |v| v.to_string())
+    }
+    let mut changes = Vec::new();
+    let mut field = |name: &str, was: String, now: String| {
+        if was != now {
+            changes.push(format!("{name} {was} -> {now}"));
+        }
+    };
+    field(
+        "mode",
+        text(old.and_then(|o| o.mode).map(Mode::as_str)),
+        text(new.mode.map(Mode::as_str)),
+    );
+    let empty = serde_json::Map::new();
+    let old_params = old.map_or(&empty, |o| &o.params);
+    let keys: std::collections::BTreeSet<&String> =
+        old_params.keys().chain(new.params.keys()).collect();
+    for key in keys {
+        field(
+            &format!("parameter {key}"),
+            text(old_params.get(key)),
+            text(new.params.get(key)),
+        );
+    }
+    let list = |t: &[String]| {
+        if t.is_empty() {
+            "-".to_string()
+        } else {
+            t.join(",")
+        }
+    };
+    field(
+        "triggers",
+        list(old.map_or(&[][..], |o| &o.triggers)),
+        list(&new.triggers),
+    );
+    field(
+        "tag-exemptions",
+        text(old.and_then(|o| o.tag_exemptions)),
+        text(new.tag_exemptions),
+    );
+    field(
+        "securityhub-updates",
+        text(old.and_then(|o| o.securityhub_updates)),
+        text(new.securityhub_updates),
+    );
+    field(
+        "breaker-limit",
+        text(old.and_then(|o| o.breaker_limit)),
+        text(new.breaker_limit),
+    );
+    field(
+        "breaker-window",
+        text(
+            old.and_then(|o| o.breaker_window_seconds)
+                .map(|s| format!("{s}s")),
+        ),
+        text(new.breaker_window_seconds.map(|s| format!("{s}s"))),
+    );
+    let scope = if new.scope == "*" {
+        "all accounts".to_string()
+    } else {
+        format!("account {}", new.scope)
+    };
+    if changes.is_empty() {
+        format!("{scope}: nothing changed")
+    } else {
+        format!("{scope}: {}", changes.join("; "))
+    }
+}
+
 /// Redacts a record's states and texts before it is hashed.
 pub(crate) fn redact_record(r: &mut Record) {
     for v in [&mut r.before, &mut r.after].into_iter().flatten() {
@@ -335,6 +411,36 @@ mod tests {
             assert_eq!(RecordOutcome::parse(s).as_ref(), Some(o));
         }
         assert!(serde_json::from_value::<RecordOutcome>("nonsense".into()).is_err());
+    }
+
+    #[test]
+    fn a_settings_record_says_what_changed() {
+        let old = Setting {
+            remediation: "r".into(),
+            scope: "*".into(),
+            mode: Some(Mode::DryRun),
+            ..Setting::default()
+        };
+        let mut new = old.clone();
+        new.mode = Some(Mode::Enforce);
+        new.params
+            .insert("organization_id".into(), "o-a1b2c3d4e5".into());
+        let r = Record::settings_changed(Some(&old), &new, "alice");
+        assert_eq!(
+            r.reason.as_deref(),
+            Some(
+                "all accounts: mode dry-run -> enforce; parameter organization_id - -> \"o-a1b2c3d4e5\""
+            )
+        );
+        new.scope = "111122223333".into();
+        assert_eq!(
+            setting_change(None, &new),
+            "account 111122223333: mode - -> enforce; parameter organization_id - -> \"o-a1b2c3d4e5\""
+        );
+        assert_eq!(
+            setting_change(Some(&old), &old),
+            "all accounts: nothing changed"
+        );
     }
 
     #[test]

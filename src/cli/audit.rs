@@ -2,33 +2,40 @@
 
 use clap::Subcommand;
 
-use super::{Failure, Result, print_json};
+use serde_json::{Value, json};
+
+use super::{Failure, OutputArgs, Result, print_json};
 use crate::app::{aws_config, store};
-use crate::audit::{self, Record};
+use crate::audit::{self, Record, RecordKind};
 use crate::config::Config;
 use crate::render;
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// Audit records, oldest first.
+    /// Audit records, oldest first (without the anchors that seal the chains, unless --all).
     List {
-        /// Only records about this resource id.
+        /// Only records about this resource (its id, or an IAM user's name).
         #[arg(long)]
         resource: Option<String>,
         /// Only records of this remediation.
         #[arg(long)]
         remediation: Option<String>,
-        /// Only records at or after this time (RFC 3339).
+        /// Only records at or after this time: RFC 3339 with a zone, or a duration ago (30m,
+        /// 24h, 7d). Compared as a time, whatever the zone.
+        #[arg(long, value_parser = crate::clock::since_arg, value_name = "TIME")]
+        since: Option<chrono::DateTime<chrono::Utc>>,
+        /// Also list the anchor records that seal each writer's chain.
         #[arg(long)]
-        since: Option<String>,
-        /// Print JSON instead of a table.
-        #[arg(long)]
-        json: bool,
+        all: bool,
+        #[command(flatten)]
+        out: OutputArgs,
     },
-    /// One record in full.
+    /// One record: readable (its plan as a diff), or in full with --output json.
     Show {
         /// The record id (see `rectify audit list`).
         id: String,
+        #[command(flatten)]
+        out: OutputArgs,
     },
     /// Check every chain; exit 1 naming each record that was changed, removed, inserted or
     /// reordered, or cut off after its anchor; each chain head no anchor covers, unless its
@@ -36,13 +43,15 @@ pub enum AuditCommand {
     /// and a newest anchor older than --max-anchor-age. With --export-bucket, also check the S3
     /// export and that the table still matches it.
     Verify {
-        /// How old the newest anchor may be, in seconds. A running worker anchors at least
-        /// every 60 s; after all workers were stopped longer than this, pass a larger bound.
+        /// How old the newest anchor may be: seconds, or a duration (15m, 2h, 7d). A running
+        /// worker anchors at least every 60 s; after all workers were stopped longer than this,
+        /// pass a larger bound.
         #[arg(
             long,
             env = "RECTIFY_AUDIT_MAX_ANCHOR_AGE",
             default_value_t = 900,
-            value_name = "SECONDS"
+            value_name = "DURATION",
+            value_parser = crate::clock::seconds_arg
         )]
         max_anchor_age: u64,
         /// Also check the S3 export in this bucket (as `audit export` wrote it) and that the
@@ -52,6 +61,8 @@ pub enum AuditCommand {
         /// Key prefix of the exported objects.
         #[arg(long, default_value = "rectify-audit/")]
         export_key_prefix: String,
+        #[command(flatten)]
+        out: OutputArgs,
     },
     /// Write every chain to S3 as JSON lines (<prefix><chain>.jsonl); with Object Lock on the
     /// bucket, each object is retained in governance mode.
@@ -65,6 +76,8 @@ pub enum AuditCommand {
         /// Object Lock retention, in days.
         #[arg(long, default_value_t = 365)]
         retention_days: u32,
+        #[command(flatten)]
+        out: OutputArgs,
     },
 }
 
@@ -77,44 +90,46 @@ pub(super) async fn run(config: &Config, cmd: AuditCommand) -> Result<()> {
             resource,
             remediation,
             since,
-            json,
+            all,
+            out,
         } => {
-            if let Some(s) = &since {
-                chrono::DateTime::parse_from_rfc3339(s)
-                    .map_err(|_| Failure::usage(format!("--since {s:?}: not an RFC 3339 time")))?;
-            }
             let selected: Vec<&Record> = records
                 .iter()
                 .map(|s| &s.record)
+                .filter(|r| all || r.kind != RecordKind::Anchor)
                 .filter(|r| {
-                    resource
-                        .as_ref()
-                        .is_none_or(|x| r.resource_id.as_ref() == Some(x))
+                    resource.as_ref().is_none_or(|x| {
+                        r.resource_id.as_ref() == Some(x) || record_resource(r).as_ref() == Some(x)
+                    })
                 })
                 .filter(|r| {
                     remediation
                         .as_ref()
                         .is_none_or(|x| r.remediation.as_ref() == Some(x))
                 })
-                .filter(|r| since.as_ref().is_none_or(|s| r.time.as_str() >= s.as_str()))
+                .filter(|r| {
+                    since
+                        .is_none_or(|s| crate::clock::parse_stored(&r.time).is_some_and(|t| t >= s))
+                })
                 .collect();
-            if json {
+            if out.is_json() {
                 print_json(&selected);
                 return Ok(());
             }
             let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+            let now = chrono::Utc::now();
             let rows: Vec<Vec<String>> = selected
                 .iter()
                 .map(|r| {
                     vec![
                         r.id.clone(),
-                        r.time.get(..19).unwrap_or(&r.time).to_string(),
+                        crate::clock::age(&r.time, now),
                         r.kind.to_string(),
                         dash(&r.remediation),
-                        dash(&r.resource_id),
+                        record_resource(r).unwrap_or_else(|| "-".into()),
                         dash(&r.mode),
                         r.outcome.to_string(),
-                        dash(&r.reason).chars().take(70).collect(),
+                        render::elide(&dash(&r.reason), 70),
                     ]
                 })
                 .collect();
@@ -123,7 +138,7 @@ pub(super) async fn run(config: &Config, cmd: AuditCommand) -> Result<()> {
                 render::table(
                     &[
                         "ID",
-                        "TIME",
+                        "AGE",
                         "KIND",
                         "REMEDIATION",
                         "RESOURCE",
@@ -136,17 +151,22 @@ pub(super) async fn run(config: &Config, cmd: AuditCommand) -> Result<()> {
             );
             Ok(())
         }
-        AuditCommand::Show { id } => {
+        AuditCommand::Show { id, out } => {
             let r = records.iter().find(|s| s.record.id == id).ok_or_else(|| {
                 Failure::usage(format!("no audit record {id:?} (see `rectify audit list`)"))
             })?;
-            print_json(&r.record);
+            if out.is_json() {
+                print_json(&r.record);
+            } else {
+                print!("{}", show(&r.record, chrono::Utc::now()));
+            }
             Ok(())
         }
         AuditCommand::Export {
             bucket,
             key_prefix,
             retention_days,
+            out,
         } => {
             let written = audit::export(
                 &aws_sdk_s3::Client::new(&aws),
@@ -156,6 +176,17 @@ pub(super) async fn run(config: &Config, cmd: AuditCommand) -> Result<()> {
                 retention_days,
             )
             .await?;
+            if out.is_json() {
+                print_json(&json!({
+                    "bucket": bucket,
+                    "objects": written
+                        .iter()
+                        .map(|(key, n)| json!({"key": key, "records": n}))
+                        .collect::<Vec<_>>(),
+                    "retention_days": retention_days,
+                }));
+                return Ok(());
+            }
             for (key, n) in &written {
                 println!("s3://{bucket}/{key}: {n} records");
             }
@@ -165,6 +196,7 @@ pub(super) async fn run(config: &Config, cmd: AuditCommand) -> Result<()> {
             max_anchor_age,
             export_bucket,
             export_key_prefix: export_prefix,
+            out,
         } => {
             let mut problems = audit::verify(&records);
             let live = audit::Liveness::new(store.client().clone(), store.names.settings.clone())
@@ -177,14 +209,22 @@ pub(super) async fn run(config: &Config, cmd: AuditCommand) -> Result<()> {
                 std::time::Duration::from_secs(max_anchor_age),
             );
             problems.extend(covered.problems);
+            let mut export = None;
             if let Some(bucket) = &export_bucket {
                 let exported =
                     audit::read_export(&aws_sdk_s3::Client::new(&aws), bucket, &export_prefix)
                         .await?;
-                println!(
-                    "export: {} records in s3://{bucket}/{export_prefix}",
-                    exported.len()
-                );
+                if !out.is_json() {
+                    println!(
+                        "export: {} records in s3://{bucket}/{export_prefix}",
+                        exported.len()
+                    );
+                }
+                export = Some(json!({
+                    "bucket": bucket,
+                    "key_prefix": export_prefix,
+                    "records": exported.len(),
+                }));
                 problems.extend(audit::verify_export(&records, &exported));
             }
             let chains = records
@@ -192,18 +232,37 @@ pub(super) async fn run(config: &Config, cmd: AuditCommand) -> Result<()> {
                 .map(|r| r.chain.as_str())
                 .collect::<std::collections::BTreeSet<_>>()
                 .len();
+            if out.is_json() {
+                print_json(&json!({
+                    "verified": problems.is_empty(),
+                    "records": records.len(),
+                    "chains": chains,
+                    "checked_at": crate::clock::now_text(),
+                    "problems": problems
+                        .iter()
+                        .map(|p| json!({"record": p.record, "problem": p.what}))
+                        .collect::<Vec<_>>(),
+                    "notes": covered.notes,
+                    "export": export,
+                }));
+            }
             if problems.is_empty() {
+                if out.is_json() {
+                    return Ok(());
+                }
                 println!("OK: {} records in {chains} chains verified", records.len());
                 for note in &covered.notes {
                     println!("note: {note}");
                 }
                 Ok(())
             } else {
-                for p in &problems {
-                    println!("{}: {}", p.record, p.what);
-                }
-                for note in &covered.notes {
-                    println!("note: {note}");
+                if !out.is_json() {
+                    for p in &problems {
+                        println!("{}: {}", p.record, p.what);
+                    }
+                    for note in &covered.notes {
+                        println!("note: {note}");
+                    }
                 }
                 Err(Failure::failed(format!(
                     "the audit trail does not verify: {} problem(s) in {} records",
@@ -213,4 +272,144 @@ pub(super) async fn run(config: &Config, cmd: AuditCommand) -> Result<()> {
             }
         }
     }
+}
+
+/// The resource a record is about as a person knows it (an IAM user by name).
+fn record_resource(r: &Record) -> Option<String> {
+    let id = r.resource_id.as_deref()?;
+    Some(render::resource_name(
+        r.resource_type.as_deref().unwrap_or_default(),
+        id,
+        r.before.as_ref(),
+    ))
+}
+
+/// One record as a person reads it: what, when, where, who and why, then its plan as a diff
+/// against the state before (a settings record: each field as it was and is now).
+fn show(r: &Record, now: chrono::DateTime<chrono::Utc>) -> String {
+    let mut out = String::new();
+    let mut field = |name: &str, value: String| out.push_str(&format!("{name:<13}{value}\n"));
+    field(
+        "record",
+        format!("{} ({} #{} in chain {})", r.id, r.kind, r.seq, r.chain),
+    );
+    field(
+        "time",
+        format!("{} ({} ago)", r.time, crate::clock::age(&r.time, now)),
+    );
+    field("outcome", r.outcome.to_string());
+    if let Some(rem) = &r.remediation {
+        field(
+            "remediation",
+            match &r.mode {
+                Some(m) => format!("{rem} (mode {m})"),
+                None => rem.clone(),
+            },
+        );
+    }
+    if let Some(name) = record_resource(r) {
+        let id = r.resource_id.clone().unwrap_or_default();
+        field(
+            "resource",
+            format!(
+                "{} {name}{}",
+                r.resource_type.as_deref().unwrap_or("resource"),
+                if name == id {
+                    String::new()
+                } else {
+                    format!(" ({id})")
+                }
+            ),
+        );
+    }
+    match (&r.account, &r.region) {
+        (Some(a), Some(g)) => field("where", format!("account {a}, {g}")),
+        (Some(a), None) => field("where", format!("account {a}")),
+        _ => {}
+    }
+    if let Some(j) = &r.job_id {
+        field("job", j.clone());
+    }
+    if let Some(rule) = &r.rule {
+        field("rule", rule.clone());
+    }
+    if let Some(e) = &r.event_id {
+        field("event", e.clone());
+    }
+    if let Some(a) = &r.actor {
+        field("by", a.clone());
+    }
+    if let Some(why) = &r.reason {
+        field("reason", why.clone());
+    }
+    if let Some(e) = &r.error {
+        field("error", e.clone());
+    }
+    if let Some(sha) = &r.script_sha256 {
+        field("script", format!("sha256 {sha}"));
+    }
+    field("hash", format!("{} (previous {})", r.hash, r.prev_hash));
+    if let Some(plan) = &r.plan {
+        out.push('\n');
+        let tense = if r.mode.as_deref() == Some("dry-run") {
+            render::Tense::Would
+        } else {
+            render::Tense::Will
+        };
+        out.push_str(&render::plan_as(plan, r.before.as_ref(), tense));
+    } else if r.kind == RecordKind::Settings
+        && let Some(after) = &r.after
+    {
+        out.push_str("\nchanges:\n");
+        for line in settings_lines(r.before.as_ref(), after) {
+            out.push_str(&format!("  {line}\n"));
+        }
+    }
+    for c in &r.created {
+        out.push_str(&format!(
+            "  + {} by action {} ({})\n",
+            c.id,
+            c.action + 1,
+            c.kind
+        ));
+    }
+    out
+}
+
+/// A settings record's change, one line a field: `~ field: old -> new` for what changed (the
+/// record of a setting holds `{"from", "to"}` pairs; other records, the state before and after).
+fn settings_lines(before: Option<&Value>, after: &Value) -> Vec<String> {
+    let text = |v: &Value| match v {
+        Value::Null => "-".to_string(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let mut lines = Vec::new();
+    let Some(map) = after.as_object() else {
+        return vec![text(after)];
+    };
+    for (key, value) in map {
+        if let Some(pair) = value.as_object()
+            && pair.contains_key("from")
+            && pair.contains_key("to")
+        {
+            if pair["from"] != pair["to"] {
+                lines.push(format!(
+                    "~ {key}: {} -> {}",
+                    text(&pair["from"]),
+                    text(&pair["to"])
+                ));
+            }
+            continue;
+        }
+        match before.and_then(|b| b.get(key)) {
+            Some(old) if old == value => {}
+            Some(old) => lines.push(format!("~ {key}: {} -> {}", text(old), text(value))),
+            None => lines.push(format!("  {key}: {}", text(value))),
+        }
+    }
+    if lines.is_empty() {
+        lines.push("(nothing changed)".into());
+    }
+    lines
 }

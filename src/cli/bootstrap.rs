@@ -2,7 +2,9 @@
 
 use clap::Args;
 
-use super::Result;
+use serde_json::json;
+
+use super::{OutputArgs, Result, print_json};
 use crate::app::aws_config;
 use crate::bootstrap::bootstrap;
 use crate::config::Config;
@@ -15,6 +17,8 @@ pub struct BootstrapArgs {
     /// worker holds it, and how long a job's claim lasts.
     #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u32).range(1..=43200))]
     visibility_timeout: u32,
+    #[command(flatten)]
+    out: OutputArgs,
 }
 
 pub(super) async fn run(config: &Config, args: BootstrapArgs) -> Result<()> {
@@ -26,6 +30,16 @@ pub(super) async fn run(config: &Config, args: BootstrapArgs) -> Result<()> {
         args.visibility_timeout,
     )
     .await?;
+    if args.out.is_json() {
+        print_json(&json!({
+            "prefix": config.prefix,
+            "resources": made
+                .iter()
+                .map(|m| json!({"kind": m.kind, "name": m.name, "state": m.state, "detail": m.detail}))
+                .collect::<Vec<_>>(),
+        }));
+        return Ok(());
+    }
     let rows: Vec<Vec<String>> = made
         .iter()
         .map(|m| {

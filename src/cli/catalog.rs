@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
-use super::{Failure, Result, print_json};
+use super::{Failure, OutputArgs, Result, print_json};
 use crate::action::{ACTION_KINDS, Plan};
 use crate::app::load_catalog;
 use crate::catalog::{Mode, run_cases};
@@ -18,21 +18,21 @@ use crate::settings::{find_remediation, parse_param};
 pub enum CatalogCommand {
     /// The remediations: resource type, triggers, actions, default mode, origin.
     List {
-        /// Print JSON instead of a table.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        out: OutputArgs,
     },
     /// Run every test case (tests/*.json) of every remediation; exit 1 on a failure.
     Test {
         /// A directory of remediations to test instead of only the embedded catalog (it is
         /// loaded over the embedded one, as the worker would load it).
         dir: Option<PathBuf>,
+        #[command(flatten)]
+        out: OutputArgs,
     },
     /// Every action kind, with the IAM permission it needs.
     Actions {
-        /// Print JSON instead of a table.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        out: OutputArgs,
     },
     /// The IAM permissions rectify needs: in member accounts, the worker's role (reads and the
     /// calls that tighten) and the operator's role that undo assumes (reads and the inverses);
@@ -42,9 +42,8 @@ pub enum CatalogCommand {
         /// Only this role's: worker, operator or controller.
         #[arg(long, value_parser = ["worker", "operator", "controller"])]
         role: Option<String>,
-        /// Print JSON instead of a table.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        out: OutputArgs,
     },
 }
 
@@ -60,14 +59,13 @@ pub struct PlanArgs {
     /// A parameter as KEY=VALUE, overriding the manifest's default; repeatable.
     #[arg(long = "param", value_name = "KEY=VALUE")]
     pub params: Vec<String>,
-    /// Print the plan as JSON.
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub out: OutputArgs,
 }
 
 pub(super) fn run(config: &Config, cmd: CatalogCommand) -> Result<()> {
     match cmd {
-        CatalogCommand::List { json } => {
+        CatalogCommand::List { out } => {
             let (_, catalog) = load_catalog(config)?;
             let items: Vec<Value> = catalog
                 .all()
@@ -91,7 +89,7 @@ pub(super) fn run(config: &Config, cmd: CatalogCommand) -> Result<()> {
                     })
                 })
                 .collect();
-            if json {
+            if out.is_json() {
                 print_json(&items);
                 return Ok(());
             }
@@ -130,7 +128,7 @@ pub(super) fn run(config: &Config, cmd: CatalogCommand) -> Result<()> {
             );
             Ok(())
         }
-        CatalogCommand::Test { dir } => {
+        CatalogCommand::Test { dir, out } => {
             let mut config = config.clone();
             if dir.is_some() {
                 config.remediations = dir;
@@ -138,31 +136,47 @@ pub(super) fn run(config: &Config, cmd: CatalogCommand) -> Result<()> {
             let (engine, catalog) = load_catalog(&config)?;
             let deadline = Duration::from_millis(config.limits.deadline_ms);
             let (mut passed, mut failed) = (0, 0);
+            let mut cases = Vec::new();
             for r in catalog.all() {
                 for result in run_cases(&engine, r, deadline) {
+                    cases.push(json!({
+                        "remediation": r.name(),
+                        "file": result.file,
+                        "description": result.description,
+                        "passed": result.failure.is_none(),
+                        "failure": result.failure,
+                    }));
                     match &result.failure {
                         None => {
                             passed += 1;
-                            println!("ok      {} ({})", result.file, result.description);
+                            if !out.is_json() {
+                                println!("ok      {} ({})", result.file, result.description);
+                            }
                         }
                         Some(why) => {
                             failed += 1;
-                            println!("FAILED  {} ({})", result.file, result.description);
-                            for line in why.lines() {
-                                println!("        {line}");
+                            if !out.is_json() {
+                                println!("FAILED  {} ({})", result.file, result.description);
+                                for line in why.lines() {
+                                    println!("        {line}");
+                                }
                             }
                         }
                     }
                 }
             }
-            println!("\ncatalog: {passed} passed, {failed} failed");
+            if out.is_json() {
+                print_json(&json!({"passed": passed, "failed": failed, "cases": cases}));
+            } else {
+                println!("\ncatalog: {passed} passed, {failed} failed");
+            }
             if failed > 0 {
                 Err(Failure::failed(format!("{failed} test case(s) failed")))
             } else {
                 Ok(())
             }
         }
-        CatalogCommand::Permissions { role, json } => {
+        CatalogCommand::Permissions { role, out } => {
             use crate::resource::{MemberRole, member_permissions};
             let roles: [(&str, &str, Vec<&str>); 3] = [
                 (
@@ -184,7 +198,7 @@ pub(super) fn run(config: &Config, cmd: CatalogCommand) -> Result<()> {
             let wanted = roles
                 .iter()
                 .filter(|(name, _, _)| role.as_deref().is_none_or(|r| r == *name));
-            if json {
+            if out.is_json() {
                 let mut out = serde_json::Map::new();
                 for (name, _, permissions) in wanted {
                     out.insert((*name).to_string(), json!(permissions));
@@ -200,7 +214,7 @@ pub(super) fn run(config: &Config, cmd: CatalogCommand) -> Result<()> {
             }
             Ok(())
         }
-        CatalogCommand::Actions { json } => {
+        CatalogCommand::Actions { out } => {
             let items: Vec<Value> = ACTION_KINDS
                 .iter()
                 .map(|k| {
@@ -209,7 +223,7 @@ pub(super) fn run(config: &Config, cmd: CatalogCommand) -> Result<()> {
                            "in_plans": k.in_plans})
                 })
                 .collect();
-            if json {
+            if out.is_json() {
                 print_json(&items);
             } else {
                 for k in ACTION_KINDS {
@@ -360,7 +374,7 @@ pub(super) fn plan(config: &Config, args: PlanArgs) -> Result<()> {
             }
             Failure::usage(message)
         })?;
-    if args.json {
+    if args.out.is_json() {
         print_json(&plan);
     } else {
         print!("{}", render::plan(&plan, Some(&resource)));

@@ -2,7 +2,9 @@
 
 use clap::Subcommand;
 
-use super::{Failure, Result, print_json};
+use serde_json::json;
+
+use super::{Failure, OutputArgs, Result, print_json};
 use crate::app::aws_config;
 use crate::config::Config;
 use crate::render;
@@ -15,9 +17,8 @@ pub enum DlqCommand {
     /// Messages in the DLQ with the reason rectify gave and how many times the event queue
     /// delivered each before it was dead-lettered (listings do not change that count).
     List {
-        /// Print JSON instead of a table.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        out: OutputArgs,
     },
     /// Move messages from the DLQ back to the queue (all, or those named with --id), once the
     /// cause is fixed. Each is sent to the queue before it is deleted from the DLQ.
@@ -25,17 +26,19 @@ pub enum DlqCommand {
         /// A message id as `dlq list` shows it; repeatable [default: every message]
         #[arg(long = "id")]
         ids: Vec<String>,
+        #[command(flatten)]
+        out: OutputArgs,
     },
 }
 
 pub(super) async fn run(config: &Config, cmd: DlqCommand) -> Result<()> {
     match cmd {
-        DlqCommand::List { json } => list(config, json).await,
-        DlqCommand::Redrive { ids } => redrive(config, ids).await,
+        DlqCommand::List { out } => list(config, out).await,
+        DlqCommand::Redrive { ids, out } => redrive(config, ids, out).await,
     }
 }
 
-async fn list(config: &Config, json_out: bool) -> Result<()> {
+async fn list(config: &Config, out: OutputArgs) -> Result<()> {
     let aws = aws_config().await?;
     let sqs = aws_sdk_sqs::Client::new(&aws);
     let names = Names::new(&config.prefix);
@@ -46,28 +49,28 @@ async fn list(config: &Config, json_out: bool) -> Result<()> {
         Err(_) => None,
     };
     let items = dlq::list(&sqs, &url, moved_after).await?;
-    if json_out {
+    if out.is_json() {
         print_json(&items);
         return Ok(());
     }
+    let now = chrono::Utc::now();
     let rows: Vec<Vec<String>> = items
         .iter()
         .map(|m| {
             vec![
                 m.id.clone(),
+                m.sent_at
+                    .as_deref()
+                    .map_or_else(|| "-".into(), |t| crate::clock::age(t, now)),
                 m.receive_count.to_string(),
-                m.reason.chars().take(80).collect(),
-                m.body
-                    .chars()
-                    .take(40)
-                    .collect::<String>()
-                    .replace('\n', " "),
+                render::elide(&m.reason, 80),
+                render::elide(&m.body, 40),
             ]
         })
         .collect();
     print!(
         "{}",
-        render::table(&["ID", "RECEIVES", "REASON", "BODY"], &rows)
+        render::table(&["ID", "AGE", "RECEIVES", "REASON", "BODY"], &rows)
     );
     Ok(())
 }
@@ -90,19 +93,28 @@ async fn max_receive_count(sqs: &aws_sdk_sqs::Client, url: &str) -> Option<u64> 
     }
 }
 
-async fn redrive(config: &Config, ids: Vec<String>) -> Result<()> {
+async fn redrive(config: &Config, ids: Vec<String>, out: OutputArgs) -> Result<()> {
     let aws = aws_config().await?;
     let sqs = aws_sdk_sqs::Client::new(&aws);
     let names = Names::new(&config.prefix);
     let dlq_url = queue_url(&sqs, &names.dlq).await?;
     let queue = queue_url(&sqs, &names.queue).await?;
     let done = dlq::redrive(&sqs, &dlq_url, &queue, &ids).await?;
-    println!(
-        "{} message(s) moved from {} back to {}",
-        done.moved.len(),
-        names.dlq,
-        names.queue
-    );
+    if out.is_json() {
+        print_json(&json!({
+            "from": names.dlq,
+            "to": names.queue,
+            "moved": done.moved,
+            "missing": done.missing,
+        }));
+    } else {
+        println!(
+            "{} message(s) moved from {} back to {}",
+            done.moved.len(),
+            names.dlq,
+            names.queue
+        );
+    }
     if !done.missing.is_empty() {
         return Err(Failure::usage(format!(
             "not found in the DLQ: {}",

@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use clap::Args;
 
-use super::{Failure, Result};
+use serde_json::json;
+
+use super::{Failure, OutputArgs, Result, print_json};
 use crate::app::{aws_config, caller, load_catalog, store};
 use crate::catalog::Remediation;
 use crate::cloud::{Cloud, classify, error_chain};
@@ -16,7 +18,10 @@ use crate::source::queue_url;
 use crate::state::Store;
 
 #[derive(Debug, Args)]
-pub struct DoctorArgs {}
+pub struct DoctorArgs {
+    #[command(flatten)]
+    out: OutputArgs,
+}
 
 /// How one check ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,7 +106,8 @@ pub fn judge_simulation(role: &str, results: &[(String, String)]) -> Verdict {
     }
 }
 
-pub(super) async fn run(config: &Config, _args: DoctorArgs) -> Result<()> {
+pub(super) async fn run(config: &Config, args: DoctorArgs) -> Result<()> {
+    let json_out = args.out.is_json();
     let aws = aws_config().await?;
     let store = store(config, &aws);
     let sqs = aws_sdk_sqs::Client::new(&aws);
@@ -128,21 +134,44 @@ pub(super) async fn run(config: &Config, _args: DoctorArgs) -> Result<()> {
             table(&dynamodb, name, &bootstrap).await,
         ));
     }
-    print_lines(&checks);
+    if !json_out {
+        print_lines(&checks);
+    }
     let done = checks.len();
     member_checks(config, &aws, &store, &mut checks).await;
-    print_lines(&checks[done..]);
+    if !json_out {
+        print_lines(&checks[done..]);
+    }
     let failed = checks
         .iter()
         .filter(|c| matches!(c.verdict, Verdict::Failed(_)))
         .count();
+    if json_out {
+        print_json(&json!({
+            "passed": failed == 0,
+            "failed": failed,
+            "checks": checks
+                .iter()
+                .map(|c| {
+                    let (result, detail) = match &c.verdict {
+                        Verdict::Ok(t) => ("ok", t),
+                        Verdict::Failed(t) => ("failed", t),
+                        Verdict::NotChecked(t) => ("not-checked", t),
+                    };
+                    json!({"check": c.name, "result": result, "detail": detail})
+                })
+                .collect::<Vec<_>>(),
+        }));
+    }
     if failed > 0 {
         return Err(Failure::failed(format!(
             "{failed} of {} checks failed",
             checks.len()
         )));
     }
-    println!("all {} checks passed", checks.len());
+    if !json_out {
+        println!("all {} checks passed", checks.len());
+    }
     Ok(())
 }
 

@@ -3,7 +3,7 @@
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
-use super::{Result, operator, print_json};
+use super::{OutputArgs, Result, operator, print_json};
 use crate::app::{aws_config, load_catalog, store};
 use crate::clock::today;
 use crate::config::Config;
@@ -36,20 +36,24 @@ pub enum ExemptionsCommand {
         /// Why the resource is exempt (shown on the jobs it holds back).
         #[arg(long)]
         reason: String,
-        /// Last day it holds, YYYY-MM-DD (UTC) [default: until removed]
-        #[arg(long)]
+        /// Last day it holds (UTC): YYYY-MM-DD, an RFC 3339 time, or a duration ahead (30d,
+        /// 2w) [default: until removed]
+        #[arg(long, value_name = "DAY", value_parser = crate::clock::day_arg)]
         until: Option<String>,
+        #[command(flatten)]
+        out: OutputArgs,
     },
     /// Every exemption record, with whether it still holds.
     List {
-        /// Print JSON instead of a table.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        out: OutputArgs,
     },
     /// Remove an exemption record.
     Remove {
         #[command(flatten)]
         exempted: Exempted,
+        #[command(flatten)]
+        out: OutputArgs,
     },
 }
 
@@ -59,6 +63,7 @@ pub(super) async fn run(config: &Config, cmd: ExemptionsCommand) -> Result<()> {
             exempted,
             reason,
             until,
+            out,
         } => {
             let (_, catalog) = load_catalog(config)?;
             let r = find_remediation(&catalog, &exempted.remediation)?;
@@ -71,6 +76,10 @@ pub(super) async fn run(config: &Config, cmd: ExemptionsCommand) -> Result<()> {
             )?;
             let op = operator(config, exempted.by).await?;
             let e = settings::add_exemption(&op.store, &op.audit, request, &op.by).await?;
+            if out.is_json() {
+                print_json(&json!({"result": "added", "exemption": exemption_json(&e)}));
+                return Ok(());
+            }
             println!(
                 "{} exempted from {} in {}{}",
                 e.resource_id,
@@ -87,28 +96,22 @@ pub(super) async fn run(config: &Config, cmd: ExemptionsCommand) -> Result<()> {
             );
             Ok(())
         }
-        ExemptionsCommand::List { json } => {
+        ExemptionsCommand::List { out } => {
             let aws = aws_config().await?;
             let snapshot = store(config, &aws).settings().await?;
             let today = today();
-            if json {
-                let items: Vec<Value> = snapshot
-                    .exemptions
-                    .iter()
-                    .map(|e| {
-                        let mut v = serde_json::to_value(e).unwrap_or(Value::Null);
-                        v["active"] = json!(e.active(&today));
-                        v
-                    })
-                    .collect();
+            if out.is_json() {
+                let items: Vec<Value> = snapshot.exemptions.iter().map(exemption_json).collect();
                 print_json(&items);
                 return Ok(());
             }
+            let now = chrono::Utc::now();
             let rows: Vec<Vec<String>> = snapshot
                 .exemptions
                 .iter()
                 .map(|e| {
                     vec![
+                        crate::clock::age(&e.created_at, now),
                         e.remediation.clone(),
                         e.account.clone(),
                         e.resource_id.clone(),
@@ -127,6 +130,7 @@ pub(super) async fn run(config: &Config, cmd: ExemptionsCommand) -> Result<()> {
                 "{}",
                 render::table(
                     &[
+                        "AGE",
                         "REMEDIATION",
                         "ACCOUNT",
                         "RESOURCE",
@@ -140,7 +144,7 @@ pub(super) async fn run(config: &Config, cmd: ExemptionsCommand) -> Result<()> {
             );
             Ok(())
         }
-        ExemptionsCommand::Remove { exempted } => {
+        ExemptionsCommand::Remove { exempted, out } => {
             let (_, catalog) = load_catalog(config)?;
             let r = find_remediation(&catalog, &exempted.remediation)?;
             let scope = scope_of(exempted.account.as_deref())?;
@@ -154,6 +158,15 @@ pub(super) async fn run(config: &Config, cmd: ExemptionsCommand) -> Result<()> {
                 &op.by,
             )
             .await?;
+            if out.is_json() {
+                print_json(&json!({
+                    "result": "removed",
+                    "by": op.by,
+                    "at": crate::clock::now_text(),
+                    "exemption": exemption_json(&e),
+                }));
+                return Ok(());
+            }
             println!(
                 "exemption of {} from {} removed",
                 e.resource_id, e.remediation
@@ -161,4 +174,11 @@ pub(super) async fn run(config: &Config, cmd: ExemptionsCommand) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// An exemption as JSON: its fields, and whether it holds today.
+fn exemption_json(e: &crate::state::Exemption) -> Value {
+    let mut v = serde_json::to_value(e).unwrap_or(Value::Null);
+    v["active"] = json!(e.active(&today()));
+    v
 }

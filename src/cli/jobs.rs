@@ -5,7 +5,7 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
-use super::{Failure, Operator, Result, operator, print_json};
+use super::{Failure, Operator, OutputArgs, Result, operator, print_json};
 use crate::app::{COMMAND_LEASE, aws_config, build_undo_context, caller, load_catalog, store};
 use crate::config::Config;
 use crate::jobs::approval::{self, Decision};
@@ -20,17 +20,19 @@ pub enum JobsCommand {
         /// Only jobs with this status.
         #[arg(long, value_parser = super::status_values())]
         status: Option<String>,
-        /// Print JSON instead of a table.
-        #[arg(long)]
-        json: bool,
+        /// Only jobs created at or after this time: RFC 3339 with a zone, or a duration ago
+        /// (30m, 24h, 7d).
+        #[arg(long, value_parser = crate::clock::since_arg, value_name = "TIME")]
+        since: Option<chrono::DateTime<chrono::Utc>>,
+        #[command(flatten)]
+        out: OutputArgs,
     },
     /// One job: its resource, outcome and plan as a readable diff.
     Show {
         /// The job id (see `rectify jobs list`).
         id: String,
-        /// Print JSON instead of a table.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        out: OutputArgs,
     },
     /// Run a job again through every gate (after a change of mode or parameters, or an
     /// approved job whose approval message was lost or dead-lettered).
@@ -45,6 +47,8 @@ pub enum JobsCommand {
     Retry {
         #[command(flatten)]
         select: Select,
+        #[command(flatten)]
+        out: OutputArgs,
     },
     /// Approve a job's pending plan: the worker re-reads the resource and applies the plan
     /// only if it is still the one approved.
@@ -70,6 +74,8 @@ pub enum JobsCommand {
         /// prefix of at least 12 characters is enough); for one job named by its id.
         #[arg(long)]
         plan_hash: Option<String>,
+        #[command(flatten)]
+        out: OutputArgs,
     },
     /// Undo an applied job: apply the inverse recomputed from its before-state (refused when it
     /// differs from the one recorded), through the operator's role in the member account; check
@@ -83,8 +89,14 @@ pub enum JobsCommand {
         /// A label recorded beside the caller's AWS identity (never instead of it).
         #[arg(long)]
         by: Option<String>,
-        /// The last day of the exemption the undo adds, YYYY-MM-DD [default: 30 days on].
-        #[arg(long, value_name = "YYYY-MM-DD", conflicts_with = "no_exempt")]
+        /// The last day of the exemption the undo adds: YYYY-MM-DD, an RFC 3339 time, or a
+        /// duration ahead (30d, 2w) [default: 30 days on].
+        #[arg(
+            long,
+            value_name = "DAY",
+            conflicts_with = "no_exempt",
+            value_parser = crate::clock::day_arg
+        )]
         exempt_until: Option<String>,
         /// Why it is undone (recorded in the audit trail and on the exemption).
         #[arg(long)]
@@ -95,6 +107,8 @@ pub enum JobsCommand {
         /// Do not exempt the resource (the next event may fix it again).
         #[arg(long)]
         no_exempt: bool,
+        #[command(flatten)]
+        out: OutputArgs,
     },
     /// Reject a job's pending plan; it is never applied. With filters (or several ids) it lists
     /// every matching pending job first: it asks on a terminal and needs --yes otherwise.
@@ -107,6 +121,8 @@ pub enum JobsCommand {
         /// Why it is rejected (recorded, and shown on the job).
         #[arg(long)]
         reason: String,
+        #[command(flatten)]
+        out: OutputArgs,
     },
 }
 
@@ -309,28 +325,46 @@ async fn bulk(
     bulk: Bulk,
     by: Option<String>,
     reason: Option<String>,
+    out: OutputArgs,
 ) -> Result<()> {
     let filter = check_select(select, bulk)?;
     let op = operator(config, by).await?;
     let chosen = choose(&op.store, select, &filter, bulk).await?;
+    let action = match bulk {
+        Bulk::Approve => "approve",
+        Bulk::Reject => "reject",
+        Bulk::Retry => "retry",
+    };
     if chosen.is_empty() {
-        println!("no job matches: nothing to {}", bulk.verb());
+        if out.is_json() {
+            print_json(&json!({"action": action, "jobs": [], "failed": 0}));
+        } else {
+            println!("no job matches: nothing to {}", bulk.verb());
+        }
         return Ok(());
     }
+    // What is asked about is shown to the person asked; in JSON, stdout carries the result only.
+    let show = |line: String| {
+        if out.is_json() {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+        }
+    };
     for j in &chosen {
-        println!("{}", job_line(j));
+        show(job_line(j));
         if bulk == Bulk::Approve {
             let hash = j.plan_hash.as_deref().unwrap_or("none");
-            println!("  plan sha256 {hash}");
+            show(format!("  plan sha256 {hash}"));
             match &j.plan {
                 Some(plan) => {
                     for line in render::plan(plan, j.before.as_ref()).lines() {
-                        println!("  {line}");
+                        show(format!("  {line}"));
                     }
                 }
-                None => println!("  no plan"),
+                None => show("  no plan".into()),
             }
-            println!();
+            show(String::new());
         }
     }
     let n = chosen.len();
@@ -346,12 +380,16 @@ async fn bulk(
     let ttl = Duration::from_secs(config.approval_ttl_seconds);
     let queue = control_queue(&op.aws, &op.store);
     let mut failed = 0;
+    let mut results = Vec::new();
     for j in &chosen {
-        let result: std::result::Result<String, crate::jobs::JobError> = async {
+        let result: std::result::Result<(String, Value), crate::jobs::JobError> = async {
             match bulk {
                 Bulk::Retry => {
                     approval::retry(&op.store, &queue, &j.id).await?;
-                    Ok("queued to run again".to_string())
+                    Ok((
+                        "queued to run again".to_string(),
+                        json!({"job_id": j.id, "result": "queued"}),
+                    ))
                 }
                 Bulk::Approve | Bulk::Reject => {
                     let decision = match bulk {
@@ -369,23 +407,32 @@ async fn bulk(
                         approval::check(&op.store, &op.audit, &j.id, decision, ttl).await?;
                     let done =
                         approval::decide(&op.store, &op.audit, &queue, pending, &op.by).await?;
-                    let hash = done.plan_hash.unwrap_or_default();
-                    Ok(format!(
-                        "plan {} {verb} by {}",
-                        &hash[..12.min(hash.len())],
-                        op.by
+                    let hash = done.plan_hash.clone().unwrap_or_default();
+                    Ok((
+                        format!("plan {} {verb} by {}", render::short_hash(&hash), op.by),
+                        decision_json(&done, verb, &op.by),
                     ))
                 }
             }
         }
         .await;
         match result {
-            Ok(done) => println!("job {}: {done}", j.id),
+            Ok((text, value)) => {
+                if !out.is_json() {
+                    println!("job {}: {text}", j.id);
+                }
+                results.push(value);
+            }
             Err(e) => {
                 failed += 1;
-                eprintln!("job {}: {}", j.id, crate::cloud::error_chain(&e));
+                let error = crate::cloud::error_chain(&e);
+                eprintln!("job {}: {error}", j.id);
+                results.push(json!({"job_id": j.id, "result": "failed", "error": error}));
             }
         }
+    }
+    if out.is_json() {
+        print_json(&json!({"action": action, "jobs": results, "failed": failed}));
     }
     if failed > 0 {
         return Err(Failure::failed(format!(
@@ -398,6 +445,19 @@ async fn bulk(
         )));
     }
     Ok(())
+}
+
+/// A decided job as `jobs approve|reject` print it in JSON: which job, what was decided, on which
+/// plan, by whom and when.
+fn decision_json(j: &Job, verb: &str, by: &str) -> Value {
+    json!({
+        "job_id": j.id,
+        "result": verb,
+        "status": j.status.as_str(),
+        "plan_hash": j.plan_hash,
+        "by": by,
+        "at": j.approved_at.clone().unwrap_or_else(|| j.updated_at.clone()),
+    })
 }
 
 fn job_json(j: &Job) -> Value {
@@ -504,7 +564,7 @@ async fn decide(
 
 pub(super) async fn run(config: &Config, cmd: JobsCommand) -> Result<()> {
     match cmd {
-        JobsCommand::List { status, json } => {
+        JobsCommand::List { status, since, out } => {
             let wanted = match status {
                 Some(s) => Some(parse_status(&s)?),
                 None => None,
@@ -514,11 +574,17 @@ pub(super) async fn run(config: &Config, cmd: JobsCommand) -> Result<()> {
                 .await?
                 .into_iter()
                 .filter(|j| wanted.is_none_or(|w| j.status == w))
+                .filter(|j| {
+                    since.is_none_or(|s| {
+                        crate::clock::parse_stored(&j.created_at).is_some_and(|t| t >= s)
+                    })
+                })
                 .collect();
-            if json {
+            if out.is_json() {
                 print_json(&jobs.iter().map(job_json).collect::<Vec<_>>());
                 return Ok(());
             }
+            let now = chrono::Utc::now();
             let rows: Vec<Vec<String>> = jobs
                 .iter()
                 .map(|j| {
@@ -532,10 +598,10 @@ pub(super) async fn run(config: &Config, cmd: JobsCommand) -> Result<()> {
                         });
                     vec![
                         j.id.clone(),
-                        j.created_at.get(..19).unwrap_or(&j.created_at).to_string(),
+                        crate::clock::age(&j.created_at, now),
                         j.remediation.clone(),
                         j.account.clone(),
-                        j.resource_id.clone(),
+                        render::resource_name(&j.resource_type, &j.resource_id, j.before.as_ref()),
                         j.mode.to_string(),
                         j.status.as_str().to_string(),
                         plan,
@@ -547,7 +613,7 @@ pub(super) async fn run(config: &Config, cmd: JobsCommand) -> Result<()> {
                 render::table(
                     &[
                         "ID",
-                        "CREATED",
+                        "AGE",
                         "REMEDIATION",
                         "ACCOUNT",
                         "RESOURCE",
@@ -560,17 +626,27 @@ pub(super) async fn run(config: &Config, cmd: JobsCommand) -> Result<()> {
             );
             Ok(())
         }
-        JobsCommand::Show { id, json } => {
+        JobsCommand::Show { id, out } => {
             let job = jobs::find(&store(config, &aws_config().await?), &id).await?;
-            if json {
+            if out.is_json() {
                 print_json(&job_json(&job));
                 return Ok(());
             }
             println!("job          {}", job.id);
             println!("remediation  {} (mode {})", job.remediation, job.mode);
+            let name =
+                render::resource_name(&job.resource_type, &job.resource_id, job.before.as_ref());
             println!(
-                "resource     {} {} in account {}, {}",
-                job.resource_type, job.resource_id, job.account, job.region
+                "resource     {} {}{} in account {}, {}",
+                job.resource_type,
+                name,
+                if name == job.resource_id {
+                    String::new()
+                } else {
+                    format!(" ({})", job.resource_id)
+                },
+                job.account,
+                job.region
             );
             println!(
                 "finding      rule {} from {} ({})",
@@ -586,16 +662,32 @@ pub(super) async fn run(config: &Config, cmd: JobsCommand) -> Result<()> {
                     .map(|r| format!(": {r}"))
                     .unwrap_or_default()
             );
+            let now = chrono::Utc::now();
             println!(
-                "created      {}  updated {}  attempts {}",
-                job.created_at, job.updated_at, job.attempts
+                "created      {} ({} ago)  updated {}  attempts {}",
+                job.created_at,
+                crate::clock::age(&job.created_at, now),
+                job.updated_at,
+                job.attempts
             );
             if let Some(sha) = &job.script_sha256 {
                 println!("script       sha256 {sha}");
             }
             println!();
             match &job.plan {
-                Some(plan) => print!("{}", render::plan(plan, job.before.as_ref())),
+                // A dry-run's plan is what would have been done: it never runs as it stands.
+                Some(plan) => print!(
+                    "{}",
+                    render::plan_as(
+                        plan,
+                        job.before.as_ref(),
+                        if job.status == JobStatus::Planned {
+                            render::Tense::Would
+                        } else {
+                            render::Tense::Will
+                        }
+                    )
+                ),
                 None => println!("No plan was made."),
             }
             if !job.created.is_empty() {
@@ -616,14 +708,22 @@ pub(super) async fn run(config: &Config, cmd: JobsCommand) -> Result<()> {
             }
             Ok(())
         }
-        JobsCommand::Retry { select } => {
+        JobsCommand::Retry { select, out } => {
             let Some(id) = select.single().map(str::to_string) else {
-                return bulk(config, &select, Bulk::Retry, None, None).await;
+                return bulk(config, &select, Bulk::Retry, None, None, out).await;
             };
             let aws = aws_config().await?;
             let store = store(config, &aws);
             approval::retry(&store, &control_queue(&aws, &store), &id).await?;
-            println!("job {id} queued to run again; the worker re-reads the resource and re-plans");
+            if out.is_json() {
+                print_json(
+                    &json!({"job_id": id, "result": "queued", "at": crate::clock::now_text()}),
+                );
+            } else {
+                println!(
+                    "job {id} queued to run again; the worker re-reads the resource and re-plans"
+                );
+            }
             Ok(())
         }
         JobsCommand::Approve {
@@ -631,6 +731,7 @@ pub(super) async fn run(config: &Config, cmd: JobsCommand) -> Result<()> {
             by,
             reason,
             plan_hash,
+            out,
         } => {
             let Some(id) = select.single().map(str::to_string) else {
                 if plan_hash.is_some() {
@@ -638,14 +739,18 @@ pub(super) async fn run(config: &Config, cmd: JobsCommand) -> Result<()> {
                         "--plan-hash binds one job named by its id; with filters or several ids each plan's hash is shown and bound",
                     ));
                 }
-                return bulk(config, &select, Bulk::Approve, by, reason).await;
+                return bulk(config, &select, Bulk::Approve, by, reason, out).await;
             };
             let decision = Decision::Approve { reason, plan_hash };
             let (approved, by) = decide(config, &id, by, decision).await?;
+            if out.is_json() {
+                print_json(&decision_json(&approved, "approved", &by));
+                return Ok(());
+            }
             let hash = approved.plan_hash.unwrap_or_default();
             println!(
                 "job {id}: plan {} approved by {by}; the worker re-reads the resource and applies the plan only if it is unchanged",
-                &hash[..12.min(hash.len())]
+                render::short_hash(&hash)
             );
             Ok(())
         }
@@ -656,6 +761,7 @@ pub(super) async fn run(config: &Config, cmd: JobsCommand) -> Result<()> {
             force,
             no_exempt,
             exempt_until,
+            out,
         } => {
             let aws = aws_config().await?;
             let loaded = load_catalog(config)?;
@@ -679,6 +785,24 @@ pub(super) async fn run(config: &Config, cmd: JobsCommand) -> Result<()> {
             let result = crate::undo::undo(&ctx, &request).await;
             ctx.audit.anchor().await?;
             let done = result?;
+            if out.is_json() {
+                print_json(&json!({
+                    "job_id": id,
+                    "result": "undone",
+                    "undo_job_id": done.undo_job.id,
+                    "by": by,
+                    "at": done.undo_job.updated_at,
+                    "actions": done
+                        .undo_job
+                        .plan
+                        .iter()
+                        .flat_map(|p| p.actions.iter())
+                        .map(crate::action::Action::summary)
+                        .collect::<Vec<_>>(),
+                    "exempt_until": done.exempted,
+                }));
+                return Ok(());
+            }
             println!(
                 "job {id} undone by {by} (undo job {}): the resource is as it was before",
                 done.undo_job.id
@@ -698,11 +822,20 @@ pub(super) async fn run(config: &Config, cmd: JobsCommand) -> Result<()> {
             }
             Ok(())
         }
-        JobsCommand::Reject { select, by, reason } => {
+        JobsCommand::Reject {
+            select,
+            by,
+            reason,
+            out,
+        } => {
             let Some(id) = select.single().map(str::to_string) else {
-                return bulk(config, &select, Bulk::Reject, by, Some(reason)).await;
+                return bulk(config, &select, Bulk::Reject, by, Some(reason), out).await;
             };
-            let (_, by) = decide(config, &id, by, Decision::Reject { reason }).await?;
+            let (rejected, by) = decide(config, &id, by, Decision::Reject { reason }).await?;
+            if out.is_json() {
+                print_json(&decision_json(&rejected, "rejected", &by));
+                return Ok(());
+            }
             println!("job {id} rejected by {by}; it will not be applied");
             Ok(())
         }

@@ -33,6 +33,7 @@ mod doctor;
 mod exemptions;
 mod jobs;
 mod manual;
+mod output;
 mod settings;
 mod sweep;
 mod worker;
@@ -104,8 +105,15 @@ pub struct GlobalArgs {
         value_parser = ["text", "json"]
     )]
     pub log_format: Option<String>,
-    /// How long a plan waits for an approval before it expires, in seconds [default: 86400]
-    #[arg(long, env = "RECTIFY_APPROVAL_TTL_SECONDS", global = true)]
+    /// How long a plan waits for an approval before it expires: seconds or a duration (12h,
+    /// 7d) [default: 1d]
+    #[arg(
+        long,
+        env = "RECTIFY_APPROVAL_TTL_SECONDS",
+        global = true,
+        value_name = "DURATION",
+        value_parser = crate::clock::seconds_arg
+    )]
     pub approval_ttl_seconds: Option<u64>,
     /// SNS topic told of pending approvals, applied and failed fixes, and tripped breakers.
     #[arg(long, env = "RECTIFY_NOTIFY_TOPIC_ARN", global = true)]
@@ -484,6 +492,8 @@ fn status_values() -> clap::builder::PossibleValuesParser {
             .map(|s| clap::builder::PossibleValue::new(s.as_str())),
     )
 }
+
+pub use output::{Format, OutputArgs};
 
 fn print_json(v: &impl serde::Serialize) {
     println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());

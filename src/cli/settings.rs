@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use std::sync::Arc;
 
-use super::{Failure, Result, operator, print_json};
+use super::{Failure, OutputArgs, Result, operator, print_json};
 use crate::app::{COMMAND_LEASE, aws_config, build_context, caller, load_catalog, store};
 use crate::catalog::{Mode, Remediation};
 use crate::config::Config;
@@ -20,9 +20,8 @@ use crate::sweep::sweep;
 pub enum SettingsCommand {
     /// Each remediation's mode, parameters and triggers, with where each comes from.
     List {
-        /// Print JSON instead of a table.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        out: OutputArgs,
     },
     /// The account allow-list: findings from accounts it does not allow end
     /// `account-not-allowed` and are never acted on. Empty, it allows no account.
@@ -47,6 +46,8 @@ pub enum SettingsCommand {
         /// Who [default: the caller's AWS identity]
         #[arg(long)]
         by: Option<String>,
+        #[command(flatten)]
+        out: OutputArgs,
     },
     /// Whether resource owners may exempt a resource with a `rectify:exempt` tag (off by
     /// default). When on, a tag counts only with `until=YYYY-MM-DD` at most --max-days ahead.
@@ -59,6 +60,8 @@ pub enum SettingsCommand {
         /// Who [default: the caller's AWS identity]
         #[arg(long)]
         by: Option<String>,
+        #[command(flatten)]
+        out: OutputArgs,
     },
     /// Whether an approver must be another AWS identity than the one that set the mode of the
     /// job's remediation (off by default). When on, `jobs approve` compares the caller's AWS
@@ -70,6 +73,8 @@ pub enum SettingsCommand {
         /// A label recorded as who made the change [default: the caller's AWS identity]
         #[arg(long)]
         by: Option<String>,
+        #[command(flatten)]
+        out: OutputArgs,
     },
     /// Set a remediation's mode, parameters or extra triggers, for every account or one.
     ///
@@ -88,7 +93,10 @@ pub enum SettingsCommand {
 #[derive(Debug, Subcommand)]
 pub enum AccountsCommand {
     /// The accounts rectify may act in (empty: none).
-    List,
+    List {
+        #[command(flatten)]
+        out: OutputArgs,
+    },
     /// Allow these accounts (in `organization` mode: allow these accounts alone).
     Add {
         /// Account ids (12 digits).
@@ -96,6 +104,8 @@ pub enum AccountsCommand {
         /// Who [default: the caller's AWS identity]
         #[arg(long)]
         by: Option<String>,
+        #[command(flatten)]
+        out: OutputArgs,
     },
     /// Stop allowing these accounts.
     Remove {
@@ -104,12 +114,16 @@ pub enum AccountsCommand {
         /// Who [default: the caller's AWS identity]
         #[arg(long)]
         by: Option<String>,
+        #[command(flatten)]
+        out: OutputArgs,
     },
     /// Empty the allow-list: no account is allowed.
     Clear {
         /// Who [default: the caller's AWS identity]
         #[arg(long)]
         by: Option<String>,
+        #[command(flatten)]
+        out: OutputArgs,
     },
     /// Allow every ACTIVE account of the Organization (AWS Organizations ListAccounts, read by
     /// the worker with its own credentials and cached a few minutes), and no other.
@@ -117,6 +131,8 @@ pub enum AccountsCommand {
         /// Who [default: the caller's AWS identity]
         #[arg(long)]
         by: Option<String>,
+        #[command(flatten)]
+        out: OutputArgs,
     },
 }
 
@@ -156,8 +172,8 @@ pub struct SetArgs {
     /// Blast-radius breaker: at most this many enforcements per window [default: 20]
     #[arg(long)]
     pub breaker_limit: Option<u32>,
-    /// Blast-radius breaker window in seconds [default: 3600]
-    #[arg(long)]
+    /// Blast-radius breaker window: seconds, or a duration (30m, 1h, 1d) [default: 1h]
+    #[arg(long, value_name = "DURATION", value_parser = crate::clock::seconds_arg)]
     pub breaker_window: Option<u64>,
     /// Who is making the change [default: the caller's AWS identity]
     #[arg(long)]
@@ -166,26 +182,34 @@ pub struct SetArgs {
     /// (needed when not on a terminal).
     #[arg(long)]
     pub yes: bool,
+    #[command(flatten)]
+    pub out: OutputArgs,
 }
 
 pub(super) async fn run(config: &Config, cmd: SettingsCommand) -> Result<()> {
     match cmd {
-        SettingsCommand::List { json } => list(config, json).await,
+        SettingsCommand::List { out } => list(config, out).await,
         SettingsCommand::Set(args) => set(config, args).await,
         SettingsCommand::Accounts(cmd) => accounts(config, cmd).await,
-        SettingsCommand::SecurityHubAdmin { account, clear, by } => {
-            securityhub_admin(config, account, clear, by).await
-        }
+        SettingsCommand::SecurityHubAdmin {
+            account,
+            clear,
+            by,
+            out,
+        } => securityhub_admin(config, account, clear, by, out).await,
         SettingsCommand::TagExemptions {
             state,
             max_days,
             by,
-        } => tag_exemptions(config, matches!(state, OnOff::On), max_days, by).await,
-        SettingsCommand::ApproverMustDiffer { state, by } => {
+            out,
+        } => tag_exemptions(config, matches!(state, OnOff::On), max_days, by, out).await,
+        SettingsCommand::ApproverMustDiffer { state, by, out } => {
             let op = operator(config, by).await?;
             let on = matches!(state, OnOff::On);
             let g = settings::set_approver_must_differ(&op.store, &op.audit, on, &op.by).await?;
-            if g.approver_must_differ {
+            if out.is_json() {
+                print_json(&global_json(&g));
+            } else if g.approver_must_differ {
                 println!(
                     "approver must differ: on: an approval by the AWS identity that set the remediation's mode is refused"
                 );
@@ -197,7 +221,7 @@ pub(super) async fn run(config: &Config, cmd: SettingsCommand) -> Result<()> {
     }
 }
 
-async fn list(config: &Config, json_out: bool) -> Result<()> {
+async fn list(config: &Config, out: OutputArgs) -> Result<()> {
     let (_, catalog) = load_catalog(config)?;
     let aws = aws_config().await?;
     let snapshot = store(config, &aws).settings().await?;
@@ -238,10 +262,11 @@ async fn list(config: &Config, json_out: bool) -> Result<()> {
             }));
         }
     }
-    if json_out {
+    if out.is_json() {
         print_json(&rows);
         return Ok(());
     }
+    let now = chrono::Utc::now();
     let text = |v: &Value| match v {
         Value::Null => "-".to_string(),
         Value::String(s) => s.clone(),
@@ -282,6 +307,9 @@ async fn list(config: &Config, json_out: bool) -> Result<()> {
                     triggers
                 },
                 text(&r["updated_by"]),
+                r["updated_at"]
+                    .as_str()
+                    .map_or_else(|| "-".into(), |t| crate::clock::age(t, now)),
             ]
         })
         .collect();
@@ -292,9 +320,10 @@ async fn list(config: &Config, json_out: bool) -> Result<()> {
                 "REMEDIATION",
                 "SCOPE",
                 "MODE",
-                "PARAMS",
+                "PARAMETERS",
                 "EXTRA TRIGGERS",
-                "UPDATED BY"
+                "UPDATED BY",
+                "AGE"
             ],
             &table
         )
@@ -329,14 +358,35 @@ async fn set(config: &Config, args: SetArgs) -> Result<()> {
         impact(config, &op, r).await?;
     }
     let by = op.by;
+    let old = op
+        .store
+        .settings()
+        .await?
+        .settings
+        .into_iter()
+        .find(|s| s.remediation == r.name() && s.scope == scope);
     let new = settings::set(&op.store, &op.audit, &request, &by).await?;
+    let changed = crate::audit::record::setting_change(old.as_ref(), &new);
+    if args.out.is_json() {
+        print_json(&json!({
+            "remediation": r.name(),
+            "scope": scope,
+            "changed": changed,
+            "before": old,
+            "setting": new,
+            "by": by,
+            "at": new.updated_at,
+        }));
+        return Ok(());
+    }
     let scope_text = if scope == "*" {
         "all accounts".to_string()
     } else {
         format!("account {scope}")
     };
+    println!("{}: {changed}", r.name());
     println!(
-        "{} ({scope_text}): mode {}, params {}, extra triggers [{}]; set by {by}",
+        "{} ({scope_text}): mode {}, parameters {}, extra triggers [{}]; set by {by}",
         r.name(),
         new.mode.map_or_else(
             || format!("{} (default)", r.manifest.default_mode),
@@ -418,13 +468,16 @@ async fn tag_exemptions(
     on: bool,
     max_days: Option<u32>,
     by: Option<String>,
+    out: OutputArgs,
 ) -> Result<()> {
     if let Some(d) = max_days {
         settings::check_tag_exemption_days(d)?;
     }
     let op = operator(config, by).await?;
     let g = settings::set_tag_exemptions(&op.store, &op.audit, on, max_days, &op.by).await?;
-    if g.tag_exemptions {
+    if out.is_json() {
+        print_json(&global_json(&g));
+    } else if g.tag_exemptions {
         println!(
             "tag exemptions on: a rectify:exempt tag counts with until=YYYY-MM-DD at most {} days ahead",
             g.tag_exemption_max_days
@@ -437,12 +490,18 @@ async fn tag_exemptions(
 }
 
 async fn accounts(config: &Config, cmd: AccountsCommand) -> Result<()> {
-    let edit = match cmd {
-        AccountsCommand::List => None,
-        AccountsCommand::Add { accounts, by } => Some((AllowListEdit::add(accounts)?, by)),
-        AccountsCommand::Remove { accounts, by } => Some((AllowListEdit::remove(accounts)?, by)),
-        AccountsCommand::Clear { by } => Some((AllowListEdit::clear(), by)),
-        AccountsCommand::Organization { by } => Some((AllowListEdit::organization(), by)),
+    let (edit, out) = match cmd {
+        AccountsCommand::List { out } => (None, out),
+        AccountsCommand::Add { accounts, by, out } => {
+            (Some((AllowListEdit::add(accounts)?, by)), out)
+        }
+        AccountsCommand::Remove { accounts, by, out } => {
+            (Some((AllowListEdit::remove(accounts)?, by)), out)
+        }
+        AccountsCommand::Clear { by, out } => (Some((AllowListEdit::clear(), by)), out),
+        AccountsCommand::Organization { by, out } => {
+            (Some((AllowListEdit::organization(), by)), out)
+        }
     };
     let global = match edit {
         None => store(config, &aws_config().await?).settings().await?.global,
@@ -451,7 +510,11 @@ async fn accounts(config: &Config, cmd: AccountsCommand) -> Result<()> {
             settings::edit_allow_list(&op.store, &op.audit, &edit, &op.by).await?
         }
     };
-    println!("{}", settings::describe_allow_list(&global));
+    if out.is_json() {
+        print_json(&global_json(&global));
+    } else {
+        println!("{}", settings::describe_allow_list(&global));
+    }
     Ok(())
 }
 
@@ -460,6 +523,7 @@ async fn securityhub_admin(
     account: Option<String>,
     clear: bool,
     by: Option<String>,
+    out: OutputArgs,
 ) -> Result<()> {
     let global = if account.is_none() && !clear {
         store(config, &aws_config().await?).settings().await?.global
@@ -471,6 +535,10 @@ async fn securityhub_admin(
         let op = operator(config, by).await?;
         settings::set_securityhub_admin(&op.store, &op.audit, account.as_deref(), &op.by).await?
     };
+    if out.is_json() {
+        print_json(&global_json(&global));
+        return Ok(());
+    }
     match global.securityhub_admin {
         Some(a) => println!(
             "Security Hub administrator account: {a} (its findings about other accounts are acted on)"
@@ -480,4 +548,22 @@ async fn securityhub_admin(
         ),
     }
     Ok(())
+}
+
+/// The Organization-wide settings as the commands that show or change them print them in JSON.
+fn global_json(g: &crate::state::Global) -> Value {
+    json!({
+        "accounts": g.accounts,
+        "organization": g.organization,
+        "tag_exemptions": g.tag_exemptions,
+        "tag_exemption_max_days": g
+            .tag_exemption_max_days
+            .unwrap_or(crate::state::DEFAULT_TAG_EXEMPTION_MAX_DAYS),
+        "paused": g.paused,
+        "pause_reason": g.pause_reason,
+        "securityhub_admin": g.securityhub_admin,
+        "approver_must_differ": g.approver_must_differ,
+        "updated_by": g.updated_by,
+        "updated_at": g.updated_at,
+    })
 }

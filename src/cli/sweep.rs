@@ -2,7 +2,7 @@
 
 use clap::Args;
 
-use super::{Failure, Result, print_json};
+use super::{Failure, OutputArgs, Result, print_json};
 use crate::app::{COMMAND_LEASE, aws_config, build_context, caller, load_catalog};
 use crate::config::Config;
 use crate::event::validate_account;
@@ -41,9 +41,8 @@ pub struct SweepArgs {
     /// change, per remediation and account. Read it before switching a remediation to enforce.
     #[arg(long)]
     pub what_if: bool,
-    /// Print JSON instead of a table.
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub out: OutputArgs,
 }
 
 pub(super) async fn run(config: &Config, args: SweepArgs) -> Result<()> {
@@ -124,7 +123,7 @@ pub(super) async fn run(config: &Config, args: SweepArgs) -> Result<()> {
             "the sweep is incomplete: {errors} error(s) in reading or fixing (each is listed)"
         )))
     };
-    if args.json {
+    if args.out.is_json() {
         print_json(&lines);
         report_failed_accounts(&lines);
         return outcome;

@@ -21,18 +21,29 @@ pub struct WorkerArgs {
     /// Long-poll wait in seconds, 0–20 [default: 20; 1 with --once]
     #[arg(long)]
     pub wait_seconds: Option<i32>,
-    /// Also sweep the worker's own account and region every this many seconds (not with
-    /// --once) [default: off]
-    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(60..))]
+    /// Also sweep the worker's own account and region this often: seconds or a duration
+    /// (15m, 6h, 1d), at least 60 s (not with --once) [default: off]
+    #[arg(long, value_name = "DURATION", value_parser = sweep_every_arg)]
     pub sweep_every: Option<u64>,
 }
 
 #[derive(Debug, Args)]
 pub struct HealthcheckArgs {
-    /// The longest time since the last poll that counts as healthy, in seconds (a long poll
-    /// waits 20).
-    #[arg(long, default_value_t = 90)]
+    /// The longest time since the last poll that counts as healthy: seconds or a duration
+    /// (90s, 2m) (a long poll waits 20 s).
+    #[arg(long, default_value_t = 90, value_name = "DURATION", value_parser = crate::clock::seconds_arg)]
     max_age: u64,
+}
+
+/// `--sweep-every`: a duration of at least a minute, as seconds.
+fn sweep_every_arg(text: &str) -> std::result::Result<u64, String> {
+    let secs = crate::clock::seconds_arg(text)?;
+    if secs < 60 {
+        return Err(format!(
+            "{text:?} is {secs} s: sweep at most once a minute (60 s or more)"
+        ));
+    }
+    Ok(secs)
 }
 
 pub(super) async fn run(config: Config, args: WorkerArgs, started: Instant) -> Result<()> {

@@ -209,7 +209,7 @@ impl Outcome {
                 approved_at.as_deref().unwrap_or("an unknown time"),
             ),
             Outcome::Planned { capped } => format!(
-                "dry-run: the plan is recorded and nothing was changed{}",
+                "dry-run: rectify would perform the plan recorded; nothing was changed{}",
                 in_parens(capped)
             ),
             Outcome::AwaitingApproval { capped } => {
@@ -376,6 +376,11 @@ mod tests {
                 Outcome::Applied { actions: 2 },
                 JobStatus::Applied,
                 "2 action(s) applied and verified",
+            ),
+            (
+                Outcome::Planned { capped: None },
+                JobStatus::Planned,
+                "dry-run: rectify would perform the plan recorded; nothing was changed",
             ),
         ];
         for (outcome, status, reason) in cases {

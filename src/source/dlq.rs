@@ -30,6 +30,10 @@ pub struct DeadLetter {
     /// own receives do not count).
     pub receive_count: u64,
     pub body: String,
+    /// When the message was sent to the queue it is in (RFC 3339, UTC): when rectify
+    /// dead-lettered it, or when it was first sent for one SQS moved.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sent_at: Option<String>,
 }
 
 /// What [`redrive`] did.
@@ -134,6 +138,12 @@ fn dead_letter(m: &Message, moved_after: Option<u64>) -> DeadLetter {
             .to_string(),
         receive_count,
         body: m.body().unwrap_or_default().to_string(),
+        sent_at: m
+            .attributes()
+            .and_then(|a| a.get(&MessageSystemAttributeName::SentTimestamp))
+            .and_then(|t| t.parse::<i64>().ok())
+            .and_then(chrono::DateTime::from_timestamp_millis)
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
     }
 }
 
@@ -251,6 +261,7 @@ mod tests {
                 reason: "not JSON".into(),
                 receive_count: 3,
                 body: "not an event".into(),
+                sent_at: None,
             }
         );
     }
@@ -298,6 +309,7 @@ mod tests {
             reason: "r".into(),
             receive_count: 2,
             body: "b".into(),
+            sent_at: None,
         };
         assert_eq!(
             serde_json::to_string(&d).unwrap(),

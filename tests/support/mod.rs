@@ -354,8 +354,9 @@ impl Env {
             .unwrap_or_default()
     }
 
+    /// Every audit record, the anchors included.
     pub async fn audit(&self) -> Vec<Value> {
-        self.json(&["audit", "list"])
+        self.json(&["audit", "list", "--all"])
             .await
             .as_array()
             .cloned()
