@@ -376,6 +376,10 @@ mod tests {
 
     /// A format 2 record with the RFC 8785 examples (section 3.2.2's literals, numbers and
     /// string; section 3.2.3's keys, sorted by UTF-16 code units) in its states.
+    #[allow(
+        clippy::excessive_precision,
+        reason = "RFC 8785's example number, written as the RFC writes it"
+    )]
     fn jcs_record() -> Record {
         Record {
             id: "w-a-00000001".into(),
