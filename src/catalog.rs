@@ -872,33 +872,38 @@ fn compare_plans(expected: &Plan, actual: &Plan) -> Option<String> {
     }
 }
 
-/// A unified-style line diff (longest common subsequence), for small texts.
-pub fn line_diff(expected: &str, actual: &str) -> String {
-    let a: Vec<&str> = expected.lines().collect();
-    let b: Vec<&str> = actual.lines().collect();
-    let mut lcs = vec![vec![0usize; b.len() + 1]; a.len() + 1];
-    for i in (0..a.len()).rev() {
-        for j in (0..b.len()).rev() {
-            lcs[i][j] = if a[i] == b[j] {
-                lcs[i + 1][j + 1] + 1
-            } else {
-                lcs[i + 1][j].max(lcs[i][j + 1])
-            };
-        }
-    }
-    let (mut i, mut j) = (0, 0);
-    let mut out = String::new();
-    while i < a.len() || j < b.len() {
-        if i < a.len() && j < b.len() && a[i] == b[j] {
-            out.push_str(&format!("  {}\n", a[i]));
-            i += 1;
-            j += 1;
-        } else if j < b.len() && (i == a.len() || lcs[i][j + 1] >= lcs[i + 1][j]) {
-            out.push_str(&format!("+ {}\n", b[j]));
-            j += 1;
+/// Lines of context kept around each change in a [`line_diff`].
+const DIFF_CONTEXT: usize = 3;
+
+/// A unified line diff from `old` to `new`: one `@@ -a,b +c,d @@` header per hunk, at most three
+/// lines of context around each change, removed lines (`- `) before the added lines (`+ `) that
+/// replace them, unchanged lines indented by two spaces. Empty when the texts have the same lines.
+pub fn line_diff(old: &str, new: &str) -> String {
+    use std::fmt::Write;
+    // A last line without its newline is still the same line.
+    let ended = |t: &str| {
+        if t.is_empty() || t.ends_with('\n') {
+            t.to_string()
         } else {
-            out.push_str(&format!("- {}\n", a[i]));
-            i += 1;
+            format!("{t}\n")
+        }
+    };
+    let (old, new) = (ended(old), ended(new));
+    let diff = similar::TextDiff::from_lines(&old, &new);
+    let mut out = String::new();
+    for hunk in diff
+        .unified_diff()
+        .context_radius(DIFF_CONTEXT)
+        .iter_hunks()
+    {
+        let _ = writeln!(out, "{}", hunk.header());
+        for change in hunk.iter_changes() {
+            let sign = match change.tag() {
+                similar::ChangeTag::Delete => '-',
+                similar::ChangeTag::Insert => '+',
+                similar::ChangeTag::Equal => ' ',
+            };
+            let _ = writeln!(out, "{sign} {}", change.value().trim_end_matches('\n'));
         }
     }
     out
@@ -1477,6 +1482,33 @@ mod tests {
     #[test]
     fn diff_marks_changed_lines() {
         let d = line_diff("a\nb\nc", "a\nx\nc");
-        assert_eq!(d, "  a\n+ x\n- b\n  c\n");
+        assert_eq!(d, "@@ -1,3 +1,3 @@\n  a\n- b\n+ x\n  c\n");
+    }
+
+    #[test]
+    fn diff_trims_context_to_three_lines_and_splits_distant_changes_into_hunks() {
+        let old: Vec<String> = (1..=30).map(|n| format!("line {n}")).collect();
+        let mut new = old.clone();
+        new[9] = "line ten".into();
+        new[24] = "line twenty-five".into();
+        new.insert(25, "added".into());
+        let d = line_diff(&old.join("\n"), &new.join("\n"));
+        assert_eq!(
+            d,
+            "@@ -7,7 +7,7 @@\n  line 7\n  line 8\n  line 9\n- line 10\n+ line ten\n  line 11\n  line 12\n  line 13\n\
+             @@ -22,7 +22,8 @@\n  line 22\n  line 23\n  line 24\n- line 25\n+ line twenty-five\n+ added\n  line 26\n  line 27\n  line 28\n"
+        );
+    }
+
+    #[test]
+    fn diff_puts_removed_lines_before_added_ones_and_ignores_a_missing_last_newline() {
+        let d = line_diff("keep\nold 1\nold 2\nend", "keep\nnew 1\nnew 2\nend\n");
+        let signs: Vec<&str> = d.lines().skip(1).map(|l| &l[..1]).collect();
+        assert_eq!(signs, [" ", "-", "-", "+", "+", " "], "{d}");
+        assert_eq!(line_diff("same\nlines", "same\nlines\n"), "");
+        assert_eq!(
+            line_diff("", "{\n  \"a\": 1\n}"),
+            "@@ -0,0 +1,3 @@\n+ {\n+   \"a\": 1\n+ }\n"
+        );
     }
 }

@@ -58,7 +58,7 @@ pub fn difference(expected: &Value, actual: &Value) -> String {
     let a = serde_json::to_string_pretty(&comparable(actual)).unwrap_or_default();
     crate::catalog::line_diff(&e, &a)
         .lines()
-        .filter(|l| !l.starts_with("  "))
+        .filter(|l| l.starts_with("- ") || l.starts_with("+ "))
         .collect::<Vec<_>>()
         .join("\n")
 }

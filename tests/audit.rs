@@ -944,3 +944,183 @@ async fn a_secret_in_a_before_state_is_stored_redacted_and_undo_still_restores()
     undo(&env, &job).await;
     assert_eq!(public_access_block(&env.sdk, &bucket).await, None);
 }
+
+/// The Python check in docs/operations.md, exactly as printed there.
+fn operations_guide_check() -> String {
+    let root = std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR");
+    let doc = std::fs::read_to_string(format!("{root}/docs/operations.md")).unwrap();
+    let (_, rest) = doc
+        .split_once("<!-- check.py: begin -->\n```python\n")
+        .expect("docs/operations.md holds the check between its markers");
+    let (code, _) = rest.split_once("```\n<!-- check.py: end -->").unwrap();
+    code.to_string()
+}
+
+/// Runs `check` with python3 over the export in `dir`: exit code and output.
+fn run_check(check: &std::path::Path, dir: &std::path::Path) -> (i32, String) {
+    let out = std::process::Command::new("python3")
+        .arg(check)
+        .arg(dir)
+        .output()
+        .expect("python3 runs");
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_check_in_the_operations_guide_verifies_an_export_of_both_formats() {
+    use rectify::audit::{Format, GENESIS, Record, RecordKind, RecordOutcome};
+    let env = Env::new().await;
+    let chain = trail(&env).await;
+
+    // A chain begun before records carried a format and continued in format 2, as a writer
+    // upgraded mid-chain leaves it; keys beyond the BMP sort differently in the two formats.
+    let mut prev = GENESIS.to_string();
+    for (seq, format) in [(1, Format::LEGACY), (2, Format::JCS)] {
+        let mut r = Record {
+            format,
+            id: format!("w-legacy-{seq:08}"),
+            chain: "w-legacy".into(),
+            seq,
+            prev_hash: prev.clone(),
+            time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            kind: RecordKind::Settings,
+            outcome: RecordOutcome::SettingsChanged,
+            actor: Some("caf\u{e9} \u{1f600}".into()),
+            after: Some(
+                serde_json::json!({"\u{1f600}": 1, "\u{fb33}": [true, null, -2], "a\"\n": {}}),
+            ),
+            ..Record::default()
+        };
+        r.hash = r.compute_hash();
+        let text = |s: &str| AttributeValue::S(s.to_string());
+        let mut it = key("w-legacy", seq);
+        for (k, v) in [
+            ("id", r.id.as_str()),
+            ("time", r.time.as_str()),
+            ("job_id", ""),
+            ("resource_id", ""),
+            ("remediation", ""),
+            ("outcome", r.outcome.as_str()),
+            ("hash", r.hash.as_str()),
+        ] {
+            it.insert(k.into(), text(v));
+        }
+        it.insert("record".into(), text(&serde_json::to_string(&r).unwrap()));
+        put(&env, it).await;
+        prev = r.hash.clone();
+    }
+    // Its writer stopped without anchoring: the next worker adopts the chain.
+    aws_sdk_dynamodb::Client::new(&env.sdk)
+        .put_item()
+        .table_name(format!("{}-settings", env.prefix))
+        .item("remediation", AttributeValue::S("_writers".into()))
+        .item("scope", AttributeValue::S("w-legacy".into()))
+        .item("alive_until", AttributeValue::N("1".into()))
+        .send()
+        .await
+        .unwrap();
+    env.run(&["worker", "--once"]).await;
+    let verified = env.ok(&["audit", "verify"]).await;
+    assert!(verified.starts_with("OK"), "{verified}");
+
+    let s3 = aws_sdk_s3::Client::new(&env.sdk);
+    let bucket = unique("audit-check");
+    s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    env.ok(&["audit", "export", "--bucket", &bucket]).await;
+    let dir = std::env::temp_dir().join(unique("rectify-export"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let listed = s3
+        .list_objects_v2()
+        .bucket(&bucket)
+        .prefix("rectify-audit/")
+        .send()
+        .await
+        .unwrap();
+    let mut lines = 0;
+    for obj in listed.contents() {
+        let k = obj.key().unwrap();
+        let body = s3
+            .get_object()
+            .bucket(&bucket)
+            .key(k)
+            .send()
+            .await
+            .unwrap()
+            .body
+            .collect()
+            .await
+            .unwrap()
+            .into_bytes();
+        lines += body.iter().filter(|b| **b == b'\n').count();
+        std::fs::write(dir.join(k.trim_start_matches("rectify-audit/")), &body).unwrap();
+    }
+    let legacy = std::fs::read_to_string(dir.join("w-legacy.jsonl")).unwrap();
+    let legacy: Vec<&str> = legacy.lines().collect();
+    assert_eq!(legacy.len(), 2, "{legacy:?}");
+    assert!(!legacy[0].contains("\"format\""), "{}", legacy[0]);
+    assert!(legacy[1].contains("\"format\":2"), "{}", legacy[1]);
+    assert!(
+        std::fs::read_to_string(dir.join(format!("{chain}.jsonl")))
+            .unwrap()
+            .contains("\"format\":2")
+    );
+
+    let check = dir.join("check.py.txt");
+    std::fs::write(&check, operations_guide_check()).unwrap();
+    let (code, out) = run_check(&check, &dir);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out.trim(), format!("OK: {lines} records"));
+
+    // An edit of a record in either format, without its hash: that record is named.
+    let worker_file = dir.join(format!("{chain}.jsonl"));
+    let worker_text = std::fs::read_to_string(&worker_file).unwrap();
+    for (file, was, now, named) in [
+        (
+            dir.join("w-legacy.jsonl"),
+            legacy.join("\n") + "\n",
+            legacy.join("\n").replacen("settings-changed", "paused", 1) + "\n",
+            "w-legacy-00000001".to_string(),
+        ),
+        (
+            worker_file.clone(),
+            worker_text.clone(),
+            worker_text.replacen("\"seq\":2,", "\"seq\":2,\"x\":1,", 1),
+            format!("{chain}-00000002"),
+        ),
+    ] {
+        assert_ne!(was, now);
+        std::fs::write(&file, &now).unwrap();
+        let (code, out) = run_check(&check, &dir);
+        assert_eq!(code, 1, "{out}");
+        assert!(
+            out.lines()
+                .any(|l| l.starts_with(&format!("{named}: edited"))),
+            "{out}"
+        );
+        std::fs::write(&file, &was).unwrap();
+    }
+
+    // A consistent rewrite of the newest record, hash and all: the anchor that named it tells.
+    let mut records: Vec<String> = worker_text.lines().map(str::to_string).collect();
+    let mut head: Record = serde_json::from_str(records.last().unwrap()).unwrap();
+    head.outcome = RecordOutcome::Job(rectify::state::JobStatus::NoOp);
+    head.hash = head.compute_hash();
+    *records.last_mut().unwrap() = serde_json::to_string(&head).unwrap();
+    std::fs::write(&worker_file, records.join("\n") + "\n").unwrap();
+    let (code, out) = run_check(&check, &dir);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!(
+            "{chain}-00000004: missing or changed, though anchors-"
+        )),
+        "{out}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

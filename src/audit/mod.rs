@@ -22,7 +22,7 @@ pub use crate::redact::redact;
 pub use chain::{ANCHORS, AuditWriter, IDLE_ANCHOR, Pending};
 pub use export::{export, read_export};
 pub use liveness::{Liveness, adopt_stopped};
-pub use record::{GENESIS, Record, RecordKind, RecordOutcome};
+pub use record::{Format, GENESIS, Record, RecordKind, RecordOutcome};
 pub use verify::{Coverage, Problem, Stored, coverage, read_all, verify, verify_export};
 
 #[cfg(test)]
@@ -198,6 +198,76 @@ mod tests {
         idle.stored_hash = idle.record.hash.clone();
         records.push(idle);
         assert!(verify(&records).is_empty(), "{:?}", verify(&records));
+    }
+
+    /// A chain whose first `legacy` records were written in format 1, the rest in format 2.
+    fn mixed_chain(n: u64, legacy: u64) -> Vec<Stored> {
+        let mut records = chain(n);
+        let mut prev = GENESIS.to_string();
+        for s in &mut records {
+            if s.seq <= legacy {
+                s.record.format = Format::LEGACY;
+            }
+            s.record.prev_hash = prev;
+            s.record.hash = s.record.compute_hash();
+            s.stored_hash = s.record.hash.clone();
+            prev = s.record.hash.clone();
+        }
+        records
+    }
+
+    /// The stored text of each record read back, as `read_all` and `read_export` see it.
+    fn reread(records: &[Stored]) -> Vec<Stored> {
+        records
+            .iter()
+            .map(|s| Stored {
+                record: serde_json::from_str(&s.record.canonical()).unwrap(),
+                ..s.clone()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_chain_of_format_1_records_then_format_2_records_verifies() {
+        let records = reread(&mixed_chain(4, 2));
+        assert_eq!(records[1].record.format, Format::LEGACY);
+        assert_eq!(records[2].record.format, Format::JCS);
+        assert!(!records[1].record.canonical().contains("\"format\""));
+        assert!(records[2].record.canonical().contains("\"format\":2"));
+        assert!(verify(&records).is_empty(), "{:?}", verify(&records));
+    }
+
+    #[test]
+    fn tampering_is_named_in_either_format() {
+        for (seq, format) in [(2, Format::LEGACY), (4, Format::JCS)] {
+            let mut edited = reread(&mixed_chain(4, 2));
+            let r = &mut edited[seq - 1].record;
+            assert_eq!(r.format, format);
+            r.reason = Some("edited".into());
+            let p = verify(&edited);
+            let name = format!("w-a-{seq:08}");
+            assert!(
+                p.iter()
+                    .any(|p| p.record == name && p.what.contains("edited")),
+                "format {format}: {p:?}"
+            );
+        }
+        // Claiming the other format changes what is hashed, so it is an edit too.
+        let mut downgraded = reread(&mixed_chain(4, 2));
+        downgraded[3].record.format = Format::LEGACY;
+        assert!(
+            verify(&downgraded)
+                .iter()
+                .any(|p| p.record == "w-a-00000004" && p.what.contains("edited"))
+        );
+        let mut future = reread(&mixed_chain(2, 0));
+        future[1].record.format = Format(3);
+        let p = verify(&future);
+        assert!(
+            p.iter()
+                .any(|p| p.record == "w-a-00000002" && p.what.contains("record format 3")),
+            "{p:?}"
+        );
     }
 
     #[test]

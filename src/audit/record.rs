@@ -118,9 +118,62 @@ impl<'de> Deserialize<'de> for RecordOutcome {
     }
 }
 
+/// How a record is made canonical before it is hashed. Stored in the record as `format`; a
+/// record without that key is format 1, so that chains written before formats were numbered
+/// still verify.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Format(pub u32);
+
+impl Format {
+    /// Keys sorted by code point at every depth, no white space, serde_json's text otherwise.
+    pub const LEGACY: Format = Format(1);
+    /// RFC 8785, the JSON Canonicalization Scheme: what every new record is written in.
+    pub const JCS: Format = Format(2);
+
+    fn legacy() -> Format {
+        Format::LEGACY
+    }
+
+    fn is_legacy(&self) -> bool {
+        *self == Format::LEGACY
+    }
+
+    /// Whether this rectify can recompute hashes of this format.
+    pub fn is_known(self) -> bool {
+        self == Format::LEGACY || self == Format::JCS
+    }
+
+    /// The canonical text of `value` in this format (format 1's for a format this rectify does
+    /// not know: readable, but [`Record::compute_hash`] matches no hash of it).
+    fn canonical(self, value: &Value) -> String {
+        if self == Format::JCS {
+            serde_json_canonicalizer::to_string(value).unwrap_or_default()
+        } else {
+            canonical_json(value)
+        }
+    }
+}
+
+/// New records are written in the current format.
+impl Default for Format {
+    fn default() -> Self {
+        Format::JCS
+    }
+}
+
+impl std::fmt::Display for Format {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
 /// One audit record.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Record {
+    /// How the record is canonicalised for its hash (absent, and so 1, in older records).
+    #[serde(default = "Format::legacy", skip_serializing_if = "Format::is_legacy")]
+    pub format: Format,
     pub id: String,
     pub chain: String,
     pub seq: u64,
@@ -154,17 +207,24 @@ pub struct Record {
 }
 
 impl Record {
-    /// sha256 over the canonical JSON of every field but `hash`.
+    /// sha256 over the UTF-8 of the canonical JSON of every field but `hash`, in the record's
+    /// format (RFC 8785 for format 2); empty for a format this rectify does not know.
     pub fn compute_hash(&self) -> String {
+        if !self.format.is_known() {
+            return String::new();
+        }
         let mut v = serde_json::to_value(self).unwrap_or(Value::Null);
         if let Value::Object(map) = &mut v {
             map.remove("hash");
         }
-        sha256_hex(&canonical_json(&v))
+        sha256_hex(&self.format.canonical(&v))
     }
 
+    /// The whole record, `hash` included, as canonical JSON in its format: what the table stores
+    /// and an export holds, one a line.
     pub(crate) fn canonical(&self) -> String {
-        canonical_json(&serde_json::to_value(self).unwrap_or(Value::Null))
+        self.format
+            .canonical(&serde_json::to_value(self).unwrap_or(Value::Null))
     }
 
     /// The record of a job's outcome (`actor`: who decided: `worker`, or the approver).
@@ -389,6 +449,90 @@ pub(crate) fn redact_record(r: &mut Record) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A format 2 record with the RFC 8785 examples (section 3.2.2's literals, numbers and
+    /// string; section 3.2.3's keys, sorted by UTF-16 code units) in its states.
+    #[allow(
+        clippy::excessive_precision,
+        reason = "RFC 8785's example number, written as the RFC writes it"
+    )]
+    fn jcs_record() -> Record {
+        Record {
+            id: "w-a-00000001".into(),
+            chain: "w-a".into(),
+            seq: 1,
+            prev_hash: GENESIS.into(),
+            time: "2026-11-22T00:00:01Z".into(),
+            kind: RecordKind::Settings,
+            outcome: RecordOutcome::SettingsChanged,
+            reason: Some("caf\u{e9} \u{1f600}".into()),
+            actor: Some("alice".into()),
+            before: Some(serde_json::json!({
+                "numbers": [333_333_333.333_333_29, 1E30, 4.50, 2e-3, 0.000_000_000_000_000_000_000_000_001],
+                "string": "\u{20ac}$\u{f}\nA'B\"\\\\\"/",
+                "literals": [null, true, false]
+            })),
+            after: Some(serde_json::json!({
+                "\u{20ac}": "Euro Sign",
+                "\r": "Carriage Return",
+                "\u{fb33}": "Hebrew Letter Dalet With Dagesh",
+                "1": "One",
+                "\u{1f600}": "Emoji: Grinning Face",
+                "\u{80}": "Control",
+                "\u{f6}": "Latin Small Letter O With Diaeresis"
+            })),
+            ..Record::default()
+        }
+    }
+
+    #[test]
+    fn new_records_are_hashed_over_their_rfc_8785_form() {
+        let mut r = jcs_record();
+        assert_eq!(r.format, Format::JCS);
+        r.hash = r.compute_hash();
+        // Written out by hand from RFC 8785: keys sorted by UTF-16 code units (U+1F600 before
+        // U+FB33), numbers as ECMAScript prints them, only control characters escaped.
+        let after = r#"{"\r":"Carriage Return","1":"One","<80>":"Control","ö":"Latin Small Letter O With Diaeresis","€":"Euro Sign","😀":"Emoji: Grinning Face","<fb33>":"Hebrew Letter Dalet With Dagesh"}"#
+            .replace("<80>", "\u{80}")
+            .replace("<fb33>", "\u{fb33}");
+        let before = r#"{"literals":[null,true,false],"numbers":[333333333.3333333,1e+30,4.5,0.002,1e-27],"string":"€$\u000f\nA'B\"\\\\\"/"}"#;
+        let expected = |hash: &str| {
+            format!(
+                r#"{{"account":null,"actor":"alice","after":{after},"before":{before},"chain":"w-a","error":null,"event_id":null,"format":2,{hash}"id":"w-a-00000001","job_id":null,"kind":"settings","mode":null,"outcome":"settings-changed","plan":null,"prev_hash":"{GENESIS}","reason":"café 😀","region":null,"remediation":null,"resource_id":null,"resource_type":null,"rule":null,"script_sha256":null,"seq":1,"time":"2026-11-22T00:00:01Z"}}"#
+            )
+        };
+        // sha256 of expected("") as bytes, computed apart from rectify.
+        let hash = "cc0fa12387f7677e526af77c7ea25679eb57ca3d4c4f6ed0329909d980b23f37";
+        assert_eq!(sha256_hex(&expected("")), hash);
+        assert_eq!(r.hash, hash);
+        assert_eq!(r.canonical(), expected(&format!(r#""hash":"{hash}","#)));
+        let back: Record = serde_json::from_str(&r.canonical()).unwrap();
+        assert_eq!(back.format, Format::JCS);
+        assert_eq!(back.compute_hash(), hash);
+    }
+
+    #[test]
+    fn a_record_without_a_format_is_format_1_and_hashes_as_before() {
+        // As the table and exports hold records written before formats were numbered: keys in
+        // code point order (U+FB33 before U+1F600), no `format` key.
+        let stored = r#"{"account":"111122223333","actor":"worker","after":null,"before":{"<fb33>":2,"😀":1},"chain":"w-old","error":null,"event_id":null,"hash":"c02a347eb5bbc3a24205ae2649e31b4efed2053d9b31a1205d72a7df6a5d2d9d","id":"w-old-00000001","job_id":"j-1","kind":"job","mode":"enforce","outcome":"applied","plan":null,"prev_hash":"0000000000000000000000000000000000000000000000000000000000000000","reason":"café","region":"eu-west-1","remediation":"s3-block-public-access","resource_id":"b","resource_type":"AWS::S3::Bucket","rule":"r","script_sha256":null,"seq":1,"time":"2026-01-01T00:00:00Z"}"#
+            .replace("<fb33>", "\u{fb33}");
+        let r: Record = serde_json::from_str(&stored).unwrap();
+        assert_eq!(r.format, Format::LEGACY);
+        assert_eq!(r.compute_hash(), r.hash);
+        assert_eq!(
+            r.canonical(),
+            stored,
+            "a format 1 record is stored as it was"
+        );
+        assert!(serde_json::to_value(&r).unwrap().get("format").is_none());
+        let mut jcs = r.clone();
+        jcs.format = Format::JCS;
+        assert_ne!(jcs.compute_hash(), r.hash);
+        let mut unknown = r;
+        unknown.format = Format(3);
+        assert_eq!(unknown.compute_hash(), "");
+    }
 
     #[test]
     fn kinds_and_outcomes_serialise_to_the_stored_strings() {

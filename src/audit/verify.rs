@@ -113,7 +113,8 @@ pub struct Problem {
 }
 
 /// Checks every chain: sequence numbers from 1 without gaps, each record naming its
-/// predecessor's hash, each hash matching its record's content and key.
+/// predecessor's hash, each hash matching its record's content and key, whatever the format
+/// each record was written in (a chain may hold format 1 records, then format 2 ones).
 pub fn verify(records: &[Stored]) -> Vec<Problem> {
     let mut chains: BTreeMap<&str, Vec<&Stored>> = BTreeMap::new();
     for r in records {
@@ -175,7 +176,14 @@ pub fn verify(records: &[Stored]) -> Vec<Problem> {
                 problem("stored under a key its content does not name: moved or forged".into());
             }
             let computed = r.compute_hash();
-            if computed != r.hash || r.hash != s.stored_hash {
+            if !r.format.is_known() {
+                problem(format!(
+                    "record format {}, which this rectify cannot hash (it knows formats {} and {}): verify with a newer rectify",
+                    r.format,
+                    super::Format::LEGACY,
+                    super::Format::JCS
+                ));
+            } else if computed != r.hash || r.hash != s.stored_hash {
                 problem("content does not match its hash: the record was edited".into());
             }
             if r.prev_hash != prev_hash {
