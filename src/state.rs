@@ -211,6 +211,45 @@ pub struct Job {
     pub hub_retry: bool,
 }
 
+#[cfg(test)]
+impl Job {
+    /// A job for unit tests: an S3 bucket `b` in 111122223333/us-east-1 under
+    /// `s3-block-public-access`, in approval mode, with no plan yet.
+    pub(crate) fn sample(status: JobStatus) -> Job {
+        Job {
+            id: "j1".into(),
+            remediation: "s3-block-public-access".into(),
+            account: "111122223333".into(),
+            region: "us-east-1".into(),
+            resource_type: "AWS::S3::Bucket".into(),
+            resource_id: "b".into(),
+            rule: "r".into(),
+            source: "config".into(),
+            event_id: None,
+            observation: "t".into(),
+            status,
+            mode: crate::catalog::Mode::Approval,
+            reason: None,
+            plan: None,
+            plan_hash: None,
+            before: None,
+            after: None,
+            inverse: None,
+            created: Vec::new(),
+            script_sha256: None,
+            approved_by: None,
+            approved_at: None,
+            approved_plan_hash: None,
+            approval_reason: None,
+            created_at: "t".into(),
+            updated_at: "t".into(),
+            attempts: 1,
+            hub: None,
+            hub_retry: false,
+        }
+    }
+}
+
 impl Job {
     /// A job id is derived from the finding, so every delivery of one evaluation names one job.
     pub fn id_for(
@@ -1251,25 +1290,16 @@ impl Store {
         owner: &str,
         lease: Duration,
     ) -> Result<bool, StateError> {
-        let now = Utc::now().timestamp();
-        let until = now + lease.as_secs().max(1) as i64;
-        let id = lock_id(key);
+        // The same write as the lock in `claim_locked`'s transaction, made alone.
+        let put = self.lock_put(key, owner, lease, Utc::now().timestamp())?;
         let result = self
             .ddb
             .put_item()
-            .table_name(&self.names.jobs)
-            .item("id", s(&id))
-            .item("resource_key", s(key))
-            .item("lease_owner", s(owner))
-            .item("lease_until", n(until))
-            // Lock records are short-lived: a TTL on this attribute may expire them.
-            .item("expires_at", n(until + 86_400))
-            .condition_expression("attribute_not_exists(#id) OR #until < :now OR #owner = :me")
-            .expression_attribute_names("#id", "id")
-            .expression_attribute_names("#until", "lease_until")
-            .expression_attribute_names("#owner", "lease_owner")
-            .expression_attribute_values(":now", n(now))
-            .expression_attribute_values(":me", s(owner))
+            .table_name(put.table_name)
+            .set_item(Some(put.item))
+            .set_condition_expression(put.condition_expression)
+            .set_expression_attribute_names(put.expression_attribute_names)
+            .set_expression_attribute_values(put.expression_attribute_values)
             .send()
             .await;
         match result {

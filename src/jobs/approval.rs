@@ -303,35 +303,11 @@ mod tests {
 
     fn test_job() -> Job {
         Job {
-            id: "j1".into(),
             remediation: "sg-revoke-open-ssh".into(),
-            account: "111122223333".into(),
-            region: "us-east-1".into(),
             resource_type: "AWS::EC2::SecurityGroup".into(),
             resource_id: "sg-0123456789abcdef0".into(),
             rule: "restricted-ssh".into(),
-            source: "config".into(),
-            event_id: None,
-            observation: "t".into(),
-            status: JobStatus::PendingApproval,
-            mode: crate::catalog::Mode::Approval,
-            reason: None,
-            plan: None,
-            plan_hash: None,
-            before: None,
-            after: None,
-            inverse: None,
-            created: Vec::new(),
-            script_sha256: None,
-            approved_by: None,
-            approved_at: None,
-            approved_plan_hash: None,
-            approval_reason: None,
-            created_at: "t".into(),
-            updated_at: "t".into(),
-            attempts: 1,
-            hub: None,
-            hub_retry: false,
+            ..Job::sample(JobStatus::PendingApproval)
         }
     }
 

@@ -156,35 +156,9 @@ mod tests {
 
     fn job(status: JobStatus, remediation: &str, account: &str) -> Job {
         Job {
-            id: "j1".into(),
             remediation: remediation.into(),
             account: account.into(),
-            region: "us-east-1".into(),
-            resource_type: "AWS::S3::Bucket".into(),
-            resource_id: "b".into(),
-            rule: "r".into(),
-            source: "config".into(),
-            event_id: None,
-            observation: "t".into(),
-            status,
-            mode: crate::catalog::Mode::Approval,
-            reason: None,
-            plan: None,
-            plan_hash: None,
-            before: None,
-            after: None,
-            inverse: None,
-            created: Vec::new(),
-            script_sha256: None,
-            approved_by: None,
-            approved_at: None,
-            approved_plan_hash: None,
-            approval_reason: None,
-            created_at: "t".into(),
-            updated_at: "t".into(),
-            attempts: 1,
-            hub: None,
-            hub_retry: false,
+            ..Job::sample(status)
         }
     }
 

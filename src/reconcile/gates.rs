@@ -510,35 +510,14 @@ mod tests {
 
     fn approved_job(hash: &str) -> Job {
         Job {
-            id: "j1".into(),
             remediation: "sg-revoke-open-ssh".into(),
-            account: ACCOUNT.into(),
-            region: "us-east-1".into(),
             resource_type: "AWS::EC2::SecurityGroup".into(),
             resource_id: "sg-0123456789abcdef0".into(),
             rule: "restricted-ssh".into(),
-            source: "config".into(),
-            event_id: None,
-            observation: "t".into(),
-            status: JobStatus::Approved,
-            mode: Mode::Approval,
-            reason: None,
-            plan: None,
-            plan_hash: None,
-            before: None,
-            after: None,
-            inverse: None,
-            created: Vec::new(),
-            script_sha256: None,
+            account: ACCOUNT.into(),
             approved_by: Some("bob".into()),
-            approved_at: None,
             approved_plan_hash: Some(hash.into()),
-            approval_reason: None,
-            created_at: "t".into(),
-            updated_at: "t".into(),
-            attempts: 1,
-            hub: None,
-            hub_retry: false,
+            ..Job::sample(JobStatus::Approved)
         }
     }
 

@@ -73,9 +73,10 @@ fn built<T>(r: Result<T, aws_sdk_dynamodb::error::BuildError>) -> Result<T, Stat
 }
 
 impl Store {
-    /// The Put that takes the lock on `key` for `owner` (or renews this owner's own), as
-    /// [`Store::lock_resource`] writes it.
-    fn lock_put(
+    /// The Put that takes the lock on `key` for `owner` (or renews this owner's own): alone in
+    /// [`Store::lock_resource`], with the claim in [`Store::claim_locked`]. Lock records are
+    /// short-lived: a TTL on `expires_at` may expire them.
+    pub(super) fn lock_put(
         &self,
         key: &str,
         owner: &str,
