@@ -129,6 +129,18 @@ pub async fn bootstrap(
     Ok(made)
 }
 
+/// A redrive policy's target and receive count, whatever JSON spelling carries them: SQS takes
+/// `maxReceiveCount` as a string and returns it as a number.
+fn redrive_meaning(policy: &str) -> Option<(String, u64)> {
+    let v: serde_json::Value = serde_json::from_str(policy).ok()?;
+    let target = v.get("deadLetterTargetArn")?.as_str()?.to_string();
+    let count = match v.get("maxReceiveCount")? {
+        serde_json::Value::String(s) => s.parse().ok()?,
+        n => n.as_u64()?,
+    };
+    Some((target, count))
+}
+
 async fn ensure_queue(
     sqs: &aws_sdk_sqs::Client,
     name: &str,
@@ -148,10 +160,7 @@ async fn ensure_queue(
             let have = current.get(k).map_or("", String::as_str);
             match k {
                 // Compare the redrive policy by meaning, not by its JSON spelling.
-                QueueAttributeName::RedrivePolicy => {
-                    serde_json::from_str::<serde_json::Value>(have).ok()
-                        != serde_json::from_str::<serde_json::Value>(v).ok()
-                }
+                QueueAttributeName::RedrivePolicy => redrive_meaning(have) != redrive_meaning(v),
                 _ => have != v,
             }
         });
@@ -284,5 +293,22 @@ async fn ensure_table(
             e if e.code() == Some("ResourceInUseException") => Ok("found"),
             e => Err(e),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redrive_meaning;
+
+    #[test]
+    fn a_redrive_policy_means_the_same_whether_its_count_is_a_string_or_a_number() {
+        let arn = "arn:aws:sqs:us-east-1:111122223333:p-events-dlq";
+        let sent = format!(r#"{{"deadLetterTargetArn":"{arn}","maxReceiveCount":"5"}}"#);
+        let read = format!(r#"{{"maxReceiveCount":5,"deadLetterTargetArn":"{arn}"}}"#);
+        assert_eq!(redrive_meaning(&sent), Some((arn.to_string(), 5)));
+        assert_eq!(redrive_meaning(&sent), redrive_meaning(&read));
+        let other = format!(r#"{{"deadLetterTargetArn":"{arn}","maxReceiveCount":6}}"#);
+        assert_ne!(redrive_meaning(&sent), redrive_meaning(&other));
+        assert_eq!(redrive_meaning(""), None);
     }
 }

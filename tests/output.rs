@@ -35,7 +35,12 @@ fn assert_time(v: &Value, what: &str) {
 async fn write_commands_print_a_labelled_object_in_json() {
     let env = Env::new().await;
 
-    let boot = object(&env, &["bootstrap", "--output", "json"]).await;
+    // The same visibility timeout the set-up bootstrapped with, so every resource is found as is.
+    let boot = object(
+        &env,
+        &["bootstrap", "--visibility-timeout", "3", "--output", "json"],
+    )
+    .await;
     assert_eq!(boot["prefix"], env.prefix.as_str(), "{boot:#}");
     let resources = boot["resources"].as_array().expect("resources");
     assert!(resources.len() >= 6, "{boot:#}");
