@@ -883,8 +883,12 @@ fn every_command_that_prints_data_takes_output_table_or_json() {
         assert_eq!(code, 0, "{cmd:?}: {err}");
         // Help wraps to the terminal: compare with runs of whitespace as one space.
         let out = out.split_whitespace().collect::<Vec<_>>().join(" ");
+        // Long help lists each possible value with its description; short help lists them
+        // in brackets.
+        let values = out.contains("[possible values: table, json]")
+            || (out.contains("Possible values: - table:") && out.contains("- json:"));
         assert!(
-            out.contains("--output <FORMAT>") && out.contains("[possible values: table, json]"),
+            out.contains("--output <FORMAT>") && values,
             "{cmd:?} has no --output table|json:\n{out}"
         );
         assert!(out.contains("--json"), "{cmd:?} lost --json:\n{out}");
