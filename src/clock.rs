@@ -66,6 +66,41 @@ pub fn seconds_arg(text: &str) -> Result<u64, String> {
     parse_duration(text).map(|d| d.as_secs())
 }
 
+/// A duration flag's value in whole seconds, from `lo` to `hi` seconds: seconds (`120`) or
+/// numbers with units (`2m`, `1h`). The error names the range in the flag's own terms.
+pub fn seconds_within(text: &str, lo: u64, hi: u64) -> Result<u64, String> {
+    let secs = parse_duration(text)?.as_secs();
+    if (lo..=hi).contains(&secs) {
+        Ok(secs)
+    } else {
+        Err(format!("{text:?} is {secs} s; give {lo} to {hi} seconds"))
+    }
+}
+
+/// A count of days as an operator writes it: days (`90`), or a duration in whole days (`90d`,
+/// `12w`), from 1 to `max`.
+pub fn days_within(text: &str, max: u32) -> Result<u32, String> {
+    let s = text.trim();
+    let days = match s.parse::<u64>() {
+        Ok(n) => n,
+        Err(_) => {
+            let secs = parse_duration(s)
+                .map_err(|e| format!("{e}; or give a number of days (90)"))?
+                .as_secs();
+            if secs % 86_400 != 0 {
+                return Err(format!(
+                    "{text:?} is not a whole number of days (90, 90d, 12w)"
+                ));
+            }
+            secs / 86_400
+        }
+    };
+    match u32::try_from(days) {
+        Ok(d) if (1..=max).contains(&d) => Ok(d),
+        _ => Err(format!("{text:?} is {days} days; give 1 to {max} days")),
+    }
+}
+
 /// A point in time as an operator writes it: RFC 3339 with a zone (`2026-12-01T10:00:00+02:00`),
 /// or a duration before `now` (`30m`, `24h`, `7d`). Compared as a time, whatever the zone.
 pub fn parse_since(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
@@ -166,6 +201,31 @@ mod tests {
                 .unwrap_err()
                 .contains("use s, m, h, d or w")
         );
+    }
+
+    #[test]
+    fn bounded_durations_and_days() {
+        assert_eq!(seconds_within("120", 1, 43_200), Ok(120));
+        assert_eq!(seconds_within("2m", 1, 43_200), Ok(120));
+        assert_eq!(seconds_within("12h", 1, 43_200), Ok(43_200));
+        let err = seconds_within("13h", 1, 43_200).unwrap_err();
+        assert!(
+            err.contains("46800 s") && err.contains("1 to 43200 seconds"),
+            "{err}"
+        );
+        assert!(seconds_within("0", 1, 20).is_err());
+        assert_eq!(seconds_within("0", 0, 20), Ok(0));
+        assert_eq!(days_within("90", 365), Ok(90));
+        assert_eq!(days_within("90d", 365), Ok(90));
+        assert_eq!(days_within("2w", 365), Ok(14));
+        assert!(
+            days_within("36h", 365)
+                .unwrap_err()
+                .contains("whole number of days")
+        );
+        assert!(days_within("0", 365).unwrap_err().contains("1 to 365 days"));
+        assert!(days_within("366d", 365).is_err());
+        assert!(days_within("soon", 365).is_err());
     }
 
     #[test]

@@ -318,6 +318,47 @@ fn sweep_refuses_a_bound_or_rate_out_of_range_naming_the_flag_and_its_rule() {
 }
 
 #[test]
+fn duration_and_day_flags_take_units_and_name_their_range() {
+    for (cmd, flag, value, rule) in [
+        (
+            &["bootstrap"][..],
+            "--visibility-timeout",
+            "13h",
+            "1 to 43200 seconds",
+        ),
+        (
+            &["bootstrap"][..],
+            "--visibility-timeout",
+            "0",
+            "1 to 43200 seconds",
+        ),
+        (
+            &["worker", "--once"][..],
+            "--wait-seconds",
+            "30s",
+            "0 to 20 seconds",
+        ),
+        (
+            &["audit", "export", "--bucket", "b"][..],
+            "--retention-days",
+            "36h",
+            "whole number of days",
+        ),
+        (
+            &["settings", "tag-exemptions", "on"][..],
+            "--max-days",
+            "53w",
+            "1 to 365 days",
+        ),
+    ] {
+        let args = [cmd, &[flag, value]].concat();
+        let (code, out, err) = rectify(&args);
+        assert_eq!(code, 2, "{args:?}: {out}{err}");
+        assert!(err.contains(flag) && err.contains(rule), "{args:?}: {err}");
+    }
+}
+
+#[test]
 fn a_parameter_of_the_wrong_type_or_out_of_bounds_exits_2_naming_it_and_its_rule() {
     let case = format!(
         "{}/remediations/sg-revoke-open-ssh/tests/mixed-rules.json",
@@ -702,6 +743,7 @@ fn bench_documents_its_modes_and_refuses_an_unknown_one_without_building() {
     let err = String::from_utf8_lossy(&bad.stderr);
     assert_eq!(bad.status.code(), Some(2), "{err}");
     assert!(err.contains("'--fast'") && err.contains("--peer"), "{err}");
+}");
 }
 
 /// The section of `help` that starts at the line `heading`, up to the next heading.

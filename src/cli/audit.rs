@@ -73,12 +73,17 @@ pub enum AuditCommand {
         /// Key prefix of the objects.
         #[arg(long, default_value = "rectify-audit/")]
         key_prefix: String,
-        /// Object Lock retention, in days.
-        #[arg(long, default_value_t = 365)]
+        /// Object Lock retention: days or a duration in whole days (365, 52w), 1 to 36500
+        #[arg(long, default_value = "365", value_name = "DAYS", value_parser = retention_arg)]
         retention_days: u32,
         #[command(flatten)]
         out: OutputArgs,
     },
+}
+
+/// `--retention-days`: S3 Object Lock retains for 1 to 36,500 days.
+fn retention_arg(text: &str) -> std::result::Result<u32, String> {
+    crate::clock::days_within(text, 36_500)
 }
 
 pub(super) async fn run(config: &Config, cmd: AuditCommand) -> Result<()> {

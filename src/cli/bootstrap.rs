@@ -13,12 +13,18 @@ use crate::state::Names;
 
 #[derive(Debug, Args)]
 pub struct BootstrapArgs {
-    /// Visibility timeout of the queue in seconds: how long a message is hidden while a
-    /// worker holds it, and how long a job's claim lasts.
-    #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u32).range(1..=43200))]
+    /// Visibility timeout of the queue: how long a message is hidden while a worker holds it,
+    /// and how long a job's claim lasts; seconds or a duration (2m), 1 s to 12h
+    #[arg(long, default_value = "120", value_name = "DURATION", value_parser = visibility_arg)]
     visibility_timeout: u32,
     #[command(flatten)]
     out: OutputArgs,
+}
+
+/// SQS takes a visibility timeout of 0 to 43,200 seconds; 0 would hand every message to the
+/// next poll at once.
+fn visibility_arg(text: &str) -> Result<u32, String> {
+    crate::clock::seconds_within(text, 1, 43_200).map(|s| s as u32)
 }
 
 pub(super) async fn run(config: &Config, args: BootstrapArgs) -> Result<()> {

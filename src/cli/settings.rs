@@ -54,8 +54,9 @@ pub enum SettingsCommand {
     TagExemptions {
         /// on: tags with a valid until= exempt; off: every rectify:exempt tag is ignored.
         state: OnOff,
-        /// How many days ahead a tag's until= may lie [default: 90; 1 to 365]
-        #[arg(long)]
+        /// How many days ahead a tag's until= may lie: days or whole days as a duration (90,
+        /// 12w) [default: 90; 1 to 365]
+        #[arg(long, value_name = "DAYS", value_parser = max_days_arg)]
         max_days: Option<u32>,
         /// Who [default: the caller's AWS identity]
         #[arg(long)]
@@ -461,6 +462,11 @@ async fn impact(config: &Config, op: &super::Operator, r: &Arc<Remediation>) -> 
     }
     println!();
     super::jobs::confirm(&question, false)
+}
+
+/// `--max-days`: whole days, 1 to the most a tag may lie ahead.
+fn max_days_arg(text: &str) -> std::result::Result<u32, String> {
+    crate::clock::days_within(text, crate::settings::MAX_TAG_EXEMPTION_DAYS)
 }
 
 async fn tag_exemptions(

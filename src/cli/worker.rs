@@ -18,8 +18,8 @@ pub struct WorkerArgs {
     /// Messages worked on at once [default: 8]
     #[arg(long, env = "RECTIFY_CONCURRENCY")]
     pub concurrency: Option<usize>,
-    /// Long-poll wait in seconds, 0–20 [default: 20; 1 with --once]
-    #[arg(long)]
+    /// Long-poll wait: seconds or a duration (20s), 0 to 20 s [default: 20; 1 with --once]
+    #[arg(long, value_name = "DURATION", value_parser = wait_arg)]
     pub wait_seconds: Option<i32>,
     /// Also sweep the worker's own account and region this often: seconds or a duration
     /// (15m, 6h, 1d), at least 60 s (not with --once) [default: off]
@@ -44,6 +44,11 @@ fn sweep_every_arg(text: &str) -> std::result::Result<u64, String> {
         ));
     }
     Ok(secs)
+}
+
+/// `--wait-seconds`: SQS long polls wait 0 to 20 seconds.
+fn wait_arg(text: &str) -> std::result::Result<i32, String> {
+    crate::clock::seconds_within(text, 0, 20).map(|s| s as i32)
 }
 
 pub(super) async fn run(config: Config, args: WorkerArgs, started: Instant) -> Result<()> {
