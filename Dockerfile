@@ -8,6 +8,8 @@
 # and replace them here.
 FROM rust:1.95-bookworm@sha256:6258907abe69656e41cd992e0b705cdcfabcbbe3db374f92ed2d47121282d4a1 AS build
 WORKDIR /src
+# The release profile keeps function names for profiling; the image needs none of them.
+ENV CARGO_PROFILE_RELEASE_STRIP=symbols
 # Dependencies first, against an empty crate: this layer is rebuilt only when Cargo.toml or
 # Cargo.lock change, not on every change to rectify's own code.
 COPY Cargo.toml Cargo.lock ./

@@ -19,13 +19,18 @@ every figure but the peak RSS is per remediated resource.
 
 The goals of the comparison are printed as met or not met; nothing here fails on them.
 
-Usage: bench_peer.py --rectify PATH --custodian PATH [--per-kind N] [--concurrency C]
-Prints a Markdown table and writes the figures as JSON to .rectify-run/bench-peer.json.
+With --profile, rectify runs a third time under `perf record` (CPU clock sampling) and the
+profile's top entries are printed: self time by function, and summed by crate.
+
+Usage: bench_peer.py --rectify PATH --custodian PATH [--per-kind N] [--concurrency C] [--profile]
+Prints a Markdown table and writes the figures as JSON to .rectify-run/bench-peer.json (and the
+profile to .rectify-run/bench-peer-profile.txt).
 """
 
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -199,6 +204,57 @@ def rectify(args, moto, per_kind, proxied):
     return measure(argv, env, log), None, fixed(ids)
 
 
+def profile(args, moto, per_kind):
+    """Seeds, enqueues and runs `rectify worker --once` under `perf record`; returns the report's
+    lines: (self %, symbol) for every function at 0.1 % or more."""
+    reset(moto)
+    env = prepare(args.rectify, "peer", 4 * per_kind)
+    events, _ = seed(per_kind, "profile")
+    enqueue("peer", events)
+    data = os.path.join(RUN, "bench-peer.perf.data")
+    argv = ["perf", "record", "--quiet", "-e", "cpu-clock", "-F", "4000", "-o", data, "--",
+            args.rectify, "worker", "--once", "--concurrency", str(args.concurrency), "--wait-seconds", "0"]
+    measure(argv, env, os.path.join(RUN, "bench-peer-profile.log"))
+    report = subprocess.run(
+        ["perf", "report", "-i", data, "--stdio", "--no-children", "--sort", "symbol",
+         "--percent-limit", "0.1"],
+        capture_output=True, text=True, check=True).stdout
+    rows = []
+    for line in report.splitlines():
+        m = re.match(r"\s*([0-9.]+)%\s+\[(.)\]\s+(.*\S)", line)
+        if m:
+            rows.append((float(m.group(1)), ("kernel: " if m.group(2) == "k" else "") + m.group(3)))
+    return rows
+
+
+def crate_of(symbol):
+    """The crate a demangled Rust symbol belongs to (`<T as aws_smithy::X>::f` counts as the
+    trait's crate's caller, so the first path names it); libc and kernel by name."""
+    if symbol.startswith("kernel: "):
+        return "kernel"
+    m = re.match(r"[<&\s]*(?:dyn )?([A-Za-z_][A-Za-z0-9_]*)::", symbol)
+    if m:
+        return m.group(1)
+    return "libc and others (" + symbol.split("@")[0][:24] + ")" if symbol else "unknown"
+
+
+def print_profile(rows, path):
+    by_crate = {}
+    for pct, sym in rows:
+        c = crate_of(sym)
+        by_crate[c] = by_crate.get(c, 0) + pct
+    lines = ["Self time of rectify's CPU samples, by function (top 25):", "",
+             "| % | function |", "|---|---|"]
+    lines += [f"| {pct:.1f} | `{sym[:110]}` |" for pct, sym in rows[:25]]
+    lines += ["", "Summed by crate (functions at 0.1 % or more):", "", "| % | crate |", "|---|---|"]
+    lines += [f"| {pct:.1f} | {c} |" for c, pct in sorted(by_crate.items(), key=lambda kv: -kv[1])[:15]]
+    text = "\n".join(lines)
+    with open(path, "w") as f:
+        f.write(text + "\n")
+    print()
+    print(text)
+
+
 def summary(m, c, fixed_by_kind):
     n = sum(fixed_by_kind.values())
     wall, cpu, rss = m
@@ -227,6 +283,7 @@ def main():
     p.add_argument("--custodian", required=True)
     p.add_argument("--per-kind", type=int, default=50)
     p.add_argument("--concurrency", type=int, default=16)
+    p.add_argument("--profile", action="store_true", help="also profile rectify's run with perf")
     args = p.parse_args()
     moto = os.environ["AWS_ENDPOINT_URL"]
     os.makedirs(RUN, exist_ok=True)
@@ -277,6 +334,10 @@ def main():
     print(f"Calls by service, per remediated resource: Cloud Custodian {c7n['calls_by_service']}; "
           f"rectify {rect['calls_by_service']}. rectify's state writes refused by their condition (and "
           f"retried): {rect['state_writes_refused']:.2f}; its single DeleteMessage calls: {rect['single_deletes']}.")
+    if args.profile:
+        print()
+        print("rectify again, under perf record (CPU clock, 4 kHz) ...", flush=True)
+        print_profile(profile(args, moto, n), os.path.join(RUN, "bench-peer-profile.txt"))
 
 
 if __name__ == "__main__":

@@ -733,6 +733,7 @@ fn bench_documents_its_modes_and_refuses_an_unknown_one_without_building() {
         "--latency",
         "--peer",
         "--no-build",
+        "--profile",
         "p50/p99",
         "critical",
         "c7n",
@@ -743,7 +744,11 @@ fn bench_documents_its_modes_and_refuses_an_unknown_one_without_building() {
     let err = String::from_utf8_lossy(&bad.stderr);
     assert_eq!(bad.status.code(), Some(2), "{err}");
     assert!(err.contains("'--fast'") && err.contains("--peer"), "{err}");
-}");
+    // A profile is of the side-by-side run; alone it is refused before anything is built.
+    let lone = bench("--profile");
+    let err = String::from_utf8_lossy(&lone.stderr);
+    assert_eq!(lone.status.code(), Some(2), "{err}");
+    assert!(err.contains("--profile goes with --peer"), "{err}");
 }
 
 /// The section of `help` that starts at the line `heading`, up to the next heading.
