@@ -23,7 +23,7 @@ pub struct BootstrapArgs {
 
 /// SQS takes a visibility timeout of 0 to 43,200 seconds; 0 would hand every message to the
 /// next poll at once.
-fn visibility_arg(text: &str) -> Result<u32, String> {
+fn visibility_arg(text: &str) -> std::result::Result<u32, String> {
     crate::clock::seconds_within(text, 1, 43_200).map(|s| s as u32)
 }
 
