@@ -161,6 +161,22 @@ def calls(log):
     return out
 
 
+def run(argv, env, name, moto, ids, proxied):
+    """Runs one tool's argv to its end, straight to moto (measured) or through the logging proxy
+    (counted); returns (measure or None, calls or None, fixed by kind)."""
+    log = os.path.join(RUN, f"bench-peer-{name}.log")
+    if proxied:
+        plog = os.path.join(RUN, f"bench-peer-{name}-proxy.jsonl")
+        proxy, env["AWS_ENDPOINT_URL"] = start_proxy(moto, plog)
+        try:
+            measure(argv, env, log)
+        finally:
+            proxy.terminate()
+            proxy.wait()
+        return None, calls(plog), fixed(ids)
+    return measure(argv, env, log), None, fixed(ids)
+
+
 def custodian(args, moto, per_kind, proxied):
     """Seeds, runs Cloud Custodian once; returns (measure or None, calls or None, fixed by kind)."""
     reset(moto)
@@ -169,51 +185,38 @@ def custodian(args, moto, per_kind, proxied):
     shutil.rmtree(out, ignore_errors=True)
     env = dict(os.environ)
     argv = [args.custodian, "run", "--region", REGION, "--cache-period", "0", "-s", out, POLICY]
-    log = os.path.join(RUN, "bench-peer-c7n.log")
-    if proxied:
-        plog = os.path.join(RUN, "bench-peer-c7n-proxy.jsonl")
-        proxy, env["AWS_ENDPOINT_URL"] = start_proxy(moto, plog)
-        try:
-            measure(argv, env, log)
-        finally:
-            proxy.terminate()
-            proxy.wait()
-        return None, calls(plog), fixed(ids)
-    return measure(argv, env, log), None, fixed(ids)
+    return run(argv, env, "c7n", moto, ids, proxied)
+
+
+def worker_argv(args):
+    """rectify's worker, draining the queue. The long poll that tells --once the queue is empty
+    would add its wait to the wall clock: moto's queue is exact, so a short poll sees what a long
+    one would."""
+    return [args.rectify, "worker", "--once", "--concurrency", str(args.concurrency), "--wait-seconds", "0"]
+
+
+def queued(args, moto, per_kind, tag):
+    """Resets moto, bootstraps rectify, seeds the violations and enqueues their findings; returns
+    (the worker's environment, ids by kind)."""
+    reset(moto)
+    env = prepare(args.rectify, "peer", 4 * per_kind)
+    events, ids = seed(per_kind, tag)
+    enqueue("peer", events)
+    return env, ids
 
 
 def rectify(args, moto, per_kind, proxied):
     """Seeds, enqueues the findings, runs `rectify worker --once`; as custodian()."""
-    reset(moto)
-    env = prepare(args.rectify, "peer", 4 * per_kind)
-    events, ids = seed(per_kind, "rectify")
-    enqueue("peer", events)
-    # The long poll that tells --once the queue is empty would add its wait to the wall clock:
-    # moto's queue is exact, so a short poll sees what a long one would.
-    argv = [args.rectify, "worker", "--once", "--concurrency", str(args.concurrency), "--wait-seconds", "0"]
-    log = os.path.join(RUN, "bench-peer-rectify.log")
-    if proxied:
-        plog = os.path.join(RUN, "bench-peer-rectify-proxy.jsonl")
-        proxy, env["AWS_ENDPOINT_URL"] = start_proxy(moto, plog)
-        try:
-            measure(argv, env, log)
-        finally:
-            proxy.terminate()
-            proxy.wait()
-        return None, calls(plog), fixed(ids)
-    return measure(argv, env, log), None, fixed(ids)
+    env, ids = queued(args, moto, per_kind, "rectify")
+    return run(worker_argv(args), env, "rectify", moto, ids, proxied)
 
 
 def profile(args, moto, per_kind):
     """Seeds, enqueues and runs `rectify worker --once` under `perf record`; returns the report's
     lines: (self %, symbol) for every function at 0.1 % or more."""
-    reset(moto)
-    env = prepare(args.rectify, "peer", 4 * per_kind)
-    events, _ = seed(per_kind, "profile")
-    enqueue("peer", events)
+    env, _ = queued(args, moto, per_kind, "profile")
     data = os.path.join(RUN, "bench-peer.perf.data")
-    argv = ["perf", "record", "--quiet", "-e", "cpu-clock", "-F", "4000", "-o", data, "--",
-            args.rectify, "worker", "--once", "--concurrency", str(args.concurrency), "--wait-seconds", "0"]
+    argv = ["perf", "record", "--quiet", "-e", "cpu-clock", "-F", "4000", "-o", data, "--"] + worker_argv(args)
     measure(argv, env, os.path.join(RUN, "bench-peer-profile.log"))
     report = subprocess.run(
         ["perf", "report", "-i", data, "--stdio", "--no-children", "--sort", "symbol",
