@@ -513,20 +513,7 @@ async fn apply_then_undo_leaves_each_resource_exactly_as_before() {
     // VPC endpoint: the old policy document, byte for byte.
     let (vpc, _) = security_group(&env.sdk).await;
     let policy = "{\n  \"Statement\": [ {\"Effect\": \"Allow\", \"Principal\": \"*\", \"Action\": \"*\", \"Resource\": \"*\"} ]\n}";
-    let ep = ec2
-        .create_vpc_endpoint()
-        .vpc_id(&vpc)
-        .service_name("com.amazonaws.us-east-1.s3")
-        .policy_document(policy)
-        .send()
-        .await
-        .unwrap();
-    let endpoint = ep
-        .vpc_endpoint()
-        .unwrap()
-        .vpc_endpoint_id()
-        .unwrap()
-        .to_string();
+    let endpoint = vpc_endpoint(&env.sdk, &vpc, policy).await;
     let job = applied(
         &env,
         "vpce-restrict-policy",

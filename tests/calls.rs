@@ -84,7 +84,6 @@ async fn drain_counted(env: &Env, proxy: &FaultProxy) -> Vec<Value> {
 
 /// N findings of one kind: the resource ids, once each finding is on the queue.
 async fn seed(env: &Env, kind: &str) -> Vec<String> {
-    let ec2 = aws_sdk_ec2::Client::new(&env.sdk);
     let iam = aws_sdk_iam::Client::new(&env.sdk);
     let mut ids = Vec::new();
     for _ in 0..N {
@@ -128,20 +127,7 @@ async fn seed(env: &Env, kind: &str) -> Vec<String> {
             "vpce-restrict-policy" => {
                 let (vpc, _) = security_group(&env.sdk).await;
                 let policy = r#"{"Statement":[{"Effect":"Allow","Principal":"*","Action":"*","Resource":"*"}]}"#;
-                let ep = ec2
-                    .create_vpc_endpoint()
-                    .vpc_id(&vpc)
-                    .service_name("com.amazonaws.us-east-1.s3")
-                    .policy_document(policy)
-                    .send()
-                    .await
-                    .unwrap();
-                let id = ep
-                    .vpc_endpoint()
-                    .unwrap()
-                    .vpc_endpoint_id()
-                    .unwrap()
-                    .to_string();
+                let id = vpc_endpoint(&env.sdk, &vpc, policy).await;
                 env.send(&config_event(
                     HOME,
                     "my-vpce-policy-check",

@@ -189,32 +189,6 @@ async fn accounts_outside_the_allow_list_are_never_acted_on() {
     assert_eq!(env.job_for(&bucket).await["status"], "applied");
 }
 
-/// The Organization moto holds for the home account (created on first use; tests of one moto
-/// server share it), and a member account created in it.
-async fn organization_with_a_member(env: &Env) -> String {
-    let org = aws_sdk_organizations::Client::new(&env.sdk);
-    if org.describe_organization().send().await.is_err() {
-        org.create_organization()
-            .feature_set(aws_sdk_organizations::types::OrganizationFeatureSet::All)
-            .send()
-            .await
-            .unwrap();
-    }
-    let created = org
-        .create_account()
-        .account_name(unique("member"))
-        .email(format!("{}@example.com", unique("member")))
-        .send()
-        .await
-        .unwrap();
-    created
-        .create_account_status()
-        .unwrap()
-        .account_id()
-        .unwrap()
-        .to_string()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn organization_mode_allows_the_organizations_accounts_and_refuses_others_before_assuming_a_role()
  {

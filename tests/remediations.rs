@@ -297,20 +297,7 @@ async fn vpce_needs_its_parameter_then_gets_the_organization_condition() {
     let (vpc, _) = security_group(&env.sdk).await;
     let policy = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":["s3:GetObject","s3:PutObject"],"Resource":"arn:aws:s3:::acme/*"},{"Effect":"Allow","Principal":"*","Action":"s3:ListBucket","Resource":"*","Condition":{"StringEquals":{"aws:SourceVpc":"vpc-1"}}}]}"#;
     let ec2 = aws_sdk_ec2::Client::new(&env.sdk);
-    let ep = ec2
-        .create_vpc_endpoint()
-        .vpc_id(&vpc)
-        .service_name("com.amazonaws.us-east-1.s3")
-        .policy_document(policy)
-        .send()
-        .await
-        .unwrap();
-    let id = ep
-        .vpc_endpoint()
-        .unwrap()
-        .vpc_endpoint_id()
-        .unwrap()
-        .to_string();
+    let id = vpc_endpoint(&env.sdk, &vpc, policy).await;
     // A custom rule name an operator maps with --trigger.
     env.ok(&[
         "settings",
@@ -464,20 +451,7 @@ async fn dry_run_changes_nothing_for_any_kind_and_records_each_plan() {
     open_tcp(&env.sdk, &group, 22, 22, "0.0.0.0/0").await;
     let policy =
         r#"{"Statement":[{"Effect":"Allow","Principal":"*","Action":"*","Resource":"*"}]}"#;
-    let ep = ec2
-        .create_vpc_endpoint()
-        .vpc_id(&vpc)
-        .service_name("com.amazonaws.us-east-1.s3")
-        .policy_document(policy)
-        .send()
-        .await
-        .unwrap();
-    let endpoint = ep
-        .vpc_endpoint()
-        .unwrap()
-        .vpc_endpoint_id()
-        .unwrap()
-        .to_string();
+    let endpoint = vpc_endpoint(&env.sdk, &vpc, policy).await;
     let iam = aws_sdk_iam::Client::new(&env.sdk);
     let user = unique("dry");
     iam.create_user().user_name(&user).send().await.unwrap();

@@ -320,27 +320,8 @@ async fn all_accounts_sweeps_the_allow_list_and_an_account_that_fails_does_not_s
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn all_accounts_in_organization_mode_sweeps_the_organizations_active_accounts() {
     let env = Env::bare().await;
+    let member = organization_with_a_member(&env).await;
     let org = aws_sdk_organizations::Client::new(&env.sdk);
-    if org.describe_organization().send().await.is_err() {
-        org.create_organization()
-            .feature_set(aws_sdk_organizations::types::OrganizationFeatureSet::All)
-            .send()
-            .await
-            .unwrap();
-    }
-    let created = org
-        .create_account()
-        .account_name(unique("member"))
-        .email(format!("{}@example.com", unique("member")))
-        .send()
-        .await
-        .unwrap();
-    let member = created
-        .create_account_status()
-        .unwrap()
-        .account_id()
-        .unwrap()
-        .to_string();
     let bucket = unique("org");
     aws_sdk_s3::Client::new(&env.account(&member).await)
         .create_bucket()

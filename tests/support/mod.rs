@@ -795,6 +795,23 @@ pub async fn public_access_block(sdk: &SdkConfig, bucket: &str) -> Option<[bool;
     }
 }
 
+/// An S3 gateway endpoint in `vpc` with the policy document `policy` (as written); its id.
+pub async fn vpc_endpoint(sdk: &SdkConfig, vpc: &str, policy: &str) -> String {
+    let ep = aws_sdk_ec2::Client::new(sdk)
+        .create_vpc_endpoint()
+        .vpc_id(vpc)
+        .service_name("com.amazonaws.us-east-1.s3")
+        .policy_document(policy)
+        .send()
+        .await
+        .unwrap();
+    ep.vpc_endpoint()
+        .unwrap()
+        .vpc_endpoint_id()
+        .unwrap()
+        .to_string()
+}
+
 /// A VPC and a security group in it.
 pub async fn security_group(sdk: &SdkConfig) -> (String, String) {
     let ec2 = aws_sdk_ec2::Client::new(sdk);
@@ -962,4 +979,30 @@ impl FaultProxy {
             .lines()
             .count()
     }
+}
+
+/// The Organization moto holds for the home account (created on first use; tests of one moto
+/// server share it), and a member account created in it.
+pub async fn organization_with_a_member(env: &Env) -> String {
+    let org = aws_sdk_organizations::Client::new(&env.sdk);
+    if org.describe_organization().send().await.is_err() {
+        org.create_organization()
+            .feature_set(aws_sdk_organizations::types::OrganizationFeatureSet::All)
+            .send()
+            .await
+            .unwrap();
+    }
+    let created = org
+        .create_account()
+        .account_name(unique("member"))
+        .email(format!("{}@example.com", unique("member")))
+        .send()
+        .await
+        .unwrap();
+    created
+        .create_account_status()
+        .unwrap()
+        .account_id()
+        .unwrap()
+        .to_string()
 }
