@@ -109,10 +109,7 @@ async fn observe_security_group(c: &Clients, group_id: &str) -> Result<Value, Cl
     // Only a VPC's default group is closed whole, and only its users matter to that decision:
     // other groups are not asked about, which keeps their observation to two calls.
     if group.group_name() == Some("default") {
-        let filter = aws_sdk_ec2::types::Filter::builder()
-            .name("group-id")
-            .values(group_id)
-            .build();
+        let filter = group_filter(group_id);
         let interfaces = ec2
             .describe_network_interfaces()
             .filters(filter)
@@ -140,15 +137,20 @@ const RULE_KINDS: &[&str] = &[
     "ec2:AuthorizeSecurityGroupEgress",
 ];
 
+/// The `group-id` filter EC2's describe calls take.
+fn group_filter(group_id: &str) -> aws_sdk_ec2::types::Filter {
+    aws_sdk_ec2::types::Filter::builder()
+        .name("group-id")
+        .values(group_id)
+        .build()
+}
+
 /// A group's ingress and egress rules, each sorted by rule id.
 async fn read_rules(
     ec2: &aws_sdk_ec2::Client,
     group_id: &str,
 ) -> Result<(Vec<Value>, Vec<Value>), CloudError> {
-    let filter = aws_sdk_ec2::types::Filter::builder()
-        .name("group-id")
-        .values(group_id)
-        .build();
+    let filter = group_filter(group_id);
     let all = ec2
         .describe_security_group_rules()
         .filters(filter)

@@ -15,7 +15,8 @@ use aws_sdk_dynamodb::types::{
 use chrono::Utc;
 
 use super::{
-    Job, JobStatus, StateError, Store, claim_update, finish_update, job_from_item, lock_id, n, s,
+    Job, JobStatus, StateError, Store, Update, claim_update, finish_update, job_from_item, lock_id,
+    n, s,
 };
 use crate::cloud::classify;
 
@@ -73,6 +74,22 @@ fn built<T>(r: Result<T, aws_sdk_dynamodb::error::BuildError>) -> Result<T, Stat
 }
 
 impl Store {
+    /// The conditional update of job `job_id` in a transaction: `u` under `condition`.
+    fn job_update(
+        &self,
+        job_id: &str,
+        u: Update,
+        condition: String,
+    ) -> aws_sdk_dynamodb::types::builders::UpdateBuilder {
+        TxUpdate::builder()
+            .table_name(&self.names.jobs)
+            .key("id", s(job_id))
+            .update_expression(u.expression())
+            .condition_expression(condition)
+            .set_expression_attribute_names(Some(u.names))
+            .set_expression_attribute_values(Some(u.values))
+    }
+
     /// The Put that takes the lock on `key` for `owner` (or renews this owner's own): alone in
     /// [`Store::lock_resource`], with the claim in [`Store::claim_locked`]. Lock records are
     /// short-lived: a TTL on `expires_at` may expire them.
@@ -135,13 +152,7 @@ impl Store {
                 }
             };
             let claim = built(
-                TxUpdate::builder()
-                    .table_name(&self.names.jobs)
-                    .key("id", s(&job.id))
-                    .update_expression(u.expression())
-                    .condition_expression(condition)
-                    .set_expression_attribute_names(Some(u.names))
-                    .set_expression_attribute_values(Some(u.values))
+                self.job_update(&job.id, u, condition)
                     .return_values_on_condition_check_failure(
                         ReturnValuesOnConditionCheckFailure::AllOld,
                     )
@@ -211,16 +222,7 @@ impl Store {
         let mut unlock = unlock;
         for _ in 0..TRIES {
             let (u, condition) = finish_update(job, owner);
-            let outcome = built(
-                TxUpdate::builder()
-                    .table_name(&self.names.jobs)
-                    .key("id", s(&job.id))
-                    .update_expression(u.expression())
-                    .condition_expression(condition)
-                    .set_expression_attribute_names(Some(u.names))
-                    .set_expression_attribute_values(Some(u.values))
-                    .build(),
-            )?;
+            let outcome = built(self.job_update(&job.id, u, condition).build())?;
             let mut call = self
                 .ddb
                 .transact_write_items()
