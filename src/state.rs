@@ -202,6 +202,10 @@ pub struct Job {
     pub approved_at: Option<String>,
     pub approved_plan_hash: Option<String>,
     pub approval_reason: Option<String>,
+    /// Who last asked for the job to run again (`jobs retry`), as an AWS identity: with
+    /// approver-must-differ on, that identity may not approve its plan.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requested_by: Option<String>,
     pub created_at: String,
     pub updated_at: String,
     pub attempts: u32,
@@ -241,6 +245,7 @@ impl Job {
             approved_at: None,
             approved_plan_hash: None,
             approval_reason: None,
+            requested_by: None,
             created_at: "t".into(),
             updated_at: "t".into(),
             attempts: 1,
@@ -845,8 +850,19 @@ impl Store {
 
     /// Marks (or clears) a job whose outcome could not be written back to Security Hub.
     pub async fn set_hub_retry(&self, id: &str, retry: bool) -> Result<(), StateError> {
+        self.set_on_job(id, "hub_retry", AttributeValue::Bool(retry))
+            .await
+    }
+
+    /// Records who asked for job `id` to run again (`jobs retry`), as an AWS identity.
+    pub async fn set_requested_by(&self, id: &str, by: &str) -> Result<(), StateError> {
+        self.set_on_job(id, "requested_by", s(by)).await
+    }
+
+    /// Sets one attribute of a job that exists.
+    async fn set_on_job(&self, id: &str, attr: &str, v: AttributeValue) -> Result<(), StateError> {
         let mut u = Update::default();
-        u.set("hub_retry", AttributeValue::Bool(retry));
+        u.set(attr, v);
         let exists = u.name("id");
         self.ddb
             .update_item()
@@ -1015,6 +1031,7 @@ fn job_from_item(item: &HashMap<String, AttributeValue>) -> Result<Job, StateErr
         approved_at: get_s(item, "approved_at"),
         approved_plan_hash: get_s(item, "approved_plan_hash"),
         approval_reason: get_s(item, "approval_reason"),
+        requested_by: get_s(item, "requested_by"),
         created_at: text("created_at"),
         updated_at: text("updated_at"),
         attempts: get_n(item, "attempts").unwrap_or(0) as u32,

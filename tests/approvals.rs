@@ -779,3 +779,64 @@ async fn with_approver_must_differ_whoever_set_the_mode_cannot_approve_and_anoth
     assert_eq!(job["status"], "approved", "{job:#}");
     assert_eq!(job["approved_by"], other.as_str(), "{job:#}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_approver_must_differ_whoever_requested_the_job_cannot_approve_it() {
+    let env = Env::new().await;
+    // A dry run plans the fix; the tests' own identity sets nothing.
+    let bucket = env.bucket("requested").await;
+    env.send_bucket_event(&bucket).await;
+    env.drain().await;
+    let job = env.job_for(&bucket).await;
+    assert_eq!(job["status"], "planned", "{job:#}");
+    let id = job["id"].as_str().unwrap().to_string();
+
+    // Another operator moves the remediation to approval and switches the rule on.
+    let (setter, creds) = other_operator(&env, "mode-setter").await;
+    let setter_env: Vec<(&str, &str)> = creds.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    for args in [
+        &[
+            "settings",
+            "set",
+            "s3-block-public-access",
+            "--mode",
+            "approval",
+        ][..],
+        &["settings", "approver-must-differ", "on"],
+    ] {
+        let r = env.run_env(args, &setter_env).await;
+        assert_eq!(r.code, 0, "{args:?}: {}{}", r.stdout, r.stderr);
+    }
+
+    // The tests' identity asks for the job to run again: it is recorded as the requester.
+    env.ok(&["jobs", "retry", &id]).await;
+    env.drain().await;
+    let job = env.job_for(&bucket).await;
+    assert_eq!(job["status"], "pending-approval", "{job:#}");
+    let me = aws_sdk_sts::Client::new(&env.sdk)
+        .get_caller_identity()
+        .send()
+        .await
+        .unwrap()
+        .arn()
+        .unwrap()
+        .to_string();
+    assert_eq!(job["requested_by"], me.as_str(), "{job:#}");
+
+    let refused = env.run(&["jobs", "approve", &id]).await;
+    assert_eq!(refused.code, 1, "{}{}", refused.stdout, refused.stderr);
+    assert!(
+        refused.stderr.contains("requested the job") && refused.stderr.contains(&me),
+        "{}",
+        refused.stderr
+    );
+    // Neither may the mode's setter; a third operator may.
+    let refused = env.run_env(&["jobs", "approve", &id], &setter_env).await;
+    assert_eq!(refused.code, 1, "{}{}", refused.stdout, refused.stderr);
+    let (third, creds) = other_operator(&env, "third-operator").await;
+    assert!(third != me && third != setter);
+    let third_env: Vec<(&str, &str)> = creds.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let ok = env.run_env(&["jobs", "approve", &id], &third_env).await;
+    assert_eq!(ok.code, 0, "{}{}", ok.stdout, ok.stderr);
+    assert_eq!(env.job_for(&bucket).await["approved_by"], third.as_str());
+}

@@ -379,13 +379,17 @@ async fn bulk(
     confirm(&what, select.yes)?;
     let ttl = Duration::from_secs(config.approval_ttl_seconds);
     let queue = control_queue(&op.aws, &op.store);
+    let requester = match bulk {
+        Bulk::Retry => caller(&op.aws).await?.arn,
+        Bulk::Approve | Bulk::Reject => String::new(),
+    };
     let mut failed = 0;
     let mut results = Vec::new();
     for j in &chosen {
         let result: std::result::Result<(String, Value), crate::jobs::JobError> = async {
             match bulk {
                 Bulk::Retry => {
-                    approval::retry(&op.store, &queue, &j.id).await?;
+                    approval::retry(&op.store, &queue, &j.id, &requester).await?;
                     Ok((
                         "queued to run again".to_string(),
                         json!({"job_id": j.id, "result": "queued"}),
@@ -475,10 +479,11 @@ fn control_queue(aws: &aws_config::SdkConfig, store: &Store) -> ControlQueue {
 }
 
 /// With the approver-must-differ rule on, refuses an approval of `job` by `caller` (the
-/// caller's AWS identity, never a `--by` label) when the setting that gives the job's
-/// remediation its mode (the account's, else every account's) was last changed by that
-/// identity, or by someone who cannot be told apart from it (a `--by` label, or nobody
-/// recorded). A mode nobody set (the manifest's default) has no setter to differ from.
+/// caller's AWS identity, never a `--by` label) when that identity asked for the job to run
+/// again (`jobs retry`), or when the setting that gives the job's remediation its mode (the
+/// account's, else every account's) was last changed by that identity, or by someone who
+/// cannot be told apart from it (a `--by` label, or nobody recorded). A mode nobody set (the
+/// manifest's default) has no setter to differ from.
 fn check_approver(
     snapshot: &crate::state::SettingsSnapshot,
     job: &Job,
@@ -486,6 +491,12 @@ fn check_approver(
 ) -> std::result::Result<(), String> {
     if !snapshot.global.approver_must_differ {
         return Ok(());
+    }
+    if job.requested_by.as_deref() == Some(caller) {
+        return Err(format!(
+            "job {}: approval refused: the approver must differ from who requested the job (settings approver-must-differ is on): {caller} ran jobs retry on it; another operator approves it",
+            job.id
+        ));
     }
     let Some(setting) = [job.account.as_str(), "*"].iter().find_map(|scope| {
         snapshot
@@ -714,7 +725,8 @@ pub(super) async fn run(config: &Config, cmd: JobsCommand) -> Result<()> {
             };
             let aws = aws_config().await?;
             let store = store(config, &aws);
-            approval::retry(&store, &control_queue(&aws, &store), &id).await?;
+            let me = caller(&aws).await?.arn;
+            approval::retry(&store, &control_queue(&aws, &store), &id, &me).await?;
             if out.is_json() {
                 print_json(
                     &json!({"job_id": id, "result": "queued", "at": crate::clock::now_text()}),
@@ -915,5 +927,29 @@ mod approver_tests {
         assert!(check_approver(&nobody, &job(), BOB).is_err());
         // The manifest's default mode was set by nobody: nothing to differ from.
         assert!(check_approver(&snapshot(true, Vec::new()), &job(), BOB).is_ok());
+    }
+
+    #[test]
+    fn who_requested_the_job_cannot_approve_it_when_approvers_must_differ() {
+        let requested = Job {
+            requested_by: Some(ALICE.into()),
+            ..job()
+        };
+        let set_by_bob = vec![setting("*", Some(Mode::Approval), Some(BOB))];
+        assert!(check_approver(&snapshot(false, set_by_bob.clone()), &requested, ALICE).is_ok());
+        let on = snapshot(true, set_by_bob.clone());
+        let refused = check_approver(&on, &requested, ALICE).unwrap_err();
+        assert!(
+            refused.contains("requested the job") && refused.contains(ALICE),
+            "{refused}"
+        );
+        // Nobody else is refused for it, and the mode's setter still is.
+        let carol = "arn:aws:sts::123456789012:assumed-role/ops/carol";
+        assert!(check_approver(&on, &requested, carol).is_ok());
+        assert!(check_approver(&on, &requested, BOB).is_err());
+        // With the manifest's default mode, the requester alone is refused.
+        let default_mode = snapshot(true, Vec::new());
+        assert!(check_approver(&default_mode, &requested, ALICE).is_err());
+        assert!(check_approver(&default_mode, &requested, BOB).is_ok());
     }
 }

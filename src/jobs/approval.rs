@@ -177,8 +177,14 @@ pub async fn decide(
 /// Queues job `id` to run again through every gate (after a change of mode or parameters);
 /// only a job that ended without an effect runs again, or an approved job (whose control
 /// message was lost or dead-lettered: a dead-lettered one is never put back on the control
-/// queue). Returns the job as it was read.
-pub async fn retry(store: &Store, queue: &ControlQueue, id: &str) -> Result<Job, JobError> {
+/// queue). The job records `requester` (the caller's AWS identity) as who asked. Returns the
+/// job as it was read.
+pub async fn retry(
+    store: &Store,
+    queue: &ControlQueue,
+    id: &str,
+    requester: &str,
+) -> Result<Job, JobError> {
     let job = find(store, id).await?;
     if !(job.status.reruns_on_delivery() || job.status == JobStatus::Approved) {
         return Err(JobError::NotRerunnable {
@@ -186,6 +192,7 @@ pub async fn retry(store: &Store, queue: &ControlQueue, id: &str) -> Result<Job,
             status: job.status.as_str(),
         });
     }
+    store.set_requested_by(id, requester).await?;
     queue.run_job(id).await?;
     Ok(job)
 }

@@ -363,6 +363,7 @@ pub fn new_job(finding: &Finding, r: &Remediation, mode: Mode) -> Job {
         approved_at: None,
         approved_plan_hash: None,
         approval_reason: None,
+        requested_by: None,
         created_at: now.clone(),
         updated_at: now,
         attempts: 0,
