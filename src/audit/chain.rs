@@ -33,6 +33,10 @@ pub struct AuditWriter {
     anchor_every: u64,
     /// When this writer last anchored (or started).
     last_anchor: std::sync::Mutex<Instant>,
+    /// The shared anchor chain's head as this writer last wrote it (read again when unknown,
+    /// or when another writer has appended since). Held while this writer anchors, so its
+    /// anchors take turns instead of racing each other for the same sequence number.
+    anchors_head: Mutex<Option<(u64, String)>>,
 }
 
 impl AuditWriter {
@@ -47,6 +51,7 @@ impl AuditWriter {
             unanchored: AtomicU64::new(0),
             anchor_every: ANCHOR_EVERY,
             last_anchor: std::sync::Mutex::new(Instant::now()),
+            anchors_head: Mutex::new(None),
         }
     }
 
@@ -161,11 +166,15 @@ impl AuditWriter {
         hash: &str,
         reason: Option<String>,
     ) -> Result<(), StateError> {
+        let mut known = self.anchors_head.lock().await;
         for _ in 0..20 {
-            let (prev_seq, prev_hash) = self
-                .head_of(ANCHORS)
-                .await?
-                .unwrap_or((0, GENESIS.to_string()));
+            let (prev_seq, prev_hash) = match known.take() {
+                Some(head) => head,
+                None => self
+                    .head_of(ANCHORS)
+                    .await?
+                    .unwrap_or((0, GENESIS.to_string())),
+            };
             let mut record = Record {
                 kind: RecordKind::Anchor,
                 chain: ANCHORS.into(),
@@ -181,7 +190,11 @@ impl AuditWriter {
             };
             record.hash = record.compute_hash();
             match self.put(&record).await {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    *known = Some((record.seq, record.hash));
+                    return Ok(());
+                }
+                // Another writer appended first: read the head again.
                 Err(e) if e.code() == Some("ConditionalCheckFailedException") => continue,
                 Err(e) => return Err(e.into()),
             }
@@ -230,13 +243,21 @@ impl AuditWriter {
         }
     }
 
-    /// Counts a record written, and anchors the head when enough are unanchored.
+    /// Counts a record written, and anchors the head when enough are unanchored, unless this
+    /// writer is anchoring already: then the anchor being written, the next record or the
+    /// timer covers this one, and jobs that end together do not queue one anchor each.
     async fn counted(&self) {
         if self.unanchored.fetch_add(1, Ordering::Relaxed) + 1 >= self.anchor_every
+            && !self.anchoring()
             && let Err(e) = self.anchor().await
         {
             tracing::warn!(error = %e, "the audit chain head could not be anchored; it will be at the next try");
         }
+    }
+
+    /// Whether this writer is writing an anchor now.
+    fn anchoring(&self) -> bool {
+        self.anchors_head.try_lock().is_err()
     }
 
     async fn stored_hash(&self, seq: u64) -> Result<Option<String>, StateError> {
