@@ -28,8 +28,10 @@ pub struct AuditWriter {
     table: String,
     chain: String,
     head: Mutex<(u64, String)>,
-    /// Records since this writer last anchored its head.
-    unanchored: AtomicU64,
+    /// The sequence number of the newest record written, and of the newest an anchor covers:
+    /// the records between them are unanchored.
+    written: AtomicU64,
+    anchored: AtomicU64,
     anchor_every: u64,
     /// When this writer last anchored (or started).
     last_anchor: std::sync::Mutex<Instant>,
@@ -48,7 +50,8 @@ impl AuditWriter {
             table,
             chain,
             head: Mutex::new((0, GENESIS.to_string())),
-            unanchored: AtomicU64::new(0),
+            written: AtomicU64::new(0),
+            anchored: AtomicU64::new(0),
             anchor_every: ANCHOR_EVERY,
             last_anchor: std::sync::Mutex::new(Instant::now()),
             anchors_head: Mutex::new(None),
@@ -81,11 +84,8 @@ impl AuditWriter {
 
     async fn anchor_head(&self, seq: u64, hash: &str) -> Result<(), StateError> {
         self.put_anchor(&self.chain, seq, hash, None).await?;
-        // Records appended meanwhile stay counted: only those this anchor covers are cleared.
-        let covered = self.head.lock().await.0 == seq;
-        if covered {
-            self.unanchored.store(0, Ordering::Relaxed);
-        }
+        // Records appended meanwhile stay unanchored: only those up to `seq` are covered.
+        self.anchored.fetch_max(seq, Ordering::Relaxed);
         *self
             .last_anchor
             .lock()
@@ -104,7 +104,7 @@ impl AuditWriter {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .elapsed()
             >= IDLE_ANCHOR;
-        if self.unanchored.load(Ordering::Relaxed) == 0 && !idle {
+        if self.unanchored() == 0 && !idle {
             return Ok(false);
         }
         let (seq, hash) = self.head.lock().await.clone();
@@ -246,13 +246,21 @@ impl AuditWriter {
     /// Counts a record written, and anchors the head when enough are unanchored, unless this
     /// writer is anchoring already: then the anchor being written, the next record or the
     /// timer covers this one, and jobs that end together do not queue one anchor each.
-    async fn counted(&self) {
-        if self.unanchored.fetch_add(1, Ordering::Relaxed) + 1 >= self.anchor_every
+    async fn counted(&self, seq: u64) {
+        self.written.fetch_max(seq, Ordering::Relaxed);
+        if self.unanchored() >= self.anchor_every
             && !self.anchoring()
             && let Err(e) = self.anchor().await
         {
             tracing::warn!(error = %e, "the audit chain head could not be anchored; it will be at the next try");
         }
+    }
+
+    /// How many records written are not covered by an anchor yet.
+    fn unanchored(&self) -> u64 {
+        self.written
+            .load(Ordering::Relaxed)
+            .saturating_sub(self.anchored.load(Ordering::Relaxed))
     }
 
     /// Whether this writer is writing an anchor now.
@@ -340,7 +348,7 @@ impl Pending<'_> {
             record,
         } = self;
         drop(head);
-        writer.counted().await;
+        writer.counted(record.seq).await;
         record
     }
 
