@@ -213,43 +213,44 @@ def rectify(args, moto, per_kind, proxied):
 
 def profile(args, moto, per_kind):
     """Seeds, enqueues and runs `rectify worker --once` under `perf record`; returns the report's
-    lines: (self %, symbol) for every function at 0.1 % or more."""
+    lines: (self %, where, function) for every function sampled."""
     env, _ = queued(args, moto, per_kind, "profile")
     data = os.path.join(RUN, "bench-peer.perf.data")
     argv = ["perf", "record", "--quiet", "-e", "cpu-clock", "-F", "4000", "-o", data, "--"] + worker_argv(args)
     measure(argv, env, os.path.join(RUN, "bench-peer-profile.log"))
     report = subprocess.run(
-        ["perf", "report", "-i", data, "--stdio", "--no-children", "--sort", "symbol",
-         "--percent-limit", "0.1"],
+        ["perf", "report", "-i", data, "--stdio", "--no-children", "--sort", "dso,symbol",
+         "--percent-limit", "0"],
         capture_output=True, text=True, check=True).stdout
     rows = []
     for line in report.splitlines():
-        m = re.match(r"\s*([0-9.]+)%\s+\[(.)\]\s+(.*\S)", line)
+        m = re.match(r"\s*([0-9.]+)%\s+(\S+)\s+\[(.)\]\s+(.*\S)", line)
         if m:
-            rows.append((float(m.group(1)), ("kernel: " if m.group(2) == "k" else "") + m.group(3)))
+            # perf ends each line with a "-" column (no call chains recorded).
+            rows.append((float(m.group(1)), m.group(2), m.group(4).rstrip(" -")))
     return rows
 
 
-def crate_of(symbol):
-    """The crate a demangled Rust symbol belongs to (`<T as aws_smithy::X>::f` counts as the
-    trait's crate's caller, so the first path names it); libc and kernel by name."""
-    if symbol.startswith("kernel: "):
-        return "kernel"
+def crate_of(dso, symbol):
+    """Where a sample's function lives: the kernel, a shared library by name, or, in rectify's
+    own binary, the crate its demangled path starts with (`<T as tokio::X>::f` counts as T's)."""
+    if dso.startswith("[kernel"):
+        return "kernel (system calls, scheduling)"
+    if not os.path.basename(dso).startswith("rectify"):
+        return dso + (" (malloc and free)" if dso.startswith("libc") else "")
     m = re.match(r"[<&\s]*(?:dyn )?([A-Za-z_][A-Za-z0-9_]*)::", symbol)
-    if m:
-        return m.group(1)
-    return "libc and others (" + symbol.split("@")[0][:24] + ")" if symbol else "unknown"
+    return m.group(1) if m else "other"
 
 
 def print_profile(rows, path):
     by_crate = {}
-    for pct, sym in rows:
-        c = crate_of(sym)
+    for pct, dso, sym in rows:
+        c = crate_of(dso, sym)
         by_crate[c] = by_crate.get(c, 0) + pct
     lines = ["Self time of rectify's CPU samples, by function (top 25):", "",
-             "| % | function |", "|---|---|"]
-    lines += [f"| {pct:.1f} | `{sym[:110]}` |" for pct, sym in rows[:25]]
-    lines += ["", "Summed by crate (functions at 0.1 % or more):", "", "| % | crate |", "|---|---|"]
+             "| % | where | function |", "|---|---|---|"]
+    lines += [f"| {pct:.1f} | {dso} | `{sym[:100]}` |" for pct, dso, sym in rows[:25]]
+    lines += ["", "Summed by crate (every sample):", "", "| % | crate |", "|---|---|"]
     lines += [f"| {pct:.1f} | {c} |" for c, pct in sorted(by_crate.items(), key=lambda kv: -kv[1])[:15]]
     text = "\n".join(lines)
     with open(path, "w") as f:
