@@ -724,14 +724,7 @@ async fn with_approver_must_differ_whoever_set_the_mode_cannot_approve_and_anoth
         "approval",
     ])
     .await;
-    let me = aws_sdk_sts::Client::new(&env.sdk)
-        .get_caller_identity()
-        .send()
-        .await
-        .unwrap()
-        .arn()
-        .unwrap()
-        .to_string();
+    let me = caller_arn(&env).await;
     let bucket = env.bucket("four-eyes").await;
     env.send_bucket_event(&bucket).await;
     env.drain().await;
@@ -813,14 +806,7 @@ async fn with_approver_must_differ_whoever_requested_the_job_cannot_approve_it()
     env.drain().await;
     let job = env.job_for(&bucket).await;
     assert_eq!(job["status"], "pending-approval", "{job:#}");
-    let me = aws_sdk_sts::Client::new(&env.sdk)
-        .get_caller_identity()
-        .send()
-        .await
-        .unwrap()
-        .arn()
-        .unwrap()
-        .to_string();
+    let me = caller_arn(&env).await;
     assert_eq!(job["requested_by"], me.as_str(), "{job:#}");
 
     let refused = env.run(&["jobs", "approve", &id]).await;

@@ -219,18 +219,6 @@ async fn undo(env: &Env, job: &str) {
     assert!(env.ok(&["audit", "verify"]).await.starts_with("OK"));
 }
 
-/// The ARN of the credentials the tests (and the rectify they run) use.
-async fn caller_arn(env: &Env) -> String {
-    aws_sdk_sts::Client::new(&env.sdk)
-        .get_caller_identity()
-        .send()
-        .await
-        .unwrap()
-        .arn()
-        .unwrap()
-        .to_string()
-}
-
 /// The date `days` after today (UTC), as `YYYY-MM-DD`.
 fn days_on(days: i64) -> String {
     (chrono::Utc::now().date_naive() + chrono::Duration::days(days))

@@ -1006,3 +1006,15 @@ pub async fn organization_with_a_member(env: &Env) -> String {
         .unwrap()
         .to_string()
 }
+
+/// The ARN of the credentials the tests (and the rectify they run) use.
+pub async fn caller_arn(env: &Env) -> String {
+    aws_sdk_sts::Client::new(&env.sdk)
+        .get_caller_identity()
+        .send()
+        .await
+        .unwrap()
+        .arn()
+        .unwrap()
+        .to_string()
+}
