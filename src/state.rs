@@ -22,8 +22,11 @@ use crate::catalog::{Mode, Remediation};
 use crate::clock::now_text;
 use crate::cloud::{CloudError, classify};
 
+mod breaker;
 mod txn;
-pub use txn::{Finished, LockedClaim};
+use breaker::BREAKER;
+pub use breaker::{Breaker, BreakerLimit, Reservation};
+pub use txn::{AuditPuts, Finished, LockedClaim};
 
 /// The names of the queues, DLQ and tables for one prefix.
 #[derive(Debug, Clone)]
@@ -709,13 +712,9 @@ fn finish_update(job: &Job, owner: &str) -> (Update, String) {
 pub struct Store {
     ddb: Client,
     pub names: Names,
-    /// The breaker items this process last wrote, by remediation and account. Admissions write
-    /// against the remembered version; the write's condition rejects a stale one.
-    breakers: Arc<Mutex<HashMap<(String, String), BreakerItem>>>,
+    /// The breaker items this process last read or wrote, by remediation and account.
+    breakers: breaker::Slots,
 }
-
-/// A breaker item: its version and the times of the enforcements it counts.
-type BreakerItem = (u64, Vec<i64>);
 
 impl Store {
     pub fn new(ddb: Client, names: Names) -> Store {
@@ -1084,20 +1083,16 @@ fn is_lock(item: &HashMap<String, AttributeValue>) -> bool {
     get_s(item, "id").is_some_and(|id| id.starts_with("lock:"))
 }
 
-/// The scope under which breaker items are stored: `breaker:<account>`, one per remediation
-/// and account.
-const BREAKER: &str = "breaker";
-
-fn breaker_scope(account: &str) -> String {
-    format!("{BREAKER}:{account}")
-}
-
-/// Whether the breaker let an enforcement through.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Breaker {
-    Admitted,
-    /// The limit was reached: this many enforcements are already in the window.
-    Tripped(usize),
+/// The condition of a write over an item read at `expected_version`. Version 0 is an item not
+/// written yet; past that, the item must still be there: one deleted since it was read (a reset
+/// breaker) is a conflict, not a blank slate. Names `#r` (the key `remediation`) and `#v`
+/// (`version`) and the value `:v`.
+fn versioned_condition(expected_version: u64) -> &'static str {
+    if expected_version == 0 {
+        "attribute_not_exists(#r) OR #v = :v"
+    } else {
+        "attribute_exists(#r) AND #v = :v"
+    }
 }
 
 impl Store {
@@ -1107,13 +1102,7 @@ impl Store {
         expected_version: u64,
         what: &str,
     ) -> Result<(), StateError> {
-        // Version 0 is an item not written yet; past that, the item must still be there: one
-        // deleted since it was read (a reset breaker) is a conflict, not a blank slate.
-        let condition = if expected_version == 0 {
-            "attribute_not_exists(#r) OR #v = :v"
-        } else {
-            "attribute_exists(#r) AND #v = :v"
-        };
+        let condition = versioned_condition(expected_version);
         let result = self
             .ddb
             .put_item()
@@ -1173,142 +1162,8 @@ impl Store {
         Ok(out.attributes().is_some_and(|a| !a.is_empty()))
     }
 
-    /// Counts one enforcement of `remediation` in `account` against that account's breaker:
-    /// admitted while fewer than `limit` fall in the last `window_seconds`. Each account has a
-    /// breaker of its own, so one account's burst never holds another's fixes. Optimistic:
-    /// prune, then write if the item's version is unchanged. The version this process last
-    /// wrote is kept, so an admission is one conditional write; the item is read again only
-    /// when that write finds it changed (another worker, or an operator's reset) and before the
-    /// breaker is declared tripped. Admissions in one process take turns, so they do not race
-    /// each other.
-    pub async fn breaker_admit(
-        &self,
-        remediation: &str,
-        account: &str,
-        limit: u32,
-        window_seconds: u64,
-    ) -> Result<Breaker, StateError> {
-        let key = (remediation.to_string(), account.to_string());
-        let mut cache = self.breakers.lock().await;
-        for _ in 0..10 {
-            let cached = cache.remove(&key);
-            let fresh = cached.is_none();
-            let (version, mut times) = match cached {
-                Some(c) => c,
-                None => self.breaker_item(remediation, account).await?,
-            };
-            let now = Utc::now().timestamp();
-            times.retain(|t| now - t < window_seconds as i64);
-            if times.len() >= limit as usize {
-                if !fresh {
-                    // Trip only on what the table says now: it may have been reset.
-                    continue;
-                }
-                cache.insert(key, (version, times.clone()));
-                return Ok(Breaker::Tripped(times.len()));
-            }
-            times.push(now);
-            let item = HashMap::from([
-                ("remediation".to_string(), s(remediation)),
-                ("scope".to_string(), s(breaker_scope(account))),
-                (
-                    "times".to_string(),
-                    s(serde_json::to_string(&times).unwrap_or_default()),
-                ),
-                ("version".to_string(), n(version + 1)),
-            ]);
-            match self.put_versioned(item, version, "the breaker").await {
-                Ok(()) => {
-                    cache.insert(key, (version + 1, times));
-                    return Ok(Breaker::Admitted);
-                }
-                Err(StateError::Conflict(_)) => continue,
-                Err(e) => return Err(e),
-            }
-        }
-        Err(StateError::Conflict(format!(
-            "the breaker of {remediation} in {account}"
-        )))
-    }
-
-    /// The breaker item as stored: its version and enforcement times.
-    async fn breaker_item(
-        &self,
-        remediation: &str,
-        account: &str,
-    ) -> Result<BreakerItem, StateError> {
-        let item = self
-            .get_settings_item(remediation, &breaker_scope(account))
-            .await?
-            .unwrap_or_default();
-        let version = get_n(&item, "version").unwrap_or(0);
-        let times: Vec<i64> = get_json(&item, "times")?.unwrap_or_default();
-        Ok((version, times))
-    }
-
-    /// Forgets a remediation's recent enforcements in one account, or in every account with
-    /// `None` (an operator reset the breaker).
-    pub async fn breaker_reset(
-        &self,
-        remediation: &str,
-        account: Option<&str>,
-    ) -> Result<(), StateError> {
-        let scopes = match account {
-            Some(a) => vec![breaker_scope(a)],
-            None => self.breaker_scopes(remediation).await?,
-        };
-        for scope in scopes {
-            self.ddb
-                .delete_item()
-                .table_name(&self.names.settings)
-                .key("remediation", s(remediation))
-                .key("scope", s(scope))
-                .send()
-                .await
-                .map_err(|e| classify("dynamodb:DeleteItem", e))?;
-        }
-        Ok(())
-    }
-
-    /// The scopes of a remediation's breaker items, one per account that has one.
-    async fn breaker_scopes(&self, remediation: &str) -> Result<Vec<String>, StateError> {
-        let mut scopes = Vec::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .ddb
-                .query()
-                .table_name(&self.names.settings)
-                .consistent_read(true)
-                .key_condition_expression("#r = :r AND begins_with(#s, :b)")
-                .expression_attribute_names("#r", "remediation")
-                .expression_attribute_names("#s", "scope")
-                .expression_attribute_values(":r", s(remediation))
-                .expression_attribute_values(":b", s(BREAKER))
-                .projection_expression("#s")
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| classify("dynamodb:Query", e))?;
-            scopes.extend(out.items().iter().filter_map(|i| get_s(i, "scope")));
-            match out.last_evaluated_key() {
-                Some(k) if !k.is_empty() => start = Some(k.clone()),
-                _ => break,
-            }
-        }
-        Ok(scopes)
-    }
-
-    /// Takes the lock on one resource for `lease` (or renews this owner's own lock). Two jobs
-    /// on one resource never run at once, across workers.
-    pub async fn lock_resource(
-        &self,
-        key: &str,
-        owner: &str,
-        lease: Duration,
-    ) -> Result<bool, StateError> {
-        // The same write as the lock in `claim_locked`'s transaction, made alone.
-        let put = self.lock_put(key, owner, lease, Utc::now().timestamp())?;
+    /// Makes alone a write built for a transaction. False when its condition did not hold.
+    async fn put_alone(&self, put: aws_sdk_dynamodb::types::Put) -> Result<bool, StateError> {
         let result = self
             .ddb
             .put_item()
@@ -1326,6 +1181,19 @@ impl Store {
                 e => Err(e.into()),
             },
         }
+    }
+
+    /// Takes the lock on one resource for `lease` (or renews this owner's own lock). Two jobs
+    /// on one resource never run at once, across workers.
+    pub async fn lock_resource(
+        &self,
+        key: &str,
+        owner: &str,
+        lease: Duration,
+    ) -> Result<bool, StateError> {
+        // The same write as the lock in `claim_locked`'s transaction, made alone.
+        self.put_alone(self.lock_put(key, owner, lease, Utc::now().timestamp())?)
+            .await
     }
 
     /// Extends this owner's lease on a claimed job that is still in progress. False when the

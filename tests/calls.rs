@@ -4,11 +4,11 @@
 //!
 //! Bounds per fixed finding: at most 4 calls to the remediated service (read, apply, read back;
 //! an IAM user with one key takes 5: its tags, its keys, the key's last use, the change, the
-//! keys read back), at most 2 writes of jobs and audit records (claim with the resource lock;
-//! outcome with its audit record and the unlock), and at most 1 write of the blast-radius
-//! breaker, made only for a plan about to be enforced, before anything changes. Audit anchors
-//! (a writer's head, every few records and when it stops) are counted apart: they are per
-//! writer, not per finding.
+//! keys read back), and at most 2 state writes in all: the claim with the resource lock and the
+//! enforcement counted on the blast-radius breaker, then the outcome with its audit record and
+//! the unlock. A write of the breaker alone (made when a claim could not count) is counted
+//! with them. Audit anchors (a writer's head, every few records and when it stops) are counted
+//! apart: they are per writer, not per finding.
 
 mod support;
 
@@ -210,14 +210,10 @@ async fn a_fixed_finding_costs_few_calls_to_its_service_and_two_job_and_audit_wr
                 "{remediation}: {remediated:.2} calls to {service} per fix (at most {bound:.3})"
             ));
         }
-        if writes > 2.0 {
+        if writes + breaker > 2.0 {
             failures.push(format!(
-                "{remediation}: {writes:.2} job and audit writes per fix (at most 2)"
-            ));
-        }
-        if breaker > 1.0 {
-            failures.push(format!(
-                "{remediation}: {breaker:.2} breaker writes per fix (at most 1)"
+                "{remediation}: {writes:.2} job and audit writes and {breaker:.2} breaker writes \
+                 per fix (at most 2 in all)"
             ));
         }
         // A writer anchors every ten records and when it stops: each anchor is one read of the

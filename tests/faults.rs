@@ -462,9 +462,11 @@ async fn a_long_job_keeps_its_message_hidden_and_the_dlq_can_be_redriven() {
     let env = Env::new().await;
     env.enforce("sg-revoke-open-ssh").await;
     let proxy = FaultProxy::start(0.0, 4).await;
-    // Every call takes 600 ms: the job runs far longer than the queue's 3 s visibility timeout.
+    // Every call takes 900 ms: the job runs far longer than the queue's 3 s visibility timeout,
+    // long enough for its lock and its lease to be renewed (every 1.5 s, two calls) before it
+    // ends.
     proxy
-        .set(serde_json::json!({"delay_only": true, "delay_ms": 600}))
+        .set(serde_json::json!({"delay_only": true, "delay_ms": 900}))
         .await;
     let (_, group) = security_group(&env.sdk).await;
     for port in [22, 2222] {

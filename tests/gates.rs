@@ -389,6 +389,51 @@ async fn the_breaker_trips_at_the_limit_plus_one() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_not_enforced_gives_back_what_its_claim_counted() {
+    let env = Env::new().await;
+    env.ok(&[
+        "settings",
+        "set",
+        "s3-block-public-access",
+        "--mode",
+        "enforce",
+        "--yes",
+        "--breaker-limit",
+        "2",
+        "--by",
+        "test",
+    ])
+    .await;
+    // Three findings whose buckets are fixed already: each claim counts an enforcement on the
+    // breaker, and each outcome, with nothing to change, gives it back.
+    let mut fixed = Vec::new();
+    for _ in 0..3 {
+        let b = public_bucket(&env).await;
+        block_public_access(&env.sdk, &b).await;
+        env.send_bucket_event(&b).await;
+        fixed.push(b);
+    }
+    env.drain().await;
+    for b in &fixed {
+        assert_eq!(env.job_for(b).await["status"], "no-op", "{b}");
+    }
+    // So the whole limit of two is there for two fixes, and a third is held.
+    let mut open = Vec::new();
+    for _ in 0..3 {
+        let b = public_bucket(&env).await;
+        env.send_bucket_event(&b).await;
+        open.push(b);
+    }
+    env.run(&["worker", "--once", "--concurrency", "1"]).await;
+    let mut statuses = Vec::new();
+    for b in &open {
+        statuses.push(env.job_for(b).await["status"].as_str().unwrap().to_string());
+    }
+    statuses.sort();
+    assert_eq!(statuses, ["applied", "applied", "pending-approval"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_breaker_counts_across_workers_and_honours_a_reset() {
     use rectify::state::{Breaker, Names, Store};
     let env = Env::new().await;

@@ -84,13 +84,18 @@ impl AuditWriter {
 
     async fn anchor_head(&self, seq: u64, hash: &str) -> Result<(), StateError> {
         self.put_anchor(&self.chain, seq, hash, None).await?;
-        // Records appended meanwhile stay unanchored: only those up to `seq` are covered.
+        self.anchored_to(seq);
+        Ok(())
+    }
+
+    /// This chain's records up to `seq` are anchored. Records appended meanwhile stay
+    /// unanchored: only those up to `seq` are covered.
+    fn anchored_to(&self, seq: u64) {
         self.anchored.fetch_max(seq, Ordering::Relaxed);
         *self
             .last_anchor
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Instant::now();
-        Ok(())
     }
 
     /// What a running worker's timer calls every T seconds: anchors the head when a record is
@@ -175,20 +180,7 @@ impl AuditWriter {
                     .await?
                     .unwrap_or((0, GENESIS.to_string())),
             };
-            let mut record = Record {
-                kind: RecordKind::Anchor,
-                chain: ANCHORS.into(),
-                seq: prev_seq + 1,
-                prev_hash: prev_hash.clone(),
-                id: format!("{ANCHORS}-{:08}", prev_seq + 1),
-                time: now_text(),
-                after: Some(serde_json::json!({"chain": chain, "seq": seq, "hash": hash})),
-                outcome: RecordOutcome::Anchored,
-                actor: Some(self.chain.clone()),
-                reason: reason.clone(),
-                ..Record::default()
-            };
-            record.hash = record.compute_hash();
+            let record = self.anchor_record(prev_seq, prev_hash, chain, seq, hash, reason.clone());
             match self.put(&record).await {
                 Ok(()) => {
                     *known = Some((record.seq, record.hash));
@@ -200,6 +192,67 @@ impl AuditWriter {
             }
         }
         Err(StateError::Conflict("the audit anchor chain".into()))
+    }
+
+    /// The anchor that follows the anchor chain's record `prev_seq` (hash `prev_hash`) and names
+    /// `chain`'s record `seq` with `hash`.
+    fn anchor_record(
+        &self,
+        prev_seq: u64,
+        prev_hash: String,
+        chain: &str,
+        seq: u64,
+        hash: &str,
+        reason: Option<String>,
+    ) -> Record {
+        let mut record = Record {
+            kind: RecordKind::Anchor,
+            chain: ANCHORS.into(),
+            seq: prev_seq + 1,
+            prev_hash,
+            id: format!("{ANCHORS}-{:08}", prev_seq + 1),
+            time: now_text(),
+            after: Some(serde_json::json!({"chain": chain, "seq": seq, "hash": hash})),
+            outcome: RecordOutcome::Anchored,
+            actor: Some(self.chain.clone()),
+            reason,
+            ..Record::default()
+        };
+        record.hash = record.compute_hash();
+        record
+    }
+
+    /// The anchor of `record`, to write in the same transaction, when writing it leaves this
+    /// many records unanchored and this writer is not anchoring already. The anchor chain's
+    /// head is held with it. None when the anchor chain's head cannot be read: the anchor is
+    /// then made after the record, alone.
+    async fn anchor_with(&self, record: &Record) -> Option<HeldAnchor<'_>> {
+        if record
+            .seq
+            .saturating_sub(self.anchored.load(Ordering::Relaxed))
+            < self.anchor_every
+        {
+            return None;
+        }
+        let mut known = self.anchors_head.try_lock().ok()?;
+        if known.is_none() {
+            *known = Some(
+                self.head_of(ANCHORS)
+                    .await
+                    .ok()?
+                    .unwrap_or((0, GENESIS.to_string())),
+            );
+        }
+        let (prev_seq, prev_hash) = known.clone()?;
+        let anchor = self.anchor_record(
+            prev_seq,
+            prev_hash,
+            &self.chain,
+            record.seq,
+            &record.hash,
+            None,
+        );
+        Some((known, anchor))
     }
 
     async fn put(&self, record: &Record) -> Result<(), crate::cloud::CloudError> {
@@ -225,8 +278,9 @@ impl AuditWriter {
     }
 
     /// Makes `record` the next of this chain (its id, chain, sequence, time and hashes filled
-    /// in), for a caller that writes it together with other items in one transaction. The
-    /// chain's head is held until the record is written or the [`Pending`] dropped.
+    /// in), for a caller that writes it together with other items in one transaction, and,
+    /// when one is due, its anchor to write with it. The chain's head is held until the record
+    /// is written or the [`Pending`] dropped.
     pub async fn prepare(&self, mut record: Record) -> Pending<'_> {
         let head = self.head.lock().await;
         record.chain = self.chain.clone();
@@ -236,10 +290,12 @@ impl AuditWriter {
         record.time = now_text();
         redact_record(&mut record);
         record.hash = record.compute_hash();
+        let anchor = self.anchor_with(&record).await;
         Pending {
             writer: self,
             head,
             record,
+            anchor,
         }
     }
 
@@ -307,11 +363,27 @@ fn item(record: &Record) -> HashMap<String, AttributeValue> {
     ])
 }
 
+/// An anchor prepared with a record, and the anchor chain's head, held until it is written.
+type HeldAnchor<'a> = (tokio::sync::MutexGuard<'a, Option<(u64, String)>>, Record);
+
+/// The write that appends `record` to `table`, for a transaction: it fails if the record's
+/// place in its chain is taken.
+fn record_put(table: &str, record: &Record) -> Result<aws_sdk_dynamodb::types::Put, StateError> {
+    aws_sdk_dynamodb::types::Put::builder()
+        .table_name(table)
+        .set_item(Some(item(record)))
+        .condition_expression("attribute_not_exists(#s)")
+        .expression_attribute_names("#s", "seq")
+        .build()
+        .map_err(|e| StateError::Corrupt(format!("an audit record cannot be built: {e}")))
+}
+
 /// The next record of a chain, prepared and not yet written; the chain's head is held.
 pub struct Pending<'a> {
     writer: &'a AuditWriter,
     head: tokio::sync::MutexGuard<'a, (u64, String)>,
     record: Record,
+    anchor: Option<HeldAnchor<'a>>,
 }
 
 impl Pending<'_> {
@@ -323,13 +395,16 @@ impl Pending<'_> {
     /// The write that appends the record, for a transaction: it fails if the record's place
     /// in the chain is taken.
     pub fn put(&self) -> Result<aws_sdk_dynamodb::types::Put, StateError> {
-        aws_sdk_dynamodb::types::Put::builder()
-            .table_name(&self.writer.table)
-            .set_item(Some(item(&self.record)))
-            .condition_expression("attribute_not_exists(#s)")
-            .expression_attribute_names("#s", "seq")
-            .build()
-            .map_err(|e| StateError::Corrupt(format!("an audit record cannot be built: {e}")))
+        record_put(&self.writer.table, &self.record)
+    }
+
+    /// The write that appends the record's anchor, when one is due, for the same transaction:
+    /// it fails if another writer appended to the anchor chain first.
+    pub fn anchor_put(&self) -> Result<Option<aws_sdk_dynamodb::types::Put>, StateError> {
+        self.anchor
+            .as_ref()
+            .map(|(_, a)| record_put(&self.writer.table, a))
+            .transpose()
     }
 
     /// Whether the chain already holds this very record at its place: an earlier try of the
@@ -339,21 +414,34 @@ impl Pending<'_> {
             == Some(self.record.hash.as_str()))
     }
 
-    /// The record is written (by the caller's transaction): the chain's head moves on to it.
-    pub async fn written(mut self) -> Record {
+    /// The record is written (by the caller's transaction), and its anchor with it when
+    /// `anchored`: the chain's head moves on to the record, the anchor chain's to the anchor.
+    /// An anchor not written leaves the anchor chain's head unknown (another writer appended
+    /// first, or whether it landed is not known): it is read again for the next anchor.
+    pub async fn written(mut self, anchored: bool) -> Record {
         *self.head = (self.record.seq, self.record.hash.clone());
         let Pending {
             writer,
             head,
             record,
+            anchor,
         } = self;
         drop(head);
+        if let Some((mut known, a)) = anchor {
+            if anchored {
+                *known = Some((a.seq, a.hash));
+                writer.anchored_to(record.seq);
+            } else {
+                *known = None;
+            }
+        }
         writer.counted(record.seq).await;
         record
     }
 
-    /// Writes the record on its own.
-    pub async fn write_alone(self) -> Result<Record, StateError> {
+    /// Writes the record on its own (its anchor, if one was due, after it).
+    pub async fn write_alone(mut self) -> Result<Record, StateError> {
+        self.anchor = None;
         if let Err(e) = self.writer.put(&self.record).await {
             if e.code() != Some("ConditionalCheckFailedException") {
                 return Err(e.into());
@@ -366,6 +454,6 @@ impl Pending<'_> {
                 )));
             }
         }
-        Ok(self.written().await)
+        Ok(self.written(false).await)
     }
 }

@@ -1,6 +1,6 @@
 //! Apply: the inverse of every action is computed first (nothing is applied that cannot be
 //! undone), then the blast-radius breaker admits the enforcement (so a refused plan never uses
-//! a slot), then each action runs through the typed action layer. An action that creates
+//! a slot; a fresh job's claim counted it ahead, and that count is spent here), then each action runs through the typed action layer. An action that creates
 //! something sends a `ClientToken` derived from the job and the action (a redelivery gets the
 //! same resource back), and the id AWS gave it is recorded on the job (`created`), from which
 //! its inverse, the delete of exactly that, is completed.
@@ -18,7 +18,7 @@ use tracing::info;
 use crate::action::apply::Applied;
 use crate::action::{Created, Plan};
 use crate::catalog::Remediation;
-use crate::state::{Breaker, Job, SettingsSnapshot};
+use crate::state::{Breaker, Job, Reservation, SettingsSnapshot};
 
 /// Why applying stopped the job.
 #[derive(Debug)]
@@ -37,7 +37,9 @@ impl From<Outcome> for Stopped {
 }
 
 /// Applies the plan; records the inverse on the job first. Returns how long applying took, in
-/// milliseconds.
+/// milliseconds. An enforcement `reserved` in the job's claim is spent here, in place of the
+/// breaker's admission; one left unspent is given back with the job's outcome.
+#[allow(clippy::too_many_arguments)] // reason: the job, its context and what the claim and the plan gave
 pub async fn apply(
     ctx: &Context,
     r: &Remediation,
@@ -46,6 +48,7 @@ pub async fn apply(
     plan: &Plan,
     before: &Value,
     go: Go,
+    reserved: &mut Option<Reservation>,
 ) -> Result<f64, Stopped> {
     match crate::action::inverses(plan, before) {
         Ok(inv) => job.inverse = Some(inv),
@@ -67,7 +70,7 @@ pub async fn apply(
             retry: Some(why),
         });
     }
-    if go == Go::Enforce {
+    if go == Go::Enforce && reserved.take().is_none() {
         let (limit, window) = snapshot.breaker(r);
         match ctx
             .store

@@ -42,8 +42,8 @@ use crate::notify::Notifier;
 use crate::organization::OrganizationAccounts;
 use crate::script::Limits;
 use crate::state::{
-    Claim, Finished, Job, JobStatus, LockedClaim, SettingsCache, SettingsSnapshot, StateError,
-    Store,
+    AuditPuts, BreakerLimit, Claim, Finished, Job, JobStatus, LockedClaim, Reservation,
+    SettingsCache, SettingsSnapshot, StateError, Store,
 };
 
 /// The catalog in force; replaced whole on reload, so work in flight keeps the one it started
@@ -388,15 +388,32 @@ pub async fn reconcile(
     let job = new_job(finding, r, snapshot.mode_for(r, &finding.account));
     let span = job_span(&job);
     async {
-        // The resource's lock and the job's claim are one write.
+        // The resource's lock and the job's claim are one write; in enforce mode it also counts
+        // the enforcement on the breaker, given back with the outcome if none is made.
         let lock_owner = format!("{}/{}", ctx.owner, job.id);
         let key = lock_key(&job, r.scope());
+        let breaker = (job.mode == Mode::Enforce).then(|| {
+            let (limit, window_seconds) = snapshot.breaker(r);
+            BreakerLimit {
+                remediation: r.name().to_string(),
+                account: job.account.clone(),
+                limit,
+                window_seconds,
+            }
+        });
         let claimed = ctx
             .store
-            .claim_locked(&key, &lock_owner, &job, &ctx.owner, ctx.lease)
+            .claim_locked(
+                &key,
+                &lock_owner,
+                &job,
+                &ctx.owner,
+                ctx.lease,
+                breaker.as_ref(),
+            )
             .await;
-        let previous = match claimed {
-            Ok(LockedClaim::Won(previous)) => previous,
+        let (previous, reserved) = match claimed {
+            Ok(LockedClaim::Won(previous, reserved)) => (previous, reserved),
             Ok(LockedClaim::ResourceHeld) => {
                 info!("another job holds this resource; the message will come back");
                 return Err(ReconcileError::ResourceHeld);
@@ -414,7 +431,7 @@ pub async fn reconcile(
             }
         };
         let lease = ResourceLease::held(&ctx.store, &key, &lock_owner, ctx.lease);
-        let result = run_won(ctx, r, snapshot, job, previous, None, &lease).await;
+        let result = run_won(ctx, r, snapshot, job, previous, reserved, None, &lease).await;
         lease.release().await;
         result
     }
@@ -475,7 +492,7 @@ pub(crate) async fn run_claimed(
             return Err(ReconcileError::Claim(e));
         }
     };
-    run_won(ctx, r, snapshot, job, previous, observed, lease).await
+    run_won(ctx, r, snapshot, job, previous, None, observed, lease).await
 }
 
 /// A delivery of a job that already ended (or waits for an approval): the Security Hub
@@ -502,13 +519,16 @@ async fn ended_already(
     })
 }
 
-/// Runs a job this worker has just claimed, under `lease`, to a recorded outcome.
+/// Runs a job this worker has just claimed, under `lease`, to a recorded outcome. `reserved` is
+/// the enforcement its claim counted on the breaker, if it did.
+#[allow(clippy::too_many_arguments)] // reason: the job, its context and what the claim and the plan gave
 async fn run_won(
     ctx: &Context,
     r: &Arc<Remediation>,
     snapshot: &SettingsSnapshot,
     mut job: Job,
     previous: Option<Box<Job>>,
+    mut reserved: Option<Reservation>,
     observed: Option<Observed>,
     lease: &ResourceLease,
 ) -> Result<Ended, ReconcileError> {
@@ -517,8 +537,18 @@ async fn run_won(
         job.created_at = p.created_at.clone();
         job.attempts = p.attempts + 1;
     }
-    let decision = decide(ctx, r, snapshot, &mut job, previous.as_deref(), observed).await;
-    record(ctx, r, &mut job, &decision, lease).await?;
+    let decision = decide(
+        ctx,
+        r,
+        snapshot,
+        &mut job,
+        previous.as_deref(),
+        observed,
+        &mut reserved,
+    )
+    .await;
+    // An enforcement counted in the claim and not made is given back with the outcome.
+    record(ctx, r, &mut job, &decision, lease, reserved.as_ref()).await?;
     if !update_hub(ctx, r, snapshot, &job).await {
         mark_hub_retry(ctx, &job.id, true).await;
     }
@@ -610,6 +640,7 @@ async fn decide(
     job: &mut Job,
     previous: Option<&Job>,
     observed: Option<Observed>,
+    reserved: &mut Option<Reservation>,
 ) -> Decision {
     if let Err(outcome) = gates::approval_in_time(previous, chrono::Utc::now(), ctx.approval_ttl) {
         warn!(
@@ -687,7 +718,7 @@ async fn decide(
         Ok(go) => go,
         Err(outcome) => return decision(outcome),
     };
-    let apply_ms = match apply::apply(ctx, r, snapshot, job, &plan, &before, go).await {
+    let apply_ms = match apply::apply(ctx, r, snapshot, job, &plan, &before, go, reserved).await {
         Ok(ms) => ms,
         Err(stopped) => {
             return Decision {
@@ -703,8 +734,9 @@ async fn decide(
     }
 }
 
-/// Makes a decided job durable: the audit record, the job's outcome and the release of the
-/// resource's lock in one write (the message is deleted only after it); then the metric, the
+/// Makes a decided job durable: the audit record (and its anchor, when one is due), the job's
+/// outcome, the release of the resource's lock and an unspent breaker count given back, in one
+/// write (the message is deleted only after it); then the metric, the
 /// log line, the notification and, when the breaker tripped, the switch to approval.
 async fn record(
     ctx: &Context,
@@ -712,6 +744,7 @@ async fn record(
     job: &mut Job,
     decision: &Decision,
     lease: &ResourceLease,
+    release: Option<&Reservation>,
 ) -> Result<(), ReconcileError> {
     job.status = decision.outcome.status();
     job.reason = Some(match &decision.note {
@@ -721,23 +754,27 @@ async fn record(
     job.updated_at = now_text();
     let actor = job.approved_by.clone().unwrap_or_else(|| "worker".into());
     let pending = ctx.audit.prepare(Record::for_job(job, &actor)).await;
-    let put = pending.put().map_err(ReconcileError::Audit)?;
+    let puts = AuditPuts {
+        record: pending.put().map_err(ReconcileError::Audit)?,
+        anchor: pending.anchor_put().map_err(ReconcileError::Audit)?,
+    };
     // A renewal after the lock's release would take it again.
     lease.stop_renewing();
     let written = ctx
         .store
-        .finish_recorded(job, &ctx.owner, put, Some(lease.lock()))
+        .finish_recorded(job, &ctx.owner, puts, Some(lease.lock()), release)
         .await;
     match written {
-        Ok(Finished::Written) => {
+        Ok(Finished::Written { anchored }) => {
             lease.released_with_outcome();
-            pending.written().await;
+            pending.written(anchored).await;
         }
         Ok(Finished::AuditTaken) => match pending.landed().await {
-            // An earlier try of this very write landed before its answer was lost.
+            // An earlier try of this very write landed before its answer was lost (whether its
+            // anchor did is not known: the anchor chain's head is read again).
             Ok(true) => {
                 lease.released_with_outcome();
-                pending.written().await;
+                pending.written(false).await;
             }
             Ok(false) => {
                 let e = crate::state::StateError::Corrupt(format!(

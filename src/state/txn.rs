@@ -1,7 +1,9 @@
 //! A job's two writes, each one `TransactWriteItems`: its claim together with its resource's
-//! lock, and its outcome together with its audit record and the lock's release. Either every
-//! item of one is written or none is, so a worker killed between two calls leaves nothing
-//! half done, and the conditions of each item are the ones the separate writes had.
+//! lock (and, for a fresh job in enforce mode, one enforcement counted on its breaker), and its
+//! outcome together with its audit record and the lock's release (and the count given back
+//! when nothing was enforced). Either every item of one is written or none is, so a worker
+//! killed between two calls leaves nothing half done, and the conditions of each item are the
+//! ones the separate writes had.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -15,16 +17,17 @@ use aws_sdk_dynamodb::types::{
 use chrono::Utc;
 
 use super::{
-    Job, JobStatus, StateError, Store, Update, claim_update, finish_update, job_from_item, lock_id,
-    n, s,
+    BreakerLimit, Job, JobStatus, Reservation, StateError, Store, Update, claim_update,
+    finish_update, job_from_item, lock_id, n, s,
 };
 use crate::cloud::classify;
 
 /// What claiming a job with its resource's lock came to. Only `Won` wrote anything.
 #[derive(Debug)]
 pub enum LockedClaim {
-    /// The resource is locked and the job claimed, by this worker.
-    Won(Option<Box<Job>>),
+    /// The resource is locked and the job claimed, by this worker: the job as it was before
+    /// (when it was there), and the enforcement counted against the breaker in the same write.
+    Won(Option<Box<Job>>, Option<Reservation>),
     /// Another job holds the resource's lock.
     ResourceHeld,
     /// The job ended already, or waits for an approval: the delivery is a duplicate. The
@@ -34,11 +37,20 @@ pub enum LockedClaim {
     Busy,
 }
 
+/// A job's audit record as writes for its outcome's transaction: the record, and its anchor
+/// when one is due.
+#[derive(Debug, Clone)]
+pub struct AuditPuts {
+    pub record: Put,
+    pub anchor: Option<Put>,
+}
+
 /// What writing a job's outcome with its audit record came to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Finished {
-    /// Outcome, audit record and (when one was given) the release of the lock are written.
-    Written,
+    /// Outcome, audit record and (when one was given) the release of the lock are written,
+    /// and the record's anchor when `anchored`.
+    Written { anchored: bool },
     /// The job's lease is no longer this worker's: nothing was written.
     LeaseLost,
     /// The audit record's place in its chain is taken: nothing was written. An earlier try of
@@ -69,7 +81,7 @@ fn code(reasons: &[CancellationReason], i: usize) -> &str {
 const CONDITION_FAILED: &str = "ConditionalCheckFailed";
 
 /// A transaction item the SDK refused to build (a required field missing): a bug here.
-fn built<T>(r: Result<T, aws_sdk_dynamodb::error::BuildError>) -> Result<T, StateError> {
+pub(super) fn built<T>(r: Result<T, aws_sdk_dynamodb::error::BuildError>) -> Result<T, StateError> {
     r.map_err(|e| StateError::Corrupt(format!("a transaction item cannot be built: {e}")))
 }
 
@@ -124,6 +136,11 @@ impl Store {
     /// or one that ended without effect, was approved, or whose lease ran out. A job already
     /// there is claimed on exactly the version read (its status, attempts and last update), so
     /// the job returned as the previous one is the one the claim replaced.
+    ///
+    /// With `breaker`, a fresh job's claim also counts one enforcement against it, unless it is
+    /// full: the plan is counted before it is made, and given back by [`Store::finish_recorded`]
+    /// when it is not enforced. A job claimed again is not counted here (it may run under an
+    /// approval, which the breaker does not count).
     pub async fn claim_locked(
         &self,
         lock_key: &str,
@@ -131,11 +148,21 @@ impl Store {
         job: &Job,
         owner: &str,
         lease: Duration,
+        breaker: Option<&BreakerLimit>,
     ) -> Result<LockedClaim, StateError> {
         // What the job was when last seen: None until a claim finds it there.
         let mut seen: Option<HashMap<String, AttributeValue>> = None;
+        let slot = breaker.map(|b| self.breaker_slot(&b.remediation, &b.account));
+        let mut held = match &slot {
+            Some(slot) => Some(slot.lock().await),
+            None => None,
+        };
         for _ in 0..TRIES {
             let now = Utc::now();
+            let reserve = match (breaker, held.as_mut(), &seen) {
+                (Some(b), Some(held), None) => self.breaker_reserve(held, b, now.timestamp()).await,
+                _ => None,
+            };
             let mut u = claim_update(job, owner, lease, now);
             let condition = match &seen {
                 None => format!("attribute_not_exists({})", u.name("id")),
@@ -159,23 +186,41 @@ impl Store {
                     .build(),
             )?;
             let lock = self.lock_put(lock_key, lock_owner, lease, now.timestamp())?;
-            let result = self
+            let mut call = self
                 .ddb
                 .transact_write_items()
                 .transact_items(TransactWriteItem::builder().put(lock).build())
-                .transact_items(TransactWriteItem::builder().update(claim).build())
-                .send()
-                .await;
-            let reasons = match result {
+                .transact_items(TransactWriteItem::builder().update(claim).build());
+            if let Some(r) = &reserve {
+                call = call.transact_items(TransactWriteItem::builder().put(r.put.clone()).build());
+            }
+            let reasons = match call.send().await {
                 Ok(_) => {
                     let previous = match &seen {
                         Some(item) => Some(Box::new(job_from_item(item)?)),
                         None => None,
                     };
-                    return Ok(LockedClaim::Won(previous));
+                    let reserved = match (reserve, breaker, held.as_mut()) {
+                        (Some(r), Some(b), Some(held)) => {
+                            **held = Some(r.item);
+                            Some(Reservation {
+                                remediation: b.remediation.clone(),
+                                account: b.account.clone(),
+                                at: now.timestamp(),
+                            })
+                        }
+                        _ => None,
+                    };
+                    return Ok(LockedClaim::Won(previous, reserved));
                 }
                 Err(e) => cancelled("dynamodb:TransactWriteItems", e)?,
             };
+            if reserve.is_some() && code(&reasons, 2) != "None" {
+                // The breaker item changed since this process last saw it: read it again.
+                if let Some(held) = held.as_mut() {
+                    **held = None;
+                }
+            }
             if code(&reasons, 0) == CONDITION_FAILED {
                 return Ok(LockedClaim::ResourceHeld);
             }
@@ -208,28 +253,58 @@ impl Store {
         Err(StateError::Conflict(format!("the claim of job {}", job.id)))
     }
 
-    /// Writes a job's outcome, its audit record (`audit`, the Put that appends it to its
-    /// chain) and, when given, the release of the lock `(key, lock owner)`, in one transaction,
-    /// if `owner` still holds the job's lease. A lock no longer this owner's (its lease ran out
-    /// and another job took it) is not released: the outcome and record are written without it.
+    /// Writes a job's outcome, its audit record (`audit`: the Put that appends it to its chain,
+    /// and the one that anchors it, when an anchor is due) and, when given, the release of the
+    /// lock `(key, lock owner)`, in one transaction, if `owner` still holds the job's lease. A
+    /// lock no longer this owner's (its lease ran out and another job took it) is not released:
+    /// the outcome and record are written without it, as they are without an anchor another
+    /// writer got ahead of. `release`, an enforcement the claim counted that was not made, is
+    /// given back to its breaker in the same write.
     pub async fn finish_recorded(
         &self,
         job: &Job,
         owner: &str,
-        audit: Put,
+        audit: AuditPuts,
         unlock: Option<(&str, &str)>,
+        release: Option<&Reservation>,
     ) -> Result<Finished, StateError> {
+        /// What each item of the transaction is, in order.
+        #[derive(Clone, Copy, PartialEq, Eq)]
+        enum Part {
+            Record,
+            Outcome,
+            Unlock,
+            Anchor,
+            Breaker,
+        }
+        let AuditPuts { record, mut anchor } = audit;
         let mut unlock = unlock;
+        let slot = release.map(|r| self.breaker_slot(&r.remediation, &r.account));
+        let mut held = match &slot {
+            Some(slot) => Some(slot.lock().await),
+            None => None,
+        };
         for _ in 0..TRIES {
+            let give_back = match (release, held.as_mut()) {
+                // Unreadable, the enforcement stays counted: the breaker errs towards tripping.
+                (Some(r), Some(held)) => self.breaker_release(held, r).await.ok().flatten(),
+                _ => None,
+            };
             let (u, condition) = finish_update(job, owner);
-            let outcome = built(self.job_update(&job.id, u, condition).build())?;
-            let mut call = self
-                .ddb
-                .transact_write_items()
-                .transact_items(TransactWriteItem::builder().put(audit.clone()).build())
-                .transact_items(TransactWriteItem::builder().update(outcome).build());
+            let mut items = vec![
+                (
+                    Part::Record,
+                    TransactWriteItem::builder().put(record.clone()).build(),
+                ),
+                (
+                    Part::Outcome,
+                    TransactWriteItem::builder()
+                        .update(built(self.job_update(&job.id, u, condition).build())?)
+                        .build(),
+                ),
+            ];
             if let Some((key, lock_owner)) = unlock {
-                let release = built(
+                let delete = built(
                     Delete::builder()
                         .table_name(&self.names.jobs)
                         .key("id", s(lock_id(key)))
@@ -238,21 +313,65 @@ impl Store {
                         .expression_attribute_values(":me", s(lock_owner))
                         .build(),
                 )?;
-                call = call.transact_items(TransactWriteItem::builder().delete(release).build());
+                items.push((
+                    Part::Unlock,
+                    TransactWriteItem::builder().delete(delete).build(),
+                ));
             }
+            if let Some(a) = &anchor {
+                items.push((
+                    Part::Anchor,
+                    TransactWriteItem::builder().put(a.clone()).build(),
+                ));
+            }
+            if let Some(g) = &give_back {
+                items.push((
+                    Part::Breaker,
+                    TransactWriteItem::builder().put(g.put.clone()).build(),
+                ));
+            }
+            let parts: Vec<Part> = items.iter().map(|(p, _)| *p).collect();
+            let call = self
+                .ddb
+                .transact_write_items()
+                .set_transact_items(Some(items.into_iter().map(|(_, i)| i).collect()));
             let reasons = match call.send().await {
-                Ok(_) => return Ok(Finished::Written),
+                Ok(_) => {
+                    if let (Some(g), Some(held)) = (give_back, held.as_mut()) {
+                        **held = Some(g.item);
+                    }
+                    return Ok(Finished::Written {
+                        anchored: anchor.is_some(),
+                    });
+                }
                 Err(e) => cancelled("dynamodb:TransactWriteItems", e)?,
             };
-            if code(&reasons, 0) == CONDITION_FAILED {
+            let failed = |part| {
+                parts
+                    .iter()
+                    .position(|p| *p == part)
+                    .is_some_and(|i| code(&reasons, i) == CONDITION_FAILED)
+            };
+            if failed(Part::Record) {
                 return Ok(Finished::AuditTaken);
             }
-            if code(&reasons, 1) == CONDITION_FAILED {
+            if failed(Part::Outcome) {
                 return Ok(Finished::LeaseLost);
             }
-            if code(&reasons, 2) == CONDITION_FAILED {
+            if failed(Part::Unlock) {
                 // Someone else took the lock over after its lease ran out: not ours to release.
                 unlock = None;
+            }
+            if failed(Part::Anchor) {
+                // Another writer appended to the anchor chain first: the anchor is made later.
+                anchor = None;
+            }
+            if let Some(i) = parts.iter().position(|p| *p == Part::Breaker)
+                && code(&reasons, i) != "None"
+                && let Some(held) = held.as_mut()
+            {
+                // The breaker item changed since this process last saw it: read it again.
+                **held = None;
             }
         }
         Err(StateError::Conflict(format!(
