@@ -232,19 +232,8 @@ async fn a_poison_flood_ends_in_the_dlq_with_reasons_and_valid_findings_are_fixe
         .unwrap_or(100);
     let env = Env::new().await;
     // Many fixes in a minute: lift the blast-radius breaker, or it rightly holds them.
-    env.ok(&[
-        "settings",
-        "set",
-        "s3-block-public-access",
-        "--mode",
-        "enforce",
-        "--yes",
-        "--breaker-limit",
-        "100000",
-        "--by",
-        "test",
-    ])
-    .await;
+    env.enforce_with_breaker("s3-block-public-access", 100000)
+        .await;
     let bodies = poison(count, 0x5eed_1234);
     let mut buckets = Vec::new();
     for (i, body) in bodies.iter().enumerate() {
@@ -361,19 +350,7 @@ async fn killed_mid_remediation_with_sigkill_every_finding_converges_once() {
     let env = Env::new().await;
     // Many fixes in a minute: lift the blast-radius breaker, or it rightly holds them.
     for r in ["s3-block-public-access", "sg-revoke-open-ssh"] {
-        env.ok(&[
-            "settings",
-            "set",
-            r,
-            "--mode",
-            "enforce",
-            "--yes",
-            "--breaker-limit",
-            "100000",
-            "--by",
-            "test",
-        ])
-        .await;
+        env.enforce_with_breaker(r, 100000).await;
     }
     let (buckets, groups) = seed(&env, (kills * 2).clamp(8, 60)).await;
     let proxy = FaultProxy::start(0.0, 3).await;

@@ -315,19 +315,7 @@ async fn pause_stops_every_change_and_still_plans() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_breaker_trips_at_the_limit_plus_one() {
     let env = Env::new().await;
-    env.ok(&[
-        "settings",
-        "set",
-        "s3-block-public-access",
-        "--mode",
-        "enforce",
-        "--yes",
-        "--breaker-limit",
-        "2",
-        "--by",
-        "test",
-    ])
-    .await;
+    env.enforce_with_breaker("s3-block-public-access", 2).await;
     let mut buckets = Vec::new();
     for _ in 0..3 {
         let b = public_bucket(&env).await;
@@ -391,19 +379,7 @@ async fn the_breaker_trips_at_the_limit_plus_one() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plan_not_enforced_gives_back_what_its_claim_counted() {
     let env = Env::new().await;
-    env.ok(&[
-        "settings",
-        "set",
-        "s3-block-public-access",
-        "--mode",
-        "enforce",
-        "--yes",
-        "--breaker-limit",
-        "2",
-        "--by",
-        "test",
-    ])
-    .await;
+    env.enforce_with_breaker("s3-block-public-access", 2).await;
     // Three findings whose buckets are fixed already: each claim counts an enforcement on the
     // breaker, and each outcome, with nothing to change, gives it back.
     let mut fixed = Vec::new();
@@ -667,19 +643,7 @@ async fn a_tag_exemption_counts_only_when_switched_on_and_for_a_near_day() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_breaker_holds_only_the_account_that_crossed_its_limit() {
     let env = Env::new().await;
-    env.ok(&[
-        "settings",
-        "set",
-        "s3-block-public-access",
-        "--mode",
-        "enforce",
-        "--yes",
-        "--breaker-limit",
-        "2",
-        "--by",
-        "test",
-    ])
-    .await;
+    env.enforce_with_breaker("s3-block-public-access", 2).await;
     // The home account has an enforce override of its own: a trip holds it all the same.
     env.ok(&[
         "settings",

@@ -300,6 +300,24 @@ impl Env {
         .await;
     }
 
+    /// Switches a remediation to enforce in every account, with at most `limit` enforcements
+    /// an hour in each before the blast-radius breaker trips.
+    pub async fn enforce_with_breaker(&self, remediation: &str, limit: u32) {
+        self.ok(&[
+            "settings",
+            "set",
+            remediation,
+            "--mode",
+            "enforce",
+            "--yes",
+            "--breaker-limit",
+            &limit.to_string(),
+            "--by",
+            "test",
+        ])
+        .await;
+    }
+
     /// Sets one parameter (`KEY=VALUE`) of a remediation in every account.
     pub async fn param(&self, remediation: &str, key_value: &str) {
         self.ok(&[
