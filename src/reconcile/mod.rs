@@ -30,7 +30,7 @@ use tracing::{Instrument, error, info, warn};
 
 pub use error::{Disposition, ReconcileError, error_policy};
 use lease::ResourceLease;
-pub use outcome::Outcome;
+pub use outcome::{JobTally, Outcome};
 use plan::Observed;
 
 use crate::audit::{AuditWriter, Record};
@@ -80,7 +80,7 @@ pub struct Context {
     pub audit: AuditWriter,
     pub notifier: Option<Notifier>,
     /// Jobs this worker ended, for the summary a run ends with.
-    pub tally: crate::source::poll::JobTally,
+    pub tally: JobTally,
     /// The Organization's accounts, for an allow-list set to `organization`.
     pub organization: OrganizationAccounts,
     /// This worker's identity in job leases.

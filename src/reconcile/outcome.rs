@@ -1,6 +1,8 @@
 //! How a job ended, and why, in one place: every status a job can end in and the sentence an
 //! operator reads beside it are written here and nowhere else.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use crate::state::JobStatus;
 
 /// Why a job ended where it did. Each variant maps to one [`JobStatus`] and one reason.
@@ -287,6 +289,32 @@ fn in_parens(why: &Option<String>) -> String {
     why.as_deref()
         .map(|w| format!(" ({w})"))
         .unwrap_or_default()
+}
+
+/// Jobs a worker ended, by what they ask of a person: applied, planned (dry-run), held for a
+/// person (an approval, an exemption, a missing parameter), failed.
+#[derive(Debug, Default)]
+pub struct JobTally {
+    pub applied: AtomicU64,
+    pub planned: AtomicU64,
+    pub held: AtomicU64,
+    pub failed: AtomicU64,
+}
+
+impl JobTally {
+    /// Counts one job that ended with `status`.
+    pub fn count(&self, status: JobStatus) {
+        let counter = match status {
+            JobStatus::Applied => &self.applied,
+            JobStatus::Planned => &self.planned,
+            JobStatus::PendingApproval | JobStatus::Exempt | JobStatus::NeedsParameter => {
+                &self.held
+            }
+            JobStatus::Failed | JobStatus::FailedVerify => &self.failed,
+            _ => return,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 #[cfg(test)]

@@ -89,7 +89,7 @@ fn is_trail_arn(id: &str) -> bool {
         && region
             .bytes()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
-        && super::account::is_account_id(account)
+        && super::is_account_id(account)
         && resource.strip_prefix("trail/").is_some_and(is_trail_name)
 }
 

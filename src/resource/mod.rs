@@ -336,6 +336,11 @@ pub async fn enumerate(
     rt.enumerate(&clients).await
 }
 
+/// Whether `id` is an account id: twelve digits.
+pub(crate) fn is_account_id(id: &str) -> bool {
+    id.len() == 12 && id.bytes().all(|b| b.is_ascii_digit())
+}
+
 /// Whether `id` is `prefix` followed by 8 to 17 lower-case hex digits (the EC2 id form).
 pub(crate) fn is_hex_id(id: &str, prefix: &str) -> bool {
     id.strip_prefix(prefix).is_some_and(|h| {

@@ -35,7 +35,6 @@ use crate::event::{Control, Message, check_relay, decode};
 use crate::reconcile::{
     Context, Disposition, ReconcileError, error_policy, handle_finding, rerun_job,
 };
-use crate::state::JobStatus;
 
 /// The message attribute that carries a dead-lettered message's reason.
 pub const REASON_ATTRIBUTE: &str = "rectify-reason";
@@ -78,32 +77,6 @@ pub struct Summary {
     pub left_for_retry: AtomicU64,
     /// Set when the run ended because the state store could not be read (with `once`).
     pub store_unreachable: std::sync::atomic::AtomicBool,
-}
-
-/// Jobs a worker ended, by what they ask of a person: applied, planned (dry-run), held for a
-/// person (an approval, an exemption, a missing parameter), failed.
-#[derive(Debug, Default)]
-pub struct JobTally {
-    pub applied: AtomicU64,
-    pub planned: AtomicU64,
-    pub held: AtomicU64,
-    pub failed: AtomicU64,
-}
-
-impl JobTally {
-    /// Counts one job that ended with `status`.
-    pub fn count(&self, status: JobStatus) {
-        let counter = match status {
-            JobStatus::Applied => &self.applied,
-            JobStatus::Planned => &self.planned,
-            JobStatus::PendingApproval | JobStatus::Exempt | JobStatus::NeedsParameter => {
-                &self.held
-            }
-            JobStatus::Failed | JobStatus::FailedVerify => &self.failed,
-            _ => return,
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
-    }
 }
 
 /// What one run of the worker did, as the line `worker --once` ends with.
@@ -551,6 +524,8 @@ async fn dead_letter(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::reconcile::JobTally;
+    use crate::state::JobStatus;
 
     #[test]
     fn the_run_summary_counts_jobs_by_what_they_ask_of_a_person() {

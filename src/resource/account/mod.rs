@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 
 mod guardduty;
 
-use super::{BoxFuture, Info, ResourceType, Scope, gone};
+use super::{BoxFuture, Info, ResourceType, Scope, gone, is_account_id};
 use crate::cloud::{Clients, CloudError, classify, s3control_client};
 
 /// An account, in one region.
@@ -49,11 +49,6 @@ const INFO: Info = Info {
         "guardduty:GetDetector",
     ],
 };
-
-/// Whether `id` is an account id: twelve digits.
-pub(crate) fn is_account_id(id: &str) -> bool {
-    id.len() == 12 && id.bytes().all(|b| b.is_ascii_digit())
-}
 
 impl ResourceType for Account {
     fn info(&self) -> &'static Info {
