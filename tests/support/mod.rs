@@ -287,35 +287,30 @@ impl Env {
 
     /// Switches a remediation to enforce in every account.
     pub async fn enforce(&self, remediation: &str) {
-        self.ok(&[
-            "settings",
-            "set",
-            remediation,
-            "--mode",
-            "enforce",
-            "--by",
-            "test",
-            "--yes",
-        ])
-        .await;
+        self.set_enforce(remediation, &[]).await;
     }
 
     /// Switches a remediation to enforce in every account, with at most `limit` enforcements
     /// an hour in each before the blast-radius breaker trips.
     pub async fn enforce_with_breaker(&self, remediation: &str, limit: u32) {
-        self.ok(&[
+        let limit = limit.to_string();
+        self.set_enforce(remediation, &["--breaker-limit", &limit])
+            .await;
+    }
+
+    async fn set_enforce(&self, remediation: &str, extra: &[&str]) {
+        let mut args = vec![
             "settings",
             "set",
             remediation,
             "--mode",
             "enforce",
             "--yes",
-            "--breaker-limit",
-            &limit.to_string(),
             "--by",
             "test",
-        ])
-        .await;
+        ];
+        args.extend_from_slice(extra);
+        self.ok(&args).await;
     }
 
     /// Sets one parameter (`KEY=VALUE`) of a remediation in every account.
