@@ -1,6 +1,7 @@
 //! Apply: the inverse of every action is computed first (nothing is applied that cannot be
 //! undone), then the blast-radius breaker admits the enforcement (so a refused plan never uses
-//! a slot; a fresh job's claim counted it ahead, and that count is spent here), then each action runs through the typed action layer. An action that creates
+//! a slot; a fresh job's claim counted it ahead, and that count is spent here), then each
+//! action runs through the typed action layer. An action that creates
 //! something sends a `ClientToken` derived from the job and the action (a redelivery gets the
 //! same resource back), and the id AWS gave it is recorded on the job (`created`), from which
 //! its inverse, the delete of exactly that, is completed.

@@ -17,7 +17,7 @@ use std::sync::{Arc, PoisonError};
 
 use aws_sdk_dynamodb::types::Put;
 use chrono::Utc;
-use tokio::sync::{Mutex, MutexGuard};
+use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use super::{StateError, Store, get_json, get_n, get_s, n, s, txn::built, versioned_condition};
 use crate::cloud::classify;
@@ -72,18 +72,35 @@ pub(super) struct ItemWrite {
     pub item: Item,
 }
 
+/// What counting one enforcement against a breaker comes to.
+enum Count {
+    /// The limit is reached: this many enforcements are in the window.
+    Full(usize),
+    /// The write that counts it.
+    Write(Box<ItemWrite>),
+}
+
 /// Keeps the times that fall in the window ending `now`.
 fn within(times: &mut Vec<i64>, now: i64, window_seconds: u64) {
     times.retain(|t| now - t < window_seconds as i64);
 }
 
 impl Store {
-    pub(super) fn breaker_slot(&self, remediation: &str, account: &str) -> Slot {
-        let mut slots = self.breakers.lock().unwrap_or_else(PoisonError::into_inner);
-        slots
+    /// The breaker item of (`remediation`, `account`) as this process knows it, held: writes of
+    /// one item in this process take turns.
+    pub(super) async fn breaker_held(
+        &self,
+        remediation: &str,
+        account: &str,
+    ) -> OwnedMutexGuard<Option<Item>> {
+        let slot = self
+            .breakers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
             .entry((remediation.to_string(), account.to_string()))
             .or_default()
-            .clone()
+            .clone();
+        slot.lock_owned().await
     }
 
     /// The write of the breaker item of (`remediation`, `account`) as `times`, made from the
@@ -113,7 +130,7 @@ impl Store {
     /// The item the slot holds, read first when it holds none.
     async fn breaker_known(
         &self,
-        slot: &mut MutexGuard<'_, Option<Item>>,
+        slot: &mut Option<Item>,
         remediation: &str,
         account: &str,
     ) -> Result<Item, StateError> {
@@ -121,8 +138,29 @@ impl Store {
             return Ok(item.clone());
         }
         let item = self.breaker_item(remediation, account).await?;
-        **slot = Some(item.clone());
+        *slot = Some(item.clone());
         Ok(item)
+    }
+
+    /// Counts one enforcement against the breaker of (`remediation`, `account`) at `now`, from
+    /// the item the slot holds (read first when it holds none).
+    async fn breaker_count(
+        &self,
+        slot: &mut Option<Item>,
+        b: &BreakerLimit,
+        now: i64,
+    ) -> Result<Count, StateError> {
+        let (version, mut times) = self.breaker_known(slot, &b.remediation, &b.account).await?;
+        within(&mut times, now, b.window_seconds);
+        if times.len() >= b.limit as usize {
+            return Ok(Count::Full(times.len()));
+        }
+        times.push(now);
+        let put = self.breaker_put(&b.remediation, &b.account, version, &times)?;
+        Ok(Count::Write(Box::new(ItemWrite {
+            put,
+            item: (version + 1, times),
+        })))
     }
 
     /// The write that counts one enforcement against `b` at `now`, for a claim's transaction.
@@ -130,33 +168,21 @@ impl Store {
     /// and [`Store::breaker_admit`] decides when the plan is about to be enforced.
     pub(super) async fn breaker_reserve(
         &self,
-        slot: &mut MutexGuard<'_, Option<Item>>,
+        slot: &mut Option<Item>,
         b: &BreakerLimit,
         now: i64,
     ) -> Option<ItemWrite> {
-        let (version, mut times) = self
-            .breaker_known(slot, &b.remediation, &b.account)
-            .await
-            .ok()?;
-        within(&mut times, now, b.window_seconds);
-        if times.len() >= b.limit as usize {
-            return None;
+        match self.breaker_count(slot, b, now).await {
+            Ok(Count::Write(w)) => Some(*w),
+            Ok(Count::Full(_)) | Err(_) => None,
         }
-        times.push(now);
-        let put = self
-            .breaker_put(&b.remediation, &b.account, version, &times)
-            .ok()?;
-        Some(ItemWrite {
-            put,
-            item: (version + 1, times),
-        })
     }
 
     /// The write that gives `r` back, for the job's outcome transaction: `None` when there is
     /// nothing to give back (an operator reset the breaker since).
     pub(super) async fn breaker_release(
         &self,
-        slot: &mut MutexGuard<'_, Option<Item>>,
+        slot: &mut Option<Item>,
         r: &Reservation,
     ) -> Result<Option<ItemWrite>, StateError> {
         let (version, mut times) = self.breaker_known(slot, &r.remediation, &r.account).await?;
@@ -185,29 +211,29 @@ impl Store {
         limit: u32,
         window_seconds: u64,
     ) -> Result<Breaker, StateError> {
-        let slot = self.breaker_slot(remediation, account);
-        let mut cached = slot.lock().await;
+        let b = &BreakerLimit {
+            remediation: remediation.to_string(),
+            account: account.to_string(),
+            limit,
+            window_seconds,
+        };
+        let mut cached = self.breaker_held(&b.remediation, &b.account).await;
         for _ in 0..10 {
             let fresh = cached.is_none();
-            let (version, mut times) = self
-                .breaker_known(&mut cached, remediation, account)
-                .await?;
-            let now = Utc::now().timestamp();
-            within(&mut times, now, window_seconds);
-            if times.len() >= limit as usize {
-                if !fresh {
-                    // Trip only on what the table says now: it may have been reset.
+            match self
+                .breaker_count(&mut cached, b, Utc::now().timestamp())
+                .await?
+            {
+                // Trip only on what the table says now: it may have been reset.
+                Count::Full(_) if !fresh => *cached = None,
+                Count::Full(n) => return Ok(Breaker::Tripped(n)),
+                Count::Write(w) => {
                     *cached = None;
-                    continue;
+                    if self.put_alone(w.put).await? {
+                        *cached = Some(w.item);
+                        return Ok(Breaker::Admitted);
+                    }
                 }
-                return Ok(Breaker::Tripped(times.len()));
-            }
-            times.push(now);
-            let put = self.breaker_put(remediation, account, version, &times)?;
-            *cached = None;
-            if self.put_alone(put).await? {
-                *cached = Some((version + 1, times));
-                return Ok(Breaker::Admitted);
             }
         }
         Err(StateError::Conflict(format!(

@@ -152,9 +152,8 @@ impl Store {
     ) -> Result<LockedClaim, StateError> {
         // What the job was when last seen: None until a claim finds it there.
         let mut seen: Option<HashMap<String, AttributeValue>> = None;
-        let slot = breaker.map(|b| self.breaker_slot(&b.remediation, &b.account));
-        let mut held = match &slot {
-            Some(slot) => Some(slot.lock().await),
+        let mut held = match breaker {
+            Some(b) => Some(self.breaker_held(&b.remediation, &b.account).await),
             None => None,
         };
         for _ in 0..TRIES {
@@ -279,9 +278,8 @@ impl Store {
         }
         let AuditPuts { record, mut anchor } = audit;
         let mut unlock = unlock;
-        let slot = release.map(|r| self.breaker_slot(&r.remediation, &r.account));
-        let mut held = match &slot {
-            Some(slot) => Some(slot.lock().await),
+        let mut held = match release {
+            Some(r) => Some(self.breaker_held(&r.remediation, &r.account).await),
             None => None,
         };
         for _ in 0..TRIES {
