@@ -17,6 +17,27 @@ async fn public_bucket(env: &Env) -> String {
     env.bucket("gate").await
 }
 
+/// `n` public buckets, a finding for each sent.
+async fn reported_public_buckets(env: &Env, n: usize) -> Vec<String> {
+    let mut buckets = Vec::new();
+    for _ in 0..n {
+        let b = public_bucket(env).await;
+        env.send_bucket_event(&b).await;
+        buckets.push(b);
+    }
+    buckets
+}
+
+/// The statuses of the jobs for these buckets, sorted.
+async fn sorted_statuses(env: &Env, buckets: &[String]) -> Vec<String> {
+    let mut statuses = Vec::new();
+    for b in buckets {
+        statuses.push(env.job_for(b).await["status"].as_str().unwrap().to_string());
+    }
+    statuses.sort();
+    statuses
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exemption_records_hold_until_they_expire() {
     let env = Env::new().await;
@@ -316,24 +337,17 @@ async fn pause_stops_every_change_and_still_plans() {
 async fn the_breaker_trips_at_the_limit_plus_one() {
     let env = Env::new().await;
     env.enforce_with_breaker("s3-block-public-access", 2).await;
-    let mut buckets = Vec::new();
-    for _ in 0..3 {
-        let b = public_bucket(&env).await;
-        env.send_bucket_event(&b).await;
-        buckets.push(b);
-    }
+    let buckets = reported_public_buckets(&env, 3).await;
     let r = env.run(&["worker", "--once", "--concurrency", "1"]).await;
     assert!(
         r.stderr.contains("BREAKER TRIPPED"),
         "the trip is loud: {}",
         r.stderr
     );
-    let mut statuses: Vec<String> = Vec::new();
-    for b in &buckets {
-        statuses.push(env.job_for(b).await["status"].as_str().unwrap().to_string());
-    }
-    statuses.sort();
-    assert_eq!(statuses, ["applied", "applied", "pending-approval"]);
+    assert_eq!(
+        sorted_statuses(&env, &buckets).await,
+        ["applied", "applied", "pending-approval"]
+    );
     let settings = env.json(&["settings", "list"]).await;
     let row = settings
         .as_array()
@@ -394,19 +408,12 @@ async fn a_plan_not_enforced_gives_back_what_its_claim_counted() {
         assert_eq!(env.job_for(b).await["status"], "no-op", "{b}");
     }
     // So the whole limit of two is there for two fixes, and a third is held.
-    let mut open = Vec::new();
-    for _ in 0..3 {
-        let b = public_bucket(&env).await;
-        env.send_bucket_event(&b).await;
-        open.push(b);
-    }
+    let open = reported_public_buckets(&env, 3).await;
     env.run(&["worker", "--once", "--concurrency", "1"]).await;
-    let mut statuses = Vec::new();
-    for b in &open {
-        statuses.push(env.job_for(b).await["status"].as_str().unwrap().to_string());
-    }
-    statuses.sort();
-    assert_eq!(statuses, ["applied", "applied", "pending-approval"]);
+    assert_eq!(
+        sorted_statuses(&env, &open).await,
+        ["applied", "applied", "pending-approval"]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -669,12 +676,10 @@ async fn the_breaker_holds_only_the_account_that_crossed_its_limit() {
         "the trip is loud and names the account: {}",
         r.stderr
     );
-    let mut statuses: Vec<String> = Vec::new();
-    for b in &buckets {
-        statuses.push(env.job_for(b).await["status"].as_str().unwrap().to_string());
-    }
-    statuses.sort();
-    assert_eq!(statuses, ["applied", "applied", "pending-approval"]);
+    assert_eq!(
+        sorted_statuses(&env, &buckets).await,
+        ["applied", "applied", "pending-approval"]
+    );
     let trip = env
         .audit()
         .await
