@@ -26,7 +26,7 @@ mod breaker;
 mod txn;
 use breaker::BREAKER;
 pub use breaker::{Breaker, BreakerLimit, Reservation};
-pub use txn::{AuditPuts, Finished, LockedClaim};
+pub use txn::{AuditPuts, Finished, JobWrite, LockedClaim};
 
 /// The names of the queues, DLQ and tables for one prefix.
 #[derive(Debug, Clone)]
@@ -650,6 +650,78 @@ fn state_attr(v: &Option<Value>) -> Option<AttributeValue> {
     })
 }
 
+/// A job as one whole item: every field it holds, the ones it does not have left out. Written
+/// whole where nothing else can be in the item: an undo job, a new job's claim and that job's
+/// outcome (see [`JobWrite`]).
+fn job_item(job: &Job) -> HashMap<String, AttributeValue> {
+    let mut item = HashMap::new();
+    for (k, v) in [
+        ("id", &job.id),
+        ("remediation", &job.remediation),
+        ("account", &job.account),
+        ("region", &job.region),
+        ("resource_type", &job.resource_type),
+        ("resource_id", &job.resource_id),
+        ("rule", &job.rule),
+        ("source", &job.source),
+        ("observation", &job.observation),
+        ("created_at", &job.created_at),
+        ("updated_at", &job.updated_at),
+    ] {
+        item.insert(k.to_string(), s(v));
+    }
+    item.insert("resource_key".into(), s(job.resource_key()));
+    item.insert("status".into(), s(job.status.as_str()));
+    item.insert("mode".into(), s(job.mode.as_str()));
+    item.insert("attempts".into(), n(job.attempts));
+    for (k, v) in [
+        ("event_id", job.event_id.clone().map(s)),
+        ("reason", job.reason.clone().map(s)),
+        ("plan", json_attr(&job.plan)),
+        ("plan_hash", job.plan_hash.clone().map(s)),
+        ("before", state_attr(&job.before)),
+        ("after", state_attr(&job.after)),
+        ("inverse", json_attr(&job.inverse)),
+        ("created", created_attr(&job.created)),
+        ("script_sha256", job.script_sha256.clone().map(s)),
+        ("approved_by", job.approved_by.clone().map(s)),
+        ("approved_at", job.approved_at.clone().map(s)),
+        ("approved_plan_hash", job.approved_plan_hash.clone().map(s)),
+        ("approval_reason", job.approval_reason.clone().map(s)),
+        ("requested_by", job.requested_by.clone().map(s)),
+        ("hub", json_attr(&job.hub)),
+        (
+            "hub_retry",
+            job.hub_retry.then_some(AttributeValue::Bool(true)),
+        ),
+    ] {
+        if let Some(v) = v {
+            item.insert(k.to_string(), v);
+        }
+    }
+    item
+}
+
+/// A new job's claim as one whole item: the job in progress, its first attempt, under this
+/// owner's lease of `lease` from `now`. What [`claim_update`] writes to a job not there yet.
+fn claim_item(
+    job: &Job,
+    owner: &str,
+    lease: Duration,
+    now: chrono::DateTime<Utc>,
+) -> HashMap<String, AttributeValue> {
+    let until = now.timestamp() + lease.as_secs().max(1) as i64;
+    let mut item = job_item(&Job {
+        status: JobStatus::InProgress,
+        updated_at: now_text(),
+        attempts: 1,
+        ..job.clone()
+    });
+    item.insert("lease_owner".into(), s(owner));
+    item.insert("lease_until".into(), n(until));
+    item
+}
+
 /// The claim's writes: the job's identity fields, status in progress, this owner's lease of
 /// `lease` from `now`, and one more attempt.
 fn claim_update(job: &Job, owner: &str, lease: Duration, now: chrono::DateTime<Utc>) -> Update {
@@ -822,31 +894,6 @@ impl Store {
         }
     }
 
-    /// Records a job's outcome, if this worker still holds its lease.
-    pub async fn finish(&self, job: &Job, owner: &str) -> Result<(), StateError> {
-        let (u, condition) = finish_update(job, owner);
-        let result = self
-            .ddb
-            .update_item()
-            .table_name(&self.names.jobs)
-            .key("id", s(&job.id))
-            .update_expression(u.expression())
-            .condition_expression(condition)
-            .set_expression_attribute_names(Some(u.names))
-            .set_expression_attribute_values(Some(u.values))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) => match classify("dynamodb:UpdateItem", e) {
-                e if e.code() == Some("ConditionalCheckFailedException") => {
-                    Err(StateError::LeaseLost(job.id.clone()))
-                }
-                e => Err(e.into()),
-            },
-        }
-    }
-
     /// Marks (or clears) a job whose outcome could not be written back to Security Hub.
     pub async fn set_hub_retry(&self, id: &str, retry: bool) -> Result<(), StateError> {
         self.set_on_job(id, "hub_retry", AttributeValue::Bool(retry))
@@ -879,51 +926,10 @@ impl Store {
 
     /// Writes a whole job that no worker claims (an operator's undo).
     pub async fn put_job(&self, job: &Job) -> Result<(), StateError> {
-        let mut item = HashMap::new();
-        let text = |v: &str| s(v);
-        for (k, v) in [
-            ("id", &job.id),
-            ("remediation", &job.remediation),
-            ("account", &job.account),
-            ("region", &job.region),
-            ("resource_type", &job.resource_type),
-            ("resource_id", &job.resource_id),
-            ("rule", &job.rule),
-            ("source", &job.source),
-            ("observation", &job.observation),
-            ("created_at", &job.created_at),
-            ("updated_at", &job.updated_at),
-        ] {
-            item.insert(k.to_string(), text(v));
-        }
-        item.insert("resource_key".into(), s(job.resource_key()));
-        item.insert("status".into(), s(job.status.as_str()));
-        item.insert("mode".into(), s(job.mode.as_str()));
-        item.insert("attempts".into(), n(job.attempts));
-        for (k, v) in [
-            ("event_id", job.event_id.clone().map(s)),
-            ("reason", job.reason.clone().map(s)),
-            ("plan", json_attr(&job.plan)),
-            ("plan_hash", job.plan_hash.clone().map(s)),
-            ("before", state_attr(&job.before)),
-            ("after", state_attr(&job.after)),
-            ("inverse", json_attr(&job.inverse)),
-            ("created", created_attr(&job.created)),
-            ("script_sha256", job.script_sha256.clone().map(s)),
-            ("approved_by", job.approved_by.clone().map(s)),
-            ("approved_at", job.approved_at.clone().map(s)),
-            ("approved_plan_hash", job.approved_plan_hash.clone().map(s)),
-            ("approval_reason", job.approval_reason.clone().map(s)),
-            ("hub", json_attr(&job.hub)),
-        ] {
-            if let Some(v) = v {
-                item.insert(k.to_string(), v);
-            }
-        }
         self.ddb
             .put_item()
             .table_name(&self.names.jobs)
-            .set_item(Some(item))
+            .set_item(Some(job_item(job)))
             .send()
             .await
             .map_err(|e| classify("dynamodb:PutItem", e))?;
@@ -1601,6 +1607,65 @@ mod tests {
         assert!(!JobStatus::Applied.reruns_on_delivery());
         assert!(!JobStatus::NoOp.reruns_on_delivery());
         assert!(!JobStatus::InProgress.reruns_on_delivery());
+    }
+
+    #[test]
+    fn a_job_written_whole_reads_back_as_itself() {
+        let job = Job {
+            event_id: Some("e1".into()),
+            reason: Some("applied".into()),
+            plan_hash: Some("h".into()),
+            before: Some(serde_json::json!({"block": false})),
+            after: Some(serde_json::json!({"block": true})),
+            script_sha256: Some("sha".into()),
+            approved_by: Some("alice".into()),
+            approved_at: Some("t2".into()),
+            approved_plan_hash: Some("h".into()),
+            approval_reason: Some("ok".into()),
+            requested_by: Some("bob".into()),
+            attempts: 3,
+            hub_retry: true,
+            ..Job::sample(JobStatus::Applied)
+        };
+        let item = job_item(&job);
+        let back = job_from_item(&item).unwrap();
+        assert_eq!(
+            serde_json::to_value(&back).unwrap(),
+            serde_json::to_value(&job).unwrap()
+        );
+        assert!(back.hub_retry);
+        assert_eq!(
+            item["resource_key"],
+            s("111122223333|us-east-1|AWS::S3::Bucket|b")
+        );
+        // What a job does not have is not written at all.
+        let bare = job_item(&Job::sample(JobStatus::Applied));
+        for absent in [
+            "reason",
+            "plan",
+            "before",
+            "requested_by",
+            "hub",
+            "hub_retry",
+        ] {
+            assert!(!bare.contains_key(absent), "{absent}");
+        }
+    }
+
+    #[test]
+    fn a_new_jobs_claim_is_its_first_attempt_in_progress_under_the_lease() {
+        let now = Utc::now();
+        let item = claim_item(
+            &Job::sample(JobStatus::Applied),
+            "w1",
+            Duration::from_secs(90),
+            now,
+        );
+        assert_eq!(item["status"], s("in-progress"));
+        assert_eq!(item["attempts"], n(1));
+        assert_eq!(item["lease_owner"], s("w1"));
+        assert_eq!(item["lease_until"], n(now.timestamp() + 90));
+        assert_eq!(item["created_at"], s("t"));
     }
 
     #[test]

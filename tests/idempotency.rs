@@ -127,3 +127,102 @@ async fn a_live_lease_is_respected() {
         "the message stays for that worker's outcome"
     );
 }
+
+/// The raw item of job `id` in the jobs table.
+async fn job_item(env: &Env, id: &str) -> std::collections::HashMap<String, AttributeValue> {
+    aws_sdk_dynamodb::Client::new(&env.sdk)
+        .get_item()
+        .table_name(format!("{}-jobs", env.prefix))
+        .key("id", AttributeValue::S(id.to_string()))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item
+        .expect("the job's item")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_jobs_outcome_is_its_whole_item_and_a_reclaimed_one_keeps_what_it_held() {
+    let env = Env::new().await;
+    // A new job: claimed and ended by whole-item writes.
+    env.enforce("s3-block-public-access").await;
+    let bucket = env.bucket("whole").await;
+    env.send_bucket_event(&bucket).await;
+    env.drain().await;
+    let job = env.job_for(&bucket).await;
+    assert_eq!(job["status"], "applied", "{job:#}");
+    let item = job_item(&env, job["id"].as_str().unwrap()).await;
+    for attr in [
+        "id",
+        "remediation",
+        "account",
+        "region",
+        "resource_type",
+        "resource_id",
+        "resource_key",
+        "rule",
+        "source",
+        "observation",
+        "status",
+        "mode",
+        "reason",
+        "plan",
+        "plan_hash",
+        "before",
+        "after",
+        "inverse",
+        "script_sha256",
+        "created_at",
+        "updated_at",
+        "attempts",
+    ] {
+        assert!(item.contains_key(attr), "{attr} missing: {item:#?}");
+    }
+    for gone in ["lease_owner", "lease_until", "approved_by", "requested_by"] {
+        assert!(!item.contains_key(gone), "{gone} left: {item:#?}");
+    }
+    assert_eq!(item["attempts"], AttributeValue::N("1".into()));
+    assert_eq!(
+        item["resource_key"],
+        AttributeValue::S(format!("{HOME}|{REGION}|AWS::S3::Bucket|{bucket}"))
+    );
+    let shown = env.ok(&["jobs", "show", job["id"].as_str().unwrap()]).await;
+    assert!(shown.contains("attempts 1"), "{shown}");
+
+    // A job found claimed by a worker that died, holding a field of its own: the claim and the
+    // outcome change only what they decide, and the field stays.
+    let (bucket, event, id) = claimed_elsewhere(&env, "w-gone", -60).await;
+    aws_sdk_dynamodb::Client::new(&env.sdk)
+        .update_item()
+        .table_name(format!("{}-jobs", env.prefix))
+        .key("id", AttributeValue::S(id.clone()))
+        .update_expression("SET requested_by = :who")
+        .expression_attribute_values(":who", AttributeValue::S("arn:aws:iam::1:user/op".into()))
+        .send()
+        .await
+        .unwrap();
+    env.send(&event).await;
+    env.drain().await;
+    let item = job_item(&env, &id).await;
+    assert_eq!(
+        item["status"],
+        AttributeValue::S("applied".into()),
+        "{item:#?}"
+    );
+    assert_eq!(item["attempts"], AttributeValue::N("2".into()));
+    assert_eq!(
+        item["requested_by"],
+        AttributeValue::S("arn:aws:iam::1:user/op".into()),
+        "{item:#?}"
+    );
+    assert_eq!(
+        item["created_at"],
+        AttributeValue::S("2026-01-01T00:00:00.000Z".into())
+    );
+    assert!(!item.contains_key("lease_owner"), "{item:#?}");
+    assert_eq!(
+        public_access_block(&env.sdk, &bucket).await,
+        Some([true; 4])
+    );
+}

@@ -42,7 +42,7 @@ use crate::notify::Notifier;
 use crate::organization::OrganizationAccounts;
 use crate::script::Limits;
 use crate::state::{
-    AuditPuts, BreakerLimit, Claim, Finished, Job, JobStatus, LockedClaim, Reservation,
+    AuditPuts, BreakerLimit, Claim, Finished, Job, JobStatus, JobWrite, LockedClaim, Reservation,
     SettingsCache, SettingsSnapshot, StateError, Store,
 };
 
@@ -533,10 +533,18 @@ async fn run_won(
     lease: &ResourceLease,
 ) -> Result<Ended, ReconcileError> {
     lease.renew_claim_of(&job.id, &ctx.owner);
-    if let Some(p) = &previous {
-        job.created_at = p.created_at.clone();
-        job.attempts = p.attempts + 1;
-    }
+    // A new job's item holds only what its claim wrote, so its outcome is written whole.
+    let write = match &previous {
+        Some(p) => {
+            job.created_at = p.created_at.clone();
+            job.attempts = p.attempts + 1;
+            JobWrite::Changes
+        }
+        None => {
+            job.attempts = 1;
+            JobWrite::Whole
+        }
+    };
     let decision = decide(
         ctx,
         r,
@@ -548,7 +556,7 @@ async fn run_won(
     )
     .await;
     // An enforcement counted in the claim and not made is given back with the outcome.
-    record(ctx, r, &mut job, &decision, lease, reserved.as_ref()).await?;
+    record(ctx, r, &mut job, write, &decision, lease, reserved.as_ref()).await?;
     if !update_hub(ctx, r, snapshot, &job).await {
         mark_hub_retry(ctx, &job.id, true).await;
     }
@@ -742,6 +750,7 @@ async fn record(
     ctx: &Context,
     r: &Arc<Remediation>,
     job: &mut Job,
+    write: JobWrite,
     decision: &Decision,
     lease: &ResourceLease,
     release: Option<&Reservation>,
@@ -762,7 +771,7 @@ async fn record(
     lease.stop_renewing();
     let written = ctx
         .store
-        .finish_recorded(job, &ctx.owner, puts, Some(lease.lock()), release)
+        .finish_recorded(job, &ctx.owner, write, puts, Some(lease.lock()), release)
         .await;
     match written {
         Ok(Finished::Written { anchored }) => {

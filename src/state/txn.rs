@@ -17,8 +17,8 @@ use aws_sdk_dynamodb::types::{
 use chrono::Utc;
 
 use super::{
-    BreakerLimit, Job, JobStatus, Reservation, StateError, Store, Update, claim_update,
-    finish_update, job_from_item, lock_id, n, s,
+    BreakerLimit, Job, JobStatus, Reservation, StateError, Store, Update, claim_item, claim_update,
+    finish_update, job_from_item, job_item, lock_id, n, s,
 };
 use crate::cloud::classify;
 
@@ -56,6 +56,18 @@ pub enum Finished {
     /// The audit record's place in its chain is taken: nothing was written. An earlier try of
     /// this very transaction may have landed before its answer was lost; the caller checks.
     AuditTaken,
+}
+
+/// How a job's outcome is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobWrite {
+    /// The job was new when this worker claimed it, so its item holds only what the claim
+    /// wrote, and no one else writes a job under another's lease: the outcome is written as
+    /// the whole item (a Put, without the lease).
+    Whole,
+    /// The item holds an earlier run's fields too (an approval, who asked for a retry): the
+    /// outcome writes only what the job decided (an Update).
+    Changes,
 }
 
 /// How many times a transaction that met another transaction on one of its items is tried.
@@ -162,10 +174,24 @@ impl Store {
                 (Some(b), Some(held), None) => self.breaker_reserve(held, b, now.timestamp()).await,
                 _ => None,
             };
-            let mut u = claim_update(job, owner, lease, now);
-            let condition = match &seen {
-                None => format!("attribute_not_exists({})", u.name("id")),
+            let claim = match &seen {
+                // A job not there yet is written whole: a Put does what the Update below does
+                // to an absent item.
+                None => TransactWriteItem::builder()
+                    .put(built(
+                        Put::builder()
+                            .table_name(&self.names.jobs)
+                            .set_item(Some(claim_item(job, owner, lease, now)))
+                            .condition_expression("attribute_not_exists(#id)")
+                            .expression_attribute_names("#id", "id")
+                            .return_values_on_condition_check_failure(
+                                ReturnValuesOnConditionCheckFailure::AllOld,
+                            )
+                            .build(),
+                    )?)
+                    .build(),
                 Some(item) => {
+                    let mut u = claim_update(job, owner, lease, now);
                     let mut parts = Vec::new();
                     for attr in ["status", "attempts", "updated_at", "lease_until"] {
                         let name = u.name(attr);
@@ -174,22 +200,24 @@ impl Store {
                             None => format!("attribute_not_exists({name})"),
                         });
                     }
-                    parts.join(" AND ")
+                    let condition = parts.join(" AND ");
+                    TransactWriteItem::builder()
+                        .update(built(
+                            self.job_update(&job.id, u, condition)
+                                .return_values_on_condition_check_failure(
+                                    ReturnValuesOnConditionCheckFailure::AllOld,
+                                )
+                                .build(),
+                        )?)
+                        .build()
                 }
             };
-            let claim = built(
-                self.job_update(&job.id, u, condition)
-                    .return_values_on_condition_check_failure(
-                        ReturnValuesOnConditionCheckFailure::AllOld,
-                    )
-                    .build(),
-            )?;
             let lock = self.lock_put(lock_key, lock_owner, lease, now.timestamp())?;
             let mut call = self
                 .ddb
                 .transact_write_items()
                 .transact_items(TransactWriteItem::builder().put(lock).build())
-                .transact_items(TransactWriteItem::builder().update(claim).build());
+                .transact_items(claim);
             if let Some(r) = &reserve {
                 call = call.transact_items(TransactWriteItem::builder().put(r.put.clone()).build());
             }
@@ -258,11 +286,13 @@ impl Store {
     /// lock no longer this owner's (its lease ran out and another job took it) is not released:
     /// the outcome and record are written without it, as they are without an anchor another
     /// writer got ahead of. `release`, an enforcement the claim counted that was not made, is
-    /// given back to its breaker in the same write.
+    /// given back to its breaker in the same write. `write` says whether the job's item is
+    /// written whole or only what the job decided.
     pub async fn finish_recorded(
         &self,
         job: &Job,
         owner: &str,
+        write: JobWrite,
         audit: AuditPuts,
         unlock: Option<(&str, &str)>,
         release: Option<&Reservation>,
@@ -288,18 +318,31 @@ impl Store {
                 (Some(r), Some(held)) => self.breaker_release(held, r).await.ok().flatten(),
                 _ => None,
             };
-            let (u, condition) = finish_update(job, owner);
+            let outcome = match write {
+                JobWrite::Whole => TransactWriteItem::builder()
+                    .put(built(
+                        Put::builder()
+                            .table_name(&self.names.jobs)
+                            .set_item(Some(job_item(job)))
+                            .condition_expression("#owner = :me")
+                            .expression_attribute_names("#owner", "lease_owner")
+                            .expression_attribute_values(":me", s(owner))
+                            .build(),
+                    )?)
+                    .build(),
+                JobWrite::Changes => {
+                    let (u, condition) = finish_update(job, owner);
+                    TransactWriteItem::builder()
+                        .update(built(self.job_update(&job.id, u, condition).build())?)
+                        .build()
+                }
+            };
             let mut items = vec![
                 (
                     Part::Record,
                     TransactWriteItem::builder().put(record.clone()).build(),
                 ),
-                (
-                    Part::Outcome,
-                    TransactWriteItem::builder()
-                        .update(built(self.job_update(&job.id, u, condition).build())?)
-                        .build(),
-                ),
+                (Part::Outcome, outcome),
             ];
             if let Some((key, lock_owner)) = unlock {
                 let delete = built(
