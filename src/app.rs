@@ -216,24 +216,37 @@ pub async fn run(
     let aws = aws_config().await?;
     let names = Names::new(&config.prefix);
     let sqs = aws_sdk_sqs::Client::new(&aws);
-    let events_url = queue_url(&sqs, &names.queue).await?;
-    let control_url = queue_url(&sqs, &names.control).await?;
-    let dlq_url = queue_url(&sqs, &names.dlq).await?;
-    let visibility = sqs
-        .get_queue_attributes()
-        .queue_url(&events_url)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout)
-        .send()
-        .await
-        .map_err(|e| classify("sqs:GetQueueAttributes", e))?
-        .attributes()
-        .and_then(|a| {
-            a.get(&aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout)
-                .cloned()
-        })
-        .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or(30);
-    let home = caller(&aws).await?.account;
+    // What start-up reads does not depend on each other but for the event queue's visibility
+    // timeout on its URL: the reads run at once.
+    let events = async {
+        let url = queue_url(&sqs, &names.queue).await?;
+        let visibility = sqs
+            .get_queue_attributes()
+            .queue_url(&url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout)
+            .send()
+            .await
+            .map_err(|e| classify("sqs:GetQueueAttributes", e))?
+            .attributes()
+            .and_then(|a| {
+                a.get(&aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout)
+                    .cloned()
+            })
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(30);
+        Ok::<_, AppError>((url, visibility))
+    };
+    let (events, control_url, dlq_url, identity) = tokio::join!(
+        events,
+        queue_url(&sqs, &names.control),
+        queue_url(&sqs, &names.dlq),
+        caller(&aws),
+    );
+    // Errors in the order the reads were once made, so a missing set of queues names the
+    // event queue first.
+    let (events_url, visibility) = events?;
+    let (control_url, dlq_url, identity) = (control_url?, dlq_url?, identity?);
+    let home = identity.account;
     let ctx = build_context(
         &config,
         &aws,
