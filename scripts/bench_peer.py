@@ -20,8 +20,9 @@ every figure but the peak RSS is per remediated resource.
 
 The goals of the comparison are printed as met or not met; nothing here fails on them.
 
-With --profile, rectify runs a third time under `perf record` (CPU clock sampling) and the
-profile's top entries are printed: self time by function, and summed by crate.
+With --profile, rectify runs a third time under `perf record` (CPU clock sampling, with call
+chains) and the profile's top entries are printed: self time by function, summed by crate, and
+the inclusive shares of the SDK's call path and its parts.
 
 Usage: bench_peer.py --rectify PATH --custodian PATH [--per-kind N] [--concurrency C] [--profile]
 Prints a Markdown table and writes the figures as JSON to .rectify-run/bench-peer.json (and the
@@ -217,24 +218,49 @@ def rectify(args, moto, per_kind, proxied):
     return run(worker_argv(args), env, "rectify", moto, ids, proxied)
 
 
+# Frames whose inclusive share (the samples in them and in what they call) the profile reports:
+# (what it is, a part of the demangled name that picks the frame).
+PARTS = [
+    ("the SDK's path of a call, request built to answer read", "aws_smithy_runtime::client::orchestrator::try_op"),
+    ("  of it, hyper sending the request", "hyper_util::client::legacy::client::Client<C,B>::send_request"),
+    ("    of that, opening the TCP connection", "hyper_util::client::legacy::connect::http::HttpConnector<R> as tower_service::Service"),
+    ("  of it, SigV4 signing", "aws_smithy_runtime::client::orchestrator::auth::sign_request"),
+    ("  of it, assembling the call's configuration", "aws_smithy_runtime::client::orchestrator::apply_configuration"),
+    ("tokio waiting for I/O and timers", "tokio::runtime::scheduler::multi_thread::worker::Context::park_internal"),
+]
+
+
 def profile(args, moto, per_kind):
-    """Seeds, enqueues and runs `rectify worker --once` under `perf record`; returns the report's
-    lines: (self %, where, function) for every function sampled."""
+    """Seeds, enqueues and runs `rectify worker --once` under `perf record` with call chains;
+    returns (self time rows, inclusive rows): (self %, where, function) for every function
+    sampled, and (what, inclusive %) for each of PARTS."""
     env, _ = queued(args, moto, per_kind, "profile")
     data = os.path.join(RUN, "bench-peer.perf.data")
-    argv = ["perf", "record", "--quiet", "-e", "cpu-clock", "-F", "4000", "-o", data, "--"] + worker_argv(args)
+    argv = ["perf", "record", "--quiet", "-e", "cpu-clock", "-F", "2000", "--call-graph", "dwarf,16384",
+            "-o", data, "--"] + worker_argv(args)
     measure(argv, env, os.path.join(RUN, "bench-peer-profile.log"))
-    report = subprocess.run(
-        ["perf", "report", "-i", data, "--stdio", "--no-children", "--sort", "dso,symbol",
-         "--percent-limit", "0"],
-        capture_output=True, text=True, check=True).stdout
+    return report(data)
+
+
+def report(data):
+    """The self time and inclusive rows of a perf.data (see profile)."""
+    def perf_report(*flags):
+        return subprocess.run(["perf", "report", "-i", data, "--stdio", "-g", "none", "--percent-limit", "0", *flags],
+                              capture_output=True, text=True, check=True).stdout
     rows = []
-    for line in report.splitlines():
+    for line in perf_report("--no-children", "--sort", "dso,symbol").splitlines():
         m = re.match(r"\s*([0-9.]+)%\s+(\S+)\s+\[(.)\]\s+(.*\S)", line)
         if m:
-            # perf ends each line with a "-" column (no call chains recorded).
             rows.append((float(m.group(1)), m.group(2), m.group(4).rstrip(" -")))
-    return rows
+    inclusive = {}
+    for line in perf_report("--children", "--sort", "symbol").splitlines():
+        m = re.match(r"\s*([0-9.]+)%\s+[0-9.]+%\s+\[(.)\]\s+(.*\S)", line)
+        if not m:
+            continue
+        for what, frame in PARTS:
+            if frame in m.group(3):
+                inclusive[what] = max(inclusive.get(what, 0.0), float(m.group(1)))
+    return rows, [(what, inclusive.get(what, 0.0)) for what, _ in PARTS]
 
 
 def crate_of(dso, symbol):
@@ -248,7 +274,8 @@ def crate_of(dso, symbol):
     return m.group(1) if m else "other"
 
 
-def print_profile(rows, path):
+def print_profile(profiled, path):
+    rows, inclusive = profiled
     by_crate = {}
     for pct, dso, sym in rows:
         c = crate_of(dso, sym)
@@ -258,6 +285,9 @@ def print_profile(rows, path):
     lines += [f"| {pct:.1f} | {dso} | `{sym[:100]}` |" for pct, dso, sym in rows[:25]]
     lines += ["", "Summed by crate (every sample):", "", "| % | crate |", "|---|---|"]
     lines += [f"| {pct:.1f} | {c} |" for c, pct in sorted(by_crate.items(), key=lambda kv: -kv[1])[:15]]
+    lines += ["", "Inclusive shares (the samples in a frame and in everything it calls):", "",
+              "| % | what |", "|---|---|"]
+    lines += [f"| {pct:.1f} | {what} |" for what, pct in inclusive]
     text = "\n".join(lines)
     with open(path, "w") as f:
         f.write(text + "\n")
