@@ -886,17 +886,7 @@ async fn a_secret_in_a_before_state_is_stored_redacted_and_undo_still_restores()
         &bucket,
     )
     .await;
-    let item = aws_sdk_dynamodb::Client::new(&env.sdk)
-        .get_item()
-        .table_name(format!("{}-jobs", env.prefix))
-        .key("id", AttributeValue::S(job.clone()))
-        .consistent_read(true)
-        .send()
-        .await
-        .unwrap()
-        .item()
-        .cloned()
-        .unwrap();
+    let item = env.job_item(&job).await;
     for state in ["before", "after"] {
         let stored: Value = serde_json::from_str(item[state].as_s().unwrap()).unwrap();
         assert_eq!(stored["tags"]["note"], "[redacted]", "{state}: {stored}");

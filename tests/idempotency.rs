@@ -128,20 +128,6 @@ async fn a_live_lease_is_respected() {
     );
 }
 
-/// The raw item of job `id` in the jobs table.
-async fn job_item(env: &Env, id: &str) -> std::collections::HashMap<String, AttributeValue> {
-    aws_sdk_dynamodb::Client::new(&env.sdk)
-        .get_item()
-        .table_name(format!("{}-jobs", env.prefix))
-        .key("id", AttributeValue::S(id.to_string()))
-        .consistent_read(true)
-        .send()
-        .await
-        .unwrap()
-        .item
-        .expect("the job's item")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_jobs_outcome_is_its_whole_item_and_a_reclaimed_one_keeps_what_it_held() {
     let env = Env::new().await;
@@ -152,7 +138,7 @@ async fn a_new_jobs_outcome_is_its_whole_item_and_a_reclaimed_one_keeps_what_it_
     env.drain().await;
     let job = env.job_for(&bucket).await;
     assert_eq!(job["status"], "applied", "{job:#}");
-    let item = job_item(&env, job["id"].as_str().unwrap()).await;
+    let item = env.job_item(job["id"].as_str().unwrap()).await;
     for attr in [
         "id",
         "remediation",
@@ -204,7 +190,7 @@ async fn a_new_jobs_outcome_is_its_whole_item_and_a_reclaimed_one_keeps_what_it_
         .unwrap();
     env.send(&event).await;
     env.drain().await;
-    let item = job_item(&env, &id).await;
+    let item = env.job_item(&id).await;
     assert_eq!(
         item["status"],
         AttributeValue::S("applied".into()),

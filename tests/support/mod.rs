@@ -399,6 +399,26 @@ impl Env {
         self.drain_all().await;
     }
 
+    /// The raw item of job `id` in the jobs table, read consistently.
+    pub async fn job_item(
+        &self,
+        id: &str,
+    ) -> std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue> {
+        aws_sdk_dynamodb::Client::new(&self.sdk)
+            .get_item()
+            .table_name(format!("{}-jobs", self.prefix))
+            .key(
+                "id",
+                aws_sdk_dynamodb::types::AttributeValue::S(id.to_string()),
+            )
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap()
+            .item
+            .expect("the job's item")
+    }
+
     /// The one job for a resource; fails when there are several or none.
     pub async fn job_for(&self, resource: &str) -> Value {
         let jobs: Vec<Value> = self
