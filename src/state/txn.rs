@@ -307,6 +307,26 @@ impl Store {
             Breaker,
         }
         let AuditPuts { record, mut anchor } = audit;
+        // The job's own write is the same on every try.
+        let outcome = match write {
+            JobWrite::Whole => TransactWriteItem::builder()
+                .put(built(
+                    Put::builder()
+                        .table_name(&self.names.jobs)
+                        .set_item(Some(job_item(job)))
+                        .condition_expression("#owner = :me")
+                        .expression_attribute_names("#owner", "lease_owner")
+                        .expression_attribute_values(":me", s(owner))
+                        .build(),
+                )?)
+                .build(),
+            JobWrite::Changes => {
+                let (u, condition) = finish_update(job, owner);
+                TransactWriteItem::builder()
+                    .update(built(self.job_update(&job.id, u, condition).build())?)
+                    .build()
+            }
+        };
         let mut unlock = unlock;
         let mut held = match release {
             Some(r) => Some(self.breaker_held(&r.remediation, &r.account).await),
@@ -318,31 +338,12 @@ impl Store {
                 (Some(r), Some(held)) => self.breaker_release(held, r).await.ok().flatten(),
                 _ => None,
             };
-            let outcome = match write {
-                JobWrite::Whole => TransactWriteItem::builder()
-                    .put(built(
-                        Put::builder()
-                            .table_name(&self.names.jobs)
-                            .set_item(Some(job_item(job)))
-                            .condition_expression("#owner = :me")
-                            .expression_attribute_names("#owner", "lease_owner")
-                            .expression_attribute_values(":me", s(owner))
-                            .build(),
-                    )?)
-                    .build(),
-                JobWrite::Changes => {
-                    let (u, condition) = finish_update(job, owner);
-                    TransactWriteItem::builder()
-                        .update(built(self.job_update(&job.id, u, condition).build())?)
-                        .build()
-                }
-            };
             let mut items = vec![
                 (
                     Part::Record,
                     TransactWriteItem::builder().put(record.clone()).build(),
                 ),
-                (Part::Outcome, outcome),
+                (Part::Outcome, outcome.clone()),
             ];
             if let Some((key, lock_owner)) = unlock {
                 let delete = built(
