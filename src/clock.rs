@@ -6,7 +6,12 @@ use chrono::{DateTime, SecondsFormat, Utc};
 
 /// Now, as RFC 3339 with milliseconds.
 pub fn now_text() -> String {
-    Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
+    text(Utc::now())
+}
+
+/// A time as every stored time is written: RFC 3339 with milliseconds, in UTC.
+pub fn text(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
 /// Today in UTC, as `YYYY-MM-DD`.

@@ -713,7 +713,7 @@ fn claim_item(
     let until = now.timestamp() + lease.as_secs().max(1) as i64;
     let mut item = job_item(&Job {
         status: JobStatus::InProgress,
-        updated_at: now_text(),
+        updated_at: crate::clock::text(now),
         attempts: 1,
         ..job.clone()
     });
@@ -730,7 +730,7 @@ fn claim_update(job: &Job, owner: &str, lease: Duration, now: chrono::DateTime<U
     u.set("status", s(JobStatus::InProgress.as_str()))
         .set("lease_owner", s(owner))
         .set("lease_until", n(until))
-        .set("updated_at", s(now_text()))
+        .set("updated_at", s(crate::clock::text(now)))
         .set_if_absent("created_at", s(&job.created_at))
         .set("remediation", s(&job.remediation))
         .set("account", s(&job.account))
