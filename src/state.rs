@@ -485,15 +485,20 @@ impl SettingsSnapshot {
             .unwrap_or(DEFAULT_TAG_EXEMPTION_MAX_DAYS)
     }
 
-    /// The blast-radius breaker's limit and window for this remediation.
-    pub fn breaker(&self, r: &Remediation) -> (u32, u64) {
+    /// The blast-radius breaker a job of this remediation in `account` counts against: its
+    /// limit and window.
+    pub fn breaker(&self, r: &Remediation, account: &str) -> BreakerLimit {
         let s = self.global_setting(r);
-        (
-            s.and_then(|s| s.breaker_limit)
+        BreakerLimit {
+            remediation: r.name().to_string(),
+            account: account.to_string(),
+            limit: s
+                .and_then(|s| s.breaker_limit)
                 .unwrap_or(DEFAULT_BREAKER_LIMIT),
-            s.and_then(|s| s.breaker_window_seconds)
+            window_seconds: s
+                .and_then(|s| s.breaker_window_seconds)
                 .unwrap_or(DEFAULT_BREAKER_WINDOW_SECONDS),
-        )
+        }
     }
 
     /// The exemption record that holds for this resource today, if any.

@@ -418,7 +418,7 @@ async fn a_plan_not_enforced_gives_back_what_its_claim_counted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_breaker_counts_across_workers_and_honours_a_reset() {
-    use rectify::state::{Breaker, Names, Store};
+    use rectify::state::{Breaker, BreakerLimit, Names, Store};
     let env = Env::new().await;
     let store = |_: u8| {
         Store::new(
@@ -428,45 +428,24 @@ async fn the_breaker_counts_across_workers_and_honours_a_reset() {
     };
     let (one, two) = (store(1), store(2));
     let r = "s3-block-public-access";
-    assert_eq!(
-        one.breaker_admit(r, HOME, 3, 3600).await.unwrap(),
-        Breaker::Admitted
-    );
+    let b = &BreakerLimit {
+        remediation: r.to_string(),
+        account: HOME.to_string(),
+        limit: 3,
+        window_seconds: 3600,
+    };
+    assert_eq!(one.breaker_admit(b).await.unwrap(), Breaker::Admitted);
     // Another worker's admission is counted by the first, whose remembered item is now stale.
-    assert_eq!(
-        two.breaker_admit(r, HOME, 3, 3600).await.unwrap(),
-        Breaker::Admitted
-    );
-    assert_eq!(
-        one.breaker_admit(r, HOME, 3, 3600).await.unwrap(),
-        Breaker::Admitted
-    );
-    assert_eq!(
-        two.breaker_admit(r, HOME, 3, 3600).await.unwrap(),
-        Breaker::Tripped(3)
-    );
-    assert_eq!(
-        one.breaker_admit(r, HOME, 3, 3600).await.unwrap(),
-        Breaker::Tripped(3)
-    );
+    assert_eq!(two.breaker_admit(b).await.unwrap(), Breaker::Admitted);
+    assert_eq!(one.breaker_admit(b).await.unwrap(), Breaker::Admitted);
+    assert_eq!(two.breaker_admit(b).await.unwrap(), Breaker::Tripped(3));
+    assert_eq!(one.breaker_admit(b).await.unwrap(), Breaker::Tripped(3));
     // An operator resets it from elsewhere: both workers admit again, up to the limit.
     store(3).breaker_reset(r, None).await.unwrap();
-    assert_eq!(
-        one.breaker_admit(r, HOME, 3, 3600).await.unwrap(),
-        Breaker::Admitted
-    );
-    assert_eq!(
-        two.breaker_admit(r, HOME, 3, 3600).await.unwrap(),
-        Breaker::Admitted
-    );
-    assert_eq!(
-        one.breaker_admit(r, HOME, 3, 3600).await.unwrap(),
-        Breaker::Admitted
-    );
-    assert_eq!(
-        one.breaker_admit(r, HOME, 3, 3600).await.unwrap(),
-        Breaker::Tripped(3)
-    );
+    assert_eq!(one.breaker_admit(b).await.unwrap(), Breaker::Admitted);
+    assert_eq!(two.breaker_admit(b).await.unwrap(), Breaker::Admitted);
+    assert_eq!(one.breaker_admit(b).await.unwrap(), Breaker::Admitted);
+    assert_eq!(one.breaker_admit(b).await.unwrap(), Breaker::Tripped(3));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,10 +1,10 @@
 //! Apply: the inverse of every action is computed first (nothing is applied that cannot be
 //! undone), then the blast-radius breaker admits the enforcement (so a refused plan never uses
 //! a slot; a fresh job's claim counted it ahead, and that count is spent here), then each
-//! action runs through the typed action layer. An action that creates
-//! something sends a `ClientToken` derived from the job and the action (a redelivery gets the
-//! same resource back), and the id AWS gave it is recorded on the job (`created`), from which
-//! its inverse, the delete of exactly that, is completed.
+//! action runs through the typed action layer. An action that creates something sends a
+//! `ClientToken` derived from the job and the action (a redelivery gets the same resource back),
+//! and the id AWS gave it is recorded on the job (`created`), from which its inverse, the delete
+//! of exactly that, is completed.
 
 use std::time::Instant;
 
@@ -72,19 +72,15 @@ pub async fn apply(
         });
     }
     if go == Go::Enforce && reserved.take().is_none() {
-        let (limit, window) = snapshot.breaker(r);
-        match ctx
-            .store
-            .breaker_admit(r.name(), &job.account, limit, window)
-            .await
-        {
+        let b = snapshot.breaker(r, &job.account);
+        match ctx.store.breaker_admit(&b).await {
             Ok(Breaker::Admitted) => {}
             Ok(Breaker::Tripped(count)) => {
                 return Err(Stopped {
                     outcome: Outcome::BreakerTripped {
                         count,
-                        limit,
-                        window,
+                        limit: b.limit,
+                        window: b.window_seconds,
                     },
                     retry: None,
                 });

@@ -42,8 +42,8 @@ use crate::notify::Notifier;
 use crate::organization::OrganizationAccounts;
 use crate::script::Limits;
 use crate::state::{
-    AuditPuts, BreakerLimit, Claim, Finished, Job, JobStatus, JobWrite, LockedClaim, Reservation,
-    SettingsCache, SettingsSnapshot, StateError, Store,
+    AuditPuts, Claim, Finished, Job, JobStatus, JobWrite, LockedClaim, Reservation, SettingsCache,
+    SettingsSnapshot, StateError, Store,
 };
 
 /// The catalog in force; replaced whole on reload, so work in flight keeps the one it started
@@ -392,15 +392,7 @@ pub async fn reconcile(
         // the enforcement on the breaker, given back with the outcome if none is made.
         let lock_owner = format!("{}/{}", ctx.owner, job.id);
         let key = lock_key(&job, r.scope());
-        let breaker = (job.mode == Mode::Enforce).then(|| {
-            let (limit, window_seconds) = snapshot.breaker(r);
-            BreakerLimit {
-                remediation: r.name().to_string(),
-                account: job.account.clone(),
-                limit,
-                window_seconds,
-            }
-        });
+        let breaker = (job.mode == Mode::Enforce).then(|| snapshot.breaker(r, &job.account));
         let claimed = ctx
             .store
             .claim_locked(

@@ -197,26 +197,14 @@ impl Store {
         }))
     }
 
-    /// Counts one enforcement of `remediation` in `account` against that account's breaker:
-    /// admitted while fewer than `limit` fall in the last `window_seconds`. Each account has a
+    /// Counts one enforcement against `b`, the breaker of one remediation in one account:
+    /// admitted while fewer than its limit fall in its window. Each account has a
     /// breaker of its own, so one account's burst never holds another's fixes. Optimistic:
     /// prune, then write if the item's version is unchanged. The version this process last
     /// wrote is kept, so an admission is one conditional write; the item is read again only
     /// when that write finds it changed (another worker, or an operator's reset) and before the
     /// breaker is declared tripped.
-    pub async fn breaker_admit(
-        &self,
-        remediation: &str,
-        account: &str,
-        limit: u32,
-        window_seconds: u64,
-    ) -> Result<Breaker, StateError> {
-        let b = &BreakerLimit {
-            remediation: remediation.to_string(),
-            account: account.to_string(),
-            limit,
-            window_seconds,
-        };
+    pub async fn breaker_admit(&self, b: &BreakerLimit) -> Result<Breaker, StateError> {
         let mut cached = self.breaker_held(&b.remediation, &b.account).await;
         for _ in 0..10 {
             let fresh = cached.is_none();
@@ -237,7 +225,8 @@ impl Store {
             }
         }
         Err(StateError::Conflict(format!(
-            "the breaker of {remediation} in {account}"
+            "the breaker of {} in {}",
+            b.remediation, b.account
         )))
     }
 
