@@ -60,13 +60,20 @@ but, to undo a cancelled transaction, saves only the items it names instead of a
 every table it touches: moto's copy grows with the tables, so each transaction cost more than
 the one before.
 
+And it keeps a client's connection open between calls, as AWS does (HTTP/1.1 keep-alive).
+werkzeug's development server closes every connection after its answer, since Python's
+http.server cannot skip a body the application left unread; here the body is read whole before
+the call is handled, so the next request starts where it should. A client's SDK then reuses
+its connection, as against AWS, instead of opening one for every call. A request with a chunked
+body still closes its connection.
+
 Usage: python scripts/moto_server.py HOST PORT
 """
 
 import copy
 import datetime
+import io
 import json
-
 import os
 import sys
 import threading
@@ -74,8 +81,6 @@ import threading
 from moto.core.exceptions import JsonRESTError
 from moto.core.responses import ActionResult
 from moto.config.models import ConfigBackend
-from moto.core.exceptions import JsonRESTError
-import json
 
 from moto.ec2.exceptions import EC2ClientError
 from moto.ecr.models import ECRBackend
@@ -90,7 +95,50 @@ from moto.s3.models import s3_backends
 from moto.securityhub import urls as securityhub_urls
 from moto.securityhub.exceptions import InvalidInputException, SecurityHubClientError
 from moto.securityhub.responses import SecurityHubResponse
-from werkzeug.serving import run_simple
+from werkzeug.serving import WSGIRequestHandler, run_simple
+
+
+class NothingLeft:
+    """What werkzeug finds when, after an answer, it reads what the client sent beyond the request:
+    nothing, since the request's body was read whole. What follows is the next request."""
+
+    def read(self, size=-1):
+        return b""
+
+
+class KeepAlive(WSGIRequestHandler):
+    """werkzeug's handler, keeping the connection open after each answer.
+
+    werkzeug sends `Connection: close` with every answer, then reads and discards whatever the
+    client sent after the request, since it cannot tell a body left unread from the next request.
+    Here the body is read whole before the application sees it (as `wsgi.input`), so what is left
+    on the connection is the next request: the discarding step finds nothing, and the connection
+    stays open for it. A request with a chunked body is handled as werkzeug does, and closes."""
+
+    connection_rfile = None
+    # An answer goes out in two writes (head, then body); on an open connection Nagle's algorithm
+    # would hold the body back until the client acknowledges the head, which it delays.
+    disable_nagle_algorithm = True
+
+    def make_environ(self):
+        environ = super().make_environ()
+        if "chunked" not in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            environ["wsgi.input"] = io.BytesIO(self.rfile.read(length) if length > 0 else b"")
+            self.connection_rfile, self.rfile = self.rfile, NothingLeft()
+        return environ
+
+    def run_wsgi(self):
+        try:
+            super().run_wsgi()
+        finally:
+            if getattr(self, "connection_rfile", None) is not None:
+                self.rfile, self.connection_rfile = self.connection_rfile, None
+
+    def send_header(self, keyword, value):
+        if keyword.lower() == "connection" and value.lower() == "close" and self.connection_rfile is not None:
+            return
+        super().send_header(keyword, value)
 
 
 def bucket_owner_mismatch(environ):
@@ -564,7 +612,7 @@ def main():
                     result.close()
         return [body]
 
-    run_simple(host, port, app, threaded=True)
+    run_simple(host, port, app, threaded=True, request_handler=KeepAlive)
 
 
 if __name__ == "__main__":
