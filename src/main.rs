@@ -27,13 +27,16 @@ fn main() -> ExitCode {
     };
     init_logging(config.log_json);
     rectify::metrics::init_from_env();
-    // Scripts run on the blocking pool for tens of microseconds each: a few threads serve them,
-    // and fewer threads keep fewer malloc arenas (resident memory) alive.
-    // A job's future nests the observe, apply and write-back calls of every SDK; unoptimised
-    // builds give their poll functions large frames, so worker threads get 8 MiB of stack
-    // (address space: only the pages touched become resident).
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One thread runs every job's async work: the worker waits on AWS almost all the time, and
+    // its CPU goes to calls (signing, HTTP, parsing) that a second thread would not make
+    // cheaper. Handing answers between threads cost more: task switches, and a malloc arena per
+    // thread (resident memory); see README, Performance.
+    // Scripts run on the blocking pool, so the async thread never waits on one: a few threads
+    // serve them, tens of microseconds each. A job's future nests the observe, apply and
+    // write-back calls of every SDK, and unoptimised builds give their poll functions large
+    // frames: it runs on the main thread, whose stack is 8 MiB by default, and the blocking
+    // threads get as much (address space: only the pages touched become resident).
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .max_blocking_threads(4)
         .thread_stack_size(8 * 1024 * 1024)
         .enable_all()
