@@ -20,11 +20,17 @@ every figure but the peak RSS is per remediated resource.
 
 The goals of the comparison are printed as met or not met; nothing here fails on them.
 
+Then the SDK alone (examples/sdk_call_cost.rs, --sdk-cost): four request shapes, 300 calls each,
+one after another on this moto, emptied first so each answer is small. Its mean CPU a call times rectify's calls a fix is what the SDK
+itself costs a fix, a floor no change to rectify's own code goes under; the ratio Cloud
+Custodian's CPU a fix has to it is the most any such change could reach.
+
 With --profile, rectify runs a third time under `perf record` (CPU clock sampling, with call
 chains) and the profile's top entries are printed: self time by function, summed by crate, and
 the inclusive shares of the SDK's call path and its parts.
 
-Usage: bench_peer.py --rectify PATH --custodian PATH [--per-kind N] [--concurrency C] [--profile]
+Usage: bench_peer.py --rectify PATH --custodian PATH [--sdk-cost PATH] [--per-kind N]
+                     [--concurrency C] [--profile]
 Prints a Markdown table and writes the figures as JSON to .rectify-run/bench-peer.json (and the
 profile to .rectify-run/bench-peer-profile.txt).
 """
@@ -226,7 +232,7 @@ PARTS = [
     ("    of that, opening the TCP connection", "hyper_util::client::legacy::connect::http::HttpConnector<R> as tower_service::Service"),
     ("  of it, SigV4 signing", "aws_smithy_runtime::client::orchestrator::auth::sign_request"),
     ("  of it, assembling the call's configuration", "aws_smithy_runtime::client::orchestrator::apply_configuration"),
-    ("tokio waiting for I/O and timers", "tokio::runtime::scheduler::multi_thread::worker::Context::park_internal"),
+    ("tokio waiting for I/O and timers", "tokio::runtime::scheduler::current_thread::Context::park"),
 ]
 
 
@@ -318,12 +324,36 @@ def summary(m, c, fixed_by_kind):
     }
 
 
+def sdk_floor(binary, moto, c7n, rect):
+    """Runs the SDK alone (examples/sdk_call_cost) on this moto, emptied; prints its table, and the
+    floor it sets under rectify's CPU a fix."""
+    reset(moto)
+    print()
+    print("The SDK alone, on this moto (examples/sdk_call_cost) ...", flush=True)
+    out = subprocess.run([binary, "300"], capture_output=True, text=True)
+    if out.returncode != 0:
+        sys.exit(f"{binary} exited {out.returncode}: {out.stderr.strip()}")
+    print()
+    print(out.stdout.rstrip())
+    m = re.search(r"mean CPU a call: ([0-9.]+) µs", out.stdout)
+    per_call = float(m.group(1)) / 1000
+    floor = per_call * rect["calls"]
+    print()
+    print(f"rectify: {rect['cpu_ms'] / rect['calls']:.3f} ms of CPU a call ({rect['cpu_ms']:.2f} ms over "
+          f"{rect['calls']:.2f} calls a fix). The SDK alone: {per_call:.3f} ms a call, so "
+          f"{floor:.2f} ms a fix for rectify's calls; Cloud Custodian's {c7n['cpu_ms']:.1f} ms is "
+          f"{c7n['cpu_ms'] / floor:.1f}× that: the most any change to rectify's own code could reach.")
+    return {"sdk_cpu_ms_per_call": per_call, "sdk_floor_cpu_ms_per_fix": floor,
+            "cloud_custodian_over_floor": c7n["cpu_ms"] / floor}
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--rectify", required=True)
     p.add_argument("--custodian", required=True)
     p.add_argument("--per-kind", type=int, default=50)
     p.add_argument("--concurrency", type=int, default=16)
+    p.add_argument("--sdk-cost", help="the sdk_call_cost example: what the SDK alone costs a call")
     p.add_argument("--profile", action="store_true", help="also profile rectify's run with perf")
     args = p.parse_args()
     moto = os.environ["AWS_ENDPOINT_URL"]
@@ -376,6 +406,10 @@ def main():
     print(f"Calls by service, per remediated resource: Cloud Custodian {c7n['calls_by_service']}; "
           f"rectify {rect['calls_by_service']}. rectify's state writes refused by their condition (and "
           f"retried): {rect['state_writes_refused']:.2f}; its single DeleteMessage calls: {rect['single_deletes']}.")
+    if args.sdk_cost:
+        figures["sdk_alone"] = sdk_floor(args.sdk_cost, moto, c7n, rect)
+        with open(os.path.join(RUN, "bench-peer.json"), "w") as f:
+            json.dump(figures, f, indent=2)
     if args.profile:
         print()
         print("rectify again, under perf record (CPU clock, 4 kHz) ...", flush=True)
