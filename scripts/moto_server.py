@@ -132,7 +132,7 @@ class KeepAlive(WSGIRequestHandler):
         try:
             super().run_wsgi()
         finally:
-            if getattr(self, "connection_rfile", None) is not None:
+            if self.connection_rfile is not None:
                 self.rfile, self.connection_rfile = self.connection_rfile, None
 
     def send_header(self, keyword, value):
