@@ -17,19 +17,9 @@ use rectify::script::{Limits, hardened_engine};
 use rectify::state::SettingsSnapshot;
 use serde_json::{Value, json};
 
-/// utime + stime of this process, in seconds (Linux /proc).
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
-    let ticks: f64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
-        + fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
-    ticks / 100.0
-}
+#[path = "support/cpu.rs"]
+mod cpu;
+use cpu::cpu_seconds;
 
 fn event(rule: &str, resource_type: &str, id: &str, n: usize) -> String {
     json!({

@@ -10,23 +10,9 @@
 
 use std::time::Instant;
 
-/// CPU time of every thread of this process so far, in seconds: the first field of each
-/// thread's schedstat (nanoseconds on a CPU), summed (Linux /proc).
-fn cpu_seconds() -> f64 {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return 0.0;
-    };
-    let mut ns = 0u64;
-    for task in tasks.flatten() {
-        let stat = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
-        ns += stat
-            .split_whitespace()
-            .next()
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0);
-    }
-    ns as f64 / 1e9
-}
+#[path = "support/cpu.rs"]
+mod cpu;
+use cpu::cpu_seconds;
 
 /// Makes `n` calls with `call`, after one not counted (the connection opened, the credentials
 /// and endpoint resolved); prints and returns the CPU µs a call.
@@ -36,12 +22,12 @@ where
     Fut: std::future::Future<Output = Result<(), E>>,
     E: std::fmt::Display,
 {
-    if let Err(e) = call().await {
-        eprintln!("sdk_call_cost: {what} failed: {e}");
-        std::process::exit(1);
-    }
-    let (cpu, wall) = (cpu_seconds(), Instant::now());
-    for _ in 0..n {
+    // Call 0 is not counted: the clock starts after it.
+    let (mut cpu, mut wall) = (0.0, Instant::now());
+    for i in 0..=n {
+        if i == 1 {
+            (cpu, wall) = (cpu_seconds(), Instant::now());
+        }
         if let Err(e) = call().await {
             eprintln!("sdk_call_cost: {what} failed: {e}");
             std::process::exit(1);
