@@ -21,9 +21,10 @@ every figure but the peak RSS is per remediated resource.
 The goals of the comparison are printed as met or not met; nothing here fails on them.
 
 Then the SDK alone (examples/sdk_call_cost.rs, --sdk-cost): four request shapes, 300 calls each,
-one after another on this moto, emptied first so each answer is small. Its mean CPU a call times rectify's calls a fix is what the SDK
-itself costs a fix, a floor no change to rectify's own code goes under; the ratio Cloud
-Custodian's CPU a fix has to it is the most any such change could reach.
+one after another on this moto, emptied first so each answer is small. Its mean CPU a call
+times rectify's calls a fix is what the SDK itself costs a fix, a floor no change to rectify's
+own code goes under; the ratio Cloud Custodian's CPU a fix has to it is the most any such
+change could reach.
 
 With --profile, rectify runs a third time under `perf record` (CPU clock sampling, with call
 chains) and the profile's top entries are printed: self time by function, summed by crate, and
@@ -336,6 +337,8 @@ def sdk_floor(binary, moto, c7n, rect):
     print()
     print(out.stdout.rstrip())
     m = re.search(r"mean CPU a call: ([0-9.]+) µs", out.stdout)
+    if m is None:
+        sys.exit(f"{binary} printed no mean CPU a call:\n{out.stdout}")
     per_call = float(m.group(1)) / 1000
     floor = per_call * rect["calls"]
     print()
@@ -387,8 +390,6 @@ def main():
     ]
     figures = {"per_kind": n, "cloud_custodian": c7n, "rectify": rect,
                "goals": {label: met for label, _, _, _, met in goals if met is not None}}
-    with open(os.path.join(RUN, "bench-peer.json"), "w") as f:
-        json.dump(figures, f, indent=2)
 
     fmt = lambda v, unit: f"{v:.2f} {unit}".strip() if v < 10 else f"{v:.1f} {unit}".strip()
     print()
@@ -408,11 +409,11 @@ def main():
           f"retried): {rect['state_writes_refused']:.2f}; its single DeleteMessage calls: {rect['single_deletes']}.")
     if args.sdk_cost:
         figures["sdk_alone"] = sdk_floor(args.sdk_cost, moto, c7n, rect)
-        with open(os.path.join(RUN, "bench-peer.json"), "w") as f:
-            json.dump(figures, f, indent=2)
+    with open(os.path.join(RUN, "bench-peer.json"), "w") as f:
+        json.dump(figures, f, indent=2)
     if args.profile:
         print()
-        print("rectify again, under perf record (CPU clock, 4 kHz) ...", flush=True)
+        print("rectify again, under perf record (CPU clock, 2 kHz, with call chains) ...", flush=True)
         print_profile(profile(args, moto, n), os.path.join(RUN, "bench-peer-profile.txt"))
 
 
