@@ -4,6 +4,9 @@
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 MOTO_VERSION=5.2.1
+# scripts/moto_server.py keeps connections open by overriding parts of werkzeug's request handler,
+# so the werkzeug under moto is pinned too.
+WERKZEUG_VERSION=3.1.9
 VENV="$ROOT/.venv"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/rectify/target}
 RECTIFY="$CARGO_TARGET_DIR/debug/rectify"
@@ -22,9 +25,9 @@ ensure_moto() {
   if [ ! -x "$VENV/bin/python" ]; then
     python3 -m venv "$VENV"
   fi
-  if ! "$VENV/bin/python" -c "import moto, sys; sys.exit(moto.__version__ != '$MOTO_VERSION')" 2>/dev/null; then
-    say "installing moto[server]==$MOTO_VERSION into .venv"
-    "$VENV/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
+  if ! "$VENV/bin/python" -c "import importlib.metadata as m, sys; sys.exit((m.version('moto'), m.version('werkzeug')) != ('$MOTO_VERSION', '$WERKZEUG_VERSION'))" 2>/dev/null; then
+    say "installing moto[server]==$MOTO_VERSION (werkzeug==$WERKZEUG_VERSION) into .venv"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION" "werkzeug==$WERKZEUG_VERSION"
   fi
 }
 
