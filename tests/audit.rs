@@ -1086,3 +1086,100 @@ async fn the_python_check_in_the_operations_guide_verifies_an_export_of_both_for
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_anchor_another_writer_got_ahead_of_leaves_the_outcome_written_and_anchors_after() {
+    use rectify::audit::{ANCHORS, AuditWriter, Record};
+    use rectify::event::Message;
+    use rectify::state::{AuditPuts, Finished, JobWrite, LockedClaim, Names, Store};
+    let env = Env::new().await;
+    let ddb = aws_sdk_dynamodb::Client::new(&env.sdk);
+    let names = Names::new(&env.prefix);
+    let store = Store::new(ddb.clone(), names.clone());
+    let engine = rectify::script::hardened_engine(&rectify::script::Limits::default());
+    let catalog = rectify::catalog::Catalog::load(&engine, None).unwrap();
+    let r = catalog.get("s3-block-public-access").unwrap();
+    let event = config_event(
+        HOME,
+        "s3-bucket-level-public-access-prohibited",
+        "AWS::S3::Bucket",
+        "anchored-late",
+    );
+    let Ok(Message::Findings(findings)) = rectify::event::decode(&event) else {
+        panic!("the event decodes to a finding");
+    };
+    let mut job = rectify::reconcile::new_job(&findings[0], r, rectify::catalog::Mode::DryRun);
+    let (owner, key) = ("worker-a", job.resource_key());
+    let claim = store
+        .claim_locked(&key, owner, &job, owner, Duration::from_secs(60), None)
+        .await
+        .unwrap();
+    assert!(matches!(claim, LockedClaim::Won(None, None)), "{claim:?}");
+
+    // The anchor chain so far (the commands that set the test up anchored their records).
+    let anchors = || async {
+        env.audit()
+            .await
+            .into_iter()
+            .filter(|r| r["chain"] == ANCHORS)
+            .collect::<Vec<Value>>()
+    };
+    let before = anchors().await.len();
+
+    // This writer's record is due an anchor (one every record), prepared from the anchor
+    // chain's head as it is now: empty.
+    let writer = AuditWriter::new(ddb.clone(), names.audit.clone()).anchored_every(1);
+    job.status = rectify::state::JobStatus::Planned;
+    job.reason = Some("planned".into());
+    let pending = writer.prepare(Record::for_job(&job, "worker")).await;
+    let puts = AuditPuts {
+        record: pending.put().unwrap(),
+        anchor: pending.anchor_put().unwrap(),
+    };
+    assert!(puts.anchor.is_some(), "an anchor is due with the record");
+    // Another writer appends to the anchor chain first, taking the place the anchor was made for.
+    let other = AuditWriter::for_command(ddb.clone(), names.audit.clone());
+    other
+        .append(Record::for_job(&job, "operator"))
+        .await
+        .unwrap();
+
+    let written = store
+        .finish_recorded(
+            &job,
+            owner,
+            JobWrite::Whole,
+            puts,
+            Some((&key, owner)),
+            None,
+        )
+        .await
+        .unwrap();
+    // The transaction was made again without the anchor: outcome, record and unlock written.
+    assert_eq!(written, Finished::Written { anchored: false });
+    pending.written(false).await;
+    let stored = store
+        .job(&job.id)
+        .await
+        .unwrap()
+        .expect("the job is stored");
+    assert_eq!(stored.status, rectify::state::JobStatus::Planned);
+    assert!(
+        store
+            .lock_resource(&key, "worker-b", Duration::from_secs(60))
+            .await
+            .unwrap(),
+        "the lock was released"
+    );
+    // And the record is anchored after the other writer's anchor, from the head read again.
+    let anchors = anchors().await;
+    assert_eq!(anchors.len(), before + 2, "{anchors:#?}");
+    let named = |a: &Value| (a["after"]["chain"].clone(), a["after"]["seq"].clone());
+    assert_eq!(named(&anchors[before]), (other.chain().into(), 1.into()));
+    assert_eq!(
+        named(&anchors[before + 1]),
+        (writer.chain().into(), 1.into())
+    );
+    let out = env.ok(&["audit", "verify"]).await;
+    assert!(out.starts_with("OK"), "{out}");
+}
