@@ -357,7 +357,7 @@ pub async fn undo(ctx: &Arc<Context>, request: &Request<'_>) -> Result<Undone, U
         force: request.force,
         exempt_until: until,
     };
-    let result = run(ctx, &job, &inverse, before, after, &asked).await;
+    let result = run(ctx, &job, &inverse, before, after, &asked, &lease).await;
     lease.release().await;
     result
 }
@@ -378,6 +378,7 @@ async fn run(
     before: &Value,
     after: &Value,
     asked: &Asked<'_>,
+    lease: &ResourceLease,
 ) -> Result<Undone, UndoError> {
     let Asked {
         by, reason, force, ..
@@ -424,6 +425,13 @@ async fn run(
     undo_job.plan_hash = undo_job.plan.as_ref().map(Plan::hash);
     let mut failure = None;
     for (i, action) in inverse.iter().enumerate() {
+        if !lease.holds() {
+            failure = Some(format!(
+                "the hold on the resource ran out after {i} of {} undo actions: nothing more is applied",
+                inverse.len()
+            ));
+            break;
+        }
         let token = crate::action::client_token(&undo_job.id, i, action);
         if let Err(e) =
             crate::action::apply::apply(&ctx.cloud, &job.account, &job.region, action, &token).await

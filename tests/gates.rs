@@ -707,3 +707,37 @@ async fn the_breaker_holds_only_the_account_that_crossed_its_limit() {
         Some([true; 4])
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hold_taken_over_by_another_owner_is_known_lost_at_its_next_renewal() {
+    use rectify::reconcile::lease::ResourceLease;
+    use rectify::state::{Names, Store};
+    use std::time::Duration;
+    let env = Env::new().await;
+    let store = Store::new(
+        aws_sdk_dynamodb::Client::new(&env.sdk),
+        Names::new(&env.prefix),
+    );
+    let key = "123456789012/us-east-1/AWS::S3::Bucket/held";
+    let lease = Duration::from_secs(6);
+    let taken = std::time::Instant::now();
+    let hold = ResourceLease::take(&store, key, "worker-a", lease)
+        .await
+        .unwrap()
+        .expect("the lock is free");
+    assert!(hold.holds());
+    // Another owner takes the lock over (as after a lease that ran out): the next renewal is
+    // refused, and from then on nothing may be applied under the hold.
+    store.unlock_resource(key, "worker-a").await.unwrap();
+    assert!(store.lock_resource(key, "worker-b", lease).await.unwrap());
+    let lost = eventually(Duration::from_secs(10), || async {
+        (!hold.holds()).then(|| taken.elapsed())
+    })
+    .await
+    .expect("the hold still claims the resource");
+    // Known at the renewal (every half lease), not when the lease it had would run out.
+    assert!(lost < lease, "known lost only after {lost:?}");
+    hold.release().await;
+    // Releasing a hold that was taken over leaves the new owner's lock in place.
+    assert!(!store.lock_resource(key, "worker-c", lease).await.unwrap());
+}

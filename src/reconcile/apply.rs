@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use super::Context;
 use super::gates::Go;
+use super::lease::ResourceLease;
 use super::outcome::Outcome;
 use super::plan::observe;
 use tracing::info;
@@ -39,7 +40,9 @@ impl From<Outcome> for Stopped {
 
 /// Applies the plan; records the inverse on the job first. Returns how long applying took, in
 /// milliseconds. An enforcement `reserved` in the job's claim is spent here, in place of the
-/// breaker's admission; one left unspent is given back with the job's outcome.
+/// breaker's admission; one left unspent is given back with the job's outcome. No action is
+/// applied once `lease` no longer holds the resource and the job: another worker may have
+/// taken them over.
 #[allow(clippy::too_many_arguments)] // reason: the job, its context and what the claim and the plan gave
 pub async fn apply(
     ctx: &Context,
@@ -50,6 +53,7 @@ pub async fn apply(
     before: &Value,
     go: Go,
     reserved: &mut Option<Reservation>,
+    lease: &ResourceLease,
 ) -> Result<f64, Stopped> {
     match crate::action::inverses(plan, before) {
         Ok(inv) => job.inverse = Some(inv),
@@ -70,6 +74,16 @@ pub async fn apply(
             },
             retry: Some(why),
         });
+    }
+    let lost = |done: usize| Stopped {
+        outcome: Outcome::HoldLost {
+            done,
+            total: plan.actions.len(),
+        },
+        retry: Some("the hold on the resource and the job ran out".into()),
+    };
+    if !lease.holds() {
+        return Err(lost(0));
     }
     if go == Go::Enforce && reserved.take().is_none() {
         let b = snapshot.breaker(r, &job.account);
@@ -97,6 +111,10 @@ pub async fn apply(
     }
     let applying = Instant::now();
     for (i, action) in plan.actions.iter().enumerate() {
+        if !lease.holds() {
+            job.after = observe(ctx, job).await.ok();
+            return Err(lost(i));
+        }
         let token = crate::action::client_token(&job.id, i, action);
         match crate::action::apply::apply(&ctx.cloud, &job.account, &job.region, action, &token)
             .await

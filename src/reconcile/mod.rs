@@ -393,6 +393,7 @@ pub async fn reconcile(
         let lock_owner = format!("{}/{}", ctx.owner, job.id);
         let key = lock_key(&job, r.scope());
         let breaker = (job.mode == Mode::Enforce).then(|| snapshot.breaker(r, &job.account));
+        let taken = std::time::Instant::now();
         let claimed = ctx
             .store
             .claim_locked(
@@ -422,7 +423,7 @@ pub async fn reconcile(
                 return Err(ReconcileError::Claim(e));
             }
         };
-        let lease = ResourceLease::held(&ctx.store, &key, &lock_owner, ctx.lease);
+        let lease = ResourceLease::held(&ctx.store, &key, &lock_owner, ctx.lease, taken);
         let result = run_won(ctx, r, snapshot, job, previous, reserved, None, &lease).await;
         lease.release().await;
         result
@@ -545,6 +546,7 @@ async fn run_won(
         previous.as_deref(),
         observed,
         &mut reserved,
+        lease,
     )
     .await;
     // An enforcement counted in the claim and not made is given back with the outcome.
@@ -632,7 +634,9 @@ impl Decision {
     }
 }
 
-/// The job's steps, in order: gates, observe and plan, gates, apply, verify.
+/// The job's steps, in order: gates, observe and plan, gates, apply, verify. Nothing is applied
+/// once `lease` no longer holds the resource and the job.
+#[allow(clippy::too_many_arguments)] // reason: the job, its context and what the claim gave
 async fn decide(
     ctx: &Context,
     r: &Arc<Remediation>,
@@ -641,6 +645,7 @@ async fn decide(
     previous: Option<&Job>,
     observed: Option<Observed>,
     reserved: &mut Option<Reservation>,
+    lease: &ResourceLease,
 ) -> Decision {
     if let Err(outcome) = gates::approval_in_time(previous, chrono::Utc::now(), ctx.approval_ttl) {
         warn!(
@@ -718,15 +723,16 @@ async fn decide(
         Ok(go) => go,
         Err(outcome) => return decision(outcome),
     };
-    let apply_ms = match apply::apply(ctx, r, snapshot, job, &plan, &before, go, reserved).await {
-        Ok(ms) => ms,
-        Err(stopped) => {
-            return Decision {
-                retry: stopped.retry,
-                ..decision(stopped.outcome)
-            };
-        }
-    };
+    let apply_ms =
+        match apply::apply(ctx, r, snapshot, job, &plan, &before, go, reserved, lease).await {
+            Ok(ms) => ms,
+            Err(stopped) => {
+                return Decision {
+                    retry: stopped.retry,
+                    ..decision(stopped.outcome)
+                };
+            }
+        };
     let outcome = verify::verify(ctx, r, job, &params, plan.actions.len()).await;
     Decision {
         apply_ms,

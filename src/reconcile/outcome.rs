@@ -91,6 +91,9 @@ pub enum Outcome {
         total: usize,
         error: String,
     },
+    /// The hold on the resource and the job ran out (a renewal was refused, or none landed
+    /// within a lease) after `done` of `total` actions: nothing more was applied.
+    HoldLost { done: usize, total: usize },
     /// Applied, and the re-read resource plans empty.
     Applied { actions: usize },
     /// The resource could not be read back after the fix.
@@ -120,7 +123,8 @@ impl Outcome {
             | Outcome::NotReady {
                 approved: false, ..
             }
-            | Outcome::ApplyFailed { .. } => JobStatus::Failed,
+            | Outcome::ApplyFailed { .. }
+            | Outcome::HoldLost { .. } => JobStatus::Failed,
             Outcome::NotReady { approved: true, .. } => JobStatus::Approved,
             Outcome::ChangedSinceApproval { .. }
             | Outcome::AwaitingApproval { .. }
@@ -253,6 +257,9 @@ impl Outcome {
                 total,
                 error,
             } => format!("{kind} failed after {done} of {total} actions were applied: {error}"),
+            Outcome::HoldLost { done, total } => format!(
+                "the hold on the resource and the job ran out after {done} of {total} actions were applied: nothing more is applied under it"
+            ),
             Outcome::Applied { actions } => {
                 format!("{actions} action(s) applied and verified")
             }
