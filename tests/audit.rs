@@ -1183,3 +1183,55 @@ async fn an_anchor_another_writer_got_ahead_of_leaves_the_outcome_written_and_an
     let out = env.ok(&["audit", "verify"]).await;
     assert!(out.starts_with("OK"), "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_whose_answer_was_lost_moves_the_head_on_and_the_next_record_follows_it() {
+    use rectify::audit::{AuditWriter, Record};
+    use rectify::state::Names;
+    let env = Env::new().await;
+    let ddb = aws_sdk_dynamodb::Client::new(&env.sdk);
+    let names = Names::new(&env.prefix);
+    let writer = AuditWriter::new(ddb.clone(), names.audit.clone());
+    let record = |id: &str| Record {
+        kind: rectify::audit::RecordKind::Job,
+        job_id: Some(id.into()),
+        outcome: rectify::audit::RecordOutcome::Job(rectify::state::JobStatus::Applied),
+        reason: Some(format!("job {id}")),
+        ..Record::default()
+    };
+    // The first record's transaction lands, and its answer is lost: the writer never learns
+    // that it was written, and drops it.
+    let pending = writer.prepare(record("lost-answer")).await;
+    let put = pending.put().unwrap();
+    ddb.transact_write_items()
+        .transact_items(
+            aws_sdk_dynamodb::types::TransactWriteItem::builder()
+                .put(put)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    drop(pending);
+    // The next record reads the chain's head again and takes the place after it, instead of
+    // finding the first one's place taken.
+    let next = writer.append(record("next")).await.unwrap();
+    assert_eq!(next.seq, 2);
+    writer.anchor().await.unwrap();
+    let chain: Vec<Value> = env
+        .audit()
+        .await
+        .into_iter()
+        .filter(|r| r["chain"] == writer.chain())
+        .collect();
+    let jobs: Vec<_> = chain
+        .iter()
+        .map(|r| (r["seq"].clone(), r["job_id"].clone()))
+        .collect();
+    assert_eq!(
+        jobs,
+        [(1.into(), "lost-answer".into()), (2.into(), "next".into())]
+    );
+    let out = env.ok(&["audit", "verify"]).await;
+    assert!(out.starts_with("OK"), "{out}");
+}

@@ -2,7 +2,7 @@
 //! each writer's head so that a cut tail is noticed.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::Client;
@@ -39,6 +39,10 @@ pub struct AuditWriter {
     /// or when another writer has appended since). Held while this writer anchors, so its
     /// anchors take turns instead of racing each other for the same sequence number.
     anchors_head: Mutex<Option<(u64, String)>>,
+    /// A prepared record was dropped unwritten, perhaps after a write whose answer was lost:
+    /// whether it is in the table is not known, so the chain's head is read again before the
+    /// next record is made.
+    uncertain: AtomicBool,
 }
 
 impl AuditWriter {
@@ -55,6 +59,7 @@ impl AuditWriter {
             anchor_every: ANCHOR_EVERY,
             last_anchor: std::sync::Mutex::new(Instant::now()),
             anchors_head: Mutex::new(None),
+            uncertain: AtomicBool::new(false),
         }
     }
 
@@ -282,7 +287,19 @@ impl AuditWriter {
     /// when one is due, its anchor to write with it. The chain's head is held until the record
     /// is written or the [`Pending`] dropped.
     pub async fn prepare(&self, mut record: Record) -> Pending<'_> {
-        let head = self.head.lock().await;
+        let mut head = self.head.lock().await;
+        if self.uncertain.swap(false, Ordering::Relaxed) {
+            match self.head_of(&self.chain).await {
+                Ok(Some(stored)) => {
+                    self.written.fetch_max(stored.0, Ordering::Relaxed);
+                    *head = stored;
+                }
+                Ok(None) => {}
+                // Still not known: the record below may find its place taken, and is then
+                // made again after another read.
+                Err(_) => self.uncertain.store(true, Ordering::Relaxed),
+            }
+        }
         record.chain = self.chain.clone();
         record.seq = head.0 + 1;
         record.prev_hash = head.1.clone();
@@ -296,6 +313,7 @@ impl AuditWriter {
             head,
             record,
             anchor,
+            settled: false,
         }
     }
 
@@ -378,12 +396,22 @@ fn record_put(table: &str, record: &Record) -> Result<aws_sdk_dynamodb::types::P
         .map_err(|e| StateError::Corrupt(format!("an audit record cannot be built: {e}")))
 }
 
-/// The next record of a chain, prepared and not yet written; the chain's head is held.
+/// The next record of a chain, prepared and not yet written; the chain's head is held. Dropped
+/// without [`Pending::written`], it leaves the head to be read again for the next record.
 pub struct Pending<'a> {
     writer: &'a AuditWriter,
     head: tokio::sync::MutexGuard<'a, (u64, String)>,
     record: Record,
     anchor: Option<HeldAnchor<'a>>,
+    settled: bool,
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        if !self.settled {
+            self.writer.uncertain.store(true, Ordering::Relaxed);
+        }
+    }
 }
 
 impl Pending<'_> {
@@ -414,19 +442,28 @@ impl Pending<'_> {
             == Some(self.record.hash.as_str()))
     }
 
+    /// The record's place in its chain holds another record: this writer's head was behind the
+    /// table's (a write whose answer was lost had landed). Dropped, this record leaves the
+    /// head to be read again, and the record is made again after it.
+    pub fn place_taken(&self) -> StateError {
+        StateError::Conflict(format!(
+            "audit chain {} already has a record {}: its head is read again",
+            self.writer.chain, self.record.seq
+        ))
+    }
+
     /// The record is written (by the caller's transaction), and its anchor with it when
     /// `anchored`: the chain's head moves on to the record, the anchor chain's to the anchor.
     /// An anchor not written leaves the anchor chain's head unknown (another writer appended
     /// first, or whether it landed is not known): it is read again for the next anchor.
     pub async fn written(mut self, anchored: bool) -> Record {
         *self.head = (self.record.seq, self.record.hash.clone());
-        let Pending {
-            writer,
-            head,
-            record,
-            anchor,
-        } = self;
-        drop(head);
+        self.settled = true;
+        let writer = self.writer;
+        let record = std::mem::take(&mut self.record);
+        let anchor = self.anchor.take();
+        // The chain's head is let go before counting, which may anchor it.
+        drop(self);
         if let Some((mut known, a)) = anchor {
             if anchored {
                 *known = Some((a.seq, a.hash));
@@ -448,10 +485,7 @@ impl Pending<'_> {
             }
             // An earlier attempt of this very write may have landed before its answer was lost.
             if !self.landed().await? {
-                return Err(StateError::Corrupt(format!(
-                    "audit chain {} already has a different record {}",
-                    self.writer.chain, self.record.seq
-                )));
+                return Err(self.place_taken());
             }
         }
         Ok(self.written(false).await)

@@ -784,11 +784,7 @@ async fn record(
                 pending.written(false).await;
             }
             Ok(false) => {
-                let e = crate::state::StateError::Corrupt(format!(
-                    "audit chain {} already has a different record {}",
-                    pending.record().chain,
-                    pending.record().seq
-                ));
+                let e = pending.place_taken();
                 warn!(error = %e, "audit record cannot be written: the message will be retried");
                 return Err(ReconcileError::Audit(e));
             }
