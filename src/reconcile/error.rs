@@ -76,14 +76,16 @@ pub enum Disposition {
 
 impl Disposition {
     /// Of two dispositions for parts of one message, the one the message must follow: a part
-    /// that cannot be done keeps the whole message.
+    /// that cannot be done yet keeps the whole message on the queue, even beside a part that
+    /// never can (that one is met again on the next delivery, and the message is dead-lettered
+    /// with its reason once every other part is done): unfinished work is never sent to the DLQ.
     pub fn and(self, other: Disposition) -> Disposition {
         fn rank(d: &Disposition) -> u8 {
             match d {
                 Disposition::Done => 0,
-                Disposition::Retry(_) => 1,
-                Disposition::StoreDown(_) => 2,
-                Disposition::Poison(_) => 3,
+                Disposition::Poison(_) => 1,
+                Disposition::Retry(_) => 2,
+                Disposition::StoreDown(_) => 3,
             }
         }
         if rank(&other) > rank(&self) {
@@ -159,11 +161,15 @@ mod tests {
     #[test]
     fn the_strongest_disposition_of_a_message_wins() {
         let retry = Disposition::Retry("r".into());
+        let poison = Disposition::Poison("p".into());
         assert_eq!(Disposition::Done.and(retry.clone()), retry);
         assert_eq!(retry.clone().and(Disposition::Done), retry);
-        assert_eq!(
-            retry.and(Disposition::Poison("p".into())),
-            Disposition::Poison("p".into())
-        );
+        assert_eq!(Disposition::Done.and(poison.clone()), poison);
+        // A part still to do keeps the message from the DLQ, whichever part came first.
+        assert_eq!(retry.clone().and(poison.clone()), retry);
+        assert_eq!(poison.clone().and(retry.clone()), retry);
+        let down = Disposition::StoreDown("s".into());
+        assert_eq!(poison.and(down.clone()), down);
+        assert_eq!(retry.and(down.clone()), down);
     }
 }
