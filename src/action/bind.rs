@@ -817,6 +817,7 @@ fn statements(policy: &Value) -> Vec<Value> {
 /// where every operator and key of the old Condition is kept with the same value. A Deny
 /// statement may not change at all: a condition narrows what it denies.
 pub fn only_gains_conditions(old: &str, new: &str) -> Result<(), String> {
+    super::policy::unique_keys(new, "planned")?;
     let parse = |text: &str, which: &str| {
         serde_json::from_str::<Value>(text)
             .ok()
@@ -1964,6 +1965,18 @@ mod tests {
         let mut restricted = single.clone();
         restricted["Statement"]["Condition"] = org.clone();
         assert!(only_gains_conditions(&single.to_string(), &restricted.to_string()).is_ok());
+        // A key written twice could be read as either value: the planned text is refused,
+        // though the value serde keeps (the last) would pass.
+        let old = r#"{"Statement": [{"Effect": "Allow", "Principal": "*", "Action": "*", "Resource": "*"}]}"#;
+        let twice = r#"{"Statement": [{"Effect": "Allow", "Principal": "*", "Action": "*", "Resource": "*", "Condition": {"StringEquals": {"aws:PrincipalOrgID": "o-1"}}, "Condition": {"StringEquals": {"aws:PrincipalOrgID": "o-1"}}}]}"#;
+        let once = twice.replacen(
+            r#", "Condition": {"StringEquals": {"aws:PrincipalOrgID": "o-1"}}"#,
+            "",
+            1,
+        );
+        assert!(only_gains_conditions(old, &once).is_ok());
+        let why = only_gains_conditions(old, twice).unwrap_err();
+        assert!(why.contains("the key \"Condition\" appears twice"), "{why}");
     }
 
     #[test]
@@ -1983,6 +1996,14 @@ mod tests {
         let t = "AWS::S3::Bucket";
         let added = super::super::policy::append_statement(Some(old), &deny("mine")).unwrap();
         assert_eq!(rule_of(t, &before, put("mine", added.clone())), None);
+        // The same text with the deny's Effect written twice, Allow first: refused.
+        let twice = added.replacen(
+            r#""Effect":"Deny""#,
+            r#""Effect":"Allow","Effect":"Deny""#,
+            1,
+        );
+        assert_ne!(twice, added);
+        assert!(rule_of(t, &before, put("mine", twice)).is_some());
         assert_eq!(
             rule_of(t, &before, put("theirs", added.clone())),
             Some(SAME_RESOURCE)

@@ -25,6 +25,64 @@ struct Document<'a> {
     rest: Value,
 }
 
+/// Refuses a policy text in which any object names a key twice. JSON parsers disagree on which
+/// of two values counts (serde keeps the last; another reader may keep the first), so a planned
+/// document that repeats a key could be checked as one policy and read by AWS as another.
+pub fn unique_keys(text: &str, which: &str) -> Result<(), String> {
+    use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+
+    /// Any JSON value, read only to check the keys of its objects.
+    struct Checked;
+    impl<'de> de::Deserialize<'de> for Checked {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Checked, D::Error> {
+            d.deserialize_any(Checked)
+        }
+    }
+    impl<'de> Visitor<'de> for Checked {
+        type Value = Checked;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a JSON value")
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<Checked, E> {
+            Ok(Checked)
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<Checked, E> {
+            Ok(Checked)
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<Checked, E> {
+            Ok(Checked)
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<Checked, E> {
+            Ok(Checked)
+        }
+        fn visit_str<E>(self, _: &str) -> Result<Checked, E> {
+            Ok(Checked)
+        }
+        fn visit_unit<E>(self) -> Result<Checked, E> {
+            Ok(Checked)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Checked, A::Error> {
+            while seq.next_element::<Checked>()?.is_some() {}
+            Ok(Checked)
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Checked, A::Error> {
+            let mut seen = std::collections::BTreeSet::new();
+            while let Some(key) = map.next_key::<String>()? {
+                if !seen.insert(key.clone()) {
+                    return Err(de::Error::custom(format!(
+                        "the key \"{key}\" appears twice"
+                    )));
+                }
+                map.next_value::<Checked>()?;
+            }
+            Ok(Checked)
+        }
+    }
+    serde_json::from_str::<Checked>(text)
+        .map(drop)
+        .map_err(|e| format!("the {which} policy is refused: {e}"))
+}
+
 /// Where `part`, a slice of `text`, starts in it.
 fn offset(text: &str, part: &str) -> usize {
     part.as_ptr() as usize - text.as_ptr() as usize
@@ -112,6 +170,7 @@ pub fn only_adds_tls_deny(
     bucket: &str,
     region: &str,
 ) -> Result<(), String> {
+    unique_keys(new, "planned")?;
     let planned = parse(new, "planned")?;
     if !planned.statement.get().starts_with('[') {
         return Err("the planned policy's Statement is not a list".into());
