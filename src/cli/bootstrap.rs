@@ -1,4 +1,4 @@
-//! `rectify bootstrap`: create the queue, its DLQ and the tables.
+//! `rectify bootstrap`: create the event queue, its DLQ, the control queue and the tables.
 
 use clap::Args;
 

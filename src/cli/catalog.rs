@@ -16,7 +16,8 @@ use crate::settings::{find_remediation, parse_param};
 
 #[derive(Debug, Subcommand)]
 pub enum CatalogCommand {
-    /// The remediations: resource type, triggers, actions, default mode, origin.
+    /// The remediations: resource type, triggers, actions, default mode (with --json also
+    /// each one's origin: `remediations`, embedded, or the --remediations directory).
     List {
         #[command(flatten)]
         out: OutputArgs,

@@ -49,7 +49,7 @@ chose (off, dry-run, approval, enforce), applies it, reads the resource again to
 writes a hash-chained audit record.
 
 Getting started:
-  rectify bootstrap                       create the queue, DLQ and tables
+  rectify bootstrap                       create the queues, DLQ and tables
   rectify catalog list                    the remediations and their triggers
   rectify worker                          run (every remediation starts in dry-run)
   rectify jobs list                       what was planned or done
@@ -73,7 +73,8 @@ pub struct Cli {
 #[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// TOML configuration file (keys: prefix, role_name, operator_role_name, external_id,
-    /// remediations, log_format, [worker], [audit], [script]).
+    /// remediations, log_format, approval_ttl_seconds, notify_topic_arn, notify_chat,
+    /// [worker], [audit], [script]).
     #[arg(long, env = "RECTIFY_CONFIG", global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Prefix of the queue, DLQ and table names: <prefix>-events, <prefix>-jobs, … [default: rectify]
@@ -105,8 +106,8 @@ pub struct GlobalArgs {
         value_parser = ["text", "json"]
     )]
     pub log_format: Option<String>,
-    /// How long a plan waits for an approval before it expires: seconds or a duration (12h,
-    /// 7d) [default: 1d]
+    /// How long a plan waits for an approval before it expires, and an approval for its run
+    /// before it ends approval-expired: seconds or a duration (12h, 7d) [default: 1d]
     #[arg(
         long,
         env = "RECTIFY_APPROVAL_TTL_SECONDS",
@@ -115,7 +116,8 @@ pub struct GlobalArgs {
         value_parser = crate::clock::seconds_arg
     )]
     pub approval_ttl_seconds: Option<u64>,
-    /// SNS topic told of pending approvals, applied and failed fixes, and tripped breakers.
+    /// SNS topic told of pending approvals, applied, failed and failed-verify fixes, exempt
+    /// resources, expired approvals and tripped breakers.
     #[arg(long, env = "RECTIFY_NOTIFY_TOPIC_ARN", global = true)]
     pub notify_topic_arn: Option<String>,
     /// The worker's liveness file, touched after every poll [default: $TMPDIR/rectify-<prefix>.alive]
@@ -130,7 +132,8 @@ pub struct GlobalArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Create the queue, its DLQ and the tables, or find them (idempotent).
+    /// Create the event queue, its DLQ, the control queue and the tables, or find them
+    /// (idempotent).
     Bootstrap(bootstrap::BootstrapArgs),
     /// Poll the queue and remediate (runs until SIGINT/SIGTERM, or with --once until drained).
     Worker(worker::WorkerArgs),

@@ -27,9 +27,10 @@ pub enum SettingsCommand {
     /// `account-not-allowed` and are never acted on. Empty, it allows no account.
     #[command(subcommand)]
     Accounts(AccountsCommand),
-    /// The Security Hub administrator account: Security Hub findings about another account are
-    /// acted on only when this account's bus delivered them (without it, only findings an
-    /// account reports about itself are).
+    /// The Security Hub administrator account: findings about other accounts need its bus.
+    ///
+    /// Security Hub findings about another account are acted on only when this account's bus
+    /// delivered them (without it, only findings an account reports about itself are).
     ///
     /// Examples:
     ///   rectify settings securityhub-admin                 # show it
@@ -65,11 +66,12 @@ pub enum SettingsCommand {
         out: OutputArgs,
     },
     /// Whether an approver must be another AWS identity than the one that set the mode of the
-    /// job's remediation (off by default). When on, `jobs approve` compares the caller's AWS
-    /// identity (never --by) with the mode's setter, and refuses (exit 1) when they are the
-    /// same or when the setter is not an AWS identity (a mode set with --by).
+    /// job's remediation, and than the one that last asked for the job to run again (`jobs
+    /// retry`) (off by default). When on, `jobs approve` compares the caller's AWS identity
+    /// (never --by) with theirs, and refuses (exit 1) when one is the same or when the setter
+    /// is not an AWS identity (a mode set with --by).
     ApproverMustDiffer {
-        /// on: the mode's setter cannot approve; off: anyone may.
+        /// on: the mode's setter and the retry's requester cannot approve; off: anyone may.
         state: OnOff,
         /// A label recorded as who made the change [default: the caller's AWS identity]
         #[arg(long)]
