@@ -425,7 +425,7 @@ async fn run(
     undo_job.plan_hash = undo_job.plan.as_ref().map(Plan::hash);
     let mut failure = None;
     for (i, action) in inverse.iter().enumerate() {
-        if !lease.holds() {
+        if !lease.holds().await {
             failure = Some(format!(
                 "the hold on the resource ran out after {i} of {} undo actions: nothing more is applied",
                 inverse.len()

@@ -725,13 +725,13 @@ async fn a_hold_taken_over_by_another_owner_is_known_lost_at_its_next_renewal() 
         .await
         .unwrap()
         .expect("the lock is free");
-    assert!(hold.holds());
+    assert!(hold.holds().await);
     // Another owner takes the lock over (as after a lease that ran out): the next renewal is
     // refused, and from then on nothing may be applied under the hold.
     store.unlock_resource(key, "worker-a").await.unwrap();
     assert!(store.lock_resource(key, "worker-b", lease).await.unwrap());
     let lost = eventually(Duration::from_secs(10), || async {
-        (!hold.holds()).then(|| taken.elapsed())
+        (!hold.holds().await).then(|| taken.elapsed())
     })
     .await
     .expect("the hold still claims the resource");

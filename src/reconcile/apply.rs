@@ -82,7 +82,7 @@ pub async fn apply(
         },
         retry: Some("the hold on the resource and the job ran out".into()),
     };
-    if !lease.holds() {
+    if !lease.holds().await {
         return Err(lost(0));
     }
     if go == Go::Enforce && reserved.take().is_none() {
@@ -111,7 +111,7 @@ pub async fn apply(
     }
     let applying = Instant::now();
     for (i, action) in plan.actions.iter().enumerate() {
-        if !lease.holds() {
+        if !lease.holds().await {
             job.after = observe(ctx, job).await.ok();
             return Err(lost(i));
         }

@@ -4,13 +4,15 @@
 //! worker's hold simply runs out. Used by the worker's jobs and by undo.
 //!
 //! The hold is known to last until one lease after the last write that took or renewed it began.
-//! A renewal another owner's hold refused, or no renewal within a lease, ends it: from then on
-//! [`ResourceLease::holds`] is false, and no action is applied under it.
+//! A renewal refused because another owner holds the lock or the job ends it; so does a lease
+//! run out with no renewal on the way, or one that has not answered within a further lease.
+//! From then on [`ResourceLease::holds`] is false, and no action is applied under it.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::warn;
 
@@ -26,9 +28,19 @@ pub struct ResourceLease {
     renewer: JoinHandle<()>,
     /// The lock was released by the write that recorded the job's outcome.
     released: AtomicBool,
+    /// What is known of the hold, kept by the renewals.
+    hold: Arc<watch::Sender<Hold>>,
+    lease: Duration,
+}
+
+/// What is known of a hold.
+#[derive(Debug, Clone, Copy)]
+struct Hold {
     /// Until when the lock and the claim are this worker's for sure; None once either was
     /// found taken over.
-    until: Arc<Mutex<Option<Instant>>>,
+    until: Option<Instant>,
+    /// A renewal is on its way: an `until` passed may yet be moved on.
+    renewing: bool,
 }
 
 impl ResourceLease {
@@ -56,14 +68,18 @@ impl ResourceLease {
         taken: Instant,
     ) -> ResourceLease {
         let claim: Arc<OnceLock<(String, String)>> = Arc::default();
-        let until = Arc::new(Mutex::new(Some(taken + lease)));
+        let (hold, _) = watch::channel(Hold {
+            until: Some(taken + lease),
+            renewing: false,
+        });
+        let hold = Arc::new(hold);
         let renewer = tokio::spawn(renew(
             store.clone(),
             key.to_string(),
             owner.to_string(),
             claim.clone(),
             lease,
-            until.clone(),
+            hold.clone(),
         ));
         ResourceLease {
             store: store.clone(),
@@ -72,14 +88,32 @@ impl ResourceLease {
             claim,
             renewer,
             released: AtomicBool::new(false),
-            until,
+            hold,
+            lease,
         }
     }
 
-    /// Whether the lock (and the claim, once renewed with it) is still this worker's for sure:
-    /// false once a renewal found either taken over, or when no renewal landed within a lease.
-    pub fn holds(&self) -> bool {
-        held_until(&self.until).is_some_and(|u| Instant::now() < u)
+    /// Whether the lock (and the claim, once renewed with it) is still this worker's for sure.
+    /// False once a renewal found either taken over. When the lease known has run out while a
+    /// renewal is on its way, waits for its answer (at most one more lease): true only if it
+    /// moved the hold on.
+    pub async fn holds(&self) -> bool {
+        let mut seen = self.hold.subscribe();
+        let deadline = tokio::time::Instant::now() + self.lease;
+        loop {
+            let hold = *seen.borrow_and_update();
+            match hold.until {
+                None => return false,
+                Some(until) if Instant::now() < until => return true,
+                Some(_) if !hold.renewing => return false,
+                Some(_) => {}
+            }
+            match tokio::time::timeout_at(deadline, seen.changed()).await {
+                Ok(Ok(())) => {}
+                // No answer within a lease, or the renewals stopped: not known to hold.
+                Ok(Err(_)) | Err(_) => return false,
+            }
+        }
     }
 
     /// The lock's key and owner, for the write that records the job's outcome and releases
@@ -125,58 +159,73 @@ impl Drop for ResourceLease {
     }
 }
 
-fn held_until(until: &Mutex<Option<Instant>>) -> Option<Instant> {
-    *until.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// Renews the lock (and the claim, once there is one) every half lease, and keeps `until` (the
-/// end of the hold) up to date: moved on by a renewal of both, ended by a refused one.
+/// Renews the lock (and the claim, once there is one, at the same time) every half lease, each
+/// renewal begun half a lease after the one before began (or when it ends, if it took longer),
+/// and keeps `hold` up to date: moved on when both renewals land, ended when either is refused.
 async fn renew(
     store: Store,
     key: String,
     owner: String,
     claim: Arc<OnceLock<(String, String)>>,
     lease: Duration,
-    until: Arc<Mutex<Option<Instant>>>,
+    hold: Arc<watch::Sender<Hold>>,
 ) {
     let every = (lease / 2).max(Duration::from_secs(1));
-    let set = |to: Option<Instant>| *until.lock().unwrap_or_else(PoisonError::into_inner) = to;
-    while held_until(&until).is_some() {
-        tokio::time::sleep(every).await;
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        hold.send_modify(|h| h.renewing = true);
         let began = Instant::now();
-        let mut renewed = match store.lock_resource(&key, &owner, lease).await {
-            Ok(true) => {
-                tracing::debug!(seconds = lease.as_secs(), "resource lock renewed");
-                true
-            }
-            Ok(false) => {
-                warn!(
-                    "the resource lock was taken over: its lease had run out; nothing more is applied under it"
-                );
-                set(None);
-                return;
-            }
-            Err(e) => {
-                warn!(error = %e, "the resource lock could not be renewed");
-                false
+        let lock = async {
+            match store.lock_resource(&key, &owner, lease).await {
+                Ok(true) => {
+                    tracing::debug!(seconds = lease.as_secs(), "resource lock renewed");
+                    Some(true)
+                }
+                Ok(false) => {
+                    warn!(
+                        "the resource lock was taken over: its lease had run out; nothing more is applied under it"
+                    );
+                    Some(false)
+                }
+                Err(e) => {
+                    warn!(error = %e, "the resource lock could not be renewed");
+                    None
+                }
             }
         };
-        if let Some((job, claim_owner)) = claim.get() {
+        let job = async {
+            let Some((job, claim_owner)) = claim.get() else {
+                return Some(true);
+            };
             match store.renew_claim(job, claim_owner, lease).await {
-                Ok(true) => tracing::debug!(job = %job, "job lease renewed"),
+                Ok(true) => {
+                    tracing::debug!(job = %job, "job lease renewed");
+                    Some(true)
+                }
                 Ok(false) => {
                     warn!(job = %job, "the job's lease is no longer this worker's; nothing more is applied under it");
-                    set(None);
-                    return;
+                    Some(false)
                 }
                 Err(e) => {
                     warn!(job = %job, error = %e, "the job's lease could not be renewed");
-                    renewed = false;
+                    None
                 }
             }
-        }
-        if renewed {
-            set(Some(began + lease));
+        };
+        let (lock, job) = tokio::join!(lock, job);
+        let lost = lock == Some(false) || job == Some(false);
+        hold.send_modify(|h| {
+            h.renewing = false;
+            if lost {
+                h.until = None;
+            } else if lock == Some(true) && job == Some(true) {
+                h.until = Some(began + lease);
+            }
+        });
+        if lost {
+            return;
         }
     }
 }
