@@ -18,7 +18,8 @@ It prints the port it listens on (127.0.0.1), then serves until killed.
 Control: POST /__proxy/config with JSON {"fail_rate": 0.5, "down": true, "delay_only": true,
 "delay_ms": 500} changes the behaviour, and answers with the state after the change.
 Targeted faults: {"throttle_action": "ListBuckets", "throttle_count": 5} throttles the next 5
-requests of that action (throttle_count counts down as it does); {"deny_assume_role":
+requests of that action (throttle_count counts down as it does), after letting the first
+"throttle_skip" of them through (counting down too); {"deny_assume_role":
 ["111122223333"]} answers STS AssumeRole into a role of those accounts with AccessDenied (403),
 as AWS does when the role does not trust the caller. "in_flight_max" is the most requests it
 has held at once (set it to 0 to measure afresh), of one action when "in_flight_action" names it.
@@ -38,7 +39,7 @@ from urllib.parse import parse_qs, urlsplit
 
 LOG_ALL = False
 STATE = {"fail_rate": 0.0, "down": False, "delay_ms": 300, "delay_only": False,
-         "throttle_action": None, "throttle_count": 0, "deny_assume_role": [],
+         "throttle_action": None, "throttle_count": 0, "throttle_skip": 0, "deny_assume_role": [],
          "in_flight": 0, "in_flight_max": 0, "in_flight_action": None}
 LOCK = threading.Lock()
 HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "upgrade", "te", "trailer"}
@@ -77,7 +78,9 @@ def action_of(service, method, path, query, headers, body):
 
 def targeted_fault(service, action, body):
     """The fault a targeted rule asks for this request, if any (called under LOCK)."""
-    if action == STATE["throttle_action"] and STATE["throttle_count"] > 0:
+    if action == STATE["throttle_action"] and STATE["throttle_skip"] > 0:
+        STATE["throttle_skip"] -= 1
+    elif action == STATE["throttle_action"] and STATE["throttle_count"] > 0:
         STATE["throttle_count"] -= 1
         return "throttle"
     if service == "sts" and action == "AssumeRole":

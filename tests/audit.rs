@@ -1235,3 +1235,101 @@ async fn a_record_whose_answer_was_lost_moves_the_head_on_and_the_next_record_fo
     let out = env.ok(&["audit", "verify"]).await;
     assert!(out.starts_with("OK"), "{out}");
 }
+
+/// The status of each of `user`'s access keys, in key id order.
+async fn key_statuses(iam: &aws_sdk_iam::Client, user: &str) -> Vec<String> {
+    let mut keys: Vec<(String, String)> = iam
+        .list_access_keys()
+        .user_name(user)
+        .send()
+        .await
+        .unwrap()
+        .access_key_metadata()
+        .iter()
+        .map(|k| {
+            (
+                k.access_key_id().unwrap_or_default().to_string(),
+                k.status().unwrap().as_str().to_string(),
+            )
+        })
+        .collect();
+    keys.sort();
+    keys.into_iter().map(|(_, s)| s).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_that_failed_half_way_goes_on_with_its_plan_and_is_undone_whole() {
+    let env = Env::new().await;
+    env.enforce("iam-deactivate-stale-keys").await;
+    // With a threshold of 0 days every active key is stale (moto cannot back-date a key).
+    env.param("iam-deactivate-stale-keys", "max_unused_days=0")
+        .await;
+    let iam = aws_sdk_iam::Client::new(&env.sdk);
+    let user = unique("halfway");
+    let created = iam.create_user().user_name(&user).send().await.unwrap();
+    let user_id = created.user().unwrap().user_id().to_string();
+    for _ in 0..2 {
+        iam.create_access_key()
+            .user_name(&user)
+            .send()
+            .await
+            .unwrap();
+    }
+    let proxy = FaultProxy::start(0.0, 23).await;
+    // The first key's update goes through; the second's is throttled as often as the SDK tries.
+    proxy
+        .set(serde_json::json!({"throttle_action": "UpdateAccessKey", "throttle_skip": 1, "throttle_count": 3}))
+        .await;
+    let detail = config_detail(
+        HOME,
+        "iam-user-unused-credentials-check",
+        "AWS::IAM::User",
+        &user_id,
+        "NON_COMPLIANT",
+    );
+    env.send(&detail.to_string()).await;
+    let through = [("AWS_ENDPOINT_URL", proxy.url.as_str())];
+    env.drain_env(&through).await;
+    let job = env.job_for(&user_id).await;
+    assert_eq!(job["status"], "failed", "{job:#}");
+    let mut half = key_statuses(&iam, &user).await;
+    half.sort();
+    assert_eq!(half, ["Active", "Inactive"], "one key was deactivated");
+
+    // The retry finds one key left to deactivate: it goes on with the whole plan, from the
+    // reading before the first try.
+    env.drain_all_env(&through).await;
+    let job = env.job_for(&user_id).await;
+    assert_eq!(job["status"], "applied", "{job:#}");
+    assert!(
+        job["reason"]
+            .as_str()
+            .unwrap()
+            .contains("goes on with the plan of the try that applied part of it"),
+        "{job:#}"
+    );
+    assert_eq!(
+        job["plan"]["actions"].as_array().unwrap().len(),
+        2,
+        "{job:#}"
+    );
+    assert_eq!(key_statuses(&iam, &user).await, ["Inactive", "Inactive"]);
+
+    // Undo puts back what both tries applied.
+    let id = job["id"].as_str().unwrap();
+    let out = env
+        .ok(&[
+            "jobs",
+            "undo",
+            id,
+            "--by",
+            "auditor",
+            "--reason",
+            "r",
+            "--no-exempt",
+        ])
+        .await;
+    assert!(out.contains("undone"), "{out}");
+    assert_eq!(key_statuses(&iam, &user).await, ["Active", "Active"]);
+    assert!(env.ok(&["audit", "verify"]).await.starts_with("OK"));
+}

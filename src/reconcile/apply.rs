@@ -120,9 +120,11 @@ pub async fn apply(
             .await
         {
             Ok(Applied::Changed) => {}
-            // Recorded at once, so that even a job that fails later names what it created.
+            // Recorded at once, so that even a job that fails later names what it created (an
+            // earlier try's record of the same action is the same resource: one per action).
             Ok(Applied::Created(id)) => {
                 info!(action = %action.summary(), id = %id, "created");
+                job.created.retain(|c| c.action != i);
                 job.created.push(Created {
                     action: i,
                     kind: action.kind().to_string(),

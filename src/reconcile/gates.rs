@@ -189,6 +189,32 @@ pub fn approval<'a>(previous: Option<&'a Job>, plan: &Plan, hash: &str) -> Optio
     })
 }
 
+/// The reading and plan a retry goes on with instead of its own, when `previous`, its earlier
+/// try in enforce mode, failed after changing the resource (its reading after the failure
+/// differs from the one it planned from) and the fresh plan asks for nothing that try's plan
+/// did not (every action left is one of its actions; those it applied are in place and apply
+/// again as no change). The job's record then names the reading before either try and the
+/// whole plan, so its inverse puts back what both applied. Anything else plans afresh.
+pub fn continued<'a>(
+    previous: Option<&'a Job>,
+    mode: Mode,
+    fresh: &Plan,
+) -> Option<(&'a Value, &'a Plan)> {
+    let p = previous?;
+    if mode != Mode::Enforce || p.mode != Mode::Enforce || p.status != JobStatus::Failed {
+        return None;
+    }
+    let (Some(before), Some(plan), Some(after), Some(_)) =
+        (&p.before, &p.plan, &p.after, &p.inverse)
+    else {
+        return None;
+    };
+    let changed = after != before || !p.created.is_empty();
+    let within =
+        fresh.needs_parameters.is_empty() && fresh.actions.iter().all(|a| plan.actions.contains(a));
+    (changed && within && !plan.is_empty()).then_some((before, plan))
+}
+
 /// Gates after planning: an empty plan, the approval binding (an approved plan runs only if
 /// the resource still needs exactly that plan), the mode, the pause switch.
 pub fn after_plan(
@@ -506,6 +532,60 @@ mod tests {
             reason: None,
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn a_retry_goes_on_with_the_plan_of_a_try_that_changed_the_resource_and_only_then() {
+        let revoke = |rule: &str| crate::action::Action::RevokeSecurityGroupIngress {
+            group_id: "sg-1".into(),
+            rule_id: rule.into(),
+        };
+        let plan_of = |rules: &[&str]| Plan {
+            actions: rules.iter().map(|r| revoke(r)).collect(),
+            ..Default::default()
+        };
+        // Two rules planned, the first revoked, then the try failed.
+        let earlier = Job {
+            mode: Mode::Enforce,
+            before: Some(serde_json::json!({"rules": ["r1", "r2"]})),
+            plan: Some(plan_of(&["r1", "r2"])),
+            inverse: Some(Vec::new()),
+            after: Some(serde_json::json!({"rules": ["r2"]})),
+            ..Job::sample(JobStatus::Failed)
+        };
+        let (before, plan) = continued(Some(&earlier), Mode::Enforce, &plan_of(&["r2"])).unwrap();
+        assert_eq!(before, earlier.before.as_ref().unwrap());
+        assert_eq!(plan, &plan_of(&["r1", "r2"]));
+        // Everything in place already: the whole plan is recorded as applied, not a no-op.
+        assert!(continued(Some(&earlier), Mode::Enforce, &plan_of(&[])).is_some());
+        // A fresh plan that asks for more than the earlier one plans afresh.
+        assert!(continued(Some(&earlier), Mode::Enforce, &plan_of(&["r2", "r3"])).is_none());
+        // Nothing was changed by the earlier try: it plans afresh.
+        let unchanged = Job {
+            after: earlier.before.clone(),
+            ..earlier.clone()
+        };
+        assert!(continued(Some(&unchanged), Mode::Enforce, &plan_of(&["r2"])).is_none());
+        // What the try left is not known: it plans afresh.
+        let unread = Job {
+            after: None,
+            ..earlier.clone()
+        };
+        assert!(continued(Some(&unread), Mode::Enforce, &plan_of(&["r2"])).is_none());
+        // Only a failed try in enforce mode, and only into enforce mode.
+        for status in [
+            JobStatus::Applied,
+            JobStatus::Approved,
+            JobStatus::PendingApproval,
+        ] {
+            let other = Job {
+                status,
+                ..earlier.clone()
+            };
+            assert!(continued(Some(&other), Mode::Enforce, &plan_of(&["r2"])).is_none());
+        }
+        assert!(continued(Some(&earlier), Mode::Approval, &plan_of(&["r2"])).is_none());
+        assert!(continued(None, Mode::Enforce, &plan_of(&["r2"])).is_none());
     }
 
     fn approved_job(hash: &str) -> Job {

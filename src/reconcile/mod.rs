@@ -699,11 +699,30 @@ async fn decide(
         },
     };
     let Observed {
-        before,
+        before: read,
         plan,
         plan_ms,
-        note,
+        mut note,
     } = observed;
+    // A retry of a job that changed its resource before it failed goes on with that try's
+    // plan, from the reading it was made from, when this reading asks nothing more: the job's
+    // record (and its undo) then covers what both tries applied.
+    let (before, plan, continued) = match gates::continued(previous, job.mode, &plan) {
+        Some((earlier, earlier_plan)) => {
+            info!(
+                actions = earlier_plan.actions.len(),
+                left = plan.actions.len(),
+                "an earlier try applied part of this job's plan: it goes on with that plan"
+            );
+            note = Some(match note {
+                Some(n) => format!("{n}; goes on with the plan of the try that applied part of it"),
+                None => "goes on with the plan of the try that applied part of it".into(),
+            });
+            job.created = previous.map(|p| p.created.clone()).unwrap_or_default();
+            (earlier.clone(), earlier_plan.clone(), true)
+        }
+        None => (read.clone(), plan, false),
+    };
     job.before = Some(before.clone());
     let hash = plan.hash();
     job.plan_hash = Some(hash.clone());
@@ -723,6 +742,17 @@ async fn decide(
         Ok(go) => go,
         Err(outcome) => return decision(outcome),
     };
+    // Whether the resource can be changed now is a question for this reading, not the earlier.
+    if continued && let Some(why) = crate::resource::not_ready(&job.resource_type, &read) {
+        info!(reason = %why, "the resource cannot be changed now: nothing is applied");
+        return Decision {
+            retry: Some(why.clone()),
+            ..decision(Outcome::NotReady {
+                reason: why,
+                approved: go == gates::Go::Approved,
+            })
+        };
+    }
     let apply_ms =
         match apply::apply(ctx, r, snapshot, job, &plan, &before, go, reserved, lease).await {
             Ok(ms) => ms,
@@ -733,7 +763,7 @@ async fn decide(
                 };
             }
         };
-    let outcome = verify::verify(ctx, r, job, &params, plan.actions.len()).await;
+    let outcome = verify::verify(ctx, r, job, &read, &params, plan.actions.len()).await;
     Decision {
         apply_ms,
         ..decision(outcome)

@@ -5,10 +5,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde_json::Value;
+
 use super::Context;
 use super::gates::Params;
 use super::outcome::Outcome;
-use super::plan::{observe, plan_blocking};
+use super::plan::plan_blocking;
 use crate::action::Action;
 use crate::catalog::Remediation;
 use crate::state::Job;
@@ -20,10 +22,13 @@ fn pause_before(attempt: u32) -> Duration {
 }
 
 /// Reads the resource back (into `job.after`) and re-plans; `Applied` only if the plan is empty.
+/// `base` is the reading the applied plan was checked against in this run: what the actions do
+/// not change is taken from it.
 pub async fn verify(
     ctx: &Context,
     r: &Arc<Remediation>,
     job: &mut Job,
+    base: &Value,
     params: &Params,
     applied: usize,
 ) -> Outcome {
@@ -34,24 +39,18 @@ pub async fn verify(
         .as_ref()
         .map(|p| p.actions.iter().map(Action::kind).collect())
         .unwrap_or_default();
-    let before = job.before.clone();
     for attempt in 0..READS {
         if attempt > 0 {
             tokio::time::sleep(pause_before(attempt)).await;
         }
-        let read = match &before {
-            Some(before) => {
-                crate::resource::reread(
-                    &ctx.cloud,
-                    &job.resource_type,
-                    before,
-                    &r.manifest.actions,
-                    &kinds,
-                )
-                .await
-            }
-            None => observe(ctx, job).await,
-        };
+        let read = crate::resource::reread(
+            &ctx.cloud,
+            &job.resource_type,
+            base,
+            &r.manifest.actions,
+            &kinds,
+        )
+        .await;
         let after = match read {
             Ok(v) => v,
             Err(e) => {
