@@ -38,7 +38,10 @@ impl From<Outcome> for Stopped {
     }
 }
 
-/// Applies the plan; records the inverse on the job first. Returns how long applying took, in
+/// Applies the plan; records the inverse on the job first. With `left` (a job that goes on with
+/// an earlier try's plan), only the plan's actions among `left`, the ones this run's reading
+/// still asks for, are applied; the others are in place already. Each keeps its place in the
+/// plan, so a creating action sends the token the earlier try sent. Returns how long applying took, in
 /// milliseconds. An enforcement `reserved` in the job's claim is spent here, in place of the
 /// breaker's admission; one left unspent is given back with the job's outcome. No action is
 /// applied once `lease` no longer holds the resource and the job: another worker may have
@@ -50,6 +53,7 @@ pub async fn apply(
     snapshot: &SettingsSnapshot,
     job: &mut Job,
     plan: &Plan,
+    left: Option<&[crate::action::Action]>,
     before: &Value,
     go: Go,
     reserved: &mut Option<Reservation>,
@@ -111,6 +115,10 @@ pub async fn apply(
     }
     let applying = Instant::now();
     for (i, action) in plan.actions.iter().enumerate() {
+        if left.is_some_and(|left| !left.contains(action)) {
+            info!(action = %action.summary(), "applied by an earlier try: left as it is");
+            continue;
+        }
         if !lease.holds().await {
             job.after = observe(ctx, job).await.ok();
             return Err(lost(i));
@@ -120,16 +128,18 @@ pub async fn apply(
             .await
         {
             Ok(Applied::Changed) => {}
-            // Recorded at once, so that even a job that fails later names what it created (an
-            // earlier try's record of the same action is the same resource: one per action).
+            // Recorded at once, so that even a job that fails later names what it created (once:
+            // an earlier try may have recorded the same resource).
             Ok(Applied::Created(id)) => {
                 info!(action = %action.summary(), id = %id, "created");
-                job.created.retain(|c| c.action != i);
-                job.created.push(Created {
+                let made = Created {
                     action: i,
                     kind: action.kind().to_string(),
                     id,
-                });
+                };
+                if !job.created.contains(&made) {
+                    job.created.push(made);
+                }
             }
             // Idempotence at work: a delivery before this one (or an operator) made the change.
             Ok(Applied::AlreadyDone) => {

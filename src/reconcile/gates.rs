@@ -191,12 +191,15 @@ pub fn approval<'a>(previous: Option<&'a Job>, plan: &Plan, hash: &str) -> Optio
 
 /// The reading and plan a retry goes on with instead of its own, when `previous`, its earlier
 /// try in enforce mode, failed after changing the resource (its reading after the failure
-/// differs from the one it planned from) and the fresh plan asks for nothing that try's plan
-/// did not (every action left is one of its actions; those it applied are in place and apply
-/// again as no change). The job's record then names the reading before either try and the
-/// whole plan, so its inverse puts back what both applied. Anything else plans afresh.
+/// differs from the one it planned from) and the fresh plan asks for something, nothing that
+/// try's plan did not (every action left is one of its actions). Only the actions left are
+/// applied; the job's record names the reading before either try and the whole plan, so its
+/// inverse puts back what both applied. A plan that would need a person (the manifest's
+/// `max_mode` holds for it) is not gone on with: its approval binds the plan a person saw.
+/// Anything else plans afresh.
 pub fn continued<'a>(
     previous: Option<&'a Job>,
+    r: &Remediation,
     mode: Mode,
     fresh: &Plan,
 ) -> Option<(&'a Value, &'a Plan)> {
@@ -210,9 +213,11 @@ pub fn continued<'a>(
         return None;
     };
     let changed = after != before || !p.created.is_empty();
-    let within =
-        fresh.needs_parameters.is_empty() && fresh.actions.iter().all(|a| plan.actions.contains(a));
-    (changed && within && !plan.is_empty()).then_some((before, plan))
+    let within = fresh.needs_parameters.is_empty()
+        && !fresh.is_empty()
+        && fresh.actions.iter().all(|a| plan.actions.contains(a));
+    let unattended = r.capped_mode(Mode::Enforce, plan).0 == Mode::Enforce;
+    (changed && within && unattended).then_some((before, plan))
 }
 
 /// Gates after planning: an empty plan, the approval binding (an approved plan runs only if
@@ -544,6 +549,7 @@ mod tests {
             actions: rules.iter().map(|r| revoke(r)).collect(),
             ..Default::default()
         };
+        let r = remediation("sg-revoke-open-ssh");
         // Two rules planned, the first revoked, then the try failed.
         let earlier = Job {
             mode: Mode::Enforce,
@@ -553,25 +559,26 @@ mod tests {
             after: Some(serde_json::json!({"rules": ["r2"]})),
             ..Job::sample(JobStatus::Failed)
         };
-        let (before, plan) = continued(Some(&earlier), Mode::Enforce, &plan_of(&["r2"])).unwrap();
+        let (before, plan) =
+            continued(Some(&earlier), &r, Mode::Enforce, &plan_of(&["r2"])).unwrap();
         assert_eq!(before, earlier.before.as_ref().unwrap());
         assert_eq!(plan, &plan_of(&["r1", "r2"]));
-        // Everything in place already: the whole plan is recorded as applied, not a no-op.
-        assert!(continued(Some(&earlier), Mode::Enforce, &plan_of(&[])).is_some());
+        // Nothing left to do: the script's answer stands (an empty plan ends the job).
+        assert!(continued(Some(&earlier), &r, Mode::Enforce, &plan_of(&[])).is_none());
         // A fresh plan that asks for more than the earlier one plans afresh.
-        assert!(continued(Some(&earlier), Mode::Enforce, &plan_of(&["r2", "r3"])).is_none());
+        assert!(continued(Some(&earlier), &r, Mode::Enforce, &plan_of(&["r2", "r3"])).is_none());
         // Nothing was changed by the earlier try: it plans afresh.
         let unchanged = Job {
             after: earlier.before.clone(),
             ..earlier.clone()
         };
-        assert!(continued(Some(&unchanged), Mode::Enforce, &plan_of(&["r2"])).is_none());
+        assert!(continued(Some(&unchanged), &r, Mode::Enforce, &plan_of(&["r2"])).is_none());
         // What the try left is not known: it plans afresh.
         let unread = Job {
             after: None,
             ..earlier.clone()
         };
-        assert!(continued(Some(&unread), Mode::Enforce, &plan_of(&["r2"])).is_none());
+        assert!(continued(Some(&unread), &r, Mode::Enforce, &plan_of(&["r2"])).is_none());
         // Only a failed try in enforce mode, and only into enforce mode.
         for status in [
             JobStatus::Applied,
@@ -582,10 +589,34 @@ mod tests {
                 status,
                 ..earlier.clone()
             };
-            assert!(continued(Some(&other), Mode::Enforce, &plan_of(&["r2"])).is_none());
+            assert!(continued(Some(&other), &r, Mode::Enforce, &plan_of(&["r2"])).is_none());
         }
-        assert!(continued(Some(&earlier), Mode::Approval, &plan_of(&["r2"])).is_none());
-        assert!(continued(None, Mode::Enforce, &plan_of(&["r2"])).is_none());
+        assert!(continued(Some(&earlier), &r, Mode::Approval, &plan_of(&["r2"])).is_none());
+        assert!(continued(None, &r, Mode::Enforce, &plan_of(&["r2"])).is_none());
+        // A plan that needs a person is approved as a person saw it: it plans afresh.
+        let create = crate::action::Action::PutConfigurationRecorder {
+            account_id: ACCOUNT.into(),
+            name: "default".into(),
+            role_arn: "arn:aws:iam::111122223333:role/config".into(),
+            include_global_resource_types: false,
+        };
+        let start = crate::action::Action::StartConfigurationRecorder {
+            account_id: ACCOUNT.into(),
+            name: "default".into(),
+        };
+        let recorder = Job {
+            plan: Some(Plan {
+                actions: vec![create, start.clone()],
+                ..Default::default()
+            }),
+            ..earlier.clone()
+        };
+        let rest = Plan {
+            actions: vec![start],
+            ..Default::default()
+        };
+        let config = remediation("config-recorder-on");
+        assert!(continued(Some(&recorder), &config, Mode::Enforce, &rest).is_none());
     }
 
     fn approved_job(hash: &str) -> Job {

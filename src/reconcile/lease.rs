@@ -1,12 +1,15 @@
 //! A job's hold on its resource: the per-resource lock and, once the job is claimed, the job's
-//! own lease. Both last one lease (the queue's visibility timeout) and are renewed every half
-//! lease while the job runs, so a job that outlives one lease keeps what it holds; a crashed
+//! own lease. Both last one lease (the queue's visibility timeout) and are renewed well within
+//! it while the job runs, so a job that outlives one lease keeps what it holds; a crashed
 //! worker's hold simply runs out. Used by the worker's jobs and by undo.
 //!
-//! The hold is known to last until one lease after the last write that took or renewed it began.
-//! A renewal refused because another owner holds the lock or the job ends it; so does a lease
-//! run out with no renewal on the way, or one that has not answered within a further lease.
-//! From then on [`ResourceLease::holds`] is false, and no action is applied under it.
+//! The hold is known to last until one lease after the last write that took or renewed it began,
+//! less a second (the table keeps expiries in whole seconds). A renewal refused because another
+//! owner holds the lock or the job ends it; so does a lease run out with no renewal on the way,
+//! one that has not answered within a further lease, and one that began after the lease had run
+//! out (the lock may have been taken, used and released by another job meanwhile, so taking it
+//! again would not make the hold whole). From then on [`ResourceLease::holds`] is false, and no
+//! action is applied under it.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -69,7 +72,7 @@ impl ResourceLease {
     ) -> ResourceLease {
         let claim: Arc<OnceLock<(String, String)>> = Arc::default();
         let (hold, _) = watch::channel(Hold {
-            until: Some(taken + lease),
+            until: Some(taken + known(lease)),
             renewing: false,
         });
         let hold = Arc::new(hold);
@@ -78,7 +81,7 @@ impl ResourceLease {
             key.to_string(),
             owner.to_string(),
             claim.clone(),
-            lease,
+            (lease, taken),
             hold.clone(),
         ));
         ResourceLease {
@@ -159,24 +162,39 @@ impl Drop for ResourceLease {
     }
 }
 
-/// Renews the lock (and the claim, once there is one, at the same time) every half lease, each
-/// renewal begun half a lease after the one before began (or when it ends, if it took longer),
-/// and keeps `hold` up to date: moved on when both renewals land, ended when either is refused.
+/// How long after a write that took or renewed a hold began it is known to last.
+fn known(lease: Duration) -> Duration {
+    lease.saturating_sub(Duration::from_secs(1))
+}
+
+/// Renews the lock (and the claim, once there is one, at the same time) every half of what a
+/// renewal is known to give, from `taken`, each renewal begun that long after the one before began (or when it ends, if it
+/// took longer), and keeps `hold` up to date: moved on when both renewals land, ended when
+/// either is refused or when a renewal would begin after the hold ran out.
 async fn renew(
     store: Store,
     key: String,
     owner: String,
     claim: Arc<OnceLock<(String, String)>>,
-    lease: Duration,
+    (lease, taken): (Duration, Instant),
     hold: Arc<watch::Sender<Hold>>,
 ) {
-    let every = (lease / 2).max(Duration::from_secs(1));
-    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    // Half of what a renewal is known to give: each begins well before the last one runs out.
+    let every = (known(lease) / 2).max(Duration::from_millis(500));
+    let first = tokio::time::Instant::from_std(taken + every);
+    let mut ticks = tokio::time::interval_at(first, every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
-        hold.send_modify(|h| h.renewing = true);
         let began = Instant::now();
+        if hold.borrow().until.is_none_or(|until| began >= until) {
+            warn!(
+                "the hold on the resource ran out before it was renewed; nothing more is applied under it"
+            );
+            hold.send_modify(|h| h.until = None);
+            return;
+        }
+        hold.send_modify(|h| h.renewing = true);
         let lock = async {
             match store.lock_resource(&key, &owner, lease).await {
                 Ok(true) => {
@@ -221,7 +239,7 @@ async fn renew(
             if lost {
                 h.until = None;
             } else if lock == Some(true) && job == Some(true) {
-                h.until = Some(began + lease);
+                h.until = Some(began + known(lease));
             }
         });
         if lost {

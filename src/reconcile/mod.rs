@@ -707,7 +707,7 @@ async fn decide(
     // A retry of a job that changed its resource before it failed goes on with that try's
     // plan, from the reading it was made from, when this reading asks nothing more: the job's
     // record (and its undo) then covers what both tries applied.
-    let (before, plan, continued) = match gates::continued(previous, job.mode, &plan) {
+    let (before, plan, left) = match gates::continued(previous, r, job.mode, &plan) {
         Some((earlier, earlier_plan)) => {
             info!(
                 actions = earlier_plan.actions.len(),
@@ -718,11 +718,16 @@ async fn decide(
                 Some(n) => format!("{n}; goes on with the plan of the try that applied part of it"),
                 None => "goes on with the plan of the try that applied part of it".into(),
             });
+            // Until this try applies anything, its record keeps what the earlier one changed
+            // and how to undo it.
             job.created = previous.map(|p| p.created.clone()).unwrap_or_default();
-            (earlier.clone(), earlier_plan.clone(), true)
+            job.inverse = previous.and_then(|p| p.inverse.clone());
+            job.after = Some(read.clone());
+            (earlier.clone(), earlier_plan.clone(), Some(plan.actions))
         }
-        None => (read.clone(), plan, false),
+        None => (read.clone(), plan, None),
     };
+    let continued = left.is_some();
     job.before = Some(before.clone());
     let hash = plan.hash();
     job.plan_hash = Some(hash.clone());
@@ -753,16 +758,28 @@ async fn decide(
             })
         };
     }
-    let apply_ms =
-        match apply::apply(ctx, r, snapshot, job, &plan, &before, go, reserved, lease).await {
-            Ok(ms) => ms,
-            Err(stopped) => {
-                return Decision {
-                    retry: stopped.retry,
-                    ..decision(stopped.outcome)
-                };
-            }
-        };
+    let apply_ms = match apply::apply(
+        ctx,
+        r,
+        snapshot,
+        job,
+        &plan,
+        left.as_deref(),
+        &before,
+        go,
+        reserved,
+        lease,
+    )
+    .await
+    {
+        Ok(ms) => ms,
+        Err(stopped) => {
+            return Decision {
+                retry: stopped.retry,
+                ..decision(stopped.outcome)
+            };
+        }
+    };
     let outcome = verify::verify(ctx, r, job, &read, &params, plan.actions.len()).await;
     Decision {
         apply_ms,
