@@ -1194,8 +1194,8 @@ impl Store {
         }
     }
 
-    /// Takes the lock on one resource for `lease` (or renews this owner's own lock). Two jobs
-    /// on one resource never run at once, across workers.
+    /// Takes the lock on one resource for `lease` (or extends this owner's own). Two jobs on one
+    /// resource never run at once, across workers.
     pub async fn lock_resource(
         &self,
         key: &str,
@@ -1204,6 +1204,18 @@ impl Store {
     ) -> Result<bool, StateError> {
         // The same write as the lock in `claim_locked`'s transaction, made alone.
         self.put_alone(self.lock_put(key, owner, lease, Utc::now().timestamp())?)
+            .await
+    }
+
+    /// Renews this owner's lock on one resource for `lease`. False when the lock is no longer
+    /// there or no longer this owner's, or its lease ran out: a renewal never takes a lock.
+    pub async fn renew_lock(
+        &self,
+        key: &str,
+        owner: &str,
+        lease: Duration,
+    ) -> Result<bool, StateError> {
+        self.put_alone(self.lock_renewal(key, owner, lease, Utc::now().timestamp())?)
             .await
     }
 

@@ -740,4 +740,21 @@ async fn a_hold_taken_over_by_another_owner_is_known_lost_at_its_next_renewal() 
     hold.release().await;
     // Releasing a hold that was taken over leaves the new owner's lock in place.
     assert!(!store.lock_resource(key, "worker-c", lease).await.unwrap());
+
+    // A lock let go meanwhile (another job took it, used it and released it) is not taken
+    // again by a renewal: the hold is lost and the lock stays free.
+    let key = "123456789012/us-east-1/AWS::S3::Bucket/let-go";
+    let taken = std::time::Instant::now();
+    let hold = ResourceLease::take(&store, key, "worker-a", lease)
+        .await
+        .unwrap()
+        .expect("the lock is free");
+    store.unlock_resource(key, "worker-a").await.unwrap();
+    let lost = eventually(Duration::from_secs(10), || async {
+        (!hold.holds().await).then(|| taken.elapsed())
+    })
+    .await
+    .expect("the hold still claims the resource");
+    assert!(lost < lease, "known lost only after {lost:?}");
+    assert!(store.lock_resource(key, "worker-c", lease).await.unwrap());
 }

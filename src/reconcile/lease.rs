@@ -196,14 +196,14 @@ async fn renew(
         }
         hold.send_modify(|h| h.renewing = true);
         let lock = async {
-            match store.lock_resource(&key, &owner, lease).await {
+            match store.renew_lock(&key, &owner, lease).await {
                 Ok(true) => {
                     tracing::debug!(seconds = lease.as_secs(), "resource lock renewed");
                     Some(true)
                 }
                 Ok(false) => {
                     warn!(
-                        "the resource lock was taken over: its lease had run out; nothing more is applied under it"
+                        "the resource lock was taken over or let go (its lease had run out); nothing more is applied under it"
                     );
                     Some(false)
                 }

@@ -124,6 +124,41 @@ impl Store {
         lease: Duration,
         now: i64,
     ) -> Result<Put, StateError> {
+        self.lock_write(
+            key,
+            owner,
+            lease,
+            now,
+            "attribute_not_exists(#id) OR #until < :now OR #owner = :me",
+        )
+    }
+
+    /// The write that renews `owner`'s lock on `key` for `lease`: only a lock that is there and
+    /// still this owner's (one released or taken over meanwhile is not taken again).
+    pub(super) fn lock_renewal(
+        &self,
+        key: &str,
+        owner: &str,
+        lease: Duration,
+        now: i64,
+    ) -> Result<Put, StateError> {
+        self.lock_write(
+            key,
+            owner,
+            lease,
+            now,
+            "attribute_exists(#id) AND #owner = :me AND #until >= :now",
+        )
+    }
+
+    fn lock_write(
+        &self,
+        key: &str,
+        owner: &str,
+        lease: Duration,
+        now: i64,
+        condition: &str,
+    ) -> Result<Put, StateError> {
         let until = now + lease.as_secs().max(1) as i64;
         built(
             Put::builder()
@@ -133,7 +168,7 @@ impl Store {
                 .item("lease_owner", s(owner))
                 .item("lease_until", n(until))
                 .item("expires_at", n(until + 86_400))
-                .condition_expression("attribute_not_exists(#id) OR #until < :now OR #owner = :me")
+                .condition_expression(condition)
                 .expression_attribute_names("#id", "id")
                 .expression_attribute_names("#until", "lease_until")
                 .expression_attribute_names("#owner", "lease_owner")
