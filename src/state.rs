@@ -1215,7 +1215,8 @@ impl Store {
         owner: &str,
         lease: Duration,
     ) -> Result<bool, StateError> {
-        self.put_alone(self.lock_renewal(key, owner, lease, Utc::now().timestamp())?)
+        let now = Utc::now().timestamp();
+        self.put_alone(self.lock_write(key, owner, lease, now, txn::LockWrite::Renew)?)
             .await
     }
 

@@ -470,13 +470,7 @@ async fn apply_then_undo_leaves_each_resource_exactly_as_before() {
 
     // IAM: the deactivated keys are active again, none deleted.
     let iam = aws_sdk_iam::Client::new(&env.sdk);
-    let user = unique("undo-user");
-    iam.create_user().user_name(&user).send().await.unwrap();
-    iam.create_access_key()
-        .user_name(&user)
-        .send()
-        .await
-        .unwrap();
+    let (user, _) = user_with_keys(&env.sdk, "undo-user", 1).await;
     let job = applied(
         &env,
         "iam-deactivate-stale-keys",
@@ -1265,16 +1259,7 @@ async fn a_job_that_failed_half_way_goes_on_with_its_plan_and_is_undone_whole() 
     env.param("iam-deactivate-stale-keys", "max_unused_days=0")
         .await;
     let iam = aws_sdk_iam::Client::new(&env.sdk);
-    let user = unique("halfway");
-    let created = iam.create_user().user_name(&user).send().await.unwrap();
-    let user_id = created.user().unwrap().user_id().to_string();
-    for _ in 0..2 {
-        iam.create_access_key()
-            .user_name(&user)
-            .send()
-            .await
-            .unwrap();
-    }
+    let (user, user_id) = user_with_keys(&env.sdk, "halfway", 2).await;
     let proxy = FaultProxy::start(0.0, 23).await;
     // The first key's update goes through; the second's is throttled as often as the SDK tries.
     proxy
@@ -1317,19 +1302,13 @@ async fn a_job_that_failed_half_way_goes_on_with_its_plan_and_is_undone_whole() 
 
     // Undo puts back what both tries applied.
     let id = job["id"].as_str().unwrap();
-    let out = env
-        .ok(&[
-            "jobs",
-            "undo",
-            id,
-            "--by",
-            "auditor",
-            "--reason",
-            "r",
-            "--no-exempt",
-        ])
-        .await;
-    assert!(out.contains("undone"), "{out}");
+    let run = undo_run(&env, id, &["--no-exempt"]).await;
+    assert!(
+        run.code == 0 && run.stdout.contains("undone"),
+        "{}{}",
+        run.stdout,
+        run.stderr
+    );
     assert_eq!(key_statuses(&iam, &user).await, ["Active", "Active"]);
     assert!(env.ok(&["audit", "verify"]).await.starts_with("OK"));
 }

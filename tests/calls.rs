@@ -84,7 +84,6 @@ async fn drain_counted(env: &Env, proxy: &FaultProxy) -> Vec<Value> {
 
 /// N findings of one kind: the resource ids, once each finding is on the queue.
 async fn seed(env: &Env, kind: &str) -> Vec<String> {
-    let iam = aws_sdk_iam::Client::new(&env.sdk);
     let mut ids = Vec::new();
     for _ in 0..N {
         let id = match kind {
@@ -106,15 +105,8 @@ async fn seed(env: &Env, kind: &str) -> Vec<String> {
                 g
             }
             "iam-deactivate-stale-keys" => {
-                let user = unique("calls");
-                let created = iam.create_user().user_name(&user).send().await.unwrap();
-                iam.create_access_key()
-                    .user_name(&user)
-                    .send()
-                    .await
-                    .unwrap();
                 // Config names a user by its unique id, which rectify resolves.
-                let id = created.user().unwrap().user_id().to_string();
+                let (_, id) = user_with_keys(&env.sdk, "calls", 1).await;
                 env.send(&config_event(
                     HOME,
                     "access-keys-rotated",

@@ -215,16 +215,7 @@ async fn iam_keys_in_use_stay_and_stale_keys_are_deactivated_never_deleted() {
     let env = Env::new().await;
     env.enforce("iam-deactivate-stale-keys").await;
     let iam = aws_sdk_iam::Client::new(&env.sdk);
-    let user = unique("deployer");
-    let created = iam.create_user().user_name(&user).send().await.unwrap();
-    let user_id = created.user().unwrap().user_id().to_string();
-    for _ in 0..2 {
-        iam.create_access_key()
-            .user_name(&user)
-            .send()
-            .await
-            .unwrap();
-    }
+    let (user, user_id) = user_with_keys(&env.sdk, "deployer", 2).await;
     // Config names the user by its unique id; Config's own SNS channel sends the bare detail.
     let detail = config_detail(
         HOME,
@@ -453,13 +444,7 @@ async fn dry_run_changes_nothing_for_any_kind_and_records_each_plan() {
         r#"{"Statement":[{"Effect":"Allow","Principal":"*","Action":"*","Resource":"*"}]}"#;
     let endpoint = vpc_endpoint(&env.sdk, &vpc, policy).await;
     let iam = aws_sdk_iam::Client::new(&env.sdk);
-    let user = unique("dry");
-    iam.create_user().user_name(&user).send().await.unwrap();
-    iam.create_access_key()
-        .user_name(&user)
-        .send()
-        .await
-        .unwrap();
+    let (user, _) = user_with_keys(&env.sdk, "dry", 1).await;
     let rules_before = ingress(&env.sdk, &group).await;
 
     env.send(&config_event(

@@ -22,6 +22,13 @@ use super::{
 };
 use crate::cloud::classify;
 
+/// Whether a lock write takes the lock (free, expired or this owner's) or renews this owner's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum LockWrite {
+    Take,
+    Renew,
+}
+
 /// What claiming a job with its resource's lock came to. Only `Won` wrote anything.
 #[derive(Debug)]
 pub enum LockedClaim {
@@ -124,41 +131,24 @@ impl Store {
         lease: Duration,
         now: i64,
     ) -> Result<Put, StateError> {
-        self.lock_write(
-            key,
-            owner,
-            lease,
-            now,
-            "attribute_not_exists(#id) OR #until < :now OR #owner = :me",
-        )
+        self.lock_write(key, owner, lease, now, LockWrite::Take)
     }
 
-    /// The write that renews `owner`'s lock on `key` for `lease`: only a lock that is there and
-    /// still this owner's (one released or taken over meanwhile is not taken again).
-    pub(super) fn lock_renewal(
+    /// The write that takes (`Take`) or renews (`Renew`) `owner`'s lock on `key` for `lease`.
+    /// A renewal extends only a lock that is there and still this owner's (one released or
+    /// taken over meanwhile is not taken again).
+    pub(super) fn lock_write(
         &self,
         key: &str,
         owner: &str,
         lease: Duration,
         now: i64,
+        write: LockWrite,
     ) -> Result<Put, StateError> {
-        self.lock_write(
-            key,
-            owner,
-            lease,
-            now,
-            "attribute_exists(#id) AND #owner = :me AND #until >= :now",
-        )
-    }
-
-    fn lock_write(
-        &self,
-        key: &str,
-        owner: &str,
-        lease: Duration,
-        now: i64,
-        condition: &str,
-    ) -> Result<Put, StateError> {
+        let condition = match write {
+            LockWrite::Take => "attribute_not_exists(#id) OR #until < :now OR #owner = :me",
+            LockWrite::Renew => "attribute_exists(#id) AND #owner = :me AND #until >= :now",
+        };
         let until = now + lease.as_secs().max(1) as i64;
         built(
             Put::builder()

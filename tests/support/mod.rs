@@ -160,6 +160,23 @@ pub async fn fresh_account(env: &Env) -> String {
     id
 }
 
+/// A new IAM user (its name made from `prefix`) with `keys` active access keys: its name and
+/// the unique id Config names it by.
+pub async fn user_with_keys(sdk: &SdkConfig, prefix: &str, keys: usize) -> (String, String) {
+    let iam = aws_sdk_iam::Client::new(sdk);
+    let user = unique(prefix);
+    let created = iam.create_user().user_name(&user).send().await.unwrap();
+    for _ in 0..keys {
+        iam.create_access_key()
+            .user_name(&user)
+            .send()
+            .await
+            .unwrap();
+    }
+    let id = created.user().unwrap().user_id().to_string();
+    (user, id)
+}
+
 /// What a rectify command did.
 pub struct Run {
     pub code: i32,
