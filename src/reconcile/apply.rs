@@ -38,11 +38,22 @@ impl From<Outcome> for Stopped {
     }
 }
 
-/// Applies the plan; records the inverse on the job first. With `left` (a job that goes on with
-/// an earlier try's plan), only the plan's actions among `left`, the ones this run's reading
-/// still asks for, are applied; the others are in place already. Each keeps its place in the
-/// plan, so a creating action sends the token the earlier try sent. Returns how long applying took, in
-/// milliseconds. An enforcement `reserved` in the job's claim is spent here, in place of the
+/// What a job applies.
+pub struct Target<'a> {
+    pub plan: &'a Plan,
+    /// The reading the plan was made from (an earlier try's, when the job goes on with that
+    /// try's plan): the inverse is made from it.
+    pub before: &'a Value,
+    /// This run's reading: whether the resource can be changed now is asked of it.
+    pub read: &'a Value,
+    /// With a job that goes on with an earlier try's plan, the actions this run's reading still
+    /// asks for: only those are applied, the plan's others are in place already. Each keeps its
+    /// place in the plan, so a creating action sends the token the earlier try sent.
+    pub left: Option<&'a [crate::action::Action]>,
+}
+
+/// Applies the target's plan; records the inverse on the job first. Returns how long applying
+/// took, in milliseconds. An enforcement `reserved` in the job's claim is spent here, in place of the
 /// breaker's admission; one left unspent is given back with the job's outcome. No action is
 /// applied once `lease` no longer holds the resource and the job: another worker may have
 /// taken them over.
@@ -52,13 +63,17 @@ pub async fn apply(
     r: &Remediation,
     snapshot: &SettingsSnapshot,
     job: &mut Job,
-    plan: &Plan,
-    left: Option<&[crate::action::Action]>,
-    before: &Value,
+    target: &Target<'_>,
     go: Go,
     reserved: &mut Option<Reservation>,
     lease: &ResourceLease,
 ) -> Result<f64, Stopped> {
+    let Target {
+        plan,
+        before,
+        read,
+        left,
+    } = *target;
     match crate::action::inverses(plan, before) {
         Ok(inv) => job.inverse = Some(inv),
         Err(e) => {
@@ -69,7 +84,7 @@ pub async fn apply(
         }
     }
     // Checked before the breaker, so that waiting for the resource never uses a slot.
-    if let Some(why) = crate::resource::not_ready(&job.resource_type, before) {
+    if let Some(why) = crate::resource::not_ready(&job.resource_type, read) {
         info!(reason = %why, "the resource cannot be changed now: nothing is applied");
         return Err(Stopped {
             outcome: Outcome::NotReady {
@@ -86,10 +101,11 @@ pub async fn apply(
         },
         retry: Some("the hold on the resource and the job ran out".into()),
     };
-    if !lease.holds().await {
-        return Err(lost(0));
-    }
     if go == Go::Enforce && reserved.take().is_none() {
+        // An admission is a count: none is spent under a hold already lost.
+        if !lease.holds().await {
+            return Err(lost(0));
+        }
         let b = snapshot.breaker(r, &job.account);
         match ctx.store.breaker_admit(&b).await {
             Ok(Breaker::Admitted) => {}

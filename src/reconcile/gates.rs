@@ -189,7 +189,17 @@ pub fn approval<'a>(previous: Option<&'a Job>, plan: &Plan, hash: &str) -> Optio
     })
 }
 
-/// The reading and plan a retry goes on with instead of its own, when `previous`, its earlier
+/// What a job goes on with from an earlier try of it: the reading that try planned from, its
+/// plan, the inverse of that plan and what its actions created.
+#[derive(Debug, PartialEq)]
+pub struct Earlier<'a> {
+    pub before: &'a Value,
+    pub plan: &'a Plan,
+    pub inverse: &'a [crate::action::Action],
+    pub created: &'a [crate::action::Created],
+}
+
+/// The earlier try a retry goes on with instead of planning afresh, when `previous`, its earlier
 /// try in enforce mode, failed after changing the resource (its reading after the failure
 /// differs from the one it planned from) and the fresh plan asks for something, nothing that
 /// try's plan did not (every action left is one of its actions). Only the actions left are
@@ -202,12 +212,12 @@ pub fn continued<'a>(
     r: &Remediation,
     mode: Mode,
     fresh: &Plan,
-) -> Option<(&'a Value, &'a Plan)> {
+) -> Option<Earlier<'a>> {
     let p = previous?;
     if mode != Mode::Enforce || p.mode != Mode::Enforce || p.status != JobStatus::Failed {
         return None;
     }
-    let (Some(before), Some(plan), Some(after), Some(_)) =
+    let (Some(before), Some(plan), Some(after), Some(inverse)) =
         (&p.before, &p.plan, &p.after, &p.inverse)
     else {
         return None;
@@ -217,7 +227,12 @@ pub fn continued<'a>(
         && !fresh.is_empty()
         && fresh.actions.iter().all(|a| plan.actions.contains(a));
     let unattended = r.capped_mode(Mode::Enforce, plan).0 == Mode::Enforce;
-    (changed && within && unattended).then_some((before, plan))
+    (changed && within && unattended).then_some(Earlier {
+        before,
+        plan,
+        inverse,
+        created: &p.created,
+    })
 }
 
 /// Gates after planning: an empty plan, the approval binding (an approved plan runs only if
@@ -559,10 +574,9 @@ mod tests {
             after: Some(serde_json::json!({"rules": ["r2"]})),
             ..Job::sample(JobStatus::Failed)
         };
-        let (before, plan) =
-            continued(Some(&earlier), &r, Mode::Enforce, &plan_of(&["r2"])).unwrap();
-        assert_eq!(before, earlier.before.as_ref().unwrap());
-        assert_eq!(plan, &plan_of(&["r1", "r2"]));
+        let went_on = continued(Some(&earlier), &r, Mode::Enforce, &plan_of(&["r2"])).unwrap();
+        assert_eq!(went_on.before, earlier.before.as_ref().unwrap());
+        assert_eq!(went_on.plan, &plan_of(&["r1", "r2"]));
         // Nothing left to do: the script's answer stands (an empty plan ends the job).
         assert!(continued(Some(&earlier), &r, Mode::Enforce, &plan_of(&[])).is_none());
         // A fresh plan that asks for more than the earlier one plans afresh.

@@ -708,9 +708,9 @@ async fn decide(
     // plan, from the reading it was made from, when this reading asks nothing more: the job's
     // record (and its undo) then covers what both tries applied.
     let (before, plan, left) = match gates::continued(previous, r, job.mode, &plan) {
-        Some((earlier, earlier_plan)) => {
+        Some(earlier) => {
             info!(
-                actions = earlier_plan.actions.len(),
+                actions = earlier.plan.actions.len(),
                 left = plan.actions.len(),
                 "an earlier try applied part of this job's plan: it goes on with that plan"
             );
@@ -720,14 +720,17 @@ async fn decide(
             });
             // Until this try applies anything, its record keeps what the earlier one changed
             // and how to undo it.
-            job.created = previous.map(|p| p.created.clone()).unwrap_or_default();
-            job.inverse = previous.and_then(|p| p.inverse.clone());
+            job.created = earlier.created.to_vec();
+            job.inverse = Some(earlier.inverse.to_vec());
             job.after = Some(read.clone());
-            (earlier.clone(), earlier_plan.clone(), Some(plan.actions))
+            (
+                earlier.before.clone(),
+                earlier.plan.clone(),
+                Some(plan.actions),
+            )
         }
         None => (read.clone(), plan, None),
     };
-    let continued = left.is_some();
     job.before = Some(before.clone());
     let hash = plan.hash();
     job.plan_hash = Some(hash.clone());
@@ -747,31 +750,13 @@ async fn decide(
         Ok(go) => go,
         Err(outcome) => return decision(outcome),
     };
-    // Whether the resource can be changed now is a question for this reading, not the earlier.
-    if continued && let Some(why) = crate::resource::not_ready(&job.resource_type, &read) {
-        info!(reason = %why, "the resource cannot be changed now: nothing is applied");
-        return Decision {
-            retry: Some(why.clone()),
-            ..decision(Outcome::NotReady {
-                reason: why,
-                approved: go == gates::Go::Approved,
-            })
-        };
-    }
-    let apply_ms = match apply::apply(
-        ctx,
-        r,
-        snapshot,
-        job,
-        &plan,
-        left.as_deref(),
-        &before,
-        go,
-        reserved,
-        lease,
-    )
-    .await
-    {
+    let target = apply::Target {
+        plan: &plan,
+        before: &before,
+        read: &read,
+        left: left.as_deref(),
+    };
+    let apply_ms = match apply::apply(ctx, r, snapshot, job, &target, go, reserved, lease).await {
         Ok(ms) => ms,
         Err(stopped) => {
             return Decision {
