@@ -1203,7 +1203,7 @@ impl Store {
         lease: Duration,
     ) -> Result<bool, StateError> {
         // The same write as the lock in `claim_locked`'s transaction, made alone.
-        self.put_alone(self.lock_put(key, owner, lease, Utc::now().timestamp())?)
+        self.lock_alone(key, owner, lease, txn::LockWrite::Take)
             .await
     }
 
@@ -1215,8 +1215,19 @@ impl Store {
         owner: &str,
         lease: Duration,
     ) -> Result<bool, StateError> {
+        self.lock_alone(key, owner, lease, txn::LockWrite::Renew)
+            .await
+    }
+
+    async fn lock_alone(
+        &self,
+        key: &str,
+        owner: &str,
+        lease: Duration,
+        write: txn::LockWrite,
+    ) -> Result<bool, StateError> {
         let now = Utc::now().timestamp();
-        self.put_alone(self.lock_write(key, owner, lease, now, txn::LockWrite::Renew)?)
+        self.put_alone(self.lock_write(key, owner, lease, now, write)?)
             .await
     }
 

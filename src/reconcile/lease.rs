@@ -168,9 +168,10 @@ fn known(lease: Duration) -> Duration {
 }
 
 /// Renews the lock (and the claim, once there is one, at the same time) every half of what a
-/// renewal is known to give, from `taken`, each renewal begun that long after the one before began (or when it ends, if it
-/// took longer), and keeps `hold` up to date: moved on when both renewals land, ended when
-/// either is refused or when a renewal would begin after the hold ran out.
+/// renewal is known to give, counted from `taken`: each renewal begins that long after the one
+/// before began (or when it ends, if it took longer). Keeps `hold` up to date: moved on when
+/// both renewals land, ended when either is refused or when a renewal would begin after the
+/// hold ran out.
 async fn renew(
     store: Store,
     key: String,

@@ -121,22 +121,11 @@ impl Store {
             .set_expression_attribute_values(Some(u.values))
     }
 
-    /// The Put that takes the lock on `key` for `owner` (or renews this owner's own): alone in
-    /// [`Store::lock_resource`], with the claim in [`Store::claim_locked`]. Lock records are
+    /// The Put that takes (`Take`) or renews (`Renew`) `owner`'s lock on `key` for `lease`:
+    /// alone in [`Store::lock_resource`] and [`Store::renew_lock`], with the claim in
+    /// [`Store::claim_locked`]. A renewal extends only a lock that is there and still this
+    /// owner's (one released or taken over meanwhile is not taken again). Lock records are
     /// short-lived: a TTL on `expires_at` may expire them.
-    pub(super) fn lock_put(
-        &self,
-        key: &str,
-        owner: &str,
-        lease: Duration,
-        now: i64,
-    ) -> Result<Put, StateError> {
-        self.lock_write(key, owner, lease, now, LockWrite::Take)
-    }
-
-    /// The write that takes (`Take`) or renews (`Renew`) `owner`'s lock on `key` for `lease`.
-    /// A renewal extends only a lock that is there and still this owner's (one released or
-    /// taken over meanwhile is not taken again).
     pub(super) fn lock_write(
         &self,
         key: &str,
@@ -237,7 +226,13 @@ impl Store {
                         .build()
                 }
             };
-            let lock = self.lock_put(lock_key, lock_owner, lease, now.timestamp())?;
+            let lock = self.lock_write(
+                lock_key,
+                lock_owner,
+                lease,
+                now.timestamp(),
+                LockWrite::Take,
+            )?;
             let mut call = self
                 .ddb
                 .transact_write_items()
