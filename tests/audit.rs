@@ -1265,14 +1265,7 @@ async fn a_job_that_failed_half_way_goes_on_with_its_plan_and_is_undone_whole() 
     proxy
         .set(serde_json::json!({"throttle_action": "UpdateAccessKey", "throttle_skip": 1, "throttle_count": 3}))
         .await;
-    let detail = config_detail(
-        HOME,
-        "iam-user-unused-credentials-check",
-        "AWS::IAM::User",
-        &user_id,
-        "NON_COMPLIANT",
-    );
-    env.send(&detail.to_string()).await;
+    env.send(&unused_credentials(&user_id)).await;
     let through = [("AWS_ENDPOINT_URL", proxy.url.as_str())];
     env.drain_env(&through).await;
     let job = env.job_for(&user_id).await;

@@ -247,14 +247,7 @@ async fn iam_keys_in_use_stay_and_stale_keys_are_deactivated_never_deleted() {
     // With a threshold of 0 days every active key is stale (moto cannot back-date a key).
     env.param("iam-deactivate-stale-keys", "max_unused_days=0")
         .await;
-    let detail = config_detail(
-        HOME,
-        "iam-user-unused-credentials-check",
-        "AWS::IAM::User",
-        &user_id,
-        "NON_COMPLIANT",
-    );
-    env.send(&detail.to_string()).await;
+    env.send(&unused_credentials(&user_id)).await;
     env.drain().await;
     let jobs: Vec<Value> = env
         .jobs()

@@ -2003,7 +2003,10 @@ mod tests {
             1,
         );
         assert_ne!(twice, added);
-        assert!(rule_of(t, &before, put("mine", twice)).is_some());
+        assert_eq!(
+            rule_of(t, &before, put("mine", twice)),
+            Some(POLICY_ONLY_ADDS_TLS_DENY)
+        );
         assert_eq!(
             rule_of(t, &before, put("theirs", added.clone())),
             Some(SAME_RESOURCE)

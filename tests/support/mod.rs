@@ -670,6 +670,19 @@ fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
+/// Config's finding that IAM user `user_id` (its unique id, as Config names it) has unused
+/// credentials, as the bare compliance detail.
+pub fn unused_credentials(user_id: &str) -> String {
+    config_detail(
+        HOME,
+        "iam-user-unused-credentials-check",
+        "AWS::IAM::User",
+        user_id,
+        "NON_COMPLIANT",
+    )
+    .to_string()
+}
+
 /// The Config compliance detail for a resource, with a fresh ordering timestamp.
 pub fn config_detail(
     account: &str,
