@@ -252,19 +252,7 @@ async fn undo_recomputes_the_inverse_and_refuses_a_stored_one_that_differs() {
     let (bucket, job) = applied_bucket(&env).await;
     // Another bucket, blocked: an edited job item names it in the inverse to be "put back".
     let other = env.bucket("other").await;
-    let all_true = aws_sdk_s3::types::PublicAccessBlockConfiguration::builder()
-        .block_public_acls(true)
-        .ignore_public_acls(true)
-        .block_public_policy(true)
-        .restrict_public_buckets(true)
-        .build();
-    aws_sdk_s3::Client::new(&env.sdk)
-        .put_public_access_block()
-        .bucket(&other)
-        .public_access_block_configuration(all_true)
-        .send()
-        .await
-        .unwrap();
+    block_public_access(&env.sdk, &other).await;
     let forged = serde_json::json!([{"kind": "s3:DeletePublicAccessBlock", "bucket": other}]);
     aws_sdk_dynamodb::Client::new(&env.sdk)
         .update_item()

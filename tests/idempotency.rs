@@ -104,10 +104,39 @@ async fn a_crashed_workers_stale_lease_is_reclaimed() {
     assert_eq!(job["id"], id.as_str());
     assert_eq!(job["status"], "applied", "{job:#}");
     assert_eq!(job["attempts"], 2);
+    let reason = job["reason"].as_str().unwrap();
+    assert!(reason.contains("try 1 was interrupted"), "{reason}");
     assert_eq!(
         public_access_block(&env.sdk, &bucket).await,
         Some([true; 4])
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fix_made_by_a_try_killed_before_its_record_is_named_on_the_record() {
+    let env = Env::new().await;
+    // A worker claimed this job, blocked the bucket's public access and died before it wrote
+    // the outcome.
+    let (bucket, event, _) = claimed_elsewhere(&env, "w-killed", -60).await;
+    block_public_access(&env.sdk, &bucket).await;
+    env.send(&event).await;
+    env.drain().await;
+    let job = env.job_for(&bucket).await;
+    assert_eq!(job["status"], "no-op", "{job:#}");
+    let reason = job["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("try 1 was interrupted before its outcome was recorded")
+            && reason.contains("undo cannot put it back"),
+        "{reason}"
+    );
+    let records = env.json(&["audit", "list", "--resource", &bucket]).await;
+    let said = records
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["reason"].as_str())
+        .any(|r| r.contains("try 1 was interrupted"));
+    assert!(said, "the audit record says it: {records:#}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

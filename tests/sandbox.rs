@@ -175,24 +175,12 @@ async fn hostile_plans_that_aim_elsewhere_or_loosen_are_refused_and_change_nothi
             "a Public Access Block is only ever set to true",
         ),
     ];
-    let s3 = aws_sdk_s3::Client::new(&env.sdk);
-    let all_true = aws_sdk_s3::types::PublicAccessBlockConfiguration::builder()
-        .block_public_acls(true)
-        .ignore_public_acls(true)
-        .block_public_policy(true)
-        .restrict_public_buckets(true)
-        .build();
     let mut victims = Vec::new();
     for (name, script, _) in &cases {
         write_remediation(&dir, &format!("unbound-{name}"), script);
         let bucket = env.bucket(name).await;
         if *name == "loosen" {
-            s3.put_public_access_block()
-                .bucket(&bucket)
-                .public_access_block_configuration(all_true.clone())
-                .send()
-                .await
-                .unwrap();
+            block_public_access(&env.sdk, &bucket).await;
         }
         env.send(&config_event(
             HOME,

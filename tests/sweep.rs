@@ -23,18 +23,7 @@ async fn sweep_finds_what_no_event_announced_and_what_if_changes_nothing() {
     }
     let closed = unique("swept-ok");
     s3.create_bucket().bucket(&closed).send().await.unwrap();
-    let pab = aws_sdk_s3::types::PublicAccessBlockConfiguration::builder()
-        .block_public_acls(true)
-        .ignore_public_acls(true)
-        .block_public_policy(true)
-        .restrict_public_buckets(true)
-        .build();
-    s3.put_public_access_block()
-        .bucket(&closed)
-        .public_access_block_configuration(pab)
-        .send()
-        .await
-        .unwrap();
+    block_public_access(&member, &closed).await;
     env.enforce("s3-block-public-access").await;
 
     let report = env

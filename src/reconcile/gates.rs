@@ -235,6 +235,17 @@ pub fn continued<'a>(
     })
 }
 
+/// What a job's record says of its earlier try when that try was interrupted: claimed, and its
+/// lease ran out with no outcome written (its worker was killed or cut off). Whatever it changed
+/// before it stopped is on no record, so this job's record, and its undo, cannot cover it.
+pub fn interrupted(previous: Option<&Job>) -> Option<String> {
+    let p = previous.filter(|p| p.status == JobStatus::InProgress)?;
+    Some(format!(
+        "try {} was interrupted before its outcome was recorded: a change it made before it stopped is on no record, and undo cannot put it back",
+        p.attempts
+    ))
+}
+
 /// Gates after planning: an empty plan, the approval binding (an approved plan runs only if
 /// the resource still needs exactly that plan), the mode, the pause switch.
 pub fn after_plan(
@@ -631,6 +642,26 @@ mod tests {
         };
         let config = remediation("config-recorder-on");
         assert!(continued(Some(&recorder), &config, Mode::Enforce, &rest).is_none());
+    }
+
+    #[test]
+    fn only_a_try_whose_lease_ran_out_unrecorded_is_called_interrupted() {
+        let killed = Job {
+            attempts: 2,
+            ..Job::sample(JobStatus::InProgress)
+        };
+        let said = interrupted(Some(&killed)).unwrap();
+        assert!(said.starts_with("try 2 was interrupted"), "{said}");
+        assert!(said.contains("undo cannot put it back"), "{said}");
+        for status in [
+            JobStatus::Failed,
+            JobStatus::Applied,
+            JobStatus::Approved,
+            JobStatus::NoOp,
+        ] {
+            assert_eq!(interrupted(Some(&Job::sample(status))), None, "{status:?}");
+        }
+        assert_eq!(interrupted(None), None);
     }
 
     fn approved_job(hash: &str) -> Job {

@@ -538,7 +538,7 @@ async fn run_won(
             JobWrite::Whole
         }
     };
-    let decision = decide(
+    let mut decision = decide(
         ctx,
         r,
         snapshot,
@@ -549,6 +549,10 @@ async fn run_won(
         lease,
     )
     .await;
+    if let Some(said) = gates::interrupted(previous.as_deref()) {
+        warn!("{said}");
+        decision.note = Some(noted(decision.note.take(), &said));
+    }
     // An enforcement counted in the claim and not made is given back with the outcome.
     record(ctx, r, &mut job, write, &decision, lease, reserved.as_ref()).await?;
     if !update_hub(ctx, r, snapshot, &job).await {
@@ -620,6 +624,14 @@ struct Decision {
     /// How long the script took, and applying, in milliseconds.
     plan_ms: f64,
     apply_ms: f64,
+}
+
+/// A note with `more` said after what it already says.
+fn noted(note: Option<String>, more: &str) -> String {
+    match note {
+        Some(n) => format!("{n}; {more}"),
+        None => more.to_string(),
+    }
 }
 
 impl Decision {
@@ -714,10 +726,10 @@ async fn decide(
                 left = plan.actions.len(),
                 "an earlier try applied part of this job's plan: it goes on with that plan"
             );
-            note = Some(match note {
-                Some(n) => format!("{n}; goes on with the plan of the try that applied part of it"),
-                None => "goes on with the plan of the try that applied part of it".into(),
-            });
+            note = Some(noted(
+                note,
+                "goes on with the plan of the try that applied part of it",
+            ));
             // Until this try applies anything, its record keeps what the earlier one changed
             // and how to undo it.
             job.created = earlier.created.to_vec();

@@ -758,7 +758,6 @@ pub async fn tag_exempt(sdk: &SdkConfig, bucket: &str, value: &str) {
         .unwrap();
 }
 
-/// The bucket's Public Access Block, or None when it has none.
 /// Blocks every kind of public access to a bucket, as its owner would.
 pub async fn block_public_access(sdk: &SdkConfig, bucket: &str) {
     let pab = aws_sdk_s3::types::PublicAccessBlockConfiguration::builder()
@@ -842,6 +841,7 @@ pub async fn notifications(env: &Env, inbox: &str) -> Vec<Value> {
     }
 }
 
+/// The bucket's Public Access Block, or None when it has none.
 pub async fn public_access_block(sdk: &SdkConfig, bucket: &str) -> Option<[bool; 4]> {
     let s3 = aws_sdk_s3::Client::new(sdk);
     match s3.get_public_access_block().bucket(bucket).send().await {
