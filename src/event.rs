@@ -110,7 +110,18 @@ pub struct Finding {
     pub annotation: Option<String>,
     /// For a Security Hub finding: where it lives, so rectify can write its outcome back.
     pub hub: Option<HubFinding>,
+    /// Security Hub imported the finding carrying a note rectify wrote (ASFF `Note.UpdatedBy`
+    /// `rectify`, an OCSF `comment` starting [`NOTE_PREFIX`]): each write-back is imported
+    /// again, with the evaluation's time unchanged, so a job this delivery names that already
+    /// exists is not run again for it. Never set for a custom action, which asks for a run.
+    pub rectify_noted: bool,
 }
+
+/// Who the notes rectify writes on Security Hub findings say wrote them.
+pub const NOTE_BY: &str = "rectify";
+/// How every note or comment rectify writes on a Security Hub finding begins (the job's id
+/// follows).
+pub const NOTE_PREFIX: &str = "rectify job ";
 
 /// The two formats Security Hub delivers findings in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -298,13 +309,19 @@ fn decode_value(value: Value, depth: usize) -> Result<Message, DecodeError> {
                 Ok(envelope.route_security_hub(findings))
             }
             _ => {
-                let findings = decode_hub_event(
+                let mut findings = decode_hub_event(
                     &detail,
                     "Security Hub finding",
                     event_id,
                     &envelope.region,
                     decode_asff_finding,
                 )?;
+                if detail_type == "Security Hub Findings - Custom Action" {
+                    // A person asked for these findings to be run, notes and all.
+                    for f in &mut findings {
+                        f.rectify_noted = false;
+                    }
+                }
                 Ok(envelope.route_security_hub(findings))
             }
         };
@@ -586,6 +603,7 @@ fn decode_config_detail(detail: Value, event_id: Option<String>) -> Result<Findi
         ordered_at,
         observation,
         annotation,
+        rectify_noted: false,
     })
 }
 
@@ -769,6 +787,7 @@ fn decode_asff_finding(
         ordered_at,
         observation,
         annotation: text(f, &["Title"]),
+        rectify_noted: text(f, &["Note", "UpdatedBy"]).as_deref() == Some(NOTE_BY),
     })
 }
 
@@ -884,6 +903,7 @@ fn decode_ocsf_finding(
         ordered_at,
         observation,
         annotation: text(f, &["finding_info", "title"]),
+        rectify_noted: text(f, &["comment"]).is_some_and(|c| c.starts_with(NOTE_PREFIX)),
     })
 }
 
@@ -949,6 +969,7 @@ struct FindingParts {
     ordered_at: Option<DateTime<Utc>>,
     observation: String,
     annotation: Option<String>,
+    rectify_noted: bool,
 }
 
 /// Validates everything that will reach an AWS call or a key, then builds the finding.
@@ -989,6 +1010,7 @@ fn finding(p: FindingParts) -> Result<Finding, DecodeError> {
         ordered_at: p.ordered_at,
         observation: p.observation,
         annotation: p.annotation.map(|a| a.chars().take(1024).collect()),
+        rectify_noted: p.rectify_noted,
     })
 }
 
@@ -1485,6 +1507,42 @@ mod tests {
             "\"source\": \"acme.app\"",
         );
         assert!(matches!(decode(&forged), Err(DecodeError::Untrusted(_))));
+    }
+
+    #[test]
+    fn a_finding_imported_with_rectifys_own_note_says_so() {
+        let asff = fixture("securityhub-finding-imported-s3.json");
+        assert!(!one(&asff).rectify_noted);
+        let note = |by: &str| {
+            asff.replace(
+                r#""RecordState": "ACTIVE","#,
+                &format!(
+                    r#""RecordState": "ACTIVE", "Note": {{"Text": "rectify job j1 (x, dry-run): …", "UpdatedBy": "{by}", "UpdatedAt": "2026-11-05T11:21:00.000Z"}},"#
+                ),
+            )
+        };
+        let echoed = one(&note("rectify"));
+        assert!(echoed.rectify_noted);
+        // The same evaluation: the write-back does not change the finding's time.
+        assert_eq!(echoed.observation, one(&asff).observation);
+        assert!(!one(&note("alice")).rectify_noted);
+        // A person choosing the custom action asks for a run, whoever wrote the note.
+        let action = note("rectify").replace(
+            "\"detail-type\": \"Security Hub Findings - Imported\"",
+            "\"detail-type\": \"Security Hub Findings - Custom Action\"",
+        );
+        assert!(!one(&action).rectify_noted);
+
+        let ocsf = fixture("securityhub-findings-imported-v2-s3.json");
+        assert!(!one(&ocsf).rectify_noted);
+        let comment = |text: &str| {
+            ocsf.replace(
+                r#""status_id": 1,"#,
+                &format!(r#""status_id": 2, "comment": "{text}","#),
+            )
+        };
+        assert!(one(&comment("rectify job j1 (x) is failed: …")).rectify_noted);
+        assert!(!one(&comment("checked by the platform team")).rectify_noted);
     }
 
     #[test]

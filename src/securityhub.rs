@@ -14,11 +14,9 @@ use aws_sdk_securityhub::types::{
 };
 
 use crate::cloud::{Cloud, CloudError, classify};
-use crate::event::{HubFinding, HubFormat};
+use crate::event::{HubFinding, HubFormat, NOTE_BY, NOTE_PREFIX};
 use crate::state::{Job, JobStatus};
 
-/// Who a note says wrote it.
-pub const UPDATED_BY: &str = "rectify";
 /// The longest note or comment Security Hub takes.
 pub const MAX_NOTE: usize = 512;
 
@@ -71,14 +69,14 @@ pub fn update_for(job: &Job) -> Option<Update> {
         JobStatus::PendingApproval => (
             Status::Notified,
             format!(
-                "rectify job {id} ({}, approval): waits for approval. Plan: {plan}. Act: rectify jobs show {id}; rectify jobs approve {id}",
+                "{NOTE_PREFIX}{id} ({}, approval): waits for approval. Plan: {plan}. Act: rectify jobs show {id}; rectify jobs approve {id}",
                 job.remediation
             ),
         ),
         JobStatus::Planned => (
             Status::Notified,
             format!(
-                "rectify job {id} ({}, dry-run): would perform {plan}. Act: rectify settings set {} --mode approval; rectify jobs retry {id}",
+                "{NOTE_PREFIX}{id} ({}, dry-run): would perform {plan}. Act: rectify settings set {} --mode approval; rectify jobs retry {id}",
                 job.remediation, job.remediation
             ),
         ),
@@ -90,7 +88,7 @@ pub fn update_for(job: &Job) -> Option<Update> {
             (
                 Status::Resolved,
                 format!(
-                    "rectify job {id} ({}) fixed and verified it ({by}): {plan}. Undo: rectify jobs undo {id}",
+                    "{NOTE_PREFIX}{id} ({}) fixed and verified it ({by}): {plan}. Undo: rectify jobs undo {id}",
                     job.remediation
                 ),
             )
@@ -101,7 +99,7 @@ pub fn update_for(job: &Job) -> Option<Update> {
         | JobStatus::NeedsParameter => (
             Status::Unchanged,
             format!(
-                "rectify job {id} ({}) is {}: {}. See: rectify jobs show {id}",
+                "{NOTE_PREFIX}{id} ({}) is {}: {}. See: rectify jobs show {id}",
                 job.remediation,
                 job.status.as_str(),
                 job.reason.as_deref().unwrap_or("no reason recorded")
@@ -160,7 +158,7 @@ pub async fn write(
                 .build();
             let note = NoteUpdate::builder()
                 .text(&update.note)
-                .updated_by(UPDATED_BY)
+                .updated_by(NOTE_BY)
                 .build();
             let out = client
                 .batch_update_findings()
@@ -237,6 +235,7 @@ mod tests {
             observation: "o".into(),
             annotation: None,
             hub: None,
+            rectify_noted: false,
         };
         let catalog = crate::catalog::Catalog::load(
             &crate::script::hardened_engine(&crate::script::Limits::default()),

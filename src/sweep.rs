@@ -522,6 +522,7 @@ async fn sweep_unit(shared: &Shared, unit: Unit) -> Vec<(Order, Line)> {
                         observation: shared.run.clone(),
                         annotation: None,
                         hub: None,
+                        rectify_noted: false,
                     };
                     shared.limit.wait(account, service).await;
                     sweep_one(

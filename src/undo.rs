@@ -570,6 +570,7 @@ mod tests {
                 observation: "o".into(),
                 annotation: None,
                 hub: None,
+                rectify_noted: false,
             },
             &crate::catalog::Catalog::load(
                 &crate::script::hardened_engine(&crate::script::Limits::default()),

@@ -70,6 +70,19 @@ fn ocsf_event(finding: &Value) -> String {
     .to_string()
 }
 
+/// What the console sends when an operator chooses "Remediate with rectify" on `finding`.
+fn custom_action(finding: &Value) -> Value {
+    json!({
+        "version": "0", "id": uuid::Uuid::new_v4().to_string(),
+        "detail-type": "Security Hub Findings - Custom Action", "source": "aws.securityhub",
+        "account": HOME, "time": "2026-11-30T10:05:00Z", "region": REGION,
+        "resources": [format!("arn:aws:securityhub:{REGION}:{HOME}:action/custom/RectifyRemediate")],
+        "detail": {"actionName": "Remediate with rectify",
+                   "actionDescription": "Run rectify on this finding now",
+                   "findings": [finding]}
+    })
+}
+
 fn hub(env: &Env) -> aws_sdk_securityhub::Client {
     aws_sdk_securityhub::Client::new(&env.sdk)
 }
@@ -185,6 +198,44 @@ async fn an_asff_finding_is_notified_when_planned_and_resolved_when_fixed() {
         public_access_block(&env.sdk, &bucket).await,
         Some([true; 4])
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_back_imported_again_runs_nothing_again() {
+    let env = Env::new().await;
+    let bucket = env.bucket("hub-echo").await;
+    let finding = asff(&bucket);
+    let id = finding["Id"].as_str().unwrap().to_string();
+    import(&env, &finding).await;
+    env.send(&asff_event(&finding)).await;
+    env.drain().await;
+    let job = env.job_for(&bucket).await;
+    assert_eq!(job["status"], "planned", "{job:#}");
+    let (status, note, by) = stored(&env, &id).await;
+    assert_eq!((status.as_str(), by.as_str()), ("NOTIFIED", "rectify"));
+
+    // Security Hub imports the write-back as an update of the finding, its UpdatedAt
+    // unchanged, in both forms. A dry-run job would run again on each, and write again.
+    let mut echoed = finding.clone();
+    echoed["Workflow"] = json!({"Status": "NOTIFIED"});
+    echoed["Note"] =
+        json!({"Text": note, "UpdatedBy": "rectify", "UpdatedAt": "2026-11-30T10:00:09.000Z"});
+    let mut ocsf: Value = serde_json::from_str(&ocsf_event(&finding)).unwrap();
+    ocsf["detail"]["findings"][0]["status_id"] = json!(2);
+    ocsf["detail"]["findings"][0]["comment"] = json!(note);
+    env.send(&asff_event(&echoed)).await;
+    env.send(&ocsf.to_string()).await;
+    env.drain_all().await;
+    let again = env.job_for(&bucket).await;
+    assert_eq!(again["status"], "planned", "{again:#}");
+    assert_eq!(again["attempts"], 1, "the job ran again: {again:#}");
+    let records = env.json(&["audit", "list", "--resource", &bucket]).await;
+    assert_eq!(records.as_array().unwrap().len(), 1, "{records:#}");
+
+    // A person choosing "Remediate with rectify" on that finding runs it again.
+    env.send(&custom_action(&echoed).to_string()).await;
+    env.drain().await;
+    assert_eq!(env.job_for(&bucket).await["attempts"], 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -309,16 +360,7 @@ async fn remediate_with_rectify_goes_through_the_gates_and_approves_nothing() {
         "test",
     ])
     .await;
-    // What the console sends when an operator chooses the custom action on the finding.
-    let action = json!({
-        "version": "0", "id": uuid::Uuid::new_v4().to_string(),
-        "detail-type": "Security Hub Findings - Custom Action", "source": "aws.securityhub",
-        "account": HOME, "time": "2026-11-30T10:05:00Z", "region": REGION,
-        "resources": [format!("arn:aws:securityhub:{REGION}:{HOME}:action/custom/RectifyRemediate")],
-        "detail": {"actionName": "Remediate with rectify",
-                   "actionDescription": "Run rectify on this finding now",
-                   "findings": [finding]}
-    });
+    let action = custom_action(&finding);
     env.send(&action.to_string()).await;
     env.drain().await;
     let job = env.job_for(&bucket).await;

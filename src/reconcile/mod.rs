@@ -311,6 +311,7 @@ pub async fn rerun_job(ctx: &Context, job_id: &str) -> Disposition {
         observation: job.observation.clone(),
         annotation: None,
         hub: job.hub.clone(),
+        rectify_noted: false,
     };
     disposition(&reconcile(ctx, &finding, &r, &snapshot).await)
 }
@@ -388,6 +389,25 @@ pub async fn reconcile(
     let job = new_job(finding, r, snapshot.mode_for(r, &finding.account));
     let span = job_span(&job);
     async {
+        // Security Hub imports each write-back as an update of the finding, with the
+        // evaluation's time unchanged: a job of it that exists already saw this evaluation.
+        if finding.rectify_noted {
+            let existing =
+                ctx.store
+                    .job(&job.id)
+                    .await
+                    .map_err(|source| ReconcileError::ReadJob {
+                        job: job.id.clone(),
+                        source,
+                    })?;
+            if let Some(existing) = existing {
+                info!(
+                    status = existing.status.as_str(),
+                    "the finding comes back with rectify's own note on it: the job stands"
+                );
+                return ended_already(ctx, r, snapshot, &existing).await;
+            }
+        }
         // The resource's lock and the job's claim are one write; in enforce mode it also counts
         // the enforcement on the breaker, given back with the outcome if none is made.
         let lock_owner = format!("{}/{}", ctx.owner, job.id);
@@ -1022,6 +1042,7 @@ mod tests {
             observation: "o".into(),
             annotation: None,
             hub: None,
+            rectify_noted: false,
         };
         new_job(&finding, r, Mode::Enforce)
     }
