@@ -205,6 +205,15 @@ impl Config {
                 ),
             });
         }
+        let settings_cache_seconds = f.worker.settings_cache_seconds.unwrap_or(5);
+        if settings_cache_seconds > 60 {
+            return Err(ConfigError::Invalid {
+                key: "worker.settings_cache_seconds",
+                message: format!(
+                    "{settings_cache_seconds}: use 0 to 60 (how long a pause or a mode change may take to be seen)"
+                ),
+            });
+        }
         Ok(Config {
             prefix: prefix.clone(),
             // The member stack names its roles from the same prefix as the controller's
@@ -223,7 +232,7 @@ impl Config {
             concurrency,
             wait_seconds,
             once_wait_seconds,
-            settings_cache_seconds: f.worker.settings_cache_seconds.unwrap_or(5),
+            settings_cache_seconds,
             shutdown_grace_seconds: f.worker.shutdown_grace_seconds.unwrap_or(25),
             liveness_file: o
                 .liveness_file
@@ -341,6 +350,13 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("audit.anchor_every_seconds"), "{err}");
+        std::fs::remove_file(p).unwrap();
+        // Settings reused for an hour would leave a pause unseen for an hour.
+        let p = write("[worker]\nsettings_cache_seconds = 3600\n");
+        let err = Config::load(Some(&p), Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("worker.settings_cache_seconds"), "{err}");
         std::fs::remove_file(p).unwrap();
         let p = write("[script]\nmax_operatons = 1\n");
         let err = Config::load(Some(&p), Overrides::default())

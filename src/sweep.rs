@@ -241,14 +241,14 @@ pub async fn sweep_across(
     fanout: Fanout,
     progress: &mut (dyn FnMut(&Progress) + Send),
 ) -> Result<Vec<Line>, String> {
-    let snapshot = ctx
-        .settings
+    // Settings that cannot be read stop the sweep before it starts; each resource is then
+    // gated on the settings as they are when it is reached.
+    ctx.settings
         .get()
         .await
         .map_err(|e| format!("settings cannot be read: {e}"))?;
     let shared = Arc::new(Shared {
         ctx: ctx.clone(),
-        snapshot,
         run: format!("sweep:{}", crate::clock::now_text()),
         today: crate::clock::today(),
         what_if,
@@ -393,7 +393,6 @@ type Order = (usize, usize, usize);
 /// What every unit of one sweep shares.
 struct Shared {
     ctx: Arc<Context>,
-    snapshot: Arc<SettingsSnapshot>,
     run: String,
     today: String,
     what_if: bool,
@@ -525,10 +524,19 @@ async fn sweep_unit(shared: &Shared, unit: Unit) -> Vec<(Order, Line)> {
                         rectify_noted: false,
                     };
                     shared.limit.wait(account, service).await;
+                    // A pause, a mode, the allow-list or an exemption changed while the
+                    // sweep runs holds for every resource it has yet to reach.
+                    let snapshot = match shared.ctx.settings.get().await {
+                        Ok(s) => s,
+                        Err(e) => {
+                            line.error(id, format!("settings cannot be read: {e}"));
+                            continue;
+                        }
+                    };
                     sweep_one(
                         &shared.ctx,
                         r,
-                        &shared.snapshot,
+                        &snapshot,
                         &finding,
                         &shared.today,
                         shared.what_if,

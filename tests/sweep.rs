@@ -521,3 +521,72 @@ async fn accounts_are_swept_concurrently_within_the_bound() {
         "four accounts at once, at most: {four}"
     );
 }
+
+/// An account of its own, with buckets enough that a sweep at one a second is still running
+/// when the operator pauses.
+const PAUSED: &str = "555566663333";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pause_holds_for_what_a_running_sweep_has_yet_to_reach() {
+    let env = Env::new().await;
+    env.allow(&[PAUSED]).await;
+    let member = env.account(PAUSED).await;
+    let s3 = aws_sdk_s3::Client::new(&member);
+    let mut open = Vec::new();
+    for _ in 0..8 {
+        let b = unique("paused");
+        s3.create_bucket().bucket(&b).send().await.unwrap();
+        open.push(b);
+    }
+    env.enforce("s3-block-public-access").await;
+    // Settings read afresh for each resource, so the pause is seen at the next one.
+    let config = std::env::temp_dir().join(format!("{}.toml", unique("rectify-sweep")));
+    std::fs::write(&config, "[worker]\nsettings_cache_seconds = 0\n").unwrap();
+    let extra = [("RECTIFY_CONFIG", config.to_str().unwrap())];
+    let sweep = env.run_env(
+        &[
+            "sweep",
+            "--account",
+            PAUSED,
+            "--remediation",
+            "s3-block-public-access",
+            "--rate",
+            "1",
+            "--json",
+        ],
+        &extra,
+    );
+    let pause = async {
+        // Once the sweep has fixed a first bucket, the operator pauses everything.
+        let fixed = eventually(std::time::Duration::from_secs(60), || async {
+            env.jobs()
+                .await
+                .iter()
+                .any(|j| j["status"] == "applied")
+                .then_some(())
+        })
+        .await;
+        assert!(fixed.is_some(), "the sweep fixed nothing");
+        env.ok(&["pause", "--reason", "change freeze", "--by", "test"])
+            .await;
+    };
+    let (run, ()) = tokio::join!(sweep, pause);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let report: Value = serde_json::from_str(&run.stdout).expect(&run.stdout);
+    let line = line_of(&report, PAUSED, REGION);
+    let mut held = 0;
+    for b in &open {
+        if public_access_block(&member, b).await.is_none() {
+            held += 1;
+            let job = env.job_for(b).await;
+            assert_eq!(job["status"], "planned", "{job:#}");
+            let reason = job["reason"].as_str().unwrap();
+            assert!(reason.contains("paused by test"), "{reason}");
+        }
+    }
+    assert!(
+        held >= 1,
+        "the sweep went on fixing after the pause: {line:#}"
+    );
+    assert_eq!(line["outcomes"]["planned"], Value::from(held), "{line:#}");
+}
