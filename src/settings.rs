@@ -285,6 +285,7 @@ impl AllowListEdit {
                 if g.organization {
                     g.organization = false;
                     g.accounts.clear();
+                    g.left_out.clear();
                 }
                 for a in accounts {
                     if !g.accounts.contains(a) {
@@ -293,14 +294,24 @@ impl AllowListEdit {
                 }
                 g.accounts.sort();
             }
+            Edit::Remove(accounts) if g.organization => {
+                for a in accounts {
+                    if !g.left_out.contains(a) {
+                        g.left_out.push(a.clone());
+                    }
+                }
+                g.left_out.sort();
+            }
             Edit::Remove(accounts) => g.accounts.retain(|a| !accounts.contains(a)),
             Edit::Clear => {
                 g.organization = false;
                 g.accounts.clear();
+                g.left_out.clear();
             }
             Edit::Organization => {
                 g.organization = true;
                 g.accounts.clear();
+                g.left_out.clear();
             }
         }
     }
@@ -308,7 +319,12 @@ impl AllowListEdit {
 
 /// The allow-list in words, as the CLI prints it.
 pub fn describe_allow_list(g: &Global) -> String {
-    if g.organization {
+    if g.organization && !g.left_out.is_empty() {
+        format!(
+            "allow-list: organization: rectify acts in every ACTIVE account of the Organization but {} (`rectify settings accounts organization` allows them again)",
+            g.left_out.join(", ")
+        )
+    } else if g.organization {
         "allow-list: organization: rectify acts in every ACTIVE account of the Organization".into()
     } else if g.accounts.is_empty() {
         "allow-list empty: rectify acts in no account (allow some with `rectify settings accounts add ID...` or `rectify settings accounts organization`)".into()
@@ -802,16 +818,25 @@ mod tests {
         AllowListEdit::organization().apply(&mut g);
         assert!(g.organization);
         assert!(describe_allow_list(&g).contains("every ACTIVE account"));
-        // Removing an id in organization mode changes nothing; adding one names the list.
-        AllowListEdit::remove(vec!["111111111111".into()])
+        // Removing an id in organization mode leaves it out; adding one names the list.
+        AllowListEdit::remove(vec!["111111111111".into(), "222222222222".into()])
             .unwrap()
             .apply(&mut g);
         assert!(g.organization);
+        assert_eq!(g.left_out, ["111111111111", "222222222222"]);
+        let active: Vec<String> = ["111111111111", "333333333333"].map(String::from).into();
+        assert_eq!(g.allowed_of(&active), ["333333333333"]);
+        assert!(
+            describe_allow_list(&g).contains("but 111111111111, 222222222222"),
+            "{}",
+            describe_allow_list(&g)
+        );
         AllowListEdit::add(vec!["333333333333".into()])
             .unwrap()
             .apply(&mut g);
         assert!(!g.organization);
         assert_eq!(g.accounts, ["333333333333"]);
+        assert!(g.left_out.is_empty());
         AllowListEdit::organization().apply(&mut g);
         AllowListEdit::clear().apply(&mut g);
         assert!(!g.organization && g.accounts.is_empty());

@@ -342,6 +342,9 @@ pub struct Global {
     /// The allow-list is `organization`: every ACTIVE account AWS Organizations lists, instead
     /// of `accounts`.
     pub organization: bool,
+    /// In `organization` mode, the Organization's accounts left out of the allow-list
+    /// (`settings accounts remove`); sorted.
+    pub left_out: Vec<String>,
     /// Whether `rectify:exempt` tags count at all (default no).
     pub tag_exemptions: bool,
     /// How many days ahead a tag's `until=` may lie and still count
@@ -361,6 +364,16 @@ pub struct Global {
 }
 
 impl Global {
+    /// The accounts the allow-list allows in `organization` mode, of the Organization's ACTIVE
+    /// `accounts`: all but those left out.
+    pub fn allowed_of<'a>(&self, accounts: impl IntoIterator<Item = &'a String>) -> Vec<String> {
+        accounts
+            .into_iter()
+            .filter(|a| !self.left_out.contains(a))
+            .cloned()
+            .collect()
+    }
+
     /// Who paused the Organization and why, for messages ("an operator" and "no reason given"
     /// when the item does not say).
     pub fn pause_by_and_why(&self) -> (String, String) {
@@ -524,6 +537,7 @@ impl SettingsSnapshot {
     pub fn account_allowed(&self, account: &str, organization: Option<&BTreeSet<String>>) -> bool {
         if self.global.organization {
             organization.is_some_and(|o| o.contains(account))
+                && !self.global.left_out.iter().any(|a| a == account)
         } else {
             self.global.accounts.iter().any(|a| a == account)
         }
@@ -1055,6 +1069,7 @@ fn global_from_item(item: &HashMap<String, AttributeValue>) -> Result<Global, St
     Ok(Global {
         accounts: get_json(item, "accounts")?.unwrap_or_default(),
         organization: get_bool(item, "allow_organization"),
+        left_out: get_json(item, "left_out_accounts")?.unwrap_or_default(),
         tag_exemptions: get_bool(item, "tag_exemptions"),
         tag_exemption_max_days: get_n(item, "tag_exemption_max_days").map(|v| v as u32),
         paused: item
@@ -1579,6 +1594,12 @@ impl SettingsItem for Global {
             ),
             ("version".to_string(), n(self.version)),
         ]);
+        if !self.left_out.is_empty() {
+            item.insert(
+                "left_out_accounts".into(),
+                s(serde_json::to_string(&self.left_out).unwrap_or_default()),
+            );
+        }
         if let Some(d) = self.tag_exemption_max_days {
             item.insert("tag_exemption_max_days".into(), n(d));
         }

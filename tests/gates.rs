@@ -273,6 +273,34 @@ async fn organization_mode_allows_the_organizations_accounts_and_refuses_others_
         Some([true; 4])
     );
 
+    // An account left out of the Organization's allow-list: refused, the others still allowed.
+    let out = env
+        .ok(&["settings", "accounts", "remove", &member, "--by", "test"])
+        .await;
+    assert!(out.contains(&format!("but {member}")), "{out}");
+    let left_out = unique("org-left-out");
+    aws_sdk_s3::Client::new(&member_sdk)
+        .create_bucket()
+        .bucket(&left_out)
+        .send()
+        .await
+        .unwrap();
+    env.send(&config_event(
+        &member,
+        "s3-bucket-level-public-access-prohibited",
+        "AWS::S3::Bucket",
+        &left_out,
+    ))
+    .await;
+    env.drain().await;
+    assert_eq!(
+        env.job_for(&left_out).await["status"],
+        "account-not-allowed"
+    );
+    assert_eq!(public_access_block(&member_sdk, &left_out).await, None);
+    env.ok(&["settings", "accounts", "organization", "--by", "test"])
+        .await;
+
     // A closed (suspended) account is no longer ACTIVE: refused again.
     aws_sdk_organizations::Client::new(&env.sdk)
         .close_account()

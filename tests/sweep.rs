@@ -347,6 +347,22 @@ async fn all_accounts_in_organization_mode_sweeps_the_organizations_active_accou
         ids(line, "would_change").contains(&bucket.as_str()),
         "{line:#}"
     );
+
+    // An account left out of the allow-list is not swept.
+    env.ok(&["settings", "accounts", "remove", &member, "--by", "test"])
+        .await;
+    let report = env
+        .json(&[
+            "sweep",
+            "--all-accounts",
+            "--what-if",
+            "--remediation",
+            "s3-block-public-access",
+        ])
+        .await;
+    let mut rest = active.clone();
+    rest.remove(&member);
+    assert_eq!(accounts_of(&report), rest, "{report:#}");
 }
 
 /// An account of its own, with a group open to SSH in two regions.

@@ -267,7 +267,7 @@ async fn member_checks(
         let org =
             crate::organization::OrganizationAccounts::new(aws_sdk_organizations::Client::new(aws));
         match org.active(&home).await {
-            Ok(set) => set.iter().cloned().collect(),
+            Ok(set) => global.allowed_of(set.iter()),
             Err(e) => {
                 checks.push(Check::new(
                     "allow-list",

@@ -110,7 +110,8 @@ pub enum AccountsCommand {
         #[command(flatten)]
         out: OutputArgs,
     },
-    /// Stop allowing these accounts.
+    /// Stop allowing these accounts. In `organization` mode they are left out of it
+    /// (`settings accounts organization` allows them again).
     Remove {
         /// Account ids (12 digits).
         accounts: Vec<String>,
@@ -423,7 +424,7 @@ async fn impact(config: &Config, op: &super::Operator, r: &Arc<Remediation>) -> 
         let org = crate::organization::OrganizationAccounts::new(
             aws_sdk_organizations::Client::new(&op.aws),
         );
-        org.active(&home).await?.iter().cloned().collect()
+        global.allowed_of(org.active(&home).await?.iter())
     } else {
         global.accounts.clone()
     };
@@ -562,6 +563,7 @@ fn global_json(g: &crate::state::Global) -> Value {
     json!({
         "accounts": g.accounts,
         "organization": g.organization,
+        "left_out": g.left_out,
         "tag_exemptions": g.tag_exemptions,
         "tag_exemption_max_days": g
             .tag_exemption_max_days

@@ -185,17 +185,16 @@ async fn allowed_accounts(ctx: &crate::reconcile::Context) -> Result<Vec<String>
         .await
         .map_err(|e| Failure::failed(format!("settings cannot be read: {e}")))?;
     let accounts: Vec<String> = if snapshot.global.organization {
-        ctx.organization
+        let active = ctx
+            .organization
             .active(ctx.cloud.home_account())
             .await
             .map_err(|e| {
                 Failure::failed(format!(
                     "--all-accounts: the Organization's accounts cannot be listed: {e}"
                 ))
-            })?
-            .iter()
-            .cloned()
-            .collect()
+            })?;
+        snapshot.global.allowed_of(active.iter())
     } else {
         snapshot.global.accounts.clone()
     };
