@@ -125,7 +125,8 @@ fn main() {
                 None,
             )
             .expect("the gates let it through");
-            gates::after_observe(&snapshot, &r, resource, &today).expect("not exempt");
+            gates::after_observe(&snapshot, &r, &finding.account, resource, &today)
+                .expect("not exempt");
             let plan = r.plan(&engine, resource, &params, deadline).expect("plan");
             let mut job = new_job(finding, &r, mode);
             let hash = plan.hash();

@@ -298,6 +298,11 @@ impl Remediation {
         &self.manifest.name
     }
 
+    /// The resource type it fixes, as AWS Config names it (`AWS::IAM::User`).
+    pub fn resource_type(&self) -> &str {
+        &self.manifest.resource_type
+    }
+
     /// The mode a plan runs in: `mode`, lowered to the manifest's `max_mode` when that holds
     /// for this plan (for every plan, or for a plan taking one of `max_mode_kinds`), with why.
     pub fn capped_mode(&self, mode: Mode, plan: &Plan) -> (Mode, Option<String>) {

@@ -458,7 +458,7 @@ async fn apply_then_undo_leaves_each_resource_exactly_as_before() {
 
     // IAM: the deactivated keys are active again, none deleted.
     let iam = aws_sdk_iam::Client::new(&env.sdk);
-    let (user, _) = user_with_keys(&env.sdk, "undo-user", 1).await;
+    let (user, user_id) = user_with_keys(&env.sdk, "undo-user", 1).await;
     let job = applied(
         &env,
         "iam-deactivate-stale-keys",
@@ -511,6 +511,28 @@ async fn apply_then_undo_leaves_each_resource_exactly_as_before() {
     .await;
     env.drain().await;
     assert_eq!(public_access_block(&env.sdk, &bucket).await, None);
+    // The user, undone as named by its name, is not fixed again when Config names it by its
+    // unique id.
+    env.send(&config_event(
+        HOME,
+        "access-keys-rotated",
+        "AWS::IAM::User",
+        &user_id,
+    ))
+    .await;
+    env.drain().await;
+    let job = env.job_for(&user_id).await;
+    assert_eq!(job["status"], "exempt", "{job:#}");
+    let keys = iam
+        .list_access_keys()
+        .user_name(&user)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        keys.access_key_metadata()[0].status().unwrap().as_str(),
+        "Active"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -74,15 +74,27 @@ pub fn before_observe(
     Ok(params)
 }
 
-/// The gate after the resource is read: a `rectify:exempt` tag that holds today, when tag
-/// exemptions are on for the Organization and the remediation. A tag that does not count goes
-/// on with a note that says why (the job's reason carries it).
+/// The gates after the resource is read: an exemption record under another id the resource
+/// is named by (an IAM user found by its unique id, exempted by its name), then a
+/// `rectify:exempt` tag that holds today, when tag exemptions are on for the Organization and
+/// the remediation. A tag that does not count goes on with a note that says why (the job's
+/// reason carries it).
 pub fn after_observe(
     snapshot: &SettingsSnapshot,
     r: &Remediation,
+    account: &str,
     resource: &Value,
     today: &str,
 ) -> Result<Option<String>, Outcome> {
+    for name in crate::resource::names(r.resource_type(), resource) {
+        if let Some(e) = snapshot.exemption(r.name(), account, &name, today) {
+            return Err(Outcome::ExemptRecord {
+                by: e.by.clone(),
+                until: e.until.clone(),
+                reason: e.reason.clone(),
+            });
+        }
+    }
     if !snapshot.tag_exemptions(r) {
         return Ok(tag_value(resource).map(|_| {
             "rectify:exempt tag ignored: tag exemptions are off (`rectify settings tag-exemptions`)"
@@ -457,6 +469,45 @@ mod tests {
     }
 
     #[test]
+    fn an_exemption_record_holds_under_every_id_the_resource_is_named_by() {
+        let r = remediation("iam-deactivate-stale-keys");
+        let user = json!({"user_name": "alice", "user_id": "AIDAEXAMPLE0000000001",
+                          "access_keys": [], "tags": {}});
+        // Exempted by name (as Security Hub and the sweep name the user), found by Config's
+        // unique id; and the other way round.
+        for (exempted, found) in [
+            ("alice", "AIDAEXAMPLE0000000001"),
+            ("AIDAEXAMPLE0000000001", "alice"),
+        ] {
+            let s =
+                SettingsSnapshot::new(vec![], allowed(), vec![exemption(r.name(), exempted, None)]);
+            assert!(before(&s, &r, ACCOUNT, found).is_ok(), "{found}");
+            assert!(
+                matches!(
+                    after_observe(&s, &r, ACCOUNT, &user, TODAY),
+                    Err(Outcome::ExemptRecord { .. })
+                ),
+                "exempted as {exempted}, found as {found}"
+            );
+            // Another account's exemption of the same name does not hold here.
+            assert!(after_observe(&s, &r, OTHER, &user, TODAY).is_ok());
+        }
+        // A type named one way only has no other name to look under.
+        let bucket = remediation("s3-block-public-access");
+        let s = SettingsSnapshot::new(vec![], allowed(), vec![exemption(bucket.name(), "b", None)]);
+        assert_eq!(
+            after_observe(
+                &s,
+                &bucket,
+                ACCOUNT,
+                &json!({"bucket": "b", "tags": {}}),
+                TODAY
+            ),
+            Ok(None)
+        );
+    }
+
+    #[test]
     fn an_expired_exemption_record_holds_nothing() {
         let r = remediation("s3-block-public-access");
         let s = SettingsSnapshot::new(
@@ -507,14 +558,24 @@ mod tests {
         let s = SettingsSnapshot::new(vec![], on.clone(), vec![]);
         let tagged = |v: &str| json!({"tags": {"rectify:exempt": v}});
         assert_eq!(
-            after_observe(&s, &r, &tagged("legacy site until=2026-12-01"), TODAY),
+            after_observe(
+                &s,
+                &r,
+                ACCOUNT,
+                &tagged("legacy site until=2026-12-01"),
+                TODAY
+            ),
             Err(Outcome::ExemptTag {
                 reason: "legacy site until=2026-12-01".into()
             })
         );
         // The last day allowed is 90 days ahead by default.
-        assert!(after_observe(&s, &r, &tagged("x; until=2027-02-28"), TODAY).is_err());
-        let ignored = |v: &str| after_observe(&s, &r, &tagged(v), TODAY).unwrap().unwrap();
+        assert!(after_observe(&s, &r, ACCOUNT, &tagged("x; until=2027-02-28"), TODAY).is_err());
+        let ignored = |v: &str| {
+            after_observe(&s, &r, ACCOUNT, &tagged(v), TODAY)
+                .unwrap()
+                .unwrap()
+        };
         assert!(ignored("x; until=2027-03-01").contains("more than 90 days ahead"));
         assert!(ignored("until=2999-01-01").contains("more than 90 days ahead"));
         assert!(ignored("until=2026-11-29").contains("expired on 2026-11-29"));
@@ -522,7 +583,10 @@ mod tests {
         assert!(ignored("legacy site").contains("names no until="));
         assert!(ignored("until=2026-13-01").contains("not a day"));
         assert!(ignored("until=soon").contains("not a day"));
-        assert_eq!(after_observe(&s, &r, &json!({"tags": {}}), TODAY), Ok(None));
+        assert_eq!(
+            after_observe(&s, &r, ACCOUNT, &json!({"tags": {}}), TODAY),
+            Ok(None)
+        );
 
         let near = SettingsSnapshot::new(
             vec![],
@@ -532,9 +596,9 @@ mod tests {
             },
             vec![],
         );
-        assert!(after_observe(&near, &r, &tagged("until=2026-12-01"), TODAY).is_err());
+        assert!(after_observe(&near, &r, ACCOUNT, &tagged("until=2026-12-01"), TODAY).is_err());
         assert!(
-            after_observe(&near, &r, &tagged("until=2026-12-02"), TODAY)
+            after_observe(&near, &r, ACCOUNT, &tagged("until=2026-12-02"), TODAY)
                 .unwrap()
                 .is_some()
         );
@@ -547,7 +611,7 @@ mod tests {
             vec![],
         );
         for s in [&default, &off] {
-            let note = after_observe(s, &r, &tagged("x; until=2026-12-01"), TODAY)
+            let note = after_observe(s, &r, ACCOUNT, &tagged("x; until=2026-12-01"), TODAY)
                 .unwrap()
                 .unwrap();
             assert!(note.contains("tag exemptions are off"), "{note}");

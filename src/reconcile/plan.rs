@@ -86,7 +86,7 @@ pub async fn observe_and_plan(
             });
         }
     };
-    let note = match gates::after_observe(snapshot, r, &before, today) {
+    let note = match gates::after_observe(snapshot, r, &job.account, &before, today) {
         Ok(note) => note,
         Err(outcome) => {
             return Err(Held {

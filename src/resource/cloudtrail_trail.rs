@@ -31,6 +31,11 @@ impl ResourceType for CloudTrailTrail {
         &INFO
     }
 
+    /// A trail is named by its name or its ARN.
+    fn names(&self, observed: &Value) -> Vec<String> {
+        super::named_by(observed, &["name", "arn"])
+    }
+
     /// A trail's name, or its ARN (`arn:aws:cloudtrail:<region>:<account>:trail/<name>`):
     /// AWS Config names a trail by its name, Security Hub by its ARN (which the event decoder
     /// turns into the name); both are taken.

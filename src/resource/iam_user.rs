@@ -37,6 +37,11 @@ impl ResourceType for IamUser {
         &INFO
     }
 
+    /// Config names a user by its unique id, Security Hub and the sweep by its name.
+    fn names(&self, observed: &Value) -> Vec<String> {
+        super::named_by(observed, &["user_name", "user_id"])
+    }
+
     fn valid_id(&self, id: &str) -> bool {
         (1..=128).contains(&id.len())
             && id

@@ -123,6 +123,22 @@ pub trait ResourceType: Send + Sync {
     fn not_ready(&self, _observed: &Value) -> Option<String> {
         None
     }
+
+    /// Every id the resource, as observed, is named by where findings and operators differ
+    /// (an IAM user's name and its unique id `AIDA…`): an exemption recorded under any of them
+    /// holds. Empty for a type named one way only.
+    fn names(&self, _observed: &Value) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+/// The fields of `observed` that hold text, as names ([`ResourceType::names`]).
+fn named_by(observed: &Value, fields: &[&str]) -> Vec<String> {
+    fields
+        .iter()
+        .filter_map(|f| observed.get(*f).and_then(Value::as_str))
+        .map(str::to_string)
+        .collect()
 }
 
 /// Every resource type rectify knows, in the order error messages list them.
@@ -218,6 +234,11 @@ fn shaped(
         head.extend(fields);
     }
     Ok(shape)
+}
+
+/// Every id a resource of this type, as observed, is named by ([`ResourceType::names`]).
+pub fn names(resource_type: &str, observed: &Value) -> Vec<String> {
+    lookup(resource_type).map_or_else(Vec::new, |rt| rt.names(observed))
 }
 
 /// Why a resource of this type, as observed, cannot be changed now ([`ResourceType::not_ready`]).

@@ -27,6 +27,12 @@ impl ResourceType for RdsInstance {
         &INFO
     }
 
+    /// Config names an instance by its resource id (`db-…`), Security Hub and the sweep by its
+    /// identifier.
+    fn names(&self, observed: &Value) -> Vec<String> {
+        super::named_by(observed, &["db_instance_identifier", "dbi_resource_id"])
+    }
+
     /// An instance identifier, or the `db-…` resource id AWS Config names an instance by.
     fn valid_id(&self, id: &str) -> bool {
         is_identifier(id, 63) || is_resource_id(id)
