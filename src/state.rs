@@ -280,6 +280,17 @@ impl Job {
         crate::action::sha256_hex(&key)[..24].to_string()
     }
 
+    /// The id of the undo of job `id`.
+    pub fn undo_id(id: &str) -> String {
+        format!("{UNDO_PREFIX}{id}")
+    }
+
+    /// The job this one undid, when it is an undo (`jobs undo`): such a job applies an
+    /// inverse, and is never run again as a remediation.
+    pub fn undoes(&self) -> Option<&str> {
+        self.id.strip_prefix(UNDO_PREFIX)
+    }
+
     /// Names the resource for the by-resource index and the per-resource lock.
     pub fn resource_key(&self) -> String {
         resource_key(
@@ -290,6 +301,9 @@ impl Job {
         )
     }
 }
+
+/// How the id of an undo job begins (a remediation's job id is a hash of its finding).
+const UNDO_PREFIX: &str = "undo-";
 
 /// `account|region|type|id`: one resource.
 pub fn resource_key(account: &str, region: &str, resource_type: &str, resource_id: &str) -> String {

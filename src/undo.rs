@@ -394,7 +394,7 @@ async fn run(
     }
     let now = now_text();
     let mut undo_job = Job {
-        id: format!("undo-{}", job.id),
+        id: Job::undo_id(&job.id),
         source: "operator".into(),
         event_id: None,
         observation: format!("undo:{now}"),

@@ -247,6 +247,60 @@ async fn undo_run(env: &Env, job: &str, extra: &[&str]) -> Run {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_undo_is_tried_again_by_undo_and_never_run_as_the_fix() {
+    let env = Env::new().await;
+    let (bucket, job) = applied_bucket(&env).await;
+    // The undo's one call is throttled past the SDK's own retries: the undo fails.
+    let proxy = FaultProxy::start(0.0, 29).await;
+    proxy
+        .set(serde_json::json!({"throttle_action": "DeletePublicAccessBlock", "throttle_count": 5}))
+        .await;
+    let r = env
+        .run_env(
+            &["jobs", "undo", &job, "--by", "auditor", "--reason", "r"],
+            &[("AWS_ENDPOINT_URL", &proxy.url)],
+        )
+        .await;
+    assert_ne!(r.code, 0, "{}", r.stdout);
+    let undo_id = format!("undo-{job}");
+    assert_eq!(
+        env.json(&["jobs", "show", &undo_id]).await["status"],
+        "failed"
+    );
+
+    // Retrying the failed undo would run the remediation on the resource it undid.
+    let r = env.run(&["jobs", "retry", &undo_id]).await;
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert!(
+        r.stderr.contains(&format!("rectify jobs undo {job}")),
+        "{}",
+        r.stderr
+    );
+    let listed = env
+        .json(&["jobs", "retry", "--status", "failed", "--yes"])
+        .await;
+    assert!(
+        !listed.to_string().contains(&undo_id),
+        "a bulk retry took the undo: {listed:#}"
+    );
+    env.drain_all().await;
+    assert_eq!(
+        public_access_block(&env.sdk, &bucket).await,
+        Some([true; 4]),
+        "untouched until the undo is tried again"
+    );
+
+    // `jobs undo` tries it again.
+    let r = undo_run(&env, &job, &[]).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(public_access_block(&env.sdk, &bucket).await, None);
+    assert_eq!(
+        env.json(&["jobs", "show", &undo_id]).await["status"],
+        "applied"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn undo_recomputes_the_inverse_and_refuses_a_stored_one_that_differs() {
     let env = Env::new().await;
     let (bucket, job) = applied_bucket(&env).await;

@@ -246,7 +246,12 @@ async fn choose(store: &Store, select: &Select, filter: &Filter, bulk: Bulk) -> 
     let mut chosen = Vec::new();
     if select.ids.is_empty() {
         chosen = store.jobs().await?;
-        chosen.retain(|j| filter.matches(j) && bulk.takes(j.status));
+        // An undo is tried again with `jobs undo`, never run as a remediation.
+        chosen.retain(|j| {
+            filter.matches(j)
+                && bulk.takes(j.status)
+                && !(bulk == Bulk::Retry && j.undoes().is_some())
+        });
         chosen.reverse();
     } else {
         for id in &select.ids {
@@ -270,6 +275,15 @@ async fn choose(store: &Store, select: &Select, filter: &Filter, bulk: Bulk) -> 
                         Bulk::Retry => "run again",
                     }
                 )));
+            }
+            if bulk == Bulk::Retry
+                && let Some(of) = job.undoes()
+            {
+                return Err(crate::jobs::JobError::UndoNotRerun {
+                    id: id.clone(),
+                    of: of.to_string(),
+                }
+                .into());
             }
             chosen.push(job);
         }

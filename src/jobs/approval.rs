@@ -186,6 +186,12 @@ pub async fn retry(
     requester: &str,
 ) -> Result<Job, JobError> {
     let job = find(store, id).await?;
+    if let Some(of) = job.undoes() {
+        return Err(JobError::UndoNotRerun {
+            id: id.to_string(),
+            of: of.to_string(),
+        });
+    }
     if !(job.status.reruns_on_delivery() || job.status == JobStatus::Approved) {
         return Err(JobError::NotRerunnable {
             id: id.to_string(),

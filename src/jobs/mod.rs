@@ -50,6 +50,10 @@ pub enum JobError {
         "job {id} is {status}: only jobs that ended without an effect (planned, needs-parameter, failed, off), and approved jobs, run again"
     )]
     NotRerunnable { id: String, status: &'static str },
+    #[error(
+        "job {id} is the undo of job {of}: it is not run again as a remediation (that would apply the fix it undid); `rectify jobs undo {of}` tries the undo again"
+    )]
+    UndoNotRerun { id: String, of: String },
     #[error(transparent)]
     Queue(#[from] QueueError),
     #[error(transparent)]

@@ -289,6 +289,14 @@ pub async fn rerun_job(ctx: &Context, job_id: &str) -> Disposition {
             });
         }
     };
+    if let Some(of) = job.undoes() {
+        warn!(
+            job = job_id,
+            undid = of,
+            "control message names an undo: it is not run as a remediation (`rectify jobs undo` tries it again)"
+        );
+        return Disposition::Done;
+    }
     let Some(r) = ctx.catalog.current().get(&job.remediation).cloned() else {
         warn!(job = job_id, remediation = %job.remediation, "job's remediation is not in the catalog");
         return Disposition::Done;
