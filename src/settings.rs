@@ -534,7 +534,31 @@ pub async fn add_exemption(
     request: ExemptionRequest,
     by: &str,
 ) -> Result<Exemption, SettingsError> {
-    let e = Exemption {
+    let e = exemption_of(request, by);
+    store.put_exemption(&e).await?;
+    audit.append(Record::exemption_added(&e)).await?;
+    Ok(e)
+}
+
+/// Adds an exemption as [`add_exemption`] does, unless one of the same resource and scope
+/// already lasts as long or longer (or has no end): that one is kept, nothing is recorded, and
+/// `None` is returned.
+pub async fn extend_exemption(
+    store: &Store,
+    audit: &AuditWriter,
+    request: ExemptionRequest,
+    by: &str,
+) -> Result<Option<Exemption>, SettingsError> {
+    let e = exemption_of(request, by);
+    if !store.extend_exemption(&e).await? {
+        return Ok(None);
+    }
+    audit.append(Record::exemption_added(&e)).await?;
+    Ok(Some(e))
+}
+
+fn exemption_of(request: ExemptionRequest, by: &str) -> Exemption {
+    Exemption {
         remediation: request.remediation,
         account: request.scope,
         resource_id: request.resource_id,
@@ -542,10 +566,7 @@ pub async fn add_exemption(
         by: by.to_string(),
         until: request.until,
         created_at: crate::clock::now_text(),
-    };
-    store.put_exemption(&e).await?;
-    audit.append(Record::exemption_added(&e)).await?;
-    Ok(e)
+    }
 }
 
 /// Removes the exemption of a resource from a remediation in `scope` (`*` or an account, see

@@ -1167,6 +1167,16 @@ impl Store {
 
     /// Adds or replaces an exemption record.
     pub async fn put_exemption(&self, e: &Exemption) -> Result<(), StateError> {
+        self.write_exemption(e, false).await.map(drop)
+    }
+
+    /// Adds an exemption record, or replaces one of the same resource and scope that ends
+    /// before it; says whether it did. One that ends as late or later, or never, is kept.
+    pub async fn extend_exemption(&self, e: &Exemption) -> Result<bool, StateError> {
+        self.write_exemption(e, true).await
+    }
+
+    async fn write_exemption(&self, e: &Exemption, only_longer: bool) -> Result<bool, StateError> {
         let mut item = HashMap::from([
             ("remediation".to_string(), s(&e.remediation)),
             ("scope".to_string(), s(e.scope())),
@@ -1177,14 +1187,28 @@ impl Store {
         if let Some(u) = &e.until {
             item.insert("until".into(), s(u));
         }
-        self.ddb
+        let mut put = self
+            .ddb
             .put_item()
             .table_name(&self.names.settings)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(|e| classify("dynamodb:PutItem", e))?;
-        Ok(())
+            .set_item(Some(item));
+        if only_longer {
+            // Days are YYYY-MM-DD, so they compare as text.
+            put = put
+                .condition_expression(
+                    "attribute_not_exists(#r) OR (attribute_exists(#u) AND #u < :u)",
+                )
+                .expression_attribute_names("#r", "remediation")
+                .expression_attribute_names("#u", "until")
+                .expression_attribute_values(":u", s(e.until.as_deref().unwrap_or_default()));
+        }
+        match put.send().await {
+            Ok(_) => Ok(true),
+            Err(e) => match classify("dynamodb:PutItem", e) {
+                e if e.code() == Some("ConditionalCheckFailedException") => Ok(false),
+                e => Err(e.into()),
+            },
+        }
     }
 
     /// Removes an exemption record; says whether there was one.

@@ -25,7 +25,7 @@ use crate::cloud::CloudError;
 use crate::reconcile::Context;
 use crate::reconcile::lease::ResourceLease;
 use crate::reconcile::plan::observe;
-use crate::settings::{ExemptionRequest, SettingsError, add_exemption};
+use crate::settings::{ExemptionRequest, SettingsError, extend_exemption};
 use crate::state::{Job, JobStatus, StateError};
 
 /// The resource as it matters for a comparison: without the observation time, with security
@@ -151,8 +151,20 @@ impl UndoError {
 #[derive(Debug)]
 pub struct Undone {
     pub undo_job: Job,
-    /// The last day of the exemption it added, if it added one.
-    pub exempted: Option<String>,
+    /// The exemption it asked for, when it asked for one.
+    pub exempted: Option<Exempted>,
+    /// Whether the resource is now as it was before the job (a forced undo may keep a later
+    /// change the inverse did not touch).
+    pub exact: bool,
+}
+
+/// What came of the exemption an undo asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Exempted {
+    /// Added, to hold until this day.
+    Added(String),
+    /// An exemption of the resource that lasts as long or longer was there, and is kept.
+    Kept,
 }
 
 /// Who undoes: the caller's AWS identity, and the label an operator gave with `--by`.
@@ -448,22 +460,24 @@ async fn run(
         .await
         .map_err(UndoError::UnreadableAfter)?;
     undo_job.after = Some(restored.clone());
+    let exact = comparable(&restored) == comparable(before);
     let (status, text) = match failure {
         Some(f) => (JobStatus::Failed, f),
-        None if comparable(&restored) == comparable(before) => (
+        None if exact => (
             JobStatus::Applied,
             format!(
                 "undo of job {} by {by}: {reason}; the resource is as it was before the job",
                 job.id
             ),
         ),
-        // Forced over a later change: the resource cannot equal its old state, and the later
-        // change is kept; the inverse actions were applied.
+        // Forced over a later change that the inverse did not put back: the inverse actions
+        // were applied, and what differs from before the job is that change.
         None if changed => (
             JobStatus::Applied,
             format!(
-                "undo of job {} by {by} (forced over a later change, which is kept): {reason}",
-                job.id
+                "undo of job {} by {by}, forced over a later change: the inverse is applied and the resource differs from its state before the job where that change was kept (- before, + now): {reason}\n{}",
+                job.id,
+                difference(before, &restored)
             ),
         ),
         None => (
@@ -504,10 +518,18 @@ async fn run(
             format!("undo of job {}: {reason}", job.id),
             until.clone(),
         );
-        add_exemption(&ctx.store, &ctx.audit, request, by).await?;
-        exempted = Some(until.clone());
+        exempted = Some(
+            match extend_exemption(&ctx.store, &ctx.audit, request, by).await? {
+                Some(_) => Exempted::Added(until.clone()),
+                None => Exempted::Kept,
+            },
+        );
     }
-    Ok(Undone { undo_job, exempted })
+    Ok(Undone {
+        undo_job,
+        exempted,
+        exact,
+    })
 }
 
 #[cfg(test)]

@@ -405,6 +405,65 @@ async fn the_exemption_an_undo_adds_ends_on_the_day_given() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_undo_keeps_an_exemption_that_lasts_longer_and_extends_a_shorter_one() {
+    let env = Env::new().await;
+    let exempt = |bucket: String, until: Option<String>| {
+        let env = &env;
+        async move {
+            let mut args = vec![
+                "exemptions".to_string(),
+                "add".into(),
+                "--remediation".into(),
+                "s3-block-public-access".into(),
+                "--resource".into(),
+                bucket,
+                "--account".into(),
+                HOME.into(),
+                "--reason".into(),
+                "partner bucket, CISO ok".into(),
+            ];
+            if let Some(u) = until {
+                args.extend(["--until".into(), u]);
+            }
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            env.ok(&args).await;
+        }
+    };
+    let exemption_of = |bucket: String| {
+        let env = &env;
+        async move {
+            let all = env.json(&["exemptions", "list"]).await;
+            all.as_array()
+                .unwrap()
+                .iter()
+                .find(|e| e["resource_id"] == bucket.as_str())
+                .cloned()
+                .unwrap_or_else(|| panic!("{all:#}"))
+        }
+    };
+    // An exemption for good, made after the fix: the undo's 30 days do not cut it short.
+    let (kept, job) = applied_bucket(&env).await;
+    exempt(kept.clone(), None).await;
+    let r = undo_run(&env, &job, &[]).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("it is kept"), "{}", r.stdout);
+    let e = exemption_of(kept.clone()).await;
+    assert_eq!(e["until"], Value::Null, "{e:#}");
+    assert_eq!(e["reason"], "partner bucket, CISO ok", "{e:#}");
+
+    // One that ends sooner is extended to the undo's day.
+    let (extended, job) = applied_bucket(&env).await;
+    exempt(extended.clone(), Some(days_on(2))).await;
+    let r = undo_run(&env, &job, &[]).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        exemption_of(extended.clone()).await["until"],
+        days_on(30).as_str()
+    );
+    assert!(env.ok(&["audit", "verify"]).await.starts_with("OK"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apply_then_undo_leaves_each_resource_exactly_as_before() {
     let env = Env::new().await;
     env.param("vpce-restrict-policy", "organization_id=o-a1b2c3d4e5")
@@ -622,18 +681,29 @@ async fn undo_refuses_to_overwrite_a_later_change_unless_forced() {
         r.stderr
     );
     assert_eq!(env.json(&["jobs", "show", &job]).await["status"], "applied");
-    env.ok(&[
-        "jobs",
-        "undo",
-        &job,
-        "--by",
-        "auditor",
-        "--reason",
-        "r",
-        "--force",
-        "--no-exempt",
-    ])
-    .await;
+    let out = env
+        .ok(&[
+            "jobs",
+            "undo",
+            &job,
+            "--by",
+            "auditor",
+            "--reason",
+            "r",
+            "--force",
+            "--no-exempt",
+        ])
+        .await;
+    // It does not claim the resource is as it was: the later rule is still there.
+    assert!(
+        out.contains("forced") && !out.contains("as it was before"),
+        "{out}"
+    );
+    let undo = env.json(&["jobs", "show", &format!("undo-{job}")]).await;
+    assert!(
+        undo["reason"].as_str().unwrap().contains("8443"),
+        "the record shows what differs: {undo:#}"
+    );
     let rules = ingress(&env.sdk, &group).await;
     assert!(
         rules.contains(&("tcp".to_string(), 22, 22, "0.0.0.0/0".to_string())),

@@ -825,26 +825,43 @@ pub(super) async fn run(config: &Config, cmd: JobsCommand) -> Result<()> {
                         .flat_map(|p| p.actions.iter())
                         .map(crate::action::Action::summary)
                         .collect::<Vec<_>>(),
-                    "exempt_until": done.exempted,
+                    "as_before": done.exact,
+                    "exempt_until": match &done.exempted {
+                        Some(crate::undo::Exempted::Added(until)) => Some(until.as_str()),
+                        _ => None,
+                    },
+                    "exemption_kept": done.exempted == Some(crate::undo::Exempted::Kept),
                 }));
                 return Ok(());
             }
-            println!(
-                "job {id} undone by {by} (undo job {}): the resource is as it was before",
-                done.undo_job.id
-            );
+            if done.exact {
+                println!(
+                    "job {id} undone by {by} (undo job {}): the resource is as it was before",
+                    done.undo_job.id
+                );
+            } else {
+                println!(
+                    "job {id} undone by {by} (undo job {}), forced: the later change the undo did not put back is kept, so the resource differs from its state before the job (`rectify jobs show {}`)",
+                    done.undo_job.id, done.undo_job.id
+                );
+            }
             for a in done.undo_job.plan.iter().flat_map(|p| p.actions.iter()) {
                 println!("  ~ {}", a.summary());
             }
-            if let Some(until) = &done.exempted {
-                println!(
+            match &done.exempted {
+                Some(crate::undo::Exempted::Added(until)) => println!(
                     "{} is now exempt from {} until {until} (remove with `rectify exemptions remove --remediation {} --resource {} --account {}`)",
                     done.undo_job.resource_id,
                     done.undo_job.remediation,
                     done.undo_job.remediation,
                     done.undo_job.resource_id,
                     done.undo_job.account
-                );
+                ),
+                Some(crate::undo::Exempted::Kept) => println!(
+                    "{} already has an exemption from {} that lasts as long or longer: it is kept (`rectify exemptions list`)",
+                    done.undo_job.resource_id, done.undo_job.remediation
+                ),
+                None => {}
             }
             Ok(())
         }
