@@ -87,6 +87,11 @@ async fn an_approved_plan_is_applied_once_and_only_a_pending_plan_can_be_approve
         applied[2]["actor"], "alice",
         "the approver is on the record"
     );
+    let why = applied[1]["reason"].as_str().unwrap();
+    assert!(
+        why.contains("ticket SEC-1"),
+        "the approver's reason too: {why}"
+    );
 
     let again = env.run(&["jobs", "approve", &id, "--by", "alice"]).await;
     assert_eq!(again.code, 2);
@@ -408,6 +413,28 @@ async fn an_approval_not_executed_within_the_ttl_expires_and_changes_nothing() {
     env.drain().await;
     assert_eq!(env.job_for(&bucket).await["status"], "pending-approval");
     assert_eq!(public_access_block(&env.sdk, &bucket).await, None);
+    // Who asked for the retry is on the record, before what came of it.
+    let outcomes: Vec<(String, String)> = env
+        .audit()
+        .await
+        .into_iter()
+        .filter(|r| r["job_id"] == id.as_str())
+        .map(|r| {
+            (
+                r["outcome"].as_str().unwrap().to_string(),
+                r["actor"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    let me = caller_arn(&env).await;
+    assert_eq!(
+        outcomes[3..],
+        [
+            ("retry-requested".to_string(), me),
+            ("pending-approval".to_string(), "worker".to_string())
+        ],
+        "{outcomes:#?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -52,6 +52,8 @@ pub enum RecordOutcome {
     BreakerTripped,
     DeadLettered,
     Anchored,
+    /// An operator asked for a job to run again (`jobs retry`).
+    RetryRequested,
     /// A stored record that could not be read, with why (never written).
     Unreadable(String),
 }
@@ -67,6 +69,7 @@ impl RecordOutcome {
         (RecordOutcome::BreakerTripped, "breaker-tripped"),
         (RecordOutcome::DeadLettered, "dead-lettered"),
         (RecordOutcome::Anchored, "anchored"),
+        (RecordOutcome::RetryRequested, "retry-requested"),
     ];
 
     /// The stored string.
@@ -249,6 +252,19 @@ impl Record {
             reason: job.reason.clone(),
             actor: Some(actor.to_string()),
             ..Record::default()
+        }
+    }
+
+    /// The record of `requester` asking for `job` to run again: who asked, the job as it was.
+    pub fn retry_requested(job: &Job, requester: &str) -> Record {
+        Record {
+            outcome: RecordOutcome::RetryRequested,
+            reason: Some(format!(
+                "{requester} asked for job {} ({}) to run again through every gate",
+                job.id,
+                job.status.as_str()
+            )),
+            ..Record::for_job(job, requester)
         }
     }
 

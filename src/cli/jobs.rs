@@ -403,7 +403,7 @@ async fn bulk(
         let result: std::result::Result<(String, Value), crate::jobs::JobError> = async {
             match bulk {
                 Bulk::Retry => {
-                    approval::retry(&op.store, &queue, &j.id, &requester).await?;
+                    approval::retry(&op.store, &op.audit, &queue, &j.id, &requester).await?;
                     Ok((
                         "queued to run again".to_string(),
                         json!({"job_id": j.id, "result": "queued"}),
@@ -737,10 +737,9 @@ pub(super) async fn run(config: &Config, cmd: JobsCommand) -> Result<()> {
             let Some(id) = select.single().map(str::to_string) else {
                 return bulk(config, &select, Bulk::Retry, None, None, out).await;
             };
-            let aws = aws_config().await?;
-            let store = store(config, &aws);
-            let me = caller(&aws).await?.arn;
-            approval::retry(&store, &control_queue(&aws, &store), &id, &me).await?;
+            let op = operator(config, None).await?;
+            let queue = control_queue(&op.aws, &op.store);
+            approval::retry(&op.store, &op.audit, &queue, &id, &op.by).await?;
             if out.is_json() {
                 print_json(
                     &json!({"job_id": id, "result": "queued", "at": crate::clock::now_text()}),

@@ -56,9 +56,12 @@ impl Decision {
                     ("approval_reason", reason.clone()),
                     (
                         "reason",
-                        Some(format!(
-                            "approved by {by}; waiting for the worker to apply it"
-                        )),
+                        Some(match reason {
+                            Some(why) => format!(
+                                "approved by {by} ({why}); waiting for the worker to apply it"
+                            ),
+                            None => format!("approved by {by}; waiting for the worker to apply it"),
+                        }),
                     ),
                 ],
             ),
@@ -177,10 +180,11 @@ pub async fn decide(
 /// Queues job `id` to run again through every gate (after a change of mode or parameters);
 /// only a job that ended without an effect runs again, or an approved job (whose control
 /// message was lost or dead-lettered: a dead-lettered one is never put back on the control
-/// queue). The job records `requester` (the caller's AWS identity) as who asked. Returns the
-/// job as it was read.
+/// queue). The job records `requester` (the caller's AWS identity) as who asked, and so does
+/// the audit trail, before the job is queued. Returns the job as it was read.
 pub async fn retry(
     store: &Store,
+    audit: &AuditWriter,
     queue: &ControlQueue,
     id: &str,
     requester: &str,
@@ -199,6 +203,9 @@ pub async fn retry(
         });
     }
     store.set_requested_by(id, requester).await?;
+    audit
+        .append(Record::retry_requested(&job, requester))
+        .await?;
     queue.run_job(id).await?;
     Ok(job)
 }
@@ -226,7 +233,10 @@ mod tests {
                 ("approval_reason", Some("change 42".to_string())),
                 (
                     "reason",
-                    Some("approved by alice; waiting for the worker to apply it".to_string())
+                    Some(
+                        "approved by alice (change 42); waiting for the worker to apply it"
+                            .to_string()
+                    )
                 ),
             ]
         );
