@@ -570,7 +570,6 @@ async fn apply_then_undo_leaves_each_resource_exactly_as_before() {
     assert_eq!(rules(group.clone()).await, before);
 
     // IAM: the deactivated keys are active again, none deleted.
-    let iam = aws_sdk_iam::Client::new(&env.sdk);
     let (user, user_id) = user_with_keys(&env.sdk, "undo-user", 1).await;
     let job = applied(
         &env,
@@ -581,17 +580,7 @@ async fn apply_then_undo_leaves_each_resource_exactly_as_before() {
     )
     .await;
     undo(&env, &job).await;
-    let keys = iam
-        .list_access_keys()
-        .user_name(&user)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(keys.access_key_metadata().len(), 1);
-    assert_eq!(
-        keys.access_key_metadata()[0].status().unwrap().as_str(),
-        "Active"
-    );
+    assert_eq!(key_statuses(&env.sdk, &user).await, ["Active"]);
 
     // VPC endpoint: the old policy document, byte for byte.
     let (vpc, _) = security_group(&env.sdk).await;
@@ -636,16 +625,7 @@ async fn apply_then_undo_leaves_each_resource_exactly_as_before() {
     env.drain().await;
     let job = env.job_for(&user_id).await;
     assert_eq!(job["status"], "exempt", "{job:#}");
-    let keys = iam
-        .list_access_keys()
-        .user_name(&user)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        keys.access_key_metadata()[0].status().unwrap().as_str(),
-        "Active"
-    );
+    assert_eq!(key_statuses(&env.sdk, &user).await, ["Active"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -662,18 +642,7 @@ async fn undo_refuses_to_overwrite_a_later_change_unless_forced() {
     )
     .await;
     open_tcp(&env.sdk, &group, 8443, 8443, "10.0.0.0/8").await;
-    let r = env
-        .run(&[
-            "jobs",
-            "undo",
-            &job,
-            "--by",
-            "auditor",
-            "--reason",
-            "r",
-            "--no-exempt",
-        ])
-        .await;
+    let r = undo_run(&env, &job, &["--no-exempt"]).await;
     assert_eq!(r.code, 2, "{}", r.stdout);
     assert!(
         r.stderr.contains("changed since job") && r.stderr.contains("8443"),
@@ -681,19 +650,9 @@ async fn undo_refuses_to_overwrite_a_later_change_unless_forced() {
         r.stderr
     );
     assert_eq!(env.json(&["jobs", "show", &job]).await["status"], "applied");
-    let out = env
-        .ok(&[
-            "jobs",
-            "undo",
-            &job,
-            "--by",
-            "auditor",
-            "--reason",
-            "r",
-            "--force",
-            "--no-exempt",
-        ])
-        .await;
+    let r = undo_run(&env, &job, &["--force", "--no-exempt"]).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let out = r.stdout;
     // It does not claim the resource is as it was: the later rule is still there.
     assert!(
         out.contains("forced") && !out.contains("as it was before"),
@@ -1364,27 +1323,6 @@ async fn a_record_whose_answer_was_lost_moves_the_head_on_and_the_next_record_fo
     assert!(out.starts_with("OK"), "{out}");
 }
 
-/// The status of each of `user`'s access keys, in key id order.
-async fn key_statuses(iam: &aws_sdk_iam::Client, user: &str) -> Vec<String> {
-    let mut keys: Vec<(String, String)> = iam
-        .list_access_keys()
-        .user_name(user)
-        .send()
-        .await
-        .unwrap()
-        .access_key_metadata()
-        .iter()
-        .map(|k| {
-            (
-                k.access_key_id().unwrap_or_default().to_string(),
-                k.status().unwrap().as_str().to_string(),
-            )
-        })
-        .collect();
-    keys.sort();
-    keys.into_iter().map(|(_, s)| s).collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_that_failed_half_way_goes_on_with_its_plan_and_is_undone_whole() {
     let env = Env::new().await;
@@ -1392,7 +1330,6 @@ async fn a_job_that_failed_half_way_goes_on_with_its_plan_and_is_undone_whole() 
     // With a threshold of 0 days every active key is stale (moto cannot back-date a key).
     env.param("iam-deactivate-stale-keys", "max_unused_days=0")
         .await;
-    let iam = aws_sdk_iam::Client::new(&env.sdk);
     let (user, user_id) = user_with_keys(&env.sdk, "halfway", 2).await;
     let proxy = FaultProxy::start(0.0, 23).await;
     // The first key's update goes through; the second's is throttled as often as the SDK tries.
@@ -1404,7 +1341,7 @@ async fn a_job_that_failed_half_way_goes_on_with_its_plan_and_is_undone_whole() 
     env.drain_env(&through).await;
     let job = env.job_for(&user_id).await;
     assert_eq!(job["status"], "failed", "{job:#}");
-    let mut half = key_statuses(&iam, &user).await;
+    let mut half = key_statuses(&env.sdk, &user).await;
     half.sort();
     assert_eq!(half, ["Active", "Inactive"], "one key was deactivated");
 
@@ -1425,7 +1362,10 @@ async fn a_job_that_failed_half_way_goes_on_with_its_plan_and_is_undone_whole() 
         2,
         "{job:#}"
     );
-    assert_eq!(key_statuses(&iam, &user).await, ["Inactive", "Inactive"]);
+    assert_eq!(
+        key_statuses(&env.sdk, &user).await,
+        ["Inactive", "Inactive"]
+    );
 
     // Undo puts back what both tries applied.
     let id = job["id"].as_str().unwrap();
@@ -1436,6 +1376,6 @@ async fn a_job_that_failed_half_way_goes_on_with_its_plan_and_is_undone_whole() 
         run.stdout,
         run.stderr
     );
-    assert_eq!(key_statuses(&iam, &user).await, ["Active", "Active"]);
+    assert_eq!(key_statuses(&env.sdk, &user).await, ["Active", "Active"]);
     assert!(env.ok(&["audit", "verify"]).await.starts_with("OK"));
 }

@@ -214,7 +214,6 @@ async fn sg_enforce_revokes_only_world_open_ssh() {
 async fn iam_keys_in_use_stay_and_stale_keys_are_deactivated_never_deleted() {
     let env = Env::new().await;
     env.enforce("iam-deactivate-stale-keys").await;
-    let iam = aws_sdk_iam::Client::new(&env.sdk);
     let (user, user_id) = user_with_keys(&env.sdk, "deployer", 2).await;
     // Config names the user by its unique id; Config's own SNS channel sends the bare detail.
     let detail = config_detail(
@@ -232,16 +231,11 @@ async fn iam_keys_in_use_stay_and_stale_keys_are_deactivated_never_deleted() {
         job["reason"].as_str().unwrap().contains("must rotate"),
         "{job:#}"
     );
-    let keys = iam
-        .list_access_keys()
-        .user_name(&user)
-        .send()
-        .await
-        .unwrap();
     assert!(
-        keys.access_key_metadata()
+        key_statuses(&env.sdk, &user)
+            .await
             .iter()
-            .all(|k| k.status().unwrap().as_str() == "Active")
+            .all(|s| s == "Active")
     );
 
     // With a threshold of 0 days every active key is stale (moto cannot back-date a key).
@@ -256,21 +250,10 @@ async fn iam_keys_in_use_stay_and_stale_keys_are_deactivated_never_deleted() {
         .filter(|j| j["status"] == "applied")
         .collect();
     assert_eq!(jobs.len(), 1, "{jobs:#?}");
-    let keys = iam
-        .list_access_keys()
-        .user_name(&user)
-        .send()
-        .await
-        .unwrap();
     assert_eq!(
-        keys.access_key_metadata().len(),
-        2,
+        key_statuses(&env.sdk, &user).await,
+        ["Inactive", "Inactive"],
         "keys must never be deleted"
-    );
-    assert!(
-        keys.access_key_metadata()
-            .iter()
-            .all(|k| k.status().unwrap().as_str() == "Inactive")
     );
 }
 
@@ -436,7 +419,6 @@ async fn dry_run_changes_nothing_for_any_kind_and_records_each_plan() {
     let policy =
         r#"{"Statement":[{"Effect":"Allow","Principal":"*","Action":"*","Resource":"*"}]}"#;
     let endpoint = vpc_endpoint(&env.sdk, &vpc, policy).await;
-    let iam = aws_sdk_iam::Client::new(&env.sdk);
     let (user, _) = user_with_keys(&env.sdk, "dry", 1).await;
     let rules_before = ingress(&env.sdk, &group).await;
 
@@ -482,16 +464,7 @@ async fn dry_run_changes_nothing_for_any_kind_and_records_each_plan() {
         .await
         .unwrap();
     assert_eq!(out.vpc_endpoints()[0].policy_document(), Some(policy));
-    let keys = iam
-        .list_access_keys()
-        .user_name(&user)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        keys.access_key_metadata()[0].status().unwrap().as_str(),
-        "Active"
-    );
+    assert_eq!(key_statuses(&env.sdk, &user).await, ["Active"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

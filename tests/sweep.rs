@@ -9,18 +9,31 @@ use support::*;
 /// An account no other test uses: the sweep enumerates everything in it.
 const SWEPT: &str = "333344445555";
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sweep_finds_what_no_event_announced_and_what_if_changes_nothing() {
-    let env = Env::new().await;
-    env.allow(&[SWEPT]).await;
-    let member = env.account(SWEPT).await;
+/// Allows `account` and makes `n` new buckets there (public: no Public Access Block): the
+/// account's SDK configuration and the buckets.
+async fn open_buckets(
+    env: &Env,
+    account: &str,
+    prefix: &str,
+    n: usize,
+) -> (aws_config::SdkConfig, Vec<String>) {
+    env.allow(&[account]).await;
+    let member = env.account(account).await;
     let s3 = aws_sdk_s3::Client::new(&member);
     let mut open = Vec::new();
-    for _ in 0..2 {
-        let b = unique("swept");
+    for _ in 0..n {
+        let b = unique(prefix);
         s3.create_bucket().bucket(&b).send().await.unwrap();
         open.push(b);
     }
+    (member, open)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sweep_finds_what_no_event_announced_and_what_if_changes_nothing() {
+    let env = Env::new().await;
+    let (member, open) = open_buckets(&env, SWEPT, "swept", 2).await;
+    let s3 = aws_sdk_s3::Client::new(&member);
     let closed = unique("swept-ok");
     s3.create_bucket().bucket(&closed).send().await.unwrap();
     block_public_access(&member, &closed).await;
@@ -545,15 +558,7 @@ const PAUSED: &str = "555566663333";
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pause_holds_for_what_a_running_sweep_has_yet_to_reach() {
     let env = Env::new().await;
-    env.allow(&[PAUSED]).await;
-    let member = env.account(PAUSED).await;
-    let s3 = aws_sdk_s3::Client::new(&member);
-    let mut open = Vec::new();
-    for _ in 0..8 {
-        let b = unique("paused");
-        s3.create_bucket().bucket(&b).send().await.unwrap();
-        open.push(b);
-    }
+    let (member, open) = open_buckets(&env, PAUSED, "paused", 8).await;
     env.enforce("s3-block-public-access").await;
     // Settings read afresh for each resource, so the pause is seen at the next one.
     let config = std::env::temp_dir().join(format!("{}.toml", unique("rectify-sweep")));

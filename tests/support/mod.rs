@@ -683,6 +683,27 @@ pub fn unused_credentials(user_id: &str) -> String {
     .to_string()
 }
 
+/// The status of each of `user`'s access keys, in key id order.
+pub async fn key_statuses(sdk: &SdkConfig, user: &str) -> Vec<String> {
+    let mut keys: Vec<(String, String)> = aws_sdk_iam::Client::new(sdk)
+        .list_access_keys()
+        .user_name(user)
+        .send()
+        .await
+        .unwrap()
+        .access_key_metadata()
+        .iter()
+        .map(|k| {
+            (
+                k.access_key_id().unwrap_or_default().to_string(),
+                k.status().unwrap().as_str().to_string(),
+            )
+        })
+        .collect();
+    keys.sort();
+    keys.into_iter().map(|(_, s)| s).collect()
+}
+
 /// The Config compliance detail for a resource, with a fresh ordering timestamp.
 pub fn config_detail(
     account: &str,
