@@ -11,21 +11,7 @@ use support::*;
 /// Puts s3-block-public-access in approval mode and makes a pending job for a new public bucket
 /// in `account`; returns the bucket and the job.
 async fn pending(env: &Env, account: &str) -> (String, Value) {
-    let sdk = env.account(account).await;
-    let bucket = unique("bulk");
-    aws_sdk_s3::Client::new(&sdk)
-        .create_bucket()
-        .bucket(&bucket)
-        .send()
-        .await
-        .unwrap();
-    env.send(&config_event(
-        account,
-        "s3-bucket-level-public-access-prohibited",
-        "AWS::S3::Bucket",
-        &bucket,
-    ))
-    .await;
+    let bucket = env.open_bucket_found(account, "bulk").await;
     env.drain().await;
     let job = env.job_for(&bucket).await;
     assert_eq!(job["status"], "pending-approval", "{job:#}");

@@ -23,14 +23,7 @@ fn cloudtrail(sdk: &SdkConfig, region: &str) -> aws_sdk_cloudtrail::Client {
 
 /// A bucket of the account, for trails to deliver to.
 async fn logs_bucket(sdk: &SdkConfig) -> String {
-    let bucket = unique("trail-logs");
-    aws_sdk_s3::Client::new(sdk)
-        .create_bucket()
-        .bucket(&bucket)
-        .send()
-        .await
-        .unwrap();
-    bucket
+    new_bucket(sdk, "trail-logs").await
 }
 
 /// Creates a stopped trail homed in `region`.

@@ -210,30 +210,6 @@ async fn accounts_outside_the_allow_list_are_never_acted_on() {
     assert_eq!(env.job_for(&bucket).await["status"], "applied");
 }
 
-/// A new bucket in `account` (through `sdk`), public, and its Config finding sent: the bucket.
-async fn open_bucket_found(
-    env: &Env,
-    sdk: &aws_config::SdkConfig,
-    account: &str,
-    prefix: &str,
-) -> String {
-    let bucket = unique(prefix);
-    aws_sdk_s3::Client::new(sdk)
-        .create_bucket()
-        .bucket(&bucket)
-        .send()
-        .await
-        .unwrap();
-    env.send(&config_event(
-        account,
-        "s3-bucket-level-public-access-prohibited",
-        "AWS::S3::Bucket",
-        &bucket,
-    ))
-    .await;
-    bucket
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn organization_mode_allows_the_organizations_accounts_and_refuses_others_before_assuming_a_role()
  {
@@ -274,7 +250,7 @@ async fn organization_mode_allows_the_organizations_accounts_and_refuses_others_
     let home_bucket = public_bucket(&env).await;
     env.send_bucket_event(&home_bucket).await;
     let member_sdk = env.account(&member).await;
-    let member_bucket = open_bucket_found(&env, &member_sdk, &member, "org-member").await;
+    let member_bucket = env.open_bucket_found(&member, "org-member").await;
     env.drain().await;
     assert_eq!(env.job_for(&home_bucket).await["status"], "applied");
     let job = env.job_for(&member_bucket).await;
@@ -289,7 +265,7 @@ async fn organization_mode_allows_the_organizations_accounts_and_refuses_others_
         .ok(&["settings", "accounts", "remove", &member, "--by", "test"])
         .await;
     assert!(out.contains(&format!("but {member}")), "{out}");
-    let left_out = open_bucket_found(&env, &member_sdk, &member, "org-left-out").await;
+    let left_out = env.open_bucket_found(&member, "org-left-out").await;
     env.drain().await;
     assert_eq!(
         env.job_for(&left_out).await["status"],
@@ -306,7 +282,7 @@ async fn organization_mode_allows_the_organizations_accounts_and_refuses_others_
         .send()
         .await
         .unwrap();
-    let later = open_bucket_found(&env, &member_sdk, &member, "org-closed").await;
+    let later = env.open_bucket_found(&member, "org-closed").await;
     env.drain().await;
     assert_eq!(env.job_for(&later).await["status"], "account-not-allowed");
     assert_eq!(public_access_block(&member_sdk, &later).await, None);

@@ -242,6 +242,18 @@ fn accounts_of(report: &Value) -> std::collections::BTreeSet<String> {
         .collect()
 }
 
+/// What `sweep --all-accounts --what-if` reports for the S3 remediation.
+async fn what_if_everywhere(env: &Env) -> Value {
+    env.json(&[
+        "sweep",
+        "--all-accounts",
+        "--what-if",
+        "--remediation",
+        "s3-block-public-access",
+    ])
+    .await
+}
+
 fn line_of<'a>(report: &'a Value, account: &str, region: &str) -> &'a Value {
     report
         .as_array()
@@ -345,15 +357,7 @@ async fn all_accounts_in_organization_mode_sweeps_the_organizations_active_accou
         .collect();
     assert!(active.contains(&member), "{active:?}");
 
-    let report = env
-        .json(&[
-            "sweep",
-            "--all-accounts",
-            "--what-if",
-            "--remediation",
-            "s3-block-public-access",
-        ])
-        .await;
+    let report = what_if_everywhere(&env).await;
     assert_eq!(accounts_of(&report), active, "{report:#}");
     let line = line_of(&report, &member, REGION);
     assert!(
@@ -364,15 +368,7 @@ async fn all_accounts_in_organization_mode_sweeps_the_organizations_active_accou
     // An account left out of the allow-list is not swept.
     env.ok(&["settings", "accounts", "remove", &member, "--by", "test"])
         .await;
-    let report = env
-        .json(&[
-            "sweep",
-            "--all-accounts",
-            "--what-if",
-            "--remediation",
-            "s3-block-public-access",
-        ])
-        .await;
+    let report = what_if_everywhere(&env).await;
     let mut rest = active.clone();
     rest.remove(&member);
     assert_eq!(accounts_of(&report), rest, "{report:#}");

@@ -346,13 +346,20 @@ impl Env {
 
     /// Creates a bucket (public: no Public Access Block) in the home account; returns its name.
     pub async fn bucket(&self, prefix: &str) -> String {
-        let bucket = unique(prefix);
-        aws_sdk_s3::Client::new(&self.sdk)
-            .create_bucket()
-            .bucket(&bucket)
-            .send()
-            .await
-            .unwrap();
+        new_bucket(&self.sdk, prefix).await
+    }
+
+    /// A new bucket in `account` (public: no Public Access Block) and the Config finding that
+    /// says so, sent: the bucket.
+    pub async fn open_bucket_found(&self, account: &str, prefix: &str) -> String {
+        let bucket = new_bucket(&self.account(account).await, prefix).await;
+        self.send(&config_event(
+            account,
+            "s3-bucket-level-public-access-prohibited",
+            "AWS::S3::Bucket",
+            &bucket,
+        ))
+        .await;
         bucket
     }
 
@@ -777,6 +784,18 @@ pub async fn tag_exempt(sdk: &SdkConfig, bucket: &str, value: &str) {
         .send()
         .await
         .unwrap();
+}
+
+/// A new bucket named from `prefix`, made with `sdk`'s account.
+pub async fn new_bucket(sdk: &SdkConfig, prefix: &str) -> String {
+    let bucket = unique(prefix);
+    aws_sdk_s3::Client::new(sdk)
+        .create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
+    bucket
 }
 
 /// Blocks every kind of public access to a bucket, as its owner would.
