@@ -15,6 +15,7 @@ use aws_sdk_organizations::types::{Account, AccountState, AccountStatus};
 use tokio::sync::Mutex;
 
 use crate::cloud::{CloudError, classify};
+use crate::state::Global;
 
 /// How long the list is trusted.
 pub const TTL: Duration = Duration::from_secs(300);
@@ -48,6 +49,20 @@ impl OrganizationAccounts {
         let set = Arc::new(self.list().await?);
         *cached = Some((Instant::now(), set.clone()));
         Ok(set)
+    }
+
+    /// The accounts `global`'s allow-list allows: its own list or, set to `organization`, the
+    /// ACTIVE accounts (`home` is the account asking) but those it leaves out.
+    pub async fn allowed(&self, global: &Global, home: &str) -> Result<Vec<String>, CloudError> {
+        if !global.organization {
+            return Ok(global.accounts.clone());
+        }
+        let active = self.active(home).await?;
+        Ok(active
+            .iter()
+            .filter(|a| !global.leaves_out(a))
+            .cloned()
+            .collect())
     }
 
     async fn list(&self) -> Result<BTreeSet<String>, CloudError> {

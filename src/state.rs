@@ -378,14 +378,9 @@ pub struct Global {
 }
 
 impl Global {
-    /// The accounts the allow-list allows in `organization` mode, of the Organization's ACTIVE
-    /// `accounts`: all but those left out.
-    pub fn allowed_of<'a>(&self, accounts: impl IntoIterator<Item = &'a String>) -> Vec<String> {
-        accounts
-            .into_iter()
-            .filter(|a| !self.left_out.contains(a))
-            .cloned()
-            .collect()
+    /// Whether `account` is left out of the allow-list in `organization` mode.
+    pub fn leaves_out(&self, account: &str) -> bool {
+        self.left_out.iter().any(|a| a == account)
     }
 
     /// Who paused the Organization and why, for messages ("an operator" and "no reason given"
@@ -550,8 +545,7 @@ impl SettingsSnapshot {
     /// not looked up.
     pub fn account_allowed(&self, account: &str, organization: Option<&BTreeSet<String>>) -> bool {
         if self.global.organization {
-            organization.is_some_and(|o| o.contains(account))
-                && !self.global.left_out.iter().any(|a| a == account)
+            organization.is_some_and(|o| o.contains(account)) && !self.global.leaves_out(account)
         } else {
             self.global.accounts.iter().any(|a| a == account)
         }

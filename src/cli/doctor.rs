@@ -263,24 +263,20 @@ async fn member_checks(
             return;
         }
     };
-    let accounts: Vec<String> = if global.organization {
-        let org =
-            crate::organization::OrganizationAccounts::new(aws_sdk_organizations::Client::new(aws));
-        match org.active(&home).await {
-            Ok(set) => global.allowed_of(set.iter()),
-            Err(e) => {
-                checks.push(Check::new(
-                    "allow-list",
-                    Verdict::Failed(format!(
-                        "organization: the Organization's accounts cannot be listed: {}",
-                        error_chain(&e)
-                    )),
-                ));
-                return;
-            }
+    let org =
+        crate::organization::OrganizationAccounts::new(aws_sdk_organizations::Client::new(aws));
+    let accounts = match org.allowed(&global, &home).await {
+        Ok(accounts) => accounts,
+        Err(e) => {
+            checks.push(Check::new(
+                "allow-list",
+                Verdict::Failed(format!(
+                    "organization: the Organization's accounts cannot be listed: {}",
+                    error_chain(&e)
+                )),
+            ));
+            return;
         }
-    } else {
-        global.accounts.clone()
     };
     if accounts.is_empty() {
         checks.push(Check::new(

@@ -420,14 +420,10 @@ async fn set(config: &Config, args: SetArgs) -> Result<()> {
 async fn impact(config: &Config, op: &super::Operator, r: &Arc<Remediation>) -> Result<()> {
     let global = op.store.settings().await?.global;
     let home = caller(&op.aws).await?.account;
-    let accounts: Vec<String> = if global.organization {
-        let org = crate::organization::OrganizationAccounts::new(
-            aws_sdk_organizations::Client::new(&op.aws),
-        );
-        global.allowed_of(org.active(&home).await?.iter())
-    } else {
-        global.accounts.clone()
-    };
+    let accounts =
+        crate::organization::OrganizationAccounts::new(aws_sdk_organizations::Client::new(&op.aws))
+            .allowed(&global, &home)
+            .await?;
     let question = format!("Enforce {} in every account?", r.name());
     if accounts.is_empty() {
         println!(

@@ -184,20 +184,15 @@ async fn allowed_accounts(ctx: &crate::reconcile::Context) -> Result<Vec<String>
         .get()
         .await
         .map_err(|e| Failure::failed(format!("settings cannot be read: {e}")))?;
-    let accounts: Vec<String> = if snapshot.global.organization {
-        let active = ctx
-            .organization
-            .active(ctx.cloud.home_account())
-            .await
-            .map_err(|e| {
-                Failure::failed(format!(
-                    "--all-accounts: the Organization's accounts cannot be listed: {e}"
-                ))
-            })?;
-        snapshot.global.allowed_of(active.iter())
-    } else {
-        snapshot.global.accounts.clone()
-    };
+    let accounts = ctx
+        .organization
+        .allowed(&snapshot.global, ctx.cloud.home_account())
+        .await
+        .map_err(|e| {
+            Failure::failed(format!(
+                "--all-accounts: the Organization's accounts cannot be listed: {e}"
+            ))
+        })?;
     if accounts.is_empty() {
         return Err(Failure::failed(
             "--all-accounts: the allow-list is empty, so rectify acts in no account and there is nothing to sweep (allow some with `rectify settings accounts add ID...` or `rectify settings accounts organization`)",
