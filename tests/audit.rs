@@ -289,6 +289,15 @@ async fn a_failed_undo_is_tried_again_by_undo_and_never_run_as_the_fix() {
         Some([true; 4]),
         "untouched until the undo is tried again"
     );
+    // Nothing ran the remediation again: the bucket has its job and the failed undo, no more.
+    let jobs = env.jobs().await;
+    let ids: Vec<&str> = jobs
+        .iter()
+        .filter(|j| j["resource_id"] == bucket.as_str())
+        .map(|j| j["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    assert!(ids.contains(&job.as_str()) && ids.contains(&undo_id.as_str()));
 
     // `jobs undo` tries it again.
     let r = undo_run(&env, &job, &[]).await;

@@ -208,7 +208,27 @@ impl Bulk {
     fn takes(self, status: JobStatus) -> bool {
         match self {
             Bulk::Approve | Bulk::Reject => status == JobStatus::PendingApproval,
-            Bulk::Retry => status.reruns_on_delivery() || status == JobStatus::Approved,
+            Bulk::Retry => status.claimable(),
+        }
+    }
+
+    /// Why `job` cannot be acted on, if it cannot: its status, or (to run again) its being an
+    /// undo.
+    fn refuses(self, job: &Job) -> Option<Failure> {
+        match self {
+            Bulk::Retry => approval::rerunnable(job).err().map(Failure::from),
+            Bulk::Approve | Bulk::Reject => (!self.takes(job.status)).then(|| {
+                Failure::usage(format!(
+                    "job {} is {}: it cannot be {}",
+                    job.id,
+                    job.status.as_str(),
+                    if self == Bulk::Approve {
+                        "approved"
+                    } else {
+                        "rejected"
+                    }
+                ))
+            }),
         }
     }
 }
@@ -246,12 +266,7 @@ async fn choose(store: &Store, select: &Select, filter: &Filter, bulk: Bulk) -> 
     let mut chosen = Vec::new();
     if select.ids.is_empty() {
         chosen = store.jobs().await?;
-        // An undo is tried again with `jobs undo`, never run as a remediation.
-        chosen.retain(|j| {
-            filter.matches(j)
-                && bulk.takes(j.status)
-                && !(bulk == Bulk::Retry && j.undoes().is_some())
-        });
+        chosen.retain(|j| filter.matches(j) && bulk.refuses(j).is_none());
         chosen.reverse();
     } else {
         for id in &select.ids {
@@ -265,25 +280,8 @@ async fn choose(store: &Store, select: &Select, filter: &Filter, bulk: Bulk) -> 
                     job.status.as_str()
                 )));
             }
-            if !bulk.takes(job.status) {
-                return Err(Failure::usage(format!(
-                    "job {id} is {}: it cannot be {}",
-                    job.status.as_str(),
-                    match bulk {
-                        Bulk::Approve => "approved",
-                        Bulk::Reject => "rejected",
-                        Bulk::Retry => "run again",
-                    }
-                )));
-            }
-            if bulk == Bulk::Retry
-                && let Some(of) = job.undoes()
-            {
-                return Err(crate::jobs::JobError::UndoNotRerun {
-                    id: id.clone(),
-                    of: of.to_string(),
-                }
-                .into());
+            if let Some(refused) = bulk.refuses(&job) {
+                return Err(refused);
             }
             chosen.push(job);
         }

@@ -177,6 +177,24 @@ pub async fn decide(
     Ok(decided)
 }
 
+/// Whether `job` may be run again (`jobs retry`): one that ended without an effect, or an
+/// approved one; never an undo, which run as a remediation would apply the fix it undid.
+pub fn rerunnable(job: &Job) -> Result<(), JobError> {
+    if let Some(of) = job.undoes() {
+        return Err(JobError::UndoNotRerun {
+            id: job.id.clone(),
+            of: of.to_string(),
+        });
+    }
+    if !job.status.claimable() {
+        return Err(JobError::NotRerunnable {
+            id: job.id.clone(),
+            status: job.status.as_str(),
+        });
+    }
+    Ok(())
+}
+
 /// Queues job `id` to run again through every gate (after a change of mode or parameters);
 /// only a job that ended without an effect runs again, or an approved job (whose control
 /// message was lost or dead-lettered: a dead-lettered one is never put back on the control
@@ -190,18 +208,7 @@ pub async fn retry(
     requester: &str,
 ) -> Result<Job, JobError> {
     let job = find(store, id).await?;
-    if let Some(of) = job.undoes() {
-        return Err(JobError::UndoNotRerun {
-            id: id.to_string(),
-            of: of.to_string(),
-        });
-    }
-    if !(job.status.reruns_on_delivery() || job.status == JobStatus::Approved) {
-        return Err(JobError::NotRerunnable {
-            id: id.to_string(),
-            status: job.status.as_str(),
-        });
-    }
+    rerunnable(&job)?;
     store.set_requested_by(id, requester).await?;
     audit
         .append(Record::retry_requested(&job, requester))
