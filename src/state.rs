@@ -1164,9 +1164,11 @@ impl Store {
         self.write_exemption(e, false).await.map(drop)
     }
 
-    /// Adds an exemption record, or replaces one of the same resource and scope that ends
-    /// before it; says whether it did. One that ends as late or later, or never, is kept.
+    /// Adds an exemption record with a last day, or replaces one of the same resource and
+    /// scope that ends before it; says whether it did. One that ends as late or later, or
+    /// never, is kept.
     pub async fn extend_exemption(&self, e: &Exemption) -> Result<bool, StateError> {
+        debug_assert!(e.until.is_some(), "an extension has a last day");
         self.write_exemption(e, true).await
     }
 

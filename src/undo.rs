@@ -358,7 +358,8 @@ pub async fn undo(ctx: &Arc<Context>, request: &Request<'_>) -> Result<Undone, U
         .get(&job.remediation)
         .map_or(crate::resource::Scope::Regional, |r| r.scope());
     let key = crate::reconcile::lock_key(&job, scope);
-    let owner = format!("{}/undo-{job_id}", ctx.owner);
+    // The lock's owner is the undo job in this process, as a worker's is its job.
+    let owner = format!("{}/{}", ctx.owner, Job::undo_id(job_id));
     let Some(lease) = ResourceLease::take(&ctx.store, &key, &owner, ctx.lease).await? else {
         return Err(UndoError::Busy(job.resource_id.clone()));
     };

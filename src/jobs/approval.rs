@@ -56,12 +56,13 @@ impl Decision {
                     ("approval_reason", reason.clone()),
                     (
                         "reason",
-                        Some(match reason {
-                            Some(why) => format!(
-                                "approved by {by} ({why}); waiting for the worker to apply it"
-                            ),
-                            None => format!("approved by {by}; waiting for the worker to apply it"),
-                        }),
+                        Some(format!(
+                            "approved by {by}{}; waiting for the worker to apply it",
+                            reason
+                                .as_deref()
+                                .map(|why| format!(" ({why})"))
+                                .unwrap_or_default()
+                        )),
                     ),
                 ],
             ),
