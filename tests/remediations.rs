@@ -636,3 +636,71 @@ async fn instances_that_allow_imdsv1_get_imdsv2_required() {
         .to_string();
     assert_eq!(tokens, "required");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_unique_id_whose_user_was_made_again_under_its_name_changes_nothing() {
+    use std::time::Duration;
+    let env = Env::new().await;
+    env.enforce("iam-deactivate-stale-keys").await;
+    env.param("iam-deactivate-stale-keys", "max_unused_days=0")
+        .await;
+    let (other, other_id) = user_with_keys(&env.sdk, &env.prefix, 1).await;
+    let (user, user_id) = user_with_keys(&env.sdk, &env.prefix, 1).await;
+    let mut worker = env.spawn(&["worker", "--wait-seconds", "1"]);
+    assert!(
+        worker
+            .wait_for("worker ready", Duration::from_secs(30))
+            .await
+    );
+    let ended = |id: String| {
+        let env = &env;
+        async move {
+            eventually(Duration::from_secs(60), || async {
+                env.jobs()
+                    .await
+                    .into_iter()
+                    .find(|j| j["resource_id"] == id.as_str() && j["status"] != "in-progress")
+            })
+            .await
+            .unwrap_or_else(|| panic!("no job for {id} ended"))
+        }
+    };
+    // The worker looks the account's users up once, by their unique ids.
+    env.send(&unused_credentials(&other_id)).await;
+    assert_eq!(ended(other_id).await["status"], "applied");
+    assert_eq!(key_statuses(&env.sdk, &other).await, ["Inactive"]);
+    // The user is deleted and made again under its name: another user, another unique id.
+    let iam = aws_sdk_iam::Client::new(&env.sdk);
+    let keys = iam
+        .list_access_keys()
+        .user_name(&user)
+        .send()
+        .await
+        .unwrap();
+    for k in keys.access_key_metadata() {
+        iam.delete_access_key()
+            .user_name(&user)
+            .access_key_id(k.access_key_id().unwrap())
+            .send()
+            .await
+            .unwrap();
+    }
+    iam.delete_user().user_name(&user).send().await.unwrap();
+    iam.create_user().user_name(&user).send().await.unwrap();
+    iam.create_access_key()
+        .user_name(&user)
+        .send()
+        .await
+        .unwrap();
+    // A finding naming the first user finds it gone, and the new user's key stays active.
+    env.send(&unused_credentials(&user_id)).await;
+    let job = ended(user_id.clone()).await;
+    assert_eq!(job["status"], "no-op", "{job:#}");
+    assert!(
+        job["reason"].as_str().unwrap().contains(&user_id),
+        "{job:#}"
+    );
+    assert_eq!(key_statuses(&env.sdk, &user).await, ["Active"]);
+    worker.signal("TERM");
+    assert_eq!(worker.exit(Duration::from_secs(30)).await, Some(0));
+}

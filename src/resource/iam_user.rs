@@ -55,18 +55,13 @@ impl ResourceType for IamUser {
         id: &'a str,
     ) -> BoxFuture<'a, Result<Value, CloudError>> {
         Box::pin(async move {
-            if id.starts_with("AIDA") {
-                let name = resolve_user(clients, id).await?;
-                observe_user(clients, &name).await
-            } else {
+            if !id.starts_with("AIDA") {
                 match observe_user(clients, id).await {
-                    Err(CloudError::NotFound { .. }) => {
-                        let name = resolve_user(clients, id).await?;
-                        observe_user(clients, &name).await
-                    }
-                    other => other,
+                    Err(CloudError::NotFound { .. }) => {}
+                    other => return other,
                 }
             }
+            observe_by_unique_id(clients, id).await
         })
     }
 
@@ -114,15 +109,39 @@ const KEY_KIND: &str = "iam:UpdateAccessKey";
 #[derive(Default)]
 struct UserIds(Mutex<HashMap<String, HashMap<String, String>>>);
 
+/// Reads the user whose unique id is `id`. The name the id resolves to counts only when the
+/// user read under it has that id: a user deleted and made again under the same name, or
+/// renamed, is another user or goes by another name, so a cached name that no longer reads as
+/// the id is looked up afresh once, and an id no user has is gone.
+async fn observe_by_unique_id(c: &Clients, id: &str) -> Result<Value, CloudError> {
+    let gone = || CloudError::NotFound {
+        resource: format!("IAM user with unique id {id}"),
+    };
+    for fresh in [false, true] {
+        let name = resolve_user(c, id, fresh).await?;
+        match observe_user(c, &name).await {
+            Ok(user) if user["user_id"] == id => return Ok(user),
+            Ok(_) | Err(CloudError::NotFound { .. }) if fresh => return Err(gone()),
+            Ok(_) | Err(CloudError::NotFound { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Err(gone())
+}
+
 /// Resolves an IAM unique id to a user name, through a per-account cache of ListUsers that
-/// is refreshed when the id is not in it (a user's unique id never changes, and an id names
-/// one user for good).
-async fn resolve_user(c: &Clients, id: &str) -> Result<String, CloudError> {
+/// is refreshed when the id is not in it, or when `fresh` (a name once resolved may since
+/// have been deleted, made again or renamed: [`observe_by_unique_id`] checks what it reads).
+async fn resolve_user(c: &Clients, id: &str, fresh: bool) -> Result<String, CloudError> {
     let users = c.shared::<UserIds>();
     // Held while the users are listed: findings of one account that arrive together wait for
     // one ListUsers instead of each making its own.
     let mut known = users.0.lock().await;
-    if let Some(name) = known.get(c.account()).and_then(|m| m.get(id)) {
+    if let Some(name) = known
+        .get(c.account())
+        .and_then(|m| m.get(id))
+        .filter(|_| !fresh)
+    {
         return Ok(name.clone());
     }
     let map: HashMap<String, String> = list_users(c).await?.into_iter().collect();
