@@ -357,7 +357,8 @@ pub async fn undo(ctx: &Arc<Context>, request: &Request<'_>) -> Result<Undone, U
         .current()
         .get(&job.remediation)
         .map_or(crate::resource::Scope::Regional, |r| r.scope());
-    let key = crate::reconcile::lock_key(&job, scope);
+    let name = crate::resource::lock_name_of(&job.resource_type, &job.resource_id, before);
+    let key = crate::reconcile::lock_key(&job, scope, &name);
     // The lock's owner is the undo job in this process, as a worker's is its job.
     let owner = format!("{}/{}", ctx.owner, Job::undo_id(job_id));
     let Some(lease) = ResourceLease::take(&ctx.store, &key, &owner, ctx.lease).await? else {

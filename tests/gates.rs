@@ -747,3 +747,41 @@ async fn a_hold_taken_over_by_another_owner_is_known_lost_at_its_next_renewal() 
     assert!(lost < lease, "known lost only after {lost:?}");
     assert!(store.lock_resource(key, "worker-c", lease).await.unwrap());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_named_by_its_unique_id_waits_for_a_job_holding_it_by_its_name() {
+    use rectify::state::{Names, Store, resource_key};
+    use std::time::Duration;
+    let env = Env::new().await;
+    env.enforce("iam-deactivate-stale-keys").await;
+    env.param("iam-deactivate-stale-keys", "max_unused_days=0")
+        .await;
+    let (user, user_id) = user_with_keys(&env.sdk, &env.prefix, 1).await;
+    // A job for the user found by its name (a Security Hub finding, the sweep) holds it.
+    let store = Store::new(
+        aws_sdk_dynamodb::Client::new(&env.sdk),
+        Names::new(&env.prefix),
+    );
+    let key = resource_key(HOME, "*", "AWS::IAM::User", &user.to_ascii_lowercase());
+    assert!(
+        store
+            .lock_resource(&key, "worker-b", Duration::from_secs(120))
+            .await
+            .unwrap()
+    );
+    // Config names the user by its unique id: the job waits for the one holding it by name.
+    env.send(&unused_credentials(&user_id)).await;
+    let run = env.drain().await;
+    assert!(
+        run.stderr.contains("another job holds this resource"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(key_statuses(&env.sdk, &user).await, ["Active"]);
+    assert_eq!(env.depth(false).await, 1, "the finding comes back");
+    // Once the other job let go, the finding is fixed once.
+    store.unlock_resource(&key, "worker-b").await.unwrap();
+    env.drain_all().await;
+    assert_eq!(key_statuses(&env.sdk, &user).await, ["Inactive"]);
+    assert_eq!(env.job_for(&user_id).await["status"], "applied");
+}

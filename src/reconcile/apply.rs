@@ -84,7 +84,12 @@ pub async fn apply(
         }
     }
     // Checked before the breaker, so that waiting for the resource never uses a slot.
-    if let Some(why) = crate::resource::not_ready(&job.resource_type, read) {
+    let name = crate::resource::lock_name_of(&job.resource_type, &job.resource_id, read);
+    let why = crate::resource::not_ready(&job.resource_type, read).or_else(|| {
+        let wanted = super::lock_key(job, r.scope(), &name);
+        super::gates::locked_under(lease.lock().0, &wanted, &name)
+    });
+    if let Some(why) = why {
         info!(reason = %why, "the resource cannot be changed now: nothing is applied");
         return Err(Stopped {
             outcome: Outcome::NotReady {

@@ -74,6 +74,18 @@ pub fn before_observe(
     Ok(params)
 }
 
+/// Why nothing may be applied under the lock `held` when the resource, as read, is locked
+/// under `wanted` by its name `name`: the finding named it otherwise and that name could not be
+/// looked up before the claim, or the resource was renamed since. A job for it under its name
+/// could be running; the finding is tried again, and locked under that name then.
+pub fn locked_under(held: &str, wanted: &str, name: &str) -> Option<String> {
+    (held != wanted).then(|| {
+        format!(
+            "its lock was taken under another of its names than {name:?}, the one it is locked under: the finding is tried again under that one"
+        )
+    })
+}
+
 /// The gates after the resource is read: an exemption record under another id the resource
 /// is named by (an IAM user found by its unique id, exempted by its name), then a
 /// `rectify:exempt` tag that holds today, when tag exemptions are on for the Organization and

@@ -419,7 +419,7 @@ pub async fn reconcile(
         // The resource's lock and the job's claim are one write; in enforce mode it also counts
         // the enforcement on the breaker, given back with the outcome if none is made.
         let lock_owner = format!("{}/{}", ctx.owner, job.id);
-        let key = lock_key(&job, r.scope());
+        let key = lock_key(&job, r.scope(), &lock_name(ctx, snapshot, &job).await);
         let breaker = (job.mode == Mode::Enforce).then(|| snapshot.breaker(r, &job.account));
         let taken = std::time::Instant::now();
         let claimed = ctx
@@ -460,15 +460,49 @@ pub async fn reconcile(
     .await
 }
 
-/// The key of the lock a job takes: its resource in its region, or in every region when what
-/// its remediation changes is one per account (an account's S3 Public Access Block, reported by
-/// Config in each region, is one setting: two regions' jobs must not run at once).
-pub(crate) fn lock_key(job: &Job, scope: crate::resource::Scope) -> String {
-    match scope {
-        crate::resource::Scope::Global => {
-            crate::state::resource_key(&job.account, "*", &job.resource_type, &job.resource_id)
+/// The key of the lock a job takes: its resource, under `name` (the first of the names it goes
+/// by, [`crate::resource::lock_name_of`], so that findings naming it two ways take one lock), in
+/// its region, or in every region when what its remediation changes is one per account (an
+/// account's S3 Public Access Block, reported by Config in each region, is one setting: two
+/// regions' jobs must not run at once). The name is taken without case: an IAM user name or an
+/// RDS identifier is unique without it, so two spellings of one take one lock.
+pub(crate) fn lock_key(job: &Job, scope: crate::resource::Scope, name: &str) -> String {
+    let region = match scope {
+        crate::resource::Scope::Global => "*",
+        crate::resource::Scope::Regional => &job.region,
+    };
+    crate::state::resource_key(
+        &job.account,
+        region,
+        &job.resource_type,
+        &name.to_ascii_lowercase(),
+    )
+}
+
+/// The name a new job's resource is locked under: the id its finding named, or, when that is
+/// another of the resource's names (an IAM user's unique id), the first of them, looked up in
+/// an account the allow-list allows (nothing is read in another: the job is refused after its
+/// claim). A lookup that fails leaves the finding's id; apply then finds the lock's name is not
+/// the resource's, and changes nothing under it.
+async fn lock_name(ctx: &Context, snapshot: &SettingsSnapshot, job: &Job) -> String {
+    let Some(rt) = crate::resource::lookup(&job.resource_type)
+        .filter(|rt| rt.named_otherwise(&job.resource_id))
+    else {
+        return job.resource_id.clone();
+    };
+    let allowed = organization_for(ctx, snapshot, &job.account)
+        .await
+        .is_ok_and(|o| snapshot.account_allowed(&job.account, o.as_deref()));
+    if !allowed {
+        return job.resource_id.clone();
+    }
+    let clients = ctx.cloud.clients(&job.account, &job.region).await;
+    match rt.lock_name(&clients, &job.resource_id).await {
+        Ok(name) => name,
+        Err(e) => {
+            info!(error = %e, "the resource's other name cannot be looked up: it is locked under the finding's");
+            job.resource_id.clone()
         }
-        crate::resource::Scope::Regional => job.resource_key(),
     }
 }
 
@@ -480,7 +514,7 @@ pub(crate) async fn take_lease(
     job: &Job,
 ) -> Result<ResourceLease, ReconcileError> {
     let owner = format!("{}/{}", ctx.owner, job.id);
-    let key = lock_key(job, r.scope());
+    let key = lock_key(job, r.scope(), &job.resource_id);
     match ResourceLease::take(&ctx.store, &key, &owner, ctx.lease).await {
         Ok(Some(lease)) => Ok(lease),
         Ok(None) => {
@@ -1065,17 +1099,53 @@ mod tests {
         // One job per region, one lock for the account.
         assert_ne!(east.id, west.id);
         assert_eq!(
-            lock_key(&east, Scope::Global),
-            lock_key(&west, Scope::Global)
+            lock_key(&east, Scope::Global, &east.resource_id),
+            lock_key(&west, Scope::Global, &west.resource_id)
         );
         let (east, west) = (
             job("us-east-1", "ebs-default-encryption"),
             job("eu-west-1", "ebs-default-encryption"),
         );
         assert_ne!(
-            lock_key(&east, Scope::Regional),
-            lock_key(&west, Scope::Regional)
+            lock_key(&east, Scope::Regional, &east.resource_id),
+            lock_key(&west, Scope::Regional, &west.resource_id)
         );
-        assert_eq!(lock_key(&east, Scope::Regional), east.resource_key());
+        assert_eq!(
+            lock_key(&east, Scope::Regional, &east.resource_id),
+            east.resource_key()
+        );
+    }
+
+    #[test]
+    fn a_user_named_by_its_unique_id_or_by_its_name_is_locked_under_its_name() {
+        use crate::resource::{Scope, lock_name_of};
+        let user = |id: &str| Job {
+            resource_type: "AWS::IAM::User".into(),
+            resource_id: id.into(),
+            ..job("us-east-1", "iam-deactivate-stale-keys")
+        };
+        let (by_id, by_name) = (user("AIDAEXAMPLE12345678"), user("alice"));
+        let read = serde_json::json!({ "user_name": "Alice", "user_id": "AIDAEXAMPLE12345678" });
+        let name = lock_name_of(&by_id.resource_type, &by_id.resource_id, &read);
+        assert_eq!(name, "Alice");
+        let wanted = lock_key(&by_id, Scope::Global, &name);
+        // One lock, whichever name the finding used and however it spelt it.
+        assert_eq!(wanted, lock_key(&by_name, Scope::Global, "alice"));
+        assert_eq!(gates::locked_under(&wanted, &wanted, &name), None);
+        // Locked under the unique id (its name not looked up): nothing is applied.
+        let held = lock_key(&by_id, Scope::Global, &by_id.resource_id);
+        assert_ne!(held, wanted);
+        let why = gates::locked_under(&held, &wanted, &name).expect("held under another name");
+        assert!(why.contains("\"Alice\""), "{why}");
+        // A type named one way is locked under the finding's id.
+        let bucket = Job {
+            resource_type: "AWS::S3::Bucket".into(),
+            resource_id: "b1".into(),
+            ..job("us-east-1", "s3-block-public-access")
+        };
+        assert_eq!(
+            lock_name_of(&bucket.resource_type, "b1", &serde_json::json!({})),
+            "b1"
+        );
     }
 }

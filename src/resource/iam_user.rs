@@ -42,6 +42,20 @@ impl ResourceType for IamUser {
         super::named_by(observed, &["user_name", "user_id"])
     }
 
+    /// A unique id; its user's name is looked up through the same cache as
+    /// [`ResourceType::observe`] uses.
+    fn named_otherwise(&self, id: &str) -> bool {
+        id.starts_with("AIDA")
+    }
+
+    fn lock_name<'a>(
+        &'a self,
+        clients: &'a Clients,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<String, CloudError>> {
+        Box::pin(resolve_user(clients, id, false))
+    }
+
     fn valid_id(&self, id: &str) -> bool {
         (1..=128).contains(&id.len())
             && id

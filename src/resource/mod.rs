@@ -130,6 +130,23 @@ pub trait ResourceType: Send + Sync {
     fn names(&self, _observed: &Value) -> Vec<String> {
         Vec::new()
     }
+
+    /// Whether `id` names the resource otherwise than by the first of its
+    /// [`ResourceType::names`] (Config's `AIDA…` for an IAM user whose name the rest use). A
+    /// finding naming it so is locked under the name [`ResourceType::lock_name`] looks up, so
+    /// that findings naming one resource two ways never run at once.
+    fn named_otherwise(&self, _id: &str) -> bool {
+        false
+    }
+
+    /// The first of the resource's names, for an id [`ResourceType::named_otherwise`].
+    fn lock_name<'a>(
+        &'a self,
+        _clients: &'a Clients,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<String, CloudError>> {
+        Box::pin(async move { Ok(id.to_string()) })
+    }
 }
 
 /// The fields of `observed` that hold text, as names ([`ResourceType::names`]).
@@ -239,6 +256,15 @@ fn shaped(
 /// Every id a resource of this type, as observed, is named by ([`ResourceType::names`]).
 pub fn names(resource_type: &str, observed: &Value) -> Vec<String> {
     lookup(resource_type).map_or_else(Vec::new, |rt| rt.names(observed))
+}
+
+/// The name a resource of this type, as observed, is locked under: the first of its
+/// [`ResourceType::names`], or `id` for a type named one way.
+pub fn lock_name_of(resource_type: &str, id: &str, observed: &Value) -> String {
+    names(resource_type, observed)
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| id.to_string())
 }
 
 /// Why a resource of this type, as observed, cannot be changed now ([`ResourceType::not_ready`]).

@@ -33,6 +33,26 @@ impl ResourceType for RdsInstance {
         super::named_by(observed, &["db_instance_identifier", "dbi_resource_id"])
     }
 
+    /// The `db-…` resource id Config names an instance by; its identifier is read (one
+    /// DescribeDBInstances).
+    fn named_otherwise(&self, id: &str) -> bool {
+        is_resource_id(id)
+    }
+
+    fn lock_name<'a>(
+        &'a self,
+        clients: &'a Clients,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<String, CloudError>> {
+        Box::pin(async move {
+            let found = observe_instance(clients, id).await?;
+            Ok(found["db_instance_identifier"]
+                .as_str()
+                .unwrap_or(id)
+                .to_string())
+        })
+    }
+
     /// An instance identifier, or the `db-…` resource id AWS Config names an instance by.
     fn valid_id(&self, id: &str) -> bool {
         is_identifier(id, 63) || is_resource_id(id)
