@@ -52,7 +52,10 @@ account already has a detector in the region: GuardDuty allows one per account a
 
 An IAM user's unique id has the form AWS gives it (`AIDA` and 17 more characters, as AWS
 documents for users' unique ids; moto makes 20 random lower-case characters), as roles' ids
-already have theirs (`AROA`).
+already have theirs (`AROA`). And each RDS DB instance has a resource id of its own
+(`DbiResourceId`, `db-` and 26 upper-case letters and digits, unique to the instance as AWS
+documents it); moto gives every instance the same one, so an instance named by it (as AWS Config
+names instances) could not be told from another.
 
 TransactWriteItems keeps moto's checks and answers (TransactionCanceledException with one
 CancellationReason per item, the item itself with ReturnValuesOnConditionCheckFailure ALL_OLD)
@@ -75,6 +78,8 @@ import datetime
 import io
 import json
 import os
+import random
+import string
 import sys
 import threading
 
@@ -581,8 +586,24 @@ def users_have_aws_shaped_ids():
     User.__init__ = with_aws_id
 
 
+def instances_have_their_own_resource_ids():
+    """Each DB instance its own DbiResourceId, as on AWS."""
+    from moto.rds.models import DBInstance
+
+    init = DBInstance.__init__
+
+    def with_own_id(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        self.dbi_resource_id = "db-" + "".join(
+            random.choices(string.ascii_uppercase + string.digits, k=26)
+        )
+
+    DBInstance.__init__ = with_own_id
+
+
 def main():
     users_have_aws_shaped_ids()
+    instances_have_their_own_resource_ids()
     transactions_save_only_their_items()
     simulate_principal_policy()
     keep_snapshot_attributes_a_set()
