@@ -291,7 +291,8 @@ impl Job {
         self.id.strip_prefix(UNDO_PREFIX)
     }
 
-    /// Names the resource for the by-resource index and the per-resource lock.
+    /// Names the resource as its finding did, for the by-resource index (the lock is taken under
+    /// the resource's first name, `reconcile::lock_key`).
     pub fn resource_key(&self) -> String {
         resource_key(
             &self.account,

@@ -40,6 +40,8 @@ pub enum ReconcileError {
     Audit(#[source] StateError),
     #[error("job outcome cannot be written: {0}")]
     Finish(#[source] StateError),
+    #[error("the name to lock the resource under cannot be looked up: {0}")]
+    LockName(#[source] crate::cloud::CloudError),
 }
 
 impl ReconcileError {
@@ -54,7 +56,9 @@ impl ReconcileError {
             | ReconcileError::ReadJob { source: e, .. }
             | ReconcileError::JobsOfResource { source: e, .. }
             | ReconcileError::Cancel { source: e, .. } => Some(e),
-            ReconcileError::ResourceHeld | ReconcileError::JobHeld => None,
+            ReconcileError::ResourceHeld
+            | ReconcileError::JobHeld
+            | ReconcileError::LockName(_) => None,
         }
     }
 }

@@ -419,7 +419,7 @@ pub async fn reconcile(
         // The resource's lock and the job's claim are one write; in enforce mode it also counts
         // the enforcement on the breaker, given back with the outcome if none is made.
         let lock_owner = format!("{}/{}", ctx.owner, job.id);
-        let key = lock_key(&job, r.scope(), &lock_name(ctx, snapshot, &job).await);
+        let key = lock_key(&job, r.scope(), &lock_name(ctx, snapshot, &job).await?);
         let breaker = (job.mode == Mode::Enforce).then(|| snapshot.breaker(r, &job.account));
         let taken = std::time::Instant::now();
         let claimed = ctx
@@ -482,26 +482,36 @@ pub(crate) fn lock_key(job: &Job, scope: crate::resource::Scope, name: &str) -> 
 /// The name a new job's resource is locked under: the id its finding named, or, when that is
 /// another of the resource's names (an IAM user's unique id), the first of them, looked up in
 /// an account the allow-list allows (nothing is read in another: the job is refused after its
-/// claim). A lookup that fails leaves the finding's id; apply then finds the lock's name is not
-/// the resource's, and changes nothing under it.
-async fn lock_name(ctx: &Context, snapshot: &SettingsSnapshot, job: &Job) -> String {
+/// claim). A lookup that fails for a passing reason (throttling, a 5xx) leaves the message for
+/// a retry, before any claim; one that fails otherwise (gone, access denied) leaves the
+/// finding's id, and the read after the claim meets the same and records it. Should the lock's
+/// name still not be the resource's, apply finds so and changes nothing under it.
+async fn lock_name(
+    ctx: &Context,
+    snapshot: &SettingsSnapshot,
+    job: &Job,
+) -> Result<String, ReconcileError> {
     let Some(rt) = crate::resource::lookup(&job.resource_type)
         .filter(|rt| rt.named_otherwise(&job.resource_id))
     else {
-        return job.resource_id.clone();
+        return Ok(job.resource_id.clone());
     };
     let allowed = organization_for(ctx, snapshot, &job.account)
         .await
         .is_ok_and(|o| snapshot.account_allowed(&job.account, o.as_deref()));
     if !allowed {
-        return job.resource_id.clone();
+        return Ok(job.resource_id.clone());
     }
     let clients = ctx.cloud.clients(&job.account, &job.region).await;
     match rt.lock_name(&clients, &job.resource_id).await {
-        Ok(name) => name,
+        Ok(name) => Ok(name),
+        Err(e) if e.retryable() => {
+            warn!(error = %e, "the resource's name cannot be looked up: the message will be retried");
+            Err(ReconcileError::LockName(e))
+        }
         Err(e) => {
             info!(error = %e, "the resource's other name cannot be looked up: it is locked under the finding's");
-            job.resource_id.clone()
+            Ok(job.resource_id.clone())
         }
     }
 }

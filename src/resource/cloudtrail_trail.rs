@@ -43,6 +43,19 @@ impl ResourceType for CloudTrailTrail {
         is_trail_name(id) || is_trail_arn(id)
     }
 
+    /// A trail's ARN: locked under the name it ends with, with no call.
+    fn named_otherwise(&self, id: &str) -> bool {
+        is_trail_arn(id)
+    }
+
+    fn lock_name<'a>(
+        &'a self,
+        _clients: &'a Clients,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<String, CloudError>> {
+        Box::pin(async move { Ok(trail_name(id).to_string()) })
+    }
+
     fn observe<'a>(
         &'a self,
         clients: &'a Clients,
@@ -81,6 +94,11 @@ pub(crate) fn is_trail_name(id: &str) -> bool {
 
 /// Whether `id` is a trail ARN of the `aws` partition: a region, a twelve-digit account and
 /// `trail/` and a trail name.
+/// The name a trail's ARN ends with; a name as it is.
+fn trail_name(id: &str) -> &str {
+    id.rsplit_once(":trail/").map_or(id, |(_, name)| name)
+}
+
 fn is_trail_arn(id: &str) -> bool {
     let Some(rest) = id.strip_prefix("arn:aws:cloudtrail:") else {
         return false;
@@ -191,5 +209,16 @@ mod tests {
         ] {
             assert!(!t.valid_id(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_trail_named_by_its_arn_is_locked_under_its_name() {
+        let arn = "arn:aws:cloudtrail:us-east-1:111122223333:trail/management-events";
+        assert!(CloudTrailTrail.named_otherwise(arn));
+        assert_eq!(trail_name(arn), "management-events");
+        assert!(!CloudTrailTrail.named_otherwise("management-events"));
+        assert_eq!(trail_name("management-events"), "management-events");
+        let read = serde_json::json!({ "name": "management-events", "arn": arn });
+        assert_eq!(CloudTrailTrail.names(&read)[0], trail_name(arn));
     }
 }

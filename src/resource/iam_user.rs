@@ -45,7 +45,7 @@ impl ResourceType for IamUser {
     /// A unique id; its user's name is looked up through the same cache as
     /// [`ResourceType::observe`] uses.
     fn named_otherwise(&self, id: &str) -> bool {
-        id.starts_with("AIDA")
+        is_unique_id(id)
     }
 
     fn lock_name<'a>(
@@ -69,7 +69,7 @@ impl ResourceType for IamUser {
         id: &'a str,
     ) -> BoxFuture<'a, Result<Value, CloudError>> {
         Box::pin(async move {
-            if !id.starts_with("AIDA") {
+            if !is_unique_id(id) {
                 match observe_user(clients, id).await {
                     Err(CloudError::NotFound { .. }) => {}
                     other => return other,
@@ -114,6 +114,17 @@ impl ResourceType for IamUser {
                 .collect())
         })
     }
+}
+
+/// Whether `id` has the form of a user's unique id: `AIDA` and more upper-case letters and
+/// digits, 16 to 32 in all (AWS gives 21). A user name may begin with `AIDA` too (`AIDAN`,
+/// `aidan-ci`); it is read as a name.
+fn is_unique_id(id: &str) -> bool {
+    (16..=32).contains(&id.len())
+        && id.starts_with("AIDA")
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
 }
 
 /// The action kind that changes a user's access keys and nothing else of it.
@@ -264,4 +275,25 @@ async fn read_keys(
         }));
     }
     Ok(keys)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_unique_id_is_told_from_a_name_that_begins_like_one() {
+        for id in ["AIDAJQABLZS4A3QDU576Q", "AIDAQ3EGRTBDEXAMPLE1"] {
+            assert!(IamUser.named_otherwise(id), "{id}");
+        }
+        for name in [
+            "AIDAN",
+            "aidan-ci",
+            "AIDAJQABLZS4A3QDU576q",
+            "alice",
+            "AIDA-JQABLZS4A3QDU5",
+        ] {
+            assert!(!IamUser.named_otherwise(name), "{name}");
+        }
+    }
 }
