@@ -106,6 +106,14 @@ pub enum UndoError {
         job_id: String,
         difference: String,
     },
+    #[error(
+        "{was} goes by {now} since job {job_id}: the job's inverse names it as it was, and undo locked it under that name, so nothing is undone"
+    )]
+    Renamed {
+        was: String,
+        now: String,
+        job_id: String,
+    },
     #[error("the resource cannot be read: {0}")]
     Unreadable(CloudError),
     #[error("the resource cannot be read back: {0}")]
@@ -132,6 +140,7 @@ impl UndoError {
             | UndoError::CreatedNotRecorded { .. }
             | UndoError::Busy(_)
             | UndoError::Changed { .. }
+            | UndoError::Renamed { .. }
             | UndoError::Paused { .. }
             | UndoError::AccountNotAllowed(_)
             | UndoError::BadExemptUntil(..) => true,
@@ -398,6 +407,19 @@ async fn run(
         by, reason, force, ..
     } = *asked;
     let live = observe(ctx, job).await.map_err(UndoError::Unreadable)?;
+    // The lock was taken under the name the job's reading gave; a job for the resource under
+    // another name would not be held off by it.
+    let (was, now) = (
+        crate::resource::lock_name_of(&job.resource_type, &job.resource_id, before),
+        crate::resource::lock_name_of(&job.resource_type, &job.resource_id, &live),
+    );
+    if !was.eq_ignore_ascii_case(&now) {
+        return Err(UndoError::Renamed {
+            was,
+            now,
+            job_id: job.id.clone(),
+        });
+    }
     let changed = comparable(&live) != comparable(after);
     if changed && !force {
         return Err(UndoError::Changed {

@@ -480,4 +480,31 @@ async fn an_instance_named_by_its_resource_id_waits_for_a_job_holding_it_by_its_
     let job = env.job_for(&resource_id).await;
     assert_eq!(job["status"], "applied", "{job:#}");
     assert!(!instance_state(&env, &id).await.1);
+
+    // Renamed since, it is locked under another name and its inverse names it as it was: undo
+    // refuses.
+    let renamed = format!("{id}-renamed");
+    rds(&env)
+        .modify_db_instance()
+        .db_instance_identifier(&id)
+        .new_db_instance_identifier(&renamed)
+        .apply_immediately(true)
+        .send()
+        .await
+        .unwrap();
+    let job_id = job["id"].as_str().unwrap();
+    let run = env
+        .run(&["jobs", "undo", job_id, "--by", "auditor", "--reason", "r"])
+        .await;
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!("goes by {renamed}")),
+        "{}",
+        run.stderr
+    );
+    assert!(!instance_state(&env, &renamed).await.1, "still private");
+    assert_eq!(
+        env.json(&["jobs", "show", job_id]).await["status"],
+        "applied"
+    );
 }
