@@ -1332,9 +1332,9 @@ async fn a_record_whose_answer_was_lost_moves_the_head_on_and_the_next_record_fo
     assert!(out.starts_with("OK"), "{out}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_job_that_failed_half_way_goes_on_with_its_plan_and_is_undone_whole() {
-    let env = Env::new().await;
+/// A user with two stale keys whose job deactivated the first and failed on the second: its
+/// name, its unique id, and the fault proxy the worker goes through.
+async fn a_user_fixed_half_way(env: &Env) -> (String, String, FaultProxy) {
     env.enforce("iam-deactivate-stale-keys").await;
     // With a threshold of 0 days every active key is stale (moto cannot back-date a key).
     env.param("iam-deactivate-stale-keys", "max_unused_days=0")
@@ -1346,13 +1346,21 @@ async fn a_job_that_failed_half_way_goes_on_with_its_plan_and_is_undone_whole() 
         .set(serde_json::json!({"throttle_action": "UpdateAccessKey", "throttle_skip": 1, "throttle_count": 3}))
         .await;
     env.send(&unused_credentials(&user_id)).await;
-    let through = [("AWS_ENDPOINT_URL", proxy.url.as_str())];
-    env.drain_env(&through).await;
+    env.drain_env(&[("AWS_ENDPOINT_URL", proxy.url.as_str())])
+        .await;
     let job = env.job_for(&user_id).await;
     assert_eq!(job["status"], "failed", "{job:#}");
     let mut half = key_statuses(&env.sdk, &user).await;
     half.sort();
     assert_eq!(half, ["Active", "Inactive"], "one key was deactivated");
+    (user, user_id, proxy)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_that_failed_half_way_goes_on_with_its_plan_and_is_undone_whole() {
+    let env = Env::new().await;
+    let (user, user_id, proxy) = a_user_fixed_half_way(&env).await;
+    let through = [("AWS_ENDPOINT_URL", proxy.url.as_str())];
 
     // The retry finds one key left to deactivate: it goes on with the whole plan, from the
     // reading before the first try.
@@ -1387,4 +1395,43 @@ async fn a_job_that_failed_half_way_goes_on_with_its_plan_and_is_undone_whole() 
     );
     assert_eq!(key_statuses(&env.sdk, &user).await, ["Active", "Active"]);
     assert!(env.ok(&["audit", "verify"]).await.starts_with("OK"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_that_plans_afresh_after_a_half_way_try_says_its_undo_starts_from_there() {
+    let env = Env::new().await;
+    let (user, user_id, proxy) = a_user_fixed_half_way(&env).await;
+    // In dry-run the retry does not go on with the enforced plan: it plans afresh, from the
+    // user as the failed try left it.
+    env.ok(&[
+        "settings",
+        "set",
+        "iam-deactivate-stale-keys",
+        "--mode",
+        "dry-run",
+        "--by",
+        "test",
+    ])
+    .await;
+    env.drain_all_env(&[("AWS_ENDPOINT_URL", proxy.url.as_str())])
+        .await;
+    let job = env.job_for(&user_id).await;
+    assert_eq!(job["status"], "planned", "{job:#}");
+    let reason = job["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("try 1 failed after changing the resource")
+            && reason.contains("as try 1 left it"),
+        "{job:#}"
+    );
+    let mut keys = key_statuses(&env.sdk, &user).await;
+    keys.sort();
+    assert_eq!(keys, ["Active", "Inactive"], "dry-run changes nothing");
+    // The first try's record holds what it changed.
+    let first = env
+        .audit()
+        .await
+        .into_iter()
+        .find(|r| r["job_id"] == job["id"] && r["outcome"] == "failed")
+        .expect("the first try's record");
+    assert_ne!(first["before"], first["after"], "{first:#}");
 }

@@ -259,6 +259,21 @@ pub fn continued<'a>(
     })
 }
 
+/// What a job's record says of its earlier try when that try failed after changing the resource
+/// and this one did not go on with its plan ([`continued`]): this try planned from the resource
+/// as that one left it, so this job's record, and its undo, start from there. That try's own
+/// audit record holds what it changed (the reading before and after it).
+pub fn left_behind(previous: Option<&Job>) -> Option<String> {
+    let p = previous.filter(|p| p.status == JobStatus::Failed)?;
+    let changed = matches!((&p.before, &p.after), (Some(b), Some(a)) if a != b);
+    (changed || !p.created.is_empty()).then(|| {
+        format!(
+            "try {n} failed after changing the resource, and this try planned afresh from what it left: undo of this job puts the resource back as try {n} left it, not as it was before (try {n}'s audit record holds both)",
+            n = p.attempts
+        )
+    })
+}
+
 /// What a job's record says of its earlier try when that try was interrupted: claimed, and its
 /// lease ran out with no outcome written (its worker was killed or cut off). Whatever it changed
 /// before it stopped is on no record, so this job's record, and its undo, cannot cover it.
@@ -718,6 +733,37 @@ mod tests {
         };
         let config = remediation("config-recorder-on");
         assert!(continued(Some(&recorder), &config, Mode::Enforce, &rest).is_none());
+    }
+
+    #[test]
+    fn a_retry_that_plans_afresh_after_a_try_that_changed_the_resource_says_so() {
+        let earlier = Job {
+            mode: Mode::Enforce,
+            attempts: 1,
+            before: Some(serde_json::json!({"rules": ["r1", "r2"]})),
+            after: Some(serde_json::json!({"rules": ["r2"]})),
+            ..Job::sample(JobStatus::Failed)
+        };
+        let said = left_behind(Some(&earlier)).expect("the first try changed the resource");
+        assert!(said.contains("try 1 failed after changing"), "{said}");
+        assert!(said.contains("as try 1 left it"), "{said}");
+        // A try that changed nothing, or left nothing read, or did not fail: nothing to say.
+        let unchanged = Job {
+            after: earlier.before.clone(),
+            ..earlier.clone()
+        };
+        assert_eq!(left_behind(Some(&unchanged)), None);
+        let unread = Job {
+            after: None,
+            ..earlier.clone()
+        };
+        assert_eq!(left_behind(Some(&unread)), None);
+        let applied = Job {
+            status: JobStatus::Applied,
+            ..earlier.clone()
+        };
+        assert_eq!(left_behind(Some(&applied)), None);
+        assert_eq!(left_behind(None), None);
     }
 
     #[test]

@@ -813,7 +813,13 @@ async fn decide(
                 Some(plan.actions),
             )
         }
-        None => (read.clone(), plan, None),
+        None => {
+            if let Some(said) = gates::left_behind(previous) {
+                warn!("{said}");
+                note = Some(noted(note, &said));
+            }
+            (read.clone(), plan, None)
+        }
     };
     job.before = Some(before.clone());
     let hash = plan.hash();
