@@ -407,14 +407,9 @@ async fn a_plan_not_enforced_gives_back_what_its_claim_counted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_breaker_counts_across_workers_and_honours_a_reset() {
-    use rectify::state::{Breaker, BreakerLimit, Names, Store};
+    use rectify::state::{Breaker, BreakerLimit};
     let env = Env::new().await;
-    let store = |_: u8| {
-        Store::new(
-            aws_sdk_dynamodb::Client::new(&env.sdk),
-            Names::new(&env.prefix),
-        )
-    };
+    let store = |_: u8| env.store();
     let (one, two) = (store(1), store(2));
     let r = "s3-block-public-access";
     let b = &BreakerLimit {
@@ -700,13 +695,9 @@ async fn the_breaker_holds_only_the_account_that_crossed_its_limit() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hold_taken_over_by_another_owner_is_known_lost_at_its_next_renewal() {
     use rectify::reconcile::lease::ResourceLease;
-    use rectify::state::{Names, Store};
     use std::time::Duration;
     let env = Env::new().await;
-    let store = Store::new(
-        aws_sdk_dynamodb::Client::new(&env.sdk),
-        Names::new(&env.prefix),
-    );
+    let store = env.store();
     let key = "123456789012/us-east-1/AWS::S3::Bucket/held";
     let lease = Duration::from_secs(6);
     let taken = std::time::Instant::now();
@@ -750,25 +741,15 @@ async fn a_hold_taken_over_by_another_owner_is_known_lost_at_its_next_renewal() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_user_named_by_its_unique_id_waits_for_a_job_holding_it_by_its_name() {
-    use rectify::state::{Names, Store, resource_key};
-    use std::time::Duration;
+    use rectify::state::resource_key;
     let env = Env::new().await;
     env.enforce("iam-deactivate-stale-keys").await;
     env.param("iam-deactivate-stale-keys", "max_unused_days=0")
         .await;
     let (user, user_id) = user_with_keys(&env.sdk, &env.prefix, 1).await;
     // A job for the user found by its name (a Security Hub finding, the sweep) holds it.
-    let store = Store::new(
-        aws_sdk_dynamodb::Client::new(&env.sdk),
-        Names::new(&env.prefix),
-    );
     let key = resource_key(HOME, "*", "AWS::IAM::User", &user.to_ascii_lowercase());
-    assert!(
-        store
-            .lock_resource(&key, "worker-b", Duration::from_secs(120))
-            .await
-            .unwrap()
-    );
+    env.hold(&key).await;
     // Config names the user by its unique id: the job waits for the one holding it by name.
     env.send(&unused_credentials(&user_id)).await;
     let run = env.drain().await;
@@ -780,7 +761,7 @@ async fn a_user_named_by_its_unique_id_waits_for_a_job_holding_it_by_its_name() 
     assert_eq!(key_statuses(&env.sdk, &user).await, ["Active"]);
     assert_eq!(env.depth(false).await, 1, "the finding comes back");
     // Once the other job let go, the finding is fixed once.
-    store.unlock_resource(&key, "worker-b").await.unwrap();
+    env.let_go(&key).await;
     env.drain_all().await;
     assert_eq!(key_statuses(&env.sdk, &user).await, ["Inactive"]);
     assert_eq!(env.job_for(&user_id).await["status"], "applied");

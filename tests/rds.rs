@@ -435,8 +435,7 @@ async fn an_approved_plan_for_an_instance_that_is_not_available_stays_approved_a
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_instance_named_by_its_resource_id_waits_for_a_job_holding_it_by_its_identifier() {
-    use rectify::state::{Names, Store, resource_key};
-    use std::time::Duration;
+    use rectify::state::resource_key;
     let env = Env::new().await;
     env.enforce("rds-instance-not-public").await;
     let id = public_instance(&env).await;
@@ -448,17 +447,8 @@ async fn an_instance_named_by_its_resource_id_waits_for_a_job_holding_it_by_its_
         .unwrap();
     let resource_id = out.db_instances()[0].dbi_resource_id().unwrap().to_string();
     // A job for the instance found by its identifier (Security Hub, the sweep) holds it.
-    let store = Store::new(
-        aws_sdk_dynamodb::Client::new(&env.sdk),
-        Names::new(&env.prefix),
-    );
     let key = resource_key(HOME, REGION, "AWS::RDS::DBInstance", &id);
-    assert!(
-        store
-            .lock_resource(&key, "worker-b", Duration::from_secs(120))
-            .await
-            .unwrap()
-    );
+    env.hold(&key).await;
     // Config names the instance by its resource id (`db-…`): the job waits.
     env.send(&config_event(
         HOME,
@@ -475,7 +465,7 @@ async fn an_instance_named_by_its_resource_id_waits_for_a_job_holding_it_by_its_
     );
     assert!(instance_state(&env, &id).await.1, "still public");
     // Once the other job let go, the finding is fixed, under the lock of the identifier.
-    store.unlock_resource(&key, "worker-b").await.unwrap();
+    env.let_go(&key).await;
     env.drain_all().await;
     let job = env.job_for(&resource_id).await;
     assert_eq!(job["status"], "applied", "{job:#}");

@@ -455,6 +455,30 @@ impl Env {
         jobs[0].clone()
     }
 
+    /// The state store under this prefix, as rectify's own code reaches it.
+    pub fn store(&self) -> rectify::state::Store {
+        rectify::state::Store::new(
+            aws_sdk_dynamodb::Client::new(&self.sdk),
+            rectify::state::Names::new(&self.prefix),
+        )
+    }
+
+    /// Takes the resource lock `key` as another worker's job would, for two minutes: a job
+    /// for that resource waits until [`Env::let_go`].
+    pub async fn hold(&self, key: &str) {
+        let taken = self
+            .store()
+            .lock_resource(key, "worker-b", Duration::from_secs(120))
+            .await
+            .unwrap();
+        assert!(taken, "{key} is held already");
+    }
+
+    /// Releases a lock taken by [`Env::hold`].
+    pub async fn let_go(&self, key: &str) {
+        self.store().unlock_resource(key, "worker-b").await.unwrap();
+    }
+
     pub fn sqs(&self) -> aws_sdk_sqs::Client {
         aws_sdk_sqs::Client::new(&self.sdk)
     }
