@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::action::{Action, Plan, canonical_value, inverses_applied};
+use crate::action::{Action, Plan, inverses_applied};
 use crate::audit::Record;
 use crate::catalog::Mode;
 use crate::clock::now_text;
@@ -25,32 +25,9 @@ use crate::cloud::CloudError;
 use crate::reconcile::Context;
 use crate::reconcile::lease::ResourceLease;
 use crate::reconcile::plan::observe;
+pub use crate::resource::comparable;
 use crate::settings::{ExemptionRequest, SettingsError, extend_exemption};
 use crate::state::{Job, JobStatus, StateError};
-
-/// The resource as it matters for a comparison: without the observation time, with security
-/// group rules (ingress and egress) compared by content, not by id, and with secrets redacted as the jobs table
-/// stores them (so a live state compares equal to its stored copy).
-pub fn comparable(resource: &Value) -> Value {
-    let mut v = resource.clone();
-    crate::redact::redact(&mut v);
-    if let Value::Object(m) = &mut v {
-        m.remove("observed_at");
-        for list in ["ingress_rules", "egress_rules"] {
-            if let Some(Value::Array(rules)) = m.get_mut(list) {
-                for r in rules.iter_mut() {
-                    if let Value::Object(r) = r {
-                        r.remove("rule_id");
-                    }
-                }
-                rules.sort_by_key(|r| {
-                    serde_json::to_string(&canonical_value(r)).unwrap_or_default()
-                });
-            }
-        }
-    }
-    canonical_value(&v)
-}
 
 /// A readable difference between two resource states.
 pub fn difference(expected: &Value, actual: &Value) -> String {

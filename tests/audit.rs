@@ -1419,7 +1419,7 @@ async fn a_retry_that_plans_afresh_after_a_half_way_try_says_its_undo_starts_fro
     assert_eq!(job["status"], "planned", "{job:#}");
     let reason = job["reason"].as_str().unwrap();
     assert!(
-        reason.contains("try 1 failed after changing the resource")
+        reason.contains("try 1 failed and the resource read after it differs")
             && reason.contains("as try 1 left it"),
         "{job:#}"
     );

@@ -246,7 +246,8 @@ pub fn continued<'a>(
     else {
         return None;
     };
-    let changed = after != before || !p.created.is_empty();
+    let changed = crate::resource::comparable(after) != crate::resource::comparable(before)
+        || !p.created.is_empty();
     let within = fresh.needs_parameters.is_empty()
         && !fresh.is_empty()
         && fresh.actions.iter().all(|a| plan.actions.contains(a));
@@ -259,16 +260,18 @@ pub fn continued<'a>(
     })
 }
 
-/// What a job's record says of its earlier try when that try failed after changing the resource
-/// and this one did not go on with its plan ([`continued`]): this try planned from the resource
-/// as that one left it, so this job's record, and its undo, start from there. That try's own
-/// audit record holds what it changed (the reading before and after it).
+/// What a job's record says of its earlier try when that try failed and the resource read after
+/// it differs from the reading it planned from (the observation time aside), and this one did
+/// not go on with its plan ([`continued`]): this try planned from the resource as that one left
+/// it, so this job's record, and an undo of it, start from there. That try's own audit record
+/// holds both readings.
 pub fn left_behind(previous: Option<&Job>) -> Option<String> {
     let p = previous.filter(|p| p.status == JobStatus::Failed)?;
-    let changed = matches!((&p.before, &p.after), (Some(b), Some(a)) if a != b);
+    let changed = matches!((&p.before, &p.after),
+        (Some(b), Some(a)) if crate::resource::comparable(a) != crate::resource::comparable(b));
     (changed || !p.created.is_empty()).then(|| {
         format!(
-            "try {n} failed after changing the resource, and this try planned afresh from what it left: undo of this job puts the resource back as try {n} left it, not as it was before (try {n}'s audit record holds both)",
+            "try {n} failed and the resource read after it differs from the reading it planned from; this try planned afresh from what it left, so this job's record starts there and an undo of it would put the resource back as try {n} left it, not as it was before (try {n}'s audit record holds both readings)",
             n = p.attempts
         )
     })
@@ -745,11 +748,20 @@ mod tests {
             ..Job::sample(JobStatus::Failed)
         };
         let said = left_behind(Some(&earlier)).expect("the first try changed the resource");
-        assert!(said.contains("try 1 failed after changing"), "{said}");
+        assert!(
+            said.contains("try 1 failed and the resource read after it differs"),
+            "{said}"
+        );
         assert!(said.contains("as try 1 left it"), "{said}");
-        // A try that changed nothing, or left nothing read, or did not fail: nothing to say.
+        // A try that changed nothing (read again only later), or left nothing read, or did not
+        // fail: nothing to say.
         let unchanged = Job {
-            after: earlier.before.clone(),
+            before: Some(
+                serde_json::json!({"rules": ["r1"], "observed_at": "2026-12-01T10:00:00.000Z"}),
+            ),
+            after: Some(
+                serde_json::json!({"rules": ["r1"], "observed_at": "2026-12-01T10:00:01.000Z"}),
+            ),
             ..earlier.clone()
         };
         assert_eq!(left_behind(Some(&unchanged)), None);

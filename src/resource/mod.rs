@@ -258,6 +258,30 @@ pub fn names(resource_type: &str, observed: &Value) -> Vec<String> {
     lookup(resource_type).map_or_else(Vec::new, |rt| rt.names(observed))
 }
 
+/// The resource as it matters for a comparison: without the observation time, with security
+/// group rules (ingress and egress) compared by content, not by id, and with secrets redacted as the jobs table
+/// stores them (so a live state compares equal to its stored copy).
+pub fn comparable(resource: &Value) -> Value {
+    let mut v = resource.clone();
+    crate::redact::redact(&mut v);
+    if let Value::Object(m) = &mut v {
+        m.remove("observed_at");
+        for list in ["ingress_rules", "egress_rules"] {
+            if let Some(Value::Array(rules)) = m.get_mut(list) {
+                for r in rules.iter_mut() {
+                    if let Value::Object(r) = r {
+                        r.remove("rule_id");
+                    }
+                }
+                rules.sort_by_key(|r| {
+                    serde_json::to_string(&crate::action::canonical_value(r)).unwrap_or_default()
+                });
+            }
+        }
+    }
+    crate::action::canonical_value(&v)
+}
+
 /// The name a resource of this type, as observed, is locked under: the first of its
 /// [`ResourceType::names`], or `id` for a type named one way.
 pub fn lock_name_of(resource_type: &str, id: &str, observed: &Value) -> String {
