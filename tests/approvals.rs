@@ -853,3 +853,55 @@ async fn with_approver_must_differ_whoever_requested_the_job_cannot_approve_it()
     assert_eq!(ok.code, 0, "{}{}", ok.stdout, ok.stderr);
     assert_eq!(env.job_for(&bucket).await["approved_by"], third.as_str());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compliant_finding_by_unique_id_cancels_the_plan_pending_for_the_user_by_name() {
+    let env = Env::new().await;
+    env.ok(&[
+        "settings",
+        "set",
+        "iam-deactivate-stale-keys",
+        "--mode",
+        "approval",
+        "--by",
+        "test",
+    ])
+    .await;
+    env.param("iam-deactivate-stale-keys", "max_unused_days=0")
+        .await;
+    let (user, user_id) = user_with_keys(&env.sdk, &env.prefix, 1).await;
+    let finding = |id: &str, compliance: &str| {
+        config_detail(
+            HOME,
+            "iam-user-unused-credentials-check",
+            "AWS::IAM::User",
+            id,
+            compliance,
+        )
+        .to_string()
+    };
+    // A finding that names the user by name waits for approval.
+    env.send(&finding(&user, "NON_COMPLIANT")).await;
+    env.drain().await;
+    assert_eq!(env.job_for(&user).await["status"], "pending-approval");
+    // The key is deactivated by hand, and Config reports the user compliant by its unique id.
+    let iam = aws_sdk_iam::Client::new(&env.sdk);
+    let keys = iam
+        .list_access_keys()
+        .user_name(&user)
+        .send()
+        .await
+        .unwrap();
+    iam.update_access_key()
+        .user_name(&user)
+        .access_key_id(keys.access_key_metadata()[0].access_key_id().unwrap())
+        .status(aws_sdk_iam::types::StatusType::Inactive)
+        .send()
+        .await
+        .unwrap();
+    env.send(&finding(&user_id, "COMPLIANT")).await;
+    env.drain().await;
+    let job = env.job_for(&user).await;
+    assert_eq!(job["status"], "cancelled", "{job:#}");
+    assert!(job["reason"].as_str().unwrap().contains("COMPLIANT"));
+}

@@ -169,18 +169,34 @@ async fn cancel_pending(
     routes: &[Arc<Remediation>],
     snapshot: &SettingsSnapshot,
 ) -> Result<(), ReconcileError> {
-    let key = crate::state::resource_key(
+    // Jobs are filed under the id their finding used: a resource named another way (an IAM
+    // user by its unique id) has its jobs under its name too.
+    let name = lock_name(
+        ctx,
+        snapshot,
         &finding.account,
         &finding.region,
         &finding.resource_type,
         &finding.resource_id,
-    );
-    let jobs = ctx.store.jobs_for_resource(&key).await.map_err(|source| {
-        ReconcileError::JobsOfResource {
-            resource: finding.resource_id.clone(),
-            source,
-        }
-    })?;
+    )
+    .await?;
+    let mut jobs = Vec::new();
+    for id in
+        std::iter::once(&finding.resource_id).chain((name != finding.resource_id).then_some(&name))
+    {
+        let key = crate::state::resource_key(
+            &finding.account,
+            &finding.region,
+            &finding.resource_type,
+            id,
+        );
+        jobs.extend(ctx.store.jobs_for_resource(&key).await.map_err(|source| {
+            ReconcileError::JobsOfResource {
+                resource: id.clone(),
+                source,
+            }
+        })?);
+    }
     let reported = format!(
         "rule {} reported the resource {}",
         finding.rule,
@@ -419,7 +435,16 @@ pub async fn reconcile(
         // The resource's lock and the job's claim are one write; in enforce mode it also counts
         // the enforcement on the breaker, given back with the outcome if none is made.
         let lock_owner = format!("{}/{}", ctx.owner, job.id);
-        let key = lock_key(&job, r.scope(), &lock_name(ctx, snapshot, &job).await?);
+        let name = lock_name(
+            ctx,
+            snapshot,
+            &job.account,
+            &job.region,
+            &job.resource_type,
+            &job.resource_id,
+        )
+        .await?;
+        let key = lock_key(&job, r.scope(), &name);
         let breaker = (job.mode == Mode::Enforce).then(|| snapshot.breaker(r, &job.account));
         let taken = std::time::Instant::now();
         let claimed = ctx
@@ -479,9 +504,9 @@ pub(crate) fn lock_key(job: &Job, scope: crate::resource::Scope, name: &str) -> 
     )
 }
 
-/// The name a new job's resource is locked under: the id its finding named, or, when that is
-/// another of the resource's names (an IAM user's unique id), the first of them, looked up in
-/// an account the allow-list allows (nothing is read in another: the job is refused after its
+/// The name a resource its finding names `id` is locked under: `id`, or, when that is another
+/// of the resource's names (an IAM user's unique id), the first of them, looked up in an
+/// account the allow-list allows (nothing is read in another: the job is refused after its
 /// claim). A lookup that fails for a passing reason (throttling, a 5xx) leaves the message for
 /// a retry, before any claim; one that fails otherwise (gone, access denied) leaves the
 /// finding's id, and the read after the claim meets the same and records it. Should the lock's
@@ -489,21 +514,23 @@ pub(crate) fn lock_key(job: &Job, scope: crate::resource::Scope, name: &str) -> 
 async fn lock_name(
     ctx: &Context,
     snapshot: &SettingsSnapshot,
-    job: &Job,
+    account: &str,
+    region: &str,
+    resource_type: &str,
+    id: &str,
 ) -> Result<String, ReconcileError> {
-    let Some(rt) = crate::resource::lookup(&job.resource_type)
-        .filter(|rt| rt.named_otherwise(&job.resource_id))
+    let Some(rt) = crate::resource::lookup(resource_type).filter(|rt| rt.named_otherwise(id))
     else {
-        return Ok(job.resource_id.clone());
+        return Ok(id.to_string());
     };
-    let allowed = organization_for(ctx, snapshot, &job.account)
+    let allowed = organization_for(ctx, snapshot, account)
         .await
-        .is_ok_and(|o| snapshot.account_allowed(&job.account, o.as_deref()));
+        .is_ok_and(|o| snapshot.account_allowed(account, o.as_deref()));
     if !allowed {
-        return Ok(job.resource_id.clone());
+        return Ok(id.to_string());
     }
-    let clients = ctx.cloud.clients(&job.account, &job.region).await;
-    match rt.lock_name(&clients, &job.resource_id).await {
+    let clients = ctx.cloud.clients(account, region).await;
+    match rt.lock_name(&clients, id).await {
         Ok(name) => Ok(name),
         Err(e) if e.retryable() => {
             warn!(error = %e, "the resource's name cannot be looked up: the message will be retried");
@@ -511,7 +538,7 @@ async fn lock_name(
         }
         Err(e) => {
             info!(error = %e, "the resource's other name cannot be looked up: it is locked under the finding's");
-            Ok(job.resource_id.clone())
+            Ok(id.to_string())
         }
     }
 }
