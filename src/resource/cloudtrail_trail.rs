@@ -92,13 +92,13 @@ pub(crate) fn is_trail_name(id: &str) -> bool {
         && !b.windows(2).any(|w| punct(&w[0]) && punct(&w[1]))
 }
 
-/// Whether `id` is a trail ARN of the `aws` partition: a region, a twelve-digit account and
-/// `trail/` and a trail name.
 /// The name a trail's ARN ends with; a name as it is.
 fn trail_name(id: &str) -> &str {
     id.rsplit_once(":trail/").map_or(id, |(_, name)| name)
 }
 
+/// Whether `id` is a trail ARN of the `aws` partition: a region, a twelve-digit account and
+/// `trail/` and a trail name.
 fn is_trail_arn(id: &str) -> bool {
     let Some(rest) = id.strip_prefix("arn:aws:cloudtrail:") else {
         return false;
