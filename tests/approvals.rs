@@ -885,16 +885,11 @@ async fn a_compliant_finding_by_unique_id_cancels_the_plan_pending_for_the_user_
     env.drain().await;
     assert_eq!(env.job_for(&user).await["status"], "pending-approval");
     // The key is deactivated by hand, and Config reports the user compliant by its unique id.
-    let iam = aws_sdk_iam::Client::new(&env.sdk);
-    let keys = iam
-        .list_access_keys()
+    let (key, _) = access_keys(&env.sdk, &user).await.remove(0);
+    aws_sdk_iam::Client::new(&env.sdk)
+        .update_access_key()
         .user_name(&user)
-        .send()
-        .await
-        .unwrap();
-    iam.update_access_key()
-        .user_name(&user)
-        .access_key_id(keys.access_key_metadata()[0].access_key_id().unwrap())
+        .access_key_id(key)
         .status(aws_sdk_iam::types::StatusType::Inactive)
         .send()
         .await

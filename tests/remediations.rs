@@ -671,16 +671,10 @@ async fn a_unique_id_whose_user_was_made_again_under_its_name_changes_nothing() 
     assert_eq!(key_statuses(&env.sdk, &other).await, ["Inactive"]);
     // The user is deleted and made again under its name: another user, another unique id.
     let iam = aws_sdk_iam::Client::new(&env.sdk);
-    let keys = iam
-        .list_access_keys()
-        .user_name(&user)
-        .send()
-        .await
-        .unwrap();
-    for k in keys.access_key_metadata() {
+    for (key, _) in access_keys(&env.sdk, &user).await {
         iam.delete_access_key()
             .user_name(&user)
-            .access_key_id(k.access_key_id().unwrap())
+            .access_key_id(key)
             .send()
             .await
             .unwrap();

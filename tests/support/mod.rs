@@ -714,8 +714,8 @@ pub fn unused_credentials(user_id: &str) -> String {
     .to_string()
 }
 
-/// The status of each of `user`'s access keys, in key id order.
-pub async fn key_statuses(sdk: &SdkConfig, user: &str) -> Vec<String> {
+/// Each of `user`'s access keys as (key id, status), in key id order.
+pub async fn access_keys(sdk: &SdkConfig, user: &str) -> Vec<(String, String)> {
     let mut keys: Vec<(String, String)> = aws_sdk_iam::Client::new(sdk)
         .list_access_keys()
         .user_name(user)
@@ -732,7 +732,16 @@ pub async fn key_statuses(sdk: &SdkConfig, user: &str) -> Vec<String> {
         })
         .collect();
     keys.sort();
-    keys.into_iter().map(|(_, s)| s).collect()
+    keys
+}
+
+/// The status of each of `user`'s access keys, in key id order.
+pub async fn key_statuses(sdk: &SdkConfig, user: &str) -> Vec<String> {
+    access_keys(sdk, user)
+        .await
+        .into_iter()
+        .map(|(_, s)| s)
+        .collect()
 }
 
 /// The Config compliance detail for a resource, with a fresh ordering timestamp.
