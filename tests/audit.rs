@@ -1335,10 +1335,7 @@ async fn a_record_whose_answer_was_lost_moves_the_head_on_and_the_next_record_fo
 /// A user with two stale keys whose job deactivated the first and failed on the second: its
 /// name, its unique id, and the fault proxy the worker goes through.
 async fn a_user_fixed_half_way(env: &Env) -> (String, String, FaultProxy) {
-    env.enforce("iam-deactivate-stale-keys").await;
-    // With a threshold of 0 days every active key is stale (moto cannot back-date a key).
-    env.param("iam-deactivate-stale-keys", "max_unused_days=0")
-        .await;
+    env.enforce_on_every_active_key().await;
     let (user, user_id) = user_with_keys(&env.sdk, "halfway", 2).await;
     let proxy = FaultProxy::start(0.0, 23).await;
     // The first key's update goes through; the second's is throttled as often as the SDK tries.

@@ -743,9 +743,7 @@ async fn a_hold_taken_over_by_another_owner_is_known_lost_at_its_next_renewal() 
 async fn a_user_named_by_its_unique_id_waits_for_a_job_holding_it_by_its_name() {
     use rectify::state::resource_key;
     let env = Env::new().await;
-    env.enforce("iam-deactivate-stale-keys").await;
-    env.param("iam-deactivate-stale-keys", "max_unused_days=0")
-        .await;
+    env.enforce_on_every_active_key().await;
     let (user, user_id) = user_with_keys(&env.sdk, &env.prefix, 1).await;
     // A job for the user found by its name (a Security Hub finding, the sweep) holds it.
     let key = resource_key(HOME, "*", "AWS::IAM::User", &user.to_ascii_lowercase());

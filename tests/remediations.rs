@@ -641,9 +641,7 @@ async fn instances_that_allow_imdsv1_get_imdsv2_required() {
 async fn a_unique_id_whose_user_was_made_again_under_its_name_changes_nothing() {
     use std::time::Duration;
     let env = Env::new().await;
-    env.enforce("iam-deactivate-stale-keys").await;
-    env.param("iam-deactivate-stale-keys", "max_unused_days=0")
-        .await;
+    env.enforce_on_every_active_key().await;
     let (other, other_id) = user_with_keys(&env.sdk, &env.prefix, 1).await;
     let (user, user_id) = user_with_keys(&env.sdk, &env.prefix, 1).await;
     let mut worker = env.spawn(&["worker", "--wait-seconds", "1"]);

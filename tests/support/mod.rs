@@ -330,6 +330,14 @@ impl Env {
         self.ok(&args).await;
     }
 
+    /// Switches `iam-deactivate-stale-keys` to enforce with a threshold of 0 days: every
+    /// active key is stale (moto cannot back-date a key).
+    pub async fn enforce_on_every_active_key(&self) {
+        self.enforce("iam-deactivate-stale-keys").await;
+        self.param("iam-deactivate-stale-keys", "max_unused_days=0")
+            .await;
+    }
+
     /// Sets one parameter (`KEY=VALUE`) of a remediation in every account.
     pub async fn param(&self, remediation: &str, key_value: &str) {
         self.ok(&[
