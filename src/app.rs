@@ -68,12 +68,16 @@ pub const CONTROL_CONCURRENCY: usize = 2;
 /// How long a job run by an operator's command (undo, sweep) holds its resource lock.
 pub const COMMAND_LEASE: Duration = Duration::from_secs(300);
 
-/// The AWS configuration from the standard chain; an error when it names no region or its
-/// credential chain finds no credentials (said before any call, so a missing credential does
-/// not read as an unreachable AWS).
-pub async fn aws_config() -> Result<aws_config::SdkConfig, AppError> {
+/// The AWS configuration from the standard chain, each attempt of a call bounded by
+/// `config.call_timeout`; an error when it names no region or its credential chain finds no
+/// credentials (said before any call, so a missing credential does not read as an unreachable
+/// AWS).
+pub async fn aws_config(config: &Config) -> Result<aws_config::SdkConfig, AppError> {
     use aws_sdk_sts::config::ProvideCredentials;
-    let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .timeout_config(call_timeouts(config.call_timeout))
+        .load()
+        .await;
     if config.region().is_none() {
         return Err(AppError::NoRegion);
     }
@@ -86,6 +90,15 @@ pub async fn aws_config() -> Result<aws_config::SdkConfig, AppError> {
         return Err(AppError::NoCredentials(crate::cloud::error_chain(&e)));
     }
     Ok(config)
+}
+
+/// Each attempt of a call bounded by `attempt`; the SDK's other timeouts (connecting) stay as
+/// they are. An attempt that takes longer fails as a timeout, which the SDK retries like any
+/// transient error: a call that never answers does not hold its job for ever.
+pub fn call_timeouts(attempt: Duration) -> aws_config::timeout::TimeoutConfig {
+    aws_config::timeout::TimeoutConfig::builder()
+        .operation_attempt_timeout(attempt)
+        .build()
 }
 
 /// The state tables of the configured prefix.
@@ -213,9 +226,15 @@ pub async fn run(
 ) -> Result<(), AppError> {
     // The catalog is checked before anything touches AWS: a broken script stops start-up.
     let loaded = load_catalog(&config)?;
-    let aws = aws_config().await?;
+    let aws = aws_config(&config).await?;
     let names = Names::new(&config.prefix);
-    let sqs = aws_sdk_sqs::Client::new(&aws);
+    // A long poll answers after up to 20 s of waiting for messages: its attempts may take that
+    // on top of the call timeout.
+    let sqs = aws_sdk_sqs::Client::from_conf(
+        aws_sdk_sqs::config::Builder::from(&aws)
+            .timeout_config(call_timeouts(config.call_timeout + Duration::from_secs(20)))
+            .build(),
+    );
     // What start-up reads does not depend on each other but for the event queue's visibility
     // timeout on its URL: the reads run at once.
     let events = async {

@@ -35,6 +35,8 @@ pub struct FileConfig {
     pub worker: WorkerFile,
     #[serde(default)]
     pub audit: AuditFile,
+    #[serde(default)]
+    pub aws: AwsFile,
     /// Script limits (see `script::Limits`).
     #[serde(default)]
     pub script: Option<Limits>,
@@ -70,6 +72,18 @@ pub struct AuditFile {
     pub anchor_every_seconds: Option<u64>,
 }
 
+/// `[aws]` in the configuration file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AwsFile {
+    /// How long one attempt of an AWS call may take before it is given up and retried, in
+    /// seconds (default 30). A long poll of the event queue may take its wait on top.
+    pub call_timeout_seconds: Option<u64>,
+}
+
+/// The longest attempt of an AWS call that may be allowed, in seconds.
+pub const MAX_CALL_TIMEOUT_SECONDS: u64 = 300;
+
 /// The resolved configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -95,6 +109,10 @@ pub struct Config {
     pub anchor_every_records: u64,
     /// ... or this long after an unanchored record, whichever comes first.
     pub anchor_every_seconds: u64,
+    /// How long one attempt of an AWS call may take before the SDK gives it up and retries it
+    /// (a long poll may take its wait on top): a call that never answers fails instead of
+    /// holding its job, its resource's lock and its message for ever.
+    pub call_timeout: std::time::Duration,
 }
 
 /// A configuration that cannot be used; the message names the file and key.
@@ -126,6 +144,7 @@ pub struct Overrides {
     pub approval_ttl_seconds: Option<u64>,
     pub notify_topic_arn: Option<String>,
     pub liveness_file: Option<std::path::PathBuf>,
+    pub call_timeout_seconds: Option<u64>,
 }
 
 impl Config {
@@ -214,6 +233,18 @@ impl Config {
                 ),
             });
         }
+        let call_timeout_seconds = o
+            .call_timeout_seconds
+            .or(f.aws.call_timeout_seconds)
+            .unwrap_or(30);
+        if !(1..=MAX_CALL_TIMEOUT_SECONDS).contains(&call_timeout_seconds) {
+            return Err(ConfigError::Invalid {
+                key: "aws.call_timeout_seconds",
+                message: format!(
+                    "{call_timeout_seconds}: use 1 to {MAX_CALL_TIMEOUT_SECONDS} (how long one attempt of an AWS call may take)"
+                ),
+            });
+        }
         Ok(Config {
             prefix: prefix.clone(),
             // The member stack names its roles from the same prefix as the controller's
@@ -250,6 +281,7 @@ impl Config {
             limits: f.script.unwrap_or_default(),
             anchor_every_records,
             anchor_every_seconds,
+            call_timeout: std::time::Duration::from_secs(call_timeout_seconds),
         })
     }
 }
@@ -288,6 +320,42 @@ mod tests {
         assert_eq!(c.wait_seconds, 20);
         assert_eq!(c.once_wait_seconds, 1);
         assert_eq!((c.anchor_every_records, c.anchor_every_seconds), (10, 5));
+        assert_eq!(c.call_timeout, std::time::Duration::from_secs(30));
+    }
+
+    #[test]
+    fn a_call_timeout_comes_from_the_file_or_the_flag_and_a_bad_one_names_its_key() {
+        let p = write("[aws]\ncall_timeout_seconds = 7\n");
+        let c = Config::load(Some(&p), Overrides::default()).unwrap();
+        assert_eq!(c.call_timeout, std::time::Duration::from_secs(7));
+        let c = Config::load(
+            Some(&p),
+            Overrides {
+                call_timeout_seconds: Some(2),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(c.call_timeout, std::time::Duration::from_secs(2));
+        std::fs::remove_file(p).unwrap();
+        for bad in [0, MAX_CALL_TIMEOUT_SECONDS + 1] {
+            let e = Config::load(
+                None,
+                Overrides {
+                    call_timeout_seconds: Some(bad),
+                    ..Default::default()
+                },
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(e.starts_with("aws.call_timeout_seconds: "), "{e}");
+        }
+        let p = write("[aws]\ncall_timeout = 7\n");
+        let e = Config::load(Some(&p), Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("call_timeout"), "{e}");
+        std::fs::remove_file(p).unwrap();
     }
 
     #[test]

@@ -87,7 +87,7 @@ fn retention_arg(text: &str) -> std::result::Result<u32, String> {
 }
 
 pub(super) async fn run(config: &Config, cmd: AuditCommand) -> Result<()> {
-    let aws = aws_config().await?;
+    let aws = aws_config(config).await?;
     let store = store(config, &aws);
     let records = audit::read_all(store.client(), &store.names.audit).await?;
     match cmd {

@@ -28,7 +28,7 @@ fn visibility_arg(text: &str) -> std::result::Result<u32, String> {
 }
 
 pub(super) async fn run(config: &Config, args: BootstrapArgs) -> Result<()> {
-    let aws = aws_config().await?;
+    let aws = aws_config(config).await?;
     let made = bootstrap(
         &aws_sdk_sqs::Client::new(&aws),
         &aws_sdk_dynamodb::Client::new(&aws),

@@ -39,7 +39,7 @@ pub(super) async fn run(config: &Config, cmd: DlqCommand) -> Result<()> {
 }
 
 async fn list(config: &Config, out: OutputArgs) -> Result<()> {
-    let aws = aws_config().await?;
+    let aws = aws_config(config).await?;
     let sqs = aws_sdk_sqs::Client::new(&aws);
     let names = Names::new(&config.prefix);
     let url = queue_url(&sqs, &names.dlq).await?;
@@ -94,7 +94,7 @@ async fn max_receive_count(sqs: &aws_sdk_sqs::Client, url: &str) -> Option<u64> 
 }
 
 async fn redrive(config: &Config, ids: Vec<String>, out: OutputArgs) -> Result<()> {
-    let aws = aws_config().await?;
+    let aws = aws_config(config).await?;
     let sqs = aws_sdk_sqs::Client::new(&aws);
     let names = Names::new(&config.prefix);
     let dlq_url = queue_url(&sqs, &names.dlq).await?;

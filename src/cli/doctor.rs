@@ -108,7 +108,7 @@ pub fn judge_simulation(role: &str, results: &[(String, String)]) -> Verdict {
 
 pub(super) async fn run(config: &Config, args: DoctorArgs) -> Result<()> {
     let json_out = args.out.is_json();
-    let aws = aws_config().await?;
+    let aws = aws_config(config).await?;
     let store = store(config, &aws);
     let sqs = aws_sdk_sqs::Client::new(&aws);
     let mut checks = Vec::new();

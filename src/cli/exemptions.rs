@@ -97,7 +97,7 @@ pub(super) async fn run(config: &Config, cmd: ExemptionsCommand) -> Result<()> {
             Ok(())
         }
         ExemptionsCommand::List { out } => {
-            let aws = aws_config().await?;
+            let aws = aws_config(config).await?;
             let snapshot = store(config, &aws).settings().await?;
             let today = today();
             if out.is_json() {

@@ -592,7 +592,7 @@ pub(super) async fn run(config: &Config, cmd: JobsCommand) -> Result<()> {
                 Some(s) => Some(parse_status(&s)?),
                 None => None,
             };
-            let jobs: Vec<Job> = store(config, &aws_config().await?)
+            let jobs: Vec<Job> = store(config, &aws_config(config).await?)
                 .jobs()
                 .await?
                 .into_iter()
@@ -650,7 +650,7 @@ pub(super) async fn run(config: &Config, cmd: JobsCommand) -> Result<()> {
             Ok(())
         }
         JobsCommand::Show { id, out } => {
-            let job = jobs::find(&store(config, &aws_config().await?), &id).await?;
+            let job = jobs::find(&store(config, &aws_config(config).await?), &id).await?;
             if out.is_json() {
                 print_json(&job_json(&job));
                 return Ok(());
@@ -786,7 +786,7 @@ pub(super) async fn run(config: &Config, cmd: JobsCommand) -> Result<()> {
             exempt_until,
             out,
         } => {
-            let aws = aws_config().await?;
+            let aws = aws_config(config).await?;
             let loaded = load_catalog(config)?;
             // One identity call: the caller's account is the context's home, its ARN the actor
             // on the record (`--by` is a label beside it).

@@ -128,6 +128,22 @@ pub struct GlobalArgs {
         value_name = "FILE"
     )]
     pub liveness_file: Option<PathBuf>,
+    /// How long one attempt of an AWS call may take before it is given up and retried (the SDK
+    /// retries it, then the job's message comes back): seconds or a duration (45s, 2m), 1 s to
+    /// 5 m. A long poll of the event queue may take its wait on top [default: 30s]
+    #[arg(
+        long,
+        env = "RECTIFY_CALL_TIMEOUT",
+        global = true,
+        value_name = "DURATION",
+        value_parser = call_timeout_arg
+    )]
+    pub call_timeout: Option<u64>,
+}
+
+/// `--call-timeout`: 1 s to 5 m.
+fn call_timeout_arg(text: &str) -> std::result::Result<u64, String> {
+    crate::clock::seconds_within(text, 1, crate::config::MAX_CALL_TIMEOUT_SECONDS)
 }
 
 #[derive(Debug, Subcommand)]
@@ -370,7 +386,7 @@ fn not_set_up(f: &Failure) -> bool {
 /// The tables and queues of the prefix that do not exist, each as `table NAME` or `queue NAME`;
 /// `None` when that cannot be found out (the failure then keeps its own message).
 async fn missing_parts(config: &Config) -> Option<Vec<String>> {
-    let aws = aws_config().await.ok()?;
+    let aws = aws_config(config).await.ok()?;
     let names = crate::state::Names::new(&config.prefix);
     let ddb = aws_sdk_dynamodb::Client::new(&aws);
     let sqs = aws_sdk_sqs::Client::new(&aws);
@@ -438,6 +454,7 @@ impl Cli {
                 approval_ttl_seconds: self.global.approval_ttl_seconds,
                 notify_topic_arn: self.global.notify_topic_arn.clone(),
                 liveness_file: self.global.liveness_file.clone(),
+                call_timeout_seconds: self.global.call_timeout,
             },
         )
         .map_err(|e| Failure::usage(e.to_string()))
@@ -514,7 +531,7 @@ struct Operator {
 /// The [`Operator`] of a change: `by` is `--by`, or the caller's AWS identity when it is not
 /// given.
 async fn operator(config: &Config, by: Option<String>) -> Result<Operator> {
-    let aws = aws_config().await?;
+    let aws = aws_config(config).await?;
     let by = match by {
         Some(b) => b,
         None => caller(&aws).await?.arn,

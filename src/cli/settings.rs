@@ -227,7 +227,7 @@ pub(super) async fn run(config: &Config, cmd: SettingsCommand) -> Result<()> {
 
 async fn list(config: &Config, out: OutputArgs) -> Result<()> {
     let (_, catalog) = load_catalog(config)?;
-    let aws = aws_config().await?;
+    let aws = aws_config(config).await?;
     let snapshot = store(config, &aws).settings().await?;
     let mut rows = Vec::new();
     for r in catalog.all() {
@@ -508,7 +508,12 @@ async fn accounts(config: &Config, cmd: AccountsCommand) -> Result<()> {
         }
     };
     let global = match edit {
-        None => store(config, &aws_config().await?).settings().await?.global,
+        None => {
+            store(config, &aws_config(config).await?)
+                .settings()
+                .await?
+                .global
+        }
         Some((edit, by)) => {
             let op = operator(config, by).await?;
             settings::edit_allow_list(&op.store, &op.audit, &edit, &op.by).await?
@@ -530,7 +535,10 @@ async fn securityhub_admin(
     out: OutputArgs,
 ) -> Result<()> {
     let global = if account.is_none() && !clear {
-        store(config, &aws_config().await?).settings().await?.global
+        store(config, &aws_config(config).await?)
+            .settings()
+            .await?
+            .global
     } else {
         if let Some(a) = &account {
             crate::event::validate_account(a)

@@ -51,7 +51,7 @@ pub(super) async fn run(config: &Config, args: SweepArgs) -> Result<()> {
     }
     crate::sweep::check_regions(&args.regions)
         .map_err(|e| Failure::usage(format!("--region: {e}")))?;
-    let aws = aws_config().await?;
+    let aws = aws_config(config).await?;
     let loaded = load_catalog(config)?;
     let home = caller(&aws).await?.account;
     let ctx = build_context(config, &aws, loaded, COMMAND_LEASE, home);
