@@ -21,7 +21,10 @@ Targeted faults: {"throttle_action": "ListBuckets", "throttle_count": 5} throttl
 requests of that action (throttle_count counts down as it does), after letting the first
 "throttle_skip" of them through (counting down too); {"deny_assume_role":
 ["111122223333"]} answers STS AssumeRole into a role of those accounts with AccessDenied (403),
-as AWS does when the role does not trust the caller. "in_flight_max" is the most requests it
+as AWS does when the role does not trust the caller; {"hang_action": "PutPublicAccessBlock",
+"hang_count": 1} holds the next request of that action without ever answering it, as an
+endpoint that stops responding, until the client gives up and closes the connection, which
+"hangs_abandoned" counts. "in_flight_max" is the most requests it
 has held at once (set it to 0 to measure afresh), of one action when "in_flight_action" names it.
 """
 
@@ -40,7 +43,8 @@ from urllib.parse import parse_qs, urlsplit
 LOG_ALL = False
 STATE = {"fail_rate": 0.0, "down": False, "delay_ms": 300, "delay_only": False,
          "throttle_action": None, "throttle_count": 0, "throttle_skip": 0, "deny_assume_role": [],
-         "in_flight": 0, "in_flight_max": 0, "in_flight_action": None}
+         "in_flight": 0, "in_flight_max": 0, "in_flight_action": None,
+         "hang_action": None, "hang_count": 0, "hangs_abandoned": 0}
 LOCK = threading.Lock()
 HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "upgrade", "te", "trailer"}
 MUTATING = {
@@ -83,6 +87,9 @@ def targeted_fault(service, action, body):
     elif action == STATE["throttle_action"] and STATE["throttle_count"] > 0:
         STATE["throttle_count"] -= 1
         return "throttle"
+    if action == STATE["hang_action"] and STATE["hang_count"] > 0:
+        STATE["hang_count"] -= 1
+        return "hang"
     if service == "sts" and action == "AssumeRole":
         arn = parse_qs(body.decode("utf-8", "replace")).get("RoleArn", [""])[0]
         if arn.split(":")[4:5] and arn.split(":")[4] in STATE["deny_assume_role"]:
@@ -173,6 +180,17 @@ class Proxy(BaseHTTPRequestHandler):
             targeted = targeted_fault(service, action, body)
         if targeted:
             roll, kind = -1.0, targeted
+        if kind == "hang" and roll < 0:
+            # No answer, ever: wait for the client to close the connection (recv reads b"").
+            try:
+                while self.connection.recv(4096):
+                    pass
+            except OSError:
+                pass
+            with LOCK:
+                STATE["hangs_abandoned"] += 1
+            self.close_connection = True
+            return
         if roll < fail_rate:
             if kind == "delay":
                 time.sleep(delay_ms / 1000.0)

@@ -114,6 +114,44 @@ async fn at_twenty_percent_injected_faults_every_finding_converges_and_nothing_i
     assert_eq!(ended.len(), recorded.len(), "{ended:#?}\n{recorded:#?}");
 }
 
+/// An endpoint that stops answering in the middle of a fix, first the remediated service's,
+/// then the state store's: each call held is given up after the call timeout and retried, and
+/// every finding converges once. Without a timeout the worker would wait on it for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_that_never_answers_is_given_up_and_retried_and_every_finding_converges_once() {
+    let env = Env::new().await;
+    env.enforce("s3-block-public-access").await;
+    let proxy = FaultProxy::start(0.0, 5).await;
+    let mut buckets = Vec::new();
+    for (held, action) in ["PutPublicAccessBlock", "TransactWriteItems"]
+        .into_iter()
+        .enumerate()
+    {
+        let b = env.bucket("hang").await;
+        env.send_bucket_event(&b).await;
+        buckets.push(b);
+        proxy
+            .set(serde_json::json!({"hang_action": action, "hang_count": 1}))
+            .await;
+        let through_proxy = [
+            ("AWS_ENDPOINT_URL", proxy.url.as_str()),
+            ("RECTIFY_CALL_TIMEOUT", "2s"),
+        ];
+        let drained = env.drain_all_env(&through_proxy);
+        tokio::time::timeout(Duration::from_secs(150), drained)
+            .await
+            .unwrap_or_else(|_| panic!("the worker still waits on a {action} that never answers"));
+        let state = proxy.set(serde_json::json!({})).await;
+        assert_eq!(state["hang_count"], 0, "no {action} was held: {state}");
+        assert_eq!(
+            state["hangs_abandoned"],
+            held + 1,
+            "the held {action} was not given up: {state}"
+        );
+    }
+    assert_converged_once(&env, &proxy, &buckets, &[]).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_the_state_store_down_nothing_changes_no_message_is_taken_and_work_resumes() {
     let env = Env::new().await;

@@ -226,7 +226,9 @@ impl Env {
                 "RECTIFY_LOG",
                 "info,aws_config=warn,aws_smithy_runtime=warn",
             )
-            .stdin(Stdio::null());
+            .stdin(Stdio::null())
+            // A run a test gives up on does not outlive it.
+            .kill_on_drop(true);
         for (k, v) in sdk_env() {
             cmd.env(k, v);
         }
