@@ -3,7 +3,10 @@
 //!
 //! Each change is checked first, without I/O (a request that is built is valid), then written
 //! with an optimistic update of that one item ([`Store::update_setting`],
-//! [`Store::update_global`]) and recorded in the audit trail like a fix, with who made it.
+//! [`Store::update_global`]) in one transaction with its audit record, which says who made it:
+//! no change is written that is not on the record. A switch to enforce then resets the
+//! remediation's breaker, a consequence of the recorded switch (a reset asked for with nothing
+//! else to change is recorded on its own).
 
 use std::sync::Arc;
 
@@ -222,20 +225,32 @@ pub async fn set(
 ) -> Result<Setting, SettingsError> {
     let r = &request.remediation;
     let scope = request.scope.as_str();
+    let recorder =
+        audit.settings_recorder(store, |old, new| Record::settings_changed(old, new, by));
     let (old, new) = store
-        .update_setting(r.name(), scope, |s| {
-            request.change.apply(s);
-            s.updated_by = Some(by.to_string());
-        })
+        .update_setting(
+            r.name(),
+            scope,
+            |s| {
+                request.change.apply(s);
+                s.updated_by = Some(by.to_string());
+            },
+            &recorder,
+        )
         .await?;
     if request.change.mode == Some(Mode::Enforce) {
+        // The reset follows a recorded switch to enforce. Asked for again with nothing to
+        // change (to reset a tripped breaker, or after a reset that did not happen), it is
+        // recorded on its own.
         store
             .breaker_reset(r.name(), (scope != "*").then_some(scope))
             .await?;
+        if old.as_ref() == Some(&new) {
+            audit
+                .append(Record::settings_changed(old.as_ref(), &new, by))
+                .await?;
+        }
     }
-    audit
-        .append(Record::settings_changed(old.as_ref(), &new, by))
-        .await?;
     Ok(new)
 }
 
@@ -456,14 +471,18 @@ async fn update_global(
     what: RecordOutcome,
     mut edit: impl FnMut(&mut Global),
 ) -> Result<Global, SettingsError> {
-    let (old, new) = store
-        .update_global(|g| {
-            edit(g);
-            g.updated_by = Some(by.to_string());
-        })
-        .await?;
-    audit
-        .append(Record::global_changed(what, &old, &new, by))
+    let recorder = audit.settings_recorder(store, |old: Option<&Global>, new: &Global| {
+        let old = old.cloned().unwrap_or_default();
+        Record::global_changed(what.clone(), &old, new, by)
+    });
+    let (_, new) = store
+        .update_global(
+            |g| {
+                edit(g);
+                g.updated_by = Some(by.to_string());
+            },
+            &recorder,
+        )
         .await?;
     Ok(new)
 }
@@ -535,8 +554,11 @@ pub async fn add_exemption(
     by: &str,
 ) -> Result<Exemption, SettingsError> {
     let e = exemption_of(request, by);
-    store.put_exemption(&e).await?;
-    audit.append(Record::exemption_added(&e)).await?;
+    let put = store.exemption_put(&e, false)?;
+    // An unconditional write is never refused.
+    audit
+        .append_with(store, put, Record::exemption_added(&e))
+        .await?;
     Ok(e)
 }
 
@@ -550,11 +572,11 @@ pub async fn extend_exemption(
     by: &str,
 ) -> Result<Option<Exemption>, SettingsError> {
     let e = exemption_of(request, by);
-    if !store.extend_exemption(&e).await? {
-        return Ok(None);
-    }
-    audit.append(Record::exemption_added(&e)).await?;
-    Ok(Some(e))
+    let put = store.exemption_put(&e, true)?;
+    let written = audit
+        .append_with(store, put, Record::exemption_added(&e))
+        .await?;
+    Ok(written.map(|_| e))
 }
 
 fn exemption_of(request: ExemptionRequest, by: &str) -> Exemption {
@@ -585,14 +607,17 @@ pub async fn remove_exemption(
         resource_id: resource_id.to_string(),
         ..Exemption::default()
     };
-    if !store.delete_exemption(&e).await? {
+    let delete = store.exemption_delete(&e)?;
+    let written = audit
+        .append_with(store, delete, Record::exemption_removed(&e, by))
+        .await?;
+    if written.is_none() {
         return Err(SettingsError::NoExemption {
             remediation: e.remediation,
             resource_id: e.resource_id,
             account: e.account,
         });
     }
-    audit.append(Record::exemption_removed(&e, by)).await?;
     Ok(e)
 }
 

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
 use chrono::Utc;
 use serde::Serialize;
 use serde_json::Value;
@@ -26,7 +26,7 @@ mod breaker;
 mod txn;
 use breaker::BREAKER;
 pub use breaker::{Breaker, BreakerLimit, Reservation};
-pub use txn::{AuditPuts, Finished, JobWrite, LockedClaim};
+pub use txn::{AuditPuts, Finished, JobWrite, LockedClaim, Recorded};
 
 /// The names of the queues, DLQ and tables for one prefix.
 #[derive(Debug, Clone)]
@@ -928,9 +928,23 @@ impl Store {
             .await
     }
 
-    /// Records who asked for job `id` to run again (`jobs retry`), as an AWS identity.
-    pub async fn set_requested_by(&self, id: &str, by: &str) -> Result<(), StateError> {
-        self.set_on_job(id, "requested_by", s(by)).await
+    /// The write that records who asked for job `id` to run again (`jobs retry`), as an AWS
+    /// identity, for a transaction with its audit record: it holds only while the job exists.
+    pub fn requested_by_update(&self, id: &str, by: &str) -> Result<TransactWriteItem, StateError> {
+        let mut u = Update::default();
+        u.set("requested_by", s(by));
+        let exists = u.name("id");
+        let update = txn::built(
+            aws_sdk_dynamodb::types::Update::builder()
+                .table_name(&self.names.jobs)
+                .key("id", s(id))
+                .update_expression(u.expression())
+                .condition_expression(format!("attribute_exists({exists})"))
+                .set_expression_attribute_names(Some(u.names))
+                .set_expression_attribute_values(Some(u.values))
+                .build(),
+        )?;
+        Ok(TransactWriteItem::builder().update(update).build())
     }
 
     /// Sets one attribute of a job that exists.
@@ -952,16 +966,16 @@ impl Store {
         Ok(())
     }
 
-    /// Writes a whole job that no worker claims (an operator's undo).
-    pub async fn put_job(&self, job: &Job) -> Result<(), StateError> {
-        self.ddb
-            .put_item()
-            .table_name(&self.names.jobs)
-            .set_item(Some(job_item(job)))
-            .send()
-            .await
-            .map_err(|e| classify("dynamodb:PutItem", e))?;
-        Ok(())
+    /// The write of a whole job that no worker claims (an operator's undo), for a transaction
+    /// with its audit record.
+    pub fn job_put(&self, job: &Job) -> Result<TransactWriteItem, StateError> {
+        let put = txn::built(
+            aws_sdk_dynamodb::types::Put::builder()
+                .table_name(&self.names.jobs)
+                .set_item(Some(job_item(job)))
+                .build(),
+        )?;
+        Ok(TransactWriteItem::builder().put(put).build())
     }
 
     /// One job, read consistently.
@@ -1131,49 +1145,38 @@ fn versioned_condition(expected_version: u64) -> &'static str {
 }
 
 impl Store {
-    async fn put_versioned(
+    /// The write of a settings item that holds only if the item is still at `expected_version`
+    /// (0: never written), for a transaction.
+    fn versioned_put(
         &self,
         item: HashMap<String, AttributeValue>,
         expected_version: u64,
-        what: &str,
-    ) -> Result<(), StateError> {
-        let condition = versioned_condition(expected_version);
-        let result = self
-            .ddb
-            .put_item()
-            .table_name(&self.names.settings)
-            .set_item(Some(item))
-            .condition_expression(condition)
-            .expression_attribute_names("#r", "remediation")
-            .expression_attribute_names("#v", "version")
-            .expression_attribute_values(":v", n(expected_version))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) => match classify("dynamodb:PutItem", e) {
-                e if e.code() == Some("ConditionalCheckFailedException") => {
-                    Err(StateError::Conflict(what.to_string()))
-                }
-                e => Err(e.into()),
-            },
-        }
+    ) -> Result<TransactWriteItem, StateError> {
+        let put = txn::built(
+            aws_sdk_dynamodb::types::Put::builder()
+                .table_name(&self.names.settings)
+                .set_item(Some(item))
+                .condition_expression(versioned_condition(expected_version))
+                .expression_attribute_names("#r", "remediation")
+                .expression_attribute_names("#v", "version")
+                .expression_attribute_values(":v", n(expected_version))
+                .build(),
+        )?;
+        Ok(TransactWriteItem::builder().put(put).build())
     }
 
-    /// Adds or replaces an exemption record.
-    pub async fn put_exemption(&self, e: &Exemption) -> Result<(), StateError> {
-        self.write_exemption(e, false).await.map(drop)
-    }
-
-    /// Adds an exemption record with a last day, or replaces one of the same resource and
-    /// scope that ends before it; says whether it did. One that ends as late or later, or
-    /// never, is kept.
-    pub async fn extend_exemption(&self, e: &Exemption) -> Result<bool, StateError> {
-        debug_assert!(e.until.is_some(), "an extension has a last day");
-        self.write_exemption(e, true).await
-    }
-
-    async fn write_exemption(&self, e: &Exemption, only_longer: bool) -> Result<bool, StateError> {
+    /// The write that adds or replaces an exemption record, for a transaction with its audit
+    /// record. With `only_longer`, it holds only where no exemption of the same resource and
+    /// scope lasts as long or longer (or has no end): an extension never shortens one.
+    pub fn exemption_put(
+        &self,
+        e: &Exemption,
+        only_longer: bool,
+    ) -> Result<TransactWriteItem, StateError> {
+        debug_assert!(
+            !only_longer || e.until.is_some(),
+            "an extension has a last day"
+        );
         let mut item = HashMap::from([
             ("remediation".to_string(), s(&e.remediation)),
             ("scope".to_string(), s(e.scope())),
@@ -1184,9 +1187,7 @@ impl Store {
         if let Some(u) = &e.until {
             item.insert("until".into(), s(u));
         }
-        let mut put = self
-            .ddb
-            .put_item()
+        let mut put = aws_sdk_dynamodb::types::Put::builder()
             .table_name(&self.names.settings)
             .set_item(Some(item));
         if only_longer {
@@ -1199,28 +1200,24 @@ impl Store {
                 .expression_attribute_names("#u", "until")
                 .expression_attribute_values(":u", s(e.until.as_deref().unwrap_or_default()));
         }
-        match put.send().await {
-            Ok(_) => Ok(true),
-            Err(e) => match classify("dynamodb:PutItem", e) {
-                e if e.code() == Some("ConditionalCheckFailedException") => Ok(false),
-                e => Err(e.into()),
-            },
-        }
+        Ok(TransactWriteItem::builder()
+            .put(txn::built(put.build())?)
+            .build())
     }
 
-    /// Removes an exemption record; says whether there was one.
-    pub async fn delete_exemption(&self, e: &Exemption) -> Result<bool, StateError> {
-        let out = self
-            .ddb
-            .delete_item()
-            .table_name(&self.names.settings)
-            .key("remediation", s(&e.remediation))
-            .key("scope", s(e.scope()))
-            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
-            .send()
-            .await
-            .map_err(|e| classify("dynamodb:DeleteItem", e))?;
-        Ok(out.attributes().is_some_and(|a| !a.is_empty()))
+    /// The write that removes an exemption record, for a transaction with its audit record:
+    /// it holds only where there is one.
+    pub fn exemption_delete(&self, e: &Exemption) -> Result<TransactWriteItem, StateError> {
+        let delete = txn::built(
+            aws_sdk_dynamodb::types::Delete::builder()
+                .table_name(&self.names.settings)
+                .key("remediation", s(&e.remediation))
+                .key("scope", s(e.scope()))
+                .condition_expression("attribute_exists(#r)")
+                .expression_attribute_names("#r", "remediation")
+                .build(),
+        )?;
+        Ok(TransactWriteItem::builder().delete(delete).build())
     }
 
     /// Makes alone a write built for a transaction. False when its condition did not hold.
@@ -1365,42 +1362,88 @@ impl Store {
         Ok(jobs)
     }
 
-    /// Moves a job from one of `from` to `to`, setting (or, for `None`, removing) `fields`.
-    /// Returns the job as it is now, or `None` when it was not in one of `from`.
-    pub async fn transition(
+    /// Moves `job` (as read) from one of the statuses `from` to `to`, setting `fields` (a
+    /// `None` removes the field), in one transaction with its audit record, which `record`
+    /// makes of the job as it becomes. The move holds only if the job's status is one of
+    /// `from` and its last update (`updated_at`) is the one read, so the record, of the job as
+    /// read with the move applied, describes what was written. (Markers that do not stamp an
+    /// update, `hub_retry` and `requested_by`, are not part of a record.) `None` when the move
+    /// does not hold: nothing was written.
+    pub async fn transition_recorded(
         &self,
-        id: &str,
+        job: &Job,
         from: &[JobStatus],
         to: JobStatus,
         fields: &[(&str, Option<String>)],
+        record: &RecordJob<'_>,
     ) -> Result<Option<Job>, StateError> {
+        let now = now_text();
         let mut u = Update::default();
-        u.set("status", s(to.as_str()))
-            .set("updated_at", s(now_text()));
+        u.set("status", s(to.as_str())).set("updated_at", s(&now));
+        let mut item = job_item(job);
+        item.insert("status".into(), s(to.as_str()));
+        item.insert("updated_at".into(), s(&now));
         for (k, v) in fields {
             u.set_opt(k, v.clone().map(s));
+            match v {
+                Some(v) => item.insert((*k).to_string(), s(v)),
+                None => item.remove(*k),
+            };
         }
+        let moved = job_from_item(&item)?;
         let status = u.name("status");
         let allowed: Vec<String> = from.iter().map(|f| u.value(s(f.as_str()))).collect();
-        let result = self
-            .ddb
-            .update_item()
-            .table_name(&self.names.jobs)
-            .key("id", s(id))
-            .update_expression(u.expression())
-            .condition_expression(format!("{status} IN ({})", allowed.join(", ")))
-            .set_expression_attribute_names(Some(u.names))
-            .set_expression_attribute_values(Some(u.values))
-            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
-            .send()
-            .await;
-        match result {
-            Ok(out) => out.attributes().map(job_from_item).transpose(),
-            Err(e) => match classify("dynamodb:UpdateItem", e) {
-                e if e.code() == Some("ConditionalCheckFailedException") => Ok(None),
-                e => Err(e.into()),
-            },
+        let updated = u.name("updated_at");
+        let read_at = u.value(s(&job.updated_at));
+        let condition = format!(
+            "{status} IN ({}) AND {updated} = {read_at}",
+            allowed.join(", ")
+        );
+        let change = TransactWriteItem::builder()
+            .update(txn::built(
+                aws_sdk_dynamodb::types::Update::builder()
+                    .table_name(&self.names.jobs)
+                    .key("id", s(&job.id))
+                    .update_expression(u.expression())
+                    .condition_expression(condition)
+                    .set_expression_attribute_names(Some(u.names))
+                    .set_expression_attribute_values(Some(u.values))
+                    .build(),
+            )?)
+            .build();
+        Ok(record(&moved, change).await?.then_some(moved))
+    }
+
+    /// [`Store::transition_recorded`] of the job as it is now: a job changed since it was read
+    /// is read again and moved as it is, if its status is still one of `from`. `None` when it
+    /// no longer is (or is gone): nothing was written.
+    pub async fn transition_latest_recorded(
+        &self,
+        job: &Job,
+        from: &[JobStatus],
+        to: JobStatus,
+        fields: &[(&str, Option<String>)],
+        record: &RecordJob<'_>,
+    ) -> Result<Option<Job>, StateError> {
+        const TRIES: usize = 3;
+        let mut current = job.clone();
+        for _ in 0..TRIES {
+            if let Some(moved) = self
+                .transition_recorded(&current, from, to, fields, record)
+                .await?
+            {
+                return Ok(Some(moved));
+            }
+            match self.job(&job.id).await? {
+                Some(now) if from.contains(&now.status) => current = now,
+                _ => return Ok(None),
+            }
         }
+        Err(StateError::Conflict(format!(
+            "the move of job {} to {}",
+            job.id,
+            to.as_str()
+        )))
     }
 }
 
@@ -1439,22 +1482,37 @@ impl SettingsCache {
 /// the item between the read and the write.
 const UPDATE_TRIES: usize = 5;
 
+/// A change written in one transaction with its audit record, by the audit trail
+/// ([`crate::audit::AuditWriter::append_with`]): `Ok(false)` when the change's own condition
+/// does not hold, and nothing was written.
+pub type RecordedWrite<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<bool, StateError>> + Send + 'a>>;
+
+/// What writes a settings item's change (from what it was, to what it becomes) with its
+/// audit record.
+pub type RecordSettings<'a, T> =
+    dyn Fn(Option<&T>, &T, TransactWriteItem) -> RecordedWrite<'a> + Sync + 'a;
+
+/// What writes a job's move to another status (the job as it becomes) with its audit record.
+pub type RecordJob<'a> = dyn Fn(&Job, TransactWriteItem) -> RecordedWrite<'a> + Sync + 'a;
+
 impl Store {
     /// Changes one remediation's setting for one scope (`*` or an account) with an optimistic
-    /// update (see [`Store::update_item`]). Returns the setting as it was (none: never set) and
-    /// as it is now.
+    /// update (see [`Store::update_item`]), written with its audit record by `record`. Returns
+    /// the setting as it was (none: never set) and as it is now.
     pub async fn update_setting(
         &self,
         remediation: &str,
         scope: &str,
         edit: impl FnMut(&mut Setting),
+        record: &RecordSettings<'_, Setting>,
     ) -> Result<(Option<Setting>, Setting), StateError> {
         let blank = Setting {
             remediation: remediation.to_string(),
             scope: scope.to_string(),
             ..Setting::default()
         };
-        self.update_item(blank, edit).await
+        self.update_item(blank, edit, record).await
     }
 
     /// Changes the Organization-wide settings (pause switch, account allow-list) the same way.
@@ -1462,19 +1520,21 @@ impl Store {
     pub async fn update_global(
         &self,
         edit: impl FnMut(&mut Global),
+        record: &RecordSettings<'_, Global>,
     ) -> Result<(Global, Global), StateError> {
-        let (old, new) = self.update_item(Global::default(), edit).await?;
+        let (old, new) = self.update_item(Global::default(), edit, record).await?;
         Ok((old.unwrap_or_default(), new))
     }
 
     /// The one read-modify-write of a settings item: a consistent read of the item (`blank`
     /// when there is none), `edit`, then a write that holds only if nobody wrote the item
-    /// meanwhile, tried again a few times on a conflict. An edit that changes nothing writes
-    /// nothing.
+    /// meanwhile, made by `record` together with its audit record, tried again a few times on
+    /// a conflict. An edit that changes nothing writes nothing, and records nothing.
     async fn update_item<T: SettingsItem>(
         &self,
         blank: T,
         mut edit: impl FnMut(&mut T),
+        record: &RecordSettings<'_, T>,
     ) -> Result<(Option<T>, T), StateError> {
         let (remediation, scope) = blank.key();
         let mut attempt = 0;
@@ -1494,13 +1554,12 @@ impl Store {
             let expected = *version;
             *version += 1;
             *updated_at = Some(now_text());
-            match self
-                .put_versioned(new.to_item(), expected, &new.what())
-                .await
-            {
-                Ok(()) => return Ok((old, new)),
-                Err(StateError::Conflict(_)) if attempt < UPDATE_TRIES => continue,
-                Err(e) => return Err(e),
+            let change = self.versioned_put(new.to_item(), expected)?;
+            if record(old.as_ref(), &new, change).await? {
+                return Ok((old, new));
+            }
+            if attempt >= UPDATE_TRIES {
+                return Err(StateError::Conflict(new.what()));
             }
         }
     }

@@ -142,6 +142,9 @@ pub struct Undone {
     /// Whether the resource is now as it was before the job (a forced undo may keep a later
     /// change the inverse did not touch).
     pub exact: bool,
+    /// Why the job could not be marked undone (it was no longer applied by then, or the
+    /// write failed), when it could not. The resource is restored all the same.
+    pub unmarked: Option<String>,
 }
 
 /// What came of the exemption an undo asks for.
@@ -492,26 +495,41 @@ async fn run(
     };
     undo_job.status = status;
     undo_job.reason = Some(text.clone());
-    ctx.audit.append(Record::for_job(&undo_job, by)).await?;
-    ctx.store.put_job(&undo_job).await?;
+    // The undo job and its record are one write, and so are the job's move to undone and its.
+    ctx.audit
+        .append_with(
+            &ctx.store,
+            ctx.store.job_put(&undo_job)?,
+            Record::for_job(&undo_job, by),
+        )
+        .await?;
     if status != JobStatus::Applied {
         return Err(UndoError::NotRestored(text));
     }
     let undone = ctx
         .store
-        .transition(
-            &job.id,
+        .transition_latest_recorded(
+            job,
             &[JobStatus::Applied, JobStatus::FailedVerify],
             JobStatus::Undone,
             &[(
                 "reason",
                 Some(format!("undone by {by} in job {}: {reason}", undo_job.id)),
             )],
+            &ctx.audit.job_recorder(&ctx.store, by),
         )
-        .await?;
-    if let Some(j) = &undone {
-        ctx.audit.append(Record::for_job(j, by)).await?;
-    }
+        .await;
+    // The resource is restored whatever comes of marking its job: a job that could not be
+    // marked undone is said, not hidden, and the exemption asked for is still made.
+    let unmarked = match undone {
+        Ok(Some(_)) => None,
+        Ok(None) => Some(match ctx.store.job(&job.id).await {
+            Ok(Some(j)) => format!("it is {} now", j.status.as_str()),
+            Ok(None) => "it is gone".to_string(),
+            Err(e) => format!("it is no longer applied ({e})"),
+        }),
+        Err(e) => Some(format!("its move could not be written ({e})")),
+    };
     let mut exempted = None;
     if let Some(until) = &asked.exempt_until {
         let request = ExemptionRequest::for_job(
@@ -530,6 +548,7 @@ async fn run(
         undo_job,
         exempted,
         exact,
+        unmarked,
     })
 }
 

@@ -12,7 +12,7 @@ use tokio::sync::Mutex;
 use super::record::{GENESIS, Record, RecordKind, RecordOutcome, redact_record};
 use crate::clock::now_text;
 use crate::cloud::classify;
-use crate::state::StateError;
+use crate::state::{Job, Recorded, RecordedWrite, StateError, Store};
 
 /// The chain in which writers record their heads.
 pub const ANCHORS: &str = "anchors";
@@ -280,6 +280,73 @@ impl AuditWriter {
     /// Appends a record (its id, chain, sequence, time and hashes are filled in here).
     pub async fn append(&self, record: Record) -> Result<Record, StateError> {
         self.prepare(record).await.write_alone().await
+    }
+
+    /// Makes `change` and appends `record` (its id, chain, sequence, time and hashes filled in
+    /// here) in one transaction: both are written or neither is, so no change is left off the
+    /// record. Returns the record as stored, or `None` when the change's own condition does
+    /// not hold (nothing is written). A record whose place in the chain was taken (this
+    /// writer's head was behind) is made again after the head is read.
+    pub async fn append_with(
+        &self,
+        store: &Store,
+        change: aws_sdk_dynamodb::types::TransactWriteItem,
+        record: Record,
+    ) -> Result<Option<Record>, StateError> {
+        const TRIES: usize = 3;
+        for _ in 0..TRIES {
+            let mut pending = self.prepare(record.clone()).await;
+            // An anchor due is made after the record, on its own, as for a record written alone.
+            pending.anchor = None;
+            match store.write_recorded(pending.put()?, change.clone()).await? {
+                Recorded::Written => return Ok(Some(pending.written(false).await)),
+                Recorded::Refused => {
+                    // Nothing was written: the chain's head stays where it is.
+                    pending.settled = true;
+                    return Ok(None);
+                }
+                Recorded::AuditTaken => {
+                    if pending.landed().await? {
+                        return Ok(Some(pending.written(false).await));
+                    }
+                    // Dropped unsettled: the head is read again for the next try.
+                }
+            }
+        }
+        Err(StateError::Conflict(format!(
+            "audit chain {}: a record's place was taken {TRIES} times",
+            self.chain
+        )))
+    }
+
+    /// What writes a settings item's change with the record `record` makes of it (from what
+    /// the item was, to what it becomes), in one transaction: for [`Store::update_setting`]
+    /// and [`Store::update_global`].
+    pub fn settings_recorder<'a, T>(
+        &'a self,
+        store: &'a Store,
+        record: impl Fn(Option<&T>, &T) -> Record + Sync + 'a,
+    ) -> impl Fn(Option<&T>, &T, aws_sdk_dynamodb::types::TransactWriteItem) -> RecordedWrite<'a>
+    + Sync
+    + 'a {
+        move |old, new, change| {
+            let record = record(old, new);
+            Box::pin(async move { Ok(self.append_with(store, change, record).await?.is_some()) })
+        }
+    }
+
+    /// What writes a job's move to another status with its record (`by` decided it), in one
+    /// transaction: for [`Store::transition_recorded`].
+    pub fn job_recorder<'a>(
+        &'a self,
+        store: &'a Store,
+        by: &'a str,
+    ) -> impl Fn(&Job, aws_sdk_dynamodb::types::TransactWriteItem) -> RecordedWrite<'a> + Sync + 'a
+    {
+        move |job, change| {
+            let record = Record::for_job(job, by);
+            Box::pin(async move { Ok(self.append_with(store, change, record).await?.is_some()) })
+        }
     }
 
     /// Makes `record` the next of this chain (its id, chain, sequence, time and hashes filled

@@ -808,10 +808,17 @@ pub(super) async fn run(config: &Config, cmd: JobsCommand) -> Result<()> {
             let result = crate::undo::undo(&ctx, &request).await;
             ctx.audit.anchor().await?;
             let done = result?;
+            // The resource is restored, but the job could not be marked undone: said, exit 1.
+            let unmarked = done.unmarked.as_ref().map(|why| {
+                Failure::failed(format!(
+                    "job {id} is not marked undone: {why}; the resource is restored all the same (undo job {}, `rectify jobs show {id}`)",
+                    done.undo_job.id
+                ))
+            });
             if out.is_json() {
                 print_json(&json!({
                     "job_id": id,
-                    "result": "undone",
+                    "result": if unmarked.is_some() { "undone-not-marked" } else { "undone" },
                     "undo_job_id": done.undo_job.id,
                     "by": by,
                     "at": done.undo_job.updated_at,
@@ -829,7 +836,7 @@ pub(super) async fn run(config: &Config, cmd: JobsCommand) -> Result<()> {
                     },
                     "exemption_kept": done.exempted == Some(crate::undo::Exempted::Kept),
                 }));
-                return Ok(());
+                return unmarked.map_or(Ok(()), Err);
             }
             if done.exact {
                 println!(
@@ -860,7 +867,7 @@ pub(super) async fn run(config: &Config, cmd: JobsCommand) -> Result<()> {
                 ),
                 None => {}
             }
-            Ok(())
+            unmarked.map_or(Ok(()), Err)
         }
         JobsCommand::Reject {
             select,

@@ -164,14 +164,20 @@ pub async fn decide(
     let id = pending.job.id.as_str();
     let hash = pending.job.plan_hash.as_deref().unwrap_or_default();
     let (to, fields) = pending.decision.transition(by, hash, &now_text());
+    // The decision and its record are one write: a decision is never left off the record.
     let decided = store
-        .transition(id, &[JobStatus::PendingApproval], to, &fields)
+        .transition_recorded(
+            &pending.job,
+            &[JobStatus::PendingApproval],
+            to,
+            &fields,
+            &audit.job_recorder(store, by),
+        )
         .await?
         .ok_or_else(|| JobError::Changed {
             id: id.to_string(),
             verb: pending.decision.verb(),
         })?;
-    audit.append(Record::for_job(&decided, by)).await?;
     if matches!(pending.decision, Decision::Approve { .. }) {
         queue.run_job(id).await?;
     }
@@ -210,10 +216,17 @@ pub async fn retry(
 ) -> Result<Job, JobError> {
     let job = find(store, id).await?;
     rerunnable(&job)?;
-    store.set_requested_by(id, requester).await?;
-    audit
-        .append(Record::retry_requested(&job, requester))
+    // Who asked, and its record, are one write.
+    let asked = audit
+        .append_with(
+            store,
+            store.requested_by_update(id, requester)?,
+            Record::retry_requested(&job, requester),
+        )
         .await?;
+    if asked.is_none() {
+        return Err(JobError::NotFound(id.to_string()));
+    }
     queue.run_job(id).await?;
     Ok(job)
 }

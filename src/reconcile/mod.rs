@@ -224,25 +224,24 @@ async fn cancel_pending(
             continue;
         }
         let reason = format!("cancelled: {reported}, and read again it needs no change");
+        // An approval given since the job was read does not save it: the resource needs no
+        // change.
         let cancelled = ctx
             .store
-            .transition(
-                &job.id,
+            .transition_latest_recorded(
+                job,
                 &[JobStatus::PendingApproval, JobStatus::Approved],
                 JobStatus::Cancelled,
                 &[("reason", Some(reason))],
+                &ctx.audit.job_recorder(&ctx.store, "worker"),
             )
             .await
             .map_err(|source| ReconcileError::Cancel {
                 job: job.id.clone(),
                 source,
             })?;
-        if let Some(cancelled) = cancelled {
+        if cancelled.is_some() {
             info!(job = %job.id, remediation = %job.remediation, resource = %job.resource_id, "pending job cancelled");
-            ctx.audit
-                .append(Record::for_job(&cancelled, "worker"))
-                .await
-                .map_err(ReconcileError::Audit)?;
         }
     }
     Ok(())
@@ -1029,16 +1028,16 @@ pub async fn expire(
         ttl.as_secs()
     );
     let expired = store
-        .transition(
-            &job.id,
+        .transition_recorded(
+            job,
             &[JobStatus::PendingApproval],
             JobStatus::Expired,
             &[("reason", Some(reason))],
+            &audit.job_recorder(store, "worker"),
         )
         .await?;
     if let Some(j) = &expired {
         info!(job = %j.id, "approval expired");
-        audit.append(Record::for_job(j, "worker")).await?;
     }
     Ok(expired)
 }
@@ -1065,39 +1064,36 @@ async fn trip_breaker(
         r.name()
     );
     let by = "rectify (blast-radius breaker)".to_string();
+    // The switch and its record are one write.
+    let recorder = ctx
+        .audit
+        .settings_recorder(&ctx.store, |_, _: &crate::state::Setting| {
+            Record::breaker_tripped(r.name(), account, &job.id, count, limit, window, &by)
+        });
     let switched = ctx
         .store
-        .update_setting(r.name(), account, |s| {
-            // Another job may have tripped it a moment ago: its record stands.
-            if s.mode != Some(Mode::Approval) {
-                s.mode = Some(Mode::Approval);
-                s.updated_by = Some(by.clone());
-            }
-        })
+        .update_setting(
+            r.name(),
+            account,
+            |s| {
+                // Another job may have tripped it a moment ago: its record stands.
+                if s.mode != Some(Mode::Approval) {
+                    s.mode = Some(Mode::Approval);
+                    s.updated_by = Some(by.clone());
+                }
+            },
+            &recorder,
+        )
         .await;
     match switched {
         Ok((old, _)) if old.as_ref().and_then(|o| o.mode) == Some(Mode::Approval) => return,
         Ok(_) => {}
         Err(e) => {
-            // Nothing was written: the record must not say the mode was set.
+            // The switch and its record were written together or not at all (after an
+            // answer lost, either may be so): the next job over the limit tries again.
             error!(error = %e, account, "the breaker could not switch the remediation to approval");
             return;
         }
-    }
-    if let Err(e) = ctx
-        .audit
-        .append(Record::breaker_tripped(
-            r.name(),
-            account,
-            &job.id,
-            count,
-            limit,
-            window,
-            &by,
-        ))
-        .await
-    {
-        error!(error = %e, "the breaker trip could not be recorded");
     }
     if let Some(n) = &ctx.notifier {
         n.breaker_tripped(job, count, limit, window).await;

@@ -77,6 +77,18 @@ pub enum JobWrite {
     Changes,
 }
 
+/// What writing a change together with its audit record, in one transaction, came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    /// The change and its record are written.
+    Written,
+    /// The change's own condition does not hold: nothing was written.
+    Refused,
+    /// The record's place in its chain is taken: nothing was written. An earlier try of this
+    /// very transaction may have landed before its answer was lost; the caller checks.
+    AuditTaken,
+}
+
 /// How many times a transaction that met another transaction on one of its items is tried.
 const TRIES: usize = 5;
 
@@ -298,6 +310,36 @@ impl Store {
             });
         }
         Err(StateError::Conflict(format!("the claim of job {}", job.id)))
+    }
+
+    /// Appends an audit record (`record`: the Put that appends it to its chain) and makes
+    /// `change` (a conditional write of a setting, an exemption or a job's decision) in one
+    /// transaction: both are written or neither is, so a process killed between two calls
+    /// cannot leave a change off the record.
+    pub async fn write_recorded(
+        &self,
+        record: Put,
+        change: TransactWriteItem,
+    ) -> Result<Recorded, StateError> {
+        for _ in 0..TRIES {
+            let call = self
+                .ddb
+                .transact_write_items()
+                .transact_items(TransactWriteItem::builder().put(record.clone()).build())
+                .transact_items(change.clone());
+            let reasons = match call.send().await {
+                Ok(_) => return Ok(Recorded::Written),
+                Err(e) => cancelled("dynamodb:TransactWriteItems", e)?,
+            };
+            if code(&reasons, 0) == CONDITION_FAILED {
+                return Ok(Recorded::AuditTaken);
+            }
+            if code(&reasons, 1) == CONDITION_FAILED {
+                return Ok(Recorded::Refused);
+            }
+            // Another transaction was writing one of the items: try again.
+        }
+        Err(StateError::Conflict("a change and its audit record".into()))
     }
 
     /// Writes a job's outcome, its audit record (`audit`: the Put that appends it to its chain,
