@@ -19,7 +19,9 @@ Control: POST /__proxy/config with JSON {"fail_rate": 0.5, "down": true, "delay_
 "delay_ms": 500} changes the behaviour, and answers with the state after the change.
 Targeted faults: {"throttle_action": "ListBuckets", "throttle_count": 5} throttles the next 5
 requests of that action (throttle_count counts down as it does), after letting the first
-"throttle_skip" of them through (counting down too); {"deny_assume_role":
+"throttle_skip" of them through (counting down too); {"throttle_table": "rectify-audit",
+"throttle_count": 5} throttles the next 5 DynamoDB requests that name that table, whatever their
+action; {"deny_assume_role":
 ["111122223333"]} answers STS AssumeRole into a role of those accounts with AccessDenied (403),
 as AWS does when the role does not trust the caller; {"hang_action": "PutPublicAccessBlock",
 "hang_count": 1} holds the next request of that action without ever answering it, as an
@@ -44,7 +46,7 @@ LOG_ALL = False
 STATE = {"fail_rate": 0.0, "down": False, "delay_ms": 300, "delay_only": False,
          "throttle_action": None, "throttle_count": 0, "throttle_skip": 0, "deny_assume_role": [],
          "in_flight": 0, "in_flight_max": 0, "in_flight_action": None,
-         "hang_action": None, "hang_count": 0, "hangs_abandoned": 0}
+         "hang_action": None, "hang_count": 0, "hangs_abandoned": 0, "throttle_table": None}
 LOCK = threading.Lock()
 HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "upgrade", "te", "trailer"}
 MUTATING = {
@@ -80,11 +82,20 @@ def action_of(service, method, path, query, headers, body):
     return form.get("Action", [f"{method} {path}"])[0]
 
 
+def tables_of(body):
+    """The DynamoDB tables a request's body names."""
+    return sorted({t.decode() for t in re.findall(rb'"TableName":\s*"([^"]+)"', body)})
+
+
 def targeted_fault(service, action, body):
     """The fault a targeted rule asks for this request, if any (called under LOCK)."""
     if action == STATE["throttle_action"] and STATE["throttle_skip"] > 0:
         STATE["throttle_skip"] -= 1
     elif action == STATE["throttle_action"] and STATE["throttle_count"] > 0:
+        STATE["throttle_count"] -= 1
+        return "throttle"
+    if (service == "dynamodb" and STATE["throttle_table"] and STATE["throttle_count"] > 0
+            and STATE["throttle_table"] in tables_of(body)):
         STATE["throttle_count"] -= 1
         return "throttle"
     if action == STATE["hang_action"] and STATE["hang_count"] > 0:
@@ -225,7 +236,7 @@ class Proxy(BaseHTTPRequestHandler):
             except ValueError:
                 pass
         if service == "dynamodb":
-            entry["tables"] = sorted({t.decode() for t in re.findall(rb'"TableName":\s*"([^"]+)"', body)})
+            entry["tables"] = tables_of(body)
             entry["anchor"] = re.search(rb'"chain":\s*\{"S":\s*"anchors"\}', body) is not None
         if action in MUTATING:
             entry["path"] = split.path

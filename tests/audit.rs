@@ -1432,3 +1432,151 @@ async fn a_retry_that_plans_afresh_after_a_half_way_try_says_its_undo_starts_fro
         .expect("the first try's record");
     assert_ne!(first["before"], first["after"], "{first:#}");
 }
+
+/// Every item of the settings table (settings, the Organization's switches, exemptions), in
+/// key order.
+async fn settings_items(env: &Env) -> Vec<String> {
+    let out = aws_sdk_dynamodb::Client::new(&env.sdk)
+        .scan()
+        .table_name(format!("{}-settings", env.prefix))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap();
+    let mut items: Vec<String> = out
+        .items()
+        .iter()
+        .map(|i| {
+            format!(
+                "{:?}",
+                i.iter().collect::<std::collections::BTreeMap<_, _>>()
+            )
+        })
+        .collect();
+    items.sort();
+    items
+}
+
+/// No change is made without its record. While the audit table refuses every request
+/// (throttled past the SDK's retries), a mode change, a pause, an exemption and an approval
+/// each fail with exit 3 and change nothing; once it takes writes again, each is made with its
+/// record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_whose_audit_record_cannot_be_written_is_not_made() {
+    let env = Env::new().await;
+    env.ok(&[
+        "settings",
+        "set",
+        "s3-block-public-access",
+        "--mode",
+        "approval",
+        "--by",
+        "test",
+    ])
+    .await;
+    let bucket = env.bucket("unrecorded").await;
+    env.send_bucket_event(&bucket).await;
+    env.drain().await;
+    let job = env.job_for(&bucket).await;
+    assert_eq!(job["status"], "pending-approval", "{job:#}");
+    let id = job["id"].as_str().unwrap().to_string();
+    let (settings, recorded) = (settings_items(&env).await, env.audit().await.len());
+
+    let proxy = FaultProxy::start(0.0, 8).await;
+    let audit_table = format!("{}-audit", env.prefix);
+    proxy
+        .set(serde_json::json!({"throttle_table": audit_table, "throttle_count": 100_000}))
+        .await;
+    let via = [("AWS_ENDPOINT_URL_DYNAMODB", proxy.url.as_str())];
+    let changes: [&[&str]; 4] = [
+        &[
+            "settings",
+            "set",
+            "sg-revoke-open-ssh",
+            "--mode",
+            "enforce",
+            "--by",
+            "ops",
+            "--yes",
+        ],
+        &["pause", "--reason", "maintenance", "--by", "ops"],
+        &[
+            "exemptions",
+            "add",
+            "--remediation",
+            "s3-block-public-access",
+            "--resource",
+            &bucket,
+            "--reason",
+            "owner asked",
+            "--by",
+            "ops",
+        ],
+        &["jobs", "approve", &id, "--by", "approver"],
+    ];
+    for args in changes {
+        let r = env.run_env(args, &via).await;
+        assert_eq!(
+            r.code, 3,
+            "rectify {args:?} with its record refused:\n{}",
+            r.stderr
+        );
+    }
+    assert_eq!(
+        settings_items(&env).await,
+        settings,
+        "a change left off the record"
+    );
+    assert_eq!(env.job_for(&bucket).await["status"], "pending-approval");
+    assert_eq!(
+        env.audit().await.len(),
+        recorded,
+        "a record without its change"
+    );
+
+    proxy
+        .set(serde_json::json!({"throttle_table": null, "throttle_count": 0}))
+        .await;
+    for args in changes {
+        let r = env.run_env(args, &via).await;
+        assert_eq!(r.code, 0, "rectify {args:?}:\n{}", r.stderr);
+    }
+    assert_ne!(settings_items(&env).await, settings);
+    assert_eq!(env.job_for(&bucket).await["status"], "approved");
+    let records = env.audit().await;
+    let mut outcomes: Vec<&str> = records[recorded..]
+        .iter()
+        .filter(|r| r["kind"] != "anchor")
+        .map(|r| r["outcome"].as_str().unwrap_or_default())
+        .collect();
+    outcomes.sort_unstable();
+    assert_eq!(
+        outcomes,
+        ["approved", "exemption-added", "paused", "settings-changed"],
+        "one record for each change"
+    );
+
+    // Who asks for a job to run again is written only with its record too.
+    proxy
+        .set(serde_json::json!({"throttle_table": audit_table, "throttle_count": 100_000}))
+        .await;
+    let retry = ["jobs", "retry", id.as_str()];
+    let r = env.run_env(&retry, &via).await;
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(
+        !env.job_item(&id).await.contains_key("requested_by"),
+        "who asked was written without its record"
+    );
+    proxy
+        .set(serde_json::json!({"throttle_table": null, "throttle_count": 0}))
+        .await;
+    let r = env.run_env(&retry, &via).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(env.job_item(&id).await.contains_key("requested_by"));
+    let last = env.audit().await;
+    assert!(
+        last.iter()
+            .any(|r| r["job_id"] == id.as_str() && r["outcome"] == "retry-requested"),
+        "{last:#?}"
+    );
+}
