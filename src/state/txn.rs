@@ -92,6 +92,44 @@ pub enum Recorded {
 /// How many times a transaction that met another transaction on one of its items is tried.
 const TRIES: usize = 5;
 
+/// The reason DynamoDB gives for an item another transaction was writing at the same time.
+const CONFLICT: &str = "TransactionConflict";
+
+/// The waits between the tries of a transaction that met another one on one of its items:
+/// exponential from 10 ms, with jitter, at most 200 ms, so that two writers of one item (two
+/// workers anchoring, a worker and an operator on one job) do not meet again at once.
+struct Pauses(backon::ExponentialBackoff);
+
+impl Pauses {
+    fn new() -> Pauses {
+        use backon::BackoffBuilder;
+        Pauses(
+            backon::ExponentialBuilder::default()
+                .with_min_delay(Duration::from_millis(10))
+                .with_max_delay(Duration::from_millis(200))
+                .with_jitter()
+                .with_max_times(TRIES)
+                .build(),
+        )
+    }
+
+    /// Waits before the next try when an item of the cancelled transaction (`reasons`) met
+    /// another transaction; a cancellation for any other reason is tried again at once.
+    async fn after(&mut self, reasons: &[CancellationReason]) {
+        if let Some(wait) = self.next(reasons) {
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    fn next(&mut self, reasons: &[CancellationReason]) -> Option<Duration> {
+        if reasons.iter().any(|r| r.code() == Some(CONFLICT)) {
+            self.0.next()
+        } else {
+            None
+        }
+    }
+}
+
 /// The reason codes of a cancelled transaction, or the error it is.
 fn cancelled(
     call: &'static str,
@@ -194,6 +232,7 @@ impl Store {
             Some(b) => Some(self.breaker_held(&b.remediation, &b.account).await),
             None => None,
         };
+        let mut pauses = Pauses::new();
         for _ in 0..TRIES {
             let now = Utc::now();
             let reserve = match (breaker, held.as_mut(), &seen) {
@@ -286,7 +325,10 @@ impl Store {
             match code(&reasons, 1) {
                 CONDITION_FAILED => {}
                 // Another transaction was writing one of the items: try again.
-                _ => continue,
+                _ => {
+                    pauses.after(&reasons).await;
+                    continue;
+                }
             }
             let existing = match reasons.get(1).and_then(|r| r.item()) {
                 Some(item) if !item.is_empty() => item.clone(),
@@ -321,6 +363,7 @@ impl Store {
         record: Put,
         change: TransactWriteItem,
     ) -> Result<Recorded, StateError> {
+        let mut pauses = Pauses::new();
         for _ in 0..TRIES {
             let call = self
                 .ddb
@@ -338,6 +381,7 @@ impl Store {
                 return Ok(Recorded::Refused);
             }
             // Another transaction was writing one of the items: try again.
+            pauses.after(&reasons).await;
         }
         Err(StateError::Conflict("a change and its audit record".into()))
     }
@@ -394,6 +438,7 @@ impl Store {
             Some(r) => Some(self.breaker_held(&r.remediation, &r.account).await),
             None => None,
         };
+        let mut pauses = Pauses::new();
         for _ in 0..TRIES {
             let give_back = match (release, held.as_mut()) {
                 // Unreadable, the enforcement stays counted: the breaker errs towards tripping.
@@ -477,10 +522,49 @@ impl Store {
                 // The breaker item changed since this process last saw it: read it again.
                 **held = None;
             }
+            pauses.after(&reasons).await;
         }
         Err(StateError::Conflict(format!(
             "the outcome of job {}",
             job.id
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reasons(codes: &[&str]) -> Vec<CancellationReason> {
+        codes
+            .iter()
+            .map(|c| CancellationReason::builder().code(*c).build())
+            .collect()
+    }
+
+    #[test]
+    fn a_transaction_that_met_another_waits_longer_each_time_and_not_for_ever() {
+        let met = reasons(&["None", CONFLICT]);
+        let mut pauses = Pauses::new();
+        let waits: Vec<Duration> = std::iter::from_fn(|| pauses.next(&met)).collect();
+        assert_eq!(waits.len(), TRIES, "{waits:?}");
+        for w in &waits {
+            // Jitter adds up to the delay itself.
+            assert!(
+                *w >= Duration::from_millis(10) && *w <= Duration::from_millis(400),
+                "{waits:?}"
+            );
+        }
+        assert!(waits.last() > waits.first(), "{waits:?}");
+    }
+
+    #[test]
+    fn a_transaction_refused_for_another_reason_is_tried_again_at_once() {
+        let mut pauses = Pauses::new();
+        assert_eq!(pauses.next(&reasons(&[CONDITION_FAILED, "None"])), None);
+        assert_eq!(pauses.next(&[]), None);
+        // Those tries took nothing from the waits a conflict gets.
+        let met = reasons(&[CONFLICT]);
+        assert_eq!(std::iter::from_fn(|| pauses.next(&met)).count(), TRIES);
     }
 }
