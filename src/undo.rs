@@ -145,6 +145,9 @@ pub struct Undone {
     /// Why the job could not be marked undone (it was no longer applied by then, or the
     /// write failed), when it could not. The resource is restored all the same.
     pub unmarked: Option<String>,
+    /// Whether an earlier run of this undo had already put the resource back and recorded it
+    /// (`undo_job`) without marking the job: this run only marked it.
+    pub resumed: bool,
 }
 
 /// What came of the exemption an undo asks for.
@@ -400,8 +403,25 @@ async fn run(
             job_id: job.id.clone(),
         });
     }
+    // An earlier undo of this job that put the resource back and wrote its own record, but
+    // did not move the job to undone (its process stopped between the two writes, or the
+    // second failed), is finished: nothing is applied again, the job is marked.
+    if let Some(earlier) = ctx.store.job(&Job::undo_id(&job.id)).await?
+        && earlier.status == JobStatus::Applied
+        && earlier
+            .after
+            .as_ref()
+            .is_some_and(|a| comparable(a) == comparable(&live))
+    {
+        let exact = comparable(&live) == comparable(before);
+        return finish(ctx, job, earlier, asked, exact, true).await;
+    }
     let changed = comparable(&live) != comparable(after);
-    if changed && !force {
+    // A resource already as it was before the job (put back by an earlier undo stopped before
+    // it wrote its record, or by hand) holds no later change to keep: the inverse changes
+    // nothing, and the undo is recorded.
+    let put_back = comparable(&live) == comparable(before);
+    if changed && !put_back && !force {
         return Err(UndoError::Changed {
             resource_id: job.resource_id.clone(),
             job_id: job.id.clone(),
@@ -506,6 +526,21 @@ async fn run(
     if status != JobStatus::Applied {
         return Err(UndoError::NotRestored(text));
     }
+    finish(ctx, job, undo_job, asked, exact, false).await
+}
+
+/// Marks `job` undone by `undo_job`, which put its resource back (`exact`: as it was before the
+/// job) and is on the record (`resumed`: by an earlier run of the undo), and makes the
+/// exemption asked for.
+async fn finish(
+    ctx: &Arc<Context>,
+    job: &Job,
+    undo_job: Job,
+    asked: &Asked<'_>,
+    exact: bool,
+    resumed: bool,
+) -> Result<Undone, UndoError> {
+    let Asked { by, reason, .. } = *asked;
     let undone = ctx
         .store
         .transition_latest_recorded(
@@ -549,6 +584,7 @@ async fn run(
         exempted,
         exact,
         unmarked,
+        resumed,
     })
 }
 

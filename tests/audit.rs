@@ -310,6 +310,112 @@ async fn a_failed_undo_is_tried_again_by_undo_and_never_run_as_the_fix() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_undo_whose_job_could_not_be_marked_is_finished_by_undo_again_without_a_second_change() {
+    let env = Env::new().await;
+    let (bucket, job) = applied_bucket(&env).await;
+    let undo_id = format!("undo-{job}");
+    // The undo's first transaction (the undo job and its record) goes through; the job's move
+    // to undone, its second, is throttled past the SDK's own retries.
+    let proxy = FaultProxy::start(0.0, 31).await;
+    proxy
+        .set(serde_json::json!({"throttle_action": "TransactWriteItems", "throttle_skip": 1, "throttle_count": 5}))
+        .await;
+    let via_proxy = [("AWS_ENDPOINT_URL", proxy.url.as_str())];
+    let args = [
+        "jobs",
+        "undo",
+        &job,
+        "--by",
+        "auditor",
+        "--reason",
+        "r",
+        "--no-exempt",
+    ];
+    let r = env.run_env(&args, &via_proxy).await;
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr
+            .contains(&format!("job {job} is not marked undone"))
+            && r.stderr
+                .contains(&format!("`rectify jobs undo {job}` marks it")),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(public_access_block(&env.sdk, &bucket).await, None);
+    assert_eq!(env.json(&["jobs", "show", &job]).await["status"], "applied");
+    assert_eq!(
+        env.json(&["jobs", "show", &undo_id]).await["status"],
+        "applied"
+    );
+    let deletes = |proxy: &FaultProxy| {
+        proxy
+            .mutating_calls()
+            .iter()
+            .filter(|c| c["action"] == "DeletePublicAccessBlock")
+            .count()
+    };
+    assert_eq!(deletes(&proxy), 1);
+
+    // Run again, the undo finds its own earlier run done and only marks the job.
+    proxy
+        .set(serde_json::json!({"throttle_action": null, "throttle_count": 0, "throttle_skip": 0}))
+        .await;
+    let r = env.run_env(&args, &via_proxy).await;
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains(&format!(
+            "undo job {undo_id} had already put the resource back"
+        )),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(deletes(&proxy), 1, "the inverse was applied a second time");
+    let shown = env.json(&["jobs", "show", &job]).await;
+    assert_eq!(shown["status"], "undone", "{shown:#}");
+    assert!(
+        shown["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains(&format!("in job {undo_id}"))),
+        "{shown:#}"
+    );
+    let audit = env.audit().await;
+    assert!(
+        audit
+            .iter()
+            .any(|r| r["job_id"] == job.as_str() && r["outcome"] == "undone"),
+        "the move is on the record"
+    );
+    assert_eq!(public_access_block(&env.sdk, &bucket).await, None);
+    assert!(env.ok(&["audit", "verify"]).await.starts_with("OK"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_undo_of_a_resource_already_put_back_is_recorded_without_force() {
+    let env = Env::new().await;
+    let (bucket, job) = applied_bucket(&env).await;
+    // Put back as before the job, as an undo stopped before its first write leaves it.
+    aws_sdk_s3::Client::new(&env.sdk)
+        .delete_public_access_block()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
+    let r = undo_run(&env, &job, &["--no-exempt"]).await;
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("the resource is as it was before"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(env.json(&["jobs", "show", &job]).await["status"], "undone");
+    assert_eq!(
+        env.json(&["jobs", "show", &format!("undo-{job}")]).await["status"],
+        "applied"
+    );
+    assert_eq!(public_access_block(&env.sdk, &bucket).await, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn undo_recomputes_the_inverse_and_refuses_a_stored_one_that_differs() {
     let env = Env::new().await;
     let (bucket, job) = applied_bucket(&env).await;

@@ -811,7 +811,7 @@ pub(super) async fn run(config: &Config, cmd: JobsCommand) -> Result<()> {
             // The resource is restored, but the job could not be marked undone: said, exit 1.
             let unmarked = done.unmarked.as_ref().map(|why| {
                 Failure::failed(format!(
-                    "job {id} is not marked undone: {why}; the resource is restored all the same (undo job {}, `rectify jobs show {id}`)",
+                    "job {id} is not marked undone: {why}; the resource is restored all the same (undo job {}, `rectify jobs show {id}`). While the job is still applied, `rectify jobs undo {id}` marks it without changing the resource again",
                     done.undo_job.id
                 ))
             });
@@ -830,6 +830,7 @@ pub(super) async fn run(config: &Config, cmd: JobsCommand) -> Result<()> {
                         .map(crate::action::Action::summary)
                         .collect::<Vec<_>>(),
                     "as_before": done.exact,
+                    "resumed": done.resumed,
                     "exempt_until": match &done.exempted {
                         Some(crate::undo::Exempted::Added(until)) => Some(until.as_str()),
                         _ => None,
@@ -838,7 +839,12 @@ pub(super) async fn run(config: &Config, cmd: JobsCommand) -> Result<()> {
                 }));
                 return unmarked.map_or(Ok(()), Err);
             }
-            if done.exact {
+            if done.resumed {
+                println!(
+                    "job {id} undone by {by}: undo job {} had already put the resource back and recorded it, at {}; the job is now marked undone",
+                    done.undo_job.id, done.undo_job.updated_at
+                );
+            } else if done.exact {
                 println!(
                     "job {id} undone by {by} (undo job {}): the resource is as it was before",
                     done.undo_job.id
