@@ -8,16 +8,7 @@ use serde_json::Value;
 use support::*;
 
 async fn pending_bucket(env: &Env) -> (String, String) {
-    env.ok(&[
-        "settings",
-        "set",
-        "s3-block-public-access",
-        "--mode",
-        "approval",
-        "--by",
-        "test",
-    ])
-    .await;
+    env.approval("s3-block-public-access").await;
     let bucket = env.bucket("approve").await;
     env.send_bucket_event(&bucket).await;
     env.drain().await;
@@ -105,16 +96,7 @@ async fn an_approved_plan_is_applied_once_and_only_a_pending_plan_can_be_approve
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plan_that_changed_since_approval_is_not_applied_without_a_new_approval() {
     let env = Env::new().await;
-    env.ok(&[
-        "settings",
-        "set",
-        "sg-revoke-open-ssh",
-        "--mode",
-        "approval",
-        "--by",
-        "test",
-    ])
-    .await;
+    env.approval("sg-revoke-open-ssh").await;
     let (_, group) = security_group(&env.sdk).await;
     open_tcp(&env.sdk, &group, 22, 22, "0.0.0.0/0").await;
     env.send(&config_event(
@@ -242,16 +224,7 @@ async fn notifications_reach_the_topic_with_the_command_to_act() {
     let env = Env::new().await;
     let (topic, inbox) = notification_inbox(&env).await;
 
-    env.ok(&[
-        "settings",
-        "set",
-        "s3-block-public-access",
-        "--mode",
-        "approval",
-        "--by",
-        "test",
-    ])
-    .await;
+    env.approval("s3-block-public-access").await;
     let bucket = env.bucket("notify").await;
     env.send_bucket_event(&bucket).await;
     let r = env
@@ -669,16 +642,7 @@ async fn people_get_a_plain_text_and_queues_the_json_object() {
         .await
         .unwrap();
 
-    env.ok(&[
-        "settings",
-        "set",
-        "s3-block-public-access",
-        "--mode",
-        "approval",
-        "--by",
-        "test",
-    ])
-    .await;
+    env.approval("s3-block-public-access").await;
     let bucket = env.bucket("readable").await;
     env.send_bucket_event(&bucket).await;
     let r = env
@@ -857,16 +821,7 @@ async fn with_approver_must_differ_whoever_requested_the_job_cannot_approve_it()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_compliant_finding_by_unique_id_cancels_the_plan_pending_for_the_user_by_name() {
     let env = Env::new().await;
-    env.ok(&[
-        "settings",
-        "set",
-        "iam-deactivate-stale-keys",
-        "--mode",
-        "approval",
-        "--by",
-        "test",
-    ])
-    .await;
+    env.approval("iam-deactivate-stale-keys").await;
     env.param("iam-deactivate-stale-keys", "max_unused_days=0")
         .await;
     let (user, user_id) = user_with_keys(&env.sdk, &env.prefix, 1).await;

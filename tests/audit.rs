@@ -1570,16 +1570,7 @@ async fn settings_items(env: &Env) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_whose_audit_record_cannot_be_written_is_not_made() {
     let env = Env::new().await;
-    env.ok(&[
-        "settings",
-        "set",
-        "s3-block-public-access",
-        "--mode",
-        "approval",
-        "--by",
-        "test",
-    ])
-    .await;
+    env.approval("s3-block-public-access").await;
     let bucket = env.bucket("unrecorded").await;
     env.send_bucket_event(&bucket).await;
     env.drain().await;

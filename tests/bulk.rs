@@ -18,23 +18,10 @@ async fn pending(env: &Env, account: &str) -> (String, Value) {
     (bucket, job)
 }
 
-async fn approval_mode(env: &Env) {
-    env.ok(&[
-        "settings",
-        "set",
-        "s3-block-public-access",
-        "--mode",
-        "approval",
-        "--by",
-        "test",
-    ])
-    .await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bulk_approval_shows_each_plan_and_its_hash_and_needs_yes_off_a_terminal() {
     let env = Env::new().await;
-    approval_mode(&env).await;
+    env.approval("s3-block-public-access").await;
     let (b1, j1) = pending(&env, HOME).await;
     let (b2, j2) = pending(&env, HOME).await;
     let (b3, j3) = pending(&env, MEMBER).await;
@@ -133,7 +120,7 @@ async fn a_bulk_approval_shows_each_plan_and_its_hash_and_needs_yes_off_a_termin
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bulk_rejection_acts_only_on_the_jobs_the_filters_choose() {
     let env = Env::new().await;
-    approval_mode(&env).await;
+    env.approval("s3-block-public-access").await;
     let (home_bucket, _) = pending(&env, HOME).await;
     let (member_bucket, member_job) = pending(&env, MEMBER).await;
 

@@ -159,8 +159,7 @@ async fn write_commands_print_a_labelled_object_in_json() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn job_decisions_print_a_labelled_object_in_json() {
     let env = Env::new().await;
-    env.ok(&["settings", "set", S3, "--mode", "approval", "--by", "test"])
-        .await;
+    env.approval(S3).await;
     let mut ids = Vec::new();
     for _ in 0..3 {
         let bucket = env.bucket("out").await;

@@ -375,16 +375,7 @@ async fn the_sweep_finds_public_instances_and_snapshots_and_what_if_changes_noth
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_approved_plan_for_an_instance_that_is_not_available_stays_approved_and_runs_later() {
     let env = Env::new().await;
-    env.ok(&[
-        "settings",
-        "set",
-        "rds-instance-not-public",
-        "--mode",
-        "approval",
-        "--by",
-        "test",
-    ])
-    .await;
+    env.approval("rds-instance-not-public").await;
     let id = public_instance(&env).await;
     env.send(&config_event(
         HOME,

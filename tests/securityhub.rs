@@ -245,16 +245,7 @@ async fn an_ocsf_finding_waits_for_approval_then_resolves_and_its_asff_copy_is_t
     let finding = asff(&bucket);
     let id = finding["Id"].as_str().unwrap().to_string();
     import(&env, &finding).await;
-    env.ok(&[
-        "settings",
-        "set",
-        "s3-block-public-access",
-        "--mode",
-        "approval",
-        "--by",
-        "test",
-    ])
-    .await;
+    env.approval("s3-block-public-access").await;
 
     // The OCSF event and the ASFF event of one control result: one job.
     env.send(&ocsf_event(&finding)).await;
@@ -350,16 +341,7 @@ async fn remediate_with_rectify_goes_through_the_gates_and_approves_nothing() {
     let bucket = env.bucket("hub-action").await;
     let finding = asff(&bucket);
     import(&env, &finding).await;
-    env.ok(&[
-        "settings",
-        "set",
-        "s3-block-public-access",
-        "--mode",
-        "approval",
-        "--by",
-        "test",
-    ])
-    .await;
+    env.approval("s3-block-public-access").await;
     let action = custom_action(&finding);
     env.send(&action.to_string()).await;
     env.drain().await;

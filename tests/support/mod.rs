@@ -304,6 +304,20 @@ impl Env {
             .await;
     }
 
+    /// Switches a remediation to approval mode in every account: each plan waits for a person.
+    pub async fn approval(&self, remediation: &str) {
+        self.ok(&[
+            "settings",
+            "set",
+            remediation,
+            "--mode",
+            "approval",
+            "--by",
+            "test",
+        ])
+        .await;
+    }
+
     /// Switches a remediation to enforce in every account.
     pub async fn enforce(&self, remediation: &str) {
         self.set_enforce(remediation, &[]).await;
