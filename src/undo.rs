@@ -408,6 +408,8 @@ async fn run(
     // second failed), is finished: nothing is applied again, the job is marked.
     if let Some(earlier) = ctx.store.job(&Job::undo_id(&job.id)).await?
         && earlier.status == JobStatus::Applied
+        && (&earlier.resource_id, &earlier.account, &earlier.region)
+            == (&job.resource_id, &job.account, &job.region)
         && earlier
             .after
             .as_ref()
@@ -416,12 +418,11 @@ async fn run(
         let exact = comparable(&live) == comparable(before);
         return finish(ctx, job, earlier, asked, exact, true).await;
     }
-    let changed = comparable(&live) != comparable(after);
-    // A resource already as it was before the job (put back by an earlier undo stopped before
-    // it wrote its record, or by hand) holds no later change to keep: the inverse changes
-    // nothing, and the undo is recorded.
-    let put_back = comparable(&live) == comparable(before);
-    if changed && !put_back && !force {
+    // A later change: the resource differs from the job's after-state. One already as it was
+    // before the job (put back by an earlier undo stopped before it wrote its record, or by
+    // hand) holds no later change: the inverse changes nothing, and the undo is recorded.
+    let later = comparable(&live) != comparable(after) && comparable(&live) != comparable(before);
+    if later && !force {
         return Err(UndoError::Changed {
             resource_id: job.resource_id.clone(),
             job_id: job.id.clone(),
@@ -485,32 +486,24 @@ async fn run(
         .map_err(UndoError::UnreadableAfter)?;
     undo_job.after = Some(restored.clone());
     let exact = comparable(&restored) == comparable(before);
-    let (status, text) = match failure {
-        Some(f) => (JobStatus::Failed, f),
-        None if exact => (
-            JobStatus::Applied,
-            format!(
-                "undo of job {} by {by}: {reason}; the resource is as it was before the job",
-                job.id
-            ),
+    let status = undo_status(failure.is_some(), exact, later);
+    let text = match (failure, status) {
+        (Some(f), _) => f,
+        (None, JobStatus::Applied) if exact => format!(
+            "undo of job {} by {by}: {reason}; the resource is as it was before the job",
+            job.id
         ),
         // Forced over a later change that the inverse did not put back: the inverse actions
         // were applied, and what differs from before the job is that change.
-        None if changed => (
-            JobStatus::Applied,
-            format!(
-                "undo of job {} by {by}, forced over a later change: the inverse is applied and the resource differs from its state before the job where that change was kept (- before, + now): {reason}\n{}",
-                job.id,
-                difference(before, &restored)
-            ),
+        (None, JobStatus::Applied) => format!(
+            "undo of job {} by {by}, forced over a later change: the inverse is applied and the resource differs from its state before the job where that change was kept (- before, + now): {reason}\n{}",
+            job.id,
+            difference(before, &restored)
         ),
-        None => (
-            JobStatus::FailedVerify,
-            format!(
-                "undo of job {}: the resource differs from its state before the job (- before, + now):\n{}",
-                job.id,
-                difference(before, &restored)
-            ),
+        (None, _) => format!(
+            "undo of job {}: the resource differs from its state before the job (- before, + now):\n{}",
+            job.id,
+            difference(before, &restored)
         ),
     };
     undo_job.status = status;
@@ -527,6 +520,18 @@ async fn run(
         return Err(UndoError::NotRestored(text));
     }
     finish(ctx, job, undo_job, asked, exact, false).await
+}
+
+/// How an undo ends: `failed` when an inverse action failed; applied when the resource read
+/// afterwards is as it was before the job (`exact`), or when it was forced over a `later`
+/// change that the inverse did not touch; otherwise failed verification (a resource that held
+/// no later change and still differs afterwards was not put back, forced or not).
+fn undo_status(failed: bool, exact: bool, later: bool) -> JobStatus {
+    match (failed, exact, later) {
+        (true, _, _) => JobStatus::Failed,
+        (false, true, _) | (false, false, true) => JobStatus::Applied,
+        (false, false, false) => JobStatus::FailedVerify,
+    }
 }
 
 /// Marks `job` undone by `undo_job`, which put its resource back (`exact`: as it was before the
@@ -770,6 +775,17 @@ mod tests {
         assert!(!UndoError::NotRestored("failed".into()).is_usage());
         assert!(!UndoError::Unreadable(CloudError::Unsupported("x".into())).is_usage());
         assert!(!UndoError::State(StateError::Corrupt("x".into())).is_usage());
+    }
+
+    #[test]
+    fn an_undo_is_applied_only_when_the_resource_is_as_before_or_forced_over_a_later_change() {
+        assert_eq!(undo_status(true, true, false), JobStatus::Failed);
+        assert_eq!(undo_status(false, true, false), JobStatus::Applied);
+        // Forced over a later change, which is kept.
+        assert_eq!(undo_status(false, false, true), JobStatus::Applied);
+        // No later change (the resource was as before, or as the job left it) and still not
+        // as before afterwards: not put back.
+        assert_eq!(undo_status(false, false, false), JobStatus::FailedVerify);
     }
 
     #[test]

@@ -364,8 +364,15 @@ async fn an_undo_whose_job_could_not_be_marked_is_finished_by_undo_again_without
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     assert!(
         r.stdout.contains(&format!(
-            "undo job {undo_id} had already put the resource back"
+            "undo job {undo_id} had already applied the inverse and recorded it"
         )),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("the job is now marked undone")
+            && r.stdout.contains("the resource is as it was before")
+            && !r.stdout.contains("~ "),
         "{}",
         r.stdout
     );

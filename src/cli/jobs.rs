@@ -841,8 +841,19 @@ pub(super) async fn run(config: &Config, cmd: JobsCommand) -> Result<()> {
             }
             if done.resumed {
                 println!(
-                    "job {id} undone by {by}: undo job {} had already put the resource back and recorded it, at {}; the job is now marked undone",
-                    done.undo_job.id, done.undo_job.updated_at
+                    "job {id}: undo job {} had already applied the inverse and recorded it, at {}; nothing is applied again{}; {}",
+                    done.undo_job.id,
+                    done.undo_job.updated_at,
+                    if unmarked.is_none() {
+                        format!(", and the job is now marked undone by {by}")
+                    } else {
+                        String::new()
+                    },
+                    if done.exact {
+                        "the resource is as it was before"
+                    } else {
+                        "a later change that undo kept is still there, so the resource differs from its state before the job"
+                    }
                 );
             } else if done.exact {
                 println!(
@@ -855,7 +866,13 @@ pub(super) async fn run(config: &Config, cmd: JobsCommand) -> Result<()> {
                     done.undo_job.id, done.undo_job.id
                 );
             }
-            for a in done.undo_job.plan.iter().flat_map(|p| p.actions.iter()) {
+            for a in done
+                .undo_job
+                .plan
+                .iter()
+                .flat_map(|p| p.actions.iter())
+                .filter(|_| !done.resumed)
+            {
                 println!("  ~ {}", a.summary());
             }
             match &done.exempted {

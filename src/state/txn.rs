@@ -95,9 +95,19 @@ const TRIES: usize = 5;
 /// The reason DynamoDB gives for an item another transaction was writing at the same time.
 const CONFLICT: &str = "TransactionConflict";
 
-/// The waits between the tries of a transaction that met another one on one of its items:
-/// exponential from 10 ms, with jitter, at most 200 ms, so that two writers of one item (two
-/// workers anchoring, a worker and an operator on one job) do not meet again at once.
+/// The reasons for a cancelled item that pass with time: another transaction writing it, and
+/// the table's or account's throughput spent.
+const TRANSIENT: [&str; 4] = [
+    CONFLICT,
+    "ThrottlingError",
+    "ProvisionedThroughputExceeded",
+    "RequestLimitExceeded",
+];
+
+/// The waits between the tries of a transaction that met another one on one of its items, or
+/// was throttled: exponential from 10 ms, with jitter, at most 200 ms, so that two writers of
+/// one item (two workers anchoring, a worker and an operator on one job) do not meet again at
+/// once. One wait fewer than [`TRIES`]: no wait follows the last try.
 struct Pauses(backon::ExponentialBackoff);
 
 impl Pauses {
@@ -108,13 +118,14 @@ impl Pauses {
                 .with_min_delay(Duration::from_millis(10))
                 .with_max_delay(Duration::from_millis(200))
                 .with_jitter()
-                .with_max_times(TRIES)
+                .with_max_times(TRIES - 1)
                 .build(),
         )
     }
 
     /// Waits before the next try when an item of the cancelled transaction (`reasons`) met
-    /// another transaction; a cancellation for any other reason is tried again at once.
+    /// another transaction or was throttled; a cancellation for any other reason is tried
+    /// again at once.
     async fn after(&mut self, reasons: &[CancellationReason]) {
         if let Some(wait) = self.next(reasons) {
             tokio::time::sleep(wait).await;
@@ -122,7 +133,10 @@ impl Pauses {
     }
 
     fn next(&mut self, reasons: &[CancellationReason]) -> Option<Duration> {
-        if reasons.iter().any(|r| r.code() == Some(CONFLICT)) {
+        if reasons
+            .iter()
+            .any(|r| r.code().is_some_and(|c| TRANSIENT.contains(&c)))
+        {
             self.0.next()
         } else {
             None
@@ -547,7 +561,8 @@ mod tests {
         let met = reasons(&["None", CONFLICT]);
         let mut pauses = Pauses::new();
         let waits: Vec<Duration> = std::iter::from_fn(|| pauses.next(&met)).collect();
-        assert_eq!(waits.len(), TRIES, "{waits:?}");
+        // A wait between two tries, none after the last.
+        assert_eq!(waits.len(), TRIES - 1, "{waits:?}");
         for w in &waits {
             // Jitter adds up to the delay itself.
             assert!(
@@ -565,6 +580,14 @@ mod tests {
         assert_eq!(pauses.next(&[]), None);
         // Those tries took nothing from the waits a conflict gets.
         let met = reasons(&[CONFLICT]);
-        assert_eq!(std::iter::from_fn(|| pauses.next(&met)).count(), TRIES);
+        assert_eq!(std::iter::from_fn(|| pauses.next(&met)).count(), TRIES - 1);
+    }
+
+    #[test]
+    fn a_throttled_transaction_waits_too() {
+        for code in ["ThrottlingError", "ProvisionedThroughputExceeded"] {
+            assert!(Pauses::new().next(&reasons(&["None", code])).is_some());
+        }
+        assert_eq!(Pauses::new().next(&reasons(&["ValidationError"])), None);
     }
 }
