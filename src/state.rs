@@ -933,18 +933,8 @@ impl Store {
     pub fn requested_by_update(&self, id: &str, by: &str) -> Result<TransactWriteItem, StateError> {
         let mut u = Update::default();
         u.set("requested_by", s(by));
-        let exists = u.name("id");
-        let update = txn::built(
-            aws_sdk_dynamodb::types::Update::builder()
-                .table_name(&self.names.jobs)
-                .key("id", s(id))
-                .update_expression(u.expression())
-                .condition_expression(format!("attribute_exists({exists})"))
-                .set_expression_attribute_names(Some(u.names))
-                .set_expression_attribute_values(Some(u.values))
-                .build(),
-        )?;
-        Ok(TransactWriteItem::builder().update(update).build())
+        let exists = format!("attribute_exists({})", u.name("id"));
+        txn::tx_update(self.job_update(id, u, exists))
     }
 
     /// Sets one attribute of a job that exists.
@@ -969,13 +959,11 @@ impl Store {
     /// The write of a whole job that no worker claims (an operator's undo), for a transaction
     /// with its audit record.
     pub fn job_put(&self, job: &Job) -> Result<TransactWriteItem, StateError> {
-        let put = txn::built(
+        txn::tx_put(
             aws_sdk_dynamodb::types::Put::builder()
                 .table_name(&self.names.jobs)
-                .set_item(Some(job_item(job)))
-                .build(),
-        )?;
-        Ok(TransactWriteItem::builder().put(put).build())
+                .set_item(Some(job_item(job))),
+        )
     }
 
     /// One job, read consistently.
@@ -1132,37 +1120,28 @@ fn is_lock(item: &HashMap<String, AttributeValue>) -> bool {
     get_s(item, "id").is_some_and(|id| id.starts_with("lock:"))
 }
 
-/// The condition of a write over an item read at `expected_version`. Version 0 is an item not
-/// written yet; past that, the item must still be there: one deleted since it was read (a reset
-/// breaker) is a conflict, not a blank slate. Names `#r` (the key `remediation`) and `#v`
-/// (`version`) and the value `:v`.
-fn versioned_condition(expected_version: u64) -> &'static str {
-    if expected_version == 0 {
-        "attribute_not_exists(#r) OR #v = :v"
-    } else {
-        "attribute_exists(#r) AND #v = :v"
-    }
-}
-
 impl Store {
-    /// The write of a settings item that holds only if the item is still at `expected_version`
-    /// (0: never written), for a transaction.
+    /// The Put of a settings item (a setting, the Organization's settings, a breaker) that
+    /// holds only if the item is still at `expected_version`. Version 0 is an item not written
+    /// yet; past that, the item must still be there: one deleted since it was read (a reset
+    /// breaker) is a conflict, not a blank slate.
     fn versioned_put(
         &self,
         item: HashMap<String, AttributeValue>,
         expected_version: u64,
-    ) -> Result<TransactWriteItem, StateError> {
-        let put = txn::built(
-            aws_sdk_dynamodb::types::Put::builder()
-                .table_name(&self.names.settings)
-                .set_item(Some(item))
-                .condition_expression(versioned_condition(expected_version))
-                .expression_attribute_names("#r", "remediation")
-                .expression_attribute_names("#v", "version")
-                .expression_attribute_values(":v", n(expected_version))
-                .build(),
-        )?;
-        Ok(TransactWriteItem::builder().put(put).build())
+    ) -> aws_sdk_dynamodb::types::builders::PutBuilder {
+        let condition = if expected_version == 0 {
+            "attribute_not_exists(#r) OR #v = :v"
+        } else {
+            "attribute_exists(#r) AND #v = :v"
+        };
+        aws_sdk_dynamodb::types::Put::builder()
+            .table_name(&self.names.settings)
+            .set_item(Some(item))
+            .condition_expression(condition)
+            .expression_attribute_names("#r", "remediation")
+            .expression_attribute_names("#v", "version")
+            .expression_attribute_values(":v", n(expected_version))
     }
 
     /// The write that adds or replaces an exemption record, for a transaction with its audit
@@ -1200,24 +1179,20 @@ impl Store {
                 .expression_attribute_names("#u", "until")
                 .expression_attribute_values(":u", s(e.until.as_deref().unwrap_or_default()));
         }
-        Ok(TransactWriteItem::builder()
-            .put(txn::built(put.build())?)
-            .build())
+        txn::tx_put(put)
     }
 
     /// The write that removes an exemption record, for a transaction with its audit record:
     /// it holds only where there is one.
     pub fn exemption_delete(&self, e: &Exemption) -> Result<TransactWriteItem, StateError> {
-        let delete = txn::built(
+        txn::tx_delete(
             aws_sdk_dynamodb::types::Delete::builder()
                 .table_name(&self.names.settings)
                 .key("remediation", s(&e.remediation))
                 .key("scope", s(e.scope()))
                 .condition_expression("attribute_exists(#r)")
-                .expression_attribute_names("#r", "remediation")
-                .build(),
-        )?;
-        Ok(TransactWriteItem::builder().delete(delete).build())
+                .expression_attribute_names("#r", "remediation"),
+        )
     }
 
     /// Makes alone a write built for a transaction. False when its condition did not hold.
@@ -1399,18 +1374,7 @@ impl Store {
             "{status} IN ({}) AND {updated} = {read_at}",
             allowed.join(", ")
         );
-        let change = TransactWriteItem::builder()
-            .update(txn::built(
-                aws_sdk_dynamodb::types::Update::builder()
-                    .table_name(&self.names.jobs)
-                    .key("id", s(&job.id))
-                    .update_expression(u.expression())
-                    .condition_expression(condition)
-                    .set_expression_attribute_names(Some(u.names))
-                    .set_expression_attribute_values(Some(u.values))
-                    .build(),
-            )?)
-            .build();
+        let change = txn::tx_update(self.job_update(&job.id, u, condition))?;
         Ok(record(&moved, change).await?.then_some(moved))
     }
 
@@ -1554,7 +1518,7 @@ impl Store {
             let expected = *version;
             *version += 1;
             *updated_at = Some(now_text());
-            let change = self.versioned_put(new.to_item(), expected)?;
+            let change = txn::tx_put(self.versioned_put(new.to_item(), expected))?;
             if record(old.as_ref(), &new, change).await? {
                 return Ok((old, new));
             }

@@ -19,7 +19,7 @@ use aws_sdk_dynamodb::types::Put;
 use chrono::Utc;
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
-use super::{StateError, Store, get_json, get_n, get_s, n, s, txn::built, versioned_condition};
+use super::{StateError, Store, get_json, get_n, get_s, n, s, txn::built};
 use crate::cloud::classify;
 
 /// The scope under which breaker items are stored: `breaker:<account>`, one per remediation
@@ -112,19 +112,16 @@ impl Store {
         version: u64,
         times: &[i64],
     ) -> Result<Put, StateError> {
-        built(
-            Put::builder()
-                .table_name(&self.names.settings)
-                .item("remediation", s(remediation))
-                .item("scope", s(breaker_scope(account)))
-                .item("times", s(serde_json::to_string(times).unwrap_or_default()))
-                .item("version", n(version + 1))
-                .condition_expression(versioned_condition(version))
-                .expression_attribute_names("#r", "remediation")
-                .expression_attribute_names("#v", "version")
-                .expression_attribute_values(":v", n(version))
-                .build(),
-        )
+        let item = HashMap::from([
+            ("remediation".to_string(), s(remediation)),
+            ("scope".to_string(), s(breaker_scope(account))),
+            (
+                "times".to_string(),
+                s(serde_json::to_string(times).unwrap_or_default()),
+            ),
+            ("version".to_string(), n(version + 1)),
+        ]);
+        built(self.versioned_put(item, version).build())
     }
 
     /// The item the slot holds, read first when it holds none.

@@ -168,9 +168,36 @@ pub(super) fn built<T>(r: Result<T, aws_sdk_dynamodb::error::BuildError>) -> Res
     r.map_err(|e| StateError::Corrupt(format!("a transaction item cannot be built: {e}")))
 }
 
+/// A Put as one item of a transaction.
+pub(super) fn tx_put(
+    put: aws_sdk_dynamodb::types::builders::PutBuilder,
+) -> Result<TransactWriteItem, StateError> {
+    Ok(TransactWriteItem::builder()
+        .put(built(put.build())?)
+        .build())
+}
+
+/// An Update as one item of a transaction.
+pub(super) fn tx_update(
+    update: aws_sdk_dynamodb::types::builders::UpdateBuilder,
+) -> Result<TransactWriteItem, StateError> {
+    Ok(TransactWriteItem::builder()
+        .update(built(update.build())?)
+        .build())
+}
+
+/// A Delete as one item of a transaction.
+pub(super) fn tx_delete(
+    delete: aws_sdk_dynamodb::types::builders::DeleteBuilder,
+) -> Result<TransactWriteItem, StateError> {
+    Ok(TransactWriteItem::builder()
+        .delete(built(delete.build())?)
+        .build())
+}
+
 impl Store {
     /// The conditional update of job `job_id` in a transaction: `u` under `condition`.
-    fn job_update(
+    pub(super) fn job_update(
         &self,
         job_id: &str,
         u: Update,
@@ -256,19 +283,16 @@ impl Store {
             let claim = match &seen {
                 // A job not there yet is written whole: a Put does what the Update below does
                 // to an absent item.
-                None => TransactWriteItem::builder()
-                    .put(built(
-                        Put::builder()
-                            .table_name(&self.names.jobs)
-                            .set_item(Some(claim_item(job, owner, lease, now)))
-                            .condition_expression("attribute_not_exists(#id)")
-                            .expression_attribute_names("#id", "id")
-                            .return_values_on_condition_check_failure(
-                                ReturnValuesOnConditionCheckFailure::AllOld,
-                            )
-                            .build(),
-                    )?)
-                    .build(),
+                None => tx_put(
+                    Put::builder()
+                        .table_name(&self.names.jobs)
+                        .set_item(Some(claim_item(job, owner, lease, now)))
+                        .condition_expression("attribute_not_exists(#id)")
+                        .expression_attribute_names("#id", "id")
+                        .return_values_on_condition_check_failure(
+                            ReturnValuesOnConditionCheckFailure::AllOld,
+                        ),
+                )?,
                 Some(item) => {
                     let mut u = claim_update(job, owner, lease, now);
                     let mut parts = Vec::new();
@@ -280,15 +304,12 @@ impl Store {
                         });
                     }
                     let condition = parts.join(" AND ");
-                    TransactWriteItem::builder()
-                        .update(built(
-                            self.job_update(&job.id, u, condition)
-                                .return_values_on_condition_check_failure(
-                                    ReturnValuesOnConditionCheckFailure::AllOld,
-                                )
-                                .build(),
-                        )?)
-                        .build()
+                    tx_update(
+                        self.job_update(&job.id, u, condition)
+                            .return_values_on_condition_check_failure(
+                                ReturnValuesOnConditionCheckFailure::AllOld,
+                            ),
+                    )?
                 }
             };
             let lock = self.lock_write(
@@ -429,22 +450,17 @@ impl Store {
         let AuditPuts { record, mut anchor } = audit;
         // The job's own write is the same on every try.
         let outcome = match write {
-            JobWrite::Whole => TransactWriteItem::builder()
-                .put(built(
-                    Put::builder()
-                        .table_name(&self.names.jobs)
-                        .set_item(Some(job_item(job)))
-                        .condition_expression("#owner = :me")
-                        .expression_attribute_names("#owner", "lease_owner")
-                        .expression_attribute_values(":me", s(owner))
-                        .build(),
-                )?)
-                .build(),
+            JobWrite::Whole => tx_put(
+                Put::builder()
+                    .table_name(&self.names.jobs)
+                    .set_item(Some(job_item(job)))
+                    .condition_expression("#owner = :me")
+                    .expression_attribute_names("#owner", "lease_owner")
+                    .expression_attribute_values(":me", s(owner)),
+            )?,
             JobWrite::Changes => {
                 let (u, condition) = finish_update(job, owner);
-                TransactWriteItem::builder()
-                    .update(built(self.job_update(&job.id, u, condition).build())?)
-                    .build()
+                tx_update(self.job_update(&job.id, u, condition))?
             }
         };
         let mut unlock = unlock;
@@ -467,19 +483,15 @@ impl Store {
                 (Part::Outcome, outcome.clone()),
             ];
             if let Some((key, lock_owner)) = unlock {
-                let delete = built(
+                let delete = tx_delete(
                     Delete::builder()
                         .table_name(&self.names.jobs)
                         .key("id", s(lock_id(key)))
                         .condition_expression("#owner = :me")
                         .expression_attribute_names("#owner", "lease_owner")
-                        .expression_attribute_values(":me", s(lock_owner))
-                        .build(),
+                        .expression_attribute_values(":me", s(lock_owner)),
                 )?;
-                items.push((
-                    Part::Unlock,
-                    TransactWriteItem::builder().delete(delete).build(),
-                ));
+                items.push((Part::Unlock, delete));
             }
             if let Some(a) = &anchor {
                 items.push((
