@@ -329,10 +329,7 @@ impl AuditWriter {
     ) -> impl Fn(Option<&T>, &T, aws_sdk_dynamodb::types::TransactWriteItem) -> RecordedWrite<'a>
     + Sync
     + 'a {
-        move |old, new, change| {
-            let record = record(old, new);
-            Box::pin(async move { Ok(self.append_with(store, change, record).await?.is_some()) })
-        }
+        move |old, new, change| self.recorded_write(store, change, record(old, new))
     }
 
     /// What writes a job's move to another status with its record (`by` decided it), in one
@@ -343,10 +340,17 @@ impl AuditWriter {
         by: &'a str,
     ) -> impl Fn(&Job, aws_sdk_dynamodb::types::TransactWriteItem) -> RecordedWrite<'a> + Sync + 'a
     {
-        move |job, change| {
-            let record = Record::for_job(job, by);
-            Box::pin(async move { Ok(self.append_with(store, change, record).await?.is_some()) })
-        }
+        move |job, change| self.recorded_write(store, change, Record::for_job(job, by))
+    }
+
+    /// [`Self::append_with`] as the store's recorders call it: whether the change was written.
+    fn recorded_write<'a>(
+        &'a self,
+        store: &'a Store,
+        change: aws_sdk_dynamodb::types::TransactWriteItem,
+        record: Record,
+    ) -> RecordedWrite<'a> {
+        Box::pin(async move { Ok(self.append_with(store, change, record).await?.is_some()) })
     }
 
     /// Makes `record` the next of this chain (its id, chain, sequence, time and hashes filled
