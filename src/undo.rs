@@ -403,6 +403,8 @@ async fn run(
             job_id: job.id.clone(),
         });
     }
+    // Each state as undo compares it (no observation time, secrets redacted, rules by content).
+    let (now_c, before_c) = (comparable(&live), comparable(before));
     // An earlier undo of this job that put the resource back and wrote its own record, but
     // did not move the job to undone (its process stopped between the two writes, or the
     // second failed), is finished: nothing is applied again, the job is marked.
@@ -413,15 +415,15 @@ async fn run(
         && earlier
             .after
             .as_ref()
-            .is_some_and(|a| comparable(a) == comparable(&live))
+            .is_some_and(|a| comparable(a) == now_c)
     {
-        let exact = comparable(&live) == comparable(before);
+        let exact = now_c == before_c;
         return finish(ctx, job, earlier, asked, exact, true).await;
     }
     // A later change: the resource differs from the job's after-state. One already as it was
     // before the job (put back by an earlier undo stopped before it wrote its record, or by
     // hand) holds no later change: the inverse changes nothing, and the undo is recorded.
-    let later = comparable(&live) != comparable(after) && comparable(&live) != comparable(before);
+    let later = now_c != comparable(after) && now_c != before_c;
     if later && !force {
         return Err(UndoError::Changed {
             resource_id: job.resource_id.clone(),
@@ -485,7 +487,7 @@ async fn run(
         .await
         .map_err(UndoError::UnreadableAfter)?;
     undo_job.after = Some(restored.clone());
-    let exact = comparable(&restored) == comparable(before);
+    let exact = comparable(&restored) == before_c;
     let status = undo_status(failure.is_some(), exact, later);
     let text = match (failure, status) {
         (Some(f), _) => f,

@@ -866,14 +866,11 @@ pub(super) async fn run(config: &Config, cmd: JobsCommand) -> Result<()> {
                     done.undo_job.id, done.undo_job.id
                 );
             }
-            for a in done
-                .undo_job
-                .plan
-                .iter()
-                .flat_map(|p| p.actions.iter())
-                .filter(|_| !done.resumed)
-            {
-                println!("  ~ {}", a.summary());
+            // What this run applied; a resumed undo applied nothing.
+            if !done.resumed {
+                for a in done.undo_job.plan.iter().flat_map(|p| p.actions.iter()) {
+                    println!("  ~ {}", a.summary());
+                }
             }
             match &done.exempted {
                 Some(crate::undo::Exempted::Added(until)) => println!(
