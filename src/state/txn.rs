@@ -20,7 +20,7 @@ use super::{
     BreakerLimit, Job, JobStatus, Reservation, StateError, Store, Update, claim_item, claim_update,
     finish_update, job_from_item, job_item, lock_id, n, s,
 };
-use crate::cloud::classify;
+use crate::cloud::{CloudError, classify};
 
 /// Whether a lock write takes the lock (free, expired or this owner's) or renews this owner's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,19 +108,65 @@ const TRANSIENT: [&str; 4] = [
 /// was throttled: exponential from 10 ms, with jitter, at most 200 ms, so that two writers of
 /// one item (two workers anchoring, a worker and an operator on one job) do not meet again at
 /// once. One wait fewer than [`TRIES`]: no wait follows the last try.
-struct Pauses(backon::ExponentialBackoff);
+struct Pauses {
+    waits: backon::ExponentialBackoff,
+    /// The throttling reason of the last cancellation, when it had one.
+    throttled: Option<String>,
+}
 
 impl Pauses {
     fn new() -> Pauses {
         use backon::BackoffBuilder;
-        Pauses(
-            backon::ExponentialBuilder::default()
+        Pauses {
+            waits: backon::ExponentialBuilder::default()
                 .with_min_delay(Duration::from_millis(10))
                 .with_max_delay(Duration::from_millis(200))
                 .with_jitter()
                 .with_max_times(TRIES - 1)
                 .build(),
-        )
+            throttled: None,
+        }
+    }
+
+    /// The reason codes of a cancelled transaction, or the error it is. A cancellation's
+    /// throttling reason is kept for [`Pauses::gave_up`].
+    fn cancelled(
+        &mut self,
+        e: SdkError<TransactWriteItemsError, aws_sdk_dynamodb::config::http::HttpResponse>,
+    ) -> Result<Vec<CancellationReason>, StateError> {
+        const CALL: &str = "dynamodb:TransactWriteItems";
+        if let SdkError::ServiceError(se) = &e
+            && let TransactWriteItemsError::TransactionCanceledException(t) = se.err()
+        {
+            let reasons = t.cancellation_reasons().to_vec();
+            self.saw(&reasons);
+            return Ok(reasons);
+        }
+        Err(classify(CALL, e).into())
+    }
+
+    /// Keeps the throttling reason of a cancellation (`reasons`), if it has one.
+    fn saw(&mut self, reasons: &[CancellationReason]) {
+        self.throttled = reasons
+            .iter()
+            .filter_map(|r| r.code())
+            .find(|c| *c != CONFLICT && TRANSIENT.contains(c))
+            .map(str::to_string);
+    }
+
+    /// The error of a transaction (`what`) still cancelled after its last try: throttled
+    /// when the last cancellation was (worth a slower pace, not a fresh read), a conflict
+    /// otherwise.
+    fn gave_up(&self, what: String) -> StateError {
+        match &self.throttled {
+            Some(reason) => StateError::Store(CloudError::Service {
+                call: "dynamodb:TransactWriteItems",
+                code: "ThrottlingException".into(),
+                message: format!("{what}: still throttled ({reason}) after {TRIES} tries"),
+                status: None,
+            }),
+            None => StateError::Conflict(what),
+        }
     }
 
     /// Waits before the next try when an item of the cancelled transaction (`reasons`) met
@@ -137,24 +183,11 @@ impl Pauses {
             .iter()
             .any(|r| r.code().is_some_and(|c| TRANSIENT.contains(&c)))
         {
-            self.0.next()
+            self.waits.next()
         } else {
             None
         }
     }
-}
-
-/// The reason codes of a cancelled transaction, or the error it is.
-fn cancelled(
-    call: &'static str,
-    e: SdkError<TransactWriteItemsError, aws_sdk_dynamodb::config::http::HttpResponse>,
-) -> Result<Vec<CancellationReason>, StateError> {
-    if let SdkError::ServiceError(se) = &e
-        && let TransactWriteItemsError::TransactionCanceledException(t) = se.err()
-    {
-        return Ok(t.cancellation_reasons().to_vec());
-    }
-    Err(classify(call, e).into())
 }
 
 fn code(reasons: &[CancellationReason], i: usize) -> &str {
@@ -346,7 +379,7 @@ impl Store {
                     };
                     return Ok(LockedClaim::Won(previous, reserved));
                 }
-                Err(e) => cancelled("dynamodb:TransactWriteItems", e)?,
+                Err(e) => pauses.cancelled(e)?,
             };
             if reserve.is_some() && code(&reasons, 2) != "None" {
                 // The breaker item changed since this process last saw it: read it again.
@@ -386,7 +419,7 @@ impl Store {
                 LockedClaim::Done(Box::new(found))
             });
         }
-        Err(StateError::Conflict(format!("the claim of job {}", job.id)))
+        Err(pauses.gave_up(format!("the claim of job {}", job.id)))
     }
 
     /// Appends an audit record (`record`: the Put that appends it to its chain) and makes
@@ -407,7 +440,7 @@ impl Store {
                 .transact_items(change.clone());
             let reasons = match call.send().await {
                 Ok(_) => return Ok(Recorded::Written),
-                Err(e) => cancelled("dynamodb:TransactWriteItems", e)?,
+                Err(e) => pauses.cancelled(e)?,
             };
             if code(&reasons, 0) == CONDITION_FAILED {
                 return Ok(Recorded::AuditTaken);
@@ -418,7 +451,7 @@ impl Store {
             // Another transaction was writing one of the items: try again.
             pauses.after(&reasons).await;
         }
-        Err(StateError::Conflict("a change and its audit record".into()))
+        Err(pauses.gave_up("a change and its audit record".into()))
     }
 
     /// Writes a job's outcome, its audit record (`audit`: the Put that appends it to its chain,
@@ -519,7 +552,7 @@ impl Store {
                         anchored: anchor.is_some(),
                     });
                 }
-                Err(e) => cancelled("dynamodb:TransactWriteItems", e)?,
+                Err(e) => pauses.cancelled(e)?,
             };
             let failed = |part| {
                 parts
@@ -550,10 +583,7 @@ impl Store {
             }
             pauses.after(&reasons).await;
         }
-        Err(StateError::Conflict(format!(
-            "the outcome of job {}",
-            job.id
-        )))
+        Err(pauses.gave_up(format!("the outcome of job {}", job.id)))
     }
 }
 
@@ -593,6 +623,34 @@ mod tests {
         // Those tries took nothing from the waits a conflict gets.
         let met = reasons(&[CONFLICT]);
         assert_eq!(std::iter::from_fn(|| pauses.next(&met)).count(), TRIES - 1);
+    }
+
+    #[test]
+    fn a_transaction_given_up_on_says_whether_it_was_throttled_or_met_another() {
+        let mut pauses = Pauses::new();
+        pauses.saw(&reasons(&["None", CONFLICT]));
+        assert!(matches!(
+            pauses.gave_up("the claim of job j".into()),
+            StateError::Conflict(w) if w == "the claim of job j"
+        ));
+        // Throttled on the last try: a throttled store, to be tried later at a slower pace.
+        pauses.saw(&reasons(&[CONFLICT, "ProvisionedThroughputExceeded"]));
+        let e = pauses.gave_up("the outcome of job j".into());
+        assert!(
+            matches!(&e, StateError::Store(c) if c.throttled() && c.retryable()),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("the outcome of job j"), "{e}");
+        assert!(
+            e.to_string().contains("ProvisionedThroughputExceeded"),
+            "{e}"
+        );
+        // Only the last cancellation counts.
+        pauses.saw(&reasons(&[CONDITION_FAILED, CONFLICT]));
+        assert!(matches!(
+            pauses.gave_up("x".into()),
+            StateError::Conflict(_)
+        ));
     }
 
     #[test]
