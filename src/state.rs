@@ -205,6 +205,10 @@ pub struct Job {
     pub approved_at: Option<String>,
     pub approved_plan_hash: Option<String>,
     pub approval_reason: Option<String>,
+    /// The audit chain that holds the approval's record: the worker applies an approved plan
+    /// only when that record is there, whole, and says what the job says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approved_in: Option<String>,
     /// Who last asked for the job to run again (`jobs retry`), as an AWS identity: with
     /// approver-must-differ on, that identity may not approve its plan.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -248,6 +252,7 @@ impl Job {
             approved_at: None,
             approved_plan_hash: None,
             approval_reason: None,
+            approved_in: None,
             requested_by: None,
             created_at: "t".into(),
             updated_at: "t".into(),
@@ -716,6 +721,7 @@ fn job_item(job: &Job) -> HashMap<String, AttributeValue> {
         ("approved_at", job.approved_at.clone().map(s)),
         ("approved_plan_hash", job.approved_plan_hash.clone().map(s)),
         ("approval_reason", job.approval_reason.clone().map(s)),
+        ("approved_in", job.approved_in.clone().map(s)),
         ("requested_by", job.requested_by.clone().map(s)),
         ("hub", json_attr(&job.hub)),
         (
@@ -798,7 +804,8 @@ fn finish_update(job: &Job, owner: &str) -> (Update, String) {
         .set_opt("approved_by", job.approved_by.clone().map(s))
         .set_opt("approved_at", job.approved_at.clone().map(s))
         .set_opt("approved_plan_hash", job.approved_plan_hash.clone().map(s))
-        .set_opt("approval_reason", job.approval_reason.clone().map(s));
+        .set_opt("approval_reason", job.approval_reason.clone().map(s))
+        .set_opt("approved_in", job.approved_in.clone().map(s));
     let lease_owner = u.name("lease_owner");
     let lease_until = u.name("lease_until");
     u.removes.push(lease_owner.clone());
@@ -1066,6 +1073,7 @@ fn job_from_item(item: &HashMap<String, AttributeValue>) -> Result<Job, StateErr
         approved_at: get_s(item, "approved_at"),
         approved_plan_hash: get_s(item, "approved_plan_hash"),
         approval_reason: get_s(item, "approval_reason"),
+        approved_in: get_s(item, "approved_in"),
         requested_by: get_s(item, "requested_by"),
         created_at: text("created_at"),
         updated_at: text("updated_at"),
@@ -1730,6 +1738,7 @@ mod tests {
             approved_at: Some("t2".into()),
             approved_plan_hash: Some("h".into()),
             approval_reason: Some("ok".into()),
+            approved_in: Some("w-1".into()),
             requested_by: Some("bob".into()),
             attempts: 3,
             hub_retry: true,

@@ -454,6 +454,7 @@ async fn run(
         approved_at: Some(now.clone()),
         approved_plan_hash: None,
         approval_reason: Some(reason.to_string()),
+        approved_in: None,
         created_at: now.clone(),
         updated_at: now,
         attempts: 1,

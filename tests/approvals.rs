@@ -284,6 +284,79 @@ async fn write_job_attribute(env: &Env, id: &str, name: &str, value: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approval_written_into_the_jobs_table_by_hand_is_not_applied() {
+    let env = Env::new().await;
+    let (bucket, id) = pending_bucket(&env).await;
+    let job = env.job_for(&bucket).await;
+    let hash = job["plan_hash"].as_str().unwrap().to_string();
+    // The chain of the worker's own records: whole, but it approves nothing.
+    let worker_chain = env
+        .audit()
+        .await
+        .into_iter()
+        .find(|r| r["job_id"] == id.as_str())
+        .and_then(|r| r["chain"].as_str().map(str::to_string))
+        .unwrap();
+    for (named, why) in [
+        (None, "names no audit record of its approval"),
+        (
+            Some(worker_chain.as_str()),
+            "holds no record of mallory approving plan",
+        ),
+    ] {
+        // Everything `jobs approve` writes to the job, written by hand, and the job queued to
+        // run again: the worker would run the plan under that approval.
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        for (name, value) in [
+            ("approved_by", "mallory"),
+            ("approved_at", now.as_str()),
+            ("approved_plan_hash", hash.as_str()),
+            ("status", "approved"),
+        ] {
+            write_job_attribute(&env, &id, name, value).await;
+        }
+        if let Some(chain) = named {
+            write_job_attribute(&env, &id, "approved_in", chain).await;
+        }
+        env.ok(&["jobs", "retry", &id]).await;
+        env.drain().await;
+        assert_eq!(
+            public_access_block(&env.sdk, &bucket).await,
+            None,
+            "an approval not on the record changed the bucket"
+        );
+        let job = env.job_for(&bucket).await;
+        assert_eq!(job["status"], "pending-approval", "{job:#}");
+        let reason = job["reason"].as_str().unwrap();
+        assert!(
+            reason.contains("approval by mallory not on the record") && reason.contains(why),
+            "{reason}"
+        );
+        assert_eq!(job["approved_by"], Value::Null, "{job:#}");
+        let last = env
+            .audit()
+            .await
+            .into_iter()
+            .filter(|r| r["job_id"] == id.as_str())
+            .last()
+            .unwrap();
+        assert_eq!(last["outcome"], "pending-approval", "{last:#}");
+        assert_eq!(last["actor"], "worker", "{last:#}");
+    }
+
+    // An approval made with rectify is on the record, and runs.
+    env.ok(&["jobs", "approve", &id, "--by", "alice"]).await;
+    env.drain().await;
+    let job = env.job_for(&bucket).await;
+    assert_eq!(job["status"], "applied", "{job:#}");
+    assert_eq!(job["approved_by"], "alice");
+    assert_eq!(
+        public_access_block(&env.sdk, &bucket).await,
+        Some([true; 4])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_approval_is_refused_when_the_stored_plan_does_not_hash_to_the_stored_hash() {
     let env = Env::new().await;
     let (bucket, id) = pending_bucket(&env).await;

@@ -277,6 +277,11 @@ impl AuditWriter {
         &self.chain
     }
 
+    /// Reads chain `chain` of this writer's table, in order of its sequence numbers.
+    pub async fn read_chain(&self, chain: &str) -> Result<Vec<super::Stored>, StateError> {
+        super::read_chain(&self.ddb, &self.table, chain).await
+    }
+
     /// Appends a record (its id, chain, sequence, time and hashes are filled in here).
     pub async fn append(&self, record: Record) -> Result<Record, StateError> {
         self.prepare(record).await.write_alone().await

@@ -23,7 +23,9 @@ pub use chain::{ANCHORS, AuditWriter, IDLE_ANCHOR, Pending};
 pub use export::{export, read_export};
 pub use liveness::{Liveness, adopt_stopped};
 pub use record::{Format, GENESIS, Record, RecordKind, RecordOutcome};
-pub use verify::{Coverage, Problem, Stored, coverage, read_all, verify, verify_export};
+pub use verify::{
+    Coverage, Problem, Stored, coverage, read_all, read_chain, verify, verify_export,
+};
 
 #[cfg(test)]
 mod tests {

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::AttributeValue;
 use serde::Serialize;
 
 use super::chain::ANCHORS;
@@ -34,30 +35,7 @@ pub async fn read_all(ddb: &Client, table: &str) -> Result<Vec<Stored>, StateErr
             .send()
             .await
             .map_err(|e| classify("dynamodb:Scan", e))?;
-        for item in out.items() {
-            let get = |k: &str| {
-                item.get(k)
-                    .and_then(|v| v.as_s().ok())
-                    .cloned()
-                    .unwrap_or_default()
-            };
-            let seq = item
-                .get("seq")
-                .and_then(|v| v.as_n().ok())
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0);
-            let record: Record = serde_json::from_str(&get("record")).unwrap_or_else(|e| Record {
-                id: get("id"),
-                outcome: RecordOutcome::Unreadable(format!("unreadable record: {e}")),
-                ..Record::default()
-            });
-            out_records.push(Stored {
-                record,
-                chain: get("chain"),
-                seq,
-                stored_hash: get("hash"),
-            });
-        }
+        out_records.extend(out.items().iter().map(stored));
         match out.last_evaluated_key() {
             Some(k) if !k.is_empty() => start = Some(k.clone()),
             _ => break,
@@ -71,6 +49,58 @@ pub async fn read_all(ddb: &Client, table: &str) -> Result<Vec<Stored>, StateErr
             .then(a.seq.cmp(&b.seq))
     });
     Ok(out_records)
+}
+
+/// Reads one chain, in order of its sequence numbers.
+pub async fn read_chain(ddb: &Client, table: &str, chain: &str) -> Result<Vec<Stored>, StateError> {
+    let mut records = Vec::new();
+    let mut start = None;
+    loop {
+        let out = ddb
+            .query()
+            .table_name(table)
+            .consistent_read(true)
+            .key_condition_expression("#c = :c")
+            .expression_attribute_names("#c", "chain")
+            .expression_attribute_values(":c", AttributeValue::S(chain.to_string()))
+            .set_exclusive_start_key(start.take())
+            .send()
+            .await
+            .map_err(|e| classify("dynamodb:Query", e))?;
+        records.extend(out.items().iter().map(stored));
+        match out.last_evaluated_key() {
+            Some(k) if !k.is_empty() => start = Some(k.clone()),
+            _ => break,
+        }
+    }
+    Ok(records)
+}
+
+/// A stored audit item as it was read: a record that does not parse is kept as one whose
+/// outcome says so, for [`verify`] to report.
+fn stored(item: &std::collections::HashMap<String, AttributeValue>) -> Stored {
+    let get = |k: &str| {
+        item.get(k)
+            .and_then(|v| v.as_s().ok())
+            .cloned()
+            .unwrap_or_default()
+    };
+    let seq = item
+        .get("seq")
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let record: Record = serde_json::from_str(&get("record")).unwrap_or_else(|e| Record {
+        id: get("id"),
+        outcome: RecordOutcome::Unreadable(format!("unreadable record: {e}")),
+        ..Record::default()
+    });
+    Stored {
+        record,
+        chain: get("chain"),
+        seq,
+        stored_hash: get("hash"),
+    }
 }
 
 /// Checks an export on its own, and against the table: every exported record must still be in

@@ -39,12 +39,13 @@ impl Decision {
     }
 
     /// The status a pending job moves to, and the fields written with it, when `by` decides
-    /// on the plan with sha256 `plan_hash` at `now`.
+    /// on the plan with sha256 `plan_hash` at `now`, recorded in audit chain `chain`.
     pub fn transition(
         &self,
         by: &str,
         plan_hash: &str,
         now: &str,
+        chain: &str,
     ) -> (JobStatus, Vec<(&'static str, Option<String>)>) {
         match self {
             Decision::Approve { reason, .. } => (
@@ -54,6 +55,7 @@ impl Decision {
                     ("approved_at", Some(now.to_string())),
                     ("approved_plan_hash", Some(plan_hash.to_string())),
                     ("approval_reason", reason.clone()),
+                    ("approved_in", Some(chain.to_string())),
                     (
                         "reason",
                         Some(format!(
@@ -163,7 +165,9 @@ pub async fn decide(
 ) -> Result<Job, JobError> {
     let id = pending.job.id.as_str();
     let hash = pending.job.plan_hash.as_deref().unwrap_or_default();
-    let (to, fields) = pending.decision.transition(by, hash, &now_text());
+    let (to, fields) = pending
+        .decision
+        .transition(by, hash, &now_text(), audit.chain());
     // The decision and its record are one write: a decision is never left off the record.
     let decided = store
         .transition_recorded(
@@ -243,7 +247,7 @@ mod tests {
             reason: Some("change 42".into()),
             plan_hash: None,
         };
-        let (to, fields) = d.transition("alice", HASH, "2026-01-01T00:00:00.000Z");
+        let (to, fields) = d.transition("alice", HASH, "2026-01-01T00:00:00.000Z", "w-1");
         assert_eq!(to, JobStatus::Approved);
         assert_eq!(
             fields,
@@ -252,6 +256,7 @@ mod tests {
                 ("approved_at", Some("2026-01-01T00:00:00.000Z".to_string())),
                 ("approved_plan_hash", Some(HASH.to_string())),
                 ("approval_reason", Some("change 42".to_string())),
+                ("approved_in", Some("w-1".to_string())),
                 (
                     "reason",
                     Some(
@@ -270,7 +275,7 @@ mod tests {
             reason: None,
             plan_hash: None,
         };
-        let (_, fields) = d.transition("alice", HASH, "t");
+        let (_, fields) = d.transition("alice", HASH, "t", "w-1");
         assert!(fields.contains(&("approval_reason", None)));
     }
 
@@ -279,7 +284,7 @@ mod tests {
         let d = Decision::Reject {
             reason: "too broad".into(),
         };
-        let (to, fields) = d.transition("bob", HASH, "t");
+        let (to, fields) = d.transition("bob", HASH, "t", "w-1");
         assert_eq!(to, JobStatus::Rejected);
         assert_eq!(
             fields,

@@ -194,6 +194,68 @@ pub fn approval_in_time(
     })
 }
 
+/// The gate of a plan about to run under an approval (`p`, the job as the approval left it):
+/// the approval is on the record. `chain` is the audit chain the job names as holding it
+/// (`approved_in`), read whole. It must verify (every record whole and in order, from its
+/// first) and hold a record of job `p.id` moving to approved, by `p.approved_by`, of the plan
+/// whose hash `p.approved_plan_hash` is, made less than `ttl` before `now`. An approval written
+/// to the job by other means than rectify's (no such record, or one saying something else)
+/// runs nothing: the plan waits for an approval again.
+pub fn approval_on_record(
+    p: &Job,
+    chain: &[crate::audit::Stored],
+    now: chrono::DateTime<chrono::Utc>,
+    ttl: std::time::Duration,
+) -> Result<(), Outcome> {
+    let refuse = |why: String| {
+        Err(Outcome::ApprovalNotOnRecord {
+            approved_by: p.approved_by.clone(),
+            job_id: p.id.clone(),
+            why,
+        })
+    };
+    let Some(name) = p.approved_in.as_deref() else {
+        return refuse("the job names no audit record of its approval".into());
+    };
+    if let Some(problem) = crate::audit::verify(chain).first() {
+        return refuse(format!(
+            "audit chain {name} does not verify: record {} {}",
+            problem.record, problem.what
+        ));
+    }
+    let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+    let found = chain.iter().map(|s| &s.record).find(|r| {
+        r.chain == name
+            && r.kind == crate::audit::RecordKind::Job
+            && r.job_id.as_deref() == Some(p.id.as_str())
+            && r.outcome == crate::audit::RecordOutcome::Job(JobStatus::Approved)
+            && r.actor.is_some()
+            && r.actor == p.approved_by
+            && r.plan.as_ref().map(Plan::hash) == p.approved_plan_hash
+    });
+    let Some(record) = found else {
+        return refuse(format!(
+            "audit chain {name} holds no record of {} approving plan {} of job {}",
+            p.approved_by.as_deref().unwrap_or("anyone"),
+            p.approved_plan_hash
+                .as_deref()
+                .map_or("?", |h| &h[..12.min(h.len())]),
+            p.id
+        ));
+    };
+    let in_time = chrono::DateTime::parse_from_rfc3339(&record.time)
+        .is_ok_and(|at| now.signed_duration_since(at).num_milliseconds() < ttl_ms);
+    if !in_time {
+        return refuse(format!(
+            "its record {} was made at {}, not within the approval TTL of {} s",
+            record.id,
+            record.time,
+            ttl.as_secs()
+        ));
+    }
+    Ok(())
+}
+
 /// How a plan that passed every gate after planning goes on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Go {
@@ -983,6 +1045,117 @@ mod tests {
             "{got:?}"
         );
         assert_eq!(got.unwrap_err().status(), JobStatus::PendingApproval);
+    }
+
+    /// Chain `c` as stored, records in order, each hash computed and linked.
+    fn stored_chain(c: &str, records: Vec<crate::audit::Record>) -> Vec<crate::audit::Stored> {
+        let mut prev = crate::audit::GENESIS.to_string();
+        records
+            .into_iter()
+            .zip(1..)
+            .map(|(mut r, seq)| {
+                r.chain = c.into();
+                r.seq = seq;
+                r.id = format!("{c}-{seq:08}");
+                r.prev_hash = prev.clone();
+                r.hash = r.compute_hash();
+                prev = r.hash.clone();
+                crate::audit::Stored {
+                    chain: c.into(),
+                    seq,
+                    stored_hash: r.hash.clone(),
+                    record: r,
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_approval_runs_only_when_its_record_says_what_the_job_says() {
+        let ttl = std::time::Duration::from_secs(3600);
+        let now = chrono::DateTime::parse_from_rfc3339("2026-11-30T10:30:00Z")
+            .unwrap()
+            .to_utc();
+        let p = plan();
+        let mut job = approved_job(&p.hash());
+        job.plan = Some(p.clone());
+        job.approved_in = Some("w-cli".into());
+        let record = |by: &str, status: JobStatus, time: &str| crate::audit::Record {
+            time: time.into(),
+            ..crate::audit::Record::for_job(
+                &Job {
+                    status,
+                    ..job.clone()
+                },
+                by,
+            )
+        };
+        let approval = record("bob", JobStatus::Approved, "2026-11-30T10:00:00.000Z");
+        let chain = stored_chain("w-cli", vec![approval.clone()]);
+        assert_eq!(approval_on_record(&job, &chain, now, ttl), Ok(()));
+        // After other records of the same command.
+        let other = record("bob", JobStatus::Rejected, "2026-11-30T09:59:00.000Z");
+        let longer = stored_chain("w-cli", vec![other, approval.clone()]);
+        assert_eq!(approval_on_record(&job, &longer, now, ttl), Ok(()));
+
+        let refused = |job: &Job, chain: &[crate::audit::Stored], now| {
+            let e = approval_on_record(job, chain, now, ttl).unwrap_err();
+            assert_eq!(e.status(), JobStatus::PendingApproval);
+            e.reason()
+        };
+        // No chain named, or an empty one.
+        let unnamed = Job {
+            approved_in: None,
+            ..job.clone()
+        };
+        assert!(refused(&unnamed, &chain, now).contains("names no audit record"));
+        assert!(refused(&job, &[], now).contains("holds no record of bob approving plan"));
+        // Another approver, another plan, another job, another outcome.
+        let by_eve = stored_chain(
+            "w-cli",
+            vec![record(
+                "eve",
+                JobStatus::Approved,
+                "2026-11-30T10:00:00.000Z",
+            )],
+        );
+        assert!(refused(&job, &by_eve, now).contains("holds no record of bob"));
+        let other_plan = Job {
+            approved_plan_hash: Some("0".repeat(64)),
+            ..job.clone()
+        };
+        assert!(refused(&other_plan, &chain, now).contains("holds no record"));
+        let other_job = Job {
+            id: "j2".into(),
+            ..job.clone()
+        };
+        assert!(refused(&other_job, &chain, now).contains("of job j2"));
+        let pending = stored_chain(
+            "w-cli",
+            vec![record(
+                "bob",
+                JobStatus::PendingApproval,
+                "2026-11-30T10:00:00.000Z",
+            )],
+        );
+        assert!(refused(&job, &pending, now).contains("holds no record"));
+        // A record under another chain than the one named.
+        let elsewhere = stored_chain("w-other", vec![approval.clone()]);
+        assert!(refused(&job, &elsewhere, now).contains("holds no record"));
+        // A record edited after it was written (its approver changed to the job's).
+        let mut edited = stored_chain(
+            "w-cli",
+            vec![record(
+                "eve",
+                JobStatus::Approved,
+                "2026-11-30T10:00:00.000Z",
+            )],
+        );
+        edited[0].record.actor = Some("bob".into());
+        assert!(refused(&job, &edited, now).contains("does not verify"));
+        // A record older than the TTL, whatever the job's own time says.
+        let later = now + chrono::Duration::hours(1);
+        assert!(refused(&job, &chain, later).contains("not within the approval TTL"));
     }
 
     #[test]

@@ -28,6 +28,7 @@ use std::time::Duration;
 use rhai::Engine;
 use tracing::{Instrument, error, info, warn};
 
+use apply::Stopped;
 pub use error::{Disposition, ReconcileError, error_policy};
 use lease::ResourceLease;
 pub use outcome::{JobTally, Outcome};
@@ -387,6 +388,7 @@ pub fn new_job(finding: &Finding, r: &Remediation, mode: Mode) -> Job {
         approved_at: None,
         approved_plan_hash: None,
         approval_reason: None,
+        approved_in: None,
         requested_by: None,
         created_at: now.clone(),
         updated_at: now,
@@ -861,11 +863,29 @@ async fn decide(
         job.approved_at = p.approved_at.clone();
         job.approved_plan_hash = p.approved_plan_hash.clone();
         job.approval_reason = p.approval_reason.clone();
+        job.approved_in = p.approved_in.clone();
     }
     let go = match gates::after_plan(snapshot, r, job.mode, &plan, &hash, previous, &job.id) {
         Ok(go) => go,
         Err(outcome) => return decision(outcome),
     };
+    if go == gates::Go::Approved
+        && let Some(p) = previous
+        && let Err(stopped) = approval_recorded(ctx, p).await
+    {
+        if matches!(stopped.outcome, Outcome::ApprovalNotOnRecord { .. }) {
+            // Not on the record: the job does not keep it, and its record names no approver.
+            job.approved_by = None;
+            job.approved_at = None;
+            job.approved_plan_hash = None;
+            job.approval_reason = None;
+            job.approved_in = None;
+        }
+        return Decision {
+            retry: stopped.retry,
+            ..decision(stopped.outcome)
+        };
+    }
     let target = apply::Target {
         plan: &plan,
         before: &before,
@@ -886,6 +906,42 @@ async fn decide(
         apply_ms,
         ..decision(outcome)
     }
+}
+
+/// Reads the audit chain the approval `p` names and checks that the approval is on it
+/// ([`gates::approval_on_record`]). A chain that cannot be read now keeps the approval, and the
+/// job is tried again later.
+async fn approval_recorded(ctx: &Context, p: &Job) -> Result<(), Stopped> {
+    let chain = match p.approved_in.as_deref() {
+        Some(name) => match ctx.audit.read_chain(name).await {
+            Ok(chain) => chain,
+            Err(e) => {
+                let reason = format!(
+                    "the audit record of the approval cannot be read ({e}): nothing was changed, and the approved plan is tried again later"
+                );
+                warn!(error = %e, "approval's audit record unreadable: nothing is changed");
+                return Err(Stopped {
+                    retry: e.retryable().then(|| e.to_string()),
+                    outcome: Outcome::NotReady {
+                        reason,
+                        approved: true,
+                    },
+                });
+            }
+        },
+        None => Vec::new(),
+    };
+    gates::approval_on_record(p, &chain, chrono::Utc::now(), ctx.approval_ttl).map_err(|outcome| {
+        warn!(
+            approved_by = p.approved_by.as_deref().unwrap_or(""),
+            reason = %outcome.reason(),
+            "approval not on the record: nothing is changed"
+        );
+        Stopped {
+            retry: None,
+            outcome,
+        }
+    })
 }
 
 /// Makes a decided job durable: the audit record (and its anchor, when one is due), the job's

@@ -50,6 +50,13 @@ pub enum Outcome {
         approved_hash: Option<String>,
         hash: String,
     },
+    /// The approval a plan was about to run under is not on the audit trail as the job says
+    /// (`why`): nothing is changed, and the plan waits for an approval again.
+    ApprovalNotOnRecord {
+        approved_by: Option<String>,
+        job_id: String,
+        why: String,
+    },
     /// An approval older than the approval TTL: the plan is not executed.
     ApprovalExpired {
         approved_by: Option<String>,
@@ -127,6 +134,7 @@ impl Outcome {
             | Outcome::HoldLost { .. } => JobStatus::Failed,
             Outcome::NotReady { approved: true, .. } => JobStatus::Approved,
             Outcome::ChangedSinceApproval { .. }
+            | Outcome::ApprovalNotOnRecord { .. }
             | Outcome::AwaitingApproval { .. }
             | Outcome::BreakerTripped { .. } => JobStatus::PendingApproval,
             Outcome::ApprovalExpired { .. } => JobStatus::ApprovalExpired,
@@ -203,6 +211,14 @@ impl Outcome {
                     .as_deref()
                     .map_or("?", |h| &h[..12.min(h.len())]),
                 &hash[..12.min(hash.len())]
+            ),
+            Outcome::ApprovalNotOnRecord {
+                approved_by,
+                job_id,
+                why,
+            } => format!(
+                "approval by {} not on the record: {why}; nothing was changed, and the plan waits for an approval again (`rectify jobs approve {job_id}`)",
+                approved_by.as_deref().unwrap_or("someone"),
             ),
             Outcome::ApprovalExpired {
                 approved_by,
