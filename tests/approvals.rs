@@ -337,8 +337,7 @@ async fn an_approval_written_into_the_jobs_table_by_hand_is_not_applied() {
             .audit()
             .await
             .into_iter()
-            .filter(|r| r["job_id"] == id.as_str())
-            .last()
+            .rfind(|r| r["job_id"] == id.as_str())
             .unwrap();
         assert_eq!(last["outcome"], "pending-approval", "{last:#}");
         assert_eq!(last["actor"], "worker", "{last:#}");
