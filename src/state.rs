@@ -207,7 +207,6 @@ pub struct Job {
     pub approval_reason: Option<String>,
     /// The audit chain that holds the approval's record: the worker applies an approved plan
     /// only when that record is there, whole, and says what the job says.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub approved_in: Option<String>,
     /// Who last asked for the job to run again (`jobs retry`), as an AWS identity: with
     /// approver-must-differ on, that identity may not approve its plan.

@@ -289,21 +289,33 @@ async fn an_approval_written_into_the_jobs_table_by_hand_is_not_applied() {
     let (bucket, id) = pending_bucket(&env).await;
     let job = env.job_for(&bucket).await;
     let hash = job["plan_hash"].as_str().unwrap().to_string();
-    // The chain of the worker's own records: whole, but it approves nothing.
-    let worker_chain = env
-        .audit()
-        .await
-        .into_iter()
-        .find(|r| r["job_id"] == id.as_str())
-        .and_then(|r| r["chain"].as_str().map(str::to_string))
-        .unwrap();
-    for (named, why) in [
-        (None, "names no audit record of its approval"),
+    let trail = env.audit().await;
+    let chain_of = |wanted: &dyn Fn(&Value) -> bool| {
+        trail
+            .iter()
+            .find(|r| wanted(r))
+            .and_then(|r| r["chain"].as_str().map(str::to_string))
+            .unwrap()
+    };
+    // The chain of the worker's own records, which record this job's plan.
+    let worker_chain = chain_of(&|r| r["job_id"] == id.as_str());
+    // The chain of the command that set the mode: an operator's, but it approves nothing.
+    let command_chain = chain_of(&|r| r["outcome"] == "settings-changed");
+    for (named, paused, why) in [
+        (None, false, "names no audit record of its approval"),
+        (Some(worker_chain.as_str()), false, "is no command's"),
         (
-            Some(worker_chain.as_str()),
+            Some(command_chain.as_str()),
+            false,
             "holds no record of mallory approving plan",
         ),
+        // Checked before the pause: the forged approval is not kept for after a resume.
+        (Some(worker_chain.as_str()), true, "is no command's"),
     ] {
+        if paused {
+            env.ok(&["pause", "--reason", "incident", "--by", "ops"])
+                .await;
+        }
         // Everything `jobs approve` writes to the job, written by hand, and the job queued to
         // run again: the worker would run the plan under that approval.
         let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
@@ -341,6 +353,9 @@ async fn an_approval_written_into_the_jobs_table_by_hand_is_not_applied() {
             .unwrap();
         assert_eq!(last["outcome"], "pending-approval", "{last:#}");
         assert_eq!(last["actor"], "worker", "{last:#}");
+        if paused {
+            env.ok(&["resume", "--by", "ops"]).await;
+        }
     }
 
     // An approval made with rectify is on the record, and runs.

@@ -16,6 +16,13 @@ use crate::state::{Job, Recorded, RecordedWrite, StateError, Store};
 
 /// The chain in which writers record their heads.
 pub const ANCHORS: &str = "anchors";
+/// How the chain of one command (an operator's decision) begins; a worker's begins `w-`.
+const COMMAND: &str = "c-";
+
+/// Whether `chain` is one command's: the only chains an approval is recorded in.
+pub fn is_command_chain(chain: &str) -> bool {
+    chain.starts_with(COMMAND)
+}
 /// A writer anchors its head after this many records (and when it stops), unless configured.
 const ANCHOR_EVERY: u64 = 10;
 /// How often a running worker anchors when it has nothing new to anchor, so that the newest
@@ -48,7 +55,15 @@ pub struct AuditWriter {
 impl AuditWriter {
     /// A new chain for this process, anchored after every 10 records.
     pub fn new(ddb: Client, table: String) -> AuditWriter {
-        let chain = format!("w-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        AuditWriter::named(ddb, table, "w-")
+    }
+
+    /// A new chain whose name begins with `prefix`.
+    fn named(ddb: Client, table: String, prefix: &str) -> AuditWriter {
+        let chain = format!(
+            "{prefix}{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..12]
+        );
         AuditWriter {
             ddb,
             table,
@@ -70,9 +85,10 @@ impl AuditWriter {
         self
     }
 
-    /// A chain for one command: its head is anchored after every record.
+    /// A chain for one command: its name says so ([`is_command_chain`]), and its head is
+    /// anchored after every record.
     pub fn for_command(ddb: Client, table: String) -> AuditWriter {
-        AuditWriter::new(ddb, table).anchored_every(1)
+        AuditWriter::named(ddb, table, COMMAND).anchored_every(1)
     }
 
     /// Records this writer's head (sequence and hash) in the shared anchor chain, so that

@@ -19,7 +19,7 @@ pub mod record;
 pub mod verify;
 
 pub use crate::redact::redact;
-pub use chain::{ANCHORS, AuditWriter, IDLE_ANCHOR, Pending};
+pub use chain::{ANCHORS, AuditWriter, IDLE_ANCHOR, Pending, is_command_chain};
 pub use export::{export, read_export};
 pub use liveness::{Liveness, adopt_stopped};
 pub use record::{Format, GENESIS, Record, RecordKind, RecordOutcome};

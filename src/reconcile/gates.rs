@@ -194,13 +194,15 @@ pub fn approval_in_time(
     })
 }
 
-/// The gate of a plan about to run under an approval (`p`, the job as the approval left it):
-/// the approval is on the record. `chain` is the audit chain the job names as holding it
-/// (`approved_in`), read whole. It must verify (every record whole and in order, from its
-/// first) and hold a record of job `p.id` moving to approved, by `p.approved_by`, of the plan
-/// whose hash `p.approved_plan_hash` is, made less than `ttl` before `now`. An approval written
-/// to the job by other means than rectify's (no such record, or one saying something else)
-/// runs nothing: the plan waits for an approval again.
+/// The gate of an approved job (`p`, the job as the approval left it), before anything is read
+/// or recorded under its approval: the approval is on the record. `chain` is the audit chain
+/// the job names as holding it (`approved_in`), read whole. It must be a command's chain (a
+/// worker's records never vouch for an approval), verify (every record whole and in order,
+/// from its first) and hold a record of job `p.id` moving to approved, by `p.approved_by`, of
+/// the plan whose hash `p.approved_plan_hash` is, made less than `ttl` before `now`. An
+/// approval written to the job by other means than rectify's (no such record, or one saying
+/// something else) runs nothing: the plan waits for an approval again. A chain holding a
+/// record this rectify cannot read (a newer format) keeps the approval, unexecuted.
 pub fn approval_on_record(
     p: &Job,
     chain: &[crate::audit::Stored],
@@ -217,6 +219,24 @@ pub fn approval_on_record(
     let Some(name) = p.approved_in.as_deref() else {
         return refuse("the job names no audit record of its approval".into());
     };
+    if !crate::audit::is_command_chain(name) {
+        return refuse(format!(
+            "audit chain {name} is no command's: an approval is recorded by `rectify jobs approve`"
+        ));
+    }
+    if let Some(r) = chain.iter().map(|s| &s.record).find(|r| {
+        !r.format.is_known() || matches!(r.outcome, crate::audit::RecordOutcome::Unreadable(_))
+    }) {
+        return Err(Outcome::NotReady {
+            reason: format!(
+                "audit chain {name}, which holds the approval by {}, has a record this rectify cannot read ({}, format {}): nothing was changed and the job stays approved; upgrade the worker",
+                p.approved_by.as_deref().unwrap_or("someone"),
+                r.id,
+                r.format
+            ),
+            approved: true,
+        });
+    }
     if let Some(problem) = crate::audit::verify(chain).first() {
         return refuse(format!(
             "audit chain {name} does not verify: record {} {}",
@@ -1079,7 +1099,7 @@ mod tests {
         let p = plan();
         let mut job = approved_job(&p.hash());
         job.plan = Some(p.clone());
-        job.approved_in = Some("w-cli".into());
+        job.approved_in = Some("c-cli".into());
         let record = |by: &str, status: JobStatus, time: &str| crate::audit::Record {
             time: time.into(),
             ..crate::audit::Record::for_job(
@@ -1091,11 +1111,11 @@ mod tests {
             )
         };
         let approval = record("bob", JobStatus::Approved, "2026-11-30T10:00:00.000Z");
-        let chain = stored_chain("w-cli", vec![approval.clone()]);
+        let chain = stored_chain("c-cli", vec![approval.clone()]);
         assert_eq!(approval_on_record(&job, &chain, now, ttl), Ok(()));
         // After other records of the same command.
         let other = record("bob", JobStatus::Rejected, "2026-11-30T09:59:00.000Z");
-        let longer = stored_chain("w-cli", vec![other, approval.clone()]);
+        let longer = stored_chain("c-cli", vec![other, approval.clone()]);
         assert_eq!(approval_on_record(&job, &longer, now, ttl), Ok(()));
 
         let refused = |job: &Job, chain: &[crate::audit::Stored], now| {
@@ -1112,7 +1132,7 @@ mod tests {
         assert!(refused(&job, &[], now).contains("holds no record of bob approving plan"));
         // Another approver, another plan, another job, another outcome.
         let by_eve = stored_chain(
-            "w-cli",
+            "c-cli",
             vec![record(
                 "eve",
                 JobStatus::Approved,
@@ -1131,7 +1151,7 @@ mod tests {
         };
         assert!(refused(&other_job, &chain, now).contains("of job j2"));
         let pending = stored_chain(
-            "w-cli",
+            "c-cli",
             vec![record(
                 "bob",
                 JobStatus::PendingApproval,
@@ -1140,11 +1160,31 @@ mod tests {
         );
         assert!(refused(&job, &pending, now).contains("holds no record"));
         // A record under another chain than the one named.
-        let elsewhere = stored_chain("w-other", vec![approval.clone()]);
+        let elsewhere = stored_chain("c-other", vec![approval.clone()]);
         assert!(refused(&job, &elsewhere, now).contains("holds no record"));
+        // The worker's own records vouch for nothing, even one saying the same.
+        let worker = stored_chain("w-worker", vec![approval.clone()]);
+        let in_worker = Job {
+            approved_in: Some("w-worker".into()),
+            ..job.clone()
+        };
+        assert!(refused(&in_worker, &worker, now).contains("is no command's"));
+        // A record this rectify cannot read keeps the approval, and runs nothing.
+        let newer = crate::audit::Record {
+            format: crate::audit::Format(99),
+            ..approval.clone()
+        };
+        let kept =
+            approval_on_record(&job, &stored_chain("c-cli", vec![newer]), now, ttl).unwrap_err();
+        assert_eq!(kept.status(), JobStatus::Approved);
+        assert!(
+            kept.reason().contains("upgrade the worker"),
+            "{}",
+            kept.reason()
+        );
         // A record edited after it was written (its approver changed to the job's).
         let mut edited = stored_chain(
-            "w-cli",
+            "c-cli",
             vec![record(
                 "eve",
                 JobStatus::Approved,

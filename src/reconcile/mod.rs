@@ -773,6 +773,22 @@ async fn decide(
         }
         return Decision::ended(outcome);
     }
+    // An approval is found on the record before anything is read, planned or recorded under it.
+    if let Some(p) = previous.filter(|p| p.status == JobStatus::Approved)
+        && let Err(stopped) = approval_recorded(ctx, p).await
+    {
+        // The record shows the plan that was approved and not executed.
+        job.plan = p.plan.clone();
+        job.plan_hash = p.plan_hash.clone();
+        if stopped.outcome.status() == JobStatus::Approved {
+            // Its record cannot be read now: the job stays approved for a later try.
+            take_approval(job, p);
+        }
+        return Decision {
+            retry: stopped.retry,
+            ..Decision::ended(stopped.outcome)
+        };
+    }
     let today = crate::clock::today();
     let organization = match organization_for(ctx, snapshot, &job.account).await {
         Ok(o) => o,
@@ -859,33 +875,12 @@ async fn decide(
         ..Decision::ended(outcome)
     };
     if let Some(p) = gates::approval(previous, &plan, &hash) {
-        job.approved_by = p.approved_by.clone();
-        job.approved_at = p.approved_at.clone();
-        job.approved_plan_hash = p.approved_plan_hash.clone();
-        job.approval_reason = p.approval_reason.clone();
-        job.approved_in = p.approved_in.clone();
+        take_approval(job, p);
     }
     let go = match gates::after_plan(snapshot, r, job.mode, &plan, &hash, previous, &job.id) {
         Ok(go) => go,
         Err(outcome) => return decision(outcome),
     };
-    if go == gates::Go::Approved
-        && let Some(p) = previous
-        && let Err(stopped) = approval_recorded(ctx, p).await
-    {
-        if matches!(stopped.outcome, Outcome::ApprovalNotOnRecord { .. }) {
-            // Not on the record: the job does not keep it, and its record names no approver.
-            job.approved_by = None;
-            job.approved_at = None;
-            job.approved_plan_hash = None;
-            job.approval_reason = None;
-            job.approved_in = None;
-        }
-        return Decision {
-            retry: stopped.retry,
-            ..decision(stopped.outcome)
-        };
-    }
     let target = apply::Target {
         plan: &plan,
         before: &before,
@@ -908,6 +903,16 @@ async fn decide(
     }
 }
 
+/// The job runs under `p`'s approval: it carries who approved, when, which plan, why, and
+/// where that is recorded.
+fn take_approval(job: &mut Job, p: &Job) {
+    job.approved_by = p.approved_by.clone();
+    job.approved_at = p.approved_at.clone();
+    job.approved_plan_hash = p.approved_plan_hash.clone();
+    job.approval_reason = p.approval_reason.clone();
+    job.approved_in = p.approved_in.clone();
+}
+
 /// Reads the audit chain the approval `p` names and checks that the approval is on it
 /// ([`gates::approval_on_record`]). A chain that cannot be read now keeps the approval, and the
 /// job is tried again later.
@@ -916,8 +921,16 @@ async fn approval_recorded(ctx: &Context, p: &Job) -> Result<(), Stopped> {
         Some(name) => match ctx.audit.read_chain(name).await {
             Ok(chain) => chain,
             Err(e) => {
+                let again = if e.retryable() {
+                    "the approved plan is tried again later".to_string()
+                } else {
+                    format!(
+                        "the job stays approved: `rectify jobs retry {}` runs it once the audit table can be read",
+                        p.id
+                    )
+                };
                 let reason = format!(
-                    "the audit record of the approval cannot be read ({e}): nothing was changed, and the approved plan is tried again later"
+                    "the audit record of the approval cannot be read ({e}): nothing was changed; {again}"
                 );
                 warn!(error = %e, "approval's audit record unreadable: nothing is changed");
                 return Err(Stopped {
