@@ -22,6 +22,17 @@ async fn pending_bucket(env: &Env) -> (String, String) {
     (bucket, job["id"].as_str().unwrap().to_string())
 }
 
+/// Asserts that `bucket`'s job is applied, under `by`'s approval when one is named, and that
+/// the bucket now blocks public access.
+async fn assert_applied(env: &Env, bucket: &str, by: Option<&str>) {
+    let job = env.job_for(bucket).await;
+    assert_eq!(job["status"], "applied", "{job:#}");
+    if let Some(by) = by {
+        assert_eq!(job["approved_by"], by, "{job:#}");
+    }
+    assert_eq!(public_access_block(&env.sdk, bucket).await, Some([true; 4]));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_approved_plan_is_applied_once_and_only_a_pending_plan_can_be_approved() {
     let env = Env::new().await;
@@ -56,13 +67,7 @@ async fn an_approved_plan_is_applied_once_and_only_a_pending_plan_can_be_approve
     .await;
     assert_eq!(env.job_for(&bucket).await["status"], "approved");
     env.drain().await;
-    let job = env.job_for(&bucket).await;
-    assert_eq!(job["status"], "applied", "{job:#}");
-    assert_eq!(job["approved_by"], "alice");
-    assert_eq!(
-        public_access_block(&env.sdk, &bucket).await,
-        Some([true; 4])
-    );
+    assert_applied(&env, &bucket, Some("alice")).await;
     let applied: Vec<Value> = env
         .audit()
         .await
@@ -361,13 +366,7 @@ async fn an_approval_written_into_the_jobs_table_by_hand_is_not_applied() {
     // An approval made with rectify is on the record, and runs.
     env.ok(&["jobs", "approve", &id, "--by", "alice"]).await;
     env.drain().await;
-    let job = env.job_for(&bucket).await;
-    assert_eq!(job["status"], "applied", "{job:#}");
-    assert_eq!(job["approved_by"], "alice");
-    assert_eq!(
-        public_access_block(&env.sdk, &bucket).await,
-        Some([true; 4])
-    );
+    assert_applied(&env, &bucket, Some("alice")).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -568,12 +567,7 @@ async fn approvals_travel_on_the_control_queue_and_the_event_queue_refuses_contr
     assert_eq!(env.depth_of("control").await, 1);
     env.drain().await;
     assert_eq!(env.depth_of("control").await, 0);
-    let job = env.job_for(&bucket).await;
-    assert_eq!(job["status"], "applied", "{job:#}");
-    assert_eq!(
-        public_access_block(&env.sdk, &bucket).await,
-        Some([true; 4])
-    );
+    assert_applied(&env, &bucket, None).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -24,56 +24,43 @@ pub struct Stored {
 
 /// Reads the whole trail.
 pub async fn read_all(ddb: &Client, table: &str) -> Result<Vec<Stored>, StateError> {
-    let mut out_records = Vec::new();
-    let mut start = None;
-    loop {
-        let out = ddb
-            .scan()
-            .table_name(table)
-            .consistent_read(true)
-            .set_exclusive_start_key(start.take())
-            .send()
-            .await
-            .map_err(|e| classify("dynamodb:Scan", e))?;
-        out_records.extend(out.items().iter().map(stored));
-        match out.last_evaluated_key() {
-            Some(k) if !k.is_empty() => start = Some(k.clone()),
-            _ => break,
-        }
-    }
-    out_records.sort_by(|a, b| {
+    let items = ddb
+        .scan()
+        .table_name(table)
+        .consistent_read(true)
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| classify("dynamodb:Scan", e))?;
+    let mut records: Vec<Stored> = items.iter().map(stored).collect();
+    records.sort_by(|a, b| {
         a.record
             .time
             .cmp(&b.record.time)
             .then(a.chain.cmp(&b.chain))
             .then(a.seq.cmp(&b.seq))
     });
-    Ok(out_records)
+    Ok(records)
 }
 
 /// Reads one chain, in order of its sequence numbers.
 pub async fn read_chain(ddb: &Client, table: &str, chain: &str) -> Result<Vec<Stored>, StateError> {
-    let mut records = Vec::new();
-    let mut start = None;
-    loop {
-        let out = ddb
-            .query()
-            .table_name(table)
-            .consistent_read(true)
-            .key_condition_expression("#c = :c")
-            .expression_attribute_names("#c", "chain")
-            .expression_attribute_values(":c", AttributeValue::S(chain.to_string()))
-            .set_exclusive_start_key(start.take())
-            .send()
-            .await
-            .map_err(|e| classify("dynamodb:Query", e))?;
-        records.extend(out.items().iter().map(stored));
-        match out.last_evaluated_key() {
-            Some(k) if !k.is_empty() => start = Some(k.clone()),
-            _ => break,
-        }
-    }
-    Ok(records)
+    let items = ddb
+        .query()
+        .table_name(table)
+        .consistent_read(true)
+        .key_condition_expression("#c = :c")
+        .expression_attribute_names("#c", "chain")
+        .expression_attribute_values(":c", AttributeValue::S(chain.to_string()))
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| classify("dynamodb:Query", e))?;
+    Ok(items.iter().map(stored).collect())
 }
 
 /// A stored audit item as it was read: a record that does not parse is kept as one whose
