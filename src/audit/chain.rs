@@ -293,9 +293,13 @@ impl AuditWriter {
         &self.chain
     }
 
-    /// Reads chain `chain` of this writer's table, in order of its sequence numbers.
-    pub async fn read_chain(&self, chain: &str) -> Result<Vec<super::Stored>, StateError> {
-        super::read_chain(&self.ddb, &self.table, chain).await
+    /// Reads the records of job `job` in chain `chain` of this writer's table.
+    pub async fn read_job_in_chain(
+        &self,
+        chain: &str,
+        job: &str,
+    ) -> Result<Vec<super::Stored>, StateError> {
+        super::read_job_in_chain(&self.ddb, &self.table, chain, job).await
     }
 
     /// Appends a record (its id, chain, sequence, time and hashes are filled in here).

@@ -24,7 +24,8 @@ pub use export::{export, read_export};
 pub use liveness::{Liveness, adopt_stopped};
 pub use record::{Format, GENESIS, Record, RecordKind, RecordOutcome};
 pub use verify::{
-    Coverage, Problem, Stored, coverage, read_all, read_chain, verify, verify_export,
+    Coverage, Problem, Stored, broken, coverage, read_all, read_job_in_chain, verify,
+    verify_export,
 };
 
 #[cfg(test)]

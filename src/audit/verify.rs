@@ -45,15 +45,23 @@ pub async fn read_all(ddb: &Client, table: &str) -> Result<Vec<Stored>, StateErr
     Ok(records)
 }
 
-/// Reads one chain, in order of its sequence numbers.
-pub async fn read_chain(ddb: &Client, table: &str, chain: &str) -> Result<Vec<Stored>, StateError> {
+/// Reads the records of job `job` in chain `chain`, in order of their sequence numbers.
+pub async fn read_job_in_chain(
+    ddb: &Client,
+    table: &str,
+    chain: &str,
+    job: &str,
+) -> Result<Vec<Stored>, StateError> {
     let items = ddb
         .query()
         .table_name(table)
         .consistent_read(true)
         .key_condition_expression("#c = :c")
+        .filter_expression("#j = :j")
         .expression_attribute_names("#c", "chain")
+        .expression_attribute_names("#j", "job_id")
         .expression_attribute_values(":c", AttributeValue::S(chain.to_string()))
+        .expression_attribute_values(":j", AttributeValue::S(job.to_string()))
         .into_paginator()
         .items()
         .send()
@@ -118,6 +126,28 @@ pub fn verify_export(table: &[Stored], export: &[Stored]) -> Vec<Problem> {
             }),
             _ => {}
         }
+    }
+    problems
+}
+
+/// What is wrong with one stored record on its own, whatever its chain holds around it: a key
+/// its content does not name, a format this rectify cannot hash, content that does not match
+/// its hash. Empty for a whole record.
+pub fn broken(s: &Stored) -> Vec<String> {
+    let r = &s.record;
+    let mut problems = Vec::new();
+    if r.chain != s.chain || r.seq != s.seq || r.id != format!("{}-{:08}", s.chain, s.seq) {
+        problems.push("stored under a key its content does not name: moved or forged".into());
+    }
+    if !r.format.is_known() {
+        problems.push(format!(
+            "record format {}, which this rectify cannot hash (it knows formats {} and {}): verify with a newer rectify",
+            r.format,
+            super::Format::LEGACY,
+            super::Format::JCS
+        ));
+    } else if r.compute_hash() != r.hash || r.hash != s.stored_hash {
+        problems.push("content does not match its hash: the record was edited".into());
     }
     problems
 }
@@ -189,19 +219,8 @@ pub fn verify(records: &[Stored]) -> Vec<Problem> {
                     s.seq
                 ));
             }
-            if r.chain != chain || r.seq != s.seq || r.id != name {
-                problem("stored under a key its content does not name: moved or forged".into());
-            }
-            let computed = r.compute_hash();
-            if !r.format.is_known() {
-                problem(format!(
-                    "record format {}, which this rectify cannot hash (it knows formats {} and {}): verify with a newer rectify",
-                    r.format,
-                    super::Format::LEGACY,
-                    super::Format::JCS
-                ));
-            } else if computed != r.hash || r.hash != s.stored_hash {
-                problem("content does not match its hash: the record was edited".into());
+            for what in broken(s) {
+                problem(what);
             }
             if r.prev_hash != prev_hash {
                 problem("does not name its predecessor's hash: a record before it was changed, removed or reordered".into());

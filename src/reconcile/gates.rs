@@ -195,17 +195,17 @@ pub fn approval_in_time(
 }
 
 /// The gate of an approved job (`p`, the job as the approval left it), before anything is read
-/// or recorded under its approval: the approval is on the record. `chain` is the audit chain
-/// the job names as holding it (`approved_in`), read whole. It must be a command's chain (a
-/// worker's records never vouch for an approval), verify (every record whole and in order,
-/// from its first) and hold a record of job `p.id` moving to approved, by `p.approved_by`, of
-/// the plan whose hash `p.approved_plan_hash` is, made less than `ttl` before `now`. An
-/// approval written to the job by other means than rectify's (no such record, or one saying
-/// something else) runs nothing: the plan waits for an approval again. A chain holding a
-/// record this rectify cannot read (a newer format) keeps the approval, unexecuted.
+/// or recorded under its approval: the approval is on the record. `records` are the job's
+/// records in the audit chain the job names as holding it (`approved_in`). That chain must be
+/// a command's (a worker's records never vouch for an approval), and hold a whole record (its
+/// content matching its hash and its key) of job `p.id` moving to approved, by
+/// `p.approved_by`, of the plan whose hash `p.approved_plan_hash` is, made less than `ttl`
+/// before `now`. An approval written to the job by other means than rectify's (no such record,
+/// or one saying something else) runs nothing: the plan waits for an approval again. A record
+/// of the job this rectify cannot read (a newer format) keeps the approval, unexecuted.
 pub fn approval_on_record(
     p: &Job,
-    chain: &[crate::audit::Stored],
+    records: &[crate::audit::Stored],
     now: chrono::DateTime<chrono::Utc>,
     ttl: std::time::Duration,
 ) -> Result<(), Outcome> {
@@ -224,12 +224,12 @@ pub fn approval_on_record(
             "audit chain {name} is no command's: an approval is recorded by `rectify jobs approve`"
         ));
     }
-    if let Some(r) = chain.iter().map(|s| &s.record).find(|r| {
+    if let Some(r) = records.iter().map(|s| &s.record).find(|r| {
         !r.format.is_known() || matches!(r.outcome, crate::audit::RecordOutcome::Unreadable(_))
     }) {
         return Err(Outcome::NotReady {
             reason: format!(
-                "audit chain {name}, which holds the approval by {}, has a record this rectify cannot read ({}, format {}): nothing was changed and the job stays approved; upgrade the worker",
+                "audit chain {name}, which holds the approval by {}, has a record of the job this rectify cannot read ({}, format {}): nothing was changed and the job stays approved; upgrade the worker",
                 p.approved_by.as_deref().unwrap_or("someone"),
                 r.id,
                 r.format
@@ -237,15 +237,9 @@ pub fn approval_on_record(
             approved: true,
         });
     }
-    if let Some(problem) = crate::audit::verify(chain).first() {
-        return refuse(format!(
-            "audit chain {name} does not verify: record {} {}",
-            problem.record, problem.what
-        ));
-    }
-    let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
-    let found = chain.iter().map(|s| &s.record).find(|r| {
-        r.chain == name
+    let found = records.iter().find(|s| {
+        let r = &s.record;
+        s.chain == name
             && r.kind == crate::audit::RecordKind::Job
             && r.job_id.as_deref() == Some(p.id.as_str())
             && r.outcome == crate::audit::RecordOutcome::Job(JobStatus::Approved)
@@ -253,7 +247,7 @@ pub fn approval_on_record(
             && r.actor == p.approved_by
             && r.plan.as_ref().map(Plan::hash) == p.approved_plan_hash
     });
-    let Some(record) = found else {
+    let Some(stored) = found else {
         return refuse(format!(
             "audit chain {name} holds no record of {} approving plan {} of job {}",
             p.approved_by.as_deref().unwrap_or("anyone"),
@@ -263,6 +257,11 @@ pub fn approval_on_record(
             p.id
         ));
     };
+    let record = &stored.record;
+    if let Some(problem) = crate::audit::broken(stored).first() {
+        return refuse(format!("its record {} is not whole: {problem}", record.id));
+    }
+    let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
     let in_time = chrono::DateTime::parse_from_rfc3339(&record.time)
         .is_ok_and(|at| now.signed_duration_since(at).num_milliseconds() < ttl_ms);
     if !in_time {
@@ -1192,7 +1191,7 @@ mod tests {
             )],
         );
         edited[0].record.actor = Some("bob".into());
-        assert!(refused(&job, &edited, now).contains("does not verify"));
+        assert!(refused(&job, &edited, now).contains("is not whole: content does not match"));
         // A record older than the TTL, whatever the job's own time says.
         let later = now + chrono::Duration::hours(1);
         assert!(refused(&job, &chain, later).contains("not within the approval TTL"));

@@ -913,12 +913,12 @@ fn take_approval(job: &mut Job, p: &Job) {
     job.approved_in = p.approved_in.clone();
 }
 
-/// Reads the audit chain the approval `p` names and checks that the approval is on it
-/// ([`gates::approval_on_record`]). A chain that cannot be read now keeps the approval, and the
-/// job is tried again later.
+/// Reads the records of `p` in the audit chain its approval names and checks that the approval
+/// is among them ([`gates::approval_on_record`]). Records that cannot be read now keep the
+/// approval, and the job is tried again later.
 async fn approval_recorded(ctx: &Context, p: &Job) -> Result<(), Stopped> {
     let chain = match p.approved_in.as_deref() {
-        Some(name) => match ctx.audit.read_chain(name).await {
+        Some(name) => match ctx.audit.read_job_in_chain(name, &p.id).await {
             Ok(chain) => chain,
             Err(e) => {
                 let again = if e.retryable() {
