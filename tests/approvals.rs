@@ -83,6 +83,22 @@ async fn an_approved_plan_is_applied_once_and_only_a_pending_plan_can_be_approve
         applied[2]["actor"], "alice",
         "the approver is on the record"
     );
+    // The approval names the AWS identity the command ran as, beside the label `--by` gave;
+    // the worker's own records name none.
+    let identity = applied[1]["identity"].as_str().unwrap_or_default();
+    assert!(identity.starts_with("arn:aws:"), "{:#}", applied[1]);
+    assert_eq!(applied[1]["actor"], "alice");
+    assert_eq!(applied[1]["format"], 3, "{:#}", applied[1]);
+    assert!(applied[2].get("identity").is_none(), "{:#}", applied[2]);
+    let shown = env
+        .ok(&["audit", "show", applied[1]["id"].as_str().unwrap()])
+        .await;
+    assert!(
+        shown
+            .lines()
+            .any(|l| l.starts_with("as ") && l.ends_with(identity)),
+        "{shown}"
+    );
     let why = applied[1]["reason"].as_str().unwrap();
     assert!(
         why.contains("ticket SEC-1"),

@@ -1347,7 +1347,11 @@ async fn an_anchor_another_writer_got_ahead_of_leaves_the_outcome_written_and_an
     };
     assert!(puts.anchor.is_some(), "an anchor is due with the record");
     // Another writer appends to the anchor chain first, taking the place the anchor was made for.
-    let other = AuditWriter::for_command(ddb.clone(), names.audit.clone());
+    let other = AuditWriter::for_command(
+        ddb.clone(),
+        names.audit.clone(),
+        "arn:aws:iam::123456789012:user/operator".into(),
+    );
     other
         .append(Record::for_job(&job, "operator"))
         .await

@@ -50,6 +50,8 @@ pub struct AuditWriter {
     /// whether it is in the table is not known, so the chain's head is read again before the
     /// next record is made.
     uncertain: AtomicBool,
+    /// The AWS identity a command's records name (`None` for a worker's).
+    identity: Option<String>,
 }
 
 impl AuditWriter {
@@ -75,6 +77,7 @@ impl AuditWriter {
             last_anchor: std::sync::Mutex::new(Instant::now()),
             anchors_head: Mutex::new(None),
             uncertain: AtomicBool::new(false),
+            identity: None,
         }
     }
 
@@ -85,10 +88,14 @@ impl AuditWriter {
         self
     }
 
-    /// A chain for one command: its name says so ([`is_command_chain`]), and its head is
-    /// anchored after every record.
-    pub fn for_command(ddb: Client, table: String) -> AuditWriter {
-        AuditWriter::named(ddb, table, COMMAND).anchored_every(1)
+    /// A chain for one command run as AWS identity `identity`: its name says so
+    /// ([`is_command_chain`]), each of its records names that identity (beside an actor that
+    /// may be a label), and its head is anchored after every record.
+    pub fn for_command(ddb: Client, table: String, identity: String) -> AuditWriter {
+        AuditWriter {
+            identity: Some(identity),
+            ..AuditWriter::named(ddb, table, COMMAND).anchored_every(1)
+        }
     }
 
     /// Records this writer's head (sequence and hash) in the shared anchor chain, so that
@@ -401,6 +408,10 @@ impl AuditWriter {
         record.prev_hash = head.1.clone();
         record.id = format!("{}-{:08}", self.chain, record.seq);
         record.time = now_text();
+        if let Some(identity) = &self.identity {
+            record.identity = Some(identity.clone());
+            record.format = super::Format::IDENTIFIED;
+        }
         redact_record(&mut record);
         record.hash = record.compute_hash();
         let anchor = self.anchor_with(&record).await;

@@ -24,8 +24,7 @@ pub use export::{export, read_export};
 pub use liveness::{Liveness, adopt_stopped};
 pub use record::{Format, GENESIS, Record, RecordKind, RecordOutcome};
 pub use verify::{
-    Coverage, Problem, Stored, broken, coverage, read_all, read_job_in_chain, verify,
-    verify_export,
+    Coverage, Problem, Stored, broken, coverage, read_all, read_job_in_chain, verify, verify_export,
 };
 
 #[cfg(test)]
@@ -264,11 +263,11 @@ mod tests {
                 .any(|p| p.record == "w-a-00000004" && p.what.contains("edited"))
         );
         let mut future = reread(&mixed_chain(2, 0));
-        future[1].record.format = Format(3);
+        future[1].record.format = Format(4);
         let p = verify(&future);
         assert!(
             p.iter()
-                .any(|p| p.record == "w-a-00000002" && p.what.contains("record format 3")),
+                .any(|p| p.record == "w-a-00000002" && p.what.contains("record format 4")),
             "{p:?}"
         );
     }

@@ -133,6 +133,10 @@ impl Format {
     pub const LEGACY: Format = Format(1);
     /// RFC 8785, the JSON Canonicalization Scheme: what every new record is written in.
     pub const JCS: Format = Format(2);
+    /// RFC 8785 as format 2, for a record that names the AWS identity its command ran as
+    /// (`identity`): a rectify that knows only formats 1 and 2 would drop that field, and so
+    /// could not hash the record, and says so instead of calling it edited.
+    pub const IDENTIFIED: Format = Format(3);
 
     fn legacy() -> Format {
         Format::LEGACY
@@ -144,13 +148,13 @@ impl Format {
 
     /// Whether this rectify can recompute hashes of this format.
     pub fn is_known(self) -> bool {
-        self == Format::LEGACY || self == Format::JCS
+        self == Format::LEGACY || self == Format::JCS || self == Format::IDENTIFIED
     }
 
     /// The canonical text of `value` in this format (format 1's for a format this rectify does
     /// not know: readable, but [`Record::compute_hash`] matches no hash of it).
     fn canonical(self, value: &Value) -> String {
-        if self == Format::JCS {
+        if self == Format::JCS || self == Format::IDENTIFIED {
             serde_json_canonicalizer::to_string(value).unwrap_or_default()
         } else {
             canonical_json(value)
@@ -204,6 +208,11 @@ pub struct Record {
     pub reason: Option<String>,
     /// Who asked for it: the operator for settings, `worker` for the worker's own decisions.
     pub actor: Option<String>,
+    /// The AWS identity (ARN) the command that made the record ran as, beside `actor`, which
+    /// may be a label (`--by`). Absent from a worker's records, and from records made before
+    /// commands recorded it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<String>,
     pub error: Option<String>,
     #[serde(default)]
     pub hash: String,
@@ -546,8 +555,37 @@ mod tests {
         jcs.format = Format::JCS;
         assert_ne!(jcs.compute_hash(), r.hash);
         let mut unknown = r;
-        unknown.format = Format(3);
+        unknown.format = Format(4);
         assert_eq!(unknown.compute_hash(), "");
+    }
+
+    #[test]
+    fn a_record_naming_its_commands_identity_is_format_3_and_its_identity_is_hashed() {
+        let mut r = Record {
+            identity: Some("arn:aws:iam::111122223333:user/alice".into()),
+            format: Format::IDENTIFIED,
+            ..jcs_record()
+        };
+        r.hash = r.compute_hash();
+        let text = r.canonical();
+        assert!(
+            text.contains(r#""format":3"#)
+                && text.contains(r#""identity":"arn:aws:iam::111122223333:user/alice""#),
+            "{text}"
+        );
+        let back: Record = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.compute_hash(), r.hash);
+        // The identity is covered by the hash: changed, the record no longer matches it.
+        let mut other = back.clone();
+        other.identity = Some("arn:aws:iam::111122223333:user/mallory".into());
+        assert_ne!(other.compute_hash(), r.hash);
+        // A reader that drops the field it does not know no longer matches the hash either,
+        // which is why such a record has a format of its own.
+        let mut dropped = back;
+        dropped.identity = None;
+        assert_ne!(dropped.compute_hash(), r.hash);
+        // A record with no identity serialises without the key, as every record before.
+        assert!(!jcs_record().canonical().contains("identity"));
     }
 
     #[test]

@@ -141,10 +141,10 @@ pub fn broken(s: &Stored) -> Vec<String> {
     }
     if !r.format.is_known() {
         problems.push(format!(
-            "record format {}, which this rectify cannot hash (it knows formats {} and {}): verify with a newer rectify",
+            "record format {}, which this rectify cannot hash (it knows formats {} to {}): verify with a newer rectify",
             r.format,
             super::Format::LEGACY,
-            super::Format::JCS
+            super::Format::IDENTIFIED
         ));
     } else if r.compute_hash() != r.hash || r.hash != s.stored_hash {
         problems.push("content does not match its hash: the record was edited".into());

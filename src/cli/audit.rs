@@ -344,6 +344,9 @@ fn show(r: &Record, now: chrono::DateTime<chrono::Utc>) -> String {
     if let Some(a) = &r.actor {
         field("by", a.clone());
     }
+    if let Some(i) = r.identity.as_ref().filter(|i| r.actor.as_ref() != Some(*i)) {
+        field("as", i.clone());
+    }
     if let Some(why) = &r.reason {
         field("reason", why.clone());
     }

@@ -392,7 +392,7 @@ async fn bulk(
     let ttl = Duration::from_secs(config.approval_ttl_seconds);
     let queue = control_queue(&op.aws, &op.store);
     let requester = match bulk {
-        Bulk::Retry => caller(&op.aws).await?.arn,
+        Bulk::Retry => op.caller.arn.clone(),
         Bulk::Approve | Bulk::Reject => String::new(),
     };
     let mut failed = 0;
@@ -553,9 +553,8 @@ async fn check_approvers(op: &Operator, jobs: &[&Job]) -> Result<()> {
     if !snapshot.global.approver_must_differ {
         return Ok(());
     }
-    let me = caller(&op.aws).await?.arn;
     for job in jobs {
-        check_approver(&snapshot, job, &me).map_err(Failure::failed)?;
+        check_approver(&snapshot, job, &op.caller.arn).map_err(Failure::failed)?;
     }
     Ok(())
 }
@@ -578,6 +577,7 @@ async fn decide(
         store,
         audit,
         by,
+        ..
     } = op;
     let ttl = Duration::from_secs(config.approval_ttl_seconds);
     let pending = approval::check(&store, &audit, id, decision, ttl).await?;

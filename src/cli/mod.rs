@@ -520,29 +520,34 @@ fn print_json(v: &impl serde::Serialize) {
 }
 
 /// What a command that changes something needs: AWS, the state tables, an audit writer of its
-/// own chain, and who is making the change.
+/// own chain, who is making the change, and the AWS identity the command runs as.
 struct Operator {
     aws: aws_config::SdkConfig,
     store: Store,
     audit: AuditWriter,
     by: String,
+    /// Who the command's credentials belong to.
+    caller: crate::app::Caller,
 }
 
 /// The [`Operator`] of a change: `by` is `--by`, or the caller's AWS identity when it is not
-/// given.
+/// given. Every record the command makes names that identity too.
 async fn operator(config: &Config, by: Option<String>) -> Result<Operator> {
     let aws = aws_config(config).await?;
-    let by = match by {
-        Some(b) => b,
-        None => caller(&aws).await?.arn,
-    };
+    let me = caller(&aws).await?;
+    let by = by.unwrap_or_else(|| me.arn.clone());
     let store = store(config, &aws);
-    let audit = AuditWriter::for_command(store.client().clone(), store.names.audit.clone());
+    let audit = AuditWriter::for_command(
+        store.client().clone(),
+        store.names.audit.clone(),
+        me.arn.clone(),
+    );
     Ok(Operator {
         aws,
         store,
         audit,
         by,
+        caller: me,
     })
 }
 

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 
 use super::{Failure, OutputArgs, Result, operator, print_json};
-use crate::app::{COMMAND_LEASE, aws_config, build_context, caller, load_catalog, store};
+use crate::app::{COMMAND_LEASE, aws_config, build_context, load_catalog, store};
 use crate::catalog::{Mode, Remediation};
 use crate::config::Config;
 use crate::render;
@@ -419,7 +419,7 @@ async fn set(config: &Config, args: SetArgs) -> Result<()> {
 /// enforcing it would change now in the accounts the allow-list allows, and asks.
 async fn impact(config: &Config, op: &super::Operator, r: &Arc<Remediation>) -> Result<()> {
     let global = op.store.settings().await?.global;
-    let home = caller(&op.aws).await?.account;
+    let home = op.caller.account.clone();
     let accounts =
         crate::organization::OrganizationAccounts::new(aws_sdk_organizations::Client::new(&op.aws))
             .allowed(&global, &home)
