@@ -140,29 +140,53 @@ pub async fn caller(aws: &aws_config::SdkConfig) -> Result<Caller, CloudError> {
     })
 }
 
+/// Whose records a context's audit writer makes.
+pub enum Writer {
+    /// The worker's own, in its home account `home` (the caller's, see [`caller`]).
+    Worker { home: String },
+    /// One command's, run as `caller`: each record names the caller's AWS identity.
+    Command(Caller),
+}
+
+impl Writer {
+    fn home(&self) -> String {
+        match self {
+            Writer::Worker { home } => home.clone(),
+            Writer::Command(c) => c.account.clone(),
+        }
+    }
+}
+
 /// Builds what the worker and the sweep need around a loaded catalog: clients whose home
-/// account is `home` (the caller's, see [`caller`]), state, audit writer. Member accounts are
-/// reached through the worker's role, which can only tighten.
+/// account is the writer's, state, audit writer. Member accounts are reached through the
+/// worker's role, which can only tighten.
 pub fn build_context(
     config: &Config,
     aws: &aws_config::SdkConfig,
     loaded: (Arc<rhai::Engine>, Arc<Catalog>),
     lease: Duration,
-    home: String,
+    writer: Writer,
 ) -> Arc<Context> {
-    build_context_as(config, aws, loaded, lease, home, &config.role_name)
+    build_context_as(config, aws, loaded, lease, writer, &config.role_name)
 }
 
-/// [`build_context`] for undo: member accounts are reached through the operator's role
-/// (`operator_role_name`), which holds the inverses.
+/// [`build_context`] for undo, run as `caller`: member accounts are reached through the
+/// operator's role (`operator_role_name`), which holds the inverses.
 pub fn build_undo_context(
     config: &Config,
     aws: &aws_config::SdkConfig,
     loaded: (Arc<rhai::Engine>, Arc<Catalog>),
     lease: Duration,
-    home: String,
+    caller: Caller,
 ) -> Arc<Context> {
-    build_context_as(config, aws, loaded, lease, home, &config.operator_role_name)
+    build_context_as(
+        config,
+        aws,
+        loaded,
+        lease,
+        Writer::Command(caller),
+        &config.operator_role_name,
+    )
 }
 
 fn build_context_as(
@@ -170,12 +194,16 @@ fn build_context_as(
     aws: &aws_config::SdkConfig,
     (engine, catalog): (Arc<rhai::Engine>, Arc<Catalog>),
     lease: Duration,
-    home: String,
+    writer: Writer,
     role_name: &str,
 ) -> Arc<Context> {
     let store = store(config, aws);
-    let audit = AuditWriter::new(store.client().clone(), store.names.audit.clone())
+    let home = writer.home();
+    let mut audit = AuditWriter::new(store.client().clone(), store.names.audit.clone())
         .anchored_every(config.anchor_every_records);
+    if let Writer::Command(c) = writer {
+        audit = audit.on_behalf_of(c.arn);
+    }
     Arc::new(Context {
         catalog: CatalogHandle::new(catalog),
         engine,
@@ -271,7 +299,7 @@ pub async fn run(
         &aws,
         loaded,
         Duration::from_secs(visibility),
-        home.clone(),
+        Writer::Worker { home: home.clone() },
     );
     tracing::info!(account = %home, writer = %ctx.owner, remediations = ctx.catalog.current().all().len(),
         startup_ms = opts.started.elapsed().as_millis() as u64, "worker ready");

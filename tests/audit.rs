@@ -202,6 +202,13 @@ async fn undo(env: &Env, job: &str) {
             .iter()
             .any(|r| r["job_id"] == job && r["outcome"] == "undone")
     );
+    // Each record the undo made names the identity it ran as.
+    let arn = caller_arn(env).await;
+    for r in audit.iter().filter(|r| {
+        r["job_id"] == format!("undo-{job}") || (r["job_id"] == job && r["outcome"] == "undone")
+    }) {
+        assert_eq!(r["identity"], arn.as_str(), "{r:#}");
+    }
     // This resource's exemption, not an earlier undo's, ending 30 days on.
     assert!(
         audit
@@ -1152,12 +1159,22 @@ async fn the_python_check_in_the_operations_guide_verifies_an_export_of_both_for
 
     // A chain begun before records carried a format and continued in format 2, as a writer
     // upgraded mid-chain leaves it; keys beyond the BMP sort differently in the two formats.
+    // And a command's record in format 3, which names the identity the command ran as.
     let mut prev = GENESIS.to_string();
-    for (seq, format) in [(1, Format::LEGACY), (2, Format::JCS)] {
+    for (chain, seq, format) in [
+        ("w-legacy", 1, Format::LEGACY),
+        ("w-legacy", 2, Format::JCS),
+        ("c-identified", 1, Format::IDENTIFIED),
+    ] {
+        if seq == 1 {
+            prev = GENESIS.to_string();
+        }
         let mut r = Record {
             format,
-            id: format!("w-legacy-{seq:08}"),
-            chain: "w-legacy".into(),
+            id: format!("{chain}-{seq:08}"),
+            chain: chain.into(),
+            identity: (format == Format::IDENTIFIED)
+                .then(|| "arn:aws:iam::123456789012:user/caf\u{e9}".into()),
             seq,
             prev_hash: prev.clone(),
             time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
@@ -1171,7 +1188,7 @@ async fn the_python_check_in_the_operations_guide_verifies_an_export_of_both_for
         };
         r.hash = r.compute_hash();
         let text = |s: &str| AttributeValue::S(s.to_string());
-        let mut it = key("w-legacy", seq);
+        let mut it = key(chain, seq);
         for (k, v) in [
             ("id", r.id.as_str()),
             ("time", r.time.as_str()),
@@ -1187,16 +1204,18 @@ async fn the_python_check_in_the_operations_guide_verifies_an_export_of_both_for
         put(&env, it).await;
         prev = r.hash.clone();
     }
-    // Its writer stopped without anchoring: the next worker adopts the chain.
-    aws_sdk_dynamodb::Client::new(&env.sdk)
-        .put_item()
-        .table_name(format!("{}-settings", env.prefix))
-        .item("remediation", AttributeValue::S("_writers".into()))
-        .item("scope", AttributeValue::S("w-legacy".into()))
-        .item("alive_until", AttributeValue::N("1".into()))
-        .send()
-        .await
-        .unwrap();
+    // Their writers stopped without anchoring: the next worker adopts the chains.
+    for chain in ["w-legacy", "c-identified"] {
+        aws_sdk_dynamodb::Client::new(&env.sdk)
+            .put_item()
+            .table_name(format!("{}-settings", env.prefix))
+            .item("remediation", AttributeValue::S("_writers".into()))
+            .item("scope", AttributeValue::S(chain.into()))
+            .item("alive_until", AttributeValue::N("1".into()))
+            .send()
+            .await
+            .unwrap();
+    }
     env.run(&["worker", "--once"]).await;
     let verified = env.ok(&["audit", "verify"]).await;
     assert!(verified.starts_with("OK"), "{verified}");
@@ -1241,6 +1260,11 @@ async fn the_python_check_in_the_operations_guide_verifies_an_export_of_both_for
         std::fs::read_to_string(dir.join(format!("{chain}.jsonl")))
             .unwrap()
             .contains("\"format\":2")
+    );
+    let identified = std::fs::read_to_string(dir.join("c-identified.jsonl")).unwrap();
+    assert!(
+        identified.contains("\"format\":3") && identified.contains("\"identity\""),
+        "{identified}"
     );
 
     let check = dir.join("check.py.txt");

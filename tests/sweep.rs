@@ -98,10 +98,18 @@ async fn sweep_finds_what_no_event_announced_and_what_if_changes_nothing() {
         Value::from(open.len()),
         "{report:#}"
     );
+    let arn = caller_arn(&env).await;
+    let trail = env.audit().await;
     for b in &open {
         assert_eq!(public_access_block(&member, b).await, Some([true; 4]));
         let job = env.job_for(b).await;
         assert_eq!(job["source"], "sweep");
+        // The sweep's records name the AWS identity it ran as.
+        let record = trail
+            .iter()
+            .find(|r| r["job_id"] == job["id"] && r["outcome"] == "applied")
+            .unwrap();
+        assert_eq!(record["identity"], arn.as_str(), "{record:#}");
     }
 }
 

@@ -92,10 +92,17 @@ impl AuditWriter {
     /// ([`is_command_chain`]), each of its records names that identity (beside an actor that
     /// may be a label), and its head is anchored after every record.
     pub fn for_command(ddb: Client, table: String, identity: String) -> AuditWriter {
-        AuditWriter {
-            identity: Some(identity),
-            ..AuditWriter::named(ddb, table, COMMAND).anchored_every(1)
-        }
+        AuditWriter::named(ddb, table, COMMAND)
+            .anchored_every(1)
+            .on_behalf_of(identity)
+    }
+
+    /// Each record this writer makes names AWS identity `identity`, the one the command that
+    /// makes it runs as (format 3).
+    #[must_use]
+    pub fn on_behalf_of(mut self, identity: String) -> AuditWriter {
+        self.identity = Some(identity);
+        self
     }
 
     /// Records this writer's head (sequence and hash) in the shared anchor chain, so that

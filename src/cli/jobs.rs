@@ -792,11 +792,11 @@ pub(super) async fn run(config: &Config, cmd: JobsCommand) -> Result<()> {
             // on the record (`--by` is a label beside it).
             let me = caller(&aws).await?;
             let actor = crate::undo::Actor {
-                arn: me.arn,
+                arn: me.arn.clone(),
                 label: by,
             };
             let by = actor.recorded();
-            let ctx = build_undo_context(config, &aws, loaded, COMMAND_LEASE, me.account);
+            let ctx = build_undo_context(config, &aws, loaded, COMMAND_LEASE, me);
             let request = crate::undo::Request {
                 job_id: &id,
                 actor: &actor,

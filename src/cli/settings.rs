@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 
 use super::{Failure, OutputArgs, Result, operator, print_json};
-use crate::app::{COMMAND_LEASE, aws_config, build_context, load_catalog, store};
+use crate::app::{COMMAND_LEASE, Writer, aws_config, build_context, load_catalog, store};
 use crate::catalog::{Mode, Remediation};
 use crate::config::Config;
 use crate::render;
@@ -437,7 +437,13 @@ async fn impact(config: &Config, op: &super::Operator, r: &Arc<Remediation>) -> 
         .region()
         .map(std::string::ToString::to_string)
         .unwrap_or_default();
-    let ctx = build_context(config, &op.aws, load_catalog(config)?, COMMAND_LEASE, home);
+    let ctx = build_context(
+        config,
+        &op.aws,
+        load_catalog(config)?,
+        COMMAND_LEASE,
+        Writer::Command(op.caller.clone()),
+    );
     let lines = sweep(&ctx, std::slice::from_ref(r), &accounts, &[region], true)
         .await
         .map_err(|e| {

@@ -3,7 +3,7 @@
 use clap::Args;
 
 use super::{Failure, OutputArgs, Result, print_json};
-use crate::app::{COMMAND_LEASE, aws_config, build_context, caller, load_catalog};
+use crate::app::{COMMAND_LEASE, Writer, aws_config, build_context, caller, load_catalog};
 use crate::config::Config;
 use crate::event::validate_account;
 use crate::render;
@@ -53,8 +53,8 @@ pub(super) async fn run(config: &Config, args: SweepArgs) -> Result<()> {
         .map_err(|e| Failure::usage(format!("--region: {e}")))?;
     let aws = aws_config(config).await?;
     let loaded = load_catalog(config)?;
-    let home = caller(&aws).await?.account;
-    let ctx = build_context(config, &aws, loaded, COMMAND_LEASE, home);
+    let me = caller(&aws).await?;
+    let ctx = build_context(config, &aws, loaded, COMMAND_LEASE, Writer::Command(me));
     let catalog = ctx.catalog.current();
     let remediations = match &args.remediation {
         Some(name) => vec![find_remediation(&catalog, name)?.clone()],

@@ -237,17 +237,28 @@ pub fn approval_on_record(
             approved: true,
         });
     }
-    let found = records.iter().find(|s| {
-        let r = &s.record;
-        s.chain == name
-            && r.kind == crate::audit::RecordKind::Job
-            && r.job_id.as_deref() == Some(p.id.as_str())
-            && r.outcome == crate::audit::RecordOutcome::Job(JobStatus::Approved)
-            && r.actor.is_some()
-            && r.actor == p.approved_by
-            && r.plan.as_ref().map(Plan::hash) == p.approved_plan_hash
-    });
-    let Some(stored) = found else {
+    let saying: Vec<&crate::audit::Stored> = records
+        .iter()
+        .filter(|s| {
+            let r = &s.record;
+            s.chain == name
+                && r.kind == crate::audit::RecordKind::Job
+                && r.job_id.as_deref() == Some(p.id.as_str())
+                && r.outcome == crate::audit::RecordOutcome::Job(JobStatus::Approved)
+                && r.actor.is_some()
+                && r.actor == p.approved_by
+                && r.plan.as_ref().map(Plan::hash) == p.approved_plan_hash
+        })
+        .collect();
+    let whole = saying.iter().find(|s| crate::audit::broken(s).is_empty());
+    let Some(stored) = whole else {
+        if let Some(s) = saying.first() {
+            let problem = crate::audit::broken(s).join("; ");
+            return refuse(format!(
+                "its record {} is not whole: {problem}",
+                s.record.id
+            ));
+        }
         return refuse(format!(
             "audit chain {name} holds no record of {} approving plan {} of job {}",
             p.approved_by.as_deref().unwrap_or("anyone"),
@@ -258,9 +269,6 @@ pub fn approval_on_record(
         ));
     };
     let record = &stored.record;
-    if let Some(problem) = crate::audit::broken(stored).first() {
-        return refuse(format!("its record {} is not whole: {problem}", record.id));
-    }
     let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
     let in_time = chrono::DateTime::parse_from_rfc3339(&record.time)
         .is_ok_and(|at| now.signed_duration_since(at).num_milliseconds() < ttl_ms);
@@ -1192,6 +1200,14 @@ mod tests {
         );
         edited[0].record.actor = Some("bob".into());
         assert!(refused(&job, &edited, now).contains("is not whole: content does not match"));
+        // One stored under a key its content does not name (copied from another chain's place).
+        let mut moved = chain.clone();
+        moved[0].seq = 7;
+        assert!(refused(&job, &moved, now).contains("a key its content does not name"));
+        // A whole record after a broken one of the same approval: the whole one counts.
+        let mut both = edited.clone();
+        both.extend(stored_chain("c-cli", vec![approval.clone()]));
+        assert_eq!(approval_on_record(&job, &both, now, ttl), Ok(()));
         // A record older than the TTL, whatever the job's own time says.
         let later = now + chrono::Duration::hours(1);
         assert!(refused(&job, &chain, later).contains("not within the approval TTL"));
