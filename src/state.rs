@@ -205,8 +205,9 @@ pub struct Job {
     pub approved_at: Option<String>,
     pub approved_plan_hash: Option<String>,
     pub approval_reason: Option<String>,
-    /// The audit chain that holds the approval's record: the worker applies an approved plan
-    /// only when that record is there, whole, and says what the job says.
+    /// The approval's audit record (its id: a command's chain and a sequence number): the
+    /// worker applies an approved plan only when that record is there, whole, and says what the
+    /// job says.
     pub approved_in: Option<String>,
     /// Who last asked for the job to run again (`jobs retry`), as an AWS identity: with
     /// approver-must-differ on, that identity may not approve its plan.

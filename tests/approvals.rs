@@ -83,6 +83,13 @@ async fn an_approved_plan_is_applied_once_and_only_a_pending_plan_can_be_approve
         applied[2]["actor"], "alice",
         "the approver is on the record"
     );
+    // The job names its approval's record, which the worker read before applying.
+    assert_eq!(
+        env.job_for(&bucket).await["approved_in"],
+        applied[1]["id"],
+        "{:#}",
+        applied[1]
+    );
     // The approval names the AWS identity the command ran as, beside the label `--by` gave;
     // the worker's own records name none.
     let identity = applied[1]["identity"].as_str().unwrap_or_default();

@@ -84,11 +84,18 @@ async fn a_bulk_approval_shows_each_plan_and_its_hash_and_needs_yes_off_a_termin
         let id = j["id"].as_str().unwrap();
         assert!(out.contains(&format!("job {id}: plan ")), "{out}");
     }
+    let trail = env.audit().await;
     for (b, j) in [(&b1, &j1), (&b2, &j2)] {
         let now = env.job_for(b).await;
         assert_eq!(now["status"], "approved", "{now:#}");
         assert_eq!(now["approved_by"], "alice", "{now:#}");
         assert_eq!(now["approved_plan_hash"], j["plan_hash"], "{now:#}");
+        // Each names its own approval's record, in the one chain of the command.
+        let record = trail
+            .iter()
+            .find(|r| r["job_id"] == j["id"] && r["outcome"] == "approved")
+            .unwrap();
+        assert_eq!(now["approved_in"], record["id"], "{now:#}");
     }
     assert_eq!(env.job_for(&b3).await["status"], "pending-approval");
     env.drain_all().await;

@@ -307,6 +307,21 @@ impl AuditWriter {
         &self.chain
     }
 
+    /// The id the next record of this chain gets, unless another is made first or a write
+    /// whose answer was lost makes the head be read again.
+    pub async fn next_id(&self) -> String {
+        format!("{}-{:08}", self.chain, self.head.lock().await.0 + 1)
+    }
+
+    /// Reads the record `seq` of chain `chain` of this writer's table.
+    pub async fn read_record(
+        &self,
+        chain: &str,
+        seq: u64,
+    ) -> Result<Option<super::Stored>, StateError> {
+        super::read_record(&self.ddb, &self.table, chain, seq).await
+    }
+
     /// Reads the records of job `job` in chain `chain` of this writer's table.
     pub async fn read_job_in_chain(
         &self,

@@ -24,7 +24,8 @@ pub use export::{export, read_export};
 pub use liveness::{Liveness, adopt_stopped};
 pub use record::{Format, GENESIS, Record, RecordKind, RecordOutcome};
 pub use verify::{
-    Coverage, Problem, Stored, broken, coverage, read_all, read_job_in_chain, verify, verify_export,
+    Coverage, Problem, Stored, broken, coverage, read_all, read_job_in_chain, read_record,
+    record_place, verify, verify_export,
 };
 
 #[cfg(test)]
@@ -270,6 +271,17 @@ mod tests {
                 .any(|p| p.record == "w-a-00000002" && p.what.contains("record format 4")),
             "{p:?}"
         );
+    }
+
+    #[test]
+    fn a_record_id_names_its_chain_and_place() {
+        assert_eq!(record_place("c-0a1b2c-00000012"), ("c-0a1b2c", Some(12)));
+        assert_eq!(record_place("w-legacy-00000001"), ("w-legacy", Some(1)));
+        // A chain alone, or a suffix that is no place.
+        assert_eq!(record_place("c-0a1b2c"), ("c-0a1b2c", None));
+        assert_eq!(record_place("c-x-0000001"), ("c-x-0000001", None));
+        assert_eq!(record_place("c-x-0000000a"), ("c-x-0000000a", None));
+        assert_eq!(record_place("anchors"), ("anchors", None));
     }
 
     #[test]

@@ -45,6 +45,36 @@ pub async fn read_all(ddb: &Client, table: &str) -> Result<Vec<Stored>, StateErr
     Ok(records)
 }
 
+/// Reads the record `seq` of chain `chain`, when there is one.
+pub async fn read_record(
+    ddb: &Client,
+    table: &str,
+    chain: &str,
+    seq: u64,
+) -> Result<Option<Stored>, StateError> {
+    let out = ddb
+        .get_item()
+        .table_name(table)
+        .key("chain", AttributeValue::S(chain.to_string()))
+        .key("seq", AttributeValue::N(seq.to_string()))
+        .consistent_read(true)
+        .send()
+        .await
+        .map_err(|e| classify("dynamodb:GetItem", e))?;
+    Ok(out.item().map(stored))
+}
+
+/// The chain and sequence number a record id names (`<chain>-<8 digits>`); a text without
+/// that suffix names a chain alone.
+pub fn record_place(id: &str) -> (&str, Option<u64>) {
+    match id.rsplit_once('-') {
+        Some((chain, seq)) if seq.len() == 8 && seq.bytes().all(|b| b.is_ascii_digit()) => {
+            (chain, seq.parse().ok())
+        }
+        _ => (id, None),
+    }
+}
+
 /// Reads the records of job `job` in chain `chain`, in order of their sequence numbers.
 pub async fn read_job_in_chain(
     ddb: &Client,

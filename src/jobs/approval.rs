@@ -39,13 +39,13 @@ impl Decision {
     }
 
     /// The status a pending job moves to, and the fields written with it, when `by` decides
-    /// on the plan with sha256 `plan_hash` at `now`, recorded in audit chain `chain`.
+    /// on the plan with sha256 `plan_hash` at `now`, recorded as audit record `record`.
     pub fn transition(
         &self,
         by: &str,
         plan_hash: &str,
         now: &str,
-        chain: &str,
+        record: &str,
     ) -> (JobStatus, Vec<(&'static str, Option<String>)>) {
         match self {
             Decision::Approve { reason, .. } => (
@@ -55,7 +55,7 @@ impl Decision {
                     ("approved_at", Some(now.to_string())),
                     ("approved_plan_hash", Some(plan_hash.to_string())),
                     ("approval_reason", reason.clone()),
-                    ("approved_in", Some(chain.to_string())),
+                    ("approved_in", Some(record.to_string())),
                     (
                         "reason",
                         Some(format!(
@@ -165,9 +165,10 @@ pub async fn decide(
 ) -> Result<Job, JobError> {
     let id = pending.job.id.as_str();
     let hash = pending.job.plan_hash.as_deref().unwrap_or_default();
-    let (to, fields) = pending
-        .decision
-        .transition(by, hash, &now_text(), audit.chain());
+    // The approval names its record: the id the decision's record gets (looked for in the
+    // rest of the chain when it ends up elsewhere in it).
+    let record = audit.next_id().await;
+    let (to, fields) = pending.decision.transition(by, hash, &now_text(), &record);
     // The decision and its record are one write: a decision is never left off the record.
     let decided = store
         .transition_recorded(

@@ -216,7 +216,11 @@ pub fn approval_on_record(
             why,
         })
     };
-    let Some(name) = p.approved_in.as_deref() else {
+    let Some(name) = p
+        .approved_in
+        .as_deref()
+        .map(|id| crate::audit::record_place(id).0)
+    else {
         return refuse("the job names no audit record of its approval".into());
     };
     if !crate::audit::is_command_chain(name) {
@@ -1120,6 +1124,12 @@ mod tests {
         let approval = record("bob", JobStatus::Approved, "2026-11-30T10:00:00.000Z");
         let chain = stored_chain("c-cli", vec![approval.clone()]);
         assert_eq!(approval_on_record(&job, &chain, now, ttl), Ok(()));
+        // Named by its record's id, as `jobs approve` names it.
+        let by_id = Job {
+            approved_in: Some("c-cli-00000001".into()),
+            ..job.clone()
+        };
+        assert_eq!(approval_on_record(&by_id, &chain, now, ttl), Ok(()));
         // After other records of the same command.
         let other = record("bob", JobStatus::Rejected, "2026-11-30T09:59:00.000Z");
         let longer = stored_chain("c-cli", vec![other, approval.clone()]);

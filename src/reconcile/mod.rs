@@ -903,6 +903,25 @@ async fn decide(
     }
 }
 
+/// The records an approval names (`id`, of job `job`): the record at that place when it
+/// approves the job (one GetItem), else the job's records in that chain (a Query, for a record
+/// that ended up elsewhere in its chain, or an approval that names a chain alone).
+async fn approval_records(
+    ctx: &Context,
+    id: &str,
+    job: &str,
+) -> Result<Vec<crate::audit::Stored>, StateError> {
+    let (chain, seq) = crate::audit::record_place(id);
+    if let Some(seq) = seq
+        && let Some(s) = ctx.audit.read_record(chain, seq).await?
+        && s.record.job_id.as_deref() == Some(job)
+        && s.record.outcome == crate::audit::RecordOutcome::Job(JobStatus::Approved)
+    {
+        return Ok(vec![s]);
+    }
+    ctx.audit.read_job_in_chain(chain, job).await
+}
+
 /// The job runs under `p`'s approval: it carries who approved, when, which plan, why, and
 /// where that is recorded.
 fn take_approval(job: &mut Job, p: &Job) {
@@ -918,7 +937,7 @@ fn take_approval(job: &mut Job, p: &Job) {
 /// approval, and the job is tried again later.
 async fn approval_recorded(ctx: &Context, p: &Job) -> Result<(), Stopped> {
     let chain = match p.approved_in.as_deref() {
-        Some(name) => match ctx.audit.read_job_in_chain(name, &p.id).await {
+        Some(id) => match approval_records(ctx, id, &p.id).await {
             Ok(chain) => chain,
             Err(e) => {
                 let again = if e.retryable() {
