@@ -472,21 +472,10 @@ impl AuditWriter {
     }
 
     async fn stored_hash(&self, seq: u64) -> Result<Option<String>, StateError> {
-        let out = self
-            .ddb
-            .get_item()
-            .table_name(&self.table)
-            .key("chain", AttributeValue::S(self.chain.clone()))
-            .key("seq", AttributeValue::N(seq.to_string()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| classify("dynamodb:GetItem", e))?;
-        Ok(out
-            .item()
-            .and_then(|i| i.get("hash"))
-            .and_then(|v| v.as_s().ok())
-            .cloned())
+        Ok(self
+            .read_record(&self.chain, seq)
+            .await?
+            .map(|s| s.stored_hash))
     }
 }
 
