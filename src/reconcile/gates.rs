@@ -177,13 +177,10 @@ pub fn approval_in_time(
     let Some(p) = previous.filter(|p| p.status == JobStatus::Approved) else {
         return Ok(());
     };
-    let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
-    let in_time = p
-        .approved_at
+    if p.approved_at
         .as_deref()
-        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-        .is_some_and(|at| now.signed_duration_since(at).num_milliseconds() < ttl_ms);
-    if in_time {
+        .is_some_and(|at| given_within(at, now, ttl))
+    {
         return Ok(());
     }
     Err(Outcome::ApprovalExpired {
@@ -273,10 +270,7 @@ pub fn approval_on_record(
         ));
     };
     let record = &stored.record;
-    let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
-    let in_time = chrono::DateTime::parse_from_rfc3339(&record.time)
-        .is_ok_and(|at| now.signed_duration_since(at).num_milliseconds() < ttl_ms);
-    if !in_time {
+    if !given_within(&record.time, now, ttl) {
         return refuse(format!(
             "its record {} was made at {}, not within the approval TTL of {} s",
             record.id,
@@ -285,6 +279,14 @@ pub fn approval_on_record(
         ));
     }
     Ok(())
+}
+
+/// Whether an approval given at `at` (RFC 3339) still holds at `now` under `ttl`: a time that
+/// does not parse holds for nothing.
+fn given_within(at: &str, now: chrono::DateTime<chrono::Utc>, ttl: std::time::Duration) -> bool {
+    let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+    chrono::DateTime::parse_from_rfc3339(at)
+        .is_ok_and(|at| now.signed_duration_since(at).num_milliseconds() < ttl_ms)
 }
 
 /// How a plan that passed every gate after planning goes on.
