@@ -294,7 +294,7 @@ impl AuditWriter {
         self.ddb
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(item(record)))
+            .set_item(Some(item(record, record.canonical())))
             .condition_expression("attribute_not_exists(#s)")
             .expression_attribute_names("#s", "seq")
             .send()
@@ -435,12 +435,13 @@ impl AuditWriter {
             record.format = super::Format::IDENTIFIED;
         }
         redact_record(&mut record);
-        record.hash = record.compute_hash();
+        let text = record.seal();
         let anchor = self.anchor_with(&record).await;
         Pending {
             writer: self,
             head,
             record,
+            text,
             anchor,
             settled: false,
         }
@@ -479,8 +480,8 @@ impl AuditWriter {
     }
 }
 
-/// The item a record is stored as.
-fn item(record: &Record) -> HashMap<String, AttributeValue> {
+/// The item a record is stored as, `canonical` its canonical form ([`Record::canonical`]).
+fn item(record: &Record, canonical: String) -> HashMap<String, AttributeValue> {
     let text = |v: &Option<String>| AttributeValue::S(v.clone().unwrap_or_default());
     HashMap::from([
         ("chain".to_string(), AttributeValue::S(record.chain.clone())),
@@ -495,7 +496,7 @@ fn item(record: &Record) -> HashMap<String, AttributeValue> {
             AttributeValue::S(record.outcome.to_string()),
         ),
         ("hash".to_string(), AttributeValue::S(record.hash.clone())),
-        ("record".to_string(), AttributeValue::S(record.canonical())),
+        ("record".to_string(), AttributeValue::S(canonical)),
     ])
 }
 
@@ -504,10 +505,14 @@ type HeldAnchor<'a> = (tokio::sync::MutexGuard<'a, Option<(u64, String)>>, Recor
 
 /// The write that appends `record` to `table`, for a transaction: it fails if the record's
 /// place in its chain is taken.
-fn record_put(table: &str, record: &Record) -> Result<aws_sdk_dynamodb::types::Put, StateError> {
+fn record_put(
+    table: &str,
+    record: &Record,
+    canonical: String,
+) -> Result<aws_sdk_dynamodb::types::Put, StateError> {
     aws_sdk_dynamodb::types::Put::builder()
         .table_name(table)
-        .set_item(Some(item(record)))
+        .set_item(Some(item(record, canonical)))
         .condition_expression("attribute_not_exists(#s)")
         .expression_attribute_names("#s", "seq")
         .build()
@@ -520,6 +525,8 @@ pub struct Pending<'a> {
     writer: &'a AuditWriter,
     head: tokio::sync::MutexGuard<'a, (u64, String)>,
     record: Record,
+    /// The record's canonical form, as stored.
+    text: String,
     anchor: Option<HeldAnchor<'a>>,
     settled: bool,
 }
@@ -541,7 +548,7 @@ impl Pending<'_> {
     /// The write that appends the record, for a transaction: it fails if the record's place
     /// in the chain is taken.
     pub fn put(&self) -> Result<aws_sdk_dynamodb::types::Put, StateError> {
-        record_put(&self.writer.table, &self.record)
+        record_put(&self.writer.table, &self.record, self.text.clone())
     }
 
     /// The write that appends the record's anchor, when one is due, for the same transaction:
@@ -549,7 +556,7 @@ impl Pending<'_> {
     pub fn anchor_put(&self) -> Result<Option<aws_sdk_dynamodb::types::Put>, StateError> {
         self.anchor
             .as_ref()
-            .map(|(_, a)| record_put(&self.writer.table, a))
+            .map(|(_, a)| record_put(&self.writer.table, a, a.canonical()))
             .transpose()
     }
 

@@ -151,10 +151,15 @@ impl Format {
         self == Format::LEGACY || self == Format::JCS || self == Format::IDENTIFIED
     }
 
+    /// Whether records of this format are hashed over their RFC 8785 form (formats 2 and 3).
+    fn is_rfc_8785(self) -> bool {
+        self == Format::JCS || self == Format::IDENTIFIED
+    }
+
     /// The canonical text of `value` in this format (format 1's for a format this rectify does
     /// not know: readable, but [`Record::compute_hash`] matches no hash of it).
     fn canonical(self, value: &Value) -> String {
-        if self == Format::JCS || self == Format::IDENTIFIED {
+        if self.is_rfc_8785() {
             serde_json_canonicalizer::to_string(value).unwrap_or_default()
         } else {
             canonical_json(value)
@@ -230,6 +235,51 @@ impl Record {
             map.remove("hash");
         }
         sha256_hex(&self.format.canonical(&v))
+    }
+
+    /// Fills in `hash` and returns the whole record's canonical text, what the table stores:
+    /// what [`Record::compute_hash`] then [`Record::canonical`] give, with each member made
+    /// canonical once. An RFC 8785 object is its members in the order of their names'
+    /// UTF-16 code units, so the text with `hash` and the text without it share every other
+    /// member's text.
+    pub(crate) fn seal(&mut self) -> String {
+        let map = match serde_json::to_value(&*self) {
+            Ok(Value::Object(map)) if self.format.is_rfc_8785() => map,
+            _ => {
+                self.hash = self.compute_hash();
+                return self.canonical();
+            }
+        };
+        let text = |v: &Value| serde_json_canonicalizer::to_string(v).unwrap_or_default();
+        let utf16_order = |a: &str, b: &str| a.encode_utf16().cmp(b.encode_utf16());
+        let mut members: Vec<(&str, String)> = map
+            .iter()
+            .filter(|(name, _)| name.as_str() != "hash")
+            .map(|(name, value)| {
+                let name_text = text(&Value::String(name.clone()));
+                (name.as_str(), format!("{name_text}:{}", text(value)))
+            })
+            .collect();
+        members.sort_by(|a, b| utf16_order(a.0, b.0));
+        let object = |members: &[(&str, String)]| {
+            let size = members.iter().map(|(_, m)| m.len() + 1).sum::<usize>() + 1;
+            let mut out = String::with_capacity(size);
+            out.push('{');
+            for (i, (_, member)) in members.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(member);
+            }
+            out.push('}');
+            out
+        };
+        let hash = sha256_hex(&object(&members));
+        let at = members.partition_point(|(name, _)| utf16_order(name, "hash").is_lt());
+        members.insert(at, ("hash", format!(r#""hash":"{hash}""#)));
+        let stored = object(&members);
+        self.hash = hash;
+        stored
     }
 
     /// The whole record, `hash` included, as canonical JSON in its format: what the table stores
@@ -534,6 +584,53 @@ mod tests {
         let back: Record = serde_json::from_str(&r.canonical()).unwrap();
         assert_eq!(back.format, Format::JCS);
         assert_eq!(back.compute_hash(), hash);
+    }
+
+    #[test]
+    fn a_sealed_record_is_hashed_and_stored_as_its_canonical_form_says() {
+        let mut jcs = jcs_record();
+        let text = jcs.seal();
+        let hash = "cc0fa12387f7677e526af77c7ea25679eb57ca3d4c4f6ed0329909d980b23f37";
+        assert_eq!(
+            jcs.hash, hash,
+            "the RFC 8785 form written out by hand above"
+        );
+        assert_eq!(text, jcs.canonical());
+        let records = [
+            Record {
+                identity: Some("arn:aws:iam::111122223333:user/alice".into()),
+                format: Format::IDENTIFIED,
+                ..jcs_record()
+            },
+            Record {
+                format: Format::LEGACY,
+                ..jcs_record()
+            },
+            Record {
+                // Nothing of the record's own: `hash` sorts between `format` and `id` still.
+                format: Format::JCS,
+                before: Some(
+                    serde_json::json!({"hash": "a member's, not the record's", "id": [1, {"b": 2, "a": 1}]}),
+                ),
+                ..jcs_record()
+            },
+        ];
+        for mut r in records {
+            let mut apart = r.clone();
+            apart.hash = apart.compute_hash();
+            let text = r.seal();
+            assert_eq!(r.hash, apart.hash, "{:?}", r.format);
+            assert_eq!(text, apart.canonical(), "{:?}", r.format);
+            let back: Record = serde_json::from_str(&text).unwrap();
+            assert_eq!(back.compute_hash(), r.hash);
+        }
+        // A format this rectify cannot hash is sealed with no hash, as compute_hash gives.
+        let mut unknown = Record {
+            format: Format(4),
+            ..jcs_record()
+        };
+        unknown.seal();
+        assert_eq!(unknown.hash, "");
     }
 
     #[test]
