@@ -144,7 +144,8 @@ pub async fn caller(aws: &aws_config::SdkConfig) -> Result<Caller, CloudError> {
 pub enum Writer {
     /// The worker's own, in its home account `home` (the caller's, see [`caller`]).
     Worker { home: String },
-    /// One command's, run as `caller`: each record names the caller's AWS identity.
+    /// The pipeline's, run by a command (a sweep, an undo) as `caller`: each record names the
+    /// caller's AWS identity; the chain is still a pipeline's, which vouches for no approval.
     Command(Caller),
 }
 

@@ -16,8 +16,12 @@ use crate::state::{Job, Recorded, RecordedWrite, StateError, Store};
 
 /// The chain in which writers record their heads.
 pub const ANCHORS: &str = "anchors";
-/// How the chain of one command (an operator's decision) begins; a worker's begins `w-`.
+/// How the chain of one command (an operator's decision) begins.
 const COMMAND: &str = "c-";
+/// How a chain the reconcile pipeline writes begins: a worker's, and a sweep's or an undo's,
+/// which run the pipeline for a command (their records name its identity, but a record of the
+/// pipeline's never vouches for an approval).
+const PIPELINE: &str = "w-";
 
 /// Whether `chain` is one command's: the only chains an approval is recorded in.
 pub fn is_command_chain(chain: &str) -> bool {
@@ -55,9 +59,9 @@ pub struct AuditWriter {
 }
 
 impl AuditWriter {
-    /// A new chain for this process, anchored after every 10 records.
+    /// A new chain of the reconcile pipeline for this process, anchored after every 10 records.
     pub fn new(ddb: Client, table: String) -> AuditWriter {
-        AuditWriter::named(ddb, table, "w-")
+        AuditWriter::named(ddb, table, PIPELINE)
     }
 
     /// A new chain whose name begins with `prefix`.
@@ -245,7 +249,7 @@ impl AuditWriter {
             chain: ANCHORS.into(),
             seq: prev_seq + 1,
             prev_hash,
-            id: format!("{ANCHORS}-{:08}", prev_seq + 1),
+            id: super::record_id(ANCHORS, prev_seq + 1),
             time: now_text(),
             after: Some(serde_json::json!({"chain": chain, "seq": seq, "hash": hash})),
             outcome: RecordOutcome::Anchored,
@@ -310,7 +314,7 @@ impl AuditWriter {
     /// The id the next record of this chain gets, unless another is made first or a write
     /// whose answer was lost makes the head be read again.
     pub async fn next_id(&self) -> String {
-        format!("{}-{:08}", self.chain, self.head.lock().await.0 + 1)
+        super::record_id(&self.chain, self.head.lock().await.0 + 1)
     }
 
     /// Reads the record `seq` of chain `chain` of this writer's table.
@@ -428,7 +432,7 @@ impl AuditWriter {
         record.chain = self.chain.clone();
         record.seq = head.0 + 1;
         record.prev_hash = head.1.clone();
-        record.id = format!("{}-{:08}", self.chain, record.seq);
+        record.id = super::record_id(&self.chain, record.seq);
         record.time = now_text();
         if let Some(identity) = &self.identity {
             record.identity = Some(identity.clone());

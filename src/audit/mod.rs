@@ -25,7 +25,7 @@ pub use liveness::{Liveness, adopt_stopped};
 pub use record::{Format, GENESIS, Record, RecordKind, RecordOutcome};
 pub use verify::{
     Coverage, Problem, Stored, broken, coverage, read_all, read_job_in_chain, read_record,
-    record_place, verify, verify_export,
+    record_id, record_place, verify, verify_export,
 };
 
 #[cfg(test)]
@@ -282,6 +282,9 @@ mod tests {
         assert_eq!(record_place("c-x-0000001"), ("c-x-0000001", None));
         assert_eq!(record_place("c-x-0000000a"), ("c-x-0000000a", None));
         assert_eq!(record_place("anchors"), ("anchors", None));
+        // The id a record is given is the place it names.
+        assert_eq!(record_id("c-0a1b2c", 12), "c-0a1b2c-00000012");
+        assert_eq!(record_place(&record_id("anchors", 7)), ("anchors", Some(7)));
     }
 
     #[test]

@@ -64,8 +64,13 @@ pub async fn read_record(
     Ok(out.item().map(stored))
 }
 
-/// The chain and sequence number a record id names (`<chain>-<8 digits>`); a text without
-/// that suffix names a chain alone.
+/// The id of record `seq` of chain `chain`: `<chain>-<8 digits>` ([`record_place`] reads it).
+pub fn record_id(chain: &str, seq: u64) -> String {
+    format!("{chain}-{seq:08}")
+}
+
+/// The chain and sequence number a record id names ([`record_id`]); a text without that
+/// suffix names a chain alone.
 pub fn record_place(id: &str) -> (&str, Option<u64>) {
     match id.rsplit_once('-') {
         Some((chain, seq)) if seq.len() == 8 && seq.bytes().all(|b| b.is_ascii_digit()) => {
@@ -143,7 +148,7 @@ pub fn verify_export(table: &[Stored], export: &[Stored]) -> Vec<Problem> {
         .map(|r| ((r.chain.as_str(), r.seq), r.stored_hash.as_str()))
         .collect();
     for e in export {
-        let name = format!("{}-{:08}", e.chain, e.seq);
+        let name = record_id(&e.chain, e.seq);
         match stored.get(&(e.chain.as_str(), e.seq)) {
             None => problems.push(Problem {
                 record: name,
@@ -166,7 +171,7 @@ pub fn verify_export(table: &[Stored], export: &[Stored]) -> Vec<Problem> {
 pub fn broken(s: &Stored) -> Vec<String> {
     let r = &s.record;
     let mut problems = Vec::new();
-    if r.chain != s.chain || r.seq != s.seq || r.id != format!("{}-{:08}", s.chain, s.seq) {
+    if r.chain != s.chain || r.seq != s.seq || r.id != record_id(&s.chain, s.seq) {
         problems.push("stored under a key its content does not name: moved or forged".into());
     }
     if !r.format.is_known() {
@@ -220,11 +225,11 @@ pub fn verify(records: &[Stored]) -> Vec<Problem> {
         }
         match stored.get(&(chain, seq)) {
             None => problems.push(Problem {
-                record: format!("{chain}-{seq:08}"),
+                record: record_id(chain, seq),
                 what: format!("missing, though anchor {} recorded it as the head of its chain: the tail was cut off", a.record.id),
             }),
             Some(h) if *h != hash => problems.push(Problem {
-                record: format!("{chain}-{seq:08}"),
+                record: record_id(chain, seq),
                 what: format!("differs from the hash anchor {} recorded for it", a.record.id),
             }),
             _ => {}
@@ -236,7 +241,7 @@ pub fn verify(records: &[Stored]) -> Vec<Problem> {
         let mut prev_hash = GENESIS.to_string();
         for s in items {
             let r = &s.record;
-            let name = format!("{chain}-{:08}", s.seq);
+            let name = record_id(chain, s.seq);
             let mut problem = |what: String| {
                 problems.push(Problem {
                     record: name.clone(),
