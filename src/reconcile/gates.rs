@@ -191,15 +191,38 @@ pub fn approval_in_time(
     })
 }
 
+/// The first half of [`approval_on_record`], before anything is read: the approved job `p`
+/// names its approval's record (`approved_in`), in a command's chain (a worker's records never
+/// vouch for an approval). Returns that id.
+pub fn approval_record_named(p: &Job) -> Result<&str, Outcome> {
+    let refuse = |why: String| {
+        Err(Outcome::ApprovalNotOnRecord {
+            approved_by: p.approved_by.clone(),
+            job_id: p.id.clone(),
+            why,
+        })
+    };
+    let Some(id) = p.approved_in.as_deref() else {
+        return refuse("the job names no audit record of its approval".into());
+    };
+    let name = crate::audit::record_place(id).0;
+    if !crate::audit::is_command_chain(name) {
+        return refuse(format!(
+            "audit chain {name} is no command's: an approval is recorded by `rectify jobs approve`"
+        ));
+    }
+    Ok(id)
+}
+
 /// The gate of an approved job (`p`, the job as the approval left it), before anything is read
 /// or recorded under its approval: the approval is on the record. `records` are the job's
 /// records in the audit chain the job names as holding it (`approved_in`). That chain must be
-/// a command's (a worker's records never vouch for an approval), and hold a whole record (its
-/// content matching its hash and its key) of job `p.id` moving to approved, by
-/// `p.approved_by`, of the plan whose hash `p.approved_plan_hash` is, made less than `ttl`
-/// before `now`. An approval written to the job by other means than rectify's (no such record,
-/// or one saying something else) runs nothing: the plan waits for an approval again. A record
-/// of the job this rectify cannot read (a newer format) keeps the approval, unexecuted.
+/// a command's ([`approval_record_named`]), and hold a whole record (its content matching its
+/// hash and its key) of job `p.id` moving to approved, by `p.approved_by`, of the plan whose
+/// hash `p.approved_plan_hash` is, made less than `ttl` before `now`. An approval written to
+/// the job by other means than rectify's (no such record, or one saying something else) runs
+/// nothing: the plan waits for an approval again. A record of the job this rectify cannot read
+/// (a newer format) keeps the approval, unexecuted.
 pub fn approval_on_record(
     p: &Job,
     records: &[crate::audit::Stored],
@@ -213,18 +236,7 @@ pub fn approval_on_record(
             why,
         })
     };
-    let Some(name) = p
-        .approved_in
-        .as_deref()
-        .map(|id| crate::audit::record_place(id).0)
-    else {
-        return refuse("the job names no audit record of its approval".into());
-    };
-    if !crate::audit::is_command_chain(name) {
-        return refuse(format!(
-            "audit chain {name} is no command's: an approval is recorded by `rectify jobs approve`"
-        ));
-    }
+    let name = crate::audit::record_place(approval_record_named(p)?).0;
     if let Some(r) = records.iter().map(|s| &s.record).find(|r| {
         !r.format.is_known() || matches!(r.outcome, crate::audit::RecordOutcome::Unreadable(_))
     }) {
@@ -238,26 +250,32 @@ pub fn approval_on_record(
             approved: true,
         });
     }
-    let saying: Vec<&crate::audit::Stored> = records
-        .iter()
-        .filter(|s| {
-            let r = &s.record;
-            s.chain == name
-                && r.kind == crate::audit::RecordKind::Job
-                && r.job_id.as_deref() == Some(p.id.as_str())
-                && r.outcome == crate::audit::RecordOutcome::Job(JobStatus::Approved)
-                && r.actor.is_some()
-                && r.actor == p.approved_by
-                && r.plan.as_ref().map(Plan::hash) == p.approved_plan_hash
-        })
-        .collect();
-    let whole = saying.iter().find(|s| crate::audit::broken(s).is_empty());
+    let mut saying = records.iter().filter(|s| {
+        let r = &s.record;
+        s.chain == name
+            && r.kind == crate::audit::RecordKind::Job
+            && r.job_id.as_deref() == Some(p.id.as_str())
+            && r.outcome == crate::audit::RecordOutcome::Job(JobStatus::Approved)
+            && r.actor.is_some()
+            && r.actor == p.approved_by
+            && r.plan.as_ref().map(Plan::hash) == p.approved_plan_hash
+    });
+    // The first whole record saying so counts; failing one, the first broken one says why.
+    let mut first_broken = None;
+    let whole = saying.find(|s| {
+        let problems = crate::audit::broken(s);
+        if problems.is_empty() {
+            return true;
+        }
+        first_broken.get_or_insert((*s, problems));
+        false
+    });
     let Some(stored) = whole else {
-        if let Some(s) = saying.first() {
-            let problem = crate::audit::broken(s).join("; ");
+        if let Some((s, problems)) = first_broken {
             return refuse(format!(
-                "its record {} is not whole: {problem}",
-                s.record.id
+                "its record {} is not whole: {}",
+                s.record.id,
+                problems.join("; ")
             ));
         }
         return refuse(format!(
@@ -1132,6 +1150,7 @@ mod tests {
             ..job.clone()
         };
         assert_eq!(approval_on_record(&by_id, &chain, now, ttl), Ok(()));
+        assert_eq!(approval_record_named(&by_id), Ok("c-cli-00000001"));
         // After other records of the same command.
         let other = record("bob", JobStatus::Rejected, "2026-11-30T09:59:00.000Z");
         let longer = stored_chain("c-cli", vec![other, approval.clone()]);

@@ -759,23 +759,10 @@ async fn decide(
     reserved: &mut Option<Reservation>,
     lease: &ResourceLease,
 ) -> Decision {
-    if let Err(outcome) = gates::approval_in_time(previous, chrono::Utc::now(), ctx.approval_ttl) {
-        warn!(
-            approved_by = previous
-                .and_then(|p| p.approved_by.as_deref())
-                .unwrap_or(""),
-            "approval expired before it was executed: nothing is changed"
-        );
-        // The record shows the plan that was approved and not executed.
-        if let Some(p) = previous {
-            job.plan = p.plan.clone();
-            job.plan_hash = p.plan_hash.clone();
-        }
-        return Decision::ended(outcome);
-    }
-    // An approval is found on the record before anything is read, planned or recorded under it.
+    // An approval still holds (in time, and on the record) before anything is read, planned or
+    // recorded under it.
     if let Some(p) = previous.filter(|p| p.status == JobStatus::Approved)
-        && let Err(stopped) = approval_recorded(ctx, p).await
+        && let Err(stopped) = approval_holds(ctx, p).await
     {
         // The record shows the plan that was approved and not executed.
         job.plan = p.plan.clone();
@@ -932,38 +919,22 @@ fn take_approval(job: &mut Job, p: &Job) {
     job.approved_in = p.approved_in.clone();
 }
 
-/// Reads the records of `p` in the audit chain its approval names and checks that the approval
-/// is among them ([`gates::approval_on_record`]). Records that cannot be read now keep the
-/// approval, and the job is tried again later.
-async fn approval_recorded(ctx: &Context, p: &Job) -> Result<(), Stopped> {
-    let chain = match p.approved_in.as_deref() {
-        Some(id) => match approval_records(ctx, id, &p.id).await {
-            Ok(chain) => chain,
-            Err(e) => {
-                let again = if e.retryable() {
-                    "the approved plan is tried again later".to_string()
-                } else {
-                    format!(
-                        "the job stays approved: `rectify jobs retry {}` runs it once the audit table can be read",
-                        p.id
-                    )
-                };
-                let reason = format!(
-                    "the audit record of the approval cannot be read ({e}): nothing was changed; {again}"
-                );
-                warn!(error = %e, "approval's audit record unreadable: nothing is changed");
-                return Err(Stopped {
-                    retry: e.retryable().then(|| e.to_string()),
-                    outcome: Outcome::NotReady {
-                        reason,
-                        approved: true,
-                    },
-                });
-            }
-        },
-        None => Vec::new(),
-    };
-    gates::approval_on_record(p, &chain, chrono::Utc::now(), ctx.approval_ttl).map_err(|outcome| {
+/// Whether the approval of `p` (an approved job) still holds: given within the TTL
+/// ([`gates::approval_in_time`]), and on the record ([`gates::approval_on_record`]: its record
+/// is read only once the job names one in a command's chain). Records that cannot be read now
+/// keep the approval, and the job is tried again later.
+async fn approval_holds(ctx: &Context, p: &Job) -> Result<(), Stopped> {
+    if let Err(outcome) = gates::approval_in_time(Some(p), chrono::Utc::now(), ctx.approval_ttl) {
+        warn!(
+            approved_by = p.approved_by.as_deref().unwrap_or(""),
+            "approval expired before it was executed: nothing is changed"
+        );
+        return Err(Stopped {
+            retry: None,
+            outcome,
+        });
+    }
+    let not_on_record = |outcome: Outcome| {
         warn!(
             approved_by = p.approved_by.as_deref().unwrap_or(""),
             reason = %outcome.reason(),
@@ -973,7 +944,34 @@ async fn approval_recorded(ctx: &Context, p: &Job) -> Result<(), Stopped> {
             retry: None,
             outcome,
         }
-    })
+    };
+    let id = gates::approval_record_named(p).map_err(not_on_record)?;
+    let chain = match approval_records(ctx, id, &p.id).await {
+        Ok(chain) => chain,
+        Err(e) => {
+            let again = if e.retryable() {
+                "the approved plan is tried again later".to_string()
+            } else {
+                format!(
+                    "the job stays approved: `rectify jobs retry {}` runs it once the audit table can be read",
+                    p.id
+                )
+            };
+            let reason = format!(
+                "the audit record of the approval cannot be read ({e}): nothing was changed; {again}"
+            );
+            warn!(error = %e, "approval's audit record unreadable: nothing is changed");
+            return Err(Stopped {
+                retry: e.retryable().then(|| e.to_string()),
+                outcome: Outcome::NotReady {
+                    reason,
+                    approved: true,
+                },
+            });
+        }
+    };
+    gates::approval_on_record(p, &chain, chrono::Utc::now(), ctx.approval_ttl)
+        .map_err(not_on_record)
 }
 
 /// Makes a decided job durable: the audit record (and its anchor, when one is due), the job's
